@@ -1,0 +1,112 @@
+"""Customers and their accounts, created on first use; system accounts per shop for the other side."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge.db import insert_ignoring_conflict
+from bridge.models import Account, Customer
+from bridge.money import POINTS
+
+
+class SystemAccount(StrEnum):
+    """The shop's side of each kind of movement, so every transaction balances."""
+
+    REFUNDS_ISSUED = "refunds_issued"
+    TOPUPS_RECEIVED = "topups_received"
+    WALLET_PAYMENTS = "wallet_payments"
+    PROMOTIONS = "promotions"
+    POINTS_ISSUED = "points_issued"
+    POINTS_CONVERSION = "points_conversion"
+    MERCHANT_ADJUSTMENTS = "merchant_adjustments"
+    EXPIRED_CREDIT = "expired_credit"
+    WITHDRAWALS_PAID = "withdrawals_paid"
+
+
+def ensure_customer(
+    session: Session, shop_id: int, external_id: str, *, email: str | None = None, name: str | None = None
+) -> Customer:
+    """The shop's customer by its own id, created on first sight; contact details refreshed when given."""
+    insert_ignoring_conflict(
+        session,
+        Customer.__table__,
+        {"shop_id": shop_id, "external_id": external_id, "email": email, "name": name},
+        ["shop_id", "external_id"],
+    )
+    customer = session.execute(
+        select(Customer).where(Customer.shop_id == shop_id, Customer.external_id == external_id)
+    ).scalar_one()
+    if email and customer.email != email:
+        customer.email = email
+    if name and customer.name != name:
+        customer.name = name
+    return customer
+
+
+def find_customer(session: Session, shop_id: int, external_id: str) -> Customer | None:
+    return session.execute(
+        select(Customer).where(Customer.shop_id == shop_id, Customer.external_id == external_id)
+    ).scalar_one_or_none()
+
+
+def _ensure_account(session: Session, shop_id: int, code: str, **columns) -> Account:
+    insert_ignoring_conflict(
+        session, Account.__table__, {"shop_id": shop_id, "code": code, **columns}, ["shop_id", "code"]
+    )
+    query = select(Account).where(Account.shop_id == shop_id, Account.code == code)
+    return session.execute(query.execution_options(populate_existing=True)).scalar_one()
+
+
+def wallet_account(session: Session, customer: Customer, currency: str) -> Account:
+    return _ensure_account(
+        session,
+        customer.shop_id,
+        f"wallet:{customer.id}:{currency}",
+        kind="wallet",
+        customer_id=customer.id,
+        currency=currency,
+        balance=0,
+        held=0,
+        overdraft_limit=0,
+        locked=False,
+    )
+
+
+def points_account(session: Session, customer: Customer) -> Account:
+    return _ensure_account(
+        session,
+        customer.shop_id,
+        f"points:{customer.id}",
+        kind="points",
+        customer_id=customer.id,
+        currency=POINTS,
+        balance=0,
+        held=0,
+        overdraft_limit=0,
+        locked=False,
+    )
+
+
+def system_account(session: Session, shop_id: int, purpose: SystemAccount, currency: str) -> Account:
+    return _ensure_account(
+        session,
+        shop_id,
+        f"system:{purpose}:{currency}",
+        kind="system",
+        currency=currency,
+        balance=0,
+        held=0,
+        overdraft_limit=0,
+        locked=False,
+    )
+
+
+def find_wallet(session: Session, customer: Customer, currency: str) -> Account | None:
+    return session.execute(
+        select(Account).where(
+            Account.shop_id == customer.shop_id, Account.code == f"wallet:{customer.id}:{currency}"
+        )
+    ).scalar_one_or_none()

@@ -1,0 +1,46 @@
+"""The Flask application factory: settings read once, services built once, one blueprint per surface."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from flask_smorest import Api
+
+from bridge.config import Settings
+from bridge.services import Services
+from bridge.web.api import api
+from bridge.web.errors import register_error_handlers
+from bridge.web.health import health, install_request_metrics
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        API_TITLE="Wallet Bridge",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={
+            "components": {"securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"apiKey": []}],
+        },
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure,
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+    )
+    app.extensions["wallet_bridge"] = Services.build(settings)
+    rest = Api(app)
+    rest.register_blueprint(api)
+    app.register_blueprint(health)
+    register_error_handlers(app)
+    install_request_metrics(app)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from bridge.cli import register_cli
+
+    register_cli(app)
+    return app

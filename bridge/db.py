@@ -1,0 +1,71 @@
+"""Engine and unit of work. SQLite (embedded default) and PostgreSQL (production) behave alike here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        _make_sqlite_transactional(engine)
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _make_sqlite_transactional(engine: Engine) -> None:
+    """pysqlite defers BEGIN; take the write lock up front (BEGIN IMMEDIATE) so that two
+    writers queue on the database instead of failing to upgrade a shared lock."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One database transaction: committed when the block ends cleanly, rolled back otherwise."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def insert_ignoring_conflict(session: Session, table, values: dict, conflict_columns: list[str]):
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id, on either database. Returns the new id or None.
+    On PostgreSQL a concurrent insert of the same key waits for the other transaction to end."""
+    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    stmt = (
+        dialect.insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=conflict_columns)
+        .returning(table.c.id)
+    )
+    return session.execute(stmt).scalar_one_or_none()

@@ -1,0 +1,370 @@
+"""The double-entry ledger: balanced, idempotent, append-only transactions and holds on wallets.
+
+Concurrency is decided by the database: each customer account is changed by one conditional
+UPDATE … RETURNING (which row-locks it until commit), taken in ascending account id so that two
+transactions over the same accounts never wait on each other in opposite orders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from bridge.accounts import SystemAccount, system_account
+from bridge.db import insert_ignoring_conflict
+from bridge.errors import (
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidState,
+    NotFound,
+    UnbalancedTransaction,
+    ValidationFailed,
+    WalletLocked,
+)
+from bridge.models import Account, Entry, Hold, LedgerTransaction, utcnow
+
+TRANSACTION_KINDS = frozenset(
+    {
+        "payment", "refund_to_wallet", "payment_reversal", "topup", "points_earned", "points_clawback",
+        "points_conversion", "signup_bonus", "adjustment", "withdrawal", "expiry", "capture", "promotion",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: str  # system | webhook | merchant | api_key
+    id: str | None = None
+
+
+SYSTEM = Actor("system")
+
+
+@dataclass(frozen=True)
+class Leg:
+    account: Account
+    amount: int
+
+
+@dataclass(frozen=True)
+class Posted:
+    transaction: LedgerTransaction
+    replayed: bool
+
+
+def _fingerprint(kind: str, legs: list[Leg], order_ref: str | None, refund_ref: str | None) -> str:
+    content = {
+        "kind": kind,
+        "legs": sorted([leg.account.id, leg.amount] for leg in legs),
+        "order_ref": order_ref,
+        "refund_ref": refund_ref,
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def _check_legs(shop_id: int, kind: str, legs: list[Leg]) -> None:
+    if kind not in TRANSACTION_KINDS:
+        raise ValidationFailed(f"unknown transaction kind {kind!r}", fields={"kind": "unknown kind"})
+    if len(legs) < 2:
+        raise UnbalancedTransaction("a transaction needs at least two entries")
+    totals: dict[str, int] = defaultdict(int)
+    for leg in legs:
+        if type(leg.amount) is not int or leg.amount == 0:
+            raise ValidationFailed("entry amounts are non-zero integers", fields={"amount": "not an integer"})
+        if leg.account.shop_id != shop_id:
+            raise NotFound("account not found")
+        totals[leg.account.currency] += leg.amount
+    if any(totals.values()):
+        raise UnbalancedTransaction(f"entries do not sum to zero per currency: {dict(totals)}")
+
+
+def find_transaction(session: Session, shop_id: int, idempotency_key: str) -> LedgerTransaction | None:
+    return session.execute(
+        select(LedgerTransaction).where(
+            LedgerTransaction.shop_id == shop_id, LedgerTransaction.idempotency_key == idempotency_key
+        )
+    ).scalar_one_or_none()
+
+
+def _replay(existing: LedgerTransaction, fingerprint: str) -> Posted:
+    if existing.fingerprint != fingerprint:
+        raise IdempotencyConflict(
+            "this idempotency key was used for a different transaction",
+            fields={"idempotency_key": "already used with different content"},
+        )
+    return Posted(existing, replayed=True)
+
+
+def post_transaction(
+    session: Session,
+    *,
+    shop_id: int,
+    kind: str,
+    reason: str,
+    legs: list[Leg],
+    idempotency_key: str,
+    actor: Actor = SYSTEM,
+    order_ref: str | None = None,
+    refund_ref: str | None = None,
+) -> Posted:
+    """Post a balanced transaction once per idempotency key. A replay with the same content returns
+    the first transaction and moves nothing; the same key with other content raises a conflict.
+    Raises InsufficientFunds when a customer account would go below its limit; the caller's unit of
+    work then rolls back, releasing the key."""
+    _check_legs(shop_id, kind, legs)
+    if not reason or not reason.strip():
+        raise ValidationFailed("a transaction needs a reason", fields={"reason": "required"})
+    fingerprint = _fingerprint(kind, legs, order_ref, refund_ref)
+    existing = find_transaction(session, shop_id, idempotency_key)
+    if existing is not None:
+        return _replay(existing, fingerprint)
+    now = utcnow()
+    transaction_id = insert_ignoring_conflict(
+        session,
+        LedgerTransaction.__table__,
+        {
+            "shop_id": shop_id, "kind": kind, "reason": reason.strip()[:500], "actor_kind": actor.kind,
+            "actor_id": actor.id, "idempotency_key": idempotency_key, "fingerprint": fingerprint,
+            "order_ref": order_ref, "refund_ref": refund_ref, "created_at": now,
+        },
+        ["shop_id", "idempotency_key"],
+    )  # fmt: skip
+    if transaction_id is None:  # a concurrent request claimed the key first and committed
+        return _replay(find_transaction(session, shop_id, idempotency_key), fingerprint)
+    entries = [_apply_leg(session, leg, transaction_id, now) for leg in sorted(legs, key=lambda g: g.account.id)]
+    session.add_all(entries)
+    session.flush()
+    return Posted(session.get(LedgerTransaction, transaction_id), replayed=False)
+
+
+def _apply_leg(session: Session, leg: Leg, transaction_id: int, now: datetime) -> Entry:
+    account = leg.account
+    balance_after = None
+    if account.tracks_balance:
+        balance_after = _move_balance(session, account, leg.amount)
+    return Entry(
+        transaction_id=transaction_id,
+        shop_id=account.shop_id,
+        account_id=account.id,
+        amount=leg.amount,
+        currency=account.currency,
+        balance_after=balance_after,
+        created_at=now,
+    )
+
+
+def _move_balance(session: Session, account: Account, amount: int) -> int:
+    stmt = update(Account).where(Account.id == account.id)
+    if amount < 0:  # credits always fit; debits only down to the account's limit, counting holds
+        stmt = stmt.where(Account.balance - Account.held + amount >= -Account.overdraft_limit)
+    row = session.execute(
+        stmt.values(balance=Account.balance + amount).returning(Account.balance, Account.held),
+        execution_options={"synchronize_session": False},
+    ).one_or_none()
+    if row is None:
+        raise InsufficientFunds(
+            "insufficient balance", fields={"amount": "exceeds the available balance"}
+        )
+    _refresh(account, balance=row.balance, held=row.held)
+    return row.balance
+
+
+def _refresh(account: Account, **values: int) -> None:
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    for name, value in values.items():
+        set_committed_value(account, name, value)
+
+
+def ensure_unlocked(account: Account) -> None:
+    if account.locked:
+        raise WalletLocked("this wallet is locked", fields={"customer_id": "wallet locked"})
+
+
+# Holds ---------------------------------------------------------------------------------------------
+
+
+def authorize_hold(
+    session: Session,
+    *,
+    account: Account,
+    amount: int,
+    reason: str,
+    idempotency_key: str,
+    expires_in: timedelta = timedelta(days=7),
+    order_ref: str | None = None,
+) -> tuple[Hold, bool]:
+    """Reserve money on a wallet. Returns (hold, replayed)."""
+    if type(amount) is not int or amount <= 0:
+        raise ValidationFailed("a hold is a positive amount", fields={"amount": "must be positive"})
+    ensure_unlocked(account)
+    existing = _find_hold_by_key(session, account.shop_id, idempotency_key)
+    if existing is not None:
+        return _replay_hold(existing, account, amount)
+    now = utcnow()
+    hold_id = insert_ignoring_conflict(
+        session,
+        Hold.__table__,
+        {
+            "shop_id": account.shop_id, "account_id": account.id, "amount": amount, "captured_amount": 0,
+            "status": "open", "reason": reason, "idempotency_key": idempotency_key, "order_ref": order_ref,
+            "expires_at": now + expires_in, "created_at": now,
+        },
+        ["shop_id", "idempotency_key"],
+    )  # fmt: skip
+    if hold_id is None:
+        return _replay_hold(_find_hold_by_key(session, account.shop_id, idempotency_key), account, amount)
+    row = session.execute(
+        update(Account)
+        .where(Account.id == account.id, Account.balance - Account.held - amount >= -Account.overdraft_limit)
+        .values(held=Account.held + amount)
+        .returning(Account.balance, Account.held),
+        execution_options={"synchronize_session": False},
+    ).one_or_none()
+    if row is None:
+        raise InsufficientFunds("insufficient available balance", fields={"amount": "exceeds available"})
+    _refresh(account, balance=row.balance, held=row.held)
+    return session.get(Hold, hold_id), False
+
+
+def _find_hold_by_key(session: Session, shop_id: int, key: str) -> Hold | None:
+    return session.execute(
+        select(Hold).where(Hold.shop_id == shop_id, Hold.idempotency_key == key)
+    ).scalar_one_or_none()
+
+
+def _replay_hold(hold: Hold, account: Account, amount: int) -> tuple[Hold, bool]:
+    if hold.account_id != account.id or hold.amount != amount:
+        raise IdempotencyConflict(
+            "this idempotency key was used for a different hold",
+            fields={"idempotency_key": "already used with different content"},
+        )
+    return hold, True
+
+
+def lock_hold(session: Session, shop_id: int, hold_id: int) -> Hold:
+    hold = session.execute(
+        select(Hold)
+        .where(Hold.id == hold_id, Hold.shop_id == shop_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if hold is None:
+        raise NotFound("hold not found")
+    return hold
+
+
+def _release(session: Session, hold: Hold, status: str) -> Account:
+    row = session.execute(
+        update(Account)
+        .where(Account.id == hold.account_id)
+        .values(held=Account.held - hold.amount)
+        .returning(Account.balance, Account.held),
+        execution_options={"synchronize_session": False},
+    ).one()
+    hold.status = status
+    hold.closed_at = utcnow()
+    account = session.get(Account, hold.account_id)
+    _refresh(account, balance=row.balance, held=row.held)
+    return account
+
+
+def capture_hold(
+    session: Session, *, shop_id: int, hold_id: int, amount: int | None = None, actor: Actor = SYSTEM
+) -> Posted:
+    """Capture all or part of an open hold as a payment; the rest is released. Capturing a captured
+    hold again with the same amount returns the first capture."""
+    hold = lock_hold(session, shop_id, hold_id)
+    amount = hold.amount if amount is None else amount
+    if hold.status == "captured" and hold.captured_amount == amount:
+        return Posted(session.get(LedgerTransaction, hold.capture_transaction_id), replayed=True)
+    if hold.status != "open":
+        raise InvalidState(f"the hold is {hold.status}", fields={"hold_id": f"hold is {hold.status}"})
+    if type(amount) is not int or not 0 < amount <= hold.amount:
+        raise ValidationFailed("capture between 1 and the held amount", fields={"amount": "out of range"})
+    wallet = _release(session, hold, "captured")
+    posted = post_transaction(
+        session,
+        shop_id=shop_id,
+        kind="capture",
+        reason=hold.reason,
+        legs=[
+            Leg(wallet, -amount),
+            Leg(system_account(session, shop_id, SystemAccount.WALLET_PAYMENTS, wallet.currency), amount),
+        ],
+        idempotency_key=f"hold:{hold.id}:capture",
+        actor=actor,
+        order_ref=hold.order_ref,
+    )
+    hold.captured_amount = amount
+    hold.capture_transaction_id = posted.transaction.id
+    return posted
+
+
+def void_hold(session: Session, *, shop_id: int, hold_id: int) -> Hold:
+    """Release a hold without moving money. Voiding a voided hold is a no-op."""
+    hold = lock_hold(session, shop_id, hold_id)
+    if hold.status in ("voided", "expired"):
+        return hold
+    if hold.status != "open":
+        raise InvalidState(f"the hold is {hold.status}", fields={"hold_id": f"hold is {hold.status}"})
+    _release(session, hold, "voided")
+    return hold
+
+
+def expire_stale_holds(session: Session, now: datetime | None = None) -> int:
+    """Release every open hold past its expiry (all shops). Returns how many."""
+    now = now or datetime.now(UTC)
+    stale = session.execute(
+        select(Hold.id, Hold.shop_id).where(Hold.status == "open", Hold.expires_at < now).order_by(Hold.id)
+    ).all()
+    expired = 0
+    for hold_id, shop_id in stale:
+        hold = lock_hold(session, shop_id, hold_id)
+        if hold.status == "open":
+            _release(session, hold, "expired")
+            expired += 1
+    return expired
+
+
+# Verification --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    what: str
+    id: int
+    expected: object
+    found: object
+
+
+def verify(session: Session) -> list[Mismatch]:
+    """Recompute what the ledger stores: every transaction balances per currency, every stored balance
+    equals the sum of its entries, every held amount equals its open holds."""
+    problems: list[Mismatch] = []
+    unbalanced = session.execute(
+        select(Entry.transaction_id, Entry.currency, func.sum(Entry.amount))
+        .group_by(Entry.transaction_id, Entry.currency)
+        .having(func.sum(Entry.amount) != 0)
+    ).all()
+    problems += [Mismatch("transaction_balance", tid, 0, total) for tid, _currency, total in unbalanced]
+    sums = dict(session.execute(select(Entry.account_id, func.sum(Entry.amount)).group_by(Entry.account_id)).all())
+    held = dict(
+        session.execute(
+            select(Hold.account_id, func.sum(Hold.amount)).where(Hold.status == "open").group_by(Hold.account_id)
+        ).all()
+    )
+    for account in session.execute(select(Account).where(Account.kind != "system")).scalars():
+        if account.balance != (sums.get(account.id) or 0):
+            problems.append(Mismatch("account_balance", account.id, sums.get(account.id) or 0, account.balance))
+        if account.held != (held.get(account.id) or 0):
+            problems.append(Mismatch("account_held", account.id, held.get(account.id) or 0, account.held))
+        if account.balance - account.held < -account.overdraft_limit:
+            problems.append(Mismatch("account_below_limit", account.id, -account.overdraft_limit, account.available))
+    return problems

@@ -1,0 +1,220 @@
+"""Tables. Ledger rows (transactions, entries) are append-only: no code path updates or deletes them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bridge.db import Base
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC on both databases (SQLite keeps no offset, so it is put back on read)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return value.astimezone(UTC) if value is not None and value.tzinfo else value
+
+    def process_result_value(self, value, dialect):
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+Timestamp = UTCDateTime()
+
+
+class Shop(Base):
+    """A tenant: one online shop with its own currency, customers, accounts and keys."""
+
+    __tablename__ = "shops"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    platform: Mapped[str] = mapped_column(String(20))
+    url: Mapped[str] = mapped_column(String(500))
+    currency: Mapped[str] = mapped_column(String(3))
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    webhook_secret_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    previous_webhook_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    consumer_key_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    consumer_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    last_synced_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (UniqueConstraint("shop_id", "external_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"), index=True)
+    external_id: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Account(Base):
+    """A wallet (per customer and currency), a points account (per customer) or a shop's system account.
+
+    `balance` and `held` are stored for customer accounts and updated in the same transaction as their
+    entries, so reads are O(1). System accounts are the other side of every movement and would be a hot
+    row if they kept a running balance: their balance is the sum of their entries (reports compute it).
+    """
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("shop_id", "code"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"), index=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    code: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(20))  # wallet | points | system
+    currency: Mapped[str] = mapped_column(String(3))
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    held: Mapped[int] = mapped_column(BigInteger, default=0)
+    overdraft_limit: Mapped[int] = mapped_column(BigInteger, default=0)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    @property
+    def tracks_balance(self) -> bool:
+        return self.kind != "system"
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
+
+class LedgerTransaction(Base):
+    __tablename__ = "ledger_transactions"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "idempotency_key"),
+        Index("ix_ledger_transactions_shop_created", "shop_id", "created_at"),
+        Index("ix_ledger_transactions_shop_kind_created", "shop_id", "kind", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    kind: Mapped[str] = mapped_column(String(30))
+    reason: Mapped[str] = mapped_column(String(500))
+    actor_kind: Mapped[str] = mapped_column(String(20))  # system | webhook | merchant | api_key
+    actor_id: Mapped[str | None] = mapped_column(String(120))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    order_ref: Mapped[str | None] = mapped_column(String(64))
+    refund_ref: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Entry(Base):
+    __tablename__ = "entries"
+    __table_args__ = (Index("ix_entries_account_id_id", "account_id", "id"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"), index=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    balance_after: Mapped[int | None] = mapped_column(BigInteger)  # None on system accounts
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Hold(Base):
+    """Money reserved on a wallet: available = balance − open holds. Captured, voided or expired."""
+
+    __tablename__ = "holds"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "idempotency_key"),
+        Index("ix_holds_status_expires", "status", "expires_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    captured_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | captured | voided | expired
+    reason: Mapped[str] = mapped_column(String(500))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    order_ref: Mapped[str | None] = mapped_column(String(64))
+    capture_transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class InboxDelivery(Base):
+    """Every signed webhook delivery, stored before it is answered."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_shop_status", "shop_id", "status"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    platform: Mapped[str] = mapped_column(String(20))
+    topic: Mapped[str] = mapped_column(String(60))
+    resource_id: Mapped[str | None] = mapped_column(String(64))
+    delivery_id: Mapped[str | None] = mapped_column(String(100))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(20))  # received | applied | ignored | failed | duplicate
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    applied_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class OutboxMessage(Base):
+    """A message to a shop, written in the same transaction as the ledger change that caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "dedupe_key"),
+        Index("ix_outbox_status_next", "status", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    kind: Mapped[str] = mapped_column(String(60))
+    payload: Mapped[dict] = mapped_column(JSON)
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | delivered | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class ShopOrder(Base):
+    """What the bridge did for one shop order: the business key every order rule dedupes on."""
+
+    __tablename__ = "shop_orders"
+    __table_args__ = (UniqueConstraint("shop_id", "external_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    external_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(30))
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    wallet_paid: Mapped[int] = mapped_column(BigInteger, default=0)
+    wallet_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    points_earned: Mapped[int] = mapped_column(BigInteger, default=0)
+    points_clawed_back: Mapped[int] = mapped_column(BigInteger, default=0)
+    payment_outcome: Mapped[str | None] = mapped_column(String(20))  # paid | partial | unpaid | reversed
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,70 @@
+"""Money as integer minor units. Parsing shop strings and formatting for people happen only here."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from babel.numbers import format_currency, get_currency_precision, list_currencies
+
+from bridge.errors import ValidationFailed
+
+POINTS = "PTS"  # loyalty points: a unit of their own, exponent 0, never mixed with money
+_AMOUNT_RE = re.compile(r"^-?\d+(\.\d+)?$")
+_KNOWN = frozenset(list_currencies())
+
+
+def is_currency(code: str) -> bool:
+    return code == POINTS or code in _KNOWN
+
+
+def exponent(currency: str) -> int:
+    """Digits after the decimal point for an ISO 4217 currency (EUR 2, JPY 0, KWD 3)."""
+    if currency == POINTS:
+        return 0
+    if currency not in _KNOWN:
+        raise ValidationFailed(f"unknown currency {currency!r}", fields={"currency": "unknown currency"})
+    return get_currency_precision(currency)
+
+
+def parse_amount(text: str | int, currency: str, field: str = "amount") -> int:
+    """Turn a shop's decimal string ("29.35", "-9.00") into minor units; floats are refused."""
+    if isinstance(text, bool) or isinstance(text, float):
+        raise ValidationFailed("amounts must be decimal strings, not floats", fields={field: "not a decimal string"})
+    if isinstance(text, int):
+        text = str(text)
+    if not isinstance(text, str) or not _AMOUNT_RE.match(text.strip()):
+        raise ValidationFailed(f"{text!r} is not an amount", fields={field: "not a decimal amount"})
+    value = Decimal(text.strip())
+    scaled = value.scaleb(exponent(currency))
+    if scaled != scaled.to_integral_value():
+        raise ValidationFailed(
+            f"{text} has more decimals than {currency} allows", fields={field: "too many decimals"}
+        )
+    return int(scaled)
+
+
+def to_decimal_string(minor: int, currency: str) -> str:
+    """Minor units as the plain decimal string shops expect ("29.35")."""
+    places = exponent(currency)
+    value = Decimal(minor).scaleb(-places)
+    return f"{value:.{places}f}"
+
+
+def format_amount(minor: int, currency: str, locale: str = "en_US") -> str:
+    """Minor units for people: "€29.35", "1,250 points"."""
+    if currency == POINTS:
+        return f"{minor:,} points"
+    return format_currency(Decimal(minor).scaleb(-exponent(currency)), currency, locale=locale)
+
+
+def percent_of(minor: int, basis_points: int) -> int:
+    """A percentage of an amount, rounded down to the minor unit (basis points: 1500 = 15 %)."""
+    return (minor * basis_points) // 10_000
+
+
+def pro_rata(part: int, whole: int, amount: int) -> int:
+    """amount × part / whole in integers, rounded down so that repeated shares never exceed the whole."""
+    if whole <= 0:
+        return 0
+    return (amount * part) // whole

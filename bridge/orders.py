@@ -1,0 +1,43 @@
+"""A shop's order as the rules see it, whatever the platform: amounts in minor units, ids as strings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Platform statuses mapped onto what the rules care about.
+AWAITING_PAYMENT = "awaiting_payment"
+PAID = "paid"
+CANCELLED = "cancelled"
+REFUNDED = "refunded"
+OTHER = "other"
+
+
+@dataclass(frozen=True)
+class RefundSnapshot:
+    external_id: str
+    amount: int  # positive minor units
+    reason: str
+
+
+@dataclass(frozen=True)
+class OrderSnapshot:
+    """The state of an order now (WooCommerce collapses quick changes into one delivery)."""
+
+    external_id: str
+    customer_external_id: str | None  # None for guests
+    email: str | None
+    customer_name: str | None
+    currency: str
+    status: str  # the platform's own status, e.g. "processing"
+    phase: str  # one of the constants above
+    total: int
+    payment_method: str
+    refunds: tuple[RefundSnapshot, ...] = ()
+    meta: dict = field(default_factory=dict)  # the platform's order meta_data, key → value
+
+
+@dataclass(frozen=True)
+class CustomerSnapshot:
+    external_id: str
+    email: str | None
+    name: str | None

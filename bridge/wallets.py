@@ -1,0 +1,157 @@
+"""What a customer's wallet holds and how it moved; merchant adjustments and holds by the shop."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge.accounts import (
+    SystemAccount,
+    ensure_customer,
+    find_customer,
+    find_wallet,
+    points_account,
+    system_account,
+    wallet_account,
+)
+from bridge.errors import NotFound, ValidationFailed
+from bridge.ledger import Actor, Leg, Posted, authorize_hold, ensure_unlocked, post_transaction
+from bridge.models import Account, Customer, Entry, Hold, LedgerTransaction, Shop
+from bridge.money import POINTS, format_amount
+
+
+def require_customer(session: Session, shop: Shop, external_id: str) -> Customer:
+    customer = find_customer(session, shop.id, external_id)
+    if customer is None:
+        raise NotFound("customer not found")
+    return customer
+
+
+def wallet_summary(session: Session, shop: Shop, external_id: str) -> dict:
+    customer = require_customer(session, shop, external_id)
+    wallet = find_wallet(session, customer, shop.currency)
+    balance, held = (wallet.balance, wallet.held) if wallet else (0, 0)
+    points = points_account(session, customer).balance
+    holds = []
+    if wallet:
+        holds = session.execute(
+            select(Hold).where(Hold.account_id == wallet.id, Hold.status == "open").order_by(Hold.id)
+        ).scalars()
+    return {
+        "customer_id": customer.external_id,
+        "currency": shop.currency,
+        "balance": balance,
+        "available": balance - held,
+        "balance_formatted": format_amount(balance, shop.currency),
+        "available_formatted": format_amount(balance - held, shop.currency),
+        "points": points,
+        "locked": bool(wallet and wallet.locked),
+        "open_holds": [
+            {"id": h.id, "amount": h.amount, "reason": h.reason, "expires_at": h.expires_at} for h in holds
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class StatementPage:
+    lines: list[dict]
+    next_cursor: str | None
+
+
+def _encode_cursor(entry_id: int) -> str:
+    return base64.urlsafe_b64encode(str(entry_id).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        return int(base64.urlsafe_b64decode(cursor.encode()).decode())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed("invalid cursor", fields={"cursor": "invalid cursor"}) from exc
+
+
+def statement(session: Session, shop: Shop, external_id: str, *, cursor: str | None = None, limit: int = 50) -> StatementPage:
+    """The customer's wallet and points movements, newest first, paged by entry id (an index scan)."""
+    customer = require_customer(session, shop, external_id)
+    account_ids = select(Account.id).where(Account.customer_id == customer.id, Account.shop_id == shop.id)
+    query = (
+        select(Entry, LedgerTransaction)
+        .join(LedgerTransaction, LedgerTransaction.id == Entry.transaction_id)
+        .where(Entry.account_id.in_(account_ids))
+        .order_by(Entry.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor:
+        query = query.where(Entry.id < _decode_cursor(cursor))
+    rows = session.execute(query).all()
+    lines = [_statement_line(entry, tx) for entry, tx in rows[:limit]]
+    next_cursor = _encode_cursor(rows[limit - 1][0].id) if len(rows) > limit else None
+    return StatementPage(lines, next_cursor)
+
+
+def _statement_line(entry: Entry, tx: LedgerTransaction) -> dict:
+    return {
+        "transaction_id": tx.id,
+        "kind": tx.kind,
+        "reason": tx.reason,
+        "amount": entry.amount,
+        "currency": entry.currency,
+        "amount_formatted": format_amount(entry.amount, entry.currency),
+        "balance_after": entry.balance_after,
+        "unit": "points" if entry.currency == POINTS else "money",
+        "order_id": tx.order_ref,
+        "refund_id": tx.refund_ref,
+        "actor": tx.actor_kind,
+        "created_at": tx.created_at,
+    }
+
+
+def adjust_wallet(
+    session: Session,
+    shop: Shop,
+    external_id: str,
+    *,
+    direction: str,
+    amount: int,
+    reason: str,
+    idempotency_key: str,
+    actor: Actor,
+) -> Posted:
+    """A merchant's manual credit or debit, with its reason, against the merchant-adjustments account."""
+    if amount <= 0:
+        raise ValidationFailed("amount must be positive", fields={"amount": "must be positive"})
+    customer = ensure_customer(session, shop.id, external_id)
+    wallet = wallet_account(session, customer, shop.currency)
+    other = system_account(session, shop.id, SystemAccount.MERCHANT_ADJUSTMENTS, shop.currency)
+    signed = amount if direction == "credit" else -amount
+    if signed < 0:
+        ensure_unlocked(wallet)
+    return post_transaction(
+        session,
+        shop_id=shop.id,
+        kind="adjustment",
+        reason=reason,
+        legs=[Leg(wallet, signed), Leg(other, -signed)],
+        idempotency_key=f"adjustment:{idempotency_key}",
+        actor=actor,
+    )
+
+
+def hold_on_wallet(
+    session: Session, shop: Shop, external_id: str, *, amount: int, reason: str, idempotency_key: str,
+    expires_in_seconds: int, order_ref: str | None = None,
+) -> tuple[Hold, bool]:  # fmt: skip
+    customer = require_customer(session, shop, external_id)
+    wallet = wallet_account(session, customer, shop.currency)
+    return authorize_hold(
+        session,
+        account=wallet,
+        amount=amount,
+        reason=reason,
+        idempotency_key=f"hold:{idempotency_key}",
+        expires_in=timedelta(seconds=expires_in_seconds),
+        order_ref=order_ref,
+    )

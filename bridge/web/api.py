@@ -1,0 +1,229 @@
+"""/api/v1: wallets, statements, adjustments and holds for the shop that owns the API key."""
+
+from __future__ import annotations
+
+from flask import g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from bridge.errors import ValidationFailed
+from bridge.ledger import Actor, capture_hold, void_hold
+from bridge.models import Hold
+from bridge.shops import get_shop
+from bridge.wallets import adjust_wallet, hold_on_wallet, statement, wallet_summary
+from bridge.web.auth import require_api_key
+from bridge.web.runtime import transaction
+
+api = Blueprint("api", __name__, url_prefix="/api/v1", description="Wallets of a shop's customers")
+
+PositiveAmount = dict(strict=True, validate=validate.Range(min=1, max=10**12))
+
+
+class IdempotencyHeader(Schema):
+    idempotency_key = fields.String(
+        required=True, validate=validate.Length(min=1, max=150), data_key="Idempotency-Key"
+    )
+
+
+class HoldOut(Schema):
+    id = fields.Integer()
+    amount = fields.Integer()
+    reason = fields.String()
+    expires_at = fields.DateTime()
+
+
+class WalletOut(Schema):
+    customer_id = fields.String()
+    currency = fields.String()
+    balance = fields.Integer(metadata={"description": "minor units"})
+    available = fields.Integer(metadata={"description": "balance minus open holds, minor units"})
+    balance_formatted = fields.String()
+    available_formatted = fields.String()
+    points = fields.Integer()
+    locked = fields.Boolean()
+    open_holds = fields.List(fields.Nested(HoldOut))
+
+
+class StatementQuery(Schema):
+    cursor = fields.String(validate=validate.Length(max=40))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class StatementLine(Schema):
+    transaction_id = fields.Integer()
+    kind = fields.String()
+    reason = fields.String()
+    amount = fields.Integer()
+    currency = fields.String()
+    amount_formatted = fields.String()
+    balance_after = fields.Integer(allow_none=True)
+    unit = fields.String()
+    order_id = fields.String(allow_none=True)
+    refund_id = fields.String(allow_none=True)
+    actor = fields.String()
+    created_at = fields.DateTime()
+
+
+class StatementOut(Schema):
+    lines = fields.List(fields.Nested(StatementLine))
+    next_cursor = fields.String(allow_none=True)
+
+
+class AdjustmentIn(Schema):
+    direction = fields.String(required=True, validate=validate.OneOf(["credit", "debit"]))
+    amount = fields.Integer(required=True, **PositiveAmount)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class TransactionOut(Schema):
+    transaction_id = fields.Integer()
+    replayed = fields.Boolean()
+    balance = fields.Integer()
+    available = fields.Integer()
+
+
+class HoldIn(Schema):
+    amount = fields.Integer(required=True, **PositiveAmount)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    expires_in_seconds = fields.Integer(load_default=7 * 86400, validate=validate.Range(min=60, max=90 * 86400))
+    order_id = fields.String(validate=validate.Length(min=1, max=64))
+
+
+class HoldCreated(Schema):
+    hold_id = fields.Integer()
+    status = fields.String()
+    amount = fields.Integer()
+    replayed = fields.Boolean()
+    available = fields.Integer()
+
+
+class CaptureIn(Schema):
+    amount = fields.Integer(**PositiveAmount)
+
+
+class HoldState(Schema):
+    hold_id = fields.Integer()
+    status = fields.String()
+    captured_amount = fields.Integer()
+    transaction_id = fields.Integer(allow_none=True)
+
+
+def _customer_path_is_valid(customer_id: str) -> None:
+    if not 0 < len(customer_id) <= 64:
+        raise ValidationFailed("customer_id is 1 to 64 characters", fields={"customer_id": "invalid"})
+
+
+def _actor() -> Actor:
+    return Actor("api_key", f"shop:{g.shop_id}")
+
+
+@api.route("/customers/<customer_id>/wallet")
+class Wallet(MethodView):
+    decorators = [require_api_key]
+
+    @api.response(200, WalletOut)
+    def get(self, customer_id):
+        """The customer's balance, available balance, points and open holds."""
+        _customer_path_is_valid(customer_id)
+        with transaction() as session:
+            return wallet_summary(session, get_shop(session, g.shop_id), customer_id)
+
+
+@api.route("/customers/<customer_id>/transactions")
+class Transactions(MethodView):
+    decorators = [require_api_key]
+
+    @api.arguments(StatementQuery, location="query")
+    @api.response(200, StatementOut)
+    def get(self, query, customer_id):
+        """The customer's statement, newest first; pass `next_cursor` back as `cursor` for more."""
+        _customer_path_is_valid(customer_id)
+        with transaction() as session:
+            page = statement(session, get_shop(session, g.shop_id), customer_id, **query)
+            return {"lines": page.lines, "next_cursor": page.next_cursor}
+
+
+@api.route("/customers/<customer_id>/adjustments")
+class Adjustments(MethodView):
+    decorators = [require_api_key]
+
+    @api.arguments(IdempotencyHeader, location="headers")
+    @api.arguments(AdjustmentIn)
+    @api.response(201, TransactionOut)
+    def post(self, headers, body, customer_id):
+        """Credit or debit the wallet with a reason. Repeating the same Idempotency-Key moves nothing."""
+        _customer_path_is_valid(customer_id)
+        with transaction() as session:
+            shop = get_shop(session, g.shop_id)
+            posted = adjust_wallet(
+                session, shop, customer_id, idempotency_key=headers["idempotency_key"], actor=_actor(), **body
+            )
+            summary = wallet_summary(session, shop, customer_id)
+        return {
+            "transaction_id": posted.transaction.id,
+            "replayed": posted.replayed,
+            "balance": summary["balance"],
+            "available": summary["available"],
+        }
+
+
+@api.route("/customers/<customer_id>/holds")
+class Holds(MethodView):
+    decorators = [require_api_key]
+
+    @api.arguments(IdempotencyHeader, location="headers")
+    @api.arguments(HoldIn)
+    @api.response(201, HoldCreated)
+    def post(self, headers, body, customer_id):
+        """Reserve money on the wallet (available = balance − open holds)."""
+        _customer_path_is_valid(customer_id)
+        with transaction() as session:
+            shop = get_shop(session, g.shop_id)
+            hold, replayed = hold_on_wallet(
+                session,
+                shop,
+                customer_id,
+                amount=body["amount"],
+                reason=body["reason"],
+                idempotency_key=headers["idempotency_key"],
+                expires_in_seconds=body["expires_in_seconds"],
+                order_ref=body.get("order_id"),
+            )
+            available = wallet_summary(session, shop, customer_id)["available"]
+            return {"hold_id": hold.id, "status": hold.status, "amount": hold.amount, "replayed": replayed,
+                    "available": available}  # fmt: skip
+
+
+def _hold_state(hold, transaction_id=None) -> dict:
+    return {
+        "hold_id": hold.id,
+        "status": hold.status,
+        "captured_amount": hold.captured_amount,
+        "transaction_id": transaction_id or hold.capture_transaction_id,
+    }
+
+
+@api.route("/holds/<int:hold_id>/capture")
+class Capture(MethodView):
+    decorators = [require_api_key]
+
+    @api.arguments(CaptureIn)
+    @api.response(200, HoldState)
+    def post(self, body, hold_id):
+        """Capture all or part of a hold; the rest is released."""
+        with transaction() as session:
+            posted = capture_hold(session, shop_id=g.shop_id, hold_id=hold_id, amount=body.get("amount"),
+                                  actor=_actor())  # fmt: skip
+            return _hold_state(session.get(Hold, hold_id), posted.transaction.id)
+
+
+@api.route("/holds/<int:hold_id>/void")
+class Void(MethodView):
+    decorators = [require_api_key]
+
+    @api.response(200, HoldState)
+    def post(self, hold_id):
+        """Release a hold without moving money."""
+        with transaction() as session:
+            return _hold_state(void_hold(session, shop_id=g.shop_id, hold_id=hold_id))

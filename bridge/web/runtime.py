@@ -1,0 +1,22 @@
+"""Access to the process's services from inside a request or CLI command."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from bridge.db import unit_of_work
+from bridge.services import Services
+
+
+def services() -> Services:
+    return current_app.extensions["wallet_bridge"]
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    with unit_of_work(services().sessions) as session:
+        yield session

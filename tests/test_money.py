@@ -1,0 +1,38 @@
+import pytest
+
+from bridge.errors import ValidationFailed
+from bridge.money import format_amount, parse_amount, percent_of, pro_rata, to_decimal_string
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "minor"),
+    [("29.35", "EUR", 2935), ("-9.00", "EUR", -900), ("0", "EUR", 0), ("1500", "JPY", 1500), ("1.005", "KWD", 1005),
+     ("41.48", "EUR", 4148), ("10", "EUR", 1000)],
+)  # fmt: skip
+def test_parse_shop_amounts(text, currency, minor):
+    assert parse_amount(text, currency) == minor
+
+
+@pytest.mark.parametrize("bad", [29.35, "1.005", "abc", "", "1e3", None, True, "1.2.3"])
+def test_parse_refuses_floats_and_garbage(bad):
+    with pytest.raises(ValidationFailed):
+        parse_amount(bad, "EUR")
+
+
+def test_unknown_currency_is_refused():
+    with pytest.raises(ValidationFailed):
+        parse_amount("1.00", "XYZ")
+
+
+def test_formatting_round_trips_through_decimal_strings():
+    assert to_decimal_string(2935, "EUR") == "29.35"
+    assert to_decimal_string(-5, "EUR") == "-0.05"
+    assert to_decimal_string(1500, "JPY") == "1500"
+    assert format_amount(2935, "EUR") == "€29.35"
+    assert format_amount(1250, "PTS") == "1,250 points"
+
+
+def test_percent_and_pro_rata_round_down():
+    assert percent_of(999, 1000) == 99
+    assert pro_rata(1, 3, 1000) == 333
+    assert pro_rata(5, 0, 1000) == 0
