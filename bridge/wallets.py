@@ -73,7 +73,9 @@ def _decode_cursor(cursor: str) -> int:
         raise ValidationFailed("invalid cursor", fields={"cursor": "invalid cursor"}) from exc
 
 
-def statement(session: Session, shop: Shop, external_id: str, *, cursor: str | None = None, limit: int = 50) -> StatementPage:
+def statement(
+    session: Session, shop: Shop, external_id: str, *, cursor: str | None = None, limit: int = 50
+) -> StatementPage:
     """The customer's wallet and points movements, newest first, paged by entry id (an index scan)."""
     customer = require_customer(session, shop, external_id)
     account_ids = select(Account.id).where(Account.customer_id == customer.id, Account.shop_id == shop.id)

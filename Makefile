@@ -1,0 +1,38 @@
+# Two commands for a newcomer: `make run` (serve on SQLite) and `make test` (lint + suite on SQLite and PostgreSQL).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+PYTEST_ARGS ?=
+
+.PHONY: run test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/wallet-bridge serve
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/pytest -m "not postgres_only" $(PYTEST_ARGS)
+	@if $(BIN)/python tests/pg_reachable.py "$(TEST_DATABASE_URL)"; then \
+		echo "== the same suite on PostgreSQL"; \
+		TEST_DATABASE_URL="$(TEST_DATABASE_URL)" $(BIN)/pytest $(PYTEST_ARGS); \
+	elif [ "$$CI" = "true" ]; then \
+		echo "PostgreSQL is required in CI (TEST_DATABASE_URL=$(TEST_DATABASE_URL))"; exit 1; \
+	else \
+		echo "== PostgreSQL not reachable: skipped the PostgreSQL pass (set TEST_DATABASE_URL)"; \
+	fi
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/ledger.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache
