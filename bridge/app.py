@@ -12,6 +12,7 @@ from bridge.services import Services
 from bridge.web.api import api
 from bridge.web.errors import register_error_handlers
 from bridge.web.health import health, install_request_metrics
+from webhooks.woocommerce.views import woocommerce_webhooks
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     rest = Api(app)
     rest.register_blueprint(api)
     app.register_blueprint(health)
+    app.register_blueprint(woocommerce_webhooks)
     register_error_handlers(app)
     install_request_metrics(app)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import signal
+import threading
 
 import click
 from flask import Flask
 from flask.cli import FlaskGroup
+from sqlalchemy import select
 
 from bridge.db import unit_of_work
 from bridge.ledger import verify
 from bridge.migrate import upgrade
+from bridge.models import OutboxMessage
 from bridge.shops import create_shop
 from bridge.web.runtime import services
+from sync.pushers import pushers_for, retry_policy
+from sync.worker import drain, retry_dead, run_forever
 
 
 def emit(data: dict, as_json: bool) -> None:
@@ -84,13 +90,76 @@ def serve(host, port):
 
     settings = services().settings
     upgrade(settings.database_url)
+    if settings.embedded_worker:
+        start_embedded_worker(services())
+        click.echo("outbox worker: running in this process")
     click.echo(f"Wallet Bridge on {settings.database_url.split('://')[0]} — open http://{host}:{port}/")
     click.echo(f"API document: http://{host}:{port}/api/v1/openapi.json   health: http://{host}:{port}/healthz")
     run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
 
 
+@click.command("worker", help="Deliver outbox messages to the shops until stopped (run several if you like).")
+@click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
+def worker(once):
+    svc = services()
+    if once:
+        drain(svc.sessions, pushers_for(svc), retry_policy(svc))
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        run_forever(svc.sessions, pushers_for(svc), retry_policy(svc), stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@click.group("outbox", help="Messages to shops.")
+def outbox_group():
+    pass
+
+
+@outbox_group.command("list", help="Dead-lettered (or --status) messages with their last error.")
+@click.option("--status", default="dead", type=click.Choice(["pending", "sending", "delivered", "dead"]))
+@click.option("--shop", "shop_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def outbox_list(status, shop_id, as_json):
+    with unit_of_work(services().sessions) as session:
+        query = select(OutboxMessage).where(OutboxMessage.status == status).order_by(OutboxMessage.id)
+        if shop_id is not None:
+            query = query.where(OutboxMessage.shop_id == shop_id)
+        rows = [
+            {"id": m.id, "shop_id": m.shop_id, "kind": m.kind, "attempts": m.attempts, "error": m.last_error,
+             "payload": m.payload}
+            for m in session.execute(query.limit(500)).scalars()
+        ]  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    for row in rows:
+        click.echo(f"#{row['id']} shop {row['shop_id']} {row['kind']} attempts={row['attempts']}: {row['error']}")
+    click.echo(f"{len(rows)} {status} message(s)")
+
+
+@outbox_group.command("retry", help="Queue dead-lettered messages again (all, one shop's, or one).")
+@click.option("--shop", "shop_id", type=int)
+@click.option("--id", "message_id", type=int)
+def outbox_retry(shop_id, message_id):
+    click.echo(f"{retry_dead(services().sessions, shop_id, message_id)} message(s) queued again")
+
+
+def start_embedded_worker(svc) -> threading.Event:
+    """With the embedded default a newcomer runs one process: the worker is a thread of it."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=run_forever, args=(svc.sessions, pushers_for(svc), retry_policy(svc), stop), daemon=True,
+        name="outbox-worker",
+    )  # fmt: skip
+    thread.start()
+    return stop
+
+
 def register_cli(app: Flask) -> None:
-    for command in (db_group, shop_group, ledger_group, serve):
+    for command in (db_group, shop_group, ledger_group, serve, worker, outbox_group):
         app.cli.add_command(command)
 
 

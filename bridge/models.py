@@ -218,3 +218,22 @@ class ShopOrder(Base):
     payment_outcome: Mapped[str | None] = mapped_column(String(20))  # paid | partial | unpaid | reversed
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+
+
+class OrderRefund(Base):
+    """Each shop refund applied once: where its money went, and points that could not be clawed back."""
+
+    __tablename__ = "order_refunds"
+    __table_args__ = (UniqueConstraint("shop_id", "external_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    shop_order_id: Mapped[int] = mapped_column(ForeignKey("shop_orders.id"), index=True)
+    external_id: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    destination: Mapped[str] = mapped_column(String(20))  # wallet | original
+    wallet_credit: Mapped[int] = mapped_column(BigInteger, default=0)
+    bonus: Mapped[int] = mapped_column(BigInteger, default=0)
+    points_clawed_back: Mapped[int] = mapped_column(BigInteger, default=0)
+    points_shortfall: Mapped[int] = mapped_column(BigInteger, default=0)
+    transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)

@@ -1,0 +1,34 @@
+"""A new customer of the shop gets a wallet, and the sign-up bonus when the shop gives one (once)."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from bridge.accounts import SystemAccount, ensure_customer, system_account, wallet_account
+from bridge.ledger import Actor, Leg, post_transaction
+from bridge.models import Customer, Shop
+from bridge.money import format_amount
+from bridge.orders import CustomerSnapshot
+from bridge.settings_schema import load_settings
+
+
+def apply_customer(
+    session: Session, shop: Shop, snapshot: CustomerSnapshot, actor: Actor, *, is_new: bool
+) -> Customer:
+    customer = ensure_customer(session, shop.id, snapshot.external_id, email=snapshot.email, name=snapshot.name)
+    wallet = wallet_account(session, customer, shop.currency)
+    bonus = load_settings(shop.settings)["signup_bonus"]
+    if is_new and bonus > 0:
+        post_transaction(
+            session,
+            shop_id=shop.id,
+            kind="signup_bonus",
+            reason=f"Welcome bonus: {format_amount(bonus, shop.currency)}",
+            legs=[
+                Leg(wallet, bonus),
+                Leg(system_account(session, shop.id, SystemAccount.PROMOTIONS, shop.currency), -bonus),
+            ],
+            idempotency_key=f"customer:{snapshot.external_id}:signup_bonus",
+            actor=actor,
+        )
+    return customer

@@ -1,0 +1,336 @@
+"""What an order's state means for the wallet. Every rule is idempotent by a business key, so the same
+order state delivered five times, or deliveries arriving out of order, move money once.
+
+The shop sends the state of an order now (WooCommerce collapses quick changes), so each rule asks
+"given this state, what is still to do?" and records what it did on the ShopOrder row, which is
+row-locked for the whole decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge import orders
+from bridge.accounts import SystemAccount, ensure_customer, system_account, wallet_account
+from bridge.db import insert_ignoring_conflict
+from bridge.ledger import Actor, Leg, post_transaction
+from bridge.models import Customer, OrderRefund, Shop, ShopOrder
+from bridge.money import format_amount, percent_of
+from bridge.orders import OrderSnapshot
+from bridge.outbox import enqueue
+from bridge.points import claw_back_points, convert_points_automatically, earn_points
+from bridge.settings_schema import load_settings
+
+
+@dataclass
+class OrderContext:
+    session: Session
+    shop: Shop
+    settings: dict
+    order: OrderSnapshot
+    record: ShopOrder
+    customer: Customer | None
+    actor: Actor
+
+    def key(self, suffix: str) -> str:
+        return f"order:{self.order.external_id}:{suffix}"
+
+
+def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor) -> ShopOrder:
+    """Bring the wallet in line with the order's current state."""
+    customer = None
+    if order.customer_external_id:
+        customer = ensure_customer(
+            session, shop.id, order.customer_external_id, email=order.email, name=order.customer_name
+        )
+    record = _lock_order_record(session, shop, order, customer)
+    ctx = OrderContext(session, shop, load_settings(shop.settings), order, record, customer, actor)
+    # An order with refunds was paid somehow: refunds are never a reason to charge the wallet.
+    if order.phase == orders.AWAITING_PAYMENT and not order.refunds and record.payment_outcome is None \
+            and _pays_by_wallet(ctx):
+        _collect_wallet_payment(ctx)
+    if order.phase == orders.CANCELLED:
+        _reverse_order(ctx)
+    if order.phase == orders.PAID and customer is not None:
+        _earn_order_points(ctx)
+    for refund in sorted(order.refunds, key=lambda r: int(r.external_id) if r.external_id.isdigit() else 0):
+        _apply_refund(ctx, refund)
+    record.status = order.status
+    return record
+
+
+def _lock_order_record(session: Session, shop: Shop, order: OrderSnapshot, customer: Customer | None) -> ShopOrder:
+    insert_ignoring_conflict(
+        session,
+        ShopOrder.__table__,
+        {
+            "shop_id": shop.id, "external_id": order.external_id, "customer_id": customer.id if customer else None,
+            "currency": order.currency, "status": order.status, "total": order.total, "wallet_paid": 0,
+            "wallet_refunded": 0, "points_earned": 0, "points_clawed_back": 0,
+        },
+        ["shop_id", "external_id"],
+    )  # fmt: skip
+    return session.execute(
+        select(ShopOrder)
+        .where(ShopOrder.shop_id == shop.id, ShopOrder.external_id == order.external_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def _pays_by_wallet(ctx: OrderContext) -> bool:
+    return ctx.order.payment_method in ctx.settings["wallet_payment_methods"]
+
+
+def wallet_discount(settings: dict, total: int) -> int:
+    """The discount for paying the whole order by wallet (percent in basis points, or fixed minor units)."""
+    if settings["wallet_discount_kind"] == "percent":
+        return percent_of(total, settings["wallet_discount_value"])
+    if settings["wallet_discount_kind"] == "fixed":
+        return min(total, settings["wallet_discount_value"])
+    return 0
+
+
+def _collect_wallet_payment(ctx: OrderContext) -> None:
+    order, record = ctx.order, ctx.record
+    if ctx.customer is None:
+        return _refuse_payment(ctx, "guests have no wallet: please log in or choose another payment method")
+    wallet = wallet_account(ctx.session, ctx.customer, order.currency)
+    if wallet.locked:
+        return _refuse_payment(ctx, "your wallet is locked: please contact the shop")
+    discount = wallet_discount(ctx.settings, order.total)
+    due = order.total - discount
+    if wallet.available >= due:
+        posted = _post_payment(ctx, wallet, due) if due > 0 else None
+        record.wallet_paid, record.payment_outcome = due, "paid"
+        note = f"Paid {format_amount(due, order.currency)} from your wallet. Wallet balance: " + format_amount(
+            wallet.balance, order.currency
+        )
+        payload = {"transaction_id": posted.transaction.id if posted else None, "discount": discount, "amount": due}
+        return _tell_shop(ctx, "order.mark_paid", note, **payload)
+    if ctx.settings["partial_payments"] and wallet.available > 0:
+        paid = wallet.available
+        posted = _post_payment(ctx, wallet, paid)
+        record.wallet_paid, record.payment_outcome = paid, "partial"
+        note = (
+            f"Paid {format_amount(paid, order.currency)} from your wallet; "
+            f"{format_amount(order.total - paid, order.currency)} is left to pay by another method."
+        )
+        return _tell_shop(ctx, "order.add_wallet_fee", note, transaction_id=posted.transaction.id, amount=paid)
+    available = format_amount(max(wallet.available, 0), order.currency)
+    return _refuse_payment(ctx, f"insufficient wallet balance ({available} available)")
+
+
+def _post_payment(ctx: OrderContext, wallet, amount: int):
+    return post_transaction(
+        ctx.session,
+        shop_id=ctx.shop.id,
+        kind="payment",
+        reason=f"Payment for order #{ctx.order.external_id}",
+        legs=[
+            Leg(wallet, -amount),
+            Leg(system_account(ctx.session, ctx.shop.id, SystemAccount.WALLET_PAYMENTS, wallet.currency), amount),
+        ],
+        idempotency_key=ctx.key("payment"),
+        actor=ctx.actor,
+        order_ref=ctx.order.external_id,
+    )
+
+
+def _refuse_payment(ctx: OrderContext, why: str) -> None:
+    ctx.record.payment_outcome = "unpaid"
+    status = ctx.settings["unpaid_order_status"]
+    _tell_shop(ctx, "order.mark_unpaid", f"Wallet payment failed: {why}.", status=status)
+
+
+def _tell_shop(ctx: OrderContext, kind: str, note: str, **payload) -> None:
+    enqueue(
+        ctx.session,
+        shop_id=ctx.shop.id,
+        kind=kind,
+        payload={"order_id": ctx.order.external_id, "note": note, **payload},
+        dedupe_key=ctx.key(kind),
+    )
+
+
+def _reverse_order(ctx: OrderContext) -> None:
+    """A cancelled or failed order gives back what the wallet paid (less what refunds returned), once."""
+    record = ctx.record
+    outstanding = record.wallet_paid - record.wallet_refunded
+    if outstanding > 0 and ctx.customer is not None:
+        wallet = wallet_account(ctx.session, ctx.customer, record.currency)
+        posted = post_transaction(
+            ctx.session,
+            shop_id=ctx.shop.id,
+            kind="payment_reversal",
+            reason=f"Order #{ctx.order.external_id} was {ctx.order.status}: wallet payment returned",
+            legs=[
+                Leg(wallet, outstanding),
+                Leg(system_account(ctx.session, ctx.shop.id, SystemAccount.WALLET_PAYMENTS, record.currency),
+                    -outstanding),
+            ],
+            idempotency_key=ctx.key("reversal"),
+            actor=ctx.actor,
+            order_ref=ctx.order.external_id,
+        )  # fmt: skip
+        if not posted.replayed:
+            record.wallet_refunded += outstanding
+            record.payment_outcome = "reversed"
+            note = f"{format_amount(outstanding, record.currency)} returned to your wallet."
+            _tell_shop(ctx, "order.note", note)
+    if ctx.customer is not None:
+        remaining = record.points_earned - record.points_clawed_back
+        if remaining > 0:
+            record.points_clawed_back += claw_back_points(
+                ctx.session, ctx.shop, ctx.customer, remaining, ctx.key("points-reversal"), ctx.order.external_id
+            ).taken
+
+
+def _earn_order_points(ctx: OrderContext) -> None:
+    record = ctx.record
+    if record.points_earned or record.payment_outcome == "reversed":
+        return
+    paid = ctx.order.total + (record.wallet_paid if record.payment_outcome == "partial" else 0)
+    earned = earn_points(ctx.session, ctx.shop, ctx.settings, ctx.customer, paid, ctx.order, ctx.key("points"))
+    record.points_earned = earned
+    if earned:
+        convert_points_automatically(ctx.session, ctx.shop, ctx.settings, ctx.customer)
+
+
+def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
+    session, record = ctx.session, ctx.record
+    if session.execute(
+        select(OrderRefund.id).where(OrderRefund.shop_id == ctx.shop.id, OrderRefund.external_id == refund.external_id)
+    ).first():
+        return
+    split = split_refund(ctx.order, record, refund)
+    destination = ctx.settings["refund_destination"]
+    to_wallet = destination in ("wallet", "customer_choice") and ctx.customer is not None
+    card_credit = split.card_part if to_wallet else 0
+    bonus = percent_of(card_credit, ctx.settings["refund_wallet_bonus_bp"]) if to_wallet else 0
+    applied = OrderRefund(
+        shop_id=ctx.shop.id, shop_order_id=record.id, external_id=refund.external_id, amount=refund.amount,
+        destination="wallet" if to_wallet else "original", wallet_credit=split.wallet_part + card_credit, bonus=bonus,
+    )  # fmt: skip
+    if applied.wallet_credit + bonus > 0 and ctx.customer is not None:
+        applied.transaction_id = _credit_refund(ctx, refund, split.wallet_part, card_credit, bonus)
+        record.wallet_refunded += split.wallet_part
+        total = format_amount(applied.wallet_credit + bonus, record.currency)
+        _tell_shop_once(ctx, f"refund:{refund.external_id}", f"Refund of {total} credited to your wallet.")
+    if ctx.customer is not None:
+        _claw_back_refund_points(ctx, refund, applied)
+    session.add(applied)
+
+
+def _tell_shop_once(ctx: OrderContext, key: str, note: str) -> None:
+    enqueue(ctx.session, shop_id=ctx.shop.id, kind="order.note",
+            payload={"order_id": ctx.order.external_id, "note": note}, dedupe_key=key)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RefundSplit:
+    wallet_part: int  # money that came from the wallet: always goes back to it
+    card_part: int  # money paid by other means: goes where the shop's policy says
+
+
+def split_refund(order: OrderSnapshot, record: ShopOrder, refund: orders.RefundSnapshot) -> RefundSplit:
+    """Pro rata by cumulative refunded amount (refunds sorted by id), so shares never drift by a cent
+    whatever order the refunds are applied in.
+
+    Whole-wallet orders: the shop's total is wallet money, so every refund is wallet money. Partly
+    paid orders: the shop's total is what the other method paid (the wallet part is a negative fee),
+    so a refund of a fraction of it also returns that fraction of the wallet part."""
+    before = sum(r.amount for r in order.refunds if _refund_order(r) < _refund_order(refund))
+    after = before + refund.amount
+    if record.payment_outcome == "paid":
+        return RefundSplit(wallet_part=_share(after, order.total, record.wallet_paid)
+                           - _share(before, order.total, record.wallet_paid), card_part=0)  # fmt: skip
+    wallet_part = 0
+    if record.payment_outcome == "partial":
+        wallet_part = _share(after, order.total, record.wallet_paid) - _share(before, order.total, record.wallet_paid)
+    return RefundSplit(wallet_part=wallet_part, card_part=refund.amount)
+
+
+def _refund_order(refund: orders.RefundSnapshot) -> tuple[int, str]:
+    return (int(refund.external_id) if refund.external_id.isdigit() else 0, refund.external_id)
+
+
+def _share(refunded: int, total: int, part: int) -> int:
+    if total <= 0:
+        return part if refunded > 0 else 0
+    return min(part, part * min(refunded, total) // total)
+
+
+def _credit_refund(ctx: OrderContext, refund, wallet_part: int, card_credit: int, bonus: int) -> int:
+    session, currency = ctx.session, ctx.record.currency
+    wallet = wallet_account(session, ctx.customer, currency)
+    legs = [Leg(wallet, wallet_part + card_credit + bonus)]
+    if wallet_part:
+        legs.append(Leg(system_account(session, ctx.shop.id, SystemAccount.WALLET_PAYMENTS, currency), -wallet_part))
+    if card_credit:
+        legs.append(Leg(system_account(session, ctx.shop.id, SystemAccount.REFUNDS_ISSUED, currency), -card_credit))
+    if bonus:
+        legs.append(Leg(system_account(session, ctx.shop.id, SystemAccount.PROMOTIONS, currency), -bonus))
+    reason = f"Refund #{refund.external_id} of order #{ctx.order.external_id}"
+    if refund.reason:
+        reason += f": {refund.reason}"
+    return post_transaction(
+        session, shop_id=ctx.shop.id, kind="refund_to_wallet", reason=reason, legs=legs,
+        idempotency_key=f"refund:{refund.external_id}", actor=ctx.actor, order_ref=ctx.order.external_id,
+        refund_ref=refund.external_id,
+    ).transaction.id  # fmt: skip
+
+
+def _claw_back_refund_points(ctx: OrderContext, refund, applied: OrderRefund) -> None:
+    record = ctx.record
+    if not record.points_earned:
+        return
+    before = sum(r.amount for r in ctx.order.refunds if _refund_order(r) < _refund_order(refund))
+    due = _share(before + refund.amount, ctx.order.total, record.points_earned) - _share(
+        before, ctx.order.total, record.points_earned
+    )
+    due = min(due, record.points_earned - record.points_clawed_back)
+    if due <= 0:
+        return
+    result = claw_back_points(
+        ctx.session, ctx.shop, ctx.customer, due, f"refund:{refund.external_id}:points", ctx.order.external_id
+    )
+    applied.points_clawed_back, applied.points_shortfall = result.taken, due - result.taken
+    record.points_clawed_back += due  # the shortfall is recorded, never collected later
+
+
+def return_overcharge(session: Session, shop: Shop, order_external_id: str, credited_by_shop: int) -> int:
+    """The shop may lower an order by less than the wallet paid (it cuts a negative fee at a total of
+    0.00, or rounds): give the difference back to the wallet, once. Returns the amount returned."""
+    record = session.execute(
+        select(ShopOrder)
+        .where(ShopOrder.shop_id == shop.id, ShopOrder.external_id == order_external_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if record is None or record.customer_id is None:
+        return 0
+    overcharge = record.wallet_paid - max(credited_by_shop, 0)
+    if overcharge <= 0:
+        return 0
+    customer = session.get(Customer, record.customer_id)
+    posted = post_transaction(
+        session,
+        shop_id=shop.id,
+        kind="payment_reversal",
+        reason=f"Order #{order_external_id}: the shop applied {format_amount(credited_by_shop, record.currency)}"
+        f" of the wallet payment; the rest is returned",
+        legs=[
+            Leg(wallet_account(session, customer, record.currency), overcharge),
+            Leg(system_account(session, shop.id, SystemAccount.WALLET_PAYMENTS, record.currency), -overcharge),
+        ],
+        idempotency_key=f"order:{order_external_id}:overcharge",
+        order_ref=order_external_id,
+    )
+    if posted.replayed:
+        return 0
+    record.wallet_paid -= overcharge
+    return overcharge

@@ -1,0 +1,33 @@
+"""Messages to shops, written in the same database transaction as the ledger change that causes them.
+
+Kinds are platform-neutral; `sync/<platform>/` turns each into that shop's API calls:
+- order.mark_paid      {order_id, transaction_id, discount, note}       the wallet paid the whole order
+- order.add_wallet_fee {order_id, transaction_id, amount, note}         the wallet paid part of it
+- order.mark_unpaid    {order_id, status, note}                         the wallet could not pay
+- order.note           {order_id, note}                                 tell the customer what moved
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from bridge.db import insert_ignoring_conflict
+from bridge.models import OutboxMessage, utcnow
+
+KINDS = frozenset({"order.mark_paid", "order.add_wallet_fee", "order.mark_unpaid", "order.note"})
+
+
+def enqueue(session: Session, *, shop_id: int, kind: str, payload: dict, dedupe_key: str) -> None:
+    """Queue a message once per (shop, dedupe_key): a replayed business event queues nothing new."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown outbox message kind {kind!r}")
+    now = utcnow()
+    insert_ignoring_conflict(
+        session,
+        OutboxMessage.__table__,
+        {
+            "shop_id": shop_id, "kind": kind, "payload": payload, "dedupe_key": dedupe_key, "status": "pending",
+            "attempts": 0, "next_attempt_at": now, "created_at": now,
+        },
+        ["shop_id", "dedupe_key"],
+    )  # fmt: skip

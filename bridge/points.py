@@ -1,0 +1,117 @@
+"""Loyalty points: earned on paid orders, clawed back on refunds, converted to wallet money."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bridge.accounts import SystemAccount, points_account, system_account, wallet_account
+from bridge.errors import InsufficientFunds, ValidationFailed
+from bridge.ledger import SYSTEM, Actor, Leg, Posted, ensure_unlocked, post_transaction
+from bridge.models import Customer, Entry, Shop
+from bridge.money import POINTS, exponent
+from bridge.orders import OrderSnapshot
+
+
+def points_for(settings: dict, paid: int, currency: str) -> int:
+    """Points per whole currency unit paid, rounded down (9.99 at 1 point per euro earns 9)."""
+    return paid * settings["points_per_currency_unit"] // 10 ** exponent(currency)
+
+
+def earn_points(
+    session: Session, shop: Shop, settings: dict, customer: Customer, paid: int, order: OrderSnapshot, key: str
+) -> int:
+    earned = points_for(settings, paid, order.currency)
+    if earned <= 0:
+        return 0
+    post_transaction(
+        session,
+        shop_id=shop.id,
+        kind="points_earned",
+        reason=f"Points for order #{order.external_id}",
+        legs=[
+            Leg(points_account(session, customer), earned),
+            Leg(system_account(session, shop.id, SystemAccount.POINTS_ISSUED, POINTS), -earned),
+        ],
+        idempotency_key=key,
+        order_ref=order.external_id,
+    )
+    return earned
+
+
+@dataclass(frozen=True)
+class Clawback:
+    taken: int
+    shortfall: int
+
+
+def claw_back_points(
+    session: Session, shop: Shop, customer: Customer, points: int, key: str, order_ref: str
+) -> Clawback:
+    """Take back up to `points`; points already spent cannot be taken, and the shortfall is reported."""
+    account = points_account(session, customer)
+    taken = max(0, min(points, account.balance))
+    if taken:
+        post_transaction(
+            session,
+            shop_id=shop.id,
+            kind="points_clawback",
+            reason=f"Points taken back: order #{order_ref} refunded or cancelled",
+            legs=[
+                Leg(account, -taken),
+                Leg(system_account(session, shop.id, SystemAccount.POINTS_ISSUED, POINTS), taken),
+            ],
+            idempotency_key=key,
+            order_ref=order_ref,
+        )
+    return Clawback(taken, points - taken)
+
+
+def conversion_value(settings: dict, points: int) -> tuple[int, int]:
+    """(points used, money in minor units): whole conversion steps only, so no point is lost to rounding."""
+    steps = points // settings["points_conversion_points"]
+    return steps * settings["points_conversion_points"], steps * settings["points_conversion_value"]
+
+
+def convert_points(
+    session: Session, shop: Shop, settings: dict, customer: Customer, points: int | None, key: str,
+    actor: Actor = SYSTEM,
+) -> Posted:  # fmt: skip
+    """Turn points into wallet money at the shop's rate (all convertible points when `points` is None)."""
+    account = points_account(session, customer)
+    requested = account.balance if points is None else points
+    if requested < max(settings["points_conversion_minimum"], settings["points_conversion_points"]):
+        raise ValidationFailed("not enough points to convert", fields={"points": "below the conversion minimum"})
+    if requested > account.balance:
+        raise InsufficientFunds("not enough points", fields={"points": "exceeds the points balance"})
+    used, money = conversion_value(settings, requested)
+    if money <= 0:
+        raise ValidationFailed("these points are worth nothing at the shop's rate", fields={"points": "worth 0"})
+    wallet = wallet_account(session, customer, shop.currency)
+    ensure_unlocked(wallet)
+    return post_transaction(
+        session,
+        shop_id=shop.id,
+        kind="points_conversion",
+        reason=f"{used} points converted to wallet money",
+        legs=[
+            Leg(account, -used),
+            Leg(system_account(session, shop.id, SystemAccount.POINTS_ISSUED, POINTS), used),
+            Leg(wallet, money),
+            Leg(system_account(session, shop.id, SystemAccount.POINTS_CONVERSION, shop.currency), -money),
+        ],
+        idempotency_key=key,
+        actor=actor,
+    )
+
+
+def convert_points_automatically(session: Session, shop: Shop, settings: dict, customer: Customer) -> Posted | None:
+    threshold = settings["points_auto_convert_threshold"]
+    account = points_account(session, customer)
+    if not threshold or account.balance < threshold:
+        return None
+    # Keyed by the newest points entry: each earning that crosses the threshold converts once.
+    newest = session.scalar(select(func.max(Entry.id)).where(Entry.account_id == account.id))
+    return convert_points(session, shop, settings, customer, None, f"points:auto:{account.id}:{newest}")

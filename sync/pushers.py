@@ -1,0 +1,17 @@
+"""Which pusher delivers a shop's outbox messages, by platform."""
+
+from __future__ import annotations
+
+from bridge.services import Services
+from sync.woocommerce.pushes import make_pusher as woocommerce_pusher
+from sync.worker import RetryPolicy
+
+
+def pushers_for(services: Services) -> dict:
+    timeout = services.settings.shop_timeout_seconds
+    return {"woocommerce": woocommerce_pusher(services.secrets, timeout)}
+
+
+def retry_policy(services: Services) -> RetryPolicy:
+    settings = services.settings
+    return RetryPolicy(settings.outbox_max_attempts, settings.outbox_base_delay_seconds)

@@ -1,0 +1,85 @@
+"""The shop's REST API through the official `woocommerce` client, with errors sorted into
+"retry later" and "retrying cannot help". Credentials are decrypted only here and never logged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import requests
+import woocommerce
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from bridge.models import Shop
+from bridge.security import SecretBox
+from sync.worker import PermanentFailure, TemporaryFailure
+
+RETRY_LATER = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class NotConnected(PermanentFailure):
+    pass
+
+
+@dataclass
+class WooResponse:
+    status: int
+    body: object
+    headers: dict
+
+
+class WooShop:
+    """One shop's wc/v3 API."""
+
+    def __init__(self, url: str, consumer_key: str, consumer_secret: str, timeout: float = 10.0):
+        self._api = woocommerce.API(
+            url=url, consumer_key=consumer_key, consumer_secret=consumer_secret, version="wc/v3", timeout=timeout
+        )
+
+    @classmethod
+    def for_shop(cls, shop: Shop, secrets: SecretBox, timeout: float = 10.0) -> WooShop:
+        key, secret = secrets.open(shop.consumer_key_enc), secrets.open(shop.consumer_secret_enc)
+        if not key or not secret:
+            raise NotConnected(f"shop {shop.id} has no REST credentials: run `wallet-bridge shop connect`")
+        return cls(shop.url, key, secret, timeout)
+
+    def get(self, endpoint: str, **params) -> WooResponse:
+        return self._call("get", endpoint, params=params)
+
+    def put(self, endpoint: str, data: dict) -> WooResponse:
+        return self._call("put", endpoint, data=data)
+
+    def post(self, endpoint: str, data: dict) -> WooResponse:
+        return self._call("post", endpoint, data=data)
+
+    # Connection resets and timeouts get two quick retries in place before the outbox backs off.
+    @retry(
+        retry=retry_if_exception_type(requests.ConnectionError),
+        stop=stop_after_attempt(3),
+        wait=wait_exponential_jitter(multiplier=0.2, max=1.0),
+        reraise=True,
+    )
+    def _send(self, method: str, endpoint: str, **kwargs) -> requests.Response:
+        if method == "get":
+            return self._api.get(endpoint, params=kwargs.get("params") or {})
+        return getattr(self._api, method)(endpoint, kwargs["data"])
+
+    def _call(self, method: str, endpoint: str, **kwargs) -> WooResponse:
+        try:
+            response = self._send(method, endpoint, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise TemporaryFailure(f"{method.upper()} {endpoint}: shop unreachable ({exc.__class__.__name__})") from exc
+        body = _json_or_text(response)
+        if response.status_code >= 400:
+            message = body.get("message") if isinstance(body, dict) else str(body)[:200]
+            error = f"{method.upper()} {endpoint}: HTTP {response.status_code} {message}"
+            if response.status_code in RETRY_LATER or response.status_code in (401, 403):
+                raise TemporaryFailure(error)
+            raise PermanentFailure(error)
+        return WooResponse(response.status_code, body, dict(response.headers))
+
+
+def _json_or_text(response: requests.Response):
+    try:
+        return response.json()
+    except ValueError:
+        return response.text

@@ -1,0 +1,110 @@
+"""Outbox messages turned into wc/v3 calls. Each pusher first reads the order and skips what a marker
+in its meta_data says was already done, because WooCommerce adds fee lines on every PUT: a repeated
+PUT would charge twice."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.db import unit_of_work
+from bridge.models import OutboxMessage, Shop
+from bridge.money import parse_amount, to_decimal_string
+from bridge.order_rules import return_overcharge
+from bridge.security import SecretBox
+from sync.woocommerce.client import WooShop
+
+PAYMENT_MARKER = "_wallet_bridge_payment"
+FEE_MARKER = "_wallet_bridge_wallet_fee"
+WALLET_FEE_NAME = "Paid from wallet"
+DISCOUNT_FEE_NAME = "Wallet discount"
+
+
+def _meta(order: dict, key: str):
+    return next((m.get("value") for m in order.get("meta_data") or [] if m.get("key") == key), None)
+
+
+def _fee(name: str, amount: int, currency: str) -> dict:
+    return {"name": name, "total": to_decimal_string(-amount, currency), "tax_status": "none"}
+
+
+def _stored_reduction(order: dict, name: str) -> int:
+    """What the shop's fee lines of this name actually took off the order (fee plus any tax on it)."""
+    currency = order["currency"]
+    return -sum(
+        parse_amount(fee.get("total") or "0", currency) + parse_amount(fee.get("total_tax") or "0", currency)
+        for fee in order.get("fee_lines") or []
+        if fee.get("name") == name
+    )
+
+
+def mark_paid(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
+    order_id = payload["order_id"]
+    order = api.get(f"orders/{order_id}").body
+    marker = str(payload["transaction_id"])
+    if _meta(order, PAYMENT_MARKER) != marker:
+        body = {
+            "set_paid": True,
+            "transaction_id": f"wallet-bridge-{payload['transaction_id']}",
+            "meta_data": [{"key": PAYMENT_MARKER, "value": marker}],
+        }
+        if payload.get("discount"):
+            body["fee_lines"] = [_fee(DISCOUNT_FEE_NAME, payload["discount"], order["currency"])]
+        order = api.put(f"orders/{order_id}", body).body
+    _settle(sessions, shop, order_id, parse_amount(order["total"], order["currency"]))
+    _note_once(api, order_id, payload["note"])
+
+
+def add_wallet_fee(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
+    order_id = payload["order_id"]
+    order = api.get(f"orders/{order_id}").body
+    marker = str(payload["transaction_id"])
+    if _meta(order, FEE_MARKER) != marker:
+        body = {
+            "fee_lines": [_fee(WALLET_FEE_NAME, payload["amount"], order["currency"])],
+            "meta_data": [{"key": FEE_MARKER, "value": marker}],
+        }
+        order = api.put(f"orders/{order_id}", body).body
+    _settle(sessions, shop, order_id, _stored_reduction(order, WALLET_FEE_NAME))
+    _note_once(api, order_id, payload["note"])
+
+
+def mark_unpaid(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
+    order_id = payload["order_id"]
+    order = api.get(f"orders/{order_id}").body
+    if order.get("status") in ("pending", "on-hold") and order.get("status") != payload["status"]:
+        api.put(f"orders/{order_id}", {"status": payload["status"]})
+    _note_once(api, order_id, payload["note"])
+
+
+def add_note(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
+    _note_once(api, payload["order_id"], payload["note"])
+
+
+def _settle(sessions: sessionmaker[Session], shop: Shop, order_id: str, credited: int) -> None:
+    with unit_of_work(sessions) as session:
+        return_overcharge(session, session.get(Shop, shop.id), order_id, credited)
+
+
+def _note_once(api: WooShop, order_id: str, note: str) -> None:
+    """Order notes trigger no webhook and a repeated note would email the customer twice: check first."""
+    notes = api.get(f"orders/{order_id}/notes").body or []
+    if any(existing.get("note") == note for existing in notes if isinstance(existing, dict)):
+        return
+    api.post(f"orders/{order_id}/notes", {"note": note, "customer_note": True})
+
+
+PUSHERS = {
+    "order.mark_paid": mark_paid,
+    "order.add_wallet_fee": add_wallet_fee,
+    "order.mark_unpaid": mark_unpaid,
+    "order.note": add_note,
+}
+
+
+def make_pusher(secrets: SecretBox, timeout: float):
+    """The worker's entry point for WooCommerce shops."""
+
+    def push(sessions: sessionmaker[Session], shop: Shop, message: OutboxMessage) -> None:
+        PUSHERS[message.kind](WooShop.for_shop(shop, secrets, timeout), sessions, shop, message.payload)
+
+    return push

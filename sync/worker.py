@@ -1,0 +1,146 @@
+"""The outbox worker: claims due messages, hands each to its platform's pusher, retries with
+exponential backoff and jitter, and dead-letters a message after the configured number of failures.
+
+Claiming is a short transaction (FOR UPDATE SKIP LOCKED on PostgreSQL, so several workers never take
+the same row) that leases the message; the shop is called outside any transaction, so a slow shop
+never holds a lock. A worker killed mid-call leaves a lease that expires, and the message is taken
+again: pushers check the shop's current state first, so a repeat is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.db import unit_of_work
+from bridge.models import OutboxMessage, Shop, utcnow
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(minutes=2)
+
+
+class PermanentFailure(Exception):
+    """The shop refused in a way retrying cannot fix (e.g. the order no longer exists)."""
+
+
+class TemporaryFailure(Exception):
+    """The shop is down, slow or throttling: try again later."""
+
+
+# (sessions, shop, message) -> None; raises PermanentFailure / TemporaryFailure.
+Pusher = Callable[[sessionmaker[Session], Shop, OutboxMessage], None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base_delay_seconds: float = 2.0
+    max_delay_seconds: float = 3600.0
+
+    def delay(self, attempts: int) -> timedelta:
+        """Exponential backoff with jitter: uniform in [½, 1] × base × 2^(attempts−1), capped."""
+        ceiling = min(self.max_delay_seconds, self.base_delay_seconds * 2 ** max(attempts - 1, 0))
+        return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+
+
+def claim(sessions: sessionmaker[Session], limit: int = 10) -> list[int]:
+    now = utcnow()
+    with unit_of_work(sessions) as session:
+        ids = session.execute(
+            select(OutboxMessage.id)
+            .where(
+                or_(OutboxMessage.status == "pending", OutboxMessage.status == "sending"),
+                OutboxMessage.next_attempt_at <= now,
+            )
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).scalars().all()
+        for message in session.execute(select(OutboxMessage).where(OutboxMessage.id.in_(ids))).scalars():
+            message.status, message.next_attempt_at = "sending", now + LEASE
+        return list(ids)
+
+
+def deliver(sessions: sessionmaker[Session], message_id: int, pushers: dict[str, Pusher], policy: RetryPolicy) -> str:
+    """Push one claimed message; returns its new status (delivered, pending or dead)."""
+    with unit_of_work(sessions) as session:
+        message = session.get(OutboxMessage, message_id)
+        shop = session.get(Shop, message.shop_id)
+        session.expunge_all()
+    pusher = pushers.get(shop.platform)
+    try:
+        if pusher is None:
+            raise PermanentFailure(f"no pusher for platform {shop.platform}")
+        pusher(sessions, shop, message)
+    except PermanentFailure as exc:
+        return _record(sessions, message_id, policy, error=str(exc), permanent=True)
+    except Exception as exc:  # temporary by default: a retry is harmless, a lost message is not
+        log.warning("outbox message %s failed: %s", message_id, _describe(exc))
+        return _record(sessions, message_id, policy, error=_describe(exc), permanent=False)
+    return _record(sessions, message_id, policy, error=None, permanent=False)
+
+
+def _describe(exc: Exception) -> str:
+    return f"{exc.__class__.__name__}: {exc}"[:1000]
+
+
+def _record(sessions, message_id: int, policy: RetryPolicy, *, error: str | None, permanent: bool) -> str:
+    with unit_of_work(sessions) as session:
+        message = session.get(OutboxMessage, message_id)
+        message.attempts += 1
+        if error is None:
+            message.status, message.delivered_at, message.last_error = "delivered", utcnow(), None
+        elif permanent or message.attempts >= policy.max_attempts:
+            message.status, message.last_error = "dead", error
+        else:
+            message.status, message.last_error = "pending", error
+            message.next_attempt_at = utcnow() + policy.delay(message.attempts)
+        return message.status
+
+
+def run_once(sessions: sessionmaker[Session], pushers: dict[str, Pusher], policy: RetryPolicy, limit: int = 10) -> int:
+    """Deliver what is due now; returns how many messages were attempted."""
+    ids = claim(sessions, limit)
+    for message_id in ids:
+        deliver(sessions, message_id, pushers, policy)
+    return len(ids)
+
+
+def drain(sessions, pushers, policy, *, max_rounds: int = 100) -> None:
+    """Deliver until nothing is due (tests and the demo)."""
+    for _ in range(max_rounds):
+        if not run_once(sessions, pushers, policy):
+            return
+
+
+def run_forever(sessions, pushers, policy, stop: threading.Event, idle_seconds: float = 1.0) -> None:
+    log.info("outbox worker started")
+    while not stop.is_set():
+        try:
+            busy = run_once(sessions, pushers, policy)
+        except Exception:  # the database may drop a connection: log, wait, go on
+            log.exception("outbox worker round failed")
+            busy = 0
+        if not busy:
+            stop.wait(idle_seconds)
+
+
+def retry_dead(sessions: sessionmaker[Session], shop_id: int | None = None, message_id: int | None = None) -> int:
+    """Put dead-lettered messages back in the queue (the merchant fixed the cause)."""
+    with unit_of_work(sessions) as session:
+        query = select(OutboxMessage).where(OutboxMessage.status == "dead")
+        if shop_id is not None:
+            query = query.where(OutboxMessage.shop_id == shop_id)
+        if message_id is not None:
+            query = query.where(OutboxMessage.id == message_id)
+        messages = session.execute(query).scalars().all()
+        for message in messages:
+            message.status, message.attempts, message.next_attempt_at = "pending", 0, utcnow()
+        return len(messages)

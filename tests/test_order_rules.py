@@ -1,0 +1,227 @@
+"""Order rules on platform-neutral snapshots: wallet payments, reversals, refunds, points."""
+
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import func, select
+
+from bridge import orders
+from bridge.accounts import ensure_customer, find_wallet, points_account, wallet_account
+from bridge.customer_rules import apply_customer
+from bridge.ledger import Actor, verify
+from bridge.models import LedgerTransaction, OrderRefund, OutboxMessage, ShopOrder
+from bridge.order_rules import apply_order, return_overcharge
+from bridge.orders import CustomerSnapshot, OrderSnapshot, RefundSnapshot
+from bridge.wallets import adjust_wallet
+
+ACTOR = Actor("webhook", "test")
+
+
+def order(**changes) -> OrderSnapshot:
+    base = OrderSnapshot(
+        external_id="12", customer_external_id="2", email="alice@example.test", customer_name="Alice Tester",
+        currency="EUR", status="pending", phase=orders.AWAITING_PAYMENT, total=4148, payment_method="wallet",
+    )  # fmt: skip
+    return replace(base, **changes)
+
+
+def paid(**changes) -> OrderSnapshot:
+    return order(**{"status": "processing", "phase": orders.PAID, **changes})
+
+
+def refunds(*pairs) -> tuple:
+    return tuple(RefundSnapshot(str(rid), amount, f"refund {rid}") for rid, amount in pairs)
+
+
+def configure(session, shop, **settings):
+    shop.shop.settings = {**shop.shop.settings, **settings}
+    session.merge(shop.shop)
+    session.flush()
+    return session.merge(shop.shop)
+
+
+def fund(session, shop, amount, customer="2"):
+    adjust_wallet(session, shop, customer, direction="credit", amount=amount, reason="fund",
+                  idempotency_key=f"fund-{amount}", actor=ACTOR)  # fmt: skip
+
+
+def balance(session, shop, customer="2"):
+    wallet = find_wallet(session, ensure_customer(session, shop.id, customer), shop.currency)
+    return wallet.balance if wallet else 0
+
+
+def messages(session):
+    return [(m.kind, m.payload) for m in session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars()]
+
+
+def count(session, model):
+    return session.scalar(select(func.count()).select_from(model))
+
+
+@pytest.fixture
+def live_shop(session, shop):
+    return configure(session, shop)
+
+
+def test_wallet_covering_the_total_pays_once(session, live_shop):
+    fund(session, live_shop, 10_000)
+    for _ in range(5):
+        apply_order(session, live_shop, order(), ACTOR)
+    assert balance(session, live_shop) == 10_000 - 4148
+    [(kind, payload)] = messages(session)
+    assert kind == "order.mark_paid" and payload["amount"] == 4148 and payload["discount"] == 0
+    assert "Paid €41.48 from your wallet. Wallet balance: €58.52" == payload["note"]
+    assert session.execute(select(ShopOrder)).scalar_one().payment_outcome == "paid"
+
+
+def test_wallet_discount_lowers_what_is_debited(session, shop):
+    shop = configure(session, shop, wallet_discount_kind="percent", wallet_discount_value=1000)
+    fund(session, shop, 10_000)
+    apply_order(session, shop, order(), ACTOR)
+    assert balance(session, shop) == 10_000 - (4148 - 414)
+    assert messages(session)[0][1]["discount"] == 414
+
+
+def test_renamed_offline_method_counts_as_wallet(session, shop):
+    shop = configure(session, shop, wallet_payment_methods=["cheque"])
+    fund(session, shop, 10_000)
+    apply_order(session, shop, order(payment_method="cheque", status="on-hold"), ACTOR)
+    apply_order(session, shop, order(payment_method="wallet"), ACTOR)  # not a wallet method any more
+    assert balance(session, shop) == 10_000 - 4148
+
+
+def test_short_balance_pays_partly_when_enabled(session, live_shop):
+    fund(session, live_shop, 1_000)
+    apply_order(session, live_shop, order(), ACTOR)
+    assert balance(session, live_shop) == 0
+    [(kind, payload)] = messages(session)
+    assert (kind, payload["amount"]) == ("order.add_wallet_fee", 1_000)
+    assert "€31.48 is left to pay" in payload["note"]
+
+
+def test_short_balance_without_partial_payments_fails_the_order(session, shop):
+    shop = configure(session, shop, partial_payments=False, unpaid_order_status="on-hold")
+    fund(session, shop, 1_000)
+    apply_order(session, shop, order(), ACTOR)
+    apply_order(session, shop, order(), ACTOR)
+    assert balance(session, shop) == 1_000
+    [(kind, payload)] = messages(session)
+    assert kind == "order.mark_unpaid" and payload["status"] == "on-hold"
+    assert "insufficient wallet balance (€10.00 available)" in payload["note"]
+
+
+def test_guest_orders_cannot_pay_by_wallet(session, live_shop):
+    apply_order(session, live_shop, order(customer_external_id=None), ACTOR)
+    assert messages(session)[0][0] == "order.mark_unpaid"
+    assert count(session, LedgerTransaction) == 0
+
+
+def test_orders_paid_by_other_methods_move_no_wallet_money(session, live_shop):
+    fund(session, live_shop, 10_000)
+    apply_order(session, live_shop, order(payment_method="stripe"), ACTOR)
+    assert balance(session, live_shop) == 10_000 and messages(session) == []
+
+
+def test_cancelled_after_capture_returns_the_money_once(session, live_shop):
+    fund(session, live_shop, 10_000)
+    apply_order(session, live_shop, order(), ACTOR)
+    for status in ("cancelled", "cancelled", "failed"):
+        apply_order(session, live_shop, order(status=status, phase=orders.CANCELLED), ACTOR)
+    assert balance(session, live_shop) == 10_000
+    assert [kind for kind, _ in messages(session)] == ["order.mark_paid", "order.note"]
+
+
+def test_refunds_of_a_wallet_paid_order_go_back_to_the_wallet_once_in_any_order(session, live_shop):
+    fund(session, live_shop, 10_000)
+    apply_order(session, live_shop, order(), ACTOR)
+    apply_order(session, live_shop, paid(refunds=refunds((14, 325))), ACTOR)
+    both = paid(status="completed", refunds=refunds((13, 500), (14, 325)))
+    for _ in range(3):
+        apply_order(session, live_shop, both, ACTOR)
+    assert balance(session, live_shop) == 10_000 - 4148 + 825
+    assert count(session, OrderRefund) == 2
+    assert verify(session) == []
+
+
+def test_two_refunds_in_one_delivery_apply_both(session, live_shop):
+    fund(session, live_shop, 10_000)
+    apply_order(session, live_shop, order(), ACTOR)
+    apply_order(session, live_shop, paid(refunds=refunds((13, 500), (14, 325))), ACTOR)
+    notes = [p["note"] for kind, p in messages(session) if kind == "order.note"]
+    assert notes == ["Refund of €5.00 credited to your wallet.", "Refund of €3.25 credited to your wallet."]
+
+
+def test_partly_paid_order_refund_returns_the_wallet_share_pro_rata(session, shop):
+    shop = configure(session, shop, refund_destination="original")
+    fund(session, shop, 1_000)
+    apply_order(session, shop, order(total=4_000), ACTOR)  # wallet pays 10.00, card 30.00
+    after_fee = paid(total=3_000)
+    apply_order(session, shop, replace(after_fee, refunds=refunds((20, 1_500))), ACTOR)  # half the card part
+    assert balance(session, shop) == 500  # half the wallet part; the card half goes back to the card
+    apply_order(session, shop, replace(after_fee, refunds=refunds((20, 1_500), (21, 1_500))), ACTOR)
+    assert balance(session, shop) == 1_000
+
+
+def test_card_order_refund_to_wallet_with_bonus(session, shop):
+    shop = configure(session, shop, refund_destination="wallet", refund_wallet_bonus_bp=1000)
+    apply_order(session, shop, paid(payment_method="stripe", refunds=refunds((30, 2_000))), ACTOR)
+    assert balance(session, shop) == 2_200
+    refund = session.execute(select(OrderRefund)).scalar_one()
+    assert (refund.destination, refund.wallet_credit, refund.bonus) == ("wallet", 2_000, 200)
+
+
+def test_card_order_refund_to_original_method_is_recorded_only(session, shop):
+    shop = configure(session, shop, refund_destination="original")
+    apply_order(session, shop, paid(payment_method="stripe", refunds=refunds((30, 2_000))), ACTOR)
+    assert balance(session, shop) == 0
+    assert session.execute(select(OrderRefund.destination)).scalar_one() == "original"
+
+
+def test_paid_orders_earn_points_once_and_refunds_claw_back_pro_rata(session, shop):
+    shop = configure(session, shop, points_per_currency_unit=10, refund_destination="original")
+    for _ in range(3):
+        apply_order(session, shop, paid(payment_method="stripe"), ACTOR)
+    customer = ensure_customer(session, shop.id, "2")
+    assert points_account(session, customer).balance == 414
+    apply_order(session, shop, paid(payment_method="stripe", refunds=refunds((40, 2074))), ACTOR)
+    assert points_account(session, customer).balance == 414 - 207
+
+
+def test_points_already_spent_are_reported_as_shortfall(session, shop):
+    shop = configure(session, shop, points_per_currency_unit=10, points_conversion_points=100,
+                     points_conversion_value=100, refund_destination="original")  # fmt: skip
+    apply_order(session, shop, paid(payment_method="stripe"), ACTOR)
+    from bridge.points import convert_points
+
+    customer = ensure_customer(session, shop.id, "2")
+    convert_points(session, shop, shop.settings, customer, 400, "convert-1")
+    apply_order(session, shop, paid(payment_method="stripe", status="refunded", refunds=refunds((41, 4148))), ACTOR)
+    refund = session.execute(select(OrderRefund)).scalar_one()
+    assert (refund.points_clawed_back, refund.points_shortfall) == (14, 400)
+    assert points_account(session, customer).balance == 0
+
+
+def test_points_convert_automatically_above_the_threshold(session, shop):
+    shop = configure(session, shop, points_per_currency_unit=10, points_auto_convert_threshold=400,
+                     points_conversion_points=100, points_conversion_value=50)  # fmt: skip
+    apply_order(session, shop, paid(payment_method="stripe"), ACTOR)  # 414 points → 400 converted
+    customer = ensure_customer(session, shop.id, "2")
+    assert points_account(session, customer).balance == 14
+    assert wallet_account(session, customer, "EUR").balance == 200
+
+
+def test_signup_bonus_is_given_once(session, shop):
+    shop = configure(session, shop, signup_bonus=500)
+    snapshot = CustomerSnapshot("2", "alice@example.test", "Alice Tester")
+    for _ in range(3):
+        apply_customer(session, shop, snapshot, ACTOR, is_new=True)
+    apply_customer(session, shop, snapshot, ACTOR, is_new=False)
+    assert balance(session, shop) == 500
+
+
+def test_overcharge_against_what_the_shop_applied_is_returned_once(session, live_shop):
+    fund(session, live_shop, 1_000)
+    apply_order(session, live_shop, order(total=800), ACTOR)
+    assert return_overcharge(session, live_shop, "12", 750) == 50
+    assert return_overcharge(session, live_shop, "12", 750) == 0
+    assert balance(session, live_shop) == 250

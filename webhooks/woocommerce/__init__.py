@@ -1,0 +1,1 @@
+"""WooCommerce webhooks: signature checks and payload parsing (pure), plus the Flask view and topic handlers."""
