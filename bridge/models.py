@@ -216,6 +216,7 @@ class ShopOrder(Base):
     points_earned: Mapped[int] = mapped_column(BigInteger, default=0)
     points_clawed_back: Mapped[int] = mapped_column(BigInteger, default=0)
     payment_outcome: Mapped[str | None] = mapped_column(String(20))  # paid | partial | unpaid | reversed
+    last_modified_at: Mapped[datetime | None] = mapped_column(Timestamp)  # newest shop state seen
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
 

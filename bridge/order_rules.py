@@ -48,18 +48,31 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
         )
     record = _lock_order_record(session, shop, order, customer)
     ctx = OrderContext(session, shop, load_settings(shop.settings), order, record, customer, actor)
-    # An order with refunds was paid somehow: refunds are never a reason to charge the wallet.
-    if order.phase == orders.AWAITING_PAYMENT and not order.refunds and record.payment_outcome is None \
-            and _pays_by_wallet(ctx):
+    stale = _is_stale(record, order)
+    if not stale and order.phase == orders.AWAITING_PAYMENT and _may_charge(ctx):
         _collect_wallet_payment(ctx)
     if order.phase == orders.CANCELLED:
         _reverse_order(ctx)
     if order.phase == orders.PAID and customer is not None:
         _earn_order_points(ctx)
-    for refund in sorted(order.refunds, key=lambda r: int(r.external_id) if r.external_id.isdigit() else 0):
+    for refund in sorted(order.refunds, key=_refund_order):
         _apply_refund(ctx, refund)
-    record.status = order.status
+    if not stale:
+        record.status, record.last_modified_at = order.status, order.modified_at or record.last_modified_at
     return record
+
+
+def _is_stale(record: ShopOrder, order: OrderSnapshot) -> bool:
+    """Deliveries arrive in any order: a state older than one already seen decides no payment."""
+    return bool(order.modified_at and record.last_modified_at and order.modified_at < record.last_modified_at)
+
+
+def _may_charge(ctx: OrderContext) -> bool:
+    """Charge only a wallet order never decided before, with no refunds (refunds mean it was paid)."""
+    has_refunds = ctx.order.refunds or ctx.session.execute(
+        select(OrderRefund.id).where(OrderRefund.shop_order_id == ctx.record.id).limit(1)
+    ).first()
+    return ctx.record.payment_outcome is None and not has_refunds and _pays_by_wallet(ctx)
 
 
 def _lock_order_record(session: Session, shop: Shop, order: OrderSnapshot, customer: Customer | None) -> ShopOrder:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 # Platform statuses mapped onto what the rules care about.
 AWAITING_PAYMENT = "awaiting_payment"
@@ -34,6 +35,7 @@ class OrderSnapshot:
     payment_method: str
     refunds: tuple[RefundSnapshot, ...] = ()
     meta: dict = field(default_factory=dict)  # the platform's order meta_data, key → value
+    modified_at: datetime | None = None  # when the shop last changed the order (UTC), if it says
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ def test_two_wallets_paying_each_other_never_deadlock(sessions, shop):
             post_transaction(session, shop_id=shop_id, kind="adjustment", reason="transfer",
                              legs=[Leg(debit, -100), Leg(credit, 100)], idempotency_key=f"t{n}")  # fmt: skip
 
-    _run_parallel(transfer, THREADS * 2)
+    _run_parallel(transfer, THREADS)
     with unit_of_work(sessions) as session:
         balances = session.execute(select(Account.balance).where(Account.kind == "wallet")).scalars().all()
         assert sorted(balances) == [100_000, 100_000]

@@ -9,6 +9,7 @@ module as integer minor units only.
 from __future__ import annotations
 
 import re
+from datetime import UTC
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from marshmallow.validate import Length, Range
@@ -141,6 +142,8 @@ class _OrderSchema(_Schema):
     payment_method = _optional_text()
     refunds = fields.List(fields.Nested(_RefundSchema), load_default=list)
     meta_data = fields.List(fields.Nested(_MetaSchema), load_default=list)
+    # Site time has no offset; the *_gmt twin is UTC. Used to tell a late, older state from a newer one.
+    date_modified_gmt = fields.NaiveDateTime(allow_none=True, load_default=None)
 
 
 class _CustomerSchema(_Schema):
@@ -179,6 +182,7 @@ def parse_order(data: dict) -> OrderSnapshot:
         # Refunds are read whatever the status: partial refunds leave e.g. "on-hold" or "processing".
         refunds=_refunds(order["refunds"], currency),
         meta={item["key"]: item["value"] for item in order["meta_data"]},  # a repeated key: the last wins
+        modified_at=order["date_modified_gmt"].replace(tzinfo=UTC) if order["date_modified_gmt"] else None,
     )
 
 
