@@ -1,0 +1,17 @@
+"""gunicorn settings for the bridge's web processes: `gunicorn -c deploy/gunicorn.conf.py`.
+
+The outbox worker runs as its own process (`wallet-bridge worker`), never inside gunicorn workers."""
+
+import multiprocessing
+import os
+
+wsgi_app = "bridge.wsgi:app"
+bind = os.environ.get("BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
+threads = int(os.environ.get("WEB_THREADS", "1"))
+timeout = 30
+graceful_timeout = 20
+accesslog = "-"
+# Never log query strings: a shop's REST keys could only ever appear there by mistake, but never in logs.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
