@@ -12,13 +12,16 @@ from flask.cli import FlaskGroup
 from sqlalchemy import select
 
 from bridge.db import unit_of_work
+from bridge.errors import DomainError
 from bridge.ledger import verify
 from bridge.migrate import upgrade
 from bridge.models import OutboxMessage
 from bridge.shops import create_shop
 from bridge.web.runtime import services
 from sync.pushers import pushers_for, retry_policy
-from sync.worker import drain, retry_dead, run_forever
+from sync.woocommerce.connect import connect_shop
+from sync.woocommerce.pull import sync_shop
+from sync.worker import PermanentFailure, TemporaryFailure, drain, retry_dead, run_forever
 
 
 def emit(data: dict, as_json: bool) -> None:
@@ -64,6 +67,73 @@ def shop_create(name, platform, url, currency, as_json):
             "webhook_url": f"{services().settings.public_url}/webhooks/{platform}/{created.shop.id}",
         }
     emit(data, as_json)
+
+
+@shop_group.command("connect", help="Check a WooCommerce shop's REST keys, store them encrypted, register webhooks.")
+@click.argument("shop_id", type=int)
+@click.option("--url", required=True, help="The shop's site URL (https in production).")
+@click.option("--consumer-key", required=True, envvar="WB_CONSUMER_KEY", show_envvar=True)
+@click.option(
+    "--consumer-secret",
+    required=True,
+    envvar="WB_CONSUMER_SECRET",
+    show_envvar=True,
+    prompt=True,
+    hide_input=True,
+    help="Prompted for (hidden) when neither given nor in the environment.",
+)
+@click.option("--json", "as_json", is_flag=True)
+def shop_connect(shop_id, url, consumer_key, consumer_secret, as_json):
+    svc = services()
+    try:
+        result = connect_shop(svc.sessions, svc.secrets, shop_id, url, consumer_key, consumer_secret,
+                              svc.settings.public_url, svc.settings.shop_timeout_seconds)  # fmt: skip
+    except (DomainError, TemporaryFailure, PermanentFailure) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    hooks = result.webhooks
+    click.echo(f"shop {result.shop_id} connected to {result.url}")
+    click.echo(f"webhooks to {result.delivery_url}:")
+    for label, ids in (("created", hooks.created), ("reactivated", hooks.reactivated), ("unchanged", hooks.unchanged)):
+        click.echo(f"  {label}: {', '.join(map(str, ids)) or '-'}")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@click.command("sync", help="Pull orders changed since the last sync and re-activate webhooks (run from cron).")
+@click.argument("shop_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no progress bar).")
+def sync_command(shop_id, as_json):
+    svc = services()
+    kwargs = dict(timeout=svc.settings.shop_timeout_seconds, public_url=svc.settings.public_url)
+    try:
+        if as_json:
+            result = sync_shop(svc.sessions, svc.secrets, shop_id, **kwargs)
+        else:
+            with click.progressbar(length=1, label=f"shop {shop_id}: orders", show_pos=True) as bar:
+
+                def progress(done: int, total: int) -> None:
+                    bar.length = max(total, done, 1)
+                    bar.update(done - bar.pos)
+
+                result = sync_shop(svc.sessions, svc.secrets, shop_id, progress=progress, **kwargs)
+    except (DomainError, TemporaryFailure, PermanentFailure) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        data = result.as_dict()
+        for key in ("orders_seen", "applied", "skipped", "webhooks_reactivated", "last_synced_at"):
+            click.echo(f"{key}: {data[key]}")
+        for skipped in result.skipped:
+            click.echo(f"  skipped order {skipped.order_id}: {skipped.error}")
+        if result.webhooks is not None and result.webhooks.created:
+            click.echo(f"webhooks created again: {', '.join(map(str, result.webhooks.created))}")
+    if result.webhook_error:
+        click.echo(f"error: webhooks not checked: {result.webhook_error}", err=True)
+        raise SystemExit(1)
 
 
 @click.group("ledger", help="The ledger.")
@@ -159,7 +229,7 @@ def start_embedded_worker(svc) -> threading.Event:
 
 
 def register_cli(app: Flask) -> None:
-    for command in (db_group, shop_group, ledger_group, serve, worker, outbox_group):
+    for command in (db_group, shop_group, ledger_group, serve, worker, outbox_group, sync_command):
         app.cli.add_command(command)
 
 

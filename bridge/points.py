@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bridge.accounts import SystemAccount, points_account, system_account, wallet_account
-from bridge.errors import InsufficientFunds, ValidationFailed
-from bridge.ledger import SYSTEM, Actor, Leg, Posted, ensure_unlocked, post_transaction
+from bridge.errors import IdempotencyConflict, InsufficientFunds, ValidationFailed
+from bridge.ledger import SYSTEM, Actor, Leg, Posted, ensure_unlocked, find_transaction, post_transaction
 from bridge.models import Customer, Entry, Shop
 from bridge.money import POINTS, exponent
 from bridge.orders import OrderSnapshot
@@ -79,7 +79,13 @@ def convert_points(
     session: Session, shop: Shop, settings: dict, customer: Customer, points: int | None, key: str,
     actor: Actor = SYSTEM,
 ) -> Posted:  # fmt: skip
-    """Turn points into wallet money at the shop's rate (all convertible points when `points` is None)."""
+    """Turn points into wallet money at the shop's rate (all convertible points when `points` is None).
+    A repeated key returns the first conversion, even though the points it used are gone now."""
+    earlier = find_transaction(session, shop.id, key)
+    if earlier is not None:
+        if earlier.kind != "points_conversion":
+            raise IdempotencyConflict("this key was used for something else", fields={"idempotency_key": "in use"})
+        return Posted(earlier, replayed=True)
     account = points_account(session, customer)
     requested = account.balance if points is None else points
     if requested < max(settings["points_conversion_minimum"], settings["points_conversion_points"]):

@@ -168,3 +168,26 @@ def test_bad_cursor_names_the_field(client, shop):
     credit(client, shop)
     response = client.get("/api/v1/customers/42/transactions?cursor=%%%", headers=auth(shop))
     assert response.status_code == 422 and "cursor" in response.get_json()["error"]["fields"]
+
+
+def test_points_convert_to_wallet_money_once_per_key(client, shop, services):
+    from bridge.accounts import ensure_customer
+    from bridge.models import Shop
+    from bridge.order_rules import apply_order
+    from tests.test_order_rules import ACTOR, paid
+
+    with unit_of_work(services.sessions) as session:
+        stored = session.get(Shop, shop.shop.id)
+        stored.settings = {**stored.settings, "points_per_currency_unit": 10, "points_conversion_points": 100,
+                           "points_conversion_value": 50}  # fmt: skip
+        ensure_customer(session, stored.id, "2")
+        apply_order(session, stored, paid(payment_method="stripe"), ACTOR)  # 414 points
+    for _ in range(2):
+        response = client.post("/api/v1/customers/2/points/conversions", json={"points": 300},
+                               headers=auth(shop, "conv-1"))  # fmt: skip
+        assert response.status_code == 201
+    assert (response.get_json()["points"], response.get_json()["balance"]) == (114, 150)
+    too_many = client.post("/api/v1/customers/2/points/conversions", json={"points": 500}, headers=auth(shop, "c2"))
+    assert too_many.status_code == 409 and "points" in too_many.get_json()["error"]["fields"]
+    too_few = client.post("/api/v1/customers/2/points/conversions", json={"points": 50}, headers=auth(shop, "c3"))
+    assert too_few.status_code == 422 and "points" in too_few.get_json()["error"]["fields"]

@@ -10,8 +10,10 @@ from marshmallow import Schema, fields, validate
 from bridge.errors import ValidationFailed
 from bridge.ledger import Actor, capture_hold, void_hold
 from bridge.models import Hold
+from bridge.points import convert_points
+from bridge.settings_schema import load_settings
 from bridge.shops import get_shop
-from bridge.wallets import adjust_wallet, hold_on_wallet, statement, wallet_summary
+from bridge.wallets import adjust_wallet, hold_on_wallet, require_customer, statement, wallet_summary
 from bridge.web.auth import require_api_key
 from bridge.web.runtime import transaction
 
@@ -107,6 +109,21 @@ class HoldState(Schema):
     status = fields.String()
     captured_amount = fields.Integer()
     transaction_id = fields.Integer(allow_none=True)
+
+
+class ConversionIn(Schema):
+    points = fields.Integer(
+        strict=True,
+        validate=validate.Range(min=1, max=10**12),
+        metadata={"description": "points to convert; all convertible points when omitted"},
+    )
+
+
+class ConversionOut(Schema):
+    transaction_id = fields.Integer()
+    replayed = fields.Boolean()
+    points = fields.Integer(metadata={"description": "points left"})
+    balance = fields.Integer()
 
 
 def _customer_path_is_valid(customer_id: str) -> None:
@@ -227,3 +244,23 @@ class Void(MethodView):
         """Release a hold without moving money."""
         with transaction() as session:
             return _hold_state(void_hold(session, shop_id=g.shop_id, hold_id=hold_id))
+
+
+@api.route("/customers/<customer_id>/points/conversions")
+class PointsConversions(MethodView):
+    decorators = [require_api_key]
+
+    @api.arguments(IdempotencyHeader, location="headers")
+    @api.arguments(ConversionIn)
+    @api.response(201, ConversionOut)
+    def post(self, headers, body, customer_id):
+        """Convert loyalty points to wallet money at the shop's rate (whole conversion steps only)."""
+        _customer_path_is_valid(customer_id)
+        with transaction() as session:
+            shop = get_shop(session, g.shop_id)
+            customer = require_customer(session, shop, customer_id)
+            posted = convert_points(session, shop, load_settings(shop.settings), customer, body.get("points"),
+                                    f"conversion:{headers['idempotency_key']}", actor=_actor())  # fmt: skip
+            summary = wallet_summary(session, shop, customer_id)
+        return {"transaction_id": posted.transaction.id, "replayed": posted.replayed, "points": summary["points"],
+                "balance": summary["balance"]}  # fmt: skip
