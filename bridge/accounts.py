@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.db import insert_ignoring_conflict
-from bridge.models import Account, Customer
+from bridge.models import Account, Customer, utcnow
 from bridge.money import POINTS
 
 
@@ -30,15 +30,13 @@ def ensure_customer(
     session: Session, shop_id: int, external_id: str, *, email: str | None = None, name: str | None = None
 ) -> Customer:
     """The shop's customer by its own id, created on first sight; contact details refreshed when given."""
-    insert_ignoring_conflict(
+    customer = find_customer(session, shop_id, external_id) or insert_ignoring_conflict(
         session,
-        Customer.__table__,
-        {"shop_id": shop_id, "external_id": external_id, "email": email, "name": name},
+        Customer,
+        {"shop_id": shop_id, "external_id": external_id, "email": email, "name": name, "created_at": utcnow()},
         ["shop_id", "external_id"],
     )
-    customer = session.execute(
-        select(Customer).where(Customer.shop_id == shop_id, Customer.external_id == external_id)
-    ).scalar_one()
+    customer = customer or find_customer(session, shop_id, external_id)  # created meanwhile by another request
     if email and customer.email != email:
         customer.email = email
     if name and customer.name != name:
@@ -52,12 +50,20 @@ def find_customer(session: Session, shop_id: int, external_id: str) -> Customer 
     ).scalar_one_or_none()
 
 
-def _ensure_account(session: Session, shop_id: int, code: str, **columns) -> Account:
-    insert_ignoring_conflict(
-        session, Account.__table__, {"shop_id": shop_id, "code": code, **columns}, ["shop_id", "code"]
-    )
+def _find_account(session: Session, shop_id: int, code: str) -> Account | None:
     query = select(Account).where(Account.shop_id == shop_id, Account.code == code)
-    return session.execute(query.execution_options(populate_existing=True)).scalar_one()
+    return session.execute(query.execution_options(populate_existing=True)).scalar_one_or_none()
+
+
+def _ensure_account(session: Session, shop_id: int, code: str, **columns) -> Account:
+    """Select first: accounts exist after their first use, so the common path is one indexed read."""
+    return (
+        _find_account(session, shop_id, code)
+        or insert_ignoring_conflict(
+            session, Account, {"shop_id": shop_id, "code": code, "created_at": utcnow(), **columns}, ["shop_id", "code"]
+        )
+        or _find_account(session, shop_id, code)
+    )
 
 
 def wallet_account(session: Session, customer: Customer, currency: str) -> Account:
@@ -105,8 +111,8 @@ def system_account(session: Session, shop_id: int, purpose: SystemAccount, curre
 
 
 def find_wallet(session: Session, customer: Customer, currency: str) -> Account | None:
-    return session.execute(
-        select(Account).where(
-            Account.shop_id == customer.shop_id, Account.code == f"wallet:{customer.id}:{currency}"
-        )
-    ).scalar_one_or_none()
+    return _find_account(session, customer.shop_id, f"wallet:{customer.id}:{currency}")
+
+
+def find_points(session: Session, customer: Customer) -> Account | None:
+    return _find_account(session, customer.shop_id, f"points:{customer.id}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from contextlib import ExitStack
 
 import click
 from flask import Flask
@@ -109,16 +110,17 @@ def sync_command(shop_id, as_json):
     svc = services()
     kwargs = dict(timeout=svc.settings.shop_timeout_seconds, public_url=svc.settings.public_url)
     try:
-        if as_json:
-            result = sync_shop(svc.sessions, svc.secrets, shop_id, **kwargs)
-        else:
-            with click.progressbar(length=1, label=f"shop {shop_id}: orders", show_pos=True) as bar:
+        with ExitStack() as stack:
+            bar, label = None, f"shop {shop_id}: orders"
 
-                def progress(done: int, total: int) -> None:
-                    bar.length = max(total, done, 1)
-                    bar.update(done - bar.pos)
+            def progress(done: int, total: int) -> None:
+                nonlocal bar
+                if bar is None:  # opened on the first order, so an early error is not printed after a bar
+                    bar = stack.enter_context(click.progressbar(length=1, label=label, show_pos=True))
+                bar.length = max(total, done, 1)
+                bar.update(done - bar.pos)
 
-                result = sync_shop(svc.sessions, svc.secrets, shop_id, progress=progress, **kwargs)
+            result = sync_shop(svc.sessions, svc.secrets, shop_id, progress=None if as_json else progress, **kwargs)
     except (DomainError, TemporaryFailure, PermanentFailure) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:

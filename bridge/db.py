@@ -58,14 +58,10 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
-def insert_ignoring_conflict(session: Session, table, values: dict, conflict_columns: list[str]):
-    """INSERT … ON CONFLICT DO NOTHING RETURNING id, on either database. Returns the new id or None.
-    On PostgreSQL a concurrent insert of the same key waits for the other transaction to end."""
+def insert_ignoring_conflict(session: Session, model: type[Base], values: dict, conflict_columns: list[str]):
+    """INSERT … ON CONFLICT DO NOTHING RETURNING *, on either database, in one statement: the new row as
+    an ORM object, or None when the key exists. On PostgreSQL a concurrent insert of the same key waits
+    for the other transaction to end."""
     dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
-    stmt = (
-        dialect.insert(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=conflict_columns)
-        .returning(table.c.id)
-    )
-    return session.execute(stmt).scalar_one_or_none()
+    stmt = dialect.insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict_columns)
+    return session.scalars(stmt.returning(model)).one_or_none()

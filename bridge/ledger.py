@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from bridge.accounts import SystemAccount, system_account
@@ -121,13 +121,10 @@ def post_transaction(
     if not reason or not reason.strip():
         raise ValidationFailed("a transaction needs a reason", fields={"reason": "required"})
     fingerprint = _fingerprint(kind, legs, order_ref, refund_ref)
-    existing = find_transaction(session, shop_id, idempotency_key)
-    if existing is not None:
-        return _replay(existing, fingerprint)
     now = utcnow()
-    transaction_id = insert_ignoring_conflict(
+    transaction = insert_ignoring_conflict(  # claims the key; a replay finds it taken
         session,
-        LedgerTransaction.__table__,
+        LedgerTransaction,
         {
             "shop_id": shop_id, "kind": kind, "reason": reason.strip()[:500], "actor_kind": actor.kind,
             "actor_id": actor.id, "idempotency_key": idempotency_key, "fingerprint": fingerprint,
@@ -135,28 +132,25 @@ def post_transaction(
         },
         ["shop_id", "idempotency_key"],
     )  # fmt: skip
-    if transaction_id is None:  # a concurrent request claimed the key first and committed
+    if transaction is None:
         return _replay(find_transaction(session, shop_id, idempotency_key), fingerprint)
-    entries = [_apply_leg(session, leg, transaction_id, now) for leg in sorted(legs, key=lambda g: g.account.id)]
-    session.add_all(entries)
-    session.flush()
-    return Posted(session.get(LedgerTransaction, transaction_id), replayed=False)
+    entries = [_apply_leg(session, leg, transaction.id, now) for leg in sorted(legs, key=lambda g: g.account.id)]
+    session.execute(insert(Entry), entries)  # one multi-row INSERT
+    return Posted(transaction, replayed=False)
 
 
-def _apply_leg(session: Session, leg: Leg, transaction_id: int, now: datetime) -> Entry:
+def _apply_leg(session: Session, leg: Leg, transaction_id: int, now: datetime) -> dict:
     account = leg.account
-    balance_after = None
-    if account.tracks_balance:
-        balance_after = _move_balance(session, account, leg.amount)
-    return Entry(
-        transaction_id=transaction_id,
-        shop_id=account.shop_id,
-        account_id=account.id,
-        amount=leg.amount,
-        currency=account.currency,
-        balance_after=balance_after,
-        created_at=now,
-    )
+    balance_after = _move_balance(session, account, leg.amount) if account.tracks_balance else None
+    return {
+        "transaction_id": transaction_id,
+        "shop_id": account.shop_id,
+        "account_id": account.id,
+        "amount": leg.amount,
+        "currency": account.currency,
+        "balance_after": balance_after,
+        "created_at": now,
+    }
 
 
 def _move_balance(session: Session, account: Account, amount: int) -> int:
@@ -208,9 +202,9 @@ def authorize_hold(
     if existing is not None:
         return _replay_hold(existing, account, amount)
     now = utcnow()
-    hold_id = insert_ignoring_conflict(
+    hold = insert_ignoring_conflict(
         session,
-        Hold.__table__,
+        Hold,
         {
             "shop_id": account.shop_id, "account_id": account.id, "amount": amount, "captured_amount": 0,
             "status": "open", "reason": reason, "idempotency_key": idempotency_key, "order_ref": order_ref,
@@ -218,7 +212,7 @@ def authorize_hold(
         },
         ["shop_id", "idempotency_key"],
     )  # fmt: skip
-    if hold_id is None:
+    if hold is None:
         return _replay_hold(_find_hold_by_key(session, account.shop_id, idempotency_key), account, amount)
     row = session.execute(
         update(Account)
@@ -230,7 +224,7 @@ def authorize_hold(
     if row is None:
         raise InsufficientFunds("insufficient available balance", fields={"amount": "exceeds available"})
     _refresh(account, balance=row.balance, held=row.held)
-    return session.get(Hold, hold_id), False
+    return hold, False
 
 
 def _find_hold_by_key(session: Session, shop_id: int, key: str) -> Hold | None:

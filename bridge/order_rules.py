@@ -17,7 +17,7 @@ from bridge import orders
 from bridge.accounts import SystemAccount, ensure_customer, system_account, wallet_account
 from bridge.db import insert_ignoring_conflict
 from bridge.ledger import Actor, Leg, post_transaction
-from bridge.models import Customer, OrderRefund, Shop, ShopOrder
+from bridge.models import Customer, OrderRefund, Shop, ShopOrder, utcnow
 from bridge.money import format_amount, percent_of
 from bridge.orders import OrderSnapshot
 from bridge.outbox import enqueue
@@ -78,11 +78,12 @@ def _may_charge(ctx: OrderContext) -> bool:
 def _lock_order_record(session: Session, shop: Shop, order: OrderSnapshot, customer: Customer | None) -> ShopOrder:
     insert_ignoring_conflict(
         session,
-        ShopOrder.__table__,
+        ShopOrder,
         {
             "shop_id": shop.id, "external_id": order.external_id, "customer_id": customer.id if customer else None,
             "currency": order.currency, "status": order.status, "total": order.total, "wallet_paid": 0,
-            "wallet_refunded": 0, "points_earned": 0, "points_clawed_back": 0,
+            "wallet_refunded": 0, "points_earned": 0, "points_clawed_back": 0, "created_at": utcnow(),
+            "updated_at": utcnow(),
         },
         ["shop_id", "external_id"],
     )  # fmt: skip

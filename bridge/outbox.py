@@ -24,7 +24,7 @@ def enqueue(session: Session, *, shop_id: int, kind: str, payload: dict, dedupe_
     now = utcnow()
     insert_ignoring_conflict(
         session,
-        OutboxMessage.__table__,
+        OutboxMessage,
         {
             "shop_id": shop_id, "kind": kind, "payload": payload, "dedupe_key": dedupe_key, "status": "pending",
             "attempts": 0, "next_attempt_at": now, "created_at": now,
