@@ -13,8 +13,8 @@ from bridge.accounts import (
     SystemAccount,
     ensure_customer,
     find_customer,
+    find_points,
     find_wallet,
-    points_account,
     system_account,
     wallet_account,
 )
@@ -35,7 +35,8 @@ def wallet_summary(session: Session, shop: Shop, external_id: str) -> dict:
     customer = require_customer(session, shop, external_id)
     wallet = find_wallet(session, customer, shop.currency)
     balance, held = (wallet.balance, wallet.held) if wallet else (0, 0)
-    points = points_account(session, customer).balance
+    points_account = find_points(session, customer)  # reading creates nothing
+    points = points_account.balance if points_account else 0
     holds = []
     if wallet:
         holds = session.execute(
