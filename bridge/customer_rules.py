@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from bridge.accounts import SystemAccount, ensure_customer, system_account, wallet_account
 from bridge.ledger import Actor, Leg, post_transaction
+from bridge.lots import LotPolicy, promotional_expiry
 from bridge.models import Customer, Shop
 from bridge.money import format_amount
 from bridge.orders import CustomerSnapshot
@@ -17,7 +18,8 @@ def apply_customer(
 ) -> Customer:
     customer = ensure_customer(session, shop.id, snapshot.external_id, email=snapshot.email, name=snapshot.name)
     wallet = wallet_account(session, customer, shop.currency)
-    bonus = load_settings(shop.settings)["signup_bonus"]
+    settings = load_settings(shop.settings)
+    bonus = settings["signup_bonus"]
     if is_new and bonus > 0:
         post_transaction(
             session,
@@ -30,5 +32,6 @@ def apply_customer(
             ],
             idempotency_key=f"customer:{snapshot.external_id}:signup_bonus",
             actor=actor,
+            lots=LotPolicy(promo_expires_at=promotional_expiry(settings)),
         )
     return customer

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import BigInteger, Engine, cast, create_engine, event, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -56,6 +56,11 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def total(column):
+    """SUM as an integer on both databases (PostgreSQL sums BIGINT into NUMERIC, i.e. Decimal), 0 when empty."""
+    return cast(func.coalesce(func.sum(column), 0), BigInteger)
 
 
 def insert_ignoring_conflict(session: Session, model: type[Base], values: dict, conflict_columns: list[str]):

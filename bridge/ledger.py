@@ -13,11 +13,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from bridge.accounts import SystemAccount, system_account
-from bridge.db import insert_ignoring_conflict
+from bridge.db import insert_ignoring_conflict, total
 from bridge.errors import (
     IdempotencyConflict,
     InsufficientFunds,
@@ -27,12 +27,16 @@ from bridge.errors import (
     ValidationFailed,
     WalletLocked,
 )
-from bridge.models import Account, Entry, Hold, LedgerTransaction, utcnow
+from bridge.lots import DEFAULT as DEFAULT_LOTS
+from bridge.lots import LotPolicy
+from bridge.lots import track as track_lots
+from bridge.models import Account, CreditLot, Entry, Hold, LedgerTransaction, utcnow
 
 TRANSACTION_KINDS = frozenset(
     {
         "payment", "refund_to_wallet", "payment_reversal", "topup", "points_earned", "points_clawback",
-        "points_conversion", "signup_bonus", "adjustment", "withdrawal", "expiry", "capture", "promotion",
+        "points_conversion", "signup_bonus", "adjustment", "withdrawal", "withdrawal_reversal", "expiry",
+        "capture", "promotion", "tip",
     }
 )  # fmt: skip
 
@@ -112,6 +116,7 @@ def post_transaction(
     actor: Actor = SYSTEM,
     order_ref: str | None = None,
     refund_ref: str | None = None,
+    lots: LotPolicy = DEFAULT_LOTS,
 ) -> Posted:
     """Post a balanced transaction once per idempotency key. A replay with the same content returns
     the first transaction and moves nothing; the same key with other content raises a conflict.
@@ -134,8 +139,10 @@ def post_transaction(
     )  # fmt: skip
     if transaction is None:
         return _replay(find_transaction(session, shop_id, idempotency_key), fingerprint)
-    entries = [_apply_leg(session, leg, transaction.id, now) for leg in sorted(legs, key=lambda g: g.account.id)]
+    ordered = sorted(legs, key=lambda g: g.account.id)
+    entries = [_apply_leg(session, leg, transaction.id, now) for leg in ordered]
     session.execute(insert(Entry), entries)  # one multi-row INSERT
+    track_lots(session, transaction, ordered, lots)
     return Posted(transaction, replayed=False)
 
 
@@ -340,21 +347,27 @@ class Mismatch:
 
 def verify(session: Session) -> list[Mismatch]:
     """Recompute what the ledger stores: every transaction balances per currency, every stored balance
-    equals the sum of its entries, every held amount equals its open holds."""
+    equals the sum of its entries (and, for wallets, of their credit lots), every held amount equals its
+    open holds."""
     problems: list[Mismatch] = []
     unbalanced = session.execute(
-        select(Entry.transaction_id, Entry.currency, func.sum(Entry.amount))
+        select(Entry.transaction_id, Entry.currency, total(Entry.amount))
         .group_by(Entry.transaction_id, Entry.currency)
-        .having(func.sum(Entry.amount) != 0)
+        .having(total(Entry.amount) != 0)
     ).all()
     problems += [Mismatch("transaction_balance", tid, 0, total) for tid, _currency, total in unbalanced]
-    sums = dict(session.execute(select(Entry.account_id, func.sum(Entry.amount)).group_by(Entry.account_id)).all())
+    sums = dict(session.execute(select(Entry.account_id, total(Entry.amount)).group_by(Entry.account_id)).all())
     held = dict(
         session.execute(
-            select(Hold.account_id, func.sum(Hold.amount)).where(Hold.status == "open").group_by(Hold.account_id)
+            select(Hold.account_id, total(Hold.amount)).where(Hold.status == "open").group_by(Hold.account_id)
         ).all()
     )
+    lots = select(CreditLot.account_id, total(CreditLot.remaining)).group_by(CreditLot.account_id)
+    lot_sums = dict(session.execute(lots).all())
     for account in session.execute(select(Account).where(Account.kind != "system")).scalars():
+        in_lots = lot_sums.get(account.id) or 0
+        if account.kind == "wallet" and account.overdraft_limit == 0 and account.balance != in_lots:
+            problems.append(Mismatch("wallet_lots", account.id, account.balance, in_lots))
         if account.balance != (sums.get(account.id) or 0):
             problems.append(Mismatch("account_balance", account.id, sums.get(account.id) or 0, account.balance))
         if account.held != (held.get(account.id) or 0):

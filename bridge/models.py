@@ -238,3 +238,113 @@ class OrderRefund(Base):
     points_shortfall: Mapped[int] = mapped_column(BigInteger, default=0)
     transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class CreditLot(Base):
+    """Where a wallet's money came from. Cash-like lots (top-ups, refunds) never expire; promotional ones
+    (bonuses, gifts, converted points) may. Spending takes the soonest-expiring lots first, so the sum
+    of `remaining` over a wallet's lots is its balance."""
+
+    __tablename__ = "credit_lots"
+    __table_args__ = (Index("ix_credit_lots_account_open", "account_id", "remaining"),
+                      Index("ix_credit_lots_expiry", "expires_at"))  # fmt: skip
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"))
+    kind: Mapped[str] = mapped_column(String(20))  # cash | promotional
+    source: Mapped[str] = mapped_column(String(30))  # the transaction kind that created it, e.g. topup
+    amount: Mapped[int] = mapped_column(BigInteger)
+    remaining: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class LotMovement(Base):
+    """A transaction taking money from a lot (positive) or giving it back (negative, on reversal)."""
+
+    __tablename__ = "lot_movements"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("credit_lots.id"), index=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+# Merchant console -----------------------------------------------------------------------------------
+
+
+class MerchantUser(Base):
+    """A person who runs one or more shops from the console. Passwords are argon2 hashes."""
+
+    __tablename__ = "merchant_users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-cased
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class ShopMembership(Base):
+    """Which shops a merchant user may see and change: any other shop is answered 404."""
+
+    __tablename__ = "shop_memberships"
+    __table_args__ = (UniqueConstraint("user_id", "shop_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("merchant_users.id"))
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"), index=True)
+    role: Mapped[str] = mapped_column(String(20), default="owner")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class LoginAttempt(Base):
+    """Failed sign-ins, counted per e-mail and per address in the database (web processes share it)."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_email_created", "email", "created_at"),
+        Index("ix_login_attempts_ip_created", "ip", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    ip: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class AuditEvent(Base):
+    """Who changed what, when, from what to what: one row per changed field (or per action)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_shop_id_id", "shop_id", "id"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    shop_id: Mapped[int | None] = mapped_column(ForeignKey("shops.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("merchant_users.id"))
+    actor: Mapped[str] = mapped_column(String(320))  # the user's e-mail, or "cli"
+    action: Mapped[str] = mapped_column(String(60))  # e.g. settings.funding, wallet.lock, connection.install
+    target: Mapped[str | None] = mapped_column(String(200))  # e.g. a customer id
+    field: Mapped[str | None] = mapped_column(String(60))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+# Range scans for reports and the console's webhook health (indexes on tables defined above).
+Index("ix_shop_orders_shop_created", ShopOrder.shop_id, ShopOrder.created_at)
+Index("ix_inbox_shop_topic_received", InboxDelivery.shop_id, InboxDelivery.topic, InboxDelivery.received_at)
+
+
+class TopupRequest(Base):
+    """A customer's request to top up: the shop order the bridge created for it, once per key."""
+
+    __tablename__ = "topup_requests"
+    __table_args__ = (UniqueConstraint("shop_id", "idempotency_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    order_external_id: Mapped[str | None] = mapped_column(String(64))
+    payment_url: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)

@@ -15,14 +15,16 @@ from sqlalchemy.orm import Session
 
 from bridge import orders
 from bridge.accounts import SystemAccount, ensure_customer, system_account, wallet_account
-from bridge.db import insert_ignoring_conflict
+from bridge.db import insert_ignoring_conflict, total
 from bridge.ledger import Actor, Leg, post_transaction
-from bridge.models import Customer, OrderRefund, Shop, ShopOrder, utcnow
+from bridge.lots import LotPolicy, promotional_expiry
+from bridge.models import CreditLot, Customer, LedgerTransaction, LotMovement, OrderRefund, Shop, ShopOrder, utcnow
 from bridge.money import format_amount, percent_of
 from bridge.orders import OrderSnapshot
 from bridge.outbox import enqueue
 from bridge.points import claw_back_points, convert_points_automatically, earn_points
 from bridge.settings_schema import load_settings
+from bridge.topups import credit_paid_topup, requested_topup
 
 
 @dataclass
@@ -48,6 +50,8 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
         )
     record = _lock_order_record(session, shop, order, customer)
     ctx = OrderContext(session, shop, load_settings(shop.settings), order, record, customer, actor)
+    if requested_topup(order.meta) is not None:
+        return _apply_topup_order(ctx)
     stale = _is_stale(record, order)
     if not stale and order.phase == orders.AWAITING_PAYMENT and _may_charge(ctx):
         _collect_wallet_payment(ctx)
@@ -60,6 +64,65 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
     if not stale:
         record.status, record.last_modified_at = order.status, order.modified_at or record.last_modified_at
     return record
+
+
+def _apply_topup_order(ctx: OrderContext) -> ShopOrder:
+    """A top-up order is never paid by wallet and earns no points: paid, it credits the wallet; refunded
+    to the card by the merchant, it takes the money back from what is left of that top-up."""
+    order, record = ctx.order, ctx.record
+    if ctx.customer is not None and order.phase in (orders.PAID, orders.REFUNDED) and not record.payment_outcome:
+        credited = credit_paid_topup(ctx.session, ctx.shop, ctx.settings, ctx.customer, order, ctx.actor)
+        record.payment_outcome = "topup"
+        if credited:
+            wallet = wallet_account(ctx.session, ctx.customer, order.currency)
+            note = (f"{format_amount(credited, order.currency)} added to your wallet. "
+                    f"Wallet balance: {format_amount(wallet.balance, order.currency)}")  # fmt: skip
+            _tell_shop_once(ctx, ctx.key("topup-note"), note)
+    _take_back_refunded_topup(ctx)
+    record.status = order.status
+    return record
+
+
+def _take_back_refunded_topup(ctx: OrderContext) -> None:
+    """Decided on totals, not per refund: what the card got back for this top-up, less what withdrawals
+    already took from it, is what is still to take. Refunds the bridge itself asked for (withdrawals)
+    were debited when asked, so their deliveries take nothing more, whenever they arrive."""
+    session, order = ctx.session, ctx.order
+    lot = session.execute(
+        select(CreditLot).join(LedgerTransaction, LedgerTransaction.id == CreditLot.transaction_id).where(
+            LedgerTransaction.shop_id == ctx.shop.id, LedgerTransaction.idempotency_key == ctx.key("topup"),
+            CreditLot.source == "topup", CreditLot.kind == "cash")
+    ).scalar_one_or_none()  # fmt: skip
+    for refund in order.refunds:
+        if not _refund_applied(ctx, refund):
+            session.add(OrderRefund(shop_id=ctx.shop.id, shop_order_id=ctx.record.id, external_id=refund.external_id,
+                                    amount=refund.amount, destination="card", wallet_credit=0, bonus=0))  # fmt: skip
+    if lot is None or ctx.customer is None:
+        return
+    already = session.scalar(
+        select(total(LotMovement.amount))
+        .join(LedgerTransaction, LedgerTransaction.id == LotMovement.transaction_id)
+        .where(LotMovement.lot_id == lot.id, LedgerTransaction.kind.in_(("withdrawal", "withdrawal_reversal")))
+    )
+    refunded = sum(r.amount for r in order.refunds)
+    wallet = wallet_account(session, ctx.customer, order.currency)
+    due = min(min(refunded, lot.amount) - already, lot.remaining, max(wallet.available, 0))
+    if due <= 0:
+        return
+    post_transaction(
+        session, shop_id=ctx.shop.id, kind="withdrawal",
+        reason=f"Top-up #{order.external_id} refunded to the card by the shop",
+        legs=[Leg(wallet, -due),
+              Leg(system_account(session, ctx.shop.id, SystemAccount.WITHDRAWALS_PAID, wallet.currency), due)],
+        idempotency_key=ctx.key(f"card-refunds:{refunded}"), actor=ctx.actor, order_ref=order.external_id,
+        lots=LotPolicy(lot_id=lot.id),
+    )  # fmt: skip
+
+
+def _refund_applied(ctx: OrderContext, refund: orders.RefundSnapshot) -> bool:
+    return ctx.session.execute(
+        select(OrderRefund.id).where(OrderRefund.shop_id == ctx.shop.id, OrderRefund.external_id == refund.external_id)
+    ).first() is not None
 
 
 def _is_stale(record: ShopOrder, order: OrderSnapshot) -> bool:
@@ -216,9 +279,7 @@ def _earn_order_points(ctx: OrderContext) -> None:
 
 def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
     session, record = ctx.session, ctx.record
-    if session.execute(
-        select(OrderRefund.id).where(OrderRefund.shop_id == ctx.shop.id, OrderRefund.external_id == refund.external_id)
-    ).first():
+    if _refund_applied(ctx, refund):
         return
     split = split_refund(ctx.order, record, refund)
     destination = ctx.settings["refund_destination"]
@@ -294,7 +355,7 @@ def _credit_refund(ctx: OrderContext, refund, wallet_part: int, card_credit: int
     return post_transaction(
         session, shop_id=ctx.shop.id, kind="refund_to_wallet", reason=reason, legs=legs,
         idempotency_key=f"refund:{refund.external_id}", actor=ctx.actor, order_ref=ctx.order.external_id,
-        refund_ref=refund.external_id,
+        refund_ref=refund.external_id, lots=LotPolicy(promo_expires_at=promotional_expiry(ctx.settings)),
     ).transaction.id  # fmt: skip
 
 

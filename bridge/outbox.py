@@ -5,6 +5,7 @@ Kinds are platform-neutral; `sync/<platform>/` turns each into that shop's API c
 - order.add_wallet_fee {order_id, transaction_id, amount, note}         the wallet paid part of it
 - order.mark_unpaid    {order_id, status, note}                         the wallet could not pay
 - order.note           {order_id, note}                                 tell the customer what moved
+- order.refund         {order_id, amount, reason, api_refund, transaction_id}   refund an order (withdrawals)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 from bridge.db import insert_ignoring_conflict
 from bridge.models import OutboxMessage, utcnow
 
-KINDS = frozenset({"order.mark_paid", "order.add_wallet_fee", "order.mark_unpaid", "order.note"})
+KINDS = frozenset({"order.mark_paid", "order.add_wallet_fee", "order.mark_unpaid", "order.note", "order.refund"})
 
 
 def enqueue(session: Session, *, shop_id: int, kind: str, payload: dict, dedupe_key: str) -> None:

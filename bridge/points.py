@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from bridge.accounts import SystemAccount, points_account, system_account, wallet_account
 from bridge.errors import IdempotencyConflict, InsufficientFunds, ValidationFailed
 from bridge.ledger import SYSTEM, Actor, Leg, Posted, ensure_unlocked, find_transaction, post_transaction
+from bridge.lots import LotPolicy, promotional_expiry
 from bridge.models import Customer, Entry, Shop
 from bridge.money import POINTS, exponent
 from bridge.orders import OrderSnapshot
@@ -110,6 +111,7 @@ def convert_points(
         ],
         idempotency_key=key,
         actor=actor,
+        lots=LotPolicy(promo_expires_at=promotional_expiry(settings)),
     )
 
 

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
+
+
+class ReturnWindowSchema(Schema):
+    """A loyalty tier: customers whose lifetime spend reaches the threshold may return goods for `days`."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    tier = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    min_lifetime_spend = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))  # minor units
+    days = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=3650))
 
 
 class ShopSettingsSchema(Schema):
@@ -29,6 +40,47 @@ class ShopSettingsSchema(Schema):
     topup_minimum = fields.Integer(validate=validate.Range(min=0), load_default=500)
     topup_maximum = fields.Integer(validate=validate.Range(min=0), load_default=50_000)
     promotional_expiry_days = fields.Integer(validate=validate.Range(min=0), load_default=0)
+    topup_bonus_bp = fields.Integer(validate=validate.Range(min=0, max=10_000), load_default=0)
+    topup_bonus_threshold = fields.Integer(validate=validate.Range(min=0), load_default=0)  # minor units
+    return_windows = fields.List(
+        fields.Nested(ReturnWindowSchema),
+        validate=validate.Length(max=10),
+        load_default=lambda: [{"tier": "Standard", "min_lifetime_spend": 0, "days": 30}],
+    )
+    tips_enabled = fields.Boolean(load_default=False)
+    tip_presets_bp = fields.List(  # basis points: 1500 = 15 %
+        fields.Integer(strict=True, validate=validate.Range(min=1, max=10_000)),
+        validate=validate.Length(min=1, max=6),
+        load_default=lambda: [1500, 2000, 2500],
+    )
+
+    @validates_schema
+    def _check_together(self, data, **kwargs):
+        """Rules that involve two settings; each error names the field a person would correct."""
+        errors: dict[str, list[str]] = {}
+        if data.get("topup_maximum", 1) and data.get("topup_minimum", 0) > data.get("topup_maximum", 0):
+            errors["topup_maximum"] = ["Must be at least the top-up minimum."]
+        if data.get("wallet_discount_kind") == "percent" and data.get("wallet_discount_value", 0) > 10_000:
+            errors["wallet_discount_value"] = ["A percent discount is at most 100 %."]
+        presets = data.get("tip_presets_bp") or []
+        if len(set(presets)) != len(presets):
+            errors["tip_presets_bp"] = ["Each preset may appear once."]
+        windows = data.get("return_windows") or []
+        thresholds = [w["min_lifetime_spend"] for w in windows]
+        if len(set(thresholds)) != len(thresholds):
+            errors["return_windows"] = ["Two tiers have the same lifetime-spend threshold."]
+        elif windows and min(thresholds) != 0:
+            errors["return_windows"] = ["The lowest tier must start at 0, so that every customer has a window."]
+        elif len({w["tier"].strip().lower() for w in windows}) != len(windows):
+            errors["return_windows"] = ["Two tiers have the same name."]
+        if errors:
+            raise ValidationError(errors)
+
+    @post_load
+    def _order(self, data, **kwargs):
+        if data.get("return_windows"):
+            data["return_windows"] = sorted(data["return_windows"], key=lambda w: w["min_lifetime_spend"])
+        return data
 
 
 def default_settings() -> dict:

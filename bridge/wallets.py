@@ -20,6 +20,7 @@ from bridge.accounts import (
 )
 from bridge.errors import NotFound, ValidationFailed
 from bridge.ledger import Actor, Leg, Posted, authorize_hold, ensure_unlocked, post_transaction
+from bridge.lots import upcoming_expiries, withdrawable
 from bridge.models import Account, Customer, Entry, Hold, LedgerTransaction, Shop
 from bridge.money import POINTS, format_amount
 
@@ -42,7 +43,10 @@ def wallet_summary(session: Session, shop: Shop, external_id: str) -> dict:
         holds = session.execute(
             select(Hold).where(Hold.account_id == wallet.id, Hold.status == "open").order_by(Hold.id)
         ).scalars()
+    expiring = upcoming_expiries(session, wallet) if wallet else []
     return {
+        "withdrawable": min(withdrawable(session, wallet), balance - held) if wallet else 0,
+        "expiring": [{"amount": lot.remaining, "expires_at": lot.expires_at} for lot in expiring],
         "customer_id": customer.external_id,
         "currency": shop.currency,
         "balance": balance,

@@ -9,13 +9,17 @@ from marshmallow import Schema, fields, validate
 
 from bridge.errors import ValidationFailed
 from bridge.ledger import Actor, capture_hold, void_hold
-from bridge.models import Hold
+from bridge.models import Hold, TopupRequest
 from bridge.points import convert_points
 from bridge.settings_schema import load_settings
 from bridge.shops import get_shop
+from bridge.topups import begin_topup
 from bridge.wallets import adjust_wallet, hold_on_wallet, require_customer, statement, wallet_summary
 from bridge.web.auth import require_api_key
-from bridge.web.runtime import transaction
+from bridge.web.runtime import services, transaction
+from bridge.withdrawals import request_withdrawal
+from sync.woocommerce.client import WooShop
+from sync.woocommerce.topups import create_topup_order
 
 api = Blueprint("api", __name__, url_prefix="/api/v1", description="Wallets of a shop's customers")
 
@@ -35,6 +39,11 @@ class HoldOut(Schema):
     expires_at = fields.DateTime()
 
 
+class ExpiringOut(Schema):
+    amount = fields.Integer()
+    expires_at = fields.DateTime()
+
+
 class WalletOut(Schema):
     customer_id = fields.String()
     currency = fields.String()
@@ -44,6 +53,8 @@ class WalletOut(Schema):
     available_formatted = fields.String()
     points = fields.Integer()
     locked = fields.Boolean()
+    withdrawable = fields.Integer(metadata={"description": "unspent top-up money that may be withdrawn"})
+    expiring = fields.List(fields.Nested(ExpiringOut), metadata={"description": "promotional credit that expires"})
     open_holds = fields.List(fields.Nested(HoldOut))
 
 
@@ -264,3 +275,73 @@ class PointsConversions(MethodView):
             summary = wallet_summary(session, shop, customer_id)
         return {"transaction_id": posted.transaction.id, "replayed": posted.replayed, "points": summary["points"],
                 "balance": summary["balance"]}  # fmt: skip
+
+
+class TopupIn(Schema):
+    amount = fields.Integer(required=True, **PositiveAmount)
+
+
+class TopupOut(Schema):
+    order_id = fields.String()
+    payment_url = fields.String()
+    amount = fields.Integer()
+
+
+@api.route("/customers/<customer_id>/topups")
+class Topups(MethodView):
+    decorators = [require_api_key]
+
+    @api.arguments(IdempotencyHeader, location="headers")
+    @api.arguments(TopupIn)
+    @api.response(201, TopupOut)
+    def post(self, headers, body, customer_id):
+        """Top up within the shop's range: the bridge creates a shop order for the amount and returns
+        its payment URL; the wallet is credited once with what that order actually paid."""
+        _customer_path_is_valid(customer_id)
+        with transaction() as session:
+            shop = get_shop(session, g.shop_id)
+            request = begin_topup(session, shop, customer_id, body["amount"], headers["idempotency_key"])
+            if request.order_external_id:
+                return _topup_out(request)
+            api_client = WooShop.for_shop(shop, services().secrets, services().settings.shop_timeout_seconds)
+            request_id, currency = request.id, request.currency
+        order_id, payment_url = create_topup_order(api_client, customer_id, body["amount"], currency)
+        with transaction() as session:
+            request = session.get(TopupRequest, request_id)
+            request.order_external_id, request.payment_url = order_id, payment_url
+            return _topup_out(request)
+
+
+def _topup_out(request: TopupRequest) -> dict:
+    return {"order_id": request.order_external_id, "payment_url": request.payment_url, "amount": request.amount}
+
+
+class WithdrawalIn(Schema):
+    amount = fields.Integer(required=True, **PositiveAmount)
+
+
+class WithdrawalOut(Schema):
+    transaction_ids = fields.List(fields.Integer())
+    replayed = fields.Boolean()
+    balance = fields.Integer()
+
+
+@api.route("/customers/<customer_id>/withdrawals")
+class Withdrawals(MethodView):
+    decorators = [require_api_key]
+
+    @api.arguments(IdempotencyHeader, location="headers")
+    @api.arguments(WithdrawalIn)
+    @api.response(201, WithdrawalOut)
+    def post(self, headers, body, customer_id):
+        """Withdraw unspent top-up money: the shop refunds the top-up orders to the card; if it refuses,
+        the money comes back to the wallet and the customer is told why."""
+        _customer_path_is_valid(customer_id)
+        with transaction() as session:
+            shop = get_shop(session, g.shop_id)
+            require_customer(session, shop, customer_id)
+            posted = request_withdrawal(session, shop, customer_id, body["amount"], headers["idempotency_key"],
+                                        _actor())  # fmt: skip
+            return {"transaction_ids": [p.transaction.id for p in posted],
+                    "replayed": any(p.replayed for p in posted),
+                    "balance": wallet_summary(session, shop, customer_id)["balance"]}  # fmt: skip

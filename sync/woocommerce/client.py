@@ -71,10 +71,10 @@ class WooShop:
         body = _json_or_text(response)
         if response.status_code >= 400:
             message = body.get("message") if isinstance(body, dict) else str(body)[:200]
+            code = body.get("code") if isinstance(body, dict) else None
             error = f"{method.upper()} {endpoint}: HTTP {response.status_code} {message}"
-            if response.status_code in RETRY_LATER or response.status_code in (401, 403):
-                raise TemporaryFailure(error)
-            raise PermanentFailure(error)
+            failure = TemporaryFailure if response.status_code in RETRY_LATER | {401, 403} else PermanentFailure
+            raise failure(error, status=response.status_code, code=code)
         return WooResponse(response.status_code, body, dict(response.headers))
 
 

@@ -11,7 +11,9 @@ from bridge.models import OutboxMessage, Shop
 from bridge.money import parse_amount, to_decimal_string
 from bridge.order_rules import return_overcharge
 from bridge.security import SecretBox
+from bridge.withdrawals import is_restored, restore_refused_withdrawal
 from sync.woocommerce.client import WooShop
+from sync.worker import PermanentFailure, ShopCallFailed
 
 PAYMENT_MARKER = "_wallet_bridge_payment"
 FEE_MARKER = "_wallet_bridge_wallet_fee"
@@ -93,11 +95,47 @@ def _note_once(api: WooShop, order_id: str, note: str) -> None:
     api.post(f"orders/{order_id}/notes", {"note": note, "customer_note": True})
 
 
+WITHDRAWAL_MARKER = "_wallet_bridge_withdrawal"
+# WooCommerce answers a refund it will not make (gateway missing, amount beyond what is left) with
+# HTTP 500 and this code: retrying cannot help, the wallet gets the money back instead.
+REFUND_REFUSED = "woocommerce_rest_cannot_create_order_refund"
+
+
+def refund_order(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
+    """Refund a top-up order to the card for a withdrawal; if the shop refuses, restore the wallet."""
+    order_id, marker = payload["order_id"], str(payload["transaction_id"])
+    with unit_of_work(sessions) as session:
+        if is_restored(session, session.get(Shop, shop.id), payload["transaction_id"]):
+            return
+    refunds = api.get(f"orders/{order_id}/refunds").body or []
+    if any(_meta(refund, WITHDRAWAL_MARKER) == marker for refund in refunds if isinstance(refund, dict)):
+        return
+    currency = api.get(f"orders/{order_id}").body["currency"]
+    body = {
+        "amount": to_decimal_string(payload["amount"], currency),
+        "reason": payload["reason"],
+        "api_refund": payload["api_refund"],
+        "meta_data": [{"key": WITHDRAWAL_MARKER, "value": marker}],
+    }
+    try:
+        api.post(f"orders/{order_id}/refunds", body)
+    except ShopCallFailed as exc:
+        if not _refused(exc):
+            raise
+        with unit_of_work(sessions) as session:
+            restore_refused_withdrawal(session, session.get(Shop, shop.id), payload["transaction_id"], str(exc)[:200])
+
+
+def _refused(exc: ShopCallFailed) -> bool:
+    return exc.code == REFUND_REFUSED or isinstance(exc, PermanentFailure)
+
+
 PUSHERS = {
     "order.mark_paid": mark_paid,
     "order.add_wallet_fee": add_wallet_fee,
     "order.mark_unpaid": mark_unpaid,
     "order.note": add_note,
+    "order.refund": refund_order,
 }
 
 

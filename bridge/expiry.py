@@ -1,0 +1,50 @@
+"""Promotional credit that reached its expiry date leaves the wallet: one expiry transaction per lot."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.accounts import SystemAccount, system_account
+from bridge.db import unit_of_work
+from bridge.ledger import Leg, post_transaction
+from bridge.lots import LotPolicy
+from bridge.models import Account, CreditLot, LotMovement, utcnow
+from bridge.money import format_amount
+
+
+def expire_credit(sessions: sessionmaker[Session], now: datetime | None = None) -> int:
+    """Expire every lot past its date, each in its own transaction (safe to run from several cron hosts:
+    the idempotency key makes a second run move nothing). Returns how many lots were expired."""
+    now = now or utcnow()
+    with unit_of_work(sessions) as session:
+        expired = select(CreditLot.id).where(CreditLot.expires_at < now, CreditLot.remaining > 0)
+        due = session.execute(expired.order_by(CreditLot.expires_at)).scalars().all()
+    return sum(_expire_lot(sessions, lot_id) for lot_id in due)
+
+
+def _expire_lot(sessions: sessionmaker[Session], lot_id: int) -> int:
+    with unit_of_work(sessions) as session:
+        lot = session.get(CreditLot, lot_id)
+        wallet = session.get(Account, lot.account_id)
+        amount = min(lot.remaining, wallet.available)  # money held for a payment stays until the hold ends
+        if amount <= 0:
+            return 0
+        # The key counts what already took from the lot: a refund may give money back to an expired lot,
+        # which then expires again; two cron runs at once count the same and one of them replays.
+        earlier = session.scalar(
+            select(func.count()).select_from(LotMovement).where(LotMovement.lot_id == lot.id, LotMovement.amount > 0)
+        )
+        posted = post_transaction(
+            session,
+            shop_id=lot.shop_id,
+            kind="expiry",
+            reason=f"{format_amount(amount, wallet.currency)} of promotional credit expired",
+            legs=[Leg(wallet, -amount), Leg(system_account(session, lot.shop_id, SystemAccount.EXPIRED_CREDIT,
+                                                           wallet.currency), amount)],
+            idempotency_key=f"lot:{lot.id}:expiry:{earlier}",
+            lots=LotPolicy(lot_id=lot.id),
+        )  # fmt: skip
+        return 0 if posted.replayed else 1

@@ -1,0 +1,78 @@
+"""Top-ups without a product checkout: the bridge creates a shop order for the amount; when the shop
+says it is paid, the wallet is credited once with what was actually paid."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge.accounts import SystemAccount, ensure_customer, system_account, wallet_account
+from bridge.errors import IdempotencyConflict, ValidationFailed
+from bridge.ledger import Actor, Leg, ensure_unlocked, post_transaction
+from bridge.lots import LotPolicy, promotional_expiry
+from bridge.models import Customer, Shop, TopupRequest
+from bridge.money import format_amount, percent_of
+from bridge.settings_schema import load_settings
+
+TOPUP_MARKER = "_wallet_bridge_topup"  # order meta: the amount requested, in minor units
+TOPUP_FEE_NAME = "Wallet top-up"
+
+
+def check_topup_amount(settings: dict, amount: int, currency: str) -> None:
+    low, high = settings["topup_minimum"], settings["topup_maximum"]
+    if amount < low:
+        raise ValidationFailed(f"the smallest top-up is {format_amount(low, currency)}",
+                               fields={"amount": f"at least {format_amount(low, currency)}"})  # fmt: skip
+    if amount > high:
+        raise ValidationFailed(f"the largest top-up is {format_amount(high, currency)}",
+                               fields={"amount": f"at most {format_amount(high, currency)}"})  # fmt: skip
+
+
+def begin_topup(session: Session, shop: Shop, external_id: str, amount: int, key: str) -> TopupRequest:
+    """Record the request once per key; the caller then creates the shop order if it has none yet."""
+    check_topup_amount(load_settings(shop.settings), amount, shop.currency)
+    customer = ensure_customer(session, shop.id, external_id)
+    ensure_unlocked(wallet_account(session, customer, shop.currency))
+    request = session.execute(
+        select(TopupRequest).where(TopupRequest.shop_id == shop.id, TopupRequest.idempotency_key == key)
+    ).scalar_one_or_none()
+    if request is not None:
+        if (request.customer_id, request.amount) != (customer.id, amount):
+            raise IdempotencyConflict("this key was used for another top-up", fields={"idempotency_key": "in use"})
+        return request
+    request = TopupRequest(shop_id=shop.id, customer_id=customer.id, idempotency_key=key, amount=amount,
+                           currency=shop.currency)  # fmt: skip
+    session.add(request)
+    session.flush()
+    return request
+
+
+def requested_topup(meta: dict) -> int | None:
+    """The amount the bridge asked for, from the marker it wrote on the order (None: not a top-up)."""
+    value = meta.get(TOPUP_MARKER)
+    if value is None:
+        return None
+    text = str(value)
+    return int(text) if text.isdigit() else 0
+
+
+def credit_paid_topup(session: Session, shop: Shop, settings: dict, customer: Customer, order, actor: Actor) -> int:
+    """Credit what the customer actually paid (a coupon never credits more than was paid), plus the
+    shop's bonus above its threshold as promotional credit. Returns the amount credited."""
+    credited = min(order.total, requested_topup(order.meta) or 0)
+    if credited <= 0:
+        return 0
+    wallet = wallet_account(session, customer, order.currency)
+    bonus = 0
+    if settings["topup_bonus_bp"] and credited >= settings["topup_bonus_threshold"]:
+        bonus = percent_of(credited, settings["topup_bonus_bp"])
+    legs = [Leg(wallet, credited + bonus),
+            Leg(system_account(session, shop.id, SystemAccount.TOPUPS_RECEIVED, order.currency), -credited)]
+    if bonus:
+        legs.append(Leg(system_account(session, shop.id, SystemAccount.PROMOTIONS, order.currency), -bonus))
+    reason = f"Top-up (order #{order.external_id})" + (f" with a {format_amount(bonus, order.currency)} bonus"
+                                                        if bonus else "")  # fmt: skip
+    post_transaction(session, shop_id=shop.id, kind="topup", reason=reason, legs=legs,
+                     idempotency_key=f"order:{order.external_id}:topup", actor=actor, order_ref=order.external_id,
+                     lots=LotPolicy(promo_expires_at=promotional_expiry(settings)))  # fmt: skip
+    return credited + bonus

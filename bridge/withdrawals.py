@@ -1,0 +1,103 @@
+"""Withdrawals: a customer takes back unspent money they deposited (top-ups only; promotional credit
+and refunds stay in the shop). Each top-up order it came from is refunded to the card by the shop."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge.accounts import SystemAccount, ensure_customer, system_account, wallet_account
+from bridge.errors import NotFound, ValidationFailed
+from bridge.ledger import Actor, Leg, Posted, ensure_unlocked, post_transaction
+from bridge.lots import LotPolicy, deposited, withdrawable
+from bridge.models import Account, CreditLot, Entry, LedgerTransaction, Shop
+from bridge.money import format_amount
+from bridge.outbox import enqueue
+
+
+def request_withdrawal(
+    session: Session, shop: Shop, external_id: str, amount: int, key: str, actor: Actor
+) -> list[Posted]:
+    """Debit the wallet from its top-up lots, one transaction per top-up order, each with an outbox
+    message asking the shop to refund that order to the card. The same key returns the first result."""
+    earlier = _transactions_for(session, shop, key)
+    if earlier:
+        return [Posted(tx, replayed=True) for tx in earlier]
+    customer = ensure_customer(session, shop.id, external_id)
+    wallet = wallet_account(session, customer, shop.currency)
+    ensure_unlocked(wallet)
+    allowed = min(withdrawable(session, wallet), wallet.available)
+    if amount > allowed:
+        raise ValidationFailed(
+            f"only unspent top-up money can be withdrawn ({format_amount(allowed, shop.currency)} now)",
+            fields={"amount": f"at most {format_amount(max(allowed, 0), shop.currency)}"},
+        )
+    lots = session.execute(
+        select(CreditLot).where(*deposited(wallet), CreditLot.remaining > 0).order_by(CreditLot.id)
+    ).scalars().all()  # fmt: skip
+    posted, left = [], amount
+    for index, lot in enumerate(lots):
+        if not left:
+            break
+        portion = min(left, lot.remaining)
+        posted.append(_withdraw_from(session, shop, wallet, lot, portion, f"withdrawal:{key}:{index}", actor))
+        left -= portion
+    return posted
+
+
+def _transactions_for(session: Session, shop: Shop, key: str) -> list[LedgerTransaction]:
+    return list(session.execute(
+        select(LedgerTransaction).where(
+            LedgerTransaction.shop_id == shop.id,
+            LedgerTransaction.idempotency_key.startswith(f"withdrawal:{key}:", autoescape=True),
+        ).order_by(LedgerTransaction.id)
+    ).scalars())  # fmt: skip
+
+
+def _withdraw_from(session, shop, wallet, lot: CreditLot, amount: int, key: str, actor: Actor) -> Posted:
+    order_id = session.get(LedgerTransaction, lot.transaction_id).order_ref
+    posted = post_transaction(
+        session, shop_id=shop.id, kind="withdrawal",
+        reason=f"Withdrawal of {format_amount(amount, wallet.currency)} to the card that paid top-up #{order_id}",
+        legs=[Leg(wallet, -amount),
+              Leg(system_account(session, shop.id, SystemAccount.WITHDRAWALS_PAID, wallet.currency), amount)],
+        idempotency_key=key, actor=actor, order_ref=order_id, lots=LotPolicy(lot_id=lot.id),
+    )  # fmt: skip
+    enqueue(session, shop_id=shop.id, kind="order.refund",
+            payload={"order_id": order_id, "amount": amount, "transaction_id": posted.transaction.id,
+                     "reason": "Wallet withdrawal", "api_refund": True},
+            dedupe_key=f"withdrawal:{posted.transaction.id}")  # fmt: skip
+    return posted
+
+
+def restore_refused_withdrawal(session: Session, shop: Shop, transaction_id: int, why: str) -> bool:
+    """The shop refused to refund the card: the money goes back to the wallet (into the lot it came
+    from), once, and the customer is told why. Returns False when it was restored before."""
+    withdrawal = session.get(LedgerTransaction, transaction_id)
+    if withdrawal is None or withdrawal.shop_id != shop.id or withdrawal.kind != "withdrawal":
+        raise NotFound("withdrawal not found")
+    wallet, debited = session.execute(
+        select(Account, Entry.amount)
+        .join(Entry, Entry.account_id == Account.id)
+        .where(Entry.transaction_id == withdrawal.id, Account.kind == "wallet")
+    ).one()
+    amount, shown = -debited, format_amount(-debited, wallet.currency)
+    posted = post_transaction(
+        session, shop_id=shop.id, kind="withdrawal_reversal",
+        reason=f"Withdrawal refused by the shop ({why}): {shown} back in the wallet",
+        legs=[Leg(wallet, amount),
+              Leg(system_account(session, shop.id, SystemAccount.WITHDRAWALS_PAID, wallet.currency), -amount)],
+        idempotency_key=f"withdrawal:{transaction_id}:restored", order_ref=withdrawal.order_ref,
+    )  # fmt: skip
+    if not posted.replayed:
+        note = f"Your withdrawal of {shown} could not be refunded by the shop ({why}). It is back in your wallet."
+        enqueue(session, shop_id=shop.id, kind="order.note", payload={"order_id": withdrawal.order_ref, "note": note},
+                dedupe_key=f"withdrawal:{transaction_id}:refused")  # fmt: skip
+    return not posted.replayed
+
+
+def is_restored(session: Session, shop: Shop, transaction_id: int) -> bool:
+    key = f"withdrawal:{transaction_id}:restored"
+    query = select(LedgerTransaction.id).where(LedgerTransaction.shop_id == shop.id,
+                                               LedgerTransaction.idempotency_key == key)  # fmt: skip
+    return session.execute(query).first() is not None

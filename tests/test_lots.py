@@ -1,0 +1,95 @@
+"""Credit lots: sources remembered, soonest-expiring spent first, reversals restore, promotions expire."""
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bridge import orders
+from bridge.customer_rules import apply_customer
+from bridge.db import unit_of_work
+from bridge.expiry import expire_credit
+from bridge.ledger import verify
+from bridge.models import CreditLot, LedgerTransaction, utcnow
+from bridge.order_rules import apply_order
+from bridge.orders import CustomerSnapshot
+from tests.test_order_rules import ACTOR, balance, configure, fund, order, paid, refunds
+
+
+def lots(session):
+    return [(lot.kind, lot.source, lot.amount, lot.remaining, lot.expires_at is not None)
+            for lot in session.execute(select(CreditLot).order_by(CreditLot.id)).scalars()]  # fmt: skip
+
+
+def signup_with_bonus(session, shop, bonus=500, days=30):
+    shop = configure(session, shop, signup_bonus=bonus, promotional_expiry_days=days)
+    apply_customer(session, shop, CustomerSnapshot("2", "a@example.test", "A"), ACTOR, is_new=True)
+    return shop
+
+
+def test_each_credit_remembers_its_source(session, shop):
+    shop = signup_with_bonus(session, shop)
+    fund(session, shop, 1_000)
+    assert lots(session) == [
+        ("promotional", "signup_bonus", 500, 500, True),
+        ("cash", "adjustment", 1_000, 1_000, False),
+    ]
+
+
+def test_spending_takes_the_soonest_expiring_credit_first(session, shop):
+    shop = signup_with_bonus(session, shop)
+    fund(session, shop, 1_000)
+    apply_order(session, shop, order(total=700), ACTOR)
+    assert [lot[3] for lot in lots(session)] == [0, 800]
+    assert verify(session) == []
+
+
+def test_a_cancelled_order_restores_the_lots_it_took(session, shop):
+    shop = signup_with_bonus(session, shop)
+    fund(session, shop, 1_000)
+    apply_order(session, shop, order(total=700), ACTOR)
+    apply_order(session, shop, order(total=700, status="cancelled", phase=orders.CANCELLED), ACTOR)
+    assert [lot[3] for lot in lots(session)] == [500, 1_000]
+    assert balance(session, shop) == 1_500 and verify(session) == []
+
+
+def test_a_partial_refund_restores_the_most_recently_taken_lot_first(session, shop):
+    shop = signup_with_bonus(session, shop)
+    fund(session, shop, 1_000)
+    apply_order(session, shop, order(total=700), ACTOR)  # 500 promotional + 200 cash
+    apply_order(session, shop, paid(total=700, refunds=refunds((50, 300))), ACTOR)
+    assert [lot[3] for lot in lots(session)] == [100, 1_000]
+    assert verify(session) == []
+
+
+def test_refund_bonus_is_promotional_and_expires(session, shop):
+    shop = configure(session, shop, refund_wallet_bonus_bp=1000, promotional_expiry_days=10)
+    apply_order(session, shop, paid(payment_method="stripe", refunds=refunds((30, 2_000))), ACTOR)
+    assert lots(session) == [("cash", "refund_to_wallet", 2_000, 2_000, False),
+                             ("promotional", "refund_to_wallet", 200, 200, True)]  # fmt: skip
+
+
+def test_expired_promotional_credit_leaves_once_and_cash_stays(services, shop):
+    with unit_of_work(services.sessions) as session:
+        stored = signup_with_bonus(session, shop, bonus=500, days=10)
+        fund(session, stored, 1_000)
+    assert expire_credit(services.sessions, utcnow() + timedelta(days=9)) == 0
+    assert expire_credit(services.sessions, utcnow() + timedelta(days=11)) == 1
+    assert expire_credit(services.sessions, utcnow() + timedelta(days=11)) == 0
+    with unit_of_work(services.sessions) as session:
+        assert balance(session, stored) == 1_000
+        expiry = session.execute(select(LedgerTransaction).where(LedgerTransaction.kind == "expiry")).scalar_one()
+        assert expiry.reason == "€5.00 of promotional credit expired"
+        assert verify(session) == []
+
+
+def test_expiry_spares_money_held_for_a_payment(services, shop):
+    from bridge.accounts import ensure_customer, wallet_account
+    from bridge.ledger import authorize_hold
+
+    with unit_of_work(services.sessions) as session:
+        stored = signup_with_bonus(session, shop, bonus=500, days=10)
+        wallet = wallet_account(session, ensure_customer(session, stored.id, "2"), "EUR")
+        authorize_hold(session, account=wallet, amount=300, reason="order 5", idempotency_key="h")
+    assert expire_credit(services.sessions, utcnow() + timedelta(days=11)) == 1
+    with unit_of_work(services.sessions) as session:
+        assert balance(session, stored) == 300 and verify(session) == []

@@ -1,0 +1,146 @@
+"""Top-ups through a shop order, and withdrawals of deposited money back to the card."""
+
+import json
+
+import pytest
+import responses
+from sqlalchemy import func, select
+
+from bridge.db import unit_of_work
+from bridge.ledger import verify
+from bridge.models import LedgerTransaction, OutboxMessage, Shop, TopupRequest
+from sync.pushers import pushers_for
+from sync.worker import RetryPolicy, drain
+from tests.test_api import auth
+from tests.woo import API, connect_for_tests, order_body, post_delivery
+
+FAST = RetryPolicy(max_attempts=3, base_delay_seconds=0)
+
+
+@pytest.fixture
+def woo(services, shop):
+    connect_for_tests(services, shop.shop.id)
+    with unit_of_work(services.sessions) as session:
+        stored = session.get(Shop, shop.shop.id)
+        stored.settings = {**stored.settings, "topup_minimum": 1_000, "topup_maximum": 20_000,
+                           "topup_bonus_bp": 1_000, "topup_bonus_threshold": 10_000}  # fmt: skip
+    return shop
+
+
+def wallet(client, shop, customer="2"):
+    return client.get(f"/api/v1/customers/{customer}/wallet", headers=auth(shop)).get_json()
+
+
+def paid_topup(order_id=30, total="50.00", requested=5_000, refunds=()):
+    return order_body(id=order_id, status="processing", payment_method="stripe", total=total, refunds=list(refunds),
+                      meta_data=[{"id": 9, "key": "_wallet_bridge_topup", "value": str(requested)}])  # fmt: skip
+
+
+def count(services, model, *where):
+    with unit_of_work(services.sessions) as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+@pytest.mark.parametrize(("amount", "message"), [(999, "at least €10.00"), (20_001, "at most €200.00")])
+@responses.activate
+def test_topup_outside_the_range_is_refused_naming_the_limit(client, services, woo, amount, message):
+    response = client.post("/api/v1/customers/2/topups", json={"amount": amount}, headers=auth(woo, "t1"))
+    assert response.status_code == 422 and response.get_json()["error"]["fields"] == {"amount": message}
+    assert count(services, TopupRequest) == 0 and len(responses.calls) == 0
+
+
+@responses.activate
+def test_topup_creates_one_pending_shop_order_with_a_fee_line(client, services, woo):
+    responses.add(responses.POST, f"{API}/orders", status=201,
+                  json={"id": 30, "payment_url": "https://alpha.example/checkout/order-pay/30/?key=k"})  # fmt: skip
+    for _ in range(2):
+        response = client.post("/api/v1/customers/2/topups", json={"amount": 5_000}, headers=auth(woo, "t1"))
+        assert response.status_code == 201
+    assert response.get_json() == {"order_id": "30", "amount": 5_000,
+                                   "payment_url": "https://alpha.example/checkout/order-pay/30/?key=k"}  # fmt: skip
+    [call] = responses.calls
+    sent = json.loads(call.request.body)
+    assert sent["status"] == "pending" and sent["customer_id"] == 2 and sent["set_paid"] is False
+    assert sent["fee_lines"] == [{"name": "Wallet top-up", "total": "50.00", "tax_status": "none"}]
+    assert sent["meta_data"] == [{"key": "_wallet_bridge_topup", "value": "5000"}]
+
+
+def test_paid_topup_credits_once_what_was_actually_paid(client, services, woo):
+    for _ in range(3):
+        assert post_delivery(client, woo.shop.id, "order.updated", paid_topup(total="45.00")).status_code == 200
+    assert wallet(client, woo)["balance"] == 4_500  # a 5.00 coupon: the wallet gets what was paid
+    assert count(services, LedgerTransaction, LedgerTransaction.kind == "topup") == 1
+
+
+def test_topup_above_the_threshold_earns_a_promotional_bonus(client, woo):
+    post_delivery(client, woo.shop.id, "order.updated", paid_topup(total="100.00", requested=10_000))
+    state = wallet(client, woo)
+    assert (state["balance"], state["withdrawable"]) == (11_000, 10_000)
+
+
+def _withdraw(client, shop, amount, key="w1"):
+    return client.post("/api/v1/customers/2/withdrawals", json={"amount": amount}, headers=auth(shop, key))
+
+
+def _mock_refunds(order_id=30, refund_status=201, refund_body=None):
+    responses.add(responses.GET, f"{API}/orders/{order_id}/refunds", json=[])
+    responses.add(responses.GET, f"{API}/orders/{order_id}", json=paid_topup(order_id))
+    responses.add(responses.POST, f"{API}/orders/{order_id}/refunds", status=refund_status,
+                  json=refund_body or {"id": 31, "amount": "20.00"})  # fmt: skip
+    responses.add(responses.GET, f"{API}/orders/{order_id}/notes", json=[])
+    responses.add(responses.POST, f"{API}/orders/{order_id}/notes", status=201, json={"id": 1})
+
+
+def test_promotional_credit_is_never_withdrawable(client, woo):
+    post_delivery(client, woo.shop.id, "order.updated", paid_topup(total="100.00", requested=10_000))
+    response = _withdraw(client, woo, 10_001)
+    assert response.status_code == 422 and response.get_json()["error"]["fields"] == {"amount": "at most €100.00"}
+    assert wallet(client, woo)["balance"] == 11_000
+
+
+@responses.activate
+def test_withdrawal_refunds_the_topup_order_to_the_card_once(client, services, woo):
+    post_delivery(client, woo.shop.id, "order.updated", paid_topup())
+    _mock_refunds()
+    first, again = _withdraw(client, woo, 2_000), _withdraw(client, woo, 2_000)
+    assert first.status_code == 201 and again.get_json()["replayed"] is True
+    assert again.get_json()["transaction_ids"] == first.get_json()["transaction_ids"]
+    drain(services.sessions, pushers_for(services), FAST)
+    drain(services.sessions, pushers_for(services), FAST)
+    [refund_call] = [c for c in responses.calls if c.request.method == "POST" and c.request.url.endswith("/refunds")]
+    sent = json.loads(refund_call.request.body)
+    assert (sent["amount"], sent["api_refund"]) == ("20.00", True)
+    assert wallet(client, woo)["balance"] == 3_000
+    # The shop's own order.updated for that refund takes nothing more from the wallet.
+    refunded = paid_topup(refunds=[{"id": 31, "reason": "Wallet withdrawal", "total": "-20.00"}])
+    post_delivery(client, woo.shop.id, "order.updated", refunded)
+    assert wallet(client, woo)["balance"] == 3_000
+
+
+@responses.activate
+def test_withdrawal_the_shop_refuses_goes_back_to_the_wallet_with_a_note(client, services, woo):
+    post_delivery(client, woo.shop.id, "order.updated", paid_topup())
+    refused = {"code": "woocommerce_rest_cannot_create_order_refund", "message": "Invalid refund amount.", "data": 500}
+    _mock_refunds(refund_status=500, refund_body=refused)
+    _withdraw(client, woo, 2_000)
+    drain(services.sessions, pushers_for(services), FAST)
+    assert wallet(client, woo)["balance"] == 5_000
+    with unit_of_work(services.sessions) as session:
+        notes = [m.payload["note"] for m in session.execute(select(OutboxMessage)).scalars() if m.kind == "order.note"]
+        assert any("could not be refunded by the shop" in note for note in notes)
+        assert verify(session) == []
+
+
+def test_merchant_refund_of_a_topup_takes_the_money_back(client, woo):
+    post_delivery(client, woo.shop.id, "order.updated", paid_topup())
+    refunded = paid_topup(refunds=[{"id": 40, "reason": "changed mind", "total": "-50.00"}])
+    for _ in range(2):
+        post_delivery(client, woo.shop.id, "order.updated", refunded)
+    assert wallet(client, woo)["balance"] == 0
+
+
+def test_order_in_another_currency_never_touches_the_wallet(client, services, woo):
+    post_delivery(client, woo.shop.id, "order.updated", paid_topup())
+    post_delivery(client, woo.shop.id, "order.created", order_body(id=50, currency="USD"))
+    assert wallet(client, woo)["balance"] == 5_000
+    assert count(services, LedgerTransaction, LedgerTransaction.kind == "payment") == 0
