@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from bridge.db import unit_of_work
 from bridge.errors import DomainError
-from bridge.ledger import verify
+from bridge.expiry import expire_credit
+from bridge.ledger import expire_stale_holds, verify
 from bridge.migrate import upgrade
 from bridge.models import OutboxMessage
 from bridge.shops import create_shop
@@ -230,8 +231,20 @@ def start_embedded_worker(svc) -> threading.Event:
     return stop
 
 
+@click.command("expire", help="Expire promotional credit past its date (one transaction per lot; safe to repeat).")
+@click.option("--json", "as_json", is_flag=True)
+def expire_command(as_json):
+    svc = services()
+    emit({"lots_expired": expire_credit(svc.sessions), "holds_released": _release_stale_holds(svc)}, as_json)
+
+
+def _release_stale_holds(svc) -> int:
+    with unit_of_work(svc.sessions) as session:
+        return expire_stale_holds(session)
+
+
 def register_cli(app: Flask) -> None:
-    for command in (db_group, shop_group, ledger_group, serve, worker, outbox_group, sync_command):
+    for command in (db_group, shop_group, ledger_group, serve, worker, outbox_group, sync_command, expire_command):
         app.cli.add_command(command)
 
 

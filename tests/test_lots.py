@@ -93,3 +93,15 @@ def test_expiry_spares_money_held_for_a_payment(services, shop):
     assert expire_credit(services.sessions, utcnow() + timedelta(days=11)) == 1
     with unit_of_work(services.sessions) as session:
         assert balance(session, stored) == 300 and verify(session) == []
+
+
+def test_expire_command_reports_what_it_expired(app, services, shop):
+    with unit_of_work(services.sessions) as session:
+        stored = signup_with_bonus(session, shop, bonus=500, days=10)
+        lot = session.execute(select(CreditLot)).scalar_one()
+        lot.expires_at = utcnow() - timedelta(minutes=1)
+    with app.app_context():
+        result = app.test_cli_runner().invoke(args=["expire", "--json"])
+    assert result.exit_code == 0 and '"lots_expired": 1' in result.output
+    with unit_of_work(services.sessions) as session:
+        assert balance(session, stored) == 0
