@@ -24,6 +24,7 @@ class SystemAccount(StrEnum):
     MERCHANT_ADJUSTMENTS = "merchant_adjustments"
     EXPIRED_CREDIT = "expired_credit"
     WITHDRAWALS_PAID = "withdrawals_paid"
+    TIPS = "tips"
 
 
 def ensure_customer(

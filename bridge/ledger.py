@@ -36,7 +36,7 @@ TRANSACTION_KINDS = frozenset(
     {
         "payment", "refund_to_wallet", "payment_reversal", "topup", "points_earned", "points_clawback",
         "points_conversion", "signup_bonus", "adjustment", "withdrawal", "withdrawal_reversal", "expiry",
-        "capture", "promotion", "tip",
+        "capture", "promotion", "tip", "refund_to_points",
     }
 )  # fmt: skip
 

@@ -348,3 +348,21 @@ class TopupRequest(Base):
     order_external_id: Mapped[str | None] = mapped_column(String(64))
     payment_url: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class RefundRequest(Base):
+    """A refund asked for through the bridge (console or API), with the destination the customer chose;
+    the shop's refund delivery is matched to it and applied once."""
+
+    __tablename__ = "refund_requests"
+    __table_args__ = (UniqueConstraint("shop_id", "idempotency_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    shop_order_id: Mapped[int] = mapped_column(ForeignKey("shop_orders.id"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    destination: Mapped[str] = mapped_column(String(20))  # card | wallet | points
+    reason: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(20), default="requested")  # requested | created | applied
+    refund_external_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)

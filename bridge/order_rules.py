@@ -14,15 +14,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge import orders
-from bridge.accounts import SystemAccount, ensure_customer, system_account, wallet_account
+from bridge.accounts import SystemAccount, ensure_customer, points_account, system_account, wallet_account
 from bridge.db import insert_ignoring_conflict, total
 from bridge.ledger import Actor, Leg, post_transaction
 from bridge.lots import LotPolicy, promotional_expiry
 from bridge.models import CreditLot, Customer, LedgerTransaction, LotMovement, OrderRefund, Shop, ShopOrder, utcnow
-from bridge.money import format_amount, percent_of
+from bridge.money import POINTS, format_amount, percent_of
 from bridge.orders import OrderSnapshot
 from bridge.outbox import enqueue
 from bridge.points import claw_back_points, convert_points_automatically, earn_points
+from bridge.refund_requests import match_request
 from bridge.settings_schema import load_settings
 from bridge.topups import credit_paid_topup, requested_topup
 
@@ -282,14 +283,21 @@ def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
     if _refund_applied(ctx, refund):
         return
     split = split_refund(ctx.order, record, refund)
-    destination = ctx.settings["refund_destination"]
+    request = match_request(session, record, refund.external_id, refund.amount)
+    destination = request.destination if request else ctx.settings["refund_destination"]
+    if request:
+        request.status, request.refund_external_id = "applied", refund.external_id
     to_wallet = destination in ("wallet", "customer_choice") and ctx.customer is not None
+    to_points = destination == "points" and ctx.customer is not None
     card_credit = split.card_part if to_wallet else 0
     bonus = percent_of(card_credit, ctx.settings["refund_wallet_bonus_bp"]) if to_wallet else 0
     applied = OrderRefund(
         shop_id=ctx.shop.id, shop_order_id=record.id, external_id=refund.external_id, amount=refund.amount,
-        destination="wallet" if to_wallet else "original", wallet_credit=split.wallet_part + card_credit, bonus=bonus,
+        destination="wallet" if to_wallet else "points" if to_points else "original",
+        wallet_credit=split.wallet_part + card_credit, bonus=bonus,
     )  # fmt: skip
+    if to_points:
+        _refund_as_points(ctx, refund, split.card_part)
     if applied.wallet_credit + bonus > 0 and ctx.customer is not None:
         applied.transaction_id = _credit_refund(ctx, refund, split.wallet_part, card_credit, bonus)
         record.wallet_refunded += split.wallet_part
@@ -298,6 +306,23 @@ def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
     if ctx.customer is not None:
         _claw_back_refund_points(ctx, refund, applied)
     session.add(applied)
+
+
+def _refund_as_points(ctx: OrderContext, refund: orders.RefundSnapshot, amount: int) -> None:
+    """The customer chose loyalty points: the money becomes points at the shop's conversion rate."""
+    settings, session = ctx.settings, ctx.session
+    points = amount * settings["points_conversion_points"] // max(settings["points_conversion_value"], 1)
+    if points <= 0:
+        return
+    post_transaction(
+        session, shop_id=ctx.shop.id, kind="refund_to_points",
+        reason=f"Refund #{refund.external_id} of order #{ctx.order.external_id} as {points} points",
+        legs=[Leg(points_account(session, ctx.customer), points),
+              Leg(system_account(session, ctx.shop.id, SystemAccount.POINTS_ISSUED, POINTS), -points)],
+        idempotency_key=f"refund:{refund.external_id}:points-credit", actor=ctx.actor,
+        order_ref=ctx.order.external_id, refund_ref=refund.external_id,
+    )  # fmt: skip
+    _tell_shop_once(ctx, f"refund:{refund.external_id}:points", f"Refund credited as {points} loyalty points.")
 
 
 def _tell_shop_once(ctx: OrderContext, key: str, note: str) -> None:

@@ -6,6 +6,7 @@ Kinds are platform-neutral; `sync/<platform>/` turns each into that shop's API c
 - order.mark_unpaid    {order_id, status, note}                         the wallet could not pay
 - order.note           {order_id, note}                                 tell the customer what moved
 - order.refund         {order_id, amount, reason, api_refund, transaction_id}   refund an order (withdrawals)
+- order.create_refund  {order_id, amount, reason, api_refund, request_id}       a refund the customer asked for
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from sqlalchemy.orm import Session
 from bridge.db import insert_ignoring_conflict
 from bridge.models import OutboxMessage, utcnow
 
-KINDS = frozenset({"order.mark_paid", "order.add_wallet_fee", "order.mark_unpaid", "order.note", "order.refund"})
+KINDS = frozenset({"order.mark_paid", "order.add_wallet_fee", "order.mark_unpaid", "order.note", "order.refund",
+                   "order.create_refund"})
 
 
 def enqueue(session: Session, *, shop_id: int, kind: str, payload: dict, dedupe_key: str) -> None:

@@ -40,6 +40,9 @@ class ShopSettingsSchema(Schema):
     topup_minimum = fields.Integer(validate=validate.Range(min=0), load_default=500)
     topup_maximum = fields.Integer(validate=validate.Range(min=0), load_default=50_000)
     promotional_expiry_days = fields.Integer(validate=validate.Range(min=0), load_default=0)
+    # Refunds to the card only within this many days of the order (0: the whole return window); after
+    # that, within the window, to the wallet only.
+    card_refund_days = fields.Integer(validate=validate.Range(min=0), load_default=0)
     topup_bonus_bp = fields.Integer(validate=validate.Range(min=0, max=10_000), load_default=0)
     topup_bonus_threshold = fields.Integer(validate=validate.Range(min=0), load_default=0)  # minor units
     return_windows = fields.List(

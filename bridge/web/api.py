@@ -6,13 +6,16 @@ from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
+from sqlalchemy import func, select
 
 from bridge.errors import ValidationFailed
 from bridge.ledger import Actor, capture_hold, void_hold
-from bridge.models import Hold, TopupRequest
+from bridge.models import Entry, Hold, TopupRequest
 from bridge.points import convert_points
+from bridge.refund_requests import DESTINATIONS, request_refund
 from bridge.settings_schema import load_settings
 from bridge.shops import get_shop
+from bridge.tips import tip_order
 from bridge.topups import begin_topup
 from bridge.wallets import adjust_wallet, hold_on_wallet, require_customer, statement, wallet_summary
 from bridge.web.auth import require_api_key
@@ -345,3 +348,68 @@ class Withdrawals(MethodView):
             return {"transaction_ids": [p.transaction.id for p in posted],
                     "replayed": any(p.replayed for p in posted),
                     "balance": wallet_summary(session, shop, customer_id)["balance"]}  # fmt: skip
+
+
+class RefundRequestIn(Schema):
+    amount = fields.Integer(required=True, **PositiveAmount)
+    destination = fields.String(required=True, validate=validate.OneOf(DESTINATIONS))
+    reason = fields.String(load_default="", validate=validate.Length(max=500))
+
+
+class RefundRequestOut(Schema):
+    request_id = fields.Integer()
+    status = fields.String()
+    destination = fields.String()
+    amount = fields.Integer()
+
+
+@api.route("/orders/<order_id>/refunds")
+class OrderRefunds(MethodView):
+    decorators = [require_api_key]
+
+    @api.arguments(IdempotencyHeader, location="headers")
+    @api.arguments(RefundRequestIn)
+    @api.response(202, RefundRequestOut)
+    def post(self, headers, body, order_id):
+        """Ask for a refund to the card, the wallet (with the shop's bonus) or points, within the customer's
+        return window; the shop makes the refund and the wallet moves when its delivery arrives."""
+        _order_path_is_valid(order_id)
+        with transaction() as session:
+            request = request_refund(session, get_shop(session, g.shop_id), order_id,
+                                     key=headers["idempotency_key"], **body)  # fmt: skip
+            return {"request_id": request.id, "status": request.status, "destination": request.destination,
+                    "amount": request.amount}  # fmt: skip
+
+
+class TipIn(Schema):
+    percent_bp = fields.Integer(strict=True, validate=validate.Range(min=1, max=10_000),
+                                metadata={"description": "one of the shop's presets, in basis points"})  # fmt: skip
+    amount = fields.Integer(**PositiveAmount)
+
+
+class TipOut(Schema):
+    transaction_id = fields.Integer()
+    replayed = fields.Boolean()
+    amount = fields.Integer()
+
+
+@api.route("/orders/<order_id>/tips")
+class OrderTips(MethodView):
+    decorators = [require_api_key]
+
+    @api.arguments(IdempotencyHeader, location="headers")
+    @api.arguments(TipIn)
+    @api.response(201, TipOut)
+    def post(self, headers, body, order_id):
+        """Tip on a paid order from the customer's wallet: a shop preset percentage or an amount."""
+        _order_path_is_valid(order_id)
+        with transaction() as session:
+            posted = tip_order(session, get_shop(session, g.shop_id), order_id, percent_bp=body.get("percent_bp"),
+                               amount=body.get("amount"), key=headers["idempotency_key"], actor=_actor())  # fmt: skip
+            tip = session.scalar(select(func.max(Entry.amount)).where(Entry.transaction_id == posted.transaction.id))
+            return {"transaction_id": posted.transaction.id, "replayed": posted.replayed, "amount": tip}
+
+
+def _order_path_is_valid(order_id: str) -> None:
+    if not 0 < len(order_id) <= 64:
+        raise ValidationFailed("order_id is 1 to 64 characters", fields={"order_id": "invalid"})

@@ -10,6 +10,7 @@ from bridge.db import unit_of_work
 from bridge.models import OutboxMessage, Shop
 from bridge.money import parse_amount, to_decimal_string
 from bridge.order_rules import return_overcharge
+from bridge.refund_requests import record_created
 from bridge.security import SecretBox
 from bridge.withdrawals import is_restored, restore_refused_withdrawal
 from sync.woocommerce.client import WooShop
@@ -110,20 +111,47 @@ def refund_order(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
     refunds = api.get(f"orders/{order_id}/refunds").body or []
     if any(_meta(refund, WITHDRAWAL_MARKER) == marker for refund in refunds if isinstance(refund, dict)):
         return
-    currency = api.get(f"orders/{order_id}").body["currency"]
-    body = {
-        "amount": to_decimal_string(payload["amount"], currency),
-        "reason": payload["reason"],
-        "api_refund": payload["api_refund"],
-        "meta_data": [{"key": WITHDRAWAL_MARKER, "value": marker}],
-    }
     try:
-        api.post(f"orders/{order_id}/refunds", body)
+        _post_refund(api, payload, WITHDRAWAL_MARKER, marker)
     except ShopCallFailed as exc:
         if not _refused(exc):
             raise
         with unit_of_work(sessions) as session:
             restore_refused_withdrawal(session, session.get(Shop, shop.id), payload["transaction_id"], str(exc)[:200])
+
+
+REQUEST_MARKER = "_wallet_bridge_refund_request"
+
+
+def create_refund(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
+    """A refund the customer asked for: created once (marker), its id recorded so the shop's delivery of
+    it is matched to the destination the customer chose. A refused refund moves no money."""
+    order_id, marker = payload["order_id"], str(payload["request_id"])
+    refunds = api.get(f"orders/{order_id}/refunds").body or []
+    done = [r for r in refunds if isinstance(r, dict) and _meta(r, REQUEST_MARKER) == marker]
+    refund_id, refused = (str(done[0]["id"]), None) if done else (None, None)
+    if not done:
+        try:
+            refund_id = str(_post_refund(api, payload, REQUEST_MARKER, marker)["id"])
+        except ShopCallFailed as exc:
+            if not _refused(exc):
+                raise
+            refused = str(exc)[:200]
+    with unit_of_work(sessions) as session:
+        record_created(session, payload["request_id"], refund_id, refused)
+
+
+def _post_refund(api: WooShop, payload: dict, marker_key: str, marker: str) -> dict:
+    """POST a refund carrying the bridge's marker, so a retry can see it was made."""
+    order_id = payload["order_id"]
+    currency = api.get(f"orders/{order_id}").body["currency"]
+    body = {
+        "amount": to_decimal_string(payload["amount"], currency),
+        "reason": payload["reason"],
+        "api_refund": payload["api_refund"],
+        "meta_data": [{"key": marker_key, "value": marker}],
+    }
+    return api.post(f"orders/{order_id}/refunds", body).body
 
 
 def _refused(exc: ShopCallFailed) -> bool:
@@ -136,6 +164,7 @@ PUSHERS = {
     "order.mark_unpaid": mark_unpaid,
     "order.note": add_note,
     "order.refund": refund_order,
+    "order.create_refund": create_refund,
 }
 
 

@@ -1,0 +1,127 @@
+"""Refunds asked for through the bridge: where the money goes (card, wallet or points) and whether the
+order is still inside the customer's return window, which depends on their loyalty tier."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, select
+from sqlalchemy.orm import Session
+
+from bridge.db import total
+from bridge.errors import IdempotencyConflict, NotFound, ValidationFailed
+from bridge.models import OrderRefund, RefundRequest, Shop, ShopOrder, utcnow
+from bridge.money import format_amount
+from bridge.outbox import enqueue
+from bridge.settings_schema import load_settings
+
+PAID_STATUSES = ("processing", "completed")
+REFUNDABLE_STATUSES = (*PAID_STATUSES, "on-hold", "refunded")
+DESTINATIONS = ("card", "wallet", "points")
+
+
+def lifetime_spend(session: Session, shop_id: int, customer_id: int) -> int:
+    """What the customer paid on orders the shop counts as paid (wallet part of partly paid orders too)."""
+    paid = ShopOrder.total + case((ShopOrder.payment_outcome == "partial", ShopOrder.wallet_paid), else_=0)
+    return session.scalar(
+        select(total(paid)).where(
+            ShopOrder.shop_id == shop_id, ShopOrder.customer_id == customer_id, ShopOrder.status.in_(PAID_STATUSES)
+        )
+    )
+
+
+def return_window(settings: dict, spend: int) -> tuple[str, int]:
+    """(tier, days): the highest tier whose lifetime-spend threshold the customer reached."""
+    tier, days = "Standard", 30
+    for window in sorted(settings["return_windows"], key=lambda w: w["min_lifetime_spend"]):
+        if spend >= window["min_lifetime_spend"]:
+            tier, days = window["tier"], window["days"]
+    return tier, days
+
+
+def request_refund(
+    session: Session, shop: Shop, order_external_id: str, *, amount: int, destination: str, reason: str,
+    key: str, now: datetime | None = None,
+) -> RefundRequest:  # fmt: skip
+    """Check the request against the order and the return window, then ask the shop for the refund
+    (through the outbox). The ledger moves when the shop's refund delivery arrives, once."""
+    now = now or utcnow()
+    record = session.execute(
+        select(ShopOrder).where(ShopOrder.shop_id == shop.id, ShopOrder.external_id == order_external_id)
+    ).scalar_one_or_none()
+    if record is None:
+        raise NotFound("order not found")
+    existing = session.execute(
+        select(RefundRequest).where(RefundRequest.shop_id == shop.id, RefundRequest.idempotency_key == key)
+    ).scalar_one_or_none()
+    if existing is not None:
+        if (existing.shop_order_id, existing.amount, existing.destination) != (record.id, amount, destination):
+            raise IdempotencyConflict("this key was used for another refund", fields={"idempotency_key": "in use"})
+        return existing
+    _check(session, shop, record, amount, destination, now)
+    request = RefundRequest(shop_id=shop.id, shop_order_id=record.id, idempotency_key=key, amount=amount,
+                            destination=destination, reason=reason, status="requested")  # fmt: skip
+    session.add(request)
+    session.flush()
+    enqueue(session, shop_id=shop.id, kind="order.create_refund",
+            payload={"order_id": order_external_id, "amount": amount, "reason": reason, "request_id": request.id,
+                     "api_refund": destination == "card"},
+            dedupe_key=f"refund-request:{request.id}")  # fmt: skip
+    return request
+
+
+def _check(session: Session, shop: Shop, record: ShopOrder, amount: int, destination: str, now: datetime) -> None:
+    settings = load_settings(shop.settings)
+    if record.status not in REFUNDABLE_STATUSES:
+        raise ValidationFailed(f"order is {record.status}", fields={"order_id": f"order is {record.status}"})
+    if destination != "card" and record.customer_id is None:
+        raise ValidationFailed("guests have no wallet", fields={"destination": "a guest's refund goes to the card"})
+    if destination == "card" and record.payment_outcome == "paid":
+        raise ValidationFailed("paid from the wallet", fields={"destination": "paid from the wallet: refund to it"})
+    age = now - record.created_at
+    if record.customer_id is not None:
+        tier, days = return_window(settings, lifetime_spend(session, shop.id, record.customer_id))
+        if age > timedelta(days=days):
+            raise ValidationFailed(f"past the {days}-day return window of the {tier} tier",
+                                   fields={"order_id": f"past the {days}-day return window ({tier} tier)"})  # fmt: skip
+    card_days = settings["card_refund_days"]
+    if destination == "card" and card_days and age > timedelta(days=card_days):
+        raise ValidationFailed(f"card refunds only within {card_days} days",
+                               fields={"destination": f"card refunds only within {card_days} days: choose wallet"})
+    left = record.total - _refunded_or_requested(session, record)
+    if amount > left:
+        raise ValidationFailed("more than is left to refund",
+                               fields={"amount": f"at most {format_amount(max(left, 0), record.currency)}"})
+
+
+def _refunded_or_requested(session: Session, record: ShopOrder) -> int:
+    refunded = session.scalar(select(total(OrderRefund.amount)).where(OrderRefund.shop_order_id == record.id))
+    pending = session.scalar(
+        select(total(RefundRequest.amount)).where(
+            RefundRequest.shop_order_id == record.id, RefundRequest.status.in_(("requested", "created"))
+        )
+    )
+    return refunded + pending
+
+
+def match_request(session: Session, record: ShopOrder, refund_external_id: str, amount: int) -> RefundRequest | None:
+    """The request a shop refund answers: by its id once the bridge saw it created, else the oldest open
+    request of that amount (the shop may deliver the refund before answering the bridge's POST)."""
+    requests = session.execute(
+        select(RefundRequest).where(RefundRequest.shop_order_id == record.id, RefundRequest.status != "refused")
+        .order_by(RefundRequest.id)
+    ).scalars().all()  # fmt: skip
+    by_id = [r for r in requests if r.refund_external_id == refund_external_id]
+    open_of_amount = [r for r in requests if r.refund_external_id is None and r.amount == amount]
+    return (by_id or open_of_amount or [None])[0]
+
+
+def record_created(session: Session, request_id: int, refund_external_id: str | None, refused: str | None) -> None:
+    request = session.get(RefundRequest, request_id)
+    if refused:
+        request.status = "refused"
+        return
+    if request.refund_external_id is None:
+        request.refund_external_id = refund_external_id
+    if request.status == "requested":
+        request.status = "created"
