@@ -8,10 +8,12 @@ from flask import Flask
 from flask_smorest import Api
 
 from bridge.config import Settings
+from bridge.console import init_console
 from bridge.services import Services
 from bridge.web.api import api
 from bridge.web.errors import register_error_handlers
 from bridge.web.health import health, install_request_metrics
+from bridge.web.statement import customer_statement
 from webhooks.woocommerce.views import woocommerce_webhooks
 
 
@@ -39,7 +41,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     rest.register_blueprint(api)
     app.register_blueprint(health)
     app.register_blueprint(woocommerce_webhooks)
+    app.register_blueprint(customer_statement)
     register_error_handlers(app)
+    init_console(app)  # the merchant console; CSRF on every form (the API and webhooks are exempt)
     install_request_metrics(app)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from bridge.cli import register_cli

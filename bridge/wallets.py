@@ -46,7 +46,8 @@ def wallet_summary(session: Session, shop: Shop, external_id: str) -> dict:
     expiring = upcoming_expiries(session, wallet) if wallet else []
     return {
         "withdrawable": min(withdrawable(session, wallet), balance - held) if wallet else 0,
-        "expiring": [{"amount": lot.remaining, "expires_at": lot.expires_at} for lot in expiring],
+        "expiring": [{"amount": lot.remaining, "amount_formatted": format_amount(lot.remaining, shop.currency),
+                      "expires_at": lot.expires_at} for lot in expiring],  # fmt: skip
         "customer_id": customer.external_id,
         "currency": shop.currency,
         "balance": balance,
@@ -108,6 +109,8 @@ def _statement_line(entry: Entry, tx: LedgerTransaction) -> dict:
         "currency": entry.currency,
         "amount_formatted": format_amount(entry.amount, entry.currency),
         "balance_after": entry.balance_after,
+        "balance_after_formatted": None if entry.balance_after is None else format_amount(entry.balance_after,
+                                                                                         entry.currency),  # fmt: skip
         "unit": "points" if entry.currency == POINTS else "money",
         "order_id": tx.order_ref,
         "refund_id": tx.refund_ref,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import g
+from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -15,6 +15,7 @@ from bridge.points import convert_points
 from bridge.refund_requests import DESTINATIONS, request_refund
 from bridge.settings_schema import load_settings
 from bridge.shops import get_shop
+from bridge.statement_links import LINK_LIFETIME_SECONDS, make_statement_token
 from bridge.tips import tip_order
 from bridge.topups import begin_topup
 from bridge.wallets import adjust_wallet, hold_on_wallet, require_customer, statement, wallet_summary
@@ -44,6 +45,7 @@ class HoldOut(Schema):
 
 class ExpiringOut(Schema):
     amount = fields.Integer()
+    amount_formatted = fields.String()
     expires_at = fields.DateTime()
 
 
@@ -74,6 +76,7 @@ class StatementLine(Schema):
     currency = fields.String()
     amount_formatted = fields.String()
     balance_after = fields.Integer(allow_none=True)
+    balance_after_formatted = fields.String(allow_none=True)
     unit = fields.String()
     order_id = fields.String(allow_none=True)
     refund_id = fields.String(allow_none=True)
@@ -413,3 +416,25 @@ class OrderTips(MethodView):
 def _order_path_is_valid(order_id: str) -> None:
     if not 0 < len(order_id) <= 64:
         raise ValidationFailed("order_id is 1 to 64 characters", fields={"order_id": "invalid"})
+
+
+class StatementLinkOut(Schema):
+    url = fields.String()
+    expires_in = fields.Integer(metadata={"description": "seconds"})
+
+
+@api.route("/customers/<customer_id>/statement-link")
+class StatementLink(MethodView):
+    decorators = [require_api_key]
+
+    @api.response(201, StatementLinkOut)
+    def post(self, customer_id):
+        """A signed link to the customer's statement page, valid for an hour: the shop's "My account"
+        page asks for it for the logged-in customer and shows it."""
+        _customer_path_is_valid(customer_id)
+        with transaction() as session:
+            shop = get_shop(session, g.shop_id)
+            require_customer(session, shop, customer_id)
+        token = make_statement_token(current_app.config["SECRET_KEY"], g.shop_id, customer_id)
+        url = f"{services().settings.public_url}/statement/{token}"
+        return {"url": url, "expires_in": LINK_LIFETIME_SECONDS}

@@ -1,0 +1,67 @@
+"""The customer's own view: balance, available, points, expiring credit and every movement, through a
+signed expiring link; the same as JSON for the storefront; converting points to money from there."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+
+from bridge.errors import DomainError
+from bridge.ledger import Actor
+from bridge.money import format_amount
+from bridge.points import convert_points
+from bridge.settings_schema import load_settings
+from bridge.shops import get_shop
+from bridge.statement_links import read_statement_token
+from bridge.wallets import require_customer, statement, wallet_summary
+from bridge.web.runtime import transaction
+
+customer_statement = Blueprint("customer_statement", __name__)
+
+
+def _access(token: str):
+    return read_statement_token(current_app.config["SECRET_KEY"], token)
+
+
+def _view(token: str) -> dict:
+    access = _access(token)
+    with transaction() as session:
+        shop = get_shop(session, access.shop_id)
+        summary = wallet_summary(session, shop, access.customer_external_id)
+        page = statement(session, shop, access.customer_external_id, limit=200)
+        settings = load_settings(shop.settings)
+    return {"shop": shop.name, "currency": shop.currency, "wallet": summary, "lines": page.lines,
+            "points_step": settings["points_conversion_points"],
+            "points_step_value": format_amount(settings["points_conversion_value"], shop.currency)}  # fmt: skip
+
+
+@customer_statement.get("/statement/<token>")
+def statement_page(token: str):
+    return render_template("customer/statement.html", token=token, message=request.args.get("message"), **_view(token))
+
+
+@customer_statement.get("/statement/<token>.json")
+def statement_json(token: str):
+    view = _view(token)
+    return {"shop": view["shop"], "wallet": view["wallet"], "lines": view["lines"]}
+
+
+@customer_statement.post("/statement/<token>/convert")
+def convert(token: str):
+    """Convert all convertible points; a double-clicked button converts once (the token and the points
+    balance it saw make the key)."""
+    access = _access(token)
+    seen = request.form.get("points_seen", "")
+    try:
+        with transaction() as session:
+            shop = get_shop(session, access.shop_id)
+            customer = require_customer(session, shop, access.customer_external_id)
+            key, actor = f"statement:{customer.id}:{seen}", Actor("customer", customer.external_id)
+            convert_points(session, shop, load_settings(shop.settings), customer, None, key, actor=actor)
+        message = "Your points were converted to wallet money."
+    except DomainError as exc:
+        message = exc.message
+    return _redirect_with(token, message)
+
+
+def _redirect_with(token: str, message: str):
+    return redirect(url_for("customer_statement.statement_page", token=token, message=message), code=303)
