@@ -13,6 +13,7 @@ from bridge.ledger import Leg, post_transaction
 from bridge.lots import LotPolicy
 from bridge.models import Account, CreditLot, LotMovement, utcnow
 from bridge.money import format_amount
+from bridge.outbox import note_to_customer
 
 
 def expire_credit(sessions: sessionmaker[Session], now: datetime | None = None) -> int:
@@ -47,4 +48,9 @@ def _expire_lot(sessions: sessionmaker[Session], lot_id: int) -> int:
             idempotency_key=f"lot:{lot.id}:expiry:{earlier}",
             lots=LotPolicy(lot_id=lot.id),
         )  # fmt: skip
-        return 0 if posted.replayed else 1
+        if posted.replayed:
+            return 0
+        note_to_customer(session, shop_id=lot.shop_id, customer_id=wallet.customer_id,
+                         note=f"{format_amount(amount, wallet.currency)} of promotional credit in your wallet expired.",
+                         dedupe_key=f"expiry:{posted.transaction.id}")  # fmt: skip
+        return 1

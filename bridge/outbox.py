@@ -11,10 +11,11 @@ Kinds are platform-neutral; `sync/<platform>/` turns each into that shop's API c
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.db import insert_ignoring_conflict
-from bridge.models import OutboxMessage, utcnow
+from bridge.models import OutboxMessage, ShopOrder, utcnow
 
 KINDS = frozenset({"order.mark_paid", "order.add_wallet_fee", "order.mark_unpaid", "order.note", "order.refund",
                    "order.create_refund"})
@@ -34,3 +35,19 @@ def enqueue(session: Session, *, shop_id: int, kind: str, payload: dict, dedupe_
         },
         ["shop_id", "dedupe_key"],
     )  # fmt: skip
+
+
+def note_to_customer(session: Session, *, shop_id: int, customer_id: int, note: str, dedupe_key: str) -> bool:
+    """Tell the customer about a movement that belongs to no order (an expiry, a merchant credit): the
+    shop emails customer notes only on orders, so the note goes on their latest one. False if none."""
+    latest = session.execute(
+        select(ShopOrder.external_id)
+        .where(ShopOrder.shop_id == shop_id, ShopOrder.customer_id == customer_id)
+        .order_by(ShopOrder.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if latest is None:
+        return False
+    enqueue(session, shop_id=shop_id, kind="order.note", payload={"order_id": latest, "note": note},
+            dedupe_key=dedupe_key)  # fmt: skip
+    return True

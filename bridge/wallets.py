@@ -23,6 +23,7 @@ from bridge.ledger import Actor, Leg, Posted, authorize_hold, ensure_unlocked, p
 from bridge.lots import upcoming_expiries, withdrawable
 from bridge.models import Account, Customer, Entry, Hold, LedgerTransaction, Shop
 from bridge.money import POINTS, format_amount
+from bridge.outbox import note_to_customer
 
 
 def require_customer(session: Session, shop: Shop, external_id: str) -> Customer:
@@ -139,7 +140,7 @@ def adjust_wallet(
     signed = amount if direction == "credit" else -amount
     if signed < 0:
         ensure_unlocked(wallet)
-    return post_transaction(
+    posted = post_transaction(
         session,
         shop_id=shop.id,
         kind="adjustment",
@@ -148,6 +149,12 @@ def adjust_wallet(
         idempotency_key=f"adjustment:{idempotency_key}",
         actor=actor,
     )
+    if not posted.replayed:
+        verb = "credited to" if signed > 0 else "debited from"
+        note = f"{format_amount(amount, shop.currency)} {verb} your wallet: {reason}"
+        note_to_customer(session, shop_id=shop.id, customer_id=customer.id, note=note,
+                         dedupe_key=f"adjustment:{posted.transaction.id}")  # fmt: skip
+    return posted
 
 
 def hold_on_wallet(

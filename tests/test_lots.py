@@ -105,3 +105,17 @@ def test_expire_command_reports_what_it_expired(app, services, shop):
     assert result.exit_code == 0 and '"lots_expired": 1' in result.output
     with unit_of_work(services.sessions) as session:
         assert balance(session, stored) == 0
+
+
+def test_expiry_and_merchant_credits_are_noted_on_the_latest_order(services, shop):
+    from bridge.models import OutboxMessage
+
+    with unit_of_work(services.sessions) as session:
+        stored = signup_with_bonus(session, shop, bonus=500, days=10)
+        apply_order(session, stored, paid(payment_method="stripe"), ACTOR)
+        fund(session, stored, 1_000)
+    expire_credit(services.sessions, utcnow() + timedelta(days=11))
+    with unit_of_work(services.sessions) as session:
+        notes = [(m.payload["order_id"], m.payload["note"]) for m in session.execute(select(OutboxMessage)).scalars()]
+    assert notes == [("12", "€10.00 credited to your wallet: fund"),
+                     ("12", "€5.00 of promotional credit in your wallet expired.")]  # fmt: skip
