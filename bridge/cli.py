@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bridge.db import unit_of_work
 from bridge.errors import DomainError
-from bridge.expiry import expire_credit
+from bridge.expiry import expire_credit, remind_before_expiry
 from bridge.ledger import expire_stale_holds, verify
 from bridge.migrate import upgrade
 from bridge.models import OutboxMessage
@@ -232,10 +232,14 @@ def start_embedded_worker(svc) -> threading.Event:
 
 
 @click.command("expire", help="Expire promotional credit past its date (one transaction per lot; safe to repeat).")
+@click.option("--remind-days", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Also note credit expiring within this many days (once per lot); 0 for none.")
 @click.option("--json", "as_json", is_flag=True)
-def expire_command(as_json):
+def expire_command(remind_days, as_json):
     svc = services()
-    emit({"lots_expired": expire_credit(svc.sessions), "holds_released": _release_stale_holds(svc)}, as_json)
+    reminded = remind_before_expiry(svc.sessions, remind_days) if remind_days else 0
+    emit({"lots_expired": expire_credit(svc.sessions), "holds_released": _release_stale_holds(svc),
+          "reminders": reminded}, as_json)  # fmt: skip
 
 
 def _release_stale_holds(svc) -> int:

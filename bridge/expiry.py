@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -54,3 +54,22 @@ def _expire_lot(sessions: sessionmaker[Session], lot_id: int) -> int:
                          note=f"{format_amount(amount, wallet.currency)} of promotional credit in your wallet expired.",
                          dedupe_key=f"expiry:{posted.transaction.id}")  # fmt: skip
         return 1
+
+
+def remind_before_expiry(sessions: sessionmaker[Session], days: int, now: datetime | None = None) -> int:
+    """Note, once per lot, promotional credit that expires within `days` (on the customer's latest order)."""
+    now = now or utcnow()
+    reminded = 0
+    with unit_of_work(sessions) as session:
+        soon = session.execute(
+            select(CreditLot, Account)
+            .join(Account, Account.id == CreditLot.account_id)
+            .where(CreditLot.remaining > 0, CreditLot.expires_at >= now)
+            .where(CreditLot.expires_at < now + timedelta(days=days))
+        ).all()
+        for lot, wallet in soon:
+            note = (f"{format_amount(lot.remaining, wallet.currency)} of promotional credit in your wallet expires on "
+                    f"{lot.expires_at:%d %b %Y}: spend it before then.")  # fmt: skip
+            reminded += note_to_customer(session, shop_id=lot.shop_id, customer_id=wallet.customer_id, note=note,
+                                         dedupe_key=f"lot:{lot.id}:reminder")  # fmt: skip
+    return reminded

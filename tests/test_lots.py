@@ -119,3 +119,20 @@ def test_expiry_and_merchant_credits_are_noted_on_the_latest_order(services, sho
         notes = [(m.payload["order_id"], m.payload["note"]) for m in session.execute(select(OutboxMessage)).scalars()]
     assert notes == [("12", "€10.00 credited to your wallet: fund"),
                      ("12", "€5.00 of promotional credit in your wallet expired.")]  # fmt: skip
+
+
+def test_a_reminder_is_noted_once_before_credit_expires(services, shop):
+    from bridge.expiry import remind_before_expiry
+
+    with unit_of_work(services.sessions) as session:
+        stored = signup_with_bonus(session, shop, bonus=500, days=10)
+        apply_order(session, stored, paid(payment_method="stripe"), ACTOR)
+    assert remind_before_expiry(services.sessions, 3) == 0
+    soon = utcnow() + timedelta(days=8)
+    assert remind_before_expiry(services.sessions, 3, now=soon) == 1
+    assert remind_before_expiry(services.sessions, 3, now=soon) == 1  # the dedupe key keeps it to one message
+    with unit_of_work(services.sessions) as session:
+        from bridge.models import OutboxMessage
+
+        [message] = session.execute(select(OutboxMessage)).scalars().all()
+        assert "expires on" in message.payload["note"]
