@@ -50,6 +50,8 @@ def mark_paid(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
             "transaction_id": f"wallet-bridge-{payload['transaction_id']}",
             "meta_data": [{"key": PAYMENT_MARKER, "value": marker}],
         }
+        if order.get("status") == "on-hold":  # set_paid only moves pending or failed orders
+            body["status"] = "processing"
         if payload.get("discount"):
             body["fee_lines"] = [_fee(DISCOUNT_FEE_NAME, payload["discount"], order["currency"])]
         order = api.put(f"orders/{order_id}", body).body
