@@ -18,6 +18,7 @@ class RefundSnapshot:
     external_id: str
     amount: int  # positive minor units
     reason: str
+    to_store_credit: int = 0  # part the shop itself already returned to its native store credit (Shopify)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class OrderSnapshot:
     refunds: tuple[RefundSnapshot, ...] = ()
     meta: dict = field(default_factory=dict)  # the platform's order meta_data, key → value
     modified_at: datetime | None = None  # when the shop last changed the order (UTC), if it says
+    spent_from_store_credit: int = 0  # paid at the shop's own checkout from its native store credit (Shopify)
 
 
 @dataclass(frozen=True)

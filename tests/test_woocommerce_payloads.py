@@ -16,6 +16,7 @@ import pytest
 from bridge import orders
 from bridge.errors import ValidationFailed
 from bridge.money import parse_amount
+from webhooks.signing import is_valid_signature, sign
 from webhooks.woocommerce.payloads import (
     TOPICS_HANDLED,
     PayloadInvalid,
@@ -23,7 +24,7 @@ from webhooks.woocommerce.payloads import (
     parse_order,
     resource_id,
 )
-from webhooks.woocommerce.signature import is_ping, is_valid_signature, sign
+from webhooks.woocommerce.ping import is_ping
 
 FIXTURES = Path(__file__).parent / "fixtures" / "woocommerce"
 SECRET = "realwoo-webhook-secret"

@@ -10,7 +10,7 @@ import responses
 from bridge.db import unit_of_work
 from bridge.models import Shop
 from bridge.money import parse_amount, to_decimal_string
-from webhooks.woocommerce.signature import sign
+from webhooks.signing import sign
 
 CAPTURED = Path(__file__).parent / "fixtures" / "woocommerce" / "captured"
 REAL_SECRET = "realwoo-webhook-secret"

@@ -15,9 +15,10 @@ from bridge.inbox import apply_delivery, record_delivery
 from bridge.models import Shop
 from bridge.web.errors import error_response
 from bridge.web.runtime import services
+from webhooks.signing import is_valid_signature
 from webhooks.woocommerce.handlers import HANDLERS
 from webhooks.woocommerce.payloads import PayloadInvalid, resource_id
-from webhooks.woocommerce.signature import is_ping, is_valid_signature
+from webhooks.woocommerce.ping import is_ping
 
 woocommerce_webhooks = Blueprint("woocommerce_webhooks", __name__)
 security_log = logging.getLogger("wallet_bridge.security")
