@@ -31,6 +31,7 @@ from bridge.lots import DEFAULT as DEFAULT_LOTS
 from bridge.lots import LotPolicy
 from bridge.lots import track as track_lots
 from bridge.models import Account, CreditLot, Entry, Hold, LedgerTransaction, utcnow
+from bridge.store_credit import mirror as mirror_to_store_credit
 
 TRANSACTION_KINDS = frozenset(
     {
@@ -143,6 +144,7 @@ def post_transaction(
     entries = [_apply_leg(session, leg, transaction.id, now) for leg in ordered]
     session.execute(insert(Entry), entries)  # one multi-row INSERT
     track_lots(session, transaction, ordered, lots)
+    mirror_to_store_credit(session, transaction, ordered)
     return Posted(transaction, replayed=False)
 
 

@@ -25,6 +25,7 @@ from bridge.outbox import enqueue
 from bridge.points import claw_back_points, convert_points_automatically, earn_points
 from bridge.refund_requests import match_request
 from bridge.settings_schema import load_settings
+from bridge.store_credit import native_key
 from bridge.topups import credit_paid_topup, requested_topup
 
 
@@ -59,11 +60,14 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
     if order.phase == orders.CANCELLED:
         _reverse_order(ctx)
     if order.phase == orders.PAID and customer is not None:
+        if order.spent_from_store_credit and not record.wallet_paid:
+            _record_checkout_spend(ctx)
         _earn_order_points(ctx)
     for refund in sorted(order.refunds, key=_refund_order):
         _apply_refund(ctx, refund)
     if not stale:
-        record.status, record.last_modified_at = order.status, order.modified_at or record.last_modified_at
+        record.status, record.total = order.status, order.total
+        record.last_modified_at = order.modified_at or record.last_modified_at
     return record
 
 
@@ -137,6 +141,33 @@ def _may_charge(ctx: OrderContext) -> bool:
         select(OrderRefund.id).where(OrderRefund.shop_order_id == ctx.record.id).limit(1)
     ).first()
     return ctx.record.payment_outcome is None and not has_refunds and _pays_by_wallet(ctx)
+
+
+def apply_refund_event(
+    session: Session, shop: Shop, order_external_id: str, refund: orders.RefundSnapshot, actor: Actor
+) -> ShopOrder | None:
+    """A refund delivered on its own (Shopify's refunds/create), applied like one in the order's list.
+    Unknown order: nothing yet — the order's own delivery carries its refunds and applies them."""
+    record = session.execute(
+        select(ShopOrder)
+        .where(ShopOrder.shop_id == shop.id, ShopOrder.external_id == order_external_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if record is None or record.customer_id is None:
+        return None
+    customer = session.get(Customer, record.customer_id)
+    earlier = session.execute(
+        select(OrderRefund).where(OrderRefund.shop_order_id == record.id, OrderRefund.external_id != refund.external_id)
+    ).scalars()
+    known = tuple(orders.RefundSnapshot(r.external_id, r.amount, "") for r in earlier)
+    snapshot = OrderSnapshot(
+        external_id=order_external_id, customer_external_id=customer.external_id, email=None, customer_name=None,
+        currency=record.currency, status=record.status, phase=orders.OTHER, total=record.total, payment_method="",
+        refunds=(*known, refund),
+    )  # fmt: skip
+    _apply_refund(OrderContext(session, shop, load_settings(shop.settings), snapshot, record, customer, actor), refund)
+    return record
 
 
 def _lock_order_record(session: Session, shop: Shop, order: OrderSnapshot, customer: Customer | None) -> ShopOrder:
@@ -234,6 +265,23 @@ def _tell_shop(ctx: OrderContext, kind: str, note: str, **payload) -> None:
     )
 
 
+def _record_checkout_spend(ctx: OrderContext) -> None:
+    """The customer spent store credit at the shop's own checkout (Shopify): the wallet follows, under a
+    native key, so the movement is not sent back to the shop. A wallet that cannot cover it fails the
+    delivery visibly: the two have drifted, and `wallet-bridge sync` reconciles them."""
+    order, record = ctx.order, ctx.record
+    wallet = wallet_account(ctx.session, ctx.customer, order.currency)
+    spent = order.spent_from_store_credit
+    post_transaction(
+        ctx.session, shop_id=ctx.shop.id, kind="payment",
+        reason=f"Store credit spent at checkout on order #{order.external_id}",
+        legs=[Leg(wallet, -spent),
+              Leg(system_account(ctx.session, ctx.shop.id, SystemAccount.WALLET_PAYMENTS, order.currency), spent)],
+        idempotency_key=native_key(ctx.key("checkout-spend")), actor=ctx.actor, order_ref=order.external_id,
+    )  # fmt: skip
+    record.wallet_paid, record.payment_outcome = spent, "store_credit"
+
+
 def _reverse_order(ctx: OrderContext) -> None:
     """A cancelled or failed order gives back what the wallet paid (less what refunds returned), once."""
     record = ctx.record
@@ -250,7 +298,9 @@ def _reverse_order(ctx: OrderContext) -> None:
                 Leg(system_account(ctx.session, ctx.shop.id, SystemAccount.WALLET_PAYMENTS, record.currency),
                     -outstanding),
             ],
-            idempotency_key=ctx.key("reversal"),
+            # The shop gives back its own store credit when it cancels an order paid with it.
+            idempotency_key=native_key(ctx.key("reversal")) if record.payment_outcome == "store_credit"
+            else ctx.key("reversal"),
             actor=ctx.actor,
             order_ref=ctx.order.external_id,
         )  # fmt: skip
@@ -299,7 +349,12 @@ def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
     if to_points:
         _refund_as_points(ctx, refund, split.card_part)
     if applied.wallet_credit + bonus > 0 and ctx.customer is not None:
-        applied.transaction_id = _credit_refund(ctx, refund, split.wallet_part, card_credit, bonus)
+        if split.native:  # the shop returned this part to its own store credit already
+            applied.transaction_id = _credit_refund(ctx, refund, split.wallet_part, 0, 0, native=True)
+            if card_credit + bonus:
+                applied.transaction_id = _credit_refund(ctx, refund, 0, card_credit, bonus)
+        else:
+            applied.transaction_id = _credit_refund(ctx, refund, split.wallet_part, card_credit, bonus)
         record.wallet_refunded += split.wallet_part
         total = format_amount(applied.wallet_credit + bonus, record.currency)
         _tell_shop_once(ctx, f"refund:{refund.external_id}", f"Refund of {total} credited to your wallet.")
@@ -334,6 +389,7 @@ def _tell_shop_once(ctx: OrderContext, key: str, note: str) -> None:
 class RefundSplit:
     wallet_part: int  # money that came from the wallet: always goes back to it
     card_part: int  # money paid by other means: goes where the shop's policy says
+    native: bool = False  # the wallet part was returned by the shop to its own store credit
 
 
 def split_refund(order: OrderSnapshot, record: ShopOrder, refund: orders.RefundSnapshot) -> RefundSplit:
@@ -343,6 +399,9 @@ def split_refund(order: OrderSnapshot, record: ShopOrder, refund: orders.RefundS
     Whole-wallet orders: the shop's total is wallet money, so every refund is wallet money. Partly
     paid orders: the shop's total is what the other method paid (the wallet part is a negative fee),
     so a refund of a fraction of it also returns that fraction of the wallet part."""
+    if refund.to_store_credit:  # the shop says where the money went (Shopify refund transactions)
+        wallet_part = min(refund.to_store_credit, max(record.wallet_paid - record.wallet_refunded, 0))
+        return RefundSplit(wallet_part, refund.amount - refund.to_store_credit, native=True)
     before = sum(r.amount for r in order.refunds if _refund_order(r) < _refund_order(refund))
     after = before + refund.amount
     if record.payment_outcome == "paid":
@@ -364,7 +423,7 @@ def _share(refunded: int, total: int, part: int) -> int:
     return min(part, part * min(refunded, total) // total)
 
 
-def _credit_refund(ctx: OrderContext, refund, wallet_part: int, card_credit: int, bonus: int) -> int:
+def _credit_refund(ctx: OrderContext, refund, wallet_part: int, card_credit: int, bonus: int, native=False) -> int:
     session, currency = ctx.session, ctx.record.currency
     wallet = wallet_account(session, ctx.customer, currency)
     legs = [Leg(wallet, wallet_part + card_credit + bonus)]
@@ -379,7 +438,8 @@ def _credit_refund(ctx: OrderContext, refund, wallet_part: int, card_credit: int
         reason += f": {refund.reason}"
     return post_transaction(
         session, shop_id=ctx.shop.id, kind="refund_to_wallet", reason=reason, legs=legs,
-        idempotency_key=f"refund:{refund.external_id}", actor=ctx.actor, order_ref=ctx.order.external_id,
+        idempotency_key=native_key(f"refund:{refund.external_id}") if native else f"refund:{refund.external_id}",
+        actor=ctx.actor, order_ref=ctx.order.external_id,
         refund_ref=refund.external_id, lots=LotPolicy(promo_expires_at=promotional_expiry(ctx.settings)),
     ).transaction.id  # fmt: skip
 

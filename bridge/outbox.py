@@ -7,6 +7,8 @@ Kinds are platform-neutral; `sync/<platform>/` turns each into that shop's API c
 - order.note           {order_id, note}                                 tell the customer what moved
 - order.refund         {order_id, amount, reason, api_refund, transaction_id}   refund an order (withdrawals)
 - order.create_refund  {order_id, amount, reason, api_refund, request_id}       a refund the customer asked for
+- store_credit.credit / store_credit.debit  {customer_id, currency, amount, expires_at, transaction_id}
+                       mirror a wallet movement to the shop's native store credit (Shopify)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from bridge.db import insert_ignoring_conflict
 from bridge.models import OutboxMessage, ShopOrder, utcnow
 
 KINDS = frozenset({"order.mark_paid", "order.add_wallet_fee", "order.mark_unpaid", "order.note", "order.refund",
-                   "order.create_refund"})
+                   "order.create_refund", "store_credit.credit", "store_credit.debit"})
 
 
 def enqueue(session: Session, *, shop_id: int, kind: str, payload: dict, dedupe_key: str) -> None:

@@ -1,0 +1,64 @@
+"""Mirroring wallets to a shop's native store credit (Shopify), so a customer can spend the wallet at the
+shop's own checkout. Every wallet movement the bridge makes becomes a credit or debit message in the
+same transaction; movements the shop made itself (spending at its checkout, its refunds to store credit)
+are recorded under NATIVE keys and not sent back."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge.models import CreditLot, Customer, LedgerTransaction, Shop
+from bridge.outbox import enqueue
+
+NATIVE = "native:"  # idempotency-key prefix of movements the shop already made on its side
+MIRRORED_PLATFORMS = frozenset({"shopify"})
+
+
+def native_key(key: str) -> str:
+    return NATIVE + key
+
+
+def mirror(session: Session, transaction: LedgerTransaction, legs) -> None:
+    """Queue the wallet legs of a posted transaction for the shop's store credit, when it has one."""
+    wallet_legs = [leg for leg in legs if leg.account.kind == "wallet"]
+    if not wallet_legs or transaction.idempotency_key.startswith(NATIVE):
+        return
+    if _platform(session, transaction.shop_id) not in MIRRORED_PLATFORMS:
+        return
+    for leg in wallet_legs:
+        customer = session.get(Customer, leg.account.customer_id)
+        for index, (amount, expires_at) in enumerate(_portions(session, transaction, leg)):
+            kind = "store_credit.credit" if amount > 0 else "store_credit.debit"
+            payload = {"customer_id": customer.external_id, "currency": leg.account.currency, "amount": abs(amount),
+                       "expires_at": expires_at.isoformat() if expires_at else None,
+                       "transaction_id": transaction.id}  # fmt: skip
+            enqueue(session, shop_id=transaction.shop_id, kind=kind, payload=payload,
+                    dedupe_key=f"mirror:{transaction.id}:{leg.account.id}:{index}")  # fmt: skip
+
+
+_PLATFORMS: dict[int, str] = {}  # a shop's platform never changes: no query on every payment
+
+
+def _platform(session: Session, shop_id: int) -> str:
+    if shop_id not in _PLATFORMS:
+        _PLATFORMS[shop_id] = session.get(Shop, shop_id).platform
+    return _PLATFORMS[shop_id]
+
+
+def _portions(session: Session, transaction: LedgerTransaction, leg) -> list[tuple[int, object]]:
+    """A credit splits by the expiry of the lots it made (the shop's credit expires with them); a debit
+    is one amount."""
+    if leg.amount < 0:
+        return [(leg.amount, None)]
+    session.flush()
+    by_expiry: dict = defaultdict(int)
+    lots = select(CreditLot).where(CreditLot.transaction_id == transaction.id, CreditLot.account_id == leg.account.id)
+    for lot in session.execute(lots).scalars():
+        by_expiry[lot.expires_at] += lot.amount
+    restored = leg.amount - sum(by_expiry.values())  # money given back to older lots
+    if restored:
+        by_expiry[None] += restored
+    return [(amount, expires_at) for expires_at, amount in by_expiry.items()]
