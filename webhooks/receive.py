@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 
 from flask import request
 from sqlalchemy import select
@@ -21,14 +22,21 @@ security_log = logging.getLogger("wallet_bridge.security")
 Handlers = dict
 
 
-def shop_secrets(shop_id: int, platform: str) -> list[str] | None:
-    """The shop's webhook secrets (current, and the previous one during a rotation); None: no such shop."""
+@dataclass(frozen=True)
+class ShopKeys:
+    secrets: list[str]  # current, and the previous one during a rotation
+    url: str
+
+
+def shop_keys(shop_id: int, platform: str) -> ShopKeys | None:
+    """What a delivery for this shop is checked against; None: no such shop on this platform."""
     box = services().secrets
     with services().sessions() as session:
         shop = session.get(Shop, shop_id)
         if shop is None or shop.platform != platform:
             return None
-        return [box.open(token) for token in (shop.webhook_secret_enc, shop.previous_webhook_secret_enc) if token]
+        tokens = (shop.webhook_secret_enc, shop.previous_webhook_secret_enc)
+        return ShopKeys([box.open(token) for token in tokens if token], shop.url)
 
 
 def reject_signature(platform: str, shop_id: int, topic: str):

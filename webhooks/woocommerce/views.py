@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from bridge.web.errors import error_response
-from webhooks.receive import parse_json, reject_signature, shop_secrets, store_and_apply
+from webhooks.receive import parse_json, reject_signature, shop_keys, store_and_apply
 from webhooks.signing import is_valid_signature
 from webhooks.woocommerce.handlers import HANDLERS
 from webhooks.woocommerce.payloads import resource_id
@@ -21,13 +21,13 @@ woocommerce_webhooks = Blueprint("woocommerce_webhooks", __name__)
 @woocommerce_webhooks.post("/webhooks/woocommerce/<int:shop_id>")
 def receive(shop_id: int):
     raw = request.get_data(cache=False)
-    secrets = shop_secrets(shop_id, "woocommerce")
-    if secrets is None:
+    keys = shop_keys(shop_id, "woocommerce")
+    if keys is None:
         return error_response(404, "not_found", "unknown shop")
     if is_ping(request.content_type, raw, request.headers):
         return {"status": "pong"}, 200  # only HTTP 200 clears a WooCommerce ping
     topic = request.headers.get("X-WC-Webhook-Topic", "")
-    if not is_valid_signature(raw, request.headers.get("X-WC-Webhook-Signature"), secrets):
+    if not is_valid_signature(raw, request.headers.get("X-WC-Webhook-Signature"), keys.secrets):
         return reject_signature("woocommerce", shop_id, topic)
     data, failure = parse_json(raw)
     if failure:
