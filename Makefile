@@ -7,7 +7,8 @@ PYTEST_ARGS ?=
 
 .PHONY: run test lint bench clean
 
-$(BIN)/.installed: pyproject.toml
+# A new top-level package (e.g. simulator/) needs the editable install redone, hence the __init__ files.
+$(BIN)/.installed: pyproject.toml $(wildcard */__init__.py)
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip

@@ -58,6 +58,8 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
     if not stale and order.phase == orders.AWAITING_PAYMENT and _may_charge(ctx):
         _collect_wallet_payment(ctx)
     if order.phase == orders.CANCELLED:
+        if record.payment_outcome is None:  # an older pending state arriving later must not charge
+            record.payment_outcome = "cancelled"
         _reverse_order(ctx)
     if order.phase == orders.PAID and customer is not None:
         if order.spent_from_store_credit and not record.wallet_paid:

@@ -26,7 +26,7 @@ def mirror(session: Session, transaction: LedgerTransaction, legs) -> None:
     wallet_legs = [leg for leg in legs if leg.account.kind == "wallet"]
     if not wallet_legs or transaction.idempotency_key.startswith(NATIVE):
         return
-    if _platform(session, transaction.shop_id) not in MIRRORED_PLATFORMS:
+    if session.get(Shop, transaction.shop_id).platform not in MIRRORED_PLATFORMS:  # usually in the session
         return
     for leg in wallet_legs:
         customer = session.get(Customer, leg.account.customer_id)
@@ -37,15 +37,6 @@ def mirror(session: Session, transaction: LedgerTransaction, legs) -> None:
                        "transaction_id": transaction.id}  # fmt: skip
             enqueue(session, shop_id=transaction.shop_id, kind=kind, payload=payload,
                     dedupe_key=f"mirror:{transaction.id}:{leg.account.id}:{index}")  # fmt: skip
-
-
-_PLATFORMS: dict[int, str] = {}  # a shop's platform never changes: no query on every payment
-
-
-def _platform(session: Session, shop_id: int) -> str:
-    if shop_id not in _PLATFORMS:
-        _PLATFORMS[shop_id] = session.get(Shop, shop_id).platform
-    return _PLATFORMS[shop_id]
 
 
 def _portions(session: Session, transaction: LedgerTransaction, leg) -> list[tuple[int, object]]:

@@ -225,3 +225,10 @@ def test_overcharge_against_what_the_shop_applied_is_returned_once(session, live
     assert return_overcharge(session, live_shop, "12", 750) == 50
     assert return_overcharge(session, live_shop, "12", 750) == 0
     assert balance(session, live_shop) == 250
+
+
+def test_an_older_pending_state_after_the_cancellation_charges_nothing(session, live_shop):
+    fund(session, live_shop, 10_000)
+    apply_order(session, live_shop, order(status="cancelled", phase=orders.CANCELLED), ACTOR)
+    apply_order(session, live_shop, order(), ACTOR)  # same second: not provably stale
+    assert balance(session, live_shop) == 10_000 and messages(session) == []
