@@ -14,6 +14,7 @@ from bridge.web.api import api
 from bridge.web.errors import register_error_handlers
 from bridge.web.health import health, install_request_metrics
 from bridge.web.statement import customer_statement
+from webhooks.shopify.views import shopify_webhooks
 from webhooks.woocommerce.views import woocommerce_webhooks
 
 
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     rest.register_blueprint(api)
     app.register_blueprint(health)
     app.register_blueprint(woocommerce_webhooks)
+    app.register_blueprint(shopify_webhooks)
     app.register_blueprint(customer_statement)
     register_error_handlers(app)
     init_console(app)  # the merchant console; CSRF on every form (the API and webhooks are exempt)

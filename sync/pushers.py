@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from bridge.services import Services
+from sync.shopify.store_credit import make_pusher as shopify_pusher
 from sync.woocommerce.pushes import make_pusher as woocommerce_pusher
 from sync.worker import RetryPolicy
 
 
 def pushers_for(services: Services) -> dict:
     timeout = services.settings.shop_timeout_seconds
-    return {"woocommerce": woocommerce_pusher(services.secrets, timeout)}
+    return {
+        "woocommerce": woocommerce_pusher(services.secrets, timeout),
+        "shopify": shopify_pusher(services.secrets, timeout),
+    }
 
 
 def retry_policy(services: Services) -> RetryPolicy:

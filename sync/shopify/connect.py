@@ -1,0 +1,81 @@
+"""Connecting a Shopify shop: check the Admin API token, keep it and the webhook secret encrypted (the
+old secret stays valid while Shopify rotates), and subscribe the webhooks the bridge needs, once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.db import unit_of_work
+from bridge.errors import ValidationFailed
+from bridge.models import utcnow
+from bridge.security import SecretBox
+from bridge.shops import get_shop
+from sync.shopify.client import ShopifyAdmin
+from sync.worker import ShopCallFailed
+
+TOPICS = ("CUSTOMERS_CREATE", "CUSTOMERS_UPDATE", "ORDERS_PAID", "ORDERS_UPDATED", "ORDERS_CANCELLED",
+          "REFUNDS_CREATE")  # fmt: skip
+
+SHOP = "query { shop { name currencyCode myshopifyDomain } }"
+SUBSCRIPTIONS = """
+query { webhookSubscriptions(first: 100) {
+  nodes { id topic endpoint { __typename ... on WebhookHttpEndpoint { callbackUrl } } } } }"""
+SUBSCRIBE = """
+mutation Subscribe($topic: WebhookSubscriptionTopic!, $webhookSubscription: WebhookSubscriptionInput!) {
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: $webhookSubscription) {
+    webhookSubscription { id topic }
+    userErrors { field message }
+  }
+}"""
+
+
+@dataclass
+class ShopifyConnection:
+    shop_id: int
+    domain: str
+    callback_url: str
+    created: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def connect_shopify(
+    sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int, *, url: str, access_token: str,
+    webhook_secret: str | None, public_url: str, timeout: float = 10.0,
+) -> ShopifyConnection:  # fmt: skip
+    api = ShopifyAdmin(url, access_token, timeout)
+    try:
+        shop_info = api.graphql(SHOP).get("shop") or {}
+    except ShopCallFailed as exc:
+        raise ValidationFailed(f"Shopify did not accept the token: {exc}", fields={"access_token": "rejected"}) from exc
+    callback = f"{public_url}/webhooks/shopify/{shop_id}"
+    result = ShopifyConnection(shop_id, shop_info.get("myshopifyDomain") or url, callback)
+    nodes = (api.graphql(SUBSCRIPTIONS).get("webhookSubscriptions") or {}).get("nodes") or []
+    existing = {(node.get("topic"), (node.get("endpoint") or {}).get("callbackUrl")) for node in nodes}
+    for topic in TOPICS:
+        if (topic, callback) in existing:
+            result.unchanged.append(topic)
+            continue
+        created = api.graphql(SUBSCRIBE, {"topic": topic, "webhookSubscription": {"callbackUrl": callback,
+                                                                                  "format": "JSON"}})  # fmt: skip
+        errors = (created.get("webhookSubscriptionCreate") or {}).get("userErrors") or []
+        if errors:
+            raise ValidationFailed(f"Shopify refused the {topic} subscription: {errors}", fields={"url": "refused"})
+        result.created.append(topic)
+    _store(sessions, secrets, shop_id, url, access_token, webhook_secret)
+    return result
+
+
+def _store(sessions, secrets: SecretBox, shop_id: int, url: str, token: str, webhook_secret: str | None) -> None:
+    with unit_of_work(sessions) as session:
+        shop = get_shop(session, shop_id)
+        shop.url, shop.consumer_secret_enc = url.rstrip("/"), secrets.seal(token)
+        if webhook_secret and webhook_secret != secrets.open(shop.webhook_secret_enc):
+            # Rotation: Shopify signs with either secret for a while, so both stay valid until the next one.
+            shop.previous_webhook_secret_enc, shop.webhook_secret_enc = shop.webhook_secret_enc, secrets.seal(
+                webhook_secret)  # fmt: skip
+        shop.last_synced_at = shop.last_synced_at or utcnow()

@@ -1,0 +1,214 @@
+"""Shopify end to end: signed deliveries in (rotation, duplicates, order), the same rules, native store
+credit mirrored through GraphQL (throttling retried), reconciliation of a drift."""
+
+import json
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import responses
+from sqlalchemy import func, select
+
+from bridge.db import unit_of_work
+from bridge.ledger import verify
+from bridge.models import InboxDelivery, LedgerTransaction, OutboxMessage, Shop
+from sync.pushers import pushers_for
+from sync.shopify.client import API_VERSION, ShopifyAdmin
+from sync.shopify.store_credit import reconcile
+from sync.worker import RetryPolicy, drain
+from tests.conftest import make_shop
+from tests.test_api import auth
+from webhooks.signing import sign
+
+FIXTURES = Path(__file__).parent / "fixtures" / "shopify"
+DOMAIN = "demo.myshopify.com"
+SECRET = "shpss_current_secret"
+GRAPHQL = f"https://{DOMAIN}/admin/api/{API_VERSION}/graphql.json"
+FAST = RetryPolicy(max_attempts=3, base_delay_seconds=0)
+
+
+@pytest.fixture
+def shopify(services):
+    created = make_shop(services, name="Shopify Shop", platform="shopify", url=f"https://{DOMAIN}", currency="USD")
+    with unit_of_work(services.sessions) as session:
+        shop = session.get(Shop, created.shop.id)
+        shop.webhook_secret_enc = services.secrets.seal(SECRET)
+        shop.consumer_secret_enc = services.secrets.seal("shpat_token")
+        shop.settings = {**shop.settings, "signup_bonus": 500, "points_per_currency_unit": 1}
+    return created
+
+
+def deliver(client, shop_id, topic, data, *, secret=SECRET, webhook_id=None, domain=DOMAIN):
+    body = json.dumps(data).encode()
+    headers = {
+        "Content-Type": "application/json", "X-Shopify-Topic": topic, "X-Shopify-Hmac-Sha256": sign(body, secret),
+        "X-Shopify-Shop-Domain": domain, "X-Shopify-API-Version": API_VERSION,
+        "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()), "X-Shopify-Event-Id": str(uuid.uuid4()),
+        "X-Shopify-Triggered-At": "2026-11-23T12:00:00Z",
+    }  # fmt: skip
+    return client.post(f"/webhooks/shopify/{shop_id}", data=body, headers=headers)
+
+
+def customer(customer_id=7):
+    return {"id": customer_id, "email": "jon@example.com", "first_name": "Jon", "last_name": "Snow"}
+
+
+def order(order_id=1001, total="40.00", store_credit="0.00", customer_id=7, **changes):
+    data = json.loads((FIXTURES / "orders_create.json").read_text())
+    transactions = [{"id": 1, "kind": "sale", "status": "success", "gateway": "bogus",
+                     "amount": str(Decimal(total) - Decimal(store_credit))}]  # fmt: skip
+    if store_credit != "0.00":
+        transactions.append({"id": 2, "kind": "sale", "status": "success", "gateway": "shopify_store_credit",
+                             "amount": store_credit})  # fmt: skip
+    data.update(id=order_id, currency="USD", total_price=total, financial_status="paid", cancelled_at=None,
+                customer={**data["customer"], "id": customer_id}, refunds=[], transactions=transactions)  # fmt: skip
+    data.update(changes)
+    return data
+
+
+def refund(refund_id=5001, order_id=1001, amounts=(("10.00", "success", "bogus"),)):
+    data = json.loads((FIXTURES / "refunds_create.json").read_text())
+    data.update(id=refund_id, order_id=order_id, transactions=[
+        {"id": n, "order_id": order_id, "kind": "refund", "status": status, "gateway": gateway, "amount": amount,
+         "currency": None} for n, (amount, status, gateway) in enumerate(amounts)])  # fmt: skip
+    return data
+
+
+def balance(client, shop, customer_id="7"):
+    return client.get(f"/api/v1/customers/{customer_id}/wallet", headers=auth(shop)).get_json()["balance"]
+
+
+def outbox(services):
+    with unit_of_work(services.sessions) as session:
+        return [(m.kind, m.payload["amount"]) for m in session.execute(select(OutboxMessage).order_by(OutboxMessage.id))
+                .scalars() if m.kind.startswith("store_credit")]  # fmt: skip
+
+
+def test_new_customer_gets_the_bonus_mirrored_to_store_credit(client, services, shopify):
+    assert deliver(client, shopify.shop.id, "customers/create", customer()).status_code == 200
+    assert balance(client, shopify) == 500
+    assert outbox(services) == [("store_credit.credit", 500)]
+
+
+def test_the_same_webhook_id_is_applied_once(client, services, shopify):
+    for _ in range(3):
+        assert deliver(client, shopify.shop.id, "customers/create", customer(), webhook_id="w-1").status_code == 200
+    with unit_of_work(services.sessions) as session:
+        assert session.scalar(select(func.count()).select_from(InboxDelivery)) == 1
+    assert balance(client, shopify) == 500
+
+
+def test_rotation_accepts_the_old_and_the_new_secret_and_nothing_else(client, services, shopify):
+    with unit_of_work(services.sessions) as session:
+        shop = session.get(Shop, shopify.shop.id)
+        shop.previous_webhook_secret_enc = shop.webhook_secret_enc
+        shop.webhook_secret_enc = services.secrets.seal("new")
+    assert deliver(client, shopify.shop.id, "customers/create", customer(7)).status_code == 200
+    assert deliver(client, shopify.shop.id, "customers/create", customer(8), secret="new").status_code == 200
+    assert deliver(client, shopify.shop.id, "customers/create", customer(9), secret="forged").status_code == 401
+
+
+def test_a_delivery_for_another_shop_domain_is_refused(client, shopify):
+    response = deliver(client, shopify.shop.id, "customers/create", customer(), domain="other.myshopify.com")
+    assert response.status_code == 401
+
+
+def test_store_credit_spent_at_checkout_is_recorded_and_not_sent_back(client, services, shopify):
+    deliver(client, shopify.shop.id, "customers/create", customer())
+    for _ in range(2):
+        deliver(client, shopify.shop.id, "orders/paid", order(store_credit="5.00"))
+    assert balance(client, shopify) == 0
+    assert outbox(services) == [("store_credit.credit", 500)]  # the bonus only: the spend is Shopify's own
+    with unit_of_work(services.sessions) as session:
+        assert verify(session) == []
+
+
+def test_refund_with_a_failed_transaction_counts_only_the_money_refunded(client, services, shopify):
+    deliver(client, shopify.shop.id, "customers/create", customer())
+    deliver(client, shopify.shop.id, "orders/paid", order())
+    deliver(client, shopify.shop.id, "refunds/create",
+            refund(amounts=(("10.00", "success", "bogus"), ("30.00", "failure", "bogus"))))  # fmt: skip
+    assert balance(client, shopify) == 500 + 1_000  # the shop's policy: refunds to the wallet
+    assert outbox(services) == [("store_credit.credit", 500), ("store_credit.credit", 1_000)]
+
+
+def test_refund_delivered_before_its_order_is_applied_once_with_the_order(client, services, shopify):
+    deliver(client, shopify.shop.id, "customers/create", customer())
+    deliver(client, shopify.shop.id, "refunds/create", refund())
+    with_refund = order(refunds=[refund()], financial_status="partially_refunded")
+    deliver(client, shopify.shop.id, "orders/updated", with_refund)
+    deliver(client, shopify.shop.id, "refunds/create", refund())
+    assert balance(client, shopify) == 500 + 1_000
+
+
+def test_native_refund_to_store_credit_is_recorded_without_echo(client, services, shopify):
+    deliver(client, shopify.shop.id, "customers/create", customer())
+    deliver(client, shopify.shop.id, "orders/paid", order(total="5.00", store_credit="5.00"))
+    deliver(client, shopify.shop.id, "refunds/create", refund(amounts=(("5.00", "success", "shopify_store_credit"),)))
+    assert balance(client, shopify) == 500
+    assert outbox(services) == [("store_credit.credit", 500)]
+
+
+def test_cancelled_order_reverses_what_it_did_once(client, services, shopify):
+    deliver(client, shopify.shop.id, "customers/create", customer())
+    deliver(client, shopify.shop.id, "orders/paid", order(total="5.00", store_credit="5.00"))
+    cancelled = order(total="5.00", store_credit="5.00", cancelled_at="2026-11-23T13:00:00-05:00",
+                      financial_status="refunded")  # fmt: skip
+    for _ in range(2):
+        deliver(client, shopify.shop.id, "orders/cancelled", cancelled)
+    assert balance(client, shopify) == 500
+    with unit_of_work(services.sessions) as session:
+        kinds = session.execute(select(LedgerTransaction.kind)).scalars().all()
+        assert kinds.count("payment_reversal") == 1 and verify(session) == []
+
+
+def graphql_reply(root, balance_amount="5.00"):
+    account = {"id": "gid://shopify/StoreCreditAccount/1", "balance": {"amount": balance_amount, "currencyCode": "USD"}}
+    return {"data": {root: {"storeCreditAccountTransaction": {"amount": {"amount": "5.00", "currencyCode": "USD"},
+                                                              "account": account}, "userErrors": []}}}  # fmt: skip
+
+
+THROTTLED = {"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
+             "extensions": {"cost": {"requestedQueryCost": 10, "actualQueryCost": None,
+                                     "throttleStatus": {"maximumAvailable": 1000.0, "currentlyAvailable": 0,
+                                                        "restoreRate": 50.0}}}}  # fmt: skip
+
+
+@responses.activate
+def test_mirroring_waits_out_throttling_and_sends_the_credit(client, services, shopify, monkeypatch):
+    monkeypatch.setattr("sync.shopify.client.time.sleep", lambda seconds: None)
+    responses.add(responses.POST, GRAPHQL, json=THROTTLED)
+    responses.add(responses.POST, GRAPHQL, json=graphql_reply("storeCreditAccountCredit"))
+    deliver(client, shopify.shop.id, "customers/create", customer())
+    drain(services.sessions, pushers_for(services), FAST)
+    assert len(responses.calls) == 2
+    sent = json.loads(responses.calls[1].request.body)
+    assert sent["variables"]["id"] == "gid://shopify/Customer/7"
+    assert sent["variables"]["creditInput"]["creditAmount"] == {"amount": "5.00", "currencyCode": "USD"}
+    assert responses.calls[1].request.headers["X-Shopify-Access-Token"] == "shpat_token"
+    with unit_of_work(services.sessions) as session:
+        assert session.execute(select(OutboxMessage.status)).scalar_one() == "delivered"
+
+
+@responses.activate
+def test_reconciliation_finds_and_closes_a_drift(client, services, shopify):
+    deliver(client, shopify.shop.id, "customers/create", customer())
+    balances = {"data": {"customer": {"storeCreditAccounts": {"nodes": [
+        {"id": "gid://shopify/StoreCreditAccount/1", "balance": {"amount": "2.00", "currencyCode": "USD"}}]}}}}
+    responses.add(responses.POST, GRAPHQL, json=balances)
+    responses.add(responses.POST, GRAPHQL, json=graphql_reply("storeCreditAccountCredit"))
+    result = reconcile(services.sessions, services.secrets, shopify.shop.id)
+    assert result.drifts == [{"customer_id": "7", "currency": "USD", "ledger": 500, "shopify": 200, "fixed": True}]
+    credit = json.loads(responses.calls[1].request.body)["variables"]["creditInput"]["creditAmount"]
+    assert credit == {"amount": "3.00", "currencyCode": "USD"}
+
+
+def test_throttle_wait_comes_from_the_bucket(monkeypatch):
+    waits = []
+    admin = ShopifyAdmin(f"https://{DOMAIN}", "t", sleep=waits.append)
+    with responses.RequestsMock() as mock:
+        mock.add(responses.POST, GRAPHQL, json=THROTTLED)
+        mock.add(responses.POST, GRAPHQL, json={"data": {"shop": {"name": "Demo"}}})
+        assert admin.graphql("query { shop { name } }") == {"shop": {"name": "Demo"}}
+    assert waits == [0.2]  # (10 needed − 0 available) / 50 per second

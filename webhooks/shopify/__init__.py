@@ -1,0 +1,1 @@
+"""Shopify webhooks: payload parsing (pure), plus the Flask view and topic handlers."""

@@ -1,0 +1,27 @@
+"""Shopify topics → the same domain rules as every platform."""
+
+from __future__ import annotations
+
+from bridge.customer_rules import apply_customer
+from bridge.order_rules import apply_order, apply_refund_event
+from webhooks.shopify.payloads import parse_customer, parse_order, parse_refund
+
+
+def _apply_refund(session, shop, parsed, actor) -> None:
+    apply_refund_event(session, shop, parsed.order_external_id, parsed.refund, actor)
+
+
+HANDLERS = {
+    "customers/create": (
+        parse_customer,
+        lambda session, shop, snapshot, actor: apply_customer(session, shop, snapshot, actor, is_new=True),
+    ),
+    "customers/update": (
+        parse_customer,
+        lambda session, shop, snapshot, actor: apply_customer(session, shop, snapshot, actor, is_new=False),
+    ),
+    "orders/paid": (parse_order, apply_order),
+    "orders/updated": (parse_order, apply_order),
+    "orders/cancelled": (parse_order, apply_order),
+    "refunds/create": (parse_refund, _apply_refund),
+}

@@ -1,0 +1,319 @@
+"""Shopify webhook bodies → the platform-neutral snapshots of bridge/orders.py. Pure: no Flask, no database.
+
+Bodies are the REST Admin resources (API 2026-07): `customers/*` a customer, `orders/*` an order,
+`refunds/create` a refund object, not wrapped. Only the parts the bridge uses are validated; every
+problem is one `PayloadInvalid` naming dotted paths ("refunds.0.transactions.1.amount"). Money arrives
+as decimal strings and leaves as integer minor units; ids exceed 2**53 and stay exact (Python's json).
+
+Money actually moved is read from transactions, never from line items (Shopify's own samples disagree
+between the two): a refund returned the sum of its `kind == "refund"`, `status == "success"`
+transactions, and the part whose `gateway` is "shopify_store_credit" went back to Shopify's native store
+credit. Store credit spent at checkout is the order's successful "sale"/"capture" transactions on that
+gateway. The bridge never charges a Shopify order itself, so `payment_method` is always "".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from marshmallow import ValidationError, fields
+
+from bridge import orders
+from bridge.orders import CustomerSnapshot, OrderSnapshot, RefundSnapshot
+from webhooks.payload_fields import (
+    MAX_ID,
+    WHOLE_PAYLOAD,
+    MoneyText,
+    PayloadInvalid,
+    Schema,
+    Text,
+    clean,
+    full_name,
+    load,
+    minor_units,
+    optional_text,
+    positive_id,
+    validate_currency,
+)
+
+__all__ = [
+    "FALLBACK_CURRENCY",
+    "PHASES",
+    "STORE_CREDIT_GATEWAY",
+    "TOPICS_HANDLED",
+    "WHOLE_PAYLOAD",
+    "PayloadInvalid",
+    "ShopifyRefund",
+    "parse_customer",
+    "parse_order",
+    "parse_refund",
+    "resource_id",
+]
+
+TOPICS_HANDLED = frozenset(
+    {"customers/create", "customers/update", "orders/paid", "orders/cancelled", "orders/updated", "refunds/create"}
+)
+
+STORE_CREDIT_GATEWAY = "shopify_store_credit"  # the gateway of transactions paid from / refunded to store credit
+_SPENDING_KINDS = ("sale", "capture")  # an "authorization" moves no money; its "capture" does
+_SUCCESS = "success"
+
+# financial_status → what the rules care about (an order with `cancelled_at` is CANCELLED whatever it says).
+# Anything else ("expired", statuses added later) is OTHER: the rules leave it alone.
+PHASES = {
+    "pending": orders.AWAITING_PAYMENT,
+    "authorized": orders.AWAITING_PAYMENT,
+    "partially_paid": orders.PAID,
+    "paid": orders.PAID,
+    "partially_refunded": orders.PAID,
+    "refunded": orders.REFUNDED,
+    "voided": orders.CANCELLED,
+}
+
+# refunds/create transactions often carry `currency: null`; without a currency from the payload or the
+# caller, amounts are read with this currency's two decimals.
+FALLBACK_CURRENCY = "EUR"
+
+
+@dataclass(frozen=True)
+class ShopifyRefund:
+    """A `refunds/create` body: the refund and the order it belongs to.
+
+    `currency` is the first non-null transaction currency, None when every transaction says null."""
+
+    order_external_id: str
+    refund: RefundSnapshot
+    currency: str | None
+
+
+# --- fields and schemas -------------------------------------------------------------------------------
+
+
+class _UtcDateTime(fields.AwareDateTime):
+    """An ISO 8601 date with an offset ("2021-12-31T19:00:00-05:00"), returned in UTC."""
+
+    default_error_messages = {"out_of_range": "Date out of range."}
+
+    def _deserialize(self, value, attr, data, **kwargs) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(UTC)
+        except (OverflowError, ValueError):  # year 1 minus an offset, year 9999 plus one
+            raise self.make_error("out_of_range") from None
+
+
+class _PersonSchema(Schema):
+    """A customer, or the `customer` of an order."""
+
+    id = positive_id()
+    email = optional_text()
+    first_name = optional_text()
+    last_name = optional_text()
+
+
+class _TransactionSchema(Schema):
+    kind = Text(required=True)  # sale, capture, authorization, void, refund, change, suggested_refund
+    status = Text(required=True)  # success, failure, error, pending
+    gateway = optional_text()
+    amount = MoneyText(required=True)
+    currency = Text(allow_none=True, load_default=None, validate=validate_currency)  # null in the samples
+
+
+class _RefundSchema(Schema):
+    """A refund inside an order's `refunds`."""
+
+    id = positive_id()
+    note = optional_text()
+    transactions = fields.List(fields.Nested(_TransactionSchema), load_default=list)
+
+
+class _RefundEventSchema(_RefundSchema):
+    """A `refunds/create` body."""
+
+    order_id = positive_id()
+
+
+class _NoteAttributeSchema(Schema):
+    name = Text(required=True)
+    value = fields.Raw(allow_none=True, load_default=None)  # kept as-is
+
+
+class _OrderSchema(Schema):
+    id = positive_id()
+    currency = Text(required=True, validate=validate_currency)
+    total_price = MoneyText(required=True)
+    financial_status = optional_text()
+    cancelled_at = _UtcDateTime(allow_none=True, load_default=None)
+    updated_at = _UtcDateTime(allow_none=True, load_default=None)
+    email = optional_text()
+    contact_email = optional_text()
+    customer = fields.Nested(_PersonSchema, allow_none=True, load_default=None)  # null or absent: a guest
+    refunds = fields.List(fields.Nested(_RefundSchema), load_default=list)
+    transactions = fields.List(fields.Nested(_TransactionSchema), load_default=list)  # absent from most bodies
+    note_attributes = fields.List(fields.Nested(_NoteAttributeSchema), allow_none=True, load_default=list)
+
+
+_ORDER = _OrderSchema()
+_REFUND_EVENT = _RefundEventSchema()
+_CUSTOMER = _PersonSchema()
+
+
+# --- public API ---------------------------------------------------------------------------------------
+
+
+def parse_customer(data) -> CustomerSnapshot:
+    """A `customers/*` body as a CustomerSnapshot; raises PayloadInvalid, nothing else."""
+    customer = load(_CUSTOMER, data)
+    return CustomerSnapshot(
+        external_id=str(customer["id"]),
+        email=clean(customer["email"]),
+        name=full_name(customer["first_name"], customer["last_name"]),
+    )
+
+
+def parse_order(data) -> OrderSnapshot:
+    """An `orders/*` body as an OrderSnapshot; raises PayloadInvalid, nothing else."""
+    order = load(_ORDER, data)
+    currency = order["currency"]
+    total = minor_units(order["total_price"], currency, "total_price")
+    if total < 0:
+        raise PayloadInvalid({"total_price": "Must not be negative."})
+    customer = order["customer"] or {}
+    financial_status = order["financial_status"] or ""
+    cancelled = order["cancelled_at"] is not None
+    refunds = _order_refunds(order["refunds"], currency)
+    spent = _sum(order["transactions"], currency, "transactions", _spends_store_credit)
+    return OrderSnapshot(
+        external_id=str(order["id"]),
+        customer_external_id=str(customer["id"]) if customer else None,
+        email=clean(order["email"]) or clean(order["contact_email"]) or clean(customer.get("email")),
+        customer_name=full_name(customer.get("first_name"), customer.get("last_name")),
+        currency=currency,
+        status="cancelled" if cancelled else financial_status,
+        phase=orders.CANCELLED if cancelled else PHASES.get(financial_status, orders.OTHER),
+        total=total,
+        payment_method="",  # spending happens at Shopify's checkout, through its native store credit
+        refunds=refunds,
+        meta={item["name"]: item["value"] for item in order["note_attributes"] or ()},  # repeated: the last wins
+        modified_at=order["updated_at"],
+        spent_from_store_credit=spent,
+    )
+
+
+def parse_refund(data, currency: str | None = None) -> ShopifyRefund:
+    """A `refunds/create` body (not wrapped) as a ShopifyRefund; raises PayloadInvalid, nothing else.
+
+    Amounts are read in the first non-null transaction currency; when all are null, in `currency` (the
+    order's, if the caller knows it), else in the currency of the body's `total_duties_set.shop_money`
+    (present in every refund body, even when transactions say null), else with FALLBACK_CURRENCY's."""
+    refund = load(_REFUND_EVENT, data)
+    found = _transaction_currency(refund["transactions"])
+    reading = next(
+        code for code in (found, currency, _duties_currency(data), FALLBACK_CURRENCY) if _is_known_currency(code)
+    )
+    return ShopifyRefund(
+        order_external_id=str(refund["order_id"]),
+        refund=_refund_snapshot(refund, reading, ""),
+        currency=found,
+    )
+
+
+def resource_id(topic: str, data) -> str | None:
+    """The id of the resource a delivery is about, for the inbox; best effort, never raises.
+
+    Every Shopify resource body carries its own `id` (for refunds/create: the refund's; `order_id`
+    names its order). `topic` is unused for now."""
+    if not isinstance(data, dict):
+        return None
+    value = data.get("id")
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
+        return str(value)
+    if isinstance(value, str) and 0 < len(value) <= 20 and value.isascii() and value.isdigit():
+        return value
+    return None
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+
+
+def _order_refunds(items: list[dict], currency: str) -> tuple[RefundSnapshot, ...]:
+    refunds = []
+    seen: set[int] = set()
+    for index, item in enumerate(items):
+        path = f"refunds.{index}"
+        if item["id"] in seen:
+            raise PayloadInvalid({f"{path}.id": "Duplicate refund id."})
+        seen.add(item["id"])
+        refunds.append(_refund_snapshot(item, currency, f"{path}."))
+    return tuple(refunds)
+
+
+def _refund_snapshot(refund: dict, currency: str, prefix: str) -> RefundSnapshot:
+    path = f"{prefix}transactions"
+    amount = _sum(refund["transactions"], currency, path, _refunded)
+    to_store_credit = _sum(refund["transactions"], currency, path, _refunded_to_store_credit)
+    return RefundSnapshot(
+        external_id=str(refund["id"]), amount=amount, reason=refund["note"] or "", to_store_credit=to_store_credit
+    )
+
+
+def _sum(transactions: list[dict], currency: str, path: str, counts) -> int:
+    """The amounts of the transactions `counts` selects, in minor units; counted amounts are never negative."""
+    total = 0
+    for index, transaction in enumerate(transactions):
+        if not counts(transaction):
+            continue
+        amount_path = f"{path}.{index}.amount"
+        amount = minor_units(transaction["amount"], currency, amount_path)
+        if amount < 0:
+            raise PayloadInvalid({amount_path: "Must not be negative."})
+        total += amount
+    return total
+
+
+def _refunded(transaction: dict) -> bool:
+    return transaction["kind"] == "refund" and transaction["status"] == _SUCCESS
+
+
+def _refunded_to_store_credit(transaction: dict) -> bool:
+    return _refunded(transaction) and transaction["gateway"] == STORE_CREDIT_GATEWAY
+
+
+def _spends_store_credit(transaction: dict) -> bool:
+    return (
+        transaction["gateway"] == STORE_CREDIT_GATEWAY
+        and transaction["kind"] in _SPENDING_KINDS
+        and transaction["status"] == _SUCCESS
+    )
+
+
+def _transaction_currency(transactions: list[dict]) -> str | None:
+    found = None
+    for index, transaction in enumerate(transactions):
+        code = transaction["currency"]
+        if code is None:
+            continue
+        if found is None:
+            found = code
+        elif code != found:
+            raise PayloadInvalid({f"transactions.{index}.currency": f"Differs from {found}."})
+    return found
+
+
+def _duties_currency(data: dict) -> object:
+    """`total_duties_set.shop_money.currency_code`, or None; read leniently (it is only a hint)."""
+    node: object = data
+    for key in ("total_duties_set", "shop_money", "currency_code"):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _is_known_currency(code: object) -> bool:
+    if not isinstance(code, str):
+        return False
+    try:
+        validate_currency(code)
+    except ValidationError:
+        return False
+    return True
