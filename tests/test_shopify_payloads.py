@@ -18,6 +18,7 @@ from bridge import orders
 from bridge.errors import ValidationFailed
 from bridge.orders import CustomerSnapshot, RefundSnapshot
 from webhooks import payload_fields
+from webhooks.payload_fields import resource_id
 from webhooks.shopify.payloads import (
     STORE_CREDIT_GATEWAY,
     TOPICS_HANDLED,
@@ -26,7 +27,6 @@ from webhooks.shopify.payloads import (
     parse_customer,
     parse_order,
     parse_refund,
-    resource_id,
 )
 from webhooks.woocommerce import payloads as woocommerce_payloads
 
@@ -480,12 +480,12 @@ def test_any_wrong_type_anywhere_gives_payload_invalid_or_a_snapshot(parse, base
     ],
 )
 def test_resource_id_is_best_effort(data, expected):
-    assert resource_id("orders/paid", data) == expected
+    assert resource_id(data) == expected
 
 
 def test_resource_id_of_the_samples():
-    assert resource_id("orders/create", order_sample()) == str(ORDER_ID)
-    assert resource_id("refunds/create", refund_sample()) == str(REFUND_ID)
+    assert resource_id(order_sample()) == str(ORDER_ID)
+    assert resource_id(refund_sample()) == str(REFUND_ID)
 
 
 def test_topics_handled():

@@ -142,3 +142,16 @@ def clean(text: str | None) -> str | None:
 
 def full_name(first: str | None, last: str | None) -> str | None:
     return clean(" ".join(part.strip() for part in (first, last) if part))
+
+
+def resource_id(data) -> str | None:
+    """The id of the resource a delivery is about (its `id`: the order, customer or refund), for the inbox;
+    best effort, never raises. Bodies without one (WooCommerce `action.*`) give None."""
+    if not isinstance(data, dict):
+        return None
+    value = data.get("id")
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
+        return str(value)
+    if isinstance(value, str) and 0 < len(value) <= 20 and value.isascii() and value.isdigit():
+        return value
+    return None

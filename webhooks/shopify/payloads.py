@@ -22,7 +22,6 @@ from marshmallow import ValidationError, fields
 from bridge import orders
 from bridge.orders import CustomerSnapshot, OrderSnapshot, RefundSnapshot
 from webhooks.payload_fields import (
-    MAX_ID,
     WHOLE_PAYLOAD,
     MoneyText,
     PayloadInvalid,
@@ -48,7 +47,6 @@ __all__ = [
     "parse_customer",
     "parse_order",
     "parse_refund",
-    "resource_id",
 ]
 
 TOPICS_HANDLED = frozenset(
@@ -217,21 +215,6 @@ def parse_refund(data, currency: str | None = None) -> ShopifyRefund:
         refund=_refund_snapshot(refund, reading, ""),
         currency=found,
     )
-
-
-def resource_id(topic: str, data) -> str | None:
-    """The id of the resource a delivery is about, for the inbox; best effort, never raises.
-
-    Every Shopify resource body carries its own `id` (for refunds/create: the refund's; `order_id`
-    names its order). `topic` is unused for now."""
-    if not isinstance(data, dict):
-        return None
-    value = data.get("id")
-    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
-        return str(value)
-    if isinstance(value, str) and 0 < len(value) <= 20 and value.isascii() and value.isdigit():
-        return value
-    return None
 
 
 # --- helpers ------------------------------------------------------------------------------------------

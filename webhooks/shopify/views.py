@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 from flask import Blueprint, request
 
 from bridge.web.errors import error_response
+from webhooks.payload_fields import resource_id
 from webhooks.receive import already_applied, parse_json, reject_signature, shop_keys, store_and_apply
 from webhooks.shopify.handlers import HANDLERS
-from webhooks.shopify.payloads import resource_id
 from webhooks.signing import is_valid_signature
 
 shopify_webhooks = Blueprint("shopify_webhooks", __name__)
@@ -45,5 +45,5 @@ def receive(shop_id: int):
         return failure
     return store_and_apply(
         shop_id=shop_id, platform="shopify", topic=topic, data=data, raw=raw, handlers=HANDLERS,
-        delivery_id=webhook_id, resource_id=resource_id(topic, data),
+        delivery_id=webhook_id, resource_id=resource_id(data),
     )  # fmt: skip

@@ -38,7 +38,6 @@ __all__ = [
     "PayloadInvalid",
     "parse_customer",
     "parse_order",
-    "resource_id",
 ]
 
 TOPICS_HANDLED = frozenset({"customer.created", "customer.updated", "order.created", "order.updated"})
@@ -141,22 +140,6 @@ def parse_customer(data: dict) -> CustomerSnapshot:
         email=clean(customer["email"]),
         name=full_name(customer["first_name"], customer["last_name"]),
     )
-
-
-def resource_id(topic: str, data) -> str | None:
-    """The id of the resource a delivery is about (its `id`), for the inbox; best effort, never raises.
-
-    `topic` is unused for now: every resource topic (order, customer, product, coupon) carries `id`;
-    `action.*` bodies have none and give None.
-    """
-    if not isinstance(data, dict):
-        return None
-    value = data.get("id")
-    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
-        return str(value)
-    if isinstance(value, str) and 0 < len(value) <= 20 and value.isascii() and value.isdigit():
-        return value
-    return None
 
 
 # --- helpers ------------------------------------------------------------------------------------------

@@ -9,10 +9,10 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from bridge.web.errors import error_response
+from webhooks.payload_fields import resource_id
 from webhooks.receive import parse_json, reject_signature, shop_keys, store_and_apply
 from webhooks.signing import is_valid_signature
 from webhooks.woocommerce.handlers import HANDLERS
-from webhooks.woocommerce.payloads import resource_id
 from webhooks.woocommerce.ping import is_ping
 
 woocommerce_webhooks = Blueprint("woocommerce_webhooks", __name__)
@@ -34,5 +34,5 @@ def receive(shop_id: int):
         return failure
     return store_and_apply(
         shop_id=shop_id, platform="woocommerce", topic=topic, data=data, raw=raw, handlers=HANDLERS,
-        delivery_id=request.headers.get("X-WC-Webhook-Delivery-ID"), resource_id=resource_id(topic, data),
+        delivery_id=request.headers.get("X-WC-Webhook-Delivery-ID"), resource_id=resource_id(data),
     )  # fmt: skip
