@@ -287,7 +287,9 @@ def _record_checkout_spend(ctx: OrderContext) -> None:
 def _reverse_order(ctx: OrderContext) -> None:
     """A cancelled or failed order gives back what the wallet paid (less what refunds returned), once."""
     record = ctx.record
-    outstanding = record.wallet_paid - record.wallet_refunded
+    # Shopify gives store credit spent at its checkout back only through a refund (applied natively when
+    # it arrives), never by the cancellation itself.
+    outstanding = 0 if record.payment_outcome == "store_credit" else record.wallet_paid - record.wallet_refunded
     if outstanding > 0 and ctx.customer is not None:
         wallet = wallet_account(ctx.session, ctx.customer, record.currency)
         posted = post_transaction(
@@ -300,9 +302,7 @@ def _reverse_order(ctx: OrderContext) -> None:
                 Leg(system_account(ctx.session, ctx.shop.id, SystemAccount.WALLET_PAYMENTS, record.currency),
                     -outstanding),
             ],
-            # The shop gives back its own store credit when it cancels an order paid with it.
-            idempotency_key=native_key(ctx.key("reversal")) if record.payment_outcome == "store_credit"
-            else ctx.key("reversal"),
+            idempotency_key=ctx.key("reversal"),
             actor=ctx.actor,
             order_ref=ctx.order.external_id,
         )  # fmt: skip
@@ -321,7 +321,7 @@ def _reverse_order(ctx: OrderContext) -> None:
 
 def _earn_order_points(ctx: OrderContext) -> None:
     record = ctx.record
-    if record.points_earned or record.payment_outcome == "reversed":
+    if record.points_earned or record.payment_outcome in ("reversed", "cancelled"):
         return
     paid = ctx.order.total + (record.wallet_paid if record.payment_outcome == "partial" else 0)
     earned = earn_points(ctx.session, ctx.shop, ctx.settings, ctx.customer, paid, ctx.order, ctx.key("points"))
@@ -350,9 +350,10 @@ def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
     )  # fmt: skip
     if to_points:
         _refund_as_points(ctx, refund, split.card_part)
+    applied.wallet_credit += split.native_extra
     if applied.wallet_credit + bonus > 0 and ctx.customer is not None:
         if split.native:  # the shop returned this part to its own store credit already
-            applied.transaction_id = _credit_refund(ctx, refund, split.wallet_part, 0, 0, native=True)
+            applied.transaction_id = _credit_refund(ctx, refund, split.wallet_part, split.native_extra, 0, native=True)
             if card_credit + bonus:
                 applied.transaction_id = _credit_refund(ctx, refund, 0, card_credit, bonus)
         else:
@@ -391,7 +392,8 @@ def _tell_shop_once(ctx: OrderContext, key: str, note: str) -> None:
 class RefundSplit:
     wallet_part: int  # money that came from the wallet: always goes back to it
     card_part: int  # money paid by other means: goes where the shop's policy says
-    native: bool = False  # the wallet part was returned by the shop to its own store credit
+    native: bool = False  # the shop itself returned this much to its own store credit:
+    native_extra: int = 0  # ... the wallet part, and this much more (card money it chose to give as credit)
 
 
 def split_refund(order: OrderSnapshot, record: ShopOrder, refund: orders.RefundSnapshot) -> RefundSplit:
@@ -403,7 +405,8 @@ def split_refund(order: OrderSnapshot, record: ShopOrder, refund: orders.RefundS
     so a refund of a fraction of it also returns that fraction of the wallet part."""
     if refund.to_store_credit:  # the shop says where the money went (Shopify refund transactions)
         wallet_part = min(refund.to_store_credit, max(record.wallet_paid - record.wallet_refunded, 0))
-        return RefundSplit(wallet_part, refund.amount - refund.to_store_credit, native=True)
+        return RefundSplit(wallet_part, refund.amount - refund.to_store_credit, native=True,
+                           native_extra=refund.to_store_credit - wallet_part)  # fmt: skip
     before = sum(r.amount for r in order.refunds if _refund_order(r) < _refund_order(refund))
     after = before + refund.amount
     if record.payment_outcome == "paid":

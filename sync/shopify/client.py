@@ -22,7 +22,7 @@ class Throttled(TemporaryFailure):
 
 
 class ShopifyAdmin:
-    def __init__(self, shop_url: str, access_token: str, timeout: float = 10.0, sleep=time.sleep):
+    def __init__(self, shop_url: str, access_token: str, timeout: float = 10.0, sleep=None):
         base = shop_url.rstrip("/")
         self.endpoint = f"{base if '//' in base else 'https://' + base}/admin/api/{API_VERSION}/graphql.json"
         self._token, self._timeout, self._sleep = access_token, timeout, sleep
@@ -40,7 +40,7 @@ class ShopifyAdmin:
             try:
                 return self._once(query, variables or {})
             except Throttled as exc:
-                self._sleep(min(exc.wait_seconds, MAX_THROTTLE_WAIT_SECONDS))
+                (self._sleep or time.sleep)(min(exc.wait_seconds, MAX_THROTTLE_WAIT_SECONDS))
         raise TemporaryFailure("Shopify kept throttling the bridge", status=429, code="THROTTLED")
 
     def _once(self, query: str, variables: dict) -> dict:

@@ -77,6 +77,8 @@ def make_pusher(secrets: SecretBox, timeout: float):
             credit(api, p["customer_id"], p["amount"], p["currency"], p.get("expires_at"))
         elif message.kind == "store_credit.debit":
             debit(api, p["customer_id"], p["amount"], p["currency"])
+        elif message.kind == "order.note":
+            return  # Shopify has no customer notes on orders; it notifies store-credit changes itself
         else:
             raise PermanentFailure(f"{message.kind} does not apply to Shopify shops")
 
