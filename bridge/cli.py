@@ -12,15 +12,19 @@ from flask import Flask
 from flask.cli import FlaskGroup
 from sqlalchemy import select
 
+from bridge.audit import CLI, record
 from bridge.db import unit_of_work
 from bridge.errors import DomainError
 from bridge.expiry import expire_credit, remind_before_expiry
 from bridge.ledger import expire_stale_holds, verify
 from bridge.migrate import upgrade
 from bridge.models import OutboxMessage
-from bridge.shops import create_shop
+from bridge.shops import create_shop, get_shop
+from bridge.users import add_membership, create_user
 from bridge.web.runtime import services
 from sync.pushers import pushers_for, retry_policy
+from sync.shopify.connect import connect_shopify
+from sync.shopify.store_credit import reconcile
 from sync.woocommerce.connect import connect_shop
 from sync.woocommerce.pull import sync_shop
 from sync.worker import PermanentFailure, TemporaryFailure, drain, retry_dead, run_forever
@@ -109,6 +113,10 @@ def shop_connect(shop_id, url, consumer_key, consumer_secret, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no progress bar).")
 def sync_command(shop_id, as_json):
     svc = services()
+    with unit_of_work(svc.sessions) as session:
+        platform = get_shop(session, shop_id).platform
+    if platform == "shopify":
+        return _reconcile_shopify(svc, shop_id, as_json)
     kwargs = dict(timeout=svc.settings.shop_timeout_seconds, public_url=svc.settings.public_url)
     try:
         with ExitStack() as stack:
@@ -137,6 +145,74 @@ def sync_command(shop_id, as_json):
     if result.webhook_error:
         click.echo(f"error: webhooks not checked: {result.webhook_error}", err=True)
         raise SystemExit(1)
+
+
+def _reconcile_shopify(svc, shop_id: int, as_json: bool) -> None:
+    """For Shopify, staying in sync means every wallet equals the customer's store credit account."""
+    try:
+        result = reconcile(svc.sessions, svc.secrets, shop_id, timeout=svc.settings.shop_timeout_seconds)
+    except (DomainError, TemporaryFailure, PermanentFailure) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    click.echo(f"wallets: {result.wallets}, in step: {result.in_step}, drifted (fixed): {len(result.drifts)}")
+    for drift in result.drifts:
+        click.echo(f"  customer {drift['customer_id']} {drift['currency']}: ledger {drift['ledger']}, "
+                   f"Shopify {drift['shopify']}")  # fmt: skip
+
+
+@shop_group.command("connect-shopify", help="Check a Shopify Admin API token, store it and the webhook secret "
+                    "encrypted, subscribe the webhooks.")  # fmt: skip
+@click.argument("shop_id", type=int)
+@click.option("--url", required=True, help="https://<shop>.myshopify.com")
+@click.option("--access-token", required=True, envvar="WB_SHOPIFY_TOKEN", show_envvar=True, prompt=True,
+              hide_input=True)  # fmt: skip
+@click.option("--webhook-secret", envvar="WB_SHOPIFY_WEBHOOK_SECRET", show_envvar=True,
+              help="The app's client secret; a new one rotates (the old stays valid meanwhile).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True)
+def shop_connect_shopify(shop_id, url, access_token, webhook_secret, as_json):
+    svc = services()
+    try:
+        result = connect_shopify(svc.sessions, svc.secrets, shop_id, url=url, access_token=access_token,
+                                 webhook_secret=webhook_secret, public_url=svc.settings.public_url,
+                                 timeout=svc.settings.shop_timeout_seconds)  # fmt: skip
+    except (DomainError, TemporaryFailure, PermanentFailure) as exc:
+        raise click.ClickException(str(exc)) from exc
+    emit(result.as_dict(), as_json)
+
+
+@click.group("user", help="Merchant users of the console.")
+def user_group():
+    pass
+
+
+@user_group.command("create", help="Create a console user who manages the given shop(s); the password is prompted.")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--shop", "shop_ids", type=int, multiple=True, required=True, help="A shop id; repeat for several.")
+@click.option(
+    "--password",
+    envvar="WB_USER_PASSWORD",
+    show_envvar=True,
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="Prompted for (hidden, twice) when neither given nor in the environment.",
+)
+@click.option("--json", "as_json", is_flag=True)
+def user_create(email, name, shop_ids, password, as_json):
+    try:
+        with unit_of_work(services().sessions) as session:
+            user = create_user(session, email=email, name=name, password=password)
+            for shop_id in shop_ids:
+                add_membership(session, user, shop_id)
+                record(session, CLI, "team.add", shop_id=shop_id, target=user.email, new=user.email)
+            data = {"id": user.id, "email": user.email, "name": user.name, "shops": list(shop_ids)}
+    except DomainError as exc:
+        problems = "; ".join(f"{field}: {problem}" for field, problem in (exc.fields or {}).items())
+        raise click.ClickException(problems or exc.message) from exc
+    emit(data, as_json)
 
 
 @click.group("ledger", help="The ledger.")
@@ -247,9 +323,56 @@ def _release_stale_holds(svc) -> int:
         return expire_stale_holds(session)
 
 
+@click.command("demo", help="Play a short story against a simulated WooCommerce or Shopify shop (127.0.0.1 only) "
+               "and print it.")  # fmt: skip
+@click.option("--database-url", help="Use this database (migrated first) instead of the configured one.")
+@click.option("--platform", type=click.Choice(["woocommerce", "shopify"]), default="woocommerce", show_default=True,
+              help="The simulated shop (Shopify: the wallet mirrored to its native store credit).")  # fmt: skip
+def demo_command(database_url, platform):
+    from flask import current_app
+
+    from bridge.demo import DemoFailed, run_demo  # the simulator is loaded only for the demo
+
+    try:
+        ok = run_demo(current_app._get_current_object(), database_url=database_url, echo=click.echo,
+                      platform=platform)  # fmt: skip
+    except (DemoFailed, DomainError, TemporaryFailure, PermanentFailure) as exc:
+        raise click.ClickException(f"the demo failed: {exc}") from exc
+    if not ok:
+        raise SystemExit(1)
+
+
+@click.group("secrets", help="Shop secrets encrypted at rest with FERNET_KEYS.")
+def secrets_group():
+    pass
+
+
+@secrets_group.command("rotate", help="Re-encrypt every shop secret with the newest (first) key in FERNET_KEYS, then "
+                       "check that it alone decrypts them all (safe to repeat; see deploy/README.md).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True)
+def secrets_rotate(as_json):
+    from bridge.secret_rotation import RotationFailed, rotate_shop_secrets, shops_not_on
+    from bridge.security import SecretBox
+
+    svc = services()
+    try:
+        rotated = rotate_shop_secrets(svc.sessions, svc.secrets)
+    except RotationFailed as exc:
+        raise click.ClickException(str(exc)) from exc
+    stale = shops_not_on(svc.sessions, SecretBox(svc.settings.fernet_keys[:1]))
+    emit({"shops_rotated": rotated, "keys_configured": len(svc.settings.fernet_keys), "shops_not_on_newest_key": stale},
+         as_json)  # fmt: skip
+    if stale:
+        click.echo("error: some shops hold values the newest key cannot decrypt (written by a process still on the "
+                   "old FERNET_KEYS?): restart every process, run this again, keep the old key", err=True)
+        raise SystemExit(1)
+
+
 def register_cli(app: Flask) -> None:
-    for command in (db_group, shop_group, ledger_group, serve, worker, outbox_group, sync_command, expire_command):
+    for command in (db_group, shop_group, user_group, ledger_group, serve, worker, outbox_group, sync_command,
+                    expire_command, secrets_group):
         app.cli.add_command(command)
+    app.cli.add_command(demo_command)
 
 
 def main() -> None:

@@ -1,0 +1,76 @@
+"""Jinja filters: money, points, percentages and times as people read them (times in UTC, said so)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from flask import Flask, g
+
+from bridge.money import POINTS, format_amount
+
+
+def money(minor: int | None, currency: str | None = None) -> str:
+    if minor is None:
+        return "—"
+    return format_amount(int(minor), currency or g.shop.currency)
+
+
+def points(value: int | None) -> str:
+    return "—" if value is None else format_amount(int(value), POINTS)
+
+
+def amount(value: int | None, currency: str) -> str:
+    """Money or points, by the unit's code."""
+    return points(value) if currency == POINTS else money(value, currency)
+
+
+def percent_from_bp(bp: int | None) -> str:
+    if bp is None:
+        return "—"
+    return f"{(Decimal(bp) / 100).normalize():f} %"
+
+
+def rate(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f} %"
+
+
+def when(moment: datetime | None) -> str:
+    if moment is None:
+        return "—"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def day(value: date | datetime | None) -> str:
+    return "—" if value is None else value.strftime("%Y-%m-%d")
+
+
+def pretty_json(value) -> str:
+    if isinstance(value, bytes):
+        try:
+            value = json.loads(value)
+        except (ValueError, UnicodeDecodeError):
+            return value.decode("utf-8", "replace")
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def kind_label(kind: str | None) -> str:
+    return (kind or "").replace("_", " ")
+
+
+PLATFORM_NAMES = {"woocommerce": "WooCommerce", "shopify": "Shopify"}
+
+
+def platform(name: str | None) -> str:
+    return PLATFORM_NAMES.get(name or "", name or "")
+
+
+def register(app: Flask) -> None:
+    for name, function in {
+        "money": money, "points": points, "amount": amount, "percent_bp": percent_from_bp, "rate": rate,
+        "when": when, "day": day, "pretty_json": pretty_json, "kind_label": kind_label, "platform": platform,
+    }.items():  # fmt: skip
+        app.jinja_env.filters[name] = function

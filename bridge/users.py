@@ -1,0 +1,215 @@
+"""Merchant users: argon2 passwords, the shops each may manage, and sign-in throttled in the database.
+
+Failed sign-ins are rows in `login_attempts`, counted per e-mail and per client address over a sliding
+window, so every web process (several gunicorn workers, several hosts) sees the same count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.orm import Session
+
+from bridge.errors import DomainError, ValidationFailed
+from bridge.models import LoginAttempt, MerchantUser, Shop, ShopMembership, utcnow
+
+PASSWORD_MIN_LENGTH = 10
+PASSWORD_MAX_LENGTH = 200
+THROTTLE_WINDOW = timedelta(minutes=15)
+MAX_FAILURES_PER_EMAIL = 5
+MAX_FAILURES_PER_IP = 20
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_hasher = PasswordHasher()
+# Verified against when the e-mail is unknown, so an unknown address takes as long as a wrong password.
+_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+class TooManyAttempts(DomainError):
+    code = "too_many_attempts"
+
+    def __init__(self, retry_after: timedelta):
+        minutes = max(1, int(retry_after.total_seconds() // 60) + (1 if retry_after.total_seconds() % 60 else 0))
+        super().__init__(f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes > 1 else ''}.")
+        self.retry_after = retry_after
+
+
+def normalize_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def check_new_user(email: str, name: str, password: str) -> dict[str, str]:
+    """The rules for a new user, one message per field (shared by the first-run page and the CLI)."""
+    problems: dict[str, str] = {}
+    email = normalize_email(email)
+    if not _EMAIL_RE.match(email) or len(email) > 320:
+        problems["email"] = "Enter a valid e-mail address."
+    if not (name or "").strip():
+        problems["name"] = "Enter a name."
+    elif len(name.strip()) > 200:
+        problems["name"] = "At most 200 characters."
+    problems.update(check_password(password, email))
+    return problems
+
+
+def check_password(password: str, email: str = "") -> dict[str, str]:
+    if len(password or "") < PASSWORD_MIN_LENGTH:
+        return {"password": f"At least {PASSWORD_MIN_LENGTH} characters."}
+    if len(password) > PASSWORD_MAX_LENGTH:
+        return {"password": f"At most {PASSWORD_MAX_LENGTH} characters."}
+    if email and password.strip().lower() == normalize_email(email):
+        return {"password": "The password cannot be the e-mail address."}
+    return {}
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def find_user(session: Session, email: str) -> MerchantUser | None:
+    return session.execute(
+        select(MerchantUser).where(MerchantUser.email == normalize_email(email))
+    ).scalar_one_or_none()
+
+
+def any_user_exists(session: Session) -> bool:
+    return session.execute(select(MerchantUser.id).limit(1)).first() is not None
+
+
+def create_user(session: Session, *, email: str, name: str, password: str) -> MerchantUser:
+    """A new merchant user. Raises ValidationFailed naming each field that is wrong."""
+    problems = check_new_user(email, name, password)
+    if not problems and find_user(session, email) is not None:
+        problems["email"] = "A user with this e-mail address already exists."
+    if problems:
+        raise ValidationFailed("cannot create the user: " + ", ".join(sorted(problems)), fields=problems)
+    user = MerchantUser(email=normalize_email(email), name=name.strip(), password_hash=hash_password(password))
+    session.add(user)
+    session.flush()
+    return user
+
+
+def add_membership(session: Session, user: MerchantUser, shop_id: int, role: str = "owner") -> ShopMembership:
+    existing = session.execute(
+        select(ShopMembership).where(ShopMembership.user_id == user.id, ShopMembership.shop_id == shop_id)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    if session.get(Shop, shop_id) is None:
+        raise ValidationFailed(f"there is no shop {shop_id}", fields={"shop": "unknown shop"})
+    membership = ShopMembership(user_id=user.id, shop_id=shop_id, role=role)
+    session.add(membership)
+    session.flush()
+    return membership
+
+
+def user_shops(session: Session, user_id: int) -> list[Shop]:
+    return list(
+        session.execute(
+            select(Shop).join(ShopMembership, ShopMembership.shop_id == Shop.id)
+            .where(ShopMembership.user_id == user_id)
+            .order_by(Shop.name, Shop.id)
+        ).scalars()
+    )  # fmt: skip
+
+
+def shop_for_user(session: Session, user_id: int, shop_id: int) -> Shop | None:
+    """The shop if the user belongs to it; None otherwise (callers answer 404, never 403)."""
+    return session.execute(
+        select(Shop).join(ShopMembership, ShopMembership.shop_id == Shop.id)
+        .where(ShopMembership.user_id == user_id, Shop.id == shop_id)
+    ).scalar_one_or_none()  # fmt: skip
+
+
+def shop_members(session: Session, shop_id: int) -> list[tuple[MerchantUser, ShopMembership]]:
+    return list(
+        session.execute(
+            select(MerchantUser, ShopMembership).join(ShopMembership, ShopMembership.user_id == MerchantUser.id)
+            .where(ShopMembership.shop_id == shop_id)
+            .order_by(MerchantUser.email)
+        ).tuples()
+    )  # fmt: skip
+
+
+def lock_first_run(session: Session) -> None:
+    """Serialise first-run set-ups, so two browsers racing on an empty database create one first user.
+    SQLite already serialises writers (BEGIN IMMEDIATE); PostgreSQL takes a transaction advisory lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(727274)"))
+
+
+# Sign-in -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignIn:
+    user: MerchantUser | None  # None: wrong e-mail or password (never says which)
+
+
+def _failures_since(session: Session, column, value: str, since: datetime) -> tuple[int, datetime | None]:
+    count, oldest = session.execute(
+        select(func.count(), func.min(LoginAttempt.created_at)).where(column == value, LoginAttempt.created_at >= since)
+    ).one()
+    return count, oldest
+
+
+def check_throttle(session: Session, email: str, ip: str, now: datetime | None = None) -> None:
+    """Raise TooManyAttempts while the e-mail or the address has too many recent failures."""
+    now = now or utcnow()
+    since = now - THROTTLE_WINDOW
+    for column, value, limit in (
+        (LoginAttempt.email, normalize_email(email), MAX_FAILURES_PER_EMAIL),
+        (LoginAttempt.ip, ip, MAX_FAILURES_PER_IP),
+    ):
+        count, oldest = _failures_since(session, column, value, since)
+        if count >= limit:
+            oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=now.tzinfo)
+            raise TooManyAttempts(oldest + THROTTLE_WINDOW - now)
+
+
+def record_failure(session: Session, email: str, ip: str, now: datetime | None = None) -> None:
+    now = now or utcnow()
+    session.add(LoginAttempt(email=normalize_email(email)[:320], ip=ip[:64], created_at=now))
+    # Old rows are worth nothing: keep the table small (both indexes lead with a column, not the date).
+    session.execute(delete(LoginAttempt).where(LoginAttempt.created_at < now - timedelta(days=1)))
+
+
+def sign_in(session: Session, email: str, password: str, ip: str, now: datetime | None = None) -> SignIn:
+    """Check the password, counting failures. Raises TooManyAttempts before looking at the password
+    while throttled. The caller commits the unit of work either way, so failures are recorded."""
+    now = now or utcnow()
+    check_throttle(session, email, ip, now)
+    user = find_user(session, email)
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password or "")
+    except (VerificationError, InvalidHashError):
+        record_failure(session, email, ip, now)
+        return SignIn(None)
+    if user is None:  # cannot happen (the dummy hash matches no one), but never sign in nobody
+        return SignIn(None)
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = now
+    session.execute(delete(LoginAttempt).where(LoginAttempt.email == user.email))
+    return SignIn(user)
+
+
+def change_password(session: Session, user: MerchantUser, current: str, new: str) -> None:
+    try:
+        _hasher.verify(user.password_hash, current or "")
+    except (VerificationError, InvalidHashError) as exc:
+        raise ValidationFailed("wrong password", fields={"current_password": "This is not your password."}) from exc
+    problems = check_password(new, user.email)
+    if problems:
+        raise ValidationFailed("invalid password", fields={"new_password": problems["password"]})
+    user.password_hash = hash_password(new)
+
+
+def session_fingerprint(user: MerchantUser) -> str:
+    """Bound into the session cookie: a password change signs out every other session of the user."""
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]

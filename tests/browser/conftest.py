@@ -1,0 +1,95 @@
+"""Browser tests: the real app served on 127.0.0.1 by werkzeug in a thread, driven by Playwright through
+Debian's chromium (/usr/bin/chromium; Playwright's own browser download is never used).
+
+Without the playwright package or chromium these tests are skipped with the reason, except under CI=true,
+where a missing browser is a failure. Each test saves a screenshot under test-output/browser/.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from bridge.app import create_app
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "browser"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
+def _unavailable(reason: str):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"browser tests cannot run in CI: {reason}", pytrace=False)
+    pytest.skip(f"browser tests skipped: {reason}")
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed (pip install -e '.[dev]')")
+    if not CHROMIUM.exists():
+        _unavailable(f"no chromium at {CHROMIUM} (apt-get install chromium)")
+    manager = sync_playwright().start()
+    try:
+        browser = manager.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+    except Error as exc:
+        manager.stop()
+        _unavailable(f"chromium did not start: {str(exc).splitlines()[0]}")
+    yield browser
+    browser.close()
+    manager.stop()
+
+
+@pytest.fixture
+def live_app(settings):
+    app = create_app(settings)
+    yield app
+    app.extensions["wallet_bridge"].engine.dispose()
+
+
+@pytest.fixture
+def services(live_app):
+    return live_app.extensions["wallet_bridge"]
+
+
+@pytest.fixture
+def base_url(live_app):
+    server = make_server("127.0.0.1", 0, live_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+
+
+@pytest.fixture
+def page(chromium, base_url, request):
+    context = chromium.new_context(base_url=base_url, viewport={"width": 1280, "height": 900}, accept_downloads=True,
+                                   locale="en-GB", timezone_id="UTC")  # fmt: skip
+    context.set_default_timeout(8000)
+    page = context.new_page()
+    errors: list[str] = []
+
+    def on_console(message):
+        # A form answered 401/422 is logged as a failed load: expected. Anything else (a CSP refusal…) is not.
+        if message.type == "error" and not message.text.startswith("Failed to load resource: the server responded"):
+            errors.append(message.text)
+
+    page.on("console", on_console)
+    yield page
+    context.close()
+    assert not errors, f"browser console errors: {errors}"
+
+
+def screenshot(page, name: str) -> Path:
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    path = OUTPUT / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
