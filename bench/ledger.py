@@ -234,6 +234,12 @@ HISTORY_SQL = [
     UPDATE accounts SET balance = (SELECT coalesce(sum(amount), 0) FROM entries WHERE account_id = :wallet_id)
     WHERE id = :wallet_id
     """,
+    # What the history leaves in the wallet, as one cash lot (the lots of a wallet sum to its balance).
+    """
+    INSERT INTO credit_lots (shop_id, account_id, transaction_id, kind, source, amount, remaining, created_at)
+    SELECT :shop_id, a.id, :first_id, 'cash', 'topup', a.balance, a.balance, now()
+    FROM accounts AS a WHERE a.id = :wallet_id AND a.balance > 0
+    """,
 ]
 
 
