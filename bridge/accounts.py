@@ -51,27 +51,31 @@ def find_customer(session: Session, shop_id: int, external_id: str) -> Customer 
     ).scalar_one_or_none()
 
 
-def _find_account(session: Session, shop_id: int, code: str) -> Account | None:
+def _find_account(session: Session, shop_id: int, code: str, lock: bool = False) -> Account | None:
     query = select(Account).where(Account.shop_id == shop_id, Account.code == code)
+    if lock:  # FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes writers
+        query = query.with_for_update()
     return session.execute(query.execution_options(populate_existing=True)).scalar_one_or_none()
 
 
-def _ensure_account(session: Session, shop_id: int, code: str, **columns) -> Account:
-    """Select first: accounts exist after their first use, so the common path is one indexed read."""
+def _ensure_account(session: Session, shop_id: int, code: str, lock: bool = False, **columns) -> Account:
+    """Select first: accounts exist after their first use, so the common path is one indexed read.
+    `lock` holds the row until commit, for a decision that reads the balance before moving money."""
     return (
-        _find_account(session, shop_id, code)
+        _find_account(session, shop_id, code, lock)
         or insert_ignoring_conflict(
             session, Account, {"shop_id": shop_id, "code": code, "created_at": utcnow(), **columns}, ["shop_id", "code"]
         )
-        or _find_account(session, shop_id, code)
+        or _find_account(session, shop_id, code, lock)
     )
 
 
-def wallet_account(session: Session, customer: Customer, currency: str) -> Account:
+def wallet_account(session: Session, customer: Customer, currency: str, lock: bool = False) -> Account:
     return _ensure_account(
         session,
         customer.shop_id,
         f"wallet:{customer.id}:{currency}",
+        lock,
         kind="wallet",
         customer_id=customer.id,
         currency=currency,
@@ -82,11 +86,12 @@ def wallet_account(session: Session, customer: Customer, currency: str) -> Accou
     )
 
 
-def points_account(session: Session, customer: Customer) -> Account:
+def points_account(session: Session, customer: Customer, lock: bool = False) -> Account:
     return _ensure_account(
         session,
         customer.shop_id,
         f"points:{customer.id}",
+        lock,
         kind="points",
         customer_id=customer.id,
         currency=POINTS,

@@ -112,7 +112,7 @@ def _take_back_refunded_topup(ctx: OrderContext) -> None:
         .where(LotMovement.lot_id == lot.id, LedgerTransaction.kind.in_(("withdrawal", "withdrawal_reversal")))
     )
     refunded = sum(r.amount for r in order.refunds)
-    wallet = wallet_account(session, ctx.customer, order.currency)
+    wallet = wallet_account(session, ctx.customer, order.currency, lock=True)
     due = min(min(refunded, lot.amount) - already, lot.remaining, max(wallet.available, 0))
     if due <= 0:
         return
@@ -121,7 +121,8 @@ def _take_back_refunded_topup(ctx: OrderContext) -> None:
         reason=f"Top-up #{order.external_id} refunded to the card by the shop",
         legs=[Leg(wallet, -due),
               Leg(system_account(session, ctx.shop.id, SystemAccount.WITHDRAWALS_PAID, wallet.currency), due)],
-        idempotency_key=ctx.key(f"card-refunds:{refunded}"), actor=ctx.actor, order_ref=order.external_id,
+        # Keyed by the state decided on: money that came back into the lot later is a new decision.
+        idempotency_key=ctx.key(f"card-refunds:{refunded}:{already}"), actor=ctx.actor, order_ref=order.external_id,
         lots=LotPolicy(lot_id=lot.id),
     )  # fmt: skip
 
@@ -209,7 +210,8 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
     order, record = ctx.order, ctx.record
     if ctx.customer is None:
         return _refuse_payment(ctx, "guests have no wallet: please log in or choose another payment method")
-    wallet = wallet_account(ctx.session, ctx.customer, order.currency)
+    # Locked while deciding: a concurrent debit would otherwise make the decided amount fail to post.
+    wallet = wallet_account(ctx.session, ctx.customer, order.currency, lock=True)
     if wallet.locked:
         return _refuse_payment(ctx, "your wallet is locked: please contact the shop")
     discount = wallet_discount(ctx.settings, order.total)

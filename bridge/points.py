@@ -52,7 +52,7 @@ def claw_back_points(
     session: Session, shop: Shop, customer: Customer, points: int, key: str, order_ref: str
 ) -> Clawback:
     """Take back up to `points`; points already spent cannot be taken, and the shortfall is reported."""
-    account = points_account(session, customer)
+    account = points_account(session, customer, lock=True)
     taken = max(0, min(points, account.balance))
     if taken:
         post_transaction(

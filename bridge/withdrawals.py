@@ -24,7 +24,7 @@ def request_withdrawal(
     if earlier:
         return [Posted(tx, replayed=True) for tx in earlier]
     customer = ensure_customer(session, shop.id, external_id)
-    wallet = wallet_account(session, customer, shop.currency)
+    wallet = wallet_account(session, customer, shop.currency, lock=True)
     ensure_unlocked(wallet)
     allowed = min(withdrawable(session, wallet), wallet.available)
     if amount > allowed:

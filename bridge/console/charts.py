@@ -62,7 +62,9 @@ def _frame(
 
 
 def _nothing(title: str, width: int) -> Markup:
-    return Markup(  # noqa: S704 (escaped)
+    # bandit B704 is a false positive here and below: every text put in the SVG goes through escape(), the rest
+    # are numbers formatted by the code and fixed class names.
+    return Markup(  # noqa: S704  # nosec B704
         f'<figure class="chart"><svg class="chart-svg" viewBox="0 0 {width} {HEIGHT // 2}" role="img" '
         f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
         f'<line class="axis-zero" x1="{LEFT}" x2="{width - RIGHT}" y1="{HEIGHT // 2 - 20}" y2="{HEIGHT // 2 - 20}"/>'
@@ -116,7 +118,7 @@ def bar_chart(
                 f'text-anchor="middle">{escape(label)}</text>'
             )
     parts.append("</svg>")
-    return Markup(f'<figure class="chart">{"".join(parts)}{_legend(series)}</figure>')  # noqa: S704 (all escaped)
+    return Markup(f'<figure class="chart">{"".join(parts)}{_legend(series)}</figure>')  # noqa: S704  # nosec B704
 
 
 def line_chart(
@@ -158,4 +160,4 @@ def line_chart(
                 f'<text class="label" x="{x(i):.1f}" y="{HEIGHT - 10}" text-anchor="middle">{escape(label)}</text>'
             )
     parts.append("</svg>")
-    return Markup(f'<figure class="chart">{"".join(parts)}{_legend(series)}</figure>')  # noqa: S704 (all escaped)
+    return Markup(f'<figure class="chart">{"".join(parts)}{_legend(series)}</figure>')  # noqa: S704  # nosec B704
