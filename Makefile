@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint audit bench clean
 
 # A new top-level package (e.g. simulator/) needs the editable install redone, hence the __init__ files.
 $(BIN)/.installed: pyproject.toml $(wildcard */__init__.py)
@@ -21,7 +21,11 @@ run: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 
-test: lint
+# bandit, medium severity and above, over the shipped code (a `# nosec` only on a false positive, with why).
+audit: $(BIN)/.installed
+	$(BIN)/bandit -q -r bridge webhooks sync -ll
+
+test: lint audit
 	$(BIN)/pytest -m "not postgres_only" $(PYTEST_ARGS)
 	@if $(BIN)/python tests/pg_reachable.py "$(TEST_DATABASE_URL)"; then \
 		echo "== the same suite on PostgreSQL"; \

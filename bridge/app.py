@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask
 from flask_smorest import Api
+from werkzeug.routing import IntegerConverter
 
 from bridge.config import Settings
 from bridge.console import init_console
@@ -18,9 +19,17 @@ from webhooks.shopify.views import shopify_webhooks
 from webhooks.woocommerce.views import woocommerce_webhooks
 
 
+class DatabaseId(IntegerConverter):
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask(__name__, instance_path=str(settings.instance_path))
+    # Ids in URLs never exceed the database's INTEGER: a larger one is simply not found (404), before any query.
+    app.url_map.converters["int"] = DatabaseId
     app.config.update(
         SECRET_KEY=settings.secret_key,
         API_TITLE="Wallet Bridge",

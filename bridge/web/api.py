@@ -20,10 +20,12 @@ from bridge.tips import tip_order
 from bridge.topups import begin_topup
 from bridge.wallets import adjust_wallet, hold_on_wallet, require_customer, statement, wallet_summary
 from bridge.web.auth import require_api_key
+from bridge.web.errors import error_response
 from bridge.web.runtime import services, transaction
 from bridge.withdrawals import request_withdrawal
 from sync.woocommerce.client import WooShop
 from sync.woocommerce.topups import create_topup_order
+from sync.worker import PermanentFailure, ShopCallFailed
 
 api = Blueprint("api", __name__, url_prefix="/api/v1", description="Wallets of a shop's customers")
 
@@ -306,12 +308,18 @@ class Topups(MethodView):
         _customer_path_is_valid(customer_id)
         with transaction() as session:
             shop = get_shop(session, g.shop_id)
+            try:  # before anything is written: an unconnected shop cannot take a top-up
+                api_client = WooShop.for_shop(shop, services().secrets, services().settings.shop_timeout_seconds)
+            except PermanentFailure as exc:
+                raise ValidationFailed(str(exc), fields={"shop": "not connected"}, code="shop_not_connected") from exc
             request = begin_topup(session, shop, customer_id, body["amount"], headers["idempotency_key"])
             if request.order_external_id:
                 return _topup_out(request)
-            api_client = WooShop.for_shop(shop, services().secrets, services().settings.shop_timeout_seconds)
             request_id, currency = request.id, request.currency
-        order_id, payment_url = create_topup_order(api_client, customer_id, body["amount"], currency)
+        try:
+            order_id, payment_url = create_topup_order(api_client, customer_id, body["amount"], currency)
+        except ShopCallFailed as exc:  # nothing moved; the same key creates the order once the shop answers
+            return error_response(502, "shop_unreachable", f"the shop did not create the top-up order: {exc}")
         with transaction() as session:
             request = session.get(TopupRequest, request_id)
             request.order_external_id, request.payment_url = order_id, payment_url

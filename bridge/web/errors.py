@@ -19,6 +19,7 @@ STATUS_BY_CODE = {
     "wallet_locked": 409,
     "idempotency_conflict": 409,
     "invalid_state": 409,
+    "shop_not_connected": 409,
 }
 
 
