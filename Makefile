@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test lint audit bench clean
+.PHONY: run test lint audit bank bench clean
 
 # A new top-level package (e.g. simulator/) needs the editable install redone, hence the __init__ files.
 $(BIN)/.installed: pyproject.toml $(wildcard */__init__.py)

@@ -26,6 +26,7 @@ FERNET_KEY = Fernet.generate_key().decode()
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "postgres_only: needs PostgreSQL (runs in the PostgreSQL pass)")
+    config.addinivalue_line("markers", "bank: the bank test with real processes and faults (`make bank`)")
 
 
 def pytest_report_header(config):

@@ -19,6 +19,7 @@ SEED = int(os.environ.get("BANK_SEED", "7"))
 
 
 @pytest.mark.postgres_only
+@pytest.mark.bank
 def test_the_books_balance_after_kills_an_outage_and_a_dropped_database_connection(postgres_url, capsys):
     config = BankConfig(
         database_url=postgres_url,
