@@ -6,8 +6,6 @@ import re
 from contextlib import contextmanager
 from datetime import datetime
 
-import pytest
-
 from bridge import ledger
 from bridge.accounts import SystemAccount, ensure_customer, points_account, system_account, wallet_account
 from bridge.db import unit_of_work
@@ -49,18 +47,6 @@ def url_for_token(url: str) -> str:
 def sign_in(client, email: str = "ann@example.com", password: str = PASSWORD, **kwargs):
     token = csrf_token(client, "/login")
     return client.post("/login", data={"csrf_token": token, "email": email, "password": password}, **kwargs)
-
-
-@pytest.fixture
-def merchant(services, shop):
-    return make_user(services, shop.shop.id)
-
-
-@pytest.fixture
-def console(client, merchant):
-    """A test client signed in as the shop's merchant."""
-    assert sign_in(client).status_code == 302
-    return client
 
 
 def text_of(response) -> str:

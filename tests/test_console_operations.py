@@ -14,7 +14,7 @@ from bridge.models import AuditEvent, InboxDelivery, OutboxMessage
 from tests.console_support import form_post, text_of
 from tests.woo import captured
 
-pytest_plugins = ("tests.console_support",)  # fixtures: merchant, console
+pytest_plugins = ("tests.console_fixtures",)  # fixtures: merchant, console
 
 
 def dead_letter(services, shop_id: int, key: str = "note-1") -> int:

@@ -16,7 +16,7 @@ from bridge.models import Entry, ShopOrder
 from bridge.reports import balance_at, build_report, daily_movements, make_buckets, report_table, start_of
 from tests.console_support import move, posted_at, text_of
 
-pytest_plugins = ("tests.console_support",)  # fixtures: merchant, console
+pytest_plugins = ("tests.console_fixtures",)  # fixtures: merchant, console
 
 TODAY = datetime.now(UTC).date()
 A = TODAY - timedelta(days=30)  # the history starts here

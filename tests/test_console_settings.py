@@ -18,7 +18,7 @@ from bridge.models import AuditEvent, Shop
 from bridge.settings_schema import ShopSettingsSchema
 from tests.console_support import form_post, text_of
 
-pytest_plugins = ("tests.console_support",)  # fixtures: merchant, console
+pytest_plugins = ("tests.console_fixtures",)  # fixtures: merchant, console
 
 WOO = "https://alpha.example"
 API = f"{WOO}/wp-json/wc/v3"

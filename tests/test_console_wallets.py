@@ -14,7 +14,7 @@ from bridge.db import unit_of_work
 from bridge.models import AuditEvent, Customer, Entry, LedgerTransaction
 from tests.console_support import form_post, move, text_of
 
-pytest_plugins = ("tests.console_support",)  # fixtures: merchant, console
+pytest_plugins = ("tests.console_fixtures",)  # fixtures: merchant, console
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 
