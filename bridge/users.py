@@ -127,13 +127,12 @@ def shop_for_user(session: Session, user_id: int, shop_id: int) -> Shop | None:
 
 
 def shop_members(session: Session, shop_id: int) -> list[tuple[MerchantUser, ShopMembership]]:
-    return list(
-        session.execute(
-            select(MerchantUser, ShopMembership).join(ShopMembership, ShopMembership.user_id == MerchantUser.id)
-            .where(ShopMembership.shop_id == shop_id)
-            .order_by(MerchantUser.email)
-        ).tuples()
-    )  # fmt: skip
+    rows = session.execute(
+        select(MerchantUser, ShopMembership).join(ShopMembership, ShopMembership.user_id == MerchantUser.id)
+        .where(ShopMembership.shop_id == shop_id)
+        .order_by(MerchantUser.email)
+    ).all()  # fmt: skip
+    return [(user, membership) for user, membership in rows]
 
 
 def lock_first_run(session: Session) -> None:
