@@ -25,8 +25,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from werkzeug.serving import WSGIRequestHandler, make_server
-
+from simulator.serving import BackgroundServer
 from simulator.shopify_graphql import GraphQLCall, LeakyBucket, Outage, create_app
 from simulator.shopify_store import FIRST_ID, ShopifySimulatorError, ShopifyStore
 from simulator.shopify_webhooks import DELIVERY_TIMEOUT, Delivery, PendingDelivery, Subscription, WebhookHub
@@ -55,11 +54,6 @@ __all__ = [
 
 Transport = Callable[[str, bytes, dict], int]
 Event = tuple[str, bytes]  # (topic, body)
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs) -> None:  # keep test and demo output clean
-        pass
 
 
 class ShopifySimulator:
@@ -119,8 +113,7 @@ class ShopifySimulator:
         self._forced_throttles = 0
         self._outage: Outage | None = None
         self._wake = threading.Event()
-        self._server = None
-        self._thread: threading.Thread | None = None
+        self._http = BackgroundServer("shopify-simulator")
         self.app = create_app(self)
 
     # --- the core: change state, then deliver outside the lock -------------------------------------------------
@@ -406,18 +399,12 @@ class ShopifySimulator:
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve the app from a background thread; returns the base URL."""
-        self._server = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
-        server = self._server
-        self._thread = threading.Thread(
-            target=lambda: server.serve_forever(poll_interval=0.01), name="shopify-simulator", daemon=True
-        )
-        self._thread.start()
-        return self.base_url
+        return self._http.start(self.app, host, port)
 
     @property
     def base_url(self) -> str | None:
         """The served URL (None before `serve()`)."""
-        return f"http://{self._server.host}:{self._server.server_port}" if self._server else None
+        return self._http.base_url
 
     @property
     def graphql_url(self) -> str | None:
@@ -427,13 +414,7 @@ class ShopifySimulator:
     def shutdown(self) -> None:
         """Stop the server (releasing requests held by `fail_api(delay=...)`)."""
         self._wake.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._http.stop()
 
     def __enter__(self) -> ShopifySimulator:
         return self

@@ -22,12 +22,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import woocommerce
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from simulator import views
 from simulator.auth import Credentials
 from simulator.errors import WooError, invalid_param, not_found
 from simulator.rest import Outage, RestCall, create_app
+from simulator.serving import BackgroundServer
 from simulator.store import Store
 from simulator.webhooks import STATUSES, Delivery, PendingDelivery, Transport, Webhook, WebhookHub, is_valid_topic
 from simulator.wire import wp_json
@@ -56,11 +56,6 @@ class ManualClock:
     def advance(self, seconds: float = 1) -> datetime:
         self.now += timedelta(seconds=seconds)
         return self.now
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs) -> None:  # keep test and demo output clean
-        pass
 
 
 class ShopSimulator:
@@ -110,8 +105,7 @@ class ShopSimulator:
         self._url_given = url is not None
         self._outage: Outage | None = None
         self._wake = threading.Event()
-        self._server = None
-        self._thread: threading.Thread | None = None
+        self._http = BackgroundServer("woocommerce-simulator")
         self.app = create_app(self)
 
     # --- the core: change state, then deliver outside the lock -------------------------------------------------
@@ -395,22 +389,15 @@ class ShopSimulator:
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve the app from a background thread (threaded werkzeug server); returns the base URL, which
         also becomes the shop URL unless one was configured."""
-        self._server = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
-        base = f"http://{host}:{self._server.server_port}"
+        base = self._http.start(self.app, host, port)
         if not self._url_given:
             self.url = base
-        server = self._server
-        # A short poll interval keeps shutdown() fast (the default half second adds up over a test suite).
-        self._thread = threading.Thread(
-            target=lambda: server.serve_forever(poll_interval=0.01), name="woocommerce-simulator", daemon=True
-        )
-        self._thread.start()
         return base
 
     @property
     def base_url(self) -> str | None:
         """The served URL (None before `serve()`)."""
-        return f"http://{self._server.host}:{self._server.server_port}" if self._server else None
+        return self._http.base_url
 
     def api_client(self, timeout: float = 5) -> woocommerce.API:
         """The official client, pointed at the served simulator with the right keys."""
@@ -425,13 +412,7 @@ class ShopSimulator:
     def shutdown(self) -> None:
         """Stop the server (releasing calls held by a simulated timeout)."""
         self._wake.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._http.stop()
 
     def __enter__(self) -> ShopSimulator:
         return self

@@ -11,6 +11,8 @@ import pytest
 import requests
 
 from simulator.shopify import ManualClock, ShopifySimulatorError, create_shopify_simulator
+from sync.shopify.connect import SHOP, SUBSCRIBE, SUBSCRIPTIONS
+from sync.shopify.store_credit import CREDIT, DEBIT
 from webhooks.shopify.payloads import STORE_CREDIT_GATEWAY, parse_customer, parse_order, parse_refund
 from webhooks.signing import is_valid_signature
 
@@ -18,35 +20,9 @@ TOKEN = "shpat_test_token"
 SECRET = "shopify-test-secret"
 HOOK_URL = "http://bridge.test/webhooks/shopify/1"
 
-SHOP = "query { shop { name currencyCode myshopifyDomain } }"
 CUSTOMER = """
 query StoreCredit($id: ID!) {
   customer(id: $id) { id storeCreditAccounts(first: 10) { nodes { id balance { amount currencyCode } } } }
-}"""
-CREDIT = """
-mutation Credit($id: ID!, $creditInput: StoreCreditAccountCreditInput!) {
-  storeCreditAccountCredit(id: $id, creditInput: $creditInput) {
-    storeCreditAccountTransaction { amount { amount currencyCode } account { id balance { amount currencyCode } } }
-    userErrors { field message code }
-  }
-}"""
-DEBIT = """
-mutation Debit($id: ID!, $debitInput: StoreCreditAccountDebitInput!) {
-  storeCreditAccountDebit(id: $id, debitInput: $debitInput) {
-    storeCreditAccountTransaction { amount { amount currencyCode } account { id balance { amount currencyCode } } }
-    userErrors { field message code }
-  }
-}"""
-SUBSCRIPTIONS = """
-query { webhookSubscriptions(first: 100) {
-  nodes { id topic endpoint { __typename ... on WebhookHttpEndpoint { callbackUrl } } }
-} }"""
-SUBSCRIBE = """
-mutation Subscribe($topic: WebhookSubscriptionTopic!, $webhookSubscription: WebhookSubscriptionInput!) {
-  webhookSubscriptionCreate(topic: $topic, webhookSubscription: $webhookSubscription) {
-    webhookSubscription { id topic }
-    userErrors { field message }
-  }
 }"""
 
 
