@@ -17,6 +17,7 @@ from bridge.ledger import verify
 from bridge.models import InboxDelivery, LedgerTransaction, OutboxMessage, Shop
 from simulator import ManualClock, create_simulator
 from sync.pushers import pushers_for
+from sync.woocommerce import pull
 from sync.woocommerce.connect import WEBHOOK_TOPICS, connect_shop
 from sync.worker import RetryPolicy, drain, run_once
 
@@ -333,3 +334,26 @@ def test_the_demo_runs_again_and_on_another_database(app, services, tmp_path, lo
     for result in (again, twice):
         assert result.exit_code == 0, result.output
         assert "Final balance of customer 2: €24.52 and 7 points" in result.output
+
+
+def test_sync_reads_every_order_while_the_outbox_changes_orders_it_has_read(services, shop, sim, clock, connected,
+                                                                             monkeypatch):  # fmt: skip
+    """Orders modified during the pull (the outbox writes to them) must not push unread ones off the pages:
+    listed by modification date, each change would move an order to the end and hide the next one."""
+    shop_id = shop.shop.id
+    bob = sim.create_customer("bob@example.test", "Bob")["id"]
+    sim.hold_deliveries()  # from here on every delivery is lost: only the pull can bring these orders
+    orders = [sim.place_order(bob, total="10.00", payment_method="stripe", status="processing")["id"]
+              for _ in range(5)]  # fmt: skip
+    with unit_of_work(services.sessions) as session:
+        session.get(Shop, shop_id).last_synced_at = None  # read the whole history (the sim's clock is its own)
+    monkeypatch.setattr(pull, "PAGE_SIZE", 2)
+
+    def meanwhile(done: int, total: int) -> None:
+        clock.advance()
+        sim.set_status(orders[done - 1], "completed")
+
+    result = pull.sync_shop(services.sessions, services.secrets, shop_id, timeout=5.0, progress=meanwhile)
+
+    assert (result.orders_seen, result.applied, result.skipped) == (5, 5, [])
+    assert balances(services, shop_id, bob) == (500, 5 * 10)  # each order's points, once

@@ -6,9 +6,10 @@ webhooks and reads every order modified since the last sync (`modified_after`, i
 `dates_are_gmt=true`), applying each one's current state with the same idempotent rules as a
 webhook: an order already handled moves no money a second time.
 
-Ordered by modification date, a page listing shifts when an order already read is modified during the
-sync (it moves to the end, and the order that slides into its place on an earlier page is never read).
-Such an order shows up twice; the next sync then starts no later than where the first copy was seen.
+Pages are listed by order id, not by modification date: an order modified while the sync pages (the
+bridge's own outbox keeps writing to orders) would move to the end of a date-ordered listing, and the
+order that slid into its place on a page already read would be missed. By id, nothing moves; an order
+modified after it was read is brought by its webhook or by the next sync, whose window overlaps this one.
 """
 
 from __future__ import annotations
@@ -62,7 +63,6 @@ class SyncResult:
     skipped: list[SkippedOrder] = field(default_factory=list)
     webhooks: WebhookResult | None = None  # None when not checked (no public_url, or the check failed)
     webhook_error: str | None = None
-    listing_shifted: bool = False
     last_synced_at: datetime | None = None
 
     @property
@@ -80,7 +80,6 @@ class SyncResult:
             "webhooks_reactivated": self.webhooks_reactivated,
             "webhooks": self.webhooks.as_dict() if self.webhooks else None,
             "webhook_error": self.webhook_error,
-            "listing_shifted": self.listing_shifted,
             "last_synced_at": _iso(self.last_synced_at),
         }
 
@@ -120,9 +119,7 @@ def sync_shop(
             result.webhook_error = str(exc)
             log.warning("shop %s: webhooks not checked: %s", shop_id, exc)
 
-    watermark: datetime | None = started - OVERLAP
-    first_seen_at: dict[int, datetime | None] = {}  # order id → its modification date when first read
-    params = {"orderby": "modified", "order": "asc", "per_page": PAGE_SIZE}
+    params = {"orderby": "id", "order": "asc", "per_page": PAGE_SIZE}
     if since is not None:
         params.update(modified_after=_wc_utc(since), dates_are_gmt="true")
     page, total = 1, 0
@@ -131,17 +128,6 @@ def sync_shop(
         orders = response.body if isinstance(response.body, list) else []
         total = max(total, int_header(response, "x-wp-total", default=0), result.orders_seen + len(orders))
         for data in orders:
-            order_id = data.get("id") if isinstance(data, dict) else None
-            if isinstance(order_id, int) and order_id in first_seen_at:
-                # Modified while we were paging: whatever slid past us lies after its first position.
-                result.listing_shifted = True
-                floor = first_seen_at[order_id]
-                if floor is None:  # no date to start from: the next sync reads the same window again
-                    watermark = since
-                elif watermark is not None:
-                    watermark = min(watermark, floor - OVERLAP)
-            elif isinstance(order_id, int):
-                first_seen_at[order_id] = _modified_gmt(data)
             _apply(sessions, shop_id, data, result)
             if progress:
                 progress(result.orders_seen, total)
@@ -149,8 +135,8 @@ def sync_shop(
             break
         page += 1
 
-    if since is not None and (watermark is None or watermark < since):
-        watermark = since  # never go back before where this sync started reading
+    # What changes from now on is read by the next sync; the overlap covers coarse and skewed shop clocks.
+    watermark = started - OVERLAP if since is None else max(since, started - OVERLAP)
     with unit_of_work(sessions) as session:
         session.get(Shop, shop_id).last_synced_at = watermark
     result.last_synced_at = watermark
@@ -181,14 +167,6 @@ def _wc_utc(moment: datetime) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
     return moment.replace(tzinfo=None, microsecond=0).isoformat()
-
-
-def _modified_gmt(data: dict) -> datetime | None:
-    value = data.get("date_modified_gmt")
-    try:
-        return datetime.fromisoformat(value).replace(tzinfo=UTC) if isinstance(value, str) else None
-    except ValueError:
-        return None
 
 
 def _iso(moment: datetime | None) -> str | None:
