@@ -6,6 +6,7 @@ import json
 import signal
 import threading
 from contextlib import ExitStack
+from datetime import timedelta
 
 import click
 from flask import Flask
@@ -28,6 +29,7 @@ from sync.shopify.store_credit import reconcile
 from sync.woocommerce.connect import connect_shop
 from sync.woocommerce.pull import sync_shop
 from sync.worker import PermanentFailure, TemporaryFailure, drain, retry_dead, run_forever
+from webhooks.replay import recover_stalled
 
 
 def emit(data: dict, as_json: bool) -> None:
@@ -257,7 +259,7 @@ def worker(once):
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        run_forever(svc.sessions, pushers_for(svc), retry_policy(svc), stop)
+        run_forever(svc.sessions, pushers_for(svc), retry_policy(svc), stop, chores=worker_chores(svc))
     except KeyboardInterrupt:
         stop.set()
 
@@ -300,11 +302,28 @@ def start_embedded_worker(svc) -> threading.Event:
     """With the embedded default a newcomer runs one process: the worker is a thread of it."""
     stop = threading.Event()
     thread = threading.Thread(
-        target=run_forever, args=(svc.sessions, pushers_for(svc), retry_policy(svc), stop), daemon=True,
-        name="outbox-worker",
+        target=run_forever, args=(svc.sessions, pushers_for(svc), retry_policy(svc), stop),
+        kwargs={"chores": worker_chores(svc)}, daemon=True, name="outbox-worker",
     )  # fmt: skip
     thread.start()
     return stop
+
+
+def worker_chores(svc) -> list:
+    """What every worker also does now and then: apply deliveries a dead web process left unapplied."""
+    return [lambda: recover_stalled(svc.sessions)]
+
+
+@click.group("inbox", help="Stored webhook deliveries.")
+def inbox_group():
+    pass
+
+
+@inbox_group.command("recover", help="Apply deliveries left `received` (a process died before applying them).")
+@click.option("--older-than", type=click.IntRange(min=0), default=60, show_default=True, help="Seconds.")
+def inbox_recover(older_than):
+    applied = recover_stalled(services().sessions, timedelta(seconds=older_than))
+    click.echo(f"deliveries applied: {applied}")
 
 
 @click.command("expire", help="Expire promotional credit past its date (one transaction per lot; safe to repeat).")
@@ -369,8 +388,8 @@ def secrets_rotate(as_json):
 
 
 def register_cli(app: Flask) -> None:
-    for command in (db_group, shop_group, user_group, ledger_group, serve, worker, outbox_group, sync_command,
-                    expire_command, secrets_group):
+    for command in (db_group, shop_group, user_group, ledger_group, serve, worker, outbox_group, inbox_group,
+                    sync_command, expire_command, secrets_group):
         app.cli.add_command(command)
     app.cli.add_command(demo_command)
 

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.db import unit_of_work
@@ -35,28 +36,41 @@ def record_delivery(
 
 def apply_delivery(sessions: sessionmaker[Session], delivery_id: int, handler: Handler, parsed: object) -> str:
     """Apply a stored delivery in one transaction; returns its final status. A payload the handler
-    refuses is kept as `failed` with the reason, for the merchant to inspect and retry."""
+    refuses is kept as `failed` with the reason, for the merchant to inspect and retry. A database that
+    dropped the connection (or a deadlock) gets one more try at once; after that the delivery stays
+    `received`, and the worker's recovery applies it later (webhooks/replay.py)."""
     try:
-        with unit_of_work(sessions) as session:
-            delivery = session.execute(
-                select(InboxDelivery).where(InboxDelivery.id == delivery_id).with_for_update()
-            ).scalar_one()
-            if delivery.status in ("applied", "ignored"):
-                return delivery.status
-            shop = session.get(Shop, delivery.shop_id)
-            handler(session, shop, parsed, Actor("webhook", f"{delivery.platform}:{delivery.id}"))
-            delivery.status, delivery.applied_at, delivery.error = "applied", utcnow(), None
-            return "applied"
+        try:
+            return _apply_once(sessions, delivery_id, handler, parsed)
+        except OperationalError:  # the pool's pre-ping hands the second try a fresh connection
+            log.warning("delivery %s: database error, trying once more", delivery_id, exc_info=True)
+            return _apply_once(sessions, delivery_id, handler, parsed)
     except ValidationFailed as exc:
         _mark_failed(sessions, delivery_id, f"invalid payload: {exc.fields or exc.message}")
         raise
     except DomainError as exc:
         _mark_failed(sessions, delivery_id, f"{exc.code}: {exc.message}")
         return "failed"
+    except OperationalError:
+        log.exception("delivery %s left for the worker's recovery", delivery_id)
+        return "received"
     except Exception as exc:  # a bug must not lose the delivery: it stays stored, marked, and retryable
         log.exception("delivery %s could not be applied", delivery_id)
         _mark_failed(sessions, delivery_id, f"internal error: {exc.__class__.__name__}")
         return "failed"
+
+
+def _apply_once(sessions: sessionmaker[Session], delivery_id: int, handler: Handler, parsed: object) -> str:
+    with unit_of_work(sessions) as session:
+        delivery = session.execute(
+            select(InboxDelivery).where(InboxDelivery.id == delivery_id).with_for_update()
+        ).scalar_one()
+        if delivery.status in ("applied", "ignored"):
+            return delivery.status
+        shop = session.get(Shop, delivery.shop_id)
+        handler(session, shop, parsed, Actor("webhook", f"{delivery.platform}:{delivery.id}"))
+        delivery.status, delivery.applied_at, delivery.error = "applied", utcnow(), None
+        return "applied"
 
 
 def _mark_failed(sessions: sessionmaker[Session], delivery_id: int, error: str) -> None:

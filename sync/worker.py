@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -128,9 +129,16 @@ def drain(sessions, pushers, policy, *, max_rounds: int = 100) -> None:
             return
 
 
-def run_forever(sessions, pushers, policy, stop: threading.Event, idle_seconds: float = 1.0) -> None:
+def run_forever(sessions, pushers, policy, stop: threading.Event, idle_seconds: float = 1.0,
+                chores: Sequence[Callable[[], object]] = (), chore_seconds: float = 30.0) -> None:  # fmt: skip
+    """Deliver outbox messages until `stop` is set; every `chore_seconds`, run each chore (e.g. the
+    recovery of stalled inbox deliveries), so that whoever runs workers runs those too."""
     log.info("outbox worker started")
+    next_chores = time.monotonic()
     while not stop.is_set():
+        if chores and time.monotonic() >= next_chores:
+            _run_chores(chores)
+            next_chores = time.monotonic() + chore_seconds
         try:
             busy = run_once(sessions, pushers, policy)
         except Exception:  # the database may drop a connection: log, wait, go on
@@ -138,6 +146,14 @@ def run_forever(sessions, pushers, policy, stop: threading.Event, idle_seconds: 
             busy = 0
         if not busy:
             stop.wait(idle_seconds)
+
+
+def _run_chores(chores: Sequence[Callable[[], object]]) -> None:
+    for chore in chores:
+        try:
+            chore()
+        except Exception:  # one failing chore must not stop the deliveries
+            log.exception("worker chore %s failed", getattr(chore, "__name__", chore))
 
 
 def retry_dead(sessions: sessionmaker[Session], shop_id: int | None = None, message_id: int | None = None) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 from flask import flash, g, redirect, render_template, request, url_for
@@ -15,14 +14,14 @@ from bridge.console.charts import NARROW, Series, line_chart
 from bridge.console.forms import Form, text
 from bridge.console.queries import customer_count, dead_letters, failure_counts, inbox_failures, webhook_health
 from bridge.console.settings_views import FIELD_LABELS
-from bridge.errors import DomainError, ValidationFailed
-from bridge.inbox import apply_delivery
+from bridge.errors import ValidationFailed
 from bridge.models import InboxDelivery, OutboxMessage
 from bridge.money import POINTS, exponent, format_amount
 from bridge.reports import build_report, report_snapshot, stored_customer_total, utc_today
 from bridge.users import add_membership, check_new_user, create_user, find_user, shop_members
 from bridge.web.runtime import services, transaction
 from sync.worker import retry_dead
+from webhooks.replay import reapply
 
 
 @console.get("/shops/<int:shop_id>/")
@@ -152,42 +151,21 @@ def _audit_retry(shop_id: int, action: str, target: str, count: int) -> None:
 @shop_view
 def retry_delivery(shop_id: int, delivery_id: int):
     """Apply a failed delivery again, with the same handler as when it arrived (once the cause is fixed)."""
-    from webhooks.woocommerce.handlers import HANDLERS
-
     with transaction() as db:
         delivery = db.execute(
             select(InboxDelivery).where(InboxDelivery.id == delivery_id, InboxDelivery.shop_id == shop_id)
         ).scalar_one_or_none()
     if delivery is None:
         return render_template("error.html", status=404, title="Page not found", message=""), 404
-    target = f"delivery {delivery_id} ({delivery.topic})"
     if delivery.status != "failed":
         flash(f"Delivery {delivery_id} is {delivery.status}: nothing to retry.", "info")
-    elif delivery.platform != "woocommerce" or delivery.topic not in HANDLERS:
-        flash(f"Deliveries of {delivery.platform} {delivery.topic} cannot be applied.", "error")
+        return redirect(url_for("console.operations", shop_id=shop_id))
+    outcome = reapply(services().sessions, delivery_id)
+    if outcome.status == "failed":
+        flash(f"Delivery {delivery_id} still fails: {outcome.error}", "error")
     else:
-        status = _reapply(delivery, *HANDLERS[delivery.topic])
-        with transaction() as db:
-            audit.record(db, who(), "operations.inbox_retry", shop_id=shop_id, target=target, new=status)
+        flash(f"Delivery {delivery_id} {outcome.status}.", "success")
+    with transaction() as db:
+        audit.record(db, who(), "operations.inbox_retry", shop_id=shop_id,
+                     target=f"delivery {delivery_id} ({delivery.topic})", new=outcome.status)  # fmt: skip
     return redirect(url_for("console.operations", shop_id=shop_id))
-
-
-def _reapply(delivery: InboxDelivery, parse, apply) -> str:
-    try:
-        snapshot = parse(json.loads(delivery.body))
-    except (ValueError, DomainError) as exc:  # still unreadable: say so on the delivery
-        message = getattr(exc, "message", None) or str(exc)
-        with transaction() as db:
-            db.get(InboxDelivery, delivery.id).error = f"on retry: {message}"[:1000]
-        flash(f"Delivery {delivery.id} still fails: {message}", "error")
-        return "failed"
-    try:
-        status = apply_delivery(services().sessions, delivery.id, apply, snapshot)
-    except ValidationFailed as exc:  # marked failed, with the reason, by apply_delivery
-        flash(f"Delivery {delivery.id} still fails: {exc.message}", "error")
-        return "failed"
-    if status == "failed":
-        flash(f"Delivery {delivery.id} still fails; its error is shown below.", "error")
-    else:
-        flash(f"Delivery {delivery.id} {status}.", "success")
-    return status
