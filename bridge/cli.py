@@ -138,10 +138,12 @@ def sync_command(shop_id, as_json):
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:
         data = result.as_dict()
-        for key in ("orders_seen", "applied", "skipped", "webhooks_reactivated", "last_synced_at"):
+        for key in ("orders_seen", "applied", "skipped", "signups_seen", "webhooks_reactivated", "last_synced_at"):
             click.echo(f"{key}: {data[key]}")
         for skipped in result.skipped:
-            click.echo(f"  skipped order {skipped.order_id}: {skipped.error}")
+            click.echo(f"  skipped order {skipped.id}: {skipped.error}")
+        for skipped in result.skipped_customers:
+            click.echo(f"  skipped customer {skipped.id}: {skipped.error}")
         if result.webhooks is not None and result.webhooks.created:
             click.echo(f"webhooks created again: {', '.join(map(str, result.webhooks.created))}")
     if result.webhook_error:

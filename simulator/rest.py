@@ -34,6 +34,13 @@ AUTH_PARAMS = (
     "consumer_secret",
 )
 ORDERBY = ("date", "id", "include", "title", "slug", "modified")
+# WP_User_Query's orders for GET /customers ("include" keeps the id order here)
+CUSTOMER_ORDERBY = {
+    "id": lambda c: c.id,
+    "include": lambda c: c.id,
+    "name": lambda c: (c.username, c.id),
+    "registered_date": lambda c: (c.created, c.id),
+}
 PROXY_PAGE = "<html><head><title>{0}</title></head><body><h1>{0}</h1></body></html>"
 REASONS = {
     500: "500 Internal Server Error",
@@ -393,11 +400,17 @@ def _customer_routes(api: Blueprint, sim: ShopSimulator) -> None:
         values = params()
         page, per_page = _page_window(values)
         email = values.get("email")
+        orderby, order = values.get("orderby", "name"), values.get("order", "asc")
+        if orderby not in CUSTOMER_ORDERBY:
+            raise invalid_param("orderby", f"orderby is not one of {', '.join(CUSTOMER_ORDERBY)}.", "rest_not_in_enum")
+        if order not in ("asc", "desc"):
+            raise invalid_param("order", "order is not one of asc and desc.", "rest_not_in_enum")
+        role = values.get("role", "customer")
         with sim.lock:
             found = [
                 c
-                for c in sorted(store.customers.values(), key=lambda c: c.id)
-                if not email or c.email.lower() == str(email).lower()
+                for c in sorted(store.customers.values(), key=CUSTOMER_ORDERBY[orderby], reverse=order == "desc")
+                if (not email or c.email.lower() == str(email).lower()) and role in ("all", c.role)
             ]
             items = [views.customer_json(c, store, sim.url) for c in found]
         return _paginated(sim, items, page, per_page, "customers")

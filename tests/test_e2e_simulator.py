@@ -357,3 +357,17 @@ def test_sync_reads_every_order_while_the_outbox_changes_orders_it_has_read(serv
 
     assert (result.orders_seen, result.applied, result.skipped) == (5, 5, [])
     assert balances(services, shop_id, bob) == (500, 5 * 10)  # each order's points, once
+
+
+def test_sync_gives_the_signup_bonus_whose_delivery_was_lost(services, shop, sim, clock, connected):
+    shop_id = shop.shop.id
+    with unit_of_work(services.sessions) as session:
+        session.get(Shop, shop_id).last_synced_at = clock.now  # the sim's clock is its own
+    clock.advance()
+    sim.hold_deliveries()  # customer.created never reaches the bridge
+    carol = sim.create_customer("carol@example.test", "Carol")["id"]
+    assert balances(services, shop_id, carol) == (0, 0)
+
+    result = pull.sync_shop(services.sessions, services.secrets, shop_id, timeout=5.0)
+
+    assert result.signups_seen == 1 and balances(services, shop_id, carol) == (500, 0)

@@ -49,10 +49,12 @@ class FakeWoo:
         self.url, self.api = url, f"{url}/wp-json/wc/v3"
         self.webhooks: list[dict] = []
         self.order_pages: list[list[dict]] = [[]]
+        self.customers: list[dict] = []  # GET /customers lists them newest first, 2 per page
         self.accept_keys = True
         self.can_write = True
         self._next_id = 1
         mock.add_callback("GET", f"{self.api}/orders", callback=self._orders)
+        mock.add_callback("GET", f"{self.api}/customers", callback=self._customers)
         mock.add_callback("GET", f"{self.api}/webhooks", callback=self._list_webhooks)
         mock.add_callback("POST", f"{self.api}/webhooks", callback=self._create_webhook)
         mock.add_callback("PUT", re.compile(rf"{re.escape(self.api)}/webhooks/\d+"), callback=self._update_webhook)
@@ -90,6 +92,14 @@ class FakeWoo:
         pages = self.order_pages
         items = pages[page - 1] if page <= len(pages) else []
         return self._page(items[:per_page], page, len(pages), sum(map(len, pages)))
+
+    def _customers(self, request):
+        asked = query(request)
+        if not self._authorised(request) or (asked["orderby"], asked["order"]) != ("registered_date", "desc"):
+            return self._refused()
+        newest = sorted(self.customers, key=lambda c: c["date_created_gmt"], reverse=True)
+        page, pages = int(asked.get("page", "1")), max(1, -(-len(newest) // 2))
+        return self._page(newest[(page - 1) * 2 : page * 2], page, pages, len(newest))
 
     def _list_webhooks(self, request):
         if not self._authorised(request):
@@ -337,6 +347,42 @@ def test_syncing_twice_moves_money_once(services, connected, woo):
     assert load_shop(services, connected).last_synced_at == later - timedelta(minutes=5)
 
 
+def registered(customer_id: int, when: str) -> dict:
+    return {"id": customer_id, "email": f"c{customer_id}@example.test", "first_name": "C", "last_name": "D",
+            "date_created_gmt": when, "billing": {}, "shipping": {}, "meta_data": []}  # fmt: skip
+
+
+def test_sync_gives_the_signup_bonus_a_lost_delivery_did_not_and_reads_no_older_page(services, connected, woo):
+    """`customer.created` is delivered once or never: sync reads the customers registered since the last sync."""
+    configure(services, connected, signup_bonus=500)
+    sync(services, connected)  # the window now starts at NOW - 5 min
+    later = NOW + timedelta(hours=1)
+    woo.customers = [registered(7, "2026-11-23T12:57:00"), registered(6, "2026-11-23T11:56:00"),
+                     registered(5, "2026-11-23T11:50:00"), registered(4, "2026-11-20T09:00:00"),
+                     registered(3, "2026-11-01T09:00:00")]  # fmt: skip
+    woo.mock.calls.reset()
+
+    result = sync(services, connected, now=later)
+    again = sync(services, connected, now=later)
+
+    assert result.signups_seen == 2 and result.skipped_customers == []
+    assert [balances(services, connected, c)[0] for c in ("7", "6", "5")] == [500, 500, 0]
+    assert balances(services, connected, "3")[0] == 10_000 - 4148  # registered long before: no bonus
+    assert again.signups_seen == 1  # 7 again (within the overlap): its bonus is keyed, given once
+    pages = [query(c.request)["page"] for c in woo.calls("GET", "/customers")]
+    assert pages == ["1", "2", "1"]  # page 2 reaches customer 5, registered before the window: no page 3
+
+
+def test_the_first_sync_gives_no_signup_bonus_to_customers_the_shop_already_had(services, connected, woo):
+    configure(services, connected, signup_bonus=500)
+    woo.customers = [registered(8, "2026-11-23T11:59:00")]
+
+    result = sync(services, connected)
+
+    assert result.signups_seen == 0 and balances(services, connected, "8") == (0, 0)
+    assert woo.calls("GET", "/customers") == []
+
+
 def test_a_malformed_order_is_skipped_and_counted(services, connected, woo):
     woo.order_pages[0].append(order_json(22, total=41.48))  # a number: amounts must be strings
 
@@ -344,7 +390,7 @@ def test_a_malformed_order_is_skipped_and_counted(services, connected, woo):
 
     assert (result.orders_seen, result.applied) == (3, 2)
     [skipped] = result.skipped
-    assert skipped.order_id == 22 and "total" in skipped.error
+    assert skipped.id == 22 and "total" in skipped.error
     assert result.as_dict()["skipped_orders"] == [{"id": 22, "error": skipped.error}]
     assert load_shop(services, connected).last_synced_at == NOW - timedelta(minutes=5)
 

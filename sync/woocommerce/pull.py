@@ -1,10 +1,11 @@
-"""Pulling orders from a WooCommerce shop: what webhooks cannot be trusted to bring.
+"""Pulling orders and new customers from a WooCommerce shop: what webhooks cannot be trusted to bring.
 
 WooCommerce never retries a failed delivery, and events that happen while a webhook is paused or
 disabled are never sent, not even after it is re-activated. So a periodic sync re-activates our
-webhooks and reads every order modified since the last sync (`modified_after`, in UTC with
+webhooks, reads the customers registered since the last sync (a lost `customer.created` is a lost
+sign-up bonus) and every order modified since then (`modified_after`, in UTC with
 `dates_are_gmt=true`), applying each one's current state with the same idempotent rules as a
-webhook: an order already handled moves no money a second time.
+webhook: an order already handled moves no money a second time, a bonus is given once per customer.
 
 Pages are listed by order id, not by modification date: an order modified while the sync pages (the
 bridge's own outbox keeps writing to orders) would move to the end of a date-ordered listing, and the
@@ -21,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge.customer_rules import apply_customer
 from bridge.db import unit_of_work
 from bridge.errors import DomainError, ValidationFailed
 from bridge.ledger import Actor
@@ -38,7 +40,7 @@ from sync.woocommerce.connect import (
     total_pages,
 )
 from sync.worker import PermanentFailure, TemporaryFailure
-from webhooks.woocommerce.payloads import parse_order
+from webhooks.woocommerce.payloads import parse_customer, parse_order
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,8 @@ Progress = Callable[[int, int], None]  # (orders done, orders in total so far)
 
 
 @dataclass
-class SkippedOrder:
-    order_id: object
+class Skipped:
+    id: object  # the order's or customer's id as the shop gave it
     error: str
 
 
@@ -60,7 +62,9 @@ class SyncResult:
     modified_after: datetime | None
     orders_seen: int = 0
     applied: int = 0
-    skipped: list[SkippedOrder] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # orders
+    signups_seen: int = 0  # customers registered within the window (their sign-up bonus is keyed: given once)
+    skipped_customers: list[Skipped] = field(default_factory=list)
     webhooks: WebhookResult | None = None  # None when not checked (no public_url, or the check failed)
     webhook_error: str | None = None
     last_synced_at: datetime | None = None
@@ -76,7 +80,9 @@ class SyncResult:
             "orders_seen": self.orders_seen,
             "applied": self.applied,
             "skipped": len(self.skipped),
-            "skipped_orders": [{"id": s.order_id, "error": s.error} for s in self.skipped],
+            "skipped_orders": [{"id": s.id, "error": s.error} for s in self.skipped],
+            "signups_seen": self.signups_seen,
+            "skipped_customers": [{"id": s.id, "error": s.error} for s in self.skipped_customers],
             "webhooks_reactivated": self.webhooks_reactivated,
             "webhooks": self.webhooks.as_dict() if self.webhooks else None,
             "webhook_error": self.webhook_error,
@@ -94,8 +100,8 @@ def sync_shop(
     public_url: str | None = None,
     now: Callable[[], datetime] = utcnow,
 ) -> SyncResult:
-    """Re-activate our webhooks (when `public_url` is given), then apply every order modified since the
-    last sync, each in its own transaction, and move `last_synced_at` forward.
+    """Re-activate our webhooks (when `public_url` is given), then apply every customer registered and
+    every order modified since the last sync, each in its own transaction, and move `last_synced_at` forward.
 
     An order the rules refuse (a malformed body, an unknown currency…) is skipped and reported, not
     retried. A shop that cannot be reached raises TemporaryFailure and nothing is moved forward; a
@@ -119,21 +125,9 @@ def sync_shop(
             result.webhook_error = str(exc)
             log.warning("shop %s: webhooks not checked: %s", shop_id, exc)
 
-    params = {"orderby": "id", "order": "asc", "per_page": PAGE_SIZE}
-    if since is not None:
-        params.update(modified_after=_wc_utc(since), dates_are_gmt="true")
-    page, total = 1, 0
-    while True:  # until X-WP-TotalPages (read again on every page: new orders add pages) or an empty page
-        response = api.get("orders", **params, page=page)
-        orders = response.body if isinstance(response.body, list) else []
-        total = max(total, int_header(response, "x-wp-total", default=0), result.orders_seen + len(orders))
-        for data in orders:
-            _apply(sessions, shop_id, data, result)
-            if progress:
-                progress(result.orders_seen, total)
-        if page >= total_pages(response) or not orders:
-            break
-        page += 1
+    if since is not None:  # the first sync cannot tell new customers from those the shop had before
+        _pull_signups(api, sessions, shop_id, since, result)
+    _pull_orders(api, sessions, shop_id, since, result, progress)
 
     # What changes from now on is read by the next sync; the overlap covers coarse and skewed shop clocks.
     watermark = started - OVERLAP if since is None else max(since, started - OVERLAP)
@@ -147,6 +141,57 @@ def sync_shop(
     return result
 
 
+def _pull_signups(api: WooShop, sessions: sessionmaker[Session], shop_id: int, since: datetime,
+                  result: SyncResult) -> None:  # fmt: skip
+    """A lost `customer.created` loses a sign-up bonus. GET /customers has no date filter: newest first,
+    read until a page reaches customers registered before the window."""
+    params = {"orderby": "registered_date", "order": "desc", "role": "all", "per_page": PAGE_SIZE}
+    page = 1
+    while True:
+        response = api.get("customers", **params, page=page)
+        customers = response.body if isinstance(response.body, list) else []
+        for data in customers:
+            registered = _date_gmt(data, "date_created_gmt") if isinstance(data, dict) else None
+            if registered is not None and registered < since:
+                return
+            if registered is not None:
+                result.signups_seen += 1
+                _apply_signup(sessions, shop_id, data, result)
+        if page >= total_pages(response) or not customers:
+            return
+        page += 1
+
+
+def _apply_signup(sessions: sessionmaker[Session], shop_id: int, data: dict, result: SyncResult) -> None:
+    try:
+        snapshot = parse_customer(data)
+        with unit_of_work(sessions) as session:
+            apply_customer(session, session.get(Shop, shop_id), snapshot, ACTOR, is_new=True)
+    except DomainError as exc:
+        error = f"{exc.code}: {exc.message}" + (f" {exc.fields}" if exc.fields else "")
+        result.skipped_customers.append(Skipped(data.get("id"), error))
+        log.warning("shop %s: customer %r skipped: %s", shop_id, data.get("id"), error)
+
+
+def _pull_orders(api: WooShop, sessions: sessionmaker[Session], shop_id: int, since: datetime | None,
+                 result: SyncResult, progress: Progress | None) -> None:  # fmt: skip
+    params = {"orderby": "id", "order": "asc", "per_page": PAGE_SIZE}
+    if since is not None:
+        params.update(modified_after=_wc_utc(since), dates_are_gmt="true")
+    page, total = 1, 0
+    while True:  # until X-WP-TotalPages (read again on every page: new orders add pages) or an empty page
+        response = api.get("orders", **params, page=page)
+        orders = response.body if isinstance(response.body, list) else []
+        total = max(total, int_header(response, "x-wp-total", default=0), result.orders_seen + len(orders))
+        for data in orders:
+            _apply(sessions, shop_id, data, result)
+            if progress:
+                progress(result.orders_seen, total)
+        if page >= total_pages(response) or not orders:
+            return
+        page += 1
+
+
 def _apply(sessions: sessionmaker[Session], shop_id: int, data, result: SyncResult) -> None:
     result.orders_seen += 1
     order_id = data.get("id") if isinstance(data, dict) else None
@@ -156,7 +201,7 @@ def _apply(sessions: sessionmaker[Session], shop_id: int, data, result: SyncResu
             apply_order(session, session.get(Shop, shop_id), snapshot, ACTOR)
     except DomainError as exc:  # PayloadInvalid included: the order is reported, the sync goes on
         error = f"{exc.code}: {exc.message}" + (f" {exc.fields}" if exc.fields else "")
-        result.skipped.append(SkippedOrder(order_id, error))
+        result.skipped.append(Skipped(order_id, error))
         log.warning("shop %s: order %r skipped: %s", shop_id, order_id, error)
         return
     result.applied += 1
@@ -167,6 +212,14 @@ def _wc_utc(moment: datetime) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
     return moment.replace(tzinfo=None, microsecond=0).isoformat()
+
+
+def _date_gmt(data: dict, name: str) -> datetime | None:
+    value = data.get(name)
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=UTC) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _iso(moment: datetime | None) -> str | None:
