@@ -28,8 +28,10 @@ def expire_credit(sessions: sessionmaker[Session], now: datetime | None = None) 
 
 def _expire_lot(sessions: sessionmaker[Session], lot_id: int) -> int:
     with unit_of_work(sessions) as session:
-        lot = session.get(CreditLot, lot_id)
-        wallet = session.get(Account, lot.account_id, with_for_update=True, populate_existing=True)
+        account_id = session.scalar(select(CreditLot.account_id).where(CreditLot.id == lot_id))
+        wallet = session.get(Account, account_id, with_for_update=True, populate_existing=True)
+        # Read only now: a payment that held the wallet may have spent from this lot meanwhile.
+        lot = session.get(CreditLot, lot_id, populate_existing=True)
         amount = min(lot.remaining, wallet.available)  # money held for a payment stays until the hold ends
         if amount <= 0:
             return 0

@@ -106,13 +106,14 @@ def _take_back_refunded_topup(ctx: OrderContext) -> None:
                                     amount=refund.amount, destination="card", wallet_credit=0, bonus=0))  # fmt: skip
     if lot is None or ctx.customer is None:
         return
+    wallet = wallet_account(session, ctx.customer, order.currency, lock=True)
+    session.refresh(lot)  # read under the wallet's lock: a payment that held it may have spent from the lot
     already = session.scalar(
         select(total(LotMovement.amount))
         .join(LedgerTransaction, LedgerTransaction.id == LotMovement.transaction_id)
         .where(LotMovement.lot_id == lot.id, LedgerTransaction.kind.in_(("withdrawal", "withdrawal_reversal")))
     )
     refunded = sum(r.amount for r in order.refunds)
-    wallet = wallet_account(session, ctx.customer, order.currency, lock=True)
     due = min(min(refunded, lot.amount) - already, lot.remaining, max(wallet.available, 0))
     if due <= 0:
         return

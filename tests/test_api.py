@@ -2,7 +2,9 @@
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
+import bridge.web.api as api
 from bridge.db import unit_of_work
 from bridge.models import Customer, Entry, Hold, LedgerTransaction
 
@@ -191,3 +193,20 @@ def test_points_convert_to_wallet_money_once_per_key(client, shop, services):
     assert too_many.status_code == 409 and "points" in too_many.get_json()["error"]["fields"]
     too_few = client.post("/api/v1/customers/2/points/conversions", json={"points": 50}, headers=auth(shop, "c3"))
     assert too_few.status_code == 422 and "points" in too_few.get_json()["error"]["fields"]
+
+
+def test_a_database_that_drops_the_connection_answers_503_and_the_retry_moves_money_once(client, shop, monkeypatch):
+    adjust = api.adjust_wallet
+
+    def dropped(*args, **kwargs):
+        monkeypatch.setattr(api, "adjust_wallet", adjust)  # the next request finds the database back
+        raise OperationalError("UPDATE accounts", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(api, "adjust_wallet", dropped)
+    first = credit(client, shop, key="drop-1")
+    again = credit(client, shop, key="drop-1")
+
+    assert first.status_code == 503 and first.headers["Retry-After"] == "1"
+    assert first.get_json()["error"]["code"] == "database_unavailable"
+    assert again.status_code == 201
+    assert client.get("/api/v1/customers/42/wallet", headers=auth(shop)).get_json()["balance"] == 10_000

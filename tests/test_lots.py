@@ -1,7 +1,9 @@
 """Credit lots: sources remembered, soonest-expiring spent first, reversals restore, promotions expire."""
 
+import threading
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from bridge import orders
@@ -9,7 +11,7 @@ from bridge.customer_rules import apply_customer
 from bridge.db import unit_of_work
 from bridge.expiry import expire_credit
 from bridge.ledger import verify
-from bridge.models import CreditLot, LedgerTransaction, utcnow
+from bridge.models import CreditLot, LedgerTransaction, Shop, utcnow
 from bridge.order_rules import apply_order
 from bridge.orders import CustomerSnapshot
 from tests.test_order_rules import ACTOR, balance, configure, fund, order, paid, refunds
@@ -136,3 +138,27 @@ def test_a_reminder_is_noted_once_before_credit_expires(services, shop):
 
         [message] = session.execute(select(OutboxMessage)).scalars().all()
         assert "expires on" in message.payload["note"]
+
+
+@pytest.mark.postgres_only
+def test_expiry_counts_the_lot_after_a_payment_that_was_spending_it(services, shop):
+    """`expire` reads a lot while a wallet payment holds the wallet and spends that lot: the expiry must wait
+    for the payment and expire what is left, not what the lot held before (that would be refused)."""
+    with unit_of_work(services.sessions) as session:
+        stored = signup_with_bonus(session, shop, bonus=500, days=10)
+        fund(session, stored, 1_000)  # cash: the wallet could cover the stale 500, the lot cannot
+    expired = []
+    later = utcnow() + timedelta(days=11)
+    expiring = threading.Thread(target=lambda: expired.append(expire_credit(services.sessions, later)))
+    with unit_of_work(services.sessions) as paying:
+        apply_order(paying, paying.get(Shop, stored.id), order(total=300), ACTOR)  # the wallet row is now locked
+        expiring.start()
+        expiring.join(1.0)  # it has read the lot (500 left) and waits for the wallet
+        assert expiring.is_alive()
+    expiring.join(30)
+
+    assert expired == [1]
+    with unit_of_work(services.sessions) as session:
+        assert balance(session, stored) == 1_000 and verify(session) == []
+        expiry = session.execute(select(LedgerTransaction).where(LedgerTransaction.kind == "expiry")).scalar_one()
+        assert expiry.reason == "€2.00 of promotional credit expired"

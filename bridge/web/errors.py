@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from bridge.errors import DomainError
@@ -56,6 +57,15 @@ def _on_http_error(exc: HTTPException):
     return error_response(exc.code or 500, code, data.get("message") or exc.description or exc.name)
 
 
+def _on_database_unavailable(exc: OperationalError):
+    """A dropped connection, a failover or a deadlock: the transaction was rolled back, nothing was written,
+    and the same request (with its Idempotency-Key) can simply be sent again."""
+    log.warning("database unavailable: %s", exc.__class__.__name__, exc_info=True)
+    response, status = error_response(503, "database_unavailable", "the database is unavailable: try again")
+    response.headers["Retry-After"] = "1"
+    return response, status
+
+
 def _on_unexpected(exc: Exception):
     log.exception("unhandled error")
     return error_response(500, "internal_error", "internal error")
@@ -64,4 +74,5 @@ def _on_unexpected(exc: Exception):
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(DomainError, _on_domain_error)
     app.register_error_handler(HTTPException, _on_http_error)
+    app.register_error_handler(OperationalError, _on_database_unavailable)
     app.register_error_handler(Exception, _on_unexpected)

@@ -33,7 +33,6 @@ def test_the_books_balance_after_kills_an_outage_and_a_dropped_database_connecti
         outage_seconds=3.0,
         lost_answers=4,
         expiries=1,
-        topup_refund_share=0.0,  # finding 1 of docs/reliability.md is covered by the test below
         recheck=False,  # the full size (bench/bank.py) also syncs and expires a second time
         deadline_seconds=45.0,
         settle_seconds=30.0,
