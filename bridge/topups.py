@@ -28,8 +28,9 @@ def check_topup_amount(settings: dict, amount: int, currency: str) -> None:
                                fields={"amount": f"at most {format_amount(high, currency)}"})  # fmt: skip
 
 
-def begin_topup(session: Session, shop: Shop, external_id: str, amount: int, key: str) -> TopupRequest:
-    """Record the request once per key; the caller then creates the shop order if it has none yet."""
+def begin_topup(session: Session, shop: Shop, external_id: str, amount: int, key: str) -> tuple[TopupRequest, bool]:
+    """Record the request once per key: (the request, whether this call recorded it). The caller then creates
+    the shop order if it has none yet."""
     check_topup_amount(load_settings(shop.settings), amount, shop.currency)
     customer = ensure_customer(session, shop.id, external_id)
     ensure_unlocked(wallet_account(session, customer, shop.currency))
@@ -39,12 +40,12 @@ def begin_topup(session: Session, shop: Shop, external_id: str, amount: int, key
     if request is not None:
         if (request.customer_id, request.amount) != (customer.id, amount):
             raise IdempotencyConflict("this key was used for another top-up", fields={"idempotency_key": "in use"})
-        return request
+        return request, False
     request = TopupRequest(shop_id=shop.id, customer_id=customer.id, idempotency_key=key, amount=amount,
                            currency=shop.currency)  # fmt: skip
     session.add(request)
     session.flush()
-    return request
+    return request, True
 
 
 def requested_topup(meta: dict) -> int | None:

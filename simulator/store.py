@@ -114,6 +114,7 @@ class Refund:
     created: datetime
     refunded_payment: bool
     items: list[RefundedItem] = field(default_factory=list)
+    meta: list[Meta] = field(default_factory=list)
 
 
 @dataclass
@@ -670,7 +671,8 @@ class Store:
     def create_refund(self, order_id: int, fields: Mapping) -> Refund:
         """POST /orders/<id>/refunds, following wc_create_refund(): amount check, save (which takes an id
         from the shared sequence), then the gateway refund when `api_refund` is true — a refusal there
-        deletes the refund but the id stays used."""
+        deletes the refund but the id stays used. Only then does the REST controller write `meta_data`
+        (update_meta_data, like an order's), so a refused refund keeps none."""
         order = self.order(order_id)
         items = self._refund_items(order, fields.get("line_items") or [])
         if fields.get("amount") not in (None, ""):
@@ -687,6 +689,7 @@ class Store:
         if api_refund:
             self._check_gateway(order)
         refund = Refund(refund_id, order.id, amount, reason, self.now(), api_refund, items)
+        self._write_meta(refund.meta, fields.get("meta_data") or [], self._meta_ids)  # refunds are orders too
         order.refunds.append(refund)
         self.refunds[refund.id] = refund
         order.modified = refund.created

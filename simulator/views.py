@@ -235,7 +235,7 @@ def refund_json(refund: Refund, store: Store, url: str) -> dict:
         "reason": refund.reason,
         "refunded_by": 1,
         "refunded_payment": refund.refunded_payment,
-        "meta_data": [],
+        "meta_data": meta_json(refund.meta),
         "line_items": items,
         "_links": {
             "self": [{"href": f"{base}/orders/{refund.order_id}/refunds/{refund.id}"}],

@@ -178,7 +178,7 @@ def record_throttle_waits(monkeypatch) -> list[float]:
 
 
 def database_hiccup_once(monkeypatch) -> list[str]:
-    """The bridge's first look at the database fails once: its answer to that delivery is a 500."""
+    """The bridge's first look at the database fails once: its answer to that delivery is a 503."""
     failed: list[str] = []
     already_applied = views.already_applied
 
@@ -239,12 +239,12 @@ def test_a_customer_story_against_the_simulated_shopify_shop(app, client, servic
     assert count(services, "payment", spent) == 1
     assert wallet(services, shop_id, alice)[1] == 41  # orders/paid: 1 point per euro of the €41.48
 
-    # 4. A card order whose orders/paid the bridge answers 500 (a database hiccup): Shopify retries it,
+    # 4. A card order whose orders/paid the bridge answers 503 (a database hiccup): Shopify retries it,
     #    same webhook id, and the points are earned once.
     hiccups = database_hiccup_once(monkeypatch)
     clock.advance()
     card = sim.place_order(alice, total="60.00")["id"]
-    assert hiccups and [d.status for d in sim.deliveries_for("orders/paid")][-1] == 500
+    assert hiccups and [d.status for d in sim.deliveries_for("orders/paid")][-1] == 503
     assert wallet(services, shop_id, alice) == (2500, 41)
     assert [d.topic for d in sim.failed_deliveries] == ["orders/paid"]
     [retried] = sim.retry_failed()

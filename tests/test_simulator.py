@@ -260,6 +260,20 @@ def test_refund_shows_on_the_order_with_a_negative_total(api):
     assert stored["status"] == "refunded"
 
 
+def test_refund_keeps_its_meta_data_like_an_order(api):
+    order = new_order(api, "19.99", meta_data=[{"key": "_note", "value": "x"}])
+    url = f"orders/{order['id']}/refunds"
+    marker = {"key": "_wallet_bridge_withdrawal", "value": "w-7"}
+
+    created = api.post(url, {"amount": "5.00", "api_refund": False, "meta_data": [marker]}).json()
+
+    [meta] = created["meta_data"]
+    assert {"key": meta["key"], "value": meta["value"]} == marker
+    assert isinstance(meta["id"], int) and meta["id"] > order["meta_data"][0]["id"]  # the orders' meta sequence
+    assert api.get(url).json()[0]["meta_data"] == [meta]
+    assert api.get(f"{url}/{created['id']}").json()["meta_data"] == [meta]
+
+
 # --- webhooks ----------------------------------------------------------------------------------------------------
 
 

@@ -4,11 +4,13 @@ import json
 
 import pytest
 import responses
+from flask import request
 from sqlalchemy import func, select
 
 from bridge.db import unit_of_work
 from bridge.ledger import verify
 from bridge.models import LedgerTransaction, OutboxMessage, Shop, TopupRequest
+from simulator import create_simulator
 from sync.pushers import pushers_for
 from sync.worker import RetryPolicy, drain
 from tests.test_api import auth
@@ -36,6 +38,11 @@ def paid_topup(order_id=30, total="50.00", requested=5_000, refunds=()):
                       meta_data=[{"id": 9, "key": "_wallet_bridge_topup", "value": str(requested)}])  # fmt: skip
 
 
+def topup_request_ids(services) -> list[int]:
+    with unit_of_work(services.sessions) as session:
+        return list(session.scalars(select(TopupRequest.id)))
+
+
 def count(services, model, *where):
     with unit_of_work(services.sessions) as session:
         return session.scalar(select(func.count()).select_from(model).where(*where))
@@ -58,11 +65,55 @@ def test_topup_creates_one_pending_shop_order_with_a_fee_line(client, services, 
         assert response.status_code == 201
     assert response.get_json() == {"order_id": "30", "amount": 5_000,
                                    "payment_url": "https://alpha.example/checkout/order-pay/30/?key=k"}  # fmt: skip
-    [call] = responses.calls
+    [call] = responses.calls  # a first request looks for no earlier order: only a retry does
     sent = json.loads(call.request.body)
     assert sent["status"] == "pending" and sent["customer_id"] == 2 and sent["set_paid"] is False
     assert sent["fee_lines"] == [{"name": "Wallet top-up", "total": "50.00", "tax_status": "none"}]
-    assert sent["meta_data"] == [{"key": "_wallet_bridge_topup", "value": "5000"}]
+    [request_id] = topup_request_ids(services)
+    assert sent["meta_data"] == [{"key": "_wallet_bridge_topup", "value": "5000"},
+                                 {"key": "_wallet_bridge_topup_request", "value": str(request_id)}]  # fmt: skip
+
+
+@pytest.fixture
+def sim(services, woo):
+    """The shop is a served WooCommerce simulator (OAuth over http on 127.0.0.1; no webhooks registered)."""
+    simulator = create_simulator(consumer_key="ck_test", consumer_secret="cs_test")
+    simulator.serve()
+    with unit_of_work(services.sessions) as session:
+        session.get(Shop, woo.shop.id).url = simulator.base_url
+    yield simulator
+    simulator.shutdown()
+
+
+def lose_the_answer_to_the_first_order_post(sim, monkeypatch) -> None:
+    """The first POST /orders is applied by the shop, then its answer is lost (a proxy's 502)."""
+    take_outage, lost = sim.take_outage, []
+
+    def aimed():
+        if not lost and request.method == "POST" and request.path.endswith("/orders"):
+            lost.append(request.path)
+            sim.fail_rest(502, times=1, after_apply=True)
+        return take_outage()
+
+    monkeypatch.setattr(sim, "take_outage", aimed)
+
+
+def test_a_topup_retried_after_a_lost_answer_reuses_the_order_the_shop_made(client, woo, sim, monkeypatch):
+    customer = str(sim.create_customer("alice@example.test")["id"])
+    lose_the_answer_to_the_first_order_post(sim, monkeypatch)
+
+    def topup(key):
+        return client.post(f"/api/v1/customers/{customer}/topups", json={"amount": 5_000}, headers=auth(woo, key))
+
+    assert topup("t1").status_code == 502
+    retried = topup("t1")
+
+    [order] = sim.store.orders.values()
+    assert retried.status_code == 201
+    assert retried.get_json()["order_id"] == str(order.id)
+    assert retried.get_json()["payment_url"] == sim.order(order.id)["payment_url"]
+    # Another key is another top-up: its own order, not the one marked for t1.
+    assert topup("t2").get_json()["order_id"] != str(order.id) and len(sim.store.orders) == 2
 
 
 def test_paid_topup_credits_once_what_was_actually_paid(client, services, woo):

@@ -312,13 +312,14 @@ class Topups(MethodView):
                 api_client = WooShop.for_shop(shop, services().secrets, services().settings.shop_timeout_seconds)
             except PermanentFailure as exc:
                 raise ValidationFailed(str(exc), fields={"shop": "not connected"}, code="shop_not_connected") from exc
-            request = begin_topup(session, shop, customer_id, body["amount"], headers["idempotency_key"])
+            request, first_time = begin_topup(session, shop, customer_id, body["amount"], headers["idempotency_key"])
             if request.order_external_id:
                 return _topup_out(request)
             request_id, currency = request.id, request.currency
         try:
-            order_id, payment_url = create_topup_order(api_client, customer_id, body["amount"], currency)
-        except ShopCallFailed as exc:  # nothing moved; the same key creates the order once the shop answers
+            order_id, payment_url = create_topup_order(api_client, customer_id, body["amount"], currency, request_id,
+                                                       retry=not first_time)  # fmt: skip
+        except ShopCallFailed as exc:  # nothing recorded: the same key finds or creates the order later
             return error_response(502, "shop_unreachable", f"the shop did not create the top-up order: {exc}")
         with transaction() as session:
             request = session.get(TopupRequest, request_id)

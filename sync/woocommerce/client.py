@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from secrets import token_hex
 
 import requests
 import woocommerce
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from woocommerce.oauth import OAuth
 
 from bridge.models import Shop
 from bridge.security import SecretBox
@@ -27,11 +29,30 @@ class WooResponse:
     headers: dict
 
 
+class _UniqueNonceOAuth(OAuth):
+    """The official nonce is 8 random digits (hashed): over ~10^4 calls per key two collide (the birthday
+    bound) and the store answers 401 "Invalid nonce". 128 random bits never do."""
+
+    @staticmethod
+    def generate_nonce() -> str:
+        return token_hex(16)
+
+
+class _UniqueNonceAPI(woocommerce.API):
+    """The client builds its OAuth in the private `__get_oauth_url` and offers no hook for the class, so this
+    overrides that name-mangled method (patching `woocommerce.api.OAuth` would change every client in the
+    process). WooShop passes no `oauth_timestamp`, so the OAuth stamps the call with the current time."""
+
+    def _API__get_oauth_url(self, url: str, method: str, **_) -> str:
+        oauth = _UniqueNonceOAuth(url, self.consumer_key, self.consumer_secret, version=self.version, method=method)
+        return oauth.get_oauth_url()
+
+
 class WooShop:
     """One shop's wc/v3 API."""
 
     def __init__(self, url: str, consumer_key: str, consumer_secret: str, timeout: float = 10.0):
-        self._api = woocommerce.API(
+        self._api = _UniqueNonceAPI(
             url=url, consumer_key=consumer_key, consumer_secret=consumer_secret, version="wc/v3", timeout=timeout
         )
 
