@@ -52,8 +52,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--outage-seconds", type=float, default=60.0)
     parser.add_argument("--no-db-drop", action="store_true")
     parser.add_argument("--lost-answers", type=int, default=4, help="per shop")
-    parser.add_argument("--lose-refund-answers", action="store_true",
-                        help="also lose answers to refund POSTs (the simulator keeps no refund meta_data)")
     parser.add_argument("--expiries", type=int, default=2)
     parser.add_argument("--duplicate-rate", type=float, default=0.2)
     parser.add_argument("--reorder-rate", type=float, default=0.25)
@@ -80,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         database_url=args.database_url, seed=args.seed, shops=args.shops, processes=True, threads=args.threads,
         operations=args.operations, customers=args.customers, web_workers=args.web_workers,
         outbox_workers=args.outbox_workers, kills=args.kills, outage_seconds=args.outage_seconds,
-        db_drop=not args.no_db_drop, lost_answers=args.lost_answers, lose_refund_answers=args.lose_refund_answers,
+        db_drop=not args.no_db_drop, lost_answers=args.lost_answers,
         expiries=args.expiries, duplicate_rate=args.duplicate_rate, reorder_rate=args.reorder_rate,
         topup_refund_share=args.topup_refund_share,
         pumps=args.pumps, shop_timeout=args.shop_timeout, outbox_base_delay=args.outbox_base_delay,

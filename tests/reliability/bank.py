@@ -133,7 +133,6 @@ class BankConfig:
     outage_seconds: float = 3.0  # the shops' REST API down: 503 for half of it, then timing out
     db_drop: bool = True
     lost_answers: int = 4  # per shop: answers to writes lost after the shop applied them
-    lose_refund_answers: bool = False  # also answers to POST /orders/<id>/refunds (see docs/reliability.md)
     expiries: int = 2  # `wallet-bridge expire` runs during the workload (after back-dating some lots)
     duplicate_rate: float = 0.2
     reorder_rate: float = 0.25  # share of delivery batches sent shuffled
@@ -691,9 +690,8 @@ class ShopDriver:
             self.sim.restore_rest()
 
     def lose_answers(self, count: int) -> None:
-        """The next `count` writes (PUT/POST) are applied by the shop, then their answers are lost. Refunds
-        only with the spec's `lose_refund_answers`: the simulator keeps no `meta_data` on refunds (a real store
-        does), so the bridge's marker cannot show it that a refund whose answer was lost was made."""
+        """The next `count` writes (PUT/POST, refunds included) are applied by the shop, then their answers
+        are lost."""
         self._answers_to_lose = count
         if count:
             self.sim.take_outage = self._aimed_outage
@@ -702,8 +700,7 @@ class ShopDriver:
 
     def _aimed_outage(self):
         with self.sim.lock:
-            aim = self._answers_to_lose > 0 and flask_request.method in ("PUT", "POST") and (
-                self.spec["lose_refund_answers"] or not flask_request.path.endswith("/refunds"))
+            aim = self._answers_to_lose > 0 and flask_request.method in ("PUT", "POST")
             if aim:
                 self._answers_to_lose -= 1
                 self.answers_lost += 1
@@ -1019,7 +1016,7 @@ class BankRun:
             {"index": i, "seed": self.c.seed, "threads": self.c.threads, "operations": self.c.operations,
              "max_customers": self.c.max_customers, "pumps": self.c.pumps, "duplicate_rate": self.c.duplicate_rate,
              "reorder_rate": self.c.reorder_rate, "rest_timeout": self.c.shop_timeout + 1.5,
-             "lose_refund_answers": self.c.lose_refund_answers, "topup_refund_share": self.c.topup_refund_share}
+             "topup_refund_share": self.c.topup_refund_share}
             for i in range(self.c.shops)
         ]  # fmt: skip
         if not self.c.processes:
