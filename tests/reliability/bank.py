@@ -1572,7 +1572,8 @@ def _check_shop(find: Findings, figures: dict, shop_id: int, report: dict, txns:
     for what, count in journal["refused"].items():
         figures["shop_journal"][f"refused: {what}"] += count
 
-    # Sign-ups: one bonus per customer whose sign-up reached the bridge; never one for anybody else.
+    # Sign-ups: one bonus per customer of the shop (a lost customer.created is made good by `sync`); never one
+    # for anybody else.
     customers = set(report["customers"])
     bonus = {int(k.split(":")[1]) for k in by_key if k.startswith("customer:") and k.endswith(":signup_bonus")}
     for customer in sorted(bonus - customers):
@@ -1583,10 +1584,11 @@ def _check_shop(find: Findings, figures: dict, shop_id: int, report: dict, txns:
         if leg(f"customer:{customer}:signup_bonus") != SHOP_SETTINGS["signup_bonus"]:
             find.add("sign-up bonus of the wrong amount", f"{shop} customer {customer}")
     lost = customers - bonus
+    for customer in sorted(lost):
+        find.add("sign-up without its bonus after `sync`", f"{shop} customer {customer}")
     events["signups"] += len(customers)
     events["signup_bonuses"] += len(bonus)
-    events["signups_lost_with_their_delivery"] += len(lost)
-    events["signups_lost_in_transit"] += len(lost & set(deliveries["customer_lost"]))
+    events["signups_whose_delivery_was_lost"] += len(set(deliveries["customer_lost"]))
 
     # Wallet payments: a payment in the ledger exactly when the shop carries the bridge's marker for it.
     for key in by_key:
