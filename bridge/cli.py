@@ -19,7 +19,7 @@ from bridge.errors import DomainError
 from bridge.expiry import expire_credit, remind_before_expiry
 from bridge.ledger import expire_stale_holds, verify
 from bridge.migrate import upgrade
-from bridge.models import OutboxMessage
+from bridge.models import OutboxMessage, Shop
 from bridge.shops import create_shop, get_shop
 from bridge.users import add_membership, create_user
 from bridge.web.runtime import services
@@ -77,6 +77,21 @@ def shop_create(name, platform, url, currency, as_json):
     emit(data, as_json)
 
 
+@shop_group.command("list", help="Every shop: id, platform, currency, connected or not, last sync, name and URL.")
+@click.option("--json", "as_json", is_flag=True)
+def shop_list(as_json):
+    with unit_of_work(services().sessions) as session:
+        shops = [{"id": shop.id, "platform": shop.platform, "currency": shop.currency,
+                  "connected": shop.consumer_secret_enc is not None, "last_synced_at": shop.last_synced_at,
+                  "name": shop.name, "url": shop.url}
+                 for shop in session.scalars(select(Shop).order_by(Shop.id))]  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(shops, default=str, indent=2))
+        return
+    for shop in shops:  # tab-separated, for cron scripts: `cut -f1` gives the ids
+        click.echo("\t".join(str(value) for value in shop.values()))
+
+
 @shop_group.command("connect", help="Check a WooCommerce shop's REST keys, store them encrypted, register webhooks.")
 @click.argument("shop_id", type=int)
 @click.option("--url", required=True, help="The shop's site URL (https in production).")
@@ -110,7 +125,8 @@ def shop_connect(shop_id, url, consumer_key, consumer_secret, as_json):
         click.echo(f"warning: {warning}", err=True)
 
 
-@click.command("sync", help="Pull orders changed since the last sync and re-activate webhooks (run from cron).")
+@click.command("sync", help="Pull customers and orders changed since the last sync and re-activate webhooks "
+               "(run from cron).")  # fmt: skip
 @click.argument("shop_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no progress bar).")
 def sync_command(shop_id, as_json):

@@ -441,3 +441,14 @@ def test_connect_starts_the_sync_window_now(services, shop, woo):
     connect(services, shop.shop.id)
     with unit_of_work(services.sessions) as session:
         assert session.get(Shop, shop.shop.id).last_synced_at is not None
+
+
+def test_cli_shop_list_shows_which_shops_are_connected_and_no_secret(app, services, connected, other_shop):
+    with app.app_context():
+        listed = json.loads(app.test_cli_runner().invoke(args=["shop", "list", "--json"]).output)
+        lines = app.test_cli_runner().invoke(args=["shop", "list"]).output.splitlines()
+
+    expected = [(connected, "woocommerce", True), (other_shop.shop.id, "woocommerce", False)]
+    assert [(s["id"], s["platform"], s["connected"]) for s in listed] == expected
+    assert [line.split("\t")[0] for line in lines] == [str(connected), str(other_shop.shop.id)]
+    assert SECRET not in json.dumps(listed) and KEY not in json.dumps(listed)
