@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -164,7 +165,12 @@ class InboxDelivery(Base):
     """Every signed webhook delivery, stored before it is answered."""
 
     __tablename__ = "inbox"
-    __table_args__ = (Index("ix_inbox_shop_status", "shop_id", "status"),)
+    __table_args__ = (
+        Index("ix_inbox_shop_status", "shop_id", "status"),
+        # Only what is still to apply (a few rows at most), for the workers' recovery of stranded deliveries.
+        Index("ix_inbox_unapplied", "received_at", postgresql_where=text("status = 'received'"),
+              sqlite_where=text("status = 'received'")),  # fmt: skip
+    )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
     platform: Mapped[str] = mapped_column(String(20))
