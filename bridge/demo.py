@@ -356,8 +356,9 @@ class Story:
 class ShopifyStory(Story):
     """The same story against a simulated Shopify shop. Every wallet movement the bridge makes is mirrored to
     the customer's native store credit (credit and debit mutations through the outbox); what Shopify does
-    itself (spending at its checkout, its refunds to store credit) arrives by webhook and the ledger
-    follows without sending it back. Each step prints both balances."""
+    itself (its refunds to store credit, by webhook; spending at its checkout, read from the order's
+    transactions by the worker, as webhooks do not say) is followed by the ledger without being sent back.
+    Each step prints both balances."""
 
     PLATFORM = "shopify"
 

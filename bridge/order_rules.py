@@ -40,7 +40,11 @@ class OrderContext:
     actor: Actor
 
     def key(self, suffix: str) -> str:
-        return f"order:{self.order.external_id}:{suffix}"
+        return _order_key(self.order.external_id, suffix)
+
+
+def _order_key(order_external_id: str, suffix: str) -> str:
+    return f"order:{order_external_id}:{suffix}"
 
 
 def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor) -> ShopOrder:
@@ -63,7 +67,9 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
         _reverse_order(ctx)
     if order.phase == orders.PAID and customer is not None:
         if order.spent_from_store_credit and not record.wallet_paid:
-            _record_checkout_spend(ctx)
+            _post_checkout_spend(session, shop.id, record, customer, order.spent_from_store_credit, actor)
+        elif order.store_credit_spend_unknown and not record.wallet_paid:
+            _ask_shop_for_checkout_spend(ctx)
         _earn_order_points(ctx)
     for refund in sorted(order.refunds, key=_refund_order):
         _apply_refund(ctx, refund)
@@ -152,12 +158,7 @@ def apply_refund_event(
 ) -> ShopOrder | None:
     """A refund delivered on its own (Shopify's refunds/create), applied like one in the order's list.
     Unknown order: nothing yet — the order's own delivery carries its refunds and applies them."""
-    record = session.execute(
-        select(ShopOrder)
-        .where(ShopOrder.shop_id == shop.id, ShopOrder.external_id == order_external_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    record = _locked_order(session, shop.id, order_external_id)
     if record is None or record.customer_id is None:
         return None
     customer = session.get(Customer, record.customer_id)
@@ -186,12 +187,16 @@ def _lock_order_record(session: Session, shop: Shop, order: OrderSnapshot, custo
         },
         ["shop_id", "external_id"],
     )  # fmt: skip
+    return _locked_order(session, shop.id, order.external_id)
+
+
+def _locked_order(session: Session, shop_id: int, order_external_id: str) -> ShopOrder | None:
     return session.execute(
         select(ShopOrder)
-        .where(ShopOrder.shop_id == shop.id, ShopOrder.external_id == order.external_id)
+        .where(ShopOrder.shop_id == shop_id, ShopOrder.external_id == order_external_id)
         .with_for_update()
         .execution_options(populate_existing=True)
-    ).scalar_one()
+    ).scalar_one_or_none()
 
 
 def _pays_by_wallet(ctx: OrderContext) -> bool:
@@ -270,19 +275,37 @@ def _tell_shop(ctx: OrderContext, kind: str, note: str, **payload) -> None:
     )
 
 
-def _record_checkout_spend(ctx: OrderContext) -> None:
+def _ask_shop_for_checkout_spend(ctx: OrderContext) -> None:
+    """The body names the store credit gateway but not what it took (Shopify's order webhooks carry no
+    transactions): the outbox worker reads the order's transactions and calls `record_checkout_spend`."""
+    enqueue(ctx.session, shop_id=ctx.shop.id, kind="order.fetch_transactions",
+            payload={"order_id": ctx.order.external_id, "currency": ctx.order.currency},
+            dedupe_key=ctx.key("fetch-transactions"))  # fmt: skip
+
+
+def record_checkout_spend(session: Session, shop: Shop, order_external_id: str, spent: int, actor: Actor) -> None:
+    """Store credit spent at checkout on an order already applied, learnt afterwards from the shop: recorded
+    as its paid delivery would have recorded it, whatever the order's state now (a cancellation gives none
+    back, only a refund does), and once, whether this or a delivery that carried the spend comes first."""
+    record = _locked_order(session, shop.id, order_external_id)
+    if record is None or record.customer_id is None or record.wallet_paid or spent <= 0:
+        return
+    _post_checkout_spend(session, shop.id, record, session.get(Customer, record.customer_id), spent, actor)
+
+
+def _post_checkout_spend(session: Session, shop_id: int, record: ShopOrder, customer: Customer, spent: int,
+                         actor: Actor) -> None:  # fmt: skip
     """The customer spent store credit at the shop's own checkout (Shopify): the wallet follows, under a
     native key, so the movement is not sent back to the shop. A wallet that cannot cover it fails the
-    delivery visibly: the two have drifted, and `wallet-bridge sync` reconciles them."""
-    order, record = ctx.order, ctx.record
-    wallet = wallet_account(ctx.session, ctx.customer, order.currency)
-    spent = order.spent_from_store_credit
+    delivery (or the outbox message) visibly: the two have drifted, and `wallet-bridge sync` reconciles them."""
+    wallet = wallet_account(session, customer, record.currency)
     post_transaction(
-        ctx.session, shop_id=ctx.shop.id, kind="payment",
-        reason=f"Store credit spent at checkout on order #{order.external_id}",
+        session, shop_id=shop_id, kind="payment",
+        reason=f"Store credit spent at checkout on order #{record.external_id}",
         legs=[Leg(wallet, -spent),
-              Leg(system_account(ctx.session, ctx.shop.id, SystemAccount.WALLET_PAYMENTS, order.currency), spent)],
-        idempotency_key=native_key(ctx.key("checkout-spend")), actor=ctx.actor, order_ref=order.external_id,
+              Leg(system_account(session, shop_id, SystemAccount.WALLET_PAYMENTS, record.currency), spent)],
+        idempotency_key=native_key(_order_key(record.external_id, "checkout-spend")), actor=actor,
+        order_ref=record.external_id,
     )  # fmt: skip
     record.wallet_paid, record.payment_outcome = spent, "store_credit"
 
@@ -473,12 +496,7 @@ def _claw_back_refund_points(ctx: OrderContext, refund, applied: OrderRefund) ->
 def return_overcharge(session: Session, shop: Shop, order_external_id: str, credited_by_shop: int) -> int:
     """The shop may lower an order by less than the wallet paid (it cuts a negative fee at a total of
     0.00, or rounds): give the difference back to the wallet, once. Returns the amount returned."""
-    record = session.execute(
-        select(ShopOrder)
-        .where(ShopOrder.shop_id == shop.id, ShopOrder.external_id == order_external_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    record = _locked_order(session, shop.id, order_external_id)
     if record is None or record.customer_id is None:
         return 0
     overcharge = record.wallet_paid - max(credited_by_shop, 0)

@@ -38,6 +38,7 @@ class OrderSnapshot:
     meta: dict = field(default_factory=dict)  # the platform's order meta_data, key → value
     modified_at: datetime | None = None  # when the shop last changed the order (UTC), if it says
     spent_from_store_credit: int = 0  # paid at the shop's own checkout from its native store credit (Shopify)
+    store_credit_spend_unknown: bool = False  # store credit paid part, the body did not say how much: ask the shop
 
 
 @dataclass(frozen=True)

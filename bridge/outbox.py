@@ -9,6 +9,8 @@ Kinds are platform-neutral; `sync/<platform>/` turns each into that shop's API c
 - order.create_refund  {order_id, amount, reason, api_refund, request_id}       a refund the customer asked for
 - store_credit.credit / store_credit.debit  {customer_id, currency, amount, expires_at, transaction_id}
                        mirror a wallet movement to the shop's native store credit (Shopify)
+- order.fetch_transactions {order_id, currency}   read what the order's checkout spent from the shop's
+                       store credit, and record it (Shopify's order webhooks do not say)
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from bridge.db import insert_ignoring_conflict
 from bridge.models import OutboxMessage, ShopOrder, utcnow
 
 KINDS = frozenset({"order.mark_paid", "order.add_wallet_fee", "order.mark_unpaid", "order.note", "order.refund",
-                   "order.create_refund", "store_credit.credit", "store_credit.debit"})
+                   "order.create_refund", "store_credit.credit", "store_credit.debit", "order.fetch_transactions"})
 
 
 def enqueue(session: Session, *, shop_id: int, kind: str, payload: dict, dedupe_key: str) -> None:

@@ -78,6 +78,7 @@ class ShopifySimulator:
         throttle_clock: Callable[[], float] | None = None,
         delivery_timeout: float = DELIVERY_TIMEOUT,
         seed: int | None = None,
+        transactions_in_order_bodies: bool = False,
     ):
         if not is_currency(currency):
             raise ShopifySimulatorError(f"unknown currency {currency!r}")
@@ -94,6 +95,7 @@ class ShopifySimulator:
             shop_domain=shop_domain,
             utc_offset=timedelta(minutes=utc_offset_minutes),
             first_id=first_id,
+            transactions_in_order_bodies=transactions_in_order_bodies,
         )
         self.shop_id = self.store.next_id()
         self.hub = WebhookHub(
@@ -194,8 +196,10 @@ class ShopifySimulator:
         email: str | None = None,
     ) -> dict:
         """A paid checkout (None: a guest). The `store_credit` part is paid from the customer's native store
-        credit — debited from the account at once, shown as a "shopify_store_credit" sale transaction —
-        and the rest through `gateway`. Delivers orders/create then orders/paid with the same body."""
+        credit — debited from the account at once, a "shopify_store_credit" sale transaction (read through
+        the GraphQL `order` query: order bodies carry no transactions, as Shopify's, unless
+        `transactions_in_order_bodies`) — and the rest through `gateway`. Delivers orders/create then
+        orders/paid with the same body, whose `payment_gateway_names` name both."""
         currency = currency or self.store.currency
         if not is_currency(currency):
             raise ShopifySimulatorError(f"unknown currency {currency!r}")
@@ -459,5 +463,6 @@ def create_shopify_simulator(**options) -> ShopifySimulator:
     expiry), api_version ("2026-07", sent as X-Shopify-API-Version), utc_offset_minutes (dates in bodies),
     first_id (2**53 + 1), query_cost (10 per root field), maximum_available (1000.0), restore_rate (50.0),
     throttle_clock (monotonic seconds for the bucket; default time.monotonic), delivery_timeout (5.0 s),
-    seed (webhook and event ids)."""
+    seed (webhook and event ids), transactions_in_order_bodies (False: like Shopify's, order bodies carry
+    no `transactions`, only `payment_gateway_names`; True adds them)."""
     return ShopifySimulator(**options)

@@ -6,6 +6,8 @@ for, and inputs come from `variables` (scalar literals such as `first: 100` are 
 
     shop                                          → {name, currencyCode, myshopifyDomain, id}
     customer(id:)                                 → null, or {id, ..., storeCreditAccounts {nodes}}
+    order(id:)                                    → null, or {id, name, transactions: [{id, kind, status,
+                                                    gateway, amountSet, createdAt}]}, refunds' included
     storeCreditAccountCredit(id:, creditInput:)   → {storeCreditAccountTransaction, userErrors}
     storeCreditAccountDebit(id:, debitInput:)     → {storeCreditAccountTransaction, userErrors}
     webhookSubscriptions(first:)                  → {nodes, pageInfo}
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from simulator.shopify_store import AccountEntry, StoreCreditAccount
+from simulator.shopify_store import AccountEntry, StoreCreditAccount, Transaction
 from simulator.shopify_wire import (
     TOPICS,
     gid,
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
 
 UNRECOGNIZED_LOGIN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
 RATE_LIMITS_DOCS = "https://shopify.dev/api/usage/rate-limits"
-QUERY_FIELDS = frozenset({"shop", "customer", "webhookSubscriptions"})
+QUERY_FIELDS = frozenset({"shop", "customer", "order", "webhookSubscriptions"})
 MUTATION_FIELDS = frozenset({"storeCreditAccountCredit", "storeCreditAccountDebit", "webhookSubscriptionCreate"})
 _VERSION_RE = re.compile(r"[0-9]{4}-[0-9]{2}|unstable")
 REASONS = {
@@ -444,6 +446,18 @@ class AdminApi:
             },
         }
 
+    def _field_order(self, args: _Arguments) -> dict | None:
+        order_id = _gid_of(args.require("id", "ID!", str), "Order")
+        order = self.sim.store.orders.get(order_id) if order_id else None
+        if order is None:
+            return None
+        transactions = [*order.transactions, *(t for refund in order.refunds for t in refund.transactions)]
+        return {
+            "id": gid("Order", order.id),
+            "name": f"#{order.number}",
+            "transactions": [_order_transaction_json(t, order.currency) for t in transactions],
+        }
+
     def _field_storeCreditAccountCredit(self, args: _Arguments) -> dict:  # noqa: N802 - the GraphQL name
         owner = args.require("id", "ID!", str)
         credit = args.require("creditInput", "StoreCreditAccountCreditInput!", dict)
@@ -684,6 +698,18 @@ def _transaction_json(account: StoreCreditAccount, entry: AccountEntry) -> dict:
     if entry.kind == "credit":
         data["expiresAt"] = graphql_date(entry.expires_at)
     return data
+
+
+def _order_transaction_json(transaction: Transaction, currency: str) -> dict:
+    amount = money_v2(transaction.amount, currency)  # the simulator's orders are in the shop's currency
+    return {
+        "id": gid("OrderTransaction", transaction.id),
+        "kind": transaction.kind.upper(),  # GraphQL enums: SALE, REFUND; SUCCESS, FAILURE
+        "status": transaction.status.upper(),
+        "gateway": transaction.gateway,
+        "amountSet": {"shopMoney": amount, "presentmentMoney": amount},
+        "createdAt": graphql_date(transaction.created_at),
+    }
 
 
 def _subscription_json(subscription) -> dict:

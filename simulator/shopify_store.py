@@ -202,11 +202,13 @@ class ShopifyStore:
         shop_domain: str,
         utc_offset: timedelta = timedelta(0),
         first_id: int = FIRST_ID,
+        transactions_in_order_bodies: bool = False,
     ):
         self.clock = clock
         self.currency = currency
         self.shop_domain = shop_domain
         self.utc_offset = utc_offset
+        self.transactions_in_order_bodies = transactions_in_order_bodies
         self.customers: dict[int, Customer] = {}
         self.orders: dict[int, Order] = {}
         self.accounts: dict[tuple[int, str], StoreCreditAccount] = {}
@@ -467,7 +469,7 @@ class ShopifyStore:
         current = order.total - order.refunded
         total = money(order.total, currency)
         zero = money(0, currency)
-        return {
+        body = {
             "id": order.id,
             "admin_graphql_api_id": gid("Order", order.id),
             "app_id": None,
@@ -558,8 +560,9 @@ class ShopifyStore:
             "refunds": [self.refund_json(r) for r in order.refunds],
             "shipping_address": None,
             "shipping_lines": [],
-            # Not in Shopify's own order bodies (it has an orders/<id>/transactions endpoint): the simulator
-            # includes them so the bridge sees the store credit spent at checkout.
-            "transactions": [self.transaction_json(t) for t in order.transactions],
             "returns": [],
         }
+        # Not in Shopify's own order bodies (the Admin API has them); on request, for tests of bodies that do.
+        if self.transactions_in_order_bodies:
+            body["transactions"] = [self.transaction_json(t) for t in order.transactions]
+        return body

@@ -12,13 +12,14 @@ from sqlalchemy import func, select
 
 from bridge.db import unit_of_work
 from bridge.ledger import verify
-from bridge.models import InboxDelivery, LedgerTransaction, OutboxMessage, Shop
+from bridge.models import InboxDelivery, LedgerTransaction, OutboxMessage, Shop, utcnow
 from sync.pushers import pushers_for
 from sync.shopify.client import API_VERSION, ShopifyAdmin
 from sync.shopify.store_credit import reconcile
 from sync.worker import RetryPolicy, drain
 from tests.conftest import make_shop
 from tests.test_api import auth
+from webhooks.shopify.payloads import STORE_CREDIT_GATEWAY
 from webhooks.signing import sign
 
 FIXTURES = Path(__file__).parent / "fixtures" / "shopify"
@@ -214,3 +215,109 @@ def test_throttle_wait_comes_from_the_bucket(monkeypatch):
         mock.add(responses.POST, GRAPHQL, json={"data": {"shop": {"name": "Demo"}}})
         assert admin.graphql("query { shop { name } }") == {"shop": {"name": "Demo"}}
     assert waits == [0.2]  # (10 needed − 0 available) / 50 per second
+
+
+# --- store credit spent at checkout, read by the worker (Shopify's order bodies carry no transactions) ---------
+
+
+def as_shopify_sends_it(data):
+    """An order body without `transactions`, its gateways named instead, as Shopify's webhooks have it."""
+    body = {key: value for key, value in data.items() if key != "transactions"}
+    return {**body, "payment_gateway_names": [t["gateway"] for t in data["transactions"]]}
+
+
+def transactions_reply(*nodes):
+    return {"data": {"order": {"transactions": [
+        {"kind": kind, "status": status, "gateway": gateway,
+         "amountSet": {"shopMoney": {"amount": amount, "currencyCode": "USD"}}}
+        for kind, status, gateway, amount in nodes]}}}  # fmt: skip
+
+
+CHECKOUT_SPEND = ("SALE", "SUCCESS", STORE_CREDIT_GATEWAY, "5.0")
+
+
+def fetches(services):
+    with unit_of_work(services.sessions) as session:
+        query = select(OutboxMessage.payload).where(OutboxMessage.kind == "order.fetch_transactions")
+        return session.execute(query.order_by(OutboxMessage.id)).scalars().all()
+
+
+def payments(services):
+    with unit_of_work(services.sessions) as session:
+        query = select(LedgerTransaction.idempotency_key).where(LedgerTransaction.kind == "payment")
+        return session.execute(query).scalars().all()
+
+
+def take_again(services, kind):
+    """The worker takes a delivered message again (as after a lease that expired)."""
+    with unit_of_work(services.sessions) as session:
+        message = session.execute(select(OutboxMessage).where(OutboxMessage.kind == kind)).scalar_one()
+        message.status, message.next_attempt_at = "pending", utcnow()
+
+
+def test_an_order_body_without_transactions_asks_the_worker_for_them(client, services, shopify):
+    deliver(client, shopify.shop.id, "customers/create", customer())
+    for _ in range(2):
+        deliver(client, shopify.shop.id, "orders/paid", as_shopify_sends_it(order(store_credit="5.00")))
+    deliver(client, shopify.shop.id, "orders/paid", as_shopify_sends_it(order(order_id=1002)))  # by card only
+    deliver(client, shopify.shop.id, "orders/paid", order(order_id=1003, store_credit="5.00"))  # the body says
+    assert fetches(services) == [{"order_id": "1001", "currency": "USD"}]
+    assert payments(services) == ["native:order:1003:checkout-spend"]
+    assert balance(client, shopify) == 0
+
+
+@responses.activate
+def test_the_worker_reads_the_checkout_spend_and_records_it_once(client, services, shopify, monkeypatch):
+    monkeypatch.setattr("sync.shopify.client.time.sleep", lambda seconds: None)
+    responses.add(responses.POST, GRAPHQL, json=graphql_reply("storeCreditAccountCredit"))  # the bonus, mirrored
+    responses.add(responses.POST, GRAPHQL, json=THROTTLED)
+    failed = ("SALE", "FAILURE", STORE_CREDIT_GATEWAY, "2.0")
+    responses.add(responses.POST, GRAPHQL, json=transactions_reply(("SALE", "SUCCESS", "bogus", "35.0"), failed,
+                                                                   CHECKOUT_SPEND))  # fmt: skip
+    deliver(client, shopify.shop.id, "customers/create", customer())
+    deliver(client, shopify.shop.id, "orders/paid", as_shopify_sends_it(order(store_credit="5.00")))
+    assert balance(client, shopify) == 500
+    drain(services.sessions, pushers_for(services), FAST)
+    assert json.loads(responses.calls[-1].request.body)["variables"] == {"id": "gid://shopify/Order/1001"}
+    assert balance(client, shopify) == 0
+    assert payments(services) == ["native:order:1001:checkout-spend"]
+    assert outbox(services) == [("store_credit.credit", 500)]  # the spend is Shopify's own: nothing sent back
+    take_again(services, "order.fetch_transactions")
+    drain(services.sessions, pushers_for(services), FAST)
+    assert len(responses.calls) == 4  # the credit, the throttled read, the read, and the read again
+    assert balance(client, shopify) == 0 and len(payments(services)) == 1
+    with unit_of_work(services.sessions) as session:
+        assert verify(session) == []
+
+
+@responses.activate
+def test_a_spend_read_after_its_refund_and_the_cancellation_is_still_recorded(client, services, shopify):
+    responses.add(responses.POST, GRAPHQL, json=graphql_reply("storeCreditAccountCredit"))
+    responses.add(responses.POST, GRAPHQL, json=transactions_reply(
+        CHECKOUT_SPEND, ("REFUND", "SUCCESS", STORE_CREDIT_GATEWAY, "5.0")))  # fmt: skip
+    deliver(client, shopify.shop.id, "customers/create", customer())
+    deliver(client, shopify.shop.id, "orders/paid", as_shopify_sends_it(order(total="5.00", store_credit="5.00")))
+    deliver(client, shopify.shop.id, "refunds/create", refund(amounts=(("5.00", "success", STORE_CREDIT_GATEWAY),)))
+    cancelled = order(total="5.00", store_credit="5.00", cancelled_at="2026-11-23T13:00:00-05:00",
+                      financial_status="refunded")  # fmt: skip
+    deliver(client, shopify.shop.id, "orders/cancelled", as_shopify_sends_it(cancelled))
+    assert balance(client, shopify) == 500 + 500  # the refund is in, the spend not yet
+    drain(services.sessions, pushers_for(services), FAST)
+    assert balance(client, shopify) == 500  # as in Shopify: spent 5.00, refunded 5.00; the cancellation gave none
+    deliver(client, shopify.shop.id, "orders/updated", as_shopify_sends_it(cancelled))
+    assert balance(client, shopify) == 500
+    with unit_of_work(services.sessions) as session:
+        kinds = session.execute(select(LedgerTransaction.kind)).scalars().all()
+        assert "payment_reversal" not in kinds and verify(session) == []
+
+
+@responses.activate
+def test_a_spend_the_body_brought_first_is_not_recorded_again_by_the_worker(client, services, shopify):
+    responses.add(responses.POST, GRAPHQL, json=graphql_reply("storeCreditAccountCredit"))
+    responses.add(responses.POST, GRAPHQL, json=transactions_reply(CHECKOUT_SPEND))
+    deliver(client, shopify.shop.id, "customers/create", customer())
+    deliver(client, shopify.shop.id, "orders/paid", as_shopify_sends_it(order(store_credit="5.00")))
+    deliver(client, shopify.shop.id, "orders/updated", order(store_credit="5.00"))
+    drain(services.sessions, pushers_for(services), FAST)
+    assert len(responses.calls) == 2 and balance(client, shopify) == 0
+    assert payments(services) == ["native:order:1001:checkout-spend"]

@@ -27,6 +27,7 @@ from webhooks.shopify.payloads import (
     parse_customer,
     parse_order,
     parse_refund,
+    store_credit_spent,
 )
 from webhooks.woocommerce import payloads as woocommerce_payloads
 
@@ -225,7 +226,35 @@ def test_order_paid_partly_with_store_credit():
     ]
     order = parse_order(data)
     assert (order.total, order.spent_from_store_credit, order.payment_method) == (4148, 1500, "")
-    assert (order.status, order.phase) == ("paid", orders.PAID)
+    assert (order.status, order.phase, order.store_credit_spend_unknown) == ("paid", orders.PAID, False)
+
+
+def test_store_credit_named_by_the_gateways_of_a_body_without_transactions_is_left_to_read():
+    data = paid_order(payment_gateway_names=[STORE_CREDIT_GATEWAY, "bogus"])  # Shopify's bodies: no transactions
+    order = parse_order(data)
+    assert (order.spent_from_store_credit, order.store_credit_spend_unknown) == (0, True)
+    assert not parse_order(data | {"transactions": []}).store_credit_spend_unknown  # the body says: none
+    assert not parse_order(paid_order()).store_credit_spend_unknown  # "visa", "bogus"
+    assert not parse_order(paid_order(payment_gateway_names=None)).store_credit_spend_unknown
+
+
+def test_store_credit_spent_from_transactions_read_apart_from_the_body():
+    transactions = [
+        transaction("10.00", kind="sale", gateway=STORE_CREDIT_GATEWAY),
+        transaction("5.00", kind="capture", gateway=STORE_CREDIT_GATEWAY, currency="USD"),
+        transaction("2.00", kind="authorization", gateway=STORE_CREDIT_GATEWAY),
+        transaction("3.00", kind="sale", gateway=STORE_CREDIT_GATEWAY, status="failure"),
+        transaction("4.00", gateway=STORE_CREDIT_GATEWAY),  # a refund
+        transaction("26.48", kind="sale", gateway="bogus"),
+    ]
+    assert store_credit_spent(transactions, "USD") == 1500
+    assert store_credit_spent([], "JPY") == 0
+    too_precise, kindless = transaction("1.001", kind="sale", gateway=STORE_CREDIT_GATEWAY), transaction("5", kind=None)
+    for wrong, path in (([too_precise], "transactions.0.amount"), ([kindless], "transactions.0.kind"),
+                        (None, "transactions")):  # fmt: skip
+        with pytest.raises(PayloadInvalid) as caught:
+            store_credit_spent(wrong, "USD")
+        assert set(caught.value.fields) == {path}
 
 
 @pytest.mark.parametrize(
@@ -343,8 +372,11 @@ ORDER_CASES = [
     ("refunds.0.transactions.0.currency", "xx", "refunds.0.transactions.0.currency"),
     ("refunds.1.transactions.1.amount", "lots", "refunds.1.transactions.1.amount"),  # failed, still a shape
     ("transactions", {"0": {}}, "transactions"),
+    ("transactions", None, "transactions"),
     ("transactions.0.amount", DROP, "transactions.0.amount"),
     ("transactions.0.amount", "-3.00", "transactions.0.amount"),
+    ("payment_gateway_names", STORE_CREDIT_GATEWAY, "payment_gateway_names"),
+    ("payment_gateway_names.0", 5, "payment_gateway_names.0"),
     ("note_attributes", "ref=x", "note_attributes"),
     ("note_attributes.0.name", DROP, "note_attributes.0.name"),
 ]

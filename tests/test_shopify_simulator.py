@@ -11,9 +11,17 @@ import pytest
 import requests
 
 from simulator.shopify import ManualClock, ShopifySimulatorError, create_shopify_simulator
+from sync.shopify.client import ShopifyAdmin
 from sync.shopify.connect import SHOP, SUBSCRIBE, SUBSCRIPTIONS
+from sync.shopify.order_transactions import ORDER_TRANSACTIONS, fetch_transactions
 from sync.shopify.store_credit import CREDIT, DEBIT
-from webhooks.shopify.payloads import STORE_CREDIT_GATEWAY, parse_customer, parse_order, parse_refund
+from webhooks.shopify.payloads import (
+    STORE_CREDIT_GATEWAY,
+    parse_customer,
+    parse_order,
+    parse_refund,
+    store_credit_spent,
+)
 from webhooks.signing import is_valid_signature
 
 TOKEN = "shpat_test_token"
@@ -443,13 +451,45 @@ def test_order_paid_partly_from_store_credit(sim, receiver):
     assert receiver.topics() == ["orders/create", "orders/paid"]
     assert receiver.received[0][1] == receiver.received[1][1]
     assert sim.store_credit_balance(alice["id"]) == 500  # spent at checkout
+    assert "transactions" not in order  # as in Shopify's bodies: only the gateways say store credit paid
+    assert order["payment_gateway_names"] == [STORE_CREDIT_GATEWAY, "bogus"]
+    snapshot = parse_order(receiver.bodies("orders/paid")[0])
+    assert (snapshot.total, snapshot.spent_from_store_credit, snapshot.phase) == (4148, 0, "paid")
+    assert snapshot.store_credit_spend_unknown and snapshot.customer_external_id == str(alice["id"])
+
+
+def test_the_order_query_answers_its_transactions_refunds_included(sim):
+    alice = sim.create_customer("alice@example.test", "Alice", "Tester")
+    sim.adjust_store_credit(alice["id"], "15.00")
+    order = sim.place_order(alice["id"], total="41.48", store_credit="10.00")
+    sim.refund(order["id"], "4.00", to_store_credit=True)
+
+    found = data(gql(sim, ORDER_TRANSACTIONS, {"id": f"gid://shopify/Order/{order['id']}"}))["order"]
+
+    assert found["name"] == order["name"]
+    assert [(t["kind"], t["status"], t["gateway"], t["amountSet"]["shopMoney"]) for t in found["transactions"]] == [
+        ("SALE", "SUCCESS", STORE_CREDIT_GATEWAY, {"amount": "10.0", "currencyCode": "EUR"}),
+        ("SALE", "SUCCESS", "bogus", {"amount": "31.48", "currencyCode": "EUR"}),
+        ("REFUND", "SUCCESS", STORE_CREDIT_GATEWAY, {"amount": "4.0", "currencyCode": "EUR"}),
+    ]  # fmt: skip
+    fetched = fetch_transactions(ShopifyAdmin(sim.base_url, TOKEN), str(order["id"]))
+    assert store_credit_spent(fetched, "EUR") == 1000  # the refund is no spend
+    assert data(gql(sim, ORDER_TRANSACTIONS, {"id": "gid://shopify/Order/1"}))["order"] is None
+
+
+def test_order_bodies_carry_transactions_on_request(receiver):
+    sim = create_shopify_simulator(transport=receiver.transport, transactions_in_order_bodies=True)
+    sim.subscribe("orders/paid", HOOK_URL)
+    alice = sim.create_customer("alice@example.test", "Alice", "Tester")
+    sim.adjust_store_credit(alice["id"], "15.00")
+
+    order = sim.place_order(alice["id"], total="41.48", store_credit="10.00")
+
     assert [(t["gateway"], t["kind"], t["amount"]) for t in order["transactions"]] == [
         (STORE_CREDIT_GATEWAY, "sale", "10.00"), ("bogus", "sale", "31.48"),
     ]  # fmt: skip
-    assert order["payment_gateway_names"] == [STORE_CREDIT_GATEWAY, "bogus"]
     snapshot = parse_order(receiver.bodies("orders/paid")[0])
-    assert (snapshot.total, snapshot.spent_from_store_credit, snapshot.phase) == (4148, 1000, "paid")
-    assert snapshot.customer_external_id == str(alice["id"])
+    assert (snapshot.spent_from_store_credit, snapshot.store_credit_spend_unknown) == (1000, False)
 
 
 def test_spending_more_store_credit_than_held_is_refused(sim):

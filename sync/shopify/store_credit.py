@@ -13,6 +13,7 @@ from bridge.models import Account, Customer, OutboxMessage, Shop
 from bridge.money import parse_amount, to_decimal_string
 from bridge.security import SecretBox
 from sync.shopify.client import ShopifyAdmin
+from sync.shopify.order_transactions import fetch_and_record_checkout_spend
 from sync.worker import PermanentFailure
 
 CREDIT = """
@@ -77,6 +78,8 @@ def make_pusher(secrets: SecretBox, timeout: float):
             credit(api, p["customer_id"], p["amount"], p["currency"], p.get("expires_at"))
         elif message.kind == "store_credit.debit":
             debit(api, p["customer_id"], p["amount"], p["currency"])
+        elif message.kind == "order.fetch_transactions":
+            fetch_and_record_checkout_spend(sessions, api, shop.id, p["order_id"], p["currency"])
         elif message.kind == "order.note":
             return  # Shopify has no customer notes on orders; it notifies store-credit changes itself
         else:

@@ -9,7 +9,10 @@ Money actually moved is read from transactions, never from line items (Shopify's
 between the two): a refund returned the sum of its `kind == "refund"`, `status == "success"`
 transactions, and the part whose `gateway` is "shopify_store_credit" went back to Shopify's native store
 credit. Store credit spent at checkout is the order's successful "sale"/"capture" transactions on that
-gateway. The bridge never charges a Shopify order itself, so `payment_method` is always "".
+gateway. Shopify's own order bodies carry no transactions, only `payment_gateway_names`: when those name
+the store credit gateway, the snapshot says the spend is unknown and the outbox worker reads the order's
+transactions from the Admin API (sync/shopify/order_transactions.py, through `store_credit_spent`). The
+bridge never charges a Shopify order itself, so `payment_method` is always "".
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ __all__ = [
     "parse_customer",
     "parse_order",
     "parse_refund",
+    "store_credit_spent",
 ]
 
 TOPICS_HANDLED = frozenset(
@@ -148,11 +152,20 @@ class _OrderSchema(Schema):
     contact_email = optional_text()
     customer = fields.Nested(_PersonSchema, allow_none=True, load_default=None)  # null or absent: a guest
     refunds = fields.List(fields.Nested(_RefundSchema), load_default=list)
-    transactions = fields.List(fields.Nested(_TransactionSchema), load_default=list)  # absent from most bodies
+    # Absent from Shopify's bodies (None then, to tell from an empty list); the simulator's may carry them.
+    transactions = fields.List(fields.Nested(_TransactionSchema), allow_none=False, load_default=None)
+    payment_gateway_names = fields.List(Text(), allow_none=True, load_default=list)
     note_attributes = fields.List(fields.Nested(_NoteAttributeSchema), allow_none=True, load_default=list)
 
 
+class _TransactionsSchema(Schema):
+    """An order's transactions read apart from its body, wrapped so that problems name "transactions.N"."""
+
+    transactions = fields.List(fields.Nested(_TransactionSchema), required=True)
+
+
 _ORDER = _OrderSchema()
+_TRANSACTIONS = _TransactionsSchema()
 _REFUND_EVENT = _RefundEventSchema()
 _CUSTOMER = _PersonSchema()
 
@@ -181,7 +194,8 @@ def parse_order(data) -> OrderSnapshot:
     financial_status = order["financial_status"] or ""
     cancelled = order["cancelled_at"] is not None
     refunds = _order_refunds(order["refunds"], currency)
-    spent = _sum(order["transactions"], currency, "transactions", _spends_store_credit)
+    transactions = order["transactions"]
+    gateways = order["payment_gateway_names"] or ()
     return OrderSnapshot(
         external_id=str(order["id"]),
         customer_external_id=str(customer["id"]) if customer else None,
@@ -195,7 +209,8 @@ def parse_order(data) -> OrderSnapshot:
         refunds=refunds,
         meta={item["name"]: item["value"] for item in order["note_attributes"] or ()},  # repeated: the last wins
         modified_at=order["updated_at"],
-        spent_from_store_credit=spent,
+        spent_from_store_credit=_spent(transactions or [], currency),
+        store_credit_spend_unknown=transactions is None and STORE_CREDIT_GATEWAY in gateways,
     )
 
 
@@ -215,6 +230,13 @@ def parse_refund(data, currency: str | None = None) -> ShopifyRefund:
         refund=_refund_snapshot(refund, reading, ""),
         currency=found,
     )
+
+
+def store_credit_spent(transactions, currency: str) -> int:
+    """What an order's transactions, read apart from its webhook body and shaped as REST has them (kind,
+    status, gateway, amount, currency), spent from store credit at checkout, in `currency`'s minor units;
+    raises PayloadInvalid ("transactions.1.amount"), nothing else."""
+    return _spent(load(_TRANSACTIONS, {"transactions": transactions})["transactions"], currency)
 
 
 # --- helpers ------------------------------------------------------------------------------------------
@@ -253,6 +275,10 @@ def _sum(transactions: list[dict], currency: str, path: str, counts) -> int:
             raise PayloadInvalid({amount_path: "Must not be negative."})
         total += amount
     return total
+
+
+def _spent(transactions: list[dict], currency: str) -> int:
+    return _sum(transactions, currency, "transactions", _spends_store_credit)
 
 
 def _refunded(transaction: dict) -> bool:
