@@ -108,6 +108,21 @@ def add_membership(session: Session, user: MerchantUser, shop_id: int, role: str
     return membership
 
 
+def remove_membership(session: Session, shop_id: int, user_id: int) -> MerchantUser | None:
+    """Take someone off a shop's team (None: not a member). The last member stays: nobody could manage the
+    shop any more. The team's rows are locked, so two members removing each other cannot both go."""
+    team = session.execute(
+        select(ShopMembership).where(ShopMembership.shop_id == shop_id).with_for_update()
+    ).scalars().all()  # fmt: skip
+    membership = next((m for m in team if m.user_id == user_id), None)
+    if membership is None:
+        return None
+    if len(team) == 1:
+        raise ValidationFailed("the shop's only member cannot be removed", fields={"member": "the only member"})
+    session.delete(membership)
+    return session.get(MerchantUser, user_id)
+
+
 def user_shops(session: Session, user_id: int) -> list[Shop]:
     return list(
         session.execute(

@@ -259,6 +259,35 @@ def test_team_page_adds_a_new_user_to_the_shop(console, shop, services, app):
     assert "team · add" in text_of(console.get(f"/shops/{shop.shop.id}/audit"))
 
 
+def test_a_removed_member_loses_the_shop_at_once_and_the_last_member_stays(console, shop, services, app, merchant):
+    bob = make_user(services, shop.shop.id, email="bob@example.com", name="Bob")
+    bobs_browser = app.test_client()
+    assert sign_in(bobs_browser, email="bob@example.com").status_code == 302
+
+    team = f"/shops/{shop.shop.id}/team"
+    removed = form_post(console, f"{team}/{bob.id}/remove", token_from=team)
+    assert "bob@example.com can no longer manage Alpha Shop." in text_of(console.get(removed.location))
+    assert bobs_browser.get(f"/shops/{shop.shop.id}/").status_code == 404  # his session is still signed in
+    assert "team · remove" in text_of(console.get(f"/shops/{shop.shop.id}/audit"))
+
+    alone = form_post(console, f"{team}/{merchant.id}/remove", token_from=team)
+    assert "Not removed: the shop&#39;s only member cannot be removed." in text_of(console.get(alone.location))
+    assert console.get(f"/shops/{shop.shop.id}/").status_code == 200
+    assert form_post(console, f"{team}/{bob.id}/remove").status_code == 404  # not a member any more
+
+
+def test_another_shops_member_cannot_be_removed(console, shop, other_shop, services):
+    carol = make_user(services, other_shop.shop.id, email="carol@example.com", name="Carol")
+    make_user(services, other_shop.shop.id, email="dave@example.com", name="Dave")
+
+    assert form_post(console, f"/shops/{other_shop.shop.id}/team/{carol.id}/remove").status_code == 404
+    assert form_post(console, f"/shops/{shop.shop.id}/team/{carol.id}/remove").status_code == 404
+    with unit_of_work(services.sessions) as session:
+        assert session.scalar(select(func.count()).select_from(ShopMembership)
+                              .where(ShopMembership.shop_id == other_shop.shop.id)) == 2  # fmt: skip
+    assert count(services, AuditEvent) == 0
+
+
 def test_cli_user_create_makes_a_member_of_the_shop(app, services, shop, client):
     runner = CliRunner()
     from bridge.cli import user_create

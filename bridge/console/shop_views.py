@@ -18,7 +18,7 @@ from bridge.errors import ValidationFailed
 from bridge.models import InboxDelivery, OutboxMessage
 from bridge.money import POINTS, exponent, format_amount
 from bridge.reports import build_report, report_snapshot, stored_customer_total, utc_today
-from bridge.users import add_membership, check_new_user, create_user, find_user, shop_members
+from bridge.users import add_membership, check_new_user, create_user, find_user, remove_membership, shop_members
 from bridge.web.runtime import services, transaction
 from sync.worker import retry_dead
 from webhooks.replay import reapply
@@ -101,6 +101,27 @@ def team(shop_id: int):
     with transaction() as db:
         members = shop_members(db, shop_id)
     return render_template("team.html", shop=g.shop, members=members, form=form), (422 if form.errors else 200)
+
+
+@console.post("/shops/<int:shop_id>/team/<int:user_id>/remove")
+@shop_view
+def remove_member(shop_id: int, user_id: int):
+    """Someone leaves the team (an employee who left): they lose access at their next request."""
+    try:
+        with transaction() as db:
+            user = remove_membership(db, shop_id, user_id)
+            if user is not None:
+                audit.record(db, who(), "team.remove", shop_id=shop_id, target=user.email, old=user.email)
+    except ValidationFailed as exc:
+        flash(f"Not removed: {exc.message}.", "error")
+        return redirect(url_for("console.team", shop_id=shop_id))
+    if user is None:
+        return render_template("error.html", status=404, title="Page not found", message=""), 404
+    if user_id == g.user.id:
+        flash(f"You no longer manage {g.shop.name}.", "success")
+        return redirect(url_for("console.home"))
+    flash(f"{user.email} can no longer manage {g.shop.name}.", "success")
+    return redirect(url_for("console.team", shop_id=shop_id))
 
 
 # Operations -----------------------------------------------------------------------------------------------

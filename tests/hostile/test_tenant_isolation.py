@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import select
 
 from bridge.db import unit_of_work
-from bridge.models import AuditEvent, Hold, InboxDelivery, OutboxMessage, Shop
+from bridge.models import AuditEvent, Hold, InboxDelivery, OutboxMessage, Shop, ShopMembership
 from tests.console_support import csrf_token, make_user, sign_in
 from tests.hostile import MONEY_TABLES, row_counts
 from tests.test_api import auth, credit
 from tests.woo import connect_for_tests, order_body, post_delivery
 
-TABLES = MONEY_TABLES + (AuditEvent, InboxDelivery)
+TABLES = MONEY_TABLES + (AuditEvent, InboxDelivery, ShopMembership)
 B_CUSTOMER = "2"  # the captured order's customer
 VALID_BODIES = {  # a body that passes validation, so the ownership check is what answers
     "adjustments": {"direction": "debit", "amount": 100, "reason": "cross-shop"},
@@ -60,7 +60,7 @@ def tenants(client, services, shop, other_shop):
         shop_a = session.get(Shop, a.shop.id)
         shop_a.settings = {**shop_a.settings, "tips_enabled": True}
     make_user(services, a.shop.id, email="ann@example.com")
-    make_user(services, b.shop.id, email="bob@example.com", name="Bob Beta")
+    ids["user_id"] = make_user(services, b.shop.id, email="bob@example.com", name="Bob Beta").id
     return a, b, ids
 
 
