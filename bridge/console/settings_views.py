@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import requests
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from bridge import audit
@@ -112,7 +112,7 @@ def settings(shop_id: int):
 def save_settings(shop_id: int, section_key: str):
     section = SECTIONS.get(section_key)
     if section is None:
-        return render_template("error.html", status=404, title="Page not found", message=""), 404
+        abort(404)
     with transaction() as db:
         # Locked while merged and written: two people saving two sections at once both keep their change.
         shop = db.execute(select(Shop).where(Shop.id == shop_id).with_for_update()).scalar_one()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from bridge import audit
@@ -116,7 +116,7 @@ def remove_member(shop_id: int, user_id: int):
         flash(f"Not removed: {exc.message}.", "error")
         return redirect(url_for("console.team", shop_id=shop_id))
     if user is None:
-        return render_template("error.html", status=404, title="Page not found", message=""), 404
+        abort(404)
     if user_id == g.user.id:
         flash(f"You no longer manage {g.shop.name}.", "success")
         return redirect(url_for("console.home"))
@@ -145,7 +145,7 @@ def retry_message(shop_id: int, message_id: int):
             select(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.shop_id == shop_id)
         ).scalar_one_or_none()
     if message is None:
-        return render_template("error.html", status=404, title="Page not found", message=""), 404
+        abort(404)
     queued = retry_dead(services().sessions, shop_id, message_id)
     _audit_retry(shop_id, "operations.outbox_retry", f"message {message_id}", queued)
     flash("Message queued again: the worker sends it shortly." if queued else "This message is not dead-lettered "
@@ -177,7 +177,7 @@ def retry_delivery(shop_id: int, delivery_id: int):
             select(InboxDelivery).where(InboxDelivery.id == delivery_id, InboxDelivery.shop_id == shop_id)
         ).scalar_one_or_none()
     if delivery is None:
-        return render_template("error.html", status=404, title="Page not found", message=""), 404
+        abort(404)
     if delivery.status != "failed":
         flash(f"Delivery {delivery_id} is {delivery.status}: nothing to retry.", "info")
         return redirect(url_for("console.operations", shop_id=shop_id))
