@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from bridge.accounts import SystemAccount, system_account
 from bridge.db import unit_of_work
@@ -19,13 +21,23 @@ from bridge.outbox import note_to_customer
 def expire_credit(sessions: sessionmaker[Session], now: datetime | None = None) -> int:
     """Expire every lot past its date, each in its own transaction (safe to run from several cron hosts:
     the idempotency key makes a second run move nothing). Returns how many lots were expired."""
-    now = now or utcnow()
-    with unit_of_work(sessions) as session:
-        expired = select(CreditLot.id).where(CreditLot.expires_at < now, CreditLot.remaining > 0)
-        due = session.execute(expired.order_by(CreditLot.expires_at)).scalars().all()
+    due = _due_lots(sessions, now or utcnow())
     return sum(_expire_lot(sessions, lot_id) for lot_id in due)
 
 
+# A dropped connection (a failover, a restart) costs a retry, not the run: each lot is its own keyed transaction.
+_RETRY_ON_DISCONNECT = retry(retry=retry_if_exception_type(OperationalError), stop=stop_after_attempt(3),
+                             wait=wait_fixed(0.5), reraise=True)  # fmt: skip
+
+
+@_RETRY_ON_DISCONNECT
+def _due_lots(sessions: sessionmaker[Session], now: datetime) -> list[int]:
+    with unit_of_work(sessions) as session:
+        expired = select(CreditLot.id).where(CreditLot.expires_at < now, CreditLot.remaining > 0)
+        return list(session.execute(expired.order_by(CreditLot.expires_at)).scalars())
+
+
+@_RETRY_ON_DISCONNECT
 def _expire_lot(sessions: sessionmaker[Session], lot_id: int) -> int:
     with unit_of_work(sessions) as session:
         account_id = session.scalar(select(CreditLot.account_id).where(CreditLot.id == lot_id))
@@ -58,6 +70,7 @@ def _expire_lot(sessions: sessionmaker[Session], lot_id: int) -> int:
         return 1
 
 
+@_RETRY_ON_DISCONNECT
 def remind_before_expiry(sessions: sessionmaker[Session], days: int, now: datetime | None = None) -> int:
     """Note, once per lot, promotional credit that expires within `days` (on the customer's latest order)."""
     now = now or utcnow()

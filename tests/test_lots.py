@@ -5,7 +5,9 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
+import bridge.expiry as expiry
 from bridge import orders
 from bridge.customer_rules import apply_customer
 from bridge.db import unit_of_work
@@ -162,3 +164,22 @@ def test_expiry_counts_the_lot_after_a_payment_that_was_spending_it(services, sh
         assert balance(session, stored) == 1_000 and verify(session) == []
         expiry = session.execute(select(LedgerTransaction).where(LedgerTransaction.kind == "expiry")).scalar_one()
         assert expiry.reason == "€2.00 of promotional credit expired"
+
+
+def test_a_dropped_connection_costs_expire_a_retry_not_the_run(services, shop, monkeypatch):
+    with unit_of_work(services.sessions) as session:
+        signup_with_bonus(session, shop, bonus=500, days=10)
+    post, dropped = expiry.post_transaction, []
+
+    def drop_once(*args, **kwargs):
+        if not dropped:
+            dropped.append(1)
+            raise OperationalError("INSERT", {}, Exception("terminating connection due to administrator command"))
+        return post(*args, **kwargs)
+
+    monkeypatch.setattr(expiry, "post_transaction", drop_once)
+
+    assert expire_credit(services.sessions, utcnow() + timedelta(days=11)) == 1
+    assert dropped == [1]
+    with unit_of_work(services.sessions) as session:
+        assert verify(session) == []
