@@ -51,6 +51,11 @@ def find_customer(session: Session, shop_id: int, external_id: str) -> Customer 
     ).scalar_one_or_none()
 
 
+def lock_account(session: Session, account: Account) -> Account:
+    """The account re-read under its row lock, for a decision on its current balance."""
+    return _find_account(session, account.shop_id, account.code, lock=True)
+
+
 def _find_account(session: Session, shop_id: int, code: str, lock: bool = False) -> Account | None:
     query = select(Account).where(Account.shop_id == shop_id, Account.code == code)
     if lock:  # FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes writers

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 
 from bridge import orders
 from bridge.accounts import SystemAccount, ensure_customer, points_account, system_account, wallet_account
-from bridge.db import insert_ignoring_conflict, total
-from bridge.ledger import Actor, Leg, post_transaction
+from bridge.db import insert_ignoring_conflict
+from bridge.ledger import SYSTEM, Actor, Leg, post_transaction
 from bridge.lots import LotPolicy, promotional_expiry
-from bridge.models import CreditLot, Customer, LedgerTransaction, LotMovement, OrderRefund, Shop, ShopOrder, utcnow
+from bridge.models import Customer, OrderRefund, Shop, ShopOrder, utcnow
 from bridge.money import POINTS, format_amount, percent_of
 from bridge.orders import OrderSnapshot
 from bridge.outbox import enqueue
@@ -26,7 +26,7 @@ from bridge.points import claw_back_points, convert_points_automatically, earn_p
 from bridge.refund_requests import match_request
 from bridge.settings_schema import load_settings
 from bridge.store_credit import native_key
-from bridge.topups import credit_paid_topup, requested_topup
+from bridge.topups import credit_paid_topup, requested_topup, take_back_card_refunds
 
 
 @dataclass
@@ -97,41 +97,15 @@ def _apply_topup_order(ctx: OrderContext) -> ShopOrder:
 
 
 def _take_back_refunded_topup(ctx: OrderContext) -> None:
-    """Decided on totals, not per refund: what the card got back for this top-up, less what withdrawals
-    already took from it, is what is still to take. Refunds the bridge itself asked for (withdrawals)
-    were debited when asked, so their deliveries take nothing more, whenever they arrive."""
-    session, order = ctx.session, ctx.order
-    lot = session.execute(
-        select(CreditLot).join(LedgerTransaction, LedgerTransaction.id == CreditLot.transaction_id).where(
-            LedgerTransaction.shop_id == ctx.shop.id, LedgerTransaction.idempotency_key == ctx.key("topup"),
-            CreditLot.source == "topup", CreditLot.kind == "cash")
-    ).scalar_one_or_none()  # fmt: skip
-    for refund in order.refunds:
+    """The top-up's refunds are recorded as card refunds; what the card got back then leaves the wallet."""
+    for refund in ctx.order.refunds:
         if not _refund_applied(ctx, refund):
-            session.add(OrderRefund(shop_id=ctx.shop.id, shop_order_id=ctx.record.id, external_id=refund.external_id,
-                                    amount=refund.amount, destination="card", wallet_credit=0, bonus=0))  # fmt: skip
-    if lot is None or ctx.customer is None:
-        return
-    wallet = wallet_account(session, ctx.customer, order.currency, lock=True)
-    session.refresh(lot)  # read under the wallet's lock: a payment that held it may have spent from the lot
-    already = session.scalar(
-        select(total(LotMovement.amount))
-        .join(LedgerTransaction, LedgerTransaction.id == LotMovement.transaction_id)
-        .where(LotMovement.lot_id == lot.id, LedgerTransaction.kind.in_(("withdrawal", "withdrawal_reversal")))
-    )
-    refunded = sum(r.amount for r in order.refunds)
-    due = min(min(refunded, lot.amount) - already, lot.remaining, max(wallet.available, 0))
-    if due <= 0:
-        return
-    post_transaction(
-        session, shop_id=ctx.shop.id, kind="withdrawal",
-        reason=f"Top-up #{order.external_id} refunded to the card by the shop",
-        legs=[Leg(wallet, -due),
-              Leg(system_account(session, ctx.shop.id, SystemAccount.WITHDRAWALS_PAID, wallet.currency), due)],
-        # Keyed by the state decided on: money that came back into the lot later is a new decision.
-        idempotency_key=ctx.key(f"card-refunds:{refunded}:{already}"), actor=ctx.actor, order_ref=order.external_id,
-        lots=LotPolicy(lot_id=lot.id),
-    )  # fmt: skip
+            ctx.session.add(OrderRefund(shop_id=ctx.shop.id, shop_order_id=ctx.record.id,
+                                        external_id=refund.external_id, amount=refund.amount, destination="card",
+                                        wallet_credit=0, bonus=0))  # fmt: skip
+    if ctx.customer is not None and ctx.order.refunds:
+        wallet = wallet_account(ctx.session, ctx.customer, ctx.order.currency)
+        take_back_card_refunds(ctx.session, ctx.shop.id, wallet, ctx.actor, ctx.order.external_id)
 
 
 def _refund_applied(ctx: OrderContext, refund: orders.RefundSnapshot) -> bool:
@@ -337,6 +311,7 @@ def _reverse_order(ctx: OrderContext) -> None:
             record.payment_outcome = "reversed"
             note = f"{format_amount(outstanding, record.currency)} returned to your wallet."
             _tell_shop(ctx, "order.note", note)
+            take_back_card_refunds(ctx.session, ctx.shop.id, wallet, ctx.actor)  # it may return into such a top-up
     if ctx.customer is not None:
         remaining = record.points_earned - record.points_clawed_back
         if remaining > 0:
@@ -385,6 +360,9 @@ def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
         else:
             applied.transaction_id = _credit_refund(ctx, refund, split.wallet_part, card_credit, bonus)
         record.wallet_refunded += split.wallet_part
+        if split.wallet_part:  # wallet money returns into the lots it came from: maybe a top-up refunded to the card
+            take_back_card_refunds(session, ctx.shop.id, wallet_account(session, ctx.customer, record.currency),
+                                   ctx.actor)  # fmt: skip
         total = format_amount(applied.wallet_credit + bonus, record.currency)
         _tell_shop_once(ctx, f"refund:{refund.external_id}", f"Refund of {total} credited to your wallet.")
     if ctx.customer is not None:
@@ -519,4 +497,5 @@ def return_overcharge(session: Session, shop: Shop, order_external_id: str, cred
     if posted.replayed:
         return 0
     record.wallet_paid -= overcharge
+    take_back_card_refunds(session, shop.id, wallet_account(session, customer, record.currency), SYSTEM)
     return overcharge

@@ -3,14 +3,25 @@ says it is paid, the wallet is credited once with what was actually paid."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from bridge.accounts import SystemAccount, ensure_customer, system_account, wallet_account
+from bridge.accounts import SystemAccount, ensure_customer, lock_account, system_account, wallet_account
+from bridge.db import total
 from bridge.errors import IdempotencyConflict, ValidationFailed
 from bridge.ledger import Actor, Leg, ensure_unlocked, post_transaction
-from bridge.lots import LotPolicy, promotional_expiry
-from bridge.models import Customer, Shop, TopupRequest
+from bridge.lots import LotPolicy, deposited, promotional_expiry
+from bridge.models import (
+    Account,
+    CreditLot,
+    Customer,
+    LedgerTransaction,
+    LotMovement,
+    OrderRefund,
+    Shop,
+    ShopOrder,
+    TopupRequest,
+)
 from bridge.money import format_amount, percent_of
 from bridge.settings_schema import load_settings
 
@@ -77,3 +88,50 @@ def credit_paid_topup(session: Session, shop: Shop, settings: dict, customer: Cu
                      idempotency_key=f"order:{order.external_id}:topup", actor=actor, order_ref=order.external_id,
                      lots=LotPolicy(promo_expires_at=promotional_expiry(settings)))  # fmt: skip
     return credited + bonus
+
+
+def take_back_card_refunds(session: Session, shop_id: int, wallet: Account, actor: Actor,
+                           only_order: str | None = None) -> None:  # fmt: skip
+    """Money the card got back for a top-up must not stay in the wallet too. Decided on totals per top-up,
+    whenever its lot may hold such money: when the top-up's refunds arrive, and when money spent from the
+    lot comes back into it (an order it paid cancelled or refunded, a withdrawal refused). What the card
+    got back, less what withdrawals already took from the lot, is taken from what is left of it. Refunds
+    the bridge itself asked for (withdrawals) were debited when asked, so they take nothing more."""
+    wallet = lock_account(session, wallet)  # lots read under the wallet's lock: nothing else moves them now
+    for lot, order_external_id, refunded in _card_refunded_topup_lots(session, wallet, only_order):
+        already = session.scalar(
+            select(total(LotMovement.amount))
+            .join(LedgerTransaction, LedgerTransaction.id == LotMovement.transaction_id)
+            .where(LotMovement.lot_id == lot.id, LedgerTransaction.kind.in_(("withdrawal", "withdrawal_reversal")))
+        )
+        due = min(min(refunded, lot.amount) - already, lot.remaining, max(wallet.available, 0))
+        if due <= 0:
+            continue
+        movements = session.scalar(select(func.count(LotMovement.id)).where(LotMovement.lot_id == lot.id))
+        post_transaction(
+            session, shop_id=shop_id, kind="withdrawal",
+            reason=f"Top-up #{order_external_id} refunded to the card by the shop",
+            legs=[Leg(wallet, -due),
+                  Leg(system_account(session, shop_id, SystemAccount.WITHDRAWALS_PAID, wallet.currency), due)],
+            # Keyed by the lot's state decided on: every later change to the lot is a new decision.
+            idempotency_key=f"order:{order_external_id}:card-refunds:{refunded}:lot-moved-{movements}", actor=actor,
+            order_ref=order_external_id, lots=LotPolicy(lot_id=lot.id),
+        )  # fmt: skip
+
+
+def _card_refunded_topup_lots(session: Session, wallet: Account, only_order: str | None):
+    """(lot, top-up order id, refunded to the card) for the wallet's top-up lots with money left and refunds."""
+    refunded = (
+        select(total(OrderRefund.amount)).where(OrderRefund.shop_order_id == ShopOrder.id).scalar_subquery()
+    )
+    query = (
+        select(CreditLot, ShopOrder.external_id, refunded)
+        .join(LedgerTransaction, LedgerTransaction.id == CreditLot.transaction_id)
+        .join(ShopOrder, and_(ShopOrder.shop_id == LedgerTransaction.shop_id,
+                              ShopOrder.external_id == LedgerTransaction.order_ref))  # fmt: skip
+        .where(*deposited(wallet), CreditLot.remaining > 0, refunded > 0)
+        .order_by(CreditLot.id)
+    )
+    if only_order is not None:
+        query = query.where(ShopOrder.external_id == only_order)
+    return session.execute(query.execution_options(populate_existing=True)).all()

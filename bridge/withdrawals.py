@@ -8,11 +8,12 @@ from sqlalchemy.orm import Session
 
 from bridge.accounts import SystemAccount, ensure_customer, system_account, wallet_account
 from bridge.errors import NotFound, ValidationFailed
-from bridge.ledger import Actor, Leg, Posted, ensure_unlocked, post_transaction
+from bridge.ledger import SYSTEM, Actor, Leg, Posted, ensure_unlocked, post_transaction
 from bridge.lots import LotPolicy, deposited, withdrawable
 from bridge.models import Account, CreditLot, Entry, LedgerTransaction, Shop
 from bridge.money import format_amount
 from bridge.outbox import enqueue
+from bridge.topups import take_back_card_refunds
 
 
 def request_withdrawal(
@@ -90,6 +91,7 @@ def restore_refused_withdrawal(session: Session, shop: Shop, transaction_id: int
         idempotency_key=f"withdrawal:{transaction_id}:restored", order_ref=withdrawal.order_ref,
     )  # fmt: skip
     if not posted.replayed:
+        take_back_card_refunds(session, shop.id, wallet, SYSTEM)  # the shop may have refunded that top-up after all
         note = f"Your withdrawal of {shown} could not be refunded by the shop ({why}). It is back in your wallet."
         enqueue(session, shop_id=shop.id, kind="order.note", payload={"order_id": withdrawal.order_ref, "note": note},
                 dedupe_key=f"withdrawal:{transaction_id}:refused")  # fmt: skip

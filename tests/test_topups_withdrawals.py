@@ -17,6 +17,8 @@ from tests.test_api import auth
 from tests.woo import API, connect_for_tests, order_body, post_delivery
 
 FAST = RetryPolicy(max_attempts=3, base_delay_seconds=0)
+REFUSED_REFUND = {"code": "woocommerce_rest_cannot_create_order_refund", "message": "Invalid refund amount.",
+                  "data": 500}  # fmt: skip
 
 
 @pytest.fixture
@@ -171,8 +173,7 @@ def test_withdrawal_refunds_the_topup_order_to_the_card_once(client, services, w
 @responses.activate
 def test_withdrawal_the_shop_refuses_goes_back_to_the_wallet_with_a_note(client, services, woo):
     post_delivery(client, woo.shop.id, "order.updated", paid_topup())
-    refused = {"code": "woocommerce_rest_cannot_create_order_refund", "message": "Invalid refund amount.", "data": 500}
-    _mock_refunds(refund_status=500, refund_body=refused)
+    _mock_refunds(refund_status=500, refund_body=REFUSED_REFUND)
     _withdraw(client, woo, 2_000)
     drain(services.sessions, pushers_for(services), FAST)
     assert wallet(client, woo)["balance"] == 5_000
@@ -188,6 +189,49 @@ def test_merchant_refund_of_a_topup_takes_the_money_back(client, woo):
     for _ in range(2):
         post_delivery(client, woo.shop.id, "order.updated", refunded)
     assert wallet(client, woo)["balance"] == 0
+
+
+@pytest.mark.parametrize("comes_back", ["cancelled", "refunded"])
+def test_money_coming_back_into_a_topup_refunded_to_the_card_is_taken_back(client, services, woo, comes_back):
+    """The bank test's finding, distilled: a €50 top-up, €30 of it spent on a wallet order, the top-up refunded
+    to the card in full (the bridge takes back the €20 left), then the wallet order cancelled or refunded: its
+    €30 go back into the top-up's lot. The card already has all €50 back, so the €30 belong to the merchant,
+    taken back by the delivery that returned them (no later repeat or sync needed)."""
+    spend = order_body(id=40, status="pending", payment_method="wallet", total="30.00", refunds=[],
+                       date_modified_gmt="2026-11-23T10:00:00")  # fmt: skip
+    came_back = dict(spend, date_modified_gmt="2026-11-23T10:05:00", **(
+        {"status": "cancelled"} if comes_back == "cancelled"
+        else {"status": "refunded", "refunds": [{"id": 41, "reason": "", "total": "-30.00"}]}))  # fmt: skip
+    post_delivery(client, woo.shop.id, "order.updated", paid_topup())
+    post_delivery(client, woo.shop.id, "order.created", spend)
+    post_delivery(client, woo.shop.id, "order.updated", paid_topup(refunds=[{"id": 31, "total": "-50.00"}]))
+    assert wallet(client, woo)["balance"] == 0
+
+    assert post_delivery(client, woo.shop.id, "order.updated", came_back).get_json()["status"] == "applied"
+
+    assert wallet(client, woo)["balance"] == 0
+    with unit_of_work(services.sessions) as session:
+        assert verify(session) == []
+        taken_back = session.scalars(select(LedgerTransaction.reason).where(LedgerTransaction.kind == "withdrawal"))
+        assert list(taken_back) == ["Top-up #30 refunded to the card by the shop"] * 2
+
+
+@responses.activate
+def test_refused_withdrawal_of_a_topup_the_merchant_then_refunded_to_the_card_stays_out(client, services, woo):
+    """€20 withdrawn, then the merchant refunds the whole €50 top-up by hand; the bridge's own refund call is
+    refused afterwards: its €20 return into the lot, but the card has them, so they leave again."""
+    post_delivery(client, woo.shop.id, "order.updated", paid_topup())
+    _mock_refunds(refund_status=500, refund_body=REFUSED_REFUND)
+    _withdraw(client, woo, 2_000)
+    post_delivery(client, woo.shop.id, "order.updated", paid_topup(refunds=[{"id": 31, "total": "-50.00"}]))
+    assert wallet(client, woo)["balance"] == 0
+
+    drain(services.sessions, pushers_for(services), FAST)
+
+    assert wallet(client, woo)["balance"] == 0
+    with unit_of_work(services.sessions) as session:
+        assert session.scalar(select(func.count()).where(LedgerTransaction.kind == "withdrawal_reversal")) == 1
+        assert verify(session) == []
 
 
 def test_order_in_another_currency_never_touches_the_wallet(client, services, woo):
