@@ -135,7 +135,7 @@ def sync_command(shop_id, as_json):
         platform = get_shop(session, shop_id).platform
     if platform == "shopify":
         return _reconcile_shopify(svc, shop_id, as_json)
-    kwargs = dict(timeout=svc.settings.shop_timeout_seconds, public_url=svc.settings.public_url)
+    kwargs = dict(timeout=svc.settings.sync_timeout_seconds, public_url=svc.settings.public_url)
     try:
         with ExitStack() as stack:
             bar, label = None, f"shop {shop_id}: orders"
@@ -170,7 +170,7 @@ def sync_command(shop_id, as_json):
 def _reconcile_shopify(svc, shop_id: int, as_json: bool) -> None:
     """For Shopify, staying in sync means every wallet equals the customer's store credit account."""
     try:
-        result = reconcile(svc.sessions, svc.secrets, shop_id, timeout=svc.settings.shop_timeout_seconds)
+        result = reconcile(svc.sessions, svc.secrets, shop_id, timeout=svc.settings.sync_timeout_seconds)
     except (DomainError, TemporaryFailure, PermanentFailure) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:

@@ -22,6 +22,7 @@ class Settings:
     outbox_max_attempts: int = 8
     outbox_base_delay_seconds: float = 2.0
     shop_timeout_seconds: float = 10.0
+    sync_timeout_seconds: float = 30.0  # `sync` reads pages of 100 orders: a busy shop serves them slowly
     session_cookie_secure: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -41,6 +42,7 @@ class Settings:
             outbox_max_attempts=int(env.get("OUTBOX_MAX_ATTEMPTS", "8")),
             outbox_base_delay_seconds=float(env.get("OUTBOX_BASE_DELAY_SECONDS", "2")),
             shop_timeout_seconds=float(env.get("SHOP_TIMEOUT_SECONDS", "10")),
+            sync_timeout_seconds=float(env.get("SYNC_TIMEOUT_SECONDS", "30")),
             session_cookie_secure=_flag(env.get("SESSION_COOKIE_SECURE"), default=False),
         )
         values.update(overrides)

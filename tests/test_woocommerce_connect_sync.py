@@ -15,6 +15,7 @@ import pytest
 import requests
 import responses
 from sqlalchemy import select, text
+from tenacity import wait_none
 
 from bridge.accounts import ensure_customer, find_wallet, points_account
 from bridge.db import unit_of_work
@@ -22,9 +23,11 @@ from bridge.errors import ValidationFailed
 from bridge.ledger import Actor
 from bridge.models import LedgerTransaction, OutboxMessage, Shop
 from bridge.wallets import adjust_wallet
+from sync.woocommerce import pull
 from sync.woocommerce.client import NotConnected
 from sync.woocommerce.connect import WEBHOOK_TOPICS, connect_shop
 from sync.woocommerce.pull import sync_shop
+from sync.worker import TemporaryFailure
 
 WOO = "https://woo.example"
 KEY = "ck_4f1d0c3e8a9b7d6c5e4f3a2b1c0d9e8f7a6b5c4d"
@@ -49,6 +52,7 @@ class FakeWoo:
         self.url, self.api = url, f"{url}/wp-json/wc/v3"
         self.webhooks: list[dict] = []
         self.order_pages: list[list[dict]] = [[]]
+        self.order_failures: list = []  # served first, one per request: an exception raised or an HTTP status
         self.customers: list[dict] = []  # GET /customers lists them newest first, 2 per page
         self.accept_keys = True
         self.can_write = True
@@ -87,6 +91,11 @@ class FakeWoo:
     def _orders(self, request):
         if not self._authorised(request):
             return self._refused()
+        if self.order_failures:
+            failure = self.order_failures.pop(0)
+            if isinstance(failure, Exception):
+                raise failure
+            return failure, {}, "<html><body><h1>Service Unavailable</h1></body></html>"
         page = int(query(request).get("page", "1"))
         per_page = int(query(request).get("per_page", "10"))
         pages = self.order_pages
@@ -323,6 +332,27 @@ def test_sync_pulls_every_page_and_applies_each_order(services, connected, woo):
         assert (message.kind, message.payload["order_id"]) == ("order.mark_paid", "21")
     assert load_shop(services, connected).last_synced_at == NOW - timedelta(minutes=5)
     assert result.last_synced_at == NOW - timedelta(minutes=5)
+
+
+def test_sync_reads_a_page_again_when_the_busy_shop_times_out_or_fails(services, connected, woo, monkeypatch):
+    monkeypatch.setattr(pull._read_page.retry, "wait", wait_none())
+    woo.order_failures = [requests.ReadTimeout("read timed out"), 503, 429]
+
+    result = sync(services, connected)
+
+    assert woo.order_failures == [] and (result.orders_seen, result.applied) == (2, 2)
+    assert load_shop(services, connected).last_synced_at == NOW - timedelta(minutes=5)
+
+
+def test_sync_gives_up_on_a_shop_that_keeps_failing_and_keeps_its_window(services, connected, woo, monkeypatch):
+    monkeypatch.setattr(pull._read_page.retry, "wait", wait_none())
+    woo.order_failures = [503] * 5
+
+    with pytest.raises(TemporaryFailure, match="HTTP 503"):
+        sync(services, connected)
+
+    assert woo.order_failures == [503]  # read four times, then the sync stops
+    assert load_shop(services, connected).last_synced_at is None
 
 
 def test_syncing_twice_moves_money_once(services, connected, woo):

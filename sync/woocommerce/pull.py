@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from bridge.customer_rules import apply_customer
 from bridge.db import unit_of_work
@@ -30,7 +31,7 @@ from bridge.models import Shop, utcnow
 from bridge.order_rules import apply_order
 from bridge.security import SecretBox
 from bridge.shops import get_shop
-from sync.woocommerce.client import WooShop
+from sync.woocommerce.client import WooResponse, WooShop
 from sync.woocommerce.connect import (
     PAGE_SIZE,
     WebhookResult,
@@ -148,7 +149,7 @@ def _pull_signups(api: WooShop, sessions: sessionmaker[Session], shop_id: int, s
     params = {"orderby": "registered_date", "order": "desc", "role": "all", "per_page": PAGE_SIZE}
     page = 1
     while True:
-        response = api.get("customers", **params, page=page)
+        response = _read_page(api, "customers", **params, page=page)
         customers = response.body if isinstance(response.body, list) else []
         for data in customers:
             registered = _date_gmt(data, "date_created_gmt") if isinstance(data, dict) else None
@@ -180,7 +181,7 @@ def _pull_orders(api: WooShop, sessions: sessionmaker[Session], shop_id: int, si
         params.update(modified_after=_wc_utc(since), dates_are_gmt="true")
     page, total = 1, 0
     while True:  # until X-WP-TotalPages (read again on every page: new orders add pages) or an empty page
-        response = api.get("orders", **params, page=page)
+        response = _read_page(api, "orders", **params, page=page)
         orders = response.body if isinstance(response.body, list) else []
         total = max(total, int_header(response, "x-wp-total", default=0), result.orders_seen + len(orders))
         for data in orders:
@@ -190,6 +191,18 @@ def _pull_orders(api: WooShop, sessions: sessionmaker[Session], shop_id: int, si
         if page >= total_pages(response) or not orders:
             return
         page += 1
+
+
+def _shop_busy(exc: BaseException) -> bool:
+    return isinstance(exc, TemporaryFailure) and (exc.status is None or exc.status == 429 or exc.status >= 500)
+
+
+# A page of 100 orders is the heaviest read a shop serves, and a busy shop may time out or fail for a moment.
+# Reads are safe to repeat: the page is read again (after 1, 2, 4 s) before the whole sync gives up.
+@retry(retry=retry_if_exception(_shop_busy), stop=stop_after_attempt(4), wait=wait_exponential(multiplier=1, max=4),
+       reraise=True)  # fmt: skip
+def _read_page(api: WooShop, endpoint: str, **params) -> WooResponse:
+    return api.get(endpoint, **params)
 
 
 def _apply(sessions: sessionmaker[Session], shop_id: int, data, result: SyncResult) -> None:
