@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.db import unit_of_work
@@ -117,9 +117,26 @@ def _record(sessions, message_id: int, policy: RetryPolicy, *, error: str | None
 def run_once(sessions: sessionmaker[Session], pushers: dict[str, Pusher], policy: RetryPolicy, limit: int = 10) -> int:
     """Deliver what is due now; returns how many messages were attempted."""
     ids = claim(sessions, limit)
-    for message_id in ids:
-        deliver(sessions, message_id, pushers, policy)
+    for index, message_id in enumerate(ids):
+        try:
+            deliver(sessions, message_id, pushers, policy)
+        except Exception:
+            _release(sessions, ids[index:])
+            raise
     return len(ids)
+
+
+def _release(sessions: sessionmaker[Session], ids: list[int]) -> None:
+    """The round failed (the database dropped the connection): the messages it claimed and has not recorded
+    are due again now, not when their lease ends. Delivering one again is harmless; pushers are idempotent."""
+    try:
+        with unit_of_work(sessions) as session:
+            session.execute(
+                update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.status == "sending")
+                .values(status="pending", next_attempt_at=utcnow())
+            )  # fmt: skip
+    except Exception as exc:  # the database is still away: the leases run out instead
+        log.warning("outbox messages %s stay leased: %s", ids, _describe(exc))
 
 
 def drain(sessions, pushers, policy, *, max_rounds: int = 100) -> None:

@@ -1,0 +1,44 @@
+"""The outbox worker's own recovery: what a round broken off by the database leaves is due again at once."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from bridge.db import unit_of_work
+from bridge.models import OutboxMessage, utcnow
+from bridge.outbox import enqueue
+from sync import worker
+
+FAST = worker.RetryPolicy(max_attempts=3, base_delay_seconds=0)
+
+
+def queued(services) -> list[tuple[str, bool]]:
+    """(status, due now) per message, by id."""
+    with unit_of_work(services.sessions) as session:
+        messages = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+        return [(m.status, m.next_attempt_at <= utcnow()) for m in messages]
+
+
+def test_a_round_the_database_broke_off_leaves_its_claimed_messages_due_now(services, shop, monkeypatch):
+    with unit_of_work(services.sessions) as session:
+        for order in ("1", "2", "3"):
+            enqueue(session, shop_id=shop.shop.id, kind="order.note", payload={"order_id": order, "note": "Paid."},
+                    dedupe_key=f"note:{order}")  # fmt: skip
+    pushed = []
+    pushers = {"woocommerce": lambda sessions, shop, message: pushed.append(message.payload["order_id"])}
+    record = worker._record
+
+    def record_broken_once(*args, **kwargs):
+        monkeypatch.setattr(worker, "_record", record)
+        raise OperationalError("UPDATE outbox_messages", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(worker, "_record", record_broken_once)
+    with pytest.raises(OperationalError):
+        worker.run_once(services.sessions, pushers, FAST)
+
+    assert queued(services) == [("pending", True)] * 3  # not leased for two minutes
+    assert worker.run_once(services.sessions, pushers, FAST) == 3
+    assert [status for status, _ in queued(services)] == ["delivered"] * 3
+    assert pushed == ["1", "1", "2", "3"]  # the first again: its push had landed, pushers are idempotent
