@@ -20,6 +20,7 @@ from bridge.expiry import expire_credit, remind_before_expiry
 from bridge.ledger import expire_stale_holds, verify
 from bridge.migrate import upgrade
 from bridge.models import OutboxMessage, Shop
+from bridge.retention import MINIMUM_AGE, prune
 from bridge.shops import create_shop, get_shop
 from bridge.users import add_membership, create_user
 from bridge.web.runtime import services
@@ -344,6 +345,15 @@ def inbox_recover(older_than):
     click.echo(f"deliveries applied: {applied}")
 
 
+@click.command("prune", help="Delete webhook deliveries applied and outbox messages delivered before the last "
+               "--days days (failed, dead or unfinished ones are kept; the ledger is never pruned).")  # fmt: skip
+@click.option("--days", type=click.IntRange(min=MINIMUM_AGE.days), default=90, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def prune_command(days, as_json):
+    pruned = prune(services().sessions, timedelta(days=days))
+    emit({"deliveries_deleted": pruned.deliveries, "messages_deleted": pruned.messages}, as_json)
+
+
 @click.command("expire", help="Expire promotional credit past its date (one transaction per lot; safe to repeat).")
 @click.option("--remind-days", type=click.IntRange(min=0), default=3, show_default=True,
               help="Also note credit expiring within this many days (once per lot); 0 for none.")
@@ -407,7 +417,7 @@ def secrets_rotate(as_json):
 
 def register_cli(app: Flask) -> None:
     for command in (db_group, shop_group, user_group, ledger_group, serve, worker, outbox_group, inbox_group,
-                    sync_command, expire_command, secrets_group):
+                    sync_command, expire_command, prune_command, secrets_group):
         app.cli.add_command(command)
     app.cli.add_command(demo_command)
 
