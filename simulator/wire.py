@@ -19,7 +19,7 @@ USER_AGENT = f"WooCommerce/{WC_VERSION} Hookshot (WordPress/{WP_VERSION})"
 
 
 def wp_json(data: object) -> bytes:
-    """Encode like WordPress's wp_json_encode: compact, `/` escaped as `\\/`, non-ASCII as `\\uXXXX`.
+    """Encode like WordPress's wp_json_encode: compact, `/` escaped as `\\/`, non-ASCII as `\\u` and four hex digits.
 
     A `/` can only occur inside JSON strings, so escaping it in the finished text is exact.
     """
