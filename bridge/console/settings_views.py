@@ -4,6 +4,7 @@ its own form; every change is written to the audit trail and listed on the page.
 from __future__ import annotations
 
 import json
+import re
 
 import requests
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -18,6 +19,8 @@ from bridge.errors import DomainError, ValidationFailed
 from bridge.models import Shop
 from bridge.settings_schema import load_settings
 from bridge.web.runtime import services, transaction
+from sync.shopify.connect import TOPICS as SHOPIFY_TOPICS
+from sync.shopify.connect import ShopifyConnection, callback_url, connect_shopify
 from sync.woocommerce.client import WooShop
 from sync.woocommerce.connect import (
     WEBHOOK_TOPICS,
@@ -32,6 +35,7 @@ from sync.worker import PermanentFailure, TemporaryFailure
 
 FIELD_LABELS = {spec.name: spec.label for section in SECTIONS.values() for spec in section.fields} | {
     "url": "Shop URL", "consumer_key": "REST consumer key", "consumer_secret": "REST consumer secret",
+    "access_token": "Admin API access token", "webhook_secret": "Webhook secret",
 }  # fmt: skip
 
 
@@ -89,9 +93,16 @@ def _page(shop_id: int, *, forms: dict[str, Form] | None = None, connection: For
     return render_template(
         "settings.html", shop=shop, sections=SECTIONS, forms=all_forms, connection=connection, health=health,
         last_check=last_check, last_check_data=_check_data(last_check), changes=changes[:30], labels=FIELD_LABELS,
-        delivery_url=delivery_url_for(services().settings.public_url, shop.id), check=check,
+        delivery_url=_delivery_url(shop), check=check,
         warnings=delivery_warnings(delivery_url_for(services().settings.public_url, shop.id)),
     ), status  # fmt: skip
+
+
+def _delivery_url(shop: Shop) -> str:
+    public_url = services().settings.public_url
+    if shop.platform == "shopify":
+        return callback_url(public_url, shop.id)
+    return delivery_url_for(public_url, shop.id)
 
 
 def _check_data(event) -> dict:
@@ -252,4 +263,87 @@ def install_webhooks(shop_id: int):
     flash(f"Connected to {result.url}. Webhooks {', '.join(parts) or 'in place'}.", "success")
     for warning in result.warnings:
         flash(f"Warning: {warning}.", "warning")
+    return redirect(url_for("console.settings", shop_id=shop_id) + "#connection")
+
+
+# Shopify connection -------------------------------------------------------------------------------------
+
+SHOPIFY_URL = re.compile(r"https://[a-z0-9][a-z0-9-]*\.myshopify\.com/?", re.IGNORECASE)
+
+
+def _shopify_input(shop: Shop) -> tuple[Form, str, str, str | None]:
+    """The posted URL, token and webhook secret. A blank secret keeps the stored one, but only once the shop
+    is connected: before that the stored secret is the bridge's own, which Shopify does not sign with."""
+    url = (request.form.get("url") or "").strip()
+    token = (request.form.get("access_token") or "").strip()
+    secret = (request.form.get("webhook_secret") or "").strip() or None
+    form = Form(values={"url": url})  # never the token or the secret: they are not shown again
+    if not SHOPIFY_URL.fullmatch(url):
+        form.errors["url"] = "Enter the shop's address as https://<name>.myshopify.com"
+    if not token:
+        form.errors["access_token"] = "Required."  # noqa: S105 (a message)
+    elif not re.fullmatch(r"[\x21-\x7e]+", token):  # sent as a header: printable ASCII only
+        form.errors["access_token"] = "Paste the token exactly as Shopify shows it."  # noqa: S105 (a message)
+    if secret is None and shop.consumer_secret_enc is None:
+        form.errors["webhook_secret"] = "Required for the first connection: the app's client secret."  # noqa: S105 (a message)
+    if not form.ok:
+        form.errors["_form"] = "Nothing was connected: correct the fields marked below."
+    return form, url.rstrip("/").lower(), token, secret
+
+
+def _call_shopify(shop_id: int, form: Form, url: str, token: str, secret: str | None) -> ShopifyConnection | None:
+    """connect_shopify, its failures turned into the form's errors (it stores nothing when it fails)."""
+    svc = services()
+    try:
+        return connect_shopify(svc.sessions, svc.secrets, shop_id, url=url, access_token=token,
+                               webhook_secret=secret, public_url=svc.settings.public_url,
+                               timeout=svc.settings.shop_timeout_seconds)  # fmt: skip
+    except ValidationFailed as exc:
+        form.errors.update(exc.fields or {})
+        form.errors["_form"] = exc.message
+    except (TemporaryFailure, PermanentFailure, DomainError) as exc:
+        form.errors["_form"] = str(exc)
+    except requests.RequestException as exc:
+        form.errors["url"] = "Unreachable."
+        form.errors["_form"] = f"Could not reach {url} ({exc.__class__.__name__})."
+    with transaction() as db:
+        audit.record(db, who(), "connection.check", shop_id=shop_id,
+                     new={"ok": False, "url": url, "error": form.errors["_form"]})  # fmt: skip
+    return None
+
+
+def _audit_shopify(old: Shop, result: ShopifyConnection, url: str, token: str, secret: str | None) -> None:
+    """What changed, saying only whether a token or secret was replaced: never any part of one."""
+    box = services().secrets
+    with transaction() as db:
+        me = who()
+        if old.url != url:
+            audit.record(db, me, "connection.update", shop_id=old.id, field="url", old=old.url, new=url)
+        if box.open(old.consumer_secret_enc) != token:
+            audit.record(db, me, "connection.update", shop_id=old.id, field="access_token",
+                         old="(stored)" if old.consumer_secret_enc else "—", new="(replaced)")  # fmt: skip
+        if secret is not None and box.open(old.webhook_secret_enc) != secret:
+            audit.record(db, me, "connection.update", shop_id=old.id, field="webhook_secret",
+                         old="(stored)" if old.webhook_secret_enc else "—", new="(replaced)")  # fmt: skip
+        audit.record(db, me, "connection.install", shop_id=old.id, new=result.as_dict())
+        audit.record(db, me, "connection.check", shop_id=old.id,
+                     new={"ok": True, "url": url, "webhooks": dict.fromkeys(SHOPIFY_TOPICS, "active")})  # fmt: skip
+
+
+@console.post("/shops/<int:shop_id>/settings/connection/shopify")
+@shop_view
+def connect_shopify_shop(shop_id: int):
+    """`wallet-bridge shop connect-shopify` from the page: check the token, subscribe the webhooks, store."""
+    shop = _load_shop(shop_id)
+    if shop.platform != "shopify":
+        flash("Only Shopify shops can be connected with this form.", "error")
+        return redirect(url_for("console.settings", shop_id=shop_id))
+    form, url, token, secret = _shopify_input(shop)
+    result = _call_shopify(shop_id, form, url, token, secret) if form.ok else None
+    if result is None:
+        return _page(shop_id, connection=form, status=422)
+    _audit_shopify(shop, result, url, token, secret)
+    parts = [f"{label}: {len(topics)}" for label, topics in
+             (("created", result.created), ("already subscribed", result.unchanged)) if topics]  # fmt: skip
+    flash(f"Connected to {result.domain}. Webhooks {', '.join(parts) or 'in place'}.", "success")
     return redirect(url_for("console.settings", shop_id=shop_id) + "#connection")

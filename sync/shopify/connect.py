@@ -43,6 +43,11 @@ class ShopifyConnection:
         return self.__dict__.copy()
 
 
+def callback_url(public_url: str, shop_id: int) -> str:
+    """Where Shopify delivers this shop's webhooks."""
+    return f"{public_url}/webhooks/shopify/{shop_id}"
+
+
 def connect_shopify(
     sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int, *, url: str, access_token: str,
     webhook_secret: str | None, public_url: str, timeout: float = 10.0,
@@ -52,7 +57,7 @@ def connect_shopify(
         shop_info = api.graphql(SHOP).get("shop") or {}
     except ShopCallFailed as exc:
         raise ValidationFailed(f"Shopify did not accept the token: {exc}", fields={"access_token": "rejected"}) from exc
-    callback = f"{public_url}/webhooks/shopify/{shop_id}"
+    callback = callback_url(public_url, shop_id)
     result = ShopifyConnection(shop_id, shop_info.get("myshopifyDomain") or url, callback)
     nodes = (api.graphql(SUBSCRIPTIONS).get("webhookSubscriptions") or {}).get("nodes") or []
     existing = {(node.get("topic"), (node.get("endpoint") or {}).get("callbackUrl")) for node in nodes}
