@@ -7,6 +7,7 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 import responses
 from sqlalchemy import select
 
@@ -190,3 +191,21 @@ def test_a_woocommerce_shop_cannot_use_the_shopify_form(console, shop, services,
     assert "Only Shopify shops can be connected" in text_of(console.get(response.location))
     assert len(shopify_api.calls) == 0 and audit_rows(services) == []
     assert stored(services, shop.shop.id).url == "https://alpha.example"
+
+
+@pytest.mark.parametrize(("answer", "field", "message"), [
+    (requests.ConnectionError("Name or service not known"), "url", "Nothing answered at this address"),
+    ((503, "<html>Service Unavailable</html>"), None, "Shopify answered HTTP 503"),
+])  # fmt: skip
+def test_a_shop_that_cannot_answer_is_not_blamed_on_the_token(console, shopify, services, answer, field, message):
+    with responses.RequestsMock() as mock:
+        if isinstance(answer, Exception):
+            mock.add("POST", re.compile(rf"{re.escape(URL)}/.*"), body=answer)
+        else:
+            mock.add("POST", re.compile(rf"{re.escape(URL)}/.*"), status=answer[0], body=answer[1])
+        response = connect(console, shopify.shop.id)
+    page = text_of(response)
+    assert response.status_code == 422 and message in page
+    assert 'id="e-access_token"' not in page
+    assert (f'id="e-{field}"' in page) if field else 'class="error" id="e-' not in page
+    assert stored(services, shopify.shop.id).consumer_secret_enc is None

@@ -13,7 +13,7 @@ from bridge.models import utcnow
 from bridge.security import SecretBox
 from bridge.shops import get_shop
 from sync.shopify.client import ShopifyAdmin
-from sync.worker import ShopCallFailed
+from sync.worker import PermanentFailure, ShopCallFailed
 
 TOPICS = ("CUSTOMERS_CREATE", "CUSTOMERS_UPDATE", "ORDERS_PAID", "ORDERS_UPDATED", "ORDERS_CANCELLED",
           "REFUNDS_CREATE")  # fmt: skip
@@ -56,7 +56,7 @@ def connect_shopify(
     try:
         shop_info = api.graphql(SHOP).get("shop") or {}
     except ShopCallFailed as exc:
-        raise ValidationFailed(f"Shopify did not accept the token: {exc}", fields={"access_token": "rejected"}) from exc
+        raise _first_call_failed(exc) from exc
     callback = callback_url(public_url, shop_id)
     result = ShopifyConnection(shop_id, shop_info.get("myshopifyDomain") or url, callback)
     nodes = (api.graphql(SUBSCRIPTIONS).get("webhookSubscriptions") or {}).get("nodes") or []
@@ -73,6 +73,16 @@ def connect_shopify(
         result.created.append(topic)
     _store(sessions, secrets, shop_id, url, access_token, webhook_secret)
     return result
+
+
+def _first_call_failed(exc: ShopCallFailed) -> Exception:
+    """Say which input is wrong: the token (refused), the URL (nothing answers there), or neither (Shopify is
+    busy or down: the same input will do later)."""
+    if exc.status in (401, 403) or isinstance(exc, PermanentFailure):
+        return ValidationFailed(f"Shopify did not accept the token: {exc}", fields={"access_token": "rejected"})
+    if exc.status is None:
+        return ValidationFailed(f"Nothing answered at this address: {exc}", fields={"url": "unreachable"})
+    return exc
 
 
 def _store(sessions, secrets: SecretBox, shop_id: int, url: str, token: str, webhook_secret: str | None) -> None:
