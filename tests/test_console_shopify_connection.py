@@ -12,6 +12,7 @@ import responses
 from sqlalchemy import select
 
 from bridge.db import unit_of_work
+from bridge.inbox import record_delivery
 from bridge.models import AuditEvent, Shop
 from simulator.shopify import create_shopify_simulator
 from sync.shopify.connect import TOPICS
@@ -193,6 +194,17 @@ def test_a_woocommerce_shop_cannot_use_the_shopify_form(console, shop, services,
     assert stored(services, shop.shop.id).url == "https://alpha.example"
 
 
+@pytest.mark.parametrize("form", ["install", "test"])
+def test_a_shopify_shop_cannot_use_the_woocommerce_forms(console, shopify, services, form):
+    with responses.RequestsMock() as mock:  # any call to a shop would fail the test
+        response = form_post(console, f"/shops/{shopify.shop.id}/settings/connection/{form}",
+                             {"url": URL, "consumer_key": "ck_x", "consumer_secret": "cs_x"})  # fmt: skip
+        assert len(mock.calls) == 0
+    assert response.status_code == 302
+    assert "Only WooCommerce shops can be connected" in text_of(console.get(response.location))
+    assert audit_rows(services) == []
+
+
 @pytest.mark.parametrize(("answer", "field", "message"), [
     (requests.ConnectionError("Name or service not known"), "url", "Nothing answered at this address"),
     ((503, "<html>Service Unavailable</html>"), None, "Shopify answered HTTP 503"),
@@ -209,3 +221,19 @@ def test_a_shop_that_cannot_answer_is_not_blamed_on_the_token(console, shopify, 
     assert 'id="e-access_token"' not in page
     assert (f'id="e-{field}"' in page) if field else 'class="error" id="e-' not in page
     assert stored(services, shopify.shop.id).consumer_secret_enc is None
+
+
+def test_webhook_health_lists_the_shopify_topics_their_last_delivery_and_state(console, shopify, services, sim,
+                                                                               shopify_api):  # fmt: skip
+    record_delivery(services.sessions, shop_id=shopify.shop.id, platform="shopify", topic="orders/paid",
+                    resource_id="12", delivery_id="w1", body=b"{}", status="applied")  # fmt: skip
+    connect(console, shopify.shop.id)
+
+    page = text_of(console.get(f"/shops/{shopify.shop.id}/settings"))
+
+    topics = re.findall(r"<tr><td><code>([a-z_./]+)</code></td>", page)
+    assert topics == ["customers/create", "customers/update", "orders/paid", "orders/updated", "orders/cancelled",
+                      "refunds/create"]  # fmt: skip
+    paid = re.search(r"<code>orders/paid</code>.*?</tr>", page, re.S).group(0)
+    assert "active" in paid and "applied" in paid
+    assert "order.updated" not in page and CALLBACK.format(shopify.shop.id) in page

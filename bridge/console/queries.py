@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, aliased
 from bridge import audit
 from bridge.models import Account, Customer, Entry, InboxDelivery, LedgerTransaction, OutboxMessage, Shop
 from bridge.reports import start_of
+from sync.shopify.connect import DELIVERY_TOPICS as SHOPIFY_TOPICS
 from sync.woocommerce.connect import WEBHOOK_TOPICS
 
 SORTS = {"email", "name", "customer", "balance", "points", "last_movement"}
@@ -165,7 +166,7 @@ def webhook_health(session: Session, shop_id: int) -> tuple[list[TopicHealth], a
         except (ValueError, AttributeError):
             states = {}
     health = []
-    for topic in WEBHOOK_TOPICS:
+    for topic in SHOPIFY_TOPICS if session.get(Shop, shop_id).platform == "shopify" else WEBHOOK_TOPICS:
         newest = session.execute(
             select(InboxDelivery.received_at, InboxDelivery.status)
             .where(InboxDelivery.shop_id == shop_id, InboxDelivery.topic == topic)

@@ -19,8 +19,7 @@ from bridge.errors import DomainError, ValidationFailed
 from bridge.models import Shop
 from bridge.settings_schema import load_settings
 from bridge.web.runtime import services, transaction
-from sync.shopify.connect import TOPICS as SHOPIFY_TOPICS
-from sync.shopify.connect import ShopifyConnection, callback_url, connect_shopify
+from sync.shopify.connect import DELIVERY_TOPICS, ShopifyConnection, callback_url, connect_shopify
 from sync.woocommerce.client import WooShop
 from sync.woocommerce.connect import (
     WEBHOOK_TOPICS,
@@ -94,7 +93,7 @@ def _page(shop_id: int, *, forms: dict[str, Form] | None = None, connection: For
         "settings.html", shop=shop, sections=SECTIONS, forms=all_forms, connection=connection, health=health,
         last_check=last_check, last_check_data=_check_data(last_check), changes=changes[:30], labels=FIELD_LABELS,
         delivery_url=_delivery_url(shop), check=check,
-        warnings=delivery_warnings(delivery_url_for(services().settings.public_url, shop.id)),
+        warnings=_delivery_warnings(shop),
     ), status  # fmt: skip
 
 
@@ -103,6 +102,13 @@ def _delivery_url(shop: Shop) -> str:
     if shop.platform == "shopify":
         return callback_url(public_url, shop.id)
     return delivery_url_for(public_url, shop.id)
+
+
+def _delivery_warnings(shop: Shop) -> list[str]:
+    if shop.platform == "shopify":
+        https = _delivery_url(shop).startswith("https://")
+        return [] if https else ["PUBLIC_URL is not https: Shopify delivers webhooks only to https addresses"]
+    return delivery_warnings(_delivery_url(shop))
 
 
 def _check_data(event) -> dict:
@@ -173,6 +179,12 @@ def _webhook_states(api: WooShop, shop_id: int) -> dict[str, str]:
     return states
 
 
+def _wrong_form(shop_id: int, platform: str):
+    """A form posted for a shop of another platform (by hand: the page shows each shop its own)."""
+    flash(f"Only {platform} shops can be connected with this form.", "error")
+    return redirect(url_for("console.settings", shop_id=shop_id))
+
+
 def _load_shop(shop_id: int) -> Shop:
     with transaction() as db:
         return db.get(Shop, shop_id)
@@ -183,6 +195,8 @@ def _load_shop(shop_id: int) -> Shop:
 def test_connection(shop_id: int):
     """Check the keys against the shop and read our webhooks' states; stores nothing but the audit line."""
     shop = _load_shop(shop_id)
+    if shop.platform != "woocommerce":
+        return _wrong_form(shop_id, "WooCommerce")
     form, url, key, secret = _credentials(shop)
     try:
         _check_input(url, key, secret)
@@ -216,8 +230,7 @@ def install_webhooks(shop_id: int):
     """`wallet-bridge shop connect` from the page: check the keys, register the webhooks, store the keys."""
     shop = _load_shop(shop_id)
     if shop.platform != "woocommerce":
-        flash("Only WooCommerce shops can be connected from here.", "error")
-        return redirect(url_for("console.settings", shop_id=shop_id))
+        return _wrong_form(shop_id, "WooCommerce")
     box = services().secrets
     old = {
         "url": shop.url,
@@ -327,7 +340,7 @@ def _audit_shopify(old: Shop, result: ShopifyConnection, url: str, token: str, s
                          old="(stored)" if old.webhook_secret_enc else "—", new="(replaced)")  # fmt: skip
         audit.record(db, me, "connection.install", shop_id=old.id, new=result.as_dict())
         audit.record(db, me, "connection.check", shop_id=old.id,
-                     new={"ok": True, "url": url, "webhooks": dict.fromkeys(SHOPIFY_TOPICS, "active")})  # fmt: skip
+                     new={"ok": True, "url": url, "webhooks": dict.fromkeys(DELIVERY_TOPICS, "active")})  # fmt: skip
 
 
 @console.post("/shops/<int:shop_id>/settings/connection/shopify")
@@ -336,8 +349,7 @@ def connect_shopify_shop(shop_id: int):
     """`wallet-bridge shop connect-shopify` from the page: check the token, subscribe the webhooks, store."""
     shop = _load_shop(shop_id)
     if shop.platform != "shopify":
-        flash("Only Shopify shops can be connected with this form.", "error")
-        return redirect(url_for("console.settings", shop_id=shop_id))
+        return _wrong_form(shop_id, "Shopify")
     form, url, token, secret = _shopify_input(shop)
     result = _call_shopify(shop_id, form, url, token, secret) if form.ok else None
     if result is None:

@@ -18,6 +18,16 @@ from sync.worker import PermanentFailure, ShopCallFailed
 TOPICS = ("CUSTOMERS_CREATE", "CUSTOMERS_UPDATE", "ORDERS_PAID", "ORDERS_UPDATED", "ORDERS_CANCELLED",
           "REFUNDS_CREATE")  # fmt: skip
 
+
+
+def delivery_topic(subscription_topic: str) -> str:
+    """ORDERS_PAID → orders/paid: the X-Shopify-Topic of the deliveries a subscription brings."""
+    resource, _, event = subscription_topic.lower().partition("_")
+    return f"{resource}/{event}"
+
+
+DELIVERY_TOPICS = tuple(delivery_topic(topic) for topic in TOPICS)
+
 SHOP = "query { shop { name currencyCode myshopifyDomain } }"
 SUBSCRIPTIONS = """
 query { webhookSubscriptions(first: 100) {
