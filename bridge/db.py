@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, Engine, cast, create_engine, event, func
 from sqlalchemy.dialects import postgresql, sqlite
@@ -34,10 +36,22 @@ def _make_sqlite_transactional(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        dbapi_connection.create_function("local_date", 2, _local_date, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _local_date(utc_text: str | None, zone: str | None) -> str | None:
+    """SQLite's `local_date(created_at, 'Europe/Paris')`: the day ('YYYY-MM-DD') that a stored UTC timestamp
+    ('YYYY-MM-DD HH:MM:SS[.ffffff]', see UTCDateTime) falls on in an IANA time zone; PostgreSQL's
+    `CAST(timezone(zone, created_at) AS DATE)`. Deterministic: the zone's rules come from the tz database."""
+    if utc_text is None or zone is None:
+        return None
+    moment = datetime.fromisoformat(str(utc_text))
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return moment.astimezone(ZoneInfo(zone)).date().isoformat()
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -3,9 +3,13 @@ liability over time, and a reconciliation that closes.
 
 Every query is a range scan on `ledger_transactions (shop_id, created_at)` (or `shop_orders (shop_id,
 created_at)`), joined to the transactions' entries by `entries.transaction_id`: its cost follows the number
-of transactions in the period, not the size of the history. Sums are fetched per UTC day, grouped by a date
-expression chosen per dialect, and folded into weeks and months here, so the SQL is the same on SQLite and
-PostgreSQL.
+of transactions in the period, not the size of the history. Sums are fetched per day of the shop's time zone
+(its `timezone` setting, UTC by default), grouped by a date expression chosen per dialect, and folded into
+weeks and months here, so the SQL is the same on SQLite and PostgreSQL.
+
+A day D of a zone is [start_of(D, zone), start_of(D + 1, zone)): from local midnight to the next one, in UTC,
+23 or 25 hours long on the days the clocks change. The SQL puts each timestamp on the same local day
+(`_local_day`), so the bounds of a period and its daily buckets agree.
 
 Customer accounts (wallets, points) are the entries with a `balance_after`; system accounts keep none
 (see `Account`), so the customer side of a transaction needs no join to `accounts`.
@@ -22,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import Date, String, case, cast, func, select
@@ -30,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge.accounts import SystemAccount
 from bridge.models import Account, Entry, LedgerTransaction, ShopOrder, utcnow
 from bridge.money import POINTS
+from bridge.settings_schema import load_settings
 
 GRANULARITIES = ("day", "week", "month")
 MAX_DAYS = 3 * 366
@@ -43,12 +49,26 @@ EXPIRIES = ("expiry",)
 WALLET_ORDER_OUTCOMES = ("paid", "partial")
 
 
-def utc_today() -> date:
-    return utcnow().date()
+def shop_timezone(shop_settings: dict | None) -> str:
+    """The IANA name of the shop's time zone (its `timezone` setting; UTC when never set)."""
+    return load_settings(shop_settings)["timezone"]
 
 
-def start_of(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
+def local_today(tz: str, now: datetime | None = None) -> date:
+    """The date in the zone now (or at `now`)."""
+    return (now or utcnow()).astimezone(ZoneInfo(tz)).date()
+
+
+def start_of(day: date, tz: str) -> datetime:
+    """The first moment of `day` in the zone, in UTC: local midnight, or the moment the clocks jump over it
+    (a DST change at midnight). Computed by the zone's rules for that date, never from a fixed offset."""
+    zone = ZoneInfo(tz)
+    midnight = datetime.combine(day, time.min, tzinfo=zone)
+    # fold=0 and fold=1 differ only when a clock change skips or repeats midnight: the day starts at the earlier
+    # of the two that already falls on `day` there (a day the zone skipped entirely starts where the next one
+    # does, and so is empty).
+    moments = [midnight.replace(fold=fold).astimezone(UTC) for fold in (0, 1)]
+    return min(moment for moment in moments if moment.astimezone(zone).date() >= day)
 
 
 @contextmanager
@@ -69,7 +89,12 @@ def report_snapshot(sessions: sessionmaker[Session]) -> Iterator[Session]:
 
 
 class ReportPeriodSchema(Schema):
-    """A report's period and granularity; the console's form and the CSV links are checked by it."""
+    """A report's period and granularity; the console's form and the CSV links are checked by it. Dates are
+    days of the shop's time zone `tz`, and "today" is the date there."""
+
+    def __init__(self, *args, tz: str = "UTC", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tz = tz
 
     start = fields.Date(required=True)
     end = fields.Date(required=True)
@@ -82,18 +107,14 @@ class ReportPeriodSchema(Schema):
             return
         if start > end:
             raise ValidationError({"end": ["Must not be before the start."]})
-        if start > utc_today():
+        today = local_today(self.tz)
+        if start > today:
             raise ValidationError({"start": ["Must not be in the future."]})
-        days = (min(end, utc_today()) - start).days + 1
+        days = (min(end, today) - start).days + 1
         if days > MAX_DAYS:
             raise ValidationError({"start": [f"A report covers at most {MAX_DAYS} days."]})
         if data.get("granularity", "day") == "day" and days > MAX_DAILY_BUCKETS:
             raise ValidationError({"granularity": ["Choose week or month for a period longer than a year."]})
-
-
-def default_period(today: date | None = None) -> dict:
-    today = today or utc_today()
-    return {"start": today - timedelta(days=29), "end": today, "granularity": "day"}
 
 
 @dataclass(frozen=True)
@@ -129,11 +150,14 @@ def make_buckets(start: date, end: date, granularity: str) -> list[Bucket]:
 # Queries --------------------------------------------------------------------------------------------
 
 
-def _utc_day(session: Session, column):
+def _local_day(session: Session, column, tz: str):
+    """The day a timestamp falls on in the zone `tz` (an IANA name), as SQL."""
     if session.get_bind().dialect.name == "postgresql":
-        return cast(func.timezone("UTC", column), Date)
-    # SQLite keeps UTC timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff' text (see UTCDateTime).
-    return func.substr(column, 1, 10, type_=String)
+        return cast(func.timezone(tz, column), Date)  # timestamptz → local timestamp in `tz` → its date
+    if tz == "UTC":
+        # SQLite keeps UTC timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff' text (see UTCDateTime).
+        return func.substr(column, 1, 10, type_=String)
+    return func.local_date(column, tz, type_=String)  # registered on every SQLite connection (bridge.db)
 
 
 def _as_date(value) -> date:
@@ -202,11 +226,11 @@ DEPOSIT = "deposit"  # the unit of the shop-side entries on its top-ups account
 
 def daily_movements(
     session: Session, shop_id: int, currency: str, start_at: datetime, end_at: datetime,
-    windows: Windows | None = None,
+    windows: Windows | None = None, tz: str = "UTC",
 ) -> dict[tuple[date, str, str, str], Movement]:  # fmt: skip
-    """(UTC day, kind, unit, "credit"|"debit") → amount and number of transactions, for transactions created in
-    [start_at, end_at). Units: "money" and "points" are the customers' side; "deposit" is the shop's top-ups
-    account (what customers paid for top-ups, without any top-up bonus), read in the same scan."""
+    """(day in the zone `tz`, kind, unit, "credit"|"debit") → amount and number of transactions, for transactions
+    created in [start_at, end_at). Units: "money" and "points" are the customers' side; "deposit" is the shop's
+    top-ups account (what customers paid for top-ups, without any top-up bonus), read in the same scan."""
     window = _window(session, shop_id, start_at, end_at, windows)
     if window is None:
         return {}
@@ -225,7 +249,7 @@ def daily_movements(
         wanted = wanted | ((Entry.account_id + 0 == deposits_account) & (LedgerTransaction.kind == "topup"))
     one_side = (
         select(
-            _utc_day(session, LedgerTransaction.created_at).label("day"),
+            _local_day(session, LedgerTransaction.created_at, tz).label("day"),
             LedgerTransaction.kind.label("kind"),
             unit,
             case((Entry.amount > 0, "credit"), else_="debit").label("direction"),
@@ -253,11 +277,13 @@ def daily_movements(
     }
 
 
-def daily_orders(session: Session, shop_id: int, start_at: datetime, end_at: datetime) -> dict[date, tuple[int, int]]:
-    """UTC day → (orders seen, orders paid wholly or partly by wallet)."""
+def daily_orders(
+    session: Session, shop_id: int, start_at: datetime, end_at: datetime, tz: str = "UTC"
+) -> dict[date, tuple[int, int]]:
+    """Day in the zone `tz` → (orders seen, orders paid wholly or partly by wallet)."""
     seen = (
         select(
-            _utc_day(session, ShopOrder.created_at).label("day"),
+            _local_day(session, ShopOrder.created_at, tz).label("day"),
             case((ShopOrder.payment_outcome.in_(WALLET_ORDER_OUTCOMES), 1), else_=0).label("by_wallet"),
         )
         .where(ShopOrder.shop_id == shop_id, ShopOrder.created_at >= start_at, ShopOrder.created_at < end_at)
@@ -418,6 +444,7 @@ class Report:
     buckets: list[BucketFigures]
     money: Reconciliation
     points: Reconciliation
+    timezone: str = "UTC"  # whose days `start`, `end` and the buckets are
 
     @property
     def total_orders(self) -> int:
@@ -430,18 +457,19 @@ class Report:
 
 def build_report(
     session: Session, shop_id: int, currency: str, start: date, end: date, granularity: str,
-    now: datetime | None = None,
+    now: datetime | None = None, tz: str = "UTC",
 ) -> Report:  # fmt: skip
-    """Every figure of the report page for [start, end] (UTC days; the end is cut to today)."""
+    """Every figure of the report page for [start, end] (days of the zone `tz`, an IANA name; the end is cut to
+    today there)."""
     now = now or utcnow()
-    end = min(end, now.date())
-    start_at, end_at = start_of(start), min(start_of(end + timedelta(days=1)), now)
+    end = min(end, local_today(tz, now))
+    start_at, end_at = start_of(start, tz), min(start_of(end + timedelta(days=1), tz), now)
     # Each id window is read once: the period, and what came after it.
     period = transaction_window(session, shop_id, start_at, end_at)
     later = transaction_window(session, shop_id, end_at, None)
     windows: Windows = {(start_at, end_at): period, (end_at, None): later, (start_at, None): _joined(period, later)}
-    movements = daily_movements(session, shop_id, currency, start_at, end_at, windows)
-    orders = daily_orders(session, shop_id, start_at, end_at)
+    movements = daily_movements(session, shop_id, currency, start_at, end_at, windows, tz)
+    orders = daily_orders(session, shop_id, start_at, end_at, tz)
     units = {"money": currency, "points": POINTS}
     known: dict = {}
     opening_by_currency = balances_at(session, shop_id, list(units.values()), start_at, now, windows, known)
@@ -476,7 +504,7 @@ def build_report(
     return Report(
         shop_id=shop_id, currency=currency, start=start, end=end, granularity=granularity, buckets=figures,
         money=_reconcile("money", currency, movements, opening["money"], closing["money"]),
-        points=_reconcile("points", POINTS, movements, opening["points"], closing["points"]),
+        points=_reconcile("points", POINTS, movements, opening["points"], closing["points"]), timezone=tz,
     )  # fmt: skip
 
 

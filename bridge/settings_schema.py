@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 
@@ -14,6 +17,23 @@ class ReturnWindowSchema(Schema):
     tier = fields.String(required=True, validate=validate.Length(min=1, max=40))
     min_lifetime_spend = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))  # minor units
     days = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=3650))
+
+
+@cache
+def timezone_names() -> frozenset[str]:
+    """The IANA names of this host's tz database, less `localtime` (whatever zone the host is set to). A
+    PostgreSQL built on the system's tz database, as Debian's is, knows each of them in `timezone()`."""
+    return frozenset(available_timezones()) - {"localtime"}
+
+
+def _known_timezone(name: str) -> None:
+    if name in timezone_names():
+        try:
+            ZoneInfo(name)
+            return
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            pass
+    raise ValidationError("Unknown time zone: enter an IANA name such as Europe/Paris or America/New_York.")
 
 
 class ShopSettingsSchema(Schema):
@@ -50,6 +70,8 @@ class ShopSettingsSchema(Schema):
         validate=validate.Length(max=10),
         load_default=lambda: [{"tier": "Standard", "min_lifetime_spend": 0, "days": 30}],
     )
+    # The shop's own days: reports and the console's overview count from midnight to midnight here.
+    timezone = fields.String(validate=_known_timezone, load_default="UTC")
     tips_enabled = fields.Boolean(load_default=False)
     tip_presets_bp = fields.List(  # basis points: 1500 = 15 %
         fields.Integer(strict=True, validate=validate.Range(min=1, max=10_000)),

@@ -153,7 +153,7 @@ def test_deposits_count_what_customers_paid_not_the_top_up_bonus(services, shop)
 def test_balance_at_reads_either_side_of_history_with_the_same_answer(services, history):
     with unit_of_work(services.sessions) as session:
         for day in (A, A + timedelta(days=1), A + timedelta(days=4), A + timedelta(days=14), A + timedelta(days=29)):
-            moment = start_of(day)
+            moment = start_of(day, "UTC")
             expected = session.scalar(
                 select(func.coalesce(func.sum(Entry.amount), 0)).where(
                     Entry.shop_id == history.id, Entry.balance_after.is_not(None), Entry.currency == "EUR",
@@ -184,7 +184,7 @@ def test_the_report_query_is_a_range_scan_on_the_ledger_index(services, history)
 
         event.listen(session.get_bind(), "before_cursor_execute", capture)
         try:
-            daily_movements(session, history.id, "EUR", start_of(START), start_of(END))
+            daily_movements(session, history.id, "EUR", start_of(START, "UTC"), start_of(END, "UTC"))
         finally:
             event.remove(session.get_bind(), "before_cursor_execute", capture)
         statement, parameters = captured[-1]

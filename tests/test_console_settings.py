@@ -108,6 +108,8 @@ def test_saving_the_same_values_changes_nothing(console, shop, services):
         ("tips", {"tips_enabled": "on", "tip_presets_bp": "15, 15"}, "tip_presets_bp", "Each preset may appear once."),
         ("tips", {"tip_presets_bp": "15, lots"}, "tip_presets_bp", "Enter a percentage"),
         ("tips", {"tip_presets_bp": ""}, "tip_presets_bp", "Enter between 1 and 6 values."),
+        ("general", {"timezone": "Mars/Olympus_Mons"}, "timezone", "Unknown time zone"),
+        ("general", {"timezone": "../../etc/passwd"}, "timezone", "Unknown time zone"),
     ],
 )  # fmt: skip
 def test_a_bad_value_is_shown_next_to_its_field_and_nothing_is_written(console, shop, services, section, values,
@@ -186,6 +188,26 @@ def test_a_bad_tier_row_is_marked_on_its_own_cell(console, shop, services):
                      tier_1_name="Gold", tier_1_spend="0", tier_1_days="60")  # fmt: skip
     assert "Two tiers have the same lifetime-spend threshold." in text_of(duplicate)
     assert audit_rows(services) == []
+
+
+def test_the_time_zone_is_chosen_by_its_iana_name_and_audited(console, shop, services):
+    page = text_of(console.get(f"/shops/{shop.shop.id}/settings"))
+    assert ">General</h2>" in page and 'name="timezone" type="text"\n             value="UTC"' in page
+    assert 'list="timezones"' in page and '<option value="Asia/Kathmandu">' in page
+    response = save(console, shop, "general", timezone="Europe/Paris")
+    assert response.status_code == 302 and response.location.endswith("/settings#general")
+    assert stored_settings(services, shop)["timezone"] == "Europe/Paris"
+    assert audit_rows(services) == [("ann@example.com", "settings.general", "timezone", "UTC", "Europe/Paris")]
+    assert "Time zone" in text_of(console.get(f"/shops/{shop.shop.id}/settings"))
+
+
+@pytest.mark.parametrize("name", ["Europe/Pariss", "europe/paris", "localtime", "", "Europe/Paris\x00", "+01:00"])
+def test_the_schema_refuses_an_unknown_time_zone_by_its_field(name):
+    assert ShopSettingsSchema().load({})["timezone"] == "UTC"
+    assert ShopSettingsSchema().load({"timezone": "Asia/Kathmandu"})["timezone"] == "Asia/Kathmandu"
+    with pytest.raises(ValidationError) as refused:
+        ShopSettingsSchema().load({"timezone": name})
+    assert list(refused.value.messages) == ["timezone"]
 
 
 def test_an_unknown_section_is_a_404(console, shop):

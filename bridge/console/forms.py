@@ -102,7 +102,7 @@ def show_money(minor: int, currency: str) -> str:
 class SettingField:
     name: str  # the ShopSettingsSchema field
     label: str
-    unit: str  # money | percent | integer | bool | choice | list | percent_list | discount | tiers
+    unit: str  # money | percent | integer | bool | choice | list | percent_list | discount | tiers | timezone
     help: str = ""
     choices: tuple[tuple[str, str], ...] = ()
     suffix: str = ""
@@ -119,6 +119,14 @@ class Section:
 SECTIONS: dict[str, Section] = {
     section.key: section
     for section in (
+        Section(
+            "general", "General", "The shop's own days.",
+            (
+                SettingField("timezone", "Time zone", "timezone",
+                             "An IANA name such as Europe/Paris or America/New_York. Reports and the overview count "
+                             "each day from midnight to midnight there."),
+            ),
+        ),
         Section(
             "gateway", "Wallet gateway", "How checkout treats orders paid by wallet.",
             (

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, aliased
 
 from bridge import audit
 from bridge.models import Account, Customer, Entry, InboxDelivery, LedgerTransaction, OutboxMessage, Shop
-from bridge.reports import start_of
+from bridge.reports import shop_timezone, start_of
 from sync.shopify.connect import DELIVERY_TOPICS as SHOPIFY_TOPICS
 from sync.woocommerce.connect import WEBHOOK_TOPICS
 
@@ -119,8 +119,8 @@ def statement_page(
     session: Session, shop: Shop, customer: Customer, *, kind: str | None = None, start: date | None = None,
     end: date | None = None, before: int | None = None, limit: int = STATEMENT_PAGE,
 ) -> tuple[list[StatementLine], int | None]:  # fmt: skip
-    """The customer's wallet and points movements, newest first, filtered by kind and period (UTC days,
-    end inclusive); paged by entry id. Returns the lines and the id to pass as `before` for older ones."""
+    """The customer's wallet and points movements, newest first, filtered by kind and period (days of the shop's
+    time zone, end inclusive); paged by entry id. Returns the lines and the id to pass as `before` for older ones."""
     accounts = select(Account.id).where(Account.shop_id == shop.id, Account.customer_id == customer.id)
     query = (
         select(Entry, LedgerTransaction)
@@ -129,10 +129,11 @@ def statement_page(
     )
     if kind:
         query = query.where(LedgerTransaction.kind == kind)
+    tz = shop_timezone(shop.settings)
     if start:
-        query = query.where(Entry.created_at >= start_of(start))
+        query = query.where(Entry.created_at >= start_of(start, tz))
     if end:
-        query = query.where(Entry.created_at < start_of(end + timedelta(days=1)))
+        query = query.where(Entry.created_at < start_of(end + timedelta(days=1), tz))
     if before:
         query = query.where(Entry.id < before)
     rows = session.execute(query.order_by(Entry.id.desc()).limit(limit + 1)).all()

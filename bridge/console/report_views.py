@@ -16,7 +16,16 @@ from bridge.console.charts import NARROW, Series, bar_chart, line_chart
 from bridge.console.filters import amount as show_amount
 from bridge.console.forms import Form, first_message
 from bridge.money import POINTS, exponent, format_amount, to_decimal_string
-from bridge.reports import TABLES, Report, ReportPeriodSchema, build_report, report_snapshot, report_table, utc_today
+from bridge.reports import (
+    TABLES,
+    Report,
+    ReportPeriodSchema,
+    build_report,
+    local_today,
+    report_snapshot,
+    report_table,
+    shop_timezone,
+)
 from bridge.web.runtime import services
 
 
@@ -34,8 +43,9 @@ def presets(today: date) -> list[tuple[str, dict]]:
     ]  # fmt: skip
 
 
-def _period(args) -> tuple[Form, dict | None]:
-    today = utc_today()
+def _period(args, tz: str) -> tuple[Form, dict | None]:
+    """The period asked for, in days of the shop's time zone (the default: its last 30 days)."""
+    today = local_today(tz)
     raw = {
         "start": (args.get("start") or (today - timedelta(days=29)).isoformat()).strip(),
         "end": (args.get("end") or today.isoformat()).strip(),
@@ -43,7 +53,7 @@ def _period(args) -> tuple[Form, dict | None]:
     }
     form = Form(values=dict(raw))
     try:
-        return form, ReportPeriodSchema().load(raw)
+        return form, ReportPeriodSchema(tz=tz).load(raw)
     except ValidationError as exc:
         for name, messages in exc.messages.items():
             message = first_message(messages)
@@ -51,9 +61,10 @@ def _period(args) -> tuple[Form, dict | None]:
         return form, None
 
 
-def _report(period: dict) -> Report:
+def _report(period: dict, tz: str) -> Report:
     with report_snapshot(services().sessions) as db:
-        return build_report(db, g.shop.id, g.shop.currency, period["start"], period["end"], period["granularity"])
+        return build_report(db, g.shop.id, g.shop.currency, period["start"], period["end"], period["granularity"],
+                            tz=tz)  # fmt: skip
 
 
 def _label(day: date, granularity: str) -> str:
@@ -101,13 +112,15 @@ def _charts(report: Report) -> dict:
 @console.get("/shops/<int:shop_id>/reports")
 @shop_view
 def reports(shop_id: int):
-    form, period = _period(request.args)
+    tz = shop_timezone(g.shop.settings)
+    form, period = _period(request.args, tz)
     if period is None:
-        return render_template("reports.html", shop=g.shop, form=form, report=None, presets=presets(utc_today())), 422
-    report = _report(period)
+        page = render_template("reports.html", shop=g.shop, form=form, report=None, presets=presets(local_today(tz)))
+        return page, 422
+    report = _report(period, tz)
     tables = {name: report_table(report, name) for name in TABLES}
     return render_template("reports.html", shop=g.shop, form=form, report=report, tables=tables, charts=_charts(report),
-                           presets=presets(utc_today()), period=period)  # fmt: skip
+                           presets=presets(local_today(tz)), period=period)  # fmt: skip
 
 
 def csv_value(value, kind: str, unit: str) -> str:
@@ -138,11 +151,12 @@ def table_csv(report: Report, name: str) -> str:
 def report_csv(shop_id: int, name: str):
     if name not in TABLES:
         return render_error(404, "Page not found", "There is no such report table.")
-    form, period = _period(request.args)
+    tz = shop_timezone(g.shop.settings)
+    form, period = _period(request.args, tz)
     if period is None:
         problems = "; ".join(f"{k}: {v}" for k, v in form.errors.items())
         return render_error(422, "Invalid period", problems)
-    report = _report(period)
+    report = _report(period, tz)
     slug = re.sub(r"[^a-z0-9]+", "-", g.shop.name.lower()).strip("-") or f"shop-{shop_id}"
     filename = f"{slug}-{name}-{report.start}-{report.end}-{report.granularity}.csv"
     return Response(

@@ -17,7 +17,7 @@ from bridge.console.forms import SECTIONS, Form, mask_secret, parse_settings, se
 from bridge.console.queries import webhook_health
 from bridge.errors import DomainError, ValidationFailed
 from bridge.models import Shop
-from bridge.settings_schema import load_settings
+from bridge.settings_schema import load_settings, timezone_names
 from bridge.web.runtime import services, transaction
 from sync.shopify.connect import DELIVERY_TOPICS, ShopifyConnection, callback_url, connect_shopify
 from sync.woocommerce.client import WooShop
@@ -93,7 +93,7 @@ def _page(shop_id: int, *, forms: dict[str, Form] | None = None, connection: For
         "settings.html", shop=shop, sections=SECTIONS, forms=all_forms, connection=connection, health=health,
         last_check=last_check, last_check_data=_check_data(last_check), changes=changes[:30], labels=FIELD_LABELS,
         delivery_url=_delivery_url(shop), check=check,
-        warnings=_delivery_warnings(shop),
+        warnings=_delivery_warnings(shop), timezones=sorted(timezone_names()),
     ), status  # fmt: skip
 
 

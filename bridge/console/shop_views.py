@@ -17,7 +17,7 @@ from bridge.console.settings_views import FIELD_LABELS
 from bridge.errors import ValidationFailed
 from bridge.models import InboxDelivery, OutboxMessage
 from bridge.money import POINTS, exponent, format_amount
-from bridge.reports import build_report, report_snapshot, stored_customer_total, utc_today
+from bridge.reports import build_report, local_today, report_snapshot, shop_timezone, stored_customer_total
 from bridge.users import add_membership, check_new_user, create_user, find_user, remove_membership, shop_members
 from bridge.web.runtime import services, transaction
 from sync.worker import retry_dead
@@ -28,9 +28,10 @@ from webhooks.replay import reapply
 @shop_view
 def overview(shop_id: int):
     shop = g.shop
-    today = utc_today()
+    tz = shop_timezone(shop.settings)
+    today = local_today(tz)  # the shop's last 30 days, in its own time zone
     with report_snapshot(services().sessions) as db:
-        report = build_report(db, shop.id, shop.currency, today - timedelta(days=29), today, "day")
+        report = build_report(db, shop.id, shop.currency, today - timedelta(days=29), today, "day", tz=tz)
         owed = stored_customer_total(db, shop.id, shop.currency)
         points = stored_customer_total(db, shop.id, POINTS)
     with transaction() as db:
