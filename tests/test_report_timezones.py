@@ -16,6 +16,7 @@ from bridge.db import unit_of_work
 from bridge.models import Customer, Shop, ShopOrder
 from bridge.reports import build_report, local_today, report_table, start_of
 from tests.console_support import move, text_of
+from tests.test_api import auth
 
 pytest_plugins = ("tests.console_fixtures",)  # fixtures: merchant, console
 
@@ -230,3 +231,27 @@ def test_the_overview_counts_the_shops_last_30_days(console, services, shop, clo
     assert deposits() == "€133.33"
     set_timezone(services, shop.shop, "Europe/Paris")
     assert deposits() == "€22.22"
+
+
+# Times shown ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("tz", "shown"), [("UTC", "2026-03-01 23:30 UTC"), ("Europe/Paris", "2026-03-02 00:30 CET"),
+                                           ("Asia/Kathmandu", "2026-03-02 05:15 +0545")])  # fmt: skip
+def test_the_console_shows_times_on_the_shops_clock_and_says_whose(console, services, shop, tz, shown):
+    set_timezone(services, shop.shop, tz)
+    move(services, shop.shop, "42", "adjustment", 1_000, utc(2026, 3, 1, 23, 30), "late")
+
+    page = text_of(console.get(f"/shops/{shop.shop.id}/customers/42"))
+
+    assert shown in page and f"times in {tz}" in page
+
+
+def test_the_customers_statement_shows_times_on_the_shops_clock(client, services, shop):
+    set_timezone(services, shop.shop, "America/New_York")
+    move(services, shop.shop, "42", "adjustment", 1_000, utc(2026, 3, 1, 3, 15), "night")
+    link = client.post("/api/v1/customers/42/statement-link", headers=auth(shop)).get_json()["url"]
+
+    page = client.get(link.split("https://bridge.example.test", 1)[1]).get_data(as_text=True)
+
+    assert "28 Feb 2026 22:15 EST" in page

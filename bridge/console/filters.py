@@ -1,14 +1,17 @@
-"""Jinja filters: money, points, percentages and times as people read them (times in UTC, said so)."""
+"""Jinja filters: money, points, percentages and times as people read them (times in the shop's time zone on
+its pages, UTC elsewhere, the zone always said)."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from flask import Flask, g
 
 from bridge.money import POINTS, format_amount
+from bridge.reports import shop_timezone
 
 
 def money(minor: int | None, currency: str | None = None) -> str:
@@ -36,12 +39,19 @@ def rate(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f} %"
 
 
+def page_zone() -> str:
+    """The time zone of the shop the page is about (its `timezone` setting), UTC on pages about no shop."""
+    shop = g.get("shop")
+    return shop_timezone(shop.settings) if shop is not None else "UTC"
+
+
+def in_zone(moment: datetime, zone: str) -> datetime:
+    """A stored moment (UTC, aware or naive) as the clock on the wall in `zone` shows it."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(ZoneInfo(zone))
+
+
 def when(moment: datetime | None) -> str:
-    if moment is None:
-        return "—"
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return "—" if moment is None else in_zone(moment, page_zone()).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def day(value: date | datetime | None) -> str:
@@ -72,5 +82,7 @@ def register(app: Flask) -> None:
     for name, function in {
         "money": money, "points": points, "amount": amount, "percent_bp": percent_from_bp, "rate": rate,
         "when": when, "day": day, "pretty_json": pretty_json, "kind_label": kind_label, "platform": platform,
+        "in_zone": in_zone,
     }.items():  # fmt: skip
         app.jinja_env.filters[name] = function
+    app.jinja_env.globals["page_zone"] = page_zone

@@ -30,7 +30,7 @@ def _view(token: str) -> dict:
         page = statement(session, shop, access.customer_external_id, limit=200)
         settings = load_settings(shop.settings)
     return {"shop": shop.name, "currency": shop.currency, "wallet": summary, "lines": page.lines,
-            "points_step": settings["points_conversion_points"],
+            "zone": settings["timezone"], "points_step": settings["points_conversion_points"],
             "points_step_value": format_amount(settings["points_conversion_value"], shop.currency)}  # fmt: skip
 
 
