@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
 import requests
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -31,6 +33,8 @@ from sync.woocommerce.connect import (
     list_all,
 )
 from sync.worker import PermanentFailure, TemporaryFailure
+
+T = TypeVar("T")
 
 FIELD_LABELS = {spec.name: spec.label for section in SECTIONS.values() for spec in section.fields} | {
     "url": "Shop URL", "consumer_key": "REST consumer key", "consumer_secret": "REST consumer secret",
@@ -239,21 +243,10 @@ def install_webhooks(shop_id: int):
     }
     form, url, key, secret = _credentials(shop)
     svc = services()
-    try:
-        result = connect_shop(svc.sessions, svc.secrets, shop_id, url, key, secret, svc.settings.public_url,
-                              svc.settings.shop_timeout_seconds)  # fmt: skip
-    except ValidationFailed as exc:
-        form.errors.update(exc.fields or {})
-        form.errors["_form"] = exc.message
-    except (TemporaryFailure, PermanentFailure, DomainError) as exc:
-        form.errors["_form"] = str(exc)
-    except requests.RequestException as exc:
-        form.errors["url"] = "Unreachable."
-        form.errors["_form"] = f"Could not reach {url} ({exc.__class__.__name__})."
-    if not form.ok:
-        with transaction() as db:
-            audit.record(db, who(), "connection.check", shop_id=shop_id,
-                         new={"ok": False, "url": url, "error": form.errors["_form"]})  # fmt: skip
+    result = _connect(shop_id, form, url, lambda: connect_shop(
+        svc.sessions, svc.secrets, shop_id, url, key, secret, svc.settings.public_url,
+        svc.settings.shop_timeout_seconds))  # fmt: skip
+    if result is None:
         return _page(shop_id, connection=form, status=422)
     hooks = result.webhooks
     with transaction() as db:
@@ -304,13 +297,11 @@ def _shopify_input(shop: Shop) -> tuple[Form, str, str, str | None]:
     return form, url.rstrip("/").lower(), token, secret
 
 
-def _call_shopify(shop_id: int, form: Form, url: str, token: str, secret: str | None) -> ShopifyConnection | None:
-    """connect_shopify, its failures turned into the form's errors (it stores nothing when it fails)."""
-    svc = services()
+def _connect(shop_id: int, form: Form, url: str, connect: Callable[[], T]) -> T | None:
+    """Run a platform's connect (it stores nothing when it fails); a failure becomes the form's errors and an
+    audited failed check, and None."""
     try:
-        return connect_shopify(svc.sessions, svc.secrets, shop_id, url=url, access_token=token,
-                               webhook_secret=secret, public_url=svc.settings.public_url,
-                               timeout=svc.settings.shop_timeout_seconds)  # fmt: skip
+        return connect()
     except ValidationFailed as exc:
         form.errors.update(exc.fields or {})
         form.errors["_form"] = exc.message
@@ -351,7 +342,12 @@ def connect_shopify_shop(shop_id: int):
     if shop.platform != "shopify":
         return _wrong_form(shop_id, "Shopify")
     form, url, token, secret = _shopify_input(shop)
-    result = _call_shopify(shop_id, form, url, token, secret) if form.ok else None
+    if not form.ok:
+        return _page(shop_id, connection=form, status=422)
+    svc = services()
+    result = _connect(shop_id, form, url, lambda: connect_shopify(
+        svc.sessions, svc.secrets, shop_id, url=url, access_token=token, webhook_secret=secret,
+        public_url=svc.settings.public_url, timeout=svc.settings.shop_timeout_seconds))  # fmt: skip
     if result is None:
         return _page(shop_id, connection=form, status=422)
     _audit_shopify(shop, result, url, token, secret)
