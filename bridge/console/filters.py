@@ -40,9 +40,12 @@ def rate(value: float | None) -> str:
 
 
 def page_zone() -> str:
-    """The time zone of the shop the page is about (its `timezone` setting), UTC on pages about no shop."""
-    shop = g.get("shop")
-    return shop_timezone(shop.settings) if shop is not None else "UTC"
+    """The time zone of the shop the page is about (its `timezone` setting), UTC on pages about no shop. Read
+    once per request: a page formats a time per row."""
+    if "page_zone" not in g:
+        shop = g.get("shop")
+        g.page_zone = shop_timezone(shop.settings) if shop is not None else "UTC"
+    return g.page_zone
 
 
 def in_zone(moment: datetime, zone: str) -> datetime:
