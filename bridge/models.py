@@ -191,6 +191,7 @@ class OutboxMessage(Base):
     __table_args__ = (
         UniqueConstraint("shop_id", "dedupe_key"),
         Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        Index("ix_outbox_delivered_at", "delivered_at"),  # retention, and recent deliveries of one shape
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))

@@ -56,6 +56,25 @@ Transport = Callable[[str, bytes, dict], int]
 Event = tuple[str, bytes]  # (topic, body)
 
 
+class Countdown:
+    """How many of the next requests a fault is for (thread-safe)."""
+
+    def __init__(self):
+        self._left, self._lock = 0, threading.Lock()
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self._left += n
+
+    def take(self) -> bool:
+        """True, once per request asked for."""
+        with self._lock:
+            if self._left <= 0:
+                return False
+            self._left -= 1
+            return True
+
+
 class ShopifySimulator:
     """State, webhooks, throttling, fault injection and the Flask app. Create with `create_shopify_simulator()`."""
 
@@ -112,7 +131,7 @@ class ShopifySimulator:
         # does not freeze the bucket.
         self.bucket = LeakyBucket(maximum_available, restore_rate, throttle_clock or time.monotonic)
         self.requests: list[GraphQLCall] = []
-        self._forced_throttles = 0
+        self._forced_throttles, self._answers_to_lose = Countdown(), Countdown()
         self._outage: Outage | None = None
         self._wake = threading.Event()
         self._http = BackgroundServer("shopify-simulator")
@@ -359,16 +378,20 @@ class ShopifySimulator:
 
     def throttle_next(self, n: int = 1) -> None:
         """The next `n` GraphQL requests answer THROTTLED (HTTP 200, no data), whatever the bucket holds."""
-        with self.lock:
-            self._forced_throttles += n
+        self._forced_throttles.add(n)
 
     def take_forced_throttle(self) -> bool:
         """For the API layer: True when this request is one of those `throttle_next` asked for."""
-        with self.lock:
-            if self._forced_throttles > 0:
-                self._forced_throttles -= 1
-                return True
-            return False
+        return self._forced_throttles.take()
+
+    def lose_answers(self, n: int = 1) -> None:
+        """The next `n` mutations are carried out, then answered HTTP 502 instead of their result: a
+        connection dropped after Shopify committed (the journal marks them `answer_lost`)."""
+        self._answers_to_lose.add(n)
+
+    def take_lost_answer(self) -> bool:
+        """For the API layer: True when this mutation's answer is one of those `lose_answers` asked for."""
+        return self._answers_to_lose.take()
 
     def fail_api(
         self, status: int = 503, *, times: int | None = None, body: object = None, delay: float | None = None

@@ -49,6 +49,14 @@ RATE_LIMITS_DOCS = "https://shopify.dev/api/usage/rate-limits"
 QUERY_FIELDS = frozenset({"shop", "customer", "order", "webhookSubscriptions"})
 MUTATION_FIELDS = frozenset({"storeCreditAccountCredit", "storeCreditAccountDebit", "webhookSubscriptionCreate"})
 _VERSION_RE = re.compile(r"[0-9]{4}-[0-9]{2}|unstable")
+TRANSACTIONS_PAGE = 100
+TRANSACTION_TYPES = {
+    "credit": "StoreCreditAccountCreditTransaction",
+    "debit": "StoreCreditAccountDebitTransaction",
+    "expiration": "StoreCreditAccountExpirationTransaction",
+}
+EVENTS = {"api": "ADJUSTMENT", "merchant": "ADJUSTMENT", "expiry": "ADJUSTMENT", "order": "ORDER_PAYMENT",
+          "refund": "ORDER_REFUND"}  # fmt: skip
 REASONS = {
     429: "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service.",
     500: "Internal Server Error",
@@ -62,7 +70,7 @@ REASONS = {
 class GraphQLCall:
     """One request, as the journal `sim.requests` keeps it. `root_fields` are the fields the query asked
     for (empty when it could not be read); `throttled` and `injected` (by `fail_api`) mark answers that
-    did nothing."""
+    did nothing; `answer_lost` (by `lose_answers`) marks a mutation carried out but answered 502."""
 
     version: str
     operation: str | None  # "query" or "mutation"
@@ -73,6 +81,7 @@ class GraphQLCall:
     status: int | None = None
     throttled: bool = False
     injected: bool = False
+    answer_lost: bool = False
 
     @property
     def root_field(self) -> str | None:
@@ -389,6 +398,9 @@ class AdminApi:
                 sim.bucket.give_back(cost)
                 return json_response(exc.body())
             cost_info = {"requestedQueryCost": cost, "actualQueryCost": cost, "throttleStatus": sim.bucket.status()}
+        if operation.kind == "mutation" and sim.take_lost_answer():
+            call.answer_lost = True
+            return json_response({"errors": REASONS[502]}, 502)
         return json_response({"data": data, "extensions": {"cost": cost_info}})
 
     def _journal(self, version: str) -> GraphQLCall:
@@ -441,7 +453,7 @@ class AdminApi:
             "lastName": customer.last_name,
             "displayName": f"{customer.first_name} {customer.last_name}".strip() or customer.email,
             "storeCreditAccounts": {
-                "nodes": [_account_json(account) for account in accounts],
+                "nodes": [_account_with_transactions_json(account) for account in accounts],
                 "pageInfo": {"hasNextPage": False, "endCursor": None},
             },
         }
@@ -685,16 +697,31 @@ def _account_json(account: StoreCreditAccount) -> dict:
     return {"id": account.gid, "balance": money_v2(account.balance(), account.currency)}
 
 
-def _transaction_json(account: StoreCreditAccount, entry: AccountEntry) -> dict:
-    kind = "StoreCreditAccountCreditTransaction" if entry.kind == "credit" else "StoreCreditAccountDebitTransaction"
+def _account_with_transactions_json(account: StoreCreditAccount) -> dict:
+    """An account with `transactions(first: 100, sortKey: CREATED_AT, reverse: true)`: newest first."""
+    newest_first = account.history[::-1]
+    page = newest_first[:TRANSACTIONS_PAGE]
+    return {
+        **_account_json(account),
+        "transactions": {
+            "nodes": [_transaction_json(account, entry, with_account=False) for entry in page],
+            "pageInfo": {"hasNextPage": len(newest_first) > TRANSACTIONS_PAGE, "endCursor": None},
+        },
+    }
+
+
+def _transaction_json(account: StoreCreditAccount, entry: AccountEntry, with_account: bool = True) -> dict:
+    kind = TRANSACTION_TYPES[entry.kind]
     data = {
         "__typename": kind,
         "id": gid(kind, entry.id),
         "amount": money_v2(entry.amount, account.currency),  # negative for a debit
         "balanceAfterTransaction": money_v2(entry.balance_after, account.currency),
         "createdAt": graphql_date(entry.at),
-        "account": _account_json(account),
+        "event": EVENTS[entry.origin],
     }
+    if with_account:
+        data["account"] = _account_json(account)
     if entry.kind == "credit":
         data["expiresAt"] = graphql_date(entry.expires_at)
     return data

@@ -4,7 +4,8 @@ exponential backoff and jitter, and dead-letters a message after the configured 
 Claiming is a short transaction (FOR UPDATE SKIP LOCKED on PostgreSQL, so several workers never take
 the same row) that leases the message; the shop is called outside any transaction, so a slow shop
 never holds a lock. A worker killed mid-call leaves a lease that expires, and the message is taken
-again: pushers check the shop's current state first, so a repeat is harmless.
+again, marked as one whose earlier attempt may have reached the shop (`outcome_unknown`): pushers check
+the shop's current state first, so a repeat is harmless.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from bridge.models import OutboxMessage, Shop, utcnow
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=2)
+LEASE_EXPIRED = "lease expired: the worker stopped mid-attempt, its outcome is unknown"
+ROUND_BROKEN_OFF = "round broken off: the attempt's outcome is unknown"
 
 
 class ShopCallFailed(Exception):
@@ -73,8 +76,16 @@ def claim(sessions: sessionmaker[Session], limit: int = 10) -> list[int]:
             .with_for_update(skip_locked=True)
         ).scalars().all()
         for message in session.execute(select(OutboxMessage).where(OutboxMessage.id.in_(ids))).scalars():
+            if message.status == "sending":
+                message.last_error = LEASE_EXPIRED
             message.status, message.next_attempt_at = "sending", now + LEASE
         return list(ids)
+
+
+def outcome_unknown(message: OutboxMessage) -> bool:
+    """True when an earlier attempt may have reached the shop: it failed (perhaps after the shop acted, its
+    answer lost), or its worker stopped before recording the outcome."""
+    return message.attempts > 0 or message.last_error is not None
 
 
 def deliver(sessions: sessionmaker[Session], message_id: int, pushers: dict[str, Pusher], policy: RetryPolicy) -> str:
@@ -133,7 +144,7 @@ def _release(sessions: sessionmaker[Session], ids: list[int]) -> None:
         with unit_of_work(sessions) as session:
             session.execute(
                 update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.status == "sending")
-                .values(status="pending", next_attempt_at=utcnow())
+                .values(status="pending", next_attempt_at=utcnow(), last_error=ROUND_BROKEN_OFF)
             )  # fmt: skip
     except Exception as exc:  # the database is still away: the leases run out instead
         log.warning("outbox messages %s stay leased: %s", ids, _describe(exc))

@@ -1,4 +1,5 @@
-"""The outbox worker's own recovery: what a round broken off by the database leaves is due again at once."""
+"""The outbox worker's own recovery: what a round broken off by the database leaves is due again at once,
+and a message whose earlier attempt may have reached the shop says so to its pusher."""
 
 from __future__ import annotations
 
@@ -39,6 +40,35 @@ def test_a_round_the_database_broke_off_leaves_its_claimed_messages_due_now(serv
         worker.run_once(services.sessions, pushers, FAST)
 
     assert queued(services) == [("pending", True)] * 3  # not leased for two minutes
+    unknown = []
+    pushers = {"woocommerce": lambda sessions, shop, message: unknown.append(worker.outcome_unknown(message))}
     assert worker.run_once(services.sessions, pushers, FAST) == 3
     assert [status for status, _ in queued(services)] == ["delivered"] * 3
-    assert pushed == ["1", "1", "2", "3"]  # the first again: its push had landed, pushers are idempotent
+    assert pushed == ["1"] and unknown == [True] * 3  # the first's push had landed; the others' pushers cannot know
+
+
+def note_and_watch(services, shop) -> tuple[list[bool], dict]:
+    """One order note queued; pushers recording, per attempt, whether the worker says its outcome is unknown."""
+    with unit_of_work(services.sessions) as session:
+        enqueue(session, shop_id=shop.shop.id, kind="order.note", payload={"order_id": "1", "note": "Paid."},
+                dedupe_key="note:1")  # fmt: skip
+    seen: list[bool] = []
+    return seen, {"woocommerce": lambda sessions, shop, message: seen.append(worker.outcome_unknown(message))}
+
+
+def test_a_message_whose_lease_ran_out_is_taken_again_as_one_that_may_have_reached_the_shop(services, shop):
+    seen, pushers = note_and_watch(services, shop)
+    [message_id] = worker.claim(services.sessions)  # the worker that claimed it is killed mid-call
+    with unit_of_work(services.sessions) as session:
+        session.get(OutboxMessage, message_id).next_attempt_at = utcnow()  # its lease runs out
+    assert worker.run_once(services.sessions, pushers, FAST) == 1
+    with unit_of_work(services.sessions) as session:
+        delivered = session.get(OutboxMessage, message_id)
+        assert (delivered.status, delivered.last_error) == ("delivered", None)
+    assert seen == [True]
+
+
+def test_a_first_attempt_is_not_taken_for_a_repeat(services, shop):
+    seen, pushers = note_and_watch(services, shop)
+    assert worker.run_once(services.sessions, pushers, FAST) == 1
+    assert seen == [False]

@@ -1,9 +1,16 @@
 """Wallet movements mirrored to Shopify's native store credit (credit and debit mutations), and the
-reconciliation that compares every wallet with its store credit account and closes any difference."""
+reconciliation that compares every wallet with its store credit account and closes any difference.
+
+Shopify's store credit mutations take no idempotency key, so a credit whose answer was lost (a timeout, a
+dropped connection, a worker killed mid-call) may have been made. Before such a message is tried again,
+the account's recent transactions tell: Shopify's transactions of the message's shape (kind, amount,
+expiry) since it was written, less those the bridge's delivered messages of the same shape made; one left
+over is this message's, and it is not sent again."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,7 +21,7 @@ from bridge.money import parse_amount, to_decimal_string
 from bridge.security import SecretBox
 from sync.shopify.client import ShopifyAdmin
 from sync.shopify.order_transactions import fetch_and_record_checkout_spend
-from sync.worker import PermanentFailure
+from sync.worker import PermanentFailure, outcome_unknown
 
 CREDIT = """
 mutation Credit($id: ID!, $creditInput: StoreCreditAccountCreditInput!) {
@@ -36,6 +43,20 @@ BALANCES = """
 query StoreCredit($id: ID!) {
   customer(id: $id) { storeCreditAccounts(first: 10) { nodes { id balance { amount currencyCode } } } }
 }"""
+
+
+RECENT_TRANSACTIONS = """
+query RecentStoreCredit($id: ID!) {
+  customer(id: $id) { storeCreditAccounts(first: 10) { nodes { balance { currencyCode }
+    transactions(first: 100, sortKey: CREATED_AT, reverse: true) {
+      nodes { __typename createdAt amount { amount currencyCode }
+              ... on StoreCreditAccountCreditTransaction { expiresAt } }
+      pageInfo { hasNextPage } } } } }
+}"""
+TRANSACTION_TYPES = {"store_credit.credit": "StoreCreditAccountCreditTransaction",
+                     "store_credit.debit": "StoreCreditAccountDebitTransaction"}  # fmt: skip
+# How far before a message was written its transaction may show on Shopify's clock: the two clocks' skew.
+CLOCK_MARGIN = timedelta(minutes=10)
 
 
 def customer_gid(customer_id: str) -> str:
@@ -74,6 +95,8 @@ def make_pusher(secrets: SecretBox, timeout: float):
 
     def push(sessions: sessionmaker[Session], shop: Shop, message: OutboxMessage) -> None:
         api, p = ShopifyAdmin.for_shop(shop, secrets, timeout), message.payload
+        if message.kind in TRANSACTION_TYPES and outcome_unknown(message) and already_made(sessions, api, message):
+            return
         if message.kind == "store_credit.credit":
             credit(api, p["customer_id"], p["amount"], p["currency"], p.get("expires_at"))
         elif message.kind == "store_credit.debit":
@@ -86,6 +109,70 @@ def make_pusher(secrets: SecretBox, timeout: float):
             raise PermanentFailure(f"{message.kind} does not apply to Shopify shops")
 
     return push
+
+
+def already_made(sessions: sessionmaker[Session], api: ShopifyAdmin, message: OutboxMessage) -> bool:
+    """Whether an earlier attempt at this credit or debit reached Shopify (see the module's docstring)."""
+    since = message.created_at - CLOCK_MARGIN
+    return _shopify_transactions_like(api, message, since) > _delivered_like(sessions, message, since)
+
+
+def _shopify_transactions_like(api: ShopifyAdmin, message: OutboxMessage, since: datetime) -> int:
+    p, wanted = message.payload, _shape(message.kind, message.payload)
+    data = api.graphql(RECENT_TRANSACTIONS, {"id": customer_gid(p["customer_id"])})
+    accounts = ((data.get("customer") or {}).get("storeCreditAccounts") or {}).get("nodes") or []
+    count = 0
+    for account in accounts:
+        if account["balance"]["currencyCode"] != p["currency"]:
+            continue
+        page = account["transactions"]
+        recent = [t for t in page["nodes"] if _instant(t["createdAt"]) >= since]
+        if page["pageInfo"]["hasNextPage"] and len(recent) == len(page["nodes"]):
+            raise PermanentFailure("too many recent store credit transactions to tell whether an earlier attempt "
+                                   "was made: run `wallet-bridge sync` to reconcile, then retry or drop this message")
+        count += sum(1 for t in recent if t["__typename"] == TRANSACTION_TYPES[message.kind]
+                     and _alike(_shopify_shape(t, message.kind), wanted))  # fmt: skip
+    return count
+
+
+def _delivered_like(sessions: sessionmaker[Session], message: OutboxMessage, since: datetime) -> int:
+    """The bridge's other messages of the same shape delivered since `since` (each made one transaction)."""
+    with unit_of_work(sessions) as session:
+        payloads = session.scalars(
+            select(OutboxMessage.payload).where(
+                OutboxMessage.shop_id == message.shop_id, OutboxMessage.kind == message.kind,
+                OutboxMessage.status == "delivered", OutboxMessage.delivered_at >= since,
+                OutboxMessage.id != message.id,
+            )
+        ).all()  # fmt: skip
+    p, wanted = message.payload, _shape(message.kind, message.payload)
+    return sum(1 for other in payloads
+               if other["customer_id"] == p["customer_id"] and _alike(_shape(message.kind, other), wanted))  # fmt: skip
+
+
+def _shape(kind: str, payload: dict) -> tuple[str, int, datetime | None]:
+    """(currency, amount, expiry) of a message; a debit has no expiry."""
+    expires_at = _instant(payload.get("expires_at")) if kind == "store_credit.credit" else None
+    return payload["currency"], payload["amount"], expires_at
+
+
+def _shopify_shape(transaction: dict, kind: str) -> tuple[str, int, datetime | None]:
+    currency = transaction["amount"]["currencyCode"]
+    amount = abs(parse_amount(transaction["amount"]["amount"], currency))  # a debit's amount is negative
+    expires_at = _instant(transaction.get("expiresAt")) if kind == "store_credit.credit" else None
+    return currency, amount, expires_at
+
+
+def _alike(a: tuple[str, int, datetime | None], b: tuple[str, int, datetime | None]) -> bool:
+    """Same currency and amount, and expiries within a second (Shopify keeps whole seconds)."""
+    (currency_a, amount_a, expiry_a), (currency_b, amount_b, expiry_b) = a, b
+    if (currency_a, amount_a) != (currency_b, amount_b) or (expiry_a is None) != (expiry_b is None):
+        return False
+    return expiry_a is None or abs(expiry_a - expiry_b) < timedelta(seconds=1)
+
+
+def _instant(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 @dataclass
