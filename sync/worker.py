@@ -125,26 +125,36 @@ def _record(sessions, message_id: int, policy: RetryPolicy, *, error: str | None
         return message.status
 
 
-def run_once(sessions: sessionmaker[Session], pushers: dict[str, Pusher], policy: RetryPolicy, limit: int = 10) -> int:
-    """Deliver what is due now; returns how many messages were attempted."""
+def run_once(sessions: sessionmaker[Session], pushers: dict[str, Pusher], policy: RetryPolicy, limit: int = 10,
+             clock: Callable[[], float] = time.monotonic) -> int:  # fmt: skip
+    """Deliver what is due now; returns how many messages were attempted. A round stops at half its lease
+    (a slow shop) and hands back what it has not tried, before another worker may take it."""
     ids = claim(sessions, limit)
+    stop_at = clock() + LEASE.total_seconds() / 2
     for index, message_id in enumerate(ids):
+        if clock() >= stop_at:
+            _release(sessions, ids[index:])
+            return index
         try:
             deliver(sessions, message_id, pushers, policy)
         except Exception:
-            _release(sessions, ids[index:])
+            _release(sessions, ids[index : index + 1], ROUND_BROKEN_OFF)
+            _release(sessions, ids[index + 1 :])
             raise
     return len(ids)
 
 
-def _release(sessions: sessionmaker[Session], ids: list[int]) -> None:
-    """The round failed (the database dropped the connection): the messages it claimed and has not recorded
-    are due again now, not when their lease ends. Delivering one again is harmless; pushers are idempotent."""
+def _release(sessions: sessionmaker[Session], ids: list[int], outcome: str | None = None) -> None:
+    """Claimed messages the round did not record are due again now, not when their lease ends; `outcome`
+    marks the one whose attempt was broken off (the database dropped the connection), which may have landed."""
+    if not ids:
+        return
+    marked = {"last_error": outcome} if outcome else {}
     try:
         with unit_of_work(sessions) as session:
             session.execute(
                 update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.status == "sending")
-                .values(status="pending", next_attempt_at=utcnow(), last_error=ROUND_BROKEN_OFF)
+                .values(status="pending", next_attempt_at=utcnow(), **marked)
             )  # fmt: skip
     except Exception as exc:  # the database is still away: the leases run out instead
         log.warning("outbox messages %s stay leased: %s", ids, _describe(exc))
