@@ -177,10 +177,12 @@ def _reconcile_shopify(svc, shop_id: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return
-    click.echo(f"wallets: {result.wallets}, in step: {result.in_step}, drifted (fixed): {len(result.drifts)}")
-    for drift in result.drifts:
+    click.echo(f"wallets: {result.wallets}, in step: {result.in_step}, drifted (fixed): {len(result.drifts)}, "
+               f"still moving (left for the next run): {len(result.unsettled)}")  # fmt: skip
+    for drift in [*result.drifts, *result.unsettled]:
+        why = f" — {drift['why']}" if "why" in drift else ""
         click.echo(f"  customer {drift['customer_id']} {drift['currency']}: ledger {drift['ledger']}, "
-                   f"Shopify {drift['shopify']}")  # fmt: skip
+                   f"Shopify {drift['shopify']}{why}")  # fmt: skip
 
 
 @shop_group.command("connect-shopify", help="Check a Shopify Admin API token, store it and the webhook secret "
@@ -289,7 +291,8 @@ def outbox_group():
 
 
 @outbox_group.command("list", help="Dead-lettered (or --status) messages with their last error.")
-@click.option("--status", default="dead", type=click.Choice(["pending", "sending", "delivered", "dead"]))
+@click.option("--status", default="dead",
+              type=click.Choice(["pending", "sending", "delivered", "dead", "reconciled"]))  # fmt: skip
 @click.option("--shop", "shop_id", type=int)
 @click.option("--json", "as_json", is_flag=True)
 def outbox_list(status, shop_id, as_json):

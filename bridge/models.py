@@ -198,7 +198,8 @@ class OutboxMessage(Base):
     kind: Mapped[str] = mapped_column(String(60))
     payload: Mapped[dict] = mapped_column(JSON)
     dedupe_key: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | delivered | dead
+    # pending | sending | delivered | dead | reconciled (a dead letter a reconciliation made redundant)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text)

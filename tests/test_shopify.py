@@ -3,6 +3,7 @@ credit mirrored through GraphQL (throttling retried), reconciliation of a drift.
 
 import json
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from bridge.models import InboxDelivery, LedgerTransaction, OutboxMessage, Shop,
 from sync.pushers import pushers_for
 from sync.shopify.client import API_VERSION, ShopifyAdmin
 from sync.shopify.store_credit import reconcile
-from sync.worker import RetryPolicy, drain
+from sync.worker import RetryPolicy, drain, retry_dead
 from tests.conftest import make_shop
 from tests.test_api import auth
 from webhooks.shopify.payloads import STORE_CREDIT_GATEWAY
@@ -194,17 +195,55 @@ def test_mirroring_waits_out_throttling_and_sends_the_credit(client, services, s
         assert session.execute(select(OutboxMessage.status)).scalar_one() == "delivered"
 
 
+def settle_outbox(services, status: str) -> None:
+    """Every message delivered (or dead-lettered) five minutes ago."""
+    with unit_of_work(services.sessions) as session:
+        for message in session.scalars(select(OutboxMessage)):
+            message.status = status
+            message.delivered_at = utcnow() - timedelta(minutes=5) if status == "delivered" else None
+
+
 @responses.activate
-def test_reconciliation_finds_and_closes_a_drift(client, services, shopify):
+def test_reconciliation_closes_a_dead_letters_drift_and_retires_the_dead_letter(client, services, shopify):
     deliver(client, shopify.shop.id, "customers/create", customer())
-    balances = {"data": {"customer": {"storeCreditAccounts": {"nodes": [
-        {"id": "gid://shopify/StoreCreditAccount/1", "balance": {"amount": "2.00", "currencyCode": "USD"}}]}}}}
+    settle_outbox(services, "dead")
+    balances = store_credit_reply("2.00", last_moved_at="2026-01-05T10:00:00Z")
     responses.add(responses.POST, GRAPHQL, json=balances)
     responses.add(responses.POST, GRAPHQL, json=graphql_reply("storeCreditAccountCredit"))
     result = reconcile(services.sessions, services.secrets, shopify.shop.id)
     assert result.drifts == [{"customer_id": "7", "currency": "USD", "ledger": 500, "shopify": 200, "fixed": True}]
     credit = json.loads(responses.calls[1].request.body)["variables"]["creditInput"]["creditAmount"]
     assert credit == {"amount": "3.00", "currencyCode": "USD"}
+    assert retry_dead(services.sessions) == 0  # retrying the dead credit now would pay the €3 twice
+    with unit_of_work(services.sessions) as session:
+        assert session.scalars(select(OutboxMessage.status)).all() == ["reconciled"]
+
+
+def store_credit_reply(amount: str, last_moved_at: str) -> dict:
+    account = {"balance": {"amount": amount, "currencyCode": "USD"},
+               "transactions": {"nodes": [{"createdAt": last_moved_at}]}}  # fmt: skip
+    return {"data": {"customer": {"storeCreditAccounts": {"nodes": [account]}}}}
+
+
+@responses.activate
+def test_reconciliation_leaves_a_difference_the_outbox_is_still_closing(client, services, shopify):
+    deliver(client, shopify.shop.id, "customers/create", customer())  # the bonus's credit is not sent yet
+    responses.add(responses.POST, GRAPHQL, json=store_credit_reply("0.00", last_moved_at="2026-01-05T10:00:00Z"))
+    result = reconcile(services.sessions, services.secrets, shopify.shop.id)
+    assert (result.drifts, len(responses.calls)) == ([], 1)  # nothing sent: the message will close it
+    assert result.unsettled == [{"customer_id": "7", "currency": "USD", "ledger": 500, "shopify": 0,
+                                 "why": "1 store credit message(s) on their way to Shopify"}]  # fmt: skip
+
+
+@responses.activate
+def test_reconciliation_leaves_a_difference_shopify_made_moments_ago(client, services, shopify):
+    deliver(client, shopify.shop.id, "customers/create", customer())
+    settle_outbox(services, "delivered")
+    moments_ago = (utcnow() - timedelta(minutes=2)).isoformat()  # a checkout spend whose webhook is on its way
+    responses.add(responses.POST, GRAPHQL, json=store_credit_reply("1.00", last_moved_at=moments_ago))
+    result = reconcile(services.sessions, services.secrets, shopify.shop.id)
+    assert (result.drifts, len(responses.calls)) == ([], 1)
+    assert result.unsettled[0]["why"].endswith("its webhook may be on its way")
 
 
 def test_throttle_wait_comes_from_the_bucket(monkeypatch):

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.db import unit_of_work
-from bridge.models import Account, Customer, OutboxMessage, Shop
+from bridge.models import Account, Customer, OutboxMessage, Shop, utcnow
 from bridge.money import parse_amount, to_decimal_string
 from bridge.security import SecretBox
 from sync.shopify.client import ShopifyAdmin
@@ -39,11 +39,11 @@ mutation Debit($id: ID!, $debitInput: StoreCreditAccountDebitInput!) {
   }
 }"""
 
-BALANCES = """
+ACCOUNTS = """
 query StoreCredit($id: ID!) {
-  customer(id: $id) { storeCreditAccounts(first: 10) { nodes { id balance { amount currencyCode } } } }
+  customer(id: $id) { storeCreditAccounts(first: 10) { nodes { balance { amount currencyCode }
+    transactions(first: 1, sortKey: CREATED_AT, reverse: true) { nodes { createdAt } } } } }
 }"""
-
 
 RECENT_TRANSACTIONS = """
 query RecentStoreCredit($id: ID!) {
@@ -83,11 +83,19 @@ def _raise_user_errors(payload: dict | None) -> None:
                                code=(errors[0].get("code") if errors else None))  # fmt: skip
 
 
-def balance(api: ShopifyAdmin, customer_id: str, currency: str) -> int:
-    data = api.graphql(BALANCES, {"id": customer_gid(customer_id)})
+@dataclass(frozen=True)
+class StoreCredit:
+    balance: int
+    last_moved_at: datetime | None
+
+
+def store_credit(api: ShopifyAdmin, customer_id: str, currency: str) -> StoreCredit:
+    """The customer's store credit in `currency`, and when it last moved."""
+    data = api.graphql(ACCOUNTS, {"id": customer_gid(customer_id)})
     accounts = ((data.get("customer") or {}).get("storeCreditAccounts") or {}).get("nodes") or []
-    return sum(parse_amount(a["balance"]["amount"], currency) for a in accounts
-               if a["balance"]["currencyCode"] == currency)  # fmt: skip
+    mine = [a for a in accounts if a["balance"]["currencyCode"] == currency]
+    moments = [_instant(t["createdAt"]) for a in mine for t in a["transactions"]["nodes"]]
+    return StoreCredit(sum(parse_amount(a["balance"]["amount"], currency) for a in mine), max(moments, default=None))
 
 
 def make_pusher(secrets: SecretBox, timeout: float):
@@ -175,40 +183,95 @@ def _instant(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+# A store credit movement younger than this may still have its webhook on the way (a checkout spend, a refund).
+QUIET = timedelta(minutes=10)
+
+
 @dataclass
 class Reconciliation:
     wallets: int = 0
     in_step: int = 0
     drifts: list[dict] = field(default_factory=list)  # {customer_id, currency, ledger, shopify, fixed}
+    unsettled: list[dict] = field(default_factory=list)  # {customer_id, currency, ledger, shopify, why}
 
     def as_dict(self) -> dict:
-        return {"wallets": self.wallets, "in_step": self.in_step, "drifts": self.drifts}
+        return {"wallets": self.wallets, "in_step": self.in_step, "drifts": self.drifts, "unsettled": self.unsettled}
 
 
 def reconcile(sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int, *, fix: bool = True,
               timeout: float = 10.0) -> Reconciliation:  # fmt: skip
     """Compare every wallet with the customer's store credit; the ledger is the record, so a difference is
-    closed by crediting or debiting Shopify (when `fix`). Run it after an outage or a dead letter."""
+    closed by crediting or debiting Shopify (when `fix`). Run it after an outage or a dead letter.
+
+    A difference that is still moving is left for the next run: store credit messages not yet on Shopify's
+    side of its read (the outbox will close it), or a movement on Shopify whose webhook may be on its way.
+    Shopify is read first and the wallet after, so a movement in between shows as a message in flight. Dead
+    messages of a wallet it fixed are marked `reconciled`, so that retrying them cannot move the money twice."""
     with unit_of_work(sessions) as session:
         shop = session.get(Shop, shop_id)
         wallets = session.execute(
-            select(Customer.external_id, Account.currency, Account.balance)
+            select(Customer.external_id, Account.id, Account.currency)
             .join(Account, Account.customer_id == Customer.id)
             .where(Account.shop_id == shop_id, Account.kind == "wallet")
             .order_by(Customer.id)
         ).all()
         api = ShopifyAdmin.for_shop(shop, secrets, timeout)
     result = Reconciliation()
-    for customer_id, currency, ledger in wallets:
+    for customer_id, account_id, currency in wallets:
         result.wallets += 1
-        shopify = balance(api, customer_id, currency)
-        if shopify == ledger:
+        read_at = utcnow()
+        shopify = store_credit(api, customer_id, currency)
+        ledger, in_flight, dead = _wallet_side(sessions, shop_id, account_id, customer_id, currency, read_at)
+        if shopify.balance == ledger:
             result.in_step += 1
             continue
-        if fix and ledger > shopify:
-            credit(api, customer_id, ledger - shopify, currency)
-        elif fix:
-            debit(api, customer_id, shopify - ledger, currency)
-        result.drifts.append({"customer_id": customer_id, "currency": currency, "ledger": ledger,
-                              "shopify": shopify, "fixed": fix})  # fmt: skip
+        found = {"customer_id": customer_id, "currency": currency, "ledger": ledger, "shopify": shopify.balance}
+        why = _still_moving(in_flight, shopify.last_moved_at, read_at)
+        if why:
+            result.unsettled.append({**found, "why": why})
+            continue
+        if fix:
+            _close(api, customer_id, currency, ledger - shopify.balance)
+            _mark_reconciled(sessions, dead)
+        result.drifts.append({**found, "fixed": fix})
     return result
+
+
+def _wallet_side(sessions, shop_id: int, account_id: int, customer_id: str, currency: str,
+                 read_at: datetime) -> tuple[int, int, list[int]]:  # fmt: skip
+    """The wallet's balance, how many of its store credit messages Shopify's read may not include (not
+    delivered, or delivered after it), and its dead ones. The balance is read first: a movement posted
+    meanwhile shows as a message in flight."""
+    with unit_of_work(sessions) as session:
+        ledger = session.get(Account, account_id).balance
+        messages = session.execute(
+            select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.payload).where(
+                OutboxMessage.shop_id == shop_id, OutboxMessage.kind.in_(TRANSACTION_TYPES),
+                or_(OutboxMessage.status.in_(("pending", "sending", "dead")), OutboxMessage.delivered_at >= read_at),
+            )
+        ).all()  # fmt: skip
+    wallet = (customer_id, currency)
+    mine = [(id_, status) for id_, status, p in messages if (p["customer_id"], p["currency"]) == wallet]
+    return ledger, sum(1 for _, status in mine if status != "dead"), [id_ for id_, status in mine if status == "dead"]
+
+
+def _still_moving(in_flight: int, last_moved_at: datetime | None, read_at: datetime) -> str | None:
+    if in_flight:
+        return f"{in_flight} store credit message(s) on their way to Shopify"
+    if last_moved_at is not None and last_moved_at > read_at - QUIET:
+        return f"store credit moved on Shopify at {last_moved_at.isoformat()}; its webhook may be on its way"
+    return None
+
+
+def _close(api: ShopifyAdmin, customer_id: str, currency: str, difference: int) -> None:
+    if difference > 0:
+        credit(api, customer_id, difference, currency)
+    else:
+        debit(api, customer_id, -difference, currency)
+
+
+def _mark_reconciled(sessions: sessionmaker[Session], dead: list[int]) -> None:
+    if dead:
+        with unit_of_work(sessions) as session:
+            session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(dead), OutboxMessage.status == "dead")
+                            .values(status="reconciled"))  # fmt: skip
