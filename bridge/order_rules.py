@@ -55,16 +55,19 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
             session, shop.id, order.customer_external_id, email=order.email, name=order.customer_name
         )
     record = _lock_order_record(session, shop, order, customer)
+    customer = _payer(session, record, customer)
     ctx = OrderContext(session, shop, load_settings(shop.settings), order, record, customer, actor)
     if requested_topup(order.meta) is not None:
         return _apply_topup_order(ctx)
     stale = _is_stale(record, order)
     if not stale and order.phase == orders.AWAITING_PAYMENT and _may_charge(ctx):
         _collect_wallet_payment(ctx)
-    if order.phase == orders.CANCELLED:
+    if not stale and _undoes_payment(order, record):
         if record.payment_outcome is None:  # an older pending state arriving later must not charge
             record.payment_outcome = "cancelled"
         _reverse_order(ctx)
+    if not stale and order.phase == orders.PAID and record.payment_outcome == "reversed":
+        _flag_paid_after_reversal(ctx)
     if order.phase == orders.PAID and customer is not None:
         if order.spent_from_store_credit and not record.wallet_paid:
             _post_checkout_spend(session, shop.id, record, customer, order.spent_from_store_credit, actor)
@@ -114,17 +117,63 @@ def _refund_applied(ctx: OrderContext, refund: orders.RefundSnapshot) -> bool:
     ).first() is not None
 
 
+def _payer(session: Session, record: ShopOrder, customer: Customer | None) -> Customer | None:
+    """Whose wallet and points the order moves: the customer it had when it first moved money or points,
+    even if the merchant reassigns it afterwards (a cancellation returns the money to who paid)."""
+    if record.customer_id is None or (customer is not None and customer.id == record.customer_id):
+        if customer is not None:
+            record.customer_id = customer.id
+        return customer
+    if _moved_anything(session, record):
+        return session.get(Customer, record.customer_id)
+    record.customer_id = customer.id if customer is not None else None
+    return customer
+
+
+def _moved_anything(session: Session, record: ShopOrder) -> bool:
+    return bool(record.payment_outcome not in (None, "cancelled", "unpaid") or record.points_earned or session.execute(
+        select(OrderRefund.id).where(OrderRefund.shop_order_id == record.id).limit(1)
+    ).first())  # fmt: skip
+
+
 def _is_stale(record: ShopOrder, order: OrderSnapshot) -> bool:
     """Deliveries arrive in any order: a state older than one already seen decides no payment."""
     return bool(order.modified_at and record.last_modified_at and order.modified_at < record.last_modified_at)
 
 
+def _undoes_payment(order: OrderSnapshot, record: ShopOrder) -> bool:
+    """A cancellation undoes the order. A failed payment undoes only a payment already settled (set failed
+    by hand): the wallet part of a partial payment stays while the customer may still pay the rest (or
+    cancel, which returns it), and an order that moved nothing stays open to a later payment."""
+    if order.phase == orders.CANCELLED:
+        return True
+    return order.phase == orders.FAILED and (record.payment_outcome in ("paid", "store_credit")
+                                             or record.points_earned > 0)  # fmt: skip
+
+
 def _may_charge(ctx: OrderContext) -> bool:
-    """Charge only a wallet order never decided before, with no refunds (refunds mean it was paid)."""
-    has_refunds = ctx.order.refunds or ctx.session.execute(
-        select(OrderRefund.id).where(OrderRefund.shop_order_id == ctx.record.id).limit(1)
+    """Charge a wallet order never decided before, or refused before and awaiting payment again in a newer
+    state (the customer topped up and paid the failed order again); never one with refunds (it was paid)."""
+    record, order = ctx.record, ctx.order
+    undecided = record.payment_outcome is None or (
+        record.payment_outcome == "unpaid" and order.modified_at is not None and record.last_modified_at is not None
+        and order.modified_at > record.last_modified_at
+    )  # fmt: skip
+    has_refunds = order.refunds or ctx.session.execute(
+        select(OrderRefund.id).where(OrderRefund.shop_order_id == record.id).limit(1)
     ).first()
-    return ctx.record.payment_outcome is None and not has_refunds and _pays_by_wallet(ctx)
+    return undecided and not has_refunds and _pays_by_wallet(ctx)
+
+
+def _flag_paid_after_reversal(ctx: OrderContext) -> None:
+    """The merchant set an order paid again after its wallet payment went back to the wallet: the bridge
+    does not take the money a second time on its own; the merchant is told, once, privately."""
+    returned = format_amount(ctx.record.wallet_refunded, ctx.record.currency)
+    note = (f"Wallet Bridge: this order is {ctx.order.status} again, but its wallet payment ({returned}) was "
+            f"returned to the customer's wallet when it was cancelled. Collect it another way, or cancel the order.")
+    enqueue(ctx.session, shop_id=ctx.shop.id, kind="order.note",
+            payload={"order_id": ctx.order.external_id, "note": note, "customer_note": False},
+            dedupe_key=ctx.key("paid-after-reversal"))  # fmt: skip
 
 
 def apply_refund_event(
@@ -234,18 +283,21 @@ def _post_payment(ctx: OrderContext, wallet, amount: int):
 
 
 def _refuse_payment(ctx: OrderContext, why: str) -> None:
+    refused_before = ctx.record.payment_outcome == "unpaid"
     ctx.record.payment_outcome = "unpaid"
     status = ctx.settings["unpaid_order_status"]
-    _tell_shop(ctx, "order.mark_unpaid", f"Wallet payment failed: {why}.", status=status)
+    # a refusal of a later attempt is news of its own (the status to set again, the note)
+    again = f"@{ctx.order.modified_at.isoformat()}" if refused_before and ctx.order.modified_at else ""
+    _tell_shop(ctx, "order.mark_unpaid", f"Wallet payment failed: {why}.", again, status=status)
 
 
-def _tell_shop(ctx: OrderContext, kind: str, note: str, **payload) -> None:
+def _tell_shop(ctx: OrderContext, kind: str, note: str, key_suffix: str = "", **payload) -> None:
     enqueue(
         ctx.session,
         shop_id=ctx.shop.id,
         kind=kind,
         payload={"order_id": ctx.order.external_id, "note": note, **payload},
-        dedupe_key=ctx.key(kind),
+        dedupe_key=ctx.key(kind + key_suffix),
     )
 
 
@@ -469,6 +521,15 @@ def _claw_back_refund_points(ctx: OrderContext, refund, applied: OrderRefund) ->
     )
     applied.points_clawed_back, applied.points_shortfall = result.taken, due - result.taken
     record.points_clawed_back += due  # the shortfall is recorded, never collected later
+
+
+def wallet_payment_stands(session: Session, shop: Shop, order_external_id: str) -> bool:
+    """Whether the order's wallet payment is still taken: a message announcing it to the shop is stale once
+    the order was cancelled (or failed after payment) and the payment returned."""
+    record = session.execute(
+        select(ShopOrder).where(ShopOrder.shop_id == shop.id, ShopOrder.external_id == order_external_id)
+    ).scalar_one_or_none()
+    return record is not None and record.payment_outcome in ("paid", "partial")
 
 
 def return_overcharge(session: Session, shop: Shop, order_external_id: str, credited_by_shop: int) -> int:

@@ -9,6 +9,7 @@ from datetime import datetime
 AWAITING_PAYMENT = "awaiting_payment"
 PAID = "paid"
 CANCELLED = "cancelled"
+FAILED = "failed"  # the payment did not go through, and may be tried again (WooCommerce's "failed")
 REFUNDED = "refunded"
 OTHER = "other"
 

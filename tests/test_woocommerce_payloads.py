@@ -225,7 +225,7 @@ def test_meta_last_key_wins_and_values_are_kept_as_is():
         ("processing", orders.PAID),
         ("completed", orders.PAID),
         ("cancelled", orders.CANCELLED),
-        ("failed", orders.CANCELLED),
+        ("failed", orders.FAILED),
         ("refunded", orders.REFUNDED),
         ("checkout-draft", orders.OTHER),
         ("trash", orders.OTHER),

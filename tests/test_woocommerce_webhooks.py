@@ -135,9 +135,16 @@ def test_unknown_shop_is_404(client, woo):
     assert client.post("/webhooks/woocommerce/999", data=body, headers=headers).status_code == 404
 
 
-def test_signed_body_that_is_not_json_is_400(client, services, woo):
-    response = post_delivery(client, woo, "order.updated", b"{not json")
+@pytest.mark.parametrize("body", [b"{not json", b"[" * 100_000 + b"]" * 100_000], ids=["broken", "nested-too-deep"])
+def test_signed_body_that_is_not_json_is_400(client, services, woo, body):
+    response = post_delivery(client, woo, "order.updated", body)
     assert response.status_code == 400 and response.get_json()["error"]["fields"] == {"body": "not JSON"}
+    assert count(services, InboxDelivery) == 0
+
+
+def test_a_deeply_nested_body_python_can_read_is_refused_by_the_schema_not_a_crash(client, services, woo):
+    response = post_delivery(client, woo, "order.updated", b'{"id": 1, "x": ' + b"[" * 900 + b"]" * 900 + b"}")
+    assert response.status_code == 422
 
 
 def test_payload_failing_the_schema_is_422_and_kept_as_failed(client, services, woo):

@@ -50,7 +50,7 @@ def parse_json(raw: bytes):
     """(data, None), or (None, a 400 answer) for a body that is not JSON."""
     try:
         return json.loads(raw), None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than Python goes
         return None, error_response(400, "invalid_json", "the body is not JSON", {"body": "not JSON"})
 
 

@@ -8,8 +8,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.db import unit_of_work
 from bridge.models import OutboxMessage, Shop
-from bridge.money import parse_amount, to_decimal_string
-from bridge.order_rules import return_overcharge
+from bridge.money import format_amount, parse_amount, to_decimal_string
+from bridge.order_rules import return_overcharge, wallet_payment_stands
 from bridge.refund_requests import record_created
 from bridge.security import SecretBox
 from bridge.withdrawals import is_restored, restore_refused_withdrawal
@@ -19,6 +19,8 @@ from sync.worker import PermanentFailure, ShopCallFailed
 PAYMENT_MARKER = "_wallet_bridge_payment"
 FEE_MARKER = "_wallet_bridge_wallet_fee"
 WALLET_FEE_NAME = "Paid from wallet"
+PAID_STATUSES = ("processing", "completed")
+UNDONE_STATUSES = ("cancelled", "refunded")
 DISCOUNT_FEE_NAME = "Wallet discount"
 
 
@@ -42,8 +44,12 @@ def _stored_reduction(order: dict, name: str) -> int:
 
 def mark_paid(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
     order_id = payload["order_id"]
+    if not _payment_stands(sessions, shop, order_id):
+        return  # cancelled since, and the payment returned: set_paid would revive the order
     order = api.get(f"orders/{order_id}").body
     marker = str(payload["transaction_id"])
+    if _meta(order, PAYMENT_MARKER) != marker and order.get("status") in UNDONE_STATUSES:
+        return  # cancelled on the shop meanwhile: its delivery returns the payment
     if _meta(order, PAYMENT_MARKER) != marker:
         body = {
             "set_paid": True,
@@ -61,8 +67,12 @@ def mark_paid(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
 
 def add_wallet_fee(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
     order_id = payload["order_id"]
+    if not _payment_stands(sessions, shop, order_id):
+        return
     order = api.get(f"orders/{order_id}").body
     marker = str(payload["transaction_id"])
+    if _meta(order, FEE_MARKER) != marker and order.get("status") in PAID_STATUSES:
+        return _return_wallet_part(api, sessions, shop, order)  # paid in full another way before the fee came
     if _meta(order, FEE_MARKER) != marker:
         body = {
             "fee_lines": [_fee(WALLET_FEE_NAME, payload["amount"], order["currency"])],
@@ -82,7 +92,20 @@ def mark_unpaid(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
 
 
 def add_note(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
-    _note_once(api, payload["order_id"], payload["note"])
+    _note_once(api, payload["order_id"], payload["note"], payload.get("customer_note", True))
+
+
+def _payment_stands(sessions: sessionmaker[Session], shop: Shop, order_id: str) -> bool:
+    with unit_of_work(sessions) as session:
+        return wallet_payment_stands(session, session.get(Shop, shop.id), order_id)
+
+
+def _return_wallet_part(api: WooShop, sessions, shop: Shop, order: dict) -> None:
+    with unit_of_work(sessions) as session:
+        returned = return_overcharge(session, session.get(Shop, shop.id), str(order["id"]), 0)
+    if returned:
+        amount = format_amount(returned, order["currency"])
+        _note_once(api, str(order["id"]), f"{amount} returned to your wallet: the order was paid in full another way.")
 
 
 def _settle(sessions: sessionmaker[Session], shop: Shop, order_id: str, credited: int) -> None:
@@ -90,12 +113,13 @@ def _settle(sessions: sessionmaker[Session], shop: Shop, order_id: str, credited
         return_overcharge(session, session.get(Shop, shop.id), order_id, credited)
 
 
-def _note_once(api: WooShop, order_id: str, note: str) -> None:
-    """Order notes trigger no webhook and a repeated note would email the customer twice: check first."""
+def _note_once(api: WooShop, order_id: str, note: str, customer_note: bool = True) -> None:
+    """Order notes trigger no webhook and a repeated note would email the customer twice: check first.
+    A private note (`customer_note` false) is for the merchant only."""
     notes = api.get(f"orders/{order_id}/notes").body or []
     if any(existing.get("note") == note for existing in notes if isinstance(existing, dict)):
         return
-    api.post(f"orders/{order_id}/notes", {"note": note, "customer_note": True})
+    api.post(f"orders/{order_id}/notes", {"note": note, "customer_note": customer_note})
 
 
 WITHDRAWAL_MARKER = "_wallet_bridge_withdrawal"

@@ -1648,7 +1648,7 @@ def _check_shop(find: Findings, figures: dict, shop_id: int, report: dict, txns:
             if len(wallet_fees) != 1 or debited != -wallet_fees[0]:
                 find.add("partial payment differs from the fee line", f"{shop} order {order_id}: {debited} vs "
                                                                        f"{wallet_fees}")  # fmt: skip
-        if order["status"] in ("cancelled", "failed") and not order["refunds"]:
+        if order["status"] == "cancelled" and not order["refunds"]:  # a failed one keeps a partial payment
             events["wallet_orders_cancelled_after_payment"] += 1
             if leg(f"order:{order_id}:reversal") != debited:
                 find.add("cancelled order's wallet payment not returned exactly", f"{shop} order {order_id}: "

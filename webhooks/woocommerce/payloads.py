@@ -50,7 +50,7 @@ PHASES = {
     "processing": orders.PAID,
     "completed": orders.PAID,
     "cancelled": orders.CANCELLED,
-    "failed": orders.CANCELLED,
+    "failed": orders.FAILED,
     "refunded": orders.REFUNDED,
 }
 
