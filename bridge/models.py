@@ -292,6 +292,8 @@ class MerchantUser(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Carried by each session cookie and bumped at sign-out: a cookie of an older generation is refused.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ShopMembership(Base):

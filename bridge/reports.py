@@ -38,6 +38,10 @@ from bridge.money import POINTS
 from bridge.settings_schema import load_settings
 
 GRANULARITIES = ("day", "week", "month")
+# The days a period may name: from before any shop's first movement to the last one whose next day, in any
+# time zone, is still a date Python can hold (9999-12-31 is the last).
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(9998, 12, 31)
+PERIOD_DAY = validate.Range(min=FIRST_DAY, max=LAST_DAY, error=f"Enter a date from {FIRST_DAY} to {LAST_DAY}.")
 MAX_DAYS = 3 * 366
 MAX_DAILY_BUCKETS = 366
 
@@ -96,8 +100,8 @@ class ReportPeriodSchema(Schema):
         super().__init__(*args, **kwargs)
         self.tz = tz
 
-    start = fields.Date(required=True)
-    end = fields.Date(required=True)
+    start = fields.Date(required=True, validate=PERIOD_DAY)
+    end = fields.Date(required=True, validate=PERIOD_DAY)
     granularity = fields.String(load_default="day", validate=validate.OneOf(GRANULARITIES))
 
     @validates_schema

@@ -7,6 +7,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
+# Upper limits, far above any shop's use: what the rules compute from a setting (now plus its days, a bonus on a
+# top-up, points times their worth) must stay a date and fit the ledger's 64-bit integers.
+MAX_MONEY = 10**10  # minor units: 100,000,000.00 of a two-decimal currency
+MAX_DAYS = 3650  # ten years
+MAX_POINTS = 10**9
+MAX_POINTS_PER_UNIT = 1000
+
 
 class ReturnWindowSchema(Schema):
     """A loyalty tier: customers whose lifetime spend reaches the threshold may return goods for `days`."""
@@ -15,8 +22,8 @@ class ReturnWindowSchema(Schema):
         unknown = EXCLUDE
 
     tier = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    min_lifetime_spend = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))  # minor units
-    days = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=3650))
+    min_lifetime_spend = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_MONEY))
+    days = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_DAYS))
 
 
 @cache
@@ -45,26 +52,26 @@ class ShopSettingsSchema(Schema):
     )
     partial_payments = fields.Boolean(load_default=True)
     wallet_discount_kind = fields.String(validate=validate.OneOf(["none", "percent", "fixed"]), load_default="none")
-    wallet_discount_value = fields.Integer(validate=validate.Range(min=0), load_default=0)  # bp or minor units
+    wallet_discount_value = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=0)  # bp or minor
     unpaid_order_status = fields.String(validate=validate.OneOf(["failed", "on-hold"]), load_default="failed")
-    signup_bonus = fields.Integer(validate=validate.Range(min=0), load_default=0)
-    points_per_currency_unit = fields.Integer(validate=validate.Range(min=0), load_default=0)
-    points_conversion_points = fields.Integer(validate=validate.Range(min=1), load_default=100)
-    points_conversion_value = fields.Integer(validate=validate.Range(min=0), load_default=100)  # minor units
-    points_conversion_minimum = fields.Integer(validate=validate.Range(min=0), load_default=0)
-    points_auto_convert_threshold = fields.Integer(validate=validate.Range(min=0), load_default=0)
+    signup_bonus = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=0)
+    points_per_currency_unit = fields.Integer(validate=validate.Range(min=0, max=MAX_POINTS_PER_UNIT), load_default=0)
+    points_conversion_points = fields.Integer(validate=validate.Range(min=1, max=MAX_POINTS), load_default=100)
+    points_conversion_value = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=100)  # minor
+    points_conversion_minimum = fields.Integer(validate=validate.Range(min=0, max=MAX_POINTS), load_default=0)
+    points_auto_convert_threshold = fields.Integer(validate=validate.Range(min=0, max=MAX_POINTS), load_default=0)
     refund_destination = fields.String(
         validate=validate.OneOf(["wallet", "original", "customer_choice"]), load_default="wallet"
     )
     refund_wallet_bonus_bp = fields.Integer(validate=validate.Range(min=0, max=10_000), load_default=0)
-    topup_minimum = fields.Integer(validate=validate.Range(min=0), load_default=500)
-    topup_maximum = fields.Integer(validate=validate.Range(min=0), load_default=50_000)
-    promotional_expiry_days = fields.Integer(validate=validate.Range(min=0), load_default=0)
+    topup_minimum = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=500)
+    topup_maximum = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=50_000)
+    promotional_expiry_days = fields.Integer(validate=validate.Range(min=0, max=MAX_DAYS), load_default=0)
     # Refunds to the card only within this many days of the order (0: the whole return window); after
     # that, within the window, to the wallet only.
-    card_refund_days = fields.Integer(validate=validate.Range(min=0), load_default=0)
+    card_refund_days = fields.Integer(validate=validate.Range(min=0, max=MAX_DAYS), load_default=0)
     topup_bonus_bp = fields.Integer(validate=validate.Range(min=0, max=10_000), load_default=0)
-    topup_bonus_threshold = fields.Integer(validate=validate.Range(min=0), load_default=0)  # minor units
+    topup_bonus_threshold = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=0)  # minor
     return_windows = fields.List(
         fields.Nested(ReturnWindowSchema),
         validate=validate.Length(max=10),

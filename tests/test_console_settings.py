@@ -91,10 +91,10 @@ def test_saving_the_same_values_changes_nothing(console, shop, services):
     [
         ("funding", {"topup_minimum": "ten"}, "topup_minimum", "Enter an amount such as 12.50."),
         ("funding", {"topup_minimum": "1.005"}, "topup_minimum", "Too many decimals for EUR."),
-        ("funding", {"signup_bonus": "-1.00"}, "signup_bonus", "Must be at least 0.00 EUR."),
+        ("funding", {"signup_bonus": "-1.00"}, "signup_bonus", "Must be between 0.00 EUR and 100000000.00 EUR."),
         ("funding", {"topup_minimum": "80.00", "topup_maximum": "50.00"}, "topup_maximum",
          "Must be at least the top-up minimum."),
-        ("funding", {"points_conversion_points": "0"}, "points_conversion_points", "Must be at least 1."),
+        ("funding", {"points_conversion_points": "0"}, "points_conversion_points", "Must be between 1 and 1000000000."),
         ("funding", {"promotional_expiry_days": "2.5"}, "promotional_expiry_days", "Enter a whole number."),
         ("refunds", {"refund_destination": "bank", "refund_wallet_bonus_bp": "0", "card_refund_days": "0",
                      "tier_0_name": "Standard", "tier_0_spend": "0", "tier_0_days": "30"},

@@ -7,6 +7,7 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import abort, g, redirect, request, session, url_for
+from sqlalchemy import update
 
 from bridge.audit import Who
 from bridge.models import MerchantUser
@@ -15,11 +16,26 @@ from bridge.web.runtime import transaction
 
 
 def sign_in_session(user: MerchantUser) -> None:
-    """A fresh session (nothing carried over from before sign-in) bound to the user's password."""
+    """A fresh session (nothing carried over from before sign-in) bound to the user's password and to their
+    session generation."""
     session.clear()
     session.permanent = True
     session["user_id"] = user.id
     session["fp"] = session_fingerprint(user)
+    session["generation"] = user.session_generation
+
+
+def sign_out() -> None:
+    """Ends every session of the user, this one and any copy of its cookie: the cookie is signed, not stored,
+    so only the database (which every web process reads on each request) can make it worthless."""
+    user = load_user()
+    if user is not None:
+        with transaction() as db:
+            db.execute(
+                update(MerchantUser).where(MerchantUser.id == user.id)
+                .values(session_generation=MerchantUser.session_generation + 1)
+            )  # fmt: skip
+    session.clear()
 
 
 def load_user() -> MerchantUser | None:
@@ -30,11 +46,19 @@ def load_user() -> MerchantUser | None:
     if isinstance(user_id, int):
         with transaction() as db:
             user = db.get(MerchantUser, user_id)
-        if user is not None and session.get("fp") == session_fingerprint(user):
+        if _session_is_current(user):
             g.user = user
         else:
             session.clear()
     return g.user
+
+
+def _session_is_current(user: MerchantUser | None) -> bool:
+    return (
+        user is not None
+        and session.get("fp") == session_fingerprint(user)
+        and session.get("generation") == user.session_generation
+    )
 
 
 def who() -> Who:

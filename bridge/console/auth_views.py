@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import flash, g, redirect, render_template, request, session, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 
 from bridge import audit
 from bridge.console import console
-from bridge.console.access import client_ip, load_user, login_required, safe_next, sign_in_session, who
+from bridge.console.access import client_ip, load_user, login_required, safe_next, sign_in_session, sign_out, who
 from bridge.console.forms import Form, check_url, text
 from bridge.errors import ValidationFailed
 from bridge.money import is_currency
@@ -72,8 +72,8 @@ def login():
 
 @console.post("/logout")
 def logout():
-    session.clear()
-    flash("You are signed out.", "info")
+    sign_out()
+    flash("You are signed out, here and on any other device.", "info")
     return redirect(url_for("console.login"))
 
 

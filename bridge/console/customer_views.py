@@ -13,24 +13,18 @@ from bridge import audit
 from bridge.accounts import wallet_account
 from bridge.console import console
 from bridge.console.access import shop_view, who
-from bridge.console.forms import Form, Invalid, first_message, parse_money, show_money, text
+from bridge.console.forms import Form, Invalid, first_message, parse_money, query_number, show_money, text
 from bridge.console.queries import SORTS, customer_page, statement_page
 from bridge.errors import IdempotencyConflict, InsufficientFunds, ValidationFailed, WalletLocked
 from bridge.ledger import TRANSACTION_KINDS, Actor
 from bridge.models import Shop
 from bridge.money import format_amount
+from bridge.reports import PERIOD_DAY
 from bridge.wallets import adjust_wallet, require_customer, wallet_summary
 from bridge.web.api import AdjustmentIn
 from bridge.web.runtime import transaction
 
 TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
-
-
-def _int_arg(name: str, default: int | None = None) -> int | None:
-    try:
-        return int(request.args.get(name, ""))
-    except ValueError:
-        return default
 
 
 @console.get("/shops/<int:shop_id>/customers")
@@ -39,8 +33,9 @@ def customers(shop_id: int):
     q = (request.args.get("q") or "").strip()[:200]
     sort = request.args.get("sort") if request.args.get("sort") in SORTS else "last_movement"
     descending = request.args.get("dir", "desc") != "asc"
+    page_number = query_number(request.args.get("page")) or 1
     with transaction() as db:
-        page = customer_page(db, g.shop, q=q, sort=sort, descending=descending, page=_int_arg("page", 1) or 1)
+        page = customer_page(db, g.shop, q=q, sort=sort, descending=descending, page=page_number)
     return render_template("customers.html", shop=g.shop, page=page, q=q, sort=sort, descending=descending)
 
 
@@ -50,10 +45,12 @@ def _date_arg(name: str, form: Form) -> date | None:
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw)
+        return PERIOD_DAY(date.fromisoformat(raw))
     except ValueError:
         form.errors[name] = "Enter a date as YYYY-MM-DD."
-        return None
+    except ValidationError as exc:
+        form.errors[name] = first_message(exc.messages)
+    return None
 
 
 def _customer_page(shop_id: int, external_id: str, *, adjust: Form | None = None, status: int = 200):
@@ -67,11 +64,12 @@ def _customer_page(shop_id: int, external_id: str, *, adjust: Form | None = None
     if start and end and start > end:
         filters.errors["end"] = "Must not be before the start."
         end = None
+    before = query_number(request.args.get("before"))
     with transaction() as db:
         shop = db.get(Shop, shop_id)
         customer = require_customer(db, shop, external_id)
         summary = wallet_summary(db, shop, external_id)
-        lines, older = statement_page(db, shop, customer, kind=kind, start=start, end=end, before=_int_arg("before"))
+        lines, older = statement_page(db, shop, customer, kind=kind, start=start, end=end, before=before)
     adjust = adjust or Form(values={"direction": "credit", "token": secrets.token_hex(16)})
     return render_template(
         "customer.html", shop=shop, customer=customer, summary=summary, lines=lines, older=older, filters=filters,

@@ -52,12 +52,29 @@ class Invalid(ValueError):
     pass
 
 
+GROUPED = re.compile(r"-?\d{1,3}(,\d{3})+")  # 1,234,567: commas between groups of three digits
+DECIMAL_COMMA = re.compile(r"-?\d+,\d{1,2}")  # 12,5 or 12,50: a thousands separator is followed by three digits
+
+
+def _with_decimal_point(raw: str) -> str:
+    """A decimal comma made a point, thousands separators dropped. A comma that could be either (1,250: 1250 or
+    1.25?) is refused rather than guessed: a wrong guess scales the amount a thousandfold."""
+    if "," not in raw:
+        return raw
+    if DECIMAL_COMMA.fullmatch(raw):
+        return raw.replace(",", ".")
+    whole, point, _ = raw.partition(".")
+    if GROUPED.fullmatch(whole) and (point or whole.count(",") > 1):
+        return raw.replace(",", "")
+    raise Invalid("Write it without thousands separators (1,250 could be 1250.00 or 1.25).")
+
+
 def parse_money(raw: str, currency: str) -> int:
-    raw = raw.replace(",", "").strip()
+    raw = raw.strip()
     if not raw:
         raise Invalid("Enter an amount.")
     try:
-        return parse_amount(raw, currency)
+        return parse_amount(_with_decimal_point(raw), currency)
     except ValidationFailed as exc:
         problem = (exc.fields or {}).get("amount", "")
         if "decimals" in problem:
@@ -81,9 +98,23 @@ def parse_percent(raw: str) -> int:
 
 
 def parse_integer(raw: str) -> int:
-    raw = raw.replace(",", "").strip()
+    raw = raw.strip()
+    if GROUPED.fullmatch(raw):
+        raw = raw.replace(",", "")
     if not re.fullmatch(r"-?\d{1,15}", raw):
         raise Invalid("Enter a whole number.")
+    return int(raw)
+
+
+MAX_ID = 2**63 - 1  # a BIGINT: larger is no row's id, and overflows the database's integers
+
+
+def query_number(raw: str | None) -> int | None:
+    """A page number or an id from a query string (?page=2, ?before=123); None when it is missing or could be
+    no row's, so that a link nobody made falls back to the first page."""
+    raw = (raw or "").strip()
+    if not re.fullmatch(r"[0-9]{1,19}", raw) or int(raw) > MAX_ID:
+        return None
     return int(raw)
 
 

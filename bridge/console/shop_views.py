@@ -11,7 +11,7 @@ from bridge import audit
 from bridge.console import console
 from bridge.console.access import shop_view, who
 from bridge.console.charts import NARROW, Series, line_chart
-from bridge.console.forms import Form, text
+from bridge.console.forms import Form, query_number, text
 from bridge.console.queries import customer_count, dead_letters, failure_counts, inbox_failures, webhook_health
 from bridge.console.settings_views import FIELD_LABELS
 from bridge.errors import ValidationFailed
@@ -62,12 +62,8 @@ def overview(shop_id: int):
 @console.get("/shops/<int:shop_id>/audit")
 @shop_view
 def audit_trail(shop_id: int):
-    try:
-        before = int(request.args["before"]) if request.args.get("before") else None
-    except ValueError:
-        before = None
     with transaction() as db:
-        events = audit.recent(db, shop_id, limit=51, before_id=before)
+        events = audit.recent(db, shop_id, limit=51, before_id=query_number(request.args.get("before")))
     older = events[49].id if len(events) > 50 else None
     return render_template("audit.html", shop=g.shop, events=events[:50], older=older, labels=FIELD_LABELS)
 
