@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Row, Update, insert, select, update
 from sqlalchemy.orm import Session
 
 from bridge.accounts import SystemAccount, system_account
@@ -166,16 +166,26 @@ def _move_balance(session: Session, account: Account, amount: int) -> int:
     stmt = update(Account).where(Account.id == account.id)
     if amount < 0:  # credits always fit; debits only down to the account's limit, counting holds
         stmt = stmt.where(Account.balance - Account.held + amount >= -Account.overdraft_limit)
-    row = session.execute(
-        stmt.values(balance=Account.balance + amount).returning(Account.balance, Account.held),
-        execution_options={"synchronize_session": False},
-    ).one_or_none()
+    row = _update_within_limit(session, account, stmt.values(balance=Account.balance + amount))
     if row is None:
         raise InsufficientFunds(
             "insufficient balance", fields={"amount": "exceeds the available balance"}
         )
-    _refresh(account, balance=row.balance, held=row.held)
     return row.balance
+
+
+def _update_within_limit(session: Session, account: Account, change: Update) -> Row | None:
+    """Run a conditional UPDATE of the account; None when its limit refuses it even after what the
+    account's expired holds still reserve was given back (only then: the common path is one statement)."""
+    change = change.returning(Account.balance, Account.held)
+    options = {"synchronize_session": False}
+    row = session.execute(change, execution_options=options).one_or_none()
+    if row is None:
+        release_expired_holds(session, account)
+        row = session.execute(change, execution_options=options).one_or_none()
+    if row is not None:
+        _refresh(account, balance=row.balance, held=row.held)
+    return row
 
 
 def _refresh(account: Account, **values: int) -> None:
@@ -223,16 +233,13 @@ def authorize_hold(
     )  # fmt: skip
     if hold is None:
         return _replay_hold(_find_hold_by_key(session, account.shop_id, idempotency_key), account, amount)
-    row = session.execute(
+    reserve = (
         update(Account)
         .where(Account.id == account.id, Account.balance - Account.held - amount >= -Account.overdraft_limit)
         .values(held=Account.held + amount)
-        .returning(Account.balance, Account.held),
-        execution_options={"synchronize_session": False},
-    ).one_or_none()
-    if row is None:
+    )
+    if _update_within_limit(session, account, reserve) is None:
         raise InsufficientFunds("insufficient available balance", fields={"amount": "exceeds available"})
-    _refresh(account, balance=row.balance, held=row.held)
     return hold, False
 
 
@@ -289,6 +296,8 @@ def capture_hold(
         return Posted(session.get(LedgerTransaction, hold.capture_transaction_id), replayed=True)
     if hold.status != "open":
         raise InvalidState(f"the hold is {hold.status}", fields={"hold_id": f"hold is {hold.status}"})
+    if hold.expires_at <= utcnow():  # its money is free again even before the hourly job closes it
+        raise InvalidState("the hold has expired", fields={"hold_id": "hold is expired"})
     if type(amount) is not int or not 0 < amount <= hold.amount:
         raise ValidationFailed("capture between 1 and the held amount", fields={"amount": "out of range"})
     wallet = _release(session, hold, "captured")
@@ -319,6 +328,23 @@ def void_hold(session: Session, *, shop_id: int, hold_id: int) -> Hold:
         raise InvalidState(f"the hold is {hold.status}", fields={"hold_id": f"hold is {hold.status}"})
     _release(session, hold, "voided")
     return hold
+
+
+def release_expired_holds(session: Session, account: Account) -> None:
+    """Expire the account's holds past their expiry now, not at the hourly job, so what they reserved is
+    available again. The account row is locked first, the way an UPDATE locks it (FOR NO KEY UPDATE: other
+    transactions may still insert entries and holds referencing it). Capture, void and the job lock a hold
+    before its account, so holds locked by another transaction are skipped (they stay reserved), never
+    waited for."""
+    session.execute(select(Account.id).where(Account.id == account.id).with_for_update(key_share=True))
+    expired = session.execute(
+        select(Hold)
+        .where(Hold.account_id == account.id, Hold.status == "open", Hold.expires_at <= utcnow())
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    ).scalars()
+    for hold in expired.all():
+        _release(session, hold, "expired")
 
 
 def expire_stale_holds(session: Session, now: datetime | None = None) -> int:

@@ -8,10 +8,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bridge.accounts import SystemAccount, points_account, system_account, wallet_account
-from bridge.errors import IdempotencyConflict, InsufficientFunds, ValidationFailed
+from bridge.db import total
+from bridge.errors import InsufficientFunds, ValidationFailed
 from bridge.ledger import SYSTEM, Actor, Leg, Posted, ensure_unlocked, find_transaction, post_transaction
 from bridge.lots import LotPolicy, promotional_expiry
-from bridge.models import Customer, Entry, Shop
+from bridge.models import Customer, Entry, LedgerTransaction, Shop
 from bridge.money import POINTS, exponent
 from bridge.orders import OrderSnapshot
 
@@ -81,23 +82,20 @@ def convert_points(
     actor: Actor = SYSTEM,
 ) -> Posted:  # fmt: skip
     """Turn points into wallet money at the shop's rate (all convertible points when `points` is None).
-    A repeated key returns the first conversion, even though the points it used are gone now."""
-    earlier = find_transaction(session, shop.id, key)
-    if earlier is not None:
-        if earlier.kind != "points_conversion":
-            raise IdempotencyConflict("this key was used for something else", fields={"idempotency_key": "in use"})
-        return Posted(earlier, replayed=True)
+    A repeated key returns the first conversion, even though the points it used are gone now; the same key
+    for other points or another customer is a conflict."""
     account = points_account(session, customer)
-    requested = account.balance if points is None else points
-    if requested < max(settings["points_conversion_minimum"], settings["points_conversion_points"]):
-        raise ValidationFailed("not enough points to convert", fields={"points": "below the conversion minimum"})
-    if requested > account.balance:
-        raise InsufficientFunds("not enough points", fields={"points": "exceeds the points balance"})
+    wallet = wallet_account(session, customer, shop.currency)
+    earlier = find_transaction(session, shop.id, key)
+    if earlier is None:
+        requested = account.balance if points is None else points
+        _ensure_enough_points(settings, requested, account.balance)
+        ensure_unlocked(wallet)
+    else:  # a retry: its points are spent now, so the ledger compares the entries it would make with the first's
+        requested = _points_used_by(session, earlier) if points is None else points
     used, money = conversion_value(settings, requested)
     if money <= 0:
         raise ValidationFailed("these points are worth nothing at the shop's rate", fields={"points": "worth 0"})
-    wallet = wallet_account(session, customer, shop.currency)
-    ensure_unlocked(wallet)
     return post_transaction(
         session,
         shop_id=shop.id,
@@ -113,6 +111,20 @@ def convert_points(
         actor=actor,
         lots=LotPolicy(promo_expires_at=promotional_expiry(settings)),
     )
+
+
+def _ensure_enough_points(settings: dict, requested: int, balance: int) -> None:
+    if requested < max(settings["points_conversion_minimum"], settings["points_conversion_points"]):
+        raise ValidationFailed("not enough points to convert", fields={"points": "below the conversion minimum"})
+    if requested > balance:
+        raise InsufficientFunds("not enough points", fields={"points": "exceeds the points balance"})
+
+
+def _points_used_by(session: Session, conversion: LedgerTransaction) -> int:
+    """The points a conversion took: what "all convertible points" meant when it was made."""
+    taken = select(total(Entry.amount)).where(Entry.transaction_id == conversion.id, Entry.currency == POINTS,
+                                              Entry.amount < 0)  # fmt: skip
+    return -session.scalar(taken)
 
 
 def convert_points_automatically(session: Session, shop: Shop, settings: dict, customer: Customer) -> Posted | None:

@@ -21,9 +21,11 @@ from bridge.accounts import (
 from bridge.errors import NotFound, ValidationFailed
 from bridge.ledger import Actor, Leg, Posted, authorize_hold, ensure_unlocked, post_transaction
 from bridge.lots import upcoming_expiries, withdrawable
-from bridge.models import Account, Customer, Entry, Hold, LedgerTransaction, Shop
+from bridge.models import Account, Customer, Entry, Hold, LedgerTransaction, Shop, utcnow
 from bridge.money import POINTS, format_amount
 from bridge.outbox import note_to_customer
+
+MAX_ENTRY_ID = 2**63 - 1  # entries.id is a BIGINT: a cursor beyond it would overflow the query, not page
 
 
 def require_customer(session: Session, shop: Shop, external_id: str) -> Customer:
@@ -36,14 +38,16 @@ def require_customer(session: Session, shop: Shop, external_id: str) -> Customer
 def wallet_summary(session: Session, shop: Shop, external_id: str) -> dict:
     customer = require_customer(session, shop, external_id)
     wallet = find_wallet(session, customer, shop.currency)
-    balance, held = (wallet.balance, wallet.held) if wallet else (0, 0)
+    balance = wallet.balance if wallet else 0
     points_account = find_points(session, customer)  # reading creates nothing
     points = points_account.balance if points_account else 0
     holds = []
-    if wallet:
+    if wallet:  # an expired hold reserves nothing, even before the hourly job closes it
         holds = session.execute(
-            select(Hold).where(Hold.account_id == wallet.id, Hold.status == "open").order_by(Hold.id)
-        ).scalars()
+            select(Hold).where(Hold.account_id == wallet.id, Hold.status == "open", Hold.expires_at > utcnow())
+            .order_by(Hold.id)
+        ).scalars().all()  # fmt: skip
+    held = sum(hold.amount for hold in holds)
     expiring = upcoming_expiries(session, wallet) if wallet else []
     return {
         "withdrawable": min(withdrawable(session, wallet), balance - held) if wallet else 0,
@@ -75,9 +79,12 @@ def _encode_cursor(entry_id: int) -> str:
 
 def _decode_cursor(cursor: str) -> int:
     try:
-        return int(base64.urlsafe_b64decode(cursor.encode()).decode())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed("invalid cursor", fields={"cursor": "invalid cursor"}) from exc
+        entry_id = int(base64.urlsafe_b64decode(cursor.encode()).decode())
+    except (ValueError, UnicodeDecodeError):
+        entry_id = 0  # not a number: as invalid as one out of range
+    if not 0 < entry_id <= MAX_ENTRY_ID:
+        raise ValidationFailed("invalid cursor", fields={"cursor": "invalid cursor"})
+    return entry_id
 
 
 def statement(

@@ -7,10 +7,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.accounts import SystemAccount, ensure_customer, system_account, wallet_account
-from bridge.errors import NotFound, ValidationFailed
-from bridge.ledger import SYSTEM, Actor, Leg, Posted, ensure_unlocked, post_transaction
+from bridge.db import total
+from bridge.errors import IdempotencyConflict, NotFound, ValidationFailed
+from bridge.ledger import (
+    SYSTEM,
+    Actor,
+    Leg,
+    Posted,
+    ensure_unlocked,
+    find_transaction,
+    post_transaction,
+    release_expired_holds,
+)
 from bridge.lots import LotPolicy, deposited, withdrawable
-from bridge.models import Account, CreditLot, Entry, LedgerTransaction, Shop
+from bridge.models import Account, CreditLot, Customer, Entry, LedgerTransaction, Shop
 from bridge.money import format_amount
 from bridge.outbox import enqueue
 from bridge.topups import take_back_card_refunds
@@ -20,13 +30,16 @@ def request_withdrawal(
     session: Session, shop: Shop, external_id: str, amount: int, key: str, actor: Actor
 ) -> list[Posted]:
     """Debit the wallet from its top-up lots, one transaction per top-up order, each with an outbox
-    message asking the shop to refund that order to the card. The same key returns the first result."""
+    message asking the shop to refund that order to the card. The same key returns the first result; with
+    another amount or customer it is a conflict."""
     earlier = _transactions_for(session, shop, key)
     if earlier:
+        _ensure_same_withdrawal(session, earlier, external_id, amount)
         return [Posted(tx, replayed=True) for tx in earlier]
     customer = ensure_customer(session, shop.id, external_id)
     wallet = wallet_account(session, customer, shop.currency, lock=True)
     ensure_unlocked(wallet)
+    release_expired_holds(session, wallet)
     allowed = min(withdrawable(session, wallet), wallet.available)
     if amount > allowed:
         raise ValidationFailed(
@@ -41,18 +54,38 @@ def request_withdrawal(
         if not left:
             break
         portion = min(left, lot.remaining)
-        posted.append(_withdraw_from(session, shop, wallet, lot, portion, f"withdrawal:{key}:{index}", actor))
+        posted.append(_withdraw_from(session, shop, wallet, lot, portion, _lot_key(key, index), actor))
         left -= portion
     return posted
 
 
+def _lot_key(key: str, index: int) -> str:
+    return f"withdrawal:{key}:{index}"
+
+
 def _transactions_for(session: Session, shop: Shop, key: str) -> list[LedgerTransaction]:
-    return list(session.execute(
-        select(LedgerTransaction).where(
-            LedgerTransaction.shop_id == shop.id,
-            LedgerTransaction.idempotency_key.startswith(f"withdrawal:{key}:", autoescape=True),
-        ).order_by(LedgerTransaction.id)
-    ).scalars())  # fmt: skip
+    """The withdrawal's transactions by their exact keys, one per top-up lot (0, 1, …): never another key's
+    that begins the same (`x:0` for `x`) nor a restored withdrawal's."""
+    found: list[LedgerTransaction] = []
+    while (transaction := find_transaction(session, shop.id, _lot_key(key, len(found)))) is not None:
+        found.append(transaction)
+    return found
+
+
+def _ensure_same_withdrawal(session: Session, earlier: list[LedgerTransaction], external_id: str, amount: int) -> None:
+    """A retry asks for what the first request did: the same amount from the same customer's wallet."""
+    debited = session.execute(
+        select(Customer.external_id, total(Entry.amount))
+        .join(Account, Account.id == Entry.account_id)
+        .join(Customer, Customer.id == Account.customer_id)
+        .where(Entry.transaction_id.in_([transaction.id for transaction in earlier]), Account.kind == "wallet")
+        .group_by(Customer.external_id)
+    ).all()
+    if [tuple(row) for row in debited] != [(external_id, -amount)]:
+        raise IdempotencyConflict(
+            "this idempotency key was used for a different withdrawal",
+            fields={"idempotency_key": "already used with different content"},
+        )
 
 
 def _withdraw_from(session, shop, wallet, lot: CreditLot, amount: int, key: str, actor: Actor) -> Posted:

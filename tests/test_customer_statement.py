@@ -56,8 +56,7 @@ def test_points_convert_from_the_statement_once(client, services, shop):
         apply_order(session, stored, paid(payment_method="stripe", customer_external_id="42"), ACTOR)  # 414 points
     url = link(client, shop)
     html = client.get(url).get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]*)"', html).group(1)
-    form = {"csrf_token": token, "points_seen": "414"}
+    form = {name: re.search(rf'name="{name}" value="([^"]*)"', html).group(1) for name in ("csrf_token", "form_token")}
     for _ in range(2):  # a double-clicked button
         assert client.post(url + "/convert", data=form).status_code == 303
     data = client.get(url + ".json").get_json()

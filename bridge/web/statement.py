@@ -3,6 +3,9 @@ signed expiring link; the same as JSON for the storefront; converting points to 
 
 from __future__ import annotations
 
+import re
+import secrets
+
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from bridge.errors import DomainError
@@ -16,6 +19,7 @@ from bridge.wallets import require_customer, statement, wallet_summary
 from bridge.web.runtime import transaction
 
 customer_statement = Blueprint("customer_statement", __name__)
+FORM_TOKEN = re.compile(r"[0-9a-f]{32}")
 
 
 def _access(token: str):
@@ -36,7 +40,8 @@ def _view(token: str) -> dict:
 
 @customer_statement.get("/statement/<token>")
 def statement_page(token: str):
-    return render_template("customer/statement.html", token=token, message=request.args.get("message"), **_view(token))
+    return render_template("customer/statement.html", token=token, message=request.args.get("message"),
+                           form_token=secrets.token_hex(16), **_view(token))  # fmt: skip
 
 
 @customer_statement.get("/statement/<token>.json")
@@ -47,15 +52,17 @@ def statement_json(token: str):
 
 @customer_statement.post("/statement/<token>/convert")
 def convert(token: str):
-    """Convert all convertible points; a double-clicked button converts once (the token and the points
-    balance it saw make the key)."""
+    """Convert all convertible points. Each page carries a one-time form token, used in the key: the same
+    form sent twice (a double click, a reload) converts once; a freshly loaded page converts again."""
     access = _access(token)
-    seen = request.form.get("points_seen", "")
+    form_token = request.form.get("form_token", "")
+    if not FORM_TOKEN.fullmatch(form_token):
+        return _redirect_with(token, "This form is incomplete. Reload the page and try again.")
     try:
         with transaction() as session:
             shop = get_shop(session, access.shop_id)
             customer = require_customer(session, shop, access.customer_external_id)
-            key, actor = f"statement:{customer.id}:{seen}", Actor("customer", customer.external_id)
+            key, actor = f"statement:{customer.id}:{form_token}", Actor("customer", customer.external_id)
             convert_points(session, shop, load_settings(shop.settings), customer, None, key, actor=actor)
         message = "Your points were converted to wallet money."
     except DomainError as exc:
