@@ -11,7 +11,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fi
 
 from bridge.accounts import SystemAccount, system_account
 from bridge.db import unit_of_work
-from bridge.ledger import Leg, post_transaction
+from bridge.ledger import Leg, post_transaction, release_expired_holds
 from bridge.lots import LotPolicy
 from bridge.models import Account, CreditLot, LotMovement, utcnow
 from bridge.money import format_amount
@@ -44,6 +44,7 @@ def _expire_lot(sessions: sessionmaker[Session], lot_id: int) -> int:
         wallet = session.get(Account, account_id, with_for_update=True, populate_existing=True)
         # Read only now: a payment that held the wallet may have spent from this lot meanwhile.
         lot = session.get(CreditLot, lot_id, populate_existing=True)
+        release_expired_holds(session, wallet)
         amount = min(lot.remaining, wallet.available)  # money held for a payment stays until the hold ends
         if amount <= 0:
             return 0

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from bridge import orders
 from bridge.accounts import SystemAccount, ensure_customer, points_account, system_account, wallet_account
 from bridge.db import insert_ignoring_conflict
-from bridge.ledger import SYSTEM, Actor, Leg, post_transaction
+from bridge.ledger import SYSTEM, Actor, Leg, post_transaction, release_expired_holds
 from bridge.lots import LotPolicy, promotional_expiry
 from bridge.models import Customer, OrderRefund, Shop, ShopOrder, utcnow
 from bridge.money import POINTS, format_amount, percent_of
@@ -241,6 +241,7 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
         return _refuse_payment(ctx, "guests have no wallet: please log in or choose another payment method")
     # Locked while deciding: a concurrent debit would otherwise make the decided amount fail to post.
     wallet = wallet_account(ctx.session, ctx.customer, order.currency, lock=True)
+    release_expired_holds(ctx.session, wallet)  # what they reserved is the customer's to pay with
     if wallet.locked:
         return _refuse_payment(ctx, "your wallet is locked: please contact the shop")
     discount = wallet_discount(ctx.settings, order.total)

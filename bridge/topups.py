@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from bridge.accounts import SystemAccount, ensure_customer, lock_account, system_account, wallet_account
 from bridge.db import total
 from bridge.errors import IdempotencyConflict, ValidationFailed
-from bridge.ledger import Actor, Leg, ensure_unlocked, post_transaction
+from bridge.ledger import Actor, Leg, ensure_unlocked, post_transaction, release_expired_holds
 from bridge.lots import LotPolicy, deposited, promotional_expiry
 from bridge.models import (
     Account,
@@ -98,6 +98,7 @@ def take_back_card_refunds(session: Session, shop_id: int, wallet: Account, acto
     got back, less what withdrawals already took from the lot, is taken from what is left of it. Refunds
     the bridge itself asked for (withdrawals) were debited when asked, so they take nothing more."""
     wallet = lock_account(session, wallet)  # lots read under the wallet's lock: nothing else moves them now
+    release_expired_holds(session, wallet)
     for lot, order_external_id, refunded in _card_refunded_topup_lots(session, wallet, only_order):
         already = session.scalar(
             select(total(LotMovement.amount))

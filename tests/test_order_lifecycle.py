@@ -5,11 +5,15 @@ ledger and the REST calls out."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import responses
 from sqlalchemy import select
 
+from bridge.accounts import ensure_customer, find_wallet
 from bridge.db import unit_of_work
-from bridge.models import LedgerTransaction, OutboxMessage, Shop
+from bridge.ledger import authorize_hold
+from bridge.models import LedgerTransaction, OutboxMessage, Shop, utcnow
 from sync.pushers import pushers_for
 from sync.worker import drain
 from tests.test_woocommerce_webhooks import FAST, count, fund, wallet_balance, woo  # noqa: F401 - the fixture
@@ -92,6 +96,17 @@ def test_a_card_order_that_failed_and_then_went_through_earns_its_points(client,
     deliver(client, woo, 0, status="failed", payment_method="stripe")
     deliver(client, woo, 1, status="processing", payment_method="stripe")
     assert kinds(services) == ["points_earned"]
+
+
+def test_an_expired_hold_does_not_make_a_wallet_payment_partial(client, services, woo):  # noqa: F811
+    fund(services, woo, 5_000)
+    with unit_of_work(services.sessions) as session:
+        wallet = find_wallet(session, ensure_customer(session, woo, "2"), "EUR")
+        hold, _ = authorize_hold(session, account=wallet, amount=3_000, reason="pre-order", idempotency_key="h")
+        hold.expires_at = utcnow() - timedelta(minutes=1)  # the hourly job has not closed it yet
+    deliver(client, woo, 0)
+    assert wallet_balance(services, woo) == 5_000 - TOTAL
+    assert [kind for kind, _ in messages(services) if kind != "order.note"] == ["order.mark_paid"]
 
 
 # --- states arriving late -----------------------------------------------------------------------------------
