@@ -13,9 +13,10 @@ from bridge.accounts import SystemAccount, system_account
 from bridge.db import unit_of_work
 from bridge.ledger import Leg, post_transaction, release_expired_holds
 from bridge.lots import LotPolicy
-from bridge.models import Account, CreditLot, LotMovement, utcnow
+from bridge.models import Account, CreditLot, LotMovement, Shop, utcnow
 from bridge.money import format_amount
 from bridge.outbox import note_to_customer
+from bridge.store_credit import MIRRORED_PLATFORMS, native_key
 
 
 def expire_credit(sessions: sessionmaker[Session], now: datetime | None = None) -> int:
@@ -60,7 +61,7 @@ def _expire_lot(sessions: sessionmaker[Session], lot_id: int) -> int:
             reason=f"{format_amount(amount, wallet.currency)} of promotional credit expired",
             legs=[Leg(wallet, -amount), Leg(system_account(session, lot.shop_id, SystemAccount.EXPIRED_CREDIT,
                                                            wallet.currency), amount)],
-            idempotency_key=f"lot:{lot.id}:expiry:{earlier}",
+            idempotency_key=_expiry_key(session, lot, earlier),
             lots=LotPolicy(lot_id=lot.id),
         )  # fmt: skip
         if posted.replayed:
@@ -69,6 +70,13 @@ def _expire_lot(sessions: sessionmaker[Session], lot_id: int) -> int:
                          note=f"{format_amount(amount, wallet.currency)} of promotional credit in your wallet expired.",
                          dedupe_key=f"expiry:{posted.transaction.id}")  # fmt: skip
         return 1
+
+
+def _expiry_key(session: Session, lot: CreditLot, earlier: int) -> str:
+    """A shop that mirrors wallets to its own store credit (Shopify) was given the lot's expiry date with
+    the credit and expires it itself: the bridge's expiry is then the shop's own movement, not sent back."""
+    key = f"lot:{lot.id}:expiry:{earlier}"
+    return native_key(key) if session.get(Shop, lot.shop_id).platform in MIRRORED_PLATFORMS else key
 
 
 @_RETRY_ON_DISCONNECT

@@ -176,6 +176,13 @@ def _flag_paid_after_reversal(ctx: OrderContext) -> None:
             dedupe_key=ctx.key("paid-after-reversal"))  # fmt: skip
 
 
+def order_currency(session: Session, shop_id: int, order_external_id: str) -> str | None:
+    """The currency the bridge recorded the order in, if it knows the order."""
+    return session.scalar(
+        select(ShopOrder.currency).where(ShopOrder.shop_id == shop_id, ShopOrder.external_id == order_external_id)
+    )
+
+
 def apply_refund_event(
     session: Session, shop: Shop, order_external_id: str, refund: orders.RefundSnapshot, actor: Actor
 ) -> ShopOrder | None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from bridge.customer_rules import apply_customer
-from bridge.order_rules import apply_order, apply_refund_event
+from bridge.order_rules import apply_order, apply_refund_event, order_currency
 from webhooks.shopify.payloads import parse_customer, parse_order, parse_refund
 
 
 def _apply_refund(session, shop, parsed, actor) -> None:
-    apply_refund_event(session, shop, parsed.order_external_id, parsed.refund, actor)
+    refund = parsed.refund
+    currency = order_currency(session, shop.id, parsed.order_external_id)
+    if parsed.currency is None and currency:  # every transaction said `currency: null`: the order's own, then
+        refund = parse_refund(parsed.body, currency=currency).refund  # (¥100 is not 100.00 of a guess)
+    apply_refund_event(session, shop, parsed.order_external_id, refund, actor)
 
 
 HANDLERS = {

@@ -17,7 +17,7 @@ bridge never charges a Shopify order itself, so `payment_method` is always "".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from marshmallow import ValidationError, fields
@@ -82,11 +82,13 @@ FALLBACK_CURRENCY = "EUR"
 class ShopifyRefund:
     """A `refunds/create` body: the refund and the order it belongs to.
 
-    `currency` is the first non-null transaction currency, None when every transaction says null."""
+    `currency` is the first non-null transaction currency, None when every transaction says null: the amounts
+    were then read in a guessed currency, and `body` lets whoever knows the order's currency read them again."""
 
     order_external_id: str
     refund: RefundSnapshot
     currency: str | None
+    body: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 # --- fields and schemas -------------------------------------------------------------------------------
@@ -229,6 +231,7 @@ def parse_refund(data, currency: str | None = None) -> ShopifyRefund:
         order_external_id=str(refund["order_id"]),
         refund=_refund_snapshot(refund, reading, ""),
         currency=found,
+        body=data,
     )
 
 
