@@ -400,8 +400,9 @@ def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
     destination = request.destination if request else ctx.settings["refund_destination"]
     if request:
         request.status, request.refund_external_id = "applied", refund.external_id
-    to_wallet = destination in ("wallet", "customer_choice") and ctx.customer is not None
-    to_points = destination == "points" and ctx.customer is not None
+    redirectable = ctx.customer is not None and not refund.settled_by_shop
+    to_wallet = destination in ("wallet", "customer_choice") and redirectable
+    to_points = destination == "points" and redirectable
     card_credit = split.card_part if to_wallet else 0
     bonus = percent_of(card_credit, ctx.settings["refund_wallet_bonus_bp"]) if to_wallet else 0
     applied = OrderRefund(

@@ -20,6 +20,9 @@ class RefundSnapshot:
     amount: int  # positive minor units
     reason: str
     to_store_credit: int = 0  # part the shop itself already returned to its native store credit (Shopify)
+    # The shop says where every part went (Shopify's refund transactions: the card, its store credit): the
+    # shop's refund policy cannot send the card's part to the wallet as well.
+    settled_by_shop: bool = False
 
 
 @dataclass(frozen=True)

@@ -254,32 +254,32 @@ def test_a_customer_story_against_the_simulated_shopify_shop(app, client, servic
     assert (retried.webhook_id, retried.status, retried.attempt) == (hiccups[0], 200, 2)
     assert wallet(services, shop_id, alice) == (2500, 41 + 60)
 
-    # 5. A refund with two transactions, one of them failed: only the €10.00 that succeeded moves (to the
-    #    wallet, the shop's policy; points back pro rata). The bridge applies it but its answer is lost:
-    #    Shopify's retry, same webhook id, is a duplicate.
+    # 5. A refund to the card with two transactions, one of them failed: the €10.00 that succeeded went to the
+    #    card, as Shopify says, so the wallet gets nothing (whatever the shop's refund policy: the customer is
+    #    not paid twice); the points go back pro rata. The bridge applies it but its answer is lost: Shopify's
+    #    retry, same webhook id, is a duplicate.
     clock.advance()
     sim.transport.lose_next_answer()
     sim.refund(card, "10.00", failed_extra="25.00", note="Wrong size")
     refund_body = sim.deliveries_for("refunds/create")[-1].json()
     assert [(t["status"], t["amount"]) for t in refund_body["transactions"]] == [("failure", "25.00"),
                                                                                 ("success", "10.00")]  # fmt: skip
-    assert wallet(services, shop_id, alice) == (3500, 101 - 10)
+    assert wallet(services, shop_id, alice) == (2500, 101 - 10)
     assert [d.topic for d in sim.failed_deliveries] == ["refunds/create"]
     sim.retry_failed()
     assert answers(sim, "refunds/create") == [(200, "applied"), (200, "duplicate")]
-    assert wallet(services, shop_id, alice) == (3500, 91)
-    assert count(services, "refund_to_wallet", card) == 1
+    assert wallet(services, shop_id, alice) == (2500, 91)
+    assert count(services, "refund_to_wallet", card) == 0 and count(services, "points_clawback", card) == 1
     push(services)
-    assert both(services, shop_id, sim, alice) == (3500, 3500)
-    assert mutations(sim)[-1] == ("storeCreditAccountCredit", "10.00")
+    assert both(services, shop_id, sim, alice) == (2500, 2500)
 
     # 6. The merchant refunds €12.00 of the store-credit order to store credit (Shopify's own refund): the
     #    ledger follows, nothing is sent back.
     clock.advance()
     sim.refund(spent, "12.00", to_store_credit=True)
-    assert both(services, shop_id, sim, alice) == (4700, 4700)
+    assert both(services, shop_id, sim, alice) == (3700, 3700)
     push(services)
-    assert both(services, shop_id, sim, alice) == (4700, 4700) and len(mutations(sim)) == 3
+    assert both(services, shop_id, sim, alice) == (3700, 3700) and len(mutations(sim)) == 2
     assert wallet(services, shop_id, alice)[1] == 91 - 11  # 41 points × 12.00 / 41.48
 
     # 7. A card order cancelled: orders/cancelled and orders/updated both say so; the points go back once.
@@ -289,7 +289,7 @@ def test_a_customer_story_against_the_simulated_shopify_shop(app, client, servic
     clock.advance()
     sim.cancel(gift)
     assert answers(sim, "orders/cancelled")[-1] == (200, "applied")
-    assert wallet(services, shop_id, alice) == (4700, 80)
+    assert wallet(services, shop_id, alice) == (3700, 80)
     assert count(services, "points_clawback", gift) == 1
 
     # 8. Out of order and twice: a store-credit order and its refund to store credit, delivered newest
@@ -303,14 +303,14 @@ def test_a_customer_story_against_the_simulated_shopify_shop(app, client, servic
     held = list(sim.pending_deliveries)
     assert [d.topic for d in held] == ["orders/paid", "refunds/create", "orders/updated"]
     sim.flush(list(reversed(held)))
-    assert wallet(services, shop_id, alice) == (4700 + 800, 80 + 20 - 8)
+    assert wallet(services, shop_id, alice) == (3700 + 800, 80 + 20 - 8)
     sim.flush(held)
     sim.release_deliveries()
     assert [status for _, _, status, body in sim.transport.answers[-3:]] == [200, 200, 200]
     assert [body["status"] for _, _, _, body in sim.transport.answers[-3:]] == ["duplicate"] * 3
-    assert wallet(services, shop_id, alice) == (4700 + 800, 80 + 20 - 8)
+    assert wallet(services, shop_id, alice) == (3700 + 800, 80 + 20 - 8)
     push(services)
-    assert both(services, shop_id, sim, alice) == (4300, 4300) and len(mutations(sim)) == 3
+    assert both(services, shop_id, sim, alice) == (3300, 3300) and len(mutations(sim)) == 2
     assert count(services, "payment", late) == count(services, "refund_to_wallet", late) == 1
 
     # 9. The app's secret rotates: the bridge learns the new one first (the old stays valid), then Shopify
@@ -352,9 +352,9 @@ def test_a_customer_story_against_the_simulated_shopify_shop(app, client, servic
     sim.adjust_store_credit(alice, "-3.00")
     result = reconcile(services.sessions, services.secrets, shop_id, timeout=5)
     assert (result.wallets, result.in_step) == (2, 1)
-    assert result.drifts == [{"customer_id": str(alice), "currency": EUR, "ledger": 4300, "shopify": 4000,
+    assert result.drifts == [{"customer_id": str(alice), "currency": EUR, "ledger": 3300, "shopify": 3000,
                               "fixed": True}]  # fmt: skip
-    assert both(services, shop_id, sim, alice) == (4300, 4300)
+    assert both(services, shop_id, sim, alice) == (3300, 3300)
     sim.adjust_store_credit(bob, "2.50")
     with app.app_context():
         cli = app.test_cli_runner().invoke(args=["sync", str(shop_id)])
@@ -444,13 +444,14 @@ def test_a_late_orders_paid_after_the_cancellation_earns_no_points(services, sim
     assert wallet(services, shopify.shop.id, alice) == (5500, 0)
 
 
-def test_a_refund_to_the_wallet_leaves_no_dead_letter(services, sim, shopify, clock, alice):
+def test_a_refund_shopify_made_to_the_card_is_not_paid_into_the_wallet_too(services, sim, shopify, clock, alice):
     clock.advance()
     card = sim.place_order(alice, total="60.00")["id"]
     clock.advance()
-    sim.refund(card, "10.00")  # to the wallet: the shop's policy
+    sim.refund(card, "10.00")  # to the card; the shop's policy says "wallet", but Shopify paid the card
     push(services)
-    assert both(services, shopify.shop.id, sim, alice) == (6500, 6500)
+    assert both(services, shopify.shop.id, sim, alice) == (5500, 5500)
+    assert count(services, "refund_to_wallet", card) == 0
     assert [(kind, status) for kind, _, status in outbox(services) if status != "delivered"] == []
 
 

@@ -126,21 +126,31 @@ def test_store_credit_spent_at_checkout_is_recorded_and_not_sent_back(client, se
         assert verify(session) == []
 
 
+TO_STORE_CREDIT = (("10.00", "success", "shopify_store_credit"),)
+
+
 def test_refund_with_a_failed_transaction_counts_only_the_money_refunded(client, services, shopify):
     deliver(client, shopify.shop.id, "customers/create", customer())
     deliver(client, shopify.shop.id, "orders/paid", order())
     deliver(client, shopify.shop.id, "refunds/create",
-            refund(amounts=(("10.00", "success", "bogus"), ("30.00", "failure", "bogus"))))  # fmt: skip
-    assert balance(client, shopify) == 500 + 1_000  # the shop's policy: refunds to the wallet
-    assert outbox(services) == [("store_credit.credit", 500), ("store_credit.credit", 1_000)]
+            refund(amounts=(*TO_STORE_CREDIT, ("30.00", "failure", "shopify_store_credit"))))  # fmt: skip
+    assert balance(client, shopify) == 500 + 1_000  # Shopify's own store credit: recorded, not echoed
+    assert outbox(services) == [("store_credit.credit", 500)]
+
+
+def test_a_refund_shopify_paid_to_the_card_moves_no_wallet_money(client, services, shopify):
+    deliver(client, shopify.shop.id, "customers/create", customer())
+    deliver(client, shopify.shop.id, "orders/paid", order())
+    deliver(client, shopify.shop.id, "refunds/create", refund())  # to the card ("bogus"), whatever the policy
+    assert balance(client, shopify) == 500 and outbox(services) == [("store_credit.credit", 500)]
 
 
 def test_refund_delivered_before_its_order_is_applied_once_with_the_order(client, services, shopify):
     deliver(client, shopify.shop.id, "customers/create", customer())
-    deliver(client, shopify.shop.id, "refunds/create", refund())
-    with_refund = order(refunds=[refund()], financial_status="partially_refunded")
+    deliver(client, shopify.shop.id, "refunds/create", refund(amounts=TO_STORE_CREDIT))
+    with_refund = order(refunds=[refund(amounts=TO_STORE_CREDIT)], financial_status="partially_refunded")
     deliver(client, shopify.shop.id, "orders/updated", with_refund)
-    deliver(client, shopify.shop.id, "refunds/create", refund())
+    deliver(client, shopify.shop.id, "refunds/create", refund(amounts=TO_STORE_CREDIT))
     assert balance(client, shopify) == 500 + 1_000
 
 

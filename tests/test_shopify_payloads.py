@@ -99,7 +99,8 @@ def test_refunds_create_sample_counts_the_transactions():
     parsed = parse_refund(refund_sample())
     assert parsed == ShopifyRefund(
         order_external_id=str(ORDER_ID),
-        refund=RefundSnapshot(external_id=str(REFUND_ID), amount=8500, reason="Things were damaged"),
+        refund=RefundSnapshot(external_id=str(REFUND_ID), amount=8500, reason="Things were damaged",
+                              settled_by_shop=True),
         currency=None,  # every transaction says null
     )
 
@@ -190,8 +191,8 @@ def test_refunds_on_the_order():
     order = parse_order(data)
     assert order.phase == orders.PAID
     assert order.refunds == (
-        RefundSnapshot(external_id="1", amount=1000, reason="damaged"),
-        RefundSnapshot(external_id="2", amount=200, reason="", to_store_credit=200),
+        RefundSnapshot(external_id="1", amount=1000, reason="damaged", settled_by_shop=True),
+        RefundSnapshot(external_id="2", amount=200, reason="", to_store_credit=200, settled_by_shop=True),
     )
 
 

@@ -262,7 +262,8 @@ def _refund_snapshot(refund: dict, currency: str, prefix: str) -> RefundSnapshot
     amount = _sum(refund["transactions"], currency, path, _refunded)
     to_store_credit = _sum(refund["transactions"], currency, path, _refunded_to_store_credit)
     return RefundSnapshot(
-        external_id=str(refund["id"]), amount=amount, reason=refund["note"] or "", to_store_credit=to_store_credit
+        external_id=str(refund["id"]), amount=amount, reason=refund["note"] or "", to_store_credit=to_store_credit,
+        settled_by_shop=True,
     )
 
 
