@@ -176,11 +176,11 @@ def _flag_paid_after_reversal(ctx: OrderContext) -> None:
             dedupe_key=ctx.key("paid-after-reversal"))  # fmt: skip
 
 
-def order_currency(session: Session, shop_id: int, order_external_id: str) -> str | None:
-    """The currency the bridge recorded the order in, if it knows the order."""
-    return session.scalar(
-        select(ShopOrder.currency).where(ShopOrder.shop_id == shop_id, ShopOrder.external_id == order_external_id)
-    )
+def find_order(session: Session, shop_id: int, order_external_id: str) -> ShopOrder | None:
+    """What the bridge recorded of the order (read, not locked), if it knows the order."""
+    return session.execute(
+        select(ShopOrder).where(ShopOrder.shop_id == shop_id, ShopOrder.external_id == order_external_id)
+    ).scalar_one_or_none()
 
 
 def apply_refund_event(
@@ -535,9 +535,7 @@ def _claw_back_refund_points(ctx: OrderContext, refund, applied: OrderRefund) ->
 def wallet_payment_stands(session: Session, shop: Shop, order_external_id: str) -> bool:
     """Whether the order's wallet payment is still taken: a message announcing it to the shop is stale once
     the order was cancelled (or failed after payment) and the payment returned."""
-    record = session.execute(
-        select(ShopOrder).where(ShopOrder.shop_id == shop.id, ShopOrder.external_id == order_external_id)
-    ).scalar_one_or_none()
+    record = find_order(session, shop.id, order_external_id)
     return record is not None and record.payment_outcome in ("paid", "partial")
 
 

@@ -91,9 +91,7 @@ class StoreCredit:
 
 def store_credit(api: ShopifyAdmin, customer_id: str, currency: str) -> StoreCredit:
     """The customer's store credit in `currency`, and when it last moved."""
-    data = api.graphql(ACCOUNTS, {"id": customer_gid(customer_id)})
-    accounts = ((data.get("customer") or {}).get("storeCreditAccounts") or {}).get("nodes") or []
-    mine = [a for a in accounts if a["balance"]["currencyCode"] == currency]
+    mine = _accounts(api, ACCOUNTS, customer_id, currency)
     moments = [_instant(t["createdAt"]) for a in mine for t in a["transactions"]["nodes"]]
     return StoreCredit(sum(parse_amount(a["balance"]["amount"], currency) for a in mine), max(moments, default=None))
 
@@ -119,6 +117,13 @@ def make_pusher(secrets: SecretBox, timeout: float):
     return push
 
 
+def _accounts(api: ShopifyAdmin, query: str, customer_id: str, currency: str) -> list[dict]:
+    """The customer's store credit accounts in `currency`, as `query` reads them."""
+    data = api.graphql(query, {"id": customer_gid(customer_id)})
+    accounts = ((data.get("customer") or {}).get("storeCreditAccounts") or {}).get("nodes") or []
+    return [account for account in accounts if account["balance"]["currencyCode"] == currency]
+
+
 def already_made(sessions: sessionmaker[Session], api: ShopifyAdmin, message: OutboxMessage) -> bool:
     """Whether an earlier attempt at this credit or debit reached Shopify (see the module's docstring)."""
     since = message.created_at - CLOCK_MARGIN
@@ -127,12 +132,8 @@ def already_made(sessions: sessionmaker[Session], api: ShopifyAdmin, message: Ou
 
 def _shopify_transactions_like(api: ShopifyAdmin, message: OutboxMessage, since: datetime) -> int:
     p, wanted = message.payload, _shape(message.kind, message.payload)
-    data = api.graphql(RECENT_TRANSACTIONS, {"id": customer_gid(p["customer_id"])})
-    accounts = ((data.get("customer") or {}).get("storeCreditAccounts") or {}).get("nodes") or []
     count = 0
-    for account in accounts:
-        if account["balance"]["currencyCode"] != p["currency"]:
-            continue
+    for account in _accounts(api, RECENT_TRANSACTIONS, p["customer_id"], p["currency"]):
         page = account["transactions"]
         recent = [t for t in page["nodes"] if _instant(t["createdAt"]) >= since]
         if page["pageInfo"]["hasNextPage"] and len(recent) == len(page["nodes"]):
@@ -221,10 +222,11 @@ def reconcile(sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int,
         result.wallets += 1
         read_at = utcnow()
         shopify = store_credit(api, customer_id, currency)
-        ledger, in_flight, dead = _wallet_side(sessions, shop_id, account_id, customer_id, currency, read_at)
+        ledger = _balance(sessions, account_id)
         if shopify.balance == ledger:
             result.in_step += 1
             continue
+        in_flight, dead = _wallet_messages(sessions, shop_id, customer_id, currency, read_at)
         found = {"customer_id": customer_id, "currency": currency, "ledger": ledger, "shopify": shopify.balance}
         why = _still_moving(in_flight, shopify.last_moved_at, read_at)
         if why:
@@ -237,13 +239,16 @@ def reconcile(sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int,
     return result
 
 
-def _wallet_side(sessions, shop_id: int, account_id: int, customer_id: str, currency: str,
-                 read_at: datetime) -> tuple[int, int, list[int]]:  # fmt: skip
-    """The wallet's balance, how many of its store credit messages Shopify's read may not include (not
-    delivered, or delivered after it), and its dead ones. The balance is read first: a movement posted
-    meanwhile shows as a message in flight."""
+def _balance(sessions: sessionmaker[Session], account_id: int) -> int:
     with unit_of_work(sessions) as session:
-        ledger = session.get(Account, account_id).balance
+        return session.get(Account, account_id).balance
+
+
+def _wallet_messages(sessions, shop_id: int, customer_id: str, currency: str,
+                     read_at: datetime) -> tuple[int, list[int]]:  # fmt: skip
+    """How many of the wallet's store credit messages Shopify's read may not include (not delivered, or
+    delivered after it), and its dead ones. Read after the balance: a movement posted meanwhile shows here."""
+    with unit_of_work(sessions) as session:
         messages = session.execute(
             select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.payload).where(
                 OutboxMessage.shop_id == shop_id, OutboxMessage.kind.in_(TRANSACTION_TYPES),
@@ -252,7 +257,7 @@ def _wallet_side(sessions, shop_id: int, account_id: int, customer_id: str, curr
         ).all()  # fmt: skip
     wallet = (customer_id, currency)
     mine = [(id_, status) for id_, status, p in messages if (p["customer_id"], p["currency"]) == wallet]
-    return ledger, sum(1 for _, status in mine if status != "dead"), [id_ for id_, status in mine if status == "dead"]
+    return sum(1 for _, status in mine if status != "dead"), [id_ for id_, status in mine if status == "dead"]
 
 
 def _still_moving(in_flight: int, last_moved_at: datetime | None, read_at: datetime) -> str | None:

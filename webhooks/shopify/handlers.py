@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from bridge.customer_rules import apply_customer
-from bridge.order_rules import apply_order, apply_refund_event, order_currency
+from bridge.order_rules import apply_order, apply_refund_event, find_order
 from webhooks.shopify.payloads import parse_customer, parse_order, parse_refund
 
 
 def _apply_refund(session, shop, parsed, actor) -> None:
     refund = parsed.refund
-    currency = order_currency(session, shop.id, parsed.order_external_id)
-    if parsed.currency is None and currency:  # every transaction said `currency: null`: the order's own, then
-        refund = parse_refund(parsed.body, currency=currency).refund  # (¥100 is not 100.00 of a guess)
+    known = find_order(session, shop.id, parsed.order_external_id) if parsed.currency is None else None
+    if known is not None:  # every transaction said `currency: null`: read in the order's own (¥100 is not 100.00)
+        refund = parse_refund(parsed.body, currency=known.currency).refund
     apply_refund_event(session, shop, parsed.order_external_id, refund, actor)
 
 
