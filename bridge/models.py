@@ -223,7 +223,10 @@ class ShopOrder(Base):
     wallet_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
     points_earned: Mapped[int] = mapped_column(BigInteger, default=0)
     points_clawed_back: Mapped[int] = mapped_column(BigInteger, default=0)
-    payment_outcome: Mapped[str | None] = mapped_column(String(20))  # paid | partial | unpaid | reversed
+    payment_outcome: Mapped[str | None] = mapped_column(String(20))  # paid | partial | unpaid | reversed | …
+    # A failed or cancelled order set pending again is a new attempt: its money moves under keys of its own.
+    payment_attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    wallet_discount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # this attempt's
     last_modified_at: Mapped[datetime | None] = mapped_column(Timestamp)  # newest shop state seen
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)

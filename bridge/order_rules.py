@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from bridge import orders
 from bridge.accounts import SystemAccount, ensure_customer, points_account, system_account, wallet_account
 from bridge.db import insert_ignoring_conflict
+from bridge.errors import InvalidState
 from bridge.ledger import SYSTEM, Actor, Leg, post_transaction, release_expired_holds
 from bridge.lots import LotPolicy, promotional_expiry
 from bridge.models import Customer, OrderRefund, Shop, ShopOrder, utcnow
@@ -42,6 +43,11 @@ class OrderContext:
     def key(self, suffix: str) -> str:
         return _order_key(self.order.external_id, suffix)
 
+    def attempt_key(self, suffix: str) -> str:
+        """A key of this payment attempt: the first keeps the plain key, later ones are numbered."""
+        attempt = self.record.payment_attempt or 1
+        return self.key(suffix if attempt == 1 else f"{suffix}:{attempt}")
+
 
 def _order_key(order_external_id: str, suffix: str) -> str:
     return f"order:{order_external_id}:{suffix}"
@@ -59,6 +65,7 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
     ctx = OrderContext(session, shop, load_settings(shop.settings), order, record, customer, actor)
     if requested_topup(order.meta) is not None:
         return _apply_topup_order(ctx)
+    _check_refunds_fit(ctx)
     stale = _is_stale(record, order)
     if not stale and order.phase == orders.AWAITING_PAYMENT and _may_charge(ctx):
         _collect_wallet_payment(ctx)
@@ -68,6 +75,8 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
         _reverse_order(ctx)
     if not stale and order.phase == orders.PAID and record.payment_outcome == "reversed":
         _flag_paid_after_reversal(ctx)
+    if not stale and _total_edited(ctx):
+        _settle_edited_total(ctx)
     if order.phase == orders.PAID and customer is not None:
         if order.spent_from_store_credit and not record.wallet_paid:
             _post_checkout_spend(session, shop.id, record, customer, order.spent_from_store_credit, actor)
@@ -76,6 +85,8 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
         _earn_order_points(ctx)
     for refund in sorted(order.refunds, key=_refund_order):
         _apply_refund(ctx, refund)
+    if _fully_refunded(ctx):  # the shop cannot refund the wallet part of a partly paid order: it comes back here
+        _return_held(ctx, "was refunded in full")
     if not stale:
         record.status, record.total = order.status, order.total
         record.last_modified_at = order.modified_at or record.last_modified_at
@@ -86,6 +97,8 @@ def _apply_topup_order(ctx: OrderContext) -> ShopOrder:
     """A top-up order is never paid by wallet and earns no points: paid, it credits the wallet; refunded
     to the card by the merchant, it takes the money back from what is left of that top-up."""
     order, record = ctx.order, ctx.record
+    if order.phase == orders.AWAITING_PAYMENT and _pays_by_wallet(ctx) and not record.payment_outcome:
+        return _refuse_wallet_paid_topup(ctx)
     if ctx.customer is not None and order.phase in (orders.PAID, orders.REFUNDED) and not record.payment_outcome:
         credited = credit_paid_topup(ctx.session, ctx.shop, ctx.settings, ctx.customer, order, ctx.actor)
         record.payment_outcome = "topup"
@@ -97,6 +110,20 @@ def _apply_topup_order(ctx: OrderContext) -> ShopOrder:
     _take_back_refunded_topup(ctx)
     record.status = order.status
     return record
+
+
+def _refuse_wallet_paid_topup(ctx: OrderContext) -> ShopOrder:
+    """Money cannot top up the wallet it comes from: the customer is asked for another method, the merchant
+    is told why the order stays unpaid."""
+    ctx.record.payment_outcome, ctx.record.status = "unpaid", ctx.order.status
+    _tell_shop(ctx, "order.mark_unpaid", "A wallet top-up cannot be paid from the wallet: please pay it with "
+               "another payment method.", status=ctx.settings["unpaid_order_status"])  # fmt: skip
+    note = ("Wallet Bridge: this top-up order was placed with the wallet payment method, which cannot pay for "
+            "a top-up. Nothing was credited or debited.")
+    enqueue(ctx.session, shop_id=ctx.shop.id, kind="order.note",
+            payload={"order_id": ctx.order.external_id, "note": note, "customer_note": False},
+            dedupe_key=ctx.key("topup-by-wallet"))  # fmt: skip
+    return ctx.record
 
 
 def _take_back_refunded_topup(ctx: OrderContext) -> None:
@@ -152,17 +179,22 @@ def _undoes_payment(order: OrderSnapshot, record: ShopOrder) -> bool:
 
 
 def _may_charge(ctx: OrderContext) -> bool:
-    """Charge a wallet order never decided before, or refused before and awaiting payment again in a newer
-    state (the customer topped up and paid the failed order again); never one with refunds (it was paid)."""
+    """Charge a wallet order never decided before; or, in a newer state awaiting payment again, one refused
+    before (the customer topped up), cancelled before it paid, or whose payment went back (failed or
+    cancelled, then set pending again: a new attempt). Never one with refunds (it was paid)."""
     record, order = ctx.record, ctx.order
+    newer = order.modified_at is not None and record.last_modified_at is not None and (
+        order.modified_at > record.last_modified_at)  # fmt: skip
     undecided = record.payment_outcome is None or (
-        record.payment_outcome == "unpaid" and order.modified_at is not None and record.last_modified_at is not None
-        and order.modified_at > record.last_modified_at
-    )  # fmt: skip
+        record.payment_outcome in ("unpaid", "cancelled", "reversed") and newer)  # fmt: skip
     has_refunds = order.refunds or ctx.session.execute(
         select(OrderRefund.id).where(OrderRefund.shop_order_id == record.id).limit(1)
     ).first()
-    return undecided and not has_refunds and _pays_by_wallet(ctx)
+    if not (undecided and not has_refunds and _pays_by_wallet(ctx)):
+        return False
+    if record.payment_outcome == "reversed":
+        record.payment_attempt += 1
+    return True
 
 
 def _flag_paid_after_reversal(ctx: OrderContext) -> None:
@@ -173,7 +205,42 @@ def _flag_paid_after_reversal(ctx: OrderContext) -> None:
             f"returned to the customer's wallet when it was cancelled. Collect it another way, or cancel the order.")
     enqueue(ctx.session, shop_id=ctx.shop.id, kind="order.note",
             payload={"order_id": ctx.order.external_id, "note": note, "customer_note": False},
-            dedupe_key=ctx.key("paid-after-reversal"))  # fmt: skip
+            dedupe_key=ctx.attempt_key("paid-after-reversal"))  # fmt: skip
+
+
+def _total_edited(ctx: OrderContext) -> bool:
+    """The merchant changed the total of an order the wallet paid in full: it is neither what the wallet
+    holds for it (with the bridge's discount fee in or not yet in), nor a total already settled."""
+    record, order = ctx.record, ctx.order
+    if record.payment_outcome != "paid" or order.refunds or order.phase not in (orders.PAID, orders.AWAITING_PAYMENT):
+        return False
+    held = _wallet_held(record)
+    return order.total not in (held, held + record.wallet_discount, record.total)
+
+
+def _settle_edited_total(ctx: OrderContext) -> None:
+    """Lowered: the difference goes back to the wallet. Raised: the wallet pays the difference when it can;
+    otherwise what it paid becomes the wallet part of a partial payment and the shop asks for the rest."""
+    record, order = ctx.record, ctx.order
+    held, currency = _wallet_held(record), order.currency
+    difference = order.total - held
+    edit = f"edit@{order.modified_at.isoformat() if order.modified_at else ''}:{order.total}"
+    changed = f"The order's total changed to {format_amount(order.total, currency)}"
+    if difference < 0:
+        if _return_held_part(ctx, -difference, ctx.attempt_key(edit)):
+            _tell_shop(ctx, "order.note", f"{changed}: {format_amount(-difference, currency)} returned to your "
+                       "wallet.", f":{edit}")  # fmt: skip
+        return
+    wallet = wallet_account(ctx.session, ctx.customer, currency, lock=True)
+    release_expired_holds(ctx.session, wallet)
+    if wallet.available >= difference and not wallet.locked:
+        _post_payment(ctx, wallet, difference, ctx.attempt_key(edit))
+        record.wallet_paid += difference
+        note = f"{changed}: {format_amount(difference, currency)} more paid from your wallet."
+        return _tell_shop(ctx, "order.note", note, f":{edit}")
+    record.payment_outcome = "partial"
+    _tell_shop(ctx, "order.add_wallet_fee", "", f":{edit}", transaction_id=f"{record.payment_attempt}-{edit}",
+               amount=held, attempt=record.payment_attempt, reopen=True)  # fmt: skip
 
 
 def find_order(session: Session, shop_id: int, order_external_id: str) -> ShopOrder | None:
@@ -255,26 +322,34 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
     due = order.total - discount
     if wallet.available >= due:
         posted = _post_payment(ctx, wallet, due) if due > 0 else None
-        record.wallet_paid, record.payment_outcome = due, "paid"
+        record.wallet_paid += due
+        record.payment_outcome, record.wallet_discount = "paid", discount
+        if posted is None:  # nothing to pay, nothing to say: the order just proceeds
+            return _tell_shop(ctx, "order.mark_paid", "", transaction_id=None, discount=discount, amount=0)
         note = f"Paid {format_amount(due, order.currency)} from your wallet. Wallet balance: " + format_amount(
             wallet.balance, order.currency
         )
-        payload = {"transaction_id": posted.transaction.id if posted else None, "discount": discount, "amount": due}
+        payload = {"transaction_id": posted.transaction.id, "discount": discount, "amount": due}
         return _tell_shop(ctx, "order.mark_paid", note, **payload)
     if ctx.settings["partial_payments"] and wallet.available > 0:
         paid = wallet.available
         posted = _post_payment(ctx, wallet, paid)
-        record.wallet_paid, record.payment_outcome = paid, "partial"
-        note = (
-            f"Paid {format_amount(paid, order.currency)} from your wallet; "
-            f"{format_amount(order.total - paid, order.currency)} is left to pay by another method."
-        )
-        return _tell_shop(ctx, "order.add_wallet_fee", note, transaction_id=posted.transaction.id, amount=paid)
+        record.wallet_paid += paid
+        record.payment_outcome, record.wallet_discount = "partial", 0
+        # the note is written by the push: only the shop knows what is left to pay once it has taxed the fee
+        return _tell_shop(ctx, "order.add_wallet_fee", "", transaction_id=posted.transaction.id, amount=paid,
+                          attempt=record.payment_attempt)  # fmt: skip
     available = format_amount(max(wallet.available, 0), order.currency)
     return _refuse_payment(ctx, f"insufficient wallet balance ({available} available)")
 
 
-def _post_payment(ctx: OrderContext, wallet, amount: int):
+def partial_payment_note(paid: int, left: int, currency: str) -> str:
+    """The customer's note for a partial payment, with what the shop really asks for once the fee is in."""
+    return (f"Paid {format_amount(paid, currency)} from your wallet; "
+            f"{format_amount(left, currency)} is left to pay by another method.")  # fmt: skip
+
+
+def _post_payment(ctx: OrderContext, wallet, amount: int, key: str | None = None):
     return post_transaction(
         ctx.session,
         shop_id=ctx.shop.id,
@@ -284,7 +359,7 @@ def _post_payment(ctx: OrderContext, wallet, amount: int):
             Leg(wallet, -amount),
             Leg(system_account(ctx.session, ctx.shop.id, SystemAccount.WALLET_PAYMENTS, wallet.currency), amount),
         ],
-        idempotency_key=ctx.key("payment"),
+        idempotency_key=key or ctx.attempt_key("payment"),
         actor=ctx.actor,
         order_ref=ctx.order.external_id,
     )
@@ -305,7 +380,7 @@ def _tell_shop(ctx: OrderContext, kind: str, note: str, key_suffix: str = "", **
         shop_id=ctx.shop.id,
         kind=kind,
         payload={"order_id": ctx.order.external_id, "note": note, **payload},
-        dedupe_key=ctx.key(kind + key_suffix),
+        dedupe_key=ctx.attempt_key(kind + key_suffix),
     )
 
 
@@ -349,29 +424,8 @@ def _reverse_order(ctx: OrderContext) -> None:
     record = ctx.record
     # Shopify gives store credit spent at its checkout back only through a refund (applied natively when
     # it arrives), never by the cancellation itself.
-    outstanding = 0 if record.payment_outcome == "store_credit" else record.wallet_paid - record.wallet_refunded
-    if outstanding > 0 and ctx.customer is not None:
-        wallet = wallet_account(ctx.session, ctx.customer, record.currency)
-        posted = post_transaction(
-            ctx.session,
-            shop_id=ctx.shop.id,
-            kind="payment_reversal",
-            reason=f"Order #{ctx.order.external_id} was {ctx.order.status}: wallet payment returned",
-            legs=[
-                Leg(wallet, outstanding),
-                Leg(system_account(ctx.session, ctx.shop.id, SystemAccount.WALLET_PAYMENTS, record.currency),
-                    -outstanding),
-            ],
-            idempotency_key=ctx.key("reversal"),
-            actor=ctx.actor,
-            order_ref=ctx.order.external_id,
-        )  # fmt: skip
-        if not posted.replayed:
-            record.wallet_refunded += outstanding
-            record.payment_outcome = "reversed"
-            note = f"{format_amount(outstanding, record.currency)} returned to your wallet."
-            _tell_shop(ctx, "order.note", note)
-            take_back_card_refunds(ctx.session, ctx.shop.id, wallet, ctx.actor)  # it may return into such a top-up
+    if record.payment_outcome != "store_credit" and _return_held(ctx, f"was {ctx.order.status}"):
+        record.payment_outcome = "reversed"
     if ctx.customer is not None:
         remaining = record.points_earned - record.points_clawed_back
         if remaining > 0:
@@ -380,22 +434,88 @@ def _reverse_order(ctx: OrderContext) -> None:
             ).taken
 
 
+def _return_held(ctx: OrderContext, what_happened: str) -> int:
+    """Give the wallet money the order still holds back to the wallet, once per attempt; returns how much."""
+    returned = _return_held_part(ctx, _wallet_held(ctx.record), ctx.attempt_key("reversal"), what_happened)
+    if returned:
+        _tell_shop(ctx, "order.note", f"{format_amount(returned, ctx.record.currency)} returned to your wallet.")
+    return returned
+
+
+def _return_held_part(ctx: OrderContext, amount: int, key: str, what_happened: str = "changed") -> int:
+    record = ctx.record
+    if amount <= 0 or ctx.customer is None:
+        return 0
+    wallet = wallet_account(ctx.session, ctx.customer, record.currency)
+    posted = post_transaction(
+        ctx.session, shop_id=ctx.shop.id, kind="payment_reversal",
+        reason=f"Order #{ctx.order.external_id} {what_happened}: wallet payment returned",
+        legs=[Leg(wallet, amount),
+              Leg(system_account(ctx.session, ctx.shop.id, SystemAccount.WALLET_PAYMENTS, record.currency), -amount)],
+        idempotency_key=key, actor=ctx.actor, order_ref=ctx.order.external_id,
+    )  # fmt: skip
+    if posted.replayed:
+        return 0
+    record.wallet_refunded += amount
+    take_back_card_refunds(ctx.session, ctx.shop.id, wallet, ctx.actor)  # it may return into such a top-up
+    return amount
+
+
 def _earn_order_points(ctx: OrderContext) -> None:
     record = ctx.record
     if record.points_earned or record.payment_outcome in ("reversed", "cancelled"):
         return
-    paid = ctx.order.total + (record.wallet_paid if record.payment_outcome == "partial" else 0)
+    paid = _wallet_held(record) + _paid_by_other_means(ctx)  # an order marked paid that nobody paid earns none
     earned = earn_points(ctx.session, ctx.shop, ctx.settings, ctx.customer, paid, ctx.order, ctx.key("points"))
     record.points_earned = earned
     if earned:
         convert_points_automatically(ctx.session, ctx.shop, ctx.settings, ctx.customer)
 
 
+def _wallet_held(record: ShopOrder) -> int:
+    """Wallet money the order holds now: what it took, less what went back."""
+    return max(record.wallet_paid - record.wallet_refunded, 0)
+
+
+def _paid_by_other_means(ctx: OrderContext) -> int:
+    """What the customer paid the shop another way (its refunds may go back that way): the shop's total of
+    an order it recorded as paid — unless the wallet was to pay it all, or never paid the wallet order the
+    merchant marked paid by hand."""
+    record = ctx.record
+    if not ctx.order.recorded_paid() or record.payment_outcome == "paid":
+        return 0
+    if record.payment_outcome == "store_credit":  # Shopify counts store credit in the order's total
+        return max(ctx.order.total - record.wallet_paid, 0)
+    if _pays_by_wallet(ctx) and record.payment_outcome != "partial":
+        return 0
+    return ctx.order.total
+
+
+def _check_refunds_fit(ctx: OrderContext) -> None:
+    """The shop never refunds more than an order's total; a body that does is refused whole, before anything
+    moves, and the delivery stays failed for the merchant to look at."""
+    refunded = sum(refund.amount for refund in ctx.order.refunds)
+    if refunded > ctx.order.total:
+        raise InvalidState(
+            f"order #{ctx.order.external_id}: refunds of {format_amount(refunded, ctx.order.currency)} exceed its "
+            f"total of {format_amount(ctx.order.total, ctx.order.currency)}; nothing was credited",
+            code="refunds_exceed_order",
+        )
+
+
+def _fully_refunded(ctx: OrderContext) -> bool:
+    """A partly paid order refunded in full (or set refunded): what the wallet paid is still held."""
+    if ctx.record.payment_outcome != "partial" or _wallet_held(ctx.record) <= 0:
+        return False
+    refunded = sum(refund.amount for refund in ctx.order.refunds)
+    return ctx.order.phase == orders.REFUNDED or (ctx.order.total > 0 and refunded >= ctx.order.total)
+
+
 def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
     session, record = ctx.session, ctx.record
     if _refund_applied(ctx, refund):
         return
-    split = split_refund(ctx.order, record, refund)
+    split = split_refund(ctx.order, refund, _wallet_held(record), _paid_by_other_means(ctx))
     request = match_request(session, record, refund.external_id, refund.amount)
     destination = request.destination if request else ctx.settings["refund_destination"]
     if request:
@@ -461,26 +581,22 @@ class RefundSplit:
     native_extra: int = 0  # ... the wallet part, and this much more (card money it chose to give as credit)
 
 
-def split_refund(order: OrderSnapshot, record: ShopOrder, refund: orders.RefundSnapshot) -> RefundSplit:
-    """Pro rata by cumulative refunded amount (refunds sorted by id), so shares never drift by a cent
-    whatever order the refunds are applied in.
+def split_refund(order: OrderSnapshot, refund: orders.RefundSnapshot, wallet_held: int, paid_otherwise: int
+                 ) -> RefundSplit:  # fmt: skip
+    """Where a refund's money came from. What the shop returns for it plus what the bridge credits for it is
+    the refund's amount, and over an order never more than the customer paid.
 
-    Whole-wallet orders: the shop's total is wallet money, so every refund is wallet money. Partly
-    paid orders: the shop's total is what the other method paid (the wallet part is a negative fee),
-    so a refund of a fraction of it also returns that fraction of the wallet part."""
+    Money paid another way is refunded first (refunds sorted by id, so the split never depends on the order
+    they are applied in): the shop's total of a partly paid order is that money (the wallet part is a negative
+    fee it cannot refund), so its wallet part comes back only when the order is refunded in full. The rest of
+    a refund is wallet money, up to what the order still holds: nothing once a cancellation returned it."""
     if refund.to_store_credit:  # the shop says where the money went (Shopify refund transactions)
-        wallet_part = min(refund.to_store_credit, max(record.wallet_paid - record.wallet_refunded, 0))
+        wallet_part = min(refund.to_store_credit, wallet_held)
         return RefundSplit(wallet_part, refund.amount - refund.to_store_credit, native=True,
                            native_extra=refund.to_store_credit - wallet_part)  # fmt: skip
     before = sum(r.amount for r in order.refunds if _refund_order(r) < _refund_order(refund))
-    after = before + refund.amount
-    if record.payment_outcome == "paid":
-        return RefundSplit(wallet_part=_share(after, order.total, record.wallet_paid)
-                           - _share(before, order.total, record.wallet_paid), card_part=0)  # fmt: skip
-    wallet_part = 0
-    if record.payment_outcome == "partial":
-        wallet_part = _share(after, order.total, record.wallet_paid) - _share(before, order.total, record.wallet_paid)
-    return RefundSplit(wallet_part=wallet_part, card_part=refund.amount)
+    card_part = min(refund.amount, max(paid_otherwise - before, 0))
+    return RefundSplit(wallet_part=min(refund.amount - card_part, wallet_held), card_part=card_part)
 
 
 def _refund_order(refund: orders.RefundSnapshot) -> tuple[int, str]:
@@ -539,13 +655,14 @@ def wallet_payment_stands(session: Session, shop: Shop, order_external_id: str) 
     return record is not None and record.payment_outcome in ("paid", "partial")
 
 
-def return_overcharge(session: Session, shop: Shop, order_external_id: str, credited_by_shop: int) -> int:
-    """The shop may lower an order by less than the wallet paid (it cuts a negative fee at a total of
-    0.00, or rounds): give the difference back to the wallet, once. Returns the amount returned."""
+def return_overcharge(session: Session, shop: Shop, order_external_id: str, charged: int, credited_by_shop: int,
+                      marker: str) -> int:  # fmt: skip
+    """The shop may lower an order by less than the wallet paid (it cuts a negative fee at a total of 0.00,
+    or rounds its tax): give the difference back to the wallet, once per push (`marker`). Returns it."""
     record = _locked_order(session, shop.id, order_external_id)
     if record is None or record.customer_id is None:
         return 0
-    overcharge = record.wallet_paid - max(credited_by_shop, 0)
+    overcharge = min(charged - max(credited_by_shop, 0), _wallet_held(record))
     if overcharge <= 0:
         return 0
     customer = session.get(Customer, record.customer_id)
@@ -559,11 +676,11 @@ def return_overcharge(session: Session, shop: Shop, order_external_id: str, cred
             Leg(wallet_account(session, customer, record.currency), overcharge),
             Leg(system_account(session, shop.id, SystemAccount.WALLET_PAYMENTS, record.currency), -overcharge),
         ],
-        idempotency_key=f"order:{order_external_id}:overcharge",
+        idempotency_key=f"order:{order_external_id}:overcharge:{marker}",
         order_ref=order_external_id,
     )
     if posted.replayed:
         return 0
-    record.wallet_paid -= overcharge
+    record.wallet_paid -= overcharge  # the payment was smaller than decided
     take_back_card_refunds(session, shop.id, wallet_account(session, customer, record.currency), SYSTEM)
     return overcharge

@@ -43,6 +43,11 @@ class OrderSnapshot:
     modified_at: datetime | None = None  # when the shop last changed the order (UTC), if it says
     spent_from_store_credit: int = 0  # paid at the shop's own checkout from its native store credit (Shopify)
     store_credit_spend_unknown: bool = False  # store credit paid part, the body did not say how much: ask the shop
+    paid_in_shop: bool | None = None  # the shop recorded a payment (WooCommerce's date_paid); None: it does not say
+
+    def recorded_paid(self) -> bool:
+        """Whether the shop recorded the order as paid: its own word, else a paid or refunded state."""
+        return self.paid_in_shop if self.paid_in_shop is not None else self.phase in (PAID, REFUNDED)
 
 
 @dataclass(frozen=True)

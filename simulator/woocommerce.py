@@ -227,6 +227,15 @@ class ShopSimulator:
 
         return self.change(action)
 
+    def update_order(self, order_id: int, **fields) -> dict:
+        """The merchant edits the order in wp-admin (items, quantities, fees; order.updated)."""
+
+        def action():
+            self.store.update_order(order_id, fields)
+            return self.order_json(order_id), [("order.updated", order_id)]
+
+        return self.change(action)
+
     def set_status(self, order_id: int, status: str) -> dict:
         """The merchant changes the status in wp-admin (order.updated)."""
 

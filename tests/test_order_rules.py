@@ -96,7 +96,7 @@ def test_short_balance_pays_partly_when_enabled(session, live_shop):
     assert balance(session, live_shop) == 0
     [(kind, payload)] = messages(session)
     assert (kind, payload["amount"]) == ("order.add_wallet_fee", 1_000)
-    assert "€31.48 is left to pay" in payload["note"]
+    assert payload["note"] == ""  # written by the push, from what the shop asks once it has taxed the fee
 
 
 def test_short_balance_without_partial_payments_fails_the_order(session, shop):
@@ -151,15 +151,64 @@ def test_two_refunds_in_one_delivery_apply_both(session, live_shop):
     assert notes == ["Refund of €5.00 credited to your wallet.", "Refund of €3.25 credited to your wallet."]
 
 
-def test_partly_paid_order_refund_returns_the_wallet_share_pro_rata(session, shop):
+def test_partly_paid_order_refund_to_the_card_credits_nothing_until_the_order_is_refunded_in_full(session, shop):
     shop = configure(session, shop, refund_destination="original")
     fund(session, shop, 1_000)
     apply_order(session, shop, order(total=4_000), ACTOR)  # wallet pays 10.00, card 30.00
     after_fee = paid(total=3_000)
-    apply_order(session, shop, replace(after_fee, refunds=refunds((20, 1_500))), ACTOR)  # half the card part
-    assert balance(session, shop) == 500  # half the wallet part; the card half goes back to the card
+    apply_order(session, shop, replace(after_fee, refunds=refunds((20, 1_500))), ACTOR)
+    assert balance(session, shop) == 0  # the shop returned all 15.00 to the card: the refund is settled
     apply_order(session, shop, replace(after_fee, refunds=refunds((20, 1_500), (21, 1_500))), ACTOR)
+    assert balance(session, shop) == 1_000  # refunded in full: the wallet part the shop cannot refund comes back
+    apply_order(session, shop, replace(after_fee, status="refunded", phase=orders.REFUNDED,
+                                       refunds=refunds((20, 1_500), (21, 1_500))), ACTOR)  # fmt: skip
     assert balance(session, shop) == 1_000
+
+
+@pytest.mark.parametrize("destination, wallet_gain", [("original", 0), ("wallet", 1_999)])
+def test_line_item_refund_of_a_partly_paid_order_returns_the_item_price_once(session, shop, destination, wallet_gain):
+    """39.98 paid 10.00 by wallet and 29.98 by card; one 19.99 item refunded: 19.99 back in all, not 26.65."""
+    shop = configure(session, shop, refund_destination=destination)
+    fund(session, shop, 1_000)
+    apply_order(session, shop, order(total=3_998), ACTOR)
+    apply_order(session, shop, paid(total=2_998, refunds=refunds((50, 1_999))), ACTOR)
+    assert balance(session, shop) == wallet_gain  # to the card: the shop returned it all; else the wallet gets it
+
+
+def test_a_refund_after_the_cancellation_returned_the_payment_credits_nothing_more(session, live_shop):
+    fund(session, live_shop, 1_999)
+    apply_order(session, live_shop, order(total=1_999), ACTOR)
+    apply_order(session, live_shop, paid(total=1_999), ACTOR)
+    apply_order(session, live_shop, order(total=1_999, status="cancelled", phase=orders.CANCELLED), ACTOR)
+    assert balance(session, live_shop) == 1_999
+    apply_order(session, live_shop, order(total=1_999, status="cancelled", phase=orders.CANCELLED,
+                                          refunds=refunds((60, 500))), ACTOR)  # fmt: skip
+    assert balance(session, live_shop) == 1_999
+
+
+def test_cancellation_and_refunds_in_one_delivery_return_the_payment_once(session, live_shop):
+    fund(session, live_shop, 1_999)
+    apply_order(session, live_shop, order(total=1_999), ACTOR)
+    collapsed = order(total=1_999, status="cancelled", phase=orders.CANCELLED, refunds=refunds((61, 500), (62, 300)))
+    apply_order(session, live_shop, collapsed, ACTOR)
+    apply_order(session, live_shop, collapsed, ACTOR)
+    assert balance(session, live_shop) == 1_999
+
+
+def test_a_wallet_order_marked_paid_without_a_wallet_payment_gets_no_refund_credit(session, live_shop):
+    """The first delivery came when the order was already completed and refunded: the wallet never paid."""
+    completed = paid(status="completed", total=1_999, paid_in_shop=True, refunds=refunds((63, 1_000)))
+    apply_order(session, live_shop, completed, ACTOR)
+    assert balance(session, live_shop) == 0
+    assert session.execute(select(OrderRefund.wallet_credit)).scalar_one() == 0
+
+
+def test_refunds_beyond_the_order_total_fail_the_delivery_and_move_nothing(session, shop):
+    from bridge.errors import InvalidState
+
+    shop = configure(session, shop, refund_destination="wallet")
+    with pytest.raises(InvalidState, match="exceed its total"):
+        apply_order(session, shop, paid(payment_method="stripe", total=500, refunds=refunds((64, 50_000))), ACTOR)
 
 
 def test_card_order_refund_to_wallet_with_bonus(session, shop):
@@ -222,8 +271,8 @@ def test_signup_bonus_is_given_once(session, shop):
 def test_overcharge_against_what_the_shop_applied_is_returned_once(session, live_shop):
     fund(session, live_shop, 1_000)
     apply_order(session, live_shop, order(total=800), ACTOR)
-    assert return_overcharge(session, live_shop, "12", 750) == 50
-    assert return_overcharge(session, live_shop, "12", 750) == 0
+    assert return_overcharge(session, live_shop, "12", 800, 750, "t1") == 50
+    assert return_overcharge(session, live_shop, "12", 800, 750, "t1") == 0
     assert balance(session, live_shop) == 250
 
 

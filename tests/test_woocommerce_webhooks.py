@@ -93,7 +93,7 @@ def test_refund_delivered_before_the_payment_never_charges(client, services, woo
     send_captured(client, woo, "0009")  # on-hold with refunds, seen first
     send_captured(client, woo, "0005")  # the older pending state, arriving late
     assert count(services, LedgerTransaction, LedgerTransaction.kind == "payment") == 0
-    assert wallet_balance(services, woo) == 10_000 + 825  # the shop's policy: refunds go to the wallet
+    assert wallet_balance(services, woo) == 10_000  # the wallet never paid it: its refunds are nobody's money
 
 
 def test_guest_order_with_escaped_slashes_and_unicode_verifies(client, services, woo):

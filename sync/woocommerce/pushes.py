@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge.db import unit_of_work
 from bridge.models import OutboxMessage, Shop
 from bridge.money import format_amount, parse_amount, to_decimal_string
-from bridge.order_rules import return_overcharge, wallet_payment_stands
+from bridge.order_rules import partial_payment_note, return_overcharge, wallet_payment_stands
 from bridge.refund_requests import record_created
 from bridge.security import SecretBox
 from bridge.withdrawals import is_restored, restore_refused_withdrawal
@@ -32,55 +32,106 @@ def _fee(name: str, amount: int, currency: str) -> dict:
     return {"name": name, "total": to_decimal_string(-amount, currency), "tax_status": "none"}
 
 
-def _stored_reduction(order: dict, name: str) -> int:
-    """What the shop's fee lines of this name actually took off the order (fee plus any tax on it)."""
-    currency = order["currency"]
-    return -sum(
-        parse_amount(fee.get("total") or "0", currency) + parse_amount(fee.get("total_tax") or "0", currency)
-        for fee in order.get("fee_lines") or []
-        if fee.get("name") == name
-    )
-
-
 def mark_paid(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
     order_id = payload["order_id"]
     if not _payment_stands(sessions, shop, order_id):
         return  # cancelled since, and the payment returned: set_paid would revive the order
     order = api.get(f"orders/{order_id}").body
-    marker = str(payload["transaction_id"])
+    # nothing to pay (a 100 % coupon): no transaction, no marker, no note; the order just proceeds
+    marker = str(payload["transaction_id"]) if payload["transaction_id"] is not None else "nothing-to-pay"
     if _meta(order, PAYMENT_MARKER) != marker and order.get("status") in UNDONE_STATUSES:
         return  # cancelled on the shop meanwhile: its delivery returns the payment
-    if _meta(order, PAYMENT_MARKER) != marker:
-        body = {
-            "set_paid": True,
-            "transaction_id": f"wallet-bridge-{payload['transaction_id']}",
-            "meta_data": [{"key": PAYMENT_MARKER, "value": marker}],
-        }
-        if order.get("status") == "on-hold":  # set_paid only moves pending or failed orders
+    if _meta(order, PAYMENT_MARKER) != marker and order.get("status") not in PAID_STATUSES:
+        body: dict = {"set_paid": True, "meta_data": [{"key": PAYMENT_MARKER, "value": marker}]}
+        if payload["transaction_id"] is not None:
+            body["transaction_id"] = f"wallet-bridge-{payload['transaction_id']}"
+        if order.get("status") == "on-hold" or _amount(order, "total") == 0:  # set_paid moves neither
             body["status"] = "processing"
         if payload.get("discount"):
-            body["fee_lines"] = [_fee(DISCOUNT_FEE_NAME, payload["discount"], order["currency"])]
-        order = api.put(f"orders/{order_id}", body).body
-    _settle(sessions, shop, order_id, parse_amount(order["total"], order["currency"]))
-    _note_once(api, order_id, payload["note"])
+            order = _lower_total_by(api, order, DISCOUNT_FEE_NAME, payload["discount"], body)
+        else:
+            order = api.put(f"orders/{order_id}", body).body
+    if payload["amount"]:
+        _settle(sessions, shop, order_id, payload["amount"], _amount(order, "total"), marker)
+    if payload["note"]:
+        _note_once(api, order_id, payload["note"])
 
 
 def add_wallet_fee(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
+    """The wallet's part of a partial payment as a negative fee, so the shop asks only for the rest. The
+    customer's note says what the shop really asks once it has taxed the fee; nothing left → paid."""
     order_id = payload["order_id"]
     if not _payment_stands(sessions, shop, order_id):
         return
     order = api.get(f"orders/{order_id}").body
     marker = str(payload["transaction_id"])
-    if _meta(order, FEE_MARKER) != marker and order.get("status") in PAID_STATUSES:
+    added = _meta(order, FEE_MARKER) == marker
+    if not added and order.get("status") in PAID_STATUSES and not payload.get("reopen"):
         return _return_wallet_part(api, sessions, shop, order)  # paid in full another way before the fee came
-    if _meta(order, FEE_MARKER) != marker:
-        body = {
-            "fee_lines": [_fee(WALLET_FEE_NAME, payload["amount"], order["currency"])],
-            "meta_data": [{"key": FEE_MARKER, "value": marker}],
-        }
-        order = api.put(f"orders/{order_id}", body).body
-    _settle(sessions, shop, order_id, _stored_reduction(order, WALLET_FEE_NAME))
-    _note_once(api, order_id, payload["note"])
+    if not added:
+        body: dict = {"meta_data": [{"key": FEE_MARKER, "value": marker}]}
+        if payload.get("reopen"):  # a paid order whose total grew beyond the wallet: it needs paying again
+            body["status"] = "pending"
+        order = _lower_total_by(api, order, WALLET_FEE_NAME, payload["amount"], body)
+    lowered = min(_fee_reduction(_last_fee(order, WALLET_FEE_NAME), order["currency"]), payload["amount"])
+    _settle(sessions, shop, order_id, payload["amount"], lowered, marker)
+    left = _amount(order, "total")
+    if left == 0 and order.get("status") not in PAID_STATUSES:
+        order = api.put(f"orders/{order_id}", {"set_paid": True, "status": "processing"}).body
+    _note_once(api, order_id, partial_payment_note(lowered, left, order["currency"]))
+
+
+def _lower_total_by(api: WooShop, order: dict, name: str, amount: int, body: dict) -> dict:
+    """Add a negative fee that lowers the order's total by `amount`: exactly where the shop's rounding allows,
+    never by more. WooCommerce taxes a negative fee in proportion to the order's taxable costs whatever its
+    tax_status (WC_Order_Item_Fee::calculate_taxes), so the fee itself is what is left once that tax is out;
+    the shop's answer is then read and the fee corrected by the cents its rounding moved."""
+    path, currency = f"orders/{order['id']}", order["currency"]
+    net = _untaxed_part(order, amount)
+    order = api.put(path, {**body, "fee_lines": [_fee(name, net, currency)]}).body
+    best = (net, order) if _fee_reduction(_last_fee(order, name), currency) <= amount else None
+    for _ in range(3):
+        lowered = _fee_reduction(_last_fee(order, name), currency)
+        if lowered == amount or (lowered < amount and _amount(order, "total") == 0):
+            return order
+        step = _untaxed_part(order, amount - lowered) or (1 if amount > lowered else -1)
+        net = max(net + step, 0)
+        order = api.put(path, {"fee_lines": [{"id": _last_fee(order, name)["id"],
+                                              "total": to_decimal_string(-net, currency)}]}).body  # fmt: skip
+        if _fee_reduction(_last_fee(order, name), currency) <= amount:
+            best = (net, order)
+    if best is not None and _fee_reduction(_last_fee(order, name), currency) > amount:
+        order = api.put(path, {"fee_lines": [{"id": _last_fee(order, name)["id"],
+                                              "total": to_decimal_string(-best[0], currency)}]}).body  # fmt: skip
+    return order
+
+
+def _untaxed_part(order: dict, gross: int) -> int:
+    """The part of `gross` that, with the tax the shop adds to a negative fee, makes `gross`: the order's
+    positive costs against their taxes (the shop spreads the fee's tax over them in the same proportion)."""
+    currency = order["currency"]
+    lines = [*(order.get("line_items") or []), *(order.get("shipping_lines") or []),
+             *(fee for fee in order.get("fee_lines") or [] if parse_amount(fee.get("total") or "0", currency) > 0)]
+    costs = sum(parse_amount(line.get("total") or "0", currency) for line in lines)
+    taxes = sum(parse_amount(line.get("total_tax") or "0", currency) for line in lines)  # fmt: skip
+    if costs <= 0 or taxes <= 0:
+        return gross
+    return gross * costs // (costs + taxes)
+
+
+def _last_fee(order: dict, name: str) -> dict:
+    """The newest fee line of that name: this push's, as fee lines are only ever appended."""
+    fees = [fee for fee in order.get("fee_lines") or [] if fee.get("name") == name]
+    return max(fees, key=lambda fee: fee.get("id") or 0) if fees else {}
+
+
+def _fee_reduction(fee: dict, currency: str) -> int:
+    """What a fee line takes off the order: its amount and the tax the shop put on it."""
+    return -(parse_amount(fee.get("total") or "0", currency) + parse_amount(fee.get("total_tax") or "0", currency))
+
+
+def _amount(order: dict, key: str) -> int:
+    return parse_amount(order.get(key) or "0", order["currency"])
 
 
 def mark_unpaid(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
@@ -102,15 +153,16 @@ def _payment_stands(sessions: sessionmaker[Session], shop: Shop, order_id: str) 
 
 def _return_wallet_part(api: WooShop, sessions, shop: Shop, order: dict) -> None:
     with unit_of_work(sessions) as session:
-        returned = return_overcharge(session, session.get(Shop, shop.id), str(order["id"]), 0)
+        returned = return_overcharge(session, session.get(Shop, shop.id), str(order["id"]), 10**15, 0, "paid-otherwise")
     if returned:
         amount = format_amount(returned, order["currency"])
         _note_once(api, str(order["id"]), f"{amount} returned to your wallet: the order was paid in full another way.")
 
 
-def _settle(sessions: sessionmaker[Session], shop: Shop, order_id: str, credited: int) -> None:
+def _settle(sessions: sessionmaker[Session], shop: Shop, order_id: str, charged: int, credited: int, marker: str
+            ) -> None:  # fmt: skip
     with unit_of_work(sessions) as session:
-        return_overcharge(session, session.get(Shop, shop.id), order_id, credited)
+        return_overcharge(session, session.get(Shop, shop.id), order_id, charged, credited, marker)
 
 
 def _note_once(api: WooShop, order_id: str, note: str, customer_note: bool = True) -> None:

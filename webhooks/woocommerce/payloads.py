@@ -90,6 +90,8 @@ class _OrderSchema(Schema):
     meta_data = fields.List(fields.Nested(_MetaSchema), load_default=list)
     # Site time has no offset; the *_gmt twin is UTC. Used to tell a late, older state from a newer one.
     date_modified_gmt = fields.NaiveDateTime(allow_none=True, load_default=None)
+    # Set when the order reached a paid status once (kept after a cancellation): the shop took the money.
+    date_paid_gmt = fields.NaiveDateTime(allow_none=True, load_default=None)
 
 
 class _CustomerSchema(Schema):
@@ -129,6 +131,7 @@ def parse_order(data: dict) -> OrderSnapshot:
         refunds=_refunds(order["refunds"], currency),
         meta={item["key"]: item["value"] for item in order["meta_data"]},  # a repeated key: the last wins
         modified_at=order["date_modified_gmt"].replace(tzinfo=UTC) if order["date_modified_gmt"] else None,
+        paid_in_shop=True if order["date_paid_gmt"] else None,  # kept after a cancellation; else the state says
     )
 
 
