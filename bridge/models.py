@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -227,6 +228,8 @@ class ShopOrder(Base):
     # A failed or cancelled order set pending again is a new attempt: its money moves under keys of its own.
     payment_attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     wallet_discount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # this attempt's
+    # The wallet paid part (a fee line on the order): the shop's total is what another method pays.
+    paid_in_part: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     last_modified_at: Mapped[datetime | None] = mapped_column(Timestamp)  # newest shop state seen
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)

@@ -238,7 +238,7 @@ def _settle_edited_total(ctx: OrderContext) -> None:
         record.wallet_paid += difference
         note = f"{changed}: {format_amount(difference, currency)} more paid from your wallet."
         return _tell_shop(ctx, "order.note", note, f":{edit}")
-    record.payment_outcome = "partial"
+    record.payment_outcome, record.paid_in_part = "partial", True
     _tell_shop(ctx, "order.add_wallet_fee", "", f":{edit}", transaction_id=f"{record.payment_attempt}-{edit}",
                amount=held, attempt=record.payment_attempt, reopen=True)  # fmt: skip
 
@@ -323,7 +323,7 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
     if wallet.available >= due:
         posted = _post_payment(ctx, wallet, due) if due > 0 else None
         record.wallet_paid += due
-        record.payment_outcome, record.wallet_discount = "paid", discount
+        record.payment_outcome, record.wallet_discount, record.paid_in_part = "paid", discount, False
         if posted is None:  # nothing to pay, nothing to say: the order just proceeds
             return _tell_shop(ctx, "order.mark_paid", "", transaction_id=None, discount=discount, amount=0)
         note = f"Paid {format_amount(due, order.currency)} from your wallet. Wallet balance: " + format_amount(
@@ -335,7 +335,7 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
         paid = wallet.available
         posted = _post_payment(ctx, wallet, paid)
         record.wallet_paid += paid
-        record.payment_outcome, record.wallet_discount = "partial", 0
+        record.payment_outcome, record.wallet_discount, record.paid_in_part = "partial", 0, True
         # the note is written by the push: only the shop knows what is left to pay once it has taxed the fee
         return _tell_shop(ctx, "order.add_wallet_fee", "", transaction_id=posted.transaction.id, amount=paid,
                           attempt=record.payment_attempt)  # fmt: skip
@@ -486,7 +486,7 @@ def _paid_by_other_means(ctx: OrderContext) -> int:
         return 0
     if record.payment_outcome == "store_credit":  # Shopify counts store credit in the order's total
         return max(ctx.order.total - record.wallet_paid, 0)
-    if _pays_by_wallet(ctx) and record.payment_outcome != "partial":
+    if _pays_by_wallet(ctx) and not record.paid_in_part:
         return 0
     return ctx.order.total
 
@@ -505,7 +505,7 @@ def _check_refunds_fit(ctx: OrderContext) -> None:
 
 def _fully_refunded(ctx: OrderContext) -> bool:
     """A partly paid order refunded in full (or set refunded): what the wallet paid is still held."""
-    if ctx.record.payment_outcome != "partial" or _wallet_held(ctx.record) <= 0:
+    if not ctx.record.paid_in_part or _wallet_held(ctx.record) <= 0:
         return False
     refunded = sum(refund.amount for refund in ctx.order.refunds)
     return ctx.order.phase == orders.REFUNDED or (ctx.order.total > 0 and refunded >= ctx.order.total)
