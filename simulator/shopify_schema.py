@@ -1,0 +1,137 @@
+"""Shopify's published Admin GraphQL schema (API_VERSION), and the check every request to the simulator
+passes first: the document parses and validates against it, and the variables coerce to their declared
+types. What fails is refused with Shopify's error shape (HTTP 200, top-level `errors`, no `data`), so the
+simulator can never accept a document or a variable that a real shop refuses. The bridge's own test
+(tests/test_shopify_schema.py) validates what the bridge sends with the same check.
+
+Shopify's custom scalars are strings on the wire; the schema file cannot say what a valid one is, so the
+few the bridge sends are given a parser here (DateTime, Decimal, URL). The error messages are
+graphql-core's wording in Shopify's layout, not Shopify's exact text."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from graphql import (
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    build_schema,
+    get_operation_ast,
+    is_non_null_type,
+    parse,
+    validate,
+)
+from graphql.utilities import coerce_input_value, type_from_ast, value_from_ast
+
+from simulator.shopify_wire import API_VERSION, parse_datetime
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "shopify" / (
+    f"shopify-admin-{API_VERSION}.graphql.gz")  # fmt: skip
+_DECIMAL_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#]+[^\s]*")
+
+
+class SchemaRefusal(Exception):
+    """What Shopify answers a request that does not validate: `{"errors": [...]}`."""
+
+    def __init__(self, errors: list[dict]):
+        super().__init__(errors[0]["message"])
+        self.errors = errors
+
+    def body(self) -> dict:
+        return {"errors": self.errors}
+
+
+@dataclass(frozen=True)
+class CheckedRequest:
+    operation: OperationDefinitionNode
+    variables: dict  # coerced to their declared types
+
+
+@cache
+def admin_schema() -> GraphQLSchema:
+    """Built once per process (about 1.5 s: the schema is 3 MB of SDL)."""
+    schema = build_schema(gzip.decompress(SCHEMA_PATH.read_bytes()).decode("utf-8"), assume_valid_sdl=True)
+    for name, parser in (("DateTime", _date_time), ("Decimal", _decimal), ("URL", _url)):
+        schema.type_map[name].parse_value = parser
+    return schema
+
+
+def check_request(query: str, variables: dict, operation_name: str | None = None) -> CheckedRequest:
+    """The operation to run, with its variables coerced; raises SchemaRefusal as Shopify would answer."""
+    schema = admin_schema()
+    try:
+        document = parse(query)
+    except GraphQLError as exc:
+        raise SchemaRefusal([_formatted(exc)]) from None
+    errors = validate(schema, document)
+    if errors:
+        raise SchemaRefusal([_formatted(error) for error in errors])
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        message = f'No operation named "{operation_name}"' if operation_name else "An operation name is required"
+        raise SchemaRefusal([{"message": message}])
+    return CheckedRequest(operation, coerce_variables(schema, operation, variables))
+
+
+def coerce_variables(schema: GraphQLSchema, operation: OperationDefinitionNode, variables: dict) -> dict:
+    """The variables as their declared types; every problem is reported, one error per variable, in the
+    layout of Shopify's "Variable $x of type T was provided invalid value" errors."""
+    coerced, errors = {}, []
+    for definition in operation.variable_definitions:
+        name, type_ = definition.variable.name.value, type_from_ast(schema, definition.type)
+        if name not in variables:
+            if definition.default_value is not None:
+                coerced[name] = value_from_ast(definition.default_value, type_)
+            elif is_non_null_type(type_):
+                errors.append(_variable_error(name, type_, None, [([], "Expected value to not be null")]))
+            continue
+        value, problems = _coerce(variables[name], type_)
+        if problems:
+            errors.append(_variable_error(name, type_, variables[name], problems))
+        coerced[name] = value
+    if errors:
+        raise SchemaRefusal(errors)
+    return coerced
+
+
+def _coerce(value: object, type_) -> tuple[object, list[tuple[list, str]]]:
+    problems: list[tuple[list, str]] = []
+    coerced = coerce_input_value(value, type_, lambda path, _, error: problems.append((path, error.message)))
+    return coerced, problems
+
+
+def _variable_error(name: str, type_, value: object, problems: list[tuple[list, str]]) -> dict:
+    where = ", ".join(f"{'.'.join(map(str, path))} ({explanation})" for path, explanation in problems if path)
+    return {
+        "message": f"Variable ${name} of type {type_} was provided invalid value" + (f" for {where}" if where else ""),
+        "extensions": {"value": value, "problems": [{"path": path, "explanation": explanation}
+                                                     for path, explanation in problems]},
+    }  # fmt: skip
+
+
+def _formatted(error: GraphQLError) -> dict:
+    return {key: value for key, value in error.formatted.items() if value is not None}
+
+
+def _date_time(value: object) -> str:
+    if parse_datetime(value) is None:
+        raise ValueError(f"{value!r} is not an ISO 8601 date and time with its offset")
+    return value
+
+
+def _decimal(value: object) -> str:
+    if not isinstance(value, str) or not _DECIMAL_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a decimal string")
+    return value
+
+
+def _url(value: object) -> str:
+    if not isinstance(value, str) or not _URL_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not an absolute URL")
+    return value
