@@ -2,8 +2,9 @@
 
 Every request is first checked against Shopify's published schema of API_VERSION (the only version
 served; simulator/shopify_schema.py): a document or a variable that does not validate gets Shopify's
-error answer, as a real shop would refuse it. Not a GraphQL engine beyond that: every answer has a fixed
-shape whatever the selection asks for. Root fields:
+error answer, as a real shop would refuse it. Each root field is answered with a fixed shape (below), of
+which graphql-core's execution keeps what the document selects; a selected non-null field the shape
+lacks is an error in the answer, never a made-up value. Root fields:
 
     shop                                          → {name, currencyCode, myshopifyDomain, id}
     customer(id:)                                 → null, or {id, ..., storeCreditAccounts {nodes}}
@@ -32,7 +33,7 @@ from graphql import FieldNode, GraphQLSyntaxError, VariableNode, get_operation_a
 from graphql.execution.values import get_argument_values
 from werkzeug.exceptions import HTTPException
 
-from simulator.shopify_schema import CheckedRequest, SchemaRefusal, admin_schema, check_request
+from simulator.shopify_schema import CheckedRequest, SchemaRefusal, admin_schema, check_request, select
 from simulator.shopify_store import AccountEntry, StoreCreditAccount, Transaction
 from simulator.shopify_wire import (
     API_VERSION,
@@ -263,7 +264,8 @@ class AdminApi:
         if not isinstance(variables, dict):
             return json_response(GraphQLError("Variables must be an object").body())
         try:
-            operation = read_operation(check_request(body["query"], variables, body.get("operationName")))
+            checked = check_request(body["query"], variables, body.get("operationName"))
+            operation = read_operation(checked)
             _check_fields(operation)
         except (SchemaRefusal, GraphQLError) as exc:
             return json_response(exc.body())
@@ -277,7 +279,7 @@ class AdminApi:
                     status["currentlyAvailable"] = 0
                 return json_response(_throttled(cost, status))
             try:
-                data = {field.alias: self._resolve(field) for field in operation.fields}
+                answers = {field.alias: self._resolve(field) for field in operation.fields}
             except GraphQLError as exc:
                 sim.bucket.give_back(cost)
                 return json_response(exc.body())
@@ -285,7 +287,7 @@ class AdminApi:
         if operation.kind == "mutation" and sim.take_lost_answer():
             call.answer_lost = True
             return json_response({"errors": REASONS[502]}, 502)
-        return json_response({"data": data, "extensions": {"cost": cost_info}})
+        return json_response({**select(checked, variables, answers), "extensions": {"cost": cost_info}})
 
     def _journal(self, version: str) -> GraphQLCall:
         body = _json_body() or {}

@@ -13,14 +13,17 @@ from __future__ import annotations
 import gzip
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from graphql import (
+    DocumentNode,
     GraphQLError,
     GraphQLSchema,
     OperationDefinitionNode,
     build_schema,
+    default_field_resolver,
+    execute,
     get_operation_ast,
     is_non_null_type,
     parse,
@@ -49,6 +52,7 @@ class SchemaRefusal(Exception):
 
 @dataclass(frozen=True)
 class CheckedRequest:
+    document: DocumentNode
     operation: OperationDefinitionNode
     variables: dict  # coerced to their declared types
 
@@ -64,19 +68,48 @@ def admin_schema() -> GraphQLSchema:
 
 def check_request(query: str, variables: dict, operation_name: str | None = None) -> CheckedRequest:
     """The operation to run, with its variables coerced; raises SchemaRefusal as Shopify would answer."""
-    schema = admin_schema()
-    try:
-        document = parse(query)
-    except GraphQLError as exc:
-        raise SchemaRefusal([_formatted(exc)]) from None
-    errors = validate(schema, document)
+    document, errors = _validated(query)
     if errors:
-        raise SchemaRefusal([_formatted(error) for error in errors])
+        raise SchemaRefusal(errors)
     operation = get_operation_ast(document, operation_name)
     if operation is None:
         message = f'No operation named "{operation_name}"' if operation_name else "An operation name is required"
         raise SchemaRefusal([{"message": message}])
-    return CheckedRequest(operation, coerce_variables(schema, operation, variables))
+    return CheckedRequest(document, operation, coerce_variables(admin_schema(), operation, variables))
+
+
+@lru_cache(maxsize=256)
+def _validated(query: str) -> tuple[DocumentNode | None, list[dict]]:
+    """The document and Shopify's errors for it; the same text always validates alike, so a client's few
+    documents are validated once each (a validation takes milliseconds over a schema this size)."""
+    try:
+        document = parse(query)
+    except GraphQLError as exc:
+        return None, [_formatted(exc)]
+    return document, [_formatted(error) for error in validate(admin_schema(), document)]
+
+
+def select(checked: CheckedRequest, raw_variables: dict, answers: dict) -> dict:
+    """The answer Shopify gives: exactly the fields the document selects, read from `answers` (root field
+    alias → a JSON-shaped value holding at least those fields; `__typename` tells an interface's type).
+    A selected non-null field the answers lack is an error in the answer, as GraphQL reports it."""
+    result = execute(admin_schema(), checked.document, root_value=answers, variable_values=raw_variables,
+                     operation_name=_name_of(checked.operation), field_resolver=_by_alias_at_the_root)  # fmt: skip
+    answer: dict = {"data": result.data}
+    if result.errors:
+        answer["errors"] = [_formatted(error) for error in result.errors]
+    return answer
+
+
+def _by_alias_at_the_root(source, info, **arguments):
+    """Root fields were answered per alias (two aliases of one field may differ); the rest are plain keys."""
+    if info.path.prev is None:
+        return source[info.path.key]
+    return default_field_resolver(source, info, **arguments)
+
+
+def _name_of(operation: OperationDefinitionNode) -> str | None:
+    return operation.name.value if operation.name else None
 
 
 def coerce_variables(schema: GraphQLSchema, operation: OperationDefinitionNode, variables: dict) -> dict:
