@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, request
-from graphql import FieldNode, GraphQLSyntaxError, VariableNode, get_operation_ast, parse
+from graphql import FieldNode, GraphQLSyntaxError, get_operation_ast, parse
 from graphql.execution.values import get_argument_values
 from werkzeug.exceptions import HTTPException
 
@@ -160,10 +160,6 @@ class RootField:
     name: str
     alias: str
     values: dict  # argument → its value, coerced to the schema's type
-    variables: dict  # argument → the name of the variable that gave it
-
-    def variable_of(self, argument: str) -> str:
-        return self.variables.get(argument, argument)
 
 
 @dataclass(frozen=True)
@@ -182,9 +178,8 @@ def read_operation(checked: CheckedRequest) -> Operation:
         if not isinstance(node, FieldNode):
             raise GraphQLError("The simulator does not read fragments at the root of an operation")
         name = node.name.value
-        variables = {a.name.value: a.value.name.value for a in node.arguments if isinstance(a.value, VariableNode)}
         values = get_argument_values(root_type.fields[name], node, checked.variables)
-        fields.append(RootField(name, node.alias.value if node.alias else name, values, variables))
+        fields.append(RootField(name, node.alias.value if node.alias else name, values))
     name = operation.name.value if operation.name else None
     return Operation(operation.operation.value, name, tuple(fields))
 

@@ -1,8 +1,10 @@
 """Shopify's published Admin GraphQL schema (API_VERSION), and the check every request to the simulator
 passes first: the document parses and validates against it, and the variables coerce to their declared
 types. What fails is refused with Shopify's error shape (HTTP 200, top-level `errors`, no `data`), so the
-simulator can never accept a document or a variable that a real shop refuses. The bridge's own test
-(tests/test_shopify_schema.py) validates what the bridge sends with the same check.
+simulator can never accept a document or a variable that a real shop refuses; `select` then shapes its
+answer to what the document selects. The bridge's own test (tests/test_shopify_schema.py) validates what
+the bridge sends with the same variable check. The schema file lives with the test fixtures: the
+simulator runs from a checkout (tests, `wallet-bridge demo`), never from an installed wheel.
 
 Shopify's custom scalars are strings on the wire; the schema file cannot say what a valid one is, so the
 few the bridge sends are given a parser here (DateTime, Decimal, URL). The error messages are
