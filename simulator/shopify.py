@@ -3,7 +3,7 @@ Admin API calls the bridge makes (Flask, `sim.app`), native store credit account
 deliveries, and helpers that play the shop front and the merchant.
 
     sim = create_shopify_simulator(access_token="shpat_x", webhook_secret="s", transport=post_into_bridge)
-    url = sim.serve()                   # sim.graphql_url = http://127.0.0.1:PORT/admin/api/2026-07/graphql.json
+    url = sim.serve()                   # sim.graphql_url = http://127.0.0.1:PORT/admin/api/2026-01/graphql.json
     sim.subscribe("orders/paid", "http://bridge/webhooks/shopify/1")   # or webhookSubscriptionCreate
     alice = sim.create_customer("alice@example.test", "Alice", "Tester")
     sim.adjust_store_credit(alice["id"], "20.00")                      # or storeCreditAccountCredit
@@ -88,7 +88,6 @@ class ShopifySimulator:
         currency: str = "EUR",
         transport: Transport | None = None,
         clock: Callable[[], datetime] | None = None,
-        api_version: str = API_VERSION,
         utc_offset_minutes: int = 0,
         first_id: int = FIRST_ID,
         query_cost: int = 10,
@@ -97,7 +96,6 @@ class ShopifySimulator:
         throttle_clock: Callable[[], float] | None = None,
         delivery_timeout: float = DELIVERY_TIMEOUT,
         seed: int | None = None,
-        transactions_in_order_bodies: bool = False,
     ):
         if not is_currency(currency):
             raise ShopifySimulatorError(f"unknown currency {currency!r}")
@@ -106,7 +104,6 @@ class ShopifySimulator:
         self.access_token = access_token
         self.shop_domain = shop_domain
         self.shop_name = shop_name
-        self.api_version = api_version
         self.query_cost = query_cost
         self.store = ShopifyStore(
             clock=lambda: self.clock(),
@@ -114,7 +111,6 @@ class ShopifySimulator:
             shop_domain=shop_domain,
             utc_offset=timedelta(minutes=utc_offset_minutes),
             first_id=first_id,
-            transactions_in_order_bodies=transactions_in_order_bodies,
         )
         self.shop_id = self.store.next_id()
         self.hub = WebhookHub(
@@ -122,7 +118,7 @@ class ShopifySimulator:
             clock=lambda: self.clock(),
             secret=webhook_secret,
             shop_domain=shop_domain,
-            api_version=api_version,
+            api_version=API_VERSION,
             transport=transport,
             timeout=delivery_timeout,
             seed=seed,
@@ -216,9 +212,9 @@ class ShopifySimulator:
     ) -> dict:
         """A paid checkout (None: a guest). The `store_credit` part is paid from the customer's native store
         credit — debited from the account at once, a "shopify_store_credit" sale transaction (read through
-        the GraphQL `order` query: order bodies carry no transactions, as Shopify's, unless
-        `transactions_in_order_bodies`) — and the rest through `gateway`. Delivers orders/create then
-        orders/paid with the same body, whose `payment_gateway_names` name both."""
+        the GraphQL `order` query: order bodies carry no transactions, as Shopify's) — and the rest through
+        `gateway`. Delivers orders/create then orders/paid with the same body, whose `payment_gateway_names`
+        name both."""
         currency = currency or self.store.currency
         if not is_currency(currency):
             raise ShopifySimulatorError(f"unknown currency {currency!r}")
@@ -436,7 +432,7 @@ class ShopifySimulator:
     @property
     def graphql_url(self) -> str | None:
         base = self.base_url
-        return f"{base}/admin/api/{self.api_version}/graphql.json" if base else None
+        return f"{base}/admin/api/{API_VERSION}/graphql.json" if base else None
 
     def shutdown(self) -> None:
         """Stop the server (releasing requests held by `fail_api(delay=...)`)."""
@@ -483,9 +479,8 @@ def create_shopify_simulator(**options) -> ShopifySimulator:
     """A new simulated Shopify shop. Options (all keyword): access_token, webhook_secret, shop_domain
     ("demo.myshopify.com"), shop_name, currency ("EUR"), transport (callable(url, body, headers) -> status;
     default: requests.post), clock (callable → aware datetime; see ManualClock; drives dates and credit
-    expiry), api_version ("2026-07", sent as X-Shopify-API-Version), utc_offset_minutes (dates in bodies),
-    first_id (2**53 + 1), query_cost (10 per root field), maximum_available (1000.0), restore_rate (50.0),
-    throttle_clock (monotonic seconds for the bucket; default time.monotonic), delivery_timeout (5.0 s),
-    seed (webhook and event ids), transactions_in_order_bodies (False: like Shopify's, order bodies carry
-    no `transactions`, only `payment_gateway_names`; True adds them)."""
+    expiry), utc_offset_minutes (dates in bodies), first_id (2**53 + 1), query_cost (10 per root field),
+    maximum_available (1000.0), restore_rate (50.0), throttle_clock (monotonic seconds for the bucket; default
+    time.monotonic), delivery_timeout (5.0 s), seed (webhook and event ids). The API version is API_VERSION,
+    the one whose schema the simulator validates against (sent as X-Shopify-API-Version too)."""
     return ShopifySimulator(**options)

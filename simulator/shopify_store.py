@@ -202,13 +202,11 @@ class ShopifyStore:
         shop_domain: str,
         utc_offset: timedelta = timedelta(0),
         first_id: int = FIRST_ID,
-        transactions_in_order_bodies: bool = False,
     ):
         self.clock = clock
         self.currency = currency
         self.shop_domain = shop_domain
         self.utc_offset = utc_offset
-        self.transactions_in_order_bodies = transactions_in_order_bodies
         self.customers: dict[int, Customer] = {}
         self.orders: dict[int, Order] = {}
         self.accounts: dict[tuple[int, str], StoreCreditAccount] = {}
@@ -409,9 +407,11 @@ class ShopifyStore:
         }
 
     def _order_customer_json(self, customer: Customer) -> dict:
-        """The `customer` inside an order body (fewer keys than the customer resource)."""
+        """The `customer` inside an order body: fewer keys than the customer resource, as Shopify's orders/create
+        sample has it."""
         data = self.customer_json(customer)
-        for key in ("orders_count", "total_spent", "last_order_id", "last_order_name", "addresses"):
+        for key in ("orders_count", "total_spent", "last_order_id", "last_order_name", "addresses", "tags",
+                    "email_marketing_consent", "sms_marketing_consent"):  # fmt: skip
             data.pop(key)
         return data
 
@@ -469,7 +469,7 @@ class ShopifyStore:
         current = order.total - order.refunded
         total = money(order.total, currency)
         zero = money(0, currency)
-        body = {
+        return {  # no `transactions`: Shopify's order bodies have none (the Admin API has them)
             "id": order.id,
             "admin_graphql_api_id": gid("Order", order.id),
             "app_id": None,
@@ -562,7 +562,3 @@ class ShopifyStore:
             "shipping_lines": [],
             "returns": [],
         }
-        # Not in Shopify's own order bodies (the Admin API has them); on request, for tests of bodies that do.
-        if self.transactions_in_order_bodies:
-            body["transactions"] = [self.transaction_json(t) for t in order.transactions]
-        return body

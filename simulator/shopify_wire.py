@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 
 from babel.numbers import get_currency_precision, list_currencies
 
-API_VERSION = "2026-07"
+API_VERSION = "2026-01"
 USER_AGENT = "Shopify-Captain-Hook"
 STORE_CREDIT_GATEWAY = "shopify_store_credit"
 _KNOWN_CURRENCIES = frozenset(list_currencies())

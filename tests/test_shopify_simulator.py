@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import requests
 
-from simulator.shopify import ManualClock, ShopifySimulatorError, create_shopify_simulator
+from simulator.shopify import API_VERSION, ManualClock, ShopifySimulatorError, create_shopify_simulator
 from sync.shopify.client import ShopifyAdmin
 from sync.shopify.connect import SHOP, SUBSCRIBE, SUBSCRIPTIONS
 from sync.shopify.order_transactions import ORDER_TRANSACTIONS, fetch_transactions
@@ -27,6 +28,9 @@ from webhooks.signing import is_valid_signature
 TOKEN = "shpat_test_token"
 SECRET = "shopify-test-secret"
 HOOK_URL = "http://bridge.test/webhooks/shopify/1"
+
+FIXTURES = Path(__file__).parent / "fixtures" / "shopify"
+SAMPLES = ("orders_create.json", "refunds_create.json")  # Shopify's published webhook samples
 
 CUSTOMER = """
 query StoreCredit($id: ID!) {
@@ -156,14 +160,17 @@ def test_query_text_is_read_for_aliases_comments_and_several_root_fields(sim):
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("{ orders(first: 5) { nodes { id } } }", "Field 'orders' doesn't exist on type 'QueryRoot'"),
-        ("query { storeCreditAccountDebit(id: $id) { userErrors { code } } }", "doesn't exist on type 'QueryRoot'"),
-        ("mutation { shop { name } }", "Field 'shop' doesn't exist on type 'Mutation'"),
-        ("{ shop { name }", "syntax error"),
-        ("query ( { shop }", "syntax error"),
+        ("query { storeCreditAccountDebit(id: $id) { userErrors { code } } }",
+         "Cannot query field 'storeCreditAccountDebit' on type 'QueryRoot'"),
+        ("mutation { shop { name } }", "Cannot query field 'shop' on type 'Mutation'"),
+        ("{ shop { name callbackUrl } }", "Cannot query field 'callbackUrl' on type 'Shop'"),
+        ("{ customer { id } }", "argument 'id' of type 'ID!' is required"),
+        ("{ shop { name }", "Syntax Error"),
+        ("query ( { shop }", "Syntax Error"),
+        ("{ orders(first: 5) { nodes { id } } }", "The simulator does not implement QueryRoot.orders"),
     ],
-)
-def test_unknown_fields_and_bad_syntax_are_graphql_errors(sim, query, message):
+)  # fmt: skip
+def test_what_shopify_refuses_and_what_the_simulator_does_not_play_are_graphql_errors(sim, query, message):
     response = gql(sim, query)
 
     assert response.status_code == 200
@@ -180,14 +187,43 @@ def test_missing_query_is_400(sim):
     assert response.json() == {"errors": {"query": "Required parameter missing or invalid"}}
 
 
-def test_inputs_come_from_variables(sim):
+def test_variables_are_coerced_to_the_schemas_types(sim):
     missing = gql(sim, CUSTOMER, {}).json()
-    wrong_type = gql(sim, CUSTOMER, {"id": 5}).json()
-    literal_object = gql(sim, 'mutation { storeCreditAccountDebit(id: "x", debitInput: {}) { userErrors { code } } }')
+    wrong_type = gql(sim, CUSTOMER, {"id": [5]}).json()
+    unknown_input_field = gql(sim, SUBSCRIBE, {"topic": "ORDERS_PAID",
+                                               "webhookSubscription": {"callbackUrl": HOOK_URL}}).json()  # fmt: skip
+    bad_date = gql(sim, CREDIT, {"id": "gid://shopify/Customer/1", "creditInput": {
+        "creditAmount": {"amount": "1.00", "currencyCode": "EUR"}, "expiresAt": "next week"}}).json()  # fmt: skip
 
     assert missing["errors"][0]["message"] == "Variable $id of type ID! was provided invalid value"
-    assert "Could not coerce" in wrong_type["errors"][0]["extensions"]["problems"][0]["explanation"]
-    assert "variables only" in literal_object.json()["errors"][0]["message"]
+    assert "ID cannot represent value" in wrong_type["errors"][0]["extensions"]["problems"][0]["explanation"]
+    assert unknown_input_field["errors"][0]["extensions"]["problems"] == [
+        {"path": [], "explanation": "Field 'callbackUrl' is not defined by type 'WebhookSubscriptionInput'."}]
+    assert bad_date["errors"][0]["extensions"]["problems"][0]["path"] == ["expiresAt"]
+    assert all("data" not in body for body in (missing, wrong_type, unknown_input_field, bad_date))
+
+
+def test_answers_hold_what_the_document_selects_and_a_field_the_simulator_lacks_is_an_error(sim):
+    alice = sim.create_customer("alice@example.test", "Alice", "Tester")
+    credit(sim, customer_gid(alice), "2.00")
+    query = """query C($id: ID!) { customer(id: $id) { mine: storeCreditAccounts(first: 1) {
+        nodes { balance { amount } transactions(first: 5) { nodes { __typename amount { amount } } } } } } }"""
+
+    account = data(gql(sim, query, {"id": customer_gid(alice)}))["customer"]["mine"]["nodes"][0]
+    lacking = gql(sim, "{ shop { name email } }").json()
+
+    assert account == {"balance": {"amount": "2.0"}, "transactions": {"nodes": [
+        {"__typename": "StoreCreditAccountCreditTransaction", "amount": {"amount": "2.0"}}]}}  # fmt: skip
+    assert "Cannot return null for non-nullable field Shop.email" in lacking["errors"][0]["message"]
+
+
+def test_literal_arguments_are_read_as_the_schema_types_them(sim):
+    alice = sim.create_customer("alice@example.test", "Alice", "Tester")
+    query = f"""mutation {{ storeCreditAccountCredit(id: "{customer_gid(alice)}", creditInput: {{
+        creditAmount: {{ amount: "2.50", currencyCode: EUR }} }}) {{ userErrors {{ code }} }} }}"""
+
+    assert data(gql(sim, query))["storeCreditAccountCredit"]["userErrors"] == []
+    assert sim.store_credit_balance(alice["id"]) == 250
 
 
 # --- store credit -----------------------------------------------------------------------------------------------
@@ -228,8 +264,19 @@ def test_credit_by_account_id_must_match_its_currency(sim):
     assert other["userErrors"][0]["code"] == "MISMATCHING_CURRENCY"
 
 
-@pytest.mark.parametrize("amount", ["0", "0.00", "-5.00", "abc", "", "1e3"])
-def test_credit_of_an_invalid_amount_is_a_user_error(sim, amount):
+@pytest.mark.parametrize("amount", ["abc", "", "1e3", "1,00"])
+def test_an_amount_that_is_no_decimal_is_refused_as_a_variable_error(sim, amount):
+    alice = sim.create_customer("alice@example.test", "Alice", "Tester")
+    variables = {"id": customer_gid(alice), "creditInput": {"creditAmount": {"amount": amount, "currencyCode": "EUR"}}}
+
+    error = gql(sim, CREDIT, variables).json()["errors"][0]
+
+    assert error["extensions"]["problems"][0]["path"] == ["creditAmount", "amount"]
+    assert sim.store_credit_accounts(alice["id"]) == {}
+
+
+@pytest.mark.parametrize("amount", ["0", "0.00", "-5.00"])
+def test_credit_of_an_amount_not_above_zero_is_a_user_error(sim, amount):
     alice = sim.create_customer("alice@example.test", "Alice", "Tester")
 
     result = credit(sim, customer_gid(alice), amount)
@@ -250,11 +297,13 @@ def test_credit_to_an_unknown_customer_or_account(sim):
         assert credit(sim, owner, "1.00")["userErrors"][0]["code"] == "ACCOUNT_NOT_FOUND"
 
 
-def test_credit_with_an_unsupported_currency_or_a_past_expiry(sim, clock):
+def test_credit_with_an_unknown_currency_or_a_past_expiry(sim, clock):
     alice = sim.create_customer("alice@example.test", "Alice", "Tester")
     past = (clock.now - timedelta(seconds=1)).isoformat()
+    unknown_currency = {"id": customer_gid(alice), "creditInput": {"creditAmount": {"amount": "1.00",
+                                                                                   "currencyCode": "XYZ"}}}  # fmt: skip
 
-    assert credit(sim, customer_gid(alice), "1.00", currency="XYZ")["userErrors"][0]["code"] == "UNSUPPORTED_CURRENCY"
+    assert "does not exist in 'CurrencyCode' enum" in str(gql(sim, CREDIT, unknown_currency).json()["errors"])
     assert credit(sim, customer_gid(alice), "1.00", expires_at=past)["userErrors"][0]["code"] == "EXPIRES_AT_IN_PAST"
 
 
@@ -302,7 +351,7 @@ def test_dated_credit_expires_when_the_clock_passes_it(sim, clock):
 
 
 def test_subscriptions_are_created_listed_and_not_duplicated(sim):
-    variables = {"topic": "ORDERS_PAID", "webhookSubscription": {"callbackUrl": HOOK_URL, "format": "JSON"}}
+    variables = {"topic": "ORDERS_PAID", "webhookSubscription": {"uri": HOOK_URL, "format": "JSON"}}
 
     created = data(gql(sim, SUBSCRIBE, variables))["webhookSubscriptionCreate"]
     duplicate = data(gql(sim, SUBSCRIBE, variables))["webhookSubscriptionCreate"]
@@ -313,22 +362,18 @@ def test_subscriptions_are_created_listed_and_not_duplicated(sim):
         "webhookSubscription": None,
         "userErrors": [
             {
-                "field": ["webhookSubscription", "callbackUrl"],
+                "field": ["webhookSubscription", "uri"],
                 "message": "Address for this topic has already been taken",
             }
         ],
     }
-    assert [(n["id"], n["topic"], n["endpoint"]) for n in listed] == [
-        (
-            created["webhookSubscription"]["id"],
-            "ORDERS_PAID",
-            {"__typename": "WebhookHttpEndpoint", "callbackUrl": HOOK_URL},
-        )
+    assert [(n["id"], n["topic"], n["uri"]) for n in listed] == [
+        (created["webhookSubscription"]["id"], "ORDERS_PAID", HOOK_URL)
     ]
 
 
 def test_unknown_topic_is_a_variable_error(sim):
-    variables = {"topic": "ORDERS_EXPLODED", "webhookSubscription": {"callbackUrl": HOOK_URL}}
+    variables = {"topic": "ORDERS_EXPLODED", "webhookSubscription": {"uri": HOOK_URL}}
 
     assert "invalid value" in gql(sim, SUBSCRIBE, variables).json()["errors"][0]["message"]
 
@@ -370,7 +415,7 @@ def test_the_leaky_bucket_empties_and_refills_at_the_restore_rate(receiver):
 
     def ask():
         return client.post(
-            "/admin/api/2026-07/graphql.json", json={"query": SHOP}, headers={"X-Shopify-Access-Token": TOKEN}
+            f"/admin/api/{API_VERSION}/graphql.json", json={"query": SHOP}, headers={"X-Shopify-Access-Token": TOKEN}
         ).get_json()
 
     answers = [ask() for _ in range(101)]
@@ -420,7 +465,7 @@ def test_deliveries_are_signed_with_shopify_headers(sim, receiver, clock):
     assert headers["Content-Type"] == "application/json"
     assert headers["X-Shopify-Topic"] == "customers/create"
     assert headers["X-Shopify-Shop-Domain"] == "demo.myshopify.com"
-    assert headers["X-Shopify-API-Version"] == "2026-07"
+    assert headers["X-Shopify-API-Version"] == API_VERSION == "2026-01"
     assert headers["X-Shopify-Triggered-At"] == "2026-11-23T11:47:27.000000Z"
     assert len(headers["X-Shopify-Webhook-Id"]) == 36 and len(headers["X-Shopify-Event-Id"]) == 36
     assert "Zoë".encode() in body and b"A/B" in body  # UTF-8, slashes unescaped
@@ -466,7 +511,7 @@ def test_the_order_query_answers_its_transactions_refunds_included(sim):
 
     found = data(gql(sim, ORDER_TRANSACTIONS, {"id": f"gid://shopify/Order/{order['id']}"}))["order"]
 
-    assert found["name"] == order["name"]
+    assert set(found) == {"transactions"}  # what the document selects, nothing more
     assert [(t["kind"], t["status"], t["gateway"], t["amountSet"]["shopMoney"]) for t in found["transactions"]] == [
         ("SALE", "SUCCESS", STORE_CREDIT_GATEWAY, {"amount": "10.0", "currencyCode": "EUR"}),
         ("SALE", "SUCCESS", "bogus", {"amount": "31.48", "currencyCode": "EUR"}),
@@ -477,19 +522,38 @@ def test_the_order_query_answers_its_transactions_refunds_included(sim):
     assert data(gql(sim, ORDER_TRANSACTIONS, {"id": "gid://shopify/Order/1"}))["order"] is None
 
 
-def test_order_bodies_carry_transactions_on_request(receiver):
-    sim = create_shopify_simulator(transport=receiver.transport, transactions_in_order_bodies=True)
-    sim.subscribe("orders/paid", HOOK_URL)
+def keys_beyond(body: dict, sample: dict, path: str = "") -> set[str]:
+    """The dotted keys of `body` that Shopify's `sample` lacks; lists of objects are compared item by item with
+    the union of the sample's items (not when the sample's list is empty: nothing to compare with)."""
+    extra = set()
+    for key, value in body.items():
+        if key not in sample:
+            extra.add(path + key)
+        elif isinstance(value, dict) and isinstance(sample[key], dict):
+            extra |= keys_beyond(value, sample[key], f"{path}{key}.")
+        elif isinstance(value, list) and sample[key] and all(isinstance(item, dict) for item in value):
+            union = {k: v for item in sample[key] for k, v in item.items()}
+            for item in value:
+                extra |= keys_beyond(item, union, f"{path}{key}[].")
+    return extra
+
+
+def test_order_and_refund_bodies_carry_no_field_shopifys_samples_lack(sim, receiver):
+    order_sample, refund_sample = (json.loads((FIXTURES / name).read_text()) for name in SAMPLES)
+    subscribe(sim, "orders/paid", "orders/updated", "refunds/create")
     alice = sim.create_customer("alice@example.test", "Alice", "Tester")
-    sim.adjust_store_credit(alice["id"], "15.00")
-
+    sim.adjust_store_credit(alice["id"], "20.00")
     order = sim.place_order(alice["id"], total="41.48", store_credit="10.00")
+    sim.refund(order["id"], "12.00", to_store_credit="4.00", failed_extra="12.00")
 
-    assert [(t["gateway"], t["kind"], t["amount"]) for t in order["transactions"]] == [
-        (STORE_CREDIT_GATEWAY, "sale", "10.00"), ("bogus", "sale", "31.48"),
-    ]  # fmt: skip
-    snapshot = parse_order(receiver.bodies("orders/paid")[0])
-    assert (snapshot.spent_from_store_credit, snapshot.store_credit_spend_unknown) == (1000, False)
+    refund_body = receiver.bodies("refunds/create")[0]
+    order_bodies = receiver.bodies("orders/paid") + receiver.bodies("orders/updated")
+    assert keys_beyond(refund_body, refund_sample) == set()
+    assert [keys_beyond(body, order_sample) for body in order_bodies] == [set()] * len(order_bodies)
+    assert [keys_beyond(refund, refund_sample) for refund in order_bodies[-1]["refunds"]] == [set()]
+    assert "transactions" not in order_bodies[0] and order_bodies[-1]["refunds"]  # the refund's were compared
+    snapshot = parse_order(order_bodies[0])
+    assert (snapshot.spent_from_store_credit, snapshot.store_credit_spend_unknown) == (0, True)  # asked for later
 
 
 def test_spending_more_store_credit_than_held_is_refused(sim):

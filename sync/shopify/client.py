@@ -12,7 +12,7 @@ from bridge.models import Shop
 from bridge.security import SecretBox
 from sync.worker import PermanentFailure, TemporaryFailure
 
-API_VERSION = "2026-07"
+API_VERSION = "2026-01"
 THROTTLE_ATTEMPTS = 5
 MAX_THROTTLE_WAIT_SECONDS = 10.0
 

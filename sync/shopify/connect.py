@@ -19,7 +19,6 @@ TOPICS = ("CUSTOMERS_CREATE", "CUSTOMERS_UPDATE", "ORDERS_PAID", "ORDERS_UPDATED
           "REFUNDS_CREATE")  # fmt: skip
 
 
-
 def delivery_topic(subscription_topic: str) -> str:
     """ORDERS_PAID → orders/paid: the X-Shopify-Topic of the deliveries a subscription brings."""
     resource, _, event = subscription_topic.lower().partition("_")
@@ -29,9 +28,7 @@ def delivery_topic(subscription_topic: str) -> str:
 DELIVERY_TOPICS = tuple(delivery_topic(topic) for topic in TOPICS)
 
 SHOP = "query { shop { name currencyCode myshopifyDomain } }"
-SUBSCRIPTIONS = """
-query { webhookSubscriptions(first: 100) {
-  nodes { id topic endpoint { __typename ... on WebhookHttpEndpoint { callbackUrl } } } } }"""
+SUBSCRIPTIONS = "query { webhookSubscriptions(first: 100) { nodes { id topic uri } } }"
 SUBSCRIBE = """
 mutation Subscribe($topic: WebhookSubscriptionTopic!, $webhookSubscription: WebhookSubscriptionInput!) {
   webhookSubscriptionCreate(topic: $topic, webhookSubscription: $webhookSubscription) {
@@ -70,13 +67,12 @@ def connect_shopify(
     callback = callback_url(public_url, shop_id)
     result = ShopifyConnection(shop_id, shop_info.get("myshopifyDomain") or url, callback)
     nodes = (api.graphql(SUBSCRIPTIONS).get("webhookSubscriptions") or {}).get("nodes") or []
-    existing = {(node.get("topic"), (node.get("endpoint") or {}).get("callbackUrl")) for node in nodes}
+    existing = {(node.get("topic"), node.get("uri")) for node in nodes}
     for topic in TOPICS:
         if (topic, callback) in existing:
             result.unchanged.append(topic)
             continue
-        created = api.graphql(SUBSCRIBE, {"topic": topic, "webhookSubscription": {"callbackUrl": callback,
-                                                                                  "format": "JSON"}})  # fmt: skip
+        created = api.graphql(SUBSCRIBE, {"topic": topic, "webhookSubscription": {"uri": callback, "format": "JSON"}})
         errors = (created.get("webhookSubscriptionCreate") or {}).get("userErrors") or []
         if errors:
             raise ValidationFailed(f"Shopify refused the {topic} subscription: {errors}", fields={"url": "refused"})

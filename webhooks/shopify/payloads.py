@@ -1,6 +1,6 @@
 """Shopify webhook bodies → the platform-neutral snapshots of bridge/orders.py. Pure: no Flask, no database.
 
-Bodies are the REST Admin resources (API 2026-07): `customers/*` a customer, `orders/*` an order,
+Bodies are the REST Admin resources (API 2026-01): `customers/*` a customer, `orders/*` an order,
 `refunds/create` a refund object, not wrapped. Only the parts the bridge uses are validated; every
 problem is one `PayloadInvalid` naming dotted paths ("refunds.0.transactions.1.amount"). Money arrives
 as decimal strings and leaves as integer minor units; ids exceed 2**53 and stay exact (Python's json).
@@ -154,7 +154,7 @@ class _OrderSchema(Schema):
     contact_email = optional_text()
     customer = fields.Nested(_PersonSchema, allow_none=True, load_default=None)  # null or absent: a guest
     refunds = fields.List(fields.Nested(_RefundSchema), load_default=list)
-    # Absent from Shopify's bodies (None then, to tell from an empty list); the simulator's may carry them.
+    # Absent from Shopify's order bodies (None then, to tell from an empty list); read if a body has them.
     transactions = fields.List(fields.Nested(_TransactionSchema), allow_none=False, load_default=None)
     payment_gateway_names = fields.List(Text(), allow_none=True, load_default=list)
     note_attributes = fields.List(fields.Nested(_NoteAttributeSchema), allow_none=True, load_default=list)
