@@ -8,7 +8,6 @@ for among the account's transactions, an order's transactions, a reconciliation 
 and what reached the shop is read from the simulator's journal. Every GraphQL document in sync/shopify/
 must be among them. See docs/shopify.md."""
 
-# ruff: noqa: F811 - the Shopify end-to-end fixtures are imported by name and requested as arguments
 from __future__ import annotations
 
 import importlib
