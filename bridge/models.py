@@ -247,7 +247,9 @@ class OrderRefund(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     destination: Mapped[str] = mapped_column(String(20))  # wallet | original
     wallet_credit: Mapped[int] = mapped_column(BigInteger, default=0)
+    wallet_part: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # of it, wallet money back
     bonus: Mapped[int] = mapped_column(BigInteger, default=0)
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)  # the shop deleted the refund afterwards
     points_clawed_back: Mapped[int] = mapped_column(BigInteger, default=0)
     points_shortfall: Mapped[int] = mapped_column(BigInteger, default=0)
     transaction_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"))

@@ -83,6 +83,8 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
         elif order.store_credit_spend_unknown and not record.wallet_paid:
             _ask_shop_for_checkout_spend(ctx)
         _earn_order_points(ctx)
+    if not stale and order.refunds_complete:
+        _take_back_deleted_refunds(ctx)
     for refund in sorted(order.refunds, key=_refund_order):
         _apply_refund(ctx, refund)
     if _fully_refunded(ctx):  # the shop cannot refund the wallet part of a partly paid order: it comes back here
@@ -528,7 +530,7 @@ def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
     applied = OrderRefund(
         shop_id=ctx.shop.id, shop_order_id=record.id, external_id=refund.external_id, amount=refund.amount,
         destination="wallet" if to_wallet else "points" if to_points else "original",
-        wallet_credit=split.wallet_part + card_credit, bonus=bonus,
+        wallet_credit=split.wallet_part + card_credit, wallet_part=split.wallet_part, bonus=bonus,
     )  # fmt: skip
     if to_points:
         _refund_as_points(ctx, refund, split.card_part)
@@ -549,6 +551,48 @@ def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
     if ctx.customer is not None:
         _claw_back_refund_points(ctx, refund, applied)
     session.add(applied)
+
+
+def _take_back_deleted_refunds(ctx: OrderContext) -> None:
+    """A refund the merchant deleted in the shop after it was credited: the credit leaves the wallet again, or,
+    when the wallet no longer holds it, the merchant is told (privately) to settle it; never kept silently."""
+    listed = {refund.external_id for refund in ctx.order.refunds}
+    applied = ctx.session.execute(
+        select(OrderRefund).where(OrderRefund.shop_order_id == ctx.record.id, OrderRefund.deleted_at.is_(None))
+    ).scalars()
+    for row in [row for row in applied if row.external_id not in listed]:
+        row.deleted_at = utcnow()
+        credited = row.wallet_credit + row.bonus
+        if credited <= 0 or ctx.customer is None:
+            continue
+        wallet = wallet_account(ctx.session, ctx.customer, ctx.record.currency, lock=True)
+        amount = format_amount(credited, ctx.record.currency)
+        if wallet.available < credited:
+            note = (f"Wallet Bridge: refund #{row.external_id} was deleted in the shop after {amount} was credited "
+                    f"to the customer's wallet, which no longer holds it. Nothing was taken back: settle it with "
+                    f"the customer.")  # fmt: skip
+            enqueue(ctx.session, shop_id=ctx.shop.id, kind="order.note",
+                    payload={"order_id": ctx.order.external_id, "note": note, "customer_note": False},
+                    dedupe_key=f"refund:{row.external_id}:deleted")  # fmt: skip
+            continue
+        _post_refund_withdrawal(ctx, row, wallet, credited)
+        ctx.record.wallet_refunded -= row.wallet_part
+        _tell_shop_once(ctx, f"refund:{row.external_id}:deleted",
+                        f"The refund of {amount} was cancelled by the shop: {amount} taken back from your wallet.")
+
+
+def _post_refund_withdrawal(ctx: OrderContext, row: OrderRefund, wallet, credited: int) -> None:
+    currency, shop_id = ctx.record.currency, ctx.shop.id
+    legs = [Leg(wallet, -credited)]
+    for account, part in ((SystemAccount.WALLET_PAYMENTS, row.wallet_part),
+                          (SystemAccount.REFUNDS_ISSUED, row.wallet_credit - row.wallet_part),
+                          (SystemAccount.PROMOTIONS, row.bonus)):  # fmt: skip
+        if part:
+            legs.append(Leg(system_account(ctx.session, shop_id, account, currency), part))
+    post_transaction(ctx.session, shop_id=shop_id, kind="refund_reversal",
+                     reason=f"Refund #{row.external_id} of order #{ctx.order.external_id} was deleted by the shop",
+                     legs=legs, idempotency_key=f"refund:{row.external_id}:deleted", actor=ctx.actor,
+                     order_ref=ctx.order.external_id, refund_ref=row.external_id)  # fmt: skip
 
 
 def _refund_as_points(ctx: OrderContext, refund: orders.RefundSnapshot, amount: int) -> None:

@@ -44,6 +44,7 @@ class OrderSnapshot:
     spent_from_store_credit: int = 0  # paid at the shop's own checkout from its native store credit (Shopify)
     store_credit_spend_unknown: bool = False  # store credit paid part, the body did not say how much: ask the shop
     paid_in_shop: bool | None = None  # the shop recorded a payment (WooCommerce's date_paid); None: it does not say
+    refunds_complete: bool = False  # `refunds` lists every refund the order has: one missing was deleted
 
     def recorded_paid(self) -> bool:
         """Whether the shop recorded the order as paid: its own word, else a paid or refunded state."""

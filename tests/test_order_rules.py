@@ -281,3 +281,26 @@ def test_an_older_pending_state_after_the_cancellation_charges_nothing(session, 
     apply_order(session, live_shop, order(status="cancelled", phase=orders.CANCELLED), ACTOR)
     apply_order(session, live_shop, order(), ACTOR)  # same second: not provably stale
     assert balance(session, live_shop) == 10_000 and messages(session) == []
+
+
+def test_a_refund_deleted_in_the_shop_is_taken_back_once(session, shop):
+    shop = configure(session, shop, refund_destination="wallet")
+    card_order = paid(payment_method="stripe", refunds_complete=True)
+    apply_order(session, shop, replace(card_order, refunds=refunds((70, 1_000))), ACTOR)
+    assert balance(session, shop) == 1_000
+    for _ in range(2):
+        apply_order(session, shop, card_order, ACTOR)  # the shop lists no refund any more
+    assert balance(session, shop) == 0
+    assert verify(session) == []
+
+
+def test_a_deleted_refund_already_spent_is_flagged_to_the_merchant(session, shop):
+    shop = configure(session, shop, refund_destination="wallet")
+    card_order = paid(payment_method="stripe", refunds_complete=True)
+    apply_order(session, shop, replace(card_order, refunds=refunds((71, 1_000))), ACTOR)
+    adjust_wallet(session, shop, "2", direction="debit", amount=600, reason="spent", idempotency_key="spent",
+                  actor=ACTOR)  # fmt: skip
+    apply_order(session, shop, card_order, ACTOR)
+    assert balance(session, shop) == 400  # the customer's money is not taken below what they hold
+    private = [p["note"] for kind, p in messages(session) if kind == "order.note" and p.get("customer_note") is False]
+    assert any("refund #71 was deleted" in note for note in private)

@@ -132,6 +132,7 @@ def parse_order(data: dict) -> OrderSnapshot:
         meta={item["key"]: item["value"] for item in order["meta_data"]},  # a repeated key: the last wins
         modified_at=order["date_modified_gmt"].replace(tzinfo=UTC) if order["date_modified_gmt"] else None,
         paid_in_shop=True if order["date_paid_gmt"] else None,  # kept after a cancellation; else the state says
+        refunds_complete="refunds" in data,
     )
 
 
