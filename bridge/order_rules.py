@@ -270,7 +270,9 @@ def apply_refund_event(
         currency=record.currency, status=record.status, phase=orders.OTHER, total=record.total, payment_method="",
         refunds=(*known, refund),
     )  # fmt: skip
-    _apply_refund(OrderContext(session, shop, load_settings(shop.settings), snapshot, record, customer, actor), refund)
+    ctx = OrderContext(session, shop, load_settings(shop.settings), snapshot, record, customer, actor)
+    _check_refunds_fit(ctx)
+    _apply_refund(ctx, refund)
     return record
 
 

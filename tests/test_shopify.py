@@ -370,3 +370,15 @@ def test_a_spend_the_body_brought_first_is_not_recorded_again_by_the_worker(clie
     drain(services.sessions, pushers_for(services), FAST)
     assert len(responses.calls) == 2 and balance(client, shopify) == 0
     assert payments(services) == ["native:order:1001:checkout-spend"]
+
+
+def test_a_store_credit_refund_beyond_the_order_total_fails_and_moves_nothing(client, services, shopify):
+    deliver(client, shopify.shop.id, "customers/create", customer())
+    deliver(client, shopify.shop.id, "orders/paid", order(total="20.00"))
+    response = deliver(client, shopify.shop.id, "refunds/create",
+                       refund(amounts=(("5000.00", "success", "shopify_store_credit"),)))  # fmt: skip
+    assert response.status_code == 200  # stored, then kept as failed for the merchant
+    assert balance(client, shopify) == 500
+    with unit_of_work(services.sessions) as session:
+        failed = session.scalars(select(InboxDelivery).where(InboxDelivery.status == "failed")).one()
+        assert "refunds_exceed_order" in failed.error
