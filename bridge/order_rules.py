@@ -701,14 +701,16 @@ def wallet_payment_stands(session: Session, shop: Shop, order_external_id: str) 
     return record is not None and record.payment_outcome in ("paid", "partial")
 
 
-def return_overcharge(session: Session, shop: Shop, order_external_id: str, charged: int, credited_by_shop: int,
-                      marker: str) -> int:  # fmt: skip
+def return_overcharge(session: Session, shop: Shop, order_external_id: str, charged: int | None,
+                      credited_by_shop: int, marker: str) -> int:  # fmt: skip
     """The shop may lower an order by less than the wallet paid (it cuts a negative fee at a total of 0.00,
-    or rounds its tax): give the difference back to the wallet, once per push (`marker`). Returns it."""
+    or rounds its tax): give the difference back to the wallet, once per push (`marker`). Returns it.
+    `charged` None: all the wallet money the order holds (the shop took none of it)."""
     record = _locked_order(session, shop.id, order_external_id)
     if record is None or record.customer_id is None:
         return 0
-    overcharge = min(charged - max(credited_by_shop, 0), _wallet_held(record))
+    held = _wallet_held(record)
+    overcharge = min(held if charged is None else charged - max(credited_by_shop, 0), held)
     if overcharge <= 0:
         return 0
     customer = session.get(Customer, record.customer_id)

@@ -153,7 +153,7 @@ def _payment_stands(sessions: sessionmaker[Session], shop: Shop, order_id: str) 
 
 def _return_wallet_part(api: WooShop, sessions, shop: Shop, order: dict) -> None:
     with unit_of_work(sessions) as session:
-        returned = return_overcharge(session, session.get(Shop, shop.id), str(order["id"]), 10**15, 0, "paid-otherwise")
+        returned = return_overcharge(session, session.get(Shop, shop.id), str(order["id"]), None, 0, "paid-otherwise")
     if returned:
         amount = format_amount(returned, order["currency"])
         _note_once(api, str(order["id"]), f"{amount} returned to your wallet: the order was paid in full another way.")
