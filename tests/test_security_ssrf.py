@@ -243,3 +243,17 @@ def test_a_refused_check_is_audited_with_the_neutral_text(console, services, sho
     with unit_of_work(services.sessions) as session:
         check = session.execute(select(AuditEvent.new_value).where(AuditEvent.action == "connection.check")).scalar()
     assert REFUSED in check
+
+
+def test_the_demo_opts_in_for_its_own_run_only(app, tmp_path, sockets):
+    """ALLOW_PRIVATE_SHOP_URLS is off; `wallet-bridge demo` still reaches its simulated shop on 127.0.0.1 (on the
+    configured database and on another, whose app factory runs again), and the rule is back when it ends."""
+    on_another = cli(app, ["demo", "--platform", "shopify", "--database-url", f"sqlite:///{tmp_path / 'demo.db'}"])
+    on_configured = cli(app, ["demo"])
+
+    for result in (on_another, on_configured):
+        assert result.exit_code == 0, result.output
+        assert "ledger verify: ok" in result.output
+    assert sockets and {host for host, _port in sockets} == {"127.0.0.1"}
+    with pytest.raises(ShopAddressRefused):
+        shop_http.checked_address("127.0.0.1", 80)
