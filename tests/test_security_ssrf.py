@@ -9,14 +9,23 @@ opens and lets only 127.0.0.1 through, so a guard that failed could not send any
 from __future__ import annotations
 
 import base64
+import http.server
 import logging
 import socket
+import ssl
+import threading
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 
 import pytest
+import requests
 import responses
 import urllib3.util.connection
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
 from bridge.app import create_app
@@ -257,3 +266,56 @@ def test_the_demo_opts_in_for_its_own_run_only(app, tmp_path, sockets):
     assert sockets and {host for host, _port in sockets} == {"127.0.0.1"}
     with pytest.raises(ShopAddressRefused):
         shop_http.checked_address("127.0.0.1", 80)
+
+
+@pytest.fixture
+def tls_shop(tmp_path):
+    """An https server on 127.0.0.1 with a certificate for shop.test only; yields (port, certificate file, the SNI
+    names it was asked for)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shop.test")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key()).serial_number(1)
+        .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("shop.test")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    asked: list[str] = []
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(self.headers["Host"].encode())
+
+        def log_message(self, *args):
+            pass
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    context.sni_callback = lambda _socket, server_name, _context: asked.append(server_name)
+    server = http.server.HTTPServer(("127.0.0.1", 0), Answer)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], str(cert_file), asked
+    server.shutdown()
+    thread.join(5)
+
+
+def test_over_https_the_checked_address_is_connected_and_the_certificate_still_names_the_shop(dns, sockets, tls_shop):
+    port, certificate, asked = tls_shop
+    shop_http.allow_private_addresses(True)  # 127.0.0.1 stands for the shop's public address
+    dns["shop.test"] = dns["impostor.test"] = ["127.0.0.1"]
+
+    answer = shop_http.shop_session().get(f"https://shop.test:{port}/", verify=certificate, timeout=5)
+    assert (answer.status_code, answer.text) == (200, f"shop.test:{port}")
+    assert asked == ["shop.test"] and sockets == [("127.0.0.1", port)]
+
+    with pytest.raises(requests.exceptions.SSLError):  # the certificate is checked against the name, not the IP
+        shop_http.shop_session().get(f"https://impostor.test:{port}/", verify=certificate, timeout=5)
