@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from flask import Flask, Response
 from flask_smorest import Api
 from werkzeug.routing import IntegerConverter
 
@@ -15,8 +15,11 @@ from bridge.web.api import api
 from bridge.web.errors import register_error_handlers
 from bridge.web.health import health, install_request_metrics
 from bridge.web.statement import customer_statement
+from sync.shop_http import allow_private_addresses
 from webhooks.shopify.views import shopify_webhooks
 from webhooks.woocommerce.views import woocommerce_webhooks
+
+log = logging.getLogger(__name__)
 
 
 class DatabaseId(IntegerConverter):
@@ -56,8 +59,24 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     init_console(app)  # the merchant console; CSRF on every form (the API and webhooks are exempt)
     install_request_metrics(app)
+    _install_hsts(app, settings.hsts_max_age_seconds)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    allow_private_addresses(settings.allow_private_shop_urls)
+    if settings.allow_private_shop_urls:
+        log.warning("ALLOW_PRIVATE_SHOP_URLS is on: shop URLs may point at loopback and private networks "
+                    "(development only; see docs/security.md)")  # fmt: skip
     from bridge.cli import register_cli
 
     register_cli(app)
     return app
+
+
+def _install_hsts(app: Flask, max_age: int) -> None:
+    """Browsers that once reached the bridge over https never try plain http again (PUBLIC_URL on https)."""
+    if max_age <= 0:
+        return
+
+    @app.after_request
+    def _strict_transport(response: Response) -> Response:
+        response.headers.setdefault("Strict-Transport-Security", f"max-age={max_age}")
+        return response

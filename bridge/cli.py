@@ -260,6 +260,8 @@ def serve(host, port):
     from flask import current_app
     from werkzeug.serving import run_simple
 
+    from bridge.web.access_log import TokenFreeRequestHandler
+
     settings = services().settings
     upgrade(settings.database_url)
     if settings.embedded_worker:
@@ -267,7 +269,8 @@ def serve(host, port):
         click.echo("outbox worker: running in this process")
     click.echo(f"Wallet Bridge on {settings.database_url.split('://')[0]} — open http://{host}:{port}/")
     click.echo(f"API document: http://{host}:{port}/api/v1/openapi.json   health: http://{host}:{port}/healthz")
-    run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
+    run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False,
+               request_handler=TokenFreeRequestHandler)  # fmt: skip
 
 
 @click.command("worker", help="Deliver outbox messages to the shops until stopped (run several if you like).")

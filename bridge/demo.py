@@ -40,6 +40,7 @@ from bridge.services import Services
 from bridge.shops import create_shop
 from bridge.wallets import statement
 from sync.pushers import pushers_for
+from sync.shop_http import private_addresses_allowed
 from sync.shopify.connect import connect_shopify
 from sync.shopify.store_credit import reconcile
 from sync.woocommerce.connect import connect_shop
@@ -76,6 +77,10 @@ def run_demo(app: Flask, *, database_url: str | None = None, echo: Echo = print,
         stack.enter_context(_quiet_logs())
         stack.enter_context(_no_proxy_for_loopback())
         app = stack.enter_context(_demo_app(app, database_url))
+        # The one explicit exception to refusing loopback shops (ALLOW_PRIVATE_SHOP_URLS), for this process and
+        # run only (after _demo_app, whose app factory sets the process's rule): the demo's shop is its own
+        # simulator on 127.0.0.1, and is disconnected when the demo ends.
+        stack.enter_context(private_addresses_allowed())
         svc: Services = app.extensions["wallet_bridge"]
         upgrade(svc.settings.database_url)  # safe to repeat; a fresh clone may not have run `make run` yet
         bridge_url = stack.enter_context(_serve(app))

@@ -217,9 +217,10 @@ def authorize_hold(
     if type(amount) is not int or amount <= 0:
         raise ValidationFailed("a hold is a positive amount", fields={"amount": "must be positive"})
     ensure_unlocked(account)
+    request = (account.id, amount, reason, order_ref, expires_in)
     existing = _find_hold_by_key(session, account.shop_id, idempotency_key)
     if existing is not None:
-        return _replay_hold(existing, account, amount)
+        return _replay_hold(existing, request)
     now = utcnow()
     hold = insert_ignoring_conflict(
         session,
@@ -232,7 +233,7 @@ def authorize_hold(
         ["shop_id", "idempotency_key"],
     )  # fmt: skip
     if hold is None:
-        return _replay_hold(_find_hold_by_key(session, account.shop_id, idempotency_key), account, amount)
+        return _replay_hold(_find_hold_by_key(session, account.shop_id, idempotency_key), request)
     reserve = (
         update(Account)
         .where(Account.id == account.id, Account.balance - Account.held - amount >= -Account.overdraft_limit)
@@ -249,8 +250,10 @@ def _find_hold_by_key(session: Session, shop_id: int, key: str) -> Hold | None:
     ).scalar_one_or_none()
 
 
-def _replay_hold(hold: Hold, account: Account, amount: int) -> tuple[Hold, bool]:
-    if hold.account_id != account.id or hold.amount != amount:
+def _replay_hold(hold: Hold, request: tuple) -> tuple[Hold, bool]:
+    """The first hold for a key, when every field asked for is the same: otherwise the key is in conflict."""
+    first = (hold.account_id, hold.amount, hold.reason, hold.order_ref, hold.expires_at - hold.created_at)
+    if first != request:
         raise IdempotencyConflict(
             "this idempotency key was used for a different hold",
             fields={"idempotency_key": "already used with different content"},

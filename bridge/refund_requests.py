@@ -55,7 +55,8 @@ def request_refund(
         select(RefundRequest).where(RefundRequest.shop_id == shop.id, RefundRequest.idempotency_key == key)
     ).scalar_one_or_none()
     if existing is not None:
-        if (existing.shop_order_id, existing.amount, existing.destination) != (record.id, amount, destination):
+        first = (existing.shop_order_id, existing.amount, existing.destination, existing.reason)
+        if first != (record.id, amount, destination, reason):
             raise IdempotencyConflict("this key was used for another refund", fields={"idempotency_key": "in use"})
         return existing
     _check(session, shop, record, amount, destination, now)

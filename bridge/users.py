@@ -1,7 +1,7 @@
 """Merchant users: argon2 passwords, the shops each may manage, and sign-in throttled in the database.
 
-Failed sign-ins are rows in `login_attempts`, counted per e-mail and per client address over a sliding
-window, so every web process (several gunicorn workers, several hosts) sees the same count.
+Sign-in attempts are rows in `login_attempts` (a failed one stays), counted per e-mail and per client address
+over a sliding window, so every web process (several gunicorn workers, several hosts) sees the same count.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from bridge.db import unit_of_work
 from bridge.errors import DomainError, ValidationFailed
 from bridge.models import LoginAttempt, MerchantUser, Shop, ShopMembership, utcnow
 
@@ -165,44 +166,61 @@ class SignIn:
     user: MerchantUser | None  # None: wrong e-mail or password (never says which)
 
 
-def _failures_since(session: Session, column, value: str, since: datetime) -> tuple[int, datetime | None]:
+def _attempts_since(session: Session, column, value: str, since: datetime) -> tuple[int, datetime | None]:
     count, oldest = session.execute(
         select(func.count(), func.min(LoginAttempt.created_at)).where(column == value, LoginAttempt.created_at >= since)
     ).one()
     return count, oldest
 
 
-def check_throttle(session: Session, email: str, ip: str, now: datetime | None = None) -> None:
-    """Raise TooManyAttempts while the e-mail or the address has too many recent failures."""
-    now = now or utcnow()
-    since = now - THROTTLE_WINDOW
-    for column, value, limit in (
-        (LoginAttempt.email, normalize_email(email), MAX_FAILURES_PER_EMAIL),
-        (LoginAttempt.ip, ip, MAX_FAILURES_PER_IP),
-    ):
-        count, oldest = _failures_since(session, column, value, since)
-        if count >= limit:
-            oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=now.tzinfo)
-            raise TooManyAttempts(oldest + THROTTLE_WINDOW - now)
-
-
-def record_failure(session: Session, email: str, ip: str, now: datetime | None = None) -> None:
-    now = now or utcnow()
-    session.add(LoginAttempt(email=normalize_email(email)[:320], ip=ip[:64], created_at=now))
+def _claim_attempt(session: Session, email: str, ip: str, now: datetime) -> int:
+    attempt = LoginAttempt(email=normalize_email(email)[:320], ip=ip[:64], created_at=now)
+    session.add(attempt)
     # Old rows are worth nothing: keep the table small (both indexes lead with a column, not the date).
     session.execute(delete(LoginAttempt).where(LoginAttempt.created_at < now - timedelta(days=1)))
+    session.flush()
+    return attempt.id
 
 
-def sign_in(session: Session, email: str, password: str, ip: str, now: datetime | None = None) -> SignIn:
-    """Check the password, counting failures. Raises TooManyAttempts before looking at the password
-    while throttled. The caller commits the unit of work either way, so failures are recorded."""
+def _over_limit(session: Session, email: str, ip: str, now: datetime) -> TooManyAttempts | None:
+    """Refused when this attempt (counted) is past the e-mail's or the address's limit in the window."""
+    for column, value, limit in (
+        (LoginAttempt.email, normalize_email(email)[:320], MAX_FAILURES_PER_EMAIL),
+        (LoginAttempt.ip, ip[:64], MAX_FAILURES_PER_IP),
+    ):
+        count, oldest = _attempts_since(session, column, value, now - THROTTLE_WINDOW)
+        if count > limit:
+            oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=now.tzinfo)
+            return TooManyAttempts(oldest + THROTTLE_WINDOW - now)
+    return None
+
+
+def sign_in(sessions: sessionmaker[Session], email: str, password: str, ip: str,
+            now: datetime | None = None) -> SignIn:  # fmt: skip
+    """Check the password, at most MAX_FAILURES_PER_EMAIL (and _PER_IP) times per window.
+
+    Each attempt first claims a slot: its row is committed, then counted with every row committed before it.
+    Of any number of parallel attempts, the k-th to commit counts at least k, so no more than the limit ever
+    reach the password check (reading the count first let 40 parallel guesses through 21 times against a limit
+    of 5). A refused attempt gives its slot back, so guessing on does not keep the window open; a wrong
+    password keeps it as the failure's record; signing in clears the e-mail's."""
     now = now or utcnow()
-    check_throttle(session, email, ip, now)
+    with unit_of_work(sessions) as session:
+        claimed = _claim_attempt(session, email, ip, now)
+    with unit_of_work(sessions) as session:
+        refusal = _over_limit(session, email, ip, now)
+        if refusal is not None:
+            session.execute(delete(LoginAttempt).where(LoginAttempt.id == claimed))
+        else:
+            return _check_password(session, email, password, now)
+    raise refusal
+
+
+def _check_password(session: Session, email: str, password: str, now: datetime) -> SignIn:
     user = find_user(session, email)
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password or "")
     except (VerificationError, InvalidHashError):
-        record_failure(session, email, ip, now)
         return SignIn(None)
     if user is None:  # cannot happen (the dummy hash matches no one), but never sign in nobody
         return SignIn(None)

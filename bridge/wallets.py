@@ -18,7 +18,7 @@ from bridge.accounts import (
     system_account,
     wallet_account,
 )
-from bridge.errors import NotFound, ValidationFailed
+from bridge.errors import IdempotencyConflict, NotFound, ValidationFailed
 from bridge.ledger import Actor, Leg, Posted, authorize_hold, ensure_unlocked, post_transaction
 from bridge.lots import upcoming_expiries, withdrawable
 from bridge.models import Account, Customer, Entry, Hold, LedgerTransaction, Shop, utcnow
@@ -156,6 +156,9 @@ def adjust_wallet(
         idempotency_key=f"adjustment:{idempotency_key}",
         actor=actor,
     )
+    if posted.replayed and posted.transaction.reason != reason.strip()[:500]:  # the ledger compares the money
+        raise IdempotencyConflict("this idempotency key was used with another reason",
+                                  fields={"idempotency_key": "already used with different content"})  # fmt: skip
     if not posted.replayed:
         verb = "credited to" if signed > 0 else "debited from"
         note = f"{format_amount(amount, shop.currency)} {verb} your wallet: {reason}"

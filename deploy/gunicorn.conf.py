@@ -14,4 +14,6 @@ graceful_timeout = 20
 accesslog = "-"
 # Never log query strings: a shop's REST keys could only ever appear there by mistake, but never in logs.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
+# Nor a statement link's token (its reader's credential): every atom is written with /statement/[token].
+logger_class = "bridge.web.access_log.TokenFreeGunicornLogger"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import uuid
 
 import pytest
@@ -20,6 +21,7 @@ from bridge.config import Settings
 from bridge.db import Base, unit_of_work
 from bridge.migrate import upgrade
 from bridge.shops import create_shop
+from sync import shop_http
 
 FERNET_KEY = Fernet.generate_key().decode()
 
@@ -35,6 +37,22 @@ def pytest_report_header(config):
 
 def _backend() -> str:
     return "postgresql" if os.environ.get("TEST_DATABASE_URL") else "sqlite"
+
+
+@pytest.fixture(autouse=True)
+def shop_addresses(monkeypatch):
+    """The tests' shops are simulators on 127.0.0.1 and `responses` mocks, so loopback is allowed (as with
+    ALLOW_PRIVATE_SHOP_URLS=true), and no name is ever looked up in real DNS: a test that needs a name to
+    resolve says to what (tests/test_security_ssrf.py)."""
+    monkeypatch.setattr(shop_http, "resolve", _no_dns)
+    with shop_http.private_addresses_allowed():
+        yield
+
+
+def _no_dns(host: str, port: int) -> list[str]:
+    if host == "localhost":
+        return ["127.0.0.1"]
+    raise socket.gaierror(socket.EAI_NONAME, f"tests look up no names ({host})")
 
 
 @pytest.fixture(scope="session")
@@ -91,6 +109,7 @@ def settings(database_url, tmp_path):
             "PUBLIC_URL": "https://bridge.example.test",
             "EMBEDDED_WORKER": "false",
             "OUTBOX_BASE_DELAY_SECONDS": "0",
+            "ALLOW_PRIVATE_SHOP_URLS": "true",
         }
     )
 

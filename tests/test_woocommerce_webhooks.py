@@ -130,9 +130,9 @@ def test_bad_signatures_are_rejected_and_nothing_is_stored(client, services, woo
     assert "bad signature" in caplog.text and "realwoo-webhook-secret" not in caplog.text
 
 
-def test_unknown_shop_is_404(client, woo):
+def test_unknown_shop_answers_like_a_bad_signature(client, woo):  # never which shop ids exist (docs/security.md)
     body, headers = captured("0005")
-    assert client.post("/webhooks/woocommerce/999", data=body, headers=headers).status_code == 404
+    assert client.post("/webhooks/woocommerce/999", data=body, headers=headers).status_code == 401
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[" * 100_000 + b"]" * 100_000], ids=["broken", "nested-too-deep"])

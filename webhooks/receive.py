@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from dataclasses import dataclass
 
 from flask import request
@@ -15,6 +16,7 @@ from bridge.inbox import apply_delivery, record_delivery
 from bridge.models import InboxDelivery, Shop
 from bridge.web.errors import error_response
 from bridge.web.runtime import services
+from bridge.webhook_secrets import shops_sharing
 
 security_log = logging.getLogger("wallet_bridge.security")
 
@@ -28,15 +30,26 @@ class ShopKeys:
     url: str
 
 
-def shop_keys(shop_id: int, platform: str) -> ShopKeys | None:
-    """What a delivery for this shop is checked against; None: no such shop on this platform."""
+def shop_keys(shop_id: int, platform: str) -> ShopKeys:
+    """What a delivery for this shop is checked against. No such shop on this platform: a secret nobody holds,
+    so the delivery fails its signature check like any forged one and the answer never says which shops exist."""
     box = services().secrets
     with services().sessions() as session:
         shop = session.get(Shop, shop_id)
         if shop is None or shop.platform != platform:
-            return None
+            return ShopKeys([secrets.token_urlsafe(32)], "")
         tokens = (shop.webhook_secret_enc, shop.previous_webhook_secret_enc)
         return ShopKeys([box.open(token) for token in tokens if token], shop.url)
+
+
+def shares_secret(shop_id: int, keys: ShopKeys) -> bool:
+    """True (and logged) when another Shopify shop holds one of these secrets (bridge/webhook_secrets.py)."""
+    with services().sessions() as session:
+        others = shops_sharing(session, services().secrets, shop_id, keys.secrets)
+    if others:
+        security_log.warning("refused shopify delivery: shop=%s shares its webhook secret with shop(s) %s",
+                             shop_id, others)  # fmt: skip
+    return bool(others)
 
 
 def reject_signature(platform: str, shop_id: int, topic: str):

@@ -57,8 +57,7 @@ def login():
     email, password = text(request.form, "email", 320), request.form.get("password") or ""
     form = Form(values={"email": email})
     try:
-        with transaction() as db:
-            outcome = sign_in(db, email, password, client_ip())
+        outcome = sign_in(services().sessions, email, password, client_ip())
     except TooManyAttempts as exc:
         form.errors["_form"] = exc.message
         retry_after = str(int(exc.retry_after.total_seconds()) + 1)

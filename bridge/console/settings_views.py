@@ -161,13 +161,21 @@ def save_settings(shop_id: int, section_key: str):
 
 
 def _credentials(shop: Shop) -> tuple[Form, str, str, str]:
-    """The posted url and keys; a blank key or secret means "the one stored"."""
-    box = services().secrets
+    """The posted url and keys; a blank key or secret means "the one stored", but only for the URL it was
+    stored with: stored keys are never sent to an address typed into the form."""
     url = (request.form.get("url") or "").strip()
-    key = (request.form.get("consumer_key") or "").strip() or (box.open(shop.consumer_key_enc) or "")
-    secret = (request.form.get("consumer_secret") or "").strip() or (box.open(shop.consumer_secret_enc) or "")
     form = Form(values={"url": url})
-    return form, url, key, secret
+    keys = {}
+    for name, stored in (("consumer_key", shop.consumer_key_enc), ("consumer_secret", shop.consumer_secret_enc)):
+        keys[name] = (request.form.get(name) or "").strip()
+        if not keys[name] and stored is not None:
+            if url.rstrip("/") == shop.url:
+                keys[name] = services().secrets.open(stored)
+            else:
+                form.errors[name] = f"Enter it again for a new URL: the stored one is only sent to {shop.url}."
+    if not form.ok:
+        form.errors["_form"] = "Nothing was sent: correct the fields marked below."
+    return form, url, keys["consumer_key"], keys["consumer_secret"]
 
 
 def _webhook_states(api: WooShop, shop_id: int) -> dict[str, str]:
@@ -202,6 +210,8 @@ def test_connection(shop_id: int):
     if shop.platform != "woocommerce":
         return _wrong_form(shop_id, "WooCommerce")
     form, url, key, secret = _credentials(shop)
+    if not form.ok:
+        return _page(shop_id, connection=form, status=422)
     try:
         _check_input(url, key, secret)
         api = WooShop(url, key, secret, services().settings.shop_timeout_seconds)
@@ -242,6 +252,8 @@ def install_webhooks(shop_id: int):
         "secret": box.open(shop.consumer_secret_enc),
     }
     form, url, key, secret = _credentials(shop)
+    if not form.ok:
+        return _page(shop_id, connection=form, status=422)
     svc = services()
     result = _connect(shop_id, form, url, lambda: connect_shop(
         svc.sessions, svc.secrets, shop_id, url, key, secret, svc.settings.public_url,

@@ -22,6 +22,15 @@ customer_statement = Blueprint("customer_statement", __name__)
 FORM_TOKEN = re.compile(r"[0-9a-f]{32}")
 
 
+@customer_statement.after_request
+def _private(response):
+    """The page is the customer's money and its URL their credential: stored by no cache, and never sent on as a
+    Referer to a link or image it holds."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
 def _access(token: str):
     return read_statement_token(current_app.config["SECRET_KEY"], token)
 

@@ -10,6 +10,7 @@ import requests
 
 from bridge.models import Shop
 from bridge.security import SecretBox
+from sync.shop_http import shop_session
 from sync.worker import PermanentFailure, TemporaryFailure
 
 API_VERSION = "2026-01"
@@ -26,6 +27,7 @@ class ShopifyAdmin:
         base = shop_url.rstrip("/")
         self.endpoint = f"{base if '//' in base else 'https://' + base}/admin/api/{API_VERSION}/graphql.json"
         self._token, self._timeout, self._sleep = access_token, timeout, sleep
+        self._http = shop_session()
 
     @classmethod
     def for_shop(cls, shop: Shop, secrets: SecretBox, timeout: float = 10.0) -> ShopifyAdmin:
@@ -45,7 +47,7 @@ class ShopifyAdmin:
 
     def _once(self, query: str, variables: dict) -> dict:
         try:
-            response = requests.post(
+            response = self._http.post(
                 self.endpoint, json={"query": query, "variables": variables}, timeout=self._timeout,
                 headers={"X-Shopify-Access-Token": self._token, "Content-Type": "application/json"},
             )  # fmt: skip
@@ -56,7 +58,7 @@ class ShopifyAdmin:
             raise _throttle(body)
         if response.status_code >= 500 or response.status_code in (401, 403):
             raise TemporaryFailure(f"Shopify answered HTTP {response.status_code}", status=response.status_code)
-        if response.status_code >= 400 or body.get("errors"):
+        if response.status_code >= 300 or body.get("errors"):  # a 3xx too: redirects are never followed
             raise PermanentFailure(f"Shopify refused the query: {str(body.get('errors'))[:300]}",
                                    status=response.status_code)  # fmt: skip
         return body.get("data") or {}

@@ -12,6 +12,8 @@ from bridge.errors import ValidationFailed
 from bridge.models import utcnow
 from bridge.security import SecretBox
 from bridge.shops import get_shop
+from bridge.webhook_secrets import refuse_shared_secret
+from sync.shop_http import REFUSED, ShopAddressRefused
 from sync.shopify.client import ShopifyAdmin
 from sync.worker import PermanentFailure, ShopCallFailed
 
@@ -59,6 +61,9 @@ def connect_shopify(
     sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int, *, url: str, access_token: str,
     webhook_secret: str | None, public_url: str, timeout: float = 10.0,
 ) -> ShopifyConnection:  # fmt: skip
+    if webhook_secret:  # before anything is sent: see bridge/webhook_secrets.py
+        with unit_of_work(sessions) as session:
+            refuse_shared_secret(session, secrets, shop_id, webhook_secret)
     api = ShopifyAdmin(url, access_token, timeout)
     try:
         shop_info = api.graphql(SHOP).get("shop") or {}
@@ -84,6 +89,8 @@ def connect_shopify(
 def _first_call_failed(exc: ShopCallFailed) -> Exception:
     """Say which input is wrong: the token (refused), the URL (nothing answers there), or neither (Shopify is
     busy or down: the same input will do later)."""
+    if isinstance(exc, ShopAddressRefused):
+        return ValidationFailed(REFUSED, fields={"url": REFUSED})
     if exc.status in (401, 403) or isinstance(exc, PermanentFailure):
         return ValidationFailed(f"Shopify did not accept the token: {exc}", fields={"access_token": "rejected"})
     if exc.status is None:

@@ -3,16 +3,20 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from secrets import token_hex
+from urllib.parse import urlencode
 
 import requests
 import woocommerce
+from requests.auth import HTTPBasicAuth
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 from woocommerce.oauth import OAuth
 
 from bridge.models import Shop
 from bridge.security import SecretBox
+from sync.shop_http import shop_session
 from sync.worker import PermanentFailure, TemporaryFailure
 
 RETRY_LATER = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -41,11 +45,32 @@ class _UniqueNonceOAuth(OAuth):
 class _UniqueNonceAPI(woocommerce.API):
     """The client builds its OAuth in the private `__get_oauth_url` and offers no hook for the class, so this
     overrides that name-mangled method (patching `woocommerce.api.OAuth` would change every client in the
-    process). WooShop passes no `oauth_timestamp`, so the OAuth stamps the call with the current time."""
+    process). WooShop passes no `oauth_timestamp`, so the OAuth stamps the call with the current time.
+
+    It also sends through `requests.request`, where no adapter can be mounted: `__request` is overridden the
+    same way to send the same request (basic auth over https, a signed OAuth URL over http, JSON bodies)
+    through the shop session, which checks the address of every connection and follows no redirect."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.http = shop_session()
 
     def _API__get_oauth_url(self, url: str, method: str, **_) -> str:
         oauth = _UniqueNonceOAuth(url, self.consumer_key, self.consumer_secret, version=self.version, method=method)
         return oauth.get_oauth_url()
+
+    def _API__request(self, method: str, endpoint: str, data, params: dict | None = None) -> requests.Response:
+        url, auth, params = self._API__get_url(endpoint), None, dict(params or {})
+        if self.is_ssl:
+            auth = HTTPBasicAuth(self.consumer_key, self.consumer_secret)
+        else:  # the parameters are signed as part of the URL
+            url, params = self._API__get_oauth_url(f"{url}?{urlencode(params)}", method), {}
+        headers = {"user-agent": self.user_agent, "accept": "application/json"}
+        if data is not None:
+            data = json.dumps(data, ensure_ascii=False).encode("utf-8")
+            headers["content-type"] = "application/json;charset=utf-8"
+        return self.http.request(method, url, params=params, data=data, auth=auth, headers=headers,
+                                 timeout=self.timeout, verify=self.verify_ssl)  # fmt: skip
 
 
 class WooShop:
@@ -90,6 +115,10 @@ class WooShop:
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise TemporaryFailure(f"{method.upper()} {endpoint}: shop unreachable ({exc.__class__.__name__})") from exc
         body = _json_or_text(response)
+        if 300 <= response.status_code < 400:
+            raise PermanentFailure(f"{method.upper()} {endpoint}: HTTP {response.status_code}, a redirect (the bridge "
+                                   "follows none): connect the shop with the address it redirects to",
+                                   status=response.status_code)  # fmt: skip
         if response.status_code >= 400:
             message = body.get("message") if isinstance(body, dict) else str(body)[:200]
             code = body.get("code") if isinstance(body, dict) else None

@@ -21,6 +21,7 @@ from bridge.errors import ValidationFailed
 from bridge.models import utcnow
 from bridge.security import SecretBox
 from bridge.shops import get_shop
+from sync.shop_http import REFUSED, ShopAddressRefused
 from sync.woocommerce.client import WooResponse, WooShop
 from sync.worker import PermanentFailure, TemporaryFailure
 
@@ -140,7 +141,14 @@ def check_credentials(api: WooShop, url: str) -> None:
         raise ValidationFailed(
             f"could not reach {url} ({exc.__class__.__name__})", fields={"url": "unreachable"}
         ) from exc
+    except ShopAddressRefused as exc:  # refused before the socket opened
+        raise ValidationFailed(REFUSED, fields={"url": REFUSED}) from exc
     status = response.status_code
+    if 300 <= status < 400:
+        raise ValidationFailed(
+            f"{url} answered with a redirect (HTTP {status}), which the bridge does not follow: enter the address "
+            "the site redirects to", fields={"url": "redirects elsewhere"},
+        )  # fmt: skip
     if status in (401, 403):
         raise ValidationFailed(
             f"{url} refused the REST API keys (HTTP {status}): check the consumer key and secret",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ def chromium():
 
 @pytest.fixture
 def live_app(settings):
-    app = create_app(settings)
+    app = create_app(replace(settings, session_cookie_secure=False))  # served over plain http on 127.0.0.1
     yield app
     app.extensions["wallet_bridge"].engine.dispose()
 

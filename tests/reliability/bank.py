@@ -1000,7 +1000,7 @@ class BankRun:
             PUBLIC_URL=f"http://127.0.0.1:{port}", EMBEDDED_WORKER="false", INSTANCE_PATH=str(self.tmp / "instance"),
             OUTBOX_BASE_DELAY_SECONDS=str(self.c.outbox_base_delay),
             OUTBOX_MAX_ATTEMPTS=str(self.c.outbox_max_attempts), SHOP_TIMEOUT_SECONDS=str(self.c.shop_timeout),
-            BIND=f"127.0.0.1:{port}",
+            BIND=f"127.0.0.1:{port}", ALLOW_PRIVATE_SHOP_URLS="true",  # the simulated shops are on 127.0.0.1
             WEB_CONCURRENCY=str(self.c.web_workers), WEB_THREADS="1", NO_PROXY="127.0.0.1,localhost",
             PYTHONUNBUFFERED="1",
         )  # fmt: skip
