@@ -1,0 +1,123 @@
+"""One real WooCommerce store and one running bridge per pytest session; each test makes its own customer,
+products and orders, so tests need no cleaning between them.
+
+They run where the kit is (`../shared/realstore` beside the project root; CI has it) and PostgreSQL is
+(TEST_DATABASE_URL, the PostgreSQL pass of `make test`); elsewhere they skip with one line. Ports are free
+ones unless REALSTORE_PORT / REALSTORE_BRIDGE_PORT name them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from bridge.migrate import upgrade
+from tests.real_store.harness import KIT, WALLET_METHOD, Bridge, RealStore, free_port
+
+# The shop's rules for every test; a test changes what it needs with `settings(...)`.
+BASE_SETTINGS = {
+    "wallet_payment_methods": [WALLET_METHOD],
+    "partial_payments": True,
+    "refund_destination": "wallet",
+    "points_per_currency_unit": 0,
+    "topup_minimum": 500,
+    "topup_maximum": 50_000,
+}
+
+
+@pytest.fixture(scope="session")
+def real_store_ready():
+    """Skips (one line for the whole directory) where the real store cannot run."""
+    if not (KIT / "up").exists():
+        pytest.skip(f"real-store tests skipped: no kit at {KIT} (CI has ../shared/realstore beside the project)")
+    if not os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("real-store tests skipped: they run on PostgreSQL (the PostgreSQL pass of `make test`)")
+
+
+@pytest.fixture(scope="session")
+def bridge_database(real_store_ready):
+    """A scratch database beside TEST_DATABASE_URL, migrated; dropped at the end."""
+    url = os.environ["TEST_DATABASE_URL"]
+    admin = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    name = f"wb_realstore_{secrets.token_hex(5)}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    scratch = make_url(url).set(database=name).render_as_string(hide_password=False)
+    upgrade(scratch)
+    yield scratch
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def ports(real_store_ready):
+    return int(os.environ.get("REALSTORE_PORT") or free_port()), int(os.environ.get("REALSTORE_BRIDGE_PORT")
+                                                                      or free_port())  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def store(ports, tmp_path_factory):
+    store_port, bridge_port = ports
+    shop = RealStore.up(tmp_path_factory.mktemp("realstore") / "store", store_port, bridge_port,
+                        f"wb_store_{secrets.token_hex(4)}")  # fmt: skip
+    yield shop
+    shop.down()
+
+
+@pytest.fixture(scope="session")
+def bridge_process(bridge_database, ports, store, tmp_path_factory):
+    """gunicorn and a worker on the scratch database, with a WooCommerce shop made by `shop create`."""
+    bridge = Bridge(bridge_database, ports[1], tmp_path_factory.mktemp("bridge"))
+    try:
+        bridge.start()
+        bridge.shop = bridge.cli_json("shop", "create", "--name", "Real Store", "--platform", "woocommerce",
+                                      "--url", store.url, "--currency", "EUR")  # fmt: skip
+        bridge.set_settings(BASE_SETTINGS)
+        yield bridge
+    finally:
+        bridge.stop_all()
+
+
+@pytest.fixture(scope="session")
+def first_connect(bridge_process, store):
+    """`shop connect`, once for the session (test_connect runs it a second time)."""
+    return bridge_process.connect(store)
+
+
+@pytest.fixture
+def bridge(bridge_process, first_connect, store):
+    """The connected bridge, the shop's rules reset, synchronous webhooks and no taxes, worker running."""
+    bridge_process.set_settings(BASE_SETTINGS)
+    yield bridge_process
+    if "worker" not in bridge_process.processes:
+        bridge_process.start_worker()
+    store.reset_switches()
+    bridge_process.settle()
+
+
+@pytest.fixture
+def settings(bridge):
+    """Change some of the shop's rules for this test: `settings(partial_payments=False)`."""
+    return lambda **changes: bridge.set_settings({**BASE_SETTINGS, **changes})
+
+
+@pytest.fixture
+def customer(bridge, store):
+    """A new customer of the store; its customer.created delivery makes the bridge know it."""
+    return store.new_customer("kim")
+
+
+@pytest.fixture(scope="session")
+def mug(store):
+    return store.new_product("19.99", "Mug")
+
+
+@pytest.fixture(scope="session")
+def vase(store):
+    return store.new_product("9.99", "Vase")
