@@ -31,3 +31,34 @@ def test_wallet_payment_is_pushed_back_as_paid(bridge, store, customer, mug):
     assert shown["transaction_id"].startswith("wallet-bridge-") and shown["transaction_id"] != "wallet-bridge-None"
     assert cents(shown["total"]) == 1999
     assert any("Paid 19.99" in note or "19.99" in note for note in store.customer_notes(order["id"]))
+
+
+def test_partial_payment_adds_a_wallet_fee_line_and_the_store_asks_for_the_rest(bridge, store, customer, mug):
+    bridge.credit(customer, 1000)
+
+    order = store.new_order(customer, [(mug, 1)])
+    bridge.settle()
+
+    assert bridge.balance(customer) == 0
+    shown = store.order(order["id"])
+    assert shown["status"] == "pending" and shown["date_paid"] is None
+    assert [(fee["name"], fee["total"]) for fee in shown["fee_lines"]] == [("Paid from wallet", "-10.00")]
+    assert cents(shown["total"]) == 999
+    assert any("€9.99" in note for note in store.customer_notes(order["id"]))
+
+
+def test_repeated_deliveries_of_a_paid_order_move_money_once(bridge, store, customer, mug):
+    bridge.credit(customer, 5000)
+    order = store.new_order(customer, [(mug, 1)])
+    bridge.settle()
+    order_updated = next(h["id"] for h in store.our_webhooks(bridge.delivery_url) if h["topic"] == "order.updated")
+
+    for _ in range(3):  # a true duplicate each time: built and signed afresh by WooCommerce
+        store.ctl("redeliver", str(order_updated), str(order["id"]))
+    bridge.settle()
+
+    assert bridge.balance(customer) == 5000 - 1999
+    assert [line["kind"] for line in bridge.statement(customer)].count("payment") == 1
+    shown = store.order(order["id"])
+    assert shown["status"] == "processing" and cents(shown["total"]) == 1999 and shown["fee_lines"] == []
+    assert bridge.failed_deliveries() == 0
