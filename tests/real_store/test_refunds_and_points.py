@@ -2,17 +2,9 @@
 
 import pytest
 
-from tests.real_store.harness import cents
+from tests.real_store.harness import paid_by_wallet
 
 pytestmark = pytest.mark.real_store
-
-
-def paid_by_wallet(bridge, store, customer, items, funds=5000):
-    bridge.credit(customer, funds)
-    order = store.new_order(customer, items)
-    bridge.settle()
-    assert store.order(order["id"])["status"] == "processing"
-    return order
 
 
 def test_a_refund_in_the_store_goes_to_the_wallet(bridge, store, customer, mug):
@@ -30,10 +22,9 @@ def test_a_refund_in_the_store_goes_to_the_wallet(bridge, store, customer, mug):
 
 def test_a_cancelled_wallet_order_returns_the_money_once(bridge, store, customer, mug):
     order = paid_by_wallet(bridge, store, customer, [(mug, 1)])
-    order_updated = next(h["id"] for h in store.our_webhooks(bridge.delivery_url) if h["topic"] == "order.updated")
 
     store.put(f"orders/{order['id']}", {"status": "cancelled"})
-    store.ctl("redeliver", str(order_updated), str(order["id"]))
+    store.redeliver(bridge.delivery_url, order["id"])
     bridge.settle()
 
     assert bridge.balance(customer) == 5000
