@@ -30,13 +30,24 @@ BASE_SETTINGS = {
 }
 
 
+def why_not_here() -> str | None:
+    if not (KIT / "up").exists():
+        return f"real-store tests skipped: no kit at {KIT} (CI has ../shared/realstore beside the project)"
+    if not os.environ.get("TEST_DATABASE_URL"):
+        return "real-store tests skipped: they run on PostgreSQL (the PostgreSQL pass of `make test`)"
+    return None
+
+
+def pytest_runtest_setup(item):
+    """Skipped here rather than in a fixture, so that the summary folds every test into one line."""
+    reason = why_not_here()
+    if reason:
+        pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def real_store_ready():
-    """Skips (one line for the whole directory) where the real store cannot run."""
-    if not (KIT / "up").exists():
-        pytest.skip(f"real-store tests skipped: no kit at {KIT} (CI has ../shared/realstore beside the project)")
-    if not os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("real-store tests skipped: they run on PostgreSQL (the PostgreSQL pass of `make test`)")
+    assert why_not_here() is None
 
 
 @pytest.fixture(scope="session")
