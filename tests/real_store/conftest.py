@@ -51,7 +51,28 @@ def real_store_ready():
 
 
 @pytest.fixture(scope="session")
-def bridge_database(real_store_ready):
+def ports(real_store_ready):
+    return int(os.environ.get("REALSTORE_PORT") or free_port()), int(os.environ.get("REALSTORE_BRIDGE_PORT")
+                                                                      or free_port())  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def store_launch(ports, tmp_path_factory):
+    """The kit's `up`, started first: it runs while the bridge's database is migrated and its processes start."""
+    directory = tmp_path_factory.mktemp("realstore") / "store"
+    launched = RealStore.launch(directory, *ports, f"wb_store_{secrets.token_hex(4)}")
+    yield launched
+    launched.communicate()
+    RealStore.down(directory)
+
+
+@pytest.fixture(scope="session")
+def store(store_launch):
+    return RealStore.started(store_launch)
+
+
+@pytest.fixture(scope="session")
+def bridge_database(store_launch):
     """A scratch database beside TEST_DATABASE_URL, migrated; dropped at the end."""
     url = os.environ["TEST_DATABASE_URL"]
     admin = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
@@ -67,28 +88,14 @@ def bridge_database(real_store_ready):
 
 
 @pytest.fixture(scope="session")
-def ports(real_store_ready):
-    return int(os.environ.get("REALSTORE_PORT") or free_port()), int(os.environ.get("REALSTORE_BRIDGE_PORT")
-                                                                      or free_port())  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def store(ports, tmp_path_factory):
-    store_port, bridge_port = ports
-    shop = RealStore.up(tmp_path_factory.mktemp("realstore") / "store", store_port, bridge_port,
-                        f"wb_store_{secrets.token_hex(4)}")  # fmt: skip
-    yield shop
-    shop.down()
-
-
-@pytest.fixture(scope="session")
-def bridge_process(bridge_database, ports, store, tmp_path_factory):
+def bridge_process(bridge_database, ports, store_launch, tmp_path_factory, request):
     """gunicorn and a worker on the scratch database, with a WooCommerce shop made by `shop create`."""
     bridge = Bridge(bridge_database, ports[1], tmp_path_factory.mktemp("bridge"))
     try:
         bridge.start()
+        url = request.getfixturevalue("store").url  # the store is needed from here on
         bridge.shop = bridge.cli_json("shop", "create", "--name", "Real Store", "--platform", "woocommerce",
-                                      "--url", store.url, "--currency", "EUR")  # fmt: skip
+                                      "--url", url, "--currency", "EUR")  # fmt: skip
         bridge.set_settings(BASE_SETTINGS)
         yield bridge
     finally:

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 
@@ -56,23 +57,35 @@ class RealStore:
         self.api = API(url=self.url, consumer_key=info["consumer_key"], consumer_secret=info["consumer_secret"],
                        version="wc/v3", timeout=60)  # fmt: skip
 
-    @classmethod
-    def up(cls, directory: Path, port: int, bridge_port: int, database: str) -> RealStore:
-        done = subprocess.run(  # noqa: S603 - the kit's own script, no shell
+    @staticmethod
+    def launch(directory: Path, port: int, bridge_port: int, database: str) -> subprocess.Popen:
+        """Start `up` (several seconds) and return at once: `started()` waits for it."""
+        return subprocess.Popen(  # noqa: S603 - the kit's own script, no shell
             [str(KIT / "up"), str(directory), "--port", str(port), "--allow-port", str(bridge_port), "--db", database],
-            capture_output=True, text=True, timeout=600,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
         )  # fmt: skip
-        if done.returncode != 0:
-            raise RuntimeError(f"realstore up failed ({done.returncode}): {done.stderr[-2000:]}")
-        return cls(json.loads(done.stdout.strip().splitlines()[-1]))
 
-    def down(self) -> None:
-        subprocess.run([str(KIT / "down"), self.dir], capture_output=True, timeout=120, check=False)  # noqa: S603
+    @classmethod
+    def started(cls, launched: subprocess.Popen) -> RealStore:
+        out, err = launched.communicate(timeout=600)
+        if launched.returncode != 0:
+            raise RuntimeError(f"realstore up failed ({launched.returncode}): {err[-2000:]}")
+        return cls(json.loads(out.strip().splitlines()[-1]))
+
+    @staticmethod
+    def down(directory: Path) -> None:
+        """Stop the store's PHP processes, drop its database, remove the directory (when `up` got that far)."""
+        if directory.exists():
+            subprocess.run([str(KIT / "down"), str(directory)], capture_output=True, timeout=120,  # noqa: S603
+                           check=False)  # fmt: skip
 
     def switch(self, name: str, on: bool) -> None:
-        """`ctl DIR taxes|async on|off`, remembered so that a test's switches can be undone (each `ctl` boots
-        WordPress: about 1.5 s)."""
-        self.ctl(name, "on" if on else "off")
+        """Taxes (through the REST settings, as a merchant's tool would) or async webhooks (`ctl`, which boots
+        WordPress: about 1.5 s) on or off, remembered so that a test's switches can be undone."""
+        if name == "taxes":
+            self.put("settings/general/woocommerce_calc_taxes", {"value": "yes" if on else "no"})
+        else:
+            self.ctl(name, "on" if on else "off")
         self.switched[name] = on
 
     def reset_switches(self) -> None:
@@ -218,8 +231,8 @@ class Bridge:
             process.wait(5)
 
     def stop_all(self) -> None:
-        for name in list(self.processes):
-            self.stop(name)
+        with ThreadPoolExecutor() as pool:  # each waits for its process to finish what it is doing
+            list(pool.map(self.stop, list(self.processes)))
         self.db.dispose()
 
     def log_tail(self, name: str, size: int = 3000) -> str:
