@@ -26,6 +26,23 @@ def test_changes_made_while_the_bridge_was_down_are_applied_by_sync(bridge, stor
     assert store.order(cancelled["id"])["status"] == "cancelled"
 
 
+def test_sync_reactivates_a_disabled_webhook_and_pulls_what_it_never_sent(bridge, store, customer, mug):
+    hooks = {hook["topic"]: hook["id"] for hook in store.our_webhooks(bridge.delivery_url)}
+    for topic in ("order.created", "order.updated"):  # as WooCommerce does after 7 failures in a row
+        store.put(f"webhooks/{hooks[topic]}", {"status": "disabled"})
+    bridge.credit(customer, 5000)
+
+    order = store.new_order(customer, [(mug, 1)])  # never sent, not even once the webhooks are active again
+    assert bridge.balance(customer) == 5000
+    result = bridge.sync()
+    bridge.settle()
+
+    assert sorted(result["webhooks"]["reactivated"]) == sorted([hooks["order.created"], hooks["order.updated"]])
+    assert all(hook["status"] == "active" for hook in store.our_webhooks(bridge.delivery_url))
+    assert bridge.balance(customer) == 5000 - 1999
+    assert store.order(order["id"])["status"] == "processing"
+
+
 def test_queued_deliveries_collapse_into_the_final_state(bridge, store, customer, mug, vase):
     bridge.credit(customer, 5000)
     store.switch("async", True)
