@@ -1,5 +1,5 @@
-"""One real WooCommerce store and one running bridge per pytest session; each test makes its own customer,
-products and orders, so tests need no cleaning between them.
+"""One real WooCommerce store and one running bridge for this directory (package-scoped: they are gone before
+the rest of the suite runs); each test makes its own customer and orders, so tests need no cleaning between them.
 
 They run where the kit is (`../shared/realstore` beside the project root; CI has it) and PostgreSQL is
 (TEST_DATABASE_URL, the PostgreSQL pass of `make test`); elsewhere they skip with one line. Ports are free
@@ -45,18 +45,13 @@ def pytest_runtest_setup(item):
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def real_store_ready():
-    assert why_not_here() is None
-
-
-@pytest.fixture(scope="session")
-def ports(real_store_ready):
+@pytest.fixture(scope="package")
+def ports():
     return int(os.environ.get("REALSTORE_PORT") or free_port()), int(os.environ.get("REALSTORE_BRIDGE_PORT")
                                                                       or free_port())  # fmt: skip
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def store_launch(ports, tmp_path_factory):
     """The kit's `up`, started first: it runs while the bridge's database is migrated and its processes start."""
     directory = tmp_path_factory.mktemp("realstore") / "store"
@@ -66,12 +61,12 @@ def store_launch(ports, tmp_path_factory):
     RealStore.down(directory)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def store(store_launch):
     return RealStore.started(store_launch)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def bridge_database(store_launch):
     """A scratch database beside TEST_DATABASE_URL, migrated; dropped at the end."""
     url = os.environ["TEST_DATABASE_URL"]
@@ -87,7 +82,7 @@ def bridge_database(store_launch):
     admin.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def bridge_process(bridge_database, ports, store_launch, tmp_path_factory, request):
     """gunicorn and a worker on the scratch database, with a WooCommerce shop made by `shop create`."""
     bridge = Bridge(bridge_database, ports[1], tmp_path_factory.mktemp("bridge"))
@@ -102,9 +97,9 @@ def bridge_process(bridge_database, ports, store_launch, tmp_path_factory, reque
         bridge.stop_all()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def first_connect(bridge_process, store):
-    """`shop connect`, once for the session (test_connect runs it a second time)."""
+    """`shop connect`, once for the directory (test_connect runs it a second time)."""
     return bridge_process.connect(store)
 
 
@@ -131,11 +126,11 @@ def customer(bridge, store):
     return store.new_customer("kim")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def mug(store):
     return store.new_product("19.99", "Mug")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def vase(store):
     return store.new_product("9.99", "Vase")

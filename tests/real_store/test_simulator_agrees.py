@@ -14,7 +14,7 @@ pytestmark = pytest.mark.real_store
 
 
 @pytest.fixture(scope="module")
-def simulated(real_store_ready):
+def simulated():
     sim = create_simulator(consumer_key="ck_sim", consumer_secret="cs_sim", transport=lambda *args: 200)
     sim.serve()
     yield API(url=sim.base_url, consumer_key="ck_sim", consumer_secret="cs_sim", version="wc/v3", timeout=30)
