@@ -32,7 +32,7 @@ pip-audit: $(BIN)/.installed
 	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
 
 test: lint audit
-	$(BIN)/pytest -m "not postgres_only and not bank" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not postgres_only and not bank and not real_store" $(PYTEST_ARGS)
 	@if $(BIN)/python tests/pg_reachable.py "$(TEST_DATABASE_URL)"; then \
 		echo "== the same suite on PostgreSQL"; \
 		TEST_DATABASE_URL="$(TEST_DATABASE_URL)" $(BIN)/pytest $(PYTEST_ARGS); \

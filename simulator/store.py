@@ -35,9 +35,9 @@ PAYABLE_STATUSES = frozenset({"on-hold", "pending", "failed", "cancelled"})  # w
 NEEDS_PAYMENT_STATUSES = frozenset({"pending", "failed"})
 EDITABLE_STATUSES = frozenset({"pending", "on-hold", "auto-draft", "checkout-draft"})
 
-# Installed gateways: id → supports automatic (API) refunds. BACS and cash on delivery are installed but
-# cannot refund; "wallet" is no WooCommerce gateway at all, so `api_refund: true` fails for it.
-DEFAULT_GATEWAYS = {"bacs": False, "cod": False, "stripe": True}
+# Installed gateways: id → supports automatic (API) refunds. BACS, cheque and cash on delivery are installed
+# but cannot refund; "wallet" is no WooCommerce gateway at all, so `api_refund: true` fails for it.
+DEFAULT_GATEWAYS = {"bacs": False, "cheque": False, "cod": False, "stripe": True}
 
 BILLING_FIELDS = (
     "first_name",
@@ -645,7 +645,9 @@ class Store:
             return
         if order.date_paid is None:
             order.date_paid = self.now()
-        self._transition(order, "processing")
+        # WooCommerce's needs_processing(): an order with nothing to ship or download (no line items, e.g. a
+        # top-up's lone fee line) is completed at once.
+        self._transition(order, "processing" if order.line_items else "completed")
 
     # --- notes ---------------------------------------------------------------------------------------------
 

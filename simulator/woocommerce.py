@@ -450,7 +450,7 @@ def create_simulator(**options) -> ShopSimulator:
     """A new simulated shop. Options (all keyword): consumer_key, consumer_secret, currency ("EUR"),
     decimals (2), tax_rate_bp (0; prices exclude tax), url (shop URL; default: the served URL),
     transport (callable(url, body, headers) -> status; default: requests.post), clock (callable → aware
-    datetime; see ManualClock), gateways ({id: supports_refunds} or a set of ids; default: bacs and cod
+    datetime; see ManualClock), gateways ({id: supports_refunds} or a set of ids; default: bacs, cheque and cod
     installed without API refunds, stripe with them; never "wallet"),
     utc_offset_minutes (site timezone), first_order_id (100), seed (order keys), basic_auth_over_http
     (True; a real store accepts only OAuth over http), rest_timeout_seconds (11, for fail_rest(timeout=True))."""

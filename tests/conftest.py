@@ -29,6 +29,8 @@ FERNET_KEY = Fernet.generate_key().decode()
 def pytest_configure(config):
     config.addinivalue_line("markers", "postgres_only: needs PostgreSQL (runs in the PostgreSQL pass)")
     config.addinivalue_line("markers", "bank: the bank test with real processes and faults (`make bank`)")
+    config.addinivalue_line("markers", "real_store: against a real WooCommerce store (../shared/realstore; "
+                            "runs in the PostgreSQL pass)")
 
 
 def pytest_report_header(config):

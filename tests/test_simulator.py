@@ -206,6 +206,26 @@ def test_set_paid_moves_a_pending_order_to_processing_but_not_an_on_hold_one(api
     assert (untouched["status"], untouched["date_paid"]) == ("on-hold", None)
 
 
+def test_an_order_without_line_items_is_completed_when_paid(api):
+    """As on the real store: a top-up order (one fee line, nothing to ship) goes straight to completed."""
+    order = api.post("orders", {"payment_method": "bacs", "fee_lines": [{"name": "Wallet top-up", "total": "20.00"}]})
+
+    paid = api.put(f"orders/{order.json()['id']}", {"set_paid": True}).json()
+
+    assert (paid["status"], paid["date_paid"] is not None) == ("completed", True)
+
+
+def test_api_refund_on_an_offline_gateway_fails_like_the_real_store(api):
+    """The store's "Wallet" is its cheque gateway: installed, but it cannot refund by itself."""
+    order = new_order(api, payment_method="cheque", set_paid=True)
+
+    response = api.post(f"orders/{order['id']}/refunds", {"amount": "5.00", "api_refund": True})
+
+    assert (response.status_code, response.json()) == (500, {
+        "code": "woocommerce_rest_cannot_create_order_refund",
+        "message": "The payment gateway for this order does not support automatic refunds.", "data": 500})
+
+
 def test_money_sent_as_a_number_is_refused_like_wordpress_does(api):
     order = new_order(api)
 
