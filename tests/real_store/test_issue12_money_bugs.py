@@ -1,5 +1,5 @@
-"""Money bugs the real store showed (issue 12): each test asserts the correct behaviour. Those that fail today
-are marked xfail(strict=True), so the fix that makes one pass must remove its marker."""
+"""Money bugs the real store showed (issue 12): each test asserts the correct behaviour, which the bridge got
+wrong before (each failed on that code). A marker xfail(strict=True) says one is still open."""
 
 import secrets
 
@@ -17,7 +17,6 @@ def kinds(bridge, customer) -> list[str]:
 # (a) a refund on an order already cancelled (its wallet payment returned whole) returns nothing more
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: a refund on a cancelled wallet order credits the wallet again")
 def test_a_refund_after_the_cancellation_credits_nothing_more(bridge, store, customer, mug):
     order = paid_by_wallet(bridge, store, customer, [(mug, 1)])
     store.put(f"orders/{order['id']}", {"status": "cancelled"})
@@ -30,7 +29,6 @@ def test_a_refund_after_the_cancellation_credits_nothing_more(bridge, store, cus
     assert bridge.balance(customer) == 5000
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: a refund and a cancellation in one delivery return 5.00 too much")
 def test_a_refund_and_a_cancellation_collapsed_into_one_delivery_return_the_payment_once(bridge, store, customer,
                                                                                           mug):  # fmt: skip
     order = paid_by_wallet(bridge, store, customer, [(mug, 1)])
@@ -45,7 +43,6 @@ def test_a_refund_and_a_cancellation_collapsed_into_one_delivery_return_the_paym
     assert store.order(order["id"])["status"] == "cancelled"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: a refund and a cancellation pulled by sync return 5.00 too much")
 def test_a_refund_and_a_cancellation_while_the_bridge_is_down_return_the_payment_once(bridge, store, customer, mug):
     order = paid_by_wallet(bridge, store, customer, [(mug, 1)])
     bridge.stop("web")
@@ -71,7 +68,6 @@ def partly_paid_with_taxes(bridge, store, customer, mug, funds: int) -> dict:
     return store.order(order["id"])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: WooCommerce taxes the negative wallet fee: total 11.89, not 13.79")
 def test_with_taxes_a_partial_wallet_payment_leaves_exactly_the_rest_to_pay(bridge, store, customer, mug):
     order = partly_paid_with_taxes(bridge, store, customer, mug, funds=1000)
 
@@ -80,7 +76,6 @@ def test_with_taxes_a_partial_wallet_payment_leaves_exactly_the_rest_to_pay(brid
     assert any("€13.79" in note for note in store.customer_notes(order["id"]))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: WooCommerce taxes the negative wallet fee and caps it at the total")
 def test_with_taxes_a_large_partial_wallet_payment_leaves_exactly_the_rest_to_pay(bridge, store, customer, mug):
     order = partly_paid_with_taxes(bridge, store, customer, mug, funds=2200)
 
@@ -92,7 +87,6 @@ def test_with_taxes_a_large_partial_wallet_payment_leaves_exactly_the_rest_to_pa
 # (c) an order the bridge first sees completed and refunded was never paid from the wallet
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: a wallet order first seen refunded credits a refund never paid")
 def test_a_wallet_order_first_seen_completed_and_refunded_gives_the_wallet_nothing(bridge, store, customer, mug):
     store.switch("async", True)
 
@@ -109,7 +103,6 @@ def test_a_wallet_order_first_seen_completed_and_refunded_gives_the_wallet_nothi
 # (d) a refund to the card of an order paid partly by wallet returns the card's money to the card only
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: a card refund of a partly wallet-paid order credits the wallet")
 def test_a_card_refund_of_a_partly_wallet_paid_order_gives_the_wallet_nothing(bridge, store, settings, customer,
                                                                                mug):  # fmt: skip
     settings(refund_destination="original")
@@ -138,7 +131,6 @@ def edit_quantity(store, order: dict, quantity: int) -> dict:
         {"id": line["id"], "product_id": line["product_id"], "quantity": quantity, "subtotal": total, "total": total}]})
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: a paid order's raised total is not charged to the wallet")
 def test_a_paid_order_raised_afterwards_charges_the_wallet_the_difference(bridge, store, customer, mug):
     order = paid_by_wallet(bridge, store, customer, [(mug, 1)], funds=10000)
 
@@ -150,7 +142,6 @@ def test_a_paid_order_raised_afterwards_charges_the_wallet_the_difference(bridge
     assert store.order(order["id"])["status"] == "processing"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: a paid order raised beyond the wallet is not marked unpaid")
 def test_a_paid_order_raised_beyond_the_wallet_is_marked_as_needing_payment(bridge, store, customer, mug):
     order = paid_by_wallet(bridge, store, customer, [(mug, 1)], funds=1999)
 
@@ -162,7 +153,6 @@ def test_a_paid_order_raised_beyond_the_wallet_is_marked_as_needing_payment(brid
     assert any("€39.98" in note for note in store.customer_notes(order["id"]))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: a paid order lowered afterwards returns nothing to the wallet")
 def test_a_paid_order_lowered_afterwards_returns_the_difference_to_the_wallet(bridge, store, customer, mug, vase):
     order = paid_by_wallet(bridge, store, customer, [(mug, 1)])
 
@@ -179,7 +169,6 @@ def test_a_paid_order_lowered_afterwards_returns_the_difference_to_the_wallet(br
 # (f) failed, then awaiting payment again: charged again, once
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: a failed wallet order set pending again is never charged again")
 def test_a_failed_wallet_order_set_pending_again_is_charged_again_once(bridge, store, customer, mug):
     order = paid_by_wallet(bridge, store, customer, [(mug, 1)])
     store.put(f"orders/{order['id']}", {"status": "failed"})
@@ -199,7 +188,6 @@ def test_a_failed_wallet_order_set_pending_again_is_charged_again_once(bridge, s
 # (g) an order a coupon made free
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: a zero-total wallet order gets transaction id wallet-bridge-None")
 def test_a_zero_total_wallet_order_proceeds_without_a_made_up_transaction_id(bridge, store, customer, mug):
     code = f"free-{secrets.token_hex(3)}"
     store.post("coupons", {"code": code, "discount_type": "percent", "amount": "100"})
@@ -234,7 +222,6 @@ def test_points_are_earned_on_the_items_not_on_shipping(bridge, store, settings,
 # (i) a top-up cannot be paid from the wallet it tops up
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: a top-up order paid with the wallet method is silently left open")
 def test_a_topup_order_paid_with_the_wallet_method_is_refused_with_a_note(bridge, store, customer):
     bridge.credit(customer, 5000)
     made = bridge.api("post", f"/customers/{customer['id']}/topups", {"amount": 2000}, expect=201)
