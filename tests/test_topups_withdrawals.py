@@ -177,9 +177,18 @@ def test_withdrawal_the_shop_refuses_goes_back_to_the_wallet_with_a_note(client,
     _withdraw(client, woo, 2_000)
     drain(services.sessions, pushers_for(services), FAST)
     assert wallet(client, woo)["balance"] == 5_000
+    sent = [json.loads(c.request.body) for c in responses.calls
+            if c.request.method == "POST" and c.request.url.endswith("/notes")]  # fmt: skip
+    told = [n["note"] for n in sent if n["customer_note"] and "withdrawal" in n["note"]]
+    private = [n["note"] for n in sent if not n["customer_note"]]
+    # The customer reads plain words; the shop's technical answer is for the merchant only.
+    assert told == ["Your withdrawal of €20.00 could not be refunded to your card by the shop. It is back in your "
+                    "wallet; please contact the shop if you still want it paid out."]  # fmt: skip
+    [detail] = private
+    assert "HTTP 500" in detail and "Invalid refund amount." in detail
     with unit_of_work(services.sessions) as session:
-        notes = [m.payload["note"] for m in session.execute(select(OutboxMessage)).scalars() if m.kind == "order.note"]
-        assert any("could not be refunded by the shop" in note for note in notes)
+        reasons = session.scalars(select(LedgerTransaction.reason).where(LedgerTransaction.kind == "withdrawal_reversal"))
+        assert list(reasons) == ["Withdrawal refused by the shop: €20.00 back in the wallet"]  # on the statement
         assert verify(session) == []
 
 
