@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import responses
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from tenacity import wait_none
 
 from bridge.accounts import ensure_customer, find_wallet, points_account
@@ -403,14 +403,24 @@ def test_sync_gives_the_signup_bonus_a_lost_delivery_did_not_and_reads_no_older_
     assert pages == ["1", "2", "1"]  # page 2 reaches customer 5, registered before the window: no page 3
 
 
-def test_the_first_sync_gives_no_signup_bonus_to_customers_the_shop_already_had(services, connected, woo):
+def test_the_first_sync_opens_the_wallets_of_customers_registered_since_the_shop_joined(services, connected, woo):
+    """A `customer.created` lost before the first sync still opens the wallet with its bonus, once; customers
+    the shop had before it joined the bridge get none."""
     configure(services, connected, signup_bonus=500)
-    woo.customers = [registered(8, "2026-11-23T11:59:00")]
+    with unit_of_work(services.sessions) as session:
+        session.get(Shop, connected).created_at = NOW - timedelta(hours=2)
+    woo.customers = [registered(9, "2026-11-23T11:30:00"), registered(8, "2026-11-23T09:59:00"),
+                     registered(7, "2026-11-01T09:00:00")]  # fmt: skip
 
     result = sync(services, connected)
+    sync(services, connected, now=NOW + timedelta(minutes=1))  # 9 again, within the overlap
 
-    assert result.signups_seen == 0 and balances(services, connected, "8") == (0, 0)
-    assert woo.calls("GET", "/customers") == []
+    assert result.signups_seen == 1 and balances(services, connected, "9") == (500, 0)
+    assert balances(services, connected, "8") == (0, 0)
+    with unit_of_work(services.sessions) as session:
+        assert session.scalar(select(func.count()).where(LedgerTransaction.kind == "signup_bonus")) == 1
+    pages = [query(c.request)["page"] for c in woo.calls("GET", "/customers")]
+    assert pages == ["1", "1"]  # page 1 reaches customer 8, registered before the shop joined: no page 2
 
 
 def test_a_malformed_order_is_skipped_and_counted(services, connected, woo):
