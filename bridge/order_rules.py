@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from bridge import orders
 from bridge.accounts import SystemAccount, ensure_customer, points_account, system_account, wallet_account
+from bridge.currencies import ensure_accepted_currency
 from bridge.db import insert_ignoring_conflict
 from bridge.ledger import SYSTEM, Actor, Leg, post_transaction, release_expired_holds
 from bridge.lots import LotPolicy, promotional_expiry
@@ -49,6 +50,7 @@ def _order_key(order_external_id: str, suffix: str) -> str:
 
 def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor) -> ShopOrder:
     """Bring the wallet in line with the order's current state."""
+    ensure_accepted_currency(shop, order.currency)
     customer = None
     if order.customer_external_id:
         customer = ensure_customer(

@@ -110,6 +110,8 @@ def test_saving_the_same_values_changes_nothing(console, shop, services):
         ("tips", {"tip_presets_bp": ""}, "tip_presets_bp", "Enter between 1 and 6 values."),
         ("general", {"timezone": "Mars/Olympus_Mons"}, "timezone", "Unknown time zone"),
         ("general", {"timezone": "../../etc/passwd"}, "timezone", "Unknown time zone"),
+        ("general", {"timezone": "UTC", "extra_currencies": "USD, usd"}, "extra_currencies",
+         "'usd' is not an ISO 4217 currency code in capitals"),
     ],
 )  # fmt: skip
 def test_a_bad_value_is_shown_next_to_its_field_and_nothing_is_written(console, shop, services, section, values,

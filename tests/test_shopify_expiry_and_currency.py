@@ -46,7 +46,7 @@ def test_promotional_credit_expires_on_shopify_once(client, services, sim, shopi
 
 def test_a_refund_naming_no_currency_is_read_in_the_orders(client, services, usd_shop):
     shop_id = usd_shop.shop.id
-    configure(services, shop_id, signup_bonus=0)
+    configure(services, shop_id, signup_bonus=0, extra_currencies=["JPY"])
     assert deliver(client, shop_id, "customers/create", customer()).status_code == 200
     paid = order(total="1000", currency="JPY",
                  transactions=[{"id": 1, "kind": "sale", "status": "success", "gateway": "bogus", "amount": "1000"}])

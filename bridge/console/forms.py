@@ -151,11 +151,15 @@ SECTIONS: dict[str, Section] = {
     section.key: section
     for section in (
         Section(
-            "general", "General", "The shop's own days.",
+            "general", "General", "The shop's own days and currencies.",
             (
                 SettingField("timezone", "Time zone", "timezone",
                              "An IANA name such as Europe/Paris or America/New_York. Reports and the overview count "
                              "each day from midnight to midnight there."),
+                SettingField("extra_currencies", "Other accepted currencies", "list",
+                             "ISO codes besides the shop's own, separated by commas (e.g. USD, GBP); each gets wallets "
+                             "of its own. An order in any other currency moves no money: its delivery is kept as "
+                             "failed on the Operations page."),
             ),
         ),
         Section(
