@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from bridge.db import unit_of_work
 from bridge.ledger import verify
-from bridge.models import LedgerTransaction, OutboxMessage, Shop, TopupRequest
+from bridge.models import LedgerTransaction, Shop, TopupRequest
 from simulator import create_simulator
 from sync.pushers import pushers_for
 from sync.worker import RetryPolicy, drain
@@ -187,7 +187,8 @@ def test_withdrawal_the_shop_refuses_goes_back_to_the_wallet_with_a_note(client,
     [detail] = private
     assert "HTTP 500" in detail and "Invalid refund amount." in detail
     with unit_of_work(services.sessions) as session:
-        reasons = session.scalars(select(LedgerTransaction.reason).where(LedgerTransaction.kind == "withdrawal_reversal"))
+        restored = select(LedgerTransaction.reason).where(LedgerTransaction.kind == "withdrawal_reversal")
+        reasons = session.scalars(restored)
         assert list(reasons) == ["Withdrawal refused by the shop: €20.00 back in the wallet"]  # on the statement
         assert verify(session) == []
 
