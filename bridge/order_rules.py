@@ -23,7 +23,7 @@ from bridge.models import Customer, OrderRefund, Shop, ShopOrder, utcnow
 from bridge.money import POINTS, format_amount, percent_of
 from bridge.orders import OrderSnapshot
 from bridge.outbox import enqueue
-from bridge.points import claw_back_points, convert_points_automatically, earn_points
+from bridge.points import claw_back_points, convert_points_automatically, earn_points, points_base
 from bridge.refund_requests import match_request
 from bridge.settings_schema import load_settings
 from bridge.store_credit import native_key
@@ -386,7 +386,8 @@ def _earn_order_points(ctx: OrderContext) -> None:
     record = ctx.record
     if record.points_earned or record.payment_outcome in ("reversed", "cancelled"):
         return
-    paid = ctx.order.total + (record.wallet_paid if record.payment_outcome == "partial" else 0)
+    paid = points_base(ctx.settings, ctx.order,
+                       ctx.order.total + (record.wallet_paid if record.payment_outcome == "partial" else 0))
     earned = earn_points(ctx.session, ctx.shop, ctx.settings, ctx.customer, paid, ctx.order, ctx.key("points"))
     record.points_earned = earned
     if earned:

@@ -43,6 +43,10 @@ class OrderSnapshot:
     modified_at: datetime | None = None  # when the shop last changed the order (UTC), if it says
     spent_from_store_credit: int = 0  # paid at the shop's own checkout from its native store credit (Shopify)
     store_credit_spend_unknown: bool = False  # store credit paid part, the body did not say how much: ask the shop
+    # What the goods and the shipping cost without tax (after item discounts), for the points they earn;
+    # None when the body did not list them (the rules' own snapshots).
+    items_excluding_tax: int | None = None
+    shipping_excluding_tax: int = 0
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,8 @@ class ShopSettingsSchema(Schema):
     unpaid_order_status = fields.String(validate=validate.OneOf(["failed", "on-hold"]), load_default="failed")
     signup_bonus = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=0)
     points_per_currency_unit = fields.Integer(validate=validate.Range(min=0, max=MAX_POINTS_PER_UNIT), load_default=0)
+    # What earns points: the items, or the items and shipping; without tax either way.
+    points_base = fields.String(validate=validate.OneOf(["items", "items_and_shipping"]), load_default="items")
     points_conversion_points = fields.Integer(validate=validate.Range(min=1, max=MAX_POINTS), load_default=100)
     points_conversion_value = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=100)  # minor
     points_conversion_minimum = fields.Integer(validate=validate.Range(min=0, max=MAX_POINTS), load_default=0)

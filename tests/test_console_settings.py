@@ -28,7 +28,7 @@ FUNDING = {
     "topup_minimum": "5.00", "topup_maximum": "500.00", "topup_bonus_bp": "0", "topup_bonus_threshold": "0.00",
     "signup_bonus": "0.00", "points_per_currency_unit": "0", "points_conversion_points": "100",
     "points_conversion_value": "1.00", "points_conversion_minimum": "0", "points_auto_convert_threshold": "0",
-    "promotional_expiry_days": "0",
+    "promotional_expiry_days": "0", "points_base": "items",
 }  # fmt: skip
 
 

@@ -71,6 +71,10 @@ class _RefundSchema(Schema):
     refund = optional_text()  # what older WooCommerce versions (and the REST docs sample) call the reason
 
 
+class _LineItemSchema(Schema):
+    total = MoneyText(required=True)  # after coupons, without tax (WooCommerce keeps item totals net)
+
+
 class _MetaSchema(Schema):
     key = Text(required=True)
     value = fields.Raw(allow_none=True, load_default=None)  # kept as-is: plugins store any JSON there
@@ -87,6 +91,8 @@ class _OrderSchema(Schema):
     billing = fields.Nested(_BillingSchema, allow_none=True, load_default=None)
     payment_method = optional_text()
     refunds = fields.List(fields.Nested(_RefundSchema), load_default=list)
+    line_items = fields.List(fields.Nested(_LineItemSchema), load_default=None)
+    shipping_total = MoneyText(load_default="0")  # without tax: shipping_tax is apart
     meta_data = fields.List(fields.Nested(_MetaSchema), load_default=list)
     # Site time has no offset; the *_gmt twin is UTC. Used to tell a late, older state from a newer one.
     date_modified_gmt = fields.NaiveDateTime(allow_none=True, load_default=None)
@@ -129,6 +135,8 @@ def parse_order(data: dict) -> OrderSnapshot:
         refunds=_refunds(order["refunds"], currency),
         meta={item["key"]: item["value"] for item in order["meta_data"]},  # a repeated key: the last wins
         modified_at=order["date_modified_gmt"].replace(tzinfo=UTC) if order["date_modified_gmt"] else None,
+        items_excluding_tax=_items_total(order["line_items"], currency),
+        shipping_excluding_tax=minor_units(order["shipping_total"], currency, "shipping_total"),
     )
 
 
@@ -160,3 +168,9 @@ def _refunds(items: list[dict], currency: str) -> tuple[RefundSnapshot, ...]:
         reason = item["reason"] or item["refund"] or ""
         refunds.append(RefundSnapshot(external_id=str(item["id"]), amount=-signed, reason=reason))
     return tuple(refunds)
+
+
+def _items_total(items: list[dict] | None, currency: str) -> int | None:
+    if items is None:
+        return None
+    return sum(minor_units(item["total"], currency, f"line_items.{index}.total") for index, item in enumerate(items))
