@@ -20,6 +20,7 @@ from bridge.expiry import expire_credit, remind_before_expiry
 from bridge.ledger import expire_stale_holds, verify
 from bridge.migrate import upgrade
 from bridge.models import OutboxMessage, Shop
+from bridge.order_release import release_abandoned_failed_orders
 from bridge.retention import MINIMUM_AGE, prune
 from bridge.shops import create_shop, get_shop
 from bridge.users import add_membership, create_user
@@ -368,6 +369,13 @@ def expire_command(remind_days, as_json):
           "reminders": reminded}, as_json)  # fmt: skip
 
 
+@click.command("release-failed-orders", help="Give back the wallet part of failed orders left unpaid for the shop's "
+               "failed_order_release_days (one transaction per order; safe to repeat).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True)
+def release_failed_orders_command(as_json):
+    emit({"orders_released": release_abandoned_failed_orders(services().sessions)}, as_json)
+
+
 def _release_stale_holds(svc) -> int:
     with unit_of_work(svc.sessions) as session:
         return expire_stale_holds(session)
@@ -420,7 +428,7 @@ def secrets_rotate(as_json):
 
 def register_cli(app: Flask) -> None:
     for command in (db_group, shop_group, user_group, ledger_group, serve, worker, outbox_group, inbox_group,
-                    sync_command, expire_command, prune_command, secrets_group):
+                    sync_command, expire_command, release_failed_orders_command, prune_command, secrets_group):
         app.cli.add_command(command)
     app.cli.add_command(demo_command)
 

@@ -207,6 +207,25 @@ def apply_refund_event(
     return record
 
 
+def reverse_recorded_order(session: Session, shop: Shop, order_external_id: str, why: str,
+                           actor: Actor) -> ShopOrder | None:  # fmt: skip
+    """Undo an order as its cancellation would (wallet part and points back, once) when the shop will send
+    none: trashed, or failed and left unpaid (bridge/order_release.py). `why` ends "Order #N was …". Locks
+    the order's row; None for an order the bridge does not know."""
+    record = _locked_order(session, shop.id, order_external_id)
+    if record is None:
+        return None
+    if record.payment_outcome is None:  # never decided: a later state must not charge it
+        record.payment_outcome = "cancelled"
+    snapshot = OrderSnapshot(
+        external_id=order_external_id, customer_external_id=None, email=None, customer_name=None,
+        currency=record.currency, status=why, phase=orders.CANCELLED, total=record.total, payment_method="",
+    )  # fmt: skip
+    customer = session.get(Customer, record.customer_id) if record.customer_id else None
+    _reverse_order(OrderContext(session, shop, load_settings(shop.settings), snapshot, record, customer, actor))
+    return record
+
+
 def _lock_order_record(session: Session, shop: Shop, order: OrderSnapshot, customer: Customer | None) -> ShopOrder:
     insert_ignoring_conflict(
         session,

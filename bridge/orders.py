@@ -50,6 +50,13 @@ class OrderSnapshot:
 
 
 @dataclass(frozen=True)
+class TrashedOrder:
+    """An order the merchant moved to the trash (WooCommerce's `order.deleted` says only its id)."""
+
+    external_id: str
+
+
+@dataclass(frozen=True)
 class CustomerSnapshot:
     external_id: str
     email: str | None

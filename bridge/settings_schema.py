@@ -76,6 +76,8 @@ class ShopSettingsSchema(Schema):
     topup_minimum = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=500)
     topup_maximum = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=50_000)
     promotional_expiry_days = fields.Integer(validate=validate.Range(min=0, max=MAX_DAYS), load_default=0)
+    # A failed order's wallet part goes back after this many days without news (0: never by itself).
+    failed_order_release_days = fields.Integer(validate=validate.Range(min=0, max=MAX_DAYS), load_default=7)
     # Refunds to the card only within this many days of the order (0: the whole return window); after
     # that, within the window, to the wallet only.
     card_refund_days = fields.Integer(validate=validate.Range(min=0, max=MAX_DAYS), load_default=0)

@@ -168,7 +168,7 @@ def delivery_url(shop_id: int) -> str:
 # --- connect ------------------------------------------------------------------------------------------
 
 
-def test_connect_stores_encrypted_keys_and_registers_four_webhooks(services, shop, woo):
+def test_connect_stores_encrypted_keys_and_registers_its_webhooks(services, shop, woo):
     result = connect(services, shop.shop.id)
 
     stored = load_shop(services, shop.shop.id)
@@ -193,7 +193,7 @@ def test_connect_stores_encrypted_keys_and_registers_four_webhooks(services, sho
             "secret": shop.webhook_secret,
             "status": "active",
         }
-    assert result.webhooks.created == [1, 2, 3, 4] and result.webhooks.unchanged == []
+    assert result.webhooks.created == [1, 2, 3, 4, 5] and result.webhooks.unchanged == []
     assert result.warnings == []
     assert SECRET not in repr(result) and shop.webhook_secret not in repr(result)
 
@@ -201,7 +201,7 @@ def test_connect_stores_encrypted_keys_and_registers_four_webhooks(services, sho
 def test_connecting_again_creates_no_webhooks(services, shop, woo):
     first = connect(services, shop.shop.id)
     second = connect(services, shop.shop.id)
-    assert len(woo.calls("POST", "/webhooks")) == 4
+    assert len(woo.calls("POST", "/webhooks")) == len(WEBHOOK_TOPICS)
     assert second.webhooks.created == [] and second.webhooks.reactivated == []
     assert sorted(second.webhooks.unchanged) == sorted(first.webhooks.created)
 
@@ -221,7 +221,7 @@ def test_paused_or_disabled_webhooks_are_reactivated_with_our_secret(services, s
     puts = {urlsplit(c.request.url).path.rsplit("/", 1)[1]: json.loads(c.request.body) for c in woo.calls("PUT", "")}
     assert puts == {str(i): {"status": "active", "secret": shop.webhook_secret} for i in (disabled, paused)}
     assert [json.loads(c.request.body)["topic"] for c in woo.calls("POST", "/webhooks")] == [
-        "customer.updated", "order.created"
+        "customer.updated", "order.created", "order.deleted"
     ]  # fmt: skip
     assert next(w for w in woo.webhooks if w["id"] == foreign)["status"] == "disabled"
 
@@ -262,7 +262,7 @@ def test_connect_over_http_signs_with_oauth_query_parameters(services, shop):
             woo.add_webhook("product.updated", f"https://elsewhere.example/hook/{n}")
         connect(services, shop.shop.id, url="http://woo.example")
         connect(services, shop.shop.id, url="http://woo.example")
-        assert len(woo.calls("POST", "/webhooks")) == 4
+        assert len(woo.calls("POST", "/webhooks")) == len(WEBHOOK_TOPICS)
         assert [query(c.request)["page"] for c in woo.calls("GET", "/webhooks")] == ["1", "2", "1", "2"]
         for call in woo.mock.calls:
             assert "oauth_signature" in query(call.request) and "Authorization" not in call.request.headers
@@ -462,7 +462,7 @@ def test_cli_shop_connect_takes_keys_from_the_environment(app, services, shop, w
         )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["webhooks"]["created"] == [1, 2, 3, 4] and data["delivery_url"] == delivery_url(shop.shop.id)
+    assert data["webhooks"]["created"] == [1, 2, 3, 4, 5] and data["delivery_url"] == delivery_url(shop.shop.id)
     assert KEY not in result.output and SECRET not in result.output and shop.webhook_secret not in result.output
     assert services.secrets.open(load_shop(services, shop.shop.id).consumer_secret_enc) == SECRET
 

@@ -177,6 +177,10 @@ SECTIONS: dict[str, Section] = {
                              "A percentage (e.g. 5) or an amount (e.g. 2.50), depending on the kind."),
                 SettingField("unpaid_order_status", "An unpaid wallet order becomes", "choice",
                              choices=(("failed", "Failed"), ("on-hold", "On hold"))),
+                SettingField("failed_order_release_days", "Return a failed order's wallet part after", "integer",
+                             "A partly paid order whose other payment failed keeps the wallet part while the "
+                             "customer may pay again; after this many days it goes back to the wallet. 0: never.",
+                             suffix="days"),
             ),
         ),
         Section(

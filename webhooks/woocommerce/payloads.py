@@ -14,7 +14,7 @@ from marshmallow import fields
 from marshmallow.validate import Length, Range
 
 from bridge import orders
-from bridge.orders import CustomerSnapshot, OrderSnapshot, RefundSnapshot
+from bridge.orders import CustomerSnapshot, OrderSnapshot, RefundSnapshot, TrashedOrder
 from webhooks.payload_fields import (
     MAX_ID,
     WHOLE_PAYLOAD,
@@ -38,9 +38,12 @@ __all__ = [
     "PayloadInvalid",
     "parse_customer",
     "parse_order",
+    "parse_trashed_order",
 ]
 
-TOPICS_HANDLED = frozenset({"customer.created", "customer.updated", "order.created", "order.updated"})
+TOPICS_HANDLED = frozenset(
+    {"customer.created", "customer.updated", "order.created", "order.updated", "order.deleted"}
+)
 
 # WooCommerce status → what the rules care about. "on-hold" usually means an offline payment is awaited.
 # Anything else (checkout-draft, trash, statuses added by plugins) is OTHER: the rules leave it alone.
@@ -105,7 +108,12 @@ class _CustomerSchema(Schema):
     last_name = optional_text()
 
 
+class _TrashedOrderSchema(Schema):
+    id = positive_id()  # `order.deleted` (the order moved to the trash) carries only the id
+
+
 _ORDER = _OrderSchema()
+_TRASHED_ORDER = _TrashedOrderSchema()
 _CUSTOMER = _CustomerSchema()
 
 
@@ -138,6 +146,11 @@ def parse_order(data: dict) -> OrderSnapshot:
         items_excluding_tax=_items_total(order["line_items"], currency),
         shipping_excluding_tax=minor_units(order["shipping_total"], currency, "shipping_total"),
     )
+
+
+def parse_trashed_order(data: dict) -> TrashedOrder:
+    """An `order.deleted` body, `{"id": N}`; raises PayloadInvalid, nothing else."""
+    return TrashedOrder(external_id=str(load(_TRASHED_ORDER, data)["id"]))
 
 
 def parse_customer(data: dict) -> CustomerSnapshot:
