@@ -118,6 +118,40 @@ def test_a_topup_retried_after_a_lost_answer_reuses_the_order_the_shop_made(clie
     assert topup("t2").get_json()["order_id"] != str(order.id) and len(sim.store.orders) == 2
 
 
+@responses.activate
+def test_a_topup_retried_while_its_order_is_being_created_makes_no_second_order(client, services, woo):
+    """The client gives up waiting on a slow shop and retries with the same key while the first call is still
+    creating the order: the retry is told to come back, and then gets that order."""
+    created, retried = [], []
+
+    def slow_shop_creates_the_order(request):
+        created.append(request)
+        if len(created) == 1:  # the client's retry arrives while the shop is still working on the first POST
+            retried.append(client.post("/api/v1/customers/2/topups", json={"amount": 5_000}, headers=auth(woo, "t1")))
+        return 201, {}, json.dumps({"id": 30 + len(created), "payment_url": "https://alpha.example/pay"})
+
+    responses.add_callback(responses.POST, f"{API}/orders", callback=slow_shop_creates_the_order)
+    responses.add(responses.GET, f"{API}/orders", json=[])  # how a retry would look for an order made before
+
+    first = client.post("/api/v1/customers/2/topups", json={"amount": 5_000}, headers=auth(woo, "t1"))
+    again = client.post("/api/v1/customers/2/topups", json={"amount": 5_000}, headers=auth(woo, "t1"))
+
+    assert retried[0].status_code == 409 and retried[0].get_json()["error"]["code"] == "request_in_progress"
+    assert len(created) == 1
+    assert first.get_json()["order_id"] == again.get_json()["order_id"] == "31"
+
+
+@pytest.mark.parametrize("other", [{"amount": 6_000}, {"customer": "3"}])
+@responses.activate
+def test_a_topup_key_reused_with_another_body_conflicts(client, services, woo, other):
+    responses.add(responses.POST, f"{API}/orders", status=201, json={"id": 30, "payment_url": "https://a.example/p"})
+    assert client.post("/api/v1/customers/2/topups", json={"amount": 5_000}, headers=auth(woo, "t1")).status_code == 201
+    response = client.post(f"/api/v1/customers/{other.get('customer', '2')}/topups",
+                           json={"amount": other.get("amount", 5_000)}, headers=auth(woo, "t1"))  # fmt: skip
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == "idempotency_conflict"
+    assert len(responses.calls) == 1 and count(services, TopupRequest) == 1
+
+
 def test_paid_topup_credits_once_what_was_actually_paid(client, services, woo):
     for _ in range(3):
         assert post_delivery(client, woo.shop.id, "order.updated", paid_topup(total="45.00")).status_code == 200
