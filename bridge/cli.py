@@ -358,7 +358,9 @@ def prune_command(days, as_json):
     emit({"deliveries_deleted": pruned.deliveries, "messages_deleted": pruned.messages}, as_json)
 
 
-@click.command("expire", help="Expire promotional credit past its date (one transaction per lot; safe to repeat).")
+@click.command("expire", help="Expire promotional credit past its date, release stale holds and give back the wallet "
+               "part of failed orders left unpaid for the shop's failed_order_release_days (one transaction per lot "
+               "or order; safe to repeat).")  # fmt: skip
 @click.option("--remind-days", type=click.IntRange(min=0), default=3, show_default=True,
               help="Also note credit expiring within this many days (once per lot); 0 for none.")
 @click.option("--json", "as_json", is_flag=True)
@@ -366,14 +368,8 @@ def expire_command(remind_days, as_json):
     svc = services()
     reminded = remind_before_expiry(svc.sessions, remind_days) if remind_days else 0
     emit({"lots_expired": expire_credit(svc.sessions), "holds_released": _release_stale_holds(svc),
-          "reminders": reminded}, as_json)  # fmt: skip
-
-
-@click.command("release-failed-orders", help="Give back the wallet part of failed orders left unpaid for the shop's "
-               "failed_order_release_days (one transaction per order; safe to repeat).")  # fmt: skip
-@click.option("--json", "as_json", is_flag=True)
-def release_failed_orders_command(as_json):
-    emit({"orders_released": release_abandoned_failed_orders(services().sessions)}, as_json)
+          "reminders": reminded, "failed_orders_released": release_abandoned_failed_orders(svc.sessions)},
+         as_json)  # fmt: skip
 
 
 def _release_stale_holds(svc) -> int:
@@ -428,7 +424,7 @@ def secrets_rotate(as_json):
 
 def register_cli(app: Flask) -> None:
     for command in (db_group, shop_group, user_group, ledger_group, serve, worker, outbox_group, inbox_group,
-                    sync_command, expire_command, release_failed_orders_command, prune_command, secrets_group):
+                    sync_command, expire_command, prune_command, secrets_group):
         app.cli.add_command(command)
     app.cli.add_command(demo_command)
 

@@ -3,7 +3,7 @@
 A wallet order paid partly (the wallet part taken, another method for the rest) whose other payment failed
 keeps the wallet part while the customer may still try again. WooCommerce never cancels a failed order, so
 a customer who walks away would lose it for good: after the shop's `failed_order_release_days` it goes back
-to the wallet, as a cancellation would return it (`wallet-bridge release-failed-orders`, from cron). A
+to the wallet, as a cancellation would return it (hourly, by `wallet-bridge expire`). A
 trashed order (`order.deleted`) gives it back at once. Both reuse the cancellation's reversal, keyed once
 per order: a later cancellation, or a second run, moves nothing more.
 """
@@ -23,7 +23,7 @@ from bridge.orders import TrashedOrder
 from bridge.settings_schema import load_settings
 
 FAILED = "failed"  # WooCommerce's status of an order whose payment did not go through
-JOB = Actor("system", "release-failed-orders")
+JOB = Actor("system", "expire")
 
 
 def release_trashed_order(session: Session, shop: Shop, trashed: TrashedOrder, actor: Actor) -> None:

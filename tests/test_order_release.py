@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
-from bridge.models import OutboxMessage, utcnow
+from bridge.db import unit_of_work
+from bridge.models import OutboxMessage, ShopOrder, utcnow
 from bridge.order_release import release_abandoned_failed_orders
 from tests.test_order_lifecycle import configure, deliver, kinds, messages
 from tests.test_woocommerce_webhooks import count, fund, wallet_balance, woo  # noqa: F401 - the fixture
@@ -57,12 +59,15 @@ def test_a_failed_order_paid_or_still_moving_is_not_released(client, services, w
     assert release(services, 30) == 0 and wallet_balance(services, woo) == 0
 
 
-def test_the_job_runs_from_the_command_line(client, services, woo, app):  # noqa: F811
+def test_the_hourly_expire_job_releases_them(client, services, woo, app):  # noqa: F811
+    configure(services, woo, failed_order_release_days=1)
     partly_paid_then_failed(client, services, woo)
+    with unit_of_work(services.sessions) as session:  # the order failed two days ago
+        session.execute(update(ShopOrder).values(updated_at=utcnow() - 2 * DAY))
     with app.app_context():
-        result = app.test_cli_runner().invoke(args=["release-failed-orders", "--json"])
+        result = app.test_cli_runner().invoke(args=["expire", "--json"])
     assert result.exit_code == 0, result.output
-    assert '"orders_released": 0' in result.output  # not yet: the order failed today
+    assert '"failed_orders_released": 1' in result.output and wallet_balance(services, woo) == 1_000
 
 
 def test_a_trashed_order_gives_its_wallet_part_back_like_a_cancellation(client, services, woo):  # noqa: F811
