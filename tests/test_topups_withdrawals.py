@@ -1,15 +1,17 @@
 """Top-ups through a shop order, and withdrawals of deposited money back to the card."""
 
 import json
+from datetime import timedelta
 
 import pytest
+import requests
 import responses
 from flask import request
 from sqlalchemy import func, select
 
 from bridge.db import unit_of_work
 from bridge.ledger import verify
-from bridge.models import LedgerTransaction, Shop, TopupRequest
+from bridge.models import LedgerTransaction, Shop, TopupRequest, utcnow
 from simulator import create_simulator
 from sync.pushers import pushers_for
 from sync.worker import RetryPolicy, drain
@@ -139,6 +141,30 @@ def test_a_topup_retried_while_its_order_is_being_created_makes_no_second_order(
     assert retried[0].status_code == 409 and retried[0].get_json()["error"]["code"] == "request_in_progress"
     assert len(created) == 1
     assert first.get_json()["order_id"] == again.get_json()["order_id"] == "31"
+
+
+@responses.activate
+def test_a_claim_left_by_a_call_that_died_is_taken_over_and_finds_its_order(client, services, woo):
+    responses.add(responses.POST, f"{API}/orders", body=requests.ConnectionError("the web process died here"))
+    responses.add(responses.GET, f"{API}/orders", json=[{"id": 30, "payment_url": "https://alpha.example/pay",
+                                                         "meta_data": []}])  # fmt: skip
+    assert client.post("/api/v1/customers/2/topups", json={"amount": 5_000}, headers=auth(woo, "t1")).status_code == 502
+    with unit_of_work(services.sessions) as session:  # as if it had died before giving its claim back
+        [request] = session.scalars(select(TopupRequest))
+        request.creating_since = utcnow() - timedelta(seconds=1)
+        request_id = request.id
+    responses.replace(responses.GET, f"{API}/orders", json=[{"id": 30, "payment_url": "https://alpha.example/pay",
+                      "meta_data": [{"key": "_wallet_bridge_topup_request", "value": str(request_id)}]}])  # fmt: skip
+
+    soon = client.post("/api/v1/customers/2/topups", json={"amount": 5_000}, headers=auth(woo, "t1"))
+    assert soon.status_code == 409  # within the lease the first call may still be working
+    with unit_of_work(services.sessions) as session:
+        session.get(TopupRequest, request_id).creating_since = utcnow() - timedelta(hours=1)
+    posts = len([c for c in responses.calls if c.request.method == "POST"])
+    later = client.post("/api/v1/customers/2/topups", json={"amount": 5_000}, headers=auth(woo, "t1"))
+
+    assert later.status_code == 201 and later.get_json()["order_id"] == "30"
+    assert len([c for c in responses.calls if c.request.method == "POST"]) == posts  # found, not made again
 
 
 @pytest.mark.parametrize("other", [{"amount": 6_000}, {"customer": "3"}])

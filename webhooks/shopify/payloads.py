@@ -171,7 +171,7 @@ class _OrderSchema(Schema):
     note_attributes = fields.List(fields.Nested(_NoteAttributeSchema), allow_none=True, load_default=list)
     # The items after discounts, before shipping; with their taxes when `taxes_included` (then taken off).
     subtotal_price = MoneyText(allow_none=True, load_default=None)
-    taxes_included = fields.Boolean(load_default=False)
+    taxes_included = fields.Boolean(allow_none=True, load_default=False)
     line_items = fields.List(fields.Nested(_TaxedLineSchema), load_default=list)
     shipping_lines = fields.List(fields.Nested(_TaxedLineSchema), load_default=list)
 
