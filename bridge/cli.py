@@ -20,6 +20,7 @@ from bridge.expiry import expire_credit, remind_before_expiry
 from bridge.ledger import expire_stale_holds, verify
 from bridge.migrate import upgrade
 from bridge.models import OutboxMessage, Shop
+from bridge.order_release import release_abandoned_failed_orders
 from bridge.retention import MINIMUM_AGE, prune
 from bridge.shops import create_shop, get_shop
 from bridge.users import add_membership, create_user
@@ -360,7 +361,9 @@ def prune_command(days, as_json):
     emit({"deliveries_deleted": pruned.deliveries, "messages_deleted": pruned.messages}, as_json)
 
 
-@click.command("expire", help="Expire promotional credit past its date (one transaction per lot; safe to repeat).")
+@click.command("expire", help="Expire promotional credit past its date, release stale holds and give back the wallet "
+               "part of failed orders left unpaid for the shop's failed_order_release_days (one transaction per lot "
+               "or order; safe to repeat).")  # fmt: skip
 @click.option("--remind-days", type=click.IntRange(min=0), default=3, show_default=True,
               help="Also note credit expiring within this many days (once per lot); 0 for none.")
 @click.option("--json", "as_json", is_flag=True)
@@ -368,7 +371,8 @@ def expire_command(remind_days, as_json):
     svc = services()
     reminded = remind_before_expiry(svc.sessions, remind_days) if remind_days else 0
     emit({"lots_expired": expire_credit(svc.sessions), "holds_released": _release_stale_holds(svc),
-          "reminders": reminded}, as_json)  # fmt: skip
+          "reminders": reminded, "failed_orders_released": release_abandoned_failed_orders(svc.sessions)},
+         as_json)  # fmt: skip
 
 
 def _release_stale_holds(svc) -> int:

@@ -365,6 +365,8 @@ class TopupRequest(Base):
     currency: Mapped[str] = mapped_column(String(3))
     order_external_id: Mapped[str | None] = mapped_column(String(64))
     payment_url: Mapped[str | None] = mapped_column(String(1000))
+    # Set while a call is creating the shop order (None otherwise): a retry meanwhile must not create another.
+    creating_since: Mapped[datetime | None] = mapped_column(Timestamp)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 

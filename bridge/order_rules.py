@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from bridge import orders
 from bridge.accounts import SystemAccount, ensure_customer, points_account, system_account, wallet_account
+from bridge.currencies import ensure_accepted_currency
 from bridge.db import insert_ignoring_conflict
 from bridge.errors import InvalidState
 from bridge.ledger import SYSTEM, Actor, Leg, post_transaction, release_expired_holds
@@ -23,7 +24,7 @@ from bridge.models import Customer, OrderRefund, Shop, ShopOrder, utcnow
 from bridge.money import POINTS, format_amount, percent_of
 from bridge.orders import OrderSnapshot
 from bridge.outbox import enqueue
-from bridge.points import claw_back_points, convert_points_automatically, earn_points
+from bridge.points import claw_back_points, convert_points_automatically, earn_points, points_base
 from bridge.refund_requests import match_request
 from bridge.settings_schema import load_settings
 from bridge.store_credit import native_key
@@ -55,6 +56,7 @@ def _order_key(order_external_id: str, suffix: str) -> str:
 
 def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor) -> ShopOrder:
     """Bring the wallet in line with the order's current state."""
+    ensure_accepted_currency(shop, order.currency)
     customer = None
     if order.customer_external_id:
         customer = ensure_customer(
@@ -276,6 +278,25 @@ def apply_refund_event(
     return record
 
 
+def reverse_recorded_order(session: Session, shop: Shop, order_external_id: str, why: str,
+                           actor: Actor) -> ShopOrder | None:  # fmt: skip
+    """Undo an order as its cancellation would (wallet part and points back, once) when the shop will send
+    none: trashed, or failed and left unpaid (bridge/order_release.py). `why` ends "Order #N was …". Locks
+    the order's row; None for an order the bridge does not know."""
+    record = _locked_order(session, shop.id, order_external_id)
+    if record is None:
+        return None
+    if record.payment_outcome is None:  # never decided: a later state must not charge it
+        record.payment_outcome = "cancelled"
+    snapshot = OrderSnapshot(
+        external_id=order_external_id, customer_external_id=None, email=None, customer_name=None,
+        currency=record.currency, status=why, phase=orders.CANCELLED, total=record.total, payment_method="",
+    )  # fmt: skip
+    customer = session.get(Customer, record.customer_id) if record.customer_id else None
+    _reverse_order(OrderContext(session, shop, load_settings(shop.settings), snapshot, record, customer, actor))
+    return record
+
+
 def _lock_order_record(session: Session, shop: Shop, order: OrderSnapshot, customer: Customer | None) -> ShopOrder:
     insert_ignoring_conflict(
         session,
@@ -469,7 +490,8 @@ def _earn_order_points(ctx: OrderContext) -> None:
     record = ctx.record
     if record.points_earned or record.payment_outcome in ("reversed", "cancelled"):
         return
-    paid = _wallet_held(record) + _paid_by_other_means(ctx)  # an order marked paid that nobody paid earns none
+    # on what was paid (an order marked paid that nobody paid earns none), the goods' part of it
+    paid = points_base(ctx.settings, ctx.order, _wallet_held(record) + _paid_by_other_means(ctx))
     earned = earn_points(ctx.session, ctx.shop, ctx.settings, ctx.customer, paid, ctx.order, ctx.key("points"))
     record.points_earned = earned
     if earned:

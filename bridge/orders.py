@@ -43,12 +43,23 @@ class OrderSnapshot:
     modified_at: datetime | None = None  # when the shop last changed the order (UTC), if it says
     spent_from_store_credit: int = 0  # paid at the shop's own checkout from its native store credit (Shopify)
     store_credit_spend_unknown: bool = False  # store credit paid part, the body did not say how much: ask the shop
+    # What the goods and the shipping cost without tax (after item discounts), for the points they earn;
+    # None when the body did not list them (the rules' own snapshots).
+    items_excluding_tax: int | None = None
+    shipping_excluding_tax: int = 0
     paid_in_shop: bool | None = None  # the shop recorded a payment (WooCommerce's date_paid); None: it does not say
     refunds_complete: bool = False  # `refunds` lists every refund the order has: one missing was deleted
 
     def recorded_paid(self) -> bool:
         """Whether the shop recorded the order as paid: its own word, else a paid or refunded state."""
         return self.paid_in_shop if self.paid_in_shop is not None else self.phase in (PAID, REFUNDED)
+
+
+@dataclass(frozen=True)
+class TrashedOrder:
+    """An order the merchant moved to the trash (WooCommerce's `order.deleted` says only its id)."""
+
+    external_id: str
 
 
 @dataclass(frozen=True)

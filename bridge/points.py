@@ -22,6 +22,15 @@ def points_for(settings: dict, paid: int, currency: str) -> int:
     return paid * settings["points_per_currency_unit"] // 10 ** exponent(currency)
 
 
+def points_base(settings: dict, order: OrderSnapshot, paid: int) -> int:
+    """What earns points: the items without tax, and their shipping if the shop says so, never more than
+    was paid (a wallet discount). A snapshot that lists no items (the rules' own) earns on what was paid."""
+    if order.items_excluding_tax is None:
+        return paid
+    shipping = order.shipping_excluding_tax if settings["points_base"] == "items_and_shipping" else 0
+    return max(0, min(order.items_excluding_tax + shipping, paid))
+
+
 def earn_points(
     session: Session, shop: Shop, settings: dict, customer: Customer, paid: int, order: OrderSnapshot, key: str
 ) -> int:

@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from bridge.money import POINTS, is_currency
+
 # Upper limits, far above any shop's use: what the rules compute from a setting (now plus its days, a bonus on a
 # top-up, points times their worth) must stay a date and fit the ledger's 64-bit integers.
 MAX_MONEY = 10**10  # minor units: 100,000,000.00 of a two-decimal currency
@@ -43,6 +45,11 @@ def _known_timezone(name: str) -> None:
     raise ValidationError("Unknown time zone: enter an IANA name such as Europe/Paris or America/New_York.")
 
 
+def _accepted_currency(code: str) -> None:
+    if not (len(code) == 3 and code.isascii() and code.isupper() and code != POINTS and is_currency(code)):
+        raise ValidationError(f"{code!r} is not an ISO 4217 currency code in capitals, such as USD.")
+
+
 class ShopSettingsSchema(Schema):
     class Meta:
         unknown = EXCLUDE
@@ -56,6 +63,8 @@ class ShopSettingsSchema(Schema):
     unpaid_order_status = fields.String(validate=validate.OneOf(["failed", "on-hold"]), load_default="failed")
     signup_bonus = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=0)
     points_per_currency_unit = fields.Integer(validate=validate.Range(min=0, max=MAX_POINTS_PER_UNIT), load_default=0)
+    # What earns points: the items, or the items and shipping; without tax either way.
+    points_base = fields.String(validate=validate.OneOf(["items", "items_and_shipping"]), load_default="items")
     points_conversion_points = fields.Integer(validate=validate.Range(min=1, max=MAX_POINTS), load_default=100)
     points_conversion_value = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=100)  # minor
     points_conversion_minimum = fields.Integer(validate=validate.Range(min=0, max=MAX_POINTS), load_default=0)
@@ -67,6 +76,8 @@ class ShopSettingsSchema(Schema):
     topup_minimum = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=500)
     topup_maximum = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=50_000)
     promotional_expiry_days = fields.Integer(validate=validate.Range(min=0, max=MAX_DAYS), load_default=0)
+    # A failed order's wallet part goes back after this many days without news (0: never by itself).
+    failed_order_release_days = fields.Integer(validate=validate.Range(min=0, max=MAX_DAYS), load_default=7)
     # Refunds to the card only within this many days of the order (0: the whole return window); after
     # that, within the window, to the wallet only.
     card_refund_days = fields.Integer(validate=validate.Range(min=0, max=MAX_DAYS), load_default=0)
@@ -76,6 +87,10 @@ class ShopSettingsSchema(Schema):
         fields.Nested(ReturnWindowSchema),
         validate=validate.Length(max=10),
         load_default=lambda: [{"tier": "Standard", "min_lifetime_spend": 0, "days": 30}],
+    )
+    # Currencies accepted besides the shop's own: an order in any other moves nothing (bridge/currencies.py).
+    extra_currencies = fields.List(
+        fields.String(validate=_accepted_currency), validate=validate.Length(max=20), load_default=list
     )
     # The shop's own days: reports and the console's overview count from midnight to midnight here.
     timezone = fields.String(validate=_known_timezone, load_default="UTC")

@@ -3,12 +3,14 @@ says it is paid, the wallet is credited once with what was actually paid."""
 
 from __future__ import annotations
 
-from sqlalchemy import and_, func, select
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge.accounts import SystemAccount, ensure_customer, lock_account, system_account, wallet_account
-from bridge.db import total
-from bridge.errors import IdempotencyConflict, ValidationFailed
+from bridge.db import insert_ignoring_conflict, total
+from bridge.errors import DomainError, IdempotencyConflict, ValidationFailed
 from bridge.ledger import Actor, Leg, ensure_unlocked, post_transaction, release_expired_holds
 from bridge.lots import LotPolicy, deposited, promotional_expiry
 from bridge.models import (
@@ -21,6 +23,7 @@ from bridge.models import (
     Shop,
     ShopOrder,
     TopupRequest,
+    utcnow,
 )
 from bridge.money import format_amount, percent_of
 from bridge.settings_schema import load_settings
@@ -39,24 +42,58 @@ def check_topup_amount(settings: dict, amount: int, currency: str) -> None:
                                fields={"amount": f"at most {format_amount(high, currency)}"})  # fmt: skip
 
 
-def begin_topup(session: Session, shop: Shop, external_id: str, amount: int, key: str) -> tuple[TopupRequest, bool]:
-    """Record the request once per key: (the request, whether this call recorded it). The caller then creates
-    the shop order if it has none yet."""
+class RequestInProgress(DomainError):
+    code = "request_in_progress"
+
+
+def begin_topup(session: Session, shop: Shop, external_id: str, amount: int, key: str,
+                lease: timedelta) -> tuple[TopupRequest, bool]:  # fmt: skip
+    """Record the request once per key and claim the creation of its shop order for this call. Returns (the
+    request, whether an earlier call may have made the order already: look for it before making one). A
+    request that has its order is returned as it is (the caller sees `order_external_id`). While another call
+    is creating the order, a retry raises RequestInProgress rather than make a second one; a claim older
+    than `lease` belonged to a call that died, and is taken over."""
     check_topup_amount(load_settings(shop.settings), amount, shop.currency)
     customer = ensure_customer(session, shop.id, external_id)
     ensure_unlocked(wallet_account(session, customer, shop.currency))
+    now = utcnow()
+    created = insert_ignoring_conflict(session, TopupRequest, {
+        "shop_id": shop.id, "customer_id": customer.id, "idempotency_key": key, "amount": amount,
+        "currency": shop.currency, "creating_since": now, "created_at": now,
+    }, ["shop_id", "idempotency_key"])  # fmt: skip
+    if created is not None:
+        return created, False
     request = session.execute(
         select(TopupRequest).where(TopupRequest.shop_id == shop.id, TopupRequest.idempotency_key == key)
-    ).scalar_one_or_none()
-    if request is not None:
-        if (request.customer_id, request.amount) != (customer.id, amount):
-            raise IdempotencyConflict("this key was used for another top-up", fields={"idempotency_key": "in use"})
-        return request, False
-    request = TopupRequest(shop_id=shop.id, customer_id=customer.id, idempotency_key=key, amount=amount,
-                           currency=shop.currency)  # fmt: skip
-    session.add(request)
-    session.flush()
+    ).scalar_one()
+    if (request.customer_id, request.amount) != (customer.id, amount):
+        raise IdempotencyConflict("this key was used for another top-up", fields={"idempotency_key": "in use"})
+    if request.order_external_id is None and not _claim(session, request, now, lease):
+        raise RequestInProgress("this top-up's shop order is still being created: retry in a few seconds",
+                                fields={"idempotency_key": "in progress"})  # fmt: skip
     return request, True
+
+
+def _claim(session: Session, request: TopupRequest, now: datetime, lease: timedelta) -> bool:
+    """One conditional UPDATE, so that of two retries at once only one claims (the database decides)."""
+    claimed = session.execute(
+        update(TopupRequest)
+        .where(TopupRequest.id == request.id, TopupRequest.order_external_id.is_(None),
+               or_(TopupRequest.creating_since.is_(None), TopupRequest.creating_since < now - lease))
+        .values(creating_since=now)
+    )  # fmt: skip
+    return claimed.rowcount == 1
+
+
+def end_topup_claim(session: Session, request_id: int, order_external_id: str | None = None,
+                    payment_url: str | None = None) -> TopupRequest:  # fmt: skip
+    """The call that claimed the request is done: with the shop order it made or found, or without (the shop
+    failed; the next retry looks for an order before making one)."""
+    request = session.get(TopupRequest, request_id)
+    request.creating_since = None
+    if order_external_id is not None:
+        request.order_external_id, request.payment_url = order_external_id, payment_url
+    return request
 
 
 def requested_topup(meta: dict) -> int | None:

@@ -106,7 +106,9 @@ def _withdraw_from(session, shop, wallet, lot: CreditLot, amount: int, key: str,
 
 def restore_refused_withdrawal(session: Session, shop: Shop, transaction_id: int, why: str) -> bool:
     """The shop refused to refund the card: the money goes back to the wallet (into the lot it came
-    from), once, and the customer is told why. Returns False when it was restored before."""
+    from), once. The customer is told in plain words; the shop's technical reason (`why`) goes to the
+    merchant in a private note, never to the customer or their statement. Returns False when it was
+    restored before."""
     withdrawal = session.get(LedgerTransaction, transaction_id)
     if withdrawal is None or withdrawal.shop_id != shop.id or withdrawal.kind != "withdrawal":
         raise NotFound("withdrawal not found")
@@ -118,16 +120,22 @@ def restore_refused_withdrawal(session: Session, shop: Shop, transaction_id: int
     amount, shown = -debited, format_amount(-debited, wallet.currency)
     posted = post_transaction(
         session, shop_id=shop.id, kind="withdrawal_reversal",
-        reason=f"Withdrawal refused by the shop ({why}): {shown} back in the wallet",
+        reason=f"Withdrawal refused by the shop: {shown} back in the wallet",
         legs=[Leg(wallet, amount),
               Leg(system_account(session, shop.id, SystemAccount.WITHDRAWALS_PAID, wallet.currency), -amount)],
         idempotency_key=f"withdrawal:{transaction_id}:restored", order_ref=withdrawal.order_ref,
     )  # fmt: skip
     if not posted.replayed:
         take_back_card_refunds(session, shop.id, wallet, SYSTEM)  # the shop may have refunded that top-up after all
-        note = f"Your withdrawal of {shown} could not be refunded by the shop ({why}). It is back in your wallet."
+        note = (f"Your withdrawal of {shown} could not be refunded to your card by the shop. It is back in your "
+                "wallet; please contact the shop if you still want it paid out.")
         enqueue(session, shop_id=shop.id, kind="order.note", payload={"order_id": withdrawal.order_ref, "note": note},
                 dedupe_key=f"withdrawal:{transaction_id}:refused")  # fmt: skip
+        detail = (f"Wallet Bridge: the refund of {shown} to the card for a wallet withdrawal was refused ({why}). "
+                  "The money is back in the customer's wallet.")
+        enqueue(session, shop_id=shop.id, kind="order.note",
+                payload={"order_id": withdrawal.order_ref, "note": detail, "customer_note": False},
+                dedupe_key=f"withdrawal:{transaction_id}:refused-detail")  # fmt: skip
     return not posted.replayed
 
 

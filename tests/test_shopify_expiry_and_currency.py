@@ -46,9 +46,9 @@ def test_promotional_credit_expires_on_shopify_once(client, services, sim, shopi
 
 def test_a_refund_naming_no_currency_is_read_in_the_orders(client, services, usd_shop):
     shop_id = usd_shop.shop.id
-    configure(services, shop_id, signup_bonus=0)
+    configure(services, shop_id, signup_bonus=0, extra_currencies=["JPY"])
     assert deliver(client, shop_id, "customers/create", customer()).status_code == 200
-    paid = order(total="1000", currency="JPY",
+    paid = order(total="1000", subtotal_price="1000", currency="JPY",
                  transactions=[{"id": 1, "kind": "sale", "status": "success", "gateway": "bogus", "amount": "1000"}])
     assert deliver(client, shop_id, "orders/paid", paid).status_code == 200
     refund = {"id": 5001, "order_id": 1001, "note": "", "transactions": [

@@ -1,15 +1,17 @@
 """Top-ups through a shop order, and withdrawals of deposited money back to the card."""
 
 import json
+from datetime import timedelta
 
 import pytest
+import requests
 import responses
 from flask import request
 from sqlalchemy import func, select
 
 from bridge.db import unit_of_work
 from bridge.ledger import verify
-from bridge.models import LedgerTransaction, OutboxMessage, Shop, TopupRequest
+from bridge.models import LedgerTransaction, Shop, TopupRequest, utcnow
 from simulator import create_simulator
 from sync.pushers import pushers_for
 from sync.worker import RetryPolicy, drain
@@ -118,6 +120,64 @@ def test_a_topup_retried_after_a_lost_answer_reuses_the_order_the_shop_made(clie
     assert topup("t2").get_json()["order_id"] != str(order.id) and len(sim.store.orders) == 2
 
 
+@responses.activate
+def test_a_topup_retried_while_its_order_is_being_created_makes_no_second_order(client, services, woo):
+    """The client gives up waiting on a slow shop and retries with the same key while the first call is still
+    creating the order: the retry is told to come back, and then gets that order."""
+    created, retried = [], []
+
+    def slow_shop_creates_the_order(request):
+        created.append(request)
+        if len(created) == 1:  # the client's retry arrives while the shop is still working on the first POST
+            retried.append(client.post("/api/v1/customers/2/topups", json={"amount": 5_000}, headers=auth(woo, "t1")))
+        return 201, {}, json.dumps({"id": 30 + len(created), "payment_url": "https://alpha.example/pay"})
+
+    responses.add_callback(responses.POST, f"{API}/orders", callback=slow_shop_creates_the_order)
+    responses.add(responses.GET, f"{API}/orders", json=[])  # how a retry would look for an order made before
+
+    first = client.post("/api/v1/customers/2/topups", json={"amount": 5_000}, headers=auth(woo, "t1"))
+    again = client.post("/api/v1/customers/2/topups", json={"amount": 5_000}, headers=auth(woo, "t1"))
+
+    assert retried[0].status_code == 409 and retried[0].get_json()["error"]["code"] == "request_in_progress"
+    assert len(created) == 1
+    assert first.get_json()["order_id"] == again.get_json()["order_id"] == "31"
+
+
+@responses.activate
+def test_a_claim_left_by_a_call_that_died_is_taken_over_and_finds_its_order(client, services, woo):
+    responses.add(responses.POST, f"{API}/orders", body=requests.ConnectionError("the web process died here"))
+    responses.add(responses.GET, f"{API}/orders", json=[{"id": 30, "payment_url": "https://alpha.example/pay",
+                                                         "meta_data": []}])  # fmt: skip
+    assert client.post("/api/v1/customers/2/topups", json={"amount": 5_000}, headers=auth(woo, "t1")).status_code == 502
+    with unit_of_work(services.sessions) as session:  # as if it had died before giving its claim back
+        [request] = session.scalars(select(TopupRequest))
+        request.creating_since = utcnow() - timedelta(seconds=1)
+        request_id = request.id
+    responses.replace(responses.GET, f"{API}/orders", json=[{"id": 30, "payment_url": "https://alpha.example/pay",
+                      "meta_data": [{"key": "_wallet_bridge_topup_request", "value": str(request_id)}]}])  # fmt: skip
+
+    soon = client.post("/api/v1/customers/2/topups", json={"amount": 5_000}, headers=auth(woo, "t1"))
+    assert soon.status_code == 409  # within the lease the first call may still be working
+    with unit_of_work(services.sessions) as session:
+        session.get(TopupRequest, request_id).creating_since = utcnow() - timedelta(hours=1)
+    posts = len([c for c in responses.calls if c.request.method == "POST"])
+    later = client.post("/api/v1/customers/2/topups", json={"amount": 5_000}, headers=auth(woo, "t1"))
+
+    assert later.status_code == 201 and later.get_json()["order_id"] == "30"
+    assert len([c for c in responses.calls if c.request.method == "POST"]) == posts  # found, not made again
+
+
+@pytest.mark.parametrize("other", [{"amount": 6_000}, {"customer": "3"}])
+@responses.activate
+def test_a_topup_key_reused_with_another_body_conflicts(client, services, woo, other):
+    responses.add(responses.POST, f"{API}/orders", status=201, json={"id": 30, "payment_url": "https://a.example/p"})
+    assert client.post("/api/v1/customers/2/topups", json={"amount": 5_000}, headers=auth(woo, "t1")).status_code == 201
+    response = client.post(f"/api/v1/customers/{other.get('customer', '2')}/topups",
+                           json={"amount": other.get("amount", 5_000)}, headers=auth(woo, "t1"))  # fmt: skip
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == "idempotency_conflict"
+    assert len(responses.calls) == 1 and count(services, TopupRequest) == 1
+
+
 def test_paid_topup_credits_once_what_was_actually_paid(client, services, woo):
     for _ in range(3):
         assert post_delivery(client, woo.shop.id, "order.updated", paid_topup(total="45.00")).status_code == 200
@@ -177,9 +237,19 @@ def test_withdrawal_the_shop_refuses_goes_back_to_the_wallet_with_a_note(client,
     _withdraw(client, woo, 2_000)
     drain(services.sessions, pushers_for(services), FAST)
     assert wallet(client, woo)["balance"] == 5_000
+    sent = [json.loads(c.request.body) for c in responses.calls
+            if c.request.method == "POST" and c.request.url.endswith("/notes")]  # fmt: skip
+    told = [n["note"] for n in sent if n["customer_note"] and "withdrawal" in n["note"]]
+    private = [n["note"] for n in sent if not n["customer_note"]]
+    # The customer reads plain words; the shop's technical answer is for the merchant only.
+    assert told == ["Your withdrawal of €20.00 could not be refunded to your card by the shop. It is back in your "
+                    "wallet; please contact the shop if you still want it paid out."]  # fmt: skip
+    [detail] = private
+    assert "HTTP 500" in detail and "Invalid refund amount." in detail
     with unit_of_work(services.sessions) as session:
-        notes = [m.payload["note"] for m in session.execute(select(OutboxMessage)).scalars() if m.kind == "order.note"]
-        assert any("could not be refunded by the shop" in note for note in notes)
+        restored = select(LedgerTransaction.reason).where(LedgerTransaction.kind == "withdrawal_reversal")
+        reasons = session.scalars(restored)
+        assert list(reasons) == ["Withdrawal refused by the shop: €20.00 back in the wallet"]  # on the statement
         assert verify(session) == []
 
 

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import responses
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from tenacity import wait_none
 
 from bridge.accounts import ensure_customer, find_wallet, points_account
@@ -168,7 +168,7 @@ def delivery_url(shop_id: int) -> str:
 # --- connect ------------------------------------------------------------------------------------------
 
 
-def test_connect_stores_encrypted_keys_and_registers_four_webhooks(services, shop, woo):
+def test_connect_stores_encrypted_keys_and_registers_its_webhooks(services, shop, woo):
     result = connect(services, shop.shop.id)
 
     stored = load_shop(services, shop.shop.id)
@@ -193,7 +193,7 @@ def test_connect_stores_encrypted_keys_and_registers_four_webhooks(services, sho
             "secret": shop.webhook_secret,
             "status": "active",
         }
-    assert result.webhooks.created == [1, 2, 3, 4] and result.webhooks.unchanged == []
+    assert result.webhooks.created == [1, 2, 3, 4, 5] and result.webhooks.unchanged == []
     assert result.warnings == []
     assert SECRET not in repr(result) and shop.webhook_secret not in repr(result)
 
@@ -201,7 +201,7 @@ def test_connect_stores_encrypted_keys_and_registers_four_webhooks(services, sho
 def test_connecting_again_creates_no_webhooks(services, shop, woo):
     first = connect(services, shop.shop.id)
     second = connect(services, shop.shop.id)
-    assert len(woo.calls("POST", "/webhooks")) == 4
+    assert len(woo.calls("POST", "/webhooks")) == len(WEBHOOK_TOPICS)
     assert second.webhooks.created == [] and second.webhooks.reactivated == []
     assert sorted(second.webhooks.unchanged) == sorted(first.webhooks.created)
 
@@ -221,7 +221,7 @@ def test_paused_or_disabled_webhooks_are_reactivated_with_our_secret(services, s
     puts = {urlsplit(c.request.url).path.rsplit("/", 1)[1]: json.loads(c.request.body) for c in woo.calls("PUT", "")}
     assert puts == {str(i): {"status": "active", "secret": shop.webhook_secret} for i in (disabled, paused)}
     assert [json.loads(c.request.body)["topic"] for c in woo.calls("POST", "/webhooks")] == [
-        "customer.updated", "order.created"
+        "customer.updated", "order.created", "order.deleted"
     ]  # fmt: skip
     assert next(w for w in woo.webhooks if w["id"] == foreign)["status"] == "disabled"
 
@@ -262,7 +262,7 @@ def test_connect_over_http_signs_with_oauth_query_parameters(services, shop):
             woo.add_webhook("product.updated", f"https://elsewhere.example/hook/{n}")
         connect(services, shop.shop.id, url="http://woo.example")
         connect(services, shop.shop.id, url="http://woo.example")
-        assert len(woo.calls("POST", "/webhooks")) == 4
+        assert len(woo.calls("POST", "/webhooks")) == len(WEBHOOK_TOPICS)
         assert [query(c.request)["page"] for c in woo.calls("GET", "/webhooks")] == ["1", "2", "1", "2"]
         for call in woo.mock.calls:
             assert "oauth_signature" in query(call.request) and "Authorization" not in call.request.headers
@@ -325,7 +325,7 @@ def test_sync_pulls_every_page_and_applies_each_order(services, connected, woo):
     assert "modified_after" not in requested[0]  # the first sync reads everything
     assert (result.orders_seen, result.applied, result.skipped) == (2, 2, [])
     assert progress == [(1, 2), (2, 2)]
-    assert balances(services, connected, "2") == (0, 41)  # card order: 41.48 € earns 41 points
+    assert balances(services, connected, "2") == (0, 39)  # card order: its €39.98 of items earn 39 points
     assert balances(services, connected, "3")[0] == 10_000 - 4148  # wallet order: debited
     with unit_of_work(services.sessions) as session:
         [message] = session.execute(select(OutboxMessage)).scalars()
@@ -368,7 +368,7 @@ def test_syncing_twice_moves_money_once(services, connected, woo):
     assert first_request["modified_after"] == "2026-11-23T11:55:00" and first_request["dates_are_gmt"] == "true"
     assert (second.orders_seen, second.applied) == (2, 2)
     assert balances(services, connected, "3")[0] == 10_000 - 4148
-    assert balances(services, connected, "2")[1] == 41
+    assert balances(services, connected, "2")[1] == 39
     with unit_of_work(services.sessions) as session:
         assert session.scalar(select(LedgerTransaction.id).order_by(LedgerTransaction.id.desc()).limit(1)) == (
             transactions
@@ -403,14 +403,24 @@ def test_sync_gives_the_signup_bonus_a_lost_delivery_did_not_and_reads_no_older_
     assert pages == ["1", "2", "1"]  # page 2 reaches customer 5, registered before the window: no page 3
 
 
-def test_the_first_sync_gives_no_signup_bonus_to_customers_the_shop_already_had(services, connected, woo):
+def test_the_first_sync_opens_the_wallets_of_customers_registered_since_the_shop_joined(services, connected, woo):
+    """A `customer.created` lost before the first sync still opens the wallet with its bonus, once; customers
+    the shop had before it joined the bridge get none."""
     configure(services, connected, signup_bonus=500)
-    woo.customers = [registered(8, "2026-11-23T11:59:00")]
+    with unit_of_work(services.sessions) as session:
+        session.get(Shop, connected).created_at = NOW - timedelta(hours=2)
+    woo.customers = [registered(9, "2026-11-23T11:30:00"), registered(8, "2026-11-23T09:59:00"),
+                     registered(7, "2026-11-01T09:00:00")]  # fmt: skip
 
     result = sync(services, connected)
+    sync(services, connected, now=NOW + timedelta(minutes=1))  # 9 again, within the overlap
 
-    assert result.signups_seen == 0 and balances(services, connected, "8") == (0, 0)
-    assert woo.calls("GET", "/customers") == []
+    assert result.signups_seen == 1 and balances(services, connected, "9") == (500, 0)
+    assert balances(services, connected, "8") == (0, 0)
+    with unit_of_work(services.sessions) as session:
+        assert session.scalar(select(func.count()).where(LedgerTransaction.kind == "signup_bonus")) == 1
+    pages = [query(c.request)["page"] for c in woo.calls("GET", "/customers")]
+    assert pages == ["1", "1"]  # page 1 reaches customer 8, registered before the shop joined: no page 2
 
 
 def test_a_malformed_order_is_skipped_and_counted(services, connected, woo):
@@ -452,7 +462,7 @@ def test_cli_shop_connect_takes_keys_from_the_environment(app, services, shop, w
         )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["webhooks"]["created"] == [1, 2, 3, 4] and data["delivery_url"] == delivery_url(shop.shop.id)
+    assert data["webhooks"]["created"] == [1, 2, 3, 4, 5] and data["delivery_url"] == delivery_url(shop.shop.id)
     assert KEY not in result.output and SECRET not in result.output and shop.webhook_secret not in result.output
     assert services.secrets.open(load_shop(services, shop.shop.id).consumer_secret_enc) == SECRET
 

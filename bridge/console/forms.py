@@ -151,11 +151,15 @@ SECTIONS: dict[str, Section] = {
     section.key: section
     for section in (
         Section(
-            "general", "General", "The shop's own days.",
+            "general", "General", "The shop's own days and currencies.",
             (
                 SettingField("timezone", "Time zone", "timezone",
                              "An IANA name such as Europe/Paris or America/New_York. Reports and the overview count "
                              "each day from midnight to midnight there."),
+                SettingField("extra_currencies", "Other accepted currencies", "list",
+                             "ISO codes besides the shop's own, separated by commas (e.g. USD, GBP); each gets wallets "
+                             "of its own. An order in any other currency moves no money: its delivery is kept as "
+                             "failed on the Operations page."),
             ),
         ),
         Section(
@@ -173,6 +177,10 @@ SECTIONS: dict[str, Section] = {
                              "A percentage (e.g. 5) or an amount (e.g. 2.50), depending on the kind."),
                 SettingField("unpaid_order_status", "An unpaid wallet order becomes", "choice",
                              choices=(("failed", "Failed"), ("on-hold", "On hold"))),
+                SettingField("failed_order_release_days", "Return a failed order's wallet part after", "integer",
+                             "A partly paid order whose other payment failed keeps the wallet part while the "
+                             "customer may pay again; after this many days it goes back to the wallet. 0: never.",
+                             suffix="days"),
             ),
         ),
         Section(
@@ -189,6 +197,9 @@ SECTIONS: dict[str, Section] = {
                              "Credited once to each new customer; 0 for none."),
                 SettingField("points_per_currency_unit", "Points per currency unit spent", "integer",
                              "0 turns loyalty points off."),
+                SettingField("points_base", "Points are earned on", "choice",
+                             "Tax never earns points.",
+                             choices=(("items", "The items"), ("items_and_shipping", "The items and shipping"))),
                 SettingField("points_conversion_points", "Conversion: points", "integer", "How many points …"),
                 SettingField("points_conversion_value", "Conversion: worth", "money", "… are worth this much."),
                 SettingField("points_conversion_minimum", "Minimum points to convert", "integer"),

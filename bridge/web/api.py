@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -17,7 +19,7 @@ from bridge.settings_schema import load_settings
 from bridge.shops import get_shop
 from bridge.statement_links import LINK_LIFETIME_SECONDS, make_statement_token
 from bridge.tips import tip_order
-from bridge.topups import begin_topup
+from bridge.topups import begin_topup, end_topup_claim
 from bridge.wallets import adjust_wallet, hold_on_wallet, require_customer, statement, wallet_summary
 from bridge.web.auth import require_api_key
 from bridge.web.errors import error_response
@@ -312,19 +314,26 @@ class Topups(MethodView):
                 api_client = WooShop.for_shop(shop, services().secrets, services().settings.shop_timeout_seconds)
             except PermanentFailure as exc:
                 raise ValidationFailed(str(exc), fields={"shop": "not connected"}, code="shop_not_connected") from exc
-            request, first_time = begin_topup(session, shop, customer_id, body["amount"], headers["idempotency_key"])
+            request, retry = begin_topup(session, shop, customer_id, body["amount"], headers["idempotency_key"],
+                                         _order_creation_lease())  # fmt: skip
             if request.order_external_id:
                 return _topup_out(request)
             request_id, currency = request.id, request.currency
         try:
             order_id, payment_url = create_topup_order(api_client, customer_id, body["amount"], currency, request_id,
-                                                       retry=not first_time)  # fmt: skip
-        except ShopCallFailed as exc:  # nothing recorded: the same key finds or creates the order later
+                                                       retry=retry)  # fmt: skip
+        except ShopCallFailed as exc:  # no order recorded: the same key finds or creates it later
+            with transaction() as session:
+                end_topup_claim(session, request_id)
             return error_response(502, "shop_unreachable", f"the shop did not create the top-up order: {exc}")
         with transaction() as session:
-            request = session.get(TopupRequest, request_id)
-            request.order_external_id, request.payment_url = order_id, payment_url
-            return _topup_out(request)
+            return _topup_out(end_topup_claim(session, request_id, order_id, payment_url))
+
+
+def _order_creation_lease() -> timedelta:
+    """How long a call may be creating a top-up order before a retry takes over: its two shop calls (look for
+    the order, make it), each tried up to three times, at the shop timeout each."""
+    return timedelta(seconds=6 * services().settings.shop_timeout_seconds)
 
 
 def _topup_out(request: TopupRequest) -> dict:

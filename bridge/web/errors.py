@@ -19,6 +19,7 @@ STATUS_BY_CODE = {
     "insufficient_funds": 409,
     "wallet_locked": 409,
     "idempotency_conflict": 409,
+    "request_in_progress": 409,
     "invalid_state": 409,
     "shop_not_connected": 409,
 }

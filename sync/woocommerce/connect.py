@@ -27,7 +27,7 @@ from sync.worker import PermanentFailure, TemporaryFailure
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_TOPICS = ("customer.created", "customer.updated", "order.created", "order.updated")
+WEBHOOK_TOPICS = ("customer.created", "customer.updated", "order.created", "order.updated", "order.deleted")
 PAGE_SIZE = 100
 
 

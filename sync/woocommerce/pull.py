@@ -3,7 +3,8 @@
 WooCommerce never retries a failed delivery, and events that happen while a webhook is paused or
 disabled are never sent, not even after it is re-activated. So a periodic sync re-activates our
 webhooks, reads the customers registered since the last sync (a lost `customer.created` is a lost
-sign-up bonus) and every order modified since then (`modified_after`, in UTC with
+wallet and sign-up bonus; the first sync reads those registered since the shop was added to the bridge)
+and every order modified since then (`modified_after`, in UTC with
 `dates_are_gmt=true`), applying each one's current state with the same idempotent rules as a
 webhook: an order already handled moves no money a second time, a bonus is given once per customer.
 
@@ -116,6 +117,8 @@ def sync_shop(
         api = WooShop.for_shop(shop, secrets, timeout)
         webhook_secret = secrets.open(shop.webhook_secret_enc)
         since = shop.last_synced_at
+        # Customers registered before the shop joined the bridge are not new to it: they get no sign-up bonus.
+        signups_since = since or shop.created_at
     result = SyncResult(shop_id, since)
 
     # Webhooks first: from here on the shop sends again, and the pull covers what happened before.
@@ -126,8 +129,7 @@ def sync_shop(
             result.webhook_error = str(exc)
             log.warning("shop %s: webhooks not checked: %s", shop_id, exc)
 
-    if since is not None:  # the first sync cannot tell new customers from those the shop had before
-        _pull_signups(api, sessions, shop_id, since, result)
+    _pull_signups(api, sessions, shop_id, signups_since, result)
     _pull_orders(api, sessions, shop_id, since, result, progress)
 
     # What changes from now on is read by the next sync; the overlap covers coarse and skewed shop clocks.

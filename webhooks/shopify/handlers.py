@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bridge.currencies import ensure_accepted_currency
 from bridge.customer_rules import apply_customer
 from bridge.order_rules import apply_order, apply_refund_event, find_order
 from webhooks.shopify.payloads import parse_customer, parse_order, parse_refund
@@ -9,6 +10,8 @@ from webhooks.shopify.payloads import parse_customer, parse_order, parse_refund
 
 def _apply_refund(session, shop, parsed, actor) -> None:
     refund = parsed.refund
+    if parsed.currency is not None:
+        ensure_accepted_currency(shop, parsed.currency, "refund")
     known = find_order(session, shop.id, parsed.order_external_id) if parsed.currency is None else None
     if known is not None:  # every transaction said `currency: null`: read in the order's own (¥100 is not 100.00)
         refund = parse_refund(parsed.body, currency=known.currency).refund

@@ -143,6 +143,17 @@ class _NoteAttributeSchema(Schema):
     value = fields.Raw(allow_none=True, load_default=None)  # kept as-is
 
 
+class _TaxLineSchema(Schema):
+    price = MoneyText(required=True)
+
+
+class _TaxedLineSchema(Schema):
+    """A line item or a shipping line: only its taxes are read (the order's subtotal has the items' price)."""
+
+    discounted_price = MoneyText(load_default="0")  # shipping lines: the price after discounts
+    tax_lines = fields.List(fields.Nested(_TaxLineSchema), load_default=list)
+
+
 class _OrderSchema(Schema):
     id = positive_id()
     currency = Text(required=True, validate=validate_currency)
@@ -158,6 +169,11 @@ class _OrderSchema(Schema):
     transactions = fields.List(fields.Nested(_TransactionSchema), allow_none=False, load_default=None)
     payment_gateway_names = fields.List(Text(), allow_none=True, load_default=list)
     note_attributes = fields.List(fields.Nested(_NoteAttributeSchema), allow_none=True, load_default=list)
+    # The items after discounts, before shipping; with their taxes when `taxes_included` (then taken off).
+    subtotal_price = MoneyText(allow_none=True, load_default=None)
+    taxes_included = fields.Boolean(allow_none=True, load_default=False)
+    line_items = fields.List(fields.Nested(_TaxedLineSchema), load_default=list)
+    shipping_lines = fields.List(fields.Nested(_TaxedLineSchema), load_default=list)
 
 
 class _TransactionsSchema(Schema):
@@ -213,6 +229,8 @@ def parse_order(data) -> OrderSnapshot:
         modified_at=order["updated_at"],
         spent_from_store_credit=_spent(transactions or [], currency),
         store_credit_spend_unknown=transactions is None and STORE_CREDIT_GATEWAY in gateways,
+        items_excluding_tax=_items_excluding_tax(order, currency),
+        shipping_excluding_tax=_shipping_excluding_tax(order, currency),
     )
 
 
@@ -243,6 +261,25 @@ def store_credit_spent(transactions, currency: str) -> int:
 
 
 # --- helpers ------------------------------------------------------------------------------------------
+
+
+def _items_excluding_tax(order: dict, currency: str) -> int | None:
+    if order["subtotal_price"] is None:
+        return None
+    subtotal = minor_units(order["subtotal_price"], currency, "subtotal_price")
+    return subtotal - (_taxes(order["line_items"], currency, "line_items") if order["taxes_included"] else 0)
+
+
+def _shipping_excluding_tax(order: dict, currency: str) -> int:
+    lines = order["shipping_lines"]
+    shipping = sum(minor_units(line["discounted_price"], currency, f"shipping_lines.{index}.discounted_price")
+                   for index, line in enumerate(lines))  # fmt: skip
+    return shipping - (_taxes(lines, currency, "shipping_lines") if order["taxes_included"] else 0)
+
+
+def _taxes(lines: list[dict], currency: str, path: str) -> int:
+    return sum(minor_units(tax["price"], currency, f"{path}.{index}.tax_lines.{number}.price")
+               for index, line in enumerate(lines) for number, tax in enumerate(line["tax_lines"]))  # fmt: skip
 
 
 def _order_refunds(items: list[dict], currency: str) -> tuple[RefundSnapshot, ...]:

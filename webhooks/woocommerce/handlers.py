@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from bridge.customer_rules import apply_customer
+from bridge.order_release import release_trashed_order
 from bridge.order_rules import apply_order
-from webhooks.woocommerce.payloads import parse_customer, parse_order
+from webhooks.woocommerce.payloads import parse_customer, parse_order, parse_trashed_order
 
 # topic → (parse the JSON body, apply the snapshot)
 HANDLERS = {
@@ -18,4 +19,5 @@ HANDLERS = {
     ),
     "order.created": (parse_order, apply_order),
     "order.updated": (parse_order, apply_order),
+    "order.deleted": (parse_trashed_order, release_trashed_order),  # moved to the trash: undone like a cancellation
 }

@@ -14,7 +14,7 @@ from marshmallow import fields
 from marshmallow.validate import Length, Range
 
 from bridge import orders
-from bridge.orders import CustomerSnapshot, OrderSnapshot, RefundSnapshot
+from bridge.orders import CustomerSnapshot, OrderSnapshot, RefundSnapshot, TrashedOrder
 from webhooks.payload_fields import (
     MAX_ID,
     WHOLE_PAYLOAD,
@@ -38,9 +38,12 @@ __all__ = [
     "PayloadInvalid",
     "parse_customer",
     "parse_order",
+    "parse_trashed_order",
 ]
 
-TOPICS_HANDLED = frozenset({"customer.created", "customer.updated", "order.created", "order.updated"})
+TOPICS_HANDLED = frozenset(
+    {"customer.created", "customer.updated", "order.created", "order.updated", "order.deleted"}
+)
 
 # WooCommerce status → what the rules care about. "on-hold" usually means an offline payment is awaited.
 # Anything else (checkout-draft, trash, statuses added by plugins) is OTHER: the rules leave it alone.
@@ -71,6 +74,10 @@ class _RefundSchema(Schema):
     refund = optional_text()  # what older WooCommerce versions (and the REST docs sample) call the reason
 
 
+class _LineItemSchema(Schema):
+    total = MoneyText(required=True)  # after coupons, without tax (WooCommerce keeps item totals net)
+
+
 class _MetaSchema(Schema):
     key = Text(required=True)
     value = fields.Raw(allow_none=True, load_default=None)  # kept as-is: plugins store any JSON there
@@ -87,6 +94,8 @@ class _OrderSchema(Schema):
     billing = fields.Nested(_BillingSchema, allow_none=True, load_default=None)
     payment_method = optional_text()
     refunds = fields.List(fields.Nested(_RefundSchema), load_default=list)
+    line_items = fields.List(fields.Nested(_LineItemSchema), load_default=None)
+    shipping_total = MoneyText(load_default="0")  # without tax: shipping_tax is apart
     meta_data = fields.List(fields.Nested(_MetaSchema), load_default=list)
     # Site time has no offset; the *_gmt twin is UTC. Used to tell a late, older state from a newer one.
     date_modified_gmt = fields.NaiveDateTime(allow_none=True, load_default=None)
@@ -101,7 +110,12 @@ class _CustomerSchema(Schema):
     last_name = optional_text()
 
 
+class _TrashedOrderSchema(Schema):
+    id = positive_id()  # `order.deleted` (the order moved to the trash) carries only the id
+
+
 _ORDER = _OrderSchema()
+_TRASHED_ORDER = _TrashedOrderSchema()
 _CUSTOMER = _CustomerSchema()
 
 
@@ -133,7 +147,14 @@ def parse_order(data: dict) -> OrderSnapshot:
         modified_at=order["date_modified_gmt"].replace(tzinfo=UTC) if order["date_modified_gmt"] else None,
         paid_in_shop=True if order["date_paid_gmt"] else None,  # kept after a cancellation; else the state says
         refunds_complete="refunds" in data,
+        items_excluding_tax=_items_total(order["line_items"], currency),
+        shipping_excluding_tax=minor_units(order["shipping_total"], currency, "shipping_total"),
     )
+
+
+def parse_trashed_order(data: dict) -> TrashedOrder:
+    """An `order.deleted` body, `{"id": N}`; raises PayloadInvalid, nothing else."""
+    return TrashedOrder(external_id=str(load(_TRASHED_ORDER, data)["id"]))
 
 
 def parse_customer(data: dict) -> CustomerSnapshot:
@@ -164,3 +185,9 @@ def _refunds(items: list[dict], currency: str) -> tuple[RefundSnapshot, ...]:
         reason = item["reason"] or item["refund"] or ""
         refunds.append(RefundSnapshot(external_id=str(item["id"]), amount=-signed, reason=reason))
     return tuple(refunds)
+
+
+def _items_total(items: list[dict] | None, currency: str) -> int | None:
+    if items is None:
+        return None
+    return sum(minor_units(item["total"], currency, f"line_items.{index}.total") for index, item in enumerate(items))

@@ -1,0 +1,67 @@
+"""Orders the shop leaves hanging with the customer's wallet money in them.
+
+A wallet order paid partly (the wallet part taken, another method for the rest) whose other payment failed
+keeps the wallet part while the customer may still try again. WooCommerce never cancels a failed order, so
+a customer who walks away would lose it for good: after the shop's `failed_order_release_days` it goes back
+to the wallet, as a cancellation would return it (hourly, by `wallet-bridge expire`). A
+trashed order (`order.deleted`) gives it back at once. Both reuse the cancellation's reversal, keyed once
+per order: a later cancellation, or a second run, moves nothing more.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.db import unit_of_work
+from bridge.ledger import Actor
+from bridge.models import Shop, ShopOrder, utcnow
+from bridge.order_rules import reverse_recorded_order
+from bridge.orders import TrashedOrder
+from bridge.settings_schema import load_settings
+
+FAILED = "failed"  # WooCommerce's status of an order whose payment did not go through
+JOB = Actor("system", "expire")
+
+
+def release_trashed_order(session: Session, shop: Shop, trashed: TrashedOrder, actor: Actor) -> None:
+    reverse_recorded_order(session, shop, trashed.external_id, "moved to the trash", actor)
+
+
+def release_abandoned_failed_orders(sessions: sessionmaker[Session], now: datetime | None = None) -> int:
+    """Give back the wallet part of every failed order left so for the shop's number of days, each order in its
+    own transaction under its row lock (safe to run from several hosts at once). Returns how many."""
+    now = now or utcnow()
+    with unit_of_work(sessions) as session:
+        cutoffs = {shop.id: cutoff for shop in session.scalars(select(Shop)) if (cutoff := _cutoff(shop, now))}
+        due = [(shop_id, order.external_id) for shop_id, cutoff in cutoffs.items()
+               for order in session.scalars(_abandoned(shop_id, cutoff))]  # fmt: skip
+    return sum(_release(sessions, shop_id, external_id, cutoffs[shop_id]) for shop_id, external_id in due)
+
+
+def _cutoff(shop: Shop, now: datetime) -> datetime | None:
+    days = load_settings(shop.settings)["failed_order_release_days"]
+    return now - timedelta(days=days) if days else None  # 0: the merchant releases them by hand
+
+
+def _abandoned(shop_id: int, cutoff: datetime):
+    """The shop's failed orders still holding a wallet part, unchanged since `cutoff`."""
+    return select(ShopOrder).where(
+        ShopOrder.shop_id == shop_id, ShopOrder.status == FAILED, ShopOrder.payment_outcome == "partial",
+        ShopOrder.wallet_paid > ShopOrder.wallet_refunded, ShopOrder.updated_at < cutoff,
+        func.coalesce(ShopOrder.last_modified_at, ShopOrder.updated_at) < cutoff,
+    )  # fmt: skip
+
+
+def _release(sessions: sessionmaker[Session], shop_id: int, external_id: str, cutoff: datetime) -> int:
+    with unit_of_work(sessions) as session:
+        # Decided again under the row's lock: a delivery may have paid or cancelled the order meanwhile.
+        still = _abandoned(shop_id, cutoff).where(ShopOrder.external_id == external_id)
+        if session.scalars(still.with_for_update().execution_options(populate_existing=True)).first() is None:
+            return 0
+        shop = session.get(Shop, shop_id)
+        days = load_settings(shop.settings)["failed_order_release_days"]
+        reverse_recorded_order(session, shop, external_id, f"left unpaid for {days} days", JOB)
+        return 1
