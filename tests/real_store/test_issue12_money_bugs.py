@@ -205,7 +205,6 @@ def test_a_zero_total_wallet_order_proceeds_without_a_made_up_transaction_id(bri
 # (h) points are for goods, not shipping
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: points are earned on shipping too")
 def test_points_are_earned_on_the_items_not_on_shipping(bridge, store, settings, customer, mug):
     settings(points_per_currency_unit=1)
     bowl = store.new_product("15.99", "Bowl")
@@ -238,7 +237,6 @@ def test_a_topup_order_paid_with_the_wallet_method_is_refused_with_a_note(bridge
 # (j) what the customer reads is in plain words
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: the refused withdrawal's note shows the HTTP error to the customer")
 def test_a_refused_withdrawal_tells_the_customer_in_plain_words(bridge, store, customer):
     made = bridge.api("post", f"/customers/{customer['id']}/topups", {"amount": 2000}, expect=201)
     store.put(f"orders/{made['order_id']}", {"payment_method": CARD_METHOD, "set_paid": True})
