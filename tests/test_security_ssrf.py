@@ -34,7 +34,7 @@ from bridge.models import AuditEvent, Shop
 from simulator import create_simulator
 from sync import shop_http
 from sync.shop_http import REFUSED, ShopAddressRefused, is_allowed
-from sync.shopify.client import ShopifyAdmin
+from sync.shopify.client import API_VERSION, ShopifyAdmin
 from sync.woocommerce.client import WooShop
 from sync.worker import PermanentFailure
 from tests.conftest import make_shop
@@ -193,7 +193,7 @@ def test_no_redirect_is_followed(console, shop, dns):
     responses.add(responses.GET, "https://alpha.example/wp-json/wc/v3/orders", status=302,
                   headers={"Location": "http://169.254.169.254/latest/meta-data/"})  # fmt: skip
     responses.add(responses.GET, "http://169.254.169.254/latest/meta-data/", body="secret")
-    responses.add(responses.POST, "https://x.myshopify.com/admin/api/2026-07/graphql.json", status=307,
+    responses.add(responses.POST, f"https://x.myshopify.com/admin/api/{API_VERSION}/graphql.json", status=307,
                   headers={"Location": "http://169.254.169.254/latest/meta-data/"})  # fmt: skip
 
     answer = form_post(console, f"/shops/{shop.shop.id}/settings/connection/test",
