@@ -104,8 +104,9 @@ def test_crediting_a_wallet_shows_in_the_statement(page, services, shop):
 
 def test_the_report_draws_its_charts_and_downloads_csv(page, services, shop, monkeypatch):
     make_user(services, shop.shop.id)
-    now = datetime.now(UTC)
-    monkeypatch.setattr("bridge.reports.utcnow", lambda: now)  # the report's "today" is the data's, past midnight too
+    # A fixed afternoon, the report read that evening: each day's movements fall on that day, at any hour.
+    now = datetime(2025, 6, 15, 15, tzinfo=UTC)
+    monkeypatch.setattr("bridge.reports.utcnow", lambda: now.replace(hour=22))
     for n in range(12):
         when = now - timedelta(days=n * 2, hours=3)
         move(services, shop.shop, f"c{n % 3}", "topup", 2_000 + n * 150, when, f"t{n}")
