@@ -16,7 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
-from bridge.errors import DomainError, ValidationFailed
+from bridge.errors import DomainError, NotFound, ValidationFailed
 from bridge.models import LoginAttempt, MerchantUser, Shop, ShopMembership, utcnow
 
 PASSWORD_MIN_LENGTH = 10
@@ -222,6 +222,20 @@ def change_password(session: Session, user: MerchantUser, current: str, new: str
     if problems:
         raise ValidationFailed("invalid password", fields={"new_password": problems["password"]})
     user.password_hash = hash_password(new)
+
+
+def set_password(session: Session, email: str, new: str) -> MerchantUser:
+    """An operator's reset (the user forgot it): no current password asked. Every session of the user ends (each
+    is bound to the password's hash) and their failed sign-ins are forgotten, so they can sign in at once."""
+    user = find_user(session, email)
+    if user is None:
+        raise NotFound(f"there is no user {normalize_email(email)}")
+    problems = check_password(new, user.email)
+    if problems:
+        raise ValidationFailed(f"password: {problems['password']}", fields=problems)
+    user.password_hash = hash_password(new)
+    session.execute(delete(LoginAttempt).where(LoginAttempt.email == user.email))
+    return user
 
 
 def session_fingerprint(user: MerchantUser) -> str:
