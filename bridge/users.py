@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, exists, func, select, text
 from sqlalchemy.orm import Session
 
 from bridge.errors import DomainError, NotFound, ValidationFailed
@@ -131,6 +131,12 @@ def user_shops(session: Session, user_id: int) -> list[Shop]:
             .order_by(Shop.name, Shop.id)
         ).scalars()
     )  # fmt: skip
+
+
+def shops_without_members(session: Session) -> list[Shop]:
+    """Shops nobody manages: made with `wallet-bridge shop create` or the demo before the console's first user."""
+    managed = exists().where(ShopMembership.shop_id == Shop.id)
+    return list(session.scalars(select(Shop).where(~managed).order_by(Shop.name, Shop.id)))
 
 
 def shop_for_user(session: Session, user_id: int, shop_id: int) -> Shop | None:
