@@ -265,21 +265,21 @@ def ledger_verify(as_json):
         raise SystemExit(1)
 
 
-@click.command("serve", help="Migrate, then serve the bridge (and, on SQLite, its outbox worker).")
-@click.option("--host", default="127.0.0.1")
-@click.option("--port", default=8000, type=int)
-def serve(host, port):
-    from flask import current_app
-    from werkzeug.serving import run_simple
+@click.command("serve", help="Migrate, then serve the bridge through gunicorn (and, on SQLite, its outbox worker).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, type=click.IntRange(1, 65535), show_default=True)
+@click.option("--threads", default=8, type=click.IntRange(min=1), show_default=True,
+              help="Requests served at once.")  # fmt: skip
+def serve(host, port, threads):
+    from bridge.serving import BridgeServer
 
     settings = services().settings
     upgrade(settings.database_url)
     if settings.embedded_worker:
-        start_embedded_worker(services())
         click.echo("outbox worker: running in this process")
     click.echo(f"Wallet Bridge on {settings.database_url.split('://')[0]} — open http://{host}:{port}/")
     click.echo(f"API document: http://{host}:{port}/api/v1/openapi.json   health: http://{host}:{port}/healthz")
-    run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
+    BridgeServer(settings, bind=f"{host}:{port}", threads=threads).run()
 
 
 @click.command("worker", help="Deliver outbox messages to the shops until stopped (run several if you like).")
