@@ -11,10 +11,13 @@ PYTEST_ARGS ?=
 $(BIN)/.installed: pyproject.toml $(wildcard */__init__.py)
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@echo "== installing Wallet Bridge and its dependencies into $(VENV) (a few minutes the first time)"
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e '.[dev]'
+	@echo "== installed"
 	touch $@
 
+# gunicorn, with the outbox worker in the same process on SQLite (see bridge/serving.py).
 run: $(BIN)/.installed
 	$(BIN)/wallet-bridge serve
 

@@ -1,7 +1,9 @@
-"""`wallet-bridge`: a Flask CLI group. Every command that prints data takes --json."""
+"""`wallet-bridge`: a Flask CLI group. Every command that prints data takes --json; a refusal (an unknown shop, a
+bad value, a shop that cannot be reached) is one line on stderr and exit status 1, never a traceback."""
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import threading
@@ -12,6 +14,7 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from bridge.audit import CLI, record
 from bridge.db import unit_of_work
@@ -23,7 +26,7 @@ from bridge.models import OutboxMessage, Shop
 from bridge.order_release import release_abandoned_failed_orders
 from bridge.retention import MINIMUM_AGE, prune
 from bridge.shops import create_shop, get_shop
-from bridge.users import add_membership, create_user
+from bridge.users import add_membership, create_user, set_password
 from bridge.web.runtime import services
 from sync.pushers import pushers_for, retry_policy
 from sync.shopify.connect import connect_shopify
@@ -32,6 +35,14 @@ from sync.woocommerce.connect import connect_shop
 from sync.woocommerce.pull import sync_shop
 from sync.worker import PermanentFailure, TemporaryFailure, drain, retry_dead, run_forever
 from webhooks.replay import recover_stalled
+
+
+def print_table(headers: list[str], rows: list[list]) -> None:
+    """Columns as wide as their widest value, for people (scripts take --json)."""
+    cells = [headers, *[[str(value) for value in row] for row in rows]]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(headers))]
+    for row in cells:
+        click.echo("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
 
 
 def emit(data: dict, as_json: bool) -> None:
@@ -90,8 +101,13 @@ def shop_list(as_json):
     if as_json:
         click.echo(json.dumps(shops, default=str, indent=2))
         return
-    for shop in shops:  # tab-separated, for cron scripts: `cut -f1` gives the ids
-        click.echo("\t".join(str(value) for value in shop.values()))
+    if not shops:
+        click.echo("no shops yet: add one with `wallet-bridge shop create` (or on the console's first-run page)")
+        return
+    print_table(["ID", "PLATFORM", "CURRENCY", "CONNECTED", "LAST SYNC", "NAME", "URL"],
+                [[shop["id"], shop["platform"], shop["currency"], "yes" if shop["connected"] else "no",
+                  f"{shop['last_synced_at']:%Y-%m-%d %H:%M}" if shop["last_synced_at"] else "never",
+                  shop["name"], shop["url"]] for shop in shops])  # fmt: skip
 
 
 @shop_group.command("connect", help="Check a WooCommerce shop's REST keys, store them encrypted, register webhooks.")
@@ -110,11 +126,8 @@ def shop_list(as_json):
 @click.option("--json", "as_json", is_flag=True)
 def shop_connect(shop_id, url, consumer_key, consumer_secret, as_json):
     svc = services()
-    try:
-        result = connect_shop(svc.sessions, svc.secrets, shop_id, url, consumer_key, consumer_secret,
-                              svc.settings.public_url, svc.settings.shop_timeout_seconds)  # fmt: skip
-    except (DomainError, TemporaryFailure, PermanentFailure) as exc:
-        raise click.ClickException(str(exc)) from exc
+    result = connect_shop(svc.sessions, svc.secrets, shop_id, url, consumer_key, consumer_secret,
+                          svc.settings.public_url, svc.settings.shop_timeout_seconds)  # fmt: skip
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return
@@ -138,20 +151,17 @@ def sync_command(shop_id, as_json):
     if platform == "shopify":
         return _reconcile_shopify(svc, shop_id, as_json)
     kwargs = dict(timeout=svc.settings.sync_timeout_seconds, public_url=svc.settings.public_url)
-    try:
-        with ExitStack() as stack:
-            bar, label = None, f"shop {shop_id}: orders"
+    with ExitStack() as stack:
+        bar, label = None, f"shop {shop_id}: orders"
 
-            def progress(done: int, total: int) -> None:
-                nonlocal bar
-                if bar is None:  # opened on the first order, so an early error is not printed after a bar
-                    bar = stack.enter_context(click.progressbar(length=1, label=label, show_pos=True))
-                bar.length = max(total, done, 1)
-                bar.update(done - bar.pos)
+        def progress(done: int, total: int) -> None:
+            nonlocal bar
+            if bar is None:  # opened on the first order, so an early error is not printed after a bar
+                bar = stack.enter_context(click.progressbar(length=1, label=label, show_pos=True))
+            bar.length = max(total, done, 1)
+            bar.update(done - bar.pos)
 
-            result = sync_shop(svc.sessions, svc.secrets, shop_id, progress=None if as_json else progress, **kwargs)
-    except (DomainError, TemporaryFailure, PermanentFailure) as exc:
-        raise click.ClickException(str(exc)) from exc
+        result = sync_shop(svc.sessions, svc.secrets, shop_id, progress=None if as_json else progress, **kwargs)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:
@@ -171,10 +181,7 @@ def sync_command(shop_id, as_json):
 
 def _reconcile_shopify(svc, shop_id: int, as_json: bool) -> None:
     """For Shopify, staying in sync means every wallet equals the customer's store credit account."""
-    try:
-        result = reconcile(svc.sessions, svc.secrets, shop_id, timeout=svc.settings.sync_timeout_seconds)
-    except (DomainError, TemporaryFailure, PermanentFailure) as exc:
-        raise click.ClickException(str(exc)) from exc
+    result = reconcile(svc.sessions, svc.secrets, shop_id, timeout=svc.settings.sync_timeout_seconds)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return
@@ -197,12 +204,9 @@ def _reconcile_shopify(svc, shop_id: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def shop_connect_shopify(shop_id, url, access_token, webhook_secret, as_json):
     svc = services()
-    try:
-        result = connect_shopify(svc.sessions, svc.secrets, shop_id, url=url, access_token=access_token,
-                                 webhook_secret=webhook_secret, public_url=svc.settings.public_url,
-                                 timeout=svc.settings.shop_timeout_seconds)  # fmt: skip
-    except (DomainError, TemporaryFailure, PermanentFailure) as exc:
-        raise click.ClickException(str(exc)) from exc
+    result = connect_shopify(svc.sessions, svc.secrets, shop_id, url=url, access_token=access_token,
+                             webhook_secret=webhook_secret, public_url=svc.settings.public_url,
+                             timeout=svc.settings.shop_timeout_seconds)  # fmt: skip
     emit(result.as_dict(), as_json)
 
 
@@ -211,19 +215,16 @@ def user_group():
     pass
 
 
+def _password_option(help_text: str):
+    return click.option("--password", envvar="WB_USER_PASSWORD", show_envvar=True, prompt=True, hide_input=True,
+                        confirmation_prompt=True, help=help_text)  # fmt: skip
+
+
 @user_group.command("create", help="Create a console user who manages the given shop(s); the password is prompted.")
 @click.option("--email", required=True)
 @click.option("--name", required=True)
 @click.option("--shop", "shop_ids", type=int, multiple=True, required=True, help="A shop id; repeat for several.")
-@click.option(
-    "--password",
-    envvar="WB_USER_PASSWORD",
-    show_envvar=True,
-    prompt=True,
-    hide_input=True,
-    confirmation_prompt=True,
-    help="Prompted for (hidden, twice) when neither given nor in the environment.",
-)
+@_password_option("Prompted for (hidden, twice) when neither given nor in the environment.")
 @click.option("--json", "as_json", is_flag=True)
 def user_create(email, name, shop_ids, password, as_json):
     try:
@@ -237,6 +238,17 @@ def user_create(email, name, shop_ids, password, as_json):
         problems = "; ".join(f"{field}: {problem}" for field, problem in (exc.fields or {}).items())
         raise click.ClickException(problems or exc.message) from exc
     emit(data, as_json)
+
+
+@user_group.command("set-password", help="Give a console user a new password (they forgot theirs): every session "
+                    "of theirs ends and their failed sign-ins are forgotten.")  # fmt: skip
+@click.option("--email", required=True)
+@_password_option("The new password, prompted for (hidden, twice) when neither given nor in the environment.")
+def user_set_password(email, password):
+    with unit_of_work(services().sessions) as session:
+        user = set_password(session, email, password)
+        record(session, CLI, "user.password", shop_id=None, target=user.email)
+    click.echo(f"password set for {user.email}")
 
 
 @click.group("ledger", help="The ledger.")
@@ -254,24 +266,21 @@ def ledger_verify(as_json):
         raise SystemExit(1)
 
 
-@click.command("serve", help="Migrate, then serve the bridge (and, on SQLite, its outbox worker).")
-@click.option("--host", default="127.0.0.1")
-@click.option("--port", default=8000, type=int)
-def serve(host, port):
-    from flask import current_app
-    from werkzeug.serving import run_simple
-
-    from bridge.web.access_log import TokenFreeRequestHandler
+@click.command("serve", help="Migrate, then serve the bridge through gunicorn (and, on SQLite, its outbox worker).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, type=click.IntRange(1, 65535), show_default=True)
+@click.option("--threads", default=8, type=click.IntRange(min=1), show_default=True,
+              help="Requests served at once.")  # fmt: skip
+def serve(host, port, threads):
+    from bridge.serving import BridgeServer
 
     settings = services().settings
     upgrade(settings.database_url)
     if settings.embedded_worker:
-        start_embedded_worker(services())
         click.echo("outbox worker: running in this process")
     click.echo(f"Wallet Bridge on {settings.database_url.split('://')[0]} — open http://{host}:{port}/")
     click.echo(f"API document: http://{host}:{port}/api/v1/openapi.json   health: http://{host}:{port}/healthz")
-    run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False,
-               request_handler=TokenFreeRequestHandler)  # fmt: skip
+    BridgeServer(settings, bind=f"{host}:{port}", threads=threads).run()
 
 
 @click.command("worker", help="Deliver outbox messages to the shops until stopped (run several if you like).")
@@ -425,14 +434,56 @@ def secrets_rotate(as_json):
         raise SystemExit(1)
 
 
+COMMANDS = (db_group, shop_group, user_group, ledger_group, serve, worker, outbox_group, inbox_group, sync_command,
+            expire_command, prune_command, secrets_group, demo_command)  # fmt: skip
+
+
+def refusals_as_errors(callback):
+    """A refusal (unknown shop, bad value, a shop or database out of reach) ends the command with one line on
+    stderr and exit status 1; a traceback is for bugs."""
+
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except (DomainError, TemporaryFailure, PermanentFailure) as exc:
+            raise click.ClickException(str(exc)) from exc
+        except OperationalError as exc:
+            raise click.ClickException(f"the database cannot be used ({exc.orig}): is it running, and migrated "
+                                       "(`wallet-bridge db upgrade`)?") from exc  # fmt: skip
+
+    return run
+
+
+def _wrap_every_command(command: click.Command) -> None:
+    if isinstance(command, click.Group):
+        for subcommand in command.commands.values():
+            _wrap_every_command(subcommand)
+    elif command.callback is not None:
+        command.callback = refusals_as_errors(command.callback)
+
+
+for _command in COMMANDS:  # once, at import: the commands are shared by every app the process creates
+    _wrap_every_command(_command)
+
+
 def register_cli(app: Flask) -> None:
-    for command in (db_group, shop_group, user_group, ledger_group, serve, worker, outbox_group, inbox_group,
-                    sync_command, expire_command, prune_command, secrets_group):
+    for command in COMMANDS:
         app.cli.add_command(command)
-    app.cli.add_command(demo_command)
+
+
+class BridgeGroup(FlaskGroup):
+    """Flask's group (it builds the app and runs each command in its context) without Flask's own options (--app,
+    --env-file, --debug: the bridge has one app and reads its settings from the environment)."""
+
+    def __init__(self, create_app):
+        super().__init__(create_app=create_app, add_default_commands=False, add_version_option=False,
+                         help="Wallet Bridge: a store-credit wallet beside WooCommerce and Shopify shops. `serve` runs "
+                         "it; `shop create` adds a shop; `COMMAND --help` tells more.")  # fmt: skip
+        self.params = [param for param in self.params if param.name not in ("env_file", "app", "debug")]
 
 
 def main() -> None:
     from bridge.app import create_app
 
-    FlaskGroup(create_app=create_app, add_default_commands=False, add_version_option=False)(prog_name="wallet-bridge")
+    BridgeGroup(create_app)(prog_name="wallet-bridge")

@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, exists, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.db import unit_of_work
-from bridge.errors import DomainError, ValidationFailed
+from bridge.errors import DomainError, NotFound, ValidationFailed
 from bridge.models import LoginAttempt, MerchantUser, Shop, ShopMembership, utcnow
 
 PASSWORD_MIN_LENGTH = 10
@@ -134,6 +134,12 @@ def user_shops(session: Session, user_id: int) -> list[Shop]:
     )  # fmt: skip
 
 
+def shops_without_members(session: Session) -> list[Shop]:
+    """Shops nobody manages: made with `wallet-bridge shop create` or the demo before the console's first user."""
+    managed = exists().where(ShopMembership.shop_id == Shop.id)
+    return list(session.scalars(select(Shop).where(~managed).order_by(Shop.name, Shop.id)))
+
+
 def shop_for_user(session: Session, user_id: int, shop_id: int) -> Shop | None:
     """The shop if the user belongs to it; None otherwise (callers answer 404, never 403)."""
     return session.execute(
@@ -240,6 +246,20 @@ def change_password(session: Session, user: MerchantUser, current: str, new: str
     if problems:
         raise ValidationFailed("invalid password", fields={"new_password": problems["password"]})
     user.password_hash = hash_password(new)
+
+
+def set_password(session: Session, email: str, new: str) -> MerchantUser:
+    """An operator's reset (the user forgot it): no current password asked. Every session of the user ends (each
+    is bound to the password's hash) and their failed sign-ins are forgotten, so they can sign in at once."""
+    user = find_user(session, email)
+    if user is None:
+        raise NotFound(f"there is no user {normalize_email(email)}")
+    problems = check_password(new, user.email)
+    if problems:
+        raise ValidationFailed(f"password: {problems['password']}", fields=problems)
+    user.password_hash = hash_password(new)
+    session.execute(delete(LoginAttempt).where(LoginAttempt.email == user.email))
+    return user
 
 
 def session_fingerprint(user: MerchantUser) -> str:

@@ -254,4 +254,4 @@ def test_the_customers_statement_shows_times_on_the_shops_clock(client, services
 
     page = client.get(link.split("https://bridge.example.test", 1)[1]).get_data(as_text=True)
 
-    assert "28 Feb 2026 22:15 EST" in page
+    assert "28 Feb 2026 <small>22:15 EST</small>" in page

@@ -3,12 +3,10 @@ in access logs and caches, Secure cookies and HSTS on https, idempotency keys re
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,14 +15,13 @@ from types import SimpleNamespace
 import pytest
 import requests
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from bridge import users
 from bridge.app import create_app
 from bridge.config import Settings
 from bridge.db import unit_of_work
 from bridge.models import LoginAttempt
-from bridge.web.access_log import REDACTED, TokenFreeGunicornLogger, TokenFreeRequestHandler
+from bridge.web.access_log import REDACTED, TokenFreeGunicornLogger
 from tests.conftest import FERNET_KEY
 from tests.console_support import TOKEN_RE, make_user, sign_in
 from tests.test_api import auth, credit
@@ -94,23 +91,11 @@ def test_the_statement_is_never_cached_nor_sent_on_as_a_referer(client, shop):
         assert response.headers["Referrer-Policy"] == "no-referrer"
 
 
-def test_the_development_server_logs_no_token(app, client, shop, caplog):
-    credit(client, shop, amount=1_000)
-    path, token = statement_path(client, shop)
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=TokenFreeRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        with caplog.at_level(logging.INFO, logger="werkzeug"):
-            base = f"http://127.0.0.1:{server.server_port}"
-            assert requests.get(base + path + "?message=hi", timeout=5).status_code == 200
-            assert requests.get(base + path + ".json", timeout=5).status_code == 200
-    finally:
-        server.shutdown()
-        thread.join(5)
-    lines = [record.getMessage() for record in caplog.records if record.name == "werkzeug"]
-    assert any(f'"GET {REDACTED} HTTP/1.1" 200' in line for line in lines)
-    assert not any(token in line or "message=" in line for line in lines)
+def test_the_development_server_logs_through_the_token_free_logger(settings):
+    from bridge.serving import BridgeServer
+
+    server = BridgeServer(settings, bind="127.0.0.1:0", threads=1)
+    assert server.cfg.logger_class is TokenFreeGunicornLogger and server.cfg.accesslog == "-"
 
 
 def test_gunicorns_access_log_holds_no_token(database_url, shop, client, tmp_path):

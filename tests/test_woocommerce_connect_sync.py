@@ -490,5 +490,6 @@ def test_cli_shop_list_shows_which_shops_are_connected_and_no_secret(app, servic
 
     expected = [(connected, "woocommerce", True), (other_shop.shop.id, "woocommerce", False)]
     assert [(s["id"], s["platform"], s["connected"]) for s in listed] == expected
-    assert [line.split("\t")[0] for line in lines] == [str(connected), str(other_shop.shop.id)]
+    assert [line.split()[:4] for line in lines[1:]] == [[str(connected), "woocommerce", "EUR", "yes"],
+                                                     [str(other_shop.shop.id), "woocommerce", "EUR", "no"]]
     assert SECRET not in json.dumps(listed) and KEY not in json.dumps(listed)

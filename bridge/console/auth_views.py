@@ -19,6 +19,7 @@ from bridge.users import (
     check_new_user,
     create_user,
     lock_first_run,
+    shops_without_members,
     sign_in,
     user_shops,
 )
@@ -109,13 +110,22 @@ def _shop_created(created, title: str):
 
 @console.route("/setup", methods=["GET", "POST"])
 def setup():
-    """First run: only while no user exists. Creates the first shop, its owner, and signs them in."""
+    """First run: only while no user exists. Creates the first user and signs them in, with the first shop; or,
+    when shops were made before (`wallet-bridge shop create`, the demo), with those they choose to manage."""
     if not _no_user_yet():
         return redirect(url_for("console.home"))
+    with transaction() as db:
+        existing = shops_without_members(db)
     if request.method == "GET":
-        return render_template("setup.html", form=Form(values={"platform": "woocommerce", "currency": "EUR"}),
-                               currencies=CURRENCIES, platforms=PLATFORMS)  # fmt: skip
-    form, values = _shop_form(request.form)
+        return _setup_page(Form(values={"platform": "woocommerce", "currency": "EUR",
+                                        "take_over": {shop.id for shop in existing}}), existing)  # fmt: skip
+    if existing:
+        form, values = Form(), {}
+        form.values["take_over"] = _chosen_shops(request.form, existing)
+        if not form.values["take_over"]:
+            form.errors["take_over"] = "Choose at least one shop. You can add a new one once signed in."
+    else:
+        form, values = _shop_form(request.form)
     user_values = {"email": text(request.form, "email", 320), "name": text(request.form, "name", 200)}
     form.values.update(user_values)
     password = request.form.get("password") or ""
@@ -128,18 +138,37 @@ def setup():
                 lock_first_run(db)
                 if any_user_exists(db):  # someone finished set-up a moment ago
                     return redirect(url_for("console.login"))
-                created = _create_shop(db, values)
                 user = create_user(db, email=user_values["email"], name=user_values["name"], password=password)
-                add_membership(db, user, created.shop.id)
-                audit.record(db, audit.Who.of(user), "shop.create", shop_id=created.shop.id,
-                             new=f"{created.shop.name} ({created.shop.currency})")  # fmt: skip
+                created = None if existing else _create_shop(db, values)
+                if created is not None:
+                    add_membership(db, user, created.shop.id)
+                    audit.record(db, audit.Who.of(user), "shop.create", shop_id=created.shop.id,
+                                 new=f"{created.shop.name} ({created.shop.currency})")  # fmt: skip
+                for shop_id in form.values.get("take_over", []):
+                    add_membership(db, user, shop_id)
+                    audit.record(db, audit.Who.of(user), "team.add", shop_id=shop_id, target=user.email,
+                                 new=user.email)  # fmt: skip
         except ValidationFailed as exc:
             form.errors.update(exc.fields or {"_form": exc.message})
     if not form.ok:
-        return render_template("setup.html", form=form, currencies=CURRENCIES, platforms=PLATFORMS), 422
+        return _setup_page(form, existing), 422
     sign_in_session(user)
     g.user = user
+    if created is None:
+        count = len(form.values["take_over"])
+        flash(f"Welcome! You manage {count} shop{'s' if count > 1 else ''}.", "success")
+        return redirect(url_for("console.home"))
     return _shop_created(created, "Your shop is ready")
+
+
+def _setup_page(form: Form, existing: list):
+    return render_template("setup.html", form=form, existing=existing, currencies=CURRENCIES, platforms=PLATFORMS)
+
+
+def _chosen_shops(data, existing: list) -> list[int]:
+    """The ids ticked, among the shops on offer (anything else sent is ignored)."""
+    offered = {shop.id for shop in existing}
+    return sorted({int(value) for value in data.getlist("take_over") if value.isdigit()} & offered)
 
 
 @console.get("/shops")

@@ -1,14 +1,13 @@
 """Access logs that keep no bearer secret: a statement link's token is its reader's only credential for an hour,
-and logs are kept longer and read by more people. Both servers the project configures (gunicorn in production,
-`wallet-bridge serve` in development) write `/statement/[token]` instead, wherever a line would hold one: the
-request line, the path, a Referer, a redirect's Location, any header or environ atom."""
+and logs are kept longer and read by more people. Both ways the project runs gunicorn (deploy/gunicorn.conf.py
+in production, `wallet-bridge serve` in development) write `/statement/[token]` instead, wherever a line would
+hold one: the request line, the path, a Referer, a redirect's Location, any header or environ atom."""
 
 from __future__ import annotations
 
 import re
 
 from gunicorn.glogging import Logger
-from werkzeug.serving import WSGIRequestHandler
 
 STATEMENT_TOKEN = re.compile(r"/statement/[^/?#\s\"]+")
 REDACTED = "/statement/[token]"
@@ -24,11 +23,3 @@ class TokenFreeGunicornLogger(Logger):
     def atoms(self, resp, req, environ, request_time) -> dict:
         atoms = super().atoms(resp, req, environ, request_time)
         return {name: without_tokens(value) if isinstance(value, str) else value for name, value in atoms.items()}
-
-
-class TokenFreeRequestHandler(WSGIRequestHandler):
-    """werkzeug's development server handler, logging the path without its query string or a token."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        self.path = without_tokens(self.path.split("?", 1)[0])  # the request is answered: only the log reads it
-        super().log_request(code, size)

@@ -8,14 +8,15 @@ import secrets
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
-from bridge.errors import DomainError
+from bridge.errors import DomainError, NotFound
 from bridge.ledger import Actor
 from bridge.money import format_amount
 from bridge.points import convert_points
 from bridge.settings_schema import load_settings
 from bridge.shops import get_shop
-from bridge.statement_links import read_statement_token
+from bridge.statement_links import LINK_LIFETIME_SECONDS, read_statement_token
 from bridge.wallets import require_customer, statement, wallet_summary
+from bridge.web.errors import error_response
 from bridge.web.runtime import transaction
 
 customer_statement = Blueprint("customer_statement", __name__)
@@ -29,6 +30,22 @@ def _private(response):
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+@customer_statement.errorhandler(NotFound)
+def _link_expired(exc: NotFound):
+    """A link too old, cut short or tampered with (they look alike on purpose): a person gets a page saying how to
+    get a fresh one, the storefront's script its JSON error."""
+    if request.path.endswith(".json"):
+        return error_response(404, exc.code, exc.message)
+    return render_template("customer/link_expired.html", lifetime=_in_words(LINK_LIFETIME_SECONDS)), 404
+
+
+def _in_words(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    if rest:
+        return f"{seconds // 60} minutes"
+    return "an hour" if hours == 1 else f"{hours} hours"
 
 
 def _access(token: str):

@@ -12,8 +12,6 @@ from bridge.models import ShopOrder
 from tests.browser.conftest import screenshot
 from tests.console_support import PASSWORD, make_user, move
 
-TODAY = datetime.now(UTC).date()
-
 
 def sign_in(page, email="ann@example.com", password=PASSWORD):
     page.goto("/")
@@ -104,10 +102,11 @@ def test_crediting_a_wallet_shows_in_the_statement(page, services, shop):
     screenshot(page, "06-wallet-credited-statement")
 
 
-def test_the_report_draws_its_charts_and_downloads_csv(page, services, shop):
+def test_the_report_draws_its_charts_and_downloads_csv(page, services, shop, monkeypatch):
     make_user(services, shop.shop.id)
-    # yesterday afternoon: a deposit, its payment and its refund on one day whatever the hour the test runs
-    now = datetime.combine(datetime.now(UTC).date() - timedelta(days=1), time(15), tzinfo=UTC)
+    # A fixed afternoon, the report read that evening: each day's movements fall on that day, at any hour.
+    now = datetime(2025, 6, 15, 15, tzinfo=UTC)
+    monkeypatch.setattr("bridge.reports.utcnow", lambda: now.replace(hour=22))
     for n in range(12):
         when = now - timedelta(days=n * 2, hours=3)
         move(services, shop.shop, f"c{n % 3}", "topup", 2_000 + n * 150, when, f"t{n}")
@@ -124,7 +123,7 @@ def test_the_report_draws_its_charts_and_downloads_csv(page, services, shop):
                     status="processing",
                     total=1000,
                     payment_outcome="paid" if n % 2 else None,
-                    created_at=datetime.combine(TODAY - timedelta(days=n), time(9), tzinfo=UTC),
+                    created_at=datetime.combine(now.date() - timedelta(days=n), time(9), tzinfo=UTC),
                 )
             )
     sign_in(page)
