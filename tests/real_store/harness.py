@@ -215,6 +215,8 @@ class Bridge:
             )  # fmt: skip
 
     def stop(self, name: str) -> None:
+        if name == "web":
+            self.http.close()  # its kept-alive connections end with the server: the next call must open new ones
         process = self.processes.pop(name, None)
         if process is None or process.poll() is not None:
             return

@@ -2,6 +2,7 @@
 
 import pytest
 
+from sync.woocommerce.connect import WEBHOOK_TOPICS
 from tests.real_store.harness import cents
 
 pytestmark = pytest.mark.real_store
@@ -10,12 +11,11 @@ pytestmark = pytest.mark.real_store
 def test_connect_registers_each_webhook_once_even_when_run_twice(bridge, store, first_connect):
     again = bridge.connect(store)
 
-    assert len(first_connect["webhooks"]["created"]) == 4
+    assert len(first_connect["webhooks"]["created"]) == len(WEBHOOK_TOPICS)
     assert again["webhooks"]["created"] == [] and sorted(again["webhooks"]["unchanged"]) == sorted(
         first_connect["webhooks"]["created"])
     hooks = store.our_webhooks(bridge.delivery_url)
-    assert sorted(hook["topic"] for hook in hooks) == ["customer.created", "customer.updated", "order.created",
-                                                       "order.updated"]
+    assert sorted(hook["topic"] for hook in hooks) == sorted(WEBHOOK_TOPICS)
     assert all(hook["status"] == "active" for hook in hooks)
 
 

@@ -718,13 +718,15 @@ class ShopDriver:
             customers = sorted(sim.store.customers)
             orders = {}
             for order in sim.store.orders.values():
+                notes = sim.store.notes.get(order.id, [])
                 orders[order.id] = {
                     "status": order.status, "customer": order.customer_id, "method": order.payment_method,
                     "total": order.total, "transaction_id": order.transaction_id, "paid": order.date_paid is not None,
                     "meta": {m.key: m.value for m in order.meta if str(m.key).startswith("_wallet_bridge")},
                     "fees": [(fee.name, fee.total + fee.tax) for fee in order.fee_lines],
                     "refunds": [(refund.id, refund.amount) for refund in order.refunds],
-                    "notes": [note.note for note in sim.store.notes.get(order.id, []) if note.customer_note],
+                    "notes": [note.note for note in notes if note.customer_note],
+                    "private_notes": [note.note for note in notes if not note.customer_note],
                 }  # fmt: skip
             calls = list(sim.requests)
         outcomes, keys, errors = Counter(), defaultdict(lambda: {"attempted": set(), "confirmed": set()}), []
@@ -1766,7 +1768,8 @@ def _check_shop(find: Findings, figures: dict, shop_id: int, report: dict, txns:
             continue
         if order is None:
             find.add("message delivered for an order the shop does not have", f"#{message.id} {message.kind}")
-        elif payload.get("note") and payload["note"] not in order["notes"] and not _overtaken(message, order):
+        elif payload.get("note") and payload["note"] not in _notes_for(payload, order) and not (
+                _overtaken(message, order)):  # fmt: skip
             find.add("delivered note missing on the shop", f"#{message.id} {message.kind} order {payload['order_id']}")
     for order_id, order in orders.items():
         for note, count in Counter(PARTIAL_NOTE if _is_partial_note(n) else n for n in order["notes"]).items():
@@ -1779,6 +1782,11 @@ PARTIAL_NOTE = "(a partial payment's note)"
 
 def _is_partial_note(note: str) -> bool:
     return note.startswith("Paid ") and note.endswith(" is left to pay by another method.")
+
+
+def _notes_for(payload: dict, order: dict) -> list[str]:
+    """The customer's notes, or the merchant's private ones for a message that asked for one."""
+    return order["notes"] if payload.get("customer_note", True) else order["private_notes"]
 
 
 def _overtaken(message, order: dict) -> bool:
