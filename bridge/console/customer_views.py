@@ -26,6 +26,12 @@ from bridge.web.api import AdjustmentIn
 from bridge.web.runtime import transaction
 
 TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
+# A second identical movement this soon is more likely the Back button or a second tab than a decision.
+REPEAT_WINDOW = timedelta(minutes=10)
+# Debits from this many whole units of the shop's currency up (500.00 EUR) are confirmed before they are
+# recorded: a slip of the finger (50000 for 500.00) must not empty a wallet. A constant, not a setting, as it only
+# asks and never refuses; in currencies of small units (JPY) it asks often.
+LARGE_DEBIT_UNITS = 500
 
 
 @console.get("/shops/<int:shop_id>/customers")
@@ -76,7 +82,7 @@ def _customer_page(shop_id: int, external_id: str, *, adjust: Form | None = None
     return render_template(
         "customer.html", shop=shop, customer=customer, summary=summary, lines=lines, older=older, filters=filters,
         kinds=sorted(TRANSACTION_KINDS), adjust=adjust, admin=_admin_links(shop),
-        confirm_lock=confirm_lock,
+        confirm_lock=confirm_lock, large_debit=LARGE_DEBIT_UNITS * 10 ** exponent(shop.currency),
     ), status  # fmt: skip
 
 
@@ -97,14 +103,6 @@ def customer(shop_id: int, external_id: str):
 
 def _actor() -> Actor:
     return Actor("merchant", g.user.email[:120])
-
-
-# A second identical movement this soon is more likely the Back button or a second tab than a decision.
-REPEAT_WINDOW = timedelta(minutes=10)
-# Debits from this many units of the shop's currency up (500.00 EUR, 500 JPY…) are confirmed before they are
-# recorded: a slip of the finger (50000 for 500.00) must not empty a wallet. A constant, not a setting: it only
-# asks, it never refuses.
-LARGE_DEBIT_UNITS = 500
 
 
 def _adjustment_form() -> Form:
