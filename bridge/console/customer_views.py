@@ -14,6 +14,7 @@ from bridge import audit
 from bridge.accounts import find_wallet, wallet_account
 from bridge.console import console
 from bridge.console.access import shop_view, who
+from bridge.console.filters import when
 from bridge.console.forms import Form, Invalid, first_message, parse_money, query_number, show_money, text
 from bridge.console.queries import SORTS, customer_page, statement_page
 from bridge.errors import IdempotencyConflict, InsufficientFunds, ValidationFailed, WalletLocked
@@ -157,7 +158,7 @@ def _doubts(db, shop: Shop, external_id: str, signed: int, idempotency_key: str)
     )  # fmt: skip
     if repeated is not None:
         doubts.append(f"The same {'credit' if signed > 0 else 'debit'} of {format_amount(abs(signed), shop.currency)} "
-                      f"was recorded for this customer at {repeated:%H:%M} UTC. Record it a second time?")  # fmt: skip
+                      f"was recorded for this customer at {when(repeated)}. Record it a second time?")  # fmt: skip
     if signed <= -LARGE_DEBIT_UNITS * 10 ** exponent(shop.currency):
         doubts.append(f"This debit takes {format_amount(-signed, shop.currency)} from the wallet.")
     return doubts
