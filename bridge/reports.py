@@ -45,10 +45,20 @@ PERIOD_DAY = validate.Range(min=FIRST_DAY, max=LAST_DAY, error=f"Enter a date fr
 MAX_DAYS = 3 * 366
 MAX_DAILY_BUCKETS = 366
 
-# Report lines: (label, transaction kinds, unit, direction) — a direction of the customer's side.
-PAYMENTS = ("payment", "capture")
+# What a movement is, for the report's breakdowns: every transaction kind belongs to exactly one source (a test
+# checks TRANSACTION_KINDS against it), so the sources of a period add up to its reconciliation.
+MONEY_SOURCES: tuple[tuple[str, str, tuple[str, ...]], ...] = (  # (column name, label, kinds)
+    ("topups", "Top-ups", ("topup",)),
+    ("payments", "Wallet payments", ("payment", "capture", "tip")),
+    ("refunds", "Refunds and reversals", ("refund_to_wallet", "payment_reversal", "refund_reversal")),
+    ("adjustments", "Manual credits and debits", ("adjustment",)),
+    ("bonuses", "Bonuses and promotions", ("signup_bonus", "promotion")),
+    ("conversions", "Points converted", ("points_conversion",)),
+    ("withdrawals", "Withdrawals", ("withdrawal", "withdrawal_reversal")),
+    ("expiries", "Expired credit", ("expiry",)),
+    ("points", "Loyalty points", ("points_earned", "points_clawback", "refund_to_points")),
+)  # fmt: skip
 POINTS_ISSUED = ("points_earned", "refund_to_points")
-REFUNDS = ("refund_to_wallet",)
 EXPIRIES = ("expiry",)
 WALLET_ORDER_OUTCOMES = ("paid", "partial")
 
@@ -385,10 +395,14 @@ class BucketFigures:
     liability: int = 0  # money owed at the end of the bucket
     points_outstanding: int = 0
 
-    def total(self, unit: str, kinds: tuple[str, ...], direction: str) -> Movement:
+    def total(self, unit: str, kinds: tuple[str, ...] | None, direction: str) -> Movement:
+        """The movements of these kinds (None: of every kind) in one direction."""
         cells = self.money if unit == "money" else self.points
-        found = [cells[(kind, direction)] for kind in kinds if (kind, direction) in cells]
+        found = [m for (kind, way), m in cells.items() if way == direction and (kinds is None or kind in kinds)]
         return Movement(sum(m.amount for m in found), sum(m.count for m in found))
+
+    def net(self, unit: str, kinds: tuple[str, ...]) -> int:
+        return self.total(unit, kinds, "credit").amount - self.total(unit, kinds, "debit").amount
 
     @property
     def usage_rate(self) -> float | None:
@@ -558,24 +572,26 @@ def _money_pair(name: str, label: str) -> list[Column]:
 def report_table(report: Report, name: str) -> Table:
     """One of TABLES as columns and raw values (minor units, points, counts, rates as fractions)."""
     if name == "wallet":
-        columns = [Column("period_start", "Period", "date"), *_money_pair("deposits", "Deposits (top-ups paid)"),
-                   *_money_pair("wallet_payments", "Wallet payments"),
-                   *_money_pair("refunds_to_wallet", "Refunds to wallet"),
-                   *_money_pair("expiries", "Expired credit")]  # fmt: skip
+        columns = [Column("period_start", "Period", "date"), *_money_pair("credited", "Credited"),
+                   *_money_pair("debited", "Debited (with expiries)"),
+                   *_money_pair("deposits", "Top-ups paid"),
+                   *(Column(f"{key}_net", f"{label} (net)", "money") for key, label, _ in MONEY_SOURCES)]  # fmt: skip
         rows = []
         for b in report.buckets:
-            row = [b.bucket.start, b.deposits.amount, b.deposits.count]
-            for kinds, direction in ((PAYMENTS, "debit"), (REFUNDS, "credit"), (EXPIRIES, "debit")):
-                movement = b.total("money", kinds, direction)
-                row += [movement.amount, movement.count]
-            rows.append(row)
+            credited, debited = b.total("money", None, "credit"), b.total("money", None, "debit")
+            rows.append([b.bucket.start, credited.amount, credited.count, debited.amount, debited.count,
+                         b.deposits.amount, b.deposits.count,
+                         *(b.net("money", kinds) for _, _, kinds in MONEY_SOURCES)])  # fmt: skip
         return Table(name, "Wallet money", columns, rows)
     if name == "points":
-        columns = [Column("period_start", "Period", "date"), Column("points_issued", "Issued", "points"),
+        columns = [Column("period_start", "Period", "date"), Column("points_credited", "Credited", "points"),
+                   Column("points_debited", "Debited (with expiries)", "points"),
+                   Column("points_issued", "Issued", "points"),
                    Column("points_converted", "Converted to money", "points"),
                    Column("points_clawed_back", "Clawed back", "points")]  # fmt: skip
         rows = [
-            [b.bucket.start, b.total("points", POINTS_ISSUED, "credit").amount,
+            [b.bucket.start, b.total("points", None, "credit").amount, b.total("points", None, "debit").amount,
+             b.total("points", POINTS_ISSUED, "credit").amount,
              b.total("points", ("points_conversion",), "debit").amount,
              b.total("points", ("points_clawback",), "debit").amount]
             for b in report.buckets

@@ -69,14 +69,17 @@ def row_for(table, day: date) -> list:
 def test_daily_figures_per_kind(services, history):
     wallet = report_table(report(services, history), "wallet")
     assert [c.name for c in wallet.columns] == [
-        "period_start", "deposits_amount", "deposits_count", "wallet_payments_amount", "wallet_payments_count",
-        "refunds_to_wallet_amount", "refunds_to_wallet_count", "expiries_amount", "expiries_count",
+        "period_start", "credited_amount", "credited_count", "debited_amount", "debited_count", "deposits_amount",
+        "deposits_count", "topups_net", "payments_net", "refunds_net", "adjustments_net", "bonuses_net",
+        "conversions_net", "withdrawals_net", "expiries_net", "points_net",
     ]  # fmt: skip
     assert len(wallet.rows) == 11
-    assert row_for(wallet, A + timedelta(days=3)) == [A + timedelta(days=3), 7_000, 2, 3_000, 1, 0, 0, 0, 0]
-    assert row_for(wallet, A + timedelta(days=4)) == [A + timedelta(days=4), 0, 0, 0, 0, 1_000, 1, 500, 1]
+    day3, day4, day10 = (row_for(wallet, A + timedelta(days=n)) for n in (3, 4, 10))
+    assert day3 == [A + timedelta(days=3), 7_000, 2, 3_000, 1, 7_000, 2, 7_000, -3_000, 0, 0, 0, 0, 0, 0, 0]
+    assert day4 == [A + timedelta(days=4), 1_000, 1, 500, 1, 0, 0, 0, 0, 1_000, 0, 0, 0, 0, -500, 0]
+    assert day10[1:5] == [0, 0, 200, 1] and day10[10] == -200  # the merchant's debit is money debited too
     points = report_table(report(services, history), "points")
-    assert row_for(points, A + timedelta(days=10))[1:] == [120, 0, 0]
+    assert row_for(points, A + timedelta(days=10))[1:] == [120, 0, 120, 0, 0]
 
 
 def test_reconciliation_closes_per_source(services, history):
@@ -105,8 +108,9 @@ def test_weeks_and_months_fold_the_same_days(services, history):
     daily, weekly, monthly = (report(services, history, g) for g in ("day", "week", "month"))
     for folded in (weekly, monthly):
         assert folded.money.closing == daily.money.closing and folded.money.closes
-        assert sum(row[1] for row in report_table(folded, "wallet").rows) == 7_000
-        assert sum(row[3] for row in report_table(folded, "wallet").rows) == 3_000
+        assert sum(row[1] for row in report_table(folded, "wallet").rows) == 8_000  # top-ups and the refund
+        assert sum(row[3] for row in report_table(folded, "wallet").rows) == 3_700  # payment, expiry, merchant
+        assert sum(row[5] for row in report_table(folded, "wallet").rows) == 7_000
     weeks = [b.bucket for b in weekly.buckets]
     assert weeks[0].start == START and all(b.start.weekday() == 0 for b in weeks[1:])
     assert weeks[-1].end == END and sum(len(b.days) for b in weeks) == 11
@@ -145,7 +149,7 @@ def test_deposits_count_what_customers_paid_not_the_top_up_bonus(services, shop)
         post_transaction(session, shop_id=shop.shop.id, kind="topup", reason="top-up with bonus", legs=legs,
                          idempotency_key="bonus-topup")  # fmt: skip
     result = report(services, shop.shop, start=TODAY - timedelta(days=3), end=TODAY)
-    assert sum(row[1] for row in report_table(result, "wallet").rows) == 10_000
+    assert sum(row[5] for row in report_table(result, "wallet").rows) == 10_000
     assert [(line.kind, line.credits) for line in result.money.lines] == [("topup", 11_000)]
     assert result.money.closing == 11_000 and result.money.closes
 
@@ -205,7 +209,7 @@ def test_report_page_shows_tables_charts_and_a_closing_reconciliation(console, s
     response = console.get(f"/shops/{shop.shop.id}/reports", query_string=period())
     page = text_of(response)
     assert response.status_code == 200
-    assert page.count('<svg class="chart-svg"') == 5
+    assert page.count('<svg class="chart-svg ') == 5
     assert '<rect class="bar s0"' in page and '<polyline class="line s0"' in page
     assert "Owed at the start" in page and "€100.00" in page and "€143.00" in page
     assert ">Closes<" in page and "✓" in page
@@ -252,15 +256,11 @@ def test_wallet_csv_has_one_row_per_day_with_decimal_amounts(console, shop, hist
     day = next(r for r in rows if r["period_start"] == (A + timedelta(days=3)).isoformat())
     assert day == {
         "period_start": (A + timedelta(days=3)).isoformat(),
-        "deposits_amount": "70.00",
-        "deposits_count": "2",
-        "wallet_payments_amount": "30.00",
-        "wallet_payments_count": "1",
-        "refunds_to_wallet_amount": "0.00",
-        "refunds_to_wallet_count": "0",
-        "expiries_amount": "0.00",
-        "expiries_count": "0",
-    }
+        "credited_amount": "70.00", "credited_count": "2", "debited_amount": "30.00", "debited_count": "1",
+        "deposits_amount": "70.00", "deposits_count": "2", "topups_net": "70.00", "payments_net": "-30.00",
+        "refunds_net": "0.00", "adjustments_net": "0.00", "bonuses_net": "0.00", "conversions_net": "0.00",
+        "withdrawals_net": "0.00", "expiries_net": "0.00", "points_net": "0.00",
+    }  # fmt: skip
 
 
 def test_reconciliation_csv_closes(console, shop, history):
@@ -287,7 +287,7 @@ def test_unknown_csv_table_is_a_404(console, shop):
 
 def test_overview_shows_what_is_owed(console, shop, history):
     page = text_of(console.get(f"/shops/{shop.shop.id}/"))
-    assert "Owed to customers" in page and "€103.00" in page and '<svg class="chart-svg"' in page
+    assert "Owed to customers" in page and "€103.00" in page and '<svg class="chart-svg ' in page
 
 
 def test_sqlite_and_postgresql_group_by_utc_day(services, shop):

@@ -131,6 +131,25 @@ def test_a_bad_value_is_shown_next_to_its_field_and_nothing_is_written(console, 
     assert audit_rows(services) == []
 
 
+def test_a_value_that_does_not_parse_hides_no_other_fields_problem(console, shop, services):
+    before = stored_settings(services, shop)
+    response = save(console, shop, "funding", promotional_expiry_days="2.5", points_conversion_points="0")
+    assert response.status_code == 422
+    page = text_of(response)
+    assert '<p class="error" id="e-promotional_expiry_days">Enter a whole number.' in page
+    assert '<p class="error" id="e-points_conversion_points">Must be between 1 and 1000000000.' in page
+    assert stored_settings(services, shop) == before
+
+
+def test_a_decimal_comma_is_read_alike_in_money_and_percent_fields(console, shop, services):
+    assert save(console, shop, "funding", **{**FUNDING, "topup_minimum": "7,50", "topup_bonus_bp": "2,5"}).status_code \
+        == 302  # fmt: skip
+    stored = stored_settings(services, shop)
+    assert (stored["topup_minimum"], stored["topup_bonus_bp"]) == (750, 250)
+    refused = text_of(save(console, shop, "funding", **{**FUNDING, "topup_bonus_bp": "1,250"}))
+    assert '<p class="error" id="e-topup_bonus_bp">Write it without thousands separators' in refused
+
+
 def test_the_form_and_the_schema_agree_on_a_rule(console, shop):
     """The console's message for a cross-field rule is the schema's own message."""
     with pytest.raises(ValidationError) as refused:

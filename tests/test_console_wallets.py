@@ -231,7 +231,8 @@ def test_adjusting_an_unknown_customer_is_a_404_and_creates_no_one(console, shop
 def test_a_locked_wallet_refuses_debits_until_unlocked(console, shop, services, client):
     customer(services, shop)
     adjust(console, shop, amount="20.00")
-    assert form_post(console, f"/shops/{shop.shop.id}/customers/42/lock", {"action": "lock"}).status_code == 302
+    locked = form_post(console, f"/shops/{shop.shop.id}/customers/42/lock", {"action": "lock", "confirm": "yes"})
+    assert locked.status_code == 302
     page = text_of(console.get(f"/shops/{shop.shop.id}/customers/42"))
     assert "wallet locked" in page and "Unlock wallet" in page
     refused = adjust(console, shop, token="d" * 32, direction="debit", amount="5.00")
@@ -252,9 +253,63 @@ def test_a_locked_wallet_refuses_debits_until_unlocked(console, shop, services, 
 
 def test_locking_twice_changes_nothing_more(console, shop, services):
     customer(services, shop)
-    form_post(console, f"/shops/{shop.shop.id}/customers/42/lock", {"action": "lock"})
-    again = form_post(console, f"/shops/{shop.shop.id}/customers/42/lock", {"action": "lock"})
+    form_post(console, f"/shops/{shop.shop.id}/customers/42/lock", {"action": "lock", "confirm": "yes"})
+    again = form_post(console, f"/shops/{shop.shop.id}/customers/42/lock", {"action": "lock", "confirm": "yes"})
     assert "already locked" in text_of(console.get(again.location))
     with unit_of_work(services.sessions) as session:
         assert session.scalar(select(func.count()).select_from(AuditEvent)) == 1
         assert session.scalar(select(func.count()).select_from(Entry)) == 0
+
+
+# Safe manual adjustments ------------------------------------------------------------------------------------
+
+
+def test_every_field_error_shows_at_once(console, shop, services):
+    customer(services, shop)
+    page = text_of(adjust(console, shop, amount="", reason=""))
+    assert 'id="e-amount">Enter an amount.' in page and 'id="e-reason">Say why' in page
+    assert transactions(services) == []
+
+
+def test_the_same_movement_from_a_fresh_form_soon_after_asks_first(console, shop, services):
+    """The Back button, or a second tab: a new form token, the same customer, direction and amount."""
+    customer(services, shop)
+    assert adjust(console, shop).status_code == 302
+    again = adjust(console, shop, token="a" * 32)
+    assert again.status_code == 409 and len(transactions(services)) == 1
+    page = text_of(again)
+    assert "The same credit of €25.00 was recorded for this customer" in page and 'name="confirm" value="yes"' in page
+    assert f'name="token" value="{"a" * 32}"' in page  # confirming sends this form, not a third one
+    assert adjust(console, shop, token="a" * 32, confirm="yes").status_code == 302
+    assert balance(services, shop) == 5_000
+    # Another amount, or the other direction, is another movement: nothing to ask.
+    assert adjust(console, shop, token="b" * 32, amount="25.01").status_code == 302
+    assert adjust(console, shop, token="c" * 32, direction="debit").status_code == 302
+
+
+def test_a_large_debit_asks_first(console, shop, services):
+    customer(services, shop)
+    adjust(console, shop, amount="1000.00")
+    asked = adjust(console, shop, token="a" * 32, direction="debit", amount="500.00")
+    assert asked.status_code == 409 and "This debit takes €500.00 from the wallet." in text_of(asked)
+    assert balance(services, shop) == 100_000
+    assert adjust(console, shop, token="b" * 32, direction="debit", amount="499.99").status_code == 302
+    assert adjust(console, shop, token="a" * 32, direction="debit", amount="500.00", confirm="yes").status_code == 302
+    assert balance(services, shop) == 1
+
+
+def test_the_form_does_not_keep_what_was_sent(console, shop, services):
+    customer(services, shop)
+    done = adjust(console, shop)
+    page = text_of(console.get(done.location))
+    assert "Goodwill for a late parcel" not in page.split('id="statement"')[0]  # the form is empty again
+    assert TOKEN not in page and 'autocomplete="off"' in page
+
+
+def test_locking_asks_first(console, shop, services):
+    customer(services, shop)
+    asked = form_post(console, f"/shops/{shop.shop.id}/customers/42/lock", {"action": "lock"})
+    assert asked.status_code == 200 and "Lock this wallet?" in text_of(asked)
+    assert "wallet locked" not in text_of(console.get(f"/shops/{shop.shop.id}/customers/42"))
+    unlocking = form_post(console, f"/shops/{shop.shop.id}/customers/42/lock", {"action": "unlock"})
+    assert unlocking.status_code == 302  # unlocking gives back what locking took: nothing to ask

@@ -49,7 +49,7 @@ def _frame(
     title: str, ticks: list[float], fmt: Callable[[float], str], scale: Callable[[float], float], width: int
 ) -> list[str]:
     parts = [
-        f'<svg class="chart-svg" viewBox="0 0 {width} {HEIGHT}" role="img" aria-label="{escape(title)}" '
+        f'<svg class="chart-svg w{width}" viewBox="0 0 {width} {HEIGHT}" role="img" aria-label="{escape(title)}" '
         f'xmlns="http://www.w3.org/2000/svg">',
         f"<title>{escape(title)}</title>",
     ]
@@ -61,15 +61,12 @@ def _frame(
     return parts
 
 
-def _nothing(title: str, width: int) -> Markup:
-    # bandit B704 is a false positive here and below: every text put in the SVG goes through escape(), the rest
-    # are numbers formatted by the code and fixed class names.
+def _nothing(title: str) -> Markup:
+    """The empty state: a sentence in the page's own text, readable at any screen width (a drawing scales)."""
+    # bandit B704 is a false positive here and below: every text put in the markup goes through escape().
     return Markup(  # noqa: S704  # nosec B704
-        f'<figure class="chart"><svg class="chart-svg" viewBox="0 0 {width} {HEIGHT // 2}" role="img" '
-        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
-        f'<line class="axis-zero" x1="{LEFT}" x2="{width - RIGHT}" y1="{HEIGHT // 2 - 20}" y2="{HEIGHT // 2 - 20}"/>'
-        f'<text class="nothing" x="{width / 2:.0f}" y="{HEIGHT // 4}" text-anchor="middle">Nothing in this period'
-        f"</text></svg></figure>"
+        f'<figure class="chart chart-empty" aria-label="{escape(title)}"><p class="nothing">Nothing in this period</p>'
+        f"</figure>"
     )
 
 
@@ -87,7 +84,7 @@ def bar_chart(
     """Grouped bars: one group per label, one bar per series."""
     values = [v for s in series for v in s.values if v is not None]
     if empty_when_zero and not any(values):
-        return _nothing(title, width)
+        return _nothing(title)
     ticks = nice_ticks(min(values, default=0), max(values, default=0) or unit, integer=integer)
     low, high = ticks[0], ticks[-1]
     plot_h = HEIGHT - TOP - BOTTOM
@@ -128,7 +125,7 @@ def line_chart(
     """One line per series, a point per label (with its value on hover)."""
     values = [v for s in series for v in s.values if v is not None]
     if empty_when_zero and not any(values):
-        return _nothing(title, width)
+        return _nothing(title)
     ticks = nice_ticks(min(values, default=0), max(values, default=0) or unit, integer=integer)
     low, high = ticks[0], ticks[-1]
     plot_h = HEIGHT - TOP - BOTTOM

@@ -4,27 +4,35 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import date
+from datetime import date, timedelta
 
 from flask import flash, g, redirect, render_template, request, url_for
 from marshmallow import ValidationError
+from sqlalchemy import select
 
 from bridge import audit
-from bridge.accounts import wallet_account
+from bridge.accounts import find_wallet, wallet_account
 from bridge.console import console
 from bridge.console.access import shop_view, who
+from bridge.console.filters import when
 from bridge.console.forms import Form, Invalid, first_message, parse_money, query_number, show_money, text
 from bridge.console.queries import SORTS, customer_page, statement_page
 from bridge.errors import IdempotencyConflict, InsufficientFunds, ValidationFailed, WalletLocked
 from bridge.ledger import TRANSACTION_KINDS, Actor
-from bridge.models import Shop
-from bridge.money import format_amount
+from bridge.models import Entry, LedgerTransaction, Shop, utcnow
+from bridge.money import exponent, format_amount
 from bridge.reports import PERIOD_DAY
 from bridge.wallets import adjust_wallet, require_customer, wallet_summary
 from bridge.web.api import AdjustmentIn
 from bridge.web.runtime import transaction
 
 TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
+# A second identical movement this soon is more likely the Back button or a second tab than a decision.
+REPEAT_WINDOW = timedelta(minutes=10)
+# Debits from this many whole units of the shop's currency up (500.00 EUR) are confirmed before they are
+# recorded: a slip of the finger (50000 for 500.00) must not empty a wallet. A constant, not a setting, as it only
+# asks and never refuses; in currencies of small units (JPY) it asks often.
+LARGE_DEBIT_UNITS = 500
 
 
 @console.get("/shops/<int:shop_id>/customers")
@@ -53,7 +61,8 @@ def _date_arg(name: str, form: Form) -> date | None:
     return None
 
 
-def _customer_page(shop_id: int, external_id: str, *, adjust: Form | None = None, status: int = 200):
+def _customer_page(shop_id: int, external_id: str, *, adjust: Form | None = None, status: int = 200,
+                   confirm_lock: bool = False):
     filters = Form()
     kind = request.args.get("kind") or None
     if kind and kind not in TRANSACTION_KINDS:
@@ -74,6 +83,7 @@ def _customer_page(shop_id: int, external_id: str, *, adjust: Form | None = None
     return render_template(
         "customer.html", shop=shop, customer=customer, summary=summary, lines=lines, older=older, filters=filters,
         kinds=sorted(TRANSACTION_KINDS), adjust=adjust, admin=_admin_links(shop),
+        confirm_lock=confirm_lock, large_debit=LARGE_DEBIT_UNITS * 10 ** exponent(shop.currency),
     ), status  # fmt: skip
 
 
@@ -96,54 +106,96 @@ def _actor() -> Actor:
     return Actor("merchant", g.user.email[:120])
 
 
+def _adjustment_form() -> Form:
+    form = Form(values={
+        "direction": text(request.form, "direction", 10), "amount": text(request.form, "amount", 30),
+        "reason": text(request.form, "reason", 600), "token": text(request.form, "token", 64),
+        "confirm": request.form.get("confirm") == "yes",
+    })  # fmt: skip
+    if not TOKEN_RE.match(form.values["token"]):
+        form.errors["_form"] = "This form is incomplete. Reload the page and try again."
+        form.values["token"] = secrets.token_hex(16)
+    return form
+
+
+def _checked_amount(form: Form, currency: str) -> int | None:
+    """The amount in minor units, with every field's error placed at once (an empty amount does not hide an
+    empty reason)."""
+    values, amount = form.values, None
+    try:
+        amount = parse_money(values["amount"], currency)
+    except Invalid as exc:
+        form.errors["amount"] = str(exc)
+    try:  # the API's rules for an adjustment, word for word; a placeholder amount when it did not parse
+        AdjustmentIn().load({"direction": values["direction"], "amount": 1 if amount is None else amount,
+                             "reason": values["reason"]})  # fmt: skip
+    except ValidationError as exc:
+        for name, messages in exc.messages.items():
+            message = first_message(messages)
+            if name == "amount" and message.startswith("Must be"):
+                message = f"Enter an amount between {show_money(1, currency)} and {show_money(10**12, currency)}."
+            if name == "reason" and values["reason"] == "":
+                message = "Say why: the reason is shown on the customer's statement."
+            form.errors.setdefault(name, message)
+    return amount
+
+
+def _doubts(db, shop: Shop, external_id: str, signed: int, idempotency_key: str) -> list[str]:
+    """Why this movement should be confirmed before it is recorded (none when it is a resend of this very form,
+    which the idempotency key already records once)."""
+    if db.scalar(select(LedgerTransaction.id).where(LedgerTransaction.shop_id == shop.id,
+                                                   LedgerTransaction.idempotency_key == idempotency_key)):  # fmt: skip
+        return []
+    doubts = []
+    wallet = find_wallet(db, require_customer(db, shop, external_id), shop.currency)
+    repeated = wallet and db.scalar(
+        select(LedgerTransaction.created_at)
+        .join(Entry, Entry.transaction_id == LedgerTransaction.id)
+        .where(LedgerTransaction.shop_id == shop.id, LedgerTransaction.kind == "adjustment",
+               LedgerTransaction.created_at >= utcnow() - REPEAT_WINDOW, Entry.account_id == wallet.id,
+               Entry.amount == signed)
+        .order_by(LedgerTransaction.id.desc()).limit(1)
+    )  # fmt: skip
+    if repeated is not None:
+        doubts.append(f"The same {'credit' if signed > 0 else 'debit'} of {format_amount(abs(signed), shop.currency)} "
+                      f"was recorded for this customer at {when(repeated)}. Record it a second time?")  # fmt: skip
+    if signed <= -LARGE_DEBIT_UNITS * 10 ** exponent(shop.currency):
+        doubts.append(f"This debit takes {format_amount(-signed, shop.currency)} from the wallet.")
+    return doubts
+
+
 @console.post("/shops/<int:shop_id>/customers/<external_id>/adjust")
 @shop_view
 def adjust(shop_id: int, external_id: str):
     """A manual credit or debit. The form carries a one-time token, used as the idempotency key: sending
-    the same form twice (a double click, a reload, the back button) moves the money once."""
+    the same form twice (a double click, a reload) moves the money once. The same movement sent from a fresh
+    form soon after (the Back button, a second tab), and any large debit, is recorded only once confirmed."""
     shop = g.shop
-    form = Form(values={
-        "direction": text(request.form, "direction", 10), "amount": text(request.form, "amount", 30),
-        "reason": text(request.form, "reason", 600), "token": text(request.form, "token", 64),
-    })  # fmt: skip
+    form = _adjustment_form()
     values = form.values
-    if not TOKEN_RE.match(values["token"]):
-        form.errors["_form"] = "This form is incomplete. Reload the page and try again."
-        values["token"] = secrets.token_hex(16)
-    amount = None
-    try:
-        amount = parse_money(values["amount"], shop.currency)
-    except Invalid as exc:
-        form.errors["amount"] = str(exc)
-    if amount is not None:
-        try:  # the API's rules for an adjustment, word for word
-            AdjustmentIn().load({"direction": values["direction"], "amount": amount, "reason": values["reason"]})
-        except ValidationError as exc:
-            for name, messages in exc.messages.items():
-                message = first_message(messages)
-                if name == "amount" and message.startswith("Must be"):
-                    message = f"Enter an amount between {show_money(1, shop.currency)} and " \
-                              f"{show_money(10**12, shop.currency)}."  # fmt: skip
-                if name == "reason" and values["reason"] == "":
-                    message = "Say why: the reason is shown on the customer's statement."
-                form.errors[name] = message
+    amount = _checked_amount(form, shop.currency)
     status = 422
     if form.ok:
+        key = f"console:{g.user.id}:{values['token']}"
+        signed = amount if values["direction"] == "credit" else -amount
         posted = None
         try:
             with transaction() as db:
                 fresh = db.get(Shop, shop_id)
-                require_customer(db, fresh, external_id)
-                posted = adjust_wallet(
-                    db, fresh, external_id, direction=values["direction"], amount=amount, reason=values["reason"],
-                    idempotency_key=f"console:{g.user.id}:{values['token']}", actor=_actor(),
-                )  # fmt: skip
-                balance = wallet_summary(db, fresh, external_id)["balance"]
-                if not posted.replayed:
-                    signed = amount if values["direction"] == "credit" else -amount
-                    audit.record(db, who(), f"wallet.{values['direction']}", shop_id=shop_id, target=external_id,
-                                 field="balance", old=format_amount(balance - signed, shop.currency),
-                                 new=format_amount(balance, shop.currency))  # fmt: skip
+                doubts = [] if values["confirm"] else _doubts(db, fresh, external_id, signed, f"adjustment:{key}")
+                if doubts:
+                    form.errors["confirm"] = " ".join(doubts)
+                    status = 409
+                else:
+                    posted = adjust_wallet(
+                        db, fresh, external_id, direction=values["direction"], amount=amount,
+                        reason=values["reason"], idempotency_key=key, actor=_actor(),
+                    )  # fmt: skip
+                    balance = wallet_summary(db, fresh, external_id)["balance"]
+                    if not posted.replayed:
+                        audit.record(db, who(), f"wallet.{values['direction']}", shop_id=shop_id, target=external_id,
+                                     field="balance", old=format_amount(balance - signed, shop.currency),
+                                     new=format_amount(balance, shop.currency))  # fmt: skip
         except InsufficientFunds:
             with transaction() as db:
                 available = wallet_summary(db, db.get(Shop, shop_id), external_id)["available"]
@@ -172,11 +224,14 @@ def adjust(shop_id: int, external_id: str):
 @console.post("/shops/<int:shop_id>/customers/<external_id>/lock")
 @shop_view
 def lock(shop_id: int, external_id: str):
-    """Lock or unlock the wallet: a locked wallet cannot pay, top up or withdraw."""
+    """Lock or unlock the wallet: a locked wallet cannot pay, top up or withdraw. Locking is asked about first:
+    the customer's next checkout would fail."""
     want = request.form.get("action")
     if want not in ("lock", "unlock"):
         flash("Choose lock or unlock.", "error")
         return redirect(url_for("console.customer", shop_id=shop_id, external_id=external_id))
+    if want == "lock" and request.form.get("confirm") != "yes":
+        return _customer_page(shop_id, external_id, confirm_lock=True)
     with transaction() as db:
         shop = db.get(Shop, shop_id)
         customer = require_customer(db, shop, external_id)

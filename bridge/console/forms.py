@@ -83,10 +83,11 @@ def parse_money(raw: str, currency: str) -> int:
 
 
 def parse_percent(raw: str) -> int:
-    """A percentage with up to two decimals, as basis points (12.5 → 1250)."""
+    """A percentage with up to two decimals, as basis points (12.5 or 12,5 → 1250): a decimal comma is read as in
+    money fields."""
     raw = raw.replace("%", "").strip()
     try:
-        value = Decimal(raw)
+        value = Decimal(_with_decimal_point(raw))
     except InvalidOperation as exc:
         raise Invalid("Enter a percentage such as 15 or 12.5.") from exc
     if not value.is_finite():
@@ -318,16 +319,15 @@ def parse_settings(section: Section, data, stored: dict, currency: str) -> tuple
             typed[spec.name] = _parse_value(spec, raw, data, currency)
         except Invalid as exc:
             form.errors[spec.name] = str(exc)
-    if form.errors:
-        return form, None
-    candidate = {**stored, **typed}
+    # The schema checks whatever parsed even when something did not: every field's problem is shown at once
+    # (a field that did not parse keeps its own message, and its stored value stands in for the rules).
     try:
-        loaded = ShopSettingsSchema().load(candidate)
+        loaded = ShopSettingsSchema().load({**stored, **typed})
     except ValidationError as exc:
         for name, messages in exc.messages.items():
             _place_error(form, section, name, messages, currency, tier_positions)
         return form, None
-    return form, loaded
+    return (form, None) if form.errors else (form, loaded)
 
 
 def _parse_value(spec: SettingField, raw: str, data, currency: str):
@@ -354,16 +354,16 @@ def _parse_value(spec: SettingField, raw: str, data, currency: str):
 def _place_error(form: Form, section: Section, name: str, messages, currency: str, tier_positions: list[int]) -> None:
     spec = next((s for s in section.fields if s.name == name), None)
     if spec is None:  # a rule on a field of another section (stored value): say it at the top
-        form.errors["_section"] = f"{name.replace('_', ' ')}: {first_message(messages)}"
+        form.errors.setdefault("_section", f"{name.replace('_', ' ')}: {first_message(messages)}")
         return
     if spec.unit == "tiers" and isinstance(messages, dict):
         for index, problems in messages.items():
             position = tier_positions[index] if isinstance(index, int) and index < len(tier_positions) else 0
             column = {"tier": "name", "min_lifetime_spend": "spend", "days": "days"}
             for key, problem in problems.items() if isinstance(problems, dict) else [("tier", problems)]:
-                form.errors[f"tier_{position}_{column.get(key, 'name')}"] = first_message(problem)
+                form.errors.setdefault(f"tier_{position}_{column.get(key, 'name')}", first_message(problem))
         return
-    form.errors[name] = _in_display_units(spec, first_message(messages), currency, form)
+    form.errors.setdefault(name, _in_display_units(spec, first_message(messages), currency, form))
 
 
 def _in_display_units(spec: SettingField, message: str, currency: str, form: Form) -> str:

@@ -18,6 +18,7 @@ from bridge.console.forms import Form, first_message
 from bridge.money import POINTS, exponent, format_amount, to_decimal_string
 from bridge.reports import (
     TABLES,
+    ReconciliationLine,
     Report,
     ReportPeriodSchema,
     build_report,
@@ -71,9 +72,32 @@ def _label(day: date, granularity: str) -> str:
     return day.strftime("%b %Y") if granularity == "month" else day.strftime("%d %b")
 
 
+def chart_series(report: Report) -> dict[str, tuple[list[str], list[Series]]]:
+    """Each chart's labels and series. The wallet, points and reconciliation charts add up to the reconciliation:
+    every kind of movement counts, expiries included."""
+    wallet, points, usage, liability = (report_table(report, name) for name in ("wallet", "points", "usage",
+                                                                                  "liability"))  # fmt: skip
+    starts = [_label(b.bucket.start, report.granularity) for b in report.buckets]
+    ends = [_label(b.bucket.end, report.granularity) for b in report.buckets]
+
+    def column(table, index):
+        return [row[index] for row in table.rows]
+
+    expiries = [ReconciliationLine("expiry", 0, report.money.expiries)] if report.money.expiries else []
+    sources = [*report.money.lines, *expiries]
+    return {
+        "wallet": (starts, [Series("Credited", column(wallet, 1)), Series("Debited", column(wallet, 3))]),
+        "points": (starts, [Series("Credited", column(points, 1)), Series("Debited", column(points, 2))]),
+        "usage": (starts, [Series("Usage rate", column(usage, 3))]),
+        "liability": (ends, [Series("Owed to customers", column(liability, 1))]),
+        "reconciliation": ([line.kind.replace("_", " ") for line in sources],
+                           [Series("Credits", [line.credits for line in sources]),
+                            Series("Debits", [line.debits for line in sources])]),
+    }  # fmt: skip
+
+
 def _charts(report: Report) -> dict:
     currency = report.currency
-    labels = [_label(b.bucket.start, report.granularity) for b in report.buckets]
 
     def money(value: float) -> str:
         return format_amount(int(value), currency)
@@ -81,31 +105,17 @@ def _charts(report: Report) -> dict:
     def count(value: float) -> str:
         return f"{int(value):,}"
 
-    def column(table, index):
-        return [row[index] for row in table.rows]
-
-    wallet, points, usage = (report_table(report, name) for name in ("wallet", "points", "usage"))
-    liability = report_table(report, "liability")
-    end_labels = [_label(b.bucket.end, report.granularity) for b in report.buckets]
-    lines = report.money.lines
+    series = chart_series(report)
     return {
-        "wallet": bar_chart(labels, [Series("Deposits", column(wallet, 1)),
-                                     Series("Wallet payments", column(wallet, 3)),
-                                     Series("Refunds to wallet", column(wallet, 5)),
-                                     Series("Expired", column(wallet, 7))],
-                            title="Wallet money by period", fmt=money),
-        "points": bar_chart(labels, [Series("Issued", column(points, 1)), Series("Converted", column(points, 2)),
-                                     Series("Clawed back", column(points, 3))], title="Points by period", fmt=count,
+        "wallet": bar_chart(*series["wallet"], title="Wallet money credited and debited by period", fmt=money),
+        "points": bar_chart(*series["points"], title="Points credited and debited by period", fmt=count,
                             width=NARROW),
-        "usage": bar_chart(labels, [Series("Usage rate", column(usage, 3))], title="Share of orders paid by wallet",
+        "usage": bar_chart(*series["usage"], title="Share of orders paid by wallet",
                            fmt=lambda v: f"{v * 100:.0f} %", integer=False, width=NARROW),
-        "liability": line_chart(end_labels, [Series("Owed to customers", column(liability, 1))],
-                                title="Outstanding liability", fmt=money, unit=10 ** exponent(currency),
-                                empty_when_zero=False),
-        "reconciliation": bar_chart([line.kind.replace("_", " ") for line in lines],
-                                    [Series("Credits", [line.credits for line in lines]),
-                                     Series("Debits", [line.debits for line in lines])],
-                                    title="Money credited and debited by source", fmt=money),
+        "liability": line_chart(*series["liability"], title="Outstanding liability", fmt=money,
+                                unit=10 ** exponent(currency)),
+        "reconciliation": bar_chart(*series["reconciliation"], title="Money credited and debited by source",
+                                    fmt=money),
     }  # fmt: skip
 
 
