@@ -99,13 +99,13 @@ def test_a_number_of_days_that_is_not_one_is_said(console, people):
 
 
 @pytest.mark.parametrize("query, expected", [("MÜLLER", ["Jürgen Müller"]), ("müller", ["Jürgen Müller"]),
-                                             ("ÇELIK@", ["Zeynep"]), ("ÅSA", ["Åsa Öberg"])])  # fmt: skip
+                                             ("ÇELIK@", ["Zeynep"]), ("åsa öberg", ["ÅSA ÖBERG"])])  # fmt: skip
 def test_search_ignores_case_beyond_ascii(console, services, shop, query, expected):
     s = shop.shop
     with unit_of_work(services.sessions) as session:
         ensure_customer(session, s.id, "10", name="Jürgen Müller", email="jm@example.de")
         ensure_customer(session, s.id, "11", name="Zeynep", email="çelik@example.com.tr")
-        ensure_customer(session, s.id, "12", name="Åsa Öberg", email="asa@example.se")
+        ensure_customer(session, s.id, "12", name="ÅSA ÖBERG", email="asa@example.se")
         ensure_customer(session, s.id, "13", name="Muller", email="muller@example.com")
     assert listed(console, s, q=query) == expected
 

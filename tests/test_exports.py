@@ -11,11 +11,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, literal, null, select, update
 
 from bridge.accounts import SystemAccount, system_account, wallet_account
 from bridge.db import unit_of_work
-from bridge.models import Account, Customer, Entry, LedgerTransaction, Shop
+from bridge.models import Account, Customer, Entry, LedgerTransaction, Shop, Timestamp
 from tests.console_support import make_user, move, sign_in, text_of
 
 pytest_plugins = ("tests.console_fixtures",)  # fixtures: merchant, console
@@ -200,11 +200,14 @@ def long_history(services, shop):
                 for n in range(MANY)
             ],
         )
-        session.execute(insert(Entry), [
-            {"transaction_id": first + n // 2, "shop_id": s.id, "account_id": (wallet if n % 2 == 0 else other).id,
-             "amount": 100 if n % 2 == 0 else -100, "currency": "EUR",
-             "balance_after": 100 * (n // 2 + 2) if n % 2 == 0 else None, "created_at": moment}
-            for n in range(2 * MANY)])  # fmt: skip
+        bulk = select(LedgerTransaction.id).where(LedgerTransaction.id >= first).order_by(LedgerTransaction.id)
+        for account, amount, balance_after in ((wallet, 100, 100 * (LedgerTransaction.id - first + 2)),
+                                               (other, -100, null())):  # one INSERT … SELECT per side
+            legs = bulk.add_columns(literal(s.id), literal(account.id), literal(amount), literal("EUR"),
+                                    balance_after, literal(moment, Timestamp))
+            session.execute(insert(Entry).from_select(
+                ["transaction_id", "shop_id", "account_id", "amount", "currency", "balance_after", "created_at"],
+                legs))  # fmt: skip
     return s
 
 
