@@ -29,6 +29,7 @@ STATEMENT_HEADER = ["date", "transaction", "kind", "reason", "account", "amount"
 TRANSACTIONS_HEADER = ["date", "transaction", "kind", "reason", "customer", "email", "account", "amount", "currency",
                        "balance_after", "order", "refund", "actor"]  # fmt: skip
 BALANCES_HEADER = ["customer", "email", "name", "account", "currency", "balance"]
+LIABILITY_HEADER = ["date", "currency", "unredeemed_store_credit"]
 JOURNAL_HEADER = ["date", "transaction", "account", "customer", "debit", "credit", "currency", "kind", "reason",
                   "order", "refund"]  # fmt: skip
 
@@ -155,6 +156,11 @@ def liability_at(session: Session, shop: Shop, day: date, tz: str) -> dict[str, 
     then, the debt the shop books for it. Points are not money and are left out."""
     currencies = [shop.currency, *_other_wallet_currencies(session, shop)]
     return balances_at(session, shop.id, currencies, end_of_day(day, tz))
+
+
+def liability_rows(session: Session, shop: Shop, day: date, tz: str) -> Iterator[list]:
+    for currency, owed in liability_at(session, shop, day, tz).items():
+        yield [day.isoformat(), currency, amount_text(owed, currency)]
 
 
 def _other_wallet_currencies(session: Session, shop: Shop) -> list[str]:

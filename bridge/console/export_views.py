@@ -104,8 +104,8 @@ def statement_csv(shop_id: int, external_id: str):
         return _invalid(form)
     with transaction() as db:
         customer = require_customer(db, g.shop, external_id)
-    who = re.sub(r"[^A-Za-z0-9]+", "-", external_id)
-    name = f"{_slug(g.shop)}-customer-{who}-{period['start']}-{period['end']}.csv"
+    customer_part = re.sub(r"[^A-Za-z0-9]+", "-", external_id)
+    name = f"{_slug(g.shop)}-customer-{customer_part}-{period['start']}-{period['end']}.csv"
     return _streamed_csv(name, exports.STATEMENT_HEADER, lambda db: exports.statement_rows(
         db, g.shop, customer, period["start"], period["end"], tz))  # fmt: skip
 
@@ -130,7 +130,6 @@ def export_csv(shop_id: int, name: str):
         if name == "balances":
             return _streamed_csv(filename, exports.BALANCES_HEADER,
                                  lambda db: exports.balance_rows(db, shop_id, day["date"], tz))  # fmt: skip
-        return _streamed_csv(filename, ["date", "currency", "unredeemed_store_credit"], lambda db: (
-            [day["date"].isoformat(), currency, exports.amount_text(owed, currency)]
-            for currency, owed in exports.liability_at(db, g.shop, day["date"], tz).items()))  # fmt: skip
+        return _streamed_csv(filename, exports.LIABILITY_HEADER,
+                             lambda db: exports.liability_rows(db, g.shop, day["date"], tz))  # fmt: skip
     return render_error(404, "Page not found", "There is no such export.")
