@@ -37,6 +37,7 @@ def _make_sqlite_transactional(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
         dbapi_connection.create_function("local_date", 2, _local_date, deterministic=True)
+        dbapi_connection.create_function("unicode_lower", 1, _unicode_lower, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
@@ -52,6 +53,12 @@ def _local_date(utc_text: str | None, zone: str | None) -> str | None:
     moment = datetime.fromisoformat(str(utc_text))
     moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
     return moment.astimezone(ZoneInfo(zone)).date().isoformat()
+
+
+def _unicode_lower(value: str | None) -> str | None:
+    """SQLite's `unicode_lower(text)`: lower() for every alphabet, as PostgreSQL's in a UTF-8 locale (SQLite's
+    own lower() leaves "MÜLLER" as "mÜller")."""
+    return value.lower() if isinstance(value, str) else value
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -83,8 +83,10 @@ def test_list_sorts_by_any_column_both_ways(console, shop, crowd):
 def test_list_pages(console, shop, crowd):
     second = text_of(console.get(f"/shops/{shop.shop.id}/customers?sort=balance&dir=asc&page=2"))
     assert names_in(second) == [f"Person {n}" for n in range(26, 31)] and "Page 2 of 2" in second
-    beyond = text_of(console.get(f"/shops/{shop.shop.id}/customers?page=99"))
-    assert "Page 2 of 2" in beyond
+    beyond = console.get(f"/shops/{shop.shop.id}/customers?sort=name&page=99")
+    assert beyond.status_code == 404 and names_in(text_of(beyond)) == []
+    assert "There is no page 99: this list has 2 pages." in text_of(beyond)
+    assert f'href="/shops/{shop.shop.id}/customers?sort=name&amp;dir=desc&amp;page=2"' in text_of(beyond)
 
 
 @pytest.mark.parametrize("query, expected", [("person7@", ["Person 07"]), ("person 1", [f"Person {n}" for n in

@@ -16,7 +16,7 @@ from bridge.console import console
 from bridge.console.access import shop_view, who
 from bridge.console.filters import when
 from bridge.console.forms import Form, Invalid, first_message, parse_money, query_number, show_money, text
-from bridge.console.queries import SORTS, customer_page, statement_page
+from bridge.console.queries import SORTS, CustomerFilters, customer_page, statement_page
 from bridge.errors import IdempotencyConflict, InsufficientFunds, ValidationFailed, WalletLocked
 from bridge.ledger import TRANSACTION_KINDS, Actor
 from bridge.models import Entry, LedgerTransaction, Shop, utcnow
@@ -33,18 +33,37 @@ REPEAT_WINDOW = timedelta(minutes=10)
 # recorded: a slip of the finger (50000 for 500.00) must not empty a wallet. A constant, not a setting, as it only
 # asks and never refuses; in currencies of small units (JPY) it asks often.
 LARGE_DEBIT_UNITS = 500
+MAX_EXPIRING_DAYS = 3660
 
 
 @console.get("/shops/<int:shop_id>/customers")
 @shop_view
 def customers(shop_id: int):
-    q = (request.args.get("q") or "").strip()[:200]
+    form, filters = _customer_filters(request.args)
     sort = request.args.get("sort") if request.args.get("sort") in SORTS else "last_movement"
     descending = request.args.get("dir", "desc") != "asc"
     page_number = query_number(request.args.get("page")) or 1
     with transaction() as db:
-        page = customer_page(db, g.shop, q=q, sort=sort, descending=descending, page=page_number)
-    return render_template("customers.html", shop=g.shop, page=page, q=q, sort=sort, descending=descending)
+        page = customer_page(db, g.shop, filters, sort=sort, descending=descending, page=page_number)
+    status = 422 if form.errors else 404 if page.past_end else 200
+    return render_template("customers.html", shop=g.shop, page=page, q=filters.q, sort=sort, descending=descending,
+                           filters=form), status  # fmt: skip
+
+
+def _customer_filters(args) -> tuple[Form, CustomerFilters]:
+    """The list's search and filters; a number of days that is not one is said on the form and not applied."""
+    form = Form(values={
+        "q": (args.get("q") or "").strip()[:200], "locked": args.get("locked") == "1",
+        "balance": args.get("balance") == "1", "expiring": (args.get("expiring") or "").strip()[:10],
+    })  # fmt: skip
+    days = None
+    if form.values["expiring"]:
+        days = query_number(form.values["expiring"])
+        if days is None or not 1 <= days <= MAX_EXPIRING_DAYS:
+            form.errors["expiring"] = f"Enter a number of days from 1 to {MAX_EXPIRING_DAYS}."
+            days = None
+    values = form.values
+    return form, CustomerFilters(values["q"], values["locked"], values["balance"], days)
 
 
 def _date_arg(name: str, form: Form) -> date | None:

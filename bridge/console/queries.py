@@ -10,7 +10,17 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from bridge import audit
-from bridge.models import Account, Customer, Entry, InboxDelivery, LedgerTransaction, OutboxMessage, Shop
+from bridge.models import (
+    Account,
+    CreditLot,
+    Customer,
+    Entry,
+    InboxDelivery,
+    LedgerTransaction,
+    OutboxMessage,
+    Shop,
+    utcnow,
+)
 from bridge.reports import shop_timezone, start_of
 from sync.shopify.connect import DELIVERY_TOPICS as SHOPIFY_TOPICS
 from sync.woocommerce.connect import WEBHOOK_TOPICS
@@ -34,8 +44,20 @@ class CustomerRow:
 class CustomerPage:
     rows: list[CustomerRow]
     total: int
-    page: int
+    page: int  # as asked for: past the last page, `rows` is empty and `past_end` says why
     pages: int
+
+    @property
+    def past_end(self) -> bool:
+        return self.page > self.pages
+
+
+@dataclass(frozen=True)
+class CustomerFilters:
+    q: str = ""  # in the e-mail or the name, whatever the case; or the shop's customer id exactly
+    locked: bool = False
+    with_balance: bool = False
+    expiring_within: int | None = None  # days: promotional credit that expires by then
 
 
 def _greatest(session: Session, a, b):
@@ -44,14 +66,46 @@ def _greatest(session: Session, a, b):
     return func.max(func.coalesce(a, 0), func.coalesce(b, 0))  # SQLite's two-argument max is scalar
 
 
+def _lowered(session: Session, column):
+    """lower() for every alphabet: SQLite's own knows ASCII only, so its connections get Python's as
+    `unicode_lower` (bridge/db.py); PostgreSQL's follows the database's locale."""
+    return (func.unicode_lower if session.get_bind().dialect.name == "sqlite" else func.lower)(column)
+
+
+def _conditions(session: Session, shop: Shop, wallet, filters: CustomerFilters, now: datetime) -> list:
+    conditions = [Customer.shop_id == shop.id]
+    q = filters.q.strip()
+    if q:
+        needle = q.lower()
+        conditions.append(or_(
+            _lowered(session, Customer.email).contains(needle, autoescape=True),
+            _lowered(session, Customer.name).contains(needle, autoescape=True),
+            Customer.external_id == q,
+        ))  # fmt: skip
+    if filters.locked:
+        conditions.append(wallet.locked.is_(True))
+    if filters.with_balance:
+        conditions.append(wallet.balance != 0)
+    if filters.expiring_within is not None:
+        conditions.append(
+            select(CreditLot.id).where(
+                CreditLot.account_id == wallet.id, CreditLot.remaining > 0, CreditLot.expires_at >= now,
+                CreditLot.expires_at < now + timedelta(days=filters.expiring_within),
+            ).exists()
+        )  # fmt: skip
+    return conditions
+
+
 def customer_page(
-    session: Session, shop: Shop, *, q: str = "", sort: str = "last_movement", descending: bool = True, page: int = 1,
-    per_page: int = PAGE_SIZE,
+    session: Session, shop: Shop, filters: CustomerFilters = CustomerFilters(), *, sort: str = "last_movement",
+    descending: bool = True, page: int = 1, per_page: int = PAGE_SIZE, now: datetime | None = None,
 ) -> CustomerPage:  # fmt: skip
     """The shop's customers with balance, points and last movement; searched by e-mail, name or the shop's
-    customer id; sorted and paged. The last movement is the newest entry of the customer's two accounts,
-    each found by a backward scan of the (account_id, id) index."""
+    customer id, filtered, sorted and paged. The last movement is the newest entry of the customer's two
+    accounts, each found by a backward scan of the (account_id, id) index."""
     wallet, points = aliased(Account), aliased(Account)
+    with_wallet = and_(wallet.customer_id == Customer.id, wallet.kind == "wallet", wallet.currency == shop.currency)
+    conditions = _conditions(session, shop, wallet, filters, now or utcnow())
     newest_wallet = select(func.max(Entry.id)).where(Entry.account_id == wallet.id).scalar_subquery()
     newest_points = select(func.max(Entry.id)).where(Entry.account_id == points.id).scalar_subquery()
     newest = _greatest(session, newest_wallet, newest_points).label("newest_entry")
@@ -60,20 +114,11 @@ def customer_page(
             Customer, func.coalesce(wallet.balance, 0), func.coalesce(wallet.held, 0),
             func.coalesce(wallet.locked, False), func.coalesce(points.balance, 0), newest,
         )
-        .outerjoin(wallet, and_(wallet.customer_id == Customer.id, wallet.kind == "wallet",
-                                wallet.currency == shop.currency))
+        .outerjoin(wallet, with_wallet)
         .outerjoin(points, and_(points.customer_id == Customer.id, points.kind == "points"))
-        .where(Customer.shop_id == shop.id)
+        .where(*conditions)
     )  # fmt: skip
-    counted = select(func.count()).select_from(Customer).where(Customer.shop_id == shop.id)
-    q = (q or "").strip()
-    if q:
-        match = or_(
-            Customer.email.icontains(q, autoescape=True),
-            Customer.name.icontains(q, autoescape=True),
-            Customer.external_id == q,
-        )
-        query, counted = query.where(match), counted.where(match)
+    counted = select(func.count()).select_from(Customer).outerjoin(wallet, with_wallet).where(*conditions)
     order = {
         "email": Customer.email, "name": Customer.name, "customer": Customer.external_id,
         "balance": func.coalesce(wallet.balance, 0), "points": func.coalesce(points.balance, 0),
@@ -82,7 +127,9 @@ def customer_page(
     order = order.desc().nulls_last() if descending else order.asc().nulls_last()
     total = int(session.scalar(counted))
     pages = max(1, -(-total // per_page))
-    page = min(max(page, 1), pages)
+    page = max(page, 1)
+    if page > pages:
+        return CustomerPage([], total, page, pages)
     rows = session.execute(
         query.order_by(order, Customer.id.desc()).limit(per_page).offset((page - 1) * per_page)
     ).all()

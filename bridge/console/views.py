@@ -1,3 +1,10 @@
 """Importing this module registers every console route on the blueprint."""
 
-from bridge.console import auth_views, customer_views, report_views, settings_views, shop_views  # noqa: F401
+from bridge.console import (  # noqa: F401
+    auth_views,
+    customer_views,
+    export_views,
+    report_views,
+    settings_views,
+    shop_views,
+)
