@@ -33,6 +33,7 @@ def test_empty_database_leads_to_first_run_setup(client):
     assert client.get("/login").location.endswith("/setup")
     page = client.get("/setup")
     assert page.status_code == 200 and "Welcome to Wallet Bridge" in text_of(page)
+    assert client.head("/setup").status_code == 200  # a HEAD is a GET without the body, never a form submission
 
 
 def test_first_run_creates_shop_user_membership_and_signs_in(client, services):

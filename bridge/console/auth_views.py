@@ -51,7 +51,7 @@ def login():
     if _no_user_yet():
         return redirect(url_for("console.setup"))
     next_url = safe_next(request.values.get("next"))
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD as GET
         if load_user() is not None:
             return redirect(next_url or url_for("console.home"))
         return render_template("login.html", form=Form(), next=next_url)
@@ -116,7 +116,7 @@ def setup():
         return redirect(url_for("console.home"))
     with transaction() as db:
         existing = shops_without_members(db)
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD as GET
         return _setup_page(Form(values={"platform": "woocommerce", "currency": "EUR",
                                         "take_over": {shop.id for shop in existing}}), existing)  # fmt: skip
     if existing:
@@ -184,7 +184,7 @@ def shops():
 def new_shop():
     with transaction() as db:
         g.shops = user_shops(db, g.user.id)
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD as GET
         form = Form(values={"platform": "woocommerce", "currency": "EUR"})
         return render_template("shop_new.html", form=form, currencies=CURRENCIES, platforms=PLATFORMS)
     form, values = _shop_form(request.form)
