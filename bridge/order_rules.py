@@ -122,11 +122,8 @@ def _refuse_wallet_paid_topup(ctx: OrderContext) -> ShopOrder:
     ctx.record.payment_outcome, ctx.record.status = "unpaid", ctx.order.status
     _tell_shop(ctx, "order.mark_unpaid", "A wallet top-up cannot be paid from the wallet: please pay it with "
                "another payment method.", status=ctx.settings["unpaid_order_status"])  # fmt: skip
-    note = ("Wallet Bridge: this top-up order was placed with the wallet payment method, which cannot pay for "
-            "a top-up. Nothing was credited or debited.")
-    enqueue(ctx.session, shop_id=ctx.shop.id, kind="order.note",
-            payload={"order_id": ctx.order.external_id, "note": note, "customer_note": False},
-            dedupe_key=ctx.key("topup-by-wallet"))  # fmt: skip
+    _tell_merchant(ctx, ctx.key("topup-by-wallet"), "Wallet Bridge: this top-up order was placed with the wallet "
+                   "payment method, which cannot pay for a top-up. Nothing was credited or debited.")  # fmt: skip
     return ctx.record
 
 
@@ -194,11 +191,7 @@ def _may_charge(ctx: OrderContext) -> bool:
     has_refunds = order.refunds or ctx.session.execute(
         select(OrderRefund.id).where(OrderRefund.shop_order_id == record.id).limit(1)
     ).first()
-    if not (undecided and not has_refunds and _pays_by_wallet(ctx)):
-        return False
-    if record.payment_outcome == "reversed":
-        record.payment_attempt += 1
-    return True
+    return bool(undecided and not has_refunds and _pays_by_wallet(ctx))
 
 
 def _flag_paid_after_reversal(ctx: OrderContext) -> None:
@@ -207,9 +200,7 @@ def _flag_paid_after_reversal(ctx: OrderContext) -> None:
     returned = format_amount(ctx.record.wallet_refunded, ctx.record.currency)
     note = (f"Wallet Bridge: this order is {ctx.order.status} again, but its wallet payment ({returned}) was "
             f"returned to the customer's wallet when it was cancelled. Collect it another way, or cancel the order.")
-    enqueue(ctx.session, shop_id=ctx.shop.id, kind="order.note",
-            payload={"order_id": ctx.order.external_id, "note": note, "customer_note": False},
-            dedupe_key=ctx.attempt_key("paid-after-reversal"))  # fmt: skip
+    _tell_merchant(ctx, ctx.attempt_key("paid-after-reversal"), note)
 
 
 def _total_edited(ctx: OrderContext) -> bool:
@@ -244,7 +235,7 @@ def _settle_edited_total(ctx: OrderContext) -> None:
         return _tell_shop(ctx, "order.note", note, f":{edit}")
     record.payment_outcome, record.paid_in_part = "partial", True
     _tell_shop(ctx, "order.add_wallet_fee", "", f":{edit}", transaction_id=f"{record.payment_attempt}-{edit}",
-               amount=held, attempt=record.payment_attempt, reopen=True)  # fmt: skip
+               amount=held, reopen=True)  # fmt: skip
 
 
 def find_order(session: Session, shop_id: int, order_external_id: str) -> ShopOrder | None:
@@ -336,6 +327,8 @@ def wallet_discount(settings: dict, total: int) -> int:
 
 def _collect_wallet_payment(ctx: OrderContext) -> None:
     order, record = ctx.order, ctx.record
+    if record.payment_outcome == "reversed":  # its money went back: this is a new attempt, with keys of its own
+        record.payment_attempt += 1
     if ctx.customer is None:
         return _refuse_payment(ctx, "guests have no wallet: please log in or choose another payment method")
     # Locked while deciding: a concurrent debit would otherwise make the decided amount fail to post.
@@ -362,8 +355,7 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
         record.wallet_paid += paid
         record.payment_outcome, record.wallet_discount, record.paid_in_part = "partial", 0, True
         # the note is written by the push: only the shop knows what is left to pay once it has taxed the fee
-        return _tell_shop(ctx, "order.add_wallet_fee", "", transaction_id=posted.transaction.id, amount=paid,
-                          attempt=record.payment_attempt)  # fmt: skip
+        return _tell_shop(ctx, "order.add_wallet_fee", "", transaction_id=posted.transaction.id, amount=paid)
     available = format_amount(max(wallet.available, 0), order.currency)
     return _refuse_payment(ctx, f"insufficient wallet balance ({available} available)")
 
@@ -468,22 +460,28 @@ def _return_held(ctx: OrderContext, what_happened: str) -> int:
 
 
 def _return_held_part(ctx: OrderContext, amount: int, key: str, what_happened: str = "changed") -> int:
-    record = ctx.record
     if amount <= 0 or ctx.customer is None:
         return 0
-    wallet = wallet_account(ctx.session, ctx.customer, record.currency)
-    posted = post_transaction(
-        ctx.session, shop_id=ctx.shop.id, kind="payment_reversal",
-        reason=f"Order #{ctx.order.external_id} {what_happened}: wallet payment returned",
-        legs=[Leg(wallet, amount),
-              Leg(system_account(ctx.session, ctx.shop.id, SystemAccount.WALLET_PAYMENTS, record.currency), -amount)],
-        idempotency_key=key, actor=ctx.actor, order_ref=ctx.order.external_id,
-    )  # fmt: skip
-    if posted.replayed:
+    reason = f"Order #{ctx.order.external_id} {what_happened}: wallet payment returned"
+    if not _post_return(ctx.session, ctx.shop.id, ctx.record, ctx.customer, amount, key, reason, ctx.actor):
         return 0
-    record.wallet_refunded += amount
-    take_back_card_refunds(ctx.session, ctx.shop.id, wallet, ctx.actor)  # it may return into such a top-up
+    ctx.record.wallet_refunded += amount
     return amount
+
+
+def _post_return(session: Session, shop_id: int, record: ShopOrder, customer: Customer, amount: int, key: str,
+                 reason: str, actor: Actor) -> bool:  # fmt: skip
+    """Post wallet money the order held back to the wallet, once per key; False for a replay."""
+    wallet = wallet_account(session, customer, record.currency)
+    posted = post_transaction(
+        session, shop_id=shop_id, kind="payment_reversal", reason=reason,
+        legs=[Leg(wallet, amount),
+              Leg(system_account(session, shop_id, SystemAccount.WALLET_PAYMENTS, record.currency), -amount)],
+        idempotency_key=key, actor=actor, order_ref=record.external_id,
+    )  # fmt: skip
+    if not posted.replayed:
+        take_back_card_refunds(session, shop_id, wallet, actor)  # it may return into such a top-up
+    return not posted.replayed
 
 
 def _earn_order_points(ctx: OrderContext) -> None:
@@ -595,9 +593,7 @@ def _take_back_deleted_refunds(ctx: OrderContext) -> None:
             note = (f"Wallet Bridge: refund #{row.external_id} was deleted in the shop after {amount} was credited "
                     f"to the customer's wallet, which no longer holds it. Nothing was taken back: settle it with "
                     f"the customer.")  # fmt: skip
-            enqueue(ctx.session, shop_id=ctx.shop.id, kind="order.note",
-                    payload={"order_id": ctx.order.external_id, "note": note, "customer_note": False},
-                    dedupe_key=f"refund:{row.external_id}:deleted")  # fmt: skip
+            _tell_merchant(ctx, f"refund:{row.external_id}:deleted", note)
             continue
         _post_refund_withdrawal(ctx, row, wallet, credited)
         ctx.record.wallet_refunded -= row.wallet_part
@@ -639,6 +635,12 @@ def _refund_as_points(ctx: OrderContext, refund: orders.RefundSnapshot, amount: 
 def _tell_shop_once(ctx: OrderContext, key: str, note: str) -> None:
     enqueue(ctx.session, shop_id=ctx.shop.id, kind="order.note",
             payload={"order_id": ctx.order.external_id, "note": note}, dedupe_key=key)  # fmt: skip
+
+
+def _tell_merchant(ctx: OrderContext, key: str, note: str) -> None:
+    """A private order note: the merchant reads it, the customer is not e-mailed."""
+    enqueue(ctx.session, shop_id=ctx.shop.id, kind="order.note",
+            payload={"order_id": ctx.order.external_id, "note": note, "customer_note": False}, dedupe_key=key)
 
 
 @dataclass(frozen=True)
@@ -735,22 +737,11 @@ def return_overcharge(session: Session, shop: Shop, order_external_id: str, char
     overcharge = min(held if charged is None else charged - max(credited_by_shop, 0), held)
     if overcharge <= 0:
         return 0
-    customer = session.get(Customer, record.customer_id)
-    posted = post_transaction(
-        session,
-        shop_id=shop.id,
-        kind="payment_reversal",
-        reason=f"Order #{order_external_id}: the shop applied {format_amount(credited_by_shop, record.currency)}"
-        f" of the wallet payment; the rest is returned",
-        legs=[
-            Leg(wallet_account(session, customer, record.currency), overcharge),
-            Leg(system_account(session, shop.id, SystemAccount.WALLET_PAYMENTS, record.currency), -overcharge),
-        ],
-        idempotency_key=f"order:{order_external_id}:overcharge:{marker}",
-        order_ref=order_external_id,
-    )
-    if posted.replayed:
+    reason = (f"Order #{order_external_id}: the shop applied {format_amount(credited_by_shop, record.currency)} of "
+              "the wallet payment; the rest is returned")
+    key = f"order:{order_external_id}:overcharge:{marker}"
+    if not _post_return(session, shop.id, record, session.get(Customer, record.customer_id), overcharge, key, reason,
+                        SYSTEM):  # fmt: skip
         return 0
     record.wallet_paid -= overcharge  # the payment was smaller than decided
-    take_back_card_refunds(session, shop.id, wallet_account(session, customer, record.currency), SYSTEM)
     return overcharge

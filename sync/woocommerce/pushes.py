@@ -73,7 +73,7 @@ def add_wallet_fee(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
         if payload.get("reopen"):  # a paid order whose total grew beyond the wallet: it needs paying again
             body["status"] = "pending"
         order = _lower_total_by(api, order, WALLET_FEE_NAME, payload["amount"], body)
-    lowered = min(_fee_reduction(_last_fee(order, WALLET_FEE_NAME), order["currency"]), payload["amount"])
+    lowered = min(_lowered_by(order, WALLET_FEE_NAME), payload["amount"])
     _settle(sessions, shop, order_id, payload["amount"], lowered, marker)
     left = _amount(order, "total")
     if left == 0 and order.get("status") not in PAID_STATUSES:
@@ -86,24 +86,26 @@ def _lower_total_by(api: WooShop, order: dict, name: str, amount: int, body: dic
     never by more. WooCommerce taxes a negative fee in proportion to the order's taxable costs whatever its
     tax_status (WC_Order_Item_Fee::calculate_taxes), so the fee itself is what is left once that tax is out;
     the shop's answer is then read and the fee corrected by the cents its rounding moved."""
-    path, currency = f"orders/{order['id']}", order["currency"]
     net = _untaxed_part(order, amount)
-    order = api.put(path, {**body, "fee_lines": [_fee(name, net, currency)]}).body
-    best = (net, order) if _fee_reduction(_last_fee(order, name), currency) <= amount else None
+    order = api.put(f"orders/{order['id']}", {**body, "fee_lines": [_fee(name, net, order["currency"])]}).body
+    best = net if _lowered_by(order, name) <= amount else None  # the largest fee known not to lower too much
     for _ in range(3):
-        lowered = _fee_reduction(_last_fee(order, name), currency)
+        lowered = _lowered_by(order, name)
         if lowered == amount or (lowered < amount and _amount(order, "total") == 0):
             return order
-        step = _untaxed_part(order, amount - lowered) or (1 if amount > lowered else -1)
-        net = max(net + step, 0)
-        order = api.put(path, {"fee_lines": [{"id": _last_fee(order, name)["id"],
-                                              "total": to_decimal_string(-net, currency)}]}).body  # fmt: skip
-        if _fee_reduction(_last_fee(order, name), currency) <= amount:
-            best = (net, order)
-    if best is not None and _fee_reduction(_last_fee(order, name), currency) > amount:
-        order = api.put(path, {"fee_lines": [{"id": _last_fee(order, name)["id"],
-                                              "total": to_decimal_string(-best[0], currency)}]}).body  # fmt: skip
+        net = max(net + (_untaxed_part(order, amount - lowered) or (1 if amount > lowered else -1)), 0)
+        order = _set_fee(api, order, name, net)
+        if _lowered_by(order, name) <= amount:
+            best = net
+    if best is not None and _lowered_by(order, name) > amount:
+        order = _set_fee(api, order, name, best)
     return order
+
+
+def _set_fee(api: WooShop, order: dict, name: str, net: int) -> dict:
+    """Change this push's fee line (by id: a line without one would be added)."""
+    line = {"id": _last_fee(order, name)["id"], "total": to_decimal_string(-net, order["currency"])}
+    return api.put(f"orders/{order['id']}", {"fee_lines": [line]}).body
 
 
 def _untaxed_part(order: dict, gross: int) -> int:
@@ -113,7 +115,7 @@ def _untaxed_part(order: dict, gross: int) -> int:
     lines = [*(order.get("line_items") or []), *(order.get("shipping_lines") or []),
              *(fee for fee in order.get("fee_lines") or [] if parse_amount(fee.get("total") or "0", currency) > 0)]
     costs = sum(parse_amount(line.get("total") or "0", currency) for line in lines)
-    taxes = sum(parse_amount(line.get("total_tax") or "0", currency) for line in lines)  # fmt: skip
+    taxes = sum(parse_amount(line.get("total_tax") or "0", currency) for line in lines)
     if costs <= 0 or taxes <= 0:
         return gross
     return gross * costs // (costs + taxes)
@@ -125,8 +127,9 @@ def _last_fee(order: dict, name: str) -> dict:
     return max(fees, key=lambda fee: fee.get("id") or 0) if fees else {}
 
 
-def _fee_reduction(fee: dict, currency: str) -> int:
-    """What a fee line takes off the order: its amount and the tax the shop put on it."""
+def _lowered_by(order: dict, name: str) -> int:
+    """What this push's fee line takes off the order: its amount and the tax the shop put on it."""
+    fee, currency = _last_fee(order, name), order["currency"]
     return -(parse_amount(fee.get("total") or "0", currency) + parse_amount(fee.get("total_tax") or "0", currency))
 
 
