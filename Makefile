@@ -14,10 +14,12 @@ $(BIN)/.installed: pyproject.toml $(wildcard */__init__.py)
 	@echo "== installing Wallet Bridge and its dependencies into $(VENV) (a few minutes the first time)"
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -e '.[dev]'
+	@# The simulators (simulator/, the demo's shops) are not in the installed package; the checkout is on the venv's path.
+	$(BIN)/python -c 'import site, sys; open(site.getsitepackages()[0] + "/wallet_bridge_dev.pth", "w").write(sys.argv[1])' "$(CURDIR)"
 	@echo "== installed"
 	touch $@
 
-# gunicorn, with the outbox worker in the same process on SQLite (see bridge/serving.py).
+# gunicorn, with the outbox worker in the same process on SQLite (see bridge/surfaces/serving.py).
 run: $(BIN)/.installed
 	$(BIN)/wallet-bridge serve
 
@@ -48,7 +50,7 @@ test: lint audit
 # The small bank test alone (real gunicorn + workers under SIGKILLs, an outage, a dropped connection); it also
 # runs in `make test`'s PostgreSQL pass.
 bank: $(BIN)/.installed
-	TEST_DATABASE_URL="$(TEST_DATABASE_URL)" $(BIN)/pytest -m bank tests/reliability $(PYTEST_ARGS)
+	TEST_DATABASE_URL="$(TEST_DATABASE_URL)" $(BIN)/pytest -m bank tests/e2e/reliability $(PYTEST_ARGS)
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/ledger.py

@@ -8,8 +8,8 @@ violations. Each client process is one simulated WooCommerce shop (a tenant of t
 thread(s); the bridge is gunicorn (deploy/gunicorn.conf.py, --web-workers sync workers) and --outbox-workers
 `wallet-bridge worker` processes on a scratch PostgreSQL database `wb_bank_<hex>` (created beside
 --database-url, dropped at the end). The harness, the workload, the faults and every check are described in
-tests/reliability/bank.py and docs/reliability.md; the small size runs in `make test`
-(tests/reliability/test_bank.py).
+tests/e2e/reliability/bank.py and docs/reliability.md; the small size runs in `make test`
+(tests/e2e/reliability/test_bank.py).
 
 Prints the figures (operations, duplicates absorbed, kills survived, messages delivered, ...) and every
 violation; exits 1 when there is one. --json writes the whole result (figures, timeline, violations).
@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # Run as `python bench/bank.py`, Python puts bench/ first on sys.path; the project root takes its place so that
-# `tests.reliability.bank` imports (in this process and in the spawned client processes).
+# `tests.e2e.reliability.bank` imports (in this process and in the spawned client processes).
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if p and Path(p).resolve() not in (ROOT, ROOT / "bench")]
 
 import argparse
@@ -33,7 +33,7 @@ import dataclasses
 import json
 import shlex
 
-from tests.reliability.bank import BankConfig, format_result, run_bank
+from tests.e2e.reliability.bank import BankConfig, format_result, run_bank
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -6,12 +6,12 @@ POST /bench/noop reads the body and answers {"ok": true}: the same gunicorn work
 with the same app-wide before/after-request hooks (request metrics, console), and no signature check, no
 database. It is the baseline the webhook rate is compared with. Like the webhook blueprint it is exempt
 from the console's CSRF check (a form token means nothing to a machine-to-machine POST). It exists only
-here: the production app (bridge.wsgi:app) has no such route.
+here: the production app (bridge.surfaces.wsgi:app) has no such route.
 """
 
 from flask import Blueprint, request
 
-from bridge.app import create_app
+from bridge.surfaces.app import create_app
 
 bench = Blueprint("bench", __name__)
 

@@ -5,7 +5,7 @@ The outbox worker runs as its own process (`wallet-bridge worker`), never inside
 import multiprocessing
 import os
 
-wsgi_app = "bridge.wsgi:app"
+wsgi_app = "bridge.surfaces.wsgi:app"
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
 threads = int(os.environ.get("WEB_THREADS", "1"))
@@ -15,5 +15,5 @@ accesslog = "-"
 # Never log query strings: a shop's REST keys could only ever appear there by mistake, but never in logs.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
 # Nor a statement link's token (its reader's credential): every atom is written with /statement/[token].
-logger_class = "bridge.web.access_log.TokenFreeGunicornLogger"
+logger_class = "bridge.surfaces.web.access_log.TokenFreeGunicornLogger"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -2,7 +2,7 @@
 passes first: the document parses and validates against it, and the variables coerce to their declared
 types. What fails is refused with Shopify's error shape (HTTP 200, top-level `errors`, no `data`), so the
 simulator can never accept a document or a variable that a real shop refuses; `select` then shapes its
-answer to what the document selects. The bridge's own test (tests/test_shopify_schema.py) validates what
+answer to what the document selects. The bridge's own test (tests/e2e/test_shopify_schema.py) validates what
 the bridge sends with the same variable check. The schema file lives with the test fixtures: the
 simulator runs from a checkout (tests, `wallet-bridge demo`), never from an installed wheel.
 

@@ -16,11 +16,11 @@ from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bridge.app import create_app
 from bridge.config import Settings
 from bridge.db import Base, unit_of_work
 from bridge.migrate import upgrade
 from bridge.shops import create_shop
+from bridge.surfaces.app import create_app
 from sync import shop_http
 
 FERNET_KEY = Fernet.generate_key().decode()
@@ -45,7 +45,7 @@ def _backend() -> str:
 def shop_addresses(monkeypatch):
     """The tests' shops are simulators on 127.0.0.1 and `responses` mocks, so loopback is allowed (as with
     ALLOW_PRIVATE_SHOP_URLS=true), and no name is ever looked up in real DNS: a test that needs a name to
-    resolve says to what (tests/test_security_ssrf.py)."""
+    resolve says to what (tests/hostile/test_security_ssrf.py)."""
     monkeypatch.setattr(shop_http, "resolve", _no_dns)
     with shop_http.private_addresses_allowed():
         yield

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from bridge.errors import ValidationFailed
 from bridge.inbox import apply_delivery, record_delivery
 from bridge.models import InboxDelivery, Shop
-from bridge.web.errors import error_response
-from bridge.web.runtime import services
+from bridge.surfaces.web.errors import error_response
+from bridge.surfaces.web.runtime import services
 from bridge.webhook_secrets import shops_sharing
 
 security_log = logging.getLogger("wallet_bridge.security")

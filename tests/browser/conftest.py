@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from bridge.app import create_app
+from bridge.surfaces.app import create_app
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "browser"

@@ -9,12 +9,12 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from bridge.console.forms import SECTIONS
 from bridge.db import unit_of_work
 from bridge.models import Shop
+from bridge.surfaces.console.forms import SECTIONS
 from tests.console_support import csrf_token, make_user, sign_in
 from tests.hostile import CASES, MONEY_TABLES, report, row_counts
-from tests.test_api import auth, credit
+from tests.integration.test_api import auth, credit
 from tests.woo import API, connect_for_tests
 
 NAME = "api (schemathesis)"

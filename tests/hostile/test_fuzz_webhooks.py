@@ -16,7 +16,7 @@ from bridge.db import unit_of_work
 from bridge.models import InboxDelivery, Shop
 from tests.conftest import make_shop
 from tests.hostile import CASES, LEDGER_TABLES, MONEY_TABLES, report, row_counts
-from tests.test_api import credit
+from tests.integration.test_api import credit
 from tests.woo import CAPTURED, REAL_SECRET, connect_for_tests, delivery_headers, wp_json
 from webhooks.signing import sign
 

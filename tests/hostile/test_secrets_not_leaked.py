@@ -20,8 +20,8 @@ from sync.worker import RetryPolicy, drain
 from tests.conftest import make_shop
 from tests.console_support import csrf_token, make_user, sign_in
 from tests.hostile.test_fuzz_webhooks import DOMAIN, shopify_headers
-from tests.test_api import auth
-from tests.test_woocommerce_connect_sync import KEY, SECRET, WOO, FakeWoo
+from tests.integration.test_api import auth
+from tests.integration.test_woocommerce_connect_sync import KEY, SECRET, WOO, FakeWoo
 from tests.woo import delivery_headers, order_body, wp_json
 from webhooks.signing import sign
 

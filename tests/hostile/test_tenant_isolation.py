@@ -13,7 +13,7 @@ from bridge.db import unit_of_work
 from bridge.models import AuditEvent, Hold, InboxDelivery, OutboxMessage, Shop, ShopMembership
 from tests.console_support import csrf_token, make_user, sign_in
 from tests.hostile import MONEY_TABLES, row_counts
-from tests.test_api import auth, credit
+from tests.integration.test_api import auth, credit
 from tests.woo import connect_for_tests, order_body, post_delivery
 
 TABLES = MONEY_TABLES + (AuditEvent, InboxDelivery, ShopMembership)

@@ -1,0 +1,189 @@
+"""A shop's overview, its audit trail, its team, and its operations (failed deliveries, dead letters)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import abort, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from bridge import audit
+from bridge.errors import ValidationFailed
+from bridge.models import InboxDelivery, OutboxMessage
+from bridge.money import POINTS, exponent, format_amount
+from bridge.reports import build_report, local_today, report_snapshot, shop_timezone, stored_customer_total
+from bridge.surfaces.console import console
+from bridge.surfaces.console.access import shop_view, who
+from bridge.surfaces.console.charts import NARROW, Series, line_chart
+from bridge.surfaces.console.forms import Form, query_number, text
+from bridge.surfaces.console.queries import customer_count, dead_letters, failure_counts, inbox_failures, webhook_health
+from bridge.surfaces.console.settings_views import FIELD_LABELS
+from bridge.surfaces.web.runtime import services, transaction
+from bridge.users import add_membership, check_new_user, create_user, find_user, remove_membership, shop_members
+from sync.worker import retry_dead
+from webhooks.replay import reapply
+
+
+@console.get("/shops/<int:shop_id>/")
+@shop_view
+def overview(shop_id: int):
+    shop = g.shop
+    tz = shop_timezone(shop.settings)
+    today = local_today(tz)  # the shop's last 30 days, in its own time zone
+    with report_snapshot(services().sessions) as db:
+        report = build_report(db, shop.id, shop.currency, today - timedelta(days=29), today, "day", tz=tz)
+        owed = stored_customer_total(db, shop.id, shop.currency)
+        points = stored_customer_total(db, shop.id, POINTS)
+    with transaction() as db:
+        counts = failure_counts(db, shop.id)
+        customers = customer_count(db, shop.id)
+        health, last_check = webhook_health(db, shop.id)
+        recent = audit.recent(db, shop.id, limit=8)
+    chart = line_chart(
+        [b.bucket.end.strftime("%d %b") for b in report.buckets],
+        [Series("Owed to customers", [b.liability for b in report.buckets])],
+        title="Owed to customers, last 30 days", fmt=lambda v: format_amount(int(v), shop.currency),
+        width=NARROW, unit=10 ** exponent(shop.currency), empty_when_zero=False,
+    )  # fmt: skip
+    totals = {
+        "deposits": sum(b.deposits.amount for b in report.buckets),
+        "payments": sum(b.total("money", ("payment", "capture"), "debit").amount for b in report.buckets),
+        "refunds": sum(b.total("money", ("refund_to_wallet",), "credit").amount for b in report.buckets),
+        "usage": (report.total_wallet_orders / report.total_orders) if report.total_orders else None,
+    }
+    newest = max((h.last_received_at for h in health if h.last_received_at), default=None)
+    return render_template(
+        "overview.html", shop=shop, owed=owed, points=points, counts=counts, customers=customers, health=health,
+        newest_delivery=newest, last_check=last_check, recent=recent, chart=chart, totals=totals, labels=FIELD_LABELS,
+        connected=shop.consumer_key_enc is not None,
+    )  # fmt: skip
+
+
+@console.get("/shops/<int:shop_id>/audit")
+@shop_view
+def audit_trail(shop_id: int):
+    with transaction() as db:
+        events = audit.recent(db, shop_id, limit=51, before_id=query_number(request.args.get("before")))
+    older = events[49].id if len(events) > 50 else None
+    return render_template("audit.html", shop=g.shop, events=events[:50], older=older, labels=FIELD_LABELS)
+
+
+# Team -----------------------------------------------------------------------------------------------------
+
+
+@console.route("/shops/<int:shop_id>/team", methods=["GET", "POST"])
+@shop_view
+def team(shop_id: int):
+    """Who may manage this shop; add someone (a new user, or an existing user of another shop)."""
+    form = Form()
+    if request.method == "POST":
+        email, name = text(request.form, "email", 320), text(request.form, "name", 200)
+        password = request.form.get("password") or ""
+        form.values.update(email=email, name=name)
+        try:
+            with transaction() as db:
+                user = find_user(db, email)
+                if user is None:
+                    problems = check_new_user(email, name, password)
+                    if problems:
+                        raise ValidationFailed("invalid user", fields=problems)
+                    user = create_user(db, email=email, name=name, password=password)
+                add_membership(db, user, shop_id)
+                audit.record(db, who(), "team.add", shop_id=shop_id, target=user.email, new=user.email)
+        except ValidationFailed as exc:
+            form.errors.update(exc.fields or {"_form": exc.message})
+        else:
+            flash(f"{email} can now manage {g.shop.name}.", "success")
+            return redirect(url_for("console.team", shop_id=shop_id))
+    with transaction() as db:
+        members = shop_members(db, shop_id)
+    return render_template("team.html", shop=g.shop, members=members, form=form), (422 if form.errors else 200)
+
+
+@console.post("/shops/<int:shop_id>/team/<int:user_id>/remove")
+@shop_view
+def remove_member(shop_id: int, user_id: int):
+    """Someone leaves the team (an employee who left): they lose access at their next request."""
+    try:
+        with transaction() as db:
+            user = remove_membership(db, shop_id, user_id)
+            if user is not None:
+                audit.record(db, who(), "team.remove", shop_id=shop_id, target=user.email, old=user.email)
+    except ValidationFailed as exc:
+        flash(f"Not removed: {exc.message}.", "error")
+        return redirect(url_for("console.team", shop_id=shop_id))
+    if user is None:
+        abort(404)
+    if user_id == g.user.id:
+        flash(f"You no longer manage {g.shop.name}.", "success")
+        return redirect(url_for("console.home"))
+    flash(f"{user.email} can no longer manage {g.shop.name}.", "success")
+    return redirect(url_for("console.team", shop_id=shop_id))
+
+
+# Operations -----------------------------------------------------------------------------------------------
+
+
+@console.get("/shops/<int:shop_id>/operations")
+@shop_view
+def operations(shop_id: int):
+    with transaction() as db:
+        failures = inbox_failures(db, shop_id)
+        dead = dead_letters(db, shop_id)
+        counts = failure_counts(db, shop_id)
+    return render_template("operations.html", shop=g.shop, failures=failures, dead=dead, counts=counts)
+
+
+@console.post("/shops/<int:shop_id>/operations/outbox/<int:message_id>/retry")
+@shop_view
+def retry_message(shop_id: int, message_id: int):
+    with transaction() as db:
+        message = db.execute(
+            select(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.shop_id == shop_id)
+        ).scalar_one_or_none()
+    if message is None:
+        abort(404)
+    queued = retry_dead(services().sessions, shop_id, message_id)
+    _audit_retry(shop_id, "operations.outbox_retry", f"message {message_id}", queued)
+    flash("Message queued again: the worker sends it shortly." if queued else "This message is not dead-lettered "
+          "any more (it was already queued again).", "success" if queued else "info")  # fmt: skip
+    return redirect(url_for("console.operations", shop_id=shop_id))
+
+
+@console.post("/shops/<int:shop_id>/operations/outbox/retry-all")
+@shop_view
+def retry_all(shop_id: int):
+    queued = retry_dead(services().sessions, shop_id)
+    _audit_retry(shop_id, "operations.outbox_retry", "all dead letters", queued)
+    flash(f"{queued} message{'s' if queued != 1 else ''} queued again.", "success" if queued else "info")
+    return redirect(url_for("console.operations", shop_id=shop_id))
+
+
+def _audit_retry(shop_id: int, action: str, target: str, count: int) -> None:
+    if count:
+        with transaction() as db:
+            audit.record(db, who(), action, shop_id=shop_id, target=target, new=f"{count} queued")
+
+
+@console.post("/shops/<int:shop_id>/operations/inbox/<int:delivery_id>/retry")
+@shop_view
+def retry_delivery(shop_id: int, delivery_id: int):
+    """Apply a failed delivery again, with the same handler as when it arrived (once the cause is fixed)."""
+    with transaction() as db:
+        delivery = db.execute(
+            select(InboxDelivery).where(InboxDelivery.id == delivery_id, InboxDelivery.shop_id == shop_id)
+        ).scalar_one_or_none()
+    if delivery is None:
+        abort(404)
+    if delivery.status != "failed":
+        flash(f"Delivery {delivery_id} is {delivery.status}: nothing to retry.", "info")
+        return redirect(url_for("console.operations", shop_id=shop_id))
+    outcome = reapply(services().sessions, delivery_id)
+    if outcome.status == "failed":
+        flash(f"Delivery {delivery_id} still fails: {outcome.error}", "error")
+    else:
+        flash(f"Delivery {delivery_id} {outcome.status}.", "success")
+    with transaction() as db:
+        audit.record(db, who(), "operations.inbox_retry", shop_id=shop_id,
+                     target=f"delivery {delivery_id} ({delivery.topic})", new=outcome.status)  # fmt: skip
+    return redirect(url_for("console.operations", shop_id=shop_id))

@@ -1,0 +1,458 @@
+"""/api/v1: wallets, statements, adjustments and holds for the shop that owns the API key."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app, g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+from sqlalchemy import func, select
+
+from bridge.errors import ValidationFailed
+from bridge.ledger import Actor, capture_hold, void_hold
+from bridge.models import Entry, Hold, TopupRequest
+from bridge.points import convert_points
+from bridge.refund_requests import DESTINATIONS, request_refund
+from bridge.settings_schema import load_settings
+from bridge.shops import get_shop
+from bridge.statement_links import LINK_LIFETIME_SECONDS, make_statement_token
+from bridge.surfaces.web.auth import require_api_key
+from bridge.surfaces.web.errors import error_response
+from bridge.surfaces.web.runtime import services, transaction
+from bridge.tips import tip_order
+from bridge.topups import begin_topup, end_topup_claim
+from bridge.wallets import adjust_wallet, hold_on_wallet, require_customer, statement, wallet_summary
+from bridge.withdrawals import request_withdrawal
+from sync.woocommerce.client import WooShop
+from sync.woocommerce.topups import create_topup_order
+from sync.worker import PermanentFailure, ShopCallFailed
+
+api = Blueprint("api", __name__, url_prefix="/api/v1", description="Wallets of a shop's customers")
+
+PositiveAmount = dict(strict=True, validate=validate.Range(min=1, max=10**12))
+
+
+class IdempotencyHeader(Schema):
+    idempotency_key = fields.String(
+        required=True, validate=validate.Length(min=1, max=150), data_key="Idempotency-Key"
+    )
+
+
+class HoldOut(Schema):
+    id = fields.Integer()
+    amount = fields.Integer()
+    reason = fields.String()
+    expires_at = fields.DateTime()
+
+
+class ExpiringOut(Schema):
+    amount = fields.Integer()
+    amount_formatted = fields.String()
+    expires_at = fields.DateTime()
+
+
+class WalletOut(Schema):
+    customer_id = fields.String()
+    currency = fields.String()
+    balance = fields.Integer(metadata={"description": "minor units"})
+    available = fields.Integer(metadata={"description": "balance minus open holds, minor units"})
+    balance_formatted = fields.String()
+    available_formatted = fields.String()
+    points = fields.Integer()
+    locked = fields.Boolean()
+    withdrawable = fields.Integer(metadata={"description": "unspent top-up money that may be withdrawn"})
+    expiring = fields.List(fields.Nested(ExpiringOut), metadata={"description": "promotional credit that expires"})
+    open_holds = fields.List(fields.Nested(HoldOut))
+
+
+class StatementQuery(Schema):
+    cursor = fields.String(validate=validate.Length(max=40))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class StatementLine(Schema):
+    transaction_id = fields.Integer()
+    kind = fields.String()
+    reason = fields.String()
+    amount = fields.Integer()
+    currency = fields.String()
+    amount_formatted = fields.String()
+    balance_after = fields.Integer(allow_none=True)
+    balance_after_formatted = fields.String(allow_none=True)
+    unit = fields.String()
+    order_id = fields.String(allow_none=True)
+    refund_id = fields.String(allow_none=True)
+    actor = fields.String()
+    created_at = fields.DateTime()
+
+
+class StatementOut(Schema):
+    lines = fields.List(fields.Nested(StatementLine))
+    next_cursor = fields.String(allow_none=True)
+
+
+class AdjustmentIn(Schema):
+    direction = fields.String(required=True, validate=validate.OneOf(["credit", "debit"]))
+    amount = fields.Integer(required=True, **PositiveAmount)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class TransactionOut(Schema):
+    transaction_id = fields.Integer()
+    replayed = fields.Boolean()
+    balance = fields.Integer()
+    available = fields.Integer()
+
+
+class HoldIn(Schema):
+    amount = fields.Integer(required=True, **PositiveAmount)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    expires_in_seconds = fields.Integer(load_default=7 * 86400, validate=validate.Range(min=60, max=90 * 86400))
+    order_id = fields.String(validate=validate.Length(min=1, max=64))
+
+
+class HoldCreated(Schema):
+    hold_id = fields.Integer()
+    status = fields.String()
+    amount = fields.Integer()
+    replayed = fields.Boolean()
+    available = fields.Integer()
+
+
+class CaptureIn(Schema):
+    amount = fields.Integer(**PositiveAmount)
+
+
+class HoldState(Schema):
+    hold_id = fields.Integer()
+    status = fields.String()
+    captured_amount = fields.Integer()
+    transaction_id = fields.Integer(allow_none=True)
+
+
+class ConversionIn(Schema):
+    points = fields.Integer(
+        strict=True,
+        validate=validate.Range(min=1, max=10**12),
+        metadata={"description": "points to convert; all convertible points when omitted"},
+    )
+
+
+class ConversionOut(Schema):
+    transaction_id = fields.Integer()
+    replayed = fields.Boolean()
+    points = fields.Integer(metadata={"description": "points left"})
+    balance = fields.Integer()
+
+
+def _customer_path_is_valid(customer_id: str) -> None:
+    if not 0 < len(customer_id) <= 64:
+        raise ValidationFailed("customer_id is 1 to 64 characters", fields={"customer_id": "invalid"})
+
+
+def _actor() -> Actor:
+    return Actor("api_key", f"shop:{g.shop_id}")
+
+
+@api.route("/customers/<customer_id>/wallet")
+class Wallet(MethodView):
+    decorators = [require_api_key]
+
+    @api.response(200, WalletOut)
+    def get(self, customer_id):
+        """The customer's balance, available balance, points and open holds."""
+        _customer_path_is_valid(customer_id)
+        with transaction() as session:
+            return wallet_summary(session, get_shop(session, g.shop_id), customer_id)
+
+
+@api.route("/customers/<customer_id>/transactions")
+class Transactions(MethodView):
+    decorators = [require_api_key]
+
+    @api.arguments(StatementQuery, location="query")
+    @api.response(200, StatementOut)
+    def get(self, query, customer_id):
+        """The customer's statement, newest first; pass `next_cursor` back as `cursor` for more."""
+        _customer_path_is_valid(customer_id)
+        with transaction() as session:
+            page = statement(session, get_shop(session, g.shop_id), customer_id, **query)
+            return {"lines": page.lines, "next_cursor": page.next_cursor}
+
+
+@api.route("/customers/<customer_id>/adjustments")
+class Adjustments(MethodView):
+    decorators = [require_api_key]
+
+    @api.arguments(IdempotencyHeader, location="headers")
+    @api.arguments(AdjustmentIn)
+    @api.response(201, TransactionOut)
+    def post(self, headers, body, customer_id):
+        """Credit or debit the wallet with a reason. Repeating the same Idempotency-Key moves nothing."""
+        _customer_path_is_valid(customer_id)
+        with transaction() as session:
+            shop = get_shop(session, g.shop_id)
+            posted = adjust_wallet(
+                session, shop, customer_id, idempotency_key=headers["idempotency_key"], actor=_actor(), **body
+            )
+            summary = wallet_summary(session, shop, customer_id)
+        return {
+            "transaction_id": posted.transaction.id,
+            "replayed": posted.replayed,
+            "balance": summary["balance"],
+            "available": summary["available"],
+        }
+
+
+@api.route("/customers/<customer_id>/holds")
+class Holds(MethodView):
+    decorators = [require_api_key]
+
+    @api.arguments(IdempotencyHeader, location="headers")
+    @api.arguments(HoldIn)
+    @api.response(201, HoldCreated)
+    def post(self, headers, body, customer_id):
+        """Reserve money on the wallet (available = balance − open holds)."""
+        _customer_path_is_valid(customer_id)
+        with transaction() as session:
+            shop = get_shop(session, g.shop_id)
+            hold, replayed = hold_on_wallet(
+                session,
+                shop,
+                customer_id,
+                amount=body["amount"],
+                reason=body["reason"],
+                idempotency_key=headers["idempotency_key"],
+                expires_in_seconds=body["expires_in_seconds"],
+                order_ref=body.get("order_id"),
+            )
+            available = wallet_summary(session, shop, customer_id)["available"]
+            return {"hold_id": hold.id, "status": hold.status, "amount": hold.amount, "replayed": replayed,
+                    "available": available}  # fmt: skip
+
+
+def _hold_state(hold, transaction_id=None) -> dict:
+    return {
+        "hold_id": hold.id,
+        "status": hold.status,
+        "captured_amount": hold.captured_amount,
+        "transaction_id": transaction_id or hold.capture_transaction_id,
+    }
+
+
+@api.route("/holds/<int:hold_id>/capture")
+class Capture(MethodView):
+    decorators = [require_api_key]
+
+    @api.arguments(CaptureIn)
+    @api.response(200, HoldState)
+    def post(self, body, hold_id):
+        """Capture all or part of a hold; the rest is released."""
+        with transaction() as session:
+            posted = capture_hold(session, shop_id=g.shop_id, hold_id=hold_id, amount=body.get("amount"),
+                                  actor=_actor())  # fmt: skip
+            return _hold_state(session.get(Hold, hold_id), posted.transaction.id)
+
+
+@api.route("/holds/<int:hold_id>/void")
+class Void(MethodView):
+    decorators = [require_api_key]
+
+    @api.response(200, HoldState)
+    def post(self, hold_id):
+        """Release a hold without moving money."""
+        with transaction() as session:
+            return _hold_state(void_hold(session, shop_id=g.shop_id, hold_id=hold_id))
+
+
+@api.route("/customers/<customer_id>/points/conversions")
+class PointsConversions(MethodView):
+    decorators = [require_api_key]
+
+    @api.arguments(IdempotencyHeader, location="headers")
+    @api.arguments(ConversionIn)
+    @api.response(201, ConversionOut)
+    def post(self, headers, body, customer_id):
+        """Convert loyalty points to wallet money at the shop's rate (whole conversion steps only)."""
+        _customer_path_is_valid(customer_id)
+        with transaction() as session:
+            shop = get_shop(session, g.shop_id)
+            customer = require_customer(session, shop, customer_id)
+            posted = convert_points(session, shop, load_settings(shop.settings), customer, body.get("points"),
+                                    f"conversion:{headers['idempotency_key']}", actor=_actor())  # fmt: skip
+            summary = wallet_summary(session, shop, customer_id)
+        return {"transaction_id": posted.transaction.id, "replayed": posted.replayed, "points": summary["points"],
+                "balance": summary["balance"]}  # fmt: skip
+
+
+class TopupIn(Schema):
+    amount = fields.Integer(required=True, **PositiveAmount)
+
+
+class TopupOut(Schema):
+    order_id = fields.String()
+    payment_url = fields.String()
+    amount = fields.Integer()
+
+
+@api.route("/customers/<customer_id>/topups")
+class Topups(MethodView):
+    decorators = [require_api_key]
+
+    @api.arguments(IdempotencyHeader, location="headers")
+    @api.arguments(TopupIn)
+    @api.response(201, TopupOut)
+    def post(self, headers, body, customer_id):
+        """Top up within the shop's range: the bridge creates a shop order for the amount and returns
+        its payment URL; the wallet is credited once with what that order actually paid."""
+        _customer_path_is_valid(customer_id)
+        with transaction() as session:
+            shop = get_shop(session, g.shop_id)
+            try:  # before anything is written: an unconnected shop cannot take a top-up
+                api_client = WooShop.for_shop(shop, services().secrets, services().settings.shop_timeout_seconds)
+            except PermanentFailure as exc:
+                raise ValidationFailed(str(exc), fields={"shop": "not connected"}, code="shop_not_connected") from exc
+            request, retry = begin_topup(session, shop, customer_id, body["amount"], headers["idempotency_key"],
+                                         _order_creation_lease())  # fmt: skip
+            if request.order_external_id:
+                return _topup_out(request)
+            request_id, currency = request.id, request.currency
+        try:
+            order_id, payment_url = create_topup_order(api_client, customer_id, body["amount"], currency, request_id,
+                                                       retry=retry)  # fmt: skip
+        except ShopCallFailed as exc:  # no order recorded: the same key finds or creates it later
+            with transaction() as session:
+                end_topup_claim(session, request_id)
+            return error_response(502, "shop_unreachable", f"the shop did not create the top-up order: {exc}")
+        with transaction() as session:
+            return _topup_out(end_topup_claim(session, request_id, order_id, payment_url))
+
+
+def _order_creation_lease() -> timedelta:
+    """How long a call may be creating a top-up order before a retry takes over: its two shop calls (look for
+    the order, make it), each tried up to three times, at the shop timeout each."""
+    return timedelta(seconds=6 * services().settings.shop_timeout_seconds)
+
+
+def _topup_out(request: TopupRequest) -> dict:
+    return {"order_id": request.order_external_id, "payment_url": request.payment_url, "amount": request.amount}
+
+
+class WithdrawalIn(Schema):
+    amount = fields.Integer(required=True, **PositiveAmount)
+
+
+class WithdrawalOut(Schema):
+    transaction_ids = fields.List(fields.Integer())
+    replayed = fields.Boolean()
+    balance = fields.Integer()
+
+
+@api.route("/customers/<customer_id>/withdrawals")
+class Withdrawals(MethodView):
+    decorators = [require_api_key]
+
+    @api.arguments(IdempotencyHeader, location="headers")
+    @api.arguments(WithdrawalIn)
+    @api.response(201, WithdrawalOut)
+    def post(self, headers, body, customer_id):
+        """Withdraw unspent top-up money: the shop refunds the top-up orders to the card; if it refuses,
+        the money comes back to the wallet and the customer is told why."""
+        _customer_path_is_valid(customer_id)
+        with transaction() as session:
+            shop = get_shop(session, g.shop_id)
+            require_customer(session, shop, customer_id)
+            posted = request_withdrawal(session, shop, customer_id, body["amount"], headers["idempotency_key"],
+                                        _actor())  # fmt: skip
+            return {"transaction_ids": [p.transaction.id for p in posted],
+                    "replayed": any(p.replayed for p in posted),
+                    "balance": wallet_summary(session, shop, customer_id)["balance"]}  # fmt: skip
+
+
+class RefundRequestIn(Schema):
+    amount = fields.Integer(required=True, **PositiveAmount)
+    destination = fields.String(required=True, validate=validate.OneOf(DESTINATIONS))
+    reason = fields.String(load_default="", validate=validate.Length(max=500))
+
+
+class RefundRequestOut(Schema):
+    request_id = fields.Integer()
+    status = fields.String()
+    destination = fields.String()
+    amount = fields.Integer()
+
+
+@api.route("/orders/<order_id>/refunds")
+class OrderRefunds(MethodView):
+    decorators = [require_api_key]
+
+    @api.arguments(IdempotencyHeader, location="headers")
+    @api.arguments(RefundRequestIn)
+    @api.response(202, RefundRequestOut)
+    def post(self, headers, body, order_id):
+        """Ask for a refund to the card, the wallet (with the shop's bonus) or points, within the customer's
+        return window; the shop makes the refund and the wallet moves when its delivery arrives."""
+        _order_path_is_valid(order_id)
+        with transaction() as session:
+            request = request_refund(session, get_shop(session, g.shop_id), order_id,
+                                     key=headers["idempotency_key"], **body)  # fmt: skip
+            return {"request_id": request.id, "status": request.status, "destination": request.destination,
+                    "amount": request.amount}  # fmt: skip
+
+
+class TipIn(Schema):
+    percent_bp = fields.Integer(strict=True, validate=validate.Range(min=1, max=10_000),
+                                metadata={"description": "one of the shop's presets, in basis points"})  # fmt: skip
+    amount = fields.Integer(**PositiveAmount)
+
+
+class TipOut(Schema):
+    transaction_id = fields.Integer()
+    replayed = fields.Boolean()
+    amount = fields.Integer()
+
+
+@api.route("/orders/<order_id>/tips")
+class OrderTips(MethodView):
+    decorators = [require_api_key]
+
+    @api.arguments(IdempotencyHeader, location="headers")
+    @api.arguments(TipIn)
+    @api.response(201, TipOut)
+    def post(self, headers, body, order_id):
+        """Tip on a paid order from the customer's wallet: a shop preset percentage or an amount."""
+        _order_path_is_valid(order_id)
+        with transaction() as session:
+            posted = tip_order(session, get_shop(session, g.shop_id), order_id, percent_bp=body.get("percent_bp"),
+                               amount=body.get("amount"), key=headers["idempotency_key"], actor=_actor())  # fmt: skip
+            tip = session.scalar(select(func.max(Entry.amount)).where(Entry.transaction_id == posted.transaction.id))
+            return {"transaction_id": posted.transaction.id, "replayed": posted.replayed, "amount": tip}
+
+
+def _order_path_is_valid(order_id: str) -> None:
+    if not 0 < len(order_id) <= 64:
+        raise ValidationFailed("order_id is 1 to 64 characters", fields={"order_id": "invalid"})
+
+
+class StatementLinkOut(Schema):
+    url = fields.String()
+    expires_in = fields.Integer(metadata={"description": "seconds"})
+
+
+@api.route("/customers/<customer_id>/statement-link")
+class StatementLink(MethodView):
+    decorators = [require_api_key]
+
+    @api.response(201, StatementLinkOut)
+    def post(self, customer_id):
+        """A signed link to the customer's statement page, valid for an hour: the shop's "My account"
+        page asks for it for the logged-in customer and shows it."""
+        _customer_path_is_valid(customer_id)
+        with transaction() as session:
+            shop = get_shop(session, g.shop_id)
+            require_customer(session, shop, customer_id)
+        token = make_statement_token(current_app.config["SECRET_KEY"], g.shop_id, customer_id)
+        url = f"{services().settings.public_url}/statement/{token}"
+        return {"url": url, "expires_in": LINK_LIFETIME_SECONDS}

@@ -1,0 +1,100 @@
+"""The customer's own view: balance, available, points, expiring credit and every movement, through a
+signed expiring link; the same as JSON for the storefront; converting points to money from there."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+
+from bridge.errors import DomainError, NotFound
+from bridge.ledger import Actor
+from bridge.money import format_amount
+from bridge.points import convert_points
+from bridge.settings_schema import load_settings
+from bridge.shops import get_shop
+from bridge.statement_links import LINK_LIFETIME_SECONDS, read_statement_token
+from bridge.surfaces.web.errors import error_response
+from bridge.surfaces.web.runtime import transaction
+from bridge.wallets import require_customer, statement, wallet_summary
+
+customer_statement = Blueprint("customer_statement", __name__)
+FORM_TOKEN = re.compile(r"[0-9a-f]{32}")
+
+
+@customer_statement.after_request
+def _private(response):
+    """The page is the customer's money and its URL their credential: stored by no cache, and never sent on as a
+    Referer to a link or image it holds."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@customer_statement.errorhandler(NotFound)
+def _link_expired(exc: NotFound):
+    """A link too old, cut short or tampered with (they look alike on purpose): a person gets a page saying how to
+    get a fresh one, the storefront's script its JSON error."""
+    if request.path.endswith(".json"):
+        return error_response(404, exc.code, exc.message)
+    return render_template("customer/link_expired.html", lifetime=_in_words(LINK_LIFETIME_SECONDS)), 404
+
+
+def _in_words(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    if rest:
+        return f"{seconds // 60} minutes"
+    return "an hour" if hours == 1 else f"{hours} hours"
+
+
+def _access(token: str):
+    return read_statement_token(current_app.config["SECRET_KEY"], token)
+
+
+def _view(token: str) -> dict:
+    access = _access(token)
+    with transaction() as session:
+        shop = get_shop(session, access.shop_id)
+        summary = wallet_summary(session, shop, access.customer_external_id)
+        page = statement(session, shop, access.customer_external_id, limit=200)
+        settings = load_settings(shop.settings)
+    return {"shop": shop.name, "currency": shop.currency, "wallet": summary, "lines": page.lines,
+            "zone": settings["timezone"], "points_step": settings["points_conversion_points"],
+            "points_step_value": format_amount(settings["points_conversion_value"], shop.currency)}  # fmt: skip
+
+
+@customer_statement.get("/statement/<token>")
+def statement_page(token: str):
+    return render_template("customer/statement.html", token=token, message=request.args.get("message"),
+                           form_token=secrets.token_hex(16), **_view(token))  # fmt: skip
+
+
+@customer_statement.get("/statement/<token>.json")
+def statement_json(token: str):
+    view = _view(token)
+    return {"shop": view["shop"], "wallet": view["wallet"], "lines": view["lines"]}
+
+
+@customer_statement.post("/statement/<token>/convert")
+def convert(token: str):
+    """Convert all convertible points. Each page carries a one-time form token, used in the key: the same
+    form sent twice (a double click, a reload) converts once; a freshly loaded page converts again."""
+    access = _access(token)
+    form_token = request.form.get("form_token", "")
+    if not FORM_TOKEN.fullmatch(form_token):
+        return _redirect_with(token, "This form is incomplete. Reload the page and try again.")
+    try:
+        with transaction() as session:
+            shop = get_shop(session, access.shop_id)
+            customer = require_customer(session, shop, access.customer_external_id)
+            key, actor = f"statement:{customer.id}:{form_token}", Actor("customer", customer.external_id)
+            convert_points(session, shop, load_settings(shop.settings), customer, None, key, actor=actor)
+        message = "Your points were converted to wallet money."
+    except DomainError as exc:
+        message = exc.message
+    return _redirect_with(token, message)
+
+
+def _redirect_with(token: str, message: str):
+    return redirect(url_for("customer_statement.statement_page", token=token, message=message), code=303)
