@@ -40,6 +40,7 @@ from bridge.db import make_engine, make_session_factory, unit_of_work  # noqa: E
 from bridge.reports import TABLES, build_report, report_snapshot, report_table  # noqa: E402
 from bridge.security import SecretBox  # noqa: E402
 from bridge.shops import create_shop  # noqa: E402
+from bridge.surfaces.platforms import PLATFORMS
 
 TARGET = 1.5
 HISTORY_DAYS = 3000  # the older history spreads over about 8 years before the period
@@ -57,7 +58,7 @@ def setup_shop(sessions, customers: int) -> int:
 
     with unit_of_work(sessions) as session:
         box = SecretBox((Fernet.generate_key().decode(),))
-        shop_id = create_shop(session, box, name="Bench", platform="woocommerce", url="https://bench.example",
+        shop_id = create_shop(session, box, platforms=PLATFORMS, name="Bench", platform="woocommerce", url="https://bench.example",
                               currency="EUR").shop.id  # fmt: skip
         session.execute(text("""
             INSERT INTO customers (shop_id, external_id, email, name, created_at)

@@ -725,6 +725,19 @@ def wallet_payment_stands(session: Session, shop: Shop, order_external_id: str) 
     return record is not None and record.payment_outcome in ("paid", "partial")
 
 
+def return_paid_otherwise(session: Session, shop: Shop, order_external_id: str) -> int:
+    """The order was paid in full another way before the wallet's part reached the shop: all the wallet money
+    it holds goes back, and the customer is told on the order. Returns how much."""
+    returned = return_overcharge(session, shop, order_external_id, None, 0, "paid-otherwise")
+    if returned:
+        record = find_order(session, shop.id, order_external_id)
+        note = (f"{format_amount(returned, record.currency)} returned to your wallet: the order was paid in full "
+                "another way.")
+        enqueue(session, shop_id=shop.id, kind="order.note", payload={"order_id": order_external_id, "note": note},
+                dedupe_key=f"order:{order_external_id}:paid-otherwise")  # fmt: skip
+    return returned
+
+
 def return_overcharge(session: Session, shop: Shop, order_external_id: str, charged: int | None,
                       credited_by_shop: int, marker: str) -> int:  # fmt: skip
     """The shop may lower an order by less than the wallet paid (it cuts a negative fee at a total of 0.00,

@@ -17,8 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from bridge.audit import CLI, record
+from bridge.config import Settings
 from bridge.db import unit_of_work
-from bridge.errors import DomainError
+from bridge.errors import DomainError, PermanentFailure, TemporaryFailure
 from bridge.expiry import expire_credit, remind_before_expiry
 from bridge.ledger import expire_stale_holds, verify
 from bridge.migrate import upgrade
@@ -26,15 +27,19 @@ from bridge.models import OutboxMessage, Shop
 from bridge.order_release import release_abandoned_failed_orders
 from bridge.retention import MINIMUM_AGE, prune
 from bridge.shops import create_shop, get_shop
+from bridge.surfaces.app import create_app
+from bridge.surfaces.platforms import PLATFORMS, TOPICS, pushers_for, retry_policy
+from bridge.surfaces.serving import BridgeServer
 from bridge.surfaces.web.runtime import services
+from bridge.surfaces.workers import worker_chores
+from bridge.usecases.deliveries import recover_stalled
+from bridge.usecases.pushes import retry_dead
 from bridge.users import add_membership, create_user, set_password
-from sync.pushers import pushers_for, retry_policy
 from sync.shopify.connect import connect_shopify
 from sync.shopify.store_credit import reconcile
 from sync.woocommerce.connect import connect_shop
 from sync.woocommerce.pull import sync_shop
-from sync.worker import PermanentFailure, TemporaryFailure, drain, retry_dead, run_forever
-from webhooks.replay import recover_stalled
+from sync.worker import drain, run_forever
 
 
 def print_table(headers: list[str], rows: list[list]) -> None:
@@ -71,13 +76,14 @@ def shop_group():
 
 @shop_group.command("create", help="Create a shop; prints its id, API key and webhook secret once.")
 @click.option("--name", required=True)
-@click.option("--platform", type=click.Choice(["woocommerce", "shopify"]), required=True)
+@click.option("--platform", type=click.Choice(list(PLATFORMS)), required=True)
 @click.option("--url", required=True)
 @click.option("--currency", required=True)
 @click.option("--json", "as_json", is_flag=True)
 def shop_create(name, platform, url, currency, as_json):
     with unit_of_work(services().sessions) as session:
-        created = create_shop(session, services().secrets, name=name, platform=platform, url=url, currency=currency)
+        created = create_shop(session, services().secrets, platforms=PLATFORMS, name=name, platform=platform, url=url,
+                              currency=currency)  # fmt: skip
         data = {
             "id": created.shop.id,
             "name": created.shop.name,
@@ -272,8 +278,6 @@ def ledger_verify(as_json):
 @click.option("--threads", default=8, type=click.IntRange(min=1), show_default=True,
               help="Requests served at once.")  # fmt: skip
 def serve(host, port, threads):
-    from bridge.surfaces.serving import BridgeServer
-
     settings = services().settings
     upgrade(settings.database_url)
     if settings.embedded_worker:
@@ -333,22 +337,6 @@ def outbox_retry(shop_id, message_id):
     click.echo(f"{retry_dead(services().sessions, shop_id, message_id)} message(s) queued again")
 
 
-def start_embedded_worker(svc) -> threading.Event:
-    """With the embedded default a newcomer runs one process: the worker is a thread of it."""
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=run_forever, args=(svc.sessions, pushers_for(svc), retry_policy(svc), stop),
-        kwargs={"chores": worker_chores(svc)}, daemon=True, name="outbox-worker",
-    )  # fmt: skip
-    thread.start()
-    return stop
-
-
-def worker_chores(svc) -> list:
-    """What every worker also does now and then: apply deliveries a dead web process left unapplied."""
-    return [lambda: recover_stalled(svc.sessions)]
-
-
 @click.group("inbox", help="Stored webhook deliveries.")
 def inbox_group():
     pass
@@ -357,7 +345,7 @@ def inbox_group():
 @inbox_group.command("recover", help="Apply deliveries left `received` (a process died before applying them).")
 @click.option("--older-than", type=click.IntRange(min=0), default=60, show_default=True, help="Seconds.")
 def inbox_recover(older_than):
-    applied = recover_stalled(services().sessions, timedelta(seconds=older_than))
+    applied = recover_stalled(services().sessions, TOPICS, timedelta(seconds=older_than))
     click.echo(f"deliveries applied: {applied}")
 
 
@@ -392,7 +380,7 @@ def _release_stale_holds(svc) -> int:
 @click.command("demo", help="Play a short story against a simulated WooCommerce or Shopify shop (127.0.0.1 only) "
                "and print it.")  # fmt: skip
 @click.option("--database-url", help="Use this database (migrated first) instead of the configured one.")
-@click.option("--platform", type=click.Choice(["woocommerce", "shopify"]), default="woocommerce", show_default=True,
+@click.option("--platform", type=click.Choice(list(PLATFORMS)), default="woocommerce", show_default=True,
               help="The simulated shop (Shopify: the wallet mirrored to its native store credit).")  # fmt: skip
 def demo_command(database_url, platform):
     from flask import current_app
@@ -470,9 +458,12 @@ for _command in COMMANDS:  # once, at import: the commands are shared by every a
     _wrap_every_command(_command)
 
 
-def register_cli(app: Flask) -> None:
+def create_cli_app(settings: Settings | None = None) -> Flask:
+    """The app with the bridge's commands on its `cli` (the web app itself has none)."""
+    app = create_app(settings)
     for command in COMMANDS:
         app.cli.add_command(command)
+    return app
 
 
 class BridgeGroup(FlaskGroup):
@@ -487,6 +478,4 @@ class BridgeGroup(FlaskGroup):
 
 
 def main() -> None:
-    from bridge.surfaces.app import create_app
-
-    BridgeGroup(create_app)(prog_name="wallet-bridge")
+    BridgeGroup(create_cli_app)(prog_name="wallet-bridge")

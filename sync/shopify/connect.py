@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.db import unit_of_work
-from bridge.errors import ValidationFailed
+from bridge.errors import PermanentFailure, ShopCallFailed, ValidationFailed
 from bridge.models import utcnow
 from bridge.security import SecretBox
 from bridge.shops import get_shop
 from bridge.webhook_secrets import refuse_shared_secret
 from sync.shop_http import REFUSED, ShopAddressRefused
 from sync.shopify.client import ShopifyAdmin
-from sync.worker import PermanentFailure, ShopCallFailed
 
 TOPICS = ("CUSTOMERS_CREATE", "CUSTOMERS_UPDATE", "ORDERS_PAID", "ORDERS_UPDATED", "ORDERS_CANCELLED",
           "REFUNDS_CREATE")  # fmt: skip
@@ -57,13 +56,18 @@ def callback_url(public_url: str, shop_id: int) -> str:
     return f"{public_url}/webhooks/shopify/{shop_id}"
 
 
+def delivery_warnings(delivery_url: str) -> list[str]:
+    return [] if delivery_url.startswith("https://") else [
+        "PUBLIC_URL is not https: Shopify delivers webhooks only to https addresses"]
+
+
 def connect_shopify(
     sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int, *, url: str, access_token: str,
     webhook_secret: str | None, public_url: str, timeout: float = 10.0,
 ) -> ShopifyConnection:  # fmt: skip
     if webhook_secret:  # before anything is sent: see bridge/webhook_secrets.py
         with unit_of_work(sessions) as session:
-            refuse_shared_secret(session, secrets, shop_id, webhook_secret)
+            refuse_shared_secret(session, secrets, shop_id, "shopify", webhook_secret)
     api = ShopifyAdmin(url, access_token, timeout)
     try:
         shop_info = api.graphql(SHOP).get("shop") or {}

@@ -16,12 +16,13 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.db import unit_of_work
+from bridge.errors import PermanentFailure
 from bridge.models import Account, Customer, OutboxMessage, Shop, utcnow
 from bridge.money import parse_amount, to_decimal_string
 from bridge.security import SecretBox
+from bridge.usecases.pushes import Outcome, delivered_payloads, outcome_unknown
 from sync.shopify.client import ShopifyAdmin
-from sync.shopify.order_transactions import fetch_and_record_checkout_spend
-from sync.worker import PermanentFailure, outcome_unknown
+from sync.shopify.order_transactions import checkout_spend
 
 CREDIT = """
 mutation Credit($id: ID!, $creditInput: StoreCreditAccountCreditInput!) {
@@ -99,20 +100,19 @@ def store_credit(api: ShopifyAdmin, customer_id: str, currency: str) -> StoreCre
 def make_pusher(secrets: SecretBox, timeout: float):
     """The worker's entry point for Shopify shops."""
 
-    def push(sessions: sessionmaker[Session], shop: Shop, message: OutboxMessage) -> None:
+    def push(sessions: sessionmaker[Session], shop: Shop, message: OutboxMessage) -> list[Outcome]:
         api, p = ShopifyAdmin.for_shop(shop, secrets, timeout), message.payload
         if message.kind in TRANSACTION_TYPES and outcome_unknown(message) and already_made(sessions, api, message):
-            return
+            return []
         if message.kind == "store_credit.credit":
             credit(api, p["customer_id"], p["amount"], p["currency"], p.get("expires_at"))
         elif message.kind == "store_credit.debit":
             debit(api, p["customer_id"], p["amount"], p["currency"])
         elif message.kind == "order.fetch_transactions":
-            fetch_and_record_checkout_spend(sessions, api, shop.id, p["order_id"], p["currency"])
-        elif message.kind == "order.note":
-            return  # Shopify has no customer notes on orders; it notifies store-credit changes itself
-        else:
+            return [checkout_spend(api, p["order_id"], p["currency"])]
+        elif message.kind != "order.note":  # Shopify has no customer notes; it notifies store-credit changes itself
             raise PermanentFailure(f"{message.kind} does not apply to Shopify shops")
+        return []
 
     return push
 
@@ -146,14 +146,7 @@ def _shopify_transactions_like(api: ShopifyAdmin, message: OutboxMessage, since:
 
 def _delivered_like(sessions: sessionmaker[Session], message: OutboxMessage, since: datetime) -> int:
     """The bridge's other messages of the same shape delivered since `since` (each made one transaction)."""
-    with unit_of_work(sessions) as session:
-        payloads = session.scalars(
-            select(OutboxMessage.payload).where(
-                OutboxMessage.shop_id == message.shop_id, OutboxMessage.kind == message.kind,
-                OutboxMessage.status == "delivered", OutboxMessage.delivered_at >= since,
-                OutboxMessage.id != message.id,
-            )
-        ).all()  # fmt: skip
+    payloads = delivered_payloads(sessions, message, since)
     p, wanted = message.payload, _shape(message.kind, message.payload)
     return sum(1 for other in payloads
                if other["customer_id"] == p["customer_id"] and _alike(_shape(message.kind, other), wanted))  # fmt: skip

@@ -17,13 +17,12 @@ import requests
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.db import unit_of_work
-from bridge.errors import ValidationFailed
+from bridge.errors import PermanentFailure, TemporaryFailure, ValidationFailed
 from bridge.models import utcnow
 from bridge.security import SecretBox
 from bridge.shops import get_shop
 from sync.shop_http import REFUSED, ShopAddressRefused
 from sync.woocommerce.client import WooResponse, WooShop
-from sync.worker import PermanentFailure, TemporaryFailure
 
 log = logging.getLogger(__name__)
 

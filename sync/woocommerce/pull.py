@@ -26,7 +26,7 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 
 from bridge.customer_rules import apply_customer
 from bridge.db import unit_of_work
-from bridge.errors import DomainError, ValidationFailed
+from bridge.errors import DomainError, PermanentFailure, TemporaryFailure, ValidationFailed
 from bridge.ledger import Actor
 from bridge.models import Shop, utcnow
 from bridge.order_rules import apply_order
@@ -41,7 +41,6 @@ from sync.woocommerce.connect import (
     int_header,
     total_pages,
 )
-from sync.worker import PermanentFailure, TemporaryFailure
 from webhooks.woocommerce.payloads import parse_customer, parse_order
 
 log = logging.getLogger(__name__)

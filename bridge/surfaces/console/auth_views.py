@@ -7,7 +7,7 @@ from flask import flash, g, redirect, render_template, request, url_for
 from bridge import audit
 from bridge.errors import ValidationFailed
 from bridge.money import is_currency
-from bridge.shops import PLATFORMS, create_shop
+from bridge.shops import create_shop
 from bridge.surfaces.console import console
 from bridge.surfaces.console.access import (
     client_ip,
@@ -19,6 +19,7 @@ from bridge.surfaces.console.access import (
     who,
 )
 from bridge.surfaces.console.forms import Form, check_url, text
+from bridge.surfaces.platforms import PLATFORMS
 from bridge.surfaces.web.runtime import services, transaction
 from bridge.users import (
     TooManyAttempts,
@@ -85,6 +86,9 @@ def logout():
     return redirect(url_for("console.login"))
 
 
+_PLATFORM_CHOICES = [(name, platform.title) for name, platform in PLATFORMS.items()]
+
+
 def _shop_form(data) -> tuple[Form, dict]:
     form = Form(values={
         "shop_name": text(data, "shop_name", 200), "platform": text(data, "platform", 20) or "woocommerce",
@@ -104,8 +108,8 @@ def _shop_form(data) -> tuple[Form, dict]:
 
 def _create_shop(db, values: dict):
     try:
-        return create_shop(db, services().secrets, name=values["shop_name"], platform=values["platform"],
-                           url=values["url"], currency=values["currency"])  # fmt: skip
+        return create_shop(db, services().secrets, platforms=PLATFORMS, name=values["shop_name"],
+                           platform=values["platform"], url=values["url"], currency=values["currency"])  # fmt: skip
     except ValidationFailed as exc:  # the domain's own rules, should the form's ever differ
         fields = {("shop_name" if name == "name" else name): problem for name, problem in (exc.fields or {}).items()}
         raise ValidationFailed(exc.message, fields=fields) from exc
@@ -170,7 +174,8 @@ def setup():
 
 
 def _setup_page(form: Form, existing: list):
-    return render_template("setup.html", form=form, existing=existing, currencies=CURRENCIES, platforms=PLATFORMS)
+    return render_template("setup.html", form=form, existing=existing, currencies=CURRENCIES,
+                           platforms=_PLATFORM_CHOICES)  # fmt: skip
 
 
 def _chosen_shops(data, existing: list) -> list[int]:
@@ -194,7 +199,7 @@ def new_shop():
         g.shops = user_shops(db, g.user.id)
     if request.method != "POST":  # GET, and HEAD as GET
         form = Form(values={"platform": "woocommerce", "currency": "EUR"})
-        return render_template("shop_new.html", form=form, currencies=CURRENCIES, platforms=PLATFORMS)
+        return render_template("shop_new.html", form=form, currencies=CURRENCIES, platforms=_PLATFORM_CHOICES)
     form, values = _shop_form(request.form)
     if form.ok:
         try:
@@ -206,7 +211,7 @@ def new_shop():
         except ValidationFailed as exc:
             form.errors.update(exc.fields or {"_form": exc.message})
     if not form.ok:
-        return render_template("shop_new.html", form=form, currencies=CURRENCIES, platforms=PLATFORMS), 422
+        return render_template("shop_new.html", form=form, currencies=CURRENCIES, platforms=_PLATFORM_CHOICES), 422
     return _shop_created(created, "Shop added")
 
 

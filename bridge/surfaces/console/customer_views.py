@@ -22,6 +22,7 @@ from bridge.surfaces.console.access import shop_view, who
 from bridge.surfaces.console.filters import when
 from bridge.surfaces.console.forms import Form, Invalid, first_message, parse_money, query_number, show_money, text
 from bridge.surfaces.console.queries import SORTS, CustomerFilters, customer_page, statement_page
+from bridge.surfaces.platforms import PLATFORMS
 from bridge.surfaces.web.api import AdjustmentIn
 from bridge.surfaces.web.runtime import transaction
 from bridge.wallets import adjust_wallet, require_customer, wallet_summary
@@ -109,10 +110,7 @@ def _customer_page(shop_id: int, external_id: str, *, adjust: Form | None = None
 def _admin_links(shop: Shop) -> dict[str, str]:
     """URL patterns of the shop's own admin for orders and customers ({id} is replaced)."""
     base = shop.url.rstrip("/")
-    if shop.platform == "shopify":
-        return {"order": f"{base}/admin/orders/{{id}}", "customer": f"{base}/admin/customers/{{id}}"}
-    return {"order": f"{base}/wp-admin/post.php?post={{id}}&action=edit",
-            "customer": f"{base}/wp-admin/user-edit.php?user_id={{id}}"}  # fmt: skip
+    return {page: base + path for page, path in PLATFORMS[shop.platform].admin_paths.items()}
 
 
 @console.get("/shops/<int:shop_id>/customers/<external_id>")

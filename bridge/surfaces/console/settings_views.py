@@ -13,7 +13,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from bridge import audit
-from bridge.errors import DomainError, ValidationFailed
+from bridge.errors import DomainError, PermanentFailure, TemporaryFailure, ValidationFailed
 from bridge.models import Shop
 from bridge.settings_schema import load_settings, timezone_names
 from bridge.surfaces.console import console
@@ -28,8 +28,9 @@ from bridge.surfaces.console.forms import (
     show_percent,
 )
 from bridge.surfaces.console.queries import webhook_health
+from bridge.surfaces.platforms import PLATFORMS
 from bridge.surfaces.web.runtime import services, transaction
-from sync.shopify.connect import DELIVERY_TOPICS, ShopifyConnection, callback_url, connect_shopify
+from sync.shopify.connect import DELIVERY_TOPICS, ShopifyConnection, connect_shopify
 from sync.woocommerce.client import WooShop
 from sync.woocommerce.connect import (
     WEBHOOK_TOPICS,
@@ -37,10 +38,8 @@ from sync.woocommerce.connect import (
     check_credentials,
     connect_shop,
     delivery_url_for,
-    delivery_warnings,
     list_all,
 )
-from sync.worker import PermanentFailure, TemporaryFailure
 
 T = TypeVar("T")
 
@@ -104,23 +103,17 @@ def _page(shop_id: int, *, forms: dict[str, Form] | None = None, connection: For
     return render_template(
         "settings.html", shop=shop, sections=SECTIONS, forms=all_forms, connection=connection, health=health,
         last_check=last_check, last_check_data=_check_data(last_check), changes=changes[:30], labels=FIELD_LABELS,
-        delivery_url=_delivery_url(shop), check=check,
+        delivery_url=_delivery_url(shop), check=check, platform=PLATFORMS[shop.platform],
         warnings=_delivery_warnings(shop), timezones=sorted(timezone_names()),
     ), status  # fmt: skip
 
 
 def _delivery_url(shop: Shop) -> str:
-    public_url = services().settings.public_url
-    if shop.platform == "shopify":
-        return callback_url(public_url, shop.id)
-    return delivery_url_for(public_url, shop.id)
+    return PLATFORMS[shop.platform].delivery_url(services().settings.public_url, shop.id)
 
 
 def _delivery_warnings(shop: Shop) -> list[str]:
-    if shop.platform == "shopify":
-        https = _delivery_url(shop).startswith("https://")
-        return [] if https else ["PUBLIC_URL is not https: Shopify delivers webhooks only to https addresses"]
-    return delivery_warnings(_delivery_url(shop))
+    return PLATFORMS[shop.platform].delivery_warnings(_delivery_url(shop))
 
 
 def _check_data(event) -> dict:

@@ -18,10 +18,11 @@ from bridge.surfaces.console.charts import NARROW, Series, line_chart
 from bridge.surfaces.console.forms import Form, query_number, text
 from bridge.surfaces.console.queries import customer_count, dead_letters, failure_counts, inbox_failures, webhook_health
 from bridge.surfaces.console.settings_views import FIELD_LABELS
+from bridge.surfaces.platforms import TOPICS
 from bridge.surfaces.web.runtime import services, transaction
+from bridge.usecases.deliveries import reapply
+from bridge.usecases.pushes import retry_dead
 from bridge.users import add_membership, check_new_user, create_user, find_user, remove_membership, shop_members
-from sync.worker import retry_dead
-from webhooks.replay import reapply
 
 
 @console.get("/shops/<int:shop_id>/")
@@ -178,7 +179,7 @@ def retry_delivery(shop_id: int, delivery_id: int):
     if delivery.status != "failed":
         flash(f"Delivery {delivery_id} is {delivery.status}: nothing to retry.", "info")
         return redirect(url_for("console.operations", shop_id=shop_id))
-    outcome = reapply(services().sessions, delivery_id)
+    outcome = reapply(services().sessions, TOPICS, delivery_id)
     if outcome.status == "failed":
         flash(f"Delivery {delivery_id} still fails: {outcome.error}", "error")
     else:
