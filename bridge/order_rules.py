@@ -22,7 +22,7 @@ from bridge.ledger import SYSTEM, Actor, Leg, post_transaction, release_expired_
 from bridge.lots import LotPolicy, promotional_expiry
 from bridge.models import Customer, OrderRefund, Shop, ShopOrder, utcnow
 from bridge.money import POINTS, format_amount, percent_of
-from bridge.orders import OrderSnapshot
+from bridge.orders import OrderSnapshot, TrashedOrder
 from bridge.outbox import enqueue
 from bridge.points import claw_back_points, convert_points_automatically, earn_points, points_base
 from bridge.refund_requests import match_request
@@ -267,6 +267,11 @@ def apply_refund_event(
     _check_refunds_fit(ctx)
     _apply_refund(ctx, refund)
     return record
+
+
+def release_trashed_order(session: Session, shop: Shop, trashed: TrashedOrder, actor: Actor) -> None:
+    """An order moved to the trash (WooCommerce's `order.deleted`) gives its wallet money back at once."""
+    reverse_recorded_order(session, shop, trashed.external_id, "moved to the trash", actor)
 
 
 def reverse_recorded_order(session: Session, shop: Shop, order_external_id: str, why: str,

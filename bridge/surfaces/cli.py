@@ -16,25 +16,26 @@ from flask.cli import FlaskGroup
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from bridge.audit import CLI, record
+from bridge import usecases
+from bridge.audit import CLI
 from bridge.config import Settings
-from bridge.db import unit_of_work
 from bridge.errors import DomainError, PermanentFailure, TemporaryFailure
-from bridge.expiry import expire_credit, remind_before_expiry
-from bridge.ledger import expire_stale_holds, verify
+from bridge.ledger import verify
 from bridge.migrate import upgrade
 from bridge.models import OutboxMessage, Shop
-from bridge.order_release import release_abandoned_failed_orders
-from bridge.retention import MINIMUM_AGE, prune
-from bridge.shops import create_shop, get_shop
+from bridge.shops import get_shop
 from bridge.surfaces.app import create_app
 from bridge.surfaces.platforms import PLATFORMS, TOPICS, pushers_for, retry_policy
 from bridge.surfaces.serving import BridgeServer
 from bridge.surfaces.web.runtime import services
 from bridge.surfaces.workers import worker_chores
+from bridge.usecases import merchants
 from bridge.usecases.deliveries import recover_stalled
+from bridge.usecases.expiry import expire_credit, remind_before_expiry
+from bridge.usecases.order_release import release_abandoned_failed_orders
 from bridge.usecases.pushes import retry_dead
-from bridge.users import add_membership, create_user, set_password
+from bridge.usecases.retention import MINIMUM_AGE, prune
+from bridge.usecases.wallets import release_stale_holds
 from sync.shopify.connect import connect_shopify
 from sync.shopify.store_credit import reconcile
 from sync.woocommerce.connect import connect_shop
@@ -81,25 +82,24 @@ def shop_group():
 @click.option("--currency", required=True)
 @click.option("--json", "as_json", is_flag=True)
 def shop_create(name, platform, url, currency, as_json):
-    with unit_of_work(services().sessions) as session:
-        created = create_shop(session, services().secrets, platforms=PLATFORMS, name=name, platform=platform, url=url,
-                              currency=currency)  # fmt: skip
-        data = {
-            "id": created.shop.id,
-            "name": created.shop.name,
-            "platform": platform,
-            "currency": created.shop.currency,
-            "api_key": created.api_key,
-            "webhook_secret": created.webhook_secret,
-            "webhook_url": f"{services().settings.public_url}/webhooks/{platform}/{created.shop.id}",
-        }
+    created = merchants.new_shop(services().sessions, services().secrets, PLATFORMS, name=name, platform=platform,
+                                 url=url, currency=currency)  # fmt: skip
+    data = {
+        "id": created.shop.id,
+        "name": created.shop.name,
+        "platform": platform,
+        "currency": created.shop.currency,
+        "api_key": created.api_key,
+        "webhook_secret": created.webhook_secret,
+        "webhook_url": f"{services().settings.public_url}/webhooks/{platform}/{created.shop.id}",
+    }
     emit(data, as_json)
 
 
 @shop_group.command("list", help="Every shop: id, platform, currency, connected or not, last sync, name and URL.")
 @click.option("--json", "as_json", is_flag=True)
 def shop_list(as_json):
-    with unit_of_work(services().sessions) as session:
+    with usecases.reading(services().sessions) as session:
         shops = [{"id": shop.id, "platform": shop.platform, "currency": shop.currency,
                   "connected": shop.consumer_secret_enc is not None, "last_synced_at": shop.last_synced_at,
                   "name": shop.name, "url": shop.url}
@@ -152,7 +152,7 @@ def shop_connect(shop_id, url, consumer_key, consumer_secret, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no progress bar).")
 def sync_command(shop_id, as_json):
     svc = services()
-    with unit_of_work(svc.sessions) as session:
+    with usecases.reading(svc.sessions) as session:
         platform = get_shop(session, shop_id).platform
     if platform == "shopify":
         return _reconcile_shopify(svc, shop_id, as_json)
@@ -234,12 +234,9 @@ def _password_option(help_text: str):
 @click.option("--json", "as_json", is_flag=True)
 def user_create(email, name, shop_ids, password, as_json):
     try:
-        with unit_of_work(services().sessions) as session:
-            user = create_user(session, email=email, name=name, password=password)
-            for shop_id in shop_ids:
-                add_membership(session, user, shop_id)
-                record(session, CLI, "team.add", shop_id=shop_id, target=user.email, new=user.email)
-            data = {"id": user.id, "email": user.email, "name": user.name, "shops": list(shop_ids)}
+        user = merchants.create_user_for_shops(services().sessions, CLI, email=email, name=name, password=password,
+                                               shop_ids=shop_ids)  # fmt: skip
+        data = {"id": user.id, "email": user.email, "name": user.name, "shops": list(shop_ids)}
     except DomainError as exc:
         problems = "; ".join(f"{field}: {problem}" for field, problem in (exc.fields or {}).items())
         raise click.ClickException(problems or exc.message) from exc
@@ -251,9 +248,7 @@ def user_create(email, name, shop_ids, password, as_json):
 @click.option("--email", required=True)
 @_password_option("The new password, prompted for (hidden, twice) when neither given nor in the environment.")
 def user_set_password(email, password):
-    with unit_of_work(services().sessions) as session:
-        user = set_password(session, email, password)
-        record(session, CLI, "user.password", shop_id=None, target=user.email)
+    user = merchants.reset_password(services().sessions, email, password, CLI)
     click.echo(f"password set for {user.email}")
 
 
@@ -265,7 +260,7 @@ def ledger_group():
 @ledger_group.command("verify", help="Recompute every balance from the entries; exit 1 on any mismatch.")
 @click.option("--json", "as_json", is_flag=True)
 def ledger_verify(as_json):
-    with unit_of_work(services().sessions) as session:
+    with usecases.reading(services().sessions) as session:
         problems = verify(session)
     emit({"ok": not problems, "mismatches": [p.__dict__ for p in problems]}, as_json)
     if problems:
@@ -313,7 +308,7 @@ def outbox_group():
 @click.option("--shop", "shop_id", type=int)
 @click.option("--json", "as_json", is_flag=True)
 def outbox_list(status, shop_id, as_json):
-    with unit_of_work(services().sessions) as session:
+    with usecases.reading(services().sessions) as session:
         query = select(OutboxMessage).where(OutboxMessage.status == status).order_by(OutboxMessage.id)
         if shop_id is not None:
             query = query.where(OutboxMessage.shop_id == shop_id)
@@ -367,14 +362,9 @@ def prune_command(days, as_json):
 def expire_command(remind_days, as_json):
     svc = services()
     reminded = remind_before_expiry(svc.sessions, remind_days) if remind_days else 0
-    emit({"lots_expired": expire_credit(svc.sessions), "holds_released": _release_stale_holds(svc),
+    emit({"lots_expired": expire_credit(svc.sessions), "holds_released": release_stale_holds(svc.sessions),
           "reminders": reminded, "failed_orders_released": release_abandoned_failed_orders(svc.sessions)},
          as_json)  # fmt: skip
-
-
-def _release_stale_holds(svc) -> int:
-    with unit_of_work(svc.sessions) as session:
-        return expire_stale_holds(session)
 
 
 @click.command("demo", help="Play a short story against a simulated WooCommerce or Shopify shop (127.0.0.1 only) "
@@ -408,8 +398,8 @@ def secrets_group():
                        "check that it alone decrypts them all (safe to repeat; see deploy/README.md).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True)
 def secrets_rotate(as_json):
-    from bridge.secret_rotation import RotationFailed, rotate_shop_secrets, shops_not_on
     from bridge.security import SecretBox
+    from bridge.usecases.secret_rotation import RotationFailed, rotate_shop_secrets, shops_not_on
 
     svc = services()
     try:

@@ -4,22 +4,34 @@ command or one read, in one transaction, for the shop that owns the API key."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge import audit
+from bridge.accounts import wallet_account
 from bridge.db import unit_of_work
 from bridge.errors import PermanentFailure, ShopCallFailed, ValidationFailed
-from bridge.ledger import Actor, capture_hold, void_hold
+from bridge.ledger import Actor, Posted, capture_hold, expire_stale_holds, void_hold
 from bridge.models import Entry, Hold, Shop, TopupRequest
+from bridge.money import format_amount
 from bridge.points import convert_points
 from bridge.refund_requests import request_refund
 from bridge.settings_schema import load_settings
 from bridge.shops import get_shop
 from bridge.tips import tip_order
 from bridge.topups import begin_topup, end_topup_claim
-from bridge.wallets import adjust_wallet, hold_on_wallet, require_customer, statement, wallet_summary
+from bridge.wallets import (
+    Doubts,
+    adjust_wallet,
+    adjustment_doubts,
+    hold_on_wallet,
+    require_customer,
+    statement,
+    wallet_summary,
+)
 from bridge.withdrawals import request_withdrawal
 
 
@@ -147,3 +159,59 @@ def known_customer(sessions: sessionmaker[Session], shop_id: int, customer_id: s
     """Raises NotFound unless the shop has this customer."""
     with unit_of_work(sessions) as session:
         require_customer(session, get_shop(session, shop_id), customer_id)
+
+
+def release_stale_holds(sessions: sessionmaker[Session]) -> int:
+    """Holds whose time ran out give their money back to `available` (`wallet-bridge expire`)."""
+    with unit_of_work(sessions) as session:
+        return expire_stale_holds(session)
+
+
+@dataclass(frozen=True)
+class Adjusted:
+    posted: Posted | None  # None: not recorded, for the doubts to be confirmed first
+    balance: int = 0
+    doubts: Doubts = Doubts()
+
+
+def adjust_by_merchant(sessions: sessionmaker[Session], shop_id: int, external_id: str, who: audit.Who,
+                       actor: Actor, *, direction: str, amount: int, reason: str, key: str,
+                       confirmed: bool) -> Adjusted:  # fmt: skip
+    """A manual credit or debit from the console, recorded only once its doubts were confirmed."""
+    signed = amount if direction == "credit" else -amount
+    with unit_of_work(sessions) as session:
+        shop = get_shop(session, shop_id)
+        doubts = Doubts() if confirmed else adjustment_doubts(session, shop, external_id, signed, f"adjustment:{key}")
+        if doubts:
+            return Adjusted(None, doubts=doubts)
+        posted = adjust_wallet(session, shop, external_id, direction=direction, amount=amount, reason=reason,
+                               idempotency_key=key, actor=actor)  # fmt: skip
+        balance = wallet_summary(session, shop, external_id)["balance"]
+        if not posted.replayed:
+            audit.record(session, who, f"wallet.{direction}", shop_id=shop_id, target=external_id, field="balance",
+                         old=format_amount(balance - signed, shop.currency),
+                         new=format_amount(balance, shop.currency))  # fmt: skip
+        return Adjusted(posted, balance)
+
+
+def set_locked(sessions: sessionmaker[Session], shop_id: int, external_id: str, locked: bool, who: audit.Who) -> bool:
+    """Lock or unlock the customer's wallet; False when it already was."""
+    with unit_of_work(sessions) as session:
+        shop = get_shop(session, shop_id)
+        wallet = wallet_account(session, require_customer(session, shop, external_id), shop.currency)
+        if bool(wallet.locked) == locked:
+            return False
+        wallet.locked = locked
+        state = {False: "unlocked", True: "locked"}
+        audit.record(session, who, f"wallet.{'lock' if locked else 'unlock'}", shop_id=shop_id, target=external_id,
+                     field="locked", old=state[not locked], new=state[locked])  # fmt: skip
+        return True
+
+
+def convert_from_statement(sessions: sessionmaker[Session], shop_id: int, external_id: str, form_token: str) -> None:
+    """The customer converts all their points from their statement page (the form's token: once per form)."""
+    with unit_of_work(sessions) as session:
+        shop = get_shop(session, shop_id)
+        customer = require_customer(session, shop, external_id)
+        key, actor = f"statement:{customer.id}:{form_token}", Actor("customer", customer.external_id)
+        convert_points(session, shop, load_settings(shop.settings), customer, None, key, actor=actor)

@@ -12,14 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.db import unit_of_work
 from bridge.errors import PermanentFailure
-from bridge.models import Account, Customer, OutboxMessage, Shop, utcnow
+from bridge.models import OutboxMessage, Shop, utcnow
 from bridge.money import parse_amount, to_decimal_string
 from bridge.security import SecretBox
+from bridge.usecases import shops
 from bridge.usecases.pushes import Outcome, delivered_payloads, outcome_unknown
 from sync.shopify.client import ShopifyAdmin
 from sync.shopify.order_transactions import checkout_spend
@@ -201,21 +200,14 @@ def reconcile(sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int,
     side of its read (the outbox will close it), or a movement on Shopify whose webhook may be on its way.
     Shopify is read first and the wallet after, so a movement in between shows as a message in flight. Dead
     messages of a wallet it fixed are marked `reconciled`, so that retrying them cannot move the money twice."""
-    with unit_of_work(sessions) as session:
-        shop = session.get(Shop, shop_id)
-        wallets = session.execute(
-            select(Customer.external_id, Account.id, Account.currency)
-            .join(Account, Account.customer_id == Customer.id)
-            .where(Account.shop_id == shop_id, Account.kind == "wallet")
-            .order_by(Customer.id)
-        ).all()
-        api = ShopifyAdmin.for_shop(shop, secrets, timeout)
+    api = ShopifyAdmin.for_shop(shops.shop_state(sessions, secrets, shop_id, "shopify").shop, secrets, timeout)
+    wallets = shops.wallets_of(sessions, shop_id)
     result = Reconciliation()
     for customer_id, account_id, currency in wallets:
         result.wallets += 1
         read_at = utcnow()
         shopify = store_credit(api, customer_id, currency)
-        ledger = _balance(sessions, account_id)
+        ledger = shops.balance_of(sessions, account_id)
         if shopify.balance == ledger:
             result.in_step += 1
             continue
@@ -227,27 +219,16 @@ def reconcile(sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int,
             continue
         if fix:
             _close(api, customer_id, currency, ledger - shopify.balance)
-            _mark_reconciled(sessions, dead)
+            shops.mark_reconciled(sessions, dead)
         result.drifts.append({**found, "fixed": fix})
     return result
-
-
-def _balance(sessions: sessionmaker[Session], account_id: int) -> int:
-    with unit_of_work(sessions) as session:
-        return session.get(Account, account_id).balance
 
 
 def _wallet_messages(sessions, shop_id: int, customer_id: str, currency: str,
                      read_at: datetime) -> tuple[int, list[int]]:  # fmt: skip
     """How many of the wallet's store credit messages Shopify's read may not include (not delivered, or
     delivered after it), and its dead ones. Read after the balance: a movement posted meanwhile shows here."""
-    with unit_of_work(sessions) as session:
-        messages = session.execute(
-            select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.payload).where(
-                OutboxMessage.shop_id == shop_id, OutboxMessage.kind.in_(TRANSACTION_TYPES),
-                or_(OutboxMessage.status.in_(("pending", "sending", "dead")), OutboxMessage.delivered_at >= read_at),
-            )
-        ).all()  # fmt: skip
+    messages = shops.messages_since(sessions, shop_id, TRANSACTION_TYPES, read_at)
     wallet = (customer_id, currency)
     mine = [(id_, status) for id_, status, p in messages if (p["customer_id"], p["currency"]) == wallet]
     return sum(1 for _, status in mine if status != "dead"), [id_ for id_, status in mine if status == "dead"]
@@ -266,10 +247,3 @@ def _close(api: ShopifyAdmin, customer_id: str, currency: str, difference: int) 
         credit(api, customer_id, difference, currency)
     else:
         debit(api, customer_id, -difference, currency)
-
-
-def _mark_reconciled(sessions: sessionmaker[Session], dead: list[int]) -> None:
-    if dead:
-        with unit_of_work(sessions) as session:
-            session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(dead), OutboxMessage.status == "dead")
-                            .values(status="reconciled"))  # fmt: skip

@@ -24,14 +24,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
-from bridge.customer_rules import apply_customer
-from bridge.db import unit_of_work
-from bridge.errors import DomainError, PermanentFailure, TemporaryFailure, ValidationFailed
+from bridge.customer_rules import apply_new_customer
+from bridge.errors import DomainError, PermanentFailure, TemporaryFailure
 from bridge.ledger import Actor
-from bridge.models import Shop, utcnow
+from bridge.models import utcnow
 from bridge.order_rules import apply_order
 from bridge.security import SecretBox
-from bridge.shops import get_shop
+from bridge.usecases import shops
 from sync.woocommerce.client import WooResponse, WooShop
 from sync.woocommerce.connect import (
     PAGE_SIZE,
@@ -109,15 +108,11 @@ def sync_shop(
     shop without REST keys raises NotConnected.
     """
     started = now()
-    with unit_of_work(sessions) as session:
-        shop = get_shop(session, shop_id)
-        if shop.platform != "woocommerce":
-            raise ValidationFailed(f"shop {shop_id} is a {shop.platform} shop", fields={"shop_id": "not WooCommerce"})
-        api = WooShop.for_shop(shop, secrets, timeout)
-        webhook_secret = secrets.open(shop.webhook_secret_enc)
-        since = shop.last_synced_at
-        # Customers registered before the shop joined the bridge are not new to it: they get no sign-up bonus.
-        signups_since = since or shop.created_at
+    state = shops.shop_state(sessions, secrets, shop_id, "woocommerce")
+    api = WooShop.for_shop(state.shop, secrets, timeout)
+    webhook_secret, since = state.webhook_secret, state.last_synced_at
+    # Customers registered before the shop joined the bridge are not new to it: they get no sign-up bonus.
+    signups_since = since or state.shop.created_at
     result = SyncResult(shop_id, since)
 
     # Webhooks first: from here on the shop sends again, and the pull covers what happened before.
@@ -133,8 +128,7 @@ def sync_shop(
 
     # What changes from now on is read by the next sync; the overlap covers coarse and skewed shop clocks.
     watermark = started - OVERLAP if since is None else max(since, started - OVERLAP)
-    with unit_of_work(sessions) as session:
-        session.get(Shop, shop_id).last_synced_at = watermark
+    shops.mark_synced(sessions, shop_id, watermark)
     result.last_synced_at = watermark
     log.info(
         "shop %s synced: seen=%s applied=%s skipped=%s webhooks reactivated=%s",
@@ -166,9 +160,7 @@ def _pull_signups(api: WooShop, sessions: sessionmaker[Session], shop_id: int, s
 
 def _apply_signup(sessions: sessionmaker[Session], shop_id: int, data: dict, result: SyncResult) -> None:
     try:
-        snapshot = parse_customer(data)
-        with unit_of_work(sessions) as session:
-            apply_customer(session, session.get(Shop, shop_id), snapshot, ACTOR, is_new=True)
+        shops.apply_pulled(sessions, shop_id, apply_new_customer, parse_customer(data), ACTOR)
     except DomainError as exc:
         error = f"{exc.code}: {exc.message}" + (f" {exc.fields}" if exc.fields else "")
         result.skipped_customers.append(Skipped(data.get("id"), error))
@@ -210,9 +202,7 @@ def _apply(sessions: sessionmaker[Session], shop_id: int, data, result: SyncResu
     result.orders_seen += 1
     order_id = data.get("id") if isinstance(data, dict) else None
     try:
-        snapshot = parse_order(data)
-        with unit_of_work(sessions) as session:
-            apply_order(session, session.get(Shop, shop_id), snapshot, ACTOR)
+        shops.apply_pulled(sessions, shop_id, apply_order, parse_order(data), ACTOR)
     except DomainError as exc:  # PayloadInvalid included: the order is reported, the sync goes on
         error = f"{exc.code}: {exc.message}" + (f" {exc.fields}" if exc.fields else "")
         result.skipped.append(Skipped(order_id, error))

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from bridge.db import unit_of_work
 from bridge.models import Shop
 from bridge.surfaces.cli import BridgeGroup
-from bridge.users import sign_in
+from bridge.usecases.merchants import sign_in
 from tests.console_support import PASSWORD, make_user
 
 NEW_PASSWORD = "a brand new passphrase"

@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 from bridge.config import Settings
 from bridge.db import unit_of_work
 from bridge.models import AuditEvent, Shop
-from bridge.secret_rotation import ENCRYPTED_COLUMNS, RotationFailed, rotate_shop_secrets, shops_not_on
 from bridge.security import SecretBox
 from bridge.services import Services
 from bridge.surfaces.cli import create_cli_app
+from bridge.usecases.secret_rotation import ENCRYPTED_COLUMNS, RotationFailed, rotate_shop_secrets, shops_not_on
 from tests.conftest import FERNET_KEY as KEY_A
 from tests.conftest import make_shop
 

@@ -6,8 +6,7 @@ that was signed is stored before it is answered. Its unsigned ping (when a webho
 from __future__ import annotations
 
 from bridge.customer_rules import apply_customer, apply_new_customer
-from bridge.order_release import release_trashed_order
-from bridge.order_rules import apply_order
+from bridge.order_rules import apply_order, release_trashed_order
 from webhooks.inbound import Inbound, Topic
 from webhooks.woocommerce.payloads import parse_customer, parse_order, parse_trashed_order
 from webhooks.woocommerce.ping import is_ping
