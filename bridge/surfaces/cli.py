@@ -37,9 +37,7 @@ from bridge.usecases.pushes import retry_dead
 from bridge.usecases.retention import MINIMUM_AGE, prune
 from bridge.usecases.wallets import release_stale_holds
 from sync.shopify.connect import connect_shopify
-from sync.shopify.store_credit import reconcile
 from sync.woocommerce.connect import connect_shop
-from sync.woocommerce.pull import sync_shop
 from sync.worker import drain, run_forever
 
 
@@ -153,10 +151,7 @@ def shop_connect(shop_id, url, consumer_key, consumer_secret, as_json):
 def sync_command(shop_id, as_json):
     svc = services()
     with usecases.reading(svc.sessions) as session:
-        platform = get_shop(session, shop_id).platform
-    if platform == "shopify":
-        return _reconcile_shopify(svc, shop_id, as_json)
-    kwargs = dict(timeout=svc.settings.sync_timeout_seconds, public_url=svc.settings.public_url)
+        platform = PLATFORMS[get_shop(session, shop_id).platform]
     with ExitStack() as stack:
         bar, label = None, f"shop {shop_id}: orders"
 
@@ -167,36 +162,11 @@ def sync_command(shop_id, as_json):
             bar.length = max(total, done, 1)
             bar.update(done - bar.pos)
 
-        result = sync_shop(svc.sessions, svc.secrets, shop_id, progress=None if as_json else progress, **kwargs)
-    if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
-    else:
-        data = result.as_dict()
-        for key in ("orders_seen", "applied", "skipped", "signups_seen", "webhooks_reactivated", "last_synced_at"):
-            click.echo(f"{key}: {data[key]}")
-        for skipped in result.skipped:
-            click.echo(f"  skipped order {skipped.id}: {skipped.error}")
-        for skipped in result.skipped_customers:
-            click.echo(f"  skipped customer {skipped.id}: {skipped.error}")
-        if result.webhooks is not None and result.webhooks.created:
-            click.echo(f"webhooks created again: {', '.join(map(str, result.webhooks.created))}")
-    if result.webhook_error:
-        click.echo(f"error: webhooks not checked: {result.webhook_error}", err=True)
+        result = platform.catch_up(svc.sessions, svc.secrets, shop_id, svc.settings, None if as_json else progress)
+    click.echo(json.dumps(result.as_dict(), indent=2) if as_json else "\n".join(result.report()))
+    if result.error:
+        click.echo(f"error: {result.error}", err=True)
         raise SystemExit(1)
-
-
-def _reconcile_shopify(svc, shop_id: int, as_json: bool) -> None:
-    """For Shopify, staying in sync means every wallet equals the customer's store credit account."""
-    result = reconcile(svc.sessions, svc.secrets, shop_id, timeout=svc.settings.sync_timeout_seconds)
-    if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
-        return
-    click.echo(f"wallets: {result.wallets}, in step: {result.in_step}, drifted (fixed): {len(result.drifts)}, "
-               f"still moving (left for the next run): {len(result.unsettled)}")  # fmt: skip
-    for drift in [*result.drifts, *result.unsettled]:
-        why = f" — {drift['why']}" if "why" in drift else ""
-        click.echo(f"  customer {drift['customer_id']} {drift['currency']}: ledger {drift['ledger']}, "
-                   f"Shopify {drift['shopify']}{why}")  # fmt: skip
 
 
 @shop_group.command("connect-shopify", help="Check a Shopify Admin API token, store it and the webhook secret "

@@ -14,8 +14,10 @@ from bridge.store_credit import mirror_platform
 from bridge.usecases.deliveries import TopicsByPlatform
 from bridge.usecases.pushes import RetryPolicy
 from sync.shopify import connect as shopify_connect
+from sync.shopify import store_credit as shopify_store_credit
 from sync.shopify.store_credit import make_pusher as shopify_pusher
 from sync.woocommerce import connect as woocommerce_connect
+from sync.woocommerce import pull as woocommerce_pull
 from sync.woocommerce import topups as woocommerce_topups
 from sync.woocommerce.pushes import make_pusher as woocommerce_pusher
 from sync.worker import Pusher
@@ -35,6 +37,7 @@ class Platform:
     connection_template: str  # the console's connection form for the platform's shops
     unchecked_hint: str  # what to do before the console knows the state of the shop's webhooks
     webhook_help: Markup  # how the platform treats failing webhooks, and what repairs them
+    catch_up: Callable  # (sessions, secret box, shop id, settings, progress) → a result: `wallet-bridge sync`
     topup_orders: Callable | None = None  # (secret box, timeout) → TopupOrders (bridge/usecases/wallets.py)
     mirrors_store_credit: bool = False  # the shop keeps each wallet in its own store credit (bridge/store_credit.py)
 
@@ -54,7 +57,7 @@ PLATFORMS: Mapping[str, Platform] = {
             Markup("WooCommerce disables a webhook after repeated failed deliveries and never re-sends what it "
                    "missed; “Connect and install webhooks” re-activates them, and <code>wallet-bridge sync</code> "
                    "pulls the orders changed meanwhile."),
-            topup_orders=woocommerce_topups.topup_orders,
+            woocommerce_pull.catch_up, topup_orders=woocommerce_topups.topup_orders,
         ),
         Platform(
             SHOPIFY, "Shopify", shopify_pusher, shopify_connect.callback_url, shopify_connect.delivery_warnings,
@@ -63,7 +66,7 @@ PLATFORMS: Mapping[str, Platform] = {
             Markup("Shopify retries a failed delivery for 48 hours, then may remove the subscription; connecting "
                    "again subscribes what is missing, and <code>wallet-bridge sync</code> brings every wallet and "
                    "its store credit back in step."),
-            mirrors_store_credit=True,
+            shopify_store_credit.catch_up, mirrors_store_credit=True,
         ),
     )
 }  # fmt: skip

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge.config import Settings
 from bridge.errors import PermanentFailure
 from bridge.models import OutboxMessage, Shop, utcnow
 from bridge.money import parse_amount, to_decimal_string
@@ -187,8 +188,27 @@ class Reconciliation:
     drifts: list[dict] = field(default_factory=list)  # {customer_id, currency, ledger, shopify, fixed}
     unsettled: list[dict] = field(default_factory=list)  # {customer_id, currency, ledger, shopify, why}
 
+    error = None  # a reconciliation that could not run raises instead
+
     def as_dict(self) -> dict:
         return {"wallets": self.wallets, "in_step": self.in_step, "drifts": self.drifts, "unsettled": self.unsettled}
+
+    def report(self) -> list[str]:
+        """For people (`wallet-bridge sync`)."""
+        lines = [f"wallets: {self.wallets}, in step: {self.in_step}, drifted (fixed): {len(self.drifts)}, "
+                 f"still moving (left for the next run): {len(self.unsettled)}"]  # fmt: skip
+        for drift in [*self.drifts, *self.unsettled]:
+            why = f" — {drift['why']}" if "why" in drift else ""
+            lines.append(f"  customer {drift['customer_id']} {drift['currency']}: ledger {drift['ledger']}, "
+                         f"Shopify {drift['shopify']}{why}")  # fmt: skip
+        return lines
+
+
+def catch_up(sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int, settings: Settings,
+             progress=None) -> Reconciliation:  # fmt: skip
+    """`wallet-bridge sync` for a Shopify shop: staying in sync means every wallet equals the customer's store
+    credit (no progress to show: one read per wallet)."""
+    return reconcile(sessions, secrets, shop_id, timeout=settings.sync_timeout_seconds)
 
 
 def reconcile(sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int, *, fix: bool = True,

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
+from bridge.config import Settings
 from bridge.customer_rules import apply_new_customer
 from bridge.errors import DomainError, PermanentFailure, TemporaryFailure
 from bridge.ledger import Actor
@@ -88,6 +89,28 @@ class SyncResult:
             "webhook_error": self.webhook_error,
             "last_synced_at": _iso(self.last_synced_at),
         }
+
+    @property
+    def error(self) -> str | None:
+        return f"webhooks not checked: {self.webhook_error}" if self.webhook_error else None
+
+    def report(self) -> list[str]:
+        """For people (`wallet-bridge sync`)."""
+        data = self.as_dict()
+        lines = [f"{key}: {data[key]}" for key in ("orders_seen", "applied", "skipped", "signups_seen",
+                                                   "webhooks_reactivated", "last_synced_at")]  # fmt: skip
+        lines += [f"  skipped order {skipped.id}: {skipped.error}" for skipped in self.skipped]
+        lines += [f"  skipped customer {skipped.id}: {skipped.error}" for skipped in self.skipped_customers]
+        if self.webhooks is not None and self.webhooks.created:
+            lines.append(f"webhooks created again: {', '.join(map(str, self.webhooks.created))}")
+        return lines
+
+
+def catch_up(sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int, settings: Settings,
+             progress: Progress | None = None) -> SyncResult:  # fmt: skip
+    """`wallet-bridge sync` for a WooCommerce shop."""
+    return sync_shop(sessions, secrets, shop_id, timeout=settings.sync_timeout_seconds, progress=progress,
+                     public_url=settings.public_url)  # fmt: skip
 
 
 def sync_shop(
