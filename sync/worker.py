@@ -80,9 +80,13 @@ def drain(sessions, pushers, policy, *, max_rounds: int = 100) -> None:
 
 
 def run_forever(sessions, pushers, policy, stop: threading.Event, idle_seconds: float = 1.0,
-                chores: Sequence[Callable[[], object]] = (), chore_seconds: float = 30.0) -> None:  # fmt: skip
+                chores: Sequence[Callable[[], object]] = (), chore_seconds: float = 30.0,
+                inbox: Callable[[], int] | None = None,
+                wait: Callable[[float], None] | None = None) -> None:  # fmt: skip
     """Deliver outbox messages until `stop` is set; every `chore_seconds`, run each chore (e.g. the
-    recovery of stalled inbox deliveries), so that whoever runs workers runs those too."""
+    recovery of stalled inbox deliveries), so that whoever runs workers runs those too. `inbox`, when given,
+    applies deferred deliveries first in every round (their outbox rows then go out in the same round); an idle
+    worker waits with `wait` (woken early by a new delivery) or on `stop`."""
     log.info("outbox worker started")
     next_chores = time.monotonic()
     while not stop.is_set():
@@ -90,12 +94,12 @@ def run_forever(sessions, pushers, policy, stop: threading.Event, idle_seconds: 
             _run_chores(chores)
             next_chores = time.monotonic() + chore_seconds
         try:
-            busy = run_once(sessions, pushers, policy)
+            busy = (inbox() if inbox else 0) + run_once(sessions, pushers, policy)
         except Exception:  # the database may drop a connection: log, wait, go on
-            log.exception("outbox worker round failed")
+            log.exception("worker round failed")
             busy = 0
         if not busy:
-            stop.wait(idle_seconds)
+            (wait or stop.wait)(idle_seconds)
 
 
 def _run_chores(chores: Sequence[Callable[[], object]]) -> None:

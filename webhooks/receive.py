@@ -44,7 +44,9 @@ def refusal(status: int, code: str, message: str, fields: dict | None = None) ->
     return Answer(status, {"error": error})
 
 
-def receive(sessions: sessionmaker[Session], box: SecretBox, platform: Inbound, request: Request) -> Answer:
+def receive(sessions: sessionmaker[Session], box: SecretBox, platform: Inbound, request: Request, *,
+            defer: bool = False) -> Answer:  # fmt: skip
+    """`defer`: answer once the delivery is stored (one INSERT); a worker applies it (DEFER_DELIVERIES)."""
     pong = platform.unsigned_answer(request.content_type, request.body, request.headers)
     if pong is not None:
         return Answer(200, pong)
@@ -64,7 +66,7 @@ def receive(sessions: sessionmaker[Session], box: SecretBox, platform: Inbound, 
         return refusal(400, "invalid_json", "the body is not JSON", {"body": "not JSON"})
     stored = dict(shop_id=request.shop_id, platform=platform.name, topic=topic, resource_id=resource_id(data),
                   delivery_id=delivery_id, body=request.body)  # fmt: skip
-    return _handle(sessions, platform, topic, data, stored)
+    return _handle(sessions, platform, topic, data, stored, defer)
 
 
 def _authentic(sessions: sessionmaker[Session], box: SecretBox, platform: Inbound, request: Request) -> bool:
@@ -82,7 +84,8 @@ def _authentic(sessions: sessionmaker[Session], box: SecretBox, platform: Inboun
     return True
 
 
-def _handle(sessions: sessionmaker[Session], platform: Inbound, topic: str, data, stored: dict) -> Answer:
+def _handle(sessions: sessionmaker[Session], platform: Inbound, topic: str, data, stored: dict,
+            defer: bool) -> Answer:  # fmt: skip
     handler = platform.topics.get(topic)
     if handler is None:
         deliveries.record_delivery(sessions, **stored, status="ignored")
@@ -92,7 +95,9 @@ def _handle(sessions: sessionmaker[Session], platform: Inbound, topic: str, data
     except ValidationFailed as exc:
         deliveries.record_delivery(sessions, **stored, status="failed", error=f"invalid payload: {exc.fields}")
         return refusal(422, "validation_failed", exc.message, exc.fields)
-    inbox_id = deliveries.record_delivery(sessions, **stored)
+    inbox_id = deliveries.record_delivery(sessions, **stored, wake=defer)
+    if defer:
+        return Answer(200, {"status": "received", "delivery": inbox_id})
     try:
         status = deliveries.apply_delivery(sessions, inbox_id, handler.apply, snapshot)
     except ValidationFailed as exc:

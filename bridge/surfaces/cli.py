@@ -28,9 +28,9 @@ from bridge.surfaces.app import create_app
 from bridge.surfaces.platforms import PLATFORMS, TOPICS, pushers_for, retry_policy
 from bridge.surfaces.serving import BridgeServer
 from bridge.surfaces.web.runtime import services
-from bridge.surfaces.workers import worker_chores
+from bridge.surfaces.workers import run_worker
 from bridge.usecases import merchants
-from bridge.usecases.deliveries import recover_stalled
+from bridge.usecases.deliveries import apply_received, recover_stalled
 from bridge.usecases.expiry import expire_credit, remind_before_expiry
 from bridge.usecases.order_release import release_abandoned_failed_orders
 from bridge.usecases.pushes import retry_dead
@@ -38,7 +38,7 @@ from bridge.usecases.retention import MINIMUM_AGE, prune
 from bridge.usecases.wallets import release_stale_holds
 from sync.shopify.connect import connect_shopify
 from sync.woocommerce.connect import connect_shop
-from sync.worker import drain, run_forever
+from sync.worker import drain
 
 
 def print_table(headers: list[str], rows: list[list]) -> None:
@@ -252,17 +252,20 @@ def serve(host, port, threads):
     BridgeServer(settings, bind=f"{host}:{port}", threads=threads).run()
 
 
-@click.command("worker", help="Deliver outbox messages to the shops until stopped (run several if you like).")
-@click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
+@click.command("worker", help="Deliver outbox messages to the shops (and apply deferred deliveries) until stopped "
+               "(run several if you like).")  # fmt: skip
+@click.option("--once", is_flag=True, help="Apply and deliver what is due now, then exit.")
 def worker(once):
     svc = services()
     if once:
+        while apply_received(svc.sessions, TOPICS):
+            pass
         drain(svc.sessions, pushers_for(svc), retry_policy(svc))
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        run_forever(svc.sessions, pushers_for(svc), retry_policy(svc), stop, chores=worker_chores(svc))
+        run_worker(svc, stop)
     except KeyboardInterrupt:
         stop.set()
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.db import unit_of_work
+from bridge.db import notify, unit_of_work
 from bridge.errors import DomainError, ValidationFailed
 from bridge.ledger import Actor
 from bridge.models import InboxDelivery, Shop, utcnow
@@ -27,6 +27,7 @@ from bridge.security import SecretBox
 from bridge.webhook_secrets import shops_sharing
 
 log = logging.getLogger(__name__)
+INBOX_CHANNEL = "inbox_deliveries"  # what a worker LISTENs to for deferred deliveries (bridge.db.Listener)
 STALLED_AFTER = timedelta(minutes=1)  # far beyond any delivery's own apply, so the two never race for long
 BATCH = 100
 
@@ -84,8 +85,9 @@ def already_applied(sessions: sessionmaker[Session], shop_id: int, platform: str
 
 def record_delivery(
     sessions: sessionmaker[Session], *, shop_id: int, platform: str, topic: str, resource_id: str | None,
-    delivery_id: str | None, body: bytes, status: str = "received", error: str | None = None,
+    delivery_id: str | None, body: bytes, status: str = "received", error: str | None = None, wake: bool = False,
 ) -> int:  # fmt: skip
+    """Store a delivery; `wake`: tell the waiting workers (PostgreSQL NOTIFY, sent on commit) to apply it."""
     with unit_of_work(sessions) as session:
         delivery = InboxDelivery(
             shop_id=shop_id, platform=platform, topic=topic[:60], resource_id=resource_id,
@@ -93,7 +95,23 @@ def record_delivery(
         )  # fmt: skip
         session.add(delivery)
         session.flush()
+        if wake:
+            notify(session, INBOX_CHANNEL)
         return delivery.id
+
+
+def apply_received(sessions: sessionmaker[Session], platforms: TopicsByPlatform, limit: int = 50) -> int:
+    """The worker's share of deferred deliveries (DEFER_DELIVERIES): apply those stored and not yet applied, in
+    arrival order; returns how many were tried. Rows another worker is applying are skipped, and applying one
+    twice moves nothing (apply_delivery locks the row and skips what is applied)."""
+    with unit_of_work(sessions) as session:
+        waiting = session.scalars(
+            select(InboxDelivery.id).where(InboxDelivery.status == "received").order_by(InboxDelivery.id)
+            .limit(limit).with_for_update(skip_locked=True)
+        ).all()  # fmt: skip
+    for delivery_id in waiting:
+        reapply(sessions, platforms, delivery_id)
+    return len(waiting)
 
 
 Apply = Callable[[Session, Shop, object, Actor], None]

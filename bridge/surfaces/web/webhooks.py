@@ -20,5 +20,6 @@ def deliver(platform: str, shop_id: int):
     svc = services()
     incoming = Request(shop_id, request.headers, request.content_type, request.get_data(cache=False),
                        request.remote_addr)  # fmt: skip
-    answer = receive(svc.sessions, svc.secrets, PLATFORMS[platform].inbound, incoming)
+    answer = receive(svc.sessions, svc.secrets, PLATFORMS[platform].inbound, incoming,
+                     defer=svc.settings.defer_deliveries)  # fmt: skip
     return answer.body, answer.status
