@@ -15,6 +15,7 @@ from bridge.ledger import Actor, capture_hold, void_hold
 from bridge.models import Entry, Hold, TopupRequest
 from bridge.points import convert_points
 from bridge.refund_requests import DESTINATIONS, request_refund
+from bridge.reservations import release_reservation, reserve_for_order
 from bridge.settings_schema import load_settings
 from bridge.shops import get_shop
 from bridge.statement_links import LINK_LIFETIME_SECONDS, make_statement_token
@@ -23,7 +24,15 @@ from bridge.surfaces.web.errors import error_response
 from bridge.surfaces.web.runtime import services, transaction
 from bridge.tips import tip_order
 from bridge.topups import begin_topup, end_topup_claim
-from bridge.wallets import adjust_wallet, hold_on_wallet, require_customer, statement, wallet_summary
+from bridge.wallets import (
+    account_overview,
+    adjust_wallet,
+    hold_on_wallet,
+    require_customer,
+    statement,
+    storefront_rules,
+    wallet_summary,
+)
 from bridge.withdrawals import request_withdrawal
 from sync.woocommerce.client import WooShop
 from sync.woocommerce.topups import create_topup_order
@@ -166,6 +175,51 @@ class Wallet(MethodView):
         _customer_path_is_valid(customer_id)
         with transaction() as session:
             return wallet_summary(session, get_shop(session, g.shop_id), customer_id)
+
+
+class RulesOut(Schema):
+    currency = fields.String()
+    partial_payments = fields.Boolean(metadata={"description": "a short wallet pays part of an order"})
+    topup_minimum = fields.Integer()
+    topup_maximum = fields.Integer()
+    points_conversion_points = fields.Integer()
+    points_conversion_value = fields.Integer(metadata={"description": "minor units per points_conversion_points"})
+    points_conversion_minimum = fields.Integer()
+
+
+class ShopOut(Schema):
+    name = fields.String()
+    rules = fields.Nested(RulesOut)
+
+
+class AccountOut(WalletOut):
+    movements = fields.List(fields.Nested(lambda: StatementLine()), metadata={"description": "the latest ten"})
+    rules = fields.Nested(RulesOut)
+
+
+@api.route("/shop")
+class ShopOfKey(MethodView):
+    decorators = [require_api_key]
+
+    @api.response(200, ShopOut)
+    def get(self):
+        """The shop this key belongs to and the rules its storefront shows (the plugin's "Test connection")."""
+        with transaction() as session:
+            shop = get_shop(session, g.shop_id)
+            return {"name": shop.name, "rules": storefront_rules(shop)}
+
+
+@api.route("/customers/<customer_id>/account")
+class CustomerAccount(MethodView):
+    decorators = [require_api_key]
+
+    @api.response(200, AccountOut)
+    def get(self, customer_id):
+        """Everything the shop's "My Account → Wallet" shows, in one call: the wallet, its latest movements
+        and the shop's rules (top-up range, points conversion, partial payments)."""
+        _customer_path_is_valid(customer_id)
+        with transaction() as session:
+            return account_overview(session, get_shop(session, g.shop_id), customer_id)
 
 
 @api.route("/customers/<customer_id>/transactions")
@@ -429,6 +483,55 @@ class OrderTips(MethodView):
                                amount=body.get("amount"), key=headers["idempotency_key"], actor=_actor())  # fmt: skip
             tip = session.scalar(select(func.max(Entry.amount)).where(Entry.transaction_id == posted.transaction.id))
             return {"transaction_id": posted.transaction.id, "replayed": posted.replayed, "amount": tip}
+
+
+class ReservationIn(Schema):
+    customer_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    amount = fields.Integer(required=True, **PositiveAmount)
+    expires_in_seconds = fields.Integer(load_default=2 * 3600, validate=validate.Range(min=60, max=7 * 86400))
+
+
+class ReservationOut(Schema):
+    hold_id = fields.Integer()
+    status = fields.String()
+    amount = fields.Integer()
+    replayed = fields.Boolean()
+    available = fields.Integer(metadata={"description": "what the wallet has left besides this reservation"})
+
+
+class ReleasedOut(Schema):
+    released = fields.Integer(metadata={"description": "minor units the order no longer reserves"})
+
+
+@api.route("/orders/<order_id>/reservation")
+class OrderReservation(MethodView):
+    decorators = [require_api_key]
+
+    @api.arguments(IdempotencyHeader, location="headers")
+    @api.arguments(ReservationIn)
+    @api.response(201, ReservationOut)
+    def post(self, headers, body, order_id):
+        """Reserve wallet money for an order at checkout, before it is placed. The order has one open
+        reservation: asking again for the same amount returns it (whatever the key), another amount replaces
+        it. The order's delivery captures it (or voids it: cancelled, failed); unused, it expires."""
+        _order_path_is_valid(order_id)
+        with transaction() as session:
+            shop = get_shop(session, g.shop_id)
+            hold, replayed = reserve_for_order(
+                session, shop, body["customer_id"], order_id, amount=body["amount"],
+                idempotency_key=headers["idempotency_key"], expires_in=timedelta(seconds=body["expires_in_seconds"]),
+            )  # fmt: skip
+            available = wallet_summary(session, shop, body["customer_id"])["available"]
+            return {"hold_id": hold.id, "status": hold.status, "amount": hold.amount, "replayed": replayed,
+                    "available": available}  # fmt: skip
+
+    @api.response(200, ReleasedOut)
+    def delete(self, order_id):
+        """Release what the order reserves (cancelled or failed in the shop; its delivery would do it too,
+        later). Releasing again releases nothing; an order never reserved is not found."""
+        _order_path_is_valid(order_id)
+        with transaction() as session:
+            return {"released": release_reservation(session, g.shop_id, order_id)}
 
 
 def _order_path_is_valid(order_id: str) -> None:
