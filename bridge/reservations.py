@@ -1,7 +1,8 @@
 """Reservations for orders: the shop's checkout (the WooCommerce plugin's `wallet` gateway) reserves the wallet
 money an order will take before the order is placed; the order's own delivery captures it (bridge/order_rules.py)
 or, cancelled or failed, voids it. A hold keyed by the order: an order has at most one open reservation, so a
-retried checkout reserves once, and a checkout retried for another amount replaces it.
+retried checkout reserves once, and a checkout retried for another amount replaces it. The bridge decides what
+the wallet covers (all, or what it has when the shop takes partial payments): the plugin holds no money rules.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.accounts import wallet_account
-from bridge.errors import InvalidState, NotFound
-from bridge.ledger import authorize_hold, void_hold
+from bridge.errors import InsufficientFunds, InvalidState, NotFound
+from bridge.ledger import authorize_hold, ensure_unlocked, release_expired_holds, void_hold
 from bridge.models import Hold, Shop, ShopOrder, utcnow
+from bridge.money import format_amount
+from bridge.settings_schema import load_settings
 from bridge.wallets import require_customer
 
 
@@ -27,21 +30,35 @@ def reserve_for_order(
     session: Session, shop: Shop, customer_external_id: str, order_external_id: str, *, amount: int,
     idempotency_key: str, expires_in: timedelta,
 ) -> tuple[Hold, bool]:  # fmt: skip
-    """Reserve `amount` of the customer's wallet for the order. Returns (hold, replayed): the order's open
-    reservation of the same amount when there is one, whatever the key."""
+    """Reserve the order's `amount` on the customer's wallet, or, short and the shop taking partial payments,
+    all the wallet has (the rest is paid another way). Returns (hold, replayed): the order's open reservation
+    when it already holds that, whatever the key."""
     customer = require_customer(session, shop, customer_external_id)
     _refuse_if_paid(session, shop.id, order_external_id)
-    wallet = wallet_account(session, customer, shop.currency)
+    reservations = open_reservations(session, shop.id, order_external_id)  # holds are locked before the wallet
+    wallet = wallet_account(session, customer, shop.currency, lock=True)
+    release_expired_holds(session, wallet)
+    ensure_unlocked(wallet)
+    mine = [hold for hold in reservations if hold.account_id == wallet.id and hold.expires_at > utcnow()]
+    covered = _covered(shop, wallet.available + sum(hold.amount for hold in mine), amount)
+    if len(reservations) == len(mine) == 1 and mine[0].amount == covered:
+        return mine[0], True
+    for hold in reservations:  # the checkout now asks for another amount (or another customer pays)
+        void_hold(session, shop_id=shop.id, hold_id=hold.id)
     # the key is hashed so that any Idempotency-Key fits the hold's key column beside the order id
     hold_key = _key_prefix(order_external_id) + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
-    known = session.scalar(select(Hold.id).where(Hold.shop_id == shop.id, Hold.idempotency_key == hold_key))
-    if known is None:
-        for hold in open_reservations(session, shop.id, order_external_id):
-            if hold.account_id == wallet.id and hold.amount == amount and hold.expires_at > utcnow():
-                return hold, True
-            void_hold(session, shop_id=shop.id, hold_id=hold.id)  # the checkout now asks for another amount
-    return authorize_hold(session, account=wallet, amount=amount, reason=f"Payment for order #{order_external_id}",
+    return authorize_hold(session, account=wallet, amount=covered, reason=f"Payment for order #{order_external_id}",
                           idempotency_key=hold_key, expires_in=expires_in, order_ref=order_external_id)  # fmt: skip
+
+
+def _covered(shop: Shop, available: int, amount: int) -> int:
+    """What the wallet pays of `amount`: all of it, or what it has when the shop takes partial payments."""
+    if available >= amount:
+        return amount
+    if available > 0 and load_settings(shop.settings)["partial_payments"]:
+        return available
+    raise InsufficientFunds(f"insufficient wallet balance ({format_amount(max(available, 0), shop.currency)} "
+                            "available)", fields={"amount": "exceeds the available balance"})  # fmt: skip
 
 
 def _refuse_if_paid(session: Session, shop_id: int, order_external_id: str) -> None:

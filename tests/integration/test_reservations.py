@@ -2,12 +2,12 @@
 delivery, and the storefront's reads: the customer's account overview and the shop of the key."""
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bridge import orders
 from bridge.db import unit_of_work
 from bridge.ledger import verify
-from bridge.models import Hold, LedgerTransaction, Shop
+from bridge.models import Account, Hold, LedgerTransaction, Shop
 from bridge.order_rules import apply_order
 from tests.integration.test_api import auth, credit, row_counts
 from tests.integration.test_order_rules import ACTOR, order
@@ -65,21 +65,60 @@ def test_a_checkout_for_another_amount_replaces_the_reservation(client, shop, se
     assert holds(services) == [("voided", 4_148, 0), ("open", 2_000, 0)]
 
 
-def test_a_short_wallet_is_refused_and_nothing_is_reserved(client, shop, services):
+def partial_payments(services, shop, on: bool) -> None:
+    with unit_of_work(services.sessions) as session:
+        stored = session.get(Shop, shop.shop.id)
+        stored.settings = {**stored.settings, "partial_payments": on}
+
+
+def test_a_short_wallet_without_partial_payments_is_refused_and_nothing_is_reserved(client, shop, services):
+    partial_payments(services, shop, False)
     credit(client, shop, amount=1_000)
     response = reserve(client, shop)
 
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "insufficient_funds"
+    assert "€10.00 available" in response.get_json()["error"]["message"]
     assert holds(services) == [] and wallet(client, shop)["available"] == 1_000
 
 
-def test_the_same_key_for_another_order_content_conflicts(client, shop):
+def test_a_short_wallet_with_partial_payments_reserves_what_it_has_once(client, shop, services):
+    credit(client, shop, amount=1_000)
+    first = reserve(client, shop).get_json()
+    again = reserve(client, shop, key="checkout-2").get_json()
+
+    assert (first["amount"], first["left_to_pay"], first["available"]) == (1_000, 3_148, 0)
+    assert again == {**first, "replayed": True}
+    assert holds(services) == [("open", 1_000, 0)]
+
+
+def test_an_empty_wallet_is_refused_even_with_partial_payments(client, shop, services):
+    credit(client, shop, amount=1_000)
+    credit(client, shop, amount=1_000, key="spend", direction="debit")
+    assert reserve(client, shop).status_code == 409 and holds(services) == []
+
+
+def test_a_key_reused_for_another_reservation_conflicts(client, shop, services):
     credit(client, shop)
     reserve(client, shop)
-    response = reserve(client, shop, order_id="7002")
-    assert response.status_code == 201  # another order: the key is the order's own
-    with_other_customer = reserve(client, shop, customer="43")
-    assert with_other_customer.status_code == 404
+    reused = reserve(client, shop, amount=2_000)
+
+    assert reused.status_code == 409 and reused.get_json()["error"]["code"] == "idempotency_conflict"
+    assert holds(services) == [("open", 4_148, 0)]  # the refusal rolled the replacement back
+
+
+def test_a_reservation_for_another_order_or_an_unknown_customer(client, shop):
+    credit(client, shop)
+    reserve(client, shop)
+    assert reserve(client, shop, order_id="7002", key="checkout-2").status_code == 201
+    assert reserve(client, shop, customer="43", key="checkout-3").status_code == 404
+
+
+def test_a_locked_wallet_reserves_nothing(client, shop, services):
+    credit(client, shop)
+    with unit_of_work(services.sessions) as session:
+        session.execute(update(Account).where(Account.customer_id.is_not(None)).values(locked=True))
+    response = reserve(client, shop)
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == "wallet_locked"
 
 
 @pytest.mark.parametrize(
@@ -128,11 +167,20 @@ def test_a_discounted_order_captures_what_is_due_and_releases_the_rest(client, s
 
 def test_a_partial_reservation_is_captured_as_the_wallet_part(client, shop, services):
     credit(client, shop, amount=1_000)
-    reserve(client, shop, amount=1_000)
+    reserve(client, shop)
     deliver(services, shop)
 
-    assert holds(services) == [("captured", 1_000, 1_000)]
+    assert holds(services) == [("captured", 1_000, 1_000)] and ledger_kinds(services) == ["adjustment", "capture"]
     assert wallet(client, shop)["balance"] == 0
+
+
+def test_a_reservation_the_delivery_cannot_use_is_released_and_the_order_refused(client, shop, services):
+    credit(client, shop, amount=1_000)
+    reserve(client, shop)
+    deliver(services, shop, settings={"partial_payments": False})
+
+    assert holds(services) == [("voided", 1_000, 0)] and ledger_kinds(services) == ["adjustment"]
+    assert wallet(client, shop)["available"] == 1_000
 
 
 def test_a_cancelled_order_releases_its_reservation(client, shop, services):

@@ -494,7 +494,8 @@ class ReservationIn(Schema):
 class ReservationOut(Schema):
     hold_id = fields.Integer()
     status = fields.String()
-    amount = fields.Integer()
+    amount = fields.Integer(metadata={"description": "what the wallet pays: all asked, or less (partial payments)"})
+    left_to_pay = fields.Integer(metadata={"description": "what another payment method pays"})
     replayed = fields.Boolean()
     available = fields.Integer(metadata={"description": "what the wallet has left besides this reservation"})
 
@@ -511,9 +512,10 @@ class OrderReservation(MethodView):
     @api.arguments(ReservationIn)
     @api.response(201, ReservationOut)
     def post(self, headers, body, order_id):
-        """Reserve wallet money for an order at checkout, before it is placed. The order has one open
-        reservation: asking again for the same amount returns it (whatever the key), another amount replaces
-        it. The order's delivery captures it (or voids it: cancelled, failed); unused, it expires."""
+        """Reserve wallet money for an order at checkout, before it is placed: the amount, or all the wallet
+        has when it is short and the shop takes partial payments (else 409 insufficient_funds). The order has
+        one open reservation: asking again returns it (whatever the key), another amount replaces it. The
+        order's delivery captures it (or voids it: cancelled, failed); unused, it expires."""
         _order_path_is_valid(order_id)
         with transaction() as session:
             shop = get_shop(session, g.shop_id)
@@ -523,7 +525,7 @@ class OrderReservation(MethodView):
             )  # fmt: skip
             available = wallet_summary(session, shop, body["customer_id"])["available"]
             return {"hold_id": hold.id, "status": hold.status, "amount": hold.amount, "replayed": replayed,
-                    "available": available}  # fmt: skip
+                    "left_to_pay": max(body["amount"] - hold.amount, 0), "available": available}  # fmt: skip
 
     @api.response(200, ReleasedOut)
     def delete(self, order_id):
