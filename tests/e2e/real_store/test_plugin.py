@@ -1,0 +1,121 @@
+"""The companion plugin in the real store: settings, My Account → Wallet, the `wallet` gateway at the Store API
+checkout (reserve, then capture on the order's webhook, once), a short wallet refused before any order exists,
+and a store that keeps selling while the bridge is down."""
+
+import html
+
+import pytest
+
+from tests.e2e.real_store.harness import CARD_METHOD, WALLET_METHOD, cents
+from tests.e2e.real_store.storefront import (
+    customer_visitor,
+    new_customer_with_login,
+    press_test_connection,
+    settings_page,
+)
+
+pytestmark = pytest.mark.real_store
+
+GATEWAY = "wallet"
+
+
+@pytest.fixture
+def shopper(bridge, store, plugin, settings):
+    """A customer who can log in, the bridge taking `wallet` orders (the plugin's) beside `cheque` ones.
+
+    Webhooks are queued, as WooCommerce does by default: the kit's synchronous delivery builds the payload
+    inside the Store API request, where WooCommerce loads only the Store API's routes, so wc/v3 answers
+    rest_no_route. `deliver_queued` runs the queue."""
+    settings(wallet_payment_methods=[WALLET_METHOD, GATEWAY])
+    customer = new_customer_with_login(store, "pat")
+    store.switch("async", True)
+    return customer
+
+
+def deliver_queued(store, bridge) -> None:
+    store.ctl("run-queue")
+    bridge.settle()
+
+
+@pytest.fixture(scope="module")
+def ebook(store):
+    """Virtual: the checkout needs no shipping."""
+    return store.post("products", {"name": "E-book", "regular_price": "19.99", "virtual": True})
+
+
+def test_the_settings_tab_keeps_the_key_server_side_and_tests_the_connection(bridge, plugin):
+    page = settings_page(plugin).text
+    assert bridge.url in page and bridge.shop["api_key"] not in page
+    assert 'Connected to Wallet Bridge: shop "Real Store"' in html.unescape(press_test_connection(plugin))
+
+
+def test_my_account_shows_the_bridges_balance(bridge, store, shopper):
+    bridge.credit(shopper, 5000)
+    page = customer_visitor(store, shopper).get("/my-account/wallet/")
+
+    assert page.status_code == 200
+    assert 'class="wallet-bridge-balance">€50.00<' in page.text and "test funds" in page.text
+    assert "/statement/" in page.text and bridge.shop["api_key"] not in page.text
+
+
+def test_a_wallet_checkout_reserves_then_captures_exactly_once(bridge, store, shopper, ebook):
+    bridge.credit(shopper, 5000)
+    visitor = customer_visitor(store, shopper)
+    visitor.add_to_cart(ebook)
+    assert GATEWAY in visitor.cart()["payment_methods"]
+
+    answer = visitor.checkout(GATEWAY, shopper["email"])
+    assert answer.status_code == 200, answer.text[:1000]
+    assert bridge.wallet(shopper)["available"] == 5000 - 1999  # reserved before the order's webhook
+    deliver_queued(store, bridge)
+
+    order = store.order(answer.json()["order_id"])
+    assert order["status"] == "processing" and order["payment_method"] == GATEWAY and cents(order["total"]) == 1999
+    kinds = [line["kind"] for line in bridge.statement(shopper)]
+    assert kinds.count("capture") == 1 and "payment" not in kinds
+    wallet = bridge.wallet(shopper)
+    assert (wallet["balance"], wallet["available"], wallet["open_holds"]) == (5000 - 1999, 5000 - 1999, [])
+    store.redeliver(bridge.delivery_url, order["id"])
+    bridge.settle()
+    assert bridge.balance(shopper) == 5000 - 1999 and bridge.failed_deliveries() == 0
+
+
+def test_a_short_wallet_without_partial_payments_is_refused_and_no_order_is_left(bridge, store, shopper, settings,
+                                                                               ebook):  # fmt: skip
+    settings(wallet_payment_methods=[WALLET_METHOD, GATEWAY], partial_payments=False)
+    bridge.credit(shopper, 500)
+    visitor = customer_visitor(store, shopper)
+    visitor.add_to_cart(ebook)
+
+    answer = visitor.checkout(GATEWAY, shopper["email"])
+    deliver_queued(store, bridge)
+
+    assert answer.status_code == 400 and "€5.00 available" in answer.json()["message"], answer.text[:1000]
+    # Only the block checkout's own draft of the cart: never placed (no stock held, no e-mail, not in the
+    # merchant's order list; WooCommerce deletes stale drafts daily), never sent to the bridge.
+    assert {order["status"] for order in store.get("orders", customer=shopper["id"], status="any")} <= {
+        "checkout-draft"}
+    assert [line["kind"] for line in bridge.statement(shopper)] == ["adjustment"]
+    assert bridge.wallet(shopper)["available"] == 500 and bridge.balance(shopper) == 500
+
+
+def test_with_the_bridge_down_the_checkout_renders_and_offers_other_methods(bridge, store, shopper, plugin, ebook):
+    bridge.credit(shopper, 5000)
+    visitor = customer_visitor(store, shopper)
+    visitor.add_to_cart(ebook)
+    bridge.stop("web")
+    try:
+        methods = visitor.cart()["payment_methods"]
+        page = visitor.get("/checkout/")
+        account = visitor.get("/my-account/wallet/")
+        paid = visitor.checkout(CARD_METHOD, shopper["email"])
+        admin_page = settings_page(plugin).text
+    finally:
+        bridge.start_web()
+
+    assert GATEWAY not in methods and CARD_METHOD in methods
+    assert page.status_code == 200 and "critical error" not in page.text and "wc-block-checkout" in page.text
+    assert account.status_code == 200 and "Your wallet cannot be shown right now" in account.text
+    assert paid.status_code == 200 and paid.json()["payment_method"] == CARD_METHOD, paid.text[:1000]
+    deliver_queued(store, bridge)
+    assert "Wallet Bridge could not be reached" in admin_page
