@@ -6,8 +6,10 @@ import html
 
 import pytest
 
+from tests.browser.conftest import chromium, screenshot  # noqa: F401 - the browser tests' chromium fixture
 from tests.e2e.real_store.harness import CARD_METHOD, WALLET_METHOD, cents
 from tests.e2e.real_store.storefront import (
+    ADDRESS,
     customer_visitor,
     new_customer_with_login,
     press_test_connection,
@@ -119,3 +121,36 @@ def test_with_the_bridge_down_the_checkout_renders_and_offers_other_methods(brid
     assert paid.status_code == 200 and paid.json()["payment_method"] == CARD_METHOD, paid.text[:1000]
     deliver_queued(store, bridge)
     assert "Wallet Bridge could not be reached" in admin_page
+
+
+def test_in_a_browser_the_block_checkout_offers_the_balance_and_pays_with_it(bridge, store, shopper, ebook, chromium):
+    """The plugin's script registers the gateway with the block checkout: its title shows the balance, and
+    placing the order reserves then captures. Also makes docs/screenshots' two plugin pictures (written to
+    test-output/browser/; copy them over when the pages change)."""
+    bridge.credit(shopper, 5000)
+    store.put(f"customers/{shopper['id']}", {"billing": {**ADDRESS, "email": shopper["email"]}})  # the form is filled
+    visitor = customer_visitor(store, shopper)
+    visitor.add_to_cart(ebook)
+    context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB", timezone_id="UTC")
+    context.set_default_timeout(20_000)
+    context.add_cookies([{"name": c.name, "value": c.value, "url": store.url} for c in visitor.http.cookies])
+    page = context.new_page()
+    try:
+        page.goto(store.url + "/my-account/wallet/")
+        assert page.locator(".wallet-bridge-balance").inner_text() == "€50.00"
+        screenshot(page, "plugin-my-account")
+
+        page.goto(store.url + "/checkout/")
+        page.get_by_text("Wallet (€50.00 available)").click()
+        page.get_by_text("Your wallet pays the whole order.").wait_for()
+        screenshot(page, "plugin-checkout")
+        page.get_by_role("button", name="Place order").click()
+        page.wait_for_url("**/order-received/**")
+    finally:
+        context.close()
+    deliver_queued(store, bridge)
+
+    [order] = store.get("orders", customer=shopper["id"])
+    assert order["status"] == "processing" and order["payment_method"] == GATEWAY
+    assert [line["kind"] for line in bridge.statement(shopper)].count("capture") == 1
+    assert bridge.balance(shopper) == 5000 - 1999
