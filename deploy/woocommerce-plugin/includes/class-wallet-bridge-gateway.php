@@ -142,7 +142,9 @@ class Wallet_Bridge_Gateway extends WC_Payment_Gateway {
 
 	/**
 	 * Reserve the order's amount (again, for the block checkout: the bridge answers with the same
-	 * reservation), then leave the order on hold until the bridge captures and marks it paid.
+	 * reservation), then leave the order on hold until the bridge captures and marks it paid; or, when the
+	 * wallet covers part of it, pending: the bridge adds its "Paid from wallet" line and the customer pays
+	 * the rest (WooCommerce cancels it when nobody does, and the bridge gives the wallet part back).
 	 *
 	 * @param int $order_id The order.
 	 */
@@ -159,7 +161,12 @@ class Wallet_Bridge_Gateway extends WC_Payment_Gateway {
 			__( 'Wallet Bridge reserved %s in the customer\'s wallet; it is taken when the bridge receives this order.', 'wallet-bridge' ),
 			Wallet_Bridge_Money::show( (int) $reserved['amount'] )
 		);
-		$order->update_status( 'on-hold', $note );
+		if ( (int) $reserved['left_to_pay'] > 0 ) {
+			$order->add_order_note( $note );
+			$order->save();
+		} else {
+			$order->update_status( 'on-hold', $note );
+		}
 		WC()->cart->empty_cart();
 		return array(
 			'result'   => 'success',

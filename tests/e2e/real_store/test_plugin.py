@@ -101,6 +101,23 @@ def test_a_short_wallet_without_partial_payments_is_refused_and_no_order_is_left
     assert bridge.wallet(shopper)["available"] == 500 and bridge.balance(shopper) == 500
 
 
+def test_a_short_wallet_with_partial_payments_pays_its_part_and_the_order_waits_for_the_rest(bridge, store, shopper,
+                                                                                           ebook):  # fmt: skip
+    bridge.credit(shopper, 1000)
+    visitor = customer_visitor(store, shopper)
+    visitor.add_to_cart(ebook)
+
+    answer = visitor.checkout(GATEWAY, shopper["email"])
+    assert answer.status_code == 200, answer.text[:1000]
+    deliver_queued(store, bridge)
+
+    order = store.order(answer.json()["order_id"])
+    assert order["status"] == "pending" and cents(order["total"]) == 999
+    assert [(fee["name"], fee["total"]) for fee in order["fee_lines"]] == [("Paid from wallet", "-10.00")]
+    assert [line["kind"] for line in bridge.statement(shopper)] == ["capture", "adjustment"]
+    assert bridge.balance(shopper) == 0
+
+
 def test_with_the_bridge_down_the_checkout_renders_and_offers_other_methods(bridge, store, shopper, plugin, ebook):
     bridge.credit(shopper, 5000)
     visitor = customer_visitor(store, shopper)
