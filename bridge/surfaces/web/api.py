@@ -491,13 +491,9 @@ class ReservationIn(Schema):
     expires_in_seconds = fields.Integer(load_default=2 * 3600, validate=validate.Range(min=60, max=7 * 86400))
 
 
-class ReservationOut(Schema):
-    hold_id = fields.Integer()
-    status = fields.String()
+class ReservationOut(HoldCreated):
     amount = fields.Integer(metadata={"description": "what the wallet pays: all asked, or less (partial payments)"})
     left_to_pay = fields.Integer(metadata={"description": "what another payment method pays"})
-    replayed = fields.Boolean()
-    available = fields.Integer(metadata={"description": "what the wallet has left besides this reservation"})
 
 
 class ReleasedOut(Schema):
