@@ -37,6 +37,9 @@ def reserve_for_order(
     _refuse_if_paid(session, shop.id, order_external_id)
     reservations = open_reservations(session, shop.id, order_external_id)  # holds are locked before the wallet
     wallet = wallet_account(session, customer, shop.currency, lock=True)
+    raced = _made_meanwhile(session, shop.id, order_external_id, {hold.id for hold in reservations})
+    if raced is not None:  # a parallel checkout of the order reserved while this one waited for the wallet
+        return raced, True
     release_expired_holds(session, wallet)
     ensure_unlocked(wallet)
     mine = [hold for hold in reservations if hold.account_id == wallet.id and hold.expires_at > utcnow()]
@@ -49,6 +52,17 @@ def reserve_for_order(
     hold_key = _key_prefix(order_external_id) + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
     return authorize_hold(session, account=wallet, amount=covered, reason=f"Payment for order #{order_external_id}",
                           idempotency_key=hold_key, expires_in=expires_in, order_ref=order_external_id)  # fmt: skip
+
+
+def _made_meanwhile(session: Session, shop_id: int, order_external_id: str, seen: set[int]) -> Hold | None:
+    """An open reservation of the order committed after `seen` was read (read, not locked: the wallet's lock
+    is held, and holds are locked before accounts)."""
+    return session.scalars(
+        select(Hold).where(Hold.shop_id == shop_id, Hold.order_ref == order_external_id, Hold.status == "open",
+                           Hold.idempotency_key.startswith(_key_prefix(order_external_id), autoescape=True),
+                           Hold.id.not_in(seen))
+        .order_by(Hold.id).limit(1).execution_options(populate_existing=True)
+    ).first()  # fmt: skip
 
 
 def _covered(shop: Shop, available: int, amount: int) -> int:

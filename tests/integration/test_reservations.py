@@ -1,14 +1,17 @@
 """Reservations for orders (the WooCommerce plugin's checkout), their capture and release by the order's
 delivery, and the storefront's reads: the customer's account overview and the shop of the key."""
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select, update
 
 from bridge import orders
-from bridge.db import unit_of_work
+from bridge.db import make_engine, make_session_factory, unit_of_work
 from bridge.ledger import verify
 from bridge.models import Account, Hold, LedgerTransaction, Shop
 from bridge.order_rules import apply_order
+from bridge.reservations import reserve_for_order
 from tests.integration.test_api import auth, credit, row_counts
 from tests.integration.test_order_rules import ACTOR, order
 
@@ -226,3 +229,26 @@ def test_the_shop_of_the_key_is_the_plugins_connection_test(client, shop, other_
     assert body["name"] == "Alpha Shop" and body["rules"]["currency"] == "EUR"
     assert client.get("/api/v1/shop", headers=auth(other_shop)).get_json()["name"] == "Beta Shop"
     assert client.get("/api/v1/shop", headers={"Authorization": "Bearer wb_wrong"}).status_code == 401
+
+
+@pytest.mark.postgres_only
+def test_parallel_checkouts_of_one_order_reserve_once(postgres_url, shop):
+    from tests.integration.test_concurrency_postgres import _fund, _run_parallel
+
+    engine = make_engine(postgres_url, pool_size=10)
+    sessions = make_session_factory(engine)
+    _fund(sessions, shop.shop.id, CUSTOMER, 10_000)
+
+    def checkout(n):
+        with unit_of_work(sessions) as session:
+            hold, _ = reserve_for_order(session, session.get(Shop, shop.shop.id), CUSTOMER, "7001", amount=4_148,
+                                        idempotency_key=f"attempt-{n}", expires_in=timedelta(hours=2))  # fmt: skip
+            return hold.id
+
+    try:
+        assert len(set(_run_parallel(checkout, 10))) == 1
+        with unit_of_work(sessions) as session:
+            assert session.scalars(select(Hold.status)).all() == ["open"]
+            assert verify(session) == []
+    finally:
+        engine.dispose()
