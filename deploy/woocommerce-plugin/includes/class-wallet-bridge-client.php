@@ -60,12 +60,12 @@ class Wallet_Bridge_Client {
 		);
 		if ( null !== $body ) {
 			$args['headers']['Content-Type'] = 'application/json';
-			$args['body']                    = wp_json_encode( $body );
+			$args['body']                    = wp_json_encode( (object) $body ); // {} even when empty, never [].
 		}
 		if ( null !== $idempotency_key ) {
 			$args['headers']['Idempotency-Key'] = $idempotency_key;
 		}
-		$url      = untrailingslashit( (string) get_option( self::URL_OPTION ) ) . '/api/v1' . $path;
+		$url    = untrailingslashit( (string) get_option( self::URL_OPTION ) ) . '/api/v1' . $path;
 		$answer = self::answer( wp_remote_request( $url, $args ) );
 		if ( 'GET' === $method ) {
 			self::$read[ $path ] = $answer; // a failure too: a page asks once, not once per gateway check.
@@ -87,7 +87,9 @@ class Wallet_Bridge_Client {
 		if ( $status >= 500 ) {
 			return self::unreachable( sprintf( 'HTTP %d', $status ) );
 		}
-		delete_option( self::FAILURE_OPTION );
+		if ( false !== get_option( self::FAILURE_OPTION ) ) {
+			delete_option( self::FAILURE_OPTION ); // the bridge answers again: the admin notice goes.
+		}
 		$decoded = json_decode( wp_remote_retrieve_body( $response ), true );
 		return array(
 			'status' => $status,

@@ -3,8 +3,10 @@ checkout (reserve, then capture on the order's webhook, once), a short wallet re
 and a store that keeps selling while the bridge is down."""
 
 import html
+import re
 
 import pytest
+import requests
 
 from tests.browser.conftest import chromium, screenshot  # noqa: F401 - the browser tests' chromium fixture
 from tests.e2e.real_store.harness import CARD_METHOD, WALLET_METHOD, cents
@@ -58,6 +60,30 @@ def test_my_account_shows_the_bridges_balance(bridge, store, shopper):
     assert page.status_code == 200
     assert 'class="wallet-bridge-balance">€50.00<' in page.text and "test funds" in page.text
     assert "/statement/" in page.text and bridge.shop["api_key"] not in page.text
+
+
+def submit_account_form(visitor, action: str, **fields) -> requests.Response:
+    """Post one of My Account → Wallet's forms as the page rendered it (its nonce and one-time key)."""
+    page = visitor.get("/my-account/wallet/").text
+    form = re.search(rf'<form method="post" class="wallet-bridge-{action}">(.*?)</form>', page, re.S).group(1)
+    hidden = dict(re.findall(r'<input type="hidden"[^>]*name="([^"]+)" value="([^"]*)"', form))
+    return visitor.post("/my-account/wallet/", data={**hidden, **fields}, allow_redirects=False)
+
+
+def test_my_account_tops_up_through_a_shop_order_and_converts_points(bridge, store, shopper, settings, mug):
+    topup = submit_account_form(customer_visitor(store, shopper), "topup", wallet_bridge_amount="12.50")
+
+    assert topup.status_code == 302 and "/order-pay/" in topup.headers["Location"], topup.text[:500]
+    order_id = topup.headers["Location"].split("/order-pay/")[1].split("/")[0]
+    assert cents(store.order(order_id)["total"]) == 1250
+    settings(wallet_payment_methods=[WALLET_METHOD, GATEWAY], points_per_currency_unit=10,
+             points_conversion_points=100, points_conversion_value=50)  # fmt: skip
+    store.new_order(shopper, [(mug, 1)], payment_method=CARD_METHOD, set_paid=True)  # 19.99 by card: 199 points
+    deliver_queued(store, bridge)
+    converted = submit_account_form(customer_visitor(store, shopper), "convert")
+
+    assert converted.status_code == 302 and bridge.wallet(shopper)["points"] == 99
+    assert bridge.balance(shopper) == 50
 
 
 def test_a_wallet_checkout_reserves_then_captures_exactly_once(bridge, store, shopper, ebook):
