@@ -43,13 +43,15 @@ class Visitor:
         logged_in = any(name.startswith("wordpress_logged_in") for name in self.http.cookies.keys())
         assert answer.status_code == 302 and logged_in, f"login of {user} failed: {answer.status_code}"
 
-    # -- the Store API, logged in: wp_rest nonce (cookie authentication) and the Store API's own nonce
+    # -- WordPress' REST API with cookie authentication (its wp_rest nonce), and the Store API's own nonce
 
-    def store_api(self, method: str, path: str, body: dict | None = None) -> requests.Response:
+    def rest(self, method: str, path: str, body: dict | None = None, **headers) -> requests.Response:
         if "X-WP-Nonce" not in self.http.headers:
             self.http.headers["X-WP-Nonce"] = self.get("/wp-admin/admin-ajax.php?action=rest-nonce").text.strip()
-        answer = self.http.request(method, f"{self.url}/wp-json/wc/store/v1{path}", json=body,
-                                   headers={"Nonce": self.store_nonce}, timeout=60)  # fmt: skip
+        return self.http.request(method, f"{self.url}/wp-json{path}", json=body, headers=headers, timeout=60)
+
+    def store_api(self, method: str, path: str, body: dict | None = None) -> requests.Response:
+        answer = self.rest(method, f"/wc/store/v1{path}", body, Nonce=self.store_nonce)
         self.store_nonce = answer.headers.get("Nonce", self.store_nonce)
         return answer
 
@@ -69,6 +71,28 @@ class Visitor:
             "billing_address": {**ADDRESS, "email": email}, "shipping_address": ADDRESS,
             "payment_method": payment_method,
         })  # fmt: skip
+
+
+def classic_checkout_page(admin: Visitor) -> str:
+    """A page with the classic checkout's shortcode (the store's own checkout page is the block one)."""
+    page = admin.rest("post", "/wp/v2/pages", {"title": "Classic checkout", "status": "publish",
+                                               "content": "[woocommerce_checkout]"})  # fmt: skip
+    assert page.status_code == 201, page.text[:500]
+    return "/" + page.json()["slug"] + "/"
+
+
+def classic_checkout(visitor: Visitor, page: str, payment_method: str, email: str) -> dict:
+    """Place the order as the classic checkout form does (wc-ajax=checkout, with the form's nonce)."""
+    form = visitor.get(page).text
+    nonce = re.search(r'name="woocommerce-process-checkout-nonce" value="([^"]+)"', form)
+    assert nonce, "the classic checkout page has no checkout form"
+    fields = {f"billing_{name}": value for name, value in ADDRESS.items()}
+    answer = visitor.post("/?wc-ajax=checkout", data={
+        **fields, "billing_email": email, "payment_method": payment_method,
+        "woocommerce-process-checkout-nonce": nonce.group(1), "_wp_http_referer": page,
+    })  # fmt: skip
+    assert answer.status_code == 200, answer.text[:500]
+    return answer.json()
 
 
 def new_customer_with_login(store: RealStore, tag: str) -> dict:

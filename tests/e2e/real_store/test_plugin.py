@@ -12,6 +12,8 @@ from tests.browser.conftest import chromium, screenshot  # noqa: F401 - the brow
 from tests.e2e.real_store.harness import CARD_METHOD, WALLET_METHOD, cents
 from tests.e2e.real_store.storefront import (
     ADDRESS,
+    classic_checkout,
+    classic_checkout_page,
     customer_visitor,
     new_customer_with_login,
     press_test_connection,
@@ -142,6 +144,28 @@ def test_a_short_wallet_with_partial_payments_pays_its_part_and_the_order_waits_
     assert [(fee["name"], fee["total"]) for fee in order["fee_lines"]] == [("Paid from wallet", "-10.00")]
     assert [line["kind"] for line in bridge.statement(shopper)] == ["capture", "adjustment"]
     assert bridge.balance(shopper) == 0
+
+
+def test_the_classic_checkout_refuses_a_short_wallet_before_the_order_then_pays(bridge, store, shopper, settings,
+                                                                                plugin, ebook):  # fmt: skip
+    settings(wallet_payment_methods=[WALLET_METHOD, GATEWAY], partial_payments=False)
+    page = classic_checkout_page(plugin)
+    bridge.credit(shopper, 1500)
+    visitor = customer_visitor(store, shopper)
+    visitor.add_to_cart(ebook)
+
+    refused = classic_checkout(visitor, page, GATEWAY, shopper["email"])
+    assert refused["result"] == "failure" and "not enough for this order" in refused["messages"]
+    assert store.get("orders", customer=shopper["id"], status="any") == []
+
+    bridge.credit(shopper, 1000)
+    paid = classic_checkout(visitor, page, GATEWAY, shopper["email"])
+    assert paid["result"] == "success", paid
+    deliver_queued(store, bridge)
+    [order] = store.get("orders", customer=shopper["id"])
+    assert order["status"] == "processing" and order["payment_method_title"] == "Wallet"
+    assert [line["kind"] for line in bridge.statement(shopper)].count("capture") == 1
+    assert bridge.balance(shopper) == 2500 - 1999
 
 
 def test_with_the_bridge_down_the_checkout_renders_and_offers_other_methods(bridge, store, shopper, plugin, ebook):
