@@ -18,7 +18,7 @@ from bridge.accounts import SystemAccount, ensure_customer, points_account, syst
 from bridge.currencies import ensure_accepted_currency
 from bridge.db import insert_ignoring_conflict
 from bridge.errors import InvalidState
-from bridge.ledger import SYSTEM, Actor, Leg, post_transaction, release_expired_holds
+from bridge.ledger import SYSTEM, Actor, Leg, capture_hold, post_transaction, release_expired_holds, void_hold
 from bridge.lots import LotPolicy, promotional_expiry
 from bridge.models import Customer, OrderRefund, Shop, ShopOrder, utcnow
 from bridge.money import POINTS, format_amount, percent_of
@@ -26,6 +26,7 @@ from bridge.orders import OrderSnapshot, TrashedOrder
 from bridge.outbox import enqueue
 from bridge.points import claw_back_points, convert_points_automatically, earn_points, points_base
 from bridge.refund_requests import match_request
+from bridge.reservations import open_reservations, release_order_reservations
 from bridge.settings_schema import load_settings
 from bridge.store_credit import native_key
 from bridge.topups import credit_paid_topup, requested_topup, take_back_card_refunds
@@ -71,6 +72,8 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
     stale = _is_stale(record, order)
     if not stale and order.phase == orders.AWAITING_PAYMENT and _may_charge(ctx):
         _collect_wallet_payment(ctx)
+    if order.phase in (orders.CANCELLED, orders.FAILED):  # what checkout reserved and no payment took
+        release_order_reservations(session, shop.id, order.external_id)
     if not stale and _undoes_payment(order, record):
         if record.payment_outcome is None:  # an older pending state arriving later must not charge
             record.payment_outcome = "cancelled"
@@ -336,15 +339,20 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
         record.payment_attempt += 1
     if ctx.customer is None:
         return _refuse_payment(ctx, "guests have no wallet: please log in or choose another payment method")
+    reservation = _checkout_reservation(ctx)  # locked before the wallet, as capture and void lock them
     # Locked while deciding: a concurrent debit would otherwise make the decided amount fail to post.
     wallet = wallet_account(ctx.session, ctx.customer, order.currency, lock=True)
     release_expired_holds(ctx.session, wallet)  # what they reserved is the customer's to pay with
+    if reservation is not None and (reservation.account_id != wallet.id or reservation.expires_at <= utcnow()):
+        reservation = _void(ctx, reservation)  # not this wallet's to capture (the merchant changed the customer)
     if wallet.locked:
+        _void(ctx, reservation)
         return _refuse_payment(ctx, "your wallet is locked: please contact the shop")
     discount = wallet_discount(ctx.settings, order.total)
     due = order.total - discount
-    if wallet.available >= due:
-        posted = _post_payment(ctx, wallet, due) if due > 0 else None
+    available = wallet.available + (reservation.amount if reservation else 0)
+    if available >= due:
+        posted = _take_payment(ctx, wallet, due, reservation) if due > 0 else _void(ctx, reservation)
         record.wallet_paid += due
         record.payment_outcome, record.wallet_discount, record.paid_in_part = "paid", discount, False
         if posted is None:  # nothing to pay, nothing to say: the order just proceeds
@@ -354,15 +362,38 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
         )
         payload = {"transaction_id": posted.transaction.id, "discount": discount, "amount": due}
         return _tell_shop(ctx, "order.mark_paid", note, **payload)
-    if ctx.settings["partial_payments"] and wallet.available > 0:
-        paid = wallet.available
-        posted = _post_payment(ctx, wallet, paid)
-        record.wallet_paid += paid
+    if ctx.settings["partial_payments"] and available > 0:
+        posted = _take_payment(ctx, wallet, available, reservation)
+        record.wallet_paid += available
         record.payment_outcome, record.wallet_discount, record.paid_in_part = "partial", 0, True
         # the note is written by the push: only the shop knows what is left to pay once it has taxed the fee
-        return _tell_shop(ctx, "order.add_wallet_fee", "", transaction_id=posted.transaction.id, amount=paid)
-    available = format_amount(max(wallet.available, 0), order.currency)
-    return _refuse_payment(ctx, f"insufficient wallet balance ({available} available)")
+        return _tell_shop(ctx, "order.add_wallet_fee", "", transaction_id=posted.transaction.id, amount=available)
+    _void(ctx, reservation)
+    left = format_amount(max(wallet.available, 0), order.currency)
+    return _refuse_payment(ctx, f"insufficient wallet balance ({left} available)")
+
+
+def _checkout_reservation(ctx: OrderContext):
+    """The order's open reservation made at the shop's checkout (the plugin's gateway), if any; a second one
+    (two first checkouts racing) is voided."""
+    reservations = open_reservations(ctx.session, ctx.shop.id, ctx.order.external_id)
+    for extra in reservations[1:]:
+        _void(ctx, extra)
+    return reservations[0] if reservations else None
+
+
+def _void(ctx: OrderContext, reservation) -> None:
+    if reservation is not None:
+        void_hold(ctx.session, shop_id=ctx.shop.id, hold_id=reservation.id)
+
+
+def _take_payment(ctx: OrderContext, wallet, amount: int, reservation):
+    """The wallet payment: captured from the checkout's reservation when it covers it (the rest released),
+    else posted from the wallet (the reservation released first, so its money counts)."""
+    if reservation is not None and amount <= reservation.amount:
+        return capture_hold(ctx.session, shop_id=ctx.shop.id, hold_id=reservation.id, amount=amount, actor=ctx.actor)
+    _void(ctx, reservation)
+    return _post_payment(ctx, wallet, amount)
 
 
 def partial_payment_note(paid: int, left: int, currency: str) -> str:
