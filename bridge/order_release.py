@@ -21,6 +21,7 @@ from bridge.models import Shop, ShopOrder, utcnow
 from bridge.order_rules import reverse_recorded_order
 from bridge.orders import TrashedOrder
 from bridge.settings_schema import load_settings
+from bridge.states import PaymentOutcome
 
 FAILED = "failed"  # WooCommerce's status of an order whose payment did not go through
 JOB = Actor("system", "expire")
@@ -49,7 +50,7 @@ def _cutoff(shop: Shop, now: datetime) -> datetime | None:
 def _abandoned(shop_id: int, cutoff: datetime):
     """The shop's failed orders still holding a wallet part, unchanged since `cutoff`."""
     return select(ShopOrder).where(
-        ShopOrder.shop_id == shop_id, ShopOrder.status == FAILED, ShopOrder.payment_outcome == "partial",
+        ShopOrder.shop_id == shop_id, ShopOrder.status == FAILED, ShopOrder.payment_outcome == PaymentOutcome.PARTIAL,
         ShopOrder.wallet_paid > ShopOrder.wallet_refunded, ShopOrder.updated_at < cutoff,
         func.coalesce(ShopOrder.last_modified_at, ShopOrder.updated_at) < cutoff,
     )  # fmt: skip

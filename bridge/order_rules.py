@@ -27,6 +27,7 @@ from bridge.outbox import enqueue
 from bridge.points import claw_back_points, convert_points_automatically, earn_points, points_base
 from bridge.refund_requests import match_request
 from bridge.settings_schema import load_settings
+from bridge.states import PaymentOutcome
 from bridge.store_credit import native_key
 from bridge.topups import credit_paid_topup, requested_topup, take_back_card_refunds
 
@@ -73,9 +74,9 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
         _collect_wallet_payment(ctx)
     if not stale and _undoes_payment(order, record):
         if record.payment_outcome is None:  # an older pending state arriving later must not charge
-            record.payment_outcome = "cancelled"
+            record.payment_outcome = PaymentOutcome.CANCELLED
         _reverse_order(ctx)
-    if not stale and order.phase == orders.PAID and record.payment_outcome == "reversed":
+    if not stale and order.phase == orders.PAID and record.payment_outcome == PaymentOutcome.REVERSED:
         _flag_paid_after_reversal(ctx)
     if not stale and _total_edited(ctx):
         _settle_edited_total(ctx)
@@ -105,7 +106,7 @@ def _apply_topup_order(ctx: OrderContext) -> ShopOrder:
         return _refuse_wallet_paid_topup(ctx)
     if ctx.customer is not None and order.phase in (orders.PAID, orders.REFUNDED) and not record.payment_outcome:
         credited = credit_paid_topup(ctx.session, ctx.shop, ctx.settings, ctx.customer, order, ctx.actor)
-        record.payment_outcome = "topup"
+        record.payment_outcome = PaymentOutcome.TOPUP
         if credited:
             wallet = wallet_account(ctx.session, ctx.customer, order.currency)
             note = (f"{format_amount(credited, order.currency)} added to your wallet. "
@@ -119,7 +120,7 @@ def _apply_topup_order(ctx: OrderContext) -> ShopOrder:
 def _refuse_wallet_paid_topup(ctx: OrderContext) -> ShopOrder:
     """Money cannot top up the wallet it comes from: the customer is asked for another method, the merchant
     is told why the order stays unpaid."""
-    ctx.record.payment_outcome, ctx.record.status = "unpaid", ctx.order.status
+    ctx.record.payment_outcome, ctx.record.status = PaymentOutcome.UNPAID, ctx.order.status
     _tell_shop(ctx, "order.mark_unpaid", "A wallet top-up cannot be paid from the wallet: please pay it with "
                "another payment method.", status=ctx.settings["unpaid_order_status"])  # fmt: skip
     _tell_merchant(ctx, ctx.key("topup-by-wallet"), "Wallet Bridge: this top-up order was placed with the wallet "
@@ -159,7 +160,8 @@ def _payer(session: Session, record: ShopOrder, customer: Customer | None) -> Cu
 
 
 def _moved_anything(session: Session, record: ShopOrder) -> bool:
-    return bool(record.payment_outcome not in (None, "cancelled", "unpaid") or record.points_earned or session.execute(
+    decided = record.payment_outcome not in (None, PaymentOutcome.CANCELLED, PaymentOutcome.UNPAID)
+    return bool(decided or record.points_earned or session.execute(
         select(OrderRefund.id).where(OrderRefund.shop_order_id == record.id).limit(1)
     ).first())  # fmt: skip
 
@@ -175,8 +177,8 @@ def _undoes_payment(order: OrderSnapshot, record: ShopOrder) -> bool:
     cancel, which returns it), and an order that moved nothing stays open to a later payment."""
     if order.phase == orders.CANCELLED:
         return True
-    return order.phase == orders.FAILED and (record.payment_outcome in ("paid", "store_credit")
-                                             or record.points_earned > 0)  # fmt: skip
+    settled = record.payment_outcome in (PaymentOutcome.PAID, PaymentOutcome.STORE_CREDIT)
+    return order.phase == orders.FAILED and (settled or record.points_earned > 0)
 
 
 def _may_charge(ctx: OrderContext) -> bool:
@@ -187,7 +189,8 @@ def _may_charge(ctx: OrderContext) -> bool:
     newer = order.modified_at is not None and record.last_modified_at is not None and (
         order.modified_at > record.last_modified_at)  # fmt: skip
     undecided = record.payment_outcome is None or (
-        record.payment_outcome in ("unpaid", "cancelled", "reversed") and newer)  # fmt: skip
+        record.payment_outcome in (PaymentOutcome.UNPAID, PaymentOutcome.CANCELLED, PaymentOutcome.REVERSED)
+        and newer)  # fmt: skip
     has_refunds = order.refunds or ctx.session.execute(
         select(OrderRefund.id).where(OrderRefund.shop_order_id == record.id).limit(1)
     ).first()
@@ -207,7 +210,8 @@ def _total_edited(ctx: OrderContext) -> bool:
     """The merchant changed the total of an order the wallet paid in full: it is neither what the wallet
     holds for it (with the bridge's discount fee in or not yet in), nor a total already settled."""
     record, order = ctx.record, ctx.order
-    if record.payment_outcome != "paid" or order.refunds or order.phase not in (orders.PAID, orders.AWAITING_PAYMENT):
+    if record.payment_outcome != PaymentOutcome.PAID or order.refunds or (
+            order.phase not in (orders.PAID, orders.AWAITING_PAYMENT)):  # fmt: skip
         return False
     held = _wallet_held(record)
     return order.total not in (held, held + record.wallet_discount, record.total)
@@ -233,7 +237,7 @@ def _settle_edited_total(ctx: OrderContext) -> None:
         record.wallet_paid += difference
         note = f"{changed}: {format_amount(difference, currency)} more paid from your wallet."
         return _tell_shop(ctx, "order.note", note, f":{edit}")
-    record.payment_outcome, record.paid_in_part = "partial", True
+    record.payment_outcome, record.paid_in_part = PaymentOutcome.PARTIAL, True
     _tell_shop(ctx, "order.add_wallet_fee", "", f":{edit}", transaction_id=f"{record.payment_attempt}-{edit}",
                amount=held, reopen=True)  # fmt: skip
 
@@ -278,7 +282,7 @@ def reverse_recorded_order(session: Session, shop: Shop, order_external_id: str,
     if record is None:
         return None
     if record.payment_outcome is None:  # never decided: a later state must not charge it
-        record.payment_outcome = "cancelled"
+        record.payment_outcome = PaymentOutcome.CANCELLED
     snapshot = OrderSnapshot(
         external_id=order_external_id, customer_external_id=None, email=None, customer_name=None,
         currency=record.currency, status=why, phase=orders.CANCELLED, total=record.total, payment_method="",
@@ -327,7 +331,7 @@ def wallet_discount(settings: dict, total: int) -> int:
 
 def _collect_wallet_payment(ctx: OrderContext) -> None:
     order, record = ctx.order, ctx.record
-    if record.payment_outcome == "reversed":  # its money went back: this is a new attempt, with keys of its own
+    if record.payment_outcome == PaymentOutcome.REVERSED:  # its money went back: a new attempt, with keys of its own
         record.payment_attempt += 1
     if ctx.customer is None:
         return _refuse_payment(ctx, "guests have no wallet: please log in or choose another payment method")
@@ -341,7 +345,7 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
     if wallet.available >= due:
         posted = _post_payment(ctx, wallet, due) if due > 0 else None
         record.wallet_paid += due
-        record.payment_outcome, record.wallet_discount, record.paid_in_part = "paid", discount, False
+        record.payment_outcome, record.wallet_discount, record.paid_in_part = PaymentOutcome.PAID, discount, False
         if posted is None:  # nothing to pay, nothing to say: the order just proceeds
             return _tell_shop(ctx, "order.mark_paid", "", transaction_id=None, discount=discount, amount=0)
         note = f"Paid {format_amount(due, order.currency)} from your wallet. Wallet balance: " + format_amount(
@@ -353,7 +357,7 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
         paid = wallet.available
         posted = _post_payment(ctx, wallet, paid)
         record.wallet_paid += paid
-        record.payment_outcome, record.wallet_discount, record.paid_in_part = "partial", 0, True
+        record.payment_outcome, record.wallet_discount, record.paid_in_part = PaymentOutcome.PARTIAL, 0, True
         # the note is written by the push: only the shop knows what is left to pay once it has taxed the fee
         return _tell_shop(ctx, "order.add_wallet_fee", "", transaction_id=posted.transaction.id, amount=paid)
     available = format_amount(max(wallet.available, 0), order.currency)
@@ -383,8 +387,8 @@ def _post_payment(ctx: OrderContext, wallet, amount: int, key: str | None = None
 
 
 def _refuse_payment(ctx: OrderContext, why: str) -> None:
-    refused_before = ctx.record.payment_outcome == "unpaid"
-    ctx.record.payment_outcome = "unpaid"
+    refused_before = ctx.record.payment_outcome == PaymentOutcome.UNPAID
+    ctx.record.payment_outcome = PaymentOutcome.UNPAID
     status = ctx.settings["unpaid_order_status"]
     # a refusal of a later attempt is news of its own (the status to set again, the note)
     again = f"@{ctx.order.modified_at.isoformat()}" if refused_before and ctx.order.modified_at else ""
@@ -433,7 +437,7 @@ def _post_checkout_spend(session: Session, shop_id: int, record: ShopOrder, cust
         idempotency_key=native_key(_order_key(record.external_id, "checkout-spend")), actor=actor,
         order_ref=record.external_id,
     )  # fmt: skip
-    record.wallet_paid, record.payment_outcome = spent, "store_credit"
+    record.wallet_paid, record.payment_outcome = spent, PaymentOutcome.STORE_CREDIT
 
 
 def _reverse_order(ctx: OrderContext) -> None:
@@ -441,8 +445,8 @@ def _reverse_order(ctx: OrderContext) -> None:
     record = ctx.record
     # Shopify gives store credit spent at its checkout back only through a refund (applied natively when
     # it arrives), never by the cancellation itself.
-    if record.payment_outcome != "store_credit" and _return_held(ctx, f"was {ctx.order.status}"):
-        record.payment_outcome = "reversed"
+    if record.payment_outcome != PaymentOutcome.STORE_CREDIT and _return_held(ctx, f"was {ctx.order.status}"):
+        record.payment_outcome = PaymentOutcome.REVERSED
     if ctx.customer is not None:
         remaining = record.points_earned - record.points_clawed_back
         if remaining > 0:
@@ -486,7 +490,7 @@ def _post_return(session: Session, shop_id: int, record: ShopOrder, customer: Cu
 
 def _earn_order_points(ctx: OrderContext) -> None:
     record = ctx.record
-    if record.points_earned or record.payment_outcome in ("reversed", "cancelled"):
+    if record.points_earned or record.payment_outcome in (PaymentOutcome.REVERSED, PaymentOutcome.CANCELLED):
         return
     # on what was paid (an order marked paid that nobody paid earns none), the goods' part of it
     paid = points_base(ctx.settings, ctx.order, _wallet_held(record) + _paid_by_other_means(ctx))
@@ -506,9 +510,9 @@ def _paid_by_other_means(ctx: OrderContext) -> int:
     an order it recorded as paid — unless the wallet was to pay it all, or never paid the wallet order the
     merchant marked paid by hand."""
     record = ctx.record
-    if not ctx.order.recorded_paid() or record.payment_outcome == "paid":
+    if not ctx.order.recorded_paid() or record.payment_outcome == PaymentOutcome.PAID:
         return 0
-    if record.payment_outcome == "store_credit":  # Shopify counts store credit in the order's total
+    if record.payment_outcome == PaymentOutcome.STORE_CREDIT:  # Shopify counts store credit in the order's total
         return max(ctx.order.total - record.wallet_paid, 0)
     if _pays_by_wallet(ctx) and not record.paid_in_part:
         return 0
@@ -722,7 +726,7 @@ def wallet_payment_stands(session: Session, shop: Shop, order_external_id: str) 
     """Whether the order's wallet payment is still taken: a message announcing it to the shop is stale once
     the order was cancelled (or failed after payment) and the payment returned."""
     record = find_order(session, shop.id, order_external_id)
-    return record is not None and record.payment_outcome in ("paid", "partial")
+    return record is not None and record.payment_outcome in (PaymentOutcome.PAID, PaymentOutcome.PARTIAL)
 
 
 def return_overcharge(session: Session, shop: Shop, order_external_id: str, charged: int | None,

@@ -14,6 +14,7 @@ from bridge.models import OrderRefund, RefundRequest, Shop, ShopOrder, utcnow
 from bridge.money import format_amount
 from bridge.outbox import enqueue
 from bridge.settings_schema import load_settings
+from bridge.states import PaymentOutcome
 
 PAID_STATUSES = ("processing", "completed")
 REFUNDABLE_STATUSES = (*PAID_STATUSES, "on-hold", "refunded")
@@ -22,7 +23,7 @@ DESTINATIONS = ("card", "wallet", "points")
 
 def lifetime_spend(session: Session, shop_id: int, customer_id: int) -> int:
     """What the customer paid on orders the shop counts as paid (wallet part of partly paid orders too)."""
-    paid = ShopOrder.total + case((ShopOrder.payment_outcome == "partial", ShopOrder.wallet_paid), else_=0)
+    paid = ShopOrder.total + case((ShopOrder.payment_outcome == PaymentOutcome.PARTIAL, ShopOrder.wallet_paid), else_=0)
     return session.scalar(
         select(total(paid)).where(
             ShopOrder.shop_id == shop_id, ShopOrder.customer_id == customer_id, ShopOrder.status.in_(PAID_STATUSES)
@@ -77,7 +78,7 @@ def _check(session: Session, shop: Shop, record: ShopOrder, amount: int, destina
         raise ValidationFailed(f"order is {record.status}", fields={"order_id": f"order is {record.status}"})
     if destination != "card" and record.customer_id is None:
         raise ValidationFailed("guests have no wallet", fields={"destination": "a guest's refund goes to the card"})
-    if destination == "card" and record.payment_outcome == "paid":
+    if destination == "card" and record.payment_outcome == PaymentOutcome.PAID:
         raise ValidationFailed("paid from the wallet", fields={"destination": "paid from the wallet: refund to it"})
     age = now - record.created_at
     if record.customer_id is not None:

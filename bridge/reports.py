@@ -36,6 +36,7 @@ from bridge.accounts import SystemAccount
 from bridge.models import Account, Entry, LedgerTransaction, ShopOrder, utcnow
 from bridge.money import POINTS
 from bridge.settings_schema import load_settings
+from bridge.states import PaymentOutcome
 
 GRANULARITIES = ("day", "week", "month")
 # The days a period may name: from before any shop's first movement to the last one whose next day, in any
@@ -60,7 +61,7 @@ MONEY_SOURCES: tuple[tuple[str, str, tuple[str, ...]], ...] = (  # (column name,
 )  # fmt: skip
 POINTS_ISSUED = ("points_earned", "refund_to_points")
 EXPIRIES = ("expiry",)
-WALLET_ORDER_OUTCOMES = ("paid", "partial")
+WALLET_ORDER_OUTCOMES = (PaymentOutcome.PAID, PaymentOutcome.PARTIAL)
 
 
 def shop_timezone(shop_settings: dict | None) -> str:

@@ -13,6 +13,7 @@ from bridge.money import format_amount, percent_of
 from bridge.outbox import enqueue
 from bridge.refund_requests import PAID_STATUSES
 from bridge.settings_schema import load_settings
+from bridge.states import PaymentOutcome
 
 
 def tip_amount(settings: dict, record: ShopOrder, percent_bp: int | None, amount: int | None) -> int:
@@ -23,7 +24,8 @@ def tip_amount(settings: dict, record: ShopOrder, percent_bp: int | None, amount
     if percent_bp not in settings["tip_presets_bp"]:
         presets = ", ".join(f"{p / 100:g} %" for p in settings["tip_presets_bp"])
         raise ValidationFailed("not one of the shop's presets", fields={"percent_bp": f"one of {presets}"})
-    return percent_of(record.total + (record.wallet_paid if record.payment_outcome == "partial" else 0), percent_bp)
+    wallet_part = record.wallet_paid if record.payment_outcome == PaymentOutcome.PARTIAL else 0
+    return percent_of(record.total + wallet_part, percent_bp)
 
 
 def tip_order(

@@ -24,6 +24,7 @@ from bridge.lots import upcoming_expiries, withdrawable
 from bridge.models import Account, Customer, Entry, Hold, LedgerTransaction, Shop, utcnow
 from bridge.money import POINTS, format_amount
 from bridge.outbox import note_to_customer
+from bridge.states import HoldStatus
 
 MAX_ENTRY_ID = 2**63 - 1  # entries.id is a BIGINT: a cursor beyond it would overflow the query, not page
 
@@ -44,7 +45,7 @@ def wallet_summary(session: Session, shop: Shop, external_id: str) -> dict:
     holds = []
     if wallet:  # an expired hold reserves nothing, even before the hourly job closes it
         holds = session.execute(
-            select(Hold).where(Hold.account_id == wallet.id, Hold.status == "open", Hold.expires_at > utcnow())
+            select(Hold).where(Hold.account_id == wallet.id, Hold.status == HoldStatus.OPEN, Hold.expires_at > utcnow())
             .order_by(Hold.id)
         ).scalars().all()  # fmt: skip
     held = sum(hold.amount for hold in holds)

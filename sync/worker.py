@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.db import unit_of_work
 from bridge.models import OutboxMessage, Shop, utcnow
+from bridge.states import OutboxStatus
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=2)
@@ -68,7 +69,7 @@ def claim(sessions: sessionmaker[Session], limit: int = 10) -> list[int]:
         ids = session.execute(
             select(OutboxMessage.id)
             .where(
-                or_(OutboxMessage.status == "pending", OutboxMessage.status == "sending"),
+                or_(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.status == OutboxStatus.SENDING),
                 OutboxMessage.next_attempt_at <= now,
             )
             .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
@@ -76,9 +77,9 @@ def claim(sessions: sessionmaker[Session], limit: int = 10) -> list[int]:
             .with_for_update(skip_locked=True)
         ).scalars().all()
         for message in session.execute(select(OutboxMessage).where(OutboxMessage.id.in_(ids))).scalars():
-            if message.status == "sending":
+            if message.status == OutboxStatus.SENDING:
                 message.last_error = LEASE_EXPIRED
-            message.status, message.next_attempt_at = "sending", now + LEASE
+            message.status, message.next_attempt_at = OutboxStatus.SENDING, now + LEASE
         return list(ids)
 
 
@@ -88,7 +89,9 @@ def outcome_unknown(message: OutboxMessage) -> bool:
     return message.attempts > 0 or message.last_error is not None
 
 
-def deliver(sessions: sessionmaker[Session], message_id: int, pushers: dict[str, Pusher], policy: RetryPolicy) -> str:
+def deliver(
+    sessions: sessionmaker[Session], message_id: int, pushers: dict[str, Pusher], policy: RetryPolicy
+) -> OutboxStatus:
     """Push one claimed message; returns its new status (delivered, pending or dead)."""
     with unit_of_work(sessions) as session:
         message = session.get(OutboxMessage, message_id)
@@ -111,16 +114,16 @@ def _describe(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: {exc}"[:1000]
 
 
-def _record(sessions, message_id: int, policy: RetryPolicy, *, error: str | None, permanent: bool) -> str:
+def _record(sessions, message_id: int, policy: RetryPolicy, *, error: str | None, permanent: bool) -> OutboxStatus:
     with unit_of_work(sessions) as session:
         message = session.get(OutboxMessage, message_id)
         message.attempts += 1
         if error is None:
-            message.status, message.delivered_at, message.last_error = "delivered", utcnow(), None
+            message.status, message.delivered_at, message.last_error = OutboxStatus.DELIVERED, utcnow(), None
         elif permanent or message.attempts >= policy.max_attempts:
-            message.status, message.last_error = "dead", error
+            message.status, message.last_error = OutboxStatus.DEAD, error
         else:
-            message.status, message.last_error = "pending", error
+            message.status, message.last_error = OutboxStatus.PENDING, error
             message.next_attempt_at = utcnow() + policy.delay(message.attempts)
         return message.status
 
@@ -153,8 +156,8 @@ def _release(sessions: sessionmaker[Session], ids: list[int], outcome: str | Non
     try:
         with unit_of_work(sessions) as session:
             session.execute(
-                update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.status == "sending")
-                .values(status="pending", next_attempt_at=utcnow(), **marked)
+                update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.status == OutboxStatus.SENDING)
+                .values(status=OutboxStatus.PENDING, next_attempt_at=utcnow(), **marked)
             )  # fmt: skip
     except Exception as exc:  # the database is still away: the leases run out instead
         log.warning("outbox messages %s stay leased: %s", ids, _describe(exc))
@@ -197,12 +200,12 @@ def _run_chores(chores: Sequence[Callable[[], object]]) -> None:
 def retry_dead(sessions: sessionmaker[Session], shop_id: int | None = None, message_id: int | None = None) -> int:
     """Put dead-lettered messages back in the queue (the merchant fixed the cause)."""
     with unit_of_work(sessions) as session:
-        query = select(OutboxMessage).where(OutboxMessage.status == "dead")
+        query = select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.DEAD)
         if shop_id is not None:
             query = query.where(OutboxMessage.shop_id == shop_id)
         if message_id is not None:
             query = query.where(OutboxMessage.id == message_id)
         messages = session.execute(query).scalars().all()
         for message in messages:
-            message.status, message.attempts, message.next_attempt_at = "pending", 0, utcnow()
+            message.status, message.attempts, message.next_attempt_at = OutboxStatus.PENDING, 0, utcnow()
         return len(messages)

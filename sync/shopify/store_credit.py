@@ -19,6 +19,7 @@ from bridge.db import unit_of_work
 from bridge.models import Account, Customer, OutboxMessage, Shop, utcnow
 from bridge.money import parse_amount, to_decimal_string
 from bridge.security import SecretBox
+from bridge.states import OutboxStatus
 from sync.shopify.client import ShopifyAdmin
 from sync.shopify.order_transactions import fetch_and_record_checkout_spend
 from sync.worker import PermanentFailure, outcome_unknown
@@ -150,7 +151,7 @@ def _delivered_like(sessions: sessionmaker[Session], message: OutboxMessage, sin
         payloads = session.scalars(
             select(OutboxMessage.payload).where(
                 OutboxMessage.shop_id == message.shop_id, OutboxMessage.kind == message.kind,
-                OutboxMessage.status == "delivered", OutboxMessage.delivered_at >= since,
+                OutboxMessage.status == OutboxStatus.DELIVERED, OutboxMessage.delivered_at >= since,
                 OutboxMessage.id != message.id,
             )
         ).all()  # fmt: skip
@@ -248,16 +249,18 @@ def _wallet_messages(sessions, shop_id: int, customer_id: str, currency: str,
                      read_at: datetime) -> tuple[int, list[int]]:  # fmt: skip
     """How many of the wallet's store credit messages Shopify's read may not include (not delivered, or
     delivered after it), and its dead ones. Read after the balance: a movement posted meanwhile shows here."""
+    undelivered = (OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.DEAD)
     with unit_of_work(sessions) as session:
         messages = session.execute(
             select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.payload).where(
                 OutboxMessage.shop_id == shop_id, OutboxMessage.kind.in_(TRANSACTION_TYPES),
-                or_(OutboxMessage.status.in_(("pending", "sending", "dead")), OutboxMessage.delivered_at >= read_at),
+                or_(OutboxMessage.status.in_(undelivered), OutboxMessage.delivered_at >= read_at),
             )
         ).all()  # fmt: skip
     wallet = (customer_id, currency)
     mine = [(id_, status) for id_, status, p in messages if (p["customer_id"], p["currency"]) == wallet]
-    return sum(1 for _, status in mine if status != "dead"), [id_ for id_, status in mine if status == "dead"]
+    dead = [id_ for id_, status in mine if status == OutboxStatus.DEAD]
+    return len(mine) - len(dead), dead
 
 
 def _still_moving(in_flight: int, last_moved_at: datetime | None, read_at: datetime) -> str | None:
@@ -278,5 +281,8 @@ def _close(api: ShopifyAdmin, customer_id: str, currency: str, difference: int) 
 def _mark_reconciled(sessions: sessionmaker[Session], dead: list[int]) -> None:
     if dead:
         with unit_of_work(sessions) as session:
-            session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(dead), OutboxMessage.status == "dead")
-                            .values(status="reconciled"))  # fmt: skip
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(dead), OutboxMessage.status == OutboxStatus.DEAD)
+                .values(status=OutboxStatus.RECONCILED)
+            )
