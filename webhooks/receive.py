@@ -14,6 +14,7 @@ from sqlalchemy import select
 from bridge.errors import ValidationFailed
 from bridge.inbox import apply_delivery, record_delivery
 from bridge.models import InboxDelivery, Shop
+from bridge.states import InboxStatus
 from bridge.surfaces.web.errors import error_response
 from bridge.surfaces.web.runtime import services
 from bridge.webhook_secrets import shops_sharing
@@ -73,7 +74,8 @@ def already_applied(shop_id: int, platform: str, delivery_id: str) -> bool:
         return session.execute(
             select(InboxDelivery.id).where(
                 InboxDelivery.shop_id == shop_id, InboxDelivery.platform == platform,
-                InboxDelivery.delivery_id == delivery_id, InboxDelivery.status.in_(("applied", "ignored")),
+                InboxDelivery.delivery_id == delivery_id,
+                InboxDelivery.status.in_((InboxStatus.APPLIED, InboxStatus.IGNORED)),
             ).limit(1)
         ).first() is not None  # fmt: skip
 
@@ -84,13 +86,13 @@ def store_and_apply(*, shop_id: int, platform: str, topic: str, data, raw: bytes
     stored = dict(shop_id=shop_id, platform=platform, topic=topic, resource_id=resource_id,
                   delivery_id=delivery_id, body=raw)  # fmt: skip
     if topic not in handlers:
-        record_delivery(sessions, **stored, status="ignored")
-        return {"status": "ignored", "topic": topic}, 200
+        record_delivery(sessions, **stored, status=InboxStatus.IGNORED)
+        return {"status": InboxStatus.IGNORED, "topic": topic}, 200
     parse, apply = handlers[topic]
     try:
         snapshot = parse(data)
     except ValidationFailed as exc:
-        record_delivery(sessions, **stored, status="failed", error=f"invalid payload: {exc.fields}")
+        record_delivery(sessions, **stored, status=InboxStatus.FAILED, error=f"invalid payload: {exc.fields}")
         return error_response(422, "validation_failed", exc.message, exc.fields)
     inbox_id = record_delivery(sessions, **stored)
     return {"status": apply_delivery(sessions, inbox_id, apply, snapshot), "delivery": inbox_id}, 200

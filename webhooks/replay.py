@@ -19,6 +19,7 @@ from bridge.db import unit_of_work
 from bridge.errors import DomainError
 from bridge.inbox import apply_delivery
 from bridge.models import InboxDelivery, utcnow
+from bridge.states import InboxStatus
 from webhooks.shopify.handlers import HANDLERS as SHOPIFY
 from webhooks.woocommerce.handlers import HANDLERS as WOOCOMMERCE
 
@@ -31,7 +32,7 @@ BATCH = 100
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # applied, ignored or failed
+    status: InboxStatus  # applied, ignored or failed
     error: str | None = None
 
 
@@ -42,7 +43,7 @@ def reapply(sessions: sessionmaker[Session], delivery_id: int) -> Outcome:
         platform, topic, body = delivery.platform, delivery.topic, delivery.body
     handlers = HANDLERS.get(platform, {})
     if topic not in handlers:
-        return Outcome("failed", f"deliveries of {platform} {topic} cannot be applied")
+        return Outcome(InboxStatus.FAILED, f"deliveries of {platform} {topic} cannot be applied")
     parse, apply = handlers[topic]
     try:
         snapshot = parse(json.loads(body))
@@ -50,12 +51,12 @@ def reapply(sessions: sessionmaker[Session], delivery_id: int) -> Outcome:
         error = f"on retry: {getattr(exc, 'message', None) or exc}"[:1000]
         with unit_of_work(sessions) as session:
             session.get(InboxDelivery, delivery_id).error = error
-        return Outcome("failed", error)
+        return Outcome(InboxStatus.FAILED, error)
     try:
         status = apply_delivery(sessions, delivery_id, apply, snapshot)
     except DomainError as exc:  # the payload is refused: apply_delivery marked it failed, with the reason
-        return Outcome("failed", exc.message)
-    return Outcome(status, _error_of(sessions, delivery_id) if status == "failed" else None)
+        return Outcome(InboxStatus.FAILED, exc.message)
+    return Outcome(status, _error_of(sessions, delivery_id) if status == InboxStatus.FAILED else None)
 
 
 def recover_stalled(sessions: sessionmaker[Session], stalled_after: timedelta = STALLED_AFTER) -> int:
@@ -65,14 +66,14 @@ def recover_stalled(sessions: sessionmaker[Session], stalled_after: timedelta = 
     with unit_of_work(sessions) as session:
         stalled = session.scalars(
             select(InboxDelivery.id)
-            .where(InboxDelivery.status == "received", InboxDelivery.received_at <= cutoff)
+            .where(InboxDelivery.status == InboxStatus.RECEIVED, InboxDelivery.received_at <= cutoff)
             .order_by(InboxDelivery.id)  # in arrival order, as they would have been applied
             .limit(BATCH)
         ).all()
     applied = 0
     for delivery_id in stalled:
         outcome = reapply(sessions, delivery_id)
-        applied += outcome.status == "applied"
+        applied += outcome.status == InboxStatus.APPLIED
         log.warning("stalled delivery %s re-applied: %s %s", delivery_id, outcome.status, outcome.error or "")
     return applied
 
