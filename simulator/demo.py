@@ -38,6 +38,7 @@ from bridge.models import OutboxMessage, Shop, utcnow
 from bridge.money import format_amount, parse_amount
 from bridge.services import Services
 from bridge.shops import create_shop
+from bridge.states import OutboxStatus
 from bridge.wallets import statement
 from sync.pushers import pushers_for
 from sync.shop_http import private_addresses_allowed
@@ -509,7 +510,8 @@ def push_shop_outbox(svc: Services, shop_id: int) -> tuple[int, list[str]]:
                 break
             threading.Event().wait(0.1)  # a retry is due shortly
             continue
-        delivered += sum(deliver(svc.sessions, message_id, pushers, policy) == "delivered" for message_id in ids)
+        outcomes = [deliver(svc.sessions, message_id, pushers, policy) for message_id in ids]
+        delivered += outcomes.count(OutboxStatus.DELIVERED)
     return delivered, _waiting(svc, shop_id)
 
 
@@ -522,7 +524,7 @@ def _claim_for_shop(svc: Services, shop_id: int, limit: int = 10) -> list[int]:
                 select(OutboxMessage)
                 .where(
                     OutboxMessage.shop_id == shop_id,
-                    or_(OutboxMessage.status == "pending", OutboxMessage.status == "sending"),
+                    or_(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.status == OutboxStatus.SENDING),
                     OutboxMessage.next_attempt_at <= now,
                 )
                 .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
@@ -533,7 +535,7 @@ def _claim_for_shop(svc: Services, shop_id: int, limit: int = 10) -> list[int]:
             .all()
         )
         for message in messages:
-            message.status, message.next_attempt_at = "sending", now + LEASE
+            message.status, message.next_attempt_at = OutboxStatus.SENDING, now + LEASE
         return [message.id for message in messages]
 
 
@@ -542,7 +544,10 @@ def _open_messages(svc: Services, shop_id: int) -> int:
         return session.scalar(
             select(func.count())
             .select_from(OutboxMessage)
-            .where(OutboxMessage.shop_id == shop_id, OutboxMessage.status.in_(("pending", "sending")))
+            .where(
+                OutboxMessage.shop_id == shop_id,
+                OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
+            )
         )
 
 
@@ -550,7 +555,7 @@ def _undelivered(svc: Services, shop_id: int) -> list[tuple[int, str, str, str |
     with unit_of_work(svc.sessions) as session:
         rows = session.execute(
             select(OutboxMessage)
-            .where(OutboxMessage.shop_id == shop_id, OutboxMessage.status != "delivered")
+            .where(OutboxMessage.shop_id == shop_id, OutboxMessage.status != OutboxStatus.DELIVERED)
             .order_by(OutboxMessage.id)
         ).scalars()
         return [(m.id, m.kind, m.status, m.last_error, m.payload or {}) for m in rows]
@@ -560,7 +565,7 @@ def _waiting(svc: Services, shop_id: int) -> list[str]:
     with unit_of_work(svc.sessions) as session:
         rows = session.execute(
             select(OutboxMessage)
-            .where(OutboxMessage.shop_id == shop_id, OutboxMessage.status != "delivered")
+            .where(OutboxMessage.shop_id == shop_id, OutboxMessage.status != OutboxStatus.DELIVERED)
             .order_by(OutboxMessage.id)
         ).scalars()
         return [f"#{m.id} {m.kind} {m.status} after {m.attempts} attempt(s): {m.last_error}" for m in rows]

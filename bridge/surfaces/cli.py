@@ -26,6 +26,7 @@ from bridge.models import OutboxMessage, Shop
 from bridge.order_release import release_abandoned_failed_orders
 from bridge.retention import MINIMUM_AGE, prune
 from bridge.shops import create_shop, get_shop
+from bridge.states import OutboxStatus
 from bridge.surfaces.web.runtime import services
 from bridge.users import add_membership, create_user, set_password
 from sync.pushers import pushers_for, retry_policy
@@ -304,8 +305,7 @@ def outbox_group():
 
 
 @outbox_group.command("list", help="Dead-lettered (or --status) messages with their last error.")
-@click.option("--status", default="dead",
-              type=click.Choice(["pending", "sending", "delivered", "dead", "reconciled"]))  # fmt: skip
+@click.option("--status", default=OutboxStatus.DEAD.value, type=click.Choice([status.value for status in OutboxStatus]))
 @click.option("--shop", "shop_id", type=int)
 @click.option("--json", "as_json", is_flag=True)
 def outbox_list(status, shop_id, as_json):
