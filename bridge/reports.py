@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge.accounts import SystemAccount
 from bridge.models import Account, Entry, LedgerTransaction, ShopOrder, utcnow
 from bridge.money import POINTS
-from bridge.settings_schema import load_settings
+from bridge.settings_schema import ShopSettings
 from bridge.states import PaymentOutcome
 
 GRANULARITIES = ("day", "week", "month")
@@ -66,7 +66,7 @@ WALLET_ORDER_OUTCOMES = (PaymentOutcome.PAID, PaymentOutcome.PARTIAL)
 
 def shop_timezone(shop_settings: dict | None) -> str:
     """The IANA name of the shop's time zone (its `timezone` setting; UTC when never set)."""
-    return load_settings(shop_settings)["timezone"]
+    return ShopSettings.load(shop_settings).timezone
 
 
 def local_today(tz: str, now: datetime | None = None) -> date:

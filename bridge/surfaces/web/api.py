@@ -15,7 +15,7 @@ from bridge.ledger import Actor, capture_hold, void_hold
 from bridge.models import Entry, Hold, TopupRequest
 from bridge.points import convert_points
 from bridge.refund_requests import DESTINATIONS, request_refund
-from bridge.settings_schema import load_settings
+from bridge.settings_schema import ShopSettings
 from bridge.shops import get_shop
 from bridge.statement_links import LINK_LIFETIME_SECONDS, make_statement_token
 from bridge.surfaces.web.auth import require_api_key
@@ -280,7 +280,7 @@ class PointsConversions(MethodView):
         with transaction() as session:
             shop = get_shop(session, g.shop_id)
             customer = require_customer(session, shop, customer_id)
-            posted = convert_points(session, shop, load_settings(shop.settings), customer, body.get("points"),
+            posted = convert_points(session, shop, ShopSettings.load(shop.settings), customer, body.get("points"),
                                     f"conversion:{headers['idempotency_key']}", actor=_actor())  # fmt: skip
             summary = wallet_summary(session, shop, customer_id)
         return {"transaction_id": posted.transaction.id, "replayed": posted.replayed, "points": summary["points"],
