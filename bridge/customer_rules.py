@@ -14,8 +14,12 @@ from bridge.orders import CustomerSnapshot
 from bridge.settings_schema import ShopSettings
 
 
+def apply_new_customer(session: Session, shop: Shop, snapshot: CustomerSnapshot, actor: Actor) -> Customer:
+    return apply_customer(session, shop, snapshot, actor, is_new=True)
+
+
 def apply_customer(
-    session: Session, shop: Shop, snapshot: CustomerSnapshot, actor: Actor, *, is_new: bool
+    session: Session, shop: Shop, snapshot: CustomerSnapshot, actor: Actor, *, is_new: bool = False
 ) -> Customer:
     customer = ensure_customer(session, shop.id, snapshot.external_id, email=snapshot.email, name=snapshot.name)
     wallet = wallet_account(session, customer, shop.currency)
