@@ -511,7 +511,7 @@ def push_shop_outbox(svc: Services, shop_id: int) -> tuple[int, list[str]]:
                 break
             threading.Event().wait(0.1)  # a retry is due shortly
             continue
-        delivered += sum(deliver(svc.sessions, one, pushers, policy) == "delivered" for one in claimed)
+        delivered += sum(deliver(svc.sessions, one, pushers, policy) == OutboxStatus.DELIVERED for one in claimed)
     return delivered, _waiting(svc, shop_id)
 
 
