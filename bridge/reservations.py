@@ -18,7 +18,8 @@ from bridge.errors import InsufficientFunds, InvalidState, NotFound
 from bridge.ledger import authorize_hold, ensure_unlocked, release_expired_holds, void_hold
 from bridge.models import Hold, Shop, ShopOrder, utcnow
 from bridge.money import format_amount
-from bridge.settings_schema import load_settings
+from bridge.settings_schema import ShopSettings
+from bridge.states import HoldStatus
 from bridge.wallets import require_customer
 
 
@@ -58,7 +59,7 @@ def _made_meanwhile(session: Session, shop_id: int, order_external_id: str, seen
     """An open reservation of the order committed after `seen` was read (read, not locked: the wallet's lock
     is held, and holds are locked before accounts)."""
     return session.scalars(
-        select(Hold).where(Hold.shop_id == shop_id, Hold.order_ref == order_external_id, Hold.status == "open",
+        select(Hold).where(Hold.shop_id == shop_id, Hold.order_ref == order_external_id, Hold.status == HoldStatus.OPEN,
                            Hold.idempotency_key.startswith(_key_prefix(order_external_id), autoescape=True),
                            Hold.id.not_in(seen))
         .order_by(Hold.id).limit(1).execution_options(populate_existing=True)
@@ -69,7 +70,7 @@ def _covered(shop: Shop, available: int, amount: int) -> int:
     """What the wallet pays of `amount`: all of it, or what it has when the shop takes partial payments."""
     if available >= amount:
         return amount
-    if available > 0 and load_settings(shop.settings)["partial_payments"]:
+    if available > 0 and ShopSettings.load(shop.settings).partial_payments:
         return available
     raise InsufficientFunds(f"insufficient wallet balance ({format_amount(max(available, 0), shop.currency)} "
                             "available)", fields={"amount": "exceeds the available balance"})  # fmt: skip
@@ -89,7 +90,7 @@ def open_reservations(session: Session, shop_id: int, order_external_id: str) ->
     """The order's open reservations (one, but for a race of two first checkouts), locked, oldest first."""
     return list(session.execute(
         select(Hold)
-        .where(Hold.shop_id == shop_id, Hold.order_ref == order_external_id, Hold.status == "open",
+        .where(Hold.shop_id == shop_id, Hold.order_ref == order_external_id, Hold.status == HoldStatus.OPEN,
                Hold.idempotency_key.startswith(_key_prefix(order_external_id), autoescape=True))
         .order_by(Hold.id)
         .with_for_update()

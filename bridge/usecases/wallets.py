@@ -20,7 +20,7 @@ from bridge.money import format_amount
 from bridge.points import convert_points
 from bridge.refund_requests import request_refund
 from bridge.reservations import release_reservation, reserve_for_order
-from bridge.settings_schema import load_settings
+from bridge.settings_schema import ShopSettings
 from bridge.shops import get_shop
 from bridge.tips import tip_order
 from bridge.topups import begin_topup, end_topup_claim
@@ -121,7 +121,7 @@ def convert(sessions: sessionmaker[Session], shop_id: int, customer_id: str, poi
     with unit_of_work(sessions) as session:
         shop = get_shop(session, shop_id)
         customer = require_customer(session, shop, customer_id)
-        posted = convert_points(session, shop, load_settings(shop.settings), customer, points, f"conversion:{key}",
+        posted = convert_points(session, shop, ShopSettings.load(shop.settings), customer, points, f"conversion:{key}",
                                 actor=actor)  # fmt: skip
         wallet = wallet_summary(session, shop, customer_id)
         return {"transaction_id": posted.transaction.id, "replayed": posted.replayed, "points": wallet["points"],
@@ -247,4 +247,4 @@ def convert_from_statement(sessions: sessionmaker[Session], shop_id: int, extern
         shop = get_shop(session, shop_id)
         customer = require_customer(session, shop, external_id)
         key, actor = f"statement:{customer.id}:{form_token}", Actor("customer", customer.external_id)
-        convert_points(session, shop, load_settings(shop.settings), customer, None, key, actor=actor)
+        convert_points(session, shop, ShopSettings.load(shop.settings), customer, None, key, actor=actor)
