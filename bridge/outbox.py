@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.db import insert_ignoring_conflict
-from bridge.models import OutboxMessage, ShopOrder, utcnow
+from bridge.models import Customer, OutboxMessage, ShopOrder, utcnow
 
 KINDS = frozenset({"order.mark_paid", "order.add_wallet_fee", "order.mark_unpaid", "order.note", "order.refund",
                    "order.create_refund", "store_credit.credit", "store_credit.debit", "order.fetch_transactions"})
@@ -55,3 +55,12 @@ def note_to_customer(session: Session, *, shop_id: int, customer_id: int, note: 
     enqueue(session, shop_id=shop_id, kind="order.note", payload={"order_id": latest, "note": note},
             dedupe_key=dedupe_key)  # fmt: skip
     return True
+
+
+def order_customer(session: Session, shop_id: int, order_external_id: str) -> str | None:
+    """Whose order it is (their id at the shop), to link a note on it to their wallet; None for a guest."""
+    return session.execute(
+        select(Customer.external_id)
+        .join(ShopOrder, ShopOrder.customer_id == Customer.id)
+        .where(ShopOrder.shop_id == shop_id, ShopOrder.external_id == order_external_id)
+    ).scalar_one_or_none()

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from bridge.services import Services
+from bridge.statement_links import StatementLinks
 from sync.shopify.store_credit import make_pusher as shopify_pusher
 from sync.woocommerce.pushes import make_pusher as woocommerce_pusher
 from sync.worker import RetryPolicy
 
 
 def pushers_for(services: Services) -> dict:
-    timeout = services.settings.shop_timeout_seconds
+    settings = services.settings
+    timeout, links = settings.shop_timeout_seconds, StatementLinks(settings.secret_key, settings.public_url)
     return {
-        "woocommerce": woocommerce_pusher(services.secrets, timeout),
+        "woocommerce": woocommerce_pusher(services.secrets, timeout, links),
         "shopify": shopify_pusher(services.secrets, timeout),
     }
 

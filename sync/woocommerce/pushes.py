@@ -10,8 +10,10 @@ from bridge.db import unit_of_work
 from bridge.models import OutboxMessage, Shop
 from bridge.money import format_amount, parse_amount, to_decimal_string
 from bridge.order_rules import partial_payment_note, return_overcharge, wallet_payment_stands
+from bridge.outbox import order_customer
 from bridge.refund_requests import record_created
 from bridge.security import SecretBox
+from bridge.statement_links import StatementLinks, without_link
 from bridge.withdrawals import is_restored, restore_refused_withdrawal
 from sync.woocommerce.client import WooShop
 from sync.worker import PermanentFailure, ShopCallFailed
@@ -32,7 +34,7 @@ def _fee(name: str, amount: int, currency: str) -> dict:
     return {"name": name, "total": to_decimal_string(-amount, currency), "tax_status": "none"}
 
 
-def mark_paid(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
+def mark_paid(api: WooShop, sessions, shop: Shop, payload: dict, links: StatementLinks) -> None:
     order_id = payload["order_id"]
     if not _payment_stands(sessions, shop, order_id):
         return  # cancelled since, and the payment returned: set_paid would revive the order
@@ -54,10 +56,10 @@ def mark_paid(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
     if payload["amount"]:
         _settle(sessions, shop, order_id, payload["amount"], _amount(order, "total"), marker)
     if payload["note"]:
-        _note_once(api, order_id, payload["note"])
+        _note_once(api, order_id, _for_customer(sessions, shop, order_id, payload["note"], links))
 
 
-def add_wallet_fee(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
+def add_wallet_fee(api: WooShop, sessions, shop: Shop, payload: dict, links: StatementLinks) -> None:
     """The wallet's part of a partial payment as a negative fee, so the shop asks only for the rest. The
     customer's note says what the shop really asks once it has taxed the fee; nothing left → paid."""
     order_id = payload["order_id"]
@@ -67,7 +69,7 @@ def add_wallet_fee(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
     marker = str(payload["transaction_id"])
     added = _meta(order, FEE_MARKER) == marker
     if not added and order.get("status") in PAID_STATUSES and not payload.get("reopen"):
-        return _return_wallet_part(api, sessions, shop, order)  # paid in full another way before the fee came
+        return _return_wallet_part(api, sessions, shop, order, links)  # paid in full another way before the fee came
     if not added:
         body: dict = {"meta_data": [{"key": FEE_MARKER, "value": marker}]}
         if payload.get("reopen"):  # a paid order whose total grew beyond the wallet: it needs paying again
@@ -78,7 +80,8 @@ def add_wallet_fee(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
     left = _amount(order, "total")
     if left == 0 and order.get("status") not in PAID_STATUSES:
         order = api.put(f"orders/{order_id}", {"set_paid": True, "status": "processing"}).body
-    _note_once(api, order_id, partial_payment_note(lowered, left, order["currency"]))
+    note = partial_payment_note(lowered, left, order["currency"])
+    _note_once(api, order_id, _for_customer(sessions, shop, order_id, note, links))
 
 
 def _lower_total_by(api: WooShop, order: dict, name: str, amount: int, body: dict) -> dict:
@@ -137,16 +140,26 @@ def _amount(order: dict, key: str) -> int:
     return parse_amount(order.get(key) or "0", order["currency"])
 
 
-def mark_unpaid(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
+def mark_unpaid(api: WooShop, sessions, shop: Shop, payload: dict, links: StatementLinks) -> None:
     order_id = payload["order_id"]
     order = api.get(f"orders/{order_id}").body
     if order.get("status") in ("pending", "on-hold") and order.get("status") != payload["status"]:
         api.put(f"orders/{order_id}", {"status": payload["status"]})
-    _note_once(api, order_id, payload["note"])
+    _note_once(api, order_id, _for_customer(sessions, shop, order_id, payload["note"], links))
 
 
-def add_note(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
-    _note_once(api, payload["order_id"], payload["note"], payload.get("customer_note", True))
+def add_note(api: WooShop, sessions, shop: Shop, payload: dict, links: StatementLinks) -> None:
+    order_id, customer_note = payload["order_id"], payload.get("customer_note", True)
+    note = _for_customer(sessions, shop, order_id, payload["note"], links) if customer_note else payload["note"]
+    _note_once(api, order_id, note, customer_note)
+
+
+def _for_customer(sessions: sessionmaker[Session], shop: Shop, order_id: str, note: str, links: StatementLinks
+                  ) -> str:  # fmt: skip
+    """A note the customer reads (and is e-mailed) about their wallet: with a fresh link to it."""
+    with unit_of_work(sessions) as session:
+        customer = order_customer(session, shop.id, order_id)
+    return links.note_with_link(note, shop.id, customer)
 
 
 def _payment_stands(sessions: sessionmaker[Session], shop: Shop, order_id: str) -> bool:
@@ -154,12 +167,13 @@ def _payment_stands(sessions: sessionmaker[Session], shop: Shop, order_id: str) 
         return wallet_payment_stands(session, session.get(Shop, shop.id), order_id)
 
 
-def _return_wallet_part(api: WooShop, sessions, shop: Shop, order: dict) -> None:
+def _return_wallet_part(api: WooShop, sessions, shop: Shop, order: dict, links: StatementLinks) -> None:
     with unit_of_work(sessions) as session:
         returned = return_overcharge(session, session.get(Shop, shop.id), str(order["id"]), None, 0, "paid-otherwise")
     if returned:
         amount = format_amount(returned, order["currency"])
-        _note_once(api, str(order["id"]), f"{amount} returned to your wallet: the order was paid in full another way.")
+        note = f"{amount} returned to your wallet: the order was paid in full another way."
+        _note_once(api, str(order["id"]), _for_customer(sessions, shop, str(order["id"]), note, links))
 
 
 def _settle(sessions: sessionmaker[Session], shop: Shop, order_id: str, charged: int, credited: int, marker: str
@@ -170,9 +184,11 @@ def _settle(sessions: sessionmaker[Session], shop: Shop, order_id: str, charged:
 
 def _note_once(api: WooShop, order_id: str, note: str, customer_note: bool = True) -> None:
     """Order notes trigger no webhook and a repeated note would email the customer twice: check first.
-    A private note (`customer_note` false) is for the merchant only."""
+    A private note (`customer_note` false) is for the merchant only. The link a note carries is new on every
+    attempt: the note is the same when the text before it is."""
     notes = api.get(f"orders/{order_id}/notes").body or []
-    if any(existing.get("note") == note for existing in notes if isinstance(existing, dict)):
+    written = without_link(note)
+    if any(without_link(existing.get("note") or "") == written for existing in notes if isinstance(existing, dict)):
         return
     api.post(f"orders/{order_id}/notes", {"note": note, "customer_note": customer_note})
 
@@ -183,7 +199,7 @@ WITHDRAWAL_MARKER = "_wallet_bridge_withdrawal"
 REFUND_REFUSED = "woocommerce_rest_cannot_create_order_refund"
 
 
-def refund_order(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
+def refund_order(api: WooShop, sessions, shop: Shop, payload: dict, links: StatementLinks) -> None:
     """Refund a top-up order to the card for a withdrawal; if the shop refuses, restore the wallet."""
     order_id, marker = payload["order_id"], str(payload["transaction_id"])
     with unit_of_work(sessions) as session:
@@ -204,7 +220,7 @@ def refund_order(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
 REQUEST_MARKER = "_wallet_bridge_refund_request"
 
 
-def create_refund(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
+def create_refund(api: WooShop, sessions, shop: Shop, payload: dict, links: StatementLinks) -> None:
     """A refund the customer asked for: created once (marker), its id recorded so the shop's delivery of
     it is matched to the destination the customer chose. A refused refund moves no money."""
     order_id, marker = payload["order_id"], str(payload["request_id"])
@@ -249,10 +265,10 @@ PUSHERS = {
 }
 
 
-def make_pusher(secrets: SecretBox, timeout: float):
+def make_pusher(secrets: SecretBox, timeout: float, links: StatementLinks):
     """The worker's entry point for WooCommerce shops."""
 
     def push(sessions: sessionmaker[Session], shop: Shop, message: OutboxMessage) -> None:
-        PUSHERS[message.kind](WooShop.for_shop(shop, secrets, timeout), sessions, shop, message.payload)
+        PUSHERS[message.kind](WooShop.for_shop(shop, secrets, timeout), sessions, shop, message.payload, links)
 
     return push

@@ -14,7 +14,7 @@ from bridge.money import format_amount
 from bridge.points import convert_points
 from bridge.settings_schema import load_settings
 from bridge.shops import get_shop
-from bridge.statement_links import LINK_LIFETIME_SECONDS, read_statement_token
+from bridge.statement_links import LINK_LIFETIME_SECONDS, NOTE_LINK_LIFETIME_SECONDS, read_statement_token
 from bridge.surfaces.web.errors import error_response
 from bridge.surfaces.web.runtime import transaction
 from bridge.wallets import require_customer, statement, wallet_summary
@@ -38,10 +38,14 @@ def _link_expired(exc: NotFound):
     get a fresh one, the storefront's script its JSON error."""
     if request.path.endswith(".json"):
         return error_response(404, exc.code, exc.message)
-    return render_template("customer/link_expired.html", lifetime=_in_words(LINK_LIFETIME_SECONDS)), 404
+    return render_template("customer/link_expired.html", lifetime=_in_words(LINK_LIFETIME_SECONDS),
+                           note_lifetime=_in_words(NOTE_LINK_LIFETIME_SECONDS)), 404  # fmt: skip
 
 
 def _in_words(seconds: int) -> str:
+    days, rest_of_day = divmod(seconds, 86_400)
+    if days and not rest_of_day:
+        return "a day" if days == 1 else f"{days} days"
     hours, rest = divmod(seconds, 3600)
     if rest:
         return f"{seconds // 60} minutes"
