@@ -17,13 +17,14 @@ from bridge.ledger import TRANSACTION_KINDS, Actor
 from bridge.models import Entry, LedgerTransaction, Shop, utcnow
 from bridge.money import exponent, format_amount
 from bridge.reports import PERIOD_DAY
+from bridge.statement_links import NOTE_LINK_LIFETIME_SECONDS
 from bridge.surfaces.console import console
 from bridge.surfaces.console.access import shop_view, who
 from bridge.surfaces.console.filters import when
 from bridge.surfaces.console.forms import Form, Invalid, first_message, parse_money, query_number, show_money, text
 from bridge.surfaces.console.queries import SORTS, CustomerFilters, customer_page, statement_page
 from bridge.surfaces.web.api import AdjustmentIn
-from bridge.surfaces.web.runtime import transaction
+from bridge.surfaces.web.runtime import statement_links, transaction
 from bridge.wallets import adjust_wallet, require_customer, wallet_summary
 
 TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -102,6 +103,8 @@ def _customer_page(shop_id: int, external_id: str, *, adjust: Form | None = None
     return render_template(
         "customer.html", shop=shop, customer=customer, summary=summary, lines=lines, older=older, filters=filters,
         kinds=sorted(TRANSACTION_KINDS), adjust=adjust, admin=_admin_links(shop),
+        statement_link=statement_links().url(shop_id, external_id, NOTE_LINK_LIFETIME_SECONDS),
+        statement_link_days=NOTE_LINK_LIFETIME_SECONDS // 86_400,
         confirm_lock=confirm_lock, large_debit=LARGE_DEBIT_UNITS * 10 ** exponent(shop.currency),
     ), status  # fmt: skip
 

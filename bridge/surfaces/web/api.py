@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import current_app, g
+from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -17,10 +17,10 @@ from bridge.points import convert_points
 from bridge.refund_requests import DESTINATIONS, request_refund
 from bridge.settings_schema import load_settings
 from bridge.shops import get_shop
-from bridge.statement_links import LINK_LIFETIME_SECONDS, make_statement_token
+from bridge.statement_links import LINK_LIFETIME_SECONDS
 from bridge.surfaces.web.auth import require_api_key
 from bridge.surfaces.web.errors import error_response
-from bridge.surfaces.web.runtime import services, transaction
+from bridge.surfaces.web.runtime import services, statement_links, transaction
 from bridge.tips import tip_order
 from bridge.topups import begin_topup, end_topup_claim
 from bridge.wallets import adjust_wallet, hold_on_wallet, require_customer, statement, wallet_summary
@@ -453,6 +453,4 @@ class StatementLink(MethodView):
         with transaction() as session:
             shop = get_shop(session, g.shop_id)
             require_customer(session, shop, customer_id)
-        token = make_statement_token(current_app.config["SECRET_KEY"], g.shop_id, customer_id)
-        url = f"{services().settings.public_url}/statement/{token}"
-        return {"url": url, "expires_in": LINK_LIFETIME_SECONDS}
+        return {"url": statement_links().url(g.shop_id, customer_id), "expires_in": LINK_LIFETIME_SECONDS}
