@@ -75,6 +75,10 @@ class ShopSettingsSchema(Schema):
     refund_wallet_bonus_bp = fields.Integer(validate=validate.Range(min=0, max=10_000), load_default=0)
     topup_minimum = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=500)
     topup_maximum = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=50_000)
+    # Withdrawals of deposited money: paid out at once, or held until the merchant approves them in the console.
+    withdrawal_approval = fields.String(validate=validate.OneOf(["automatic", "manual"]), load_default="automatic")
+    withdrawal_minimum = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=0)  # minor
+    withdrawal_maximum = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=0)  # 0: no limit
     promotional_expiry_days = fields.Integer(validate=validate.Range(min=0, max=MAX_DAYS), load_default=0)
     # A failed order's wallet part goes back after this many days without news (0: never by itself).
     failed_order_release_days = fields.Integer(validate=validate.Range(min=0, max=MAX_DAYS), load_default=7)
@@ -107,6 +111,8 @@ class ShopSettingsSchema(Schema):
         errors: dict[str, list[str]] = {}
         if data.get("topup_maximum", 1) and data.get("topup_minimum", 0) > data.get("topup_maximum", 0):
             errors["topup_maximum"] = ["Must be at least the top-up minimum."]
+        if data.get("withdrawal_maximum", 0) and data.get("withdrawal_minimum", 0) > data.get("withdrawal_maximum", 0):
+            errors["withdrawal_maximum"] = ["Must be at least the withdrawal minimum, or 0 for no limit."]
         if data.get("wallet_discount_kind") == "percent" and data.get("wallet_discount_value", 0) > 10_000:
             errors["wallet_discount_value"] = ["A percent discount is at most 100 %."]
         presets = data.get("tip_presets_bp") or []

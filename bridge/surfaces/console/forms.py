@@ -211,6 +211,17 @@ SECTIONS: dict[str, Section] = {
             ),
         ),
         Section(
+            "withdrawals", "Withdrawals", "Customers taking back money they deposited (top-ups) to their card.",
+            (
+                SettingField("withdrawal_approval", "Withdrawal requests are", "choice",
+                             "Held for approval: the amount is reserved on the wallet until you approve or decline "
+                             "the request on the Withdrawals page.",
+                             choices=(("automatic", "Paid out at once"), ("manual", "Held for your approval"))),
+                SettingField("withdrawal_minimum", "Withdrawal minimum", "money"),
+                SettingField("withdrawal_maximum", "Withdrawal maximum", "money", "0 means no maximum."),
+            ),
+        ),
+        Section(
             "refunds", "Refunds", "Where refunds go, and how long customers may return goods.",
             (
                 SettingField("refund_destination", "Default refund destination", "choice",

@@ -7,4 +7,5 @@ from bridge.surfaces.console import (  # noqa: F401
     report_views,
     settings_views,
     shop_views,
+    withdrawal_views,
 )

@@ -345,6 +345,9 @@ class WithdrawalIn(Schema):
 
 
 class WithdrawalOut(Schema):
+    request_id = fields.Integer()
+    status = fields.String(metadata={"description": "approved (paid out) or pending (held until the shop decides)"})
+    amount = fields.Integer()
     transaction_ids = fields.List(fields.Integer())
     replayed = fields.Boolean()
     balance = fields.Integer()
@@ -358,16 +361,18 @@ class Withdrawals(MethodView):
     @api.arguments(WithdrawalIn)
     @api.response(201, WithdrawalOut)
     def post(self, headers, body, customer_id):
-        """Withdraw unspent top-up money: the shop refunds the top-up orders to the card; if it refuses,
-        the money comes back to the wallet and the customer is told why."""
+        """Ask to withdraw unspent top-up money (within the shop's minimum and maximum). Paid out at once when
+        the shop approves withdrawals automatically (the shop refunds the top-up orders to the card; if it
+        refuses, the money comes back to the wallet and the customer is told why); otherwise `pending`, the
+        amount held on the wallet until the merchant approves or declines the request in the console."""
         _customer_path_is_valid(customer_id)
         with transaction() as session:
             shop = get_shop(session, g.shop_id)
             require_customer(session, shop, customer_id)
-            posted = request_withdrawal(session, shop, customer_id, body["amount"], headers["idempotency_key"],
-                                        _actor())  # fmt: skip
-            return {"transaction_ids": [p.transaction.id for p in posted],
-                    "replayed": any(p.replayed for p in posted),
+            made = request_withdrawal(session, shop, customer_id, body["amount"], headers["idempotency_key"],
+                                      _actor())  # fmt: skip
+            return {"request_id": made.request.id, "status": made.request.status, "amount": made.request.amount,
+                    "transaction_ids": [p.transaction.id for p in made.posted], "replayed": made.replayed,
                     "balance": wallet_summary(session, shop, customer_id)["balance"]}  # fmt: skip
 
 
