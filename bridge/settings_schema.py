@@ -96,6 +96,8 @@ class ShopSettingsSchema(Schema):
     extra_currencies = fields.List(
         fields.String(validate=_accepted_currency), validate=validate.Length(max=20), load_default=list
     )
+    # Stored webhook bodies hold customers' names and addresses: those applied are emptied after this many days.
+    webhook_body_retention_days = fields.Integer(validate=validate.Range(min=1, max=MAX_DAYS), load_default=30)
     # The shop's own days: reports and the console's overview count from midnight to midnight here.
     timezone = fields.String(validate=_known_timezone, load_default="UTC")
     tips_enabled = fields.Boolean(load_default=False)

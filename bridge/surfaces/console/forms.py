@@ -238,6 +238,15 @@ SECTIONS: dict[str, Section] = {
             ),
         ),
         Section(
+            "privacy", "Privacy", "How long the bridge keeps customers' details it does not need any more.",
+            (
+                SettingField("webhook_body_retention_days", "Keep webhook bodies for", "integer",
+                             "Deliveries from the shop hold customers' names and addresses; once applied, their "
+                             "bodies are emptied after this many days by the daily wallet-bridge prune.",
+                             suffix="days"),
+            ),
+        ),
+        Section(
             "tips", "Tips", "Tip presets offered at checkout.",
             (
                 SettingField("tips_enabled", "Offer tips", "bool"),

@@ -4,6 +4,7 @@ from bridge.surfaces.console import (  # noqa: F401
     auth_views,
     customer_views,
     export_views,
+    privacy_views,
     report_views,
     settings_views,
     shop_views,
