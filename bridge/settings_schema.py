@@ -75,6 +75,12 @@ class ShopSettingsSchema(Schema):
     refund_wallet_bonus_bp = fields.Integer(validate=validate.Range(min=0, max=10_000), load_default=0)
     topup_minimum = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=500)
     topup_maximum = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=50_000)
+    # Cashback on paid orders, as promotional credit: a percentage (basis points) or a fixed amount (minor units).
+    cashback_kind = fields.String(validate=validate.OneOf(["none", "percent", "fixed"]), load_default="none")
+    cashback_value = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=0)
+    cashback_minimum_order = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=0)
+    cashback_cap = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=0)  # 0: no cap
+    cashback_on = fields.String(validate=validate.OneOf(["paid", "completed"]), load_default="completed")
     # Withdrawals of deposited money: paid out at once, or held until the merchant approves them in the console.
     withdrawal_approval = fields.String(validate=validate.OneOf(["automatic", "manual"]), load_default="automatic")
     withdrawal_minimum = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=0)  # minor
@@ -115,6 +121,8 @@ class ShopSettingsSchema(Schema):
             errors["topup_maximum"] = ["Must be at least the top-up minimum."]
         if data.get("withdrawal_maximum", 0) and data.get("withdrawal_minimum", 0) > data.get("withdrawal_maximum", 0):
             errors["withdrawal_maximum"] = ["Must be at least the withdrawal minimum, or 0 for no limit."]
+        if data.get("cashback_kind") == "percent" and data.get("cashback_value", 0) > 10_000:
+            errors["cashback_value"] = ["A percent cashback is at most 100 %."]
         if data.get("wallet_discount_kind") == "percent" and data.get("wallet_discount_value", 0) > 10_000:
             errors["wallet_discount_value"] = ["A percent discount is at most 100 %."]
         presets = data.get("tip_presets_bp") or []
