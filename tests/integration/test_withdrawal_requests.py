@@ -109,3 +109,25 @@ def test_another_shops_merchant_cannot_decide_a_request(client, services, mercha
     assert "withdrawal request not found" in text_of(response)
     assert bob.get(f"/shops/{merchant.shop.id}/withdrawals").status_code == 404
     assert wallet(client, merchant)["balance"] == 5_000 and wallet(client, merchant)["available"] == 3_000
+
+
+def test_the_customer_asks_from_their_statement_page_once_per_form(client, services, manual):
+    import re
+
+    from bridge.statement_links import StatementLinks
+
+    woo, topup = manual
+    post_delivery(client, woo.shop.id, "order.updated", topup)
+    url = "/statement/" + StatementLinks(services.settings.secret_key, "").url(woo.shop.id, "2").rsplit("/", 1)[1]
+    html = text_of(client.get(url))
+    assert "up to\n      €50.00, back to your card" in html
+    form = {name: re.search(rf'name="{name}" value="([^"]*)"', html).group(1) for name in ("csrf_token", "form_token")}
+    for _ in range(2):  # a double-clicked button
+        answer = client.post(url + "/withdraw", data={**form, "amount": "20,00"}, follow_redirects=True)
+    assert "Your request to withdraw €20.00 waits for the shop" in text_of(answer)
+    assert (wallet(client, woo)["balance"], wallet(client, woo)["available"]) == (5_000, 3_000)
+    with unit_of_work(services.sessions) as session:
+        assert len(session.scalars(select(WithdrawalRequest)).all()) == 1
+    too_much = client.post(url + "/withdraw", data={**form, "form_token": "f" * 32, "amount": "35"},
+                           follow_redirects=True)  # fmt: skip
+    assert "Nothing was withdrawn: only unspent top-up money can be withdrawn (€30.00 now)." in text_of(too_much)

@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 
 from bridge.errors import DomainError, NotFound
 from bridge.ledger import Actor
-from bridge.money import format_amount
+from bridge.money import format_amount, parse_amount
 from bridge.points import convert_points
 from bridge.settings_schema import load_settings
 from bridge.shops import get_shop
@@ -18,6 +18,7 @@ from bridge.statement_links import LINK_LIFETIME_SECONDS, NOTE_LINK_LIFETIME_SEC
 from bridge.surfaces.web.errors import error_response
 from bridge.surfaces.web.runtime import transaction
 from bridge.wallets import require_customer, statement, wallet_summary
+from bridge.withdrawals import request_withdrawal
 
 customer_statement = Blueprint("customer_statement", __name__)
 FORM_TOKEN = re.compile(r"[0-9a-f]{32}")
@@ -97,6 +98,31 @@ def convert(token: str):
         message = "Your points were converted to wallet money."
     except DomainError as exc:
         message = exc.message
+    return _redirect_with(token, message)
+
+
+@customer_statement.post("/statement/<token>/withdraw")
+def withdraw(token: str):
+    """Ask to withdraw deposited money (a decimal comma is fine). Like the conversion, each page's form token keys
+    the request: sent twice, it is asked once. Held for the shop's approval when the shop says so."""
+    access = _access(token)
+    form_token = request.form.get("form_token", "")
+    if not FORM_TOKEN.fullmatch(form_token):
+        return _redirect_with(token, "This form is incomplete. Reload the page and try again.")
+    try:
+        with transaction() as session:
+            shop = get_shop(session, access.shop_id)
+            customer = require_customer(session, shop, access.customer_external_id)
+            amount = parse_amount(request.form.get("amount", "").strip().replace(",", "."), shop.currency)
+            made = request_withdrawal(session, shop, customer.external_id, amount,
+                                      f"statement:{customer.id}:{form_token}:withdraw",
+                                      Actor("customer", customer.external_id))  # fmt: skip
+        shown = format_amount(made.request.amount, made.request.currency)
+        message = (f"Your request to withdraw {shown} waits for the shop's approval; the amount is held in your "
+                   "wallet meanwhile." if made.request.status == "pending" else
+                   f"{shown} is on its way back to the card that paid your top-up.")  # fmt: skip
+    except DomainError as exc:
+        message = f"Nothing was withdrawn: {exc.message}."
     return _redirect_with(token, message)
 
 
