@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from sqlalchemy.orm import Session
 
 from bridge.errors import DomainError, NotFound
 from bridge.ledger import Actor
+from bridge.models import Customer, Shop
 from bridge.money import format_amount, parse_amount
 from bridge.points import convert_points
 from bridge.settings_schema import load_settings
@@ -83,28 +86,37 @@ def statement_json(token: str):
 
 @customer_statement.post("/statement/<token>/convert")
 def convert(token: str):
-    """Convert all convertible points. Each page carries a one-time form token, used in the key: the same
-    form sent twice (a double click, a reload) converts once; a freshly loaded page converts again."""
-    access = _access(token)
-    form_token = request.form.get("form_token", "")
-    if not FORM_TOKEN.fullmatch(form_token):
-        return _redirect_with(token, "This form is incomplete. Reload the page and try again.")
-    try:
-        with transaction() as session:
-            shop = get_shop(session, access.shop_id)
-            customer = require_customer(session, shop, access.customer_external_id)
-            key, actor = f"statement:{customer.id}:{form_token}", Actor("customer", customer.external_id)
-            convert_points(session, shop, load_settings(shop.settings), customer, None, key, actor=actor)
-        message = "Your points were converted to wallet money."
-    except DomainError as exc:
-        message = exc.message
-    return _redirect_with(token, message)
+    """Convert all convertible points."""
+
+    def act(session: Session, shop: Shop, customer: Customer, form_token: str) -> str:
+        convert_points(session, shop, load_settings(shop.settings), customer, None,
+                       f"statement:{customer.id}:{form_token}", actor=Actor("customer", customer.external_id))
+        return "Your points were converted to wallet money."
+
+    return _customer_form(token, act, refused="{}")
 
 
 @customer_statement.post("/statement/<token>/withdraw")
 def withdraw(token: str):
-    """Ask to withdraw deposited money (a decimal comma is fine). Like the conversion, each page's form token keys
-    the request: sent twice, it is asked once. Held for the shop's approval when the shop says so."""
+    """Ask to withdraw deposited money (a decimal comma is fine); held for the shop's approval when it says so."""
+
+    def act(session: Session, shop: Shop, customer: Customer, form_token: str) -> str:
+        amount = parse_amount(request.form.get("amount", "").strip().replace(",", "."), shop.currency)
+        made = request_withdrawal(session, shop, customer.external_id, amount,
+                                  f"statement:{customer.id}:{form_token}:withdraw",
+                                  Actor("customer", customer.external_id))
+        shown = format_amount(made.request.amount, made.request.currency)
+        if made.request.status == "pending":
+            return f"Your request to withdraw {shown} waits for the shop's approval; the amount is held in your wallet."
+        return f"{shown} is on its way back to the card that paid your top-up."
+
+    return _customer_form(token, act, refused="Nothing was withdrawn: {}.")
+
+
+def _customer_form(token: str, act: Callable[[Session, Shop, Customer, str], str], refused: str):
+    """A form of the customer's page. Each page carries a one-time form token, used in the key: the same form
+    sent twice (a double click, a reload) acts once; a freshly loaded page acts again. What happened, or why
+    nothing did, is said on the page."""
     access = _access(token)
     form_token = request.form.get("form_token", "")
     if not FORM_TOKEN.fullmatch(form_token):
@@ -112,17 +124,9 @@ def withdraw(token: str):
     try:
         with transaction() as session:
             shop = get_shop(session, access.shop_id)
-            customer = require_customer(session, shop, access.customer_external_id)
-            amount = parse_amount(request.form.get("amount", "").strip().replace(",", "."), shop.currency)
-            made = request_withdrawal(session, shop, customer.external_id, amount,
-                                      f"statement:{customer.id}:{form_token}:withdraw",
-                                      Actor("customer", customer.external_id))  # fmt: skip
-        shown = format_amount(made.request.amount, made.request.currency)
-        message = (f"Your request to withdraw {shown} waits for the shop's approval; the amount is held in your "
-                   "wallet meanwhile." if made.request.status == "pending" else
-                   f"{shown} is on its way back to the card that paid your top-up.")  # fmt: skip
+            message = act(session, shop, require_customer(session, shop, access.customer_external_id), form_token)
     except DomainError as exc:
-        message = f"Nothing was withdrawn: {exc.message}."
+        message = refused.format(exc.message)
     return _redirect_with(token, message)
 
 
