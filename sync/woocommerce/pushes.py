@@ -10,7 +10,6 @@ from bridge.db import unit_of_work
 from bridge.models import OutboxMessage, Shop
 from bridge.money import format_amount, parse_amount, to_decimal_string
 from bridge.order_rules import partial_payment_note, return_overcharge, wallet_payment_stands
-from bridge.outbox import order_customer
 from bridge.refund_requests import record_created
 from bridge.security import SecretBox
 from bridge.statement_links import StatementLinks, without_link
@@ -56,7 +55,7 @@ def mark_paid(api: WooShop, sessions, shop: Shop, payload: dict, links: Statemen
     if payload["amount"]:
         _settle(sessions, shop, order_id, payload["amount"], _amount(order, "total"), marker)
     if payload["note"]:
-        _note_once(api, order_id, _for_customer(sessions, shop, order_id, payload["note"], links))
+        _note_once(api, order_id, _for_customer(shop, payload, payload["note"], links))
 
 
 def add_wallet_fee(api: WooShop, sessions, shop: Shop, payload: dict, links: StatementLinks) -> None:
@@ -69,7 +68,8 @@ def add_wallet_fee(api: WooShop, sessions, shop: Shop, payload: dict, links: Sta
     marker = str(payload["transaction_id"])
     added = _meta(order, FEE_MARKER) == marker
     if not added and order.get("status") in PAID_STATUSES and not payload.get("reopen"):
-        return _return_wallet_part(api, sessions, shop, order, links)  # paid in full another way before the fee came
+        # paid in full another way before the fee came
+        return _return_wallet_part(api, sessions, shop, order, payload, links)
     if not added:
         body: dict = {"meta_data": [{"key": FEE_MARKER, "value": marker}]}
         if payload.get("reopen"):  # a paid order whose total grew beyond the wallet: it needs paying again
@@ -81,7 +81,7 @@ def add_wallet_fee(api: WooShop, sessions, shop: Shop, payload: dict, links: Sta
     if left == 0 and order.get("status") not in PAID_STATUSES:
         order = api.put(f"orders/{order_id}", {"set_paid": True, "status": "processing"}).body
     note = partial_payment_note(lowered, left, order["currency"])
-    _note_once(api, order_id, _for_customer(sessions, shop, order_id, note, links))
+    _note_once(api, order_id, _for_customer(shop, payload, note, links))
 
 
 def _lower_total_by(api: WooShop, order: dict, name: str, amount: int, body: dict) -> dict:
@@ -145,21 +145,19 @@ def mark_unpaid(api: WooShop, sessions, shop: Shop, payload: dict, links: Statem
     order = api.get(f"orders/{order_id}").body
     if order.get("status") in ("pending", "on-hold") and order.get("status") != payload["status"]:
         api.put(f"orders/{order_id}", {"status": payload["status"]})
-    _note_once(api, order_id, _for_customer(sessions, shop, order_id, payload["note"], links))
+    _note_once(api, order_id, _for_customer(shop, payload, payload["note"], links))
 
 
 def add_note(api: WooShop, sessions, shop: Shop, payload: dict, links: StatementLinks) -> None:
     order_id, customer_note = payload["order_id"], payload.get("customer_note", True)
-    note = _for_customer(sessions, shop, order_id, payload["note"], links) if customer_note else payload["note"]
+    note = _for_customer(shop, payload, payload["note"], links) if customer_note else payload["note"]
     _note_once(api, order_id, note, customer_note)
 
 
-def _for_customer(sessions: sessionmaker[Session], shop: Shop, order_id: str, note: str, links: StatementLinks
-                  ) -> str:  # fmt: skip
-    """A note the customer reads (and is e-mailed) about their wallet: with a fresh link to it."""
-    with unit_of_work(sessions) as session:
-        customer = order_customer(session, shop.id, order_id)
-    return links.note_with_link(note, shop.id, customer)
+def _for_customer(shop: Shop, payload: dict, note: str, links: StatementLinks) -> str:
+    """A note the customer reads (and is e-mailed) about their wallet: with a fresh link to it (the message names
+    them; one queued before messages did, or a guest's, has none)."""
+    return links.note_with_link(note, shop.id, payload.get("note_customer"))
 
 
 def _payment_stands(sessions: sessionmaker[Session], shop: Shop, order_id: str) -> bool:
@@ -167,13 +165,14 @@ def _payment_stands(sessions: sessionmaker[Session], shop: Shop, order_id: str) 
         return wallet_payment_stands(session, session.get(Shop, shop.id), order_id)
 
 
-def _return_wallet_part(api: WooShop, sessions, shop: Shop, order: dict, links: StatementLinks) -> None:
+def _return_wallet_part(api: WooShop, sessions, shop: Shop, order: dict, payload: dict, links: StatementLinks
+                        ) -> None:  # fmt: skip
     with unit_of_work(sessions) as session:
         returned = return_overcharge(session, session.get(Shop, shop.id), str(order["id"]), None, 0, "paid-otherwise")
     if returned:
         amount = format_amount(returned, order["currency"])
         note = f"{amount} returned to your wallet: the order was paid in full another way."
-        _note_once(api, str(order["id"]), _for_customer(sessions, shop, str(order["id"]), note, links))
+        _note_once(api, str(order["id"]), _for_customer(shop, payload, note, links))
 
 
 def _settle(sessions: sessionmaker[Session], shop: Shop, order_id: str, charged: int, credited: int, marker: str
