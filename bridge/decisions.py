@@ -181,11 +181,15 @@ def share(refunded: int, total: int, part: int) -> int:
     return min(part, part * min(refunded, total) // total)
 
 
+def refund_share(order: OrderSnapshot, refund: RefundSnapshot, earned: int) -> int:
+    """This refund's share of what the order earned (points, cashback): by the refunded part of its total."""
+    before = refunded_before(order, refund)
+    return share(before + refund.amount, order.total, earned) - share(before, order.total, earned)
+
+
 def points_to_claw_back(record: OrderRecord, order: OrderSnapshot, refund: RefundSnapshot) -> int:
     """The order's points this refund takes back: its share of the points earned, never more than are left."""
-    before, earned = refunded_before(order, refund), record.points_earned
-    due = share(before + refund.amount, order.total, earned) - share(before, order.total, earned)
-    return min(due, earned - record.points_clawed_back)
+    return min(refund_share(order, refund, record.points_earned), record.points_earned - record.points_clawed_back)
 
 
 def money_as_points(settings: ShopSettings, amount: int) -> int:
@@ -243,3 +247,18 @@ def tip_amount(settings: ShopSettings, record: OrderRecord, percent_bp: int | No
         raise ValidationFailed("not one of the shop's presets", fields={"percent_bp": f"one of {presets}"})
     wallet_part = record.wallet_paid if record.payment_outcome == PaymentOutcome.PARTIAL else 0
     return percent_of(record.total + wallet_part, percent_bp)
+
+
+def cashback_for(settings: ShopSettings, base: int) -> int:
+    """The cashback an order earns on `base` (what was paid for it), in minor units."""
+    kind = settings.cashback_kind
+    if kind == "none" or base <= 0 or base < settings.cashback_minimum_order:
+        return 0
+    amount = percent_of(base, settings.cashback_value) if kind == "percent" else min(settings.cashback_value,
+                                                                                        base)  # fmt: skip
+    return min(amount, settings.cashback_cap) if settings.cashback_cap else amount
+
+
+def earns_cashback_now(settings: ShopSettings, order: OrderSnapshot) -> bool:
+    """Paid, and in the status the merchant picked: any paid status, or only completed (goods delivered)."""
+    return order.phase == orders.PAID and (settings.cashback_on == "paid" or order.status == "completed")

@@ -49,7 +49,7 @@ TRANSACTION_KINDS = frozenset(
     {
         "payment", "refund_to_wallet", "payment_reversal", "topup", "points_earned", "points_clawback",
         "points_conversion", "signup_bonus", "adjustment", "withdrawal", "withdrawal_reversal", "expiry",
-        "capture", "promotion", "tip", "refund_to_points", "refund_reversal",
+        "capture", "promotion", "tip", "refund_to_points", "refund_reversal", "cashback", "cashback_reversal",
     }
 )  # fmt: skip
 

@@ -386,3 +386,26 @@ class RefundRequest(Base):
     status: Mapped[str] = mapped_column(String(20), default="requested")  # requested | created | applied
     refund_external_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class WithdrawalRequest(Base):
+    """A customer's request to withdraw deposited money. While it waits for the merchant its amount is held on
+    the wallet (`hold_id`); approving pays it out (refunds of top-up orders to the card), declining releases it."""
+
+    __tablename__ = "withdrawal_requests"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "idempotency_key"),
+        Index("ix_withdrawal_requests_shop_status", "shop_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | approved | declined
+    hold_id: Mapped[int | None] = mapped_column(ForeignKey("holds.id"))
+    decided_by: Mapped[str | None] = mapped_column(String(320))
+    decided_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    decline_reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)

@@ -15,9 +15,11 @@ from sqlalchemy.orm import Session
 
 from bridge import orders
 from bridge.accounts import SystemAccount, ensure_customer, points_account, system_account, wallet_account
+from bridge.cashback import cashback_credited, cashback_kept, credit_cashback, take_back_cashback
 from bridge.currencies import ensure_accepted_currency
 from bridge.db import insert_ignoring_conflict
 from bridge.decisions import (
+    earns_cashback_now,
     fully_refunded,
     is_stale,
     money_as_points,
@@ -27,6 +29,7 @@ from bridge.decisions import (
     points_base,
     points_to_claw_back,
     promotional_expiry,
+    refund_share,
     refund_sort_key,
     split_refund,
     total_edited,
@@ -107,6 +110,7 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
         elif order.store_credit_spend_unknown and not record.wallet_paid:
             _ask_shop_for_checkout_spend(ctx)
         _earn_order_points(ctx)
+        _credit_order_cashback(ctx)
     if not stale and order.refunds_complete:
         _take_back_deleted_refunds(ctx)
     for refund in sorted(order.refunds, key=refund_sort_key):
@@ -465,6 +469,9 @@ def _reverse_order(ctx: OrderContext) -> None:
             record.points_clawed_back += claw_back_points(
                 ctx.session, ctx.shop, ctx.customer, remaining, ctx.key("points-reversal"), ctx.order.external_id
             ).taken
+        if kept := _cashback_kept(ctx):
+            take_back_cashback(ctx.session, ctx.shop, ctx.customer, ctx.order.external_id, record.currency, kept,
+                               ctx.key("cashback-reversal"), ctx.actor)  # fmt: skip
 
 
 def _return_held(ctx: OrderContext, what_happened: str) -> int:
@@ -510,6 +517,22 @@ def _earn_order_points(ctx: OrderContext) -> None:
     record.points_earned = earned
     if earned:
         convert_points_automatically(ctx.session, ctx.shop, ctx.settings, ctx.customer)
+
+
+def _credit_order_cashback(ctx: OrderContext) -> None:
+    """Cashback on what was paid for the goods (the points' base), once the order is where the shop says."""
+    undone = ctx.record.payment_outcome in (PaymentOutcome.REVERSED, PaymentOutcome.CANCELLED)
+    if undone or not earns_cashback_now(ctx.settings, ctx.order):
+        return
+    paid = points_base(ctx.settings, ctx.order, wallet_held(ctx.record) + _paid_by_other_means(ctx))
+    if credit_cashback(ctx.session, ctx.shop, ctx.settings, ctx.customer, ctx.order, paid, ctx.key("cashback"),
+                       ctx.actor):  # fmt: skip
+        _tell_shop(ctx, "order.note", f"{format_amount(_cashback_kept(ctx), ctx.record.currency)} cashback added "
+                   "to your wallet.", ":cashback")  # fmt: skip
+
+
+def _cashback_kept(ctx: OrderContext) -> int:
+    return cashback_kept(ctx.session, ctx.shop.id, ctx.customer, ctx.order.external_id, ctx.record.currency)
 
 
 def _paid_by_other_means(ctx: OrderContext) -> int:
@@ -565,6 +588,7 @@ def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
         _tell_shop_once(ctx, f"refund:{refund.external_id}", f"Refund of {total} credited to your wallet.")
     if ctx.customer is not None:
         _claw_back_refund_points(ctx, refund, applied)
+        _claw_back_refund_cashback(ctx, refund)
     session.add(applied)
 
 
@@ -669,6 +693,16 @@ def _claw_back_refund_points(ctx: OrderContext, refund, applied: OrderRefund) ->
     )
     applied.points_clawed_back, applied.points_shortfall = result.taken, due - result.taken
     record.points_clawed_back += due  # the shortfall is recorded, never collected later
+
+
+def _claw_back_refund_cashback(ctx: OrderContext, refund) -> None:
+    """The refund's share of the order's cashback, as for points: by the refunded part of the order's total."""
+    amount = cashback_credited(ctx.session, ctx.shop.id, ctx.customer, ctx.order.external_id, ctx.record.currency)
+    if not amount:
+        return
+    due = refund_share(ctx.order, refund, amount)
+    take_back_cashback(ctx.session, ctx.shop, ctx.customer, ctx.order.external_id, ctx.record.currency, due,
+                       f"refund:{refund.external_id}:cashback", ctx.actor)  # fmt: skip
 
 
 def wallet_payment_stands(session: Session, shop: Shop, order_external_id: str) -> bool:

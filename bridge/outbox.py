@@ -11,6 +11,9 @@ Kinds are platform-neutral; `sync/<platform>/` turns each into that shop's API c
                        mirror a wallet movement to the shop's native store credit (Shopify)
 - order.fetch_transactions {order_id, currency}   read what the order's checkout spent from the shop's
                        store credit, and record it (Shopify's order webhooks do not say)
+
+A message that tells the customer something (its note) also names them (`note_customer`, their id at the shop;
+absent for a guest), so that the push can add a fresh link to their statement without reading the database.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.db import insert_ignoring_conflict
-from bridge.models import OutboxMessage, ShopOrder, utcnow
+from bridge.models import Customer, OutboxMessage, ShopOrder, utcnow
 from bridge.states import OutboxStatus
 
+CUSTOMER_NOTE_KINDS = frozenset({"order.mark_paid", "order.add_wallet_fee", "order.mark_unpaid", "order.note"})
 KINDS = frozenset({"order.mark_paid", "order.add_wallet_fee", "order.mark_unpaid", "order.note", "order.refund",
                    "order.create_refund", "store_credit.credit", "store_credit.debit", "order.fetch_transactions"})
 
@@ -30,6 +34,8 @@ def enqueue(session: Session, *, shop_id: int, kind: str, payload: dict, dedupe_
     """Queue a message once per (shop, dedupe_key): a replayed business event queues nothing new."""
     if kind not in KINDS:
         raise ValueError(f"unknown outbox message kind {kind!r}")
+    if kind in CUSTOMER_NOTE_KINDS and payload.get("customer_note", True):
+        payload = {**payload, "note_customer": order_customer(session, shop_id, payload["order_id"])}
     now = utcnow()
     insert_ignoring_conflict(
         session,
@@ -56,3 +62,12 @@ def note_to_customer(session: Session, *, shop_id: int, customer_id: int, note: 
     enqueue(session, shop_id=shop_id, kind="order.note", payload={"order_id": latest, "note": note},
             dedupe_key=dedupe_key)  # fmt: skip
     return True
+
+
+def order_customer(session: Session, shop_id: int, order_external_id: str) -> str | None:
+    """Whose order it is (their id at the shop), to link a note on it to their wallet; None for a guest."""
+    return session.execute(
+        select(Customer.external_id)
+        .join(ShopOrder, ShopOrder.customer_id == Customer.id)
+        .where(ShopOrder.shop_id == shop_id, ShopOrder.external_id == order_external_id)
+    ).scalar_one_or_none()

@@ -77,6 +77,16 @@ class ShopSettingsSchema(Schema):
     refund_wallet_bonus_bp = fields.Integer(validate=validate.Range(min=0, max=10_000), load_default=0)
     topup_minimum = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=500)
     topup_maximum = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=50_000)
+    # Cashback on paid orders, as promotional credit: a percentage (basis points) or a fixed amount (minor units).
+    cashback_kind = fields.String(validate=validate.OneOf(["none", "percent", "fixed"]), load_default="none")
+    cashback_value = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=0)
+    cashback_minimum_order = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=0)
+    cashback_cap = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=0)  # 0: no cap
+    cashback_on = fields.String(validate=validate.OneOf(["paid", "completed"]), load_default="completed")
+    # Withdrawals of deposited money: paid out at once, or held until the merchant approves them in the console.
+    withdrawal_approval = fields.String(validate=validate.OneOf(["automatic", "manual"]), load_default="automatic")
+    withdrawal_minimum = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=0)  # minor
+    withdrawal_maximum = fields.Integer(validate=validate.Range(min=0, max=MAX_MONEY), load_default=0)  # 0: no limit
     promotional_expiry_days = fields.Integer(validate=validate.Range(min=0, max=MAX_DAYS), load_default=0)
     # A failed order's wallet part goes back after this many days without news (0: never by itself).
     failed_order_release_days = fields.Integer(validate=validate.Range(min=0, max=MAX_DAYS), load_default=7)
@@ -94,6 +104,8 @@ class ShopSettingsSchema(Schema):
     extra_currencies = fields.List(
         fields.String(validate=_accepted_currency), validate=validate.Length(max=20), load_default=list
     )
+    # Stored webhook bodies hold customers' names and addresses: those applied are emptied after this many days.
+    webhook_body_retention_days = fields.Integer(validate=validate.Range(min=1, max=MAX_DAYS), load_default=30)
     # The shop's own days: reports and the console's overview count from midnight to midnight here.
     timezone = fields.String(validate=_known_timezone, load_default="UTC")
     tips_enabled = fields.Boolean(load_default=False)
@@ -109,6 +121,10 @@ class ShopSettingsSchema(Schema):
         errors: dict[str, list[str]] = {}
         if data.get("topup_maximum", 1) and data.get("topup_minimum", 0) > data.get("topup_maximum", 0):
             errors["topup_maximum"] = ["Must be at least the top-up minimum."]
+        if data.get("withdrawal_maximum", 0) and data.get("withdrawal_minimum", 0) > data.get("withdrawal_maximum", 0):
+            errors["withdrawal_maximum"] = ["Must be at least the withdrawal minimum, or 0 for no limit."]
+        if data.get("cashback_kind") == "percent" and data.get("cashback_value", 0) > 10_000:
+            errors["cashback_value"] = ["A percent cashback is at most 100 %."]
         if data.get("wallet_discount_kind") == "percent" and data.get("wallet_discount_value", 0) > 10_000:
             errors["wallet_discount_value"] = ["A percent discount is at most 100 %."]
         presets = data.get("tip_presets_bp") or []
@@ -170,6 +186,14 @@ class ShopSettings:
     refund_wallet_bonus_bp: int
     topup_minimum: int
     topup_maximum: int
+    cashback_kind: str  # none | percent | fixed
+    cashback_value: int  # basis points (percent) or minor units (fixed)
+    cashback_minimum_order: int
+    cashback_cap: int  # 0: no cap
+    cashback_on: str  # paid | completed
+    withdrawal_approval: str  # automatic | manual
+    withdrawal_minimum: int
+    withdrawal_maximum: int  # 0: no limit
     promotional_expiry_days: int
     failed_order_release_days: int
     card_refund_days: int
@@ -177,6 +201,7 @@ class ShopSettings:
     topup_bonus_threshold: int
     return_windows: tuple[ReturnWindow, ...]  # by lifetime-spend threshold, the lowest first
     extra_currencies: tuple[str, ...]
+    webhook_body_retention_days: int
     timezone: str
     tips_enabled: bool
     tip_presets_bp: tuple[int, ...]

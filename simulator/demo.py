@@ -38,6 +38,7 @@ from bridge.models import OutboxMessage, Shop, utcnow
 from bridge.money import format_amount, parse_amount
 from bridge.services import Services
 from bridge.shops import create_shop
+from bridge.statement_links import without_link
 from bridge.states import OutboxStatus
 from bridge.surfaces.platforms import PLATFORMS, pushers_for
 from bridge.usecases.pushes import RetryPolicy, claim
@@ -244,7 +245,7 @@ class Story:
         self.push()
         order = self.sim.order(paid)
         say(f"  on the shop: order #{paid} is {order['status']}, transaction id {order['transaction_id']}")
-        say(f'  note to the customer: "{self.last_note(paid)}"')
+        say(f"  note to the customer: {self.last_note(paid)}")
         self.balance(alice, "the shop's order.updated (processing) earned points on the €41.48 paid")
 
         self.step(5, "The merchant refunds €10.00 of that order in wp-admin")
@@ -252,7 +253,7 @@ class Story:
         self.delivered("order.updated")
         self.push()
         self.balance(alice, "the wallet-paid refund went back to the wallet; points taken back pro rata")
-        say(f'  note to the customer: "{self.last_note(paid)}"')
+        say(f"  note to the customer: {self.last_note(paid)}")
 
         self.step(6, "Alice buys for €75.00 by card")
         card = self.sim.place_order(alice, total="75.00", payment_method="stripe")["id"]
@@ -314,8 +315,12 @@ class Story:
             self.problems.append(f"deliveries not all accepted: {shown}")
 
     def last_note(self, order_id: int) -> str:
+        """The newest note to the customer, its link to their wallet on a line of its own."""
         notes = [n["note"] for n in self.sim.notes(order_id) if n["customer_note"]]  # newest first
-        return notes[0] if notes else "(none)"
+        if not notes:
+            return '"(none)"'
+        link = notes[0].removeprefix(without_link(notes[0])).strip()
+        return f'"{without_link(notes[0])}"' + (f"\n  {link}" if link else "")
 
     def push(self) -> None:
         """The outbox worker for this shop only (the configured database may hold real shops' messages)."""

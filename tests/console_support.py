@@ -74,6 +74,7 @@ SYSTEM_SIDE = {
     "expiry": SystemAccount.EXPIRED_CREDIT,
     "adjustment": SystemAccount.MERCHANT_ADJUSTMENTS,
     "promotion": SystemAccount.PROMOTIONS,
+    "cashback": SystemAccount.PROMOTIONS,
     "points_earned": SystemAccount.POINTS_ISSUED,
     "points_clawback": SystemAccount.POINTS_ISSUED,
 }

@@ -318,12 +318,14 @@ def inbox_recover(older_than):
 
 
 @click.command("prune", help="Delete webhook deliveries applied and outbox messages delivered before the last "
-               "--days days (failed, dead or unfinished ones are kept; the ledger is never pruned).")  # fmt: skip
+               "--days days (failed, dead or unfinished ones are kept; the ledger is never pruned), and empty the "
+               "bodies of deliveries applied before each shop's webhook_body_retention_days.")  # fmt: skip
 @click.option("--days", type=click.IntRange(min=MINIMUM_AGE.days), default=90, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def prune_command(days, as_json):
     pruned = prune(services().sessions, timedelta(days=days))
-    emit({"deliveries_deleted": pruned.deliveries, "messages_deleted": pruned.messages}, as_json)
+    emit({"deliveries_deleted": pruned.deliveries, "messages_deleted": pruned.messages,
+          "bodies_emptied": pruned.bodies_dropped}, as_json)  # fmt: skip
 
 
 @click.command("expire", help="Expire promotional credit past its date, release stale holds and give back the wallet "

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from markupsafe import Markup
 
 from bridge.services import Services
+from bridge.statement_links import StatementLinks
 from bridge.store_credit import mirror_platform
 from bridge.usecases.deliveries import TopicsByPlatform
 from bridge.usecases.pushes import RetryPolicy
@@ -30,7 +31,7 @@ from webhooks.woocommerce.inbound import WOOCOMMERCE
 class Platform:
     inbound: Inbound
     title: str  # as merchants know it
-    make_pusher: Callable  # (secret box, timeout in seconds) → the worker's Pusher for the platform's messages
+    make_pusher: Callable  # (secret box, timeout in seconds, statement links) → the worker's Pusher
     delivery_url: Callable[[str, int], str]  # (PUBLIC_URL, shop id) → where the platform delivers webhooks
     delivery_warnings: Callable[[str], list[str]]  # what keeps the platform from delivering to that URL
     admin_paths: Mapping[str, str]  # the shop's own admin pages for an order and a customer ({id} replaced)
@@ -60,7 +61,8 @@ PLATFORMS: Mapping[str, Platform] = {
             woocommerce_pull.catch_up, topup_orders=woocommerce_topups.topup_orders,
         ),
         Platform(
-            SHOPIFY, "Shopify", shopify_pusher, shopify_connect.callback_url, shopify_connect.delivery_warnings,
+            SHOPIFY, "Shopify", lambda secrets, timeout, _links: shopify_pusher(secrets, timeout),  # no order notes
+            shopify_connect.callback_url, shopify_connect.delivery_warnings,
             {"order": "/admin/orders/{id}", "customer": "/admin/customers/{id}"},
             "_shopify_connection.html", "Connect to subscribe the webhooks.",
             Markup("Shopify retries a failed delivery for 48 hours, then may remove the subscription; connecting "
@@ -82,8 +84,9 @@ def install() -> None:
 
 
 def pushers_for(services: Services) -> dict[str, Pusher]:
-    timeout = services.settings.shop_timeout_seconds
-    return {name: platform.make_pusher(services.secrets, timeout) for name, platform in PLATFORMS.items()}
+    settings = services.settings
+    timeout, links = settings.shop_timeout_seconds, StatementLinks(settings.secret_key, settings.public_url)
+    return {name: platform.make_pusher(services.secrets, timeout, links) for name, platform in PLATFORMS.items()}
 
 
 def retry_policy(services: Services) -> RetryPolicy:

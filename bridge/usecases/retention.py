@@ -1,18 +1,23 @@
 """Retention: webhook deliveries applied and messages delivered long ago are only disk, and the deliveries'
 bodies hold customers' addresses. Nothing else depends on them: every money movement is keyed in the ledger
 (never pruned), so a delivery that came again after its row was pruned moves no money twice. What is still to
-handle (failed, dead, not yet applied or delivered) is always kept."""
+handle (failed, dead, not yet applied or delivered) is always kept.
+
+The bodies of deliveries applied go sooner, after the shop's `webhook_body_retention_days`: the row stays (a
+repeat is still known by its keys) without the customer's details. A delivery still to handle keeps its body,
+the only copy to apply it from; erasing a customer (bridge/privacy.py) scrubs theirs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.db import unit_of_work
-from bridge.models import InboxDelivery, OutboxMessage, utcnow
+from bridge.models import InboxDelivery, OutboxMessage, Shop, utcnow
+from bridge.settings_schema import ShopSettings
 from bridge.states import InboxStatus, OutboxStatus
 
 DONE = (InboxStatus.APPLIED, InboxStatus.IGNORED)  # delivery statuses with nothing left to do
@@ -26,6 +31,7 @@ BATCH = 5_000  # rows per transaction: short locks, a vacuum-friendly pace
 class Pruned:
     deliveries: int
     messages: int
+    bodies_dropped: int = 0
 
 
 def prune(sessions: sessionmaker[Session], older_than: timedelta, now: datetime | None = None) -> Pruned:
@@ -36,16 +42,34 @@ def prune(sessions: sessionmaker[Session], older_than: timedelta, now: datetime 
                                     InboxDelivery.received_at < cutoff)  # fmt: skip
     messages = _delete_in_batches(sessions, OutboxMessage, OutboxMessage.status == OutboxStatus.DELIVERED,
                                   OutboxMessage.delivered_at < cutoff)  # fmt: skip
-    return Pruned(deliveries, messages)
+    return Pruned(deliveries, messages, drop_old_bodies(sessions, now or utcnow()))
+
+
+def drop_old_bodies(sessions: sessionmaker[Session], now: datetime) -> int:
+    """Empty the bodies of deliveries applied before each shop's body retention."""
+    with unit_of_work(sessions) as session:
+        retention = {shop.id: ShopSettings.load(shop.settings).webhook_body_retention_days
+                     for shop in session.scalars(select(Shop))}  # fmt: skip
+    return sum(
+        _in_batches(sessions, InboxDelivery, lambda ids: update(InboxDelivery).where(InboxDelivery.id.in_(ids))
+                    .values(body=b""), InboxDelivery.shop_id == shop_id, InboxDelivery.status.in_(DONE),
+                    InboxDelivery.received_at < now - timedelta(days=days), InboxDelivery.body != b"")
+        for shop_id, days in retention.items()
+    )  # fmt: skip
 
 
 def _delete_in_batches(sessions: sessionmaker[Session], model, *conditions) -> int:
-    deleted = 0
+    return _in_batches(sessions, model, lambda ids: delete(model).where(model.id.in_(ids)), *conditions)
+
+
+def _in_batches(sessions: sessionmaker[Session], model, change, *conditions) -> int:
+    """Apply `change` (ids → statement) to every row matching the conditions, a batch per transaction."""
+    changed = 0
     while True:
         with unit_of_work(sessions) as session:
             ids = session.scalars(select(model.id).where(*conditions).order_by(model.id).limit(BATCH)).all()
             if ids:
-                session.execute(delete(model).where(model.id.in_(ids)))
-        deleted += len(ids)
+                session.execute(change(ids))
+        changed += len(ids)
         if len(ids) < BATCH:
-            return deleted
+            return changed

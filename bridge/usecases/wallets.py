@@ -15,9 +15,10 @@ from bridge.accounts import wallet_account
 from bridge.db import unit_of_work
 from bridge.errors import PermanentFailure, ShopCallFailed, ValidationFailed
 from bridge.ledger import Actor, Posted, capture_hold, expire_stale_holds, void_hold
-from bridge.models import Entry, Hold, Shop, TopupRequest
-from bridge.money import format_amount
+from bridge.models import Customer, Entry, Hold, Shop, TopupRequest
+from bridge.money import format_amount, parse_amount
 from bridge.points import convert_points
+from bridge.privacy import customer_data, erase_customer
 from bridge.refund_requests import request_refund
 from bridge.reservations import release_reservation, reserve_for_order
 from bridge.settings_schema import ShopSettings
@@ -35,7 +36,7 @@ from bridge.wallets import (
     storefront_rules,
     wallet_summary,
 )
-from bridge.withdrawals import request_withdrawal
+from bridge.withdrawals import Withdrawal, approve_withdrawal, decline_withdrawal, request_withdrawal
 
 
 def summary(sessions: sessionmaker[Session], shop_id: int, customer_id: str) -> dict:
@@ -168,9 +169,67 @@ def withdraw(sessions: sessionmaker[Session], shop_id: int, customer_id: str, am
     with unit_of_work(sessions) as session:
         shop = get_shop(session, shop_id)
         require_customer(session, shop, customer_id)
-        posted = request_withdrawal(session, shop, customer_id, amount, key, actor)
-        return {"transaction_ids": [p.transaction.id for p in posted], "replayed": any(p.replayed for p in posted),
+        made = request_withdrawal(session, shop, customer_id, amount, key, actor)
+        return {"request_id": made.request.id, "status": made.request.status, "amount": made.request.amount,
+                "transaction_ids": [p.transaction.id for p in made.posted], "replayed": made.replayed,
                 "balance": wallet_summary(session, shop, customer_id)["balance"]}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Requested:
+    amount: int
+    currency: str
+    status: str  # pending: waits for the merchant's approval; approved: paid out
+
+
+def withdraw_from_statement(sessions: sessionmaker[Session], shop_id: int, external_id: str, amount_text: str,
+                            form_token: str) -> Requested:  # fmt: skip
+    """The customer asks to withdraw from their statement page (a decimal comma is fine); once per form."""
+    with unit_of_work(sessions) as session:
+        shop = get_shop(session, shop_id)
+        customer = require_customer(session, shop, external_id)
+        amount = parse_amount(amount_text.strip().replace(",", "."), shop.currency)
+        made = request_withdrawal(session, shop, external_id, amount, f"statement:{customer.id}:{form_token}:withdraw",
+                                  Actor("customer", external_id))  # fmt: skip
+        return Requested(made.request.amount, made.request.currency, made.request.status)
+
+
+def decide_withdrawal(sessions: sessionmaker[Session], shop_id: int, request_id: int, who: audit.Who, *,
+                      approve: bool, reason: str = "") -> Withdrawal:  # fmt: skip
+    """The merchant approves (pays out) or declines (frees the hold, tells the customer why) a waiting request;
+    audited once, not when it was already decided."""
+    actor = Actor("merchant", who.label[:120])
+    with unit_of_work(sessions) as session:
+        shop = get_shop(session, shop_id)
+        if approve:
+            made = approve_withdrawal(session, shop, request_id, actor)
+        else:
+            made = decline_withdrawal(session, shop, request_id, reason, actor)
+        asked = made.request
+        if not made.replayed:
+            customer = session.get(Customer, asked.customer_id)
+            audit.record(session, who, f"withdrawal.{'approve' if approve else 'decline'}", shop_id=shop_id,
+                         target=customer.external_id, field=f"request #{asked.id}", old="pending",
+                         new=f"{asked.status}: {format_amount(asked.amount, asked.currency)}"
+                             + (f" ({asked.decline_reason})" if asked.decline_reason else ""))  # fmt: skip
+        return made
+
+
+def personal_data(sessions: sessionmaker[Session], shop_id: int, external_id: str, who: audit.Who) -> dict:
+    """Everything held about a customer (an access request), audited without the data itself."""
+    with unit_of_work(sessions) as session:
+        data = customer_data(session, get_shop(session, shop_id), external_id)
+        audit.record(session, who, "customer.export", shop_id=shop_id, target=external_id, field="personal data",
+                     new="exported")  # fmt: skip
+        return data
+
+
+def erase(sessions: sessionmaker[Session], shop_id: int, external_id: str, who: audit.Who) -> None:
+    """An erasure request: personal data scrubbed, the ledger (and the balance owed) untouched; audited."""
+    with unit_of_work(sessions) as session:
+        erased = erase_customer(session, get_shop(session, shop_id), external_id)
+        audit.record(session, who, "customer.erase", shop_id=shop_id, target=external_id, field="personal data",
+                     new=f"erased; {erased.deliveries_scrubbed} stored webhook bodies scrubbed")  # fmt: skip
 
 
 def ask_refund(sessions: sessionmaker[Session], shop_id: int, order_id: str, key: str, **request) -> dict:

@@ -5,6 +5,8 @@ messages whose payment was returned meanwhile never reach a pusher."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.errors import PermanentFailure, ShopCallFailed
@@ -12,6 +14,7 @@ from bridge.models import OutboxMessage, Shop
 from bridge.money import parse_amount, to_decimal_string
 from bridge.order_rules import partial_payment_note
 from bridge.security import SecretBox
+from bridge.statement_links import StatementLinks, without_link
 from bridge.usecases.pushes import Outcome, PaidOtherwise, RefundCreated, WalletTaken, WithdrawalRefused
 from sync.woocommerce.client import WooShop
 
@@ -23,6 +26,10 @@ UNDONE_STATUSES = ("cancelled", "refunded")
 DISCOUNT_FEE_NAME = "Wallet discount"
 
 
+# a note for the customer → the same note with a fresh link to their wallet's statement
+CustomerNote = Callable[[str], str]
+
+
 def _meta(order: dict, key: str):
     return next((m.get("value") for m in order.get("meta_data") or [] if m.get("key") == key), None)
 
@@ -31,7 +38,7 @@ def _fee(name: str, amount: int, currency: str) -> dict:
     return {"name": name, "total": to_decimal_string(-amount, currency), "tax_status": "none"}
 
 
-def mark_paid(api: WooShop, payload: dict) -> list[Outcome]:
+def mark_paid(api: WooShop, payload: dict, for_customer: CustomerNote) -> list[Outcome]:
     order_id = payload["order_id"]
     order = api.get(f"orders/{order_id}").body
     # nothing to pay (a 100 % coupon): no transaction, no marker, no note; the order just proceeds
@@ -49,11 +56,11 @@ def mark_paid(api: WooShop, payload: dict) -> list[Outcome]:
         else:
             order = api.put(f"orders/{order_id}", body).body
     if payload["note"]:
-        _note_once(api, order_id, payload["note"])
+        _note_once(api, order_id, for_customer(payload["note"]))
     return [WalletTaken(order_id, payload["amount"], _amount(order, "total"), marker)] if payload["amount"] else []
 
 
-def add_wallet_fee(api: WooShop, payload: dict) -> list[Outcome]:
+def add_wallet_fee(api: WooShop, payload: dict, for_customer: CustomerNote) -> list[Outcome]:
     """The wallet's part of a partial payment as a negative fee, so the shop asks only for the rest. The
     customer's note says what the shop really asks once it has taxed the fee; nothing left → paid."""
     order_id = payload["order_id"]
@@ -71,7 +78,7 @@ def add_wallet_fee(api: WooShop, payload: dict) -> list[Outcome]:
     left = _amount(order, "total")
     if left == 0 and order.get("status") not in PAID_STATUSES:
         order = api.put(f"orders/{order_id}", {"set_paid": True, "status": "processing"}).body
-    _note_once(api, order_id, partial_payment_note(lowered, left, order["currency"]))
+    _note_once(api, order_id, for_customer(partial_payment_note(lowered, left, order["currency"])))
     return [WalletTaken(order_id, payload["amount"], lowered, marker)]
 
 
@@ -131,25 +138,29 @@ def _amount(order: dict, key: str) -> int:
     return parse_amount(order.get(key) or "0", order["currency"])
 
 
-def mark_unpaid(api: WooShop, payload: dict) -> list[Outcome]:
+def mark_unpaid(api: WooShop, payload: dict, for_customer: CustomerNote) -> list[Outcome]:
     order_id = payload["order_id"]
     order = api.get(f"orders/{order_id}").body
     if order.get("status") in ("pending", "on-hold") and order.get("status") != payload["status"]:
         api.put(f"orders/{order_id}", {"status": payload["status"]})
-    _note_once(api, order_id, payload["note"])
+    _note_once(api, order_id, for_customer(payload["note"]))
     return []
 
 
-def add_note(api: WooShop, payload: dict) -> list[Outcome]:
-    _note_once(api, payload["order_id"], payload["note"], payload.get("customer_note", True))
+def add_note(api: WooShop, payload: dict, for_customer: CustomerNote) -> list[Outcome]:
+    order_id, customer_note = payload["order_id"], payload.get("customer_note", True)
+    note = for_customer(payload["note"]) if customer_note else payload["note"]
+    _note_once(api, order_id, note, customer_note)
     return []
 
 
 def _note_once(api: WooShop, order_id: str, note: str, customer_note: bool = True) -> None:
     """Order notes trigger no webhook and a repeated note would email the customer twice: check first.
-    A private note (`customer_note` false) is for the merchant only."""
+    A private note (`customer_note` false) is for the merchant only. The link a note carries is new on every
+    attempt: the note is the same when the text before it is."""
     notes = api.get(f"orders/{order_id}/notes").body or []
-    if any(existing.get("note") == note for existing in notes if isinstance(existing, dict)):
+    written = without_link(note)
+    if any(without_link(existing.get("note") or "") == written for existing in notes if isinstance(existing, dict)):
         return
     api.post(f"orders/{order_id}/notes", {"note": note, "customer_note": customer_note})
 
@@ -160,7 +171,7 @@ WITHDRAWAL_MARKER = "_wallet_bridge_withdrawal"
 REFUND_REFUSED = "woocommerce_rest_cannot_create_order_refund"
 
 
-def refund_order(api: WooShop, payload: dict) -> list[Outcome]:
+def refund_order(api: WooShop, payload: dict, for_customer: CustomerNote) -> list[Outcome]:
     """Refund a top-up order to the card for a withdrawal; if the shop refuses, the wallet gets it back."""
     order_id, marker = payload["order_id"], str(payload["transaction_id"])
     refunds = api.get(f"orders/{order_id}/refunds").body or []
@@ -178,7 +189,7 @@ def refund_order(api: WooShop, payload: dict) -> list[Outcome]:
 REQUEST_MARKER = "_wallet_bridge_refund_request"
 
 
-def create_refund(api: WooShop, payload: dict) -> list[Outcome]:
+def create_refund(api: WooShop, payload: dict, for_customer: CustomerNote) -> list[Outcome]:
     """A refund the customer asked for: created once (marker), its id recorded so the shop's delivery of
     it is matched to the destination the customer chose. A refused refund moves no money."""
     order_id, marker = payload["order_id"], str(payload["request_id"])
@@ -222,10 +233,15 @@ PUSHERS = {
 }
 
 
-def make_pusher(secrets: SecretBox, timeout: float):
+def make_pusher(secrets: SecretBox, timeout: float, links: StatementLinks):
     """The worker's entry point for WooCommerce shops."""
 
     def push(sessions: sessionmaker[Session], shop: Shop, message: OutboxMessage) -> list[Outcome]:
-        return PUSHERS[message.kind](WooShop.for_shop(shop, secrets, timeout), message.payload)
+        def for_customer(note: str) -> str:
+            """A note the customer reads (and is e-mailed) about their wallet, with a fresh link to it (the message
+            names them; one queued before messages did, or a guest's, has none)."""
+            return links.note_with_link(note, shop.id, message.payload.get("note_customer"))
+
+        return PUSHERS[message.kind](WooShop.for_shop(shop, secrets, timeout), message.payload, for_customer)
 
     return push

@@ -15,6 +15,7 @@ from bridge.accounts import find_customer, find_points, find_wallet
 from bridge.db import unit_of_work
 from bridge.ledger import verify
 from bridge.models import InboxDelivery, LedgerTransaction, OutboxMessage, Shop
+from bridge.statement_links import without_link
 from bridge.surfaces.platforms import pushers_for
 from bridge.usecases.pushes import RetryPolicy
 from simulator import ManualClock, create_simulator
@@ -116,7 +117,8 @@ def outbox(services) -> list[tuple[str, str, int, str | None]]:
 
 
 def customer_notes(sim, order_id: int) -> list[str]:
-    return [n["note"] for n in reversed(sim.notes(order_id)) if n["customer_note"]]
+    """What each note tells the customer (each also links to their wallet: see test_woocommerce_webhooks)."""
+    return [without_link(n["note"]) for n in reversed(sim.notes(order_id)) if n["customer_note"]]
 
 
 def fees(sim, order_id: int) -> list[tuple[str, str]]:

@@ -10,13 +10,22 @@ import pytest
 from sqlalchemy import select
 
 from bridge.db import unit_of_work
-from bridge.models import AuditEvent, Hold, InboxDelivery, OutboxMessage, Shop, ShopMembership
+from bridge.models import (
+    AuditEvent,
+    Customer,
+    Hold,
+    InboxDelivery,
+    OutboxMessage,
+    Shop,
+    ShopMembership,
+    WithdrawalRequest,
+)
 from tests.console_support import csrf_token, make_user, sign_in
 from tests.hostile import MONEY_TABLES, row_counts
 from tests.integration.test_api import auth, credit
 from tests.woo import connect_for_tests, order_body, post_delivery
 
-TABLES = MONEY_TABLES + (AuditEvent, InboxDelivery, ShopMembership)
+TABLES = MONEY_TABLES + (AuditEvent, InboxDelivery, ShopMembership, WithdrawalRequest)
 B_CUSTOMER = "2"  # the captured order's customer
 VALID_BODIES = {  # a body that passes validation, so the ownership check is what answers
     "adjustments": {"direction": "debit", "amount": 100, "reason": "cross-shop"},
@@ -46,7 +55,12 @@ def tenants(client, services, shop, other_shop):
     order = order_body()
     assert post_delivery(client, b.shop.id, "order.created", order, secret="beta-secret").status_code == 200
     with unit_of_work(services.sessions) as session:
+        customer = session.scalar(select(Customer.id).where(Customer.shop_id == b.shop.id))
+        session.add(WithdrawalRequest(shop_id=b.shop.id, customer_id=customer, idempotency_key="b-withdraw",
+                                      amount=100, currency="EUR", status="pending"))  # fmt: skip
+    with unit_of_work(services.sessions) as session:
         ids = {
+            "request_id": session.scalar(select(WithdrawalRequest.id).where(WithdrawalRequest.shop_id == b.shop.id)),
             "hold_id": session.scalar(select(Hold.id).where(Hold.shop_id == b.shop.id)),
             "order_id": str(order["id"]),
             "customer_id": B_CUSTOMER,

@@ -101,3 +101,19 @@ def test_a_delivery_that_still_fails_says_why(console, shop, services):
 def test_another_shops_delivery_is_a_404(console, shop, other_shop, services):
     delivery_id = failed_delivery(services, other_shop.shop.id, b"{}")
     assert form_post(console, f"/shops/{shop.shop.id}/operations/inbox/{delivery_id}/retry").status_code == 404
+
+
+def test_operations_and_audit_rows_read_as_words_not_json(console, shop, services):
+    dead_letter(services, shop.shop.id)
+    failed_delivery(services, shop.shop.id, b'{"id": 9}', topic="order.updated")
+    with unit_of_work(services.sessions) as session:
+        session.add(AuditEvent(shop_id=shop.shop.id, actor="ann@example.com", action="connection.check",
+                               new_value=json.dumps({"ok": True, "url": "https://alpha.example", "error": None,
+                                                     "webhooks": {"order.created": "active",
+                                                                  "order.updated": "active",
+                                                                  "customer.created": "disabled"}})))  # fmt: skip
+    page = text_of(console.get(f"/shops/{shop.shop.id}/operations"))
+    assert "Note on order #12: “Refunded”" in page and "Order #9 updated" in page
+    audit_page = text_of(console.get(f"/shops/{shop.shop.id}/audit"))
+    assert "ok: yes; url: https://alpha.example; webhooks: 2 active, 1 disabled" in audit_page
+    assert "&#34;ok&#34;" not in audit_page

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from bridge.db import unit_of_work
-from bridge.models import InboxDelivery, LedgerTransaction, OutboxMessage, utcnow
+from bridge.models import InboxDelivery, LedgerTransaction, OutboxMessage, Shop, utcnow
 from bridge.outbox import enqueue
 from bridge.usecases.deliveries import record_delivery
 from bridge.usecases.retention import prune
@@ -80,4 +80,25 @@ def test_cli_prune_keeps_at_least_thirty_days_and_reports_counts(app, services, 
         assert len(remaining(services, InboxDelivery)) == 1
         result = runner.invoke(args=["prune", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == {"deliveries_deleted": 1, "messages_deleted": 0}
+    assert json.loads(result.output) == {"deliveries_deleted": 1, "messages_deleted": 0, "bodies_emptied": 0}
+
+
+def body_of(services, delivery_id: int) -> bytes:
+    with unit_of_work(services.sessions) as session:
+        return session.get(InboxDelivery, delivery_id).body
+
+
+def test_bodies_applied_before_the_shops_retention_are_emptied_and_their_rows_kept(services, shop):
+    with unit_of_work(services.sessions) as session:
+        stored = session.get(Shop, shop.shop.id)
+        stored.settings = {**stored.settings, "webhook_body_retention_days": 7}
+    emptied = delivery(services, shop.shop.id, "applied", RECENT)  # 10 days old: beyond the shop's 7
+    fresh = delivery(services, shop.shop.id, "applied", timedelta(days=2))
+    to_retry = delivery(services, shop.shop.id, "failed", RECENT)  # the only copy to apply it from
+
+    pruned = prune(services.sessions, timedelta(days=90))
+
+    assert (pruned.deliveries, pruned.bodies_dropped) == (0, 1)
+    assert (body_of(services, emptied), body_of(services, fresh), body_of(services, to_retry)) == (
+        b"", b'{"id":1}', b'{"id":1}')
+    assert prune(services.sessions, timedelta(days=90)).bodies_dropped == 0  # once

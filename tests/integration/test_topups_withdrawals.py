@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from bridge.db import unit_of_work
 from bridge.ledger import verify
 from bridge.models import LedgerTransaction, Shop, TopupRequest, utcnow
+from bridge.statement_links import without_link
 from bridge.surfaces.platforms import pushers_for
 from bridge.usecases.pushes import RetryPolicy
 from simulator import create_simulator
@@ -240,7 +241,7 @@ def test_withdrawal_the_shop_refuses_goes_back_to_the_wallet_with_a_note(client,
     assert wallet(client, woo)["balance"] == 5_000
     sent = [json.loads(c.request.body) for c in responses.calls
             if c.request.method == "POST" and c.request.url.endswith("/notes")]  # fmt: skip
-    told = [n["note"] for n in sent if n["customer_note"] and "withdrawal" in n["note"]]
+    told = [without_link(n["note"]) for n in sent if n["customer_note"] and "withdrawal" in n["note"]]
     private = [n["note"] for n in sent if not n["customer_note"]]
     # The customer reads plain words; the shop's technical answer is for the merchant only.
     assert told == ["Your withdrawal of €20.00 could not be refunded to your card by the shop. It is back in your "

@@ -10,6 +10,7 @@ from bridge.accounts import ensure_customer, find_wallet
 from bridge.db import unit_of_work
 from bridge.ledger import Actor, verify
 from bridge.models import Customer, InboxDelivery, LedgerTransaction, OutboxMessage
+from bridge.statement_links import NOTE_LINK_LEAD, without_link
 from bridge.surfaces.platforms import pushers_for
 from bridge.usecases.pushes import RetryPolicy, retry_dead
 from bridge.wallets import adjust_wallet
@@ -173,7 +174,7 @@ def test_paid_order_is_pushed_back_with_set_paid_marker_and_note(client, service
     [put] = shop_order.puts
     assert put["set_paid"] is True and put["transaction_id"].startswith("wallet-bridge-")
     assert put["meta_data"][0]["key"] == "_wallet_bridge_payment"
-    assert [(n["note"], n["customer_note"]) for n in shop_order.notes] == [
+    assert [(without_link(n["note"]), n["customer_note"]) for n in shop_order.notes] == [
         ("Paid €41.48 from your wallet. Wallet balance: €58.52", True)
     ]
     assert outbox(services) == [("order.mark_paid", "delivered", 1, None)]
@@ -244,3 +245,29 @@ def test_delivery_body_is_stored_verbatim(client, services, woo):
     with unit_of_work(services.sessions) as session:
         assert session.execute(select(InboxDelivery.body)).scalar_one() == body
     assert json.loads(body)["id"] == 12
+
+
+@responses.activate
+def test_a_note_to_the_customer_carries_a_fresh_link_that_opens_their_wallet(client, services, woo):
+    fund(services, woo, 10_000)
+    send_captured(client, woo, "0005")
+    shop_order = FakeOrderEndpoint(responses.mock, order_body())
+    drain(services.sessions, pushers_for(services), FAST)
+    [note] = shop_order.notes
+    told, url = note["note"].split(f"\n\n{NOTE_LINK_LEAD} ")
+    assert told == "Paid €41.48 from your wallet. Wallet balance: €58.52"
+    public_url = services.settings.public_url
+    assert url.startswith(f"{public_url}/statement/")
+    page = client.get(url.removeprefix(public_url))
+    assert page.status_code == 200 and "€58.52" in page.text
+
+
+@responses.activate
+def test_a_note_pushed_again_with_a_newer_link_is_not_added_twice(client, services, woo):
+    fund(services, woo, 10_000)
+    send_captured(client, woo, "0005")
+    shop_order = FakeOrderEndpoint(responses.mock, order_body())
+    earlier = f"Paid €41.48 from your wallet. Wallet balance: €58.52\n\n{NOTE_LINK_LEAD} https://old.example/statement/x"
+    shop_order.notes.append({"id": 1, "note": earlier, "customer_note": True})  # an attempt whose answer was lost
+    drain(services.sessions, pushers_for(services), FAST)
+    assert [n["note"] for n in shop_order.notes] == [earlier]

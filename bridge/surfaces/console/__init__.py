@@ -26,6 +26,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'none'",
         "style-src 'self'",
+        "script-src 'self'",  # static files only (console.js): no inline script, no eval
         "img-src 'self' data:",
         "font-src 'self'",
         "form-action 'self'",

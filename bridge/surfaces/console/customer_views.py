@@ -14,6 +14,7 @@ from bridge.ledger import TRANSACTION_KINDS, Actor
 from bridge.models import Shop
 from bridge.money import format_amount
 from bridge.reports import PERIOD_DAY
+from bridge.statement_links import NOTE_LINK_LIFETIME_SECONDS
 from bridge.surfaces.console import console
 from bridge.surfaces.console.access import shop_view, who
 from bridge.surfaces.console.filters import when
@@ -21,7 +22,7 @@ from bridge.surfaces.console.forms import Form, Invalid, first_message, parse_mo
 from bridge.surfaces.console.queries import SORTS, CustomerFilters, customer_page, statement_page
 from bridge.surfaces.platforms import PLATFORMS
 from bridge.surfaces.web.api import AdjustmentIn
-from bridge.surfaces.web.runtime import reading, services
+from bridge.surfaces.web.runtime import reading, services, statement_links
 from bridge.usecases import wallets
 from bridge.wallets import Doubts, large_debit, require_customer, wallet_summary
 
@@ -95,6 +96,8 @@ def _customer_page(shop_id: int, external_id: str, *, adjust: Form | None = None
     return render_template(
         "customer.html", shop=shop, customer=customer, summary=summary, lines=lines, older=older, filters=filters,
         kinds=sorted(TRANSACTION_KINDS), adjust=adjust, admin=_admin_links(shop),
+        statement_link=statement_links().url(shop_id, external_id, NOTE_LINK_LIFETIME_SECONDS),
+        statement_link_days=NOTE_LINK_LIFETIME_SECONDS // 86_400,
         confirm_lock=confirm_lock, large_debit=large_debit(shop.currency),
     ), status  # fmt: skip
 

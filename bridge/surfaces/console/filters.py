@@ -12,6 +12,7 @@ from flask import Flask, g
 
 from bridge.money import POINTS, format_amount
 from bridge.reports import shop_timezone
+from bridge.surfaces.console.wording import delivery_subject, message_purpose, readable
 from bridge.surfaces.platforms import PLATFORMS
 
 
@@ -84,7 +85,8 @@ def register(app: Flask) -> None:
     for name, function in {
         "money": money, "points": points, "amount": amount, "percent_bp": percent_from_bp, "rate": rate,
         "when": when, "day": day, "pretty_json": pretty_json, "kind_label": kind_label, "platform": platform,
-        "in_zone": in_zone,
+        "in_zone": in_zone, "readable": readable, "message_purpose": message_purpose,
+        "delivery_subject": delivery_subject,
     }.items():  # fmt: skip
         app.jinja_env.filters[name] = function
     app.jinja_env.globals["page_zone"] = page_zone

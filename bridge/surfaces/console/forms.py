@@ -138,6 +138,7 @@ class SettingField:
     help: str = ""
     choices: tuple[tuple[str, str], ...] = ()
     suffix: str = ""
+    kind_field: str = "wallet_discount_kind"  # a "discount" value is a percent or an amount, as this field says
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,35 @@ SECTIONS: dict[str, Section] = {
             ),
         ),
         Section(
+            "cashback", "Cashback", "A share of each paid order back into the customer's wallet, as promotional "
+            "credit (it expires with bonuses); refunds take it back pro rata.",
+            (
+                SettingField("cashback_kind", "Cashback", "choice",
+                             choices=(("none", "No cashback"), ("percent", "Percent of the order"),
+                                      ("fixed", "Fixed amount per order"))),
+                SettingField("cashback_value", "Cashback value", "discount",
+                             "A percentage (e.g. 2) or an amount (e.g. 1.50), depending on the kind; on what was "
+                             "paid for the goods without tax (and shipping when points count it).",
+                             kind_field="cashback_kind"),
+                SettingField("cashback_minimum_order", "From an order of", "money", "0 for any order."),
+                SettingField("cashback_cap", "At most per order", "money", "0 means no cap."),
+                SettingField("cashback_on", "Credited when the order is", "choice",
+                             "Completed waits until the goods are delivered, so fewer returns need taking back.",
+                             choices=(("completed", "Completed"), ("paid", "Paid (processing or completed)"))),
+            ),
+        ),
+        Section(
+            "withdrawals", "Withdrawals", "Customers taking back money they deposited (top-ups) to their card.",
+            (
+                SettingField("withdrawal_approval", "Withdrawal requests are", "choice",
+                             "Held for approval: the amount is reserved on the wallet until you approve or decline "
+                             "the request on the Withdrawals page.",
+                             choices=(("automatic", "Paid out at once"), ("manual", "Held for your approval"))),
+                SettingField("withdrawal_minimum", "Withdrawal minimum", "money"),
+                SettingField("withdrawal_maximum", "Withdrawal maximum", "money", "0 means no maximum."),
+            ),
+        ),
+        Section(
             "refunds", "Refunds", "Where refunds go, and how long customers may return goods.",
             (
                 SettingField("refund_destination", "Default refund destination", "choice",
@@ -224,6 +254,15 @@ SECTIONS: dict[str, Section] = {
                              suffix="days"),
                 SettingField("return_windows", "Return windows by loyalty tier", "tiers",
                              "A customer's lifetime spend decides the tier; the lowest tier starts at 0."),
+            ),
+        ),
+        Section(
+            "privacy", "Privacy", "How long the bridge keeps customers' details it does not need any more.",
+            (
+                SettingField("webhook_body_retention_days", "Keep webhook bodies for", "integer",
+                             "Deliveries from the shop hold customers' names and addresses; once applied, their "
+                             "bodies are emptied after this many days by the daily wallet-bridge prune.",
+                             suffix="days"),
             ),
         ),
         Section(
@@ -250,7 +289,7 @@ def settings_form(section: Section, settings: dict, currency: str) -> Form:
         elif spec.unit == "percent":
             form.values[spec.name] = show_percent(value)
         elif spec.unit == "discount":
-            kind = settings.get("wallet_discount_kind")
+            kind = settings.get(spec.kind_field)
             form.values[spec.name] = show_money(value, currency) if kind == "fixed" else show_percent(value)
         elif spec.unit == "list":
             form.values[spec.name] = ", ".join(value)
@@ -338,7 +377,7 @@ def _parse_value(spec: SettingField, raw: str, data, currency: str):
     if spec.unit == "integer":
         return parse_integer(raw)
     if spec.unit == "discount":
-        kind = text(data, "wallet_discount_kind", 20)
+        kind = text(data, spec.kind_field, 20)
         if kind == "fixed":
             return parse_money(raw or "0", currency)
         if kind == "percent":
@@ -378,7 +417,7 @@ def _in_display_units(spec: SettingField, message: str, currency: str, form: For
         return message
     unit = spec.unit
     if unit == "discount":
-        unit = "money" if form.values.get("wallet_discount_kind") == "fixed" else "percent"
+        unit = "money" if form.values.get(spec.kind_field) == "fixed" else "percent"
     low, high = ranges[0].min, ranges[0].max
 
     def show(value: int) -> str:

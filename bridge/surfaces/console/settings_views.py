@@ -54,7 +54,7 @@ def display_setting(name: str, value, settings: dict, currency: str) -> str:
     spec = next((s for section in SECTIONS.values() for s in section.fields if s.name == name), None)
     unit = spec.unit if spec else "text"
     if unit == "discount":
-        unit = {"fixed": "money", "percent": "percent"}.get(settings.get("wallet_discount_kind"), "text")
+        unit = {"fixed": "money", "percent": "percent"}.get(settings.get(spec.kind_field), "text")
     if value is None:
         return "—"
     if unit == "money":

@@ -42,7 +42,7 @@ def overview(shop_id: int):
         customers = customer_count(db, shop.id)
         health, last_check = webhook_health(db, shop.id)
         recent = audit.recent(db, shop.id, limit=8)
-    chart = line_chart(
+    chart = customers and line_chart(  # a shop without customers gets a sentence, not a flat line at 0
         [b.bucket.end.strftime("%d %b") for b in report.buckets],
         [Series("Owed to customers", [b.liability for b in report.buckets])],
         title="Owed to customers, last 30 days", fmt=lambda v: format_amount(int(v), shop.currency),

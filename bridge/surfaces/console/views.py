@@ -4,7 +4,9 @@ from bridge.surfaces.console import (  # noqa: F401
     auth_views,
     customer_views,
     export_views,
+    privacy_views,
     report_views,
     settings_views,
     shop_views,
+    withdrawal_views,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import current_app, g
+from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -13,11 +13,11 @@ from bridge.errors import InvalidState, ShopCallFailed, ValidationFailed
 from bridge.ledger import Actor
 from bridge.models import Shop
 from bridge.refund_requests import DESTINATIONS
-from bridge.statement_links import LINK_LIFETIME_SECONDS, make_statement_token
+from bridge.statement_links import LINK_LIFETIME_SECONDS
 from bridge.surfaces.platforms import PLATFORMS
 from bridge.surfaces.web.auth import require_api_key
 from bridge.surfaces.web.errors import error_response
-from bridge.surfaces.web.runtime import services
+from bridge.surfaces.web.runtime import services, statement_links
 from bridge.usecases import wallets
 from bridge.usecases.wallets import CreateTopupOrder
 
@@ -321,6 +321,9 @@ class WithdrawalIn(Schema):
 
 
 class WithdrawalOut(Schema):
+    request_id = fields.Integer()
+    status = fields.String(metadata={"description": "approved (paid out) or pending (held until the shop decides)"})
+    amount = fields.Integer()
     transaction_ids = fields.List(fields.Integer())
     replayed = fields.Boolean()
     balance = fields.Integer()
@@ -334,8 +337,10 @@ class Withdrawals(MethodView):
     @api.arguments(WithdrawalIn)
     @api.response(201, WithdrawalOut)
     def post(self, headers, body, customer_id):
-        """Withdraw unspent top-up money: the shop refunds the top-up orders to the card; if it refuses,
-        the money comes back to the wallet and the customer is told why."""
+        """Ask to withdraw unspent top-up money (within the shop's minimum and maximum). Paid out at once when
+        the shop approves withdrawals automatically (the shop refunds the top-up orders to the card; if it
+        refuses, the money comes back to the wallet and the customer is told why); otherwise `pending`, the
+        amount held on the wallet until the merchant approves or declines the request in the console."""
         _customer_path_is_valid(customer_id)
         return wallets.withdraw(services().sessions, g.shop_id, customer_id, body["amount"],
                                 headers["idempotency_key"], _actor())  # fmt: skip
@@ -452,6 +457,4 @@ class StatementLink(MethodView):
         page asks for it for the logged-in customer and shows it."""
         _customer_path_is_valid(customer_id)
         wallets.known_customer(services().sessions, g.shop_id, customer_id)
-        token = make_statement_token(current_app.config["SECRET_KEY"], g.shop_id, customer_id)
-        url = f"{services().settings.public_url}/statement/{token}"
-        return {"url": url, "expires_in": LINK_LIFETIME_SECONDS}
+        return {"url": statement_links().url(g.shop_id, customer_id), "expires_in": LINK_LIFETIME_SECONDS}

@@ -10,10 +10,16 @@ from sqlalchemy.orm import Session
 
 from bridge import usecases
 from bridge.services import Services
+from bridge.statement_links import StatementLinks
 
 
 def services() -> Services:
     return current_app.extensions["wallet_bridge"]
+
+
+def statement_links() -> StatementLinks:
+    settings = services().settings
+    return StatementLinks(settings.secret_key, settings.public_url)
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
@@ -12,7 +13,12 @@ from bridge.errors import DomainError, NotFound
 from bridge.money import format_amount
 from bridge.settings_schema import ShopSettings
 from bridge.shops import get_shop
-from bridge.statement_links import LINK_LIFETIME_SECONDS, read_statement_token
+from bridge.statement_links import (
+    LINK_LIFETIME_SECONDS,
+    NOTE_LINK_LIFETIME_SECONDS,
+    StatementAccess,
+    read_statement_token,
+)
 from bridge.surfaces.web.errors import error_response
 from bridge.surfaces.web.runtime import reading, services
 from bridge.usecases import wallets
@@ -37,10 +43,14 @@ def _link_expired(exc: NotFound):
     get a fresh one, the storefront's script its JSON error."""
     if request.path.endswith(".json"):
         return error_response(404, exc.code, exc.message)
-    return render_template("customer/link_expired.html", lifetime=_in_words(LINK_LIFETIME_SECONDS)), 404
+    return render_template("customer/link_expired.html", lifetime=_in_words(LINK_LIFETIME_SECONDS),
+                           note_lifetime=_in_words(NOTE_LINK_LIFETIME_SECONDS)), 404  # fmt: skip
 
 
 def _in_words(seconds: int) -> str:
+    days, rest_of_day = divmod(seconds, 86_400)
+    if days and not rest_of_day:
+        return "a day" if days == 1 else f"{days} days"
     hours, rest = divmod(seconds, 3600)
     if rest:
         return f"{seconds // 60} minutes"
@@ -77,17 +87,42 @@ def statement_json(token: str):
 
 @customer_statement.post("/statement/<token>/convert")
 def convert(token: str):
-    """Convert all convertible points. Each page carries a one-time form token, used in the key: the same
-    form sent twice (a double click, a reload) converts once; a freshly loaded page converts again."""
+    """Convert all convertible points."""
+
+    def act(access: StatementAccess, form_token: str) -> str:
+        wallets.convert_from_statement(services().sessions, access.shop_id, access.customer_external_id, form_token)
+        return "Your points were converted to wallet money."
+
+    return _customer_form(token, act, refused="{}")
+
+
+@customer_statement.post("/statement/<token>/withdraw")
+def withdraw(token: str):
+    """Ask to withdraw deposited money (a decimal comma is fine); held for the shop's approval when it says so."""
+
+    def act(access: StatementAccess, form_token: str) -> str:
+        made = wallets.withdraw_from_statement(services().sessions, access.shop_id, access.customer_external_id,
+                                               request.form.get("amount", ""), form_token)  # fmt: skip
+        shown = format_amount(made.amount, made.currency)
+        if made.status == "pending":
+            return f"Your request to withdraw {shown} waits for the shop's approval; the amount is held in your wallet."
+        return f"{shown} is on its way back to the card that paid your top-up."
+
+    return _customer_form(token, act, refused="Nothing was withdrawn: {}.")
+
+
+def _customer_form(token: str, act: Callable[[StatementAccess, str], str], refused: str):
+    """A form of the customer's page. Each page carries a one-time form token, used in the key: the same form
+    sent twice (a double click, a reload) acts once; a freshly loaded page acts again. What happened, or why
+    nothing did, is said on the page."""
     access = _access(token)
     form_token = request.form.get("form_token", "")
     if not FORM_TOKEN.fullmatch(form_token):
         return _redirect_with(token, "This form is incomplete. Reload the page and try again.")
     try:
-        wallets.convert_from_statement(services().sessions, access.shop_id, access.customer_external_id, form_token)
-        message = "Your points were converted to wallet money."
+        message = act(access, form_token)
     except DomainError as exc:
-        message = exc.message
+        message = refused.format(exc.message)
     return _redirect_with(token, message)
 
 

@@ -74,6 +74,7 @@ from sqlalchemy.pool import NullPool
 
 from bridge.db import make_engine
 from bridge.migrate import upgrade
+from bridge.statement_links import without_link
 from bridge.usecases.pushes import LEASE
 from simulator import WooError, create_simulator
 from simulator.rest import Outage
@@ -725,7 +726,7 @@ class ShopDriver:
                     "meta": {m.key: m.value for m in order.meta if str(m.key).startswith("_wallet_bridge")},
                     "fees": [(fee.name, fee.total + fee.tax) for fee in order.fee_lines],
                     "refunds": [(refund.id, refund.amount) for refund in order.refunds],
-                    "notes": [note.note for note in notes if note.customer_note],
+                    "notes": [without_link(note.note) for note in notes if note.customer_note],  # as asked
                     "private_notes": [note.note for note in notes if not note.customer_note],
                 }  # fmt: skip
             calls = list(sim.requests)

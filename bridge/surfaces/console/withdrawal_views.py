@@ -1,0 +1,63 @@
+"""Withdrawal requests: the queue of customers' requests waiting for the merchant, approved or declined here;
+each decision is written to the audit trail."""
+
+from __future__ import annotations
+
+from flask import flash, g, redirect, render_template, request, url_for
+
+from bridge.errors import DomainError
+from bridge.money import format_amount
+from bridge.settings_schema import ShopSettings
+from bridge.surfaces.console import console
+from bridge.surfaces.console.access import shop_view, who
+from bridge.surfaces.console.forms import text
+from bridge.surfaces.web.runtime import reading, services
+from bridge.usecases import wallets
+from bridge.withdrawals import withdrawal_requests
+
+RECENT = 20  # decided requests listed under the queue
+
+
+@console.get("/shops/<int:shop_id>/withdrawals")
+@shop_view
+def withdrawals(shop_id: int):
+    with reading() as db:
+        pending = withdrawal_requests(db, g.shop, "pending")
+        decided = withdrawal_requests(db, g.shop, "approved", RECENT) + withdrawal_requests(db, g.shop, "declined",
+                                                                                              RECENT)  # fmt: skip
+    decided.sort(key=lambda row: row[0].decided_at, reverse=True)
+    return render_template("withdrawals.html", shop=g.shop, pending=pending, decided=decided[:RECENT],
+                           settings=ShopSettings.load(g.shop.settings))  # fmt: skip
+
+
+@console.post("/shops/<int:shop_id>/withdrawals/<int:request_id>/approve")
+@shop_view
+def approve_withdrawal_request(shop_id: int, request_id: int):
+    return _decide(shop_id, request_id, "Approved: {amount} is refunded to the card that paid the top-up.",
+                   approve=True)  # fmt: skip
+
+
+@console.post("/shops/<int:shop_id>/withdrawals/<int:request_id>/decline")
+@shop_view
+def decline_withdrawal_request(shop_id: int, request_id: int):
+    reason = text(request.form, "reason", 300)
+    if not reason:
+        flash("Say why you decline the request: the customer is told.", "error")
+        return redirect(url_for("console.withdrawals", shop_id=shop_id))
+    reason = reason if reason.endswith((".", "!", "?")) else f"{reason}."
+    return _decide(shop_id, request_id, "Declined: {amount} is free again in the customer's wallet, and they are "
+                   "told why.", approve=False, reason=reason)  # fmt: skip
+
+
+def _decide(shop_id: int, request_id: int, done: str, **decision):
+    """Apply the decision (audited once, not when it was already made), and say what happened."""
+    try:
+        made = wallets.decide_withdrawal(services().sessions, shop_id, request_id, who(), **decision)
+        asked = made.request
+    except DomainError as exc:
+        flash(f"Nothing was done: {exc.message}.", "error")
+    else:
+        amount = format_amount(asked.amount, asked.currency)
+        flash(f"This request was already {asked.status}." if made.replayed else done.format(amount=amount),
+              "info" if made.replayed else "success")  # fmt: skip
+    return redirect(url_for("console.withdrawals", shop_id=shop_id))
