@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from bridge.db import insert_ignoring_conflict
 from bridge.models import Account, Customer, utcnow
 from bridge.money import POINTS
+from bridge.process_cache import attached, cached, columns_of, remember_on_commit
 
 
 class SystemAccount(StrEnum):
@@ -108,17 +109,16 @@ def points_account(session: Session, customer: Customer, lock: bool = False) -> 
 
 
 def system_account(session: Session, shop_id: int, purpose: SystemAccount, currency: str) -> Account:
-    return _ensure_account(
-        session,
-        shop_id,
-        f"system:{purpose}:{currency}",
-        kind="system",
-        currency=currency,
-        balance=0,
-        held=0,
-        overdraft_limit=0,
-        locked=False,
+    """A system account's row never changes (no running balance, never locked), so each process reads it once."""
+    code = f"system:{purpose}:{currency}"
+    columns = cached(session, "system_accounts", (shop_id, code))
+    if columns is not None:
+        return attached(session, Account, columns)
+    account = _ensure_account(
+        session, shop_id, code, kind="system", currency=currency, balance=0, held=0, overdraft_limit=0, locked=False
     )
+    remember_on_commit(session, "system_accounts", (shop_id, code), columns_of(account))
+    return account
 
 
 def find_wallet(session: Session, customer: Customer, currency: str) -> Account | None:
