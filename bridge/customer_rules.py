@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from bridge.accounts import SystemAccount, ensure_customer, system_account, wallet_account
+from bridge.accounts import SystemAccount, customer_wallet, system_account
 from bridge.ledger import Actor, Leg, post_transaction
 from bridge.lots import LotPolicy, promotional_expiry
 from bridge.models import Customer, Shop
@@ -16,8 +16,8 @@ from bridge.settings_schema import load_settings
 def apply_customer(
     session: Session, shop: Shop, snapshot: CustomerSnapshot, actor: Actor, *, is_new: bool
 ) -> Customer:
-    customer = ensure_customer(session, shop.id, snapshot.external_id, email=snapshot.email, name=snapshot.name)
-    wallet = wallet_account(session, customer, shop.currency)
+    customer, wallet = customer_wallet(session, shop.id, snapshot.external_id, shop.currency,
+                                       email=snapshot.email, name=snapshot.name)  # fmt: skip
     settings = load_settings(shop.settings)
     bonus = settings["signup_bonus"]
     if is_new and bonus > 0:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bridge.accounts import SystemAccount, ensure_customer, system_account, wallet_account
+from bridge.accounts import SystemAccount, customer_wallet, system_account
 from bridge.db import total
 from bridge.errors import IdempotencyConflict, NotFound, ValidationFailed
 from bridge.ledger import (
@@ -36,8 +36,7 @@ def request_withdrawal(
     if earlier:
         _ensure_same_withdrawal(session, earlier, external_id, amount)
         return [Posted(tx, replayed=True) for tx in earlier]
-    customer = ensure_customer(session, shop.id, external_id)
-    wallet = wallet_account(session, customer, shop.currency, lock=True)
+    customer, wallet = customer_wallet(session, shop.id, external_id, shop.currency, lock=True)
     ensure_unlocked(wallet)
     release_expired_holds(session, wallet)
     allowed = min(withdrawable(session, wallet), wallet.available)
