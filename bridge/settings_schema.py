@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -134,6 +136,19 @@ def default_settings() -> dict:
     return ShopSettingsSchema().load({})
 
 
+LOADED_KEPT = 4096  # settings a process remembers by content; a save leaves the old content behind, so bounded
+_loaded: dict[str, dict] = {}
+
+
 def load_settings(stored: dict | None) -> dict:
-    """Stored settings over the defaults (a setting added later gets its default)."""
-    return ShopSettingsSchema().load(stored or {})
+    """Stored settings over the defaults (a setting added later gets its default). Remembered by content: the
+    same stored settings load the same, and a save (in any process) is new content, so never stale. Each
+    caller gets its own copy to change."""
+    key = json.dumps(stored or {}, sort_keys=True)
+    loaded = _loaded.get(key)
+    if loaded is None:
+        loaded = ShopSettingsSchema().load(stored or {})
+        if len(_loaded) >= LOADED_KEPT:
+            _loaded.clear()
+        _loaded[key] = loaded
+    return copy.deepcopy(loaded)
