@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from prometheus_client import Counter
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,6 +26,9 @@ from bridge.db import unit_of_work
 from bridge.models import OutboxMessage, Shop, utcnow
 
 log = logging.getLogger(__name__)
+# Counted in whichever process delivers (an outbox worker, or the embedded one): /metrics adds up every process's
+# counters when PROMETHEUS_MULTIPROC_DIR is set (bridge/surfaces/web/health.py).
+ATTEMPTS = Counter("wallet_bridge_outbox_attempts_total", "Outbox delivery attempts by outcome", ["kind", "outcome"])
 LEASE = timedelta(minutes=2)
 LEASE_EXPIRED = "lease expired: the worker stopped mid-attempt, its outcome is unknown"
 ROUND_BROKEN_OFF = "round broken off: the attempt's outcome is unknown"
@@ -100,11 +104,14 @@ def deliver(sessions: sessionmaker[Session], message_id: int, pushers: dict[str,
             raise PermanentFailure(f"no pusher for platform {shop.platform}")
         pusher(sessions, shop, message)
     except PermanentFailure as exc:
-        return _record(sessions, message_id, policy, error=str(exc), permanent=True)
+        status = _record(sessions, message_id, policy, error=str(exc), permanent=True)
     except Exception as exc:  # temporary by default: a retry is harmless, a lost message is not
         log.warning("outbox message %s failed: %s", message_id, _describe(exc))
-        return _record(sessions, message_id, policy, error=_describe(exc), permanent=False)
-    return _record(sessions, message_id, policy, error=None, permanent=False)
+        status = _record(sessions, message_id, policy, error=_describe(exc), permanent=False)
+    else:
+        status = _record(sessions, message_id, policy, error=None, permanent=False)
+    ATTEMPTS.labels(message.kind, status).inc()
+    return status
 
 
 def _describe(exc: Exception) -> str:
