@@ -288,8 +288,8 @@ def free_port() -> int:
 class Gunicorn:
     """gunicorn -c deploy/gunicorn.conf.py 'bench.webhooks_app:bench_app()', as a child process, 2 sync workers."""
 
-    def __init__(self, database_url: str, workdir: str):
-        self.port = free_port()
+    def __init__(self, database_url: str, workdir: str, workers: int = WORKERS):
+        self.port, self.workers = free_port(), workers
         self.log_path = os.path.join(workdir, "gunicorn.log")
         self.command = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
                         "bench.webhooks_app:bench_app()"]
@@ -302,7 +302,7 @@ class Gunicorn:
             "FERNET_KEYS": self.fernet_key,
             "INSTANCE_PATH": os.path.join(workdir, "instance"),
             "BIND": f"127.0.0.1:{self.port}",
-            "WEB_CONCURRENCY": str(WORKERS),
+            "WEB_CONCURRENCY": str(workers),
             "WEB_THREADS": "1",
         }
         self.process: subprocess.Popen | None = None
@@ -319,7 +319,7 @@ class Gunicorn:
                     self.env["BIND"] = f"127.0.0.1:{self.port}"
                     return self.start(attempts - 1)
                 raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.log_tail()}")
-            if len(self.worker_pids()) == WORKERS and self._healthy():
+            if len(self.worker_pids()) == self.workers and self._healthy():
                 return
             time.sleep(0.2)
         raise RuntimeError(f"gunicorn did not answer /healthz within 60 s:\n{self.log_tail()}")
