@@ -333,7 +333,8 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
         return _refuse_payment(ctx, "guests have no wallet: please log in or choose another payment method")
     # Locked while deciding: a concurrent debit would otherwise make the decided amount fail to post.
     wallet = wallet_account(ctx.session, ctx.customer, order.currency, lock=True)
-    release_expired_holds(ctx.session, wallet)  # what they reserved is the customer's to pay with
+    if wallet.held:  # read under the lock just now: no amount held, no open hold to release
+        release_expired_holds(ctx.session, wallet)  # what they reserved is the customer's to pay with
     if wallet.locked:
         return _refuse_payment(ctx, "your wallet is locked: please contact the shop")
     discount = wallet_discount(ctx.settings, order.total)
