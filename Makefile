@@ -25,6 +25,7 @@ run: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 # bandit, medium severity and above, over the shipped code (a `# nosec` only on a false positive, with why).
 audit: $(BIN)/.installed

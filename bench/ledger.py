@@ -47,6 +47,7 @@ from bridge.migrate import upgrade
 from bridge.models import Account, Entry, Shop
 from bridge.security import SecretBox
 from bridge.shops import create_shop
+from bridge.surfaces.platforms import PLATFORMS
 from bridge.wallets import wallet_summary
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -399,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
                 server = connection.scalar(text("SHOW server_version"))
             with unit_of_work(sessions) as session:
                 box = SecretBox((Fernet.generate_key().decode(),))
-                shop = create_shop(session, box, name="Bench Shop", platform="woocommerce",
+                shop = create_shop(session, box, platforms=PLATFORMS, name="Bench Shop", platform="woocommerce",
                                    url="https://bench.example", currency=CURRENCY).shop  # fmt: skip
             step = time.perf_counter()
             throughput = payment_throughput(url, engine, sessions, shop.id, args.payments, args.connections,

@@ -37,9 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.ledger import DEFAULT_URL, scratch_database  # noqa: E402
 from bridge.db import make_engine, make_session_factory, unit_of_work  # noqa: E402
-from bridge.reports import TABLES, build_report, report_snapshot, report_table  # noqa: E402
+from bridge.reports import TABLES, build_report, report_table  # noqa: E402
 from bridge.security import SecretBox  # noqa: E402
 from bridge.shops import create_shop  # noqa: E402
+from bridge.surfaces.platforms import PLATFORMS
+from bridge.usecases import snapshot  # noqa: E402
 
 TARGET = 1.5
 HISTORY_DAYS = 3000  # the older history spreads over about 8 years before the period
@@ -57,7 +59,7 @@ def setup_shop(sessions, customers: int) -> int:
 
     with unit_of_work(sessions) as session:
         box = SecretBox((Fernet.generate_key().decode(),))
-        shop_id = create_shop(session, box, name="Bench", platform="woocommerce", url="https://bench.example",
+        shop_id = create_shop(session, box, platforms=PLATFORMS, name="Bench", platform="woocommerce", url="https://bench.example",
                               currency="EUR").shop.id  # fmt: skip
         session.execute(text("""
             INSERT INTO customers (shop_id, external_id, email, name, created_at)
@@ -165,7 +167,7 @@ def analyse(engine) -> None:
 
 def report_of(sessions, shop_id: int, now: datetime):
     """What the report page computes: the report for the last 30 days by day, and each of its tables."""
-    with report_snapshot(sessions) as session:
+    with snapshot(sessions) as session:
         report = build_report(session, shop_id, "EUR", now.date() - timedelta(days=29), now.date(), "day", now=now)
         for name in TABLES:
             report_table(report, name)
@@ -193,7 +195,7 @@ def explain_main_query(engine, sessions, shop_id: int, now: datetime) -> list[st
 
     event.listen(engine, "before_cursor_execute", capture)
     try:
-        with report_snapshot(sessions) as session:
+        with snapshot(sessions) as session:
             build_report(session, shop_id, "EUR", now.date() - timedelta(days=29), now.date(), "day", now=now)
     finally:
         event.remove(engine, "before_cursor_execute", capture)
@@ -220,7 +222,7 @@ def statement_times(engine, sessions, shop_id: int, now: datetime) -> list[tuple
     event.listen(engine, "before_cursor_execute", before)
     event.listen(engine, "after_cursor_execute", after)
     try:
-        with report_snapshot(sessions) as session:
+        with snapshot(sessions) as session:
             build_report(session, shop_id, "EUR", now.date() - timedelta(days=29), now.date(), "day", now=now)
     finally:
         event.remove(engine, "before_cursor_execute", before)

@@ -64,6 +64,7 @@ from bridge.ledger import Actor, verify
 from bridge.models import InboxDelivery, LedgerTransaction, OutboxMessage
 from bridge.security import SecretBox
 from bridge.shops import create_shop
+from bridge.surfaces.platforms import PLATFORMS
 from bridge.wallets import adjust_wallet
 from tests.woo import delivery_headers, order_body, wp_json
 
@@ -365,7 +366,7 @@ def create_funded_shop(sessions, box: SecretBox) -> tuple[int, str]:
     """A WooCommerce shop with default rules (wallet payments by "wallet") and WALLETS funded wallets.
     Returns the shop id and its webhook secret."""
     with unit_of_work(sessions) as session:
-        new = create_shop(session, box, name="Bench Shop", platform="woocommerce", url="https://alpha.example",
+        new = create_shop(session, box, platforms=PLATFORMS, name="Bench Shop", platform="woocommerce", url="https://alpha.example",
                           currency=CURRENCY)  # fmt: skip
         for i in range(WALLETS):
             adjust_wallet(session, new.shop, str(FIRST_CUSTOMER + i), direction="credit", amount=FUNDING,

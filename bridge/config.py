@@ -26,6 +26,7 @@ class Settings:
     session_cookie_secure: bool = False
     hsts_max_age_seconds: int = 0
     allow_private_shop_urls: bool = False
+    defer_deliveries: bool = False  # answer a delivery once stored; a worker applies it (woken at once on PostgreSQL)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -50,6 +51,7 @@ class Settings:
             session_cookie_secure=_flag(env.get("SESSION_COOKIE_SECURE"), default=https),
             hsts_max_age_seconds=int(env.get("HSTS_MAX_AGE_SECONDS") or (31_536_000 if https else 0)),
             allow_private_shop_urls=_flag(env.get("ALLOW_PRIVATE_SHOP_URLS"), default=False),
+            defer_deliveries=_flag(env.get("DEFER_DELIVERIES"), default=False),
         )
         values.update(overrides)
         return cls(**values)

@@ -13,8 +13,12 @@ from bridge.orders import CustomerSnapshot
 from bridge.settings_schema import load_settings
 
 
+def apply_new_customer(session: Session, shop: Shop, snapshot: CustomerSnapshot, actor: Actor) -> Customer:
+    return apply_customer(session, shop, snapshot, actor, is_new=True)
+
+
 def apply_customer(
-    session: Session, shop: Shop, snapshot: CustomerSnapshot, actor: Actor, *, is_new: bool
+    session: Session, shop: Shop, snapshot: CustomerSnapshot, actor: Actor, *, is_new: bool = False
 ) -> Customer:
     customer, wallet = customer_wallet(session, shop.id, snapshot.external_id, shop.currency,
                                        email=snapshot.email, name=snapshot.name)  # fmt: skip

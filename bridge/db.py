@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Engine, cast, create_engine, event, func
+from sqlalchemy import BigInteger, Engine, cast, create_engine, event, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -91,3 +92,47 @@ def insert_ignoring_conflict(session: Session, model: type[Base], values: dict, 
     dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
     stmt = dialect.insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict_columns)
     return session.scalars(stmt.returning(model)).one_or_none()
+
+
+def notify(session: Session, channel: str) -> None:
+    """Wake the processes listening on `channel` when this transaction commits (PostgreSQL; SQLite: they poll)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+
+
+class Listener:
+    """Waits for a NOTIFY on `channel` (PostgreSQL) with a connection of its own; on SQLite, a short sleep stands
+    in (a poll). Used by workers between rounds: a wake-up is a hint to look now, never the only way to find work."""
+
+    POLL_SECONDS = 0.05
+
+    def __init__(self, engine: Engine, channel: str):
+        self.engine, self.channel, self.connection = engine, channel, None
+
+    def wait(self, timeout: float) -> None:
+        if self.engine.dialect.name != "postgresql":
+            time.sleep(min(timeout, self.POLL_SECONDS))
+            return
+        try:
+            connection = self._listening()
+            for _ in connection.notifies(timeout=timeout, stop_after=1):
+                break
+        except Exception:  # the connection dropped: a new one next time, and the round looks for work anyway
+            self.close()
+            time.sleep(min(timeout, 1.0))
+
+    def _listening(self):
+        if self.connection is None:
+            raw = self.engine.raw_connection()
+            connection = raw.driver_connection
+            connection.autocommit = True
+            connection.execute(f'LISTEN "{self.channel}"')  # nosec B608: a constant of the code, not input
+            self.raw, self.connection = raw, connection
+        return self.connection
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.raw.invalidate()
+            finally:
+                self.connection = None

@@ -38,3 +38,19 @@ class UnbalancedTransaction(DomainError):
 
 class InvalidState(DomainError):
     code = "invalid_state"
+
+
+class ShopCallFailed(Exception):
+    """A call to a shop failed; `status` and `code` are the shop's answer when it gave one."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+class PermanentFailure(ShopCallFailed):
+    """The shop refused in a way retrying cannot fix (e.g. the order no longer exists)."""
+
+
+class TemporaryFailure(ShopCallFailed):
+    """The shop is down, slow or throttling: try again later."""

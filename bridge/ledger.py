@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -31,7 +32,17 @@ from bridge.lots import DEFAULT as DEFAULT_LOTS
 from bridge.lots import LotPolicy, lots_exhausted
 from bridge.lots import track as track_lots
 from bridge.models import Account, CreditLot, Entry, Hold, LedgerTransaction, utcnow
-from bridge.store_credit import mirror as mirror_to_store_credit
+
+# Told of every new posting, in its transaction: (session, transaction, legs in account order). The ledger knows
+# nothing of outboxes or platforms; the wiring subscribes what must follow a posting (the store-credit mirror).
+PostingSubscriber = Callable[[Session, LedgerTransaction, list], None]
+_subscribers: list[PostingSubscriber] = []
+
+
+def subscribe(subscriber: PostingSubscriber) -> None:
+    if subscriber not in _subscribers:
+        _subscribers.append(subscriber)
+
 
 TRANSACTION_KINDS = frozenset(
     {
@@ -138,7 +149,8 @@ def post_transaction(
     transaction = post(session, values, ordered, lots)
     if transaction is None:  # the key was taken: a replay, or a conflict
         return _replay(find_transaction(session, shop_id, idempotency_key), values["fingerprint"])
-    mirror_to_store_credit(session, transaction, ordered)
+    for subscriber in _subscribers:
+        subscriber(session, transaction, ordered)
     return Posted(transaction, replayed=False)
 
 

@@ -22,7 +22,7 @@ from bridge.ledger import SYSTEM, Actor, Leg, post_transaction, release_expired_
 from bridge.lots import LotPolicy, promotional_expiry
 from bridge.models import Customer, OrderRefund, Shop, ShopOrder, utcnow
 from bridge.money import POINTS, format_amount, percent_of
-from bridge.orders import OrderSnapshot
+from bridge.orders import OrderSnapshot, TrashedOrder
 from bridge.outbox import enqueue
 from bridge.points import claw_back_points, convert_points_automatically, earn_points, points_base
 from bridge.refund_requests import match_request
@@ -267,6 +267,11 @@ def apply_refund_event(
     _check_refunds_fit(ctx)
     _apply_refund(ctx, refund)
     return record
+
+
+def release_trashed_order(session: Session, shop: Shop, trashed: TrashedOrder, actor: Actor) -> None:
+    """An order moved to the trash (WooCommerce's `order.deleted`) gives its wallet money back at once."""
+    reverse_recorded_order(session, shop, trashed.external_id, "moved to the trash", actor)
 
 
 def reverse_recorded_order(session: Session, shop: Shop, order_external_id: str, why: str,
@@ -724,6 +729,19 @@ def wallet_payment_stands(session: Session, shop: Shop, order_external_id: str) 
     the order was cancelled (or failed after payment) and the payment returned."""
     record = find_order(session, shop.id, order_external_id)
     return record is not None and record.payment_outcome in ("paid", "partial")
+
+
+def return_paid_otherwise(session: Session, shop: Shop, order_external_id: str) -> int:
+    """The order was paid in full another way before the wallet's part reached the shop: all the wallet money
+    it holds goes back, and the customer is told on the order. Returns how much."""
+    returned = return_overcharge(session, shop, order_external_id, None, 0, "paid-otherwise")
+    if returned:
+        record = find_order(session, shop.id, order_external_id)
+        note = (f"{format_amount(returned, record.currency)} returned to your wallet: the order was paid in full "
+                "another way.")
+        enqueue(session, shop_id=shop.id, kind="order.note", payload={"order_id": order_external_id, "note": note},
+                dedupe_key=f"order:{order_external_id}:paid-otherwise")  # fmt: skip
+    return returned
 
 
 def return_overcharge(session: Session, shop: Shop, order_external_id: str, charged: int | None,

@@ -22,15 +22,13 @@ weeks therefore never reads old history, and one of the first weeks never reads 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import Date, String, case, cast, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from bridge.accounts import SystemAccount
 from bridge.models import Account, Entry, LedgerTransaction, ShopOrder, utcnow
@@ -83,20 +81,6 @@ def start_of(day: date, tz: str) -> datetime:
     # does, and so is empty).
     moments = [midnight.replace(fold=fold).astimezone(UTC) for fold in (0, 1)]
     return min(moment for moment in moments if moment.astimezone(zone).date() >= day)
-
-
-@contextmanager
-def report_snapshot(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    """A read-only session whose statements all see one snapshot: stored balances and the entries
-    summed against them must agree. PostgreSQL: REPEATABLE READ; SQLite transactions already are."""
-    session = sessions()
-    try:
-        if session.get_bind().dialect.name == "postgresql":
-            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        yield session
-    finally:
-        session.rollback()
-        session.close()
 
 
 # The period a report covers --------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -13,8 +14,6 @@ from bridge.money import is_currency
 from bridge.security import SecretBox, hash_api_key, new_api_key, new_webhook_secret
 from bridge.settings_schema import default_settings
 
-PLATFORMS = ("woocommerce", "shopify")
-
 
 @dataclass(frozen=True)
 class NewShop:
@@ -23,10 +22,12 @@ class NewShop:
     webhook_secret: str
 
 
-def create_shop(session: Session, box: SecretBox, *, name: str, platform: str, url: str, currency: str) -> NewShop:
-    """A new tenant with a fresh API key (returned once, stored hashed) and webhook secret."""
-    if platform not in PLATFORMS:
-        raise ValidationFailed(f"platform must be one of {PLATFORMS}", fields={"platform": "unknown platform"})
+def create_shop(session: Session, box: SecretBox, *, name: str, platform: str, url: str, currency: str,
+                platforms: Collection[str]) -> NewShop:  # fmt: skip
+    """A new tenant with a fresh API key (returned once, stored hashed) and webhook secret; `platforms` are the
+    names of the platforms this process knows (the surfaces' table)."""
+    if platform not in platforms:
+        raise ValidationFailed(f"platform must be one of {sorted(platforms)}", fields={"platform": "unknown platform"})
     currency = currency.upper()
     if not is_currency(currency) or len(currency) != 3:
         raise ValidationFailed(f"unknown currency {currency!r}", fields={"currency": "unknown currency"})

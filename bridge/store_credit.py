@@ -10,12 +10,23 @@ from collections import defaultdict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bridge.ledger import subscribe
 from bridge.models import CreditLot, Customer, LedgerTransaction, Shop
 from bridge.outbox import enqueue
 from bridge.process_cache import cached, remember_on_commit
 
 NATIVE = "native:"  # idempotency-key prefix of movements the shop already made on its side
-MIRRORED_PLATFORMS = frozenset({"shopify"})
+_mirrored_platforms: set[str] = set()
+
+
+def mirror_platform(platform: str) -> None:
+    """The platform's shops keep wallets in their own store credit: every wallet posting is mirrored there."""
+    _mirrored_platforms.add(platform)
+    subscribe(mirror)
+
+
+def is_mirrored(shop: Shop) -> bool:
+    return shop.platform in _mirrored_platforms
 
 
 def native_key(key: str) -> str:
@@ -27,7 +38,7 @@ def mirror(session: Session, transaction: LedgerTransaction, legs) -> None:
     wallet_legs = [leg for leg in legs if leg.account.kind == "wallet"]
     if not wallet_legs or transaction.idempotency_key.startswith(NATIVE):
         return
-    if shop_platform(session, transaction.shop_id) not in MIRRORED_PLATFORMS:
+    if shop_platform(session, transaction.shop_id) not in _mirrored_platforms:
         return
     for leg in wallet_legs:
         customer = session.get(Customer, leg.account.customer_id)

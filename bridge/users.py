@@ -14,11 +14,10 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, exists, func, select, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from bridge.db import unit_of_work
 from bridge.errors import DomainError, NotFound, ValidationFailed
-from bridge.models import LoginAttempt, MerchantUser, Shop, ShopMembership, utcnow
+from bridge.models import LoginAttempt, MerchantUser, Shop, ShopMembership
 
 PASSWORD_MIN_LENGTH = 10
 PASSWORD_MAX_LENGTH = 200
@@ -179,7 +178,7 @@ def _attempts_since(session: Session, column, value: str, since: datetime) -> tu
     return count, oldest
 
 
-def _claim_attempt(session: Session, email: str, ip: str, now: datetime) -> int:
+def claim_attempt(session: Session, email: str, ip: str, now: datetime) -> int:
     attempt = LoginAttempt(email=normalize_email(email)[:320], ip=ip[:64], created_at=now)
     session.add(attempt)
     # Old rows are worth nothing: keep the table small (both indexes lead with a column, not the date).
@@ -188,7 +187,7 @@ def _claim_attempt(session: Session, email: str, ip: str, now: datetime) -> int:
     return attempt.id
 
 
-def _over_limit(session: Session, email: str, ip: str, now: datetime) -> TooManyAttempts | None:
+def over_limit(session: Session, email: str, ip: str, now: datetime) -> TooManyAttempts | None:
     """Refused when this attempt (counted) is past the e-mail's or the address's limit in the window."""
     for column, value, limit in (
         (LoginAttempt.email, normalize_email(email)[:320], MAX_FAILURES_PER_EMAIL),
@@ -201,28 +200,7 @@ def _over_limit(session: Session, email: str, ip: str, now: datetime) -> TooMany
     return None
 
 
-def sign_in(sessions: sessionmaker[Session], email: str, password: str, ip: str,
-            now: datetime | None = None) -> SignIn:  # fmt: skip
-    """Check the password, at most MAX_FAILURES_PER_EMAIL (and _PER_IP) times per window.
-
-    Each attempt first claims a slot: its row is committed, then counted with every row committed before it.
-    Of any number of parallel attempts, the k-th to commit counts at least k, so no more than the limit ever
-    reach the password check (reading the count first let 40 parallel guesses through 21 times against a limit
-    of 5). A refused attempt gives its slot back, so guessing on does not keep the window open; a wrong
-    password keeps it as the failure's record; signing in clears the e-mail's."""
-    now = now or utcnow()
-    with unit_of_work(sessions) as session:
-        claimed = _claim_attempt(session, email, ip, now)
-    with unit_of_work(sessions) as session:
-        refusal = _over_limit(session, email, ip, now)
-        if refusal is not None:
-            session.execute(delete(LoginAttempt).where(LoginAttempt.id == claimed))
-        else:
-            return _check_password(session, email, password, now)
-    raise refusal
-
-
-def _check_password(session: Session, email: str, password: str, now: datetime) -> SignIn:
+def check_sign_in(session: Session, email: str, password: str, now: datetime) -> SignIn:
     user = find_user(session, email)
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password or "")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from bridge.errors import IdempotencyConflict, NotFound, ValidationFailed
 from bridge.ledger import Actor, Leg, Posted, authorize_hold, ensure_unlocked, post_transaction
 from bridge.lots import upcoming_expiries, withdrawable
 from bridge.models import Account, Customer, Entry, Hold, LedgerTransaction, Shop, utcnow
-from bridge.money import POINTS, format_amount
+from bridge.money import POINTS, exponent, format_amount
 from bridge.outbox import note_to_customer
 
 MAX_ENTRY_ID = 2**63 - 1  # entries.id is a BIGINT: a cursor beyond it would overflow the query, not page
@@ -164,6 +164,48 @@ def adjust_wallet(
         note_to_customer(session, shop_id=shop.id, customer_id=customer.id, note=note,
                          dedupe_key=f"adjustment:{posted.transaction.id}")  # fmt: skip
     return posted
+
+
+# A second identical movement this soon is more likely the Back button or a second tab than a decision.
+REPEAT_WINDOW = timedelta(minutes=10)
+# Debits from this many whole units of the shop's currency up (500.00 EUR) are confirmed before they are
+# recorded: a slip of the finger (50000 for 500.00) must not empty a wallet. A constant, not a setting, as it only
+# asks and never refuses; in currencies of small units (JPY) it asks often.
+LARGE_DEBIT_UNITS = 500
+
+
+@dataclass(frozen=True)
+class Doubts:
+    """Why a manual movement should be confirmed before it is recorded."""
+
+    repeats_one_of: datetime | None = None  # the same movement was recorded for the customer then
+    large_debit: bool = False
+
+    def __bool__(self) -> bool:
+        return self.repeats_one_of is not None or self.large_debit
+
+
+def large_debit(currency: str) -> int:
+    return LARGE_DEBIT_UNITS * 10 ** exponent(currency)
+
+
+def adjustment_doubts(session: Session, shop: Shop, external_id: str, signed: int, idempotency_key: str) -> Doubts:
+    """None when this is a resend of the very same form, which its idempotency key already records once."""
+    sent_before = select(LedgerTransaction.id).where(
+        LedgerTransaction.shop_id == shop.id, LedgerTransaction.idempotency_key == idempotency_key
+    )
+    if session.scalar(sent_before):
+        return Doubts()
+    wallet = find_wallet(session, require_customer(session, shop, external_id), shop.currency)
+    repeated = wallet and session.scalar(
+        select(LedgerTransaction.created_at)
+        .join(Entry, Entry.transaction_id == LedgerTransaction.id)
+        .where(LedgerTransaction.shop_id == shop.id, LedgerTransaction.kind == "adjustment",
+               LedgerTransaction.created_at >= utcnow() - REPEAT_WINDOW, Entry.account_id == wallet.id,
+               Entry.amount == signed)
+        .order_by(LedgerTransaction.id.desc()).limit(1)
+    )  # fmt: skip
+    return Doubts(repeated or None, signed <= -large_debit(shop.currency))
 
 
 def hold_on_wallet(

@@ -20,17 +20,17 @@ from bridge.security import SecretBox
 SHARED = "another Shopify shop of this bridge already uses this webhook secret: give each shop its own app"
 
 
-def shops_sharing(session: Session, box: SecretBox, shop_id: int, secrets: list[str]) -> list[int]:
-    """The other Shopify shops holding any of `secrets`."""
+def shops_sharing(session: Session, box: SecretBox, shop_id: int, platform: str, secrets: list[str]) -> list[int]:
+    """The other shops of the platform holding any of `secrets`."""
     wanted = {secret for secret in secrets if secret}
     rows = session.execute(
         select(Shop.id, Shop.webhook_secret_enc, Shop.previous_webhook_secret_enc)
-        .where(Shop.platform == "shopify", Shop.id != shop_id)
+        .where(Shop.platform == platform, Shop.id != shop_id)
         .order_by(Shop.id)
     )
     return [other for other, *tokens in rows if any(box.open(token) in wanted for token in tokens if token)]
 
 
-def refuse_shared_secret(session: Session, box: SecretBox, shop_id: int, secret: str) -> None:
-    if shops_sharing(session, box, shop_id, [secret]):
+def refuse_shared_secret(session: Session, box: SecretBox, shop_id: int, platform: str, secret: str) -> None:
+    if shops_sharing(session, box, shop_id, platform, [secret]):
         raise ValidationFailed(SHARED, fields={"webhook_secret": SHARED})

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import requests
 from flask import Flask
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -38,13 +38,14 @@ from bridge.models import OutboxMessage, Shop, utcnow
 from bridge.money import format_amount, parse_amount
 from bridge.services import Services
 from bridge.shops import create_shop
+from bridge.surfaces.platforms import PLATFORMS, pushers_for
+from bridge.usecases.pushes import RetryPolicy, claim
 from bridge.wallets import statement
-from sync.pushers import pushers_for
 from sync.shop_http import private_addresses_allowed
 from sync.shopify.connect import connect_shopify
 from sync.shopify.store_credit import reconcile
 from sync.woocommerce.connect import connect_shop
-from sync.worker import LEASE, RetryPolicy, deliver
+from sync.worker import deliver
 
 HOST = "127.0.0.1"
 CURRENCY = "EUR"
@@ -57,7 +58,6 @@ DEMO_RULES = {
     "refund_destination": "wallet",
 }
 QUIET_LOGGERS = ("alembic", "bridge", "sync", "webhooks", "simulator", "werkzeug", "woocommerce")
-PLATFORMS = ("woocommerce", "shopify")
 OUTBOX_DEADLINE_SECONDS = 10.0
 
 Echo = Callable[[str], None]
@@ -71,8 +71,9 @@ class _QuietHandler(WSGIRequestHandler):
 def run_demo(app: Flask, *, database_url: str | None = None, echo: Echo = print, platform: str = "woocommerce") -> bool:
     """Play the story against a simulated `platform` shop; True when every push was delivered and the ledger
     verifies (and, for Shopify, every wallet equals the customer's store credit)."""
-    if platform not in PLATFORMS:
-        raise DemoFailed(f"no simulated shop for platform {platform!r} (one of: {', '.join(PLATFORMS)})")
+    stories = {"woocommerce": Story, "shopify": ShopifyStory}  # the platforms a simulator exists for
+    if platform not in stories:
+        raise DemoFailed(f"no simulated shop for platform {platform!r} (one of: {', '.join(stories)})")
     with ExitStack() as stack:
         stack.enter_context(_quiet_logs())
         stack.enter_context(_no_proxy_for_loopback())
@@ -84,7 +85,7 @@ def run_demo(app: Flask, *, database_url: str | None = None, echo: Echo = print,
         svc: Services = app.extensions["wallet_bridge"]
         upgrade(svc.settings.database_url)  # safe to repeat; a fresh clone may not have run `make run` yet
         bridge_url = stack.enter_context(_serve(app))
-        story = (ShopifyStory if platform == "shopify" else Story)(svc, bridge_url, echo)
+        story = stories[platform](svc, bridge_url, echo)
         stack.callback(story.close)
         return story.play()
 
@@ -273,8 +274,8 @@ class Story:
 
     def create_shop(self) -> DemoShop:
         with unit_of_work(self.svc.sessions) as session:
-            created = create_shop(session, self.svc.secrets, name="Demo Shop", platform=self.PLATFORM,
-                                  url=self.shop_url, currency=CURRENCY)  # fmt: skip
+            created = create_shop(session, self.svc.secrets, platforms=PLATFORMS, name="Demo Shop",
+                                  platform=self.PLATFORM, url=self.shop_url, currency=CURRENCY)  # fmt: skip
             created.shop.settings = {**created.shop.settings, **DEMO_RULES}
             return DemoShop(created.shop.id, created.api_key)
 
@@ -503,38 +504,14 @@ def push_shop_outbox(svc: Services, shop_id: int) -> tuple[int, list[str]]:
     delivered = 0
     deadline = utcnow() + timedelta(seconds=OUTBOX_DEADLINE_SECONDS)
     while utcnow() < deadline:
-        ids = _claim_for_shop(svc, shop_id)
-        if not ids:
+        claimed = claim(svc.sessions, shop_id=shop_id)
+        if not claimed:
             if not _open_messages(svc, shop_id):
                 break
             threading.Event().wait(0.1)  # a retry is due shortly
             continue
-        delivered += sum(deliver(svc.sessions, message_id, pushers, policy) == "delivered" for message_id in ids)
+        delivered += sum(deliver(svc.sessions, one, pushers, policy) == "delivered" for one in claimed)
     return delivered, _waiting(svc, shop_id)
-
-
-def _claim_for_shop(svc: Services, shop_id: int, limit: int = 10) -> list[int]:
-    """`sync.worker.claim`, for one shop: lease the due messages so that no other worker takes them."""
-    now = utcnow()
-    with unit_of_work(svc.sessions) as session:
-        messages = (
-            session.execute(
-                select(OutboxMessage)
-                .where(
-                    OutboxMessage.shop_id == shop_id,
-                    or_(OutboxMessage.status == "pending", OutboxMessage.status == "sending"),
-                    OutboxMessage.next_attempt_at <= now,
-                )
-                .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            .scalars()
-            .all()
-        )
-        for message in messages:
-            message.status, message.next_attempt_at = "sending", now + LEASE
-        return [message.id for message in messages]
 
 
 def _open_messages(svc: Services, shop_id: int) -> int:

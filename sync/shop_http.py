@@ -27,7 +27,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from sync.worker import TemporaryFailure
+from bridge.errors import TemporaryFailure
 
 log = logging.getLogger(__name__)
 

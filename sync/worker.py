@@ -1,115 +1,47 @@
-"""The outbox worker: claims due messages, hands each to its platform's pusher, retries with
-exponential backoff and jitter, and dead-letters a message after the configured number of failures.
-
-Claiming is a short transaction (FOR UPDATE SKIP LOCKED on PostgreSQL, so several workers never take
-the same row) that leases the message; the shop is called outside any transaction, so a slow shop
-never holds a lock. A worker killed mid-call leaves a lease that expires, and the message is taken
-again, marked as one whose earlier attempt may have reached the shop (`outcome_unknown`): pushers check
-the shop's current state first, so a repeat is harmless.
-"""
+"""The outbox worker: claims due messages, hands each to its platform's pusher, retries with exponential
+backoff and jitter, and dead-letters a message after the configured number of failures. The transactions
+(claim, record) are the use-case layer's (bridge/usecases/pushes.py); the shop is called between them."""
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
 
 from prometheus_client import Counter
-from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.db import unit_of_work
-from bridge.models import OutboxMessage, Shop, utcnow
+from bridge.errors import PermanentFailure
+from bridge.models import OutboxMessage, Shop
+from bridge.usecases.pushes import LEASE, Claimed, Outcome, RetryPolicy, claim, record, release
 
 log = logging.getLogger(__name__)
 # Counted in whichever process delivers (an outbox worker, or the embedded one): /metrics adds up every process's
 # counters when PROMETHEUS_MULTIPROC_DIR is set (bridge/surfaces/web/health.py).
 ATTEMPTS = Counter("wallet_bridge_outbox_attempts_total", "Outbox delivery attempts by outcome", ["kind", "outcome"])
-LEASE = timedelta(minutes=2)
-LEASE_EXPIRED = "lease expired: the worker stopped mid-attempt, its outcome is unknown"
 ROUND_BROKEN_OFF = "round broken off: the attempt's outcome is unknown"
 
-
-class ShopCallFailed(Exception):
-    """A call to a shop failed; `status` and `code` are the shop's answer when it gave one."""
-
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
-        super().__init__(message)
-        self.status, self.code = status, code
+# (sessions for the use-case layer's reads, shop, message) → what the push did (None: nothing the ledger must
+# follow); raises PermanentFailure or TemporaryFailure (anything else is taken as temporary).
+Pusher = Callable[[sessionmaker[Session], Shop, OutboxMessage], Sequence[Outcome] | None]
 
 
-class PermanentFailure(ShopCallFailed):
-    """The shop refused in a way retrying cannot fix (e.g. the order no longer exists)."""
-
-
-class TemporaryFailure(ShopCallFailed):
-    """The shop is down, slow or throttling: try again later."""
-
-
-# (sessions, shop, message) -> None; raises PermanentFailure / TemporaryFailure.
-Pusher = Callable[[sessionmaker[Session], Shop, OutboxMessage], None]
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 8
-    base_delay_seconds: float = 2.0
-    max_delay_seconds: float = 3600.0
-
-    def delay(self, attempts: int) -> timedelta:
-        """Exponential backoff with jitter: uniform in [½, 1] × base × 2^(attempts−1), capped."""
-        ceiling = min(self.max_delay_seconds, self.base_delay_seconds * 2 ** max(attempts - 1, 0))
-        return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
-
-
-def claim(sessions: sessionmaker[Session], limit: int = 10) -> list[int]:
-    now = utcnow()
-    with unit_of_work(sessions) as session:
-        ids = session.execute(
-            select(OutboxMessage.id)
-            .where(
-                or_(OutboxMessage.status == "pending", OutboxMessage.status == "sending"),
-                OutboxMessage.next_attempt_at <= now,
-            )
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).scalars().all()
-        for message in session.execute(select(OutboxMessage).where(OutboxMessage.id.in_(ids))).scalars():
-            if message.status == "sending":
-                message.last_error = LEASE_EXPIRED
-            message.status, message.next_attempt_at = "sending", now + LEASE
-        return list(ids)
-
-
-def outcome_unknown(message: OutboxMessage) -> bool:
-    """True when an earlier attempt may have reached the shop: it failed (perhaps after the shop acted, its
-    answer lost), or its worker stopped before recording the outcome."""
-    return message.attempts > 0 or message.last_error is not None
-
-
-def deliver(sessions: sessionmaker[Session], message_id: int, pushers: dict[str, Pusher], policy: RetryPolicy) -> str:
+def deliver(sessions: sessionmaker[Session], claimed: Claimed, pushers: dict[str, Pusher], policy: RetryPolicy) -> str:
     """Push one claimed message; returns its new status (delivered, pending or dead)."""
-    with unit_of_work(sessions) as session:
-        message = session.get(OutboxMessage, message_id)
-        shop = session.get(Shop, message.shop_id)
-        session.expunge_all()
+    message, shop = claimed.message, claimed.shop
     pusher = pushers.get(shop.platform)
     try:
         if pusher is None:
             raise PermanentFailure(f"no pusher for platform {shop.platform}")
-        pusher(sessions, shop, message)
+        outcomes = pusher(sessions, shop, message) or ()  # None: nothing for the ledger to follow
     except PermanentFailure as exc:
-        status = _record(sessions, message_id, policy, error=str(exc), permanent=True)
+        status = record(sessions, message.id, policy, error=str(exc), permanent=True)
     except Exception as exc:  # temporary by default: a retry is harmless, a lost message is not
-        log.warning("outbox message %s failed: %s", message_id, _describe(exc))
-        status = _record(sessions, message_id, policy, error=_describe(exc), permanent=False)
+        log.warning("outbox message %s failed: %s", message.id, _describe(exc))
+        status = record(sessions, message.id, policy, error=_describe(exc))
     else:
-        status = _record(sessions, message_id, policy, error=None, permanent=False)
+        status = record(sessions, message.id, policy, outcomes=outcomes)
     ATTEMPTS.labels(message.kind, status).inc()
     return status
 
@@ -118,51 +50,31 @@ def _describe(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: {exc}"[:1000]
 
 
-def _record(sessions, message_id: int, policy: RetryPolicy, *, error: str | None, permanent: bool) -> str:
-    with unit_of_work(sessions) as session:
-        message = session.get(OutboxMessage, message_id)
-        message.attempts += 1
-        if error is None:
-            message.status, message.delivered_at, message.last_error = "delivered", utcnow(), None
-        elif permanent or message.attempts >= policy.max_attempts:
-            message.status, message.last_error = "dead", error
-        else:
-            message.status, message.last_error = "pending", error
-            message.next_attempt_at = utcnow() + policy.delay(message.attempts)
-        return message.status
-
-
 def run_once(sessions: sessionmaker[Session], pushers: dict[str, Pusher], policy: RetryPolicy, limit: int = 10,
              clock: Callable[[], float] = time.monotonic) -> int:  # fmt: skip
     """Deliver what is due now; returns how many messages were attempted. A round stops at half its lease
     (a slow shop) and hands back what it has not tried, before another worker may take it."""
-    ids = claim(sessions, limit)
+    claimed = claim(sessions, limit)
     stop_at = clock() + LEASE.total_seconds() / 2
-    for index, message_id in enumerate(ids):
+    for index, one in enumerate(claimed):
         if clock() >= stop_at:
-            _release(sessions, ids[index:])
+            _release(sessions, claimed[index:])
             return index
         try:
-            deliver(sessions, message_id, pushers, policy)
+            deliver(sessions, one, pushers, policy)
         except Exception:
-            _release(sessions, ids[index : index + 1], ROUND_BROKEN_OFF)
-            _release(sessions, ids[index + 1 :])
+            _release(sessions, claimed[index : index + 1], ROUND_BROKEN_OFF)
+            _release(sessions, claimed[index + 1 :])
             raise
-    return len(ids)
+    return len(claimed)
 
 
-def _release(sessions: sessionmaker[Session], ids: list[int], outcome: str | None = None) -> None:
-    """Claimed messages the round did not record are due again now, not when their lease ends; `outcome`
-    marks the one whose attempt was broken off (the database dropped the connection), which may have landed."""
+def _release(sessions: sessionmaker[Session], claimed: Sequence[Claimed], outcome: str | None = None) -> None:
+    ids = [one.message.id for one in claimed]
     if not ids:
         return
-    marked = {"last_error": outcome} if outcome else {}
     try:
-        with unit_of_work(sessions) as session:
-            session.execute(
-                update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.status == "sending")
-                .values(status="pending", next_attempt_at=utcnow(), **marked)
-            )  # fmt: skip
+        release(sessions, ids, outcome)
     except Exception as exc:  # the database is still away: the leases run out instead
         log.warning("outbox messages %s stay leased: %s", ids, _describe(exc))
 
@@ -175,9 +87,13 @@ def drain(sessions, pushers, policy, *, max_rounds: int = 100) -> None:
 
 
 def run_forever(sessions, pushers, policy, stop: threading.Event, idle_seconds: float = 1.0,
-                chores: Sequence[Callable[[], object]] = (), chore_seconds: float = 30.0) -> None:  # fmt: skip
+                chores: Sequence[Callable[[], object]] = (), chore_seconds: float = 30.0,
+                inbox: Callable[[], int] | None = None,
+                wait: Callable[[float], None] | None = None) -> None:  # fmt: skip
     """Deliver outbox messages until `stop` is set; every `chore_seconds`, run each chore (e.g. the
-    recovery of stalled inbox deliveries), so that whoever runs workers runs those too."""
+    recovery of stalled inbox deliveries), so that whoever runs workers runs those too. `inbox`, when given,
+    applies deferred deliveries first in every round (their outbox rows then go out in the same round); an idle
+    worker waits with `wait` (woken early by a new delivery) or on `stop`."""
     log.info("outbox worker started")
     next_chores = time.monotonic()
     while not stop.is_set():
@@ -185,12 +101,12 @@ def run_forever(sessions, pushers, policy, stop: threading.Event, idle_seconds: 
             _run_chores(chores)
             next_chores = time.monotonic() + chore_seconds
         try:
-            busy = run_once(sessions, pushers, policy)
+            busy = (inbox() if inbox else 0) + run_once(sessions, pushers, policy)
         except Exception:  # the database may drop a connection: log, wait, go on
-            log.exception("outbox worker round failed")
+            log.exception("worker round failed")
             busy = 0
         if not busy:
-            stop.wait(idle_seconds)
+            (wait or stop.wait)(idle_seconds)
 
 
 def _run_chores(chores: Sequence[Callable[[], object]]) -> None:
@@ -199,17 +115,3 @@ def _run_chores(chores: Sequence[Callable[[], object]]) -> None:
             chore()
         except Exception:  # one failing chore must not stop the deliveries
             log.exception("worker chore %s failed", getattr(chore, "__name__", chore))
-
-
-def retry_dead(sessions: sessionmaker[Session], shop_id: int | None = None, message_id: int | None = None) -> int:
-    """Put dead-lettered messages back in the queue (the merchant fixed the cause)."""
-    with unit_of_work(sessions) as session:
-        query = select(OutboxMessage).where(OutboxMessage.status == "dead")
-        if shop_id is not None:
-            query = query.where(OutboxMessage.shop_id == shop_id)
-        if message_id is not None:
-            query = query.where(OutboxMessage.id == message_id)
-        messages = session.execute(query).scalars().all()
-        for message in messages:
-            message.status, message.attempts, message.next_attempt_at = "pending", 0, utcnow()
-        return len(messages)

@@ -20,7 +20,8 @@ from bridge.config import Settings
 from bridge.db import Base, unit_of_work
 from bridge.migrate import upgrade
 from bridge.shops import create_shop
-from bridge.surfaces.app import create_app
+from bridge.surfaces.cli import create_cli_app
+from bridge.surfaces.platforms import PLATFORMS
 from sync import shop_http
 
 FERNET_KEY = Fernet.generate_key().decode()
@@ -118,7 +119,7 @@ def settings(database_url, tmp_path):
 
 @pytest.fixture
 def app(settings):
-    app = create_app(settings)
+    app = create_cli_app(settings)
     app.config["TESTING"] = True
     yield app
     app.extensions["wallet_bridge"].engine.dispose()
@@ -136,7 +137,8 @@ def client(app):
 
 def make_shop(services, name="Alpha Shop", currency="EUR", platform="woocommerce", url="https://alpha.example"):
     with unit_of_work(services.sessions) as session:
-        return create_shop(session, services.secrets, name=name, platform=platform, url=url, currency=currency)
+        return create_shop(session, services.secrets, platforms=PLATFORMS, name=name, platform=platform, url=url,
+                           currency=currency)
 
 
 @pytest.fixture

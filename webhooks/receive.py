@@ -1,96 +1,105 @@
-"""What every platform's webhook endpoint does once a delivery is authentic: store it in the inbox, parse
-it into a snapshot, apply it once, and answer with JSON. Bad payloads are kept as failed (422)."""
+"""Every platform's delivery, once read off HTTP: verify → parse → handle, and the answer to give.
+
+Only a bad signature (an unknown shop's too, so that answers never tell which shops exist) or a body that
+cannot be read gets an error status; everything signed is stored before it is answered, and a payload the
+rules cannot read is kept as failed (422). No Flask here: the endpoint (bridge/surfaces/web/webhooks.py)
+reads the request and sends the answer."""
 
 from __future__ import annotations
 
 import json
 import logging
-import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from flask import request
-from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.errors import ValidationFailed
-from bridge.inbox import apply_delivery, record_delivery
-from bridge.models import InboxDelivery, Shop
-from bridge.surfaces.web.errors import error_response
-from bridge.surfaces.web.runtime import services
-from bridge.webhook_secrets import shops_sharing
+from bridge.security import SecretBox
+from bridge.usecases import deliveries
+from webhooks.inbound import Inbound
+from webhooks.payload_fields import resource_id
+from webhooks.signing import is_valid_signature
 
 security_log = logging.getLogger("wallet_bridge.security")
 
-# topic → (parse the JSON body into a snapshot, apply it: (session, shop, snapshot, actor) -> None)
-Handlers = dict
+
+@dataclass(frozen=True)
+class Request:
+    shop_id: int
+    headers: Mapping  # case-insensitive (werkzeug's Headers)
+    content_type: str | None
+    body: bytes
+    remote_addr: str | None
 
 
 @dataclass(frozen=True)
-class ShopKeys:
-    secrets: list[str]  # current, and the previous one during a rotation
-    url: str
+class Answer:
+    status: int
+    body: dict
 
 
-def shop_keys(shop_id: int, platform: str) -> ShopKeys:
-    """What a delivery for this shop is checked against. No such shop on this platform: a secret nobody holds,
-    so the delivery fails its signature check like any forged one and the answer never says which shops exist."""
-    box = services().secrets
-    with services().sessions() as session:
-        shop = session.get(Shop, shop_id)
-        if shop is None or shop.platform != platform:
-            return ShopKeys([secrets.token_urlsafe(32)], "")
-        tokens = (shop.webhook_secret_enc, shop.previous_webhook_secret_enc)
-        return ShopKeys([box.open(token) for token in tokens if token], shop.url)
+def refusal(status: int, code: str, message: str, fields: dict | None = None) -> Answer:
+    error = {"code": code, "message": message} | ({"fields": fields} if fields else {})
+    return Answer(status, {"error": error})
 
 
-def shares_secret(shop_id: int, keys: ShopKeys) -> bool:
-    """True (and logged) when another Shopify shop holds one of these secrets (bridge/webhook_secrets.py)."""
-    with services().sessions() as session:
-        others = shops_sharing(session, services().secrets, shop_id, keys.secrets)
-    if others:
-        security_log.warning("refused shopify delivery: shop=%s shares its webhook secret with shop(s) %s",
-                             shop_id, others)  # fmt: skip
-    return bool(others)
-
-
-def reject_signature(platform: str, shop_id: int, topic: str):
-    """401 with a security log line that names the shop and source, never a secret or the body."""
-    security_log.warning("rejected %s delivery: bad signature shop=%s topic=%r from=%s", platform, shop_id,
-                         topic[:60], request.remote_addr)  # fmt: skip
-    return error_response(401, "invalid_signature", "missing or invalid webhook signature")
-
-
-def parse_json(raw: bytes):
-    """(data, None), or (None, a 400 answer) for a body that is not JSON."""
+def receive(sessions: sessionmaker[Session], box: SecretBox, platform: Inbound, request: Request, *,
+            defer: bool = False) -> Answer:  # fmt: skip
+    """`defer`: answer once the delivery is stored (one INSERT); a worker applies it (DEFER_DELIVERIES)."""
+    pong = platform.unsigned_answer(request.content_type, request.body, request.headers)
+    if pong is not None:
+        return Answer(200, pong)
+    topic = request.headers.get(platform.topic_header, "")
+    if not _authentic(sessions, box, platform, request):
+        security_log.warning("rejected %s delivery: bad signature shop=%s topic=%r from=%s", platform.name,
+                             request.shop_id, topic[:60], request.remote_addr)  # fmt: skip
+        return refusal(401, "invalid_signature", "missing or invalid webhook signature")
+    delivery_id = request.headers.get(platform.delivery_id_header, "")[:100] or None
+    if platform.delivery_ids_unique and delivery_id and deliveries.already_applied(
+        sessions, request.shop_id, platform.name, delivery_id
+    ):
+        return Answer(200, {"status": "duplicate"})
     try:
-        return json.loads(raw), None
+        data = json.loads(request.body)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than Python goes
-        return None, error_response(400, "invalid_json", "the body is not JSON", {"body": "not JSON"})
+        return refusal(400, "invalid_json", "the body is not JSON", {"body": "not JSON"})
+    stored = dict(shop_id=request.shop_id, platform=platform.name, topic=topic, resource_id=resource_id(data),
+                  delivery_id=delivery_id, body=request.body)  # fmt: skip
+    return _handle(sessions, platform, topic, data, stored, defer)
 
 
-def already_applied(shop_id: int, platform: str, delivery_id: str) -> bool:
-    """For platforms whose delivery ids are unique per delivery (Shopify), a retried delivery is known."""
-    with services().sessions() as session:
-        return session.execute(
-            select(InboxDelivery.id).where(
-                InboxDelivery.shop_id == shop_id, InboxDelivery.platform == platform,
-                InboxDelivery.delivery_id == delivery_id, InboxDelivery.status.in_(("applied", "ignored")),
-            ).limit(1)
-        ).first() is not None  # fmt: skip
+def _authentic(sessions: sessionmaker[Session], box: SecretBox, platform: Inbound, request: Request) -> bool:
+    keys = deliveries.shop_keys(sessions, box, request.shop_id, platform.name)
+    if not is_valid_signature(request.body, request.headers.get(platform.signature_header), keys.secrets):
+        return False
+    if not platform.names_the_shop(request.headers, keys.url):
+        return False
+    if platform.one_secret_per_shop:
+        others = deliveries.shops_sharing_secret(sessions, box, request.shop_id, platform.name, keys)
+        if others:
+            security_log.warning("refused %s delivery: shop=%s shares its webhook secret with shop(s) %s",
+                                 platform.name, request.shop_id, others)  # fmt: skip
+            return False
+    return True
 
 
-def store_and_apply(*, shop_id: int, platform: str, topic: str, data, raw: bytes, delivery_id: str | None,
-                    resource_id: str | None, handlers: Handlers):  # fmt: skip
-    sessions = services().sessions
-    stored = dict(shop_id=shop_id, platform=platform, topic=topic, resource_id=resource_id,
-                  delivery_id=delivery_id, body=raw)  # fmt: skip
-    if topic not in handlers:
-        record_delivery(sessions, **stored, status="ignored")
-        return {"status": "ignored", "topic": topic}, 200
-    parse, apply = handlers[topic]
+def _handle(sessions: sessionmaker[Session], platform: Inbound, topic: str, data, stored: dict,
+            defer: bool) -> Answer:  # fmt: skip
+    handler = platform.topics.get(topic)
+    if handler is None:
+        deliveries.record_delivery(sessions, **stored, status="ignored")
+        return Answer(200, {"status": "ignored", "topic": topic})
     try:
-        snapshot = parse(data)
+        snapshot = handler.parse(data)
     except ValidationFailed as exc:
-        record_delivery(sessions, **stored, status="failed", error=f"invalid payload: {exc.fields}")
-        return error_response(422, "validation_failed", exc.message, exc.fields)
-    inbox_id = record_delivery(sessions, **stored)
-    return {"status": apply_delivery(sessions, inbox_id, apply, snapshot), "delivery": inbox_id}, 200
+        deliveries.record_delivery(sessions, **stored, status="failed", error=f"invalid payload: {exc.fields}")
+        return refusal(422, "validation_failed", exc.message, exc.fields)
+    inbox_id = deliveries.record_delivery(sessions, **stored, wake=defer)
+    if defer:
+        return Answer(200, {"status": "received", "delivery": inbox_id})
+    try:
+        status = deliveries.apply_delivery(sessions, inbox_id, handler.apply, snapshot)
+    except ValidationFailed as exc:
+        return refusal(422, "validation_failed", exc.message, exc.fields)
+    return Answer(200, {"status": status, "delivery": inbox_id})

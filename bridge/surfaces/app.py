@@ -10,14 +10,14 @@ from werkzeug.routing import IntegerConverter
 
 from bridge.config import Settings
 from bridge.services import Services
+from bridge.surfaces import platforms
 from bridge.surfaces.console import init_console
 from bridge.surfaces.web.api import api
 from bridge.surfaces.web.errors import register_error_handlers
 from bridge.surfaces.web.health import health, install_request_metrics
 from bridge.surfaces.web.statement import customer_statement
+from bridge.surfaces.web.webhooks import webhooks
 from sync.shop_http import allow_private_addresses
-from webhooks.shopify.views import shopify_webhooks
-from webhooks.woocommerce.views import woocommerce_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
     )
     app.extensions["wallet_bridge"] = Services.build(settings)
+    platforms.install()
     rest = Api(app)
     rest.register_blueprint(api)
     app.register_blueprint(health)
-    app.register_blueprint(woocommerce_webhooks)
-    app.register_blueprint(shopify_webhooks)
+    app.register_blueprint(webhooks)
     app.register_blueprint(customer_statement)
     register_error_handlers(app)
     init_console(app)  # the merchant console; CSRF on every form (the API and webhooks are exempt)
@@ -65,9 +65,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.allow_private_shop_urls:
         log.warning("ALLOW_PRIVATE_SHOP_URLS is on: shop URLs may point at loopback and private networks "
                     "(development only; see docs/security.md)")  # fmt: skip
-    from bridge.surfaces.cli import register_cli
-
-    register_cli(app)
     return app
 
 

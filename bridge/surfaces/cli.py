@@ -16,25 +16,29 @@ from flask.cli import FlaskGroup
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from bridge.audit import CLI, record
-from bridge.db import unit_of_work
-from bridge.errors import DomainError
-from bridge.expiry import expire_credit, remind_before_expiry
-from bridge.ledger import expire_stale_holds, verify
+from bridge import usecases
+from bridge.audit import CLI
+from bridge.config import Settings
+from bridge.errors import DomainError, PermanentFailure, TemporaryFailure
+from bridge.ledger import verify
 from bridge.migrate import upgrade
 from bridge.models import OutboxMessage, Shop
-from bridge.order_release import release_abandoned_failed_orders
-from bridge.retention import MINIMUM_AGE, prune
-from bridge.shops import create_shop, get_shop
+from bridge.shops import get_shop
+from bridge.surfaces.app import create_app
+from bridge.surfaces.platforms import PLATFORMS, TOPICS, pushers_for, retry_policy
+from bridge.surfaces.serving import BridgeServer
 from bridge.surfaces.web.runtime import services
-from bridge.users import add_membership, create_user, set_password
-from sync.pushers import pushers_for, retry_policy
+from bridge.surfaces.workers import run_worker
+from bridge.usecases import merchants
+from bridge.usecases.deliveries import apply_received, recover_stalled
+from bridge.usecases.expiry import expire_credit, remind_before_expiry
+from bridge.usecases.order_release import release_abandoned_failed_orders
+from bridge.usecases.pushes import retry_dead
+from bridge.usecases.retention import MINIMUM_AGE, prune
+from bridge.usecases.wallets import release_stale_holds
 from sync.shopify.connect import connect_shopify
-from sync.shopify.store_credit import reconcile
 from sync.woocommerce.connect import connect_shop
-from sync.woocommerce.pull import sync_shop
-from sync.worker import PermanentFailure, TemporaryFailure, drain, retry_dead, run_forever
-from webhooks.replay import recover_stalled
+from sync.worker import drain
 
 
 def print_table(headers: list[str], rows: list[list]) -> None:
@@ -71,29 +75,29 @@ def shop_group():
 
 @shop_group.command("create", help="Create a shop; prints its id, API key and webhook secret once.")
 @click.option("--name", required=True)
-@click.option("--platform", type=click.Choice(["woocommerce", "shopify"]), required=True)
+@click.option("--platform", type=click.Choice(list(PLATFORMS)), required=True)
 @click.option("--url", required=True)
 @click.option("--currency", required=True)
 @click.option("--json", "as_json", is_flag=True)
 def shop_create(name, platform, url, currency, as_json):
-    with unit_of_work(services().sessions) as session:
-        created = create_shop(session, services().secrets, name=name, platform=platform, url=url, currency=currency)
-        data = {
-            "id": created.shop.id,
-            "name": created.shop.name,
-            "platform": platform,
-            "currency": created.shop.currency,
-            "api_key": created.api_key,
-            "webhook_secret": created.webhook_secret,
-            "webhook_url": f"{services().settings.public_url}/webhooks/{platform}/{created.shop.id}",
-        }
+    created = merchants.new_shop(services().sessions, services().secrets, PLATFORMS, name=name, platform=platform,
+                                 url=url, currency=currency)  # fmt: skip
+    data = {
+        "id": created.shop.id,
+        "name": created.shop.name,
+        "platform": platform,
+        "currency": created.shop.currency,
+        "api_key": created.api_key,
+        "webhook_secret": created.webhook_secret,
+        "webhook_url": f"{services().settings.public_url}/webhooks/{platform}/{created.shop.id}",
+    }
     emit(data, as_json)
 
 
 @shop_group.command("list", help="Every shop: id, platform, currency, connected or not, last sync, name and URL.")
 @click.option("--json", "as_json", is_flag=True)
 def shop_list(as_json):
-    with unit_of_work(services().sessions) as session:
+    with usecases.reading(services().sessions) as session:
         shops = [{"id": shop.id, "platform": shop.platform, "currency": shop.currency,
                   "connected": shop.consumer_secret_enc is not None, "last_synced_at": shop.last_synced_at,
                   "name": shop.name, "url": shop.url}
@@ -146,11 +150,8 @@ def shop_connect(shop_id, url, consumer_key, consumer_secret, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no progress bar).")
 def sync_command(shop_id, as_json):
     svc = services()
-    with unit_of_work(svc.sessions) as session:
-        platform = get_shop(session, shop_id).platform
-    if platform == "shopify":
-        return _reconcile_shopify(svc, shop_id, as_json)
-    kwargs = dict(timeout=svc.settings.sync_timeout_seconds, public_url=svc.settings.public_url)
+    with usecases.reading(svc.sessions) as session:
+        platform = PLATFORMS[get_shop(session, shop_id).platform]
     with ExitStack() as stack:
         bar, label = None, f"shop {shop_id}: orders"
 
@@ -161,36 +162,11 @@ def sync_command(shop_id, as_json):
             bar.length = max(total, done, 1)
             bar.update(done - bar.pos)
 
-        result = sync_shop(svc.sessions, svc.secrets, shop_id, progress=None if as_json else progress, **kwargs)
-    if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
-    else:
-        data = result.as_dict()
-        for key in ("orders_seen", "applied", "skipped", "signups_seen", "webhooks_reactivated", "last_synced_at"):
-            click.echo(f"{key}: {data[key]}")
-        for skipped in result.skipped:
-            click.echo(f"  skipped order {skipped.id}: {skipped.error}")
-        for skipped in result.skipped_customers:
-            click.echo(f"  skipped customer {skipped.id}: {skipped.error}")
-        if result.webhooks is not None and result.webhooks.created:
-            click.echo(f"webhooks created again: {', '.join(map(str, result.webhooks.created))}")
-    if result.webhook_error:
-        click.echo(f"error: webhooks not checked: {result.webhook_error}", err=True)
+        result = platform.catch_up(svc.sessions, svc.secrets, shop_id, svc.settings, None if as_json else progress)
+    click.echo(json.dumps(result.as_dict(), indent=2) if as_json else "\n".join(result.report()))
+    if result.error:
+        click.echo(f"error: {result.error}", err=True)
         raise SystemExit(1)
-
-
-def _reconcile_shopify(svc, shop_id: int, as_json: bool) -> None:
-    """For Shopify, staying in sync means every wallet equals the customer's store credit account."""
-    result = reconcile(svc.sessions, svc.secrets, shop_id, timeout=svc.settings.sync_timeout_seconds)
-    if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
-        return
-    click.echo(f"wallets: {result.wallets}, in step: {result.in_step}, drifted (fixed): {len(result.drifts)}, "
-               f"still moving (left for the next run): {len(result.unsettled)}")  # fmt: skip
-    for drift in [*result.drifts, *result.unsettled]:
-        why = f" — {drift['why']}" if "why" in drift else ""
-        click.echo(f"  customer {drift['customer_id']} {drift['currency']}: ledger {drift['ledger']}, "
-                   f"Shopify {drift['shopify']}{why}")  # fmt: skip
 
 
 @shop_group.command("connect-shopify", help="Check a Shopify Admin API token, store it and the webhook secret "
@@ -228,12 +204,9 @@ def _password_option(help_text: str):
 @click.option("--json", "as_json", is_flag=True)
 def user_create(email, name, shop_ids, password, as_json):
     try:
-        with unit_of_work(services().sessions) as session:
-            user = create_user(session, email=email, name=name, password=password)
-            for shop_id in shop_ids:
-                add_membership(session, user, shop_id)
-                record(session, CLI, "team.add", shop_id=shop_id, target=user.email, new=user.email)
-            data = {"id": user.id, "email": user.email, "name": user.name, "shops": list(shop_ids)}
+        user = merchants.create_user_for_shops(services().sessions, CLI, email=email, name=name, password=password,
+                                               shop_ids=shop_ids)  # fmt: skip
+        data = {"id": user.id, "email": user.email, "name": user.name, "shops": list(shop_ids)}
     except DomainError as exc:
         problems = "; ".join(f"{field}: {problem}" for field, problem in (exc.fields or {}).items())
         raise click.ClickException(problems or exc.message) from exc
@@ -245,9 +218,7 @@ def user_create(email, name, shop_ids, password, as_json):
 @click.option("--email", required=True)
 @_password_option("The new password, prompted for (hidden, twice) when neither given nor in the environment.")
 def user_set_password(email, password):
-    with unit_of_work(services().sessions) as session:
-        user = set_password(session, email, password)
-        record(session, CLI, "user.password", shop_id=None, target=user.email)
+    user = merchants.reset_password(services().sessions, email, password, CLI)
     click.echo(f"password set for {user.email}")
 
 
@@ -259,7 +230,7 @@ def ledger_group():
 @ledger_group.command("verify", help="Recompute every balance from the entries; exit 1 on any mismatch.")
 @click.option("--json", "as_json", is_flag=True)
 def ledger_verify(as_json):
-    with unit_of_work(services().sessions) as session:
+    with usecases.reading(services().sessions) as session:
         problems = verify(session)
     emit({"ok": not problems, "mismatches": [p.__dict__ for p in problems]}, as_json)
     if problems:
@@ -272,8 +243,6 @@ def ledger_verify(as_json):
 @click.option("--threads", default=8, type=click.IntRange(min=1), show_default=True,
               help="Requests served at once.")  # fmt: skip
 def serve(host, port, threads):
-    from bridge.surfaces.serving import BridgeServer
-
     settings = services().settings
     upgrade(settings.database_url)
     if settings.embedded_worker:
@@ -283,17 +252,20 @@ def serve(host, port, threads):
     BridgeServer(settings, bind=f"{host}:{port}", threads=threads).run()
 
 
-@click.command("worker", help="Deliver outbox messages to the shops until stopped (run several if you like).")
-@click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
+@click.command("worker", help="Deliver outbox messages to the shops (and apply deferred deliveries) until stopped "
+               "(run several if you like).")  # fmt: skip
+@click.option("--once", is_flag=True, help="Apply and deliver what is due now, then exit.")
 def worker(once):
     svc = services()
     if once:
+        while apply_received(svc.sessions, TOPICS):
+            pass
         drain(svc.sessions, pushers_for(svc), retry_policy(svc))
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        run_forever(svc.sessions, pushers_for(svc), retry_policy(svc), stop, chores=worker_chores(svc))
+        run_worker(svc, stop)
     except KeyboardInterrupt:
         stop.set()
 
@@ -309,7 +281,7 @@ def outbox_group():
 @click.option("--shop", "shop_id", type=int)
 @click.option("--json", "as_json", is_flag=True)
 def outbox_list(status, shop_id, as_json):
-    with unit_of_work(services().sessions) as session:
+    with usecases.reading(services().sessions) as session:
         query = select(OutboxMessage).where(OutboxMessage.status == status).order_by(OutboxMessage.id)
         if shop_id is not None:
             query = query.where(OutboxMessage.shop_id == shop_id)
@@ -333,22 +305,6 @@ def outbox_retry(shop_id, message_id):
     click.echo(f"{retry_dead(services().sessions, shop_id, message_id)} message(s) queued again")
 
 
-def start_embedded_worker(svc) -> threading.Event:
-    """With the embedded default a newcomer runs one process: the worker is a thread of it."""
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=run_forever, args=(svc.sessions, pushers_for(svc), retry_policy(svc), stop),
-        kwargs={"chores": worker_chores(svc)}, daemon=True, name="outbox-worker",
-    )  # fmt: skip
-    thread.start()
-    return stop
-
-
-def worker_chores(svc) -> list:
-    """What every worker also does now and then: apply deliveries a dead web process left unapplied."""
-    return [lambda: recover_stalled(svc.sessions)]
-
-
 @click.group("inbox", help="Stored webhook deliveries.")
 def inbox_group():
     pass
@@ -357,7 +313,7 @@ def inbox_group():
 @inbox_group.command("recover", help="Apply deliveries left `received` (a process died before applying them).")
 @click.option("--older-than", type=click.IntRange(min=0), default=60, show_default=True, help="Seconds.")
 def inbox_recover(older_than):
-    applied = recover_stalled(services().sessions, timedelta(seconds=older_than))
+    applied = recover_stalled(services().sessions, TOPICS, timedelta(seconds=older_than))
     click.echo(f"deliveries applied: {applied}")
 
 
@@ -379,20 +335,15 @@ def prune_command(days, as_json):
 def expire_command(remind_days, as_json):
     svc = services()
     reminded = remind_before_expiry(svc.sessions, remind_days) if remind_days else 0
-    emit({"lots_expired": expire_credit(svc.sessions), "holds_released": _release_stale_holds(svc),
+    emit({"lots_expired": expire_credit(svc.sessions), "holds_released": release_stale_holds(svc.sessions),
           "reminders": reminded, "failed_orders_released": release_abandoned_failed_orders(svc.sessions)},
          as_json)  # fmt: skip
-
-
-def _release_stale_holds(svc) -> int:
-    with unit_of_work(svc.sessions) as session:
-        return expire_stale_holds(session)
 
 
 @click.command("demo", help="Play a short story against a simulated WooCommerce or Shopify shop (127.0.0.1 only) "
                "and print it.")  # fmt: skip
 @click.option("--database-url", help="Use this database (migrated first) instead of the configured one.")
-@click.option("--platform", type=click.Choice(["woocommerce", "shopify"]), default="woocommerce", show_default=True,
+@click.option("--platform", type=click.Choice(list(PLATFORMS)), default="woocommerce", show_default=True,
               help="The simulated shop (Shopify: the wallet mirrored to its native store credit).")  # fmt: skip
 def demo_command(database_url, platform):
     from flask import current_app
@@ -420,8 +371,8 @@ def secrets_group():
                        "check that it alone decrypts them all (safe to repeat; see deploy/README.md).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True)
 def secrets_rotate(as_json):
-    from bridge.secret_rotation import RotationFailed, rotate_shop_secrets, shops_not_on
     from bridge.security import SecretBox
+    from bridge.usecases.secret_rotation import RotationFailed, rotate_shop_secrets, shops_not_on
 
     svc = services()
     try:
@@ -470,9 +421,12 @@ for _command in COMMANDS:  # once, at import: the commands are shared by every a
     _wrap_every_command(_command)
 
 
-def register_cli(app: Flask) -> None:
+def create_cli_app(settings: Settings | None = None) -> Flask:
+    """The app with the bridge's commands on its `cli` (the web app itself has none)."""
+    app = create_app(settings)
     for command in COMMANDS:
         app.cli.add_command(command)
+    return app
 
 
 class BridgeGroup(FlaskGroup):
@@ -487,6 +441,4 @@ class BridgeGroup(FlaskGroup):
 
 
 def main() -> None:
-    from bridge.surfaces.app import create_app
-
-    BridgeGroup(create_app)(prog_name="wallet-bridge")
+    BridgeGroup(create_cli_app)(prog_name="wallet-bridge")

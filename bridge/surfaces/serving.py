@@ -7,6 +7,8 @@ from __future__ import annotations
 from gunicorn.app.base import BaseApplication
 
 from bridge.config import Settings
+from bridge.surfaces.app import create_app
+from bridge.surfaces.workers import start_embedded_worker
 
 
 class BridgeServer(BaseApplication):
@@ -28,9 +30,6 @@ class BridgeServer(BaseApplication):
     def load(self):
         """Called in the worker process, after the fork: its app, database connections and outbox thread are
         its own (a restarted worker starts them again)."""
-        from bridge.surfaces.app import create_app
-        from bridge.surfaces.cli import start_embedded_worker
-
         app = create_app(self.settings)
         if self.settings.embedded_worker:
             start_embedded_worker(app.extensions["wallet_bridge"])

@@ -8,10 +8,10 @@ import time
 
 import requests
 
+from bridge.errors import PermanentFailure, TemporaryFailure
 from bridge.models import Shop
 from bridge.security import SecretBox
 from sync.shop_http import shop_session
-from sync.worker import PermanentFailure, TemporaryFailure
 
 API_VERSION = "2026-01"
 THROTTLE_ATTEMPTS = 5

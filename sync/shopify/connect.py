@@ -7,15 +7,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.db import unit_of_work
-from bridge.errors import ValidationFailed
-from bridge.models import utcnow
+from bridge.errors import PermanentFailure, ShopCallFailed, ValidationFailed
 from bridge.security import SecretBox
-from bridge.shops import get_shop
-from bridge.webhook_secrets import refuse_shared_secret
+from bridge.usecases import shops
 from sync.shop_http import REFUSED, ShopAddressRefused
 from sync.shopify.client import ShopifyAdmin
-from sync.worker import PermanentFailure, ShopCallFailed
 
 TOPICS = ("CUSTOMERS_CREATE", "CUSTOMERS_UPDATE", "ORDERS_PAID", "ORDERS_UPDATED", "ORDERS_CANCELLED",
           "REFUNDS_CREATE")  # fmt: skip
@@ -57,13 +53,17 @@ def callback_url(public_url: str, shop_id: int) -> str:
     return f"{public_url}/webhooks/shopify/{shop_id}"
 
 
+def delivery_warnings(delivery_url: str) -> list[str]:
+    return [] if delivery_url.startswith("https://") else [
+        "PUBLIC_URL is not https: Shopify delivers webhooks only to https addresses"]
+
+
 def connect_shopify(
     sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int, *, url: str, access_token: str,
     webhook_secret: str | None, public_url: str, timeout: float = 10.0,
 ) -> ShopifyConnection:  # fmt: skip
     if webhook_secret:  # before anything is sent: see bridge/webhook_secrets.py
-        with unit_of_work(sessions) as session:
-            refuse_shared_secret(session, secrets, shop_id, webhook_secret)
+        shops.refuse_secret_of_another_shop(sessions, secrets, shop_id, "shopify", webhook_secret)
     api = ShopifyAdmin(url, access_token, timeout)
     try:
         shop_info = api.graphql(SHOP).get("shop") or {}
@@ -82,7 +82,7 @@ def connect_shopify(
         if errors:
             raise ValidationFailed(f"Shopify refused the {topic} subscription: {errors}", fields={"url": "refused"})
         result.created.append(topic)
-    _store(sessions, secrets, shop_id, url, access_token, webhook_secret)
+    shops.store_keys(sessions, secrets, shop_id, url, secret=access_token, webhook_secret=webhook_secret)
     return result
 
 
@@ -96,14 +96,3 @@ def _first_call_failed(exc: ShopCallFailed) -> Exception:
     if exc.status is None:
         return ValidationFailed(f"Nothing answered at this address: {exc}", fields={"url": "unreachable"})
     return exc
-
-
-def _store(sessions, secrets: SecretBox, shop_id: int, url: str, token: str, webhook_secret: str | None) -> None:
-    with unit_of_work(sessions) as session:
-        shop = get_shop(session, shop_id)
-        shop.url, shop.consumer_secret_enc = url.rstrip("/"), secrets.seal(token)
-        if webhook_secret and webhook_secret != secrets.open(shop.webhook_secret_enc):
-            # Rotation: Shopify signs with either secret for a while, so both stay valid until the next one.
-            shop.previous_webhook_secret_enc, shop.webhook_secret_enc = shop.webhook_secret_enc, secrets.seal(
-                webhook_secret)  # fmt: skip
-        shop.last_synced_at = shop.last_synced_at or utcnow()

@@ -4,14 +4,9 @@ asks the GraphQL Admin API, reads the answer with the webhook bodies' own rules,
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from bridge.db import unit_of_work
-from bridge.ledger import Actor
-from bridge.models import Shop
-from bridge.order_rules import record_checkout_spend
+from bridge.errors import PermanentFailure
+from bridge.usecases.pushes import CheckoutSpend
 from sync.shopify.client import ShopifyAdmin
-from sync.worker import PermanentFailure
 from webhooks.shopify.payloads import PayloadInvalid, store_credit_spent
 
 # Order.transactions is a plain list (no pages); an order has a handful.
@@ -19,8 +14,6 @@ ORDER_TRANSACTIONS = """
 query OrderTransactions($id: ID!) {
   order(id: $id) { transactions(first: 100) { kind status gateway amountSet { shopMoney { amount currencyCode } } } }
 }"""
-
-ACTOR = Actor("system", "shopify-order-transactions")
 
 
 def order_gid(order_id: str) -> str:
@@ -42,12 +35,10 @@ def _rest_shaped(node: dict) -> dict:
             "amount": money["amount"], "currency": money["currencyCode"]}  # fmt: skip
 
 
-def fetch_and_record_checkout_spend(sessions: sessionmaker[Session], api: ShopifyAdmin, shop_id: int, order_id: str,
-                                    currency: str) -> None:  # fmt: skip
-    """The `order.fetch_transactions` message: safe to repeat, the spend is recorded once."""
+def checkout_spend(api: ShopifyAdmin, order_id: str, currency: str) -> CheckoutSpend:
+    """The `order.fetch_transactions` message: what the order's checkout took from store credit (recorded once)."""
     try:
         spent = store_credit_spent(fetch_transactions(api, order_id), currency)
     except PayloadInvalid as exc:  # asking again brings the same answer
         raise PermanentFailure(f"unreadable transactions of order {order_id}: {exc.fields}") from exc
-    with unit_of_work(sessions) as session:
-        record_checkout_spend(session, session.get(Shop, shop_id), order_id, spent, ACTOR)
+    return CheckoutSpend(order_id, spent)

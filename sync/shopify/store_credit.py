@@ -12,16 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.db import unit_of_work
-from bridge.models import Account, Customer, OutboxMessage, Shop, utcnow
+from bridge.config import Settings
+from bridge.errors import PermanentFailure
+from bridge.models import OutboxMessage, Shop, utcnow
 from bridge.money import parse_amount, to_decimal_string
 from bridge.security import SecretBox
+from bridge.usecases import shops
+from bridge.usecases.pushes import Outcome, delivered_payloads, outcome_unknown
 from sync.shopify.client import ShopifyAdmin
-from sync.shopify.order_transactions import fetch_and_record_checkout_spend
-from sync.worker import PermanentFailure, outcome_unknown
+from sync.shopify.order_transactions import checkout_spend
 
 CREDIT = """
 mutation Credit($id: ID!, $creditInput: StoreCreditAccountCreditInput!) {
@@ -99,20 +100,19 @@ def store_credit(api: ShopifyAdmin, customer_id: str, currency: str) -> StoreCre
 def make_pusher(secrets: SecretBox, timeout: float):
     """The worker's entry point for Shopify shops."""
 
-    def push(sessions: sessionmaker[Session], shop: Shop, message: OutboxMessage) -> None:
+    def push(sessions: sessionmaker[Session], shop: Shop, message: OutboxMessage) -> list[Outcome]:
         api, p = ShopifyAdmin.for_shop(shop, secrets, timeout), message.payload
         if message.kind in TRANSACTION_TYPES and outcome_unknown(message) and already_made(sessions, api, message):
-            return
+            return []
         if message.kind == "store_credit.credit":
             credit(api, p["customer_id"], p["amount"], p["currency"], p.get("expires_at"))
         elif message.kind == "store_credit.debit":
             debit(api, p["customer_id"], p["amount"], p["currency"])
         elif message.kind == "order.fetch_transactions":
-            fetch_and_record_checkout_spend(sessions, api, shop.id, p["order_id"], p["currency"])
-        elif message.kind == "order.note":
-            return  # Shopify has no customer notes on orders; it notifies store-credit changes itself
-        else:
+            return [checkout_spend(api, p["order_id"], p["currency"])]
+        elif message.kind != "order.note":  # Shopify has no customer notes; it notifies store-credit changes itself
             raise PermanentFailure(f"{message.kind} does not apply to Shopify shops")
+        return []
 
     return push
 
@@ -146,14 +146,7 @@ def _shopify_transactions_like(api: ShopifyAdmin, message: OutboxMessage, since:
 
 def _delivered_like(sessions: sessionmaker[Session], message: OutboxMessage, since: datetime) -> int:
     """The bridge's other messages of the same shape delivered since `since` (each made one transaction)."""
-    with unit_of_work(sessions) as session:
-        payloads = session.scalars(
-            select(OutboxMessage.payload).where(
-                OutboxMessage.shop_id == message.shop_id, OutboxMessage.kind == message.kind,
-                OutboxMessage.status == "delivered", OutboxMessage.delivered_at >= since,
-                OutboxMessage.id != message.id,
-            )
-        ).all()  # fmt: skip
+    payloads = delivered_payloads(sessions, message, since)
     p, wanted = message.payload, _shape(message.kind, message.payload)
     return sum(1 for other in payloads
                if other["customer_id"] == p["customer_id"] and _alike(_shape(message.kind, other), wanted))  # fmt: skip
@@ -195,8 +188,27 @@ class Reconciliation:
     drifts: list[dict] = field(default_factory=list)  # {customer_id, currency, ledger, shopify, fixed}
     unsettled: list[dict] = field(default_factory=list)  # {customer_id, currency, ledger, shopify, why}
 
+    error = None  # a reconciliation that could not run raises instead
+
     def as_dict(self) -> dict:
         return {"wallets": self.wallets, "in_step": self.in_step, "drifts": self.drifts, "unsettled": self.unsettled}
+
+    def report(self) -> list[str]:
+        """For people (`wallet-bridge sync`)."""
+        lines = [f"wallets: {self.wallets}, in step: {self.in_step}, drifted (fixed): {len(self.drifts)}, "
+                 f"still moving (left for the next run): {len(self.unsettled)}"]  # fmt: skip
+        for drift in [*self.drifts, *self.unsettled]:
+            why = f" — {drift['why']}" if "why" in drift else ""
+            lines.append(f"  customer {drift['customer_id']} {drift['currency']}: ledger {drift['ledger']}, "
+                         f"Shopify {drift['shopify']}{why}")  # fmt: skip
+        return lines
+
+
+def catch_up(sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int, settings: Settings,
+             progress=None) -> Reconciliation:  # fmt: skip
+    """`wallet-bridge sync` for a Shopify shop: staying in sync means every wallet equals the customer's store
+    credit (no progress to show: one read per wallet)."""
+    return reconcile(sessions, secrets, shop_id, timeout=settings.sync_timeout_seconds)
 
 
 def reconcile(sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int, *, fix: bool = True,
@@ -208,21 +220,14 @@ def reconcile(sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int,
     side of its read (the outbox will close it), or a movement on Shopify whose webhook may be on its way.
     Shopify is read first and the wallet after, so a movement in between shows as a message in flight. Dead
     messages of a wallet it fixed are marked `reconciled`, so that retrying them cannot move the money twice."""
-    with unit_of_work(sessions) as session:
-        shop = session.get(Shop, shop_id)
-        wallets = session.execute(
-            select(Customer.external_id, Account.id, Account.currency)
-            .join(Account, Account.customer_id == Customer.id)
-            .where(Account.shop_id == shop_id, Account.kind == "wallet")
-            .order_by(Customer.id)
-        ).all()
-        api = ShopifyAdmin.for_shop(shop, secrets, timeout)
+    api = ShopifyAdmin.for_shop(shops.shop_state(sessions, secrets, shop_id, "shopify").shop, secrets, timeout)
+    wallets = shops.wallets_of(sessions, shop_id)
     result = Reconciliation()
     for customer_id, account_id, currency in wallets:
         result.wallets += 1
         read_at = utcnow()
         shopify = store_credit(api, customer_id, currency)
-        ledger = _balance(sessions, account_id)
+        ledger = shops.balance_of(sessions, account_id)
         if shopify.balance == ledger:
             result.in_step += 1
             continue
@@ -234,27 +239,16 @@ def reconcile(sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int,
             continue
         if fix:
             _close(api, customer_id, currency, ledger - shopify.balance)
-            _mark_reconciled(sessions, dead)
+            shops.mark_reconciled(sessions, dead)
         result.drifts.append({**found, "fixed": fix})
     return result
-
-
-def _balance(sessions: sessionmaker[Session], account_id: int) -> int:
-    with unit_of_work(sessions) as session:
-        return session.get(Account, account_id).balance
 
 
 def _wallet_messages(sessions, shop_id: int, customer_id: str, currency: str,
                      read_at: datetime) -> tuple[int, list[int]]:  # fmt: skip
     """How many of the wallet's store credit messages Shopify's read may not include (not delivered, or
     delivered after it), and its dead ones. Read after the balance: a movement posted meanwhile shows here."""
-    with unit_of_work(sessions) as session:
-        messages = session.execute(
-            select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.payload).where(
-                OutboxMessage.shop_id == shop_id, OutboxMessage.kind.in_(TRANSACTION_TYPES),
-                or_(OutboxMessage.status.in_(("pending", "sending", "dead")), OutboxMessage.delivered_at >= read_at),
-            )
-        ).all()  # fmt: skip
+    messages = shops.messages_since(sessions, shop_id, TRANSACTION_TYPES, read_at)
     wallet = (customer_id, currency)
     mine = [(id_, status) for id_, status, p in messages if (p["customer_id"], p["currency"]) == wallet]
     return sum(1 for _, status in mine if status != "dead"), [id_ for id_, status in mine if status == "dead"]
@@ -273,10 +267,3 @@ def _close(api: ShopifyAdmin, customer_id: str, currency: str, difference: int) 
         credit(api, customer_id, difference, currency)
     else:
         debit(api, customer_id, -difference, currency)
-
-
-def _mark_reconciled(sessions: sessionmaker[Session], dead: list[int]) -> None:
-    if dead:
-        with unit_of_work(sessions) as session:
-            session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(dead), OutboxMessage.status == "dead")
-                            .values(status="reconciled"))  # fmt: skip

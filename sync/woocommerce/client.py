@@ -14,10 +14,10 @@ from requests.auth import HTTPBasicAuth
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 from woocommerce.oauth import OAuth
 
+from bridge.errors import PermanentFailure, TemporaryFailure
 from bridge.models import Shop
 from bridge.security import SecretBox
 from sync.shop_http import shop_session
-from sync.worker import PermanentFailure, TemporaryFailure
 
 RETRY_LATER = {408, 409, 425, 429, 500, 502, 503, 504}
 

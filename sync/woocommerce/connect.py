@@ -16,14 +16,11 @@ from urllib.parse import urlsplit
 import requests
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.db import unit_of_work
-from bridge.errors import ValidationFailed
-from bridge.models import utcnow
+from bridge.errors import PermanentFailure, TemporaryFailure, ValidationFailed
 from bridge.security import SecretBox
-from bridge.shops import get_shop
+from bridge.usecases import shops
 from sync.shop_http import REFUSED, ShopAddressRefused
 from sync.woocommerce.client import WooResponse, WooShop
-from sync.worker import PermanentFailure, TemporaryFailure
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +80,7 @@ def connect_shop(
     url = url.strip().rstrip("/")
     consumer_key, consumer_secret = consumer_key.strip(), consumer_secret.strip()
     _check_input(url, consumer_key, consumer_secret)
-    with unit_of_work(sessions) as session:
-        shop = get_shop(session, shop_id)
-        if shop.platform != "woocommerce":
-            raise ValidationFailed(f"shop {shop_id} is a {shop.platform} shop", fields={"shop_id": "not WooCommerce"})
-        webhook_secret = secrets.open(shop.webhook_secret_enc)
+    webhook_secret = shops.shop_state(sessions, secrets, shop_id, "woocommerce").webhook_secret
 
     api = WooShop(url, consumer_key, consumer_secret, timeout)
     check_credentials(api, url)
@@ -103,14 +96,7 @@ def connect_shop(
             ) from exc
         raise
 
-    with unit_of_work(sessions) as session:
-        shop = get_shop(session, shop_id)
-        shop.url = url
-        shop.consumer_key_enc = secrets.seal(consumer_key)
-        shop.consumer_secret_enc = secrets.seal(consumer_secret)
-        # History before the connection is the shop's own business: the first sync starts here, so
-        # old pending wallet orders are not charged and old orders earn no points.
-        shop.last_synced_at = shop.last_synced_at or utcnow()
+    shops.store_keys(sessions, secrets, shop_id, url, key=consumer_key, secret=consumer_secret)
     log.info(
         "shop %s connected to %s: webhooks created=%s reactivated=%s unchanged=%s",
         shop_id, url, webhooks.created, webhooks.reactivated, webhooks.unchanged,

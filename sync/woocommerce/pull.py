@@ -24,14 +24,14 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
-from bridge.customer_rules import apply_customer
-from bridge.db import unit_of_work
-from bridge.errors import DomainError, ValidationFailed
+from bridge.config import Settings
+from bridge.customer_rules import apply_new_customer
+from bridge.errors import DomainError, PermanentFailure, TemporaryFailure
 from bridge.ledger import Actor
-from bridge.models import Shop, utcnow
+from bridge.models import utcnow
 from bridge.order_rules import apply_order
 from bridge.security import SecretBox
-from bridge.shops import get_shop
+from bridge.usecases import shops
 from sync.woocommerce.client import WooResponse, WooShop
 from sync.woocommerce.connect import (
     PAGE_SIZE,
@@ -41,7 +41,6 @@ from sync.woocommerce.connect import (
     int_header,
     total_pages,
 )
-from sync.worker import PermanentFailure, TemporaryFailure
 from webhooks.woocommerce.payloads import parse_customer, parse_order
 
 log = logging.getLogger(__name__)
@@ -91,6 +90,28 @@ class SyncResult:
             "last_synced_at": _iso(self.last_synced_at),
         }
 
+    @property
+    def error(self) -> str | None:
+        return f"webhooks not checked: {self.webhook_error}" if self.webhook_error else None
+
+    def report(self) -> list[str]:
+        """For people (`wallet-bridge sync`)."""
+        data = self.as_dict()
+        lines = [f"{key}: {data[key]}" for key in ("orders_seen", "applied", "skipped", "signups_seen",
+                                                   "webhooks_reactivated", "last_synced_at")]  # fmt: skip
+        lines += [f"  skipped order {skipped.id}: {skipped.error}" for skipped in self.skipped]
+        lines += [f"  skipped customer {skipped.id}: {skipped.error}" for skipped in self.skipped_customers]
+        if self.webhooks is not None and self.webhooks.created:
+            lines.append(f"webhooks created again: {', '.join(map(str, self.webhooks.created))}")
+        return lines
+
+
+def catch_up(sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int, settings: Settings,
+             progress: Progress | None = None) -> SyncResult:  # fmt: skip
+    """`wallet-bridge sync` for a WooCommerce shop."""
+    return sync_shop(sessions, secrets, shop_id, timeout=settings.sync_timeout_seconds, progress=progress,
+                     public_url=settings.public_url)  # fmt: skip
+
 
 def sync_shop(
     sessions: sessionmaker[Session],
@@ -110,15 +131,11 @@ def sync_shop(
     shop without REST keys raises NotConnected.
     """
     started = now()
-    with unit_of_work(sessions) as session:
-        shop = get_shop(session, shop_id)
-        if shop.platform != "woocommerce":
-            raise ValidationFailed(f"shop {shop_id} is a {shop.platform} shop", fields={"shop_id": "not WooCommerce"})
-        api = WooShop.for_shop(shop, secrets, timeout)
-        webhook_secret = secrets.open(shop.webhook_secret_enc)
-        since = shop.last_synced_at
-        # Customers registered before the shop joined the bridge are not new to it: they get no sign-up bonus.
-        signups_since = since or shop.created_at
+    state = shops.shop_state(sessions, secrets, shop_id, "woocommerce")
+    api = WooShop.for_shop(state.shop, secrets, timeout)
+    webhook_secret, since = state.webhook_secret, state.last_synced_at
+    # Customers registered before the shop joined the bridge are not new to it: they get no sign-up bonus.
+    signups_since = since or state.shop.created_at
     result = SyncResult(shop_id, since)
 
     # Webhooks first: from here on the shop sends again, and the pull covers what happened before.
@@ -134,8 +151,7 @@ def sync_shop(
 
     # What changes from now on is read by the next sync; the overlap covers coarse and skewed shop clocks.
     watermark = started - OVERLAP if since is None else max(since, started - OVERLAP)
-    with unit_of_work(sessions) as session:
-        session.get(Shop, shop_id).last_synced_at = watermark
+    shops.mark_synced(sessions, shop_id, watermark)
     result.last_synced_at = watermark
     log.info(
         "shop %s synced: seen=%s applied=%s skipped=%s webhooks reactivated=%s",
@@ -167,9 +183,7 @@ def _pull_signups(api: WooShop, sessions: sessionmaker[Session], shop_id: int, s
 
 def _apply_signup(sessions: sessionmaker[Session], shop_id: int, data: dict, result: SyncResult) -> None:
     try:
-        snapshot = parse_customer(data)
-        with unit_of_work(sessions) as session:
-            apply_customer(session, session.get(Shop, shop_id), snapshot, ACTOR, is_new=True)
+        shops.apply_pulled(sessions, shop_id, apply_new_customer, parse_customer(data), ACTOR)
     except DomainError as exc:
         error = f"{exc.code}: {exc.message}" + (f" {exc.fields}" if exc.fields else "")
         result.skipped_customers.append(Skipped(data.get("id"), error))
@@ -211,9 +225,7 @@ def _apply(sessions: sessionmaker[Session], shop_id: int, data, result: SyncResu
     result.orders_seen += 1
     order_id = data.get("id") if isinstance(data, dict) else None
     try:
-        snapshot = parse_order(data)
-        with unit_of_work(sessions) as session:
-            apply_order(session, session.get(Shop, shop_id), snapshot, ACTOR)
+        shops.apply_pulled(sessions, shop_id, apply_order, parse_order(data), ACTOR)
     except DomainError as exc:  # PayloadInvalid included: the order is reported, the sync goes on
         error = f"{exc.code}: {exc.message}" + (f" {exc.fields}" if exc.fields else "")
         result.skipped.append(Skipped(order_id, error))

@@ -1,20 +1,19 @@
 """Outbox messages turned into wc/v3 calls. Each pusher first reads the order and skips what a marker
 in its meta_data says was already done, because WooCommerce adds fee lines on every PUT: a repeated
-PUT would charge twice."""
+PUT would charge twice. A pusher returns what the shop did that the ledger must follow (bridge/usecases/pushes.py);
+messages whose payment was returned meanwhile never reach a pusher."""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.db import unit_of_work
+from bridge.errors import PermanentFailure, ShopCallFailed
 from bridge.models import OutboxMessage, Shop
-from bridge.money import format_amount, parse_amount, to_decimal_string
-from bridge.order_rules import partial_payment_note, return_overcharge, wallet_payment_stands
-from bridge.refund_requests import record_created
+from bridge.money import parse_amount, to_decimal_string
+from bridge.order_rules import partial_payment_note
 from bridge.security import SecretBox
-from bridge.withdrawals import is_restored, restore_refused_withdrawal
+from bridge.usecases.pushes import Outcome, PaidOtherwise, RefundCreated, WalletTaken, WithdrawalRefused
 from sync.woocommerce.client import WooShop
-from sync.worker import PermanentFailure, ShopCallFailed
 
 PAYMENT_MARKER = "_wallet_bridge_payment"
 FEE_MARKER = "_wallet_bridge_wallet_fee"
@@ -32,15 +31,13 @@ def _fee(name: str, amount: int, currency: str) -> dict:
     return {"name": name, "total": to_decimal_string(-amount, currency), "tax_status": "none"}
 
 
-def mark_paid(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
+def mark_paid(api: WooShop, payload: dict) -> list[Outcome]:
     order_id = payload["order_id"]
-    if not _payment_stands(sessions, shop, order_id):
-        return  # cancelled since, and the payment returned: set_paid would revive the order
     order = api.get(f"orders/{order_id}").body
     # nothing to pay (a 100 % coupon): no transaction, no marker, no note; the order just proceeds
     marker = str(payload["transaction_id"]) if payload["transaction_id"] is not None else "nothing-to-pay"
     if _meta(order, PAYMENT_MARKER) != marker and order.get("status") in UNDONE_STATUSES:
-        return  # cancelled on the shop meanwhile: its delivery returns the payment
+        return []  # cancelled on the shop meanwhile: its delivery returns the payment
     if _meta(order, PAYMENT_MARKER) != marker and order.get("status") not in PAID_STATUSES:
         body: dict = {"set_paid": True, "meta_data": [{"key": PAYMENT_MARKER, "value": marker}]}
         if payload["transaction_id"] is not None:
@@ -51,34 +48,31 @@ def mark_paid(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
             order = _lower_total_by(api, order, DISCOUNT_FEE_NAME, payload["discount"], body)
         else:
             order = api.put(f"orders/{order_id}", body).body
-    if payload["amount"]:
-        _settle(sessions, shop, order_id, payload["amount"], _amount(order, "total"), marker)
     if payload["note"]:
         _note_once(api, order_id, payload["note"])
+    return [WalletTaken(order_id, payload["amount"], _amount(order, "total"), marker)] if payload["amount"] else []
 
 
-def add_wallet_fee(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
+def add_wallet_fee(api: WooShop, payload: dict) -> list[Outcome]:
     """The wallet's part of a partial payment as a negative fee, so the shop asks only for the rest. The
     customer's note says what the shop really asks once it has taxed the fee; nothing left → paid."""
     order_id = payload["order_id"]
-    if not _payment_stands(sessions, shop, order_id):
-        return
     order = api.get(f"orders/{order_id}").body
     marker = str(payload["transaction_id"])
     added = _meta(order, FEE_MARKER) == marker
     if not added and order.get("status") in PAID_STATUSES and not payload.get("reopen"):
-        return _return_wallet_part(api, sessions, shop, order)  # paid in full another way before the fee came
+        return [PaidOtherwise(order_id)]  # paid in full another way before the fee came
     if not added:
         body: dict = {"meta_data": [{"key": FEE_MARKER, "value": marker}]}
         if payload.get("reopen"):  # a paid order whose total grew beyond the wallet: it needs paying again
             body["status"] = "pending"
         order = _lower_total_by(api, order, WALLET_FEE_NAME, payload["amount"], body)
     lowered = min(_lowered_by(order, WALLET_FEE_NAME), payload["amount"])
-    _settle(sessions, shop, order_id, payload["amount"], lowered, marker)
     left = _amount(order, "total")
     if left == 0 and order.get("status") not in PAID_STATUSES:
         order = api.put(f"orders/{order_id}", {"set_paid": True, "status": "processing"}).body
     _note_once(api, order_id, partial_payment_note(lowered, left, order["currency"]))
+    return [WalletTaken(order_id, payload["amount"], lowered, marker)]
 
 
 def _lower_total_by(api: WooShop, order: dict, name: str, amount: int, body: dict) -> dict:
@@ -137,35 +131,18 @@ def _amount(order: dict, key: str) -> int:
     return parse_amount(order.get(key) or "0", order["currency"])
 
 
-def mark_unpaid(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
+def mark_unpaid(api: WooShop, payload: dict) -> list[Outcome]:
     order_id = payload["order_id"]
     order = api.get(f"orders/{order_id}").body
     if order.get("status") in ("pending", "on-hold") and order.get("status") != payload["status"]:
         api.put(f"orders/{order_id}", {"status": payload["status"]})
     _note_once(api, order_id, payload["note"])
+    return []
 
 
-def add_note(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
+def add_note(api: WooShop, payload: dict) -> list[Outcome]:
     _note_once(api, payload["order_id"], payload["note"], payload.get("customer_note", True))
-
-
-def _payment_stands(sessions: sessionmaker[Session], shop: Shop, order_id: str) -> bool:
-    with unit_of_work(sessions) as session:
-        return wallet_payment_stands(session, session.get(Shop, shop.id), order_id)
-
-
-def _return_wallet_part(api: WooShop, sessions, shop: Shop, order: dict) -> None:
-    with unit_of_work(sessions) as session:
-        returned = return_overcharge(session, session.get(Shop, shop.id), str(order["id"]), None, 0, "paid-otherwise")
-    if returned:
-        amount = format_amount(returned, order["currency"])
-        _note_once(api, str(order["id"]), f"{amount} returned to your wallet: the order was paid in full another way.")
-
-
-def _settle(sessions: sessionmaker[Session], shop: Shop, order_id: str, charged: int, credited: int, marker: str
-            ) -> None:  # fmt: skip
-    with unit_of_work(sessions) as session:
-        return_overcharge(session, session.get(Shop, shop.id), order_id, charged, credited, marker)
+    return []
 
 
 def _note_once(api: WooShop, order_id: str, note: str, customer_note: bool = True) -> None:
@@ -183,28 +160,25 @@ WITHDRAWAL_MARKER = "_wallet_bridge_withdrawal"
 REFUND_REFUSED = "woocommerce_rest_cannot_create_order_refund"
 
 
-def refund_order(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
-    """Refund a top-up order to the card for a withdrawal; if the shop refuses, restore the wallet."""
+def refund_order(api: WooShop, payload: dict) -> list[Outcome]:
+    """Refund a top-up order to the card for a withdrawal; if the shop refuses, the wallet gets it back."""
     order_id, marker = payload["order_id"], str(payload["transaction_id"])
-    with unit_of_work(sessions) as session:
-        if is_restored(session, session.get(Shop, shop.id), payload["transaction_id"]):
-            return
     refunds = api.get(f"orders/{order_id}/refunds").body or []
     if any(_meta(refund, WITHDRAWAL_MARKER) == marker for refund in refunds if isinstance(refund, dict)):
-        return
+        return []
     try:
         _post_refund(api, payload, WITHDRAWAL_MARKER, marker)
     except ShopCallFailed as exc:
         if not _refused(exc):
             raise
-        with unit_of_work(sessions) as session:
-            restore_refused_withdrawal(session, session.get(Shop, shop.id), payload["transaction_id"], str(exc)[:200])
+        return [WithdrawalRefused(payload["transaction_id"], str(exc)[:200])]
+    return []
 
 
 REQUEST_MARKER = "_wallet_bridge_refund_request"
 
 
-def create_refund(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
+def create_refund(api: WooShop, payload: dict) -> list[Outcome]:
     """A refund the customer asked for: created once (marker), its id recorded so the shop's delivery of
     it is matched to the destination the customer chose. A refused refund moves no money."""
     order_id, marker = payload["order_id"], str(payload["request_id"])
@@ -218,8 +192,7 @@ def create_refund(api: WooShop, sessions, shop: Shop, payload: dict) -> None:
             if not _refused(exc):
                 raise
             refused = str(exc)[:200]
-    with unit_of_work(sessions) as session:
-        record_created(session, payload["request_id"], refund_id, refused)
+    return [RefundCreated(payload["request_id"], refund_id, refused)]
 
 
 def _post_refund(api: WooShop, payload: dict, marker_key: str, marker: str) -> dict:
@@ -252,7 +225,7 @@ PUSHERS = {
 def make_pusher(secrets: SecretBox, timeout: float):
     """The worker's entry point for WooCommerce shops."""
 
-    def push(sessions: sessionmaker[Session], shop: Shop, message: OutboxMessage) -> None:
-        PUSHERS[message.kind](WooShop.for_shop(shop, secrets, timeout), sessions, shop, message.payload)
+    def push(sessions: sessionmaker[Session], shop: Shop, message: OutboxMessage) -> list[Outcome]:
+        return PUSHERS[message.kind](WooShop.for_shop(shop, secrets, timeout), message.payload)
 
     return push

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from bridge.models import Shop
 from bridge.money import to_decimal_string
+from bridge.security import SecretBox
 from bridge.topups import TOPUP_FEE_NAME, TOPUP_MARKER
+from bridge.usecases.wallets import CreateTopupOrder
 from sync.woocommerce.client import WooShop
 
 TOPUP_REQUEST_MARKER = "_wallet_bridge_topup_request"  # order meta: the TopupRequest's id
 RECENT_ORDERS = 20  # a retry follows the call whose answer it lost: the customer's newest orders hold it
+
+
+def topup_orders(secrets: SecretBox, timeout: float):
+    """The shop → how its top-up orders are made; raises PermanentFailure for a shop not connected yet."""
+
+    def for_shop(shop: Shop) -> CreateTopupOrder:
+        api = WooShop.for_shop(shop, secrets, timeout)
+        return lambda customer_id, amount, currency, request_id, retry: create_topup_order(
+            api, customer_id, amount, currency, request_id, retry=retry
+        )
+
+    return for_shop
 
 
 def create_topup_order(

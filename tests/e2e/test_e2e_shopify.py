@@ -16,14 +16,15 @@ from bridge.accounts import find_customer, find_points, find_wallet
 from bridge.db import unit_of_work
 from bridge.ledger import verify
 from bridge.models import InboxDelivery, LedgerTransaction, OutboxMessage, Shop
+from bridge.surfaces.platforms import pushers_for
+from bridge.usecases import deliveries
+from bridge.usecases.pushes import RetryPolicy
 from simulator.shopify import ManualClock, create_shopify_simulator
-from sync.pushers import pushers_for
 from sync.shopify.client import ShopifyAdmin
 from sync.shopify.connect import TOPICS, connect_shopify
 from sync.shopify.store_credit import reconcile
-from sync.worker import RetryPolicy, drain
+from sync.worker import drain
 from tests.conftest import make_shop
-from webhooks.shopify import views
 
 PUBLIC_URL = "https://bridge.example.test"  # the settings fixture's PUBLIC_URL
 TOKEN = "shpat_e2e0123456789abcdef0123456789ab"
@@ -180,15 +181,15 @@ def record_throttle_waits(monkeypatch) -> list[float]:
 def database_hiccup_once(monkeypatch) -> list[str]:
     """The bridge's first look at the database fails once: its answer to that delivery is a 503."""
     failed: list[str] = []
-    already_applied = views.already_applied
+    already_applied = deliveries.already_applied
 
-    def flaky(shop_id, platform, delivery_id):
+    def flaky(sessions, shop_id, platform, delivery_id):
         if not failed:
             failed.append(delivery_id)
             raise OperationalError("SELECT inbox_deliveries …", {}, ConnectionError("server closed the connection"))
-        return already_applied(shop_id, platform, delivery_id)
+        return already_applied(sessions, shop_id, platform, delivery_id)
 
-    monkeypatch.setattr(views, "already_applied", flaky)
+    monkeypatch.setattr(deliveries, "already_applied", flaky)
     return failed
 
 

@@ -15,11 +15,12 @@ from bridge.accounts import find_customer, find_points, find_wallet
 from bridge.db import unit_of_work
 from bridge.ledger import verify
 from bridge.models import InboxDelivery, LedgerTransaction, OutboxMessage, Shop
+from bridge.surfaces.platforms import pushers_for
+from bridge.usecases.pushes import RetryPolicy
 from simulator import ManualClock, create_simulator
-from sync.pushers import pushers_for
 from sync.woocommerce import pull
 from sync.woocommerce.connect import WEBHOOK_TOPICS, connect_shop
-from sync.worker import RetryPolicy, drain, run_once
+from sync.worker import drain, run_once
 
 PUBLIC_URL = "https://bridge.example.test"  # the settings fixture's PUBLIC_URL
 KEY = "ck_e2e0123456789abcdef0123456789abcdef01"

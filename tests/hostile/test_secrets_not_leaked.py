@@ -15,8 +15,9 @@ from sqlalchemy import select
 
 from bridge.db import unit_of_work
 from bridge.models import AuditEvent, InboxDelivery, OutboxMessage, Shop
-from sync.pushers import pushers_for
-from sync.worker import RetryPolicy, drain
+from bridge.surfaces.platforms import pushers_for
+from bridge.usecases.pushes import RetryPolicy
+from sync.worker import drain
 from tests.conftest import make_shop
 from tests.console_support import csrf_token, make_user, sign_in
 from tests.hostile.test_fuzz_webhooks import DOMAIN, shopify_headers

@@ -29,6 +29,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
 from bridge.db import unit_of_work
+from bridge.errors import PermanentFailure
 from bridge.models import AuditEvent, Shop
 from bridge.surfaces.app import create_app
 from simulator import create_simulator
@@ -36,7 +37,6 @@ from sync import shop_http
 from sync.shop_http import REFUSED, ShopAddressRefused, is_allowed
 from sync.shopify.client import API_VERSION, ShopifyAdmin
 from sync.woocommerce.client import WooShop
-from sync.worker import PermanentFailure
 from tests.conftest import make_shop
 from tests.console_support import form_post, text_of
 

@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-import bridge.surfaces.web.api as api
+import bridge.usecases.wallets as wallets
 from bridge.db import unit_of_work
 from bridge.models import Customer, Entry, Hold, LedgerTransaction
 
@@ -196,13 +196,13 @@ def test_points_convert_to_wallet_money_once_per_key(client, shop, services):
 
 
 def test_a_database_that_drops_the_connection_answers_503_and_the_retry_moves_money_once(client, shop, monkeypatch):
-    adjust = api.adjust_wallet
+    adjust = wallets.adjust_wallet
 
     def dropped(*args, **kwargs):
-        monkeypatch.setattr(api, "adjust_wallet", adjust)  # the next request finds the database back
+        monkeypatch.setattr(wallets, "adjust_wallet", adjust)  # the next request finds the database back
         raise OperationalError("UPDATE accounts", {}, Exception("server closed the connection unexpectedly"))
 
-    monkeypatch.setattr(api, "adjust_wallet", dropped)
+    monkeypatch.setattr(wallets, "adjust_wallet", dropped)
     first = credit(client, shop, key="drop-1")
     again = credit(client, shop, key="drop-1")
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from bridge.db import unit_of_work
 from bridge.models import Shop
 from bridge.surfaces.cli import BridgeGroup
-from bridge.users import sign_in
+from bridge.usecases.merchants import sign_in
 from tests.console_support import PASSWORD, make_user
 
 NEW_PASSWORD = "a brand new passphrase"
@@ -56,9 +56,9 @@ def test_a_shop_with_a_bad_value_is_refused_in_one_line_and_nothing_is_written(c
 
 def test_an_unmigrated_database_says_what_to_run(tmp_path):
     from bridge.config import Settings
-    from bridge.surfaces.app import create_app
+    from bridge.surfaces.cli import create_cli_app
 
-    app = create_app(Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}", "SECRET_KEY": "k",
+    app = create_cli_app(Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}", "SECRET_KEY": "k",
                                         "INSTANCE_PATH": str(tmp_path)}))  # fmt: skip
     with app.app_context():
         result = app.test_cli_runner().invoke(args=["shop", "list"])

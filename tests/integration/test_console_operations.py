@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from bridge.accounts import find_customer
 from bridge.db import unit_of_work
-from bridge.inbox import record_delivery
 from bridge.models import AuditEvent, InboxDelivery, OutboxMessage
+from bridge.usecases.deliveries import record_delivery
 from tests.console_support import form_post, text_of
 from tests.woo import captured
 

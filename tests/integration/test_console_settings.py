@@ -13,9 +13,9 @@ from marshmallow import ValidationError
 from sqlalchemy import func, select
 
 from bridge.db import unit_of_work
-from bridge.inbox import record_delivery
 from bridge.models import AuditEvent, Shop
 from bridge.settings_schema import ShopSettingsSchema
+from bridge.usecases.deliveries import record_delivery
 from tests.console_support import form_post, text_of
 
 pytest_plugins = ("tests.console_fixtures",)  # fixtures: merchant, console

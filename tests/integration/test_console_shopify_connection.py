@@ -12,8 +12,8 @@ import responses
 from sqlalchemy import select
 
 from bridge.db import unit_of_work
-from bridge.inbox import record_delivery
 from bridge.models import AuditEvent, Shop
+from bridge.usecases.deliveries import record_delivery
 from simulator.shopify import create_shopify_simulator
 from sync.shopify.connect import TOPICS
 from tests.conftest import make_shop

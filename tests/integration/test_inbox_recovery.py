@@ -12,13 +12,13 @@ from sqlalchemy.exc import OperationalError
 
 from bridge.accounts import find_customer, find_points, find_wallet
 from bridge.db import unit_of_work
-from bridge.inbox import apply_delivery, record_delivery
 from bridge.models import InboxDelivery, Shop, utcnow
+from bridge.surfaces.platforms import TOPICS
+from bridge.usecases.deliveries import apply_delivery, reapply, record_delivery, recover_stalled
 from sync.worker import run_forever
 from tests.integration.test_shopify import customer as shopify_customer
 from tests.integration.test_shopify import shopify  # noqa: F401 (fixture)
 from tests.woo import connect_for_tests, order_body, wp_json
-from webhooks.replay import reapply, recover_stalled
 
 
 @pytest.fixture
@@ -61,8 +61,8 @@ def test_a_stalled_delivery_is_applied_once_and_a_fresh_one_is_left_to_its_reque
     stalled = stored(services, bonus_shop, "customer.created", new_customer(41), age=timedelta(minutes=5))
     fresh = stored(services, bonus_shop, "customer.created", new_customer(42), age=timedelta(seconds=5))
 
-    assert recover_stalled(services.sessions) == 1
-    assert recover_stalled(services.sessions) == 0  # nothing left: applied rows are not touched again
+    assert recover_stalled(services.sessions, TOPICS) == 1
+    assert recover_stalled(services.sessions, TOPICS) == 0  # nothing left: applied rows are not touched again
 
     assert (status_of(services, stalled), status_of(services, fresh)) == ("applied", "received")
     assert wallet_balance(services, bonus_shop, "41") == 500  # the sign-up bonus the dead process never gave
@@ -73,10 +73,10 @@ def test_recovery_applies_an_order_whose_delivery_also_came_again(client, servic
     """The shop sent the order again (a later change) and it was applied: the stalled copy moves nothing."""
     paid = order_body(id=77, status="processing", payment_method="stripe", total="20.00", refunds=[])
     stalled = stored(services, bonus_shop, "order.updated", paid, age=timedelta(minutes=2))
-    assert reapply(services.sessions, stored(services, bonus_shop, "order.updated", paid, age=timedelta(0))).status \
-        == "applied"  # fmt: skip
+    fresh = stored(services, bonus_shop, "order.updated", paid, age=timedelta(0))
+    assert reapply(services.sessions, TOPICS, fresh).status == "applied"
 
-    assert recover_stalled(services.sessions) == 1
+    assert recover_stalled(services.sessions, TOPICS) == 1
     assert status_of(services, stalled) == "applied"
     with unit_of_work(services.sessions) as session:
         points = find_points(session, find_customer(session, bonus_shop, str(paid["customer_id"])))
@@ -110,7 +110,7 @@ def test_a_shopify_delivery_is_applied_by_its_own_platform_handler(services, sho
     delivery_id = stored(services, shopify.shop.id, "customers/create", shopify_customer(7), platform="shopify",
                          age=timedelta(0), status="failed")  # fmt: skip
 
-    outcome = reapply(services.sessions, delivery_id)
+    outcome = reapply(services.sessions, TOPICS, delivery_id)
 
     assert outcome.status == "applied"
     assert wallet_balance(services, shopify.shop.id, "7", "USD") == 500
@@ -118,7 +118,8 @@ def test_a_shopify_delivery_is_applied_by_its_own_platform_handler(services, sho
 
 def test_an_unknown_topic_cannot_be_reapplied(services, bonus_shop):
     delivery_id = stored(services, bonus_shop, "coupon.created", {"id": 1}, age=timedelta(0), status="failed")
-    assert reapply(services.sessions, delivery_id).error == "deliveries of woocommerce coupon.created cannot be applied"
+    error = reapply(services.sessions, TOPICS, delivery_id).error
+    assert error == "deliveries of woocommerce coupon.created cannot be applied"
 
 
 def test_the_worker_runs_its_chores_beside_the_outbox(services):

@@ -7,15 +7,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-import bridge.expiry as expiry
+import bridge.usecases.expiry as expiry
 from bridge import orders
 from bridge.customer_rules import apply_customer
 from bridge.db import unit_of_work
-from bridge.expiry import expire_credit
 from bridge.ledger import verify
 from bridge.models import CreditLot, LedgerTransaction, Shop, utcnow
 from bridge.order_rules import apply_order
 from bridge.orders import CustomerSnapshot
+from bridge.usecases.expiry import expire_credit
 from tests.integration.test_order_rules import ACTOR, balance, configure, fund, order, paid, refunds
 
 
@@ -126,7 +126,7 @@ def test_expiry_and_merchant_credits_are_noted_on_the_latest_order(services, sho
 
 
 def test_a_reminder_is_noted_once_before_credit_expires(services, shop):
-    from bridge.expiry import remind_before_expiry
+    from bridge.usecases.expiry import remind_before_expiry
 
     with unit_of_work(services.sessions) as session:
         stored = signup_with_bonus(session, shop, bonus=500, days=10)

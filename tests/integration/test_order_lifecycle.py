@@ -14,7 +14,7 @@ from bridge.accounts import ensure_customer, find_wallet
 from bridge.db import unit_of_work
 from bridge.ledger import authorize_hold
 from bridge.models import LedgerTransaction, OutboxMessage, Shop, utcnow
-from sync.pushers import pushers_for
+from bridge.surfaces.platforms import pushers_for
 from sync.worker import drain
 from tests.integration.test_woocommerce_webhooks import FAST, count, fund, wallet_balance, woo  # noqa: F401 - the fixture
 from tests.woo import FakeOrderEndpoint, order_body, post_delivery

@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from bridge.db import unit_of_work
 from bridge.models import OutboxMessage, ShopOrder, utcnow
-from bridge.order_release import release_abandoned_failed_orders
+from bridge.usecases.order_release import release_abandoned_failed_orders
 from tests.integration.test_order_lifecycle import configure, deliver, kinds, messages
 from tests.integration.test_woocommerce_webhooks import count, fund, wallet_balance, woo  # noqa: F401 - the fixture
 from tests.woo import post_delivery

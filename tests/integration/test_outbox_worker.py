@@ -10,9 +10,10 @@ from sqlalchemy.exc import OperationalError
 from bridge.db import unit_of_work
 from bridge.models import OutboxMessage, utcnow
 from bridge.outbox import enqueue
+from bridge.usecases import pushes
 from sync import worker
 
-FAST = worker.RetryPolicy(max_attempts=3, base_delay_seconds=0)
+FAST = pushes.RetryPolicy(max_attempts=3, base_delay_seconds=0)
 
 
 def queued(services) -> list[tuple[str, bool]]:
@@ -29,19 +30,19 @@ def test_a_round_the_database_broke_off_leaves_its_claimed_messages_due_now(serv
                     dedupe_key=f"note:{order}")  # fmt: skip
     pushed = []
     pushers = {"woocommerce": lambda sessions, shop, message: pushed.append(message.payload["order_id"])}
-    record = worker._record
+    record = worker.record
 
     def record_broken_once(*args, **kwargs):
-        monkeypatch.setattr(worker, "_record", record)
+        monkeypatch.setattr(worker, "record", record)
         raise OperationalError("UPDATE outbox_messages", {}, Exception("server closed the connection unexpectedly"))
 
-    monkeypatch.setattr(worker, "_record", record_broken_once)
+    monkeypatch.setattr(worker, "record", record_broken_once)
     with pytest.raises(OperationalError):
         worker.run_once(services.sessions, pushers, FAST)
 
     assert queued(services) == [("pending", True)] * 3  # not leased for two minutes
     unknown = []
-    pushers = {"woocommerce": lambda sessions, shop, message: unknown.append(worker.outcome_unknown(message))}
+    pushers = {"woocommerce": lambda sessions, shop, message: unknown.append(pushes.outcome_unknown(message))}
     assert worker.run_once(services.sessions, pushers, FAST) == 3
     assert [status for status, _ in queued(services)] == ["delivered"] * 3
     assert pushed == ["1"] and unknown == [True, False, False]  # the first's push may have landed; no other was tried
@@ -53,12 +54,13 @@ def note_and_watch(services, shop) -> tuple[list[bool], dict]:
         enqueue(session, shop_id=shop.shop.id, kind="order.note", payload={"order_id": "1", "note": "Paid."},
                 dedupe_key="note:1")  # fmt: skip
     seen: list[bool] = []
-    return seen, {"woocommerce": lambda sessions, shop, message: seen.append(worker.outcome_unknown(message))}
+    return seen, {"woocommerce": lambda sessions, shop, message: seen.append(pushes.outcome_unknown(message))}
 
 
 def test_a_message_whose_lease_ran_out_is_taken_again_as_one_that_may_have_reached_the_shop(services, shop):
     seen, pushers = note_and_watch(services, shop)
-    [message_id] = worker.claim(services.sessions)  # the worker that claimed it is killed mid-call
+    [claimed] = pushes.claim(services.sessions)  # the worker that claimed it is killed mid-call
+    message_id = claimed.message.id
     with unit_of_work(services.sessions) as session:
         session.get(OutboxMessage, message_id).next_attempt_at = utcnow()  # its lease runs out
     assert worker.run_once(services.sessions, pushers, FAST) == 1
@@ -83,7 +85,7 @@ def test_a_round_held_up_by_a_slow_shop_hands_back_what_it_has_not_tried_before_
     pushed = []
 
     def slow_shop(sessions, shop, message):
-        now[0] += worker.LEASE.total_seconds() / 2  # each push takes half the lease
+        now[0] += pushes.LEASE.total_seconds() / 2  # each push takes half the lease
         pushed.append(message.payload["order_id"])
 
     tried = worker.run_once(services.sessions, {"woocommerce": slow_shop}, FAST, clock=lambda: now[0])

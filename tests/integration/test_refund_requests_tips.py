@@ -9,8 +9,9 @@ from sqlalchemy import select
 
 from bridge.db import unit_of_work
 from bridge.models import OrderRefund, OutboxMessage, RefundRequest, Shop, ShopOrder
-from sync.pushers import pushers_for
-from sync.worker import RetryPolicy, drain
+from bridge.surfaces.platforms import pushers_for
+from bridge.usecases.pushes import RetryPolicy
+from sync.worker import drain
 from tests.integration.test_api import auth
 from tests.woo import API, connect_for_tests, order_body, post_delivery
 

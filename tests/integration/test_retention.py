@@ -9,10 +9,10 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from bridge.db import unit_of_work
-from bridge.inbox import record_delivery
 from bridge.models import InboxDelivery, LedgerTransaction, OutboxMessage, utcnow
 from bridge.outbox import enqueue
-from bridge.retention import prune
+from bridge.usecases.deliveries import record_delivery
+from bridge.usecases.retention import prune
 from tests.integration.test_topups_withdrawals import paid_topup, wallet, woo  # noqa: F401 (fixture)
 from tests.woo import post_delivery
 

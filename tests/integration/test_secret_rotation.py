@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 from bridge.config import Settings
 from bridge.db import unit_of_work
 from bridge.models import AuditEvent, Shop
-from bridge.secret_rotation import ENCRYPTED_COLUMNS, RotationFailed, rotate_shop_secrets, shops_not_on
 from bridge.security import SecretBox
 from bridge.services import Services
-from bridge.surfaces.app import create_app
+from bridge.surfaces.cli import create_cli_app
+from bridge.usecases.secret_rotation import ENCRYPTED_COLUMNS, RotationFailed, rotate_shop_secrets, shops_not_on
 from tests.conftest import FERNET_KEY as KEY_A
 from tests.conftest import make_shop
 
@@ -129,7 +129,7 @@ def test_a_value_no_key_opens_stops_with_the_shop_and_column_named(services, set
 
 
 def test_cli_rotates_and_prints_the_count(settings, services, shops_under_a):
-    app = create_app(Settings.from_env(env_with(settings, f"{KEY_B},{KEY_A}")))
+    app = create_cli_app(Settings.from_env(env_with(settings, f"{KEY_B},{KEY_A}")))
     try:
         result = invoke(app, "secrets", "rotate", "--json")
         assert result.exit_code == 0, result.output
@@ -144,7 +144,7 @@ def test_cli_rotates_and_prints_the_count(settings, services, shops_under_a):
 
 
 def test_cli_refuses_when_a_key_is_missing_and_leaks_no_secret(settings, services, shops_under_a):
-    app = create_app(Settings.from_env(env_with(settings, KEY_B)))  # key A dropped before rotating
+    app = create_cli_app(Settings.from_env(env_with(settings, KEY_B)))  # key A dropped before rotating
     try:
         result = invoke(app, "secrets", "rotate", "--json")
     finally:

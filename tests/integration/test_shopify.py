@@ -14,10 +14,11 @@ from sqlalchemy import func, select
 from bridge.db import unit_of_work
 from bridge.ledger import verify
 from bridge.models import InboxDelivery, LedgerTransaction, OutboxMessage, Shop, utcnow
-from sync.pushers import pushers_for
+from bridge.surfaces.platforms import pushers_for
+from bridge.usecases.pushes import RetryPolicy, retry_dead
 from sync.shopify.client import API_VERSION, ShopifyAdmin
 from sync.shopify.store_credit import reconcile
-from sync.worker import RetryPolicy, drain, retry_dead
+from sync.worker import drain
 from tests.conftest import make_shop
 from tests.integration.test_api import auth
 from webhooks.shopify.payloads import STORE_CREDIT_GATEWAY

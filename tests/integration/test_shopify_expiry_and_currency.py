@@ -10,7 +10,7 @@ import pytest
 
 from bridge.accounts import find_customer, find_wallet
 from bridge.db import unit_of_work
-from bridge.expiry import expire_credit
+from bridge.usecases.expiry import expire_credit
 from simulator.shopify import ManualClock
 from tests.e2e.test_e2e_shopify import both, configure, connect, loopback_only, mutations, outbox, push, shopify, sim  # noqa: F401
 from tests.integration.test_shopify import customer, deliver, order

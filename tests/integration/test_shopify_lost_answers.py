@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from bridge.db import unit_of_work
+from bridge.errors import PermanentFailure
 from bridge.models import OutboxMessage
 from simulator.shopify import ManualClock
 from sync.shopify.store_credit import already_made
-from sync.worker import PermanentFailure
 from tests.e2e.test_e2e_shopify import both, connect, loopback_only, mutations, push, shopify, sim  # noqa: F401 - fixtures
 
 KEY = "Idempotency-Key"

@@ -12,9 +12,10 @@ from sqlalchemy import func, select
 from bridge.db import unit_of_work
 from bridge.ledger import verify
 from bridge.models import LedgerTransaction, Shop, TopupRequest, utcnow
+from bridge.surfaces.platforms import pushers_for
+from bridge.usecases.pushes import RetryPolicy
 from simulator import create_simulator
-from sync.pushers import pushers_for
-from sync.worker import RetryPolicy, drain
+from sync.worker import drain
 from tests.integration.test_api import auth
 from tests.woo import API, connect_for_tests, order_body, post_delivery
 

@@ -19,7 +19,7 @@ from tenacity import wait_none
 
 from bridge.accounts import ensure_customer, find_wallet, points_account
 from bridge.db import unit_of_work
-from bridge.errors import ValidationFailed
+from bridge.errors import TemporaryFailure, ValidationFailed
 from bridge.ledger import Actor
 from bridge.models import LedgerTransaction, OutboxMessage, Shop
 from bridge.wallets import adjust_wallet
@@ -27,7 +27,6 @@ from sync.woocommerce import pull
 from sync.woocommerce.client import NotConnected
 from sync.woocommerce.connect import WEBHOOK_TOPICS, connect_shop
 from sync.woocommerce.pull import sync_shop
-from sync.worker import TemporaryFailure
 
 WOO = "https://woo.example"
 KEY = "ck_4f1d0c3e8a9b7d6c5e4f3a2b1c0d9e8f7a6b5c4d"

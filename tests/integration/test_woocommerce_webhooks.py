@@ -10,9 +10,10 @@ from bridge.accounts import ensure_customer, find_wallet
 from bridge.db import unit_of_work
 from bridge.ledger import Actor, verify
 from bridge.models import Customer, InboxDelivery, LedgerTransaction, OutboxMessage
+from bridge.surfaces.platforms import pushers_for
+from bridge.usecases.pushes import RetryPolicy, retry_dead
 from bridge.wallets import adjust_wallet
-from sync.pushers import pushers_for
-from sync.worker import RetryPolicy, drain, retry_dead
+from sync.worker import drain
 from tests.woo import API, FakeOrderEndpoint, captured, connect_for_tests, order_body, post_delivery, wp_json
 
 FAST = RetryPolicy(max_attempts=3, base_delay_seconds=0)

@@ -7,11 +7,11 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import abort, g, redirect, request, session, url_for
-from sqlalchemy import update
 
 from bridge.audit import Who
 from bridge.models import MerchantUser
-from bridge.surfaces.web.runtime import transaction
+from bridge.surfaces.web.runtime import reading, services
+from bridge.usecases import merchants
 from bridge.users import session_fingerprint, shop_for_user, user_shops
 
 
@@ -30,11 +30,7 @@ def sign_out() -> None:
     so only the database (which every web process reads on each request) can make it worthless."""
     user = load_user()
     if user is not None:
-        with transaction() as db:
-            db.execute(
-                update(MerchantUser).where(MerchantUser.id == user.id)
-                .values(session_generation=MerchantUser.session_generation + 1)
-            )  # fmt: skip
+        merchants.sign_out_everywhere(services().sessions, user.id)
     session.clear()
 
 
@@ -44,7 +40,7 @@ def load_user() -> MerchantUser | None:
     g.user = None
     user_id = session.get("user_id")
     if isinstance(user_id, int):
-        with transaction() as db:
+        with reading() as db:
             user = db.get(MerchantUser, user_id)
         if _session_is_current(user):
             g.user = user
@@ -81,7 +77,7 @@ def shop_view(view):
     @wraps(view)
     @login_required
     def wrapper(shop_id: int, *args, **kwargs):
-        with transaction() as db:
+        with reading() as db:
             shop = shop_for_user(db, g.user.id, shop_id)
             if shop is None:
                 abort(404)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from flask import flash, g, redirect, render_template, request, url_for
 
-from bridge import audit
 from bridge.errors import ValidationFailed
 from bridge.money import is_currency
-from bridge.shops import PLATFORMS, create_shop
 from bridge.surfaces.console import console
 from bridge.surfaces.console.access import (
     client_ip,
@@ -16,20 +14,16 @@ from bridge.surfaces.console.access import (
     safe_next,
     sign_in_session,
     sign_out,
-    who,
 )
 from bridge.surfaces.console.forms import Form, check_url, text
-from bridge.surfaces.web.runtime import services, transaction
+from bridge.surfaces.platforms import PLATFORMS
+from bridge.surfaces.web.runtime import reading, services
+from bridge.usecases import merchants
 from bridge.users import (
     TooManyAttempts,
-    add_membership,
     any_user_exists,
-    change_password,
     check_new_user,
-    create_user,
-    lock_first_run,
     shops_without_members,
-    sign_in,
     user_shops,
 )
 
@@ -37,7 +31,7 @@ CURRENCIES = ("EUR", "USD", "GBP", "CHF", "CAD", "AUD", "SEK", "DKK", "NOK", "PL
 
 
 def _no_user_yet() -> bool:
-    with transaction() as db:
+    with reading() as db:
         return not any_user_exists(db)
 
 
@@ -47,7 +41,7 @@ def home():
         return redirect(url_for("console.setup"))
     if load_user() is None:
         return redirect(url_for("console.login"))
-    with transaction() as db:
+    with reading() as db:
         shops = user_shops(db, g.user.id)
     if len(shops) == 1:
         return redirect(url_for("console.overview", shop_id=shops[0].id))
@@ -66,7 +60,7 @@ def login():
     email, password = text(request.form, "email", 320), request.form.get("password") or ""
     form = Form(values={"email": email})
     try:
-        outcome = sign_in(services().sessions, email, password, client_ip())
+        outcome = merchants.sign_in(services().sessions, email, password, client_ip())
     except TooManyAttempts as exc:
         form.errors["_form"] = exc.message
         retry_after = str(int(exc.retry_after.total_seconds()) + 1)
@@ -83,6 +77,9 @@ def logout():
     sign_out()
     flash("You are signed out, here and on any other device.", "info")
     return redirect(url_for("console.login"))
+
+
+_PLATFORM_CHOICES = [(name, platform.title) for name, platform in PLATFORMS.items()]
 
 
 def _shop_form(data) -> tuple[Form, dict]:
@@ -102,13 +99,13 @@ def _shop_form(data) -> tuple[Form, dict]:
     return form, values
 
 
-def _create_shop(db, values: dict):
-    try:
-        return create_shop(db, services().secrets, name=values["shop_name"], platform=values["platform"],
-                           url=values["url"], currency=values["currency"])  # fmt: skip
-    except ValidationFailed as exc:  # the domain's own rules, should the form's ever differ
-        fields = {("shop_name" if name == "name" else name): problem for name, problem in (exc.fields or {}).items()}
-        raise ValidationFailed(exc.message, fields=fields) from exc
+def _new_shop(values: dict) -> dict:
+    return {"name": values["shop_name"], "platform": values["platform"], "url": values["url"],
+            "currency": values["currency"]}  # fmt: skip
+
+
+def _form_errors(exc: ValidationFailed) -> dict:
+    return exc.fields or {"_form": exc.message}
 
 
 def _shop_created(created, title: str):
@@ -122,7 +119,7 @@ def setup():
     when shops were made before (`wallet-bridge shop create`, the demo), with those they choose to manage."""
     if not _no_user_yet():
         return redirect(url_for("console.home"))
-    with transaction() as db:
+    with reading() as db:
         existing = shops_without_members(db)
     if request.method != "POST":  # GET, and HEAD as GET
         return _setup_page(Form(values={"platform": "woocommerce", "currency": "EUR",
@@ -142,22 +139,15 @@ def setup():
         form.errors.setdefault("password_confirm", "The two passwords differ.")
     if form.ok:
         try:
-            with transaction() as db:
-                lock_first_run(db)
-                if any_user_exists(db):  # someone finished set-up a moment ago
-                    return redirect(url_for("console.login"))
-                user = create_user(db, email=user_values["email"], name=user_values["name"], password=password)
-                created = None if existing else _create_shop(db, values)
-                if created is not None:
-                    add_membership(db, user, created.shop.id)
-                    audit.record(db, audit.Who.of(user), "shop.create", shop_id=created.shop.id,
-                                 new=f"{created.shop.name} ({created.shop.currency})")  # fmt: skip
-                for shop_id in form.values.get("take_over", []):
-                    add_membership(db, user, shop_id)
-                    audit.record(db, audit.Who.of(user), "team.add", shop_id=shop_id, target=user.email,
-                                 new=user.email)  # fmt: skip
+            user, created = merchants.first_run(
+                services().sessions, services().secrets, PLATFORMS, **user_values, password=password,
+                new_shop=None if existing else _new_shop(values), take_over=form.values.get("take_over", []),
+            )  # fmt: skip
         except ValidationFailed as exc:
-            form.errors.update(exc.fields or {"_form": exc.message})
+            form.errors.update(_form_errors(exc))
+        else:
+            if user is None:  # someone finished set-up a moment ago
+                return redirect(url_for("console.login"))
     if not form.ok:
         return _setup_page(form, existing), 422
     sign_in_session(user)
@@ -170,7 +160,8 @@ def setup():
 
 
 def _setup_page(form: Form, existing: list):
-    return render_template("setup.html", form=form, existing=existing, currencies=CURRENCIES, platforms=PLATFORMS)
+    return render_template("setup.html", form=form, existing=existing, currencies=CURRENCIES,
+                           platforms=_PLATFORM_CHOICES)  # fmt: skip
 
 
 def _chosen_shops(data, existing: list) -> list[int]:
@@ -182,7 +173,7 @@ def _chosen_shops(data, existing: list) -> list[int]:
 @console.get("/shops")
 @login_required
 def shops():
-    with transaction() as db:
+    with reading() as db:
         g.shops = user_shops(db, g.user.id)
     return render_template("shops.html", shops=g.shops)
 
@@ -190,30 +181,26 @@ def shops():
 @console.route("/shops/new", methods=["GET", "POST"])
 @login_required
 def new_shop():
-    with transaction() as db:
+    with reading() as db:
         g.shops = user_shops(db, g.user.id)
     if request.method != "POST":  # GET, and HEAD as GET
         form = Form(values={"platform": "woocommerce", "currency": "EUR"})
-        return render_template("shop_new.html", form=form, currencies=CURRENCIES, platforms=PLATFORMS)
+        return render_template("shop_new.html", form=form, currencies=CURRENCIES, platforms=_PLATFORM_CHOICES)
     form, values = _shop_form(request.form)
     if form.ok:
         try:
-            with transaction() as db:
-                created = _create_shop(db, values)
-                add_membership(db, g.user, created.shop.id)
-                audit.record(db, who(), "shop.create", shop_id=created.shop.id,
-                             new=f"{created.shop.name} ({created.shop.currency})")  # fmt: skip
+            created = merchants.add_shop(services().sessions, services().secrets, PLATFORMS, g.user, _new_shop(values))
         except ValidationFailed as exc:
-            form.errors.update(exc.fields or {"_form": exc.message})
+            form.errors.update(_form_errors(exc))
     if not form.ok:
-        return render_template("shop_new.html", form=form, currencies=CURRENCIES, platforms=PLATFORMS), 422
+        return render_template("shop_new.html", form=form, currencies=CURRENCIES, platforms=_PLATFORM_CHOICES), 422
     return _shop_created(created, "Shop added")
 
 
 @console.route("/account", methods=["GET", "POST"])
 @login_required
 def account():
-    with transaction() as db:
+    with reading() as db:
         g.shops = user_shops(db, g.user.id)
     form = Form()
     if request.method == "POST":
@@ -222,10 +209,8 @@ def account():
             form.errors["new_password_confirm"] = "The two passwords differ."  # noqa: S105 (a message)
         else:
             try:
-                with transaction() as db:
-                    user = db.merge(g.user)
-                    change_password(db, user, request.form.get("current_password") or "", new)
-                    audit.record(db, who(), "user.password", shop_id=None, target=user.email)
+                user = merchants.new_password(services().sessions, g.user, request.form.get("current_password") or "",
+                                              new)  # fmt: skip
             except ValidationFailed as exc:
                 form.errors.update(exc.fields or {"_form": exc.message})
             else:

@@ -4,35 +4,28 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import date, timedelta
+from datetime import date
 
 from flask import flash, g, redirect, render_template, request, url_for
 from marshmallow import ValidationError
-from sqlalchemy import select
 
-from bridge import audit
-from bridge.accounts import find_wallet, wallet_account
 from bridge.errors import IdempotencyConflict, InsufficientFunds, ValidationFailed, WalletLocked
 from bridge.ledger import TRANSACTION_KINDS, Actor
-from bridge.models import Entry, LedgerTransaction, Shop, utcnow
-from bridge.money import exponent, format_amount
+from bridge.models import Shop
+from bridge.money import format_amount
 from bridge.reports import PERIOD_DAY
 from bridge.surfaces.console import console
 from bridge.surfaces.console.access import shop_view, who
 from bridge.surfaces.console.filters import when
 from bridge.surfaces.console.forms import Form, Invalid, first_message, parse_money, query_number, show_money, text
 from bridge.surfaces.console.queries import SORTS, CustomerFilters, customer_page, statement_page
+from bridge.surfaces.platforms import PLATFORMS
 from bridge.surfaces.web.api import AdjustmentIn
-from bridge.surfaces.web.runtime import transaction
-from bridge.wallets import adjust_wallet, require_customer, wallet_summary
+from bridge.surfaces.web.runtime import reading, services
+from bridge.usecases import wallets
+from bridge.wallets import Doubts, large_debit, require_customer, wallet_summary
 
 TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
-# A second identical movement this soon is more likely the Back button or a second tab than a decision.
-REPEAT_WINDOW = timedelta(minutes=10)
-# Debits from this many whole units of the shop's currency up (500.00 EUR) are confirmed before they are
-# recorded: a slip of the finger (50000 for 500.00) must not empty a wallet. A constant, not a setting, as it only
-# asks and never refuses; in currencies of small units (JPY) it asks often.
-LARGE_DEBIT_UNITS = 500
 MAX_EXPIRING_DAYS = 3660
 
 
@@ -43,7 +36,7 @@ def customers(shop_id: int):
     sort = request.args.get("sort") if request.args.get("sort") in SORTS else "last_movement"
     descending = request.args.get("dir", "desc") != "asc"
     page_number = query_number(request.args.get("page")) or 1
-    with transaction() as db:
+    with reading() as db:
         page = customer_page(db, g.shop, filters, sort=sort, descending=descending, page=page_number)
     status = 422 if form.errors else 404 if page.past_end else 200
     return render_template("customers.html", shop=g.shop, page=page, q=filters.q, sort=sort, descending=descending,
@@ -93,7 +86,7 @@ def _customer_page(shop_id: int, external_id: str, *, adjust: Form | None = None
         filters.errors["end"] = "Must not be before the start."
         end = None
     before = query_number(request.args.get("before"))
-    with transaction() as db:
+    with reading() as db:
         shop = db.get(Shop, shop_id)
         customer = require_customer(db, shop, external_id)
         summary = wallet_summary(db, shop, external_id)
@@ -102,17 +95,14 @@ def _customer_page(shop_id: int, external_id: str, *, adjust: Form | None = None
     return render_template(
         "customer.html", shop=shop, customer=customer, summary=summary, lines=lines, older=older, filters=filters,
         kinds=sorted(TRANSACTION_KINDS), adjust=adjust, admin=_admin_links(shop),
-        confirm_lock=confirm_lock, large_debit=LARGE_DEBIT_UNITS * 10 ** exponent(shop.currency),
+        confirm_lock=confirm_lock, large_debit=large_debit(shop.currency),
     ), status  # fmt: skip
 
 
 def _admin_links(shop: Shop) -> dict[str, str]:
     """URL patterns of the shop's own admin for orders and customers ({id} is replaced)."""
     base = shop.url.rstrip("/")
-    if shop.platform == "shopify":
-        return {"order": f"{base}/admin/orders/{{id}}", "customer": f"{base}/admin/customers/{{id}}"}
-    return {"order": f"{base}/wp-admin/post.php?post={{id}}&action=edit",
-            "customer": f"{base}/wp-admin/user-edit.php?user_id={{id}}"}  # fmt: skip
+    return {page: base + path for page, path in PLATFORMS[shop.platform].admin_paths.items()}
 
 
 @console.get("/shops/<int:shop_id>/customers/<external_id>")
@@ -159,28 +149,15 @@ def _checked_amount(form: Form, currency: str) -> int | None:
     return amount
 
 
-def _doubts(db, shop: Shop, external_id: str, signed: int, idempotency_key: str) -> list[str]:
-    """Why this movement should be confirmed before it is recorded (none when it is a resend of this very form,
-    which the idempotency key already records once)."""
-    if db.scalar(select(LedgerTransaction.id).where(LedgerTransaction.shop_id == shop.id,
-                                                   LedgerTransaction.idempotency_key == idempotency_key)):  # fmt: skip
-        return []
-    doubts = []
-    wallet = find_wallet(db, require_customer(db, shop, external_id), shop.currency)
-    repeated = wallet and db.scalar(
-        select(LedgerTransaction.created_at)
-        .join(Entry, Entry.transaction_id == LedgerTransaction.id)
-        .where(LedgerTransaction.shop_id == shop.id, LedgerTransaction.kind == "adjustment",
-               LedgerTransaction.created_at >= utcnow() - REPEAT_WINDOW, Entry.account_id == wallet.id,
-               Entry.amount == signed)
-        .order_by(LedgerTransaction.id.desc()).limit(1)
-    )  # fmt: skip
-    if repeated is not None:
-        doubts.append(f"The same {'credit' if signed > 0 else 'debit'} of {format_amount(abs(signed), shop.currency)} "
-                      f"was recorded for this customer at {when(repeated)}. Record it a second time?")  # fmt: skip
-    if signed <= -LARGE_DEBIT_UNITS * 10 ** exponent(shop.currency):
-        doubts.append(f"This debit takes {format_amount(-signed, shop.currency)} from the wallet.")
-    return doubts
+def _doubts_text(doubts: Doubts, signed: int, currency: str) -> str:
+    said = []
+    if doubts.repeats_one_of is not None:
+        movement = f"{'credit' if signed > 0 else 'debit'} of {format_amount(abs(signed), currency)}"
+        said.append(f"The same {movement} was recorded for this customer at {when(doubts.repeats_one_of)}. "
+                    "Record it a second time?")  # fmt: skip
+    if doubts.large_debit:
+        said.append(f"This debit takes {format_amount(-signed, currency)} from the wallet.")
+    return " ".join(said)
 
 
 @console.post("/shops/<int:shop_id>/customers/<external_id>/adjust")
@@ -196,28 +173,17 @@ def adjust(shop_id: int, external_id: str):
     status = 422
     if form.ok:
         key = f"console:{g.user.id}:{values['token']}"
-        signed = amount if values["direction"] == "credit" else -amount
-        posted = None
         try:
-            with transaction() as db:
-                fresh = db.get(Shop, shop_id)
-                doubts = [] if values["confirm"] else _doubts(db, fresh, external_id, signed, f"adjustment:{key}")
-                if doubts:
-                    form.errors["confirm"] = " ".join(doubts)
-                    status = 409
-                else:
-                    posted = adjust_wallet(
-                        db, fresh, external_id, direction=values["direction"], amount=amount,
-                        reason=values["reason"], idempotency_key=key, actor=_actor(),
-                    )  # fmt: skip
-                    balance = wallet_summary(db, fresh, external_id)["balance"]
-                    if not posted.replayed:
-                        audit.record(db, who(), f"wallet.{values['direction']}", shop_id=shop_id, target=external_id,
-                                     field="balance", old=format_amount(balance - signed, shop.currency),
-                                     new=format_amount(balance, shop.currency))  # fmt: skip
+            adjusted = wallets.adjust_by_merchant(
+                services().sessions, shop_id, external_id, who(), _actor(), direction=values["direction"],
+                amount=amount, reason=values["reason"], key=key, confirmed=bool(values["confirm"]),
+            )  # fmt: skip
+            if adjusted.doubts:
+                signed = amount if values["direction"] == "credit" else -amount
+                form.errors["confirm"] = _doubts_text(adjusted.doubts, signed, shop.currency)
+                status = 409
         except InsufficientFunds:
-            with transaction() as db:
-                available = wallet_summary(db, db.get(Shop, shop_id), external_id)["available"]
+            available = wallets.summary(services().sessions, shop_id, external_id)["available"]
             form.errors["amount"] = (f"Refused: this would overdraw the wallet. Available: "
                                      f"{format_amount(max(available, 0), shop.currency)}.")  # fmt: skip
             status = 409
@@ -232,7 +198,8 @@ def adjust(shop_id: int, external_id: str):
     if not form.ok:
         return _customer_page(shop_id, external_id, adjust=form, status=status)
     verb = "Credited" if values["direction"] == "credit" else "Debited"
-    if posted.replayed:
+    balance = adjusted.balance
+    if adjusted.posted.replayed:
         flash("This form had already been sent: the movement was recorded once, not twice.", "info")
     else:
         flash(f"{verb} {format_amount(amount, shop.currency)}. New balance: {format_amount(balance, shop.currency)}.",
@@ -251,17 +218,7 @@ def lock(shop_id: int, external_id: str):
         return redirect(url_for("console.customer", shop_id=shop_id, external_id=external_id))
     if want == "lock" and request.form.get("confirm") != "yes":
         return _customer_page(shop_id, external_id, confirm_lock=True)
-    with transaction() as db:
-        shop = db.get(Shop, shop_id)
-        customer = require_customer(db, shop, external_id)
-        wallet = wallet_account(db, customer, shop.currency)
-        before = bool(wallet.locked)
-        wallet.locked = want == "lock"
-        if before != wallet.locked:
-            state = {False: "unlocked", True: "locked"}
-            audit.record(db, who(), f"wallet.{want}", shop_id=shop_id, target=external_id, field="locked",
-                         old=state[before], new=state[wallet.locked])  # fmt: skip
-    if before == (want == "lock"):
+    if not wallets.set_locked(services().sessions, shop_id, external_id, want == "lock", who()):
         flash(f"The wallet was already {want}ed.", "info")
     else:
         flash(f"Wallet {want}ed.", "success")

@@ -11,13 +11,13 @@ from collections.abc import Iterable, Iterator
 from flask import Response, g, render_template, request, stream_with_context
 from marshmallow import Schema, ValidationError
 
-from bridge import exports
+from bridge import exports, usecases
 from bridge.models import Shop
-from bridge.reports import FIRST_DAY, local_today, report_snapshot, shop_timezone
+from bridge.reports import FIRST_DAY, local_today, shop_timezone
 from bridge.surfaces.console import console, render_error
 from bridge.surfaces.console.access import shop_view
 from bridge.surfaces.console.forms import Form, first_message
-from bridge.surfaces.web.runtime import services, transaction
+from bridge.surfaces.web.runtime import reading, services
 from bridge.wallets import require_customer
 
 CHUNK = 64 * 1024
@@ -68,7 +68,7 @@ def _streamed_csv(filename: str, header: list[str], rows_of) -> Response:
     yields them."""
 
     def generate() -> Iterator[str]:
-        with report_snapshot(services().sessions) as db:
+        with usecases.snapshot(services().sessions) as db:
             yield from _csv_lines(header, rows_of(db))
 
     return Response(
@@ -89,7 +89,7 @@ def exports_page(shop_id: int):
     day_form, day = _day(tz)
     liability = None
     if day is not None:
-        with report_snapshot(services().sessions) as db:
+        with usecases.snapshot(services().sessions) as db:
             liability = exports.liability_at(db, g.shop, day["date"], tz)
     page = render_template("exports.html", shop=g.shop, period=period_form, day=day_form, liability=liability, tz=tz)
     return page, (200 if day is not None else 422)
@@ -102,7 +102,7 @@ def statement_csv(shop_id: int, external_id: str):
     form, period = _period(tz)
     if period is None:
         return _invalid(form)
-    with transaction() as db:
+    with reading() as db:
         customer = require_customer(db, g.shop, external_id)
     customer_part = re.sub(r"[^A-Za-z0-9]+", "-", external_id)
     name = f"{_slug(g.shop)}-customer-{customer_part}-{period['start']}-{period['end']}.csv"

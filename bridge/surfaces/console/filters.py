@@ -12,6 +12,7 @@ from flask import Flask, g
 
 from bridge.money import POINTS, format_amount
 from bridge.reports import shop_timezone
+from bridge.surfaces.platforms import PLATFORMS
 
 
 def money(minor: int | None, currency: str | None = None) -> str:
@@ -74,11 +75,9 @@ def kind_label(kind: str | None) -> str:
     return (kind or "").replace("_", " ")
 
 
-PLATFORM_NAMES = {"woocommerce": "WooCommerce", "shopify": "Shopify"}
-
-
 def platform(name: str | None) -> str:
-    return PLATFORM_NAMES.get(name or "", name or "")
+    known = PLATFORMS.get(name or "")
+    return known.title if known else name or ""
 
 
 def register(app: Flask) -> None:

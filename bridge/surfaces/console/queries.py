@@ -22,8 +22,7 @@ from bridge.models import (
     utcnow,
 )
 from bridge.reports import shop_timezone, start_of
-from sync.shopify.connect import DELIVERY_TOPICS as SHOPIFY_TOPICS
-from sync.woocommerce.connect import WEBHOOK_TOPICS
+from bridge.surfaces.platforms import PLATFORMS
 
 SORTS = {"email", "name", "customer", "balance", "points", "last_movement"}
 PAGE_SIZE = 25
@@ -214,7 +213,7 @@ def webhook_health(session: Session, shop_id: int) -> tuple[list[TopicHealth], a
         except (ValueError, AttributeError):
             states = {}
     health = []
-    for topic in SHOPIFY_TOPICS if session.get(Shop, shop_id).platform == "shopify" else WEBHOOK_TOPICS:
+    for topic in PLATFORMS[session.get(Shop, shop_id).platform].inbound.topics:
         newest = session.execute(
             select(InboxDelivery.received_at, InboxDelivery.status)
             .where(InboxDelivery.shop_id == shop_id, InboxDelivery.topic == topic)

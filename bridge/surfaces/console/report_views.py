@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from flask import Response, g, render_template, request
 from marshmallow import ValidationError
 
+from bridge import usecases
 from bridge.money import POINTS, exponent, format_amount, to_decimal_string
 from bridge.reports import (
     TABLES,
@@ -18,7 +19,6 @@ from bridge.reports import (
     ReportPeriodSchema,
     build_report,
     local_today,
-    report_snapshot,
     report_table,
     shop_timezone,
 )
@@ -63,7 +63,7 @@ def _period(args, tz: str) -> tuple[Form, dict | None]:
 
 
 def _report(period: dict, tz: str) -> Report:
-    with report_snapshot(services().sessions) as db:
+    with usecases.snapshot(services().sessions) as db:
         return build_report(db, g.shop.id, g.shop.currency, period["start"], period["end"], period["granularity"],
                             tz=tz)  # fmt: skip
 

@@ -10,10 +10,9 @@ from typing import TypeVar
 
 import requests
 from flask import abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
 
 from bridge import audit
-from bridge.errors import DomainError, ValidationFailed
+from bridge.errors import DomainError, PermanentFailure, TemporaryFailure, ValidationFailed
 from bridge.models import Shop
 from bridge.settings_schema import load_settings, timezone_names
 from bridge.surfaces.console import console
@@ -28,8 +27,10 @@ from bridge.surfaces.console.forms import (
     show_percent,
 )
 from bridge.surfaces.console.queries import webhook_health
-from bridge.surfaces.web.runtime import services, transaction
-from sync.shopify.connect import DELIVERY_TOPICS, ShopifyConnection, callback_url, connect_shopify
+from bridge.surfaces.platforms import PLATFORMS
+from bridge.surfaces.web.runtime import reading, services
+from bridge.usecases import merchants
+from sync.shopify.connect import DELIVERY_TOPICS, ShopifyConnection, connect_shopify
 from sync.woocommerce.client import WooShop
 from sync.woocommerce.connect import (
     WEBHOOK_TOPICS,
@@ -37,10 +38,8 @@ from sync.woocommerce.connect import (
     check_credentials,
     connect_shop,
     delivery_url_for,
-    delivery_warnings,
     list_all,
 )
-from sync.worker import PermanentFailure, TemporaryFailure
 
 T = TypeVar("T")
 
@@ -87,7 +86,7 @@ def _connection_form(shop: Shop) -> Form:
 
 def _page(shop_id: int, *, forms: dict[str, Form] | None = None, connection: Form | None = None, check=None,
           status: int = 200):  # fmt: skip
-    with transaction() as db:
+    with reading() as db:
         shop = db.get(Shop, shop_id)
         settings = load_settings(shop.settings)
         health, last_check = webhook_health(db, shop_id)
@@ -104,23 +103,17 @@ def _page(shop_id: int, *, forms: dict[str, Form] | None = None, connection: For
     return render_template(
         "settings.html", shop=shop, sections=SECTIONS, forms=all_forms, connection=connection, health=health,
         last_check=last_check, last_check_data=_check_data(last_check), changes=changes[:30], labels=FIELD_LABELS,
-        delivery_url=_delivery_url(shop), check=check,
+        delivery_url=_delivery_url(shop), check=check, platform=PLATFORMS[shop.platform],
         warnings=_delivery_warnings(shop), timezones=sorted(timezone_names()),
     ), status  # fmt: skip
 
 
 def _delivery_url(shop: Shop) -> str:
-    public_url = services().settings.public_url
-    if shop.platform == "shopify":
-        return callback_url(public_url, shop.id)
-    return delivery_url_for(public_url, shop.id)
+    return PLATFORMS[shop.platform].delivery_url(services().settings.public_url, shop.id)
 
 
 def _delivery_warnings(shop: Shop) -> list[str]:
-    if shop.platform == "shopify":
-        https = _delivery_url(shop).startswith("https://")
-        return [] if https else ["PUBLIC_URL is not https: Shopify delivers webhooks only to https addresses"]
-    return delivery_warnings(_delivery_url(shop))
+    return PLATFORMS[shop.platform].delivery_warnings(_delivery_url(shop))
 
 
 def _check_data(event) -> dict:
@@ -142,22 +135,21 @@ def save_settings(shop_id: int, section_key: str):
     section = SECTIONS.get(section_key)
     if section is None:
         abort(404)
-    with transaction() as db:
-        # Locked while merged and written: two people saving two sections at once both keep their change.
-        shop = db.execute(select(Shop).where(Shop.id == shop_id).with_for_update()).scalar_one()
-        stored = load_settings(shop.settings)
-        form, new_settings = parse_settings(section, request.form, stored, shop.currency)
-        if new_settings is not None:
-            diff = audit.changes({k: stored.get(k) for k in new_settings}, new_settings)
-            shown = {
-                name: (display_setting(name, old, stored, shop.currency),
-                       display_setting(name, new, new_settings, shop.currency))
-                for name, (old, new) in diff.items()
-            }  # fmt: skip
-            audit.record_changes(db, who(), f"settings.{section.key}", shop_id=shop_id, diff=shown)
-            shop.settings = new_settings
+    forms = {}
+
+    def change(stored: dict, currency: str) -> tuple[dict | None, dict]:
+        forms[section.key], new_settings = parse_settings(section, request.form, stored, currency)
+        if new_settings is None:
+            return None, {}
+        diff = audit.changes({k: stored.get(k) for k in new_settings}, new_settings)
+        return new_settings, {name: (display_setting(name, old, stored, currency),
+                                     display_setting(name, new, new_settings, currency))
+                              for name, (old, new) in diff.items()}  # fmt: skip
+
+    new_settings, diff = merchants.change_settings(services().sessions, shop_id, who(), f"settings.{section.key}",
+                                                   change)  # fmt: skip
     if new_settings is None:
-        return _page(shop_id, forms={section.key: form}, status=422)
+        return _page(shop_id, forms=forms, status=422)
     if diff:
         flash(f"{section.title}: {len(diff)} change{'s' if len(diff) > 1 else ''} saved.", "success")
     else:
@@ -206,7 +198,7 @@ def _wrong_form(shop_id: int, platform: str):
 
 
 def _load_shop(shop_id: int) -> Shop:
-    with transaction() as db:
+    with reading() as db:
         return db.get(Shop, shop_id)
 
 
@@ -233,11 +225,10 @@ def test_connection(shop_id: int):
     except requests.RequestException as exc:
         form.errors["url"] = "Unreachable."
         form.errors["_form"] = f"Could not reach {url} ({exc.__class__.__name__})."
-    with transaction() as db:
-        outcome = {"ok": form.ok, "url": url, "error": form.errors.get("_form")}
-        if form.ok:
-            outcome["webhooks"] = states
-        audit.record(db, who(), "connection.check", shop_id=shop_id, new=outcome)
+    outcome = {"ok": form.ok, "url": url, "error": form.errors.get("_form")}
+    if form.ok:
+        outcome["webhooks"] = states
+    merchants.record(services().sessions, who(), "connection.check", shop_id=shop_id, new=outcome)
     if not form.ok:
         return _page(shop_id, connection=form, status=422)
     active = sum(1 for state in states.values() if state == "active")
@@ -269,20 +260,14 @@ def install_webhooks(shop_id: int):
     if result is None:
         return _page(shop_id, connection=form, status=422)
     hooks = result.webhooks
-    with transaction() as db:
-        me = who()
-        if old["url"] != result.url:
-            audit.record(db, me, "connection.update", shop_id=shop_id, field="url", old=old["url"], new=result.url)
-        if old["consumer_key"] != key:
-            audit.record(db, me, "connection.update", shop_id=shop_id, field="consumer_key",
-                         old=mask_secret(old["consumer_key"]) or "—", new=mask_secret(key))  # fmt: skip
-        if old["secret"] != secret:
-            audit.record(db, me, "connection.update", shop_id=shop_id, field="consumer_secret",
-                         old="(stored)" if old["secret"] else "—", new="(replaced)")  # fmt: skip
-        audit.record(db, me, "connection.install", shop_id=shop_id, new=hooks.as_dict())
-        audit.record(db, me, "connection.check", shop_id=shop_id,
-                     new={"ok": True, "url": result.url,
-                          "webhooks": dict.fromkeys(WEBHOOK_TOPICS, "active")})  # fmt: skip
+    changed = []
+    if old["url"] != result.url:
+        changed.append(dict(field="url", old=old["url"], new=result.url))
+    if old["consumer_key"] != key:
+        changed.append(dict(field="consumer_key", old=mask_secret(old["consumer_key"]) or "—", new=mask_secret(key)))
+    if old["secret"] != secret:
+        changed.append(dict(field="consumer_secret", old="(stored)" if old["secret"] else "—", new="(replaced)"))
+    _audit_connection(shop_id, changed, hooks.as_dict(), result.url, WEBHOOK_TOPICS)
     parts = [f"{label}: {len(ids)}" for label, ids in
              (("created", hooks.created), ("re-activated", hooks.reactivated), ("already active", hooks.unchanged))
              if ids]  # fmt: skip
@@ -330,8 +315,7 @@ def _connect(shop_id: int, form: Form, url: str, connect: Callable[[], T]) -> T 
     except requests.RequestException as exc:
         form.errors["url"] = "Unreachable."
         form.errors["_form"] = f"Could not reach {url} ({exc.__class__.__name__})."
-    with transaction() as db:
-        audit.record(db, who(), "connection.check", shop_id=shop_id,
+    merchants.record(services().sessions, who(), "connection.check", shop_id=shop_id,
                      new={"ok": False, "url": url, "error": form.errors["_form"]})  # fmt: skip
     return None
 
@@ -339,19 +323,24 @@ def _connect(shop_id: int, form: Form, url: str, connect: Callable[[], T]) -> T 
 def _audit_shopify(old: Shop, result: ShopifyConnection, url: str, token: str, secret: str | None) -> None:
     """What changed, saying only whether a token or secret was replaced: never any part of one."""
     box = services().secrets
-    with transaction() as db:
-        me = who()
-        if old.url != url:
-            audit.record(db, me, "connection.update", shop_id=old.id, field="url", old=old.url, new=url)
-        if box.open(old.consumer_secret_enc) != token:
-            audit.record(db, me, "connection.update", shop_id=old.id, field="access_token",
-                         old="(stored)" if old.consumer_secret_enc else "—", new="(replaced)")  # fmt: skip
-        if secret is not None and box.open(old.webhook_secret_enc) != secret:
-            audit.record(db, me, "connection.update", shop_id=old.id, field="webhook_secret",
-                         old="(stored)" if old.webhook_secret_enc else "—", new="(replaced)")  # fmt: skip
-        audit.record(db, me, "connection.install", shop_id=old.id, new=result.as_dict())
-        audit.record(db, me, "connection.check", shop_id=old.id,
-                     new={"ok": True, "url": url, "webhooks": dict.fromkeys(DELIVERY_TOPICS, "active")})  # fmt: skip
+    changed = []
+    if old.url != url:
+        changed.append(dict(field="url", old=old.url, new=url))
+    if box.open(old.consumer_secret_enc) != token:
+        changed.append(dict(field="access_token", old="(stored)" if old.consumer_secret_enc else "—", new="(replaced)"))
+    if secret is not None and box.open(old.webhook_secret_enc) != secret:
+        changed.append(dict(field="webhook_secret", old="(stored)" if old.webhook_secret_enc else "—",
+                            new="(replaced)"))  # fmt: skip
+    _audit_connection(old.id, changed, result.as_dict(), url, DELIVERY_TOPICS)
+
+
+def _audit_connection(shop_id: int, changed: list[dict], installed: dict, url: str, topics) -> None:
+    """A connection made: what changed (never any part of a secret), what was installed, and its check."""
+    lines = [("connection.update", dict(shop_id=shop_id, **change)) for change in changed]
+    lines.append(("connection.install", dict(shop_id=shop_id, new=installed)))
+    lines.append(("connection.check", dict(shop_id=shop_id, new={"ok": True, "url": url,
+                                                                 "webhooks": dict.fromkeys(topics, "active")})))
+    merchants.record_all(services().sessions, who(), lines)
 
 
 @console.post("/shops/<int:shop_id>/settings/connection/shopify")

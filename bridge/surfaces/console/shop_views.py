@@ -7,21 +7,23 @@ from datetime import timedelta
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from bridge import audit
+from bridge import audit, usecases
 from bridge.errors import ValidationFailed
 from bridge.models import InboxDelivery, OutboxMessage
 from bridge.money import POINTS, exponent, format_amount
-from bridge.reports import build_report, local_today, report_snapshot, shop_timezone, stored_customer_total
+from bridge.reports import build_report, local_today, shop_timezone, stored_customer_total
 from bridge.surfaces.console import console
 from bridge.surfaces.console.access import shop_view, who
 from bridge.surfaces.console.charts import NARROW, Series, line_chart
 from bridge.surfaces.console.forms import Form, query_number, text
 from bridge.surfaces.console.queries import customer_count, dead_letters, failure_counts, inbox_failures, webhook_health
 from bridge.surfaces.console.settings_views import FIELD_LABELS
-from bridge.surfaces.web.runtime import services, transaction
-from bridge.users import add_membership, check_new_user, create_user, find_user, remove_membership, shop_members
-from sync.worker import retry_dead
-from webhooks.replay import reapply
+from bridge.surfaces.platforms import TOPICS
+from bridge.surfaces.web.runtime import reading, services
+from bridge.usecases import merchants
+from bridge.usecases.deliveries import reapply
+from bridge.usecases.pushes import retry_dead
+from bridge.users import shop_members
 
 
 @console.get("/shops/<int:shop_id>/")
@@ -30,11 +32,11 @@ def overview(shop_id: int):
     shop = g.shop
     tz = shop_timezone(shop.settings)
     today = local_today(tz)  # the shop's last 30 days, in its own time zone
-    with report_snapshot(services().sessions) as db:
+    with usecases.snapshot(services().sessions) as db:
         report = build_report(db, shop.id, shop.currency, today - timedelta(days=29), today, "day", tz=tz)
         owed = stored_customer_total(db, shop.id, shop.currency)
         points = stored_customer_total(db, shop.id, POINTS)
-    with transaction() as db:
+    with reading() as db:
         counts = failure_counts(db, shop.id)
         customers = customer_count(db, shop.id)
         health, last_check = webhook_health(db, shop.id)
@@ -62,7 +64,7 @@ def overview(shop_id: int):
 @console.get("/shops/<int:shop_id>/audit")
 @shop_view
 def audit_trail(shop_id: int):
-    with transaction() as db:
+    with reading() as db:
         events = audit.recent(db, shop_id, limit=51, before_id=query_number(request.args.get("before")))
     older = events[49].id if len(events) > 50 else None
     return render_template("audit.html", shop=g.shop, events=events[:50], older=older, labels=FIELD_LABELS)
@@ -81,21 +83,13 @@ def team(shop_id: int):
         password = request.form.get("password") or ""
         form.values.update(email=email, name=name)
         try:
-            with transaction() as db:
-                user = find_user(db, email)
-                if user is None:
-                    problems = check_new_user(email, name, password)
-                    if problems:
-                        raise ValidationFailed("invalid user", fields=problems)
-                    user = create_user(db, email=email, name=name, password=password)
-                add_membership(db, user, shop_id)
-                audit.record(db, who(), "team.add", shop_id=shop_id, target=user.email, new=user.email)
+            merchants.add_team_member(services().sessions, shop_id, who(), email=email, name=name, password=password)
         except ValidationFailed as exc:
             form.errors.update(exc.fields or {"_form": exc.message})
         else:
             flash(f"{email} can now manage {g.shop.name}.", "success")
             return redirect(url_for("console.team", shop_id=shop_id))
-    with transaction() as db:
+    with reading() as db:
         members = shop_members(db, shop_id)
     return render_template("team.html", shop=g.shop, members=members, form=form), (422 if form.errors else 200)
 
@@ -105,10 +99,7 @@ def team(shop_id: int):
 def remove_member(shop_id: int, user_id: int):
     """Someone leaves the team (an employee who left): they lose access at their next request."""
     try:
-        with transaction() as db:
-            user = remove_membership(db, shop_id, user_id)
-            if user is not None:
-                audit.record(db, who(), "team.remove", shop_id=shop_id, target=user.email, old=user.email)
+        user = merchants.remove_team_member(services().sessions, shop_id, user_id, who())
     except ValidationFailed as exc:
         flash(f"Not removed: {exc.message}.", "error")
         return redirect(url_for("console.team", shop_id=shop_id))
@@ -127,7 +118,7 @@ def remove_member(shop_id: int, user_id: int):
 @console.get("/shops/<int:shop_id>/operations")
 @shop_view
 def operations(shop_id: int):
-    with transaction() as db:
+    with reading() as db:
         failures = inbox_failures(db, shop_id)
         dead = dead_letters(db, shop_id)
         counts = failure_counts(db, shop_id)
@@ -137,7 +128,7 @@ def operations(shop_id: int):
 @console.post("/shops/<int:shop_id>/operations/outbox/<int:message_id>/retry")
 @shop_view
 def retry_message(shop_id: int, message_id: int):
-    with transaction() as db:
+    with reading() as db:
         message = db.execute(
             select(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.shop_id == shop_id)
         ).scalar_one_or_none()
@@ -161,15 +152,14 @@ def retry_all(shop_id: int):
 
 def _audit_retry(shop_id: int, action: str, target: str, count: int) -> None:
     if count:
-        with transaction() as db:
-            audit.record(db, who(), action, shop_id=shop_id, target=target, new=f"{count} queued")
+        merchants.record(services().sessions, who(), action, shop_id=shop_id, target=target, new=f"{count} queued")
 
 
 @console.post("/shops/<int:shop_id>/operations/inbox/<int:delivery_id>/retry")
 @shop_view
 def retry_delivery(shop_id: int, delivery_id: int):
     """Apply a failed delivery again, with the same handler as when it arrived (once the cause is fixed)."""
-    with transaction() as db:
+    with reading() as db:
         delivery = db.execute(
             select(InboxDelivery).where(InboxDelivery.id == delivery_id, InboxDelivery.shop_id == shop_id)
         ).scalar_one_or_none()
@@ -178,12 +168,11 @@ def retry_delivery(shop_id: int, delivery_id: int):
     if delivery.status != "failed":
         flash(f"Delivery {delivery_id} is {delivery.status}: nothing to retry.", "info")
         return redirect(url_for("console.operations", shop_id=shop_id))
-    outcome = reapply(services().sessions, delivery_id)
+    outcome = reapply(services().sessions, TOPICS, delivery_id)
     if outcome.status == "failed":
         flash(f"Delivery {delivery_id} still fails: {outcome.error}", "error")
     else:
         flash(f"Delivery {delivery_id} {outcome.status}.", "success")
-    with transaction() as db:
-        audit.record(db, who(), "operations.inbox_retry", shop_id=shop_id,
+    merchants.record(services().sessions, who(), "operations.inbox_retry", shop_id=shop_id,
                      target=f"delivery {delivery_id} ({delivery.topic})", new=outcome.status)  # fmt: skip
     return redirect(url_for("console.operations", shop_id=shop_id))

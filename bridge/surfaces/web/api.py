@@ -8,26 +8,18 @@ from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import func, select
 
-from bridge.errors import ValidationFailed
-from bridge.ledger import Actor, capture_hold, void_hold
-from bridge.models import Entry, Hold, TopupRequest
-from bridge.points import convert_points
-from bridge.refund_requests import DESTINATIONS, request_refund
-from bridge.settings_schema import load_settings
-from bridge.shops import get_shop
+from bridge.errors import InvalidState, ShopCallFailed, ValidationFailed
+from bridge.ledger import Actor
+from bridge.models import Shop
+from bridge.refund_requests import DESTINATIONS
 from bridge.statement_links import LINK_LIFETIME_SECONDS, make_statement_token
+from bridge.surfaces.platforms import PLATFORMS
 from bridge.surfaces.web.auth import require_api_key
 from bridge.surfaces.web.errors import error_response
-from bridge.surfaces.web.runtime import services, transaction
-from bridge.tips import tip_order
-from bridge.topups import begin_topup, end_topup_claim
-from bridge.wallets import adjust_wallet, hold_on_wallet, require_customer, statement, wallet_summary
-from bridge.withdrawals import request_withdrawal
-from sync.woocommerce.client import WooShop
-from sync.woocommerce.topups import create_topup_order
-from sync.worker import PermanentFailure, ShopCallFailed
+from bridge.surfaces.web.runtime import services
+from bridge.usecases import wallets
+from bridge.usecases.wallets import CreateTopupOrder
 
 api = Blueprint("api", __name__, url_prefix="/api/v1", description="Wallets of a shop's customers")
 
@@ -164,8 +156,7 @@ class Wallet(MethodView):
     def get(self, customer_id):
         """The customer's balance, available balance, points and open holds."""
         _customer_path_is_valid(customer_id)
-        with transaction() as session:
-            return wallet_summary(session, get_shop(session, g.shop_id), customer_id)
+        return wallets.summary(services().sessions, g.shop_id, customer_id)
 
 
 @api.route("/customers/<customer_id>/transactions")
@@ -177,9 +168,7 @@ class Transactions(MethodView):
     def get(self, query, customer_id):
         """The customer's statement, newest first; pass `next_cursor` back as `cursor` for more."""
         _customer_path_is_valid(customer_id)
-        with transaction() as session:
-            page = statement(session, get_shop(session, g.shop_id), customer_id, **query)
-            return {"lines": page.lines, "next_cursor": page.next_cursor}
+        return wallets.statement_page(services().sessions, g.shop_id, customer_id, **query)
 
 
 @api.route("/customers/<customer_id>/adjustments")
@@ -192,18 +181,8 @@ class Adjustments(MethodView):
     def post(self, headers, body, customer_id):
         """Credit or debit the wallet with a reason. Repeating the same Idempotency-Key moves nothing."""
         _customer_path_is_valid(customer_id)
-        with transaction() as session:
-            shop = get_shop(session, g.shop_id)
-            posted = adjust_wallet(
-                session, shop, customer_id, idempotency_key=headers["idempotency_key"], actor=_actor(), **body
-            )
-            summary = wallet_summary(session, shop, customer_id)
-        return {
-            "transaction_id": posted.transaction.id,
-            "replayed": posted.replayed,
-            "balance": summary["balance"],
-            "available": summary["available"],
-        }
+        return wallets.adjust(services().sessions, g.shop_id, customer_id, key=headers["idempotency_key"],
+                              actor=_actor(), **body)  # fmt: skip
 
 
 @api.route("/customers/<customer_id>/holds")
@@ -216,30 +195,7 @@ class Holds(MethodView):
     def post(self, headers, body, customer_id):
         """Reserve money on the wallet (available = balance − open holds)."""
         _customer_path_is_valid(customer_id)
-        with transaction() as session:
-            shop = get_shop(session, g.shop_id)
-            hold, replayed = hold_on_wallet(
-                session,
-                shop,
-                customer_id,
-                amount=body["amount"],
-                reason=body["reason"],
-                idempotency_key=headers["idempotency_key"],
-                expires_in_seconds=body["expires_in_seconds"],
-                order_ref=body.get("order_id"),
-            )
-            available = wallet_summary(session, shop, customer_id)["available"]
-            return {"hold_id": hold.id, "status": hold.status, "amount": hold.amount, "replayed": replayed,
-                    "available": available}  # fmt: skip
-
-
-def _hold_state(hold, transaction_id=None) -> dict:
-    return {
-        "hold_id": hold.id,
-        "status": hold.status,
-        "captured_amount": hold.captured_amount,
-        "transaction_id": transaction_id or hold.capture_transaction_id,
-    }
+        return wallets.hold(services().sessions, g.shop_id, customer_id, key=headers["idempotency_key"], **body)
 
 
 @api.route("/holds/<int:hold_id>/capture")
@@ -250,10 +206,7 @@ class Capture(MethodView):
     @api.response(200, HoldState)
     def post(self, body, hold_id):
         """Capture all or part of a hold; the rest is released."""
-        with transaction() as session:
-            posted = capture_hold(session, shop_id=g.shop_id, hold_id=hold_id, amount=body.get("amount"),
-                                  actor=_actor())  # fmt: skip
-            return _hold_state(session.get(Hold, hold_id), posted.transaction.id)
+        return wallets.capture(services().sessions, g.shop_id, hold_id, body.get("amount"), _actor())
 
 
 @api.route("/holds/<int:hold_id>/void")
@@ -263,8 +216,7 @@ class Void(MethodView):
     @api.response(200, HoldState)
     def post(self, hold_id):
         """Release a hold without moving money."""
-        with transaction() as session:
-            return _hold_state(void_hold(session, shop_id=g.shop_id, hold_id=hold_id))
+        return wallets.void(services().sessions, g.shop_id, hold_id)
 
 
 @api.route("/customers/<customer_id>/points/conversions")
@@ -277,14 +229,8 @@ class PointsConversions(MethodView):
     def post(self, headers, body, customer_id):
         """Convert loyalty points to wallet money at the shop's rate (whole conversion steps only)."""
         _customer_path_is_valid(customer_id)
-        with transaction() as session:
-            shop = get_shop(session, g.shop_id)
-            customer = require_customer(session, shop, customer_id)
-            posted = convert_points(session, shop, load_settings(shop.settings), customer, body.get("points"),
-                                    f"conversion:{headers['idempotency_key']}", actor=_actor())  # fmt: skip
-            summary = wallet_summary(session, shop, customer_id)
-        return {"transaction_id": posted.transaction.id, "replayed": posted.replayed, "points": summary["points"],
-                "balance": summary["balance"]}  # fmt: skip
+        return wallets.convert(services().sessions, g.shop_id, customer_id, body.get("points"),
+                               headers["idempotency_key"], _actor())  # fmt: skip
 
 
 class TopupIn(Schema):
@@ -308,36 +254,24 @@ class Topups(MethodView):
         """Top up within the shop's range: the bridge creates a shop order for the amount and returns
         its payment URL; the wallet is credited once with what that order actually paid."""
         _customer_path_is_valid(customer_id)
-        with transaction() as session:
-            shop = get_shop(session, g.shop_id)
-            try:  # before anything is written: an unconnected shop cannot take a top-up
-                api_client = WooShop.for_shop(shop, services().secrets, services().settings.shop_timeout_seconds)
-            except PermanentFailure as exc:
-                raise ValidationFailed(str(exc), fields={"shop": "not connected"}, code="shop_not_connected") from exc
-            request, retry = begin_topup(session, shop, customer_id, body["amount"], headers["idempotency_key"],
-                                         _order_creation_lease())  # fmt: skip
-            if request.order_external_id:
-                return _topup_out(request)
-            request_id, currency = request.id, request.currency
         try:
-            order_id, payment_url = create_topup_order(api_client, customer_id, body["amount"], currency, request_id,
-                                                       retry=retry)  # fmt: skip
-        except ShopCallFailed as exc:  # no order recorded: the same key finds or creates it later
-            with transaction() as session:
-                end_topup_claim(session, request_id)
+            return wallets.top_up(services().sessions, g.shop_id, customer_id, body["amount"],
+                                  headers["idempotency_key"], _order_creation_lease(), _topup_orders)  # fmt: skip
+        except ShopCallFailed as exc:
             return error_response(502, "shop_unreachable", f"the shop did not create the top-up order: {exc}")
-        with transaction() as session:
-            return _topup_out(end_topup_claim(session, request_id, order_id, payment_url))
+
+
+def _topup_orders(shop: Shop) -> CreateTopupOrder:
+    make = PLATFORMS[shop.platform].topup_orders
+    if make is None:
+        raise InvalidState(f"{PLATFORMS[shop.platform].title} shops take no top-ups through the bridge")
+    return make(services().secrets, services().settings.shop_timeout_seconds)(shop)
 
 
 def _order_creation_lease() -> timedelta:
     """How long a call may be creating a top-up order before a retry takes over: its two shop calls (look for
     the order, make it), each tried up to three times, at the shop timeout each."""
     return timedelta(seconds=6 * services().settings.shop_timeout_seconds)
-
-
-def _topup_out(request: TopupRequest) -> dict:
-    return {"order_id": request.order_external_id, "payment_url": request.payment_url, "amount": request.amount}
 
 
 class WithdrawalIn(Schema):
@@ -361,14 +295,8 @@ class Withdrawals(MethodView):
         """Withdraw unspent top-up money: the shop refunds the top-up orders to the card; if it refuses,
         the money comes back to the wallet and the customer is told why."""
         _customer_path_is_valid(customer_id)
-        with transaction() as session:
-            shop = get_shop(session, g.shop_id)
-            require_customer(session, shop, customer_id)
-            posted = request_withdrawal(session, shop, customer_id, body["amount"], headers["idempotency_key"],
-                                        _actor())  # fmt: skip
-            return {"transaction_ids": [p.transaction.id for p in posted],
-                    "replayed": any(p.replayed for p in posted),
-                    "balance": wallet_summary(session, shop, customer_id)["balance"]}  # fmt: skip
+        return wallets.withdraw(services().sessions, g.shop_id, customer_id, body["amount"],
+                                headers["idempotency_key"], _actor())  # fmt: skip
 
 
 class RefundRequestIn(Schema):
@@ -395,11 +323,7 @@ class OrderRefunds(MethodView):
         """Ask for a refund to the card, the wallet (with the shop's bonus) or points, within the customer's
         return window; the shop makes the refund and the wallet moves when its delivery arrives."""
         _order_path_is_valid(order_id)
-        with transaction() as session:
-            request = request_refund(session, get_shop(session, g.shop_id), order_id,
-                                     key=headers["idempotency_key"], **body)  # fmt: skip
-            return {"request_id": request.id, "status": request.status, "destination": request.destination,
-                    "amount": request.amount}  # fmt: skip
+        return wallets.ask_refund(services().sessions, g.shop_id, order_id, headers["idempotency_key"], **body)
 
 
 class TipIn(Schema):
@@ -424,11 +348,8 @@ class OrderTips(MethodView):
     def post(self, headers, body, order_id):
         """Tip on a paid order from the customer's wallet: a shop preset percentage or an amount."""
         _order_path_is_valid(order_id)
-        with transaction() as session:
-            posted = tip_order(session, get_shop(session, g.shop_id), order_id, percent_bp=body.get("percent_bp"),
-                               amount=body.get("amount"), key=headers["idempotency_key"], actor=_actor())  # fmt: skip
-            tip = session.scalar(select(func.max(Entry.amount)).where(Entry.transaction_id == posted.transaction.id))
-            return {"transaction_id": posted.transaction.id, "replayed": posted.replayed, "amount": tip}
+        return wallets.tip(services().sessions, g.shop_id, order_id, percent_bp=body.get("percent_bp"),
+                           amount=body.get("amount"), key=headers["idempotency_key"], actor=_actor())  # fmt: skip
 
 
 def _order_path_is_valid(order_id: str) -> None:
@@ -450,9 +371,7 @@ class StatementLink(MethodView):
         """A signed link to the customer's statement page, valid for an hour: the shop's "My account"
         page asks for it for the logged-in customer and shows it."""
         _customer_path_is_valid(customer_id)
-        with transaction() as session:
-            shop = get_shop(session, g.shop_id)
-            require_customer(session, shop, customer_id)
+        wallets.known_customer(services().sessions, g.shop_id, customer_id)
         token = make_statement_token(current_app.config["SECRET_KEY"], g.shop_id, customer_id)
         url = f"{services().settings.public_url}/statement/{token}"
         return {"url": url, "expires_in": LINK_LIFETIME_SECONDS}

@@ -8,7 +8,7 @@ from flask import g, request
 
 from bridge.shops import shop_for_api_key
 from bridge.surfaces.web.errors import error_response
-from bridge.surfaces.web.runtime import services
+from bridge.surfaces.web.runtime import reading
 
 
 def require_api_key(view):
@@ -17,7 +17,7 @@ def require_api_key(view):
         scheme, _, key = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             return error_response(401, "unauthorized", "an API key is required (Authorization: Bearer …)")
-        with services().sessions() as session:
+        with reading() as session:
             shop = shop_for_api_key(session, key.strip())
         if shop is None:
             return error_response(401, "unauthorized", "unknown API key")

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from bridge.db import unit_of_work
+from bridge import usecases
 from bridge.services import Services
 
 
@@ -17,6 +17,7 @@ def services() -> Services:
 
 
 @contextmanager
-def transaction() -> Iterator[Session]:
-    with unit_of_work(services().sessions) as session:
+def reading() -> Iterator[Session]:
+    """A page's queries in one transaction (bridge/usecases: commands go through the use-case layer)."""
+    with usecases.reading(services().sessions) as session:
         yield session

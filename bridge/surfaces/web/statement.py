@@ -9,15 +9,14 @@ import secrets
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from bridge.errors import DomainError, NotFound
-from bridge.ledger import Actor
 from bridge.money import format_amount
-from bridge.points import convert_points
 from bridge.settings_schema import load_settings
 from bridge.shops import get_shop
 from bridge.statement_links import LINK_LIFETIME_SECONDS, read_statement_token
 from bridge.surfaces.web.errors import error_response
-from bridge.surfaces.web.runtime import transaction
-from bridge.wallets import require_customer, statement, wallet_summary
+from bridge.surfaces.web.runtime import reading, services
+from bridge.usecases import wallets
+from bridge.wallets import statement, wallet_summary
 
 customer_statement = Blueprint("customer_statement", __name__)
 FORM_TOKEN = re.compile(r"[0-9a-f]{32}")
@@ -54,7 +53,7 @@ def _access(token: str):
 
 def _view(token: str) -> dict:
     access = _access(token)
-    with transaction() as session:
+    with reading() as session:
         shop = get_shop(session, access.shop_id)
         summary = wallet_summary(session, shop, access.customer_external_id)
         page = statement(session, shop, access.customer_external_id, limit=200)
@@ -85,11 +84,7 @@ def convert(token: str):
     if not FORM_TOKEN.fullmatch(form_token):
         return _redirect_with(token, "This form is incomplete. Reload the page and try again.")
     try:
-        with transaction() as session:
-            shop = get_shop(session, access.shop_id)
-            customer = require_customer(session, shop, access.customer_external_id)
-            key, actor = f"statement:{customer.id}:{form_token}", Actor("customer", customer.external_id)
-            convert_points(session, shop, load_settings(shop.settings), customer, None, key, actor=actor)
+        wallets.convert_from_statement(services().sessions, access.shop_id, access.customer_external_id, form_token)
         message = "Your points were converted to wallet money."
     except DomainError as exc:
         message = exc.message

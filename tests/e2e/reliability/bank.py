@@ -74,9 +74,9 @@ from sqlalchemy.pool import NullPool
 
 from bridge.db import make_engine
 from bridge.migrate import upgrade
+from bridge.usecases.pushes import LEASE
 from simulator import WooError, create_simulator
 from simulator.rest import Outage
-from sync.worker import LEASE
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = ROOT / ".venv" / "bin"

@@ -19,15 +19,10 @@ from bridge.db import unit_of_work
 from bridge.ledger import Actor
 from bridge.models import Shop, ShopOrder, utcnow
 from bridge.order_rules import reverse_recorded_order
-from bridge.orders import TrashedOrder
 from bridge.settings_schema import load_settings
 
 FAILED = "failed"  # WooCommerce's status of an order whose payment did not go through
 JOB = Actor("system", "expire")
-
-
-def release_trashed_order(session: Session, shop: Shop, trashed: TrashedOrder, actor: Actor) -> None:
-    reverse_recorded_order(session, shop, trashed.external_id, "moved to the trash", actor)
 
 
 def release_abandoned_failed_orders(sessions: sessionmaker[Session], now: datetime | None = None) -> int:

@@ -16,7 +16,7 @@ from bridge.lots import LotPolicy
 from bridge.models import Account, CreditLot, LotMovement, Shop, utcnow
 from bridge.money import format_amount
 from bridge.outbox import note_to_customer
-from bridge.store_credit import MIRRORED_PLATFORMS, native_key
+from bridge.store_credit import is_mirrored, native_key
 
 
 def expire_credit(sessions: sessionmaker[Session], now: datetime | None = None) -> int:
@@ -76,7 +76,7 @@ def _expiry_key(session: Session, lot: CreditLot, earlier: int) -> str:
     """A shop that mirrors wallets to its own store credit (Shopify) was given the lot's expiry date with
     the credit and expires it itself: the bridge's expiry is then the shop's own movement, not sent back."""
     key = f"lot:{lot.id}:expiry:{earlier}"
-    return native_key(key) if session.get(Shop, lot.shop_id).platform in MIRRORED_PLATFORMS else key
+    return native_key(key) if is_mirrored(session.get(Shop, lot.shop_id)) else key
 
 
 @_RETRY_ON_DISCONNECT

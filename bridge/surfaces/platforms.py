@@ -1,0 +1,91 @@
+"""The one table of shop platforms. A platform brings its deliveries in (webhooks/<name>/), takes the bridge's
+changes out (sync/<name>/) and tells the surfaces what differs for its merchants; adding one means its own
+folders and a row here. Nothing outside the platform packages branches on a platform's name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from markupsafe import Markup
+
+from bridge.services import Services
+from bridge.store_credit import mirror_platform
+from bridge.usecases.deliveries import TopicsByPlatform
+from bridge.usecases.pushes import RetryPolicy
+from sync.shopify import connect as shopify_connect
+from sync.shopify import store_credit as shopify_store_credit
+from sync.shopify.store_credit import make_pusher as shopify_pusher
+from sync.woocommerce import connect as woocommerce_connect
+from sync.woocommerce import pull as woocommerce_pull
+from sync.woocommerce import topups as woocommerce_topups
+from sync.woocommerce.pushes import make_pusher as woocommerce_pusher
+from sync.worker import Pusher
+from webhooks.inbound import Inbound
+from webhooks.shopify.inbound import SHOPIFY
+from webhooks.woocommerce.inbound import WOOCOMMERCE
+
+
+@dataclass(frozen=True)
+class Platform:
+    inbound: Inbound
+    title: str  # as merchants know it
+    make_pusher: Callable  # (secret box, timeout in seconds) → the worker's Pusher for the platform's messages
+    delivery_url: Callable[[str, int], str]  # (PUBLIC_URL, shop id) → where the platform delivers webhooks
+    delivery_warnings: Callable[[str], list[str]]  # what keeps the platform from delivering to that URL
+    admin_paths: Mapping[str, str]  # the shop's own admin pages for an order and a customer ({id} replaced)
+    connection_template: str  # the console's connection form for the platform's shops
+    unchecked_hint: str  # what to do before the console knows the state of the shop's webhooks
+    webhook_help: Markup  # how the platform treats failing webhooks, and what repairs them
+    catch_up: Callable  # (sessions, secret box, shop id, settings, progress) → a result: `wallet-bridge sync`
+    topup_orders: Callable | None = None  # (secret box, timeout) → TopupOrders (bridge/usecases/wallets.py)
+    mirrors_store_credit: bool = False  # the shop keeps each wallet in its own store credit (bridge/store_credit.py)
+
+    @property
+    def name(self) -> str:
+        return self.inbound.name
+
+
+PLATFORMS: Mapping[str, Platform] = {
+    platform.name: platform
+    for platform in (
+        Platform(
+            WOOCOMMERCE, "WooCommerce", woocommerce_pusher, woocommerce_connect.delivery_url_for,
+            woocommerce_connect.delivery_warnings,
+            {"order": "/wp-admin/post.php?post={id}&action=edit", "customer": "/wp-admin/user-edit.php?user_id={id}"},
+            "_woocommerce_connection.html", "Press “Test connection” to read the webhooks' state from the shop.",
+            Markup("WooCommerce disables a webhook after repeated failed deliveries and never re-sends what it "
+                   "missed; “Connect and install webhooks” re-activates them, and <code>wallet-bridge sync</code> "
+                   "pulls the orders changed meanwhile."),
+            woocommerce_pull.catch_up, topup_orders=woocommerce_topups.topup_orders,
+        ),
+        Platform(
+            SHOPIFY, "Shopify", shopify_pusher, shopify_connect.callback_url, shopify_connect.delivery_warnings,
+            {"order": "/admin/orders/{id}", "customer": "/admin/customers/{id}"},
+            "_shopify_connection.html", "Connect to subscribe the webhooks.",
+            Markup("Shopify retries a failed delivery for 48 hours, then may remove the subscription; connecting "
+                   "again subscribes what is missing, and <code>wallet-bridge sync</code> brings every wallet and "
+                   "its store credit back in step."),
+            shopify_store_credit.catch_up, mirrors_store_credit=True,
+        ),
+    )
+}  # fmt: skip
+
+TOPICS: TopicsByPlatform = {name: platform.inbound.topics for name, platform in PLATFORMS.items()}
+
+
+def install() -> None:
+    """What the domain must know of the platforms in this process: whose wallets are mirrored."""
+    for platform in PLATFORMS.values():
+        if platform.mirrors_store_credit:
+            mirror_platform(platform.name)
+
+
+def pushers_for(services: Services) -> dict[str, Pusher]:
+    timeout = services.settings.shop_timeout_seconds
+    return {name: platform.make_pusher(services.secrets, timeout) for name, platform in PLATFORMS.items()}
+
+
+def retry_policy(services: Services) -> RetryPolicy:
+    settings = services.settings
+    return RetryPolicy(settings.outbox_max_attempts, settings.outbox_base_delay_seconds)

@@ -1,0 +1,209 @@
+"""Webhook deliveries: every signed delivery is stored before it is answered, then applied once.
+
+Shops never resend a delivery they had answered 200 (WooCommerce never retries at all), so a stored delivery
+is the only copy: the merchant's "Retry" of a failed one and the recovery of deliveries left `received` (a
+process died, or its database connection dropped, between storing and applying) apply it again from its
+stored body, under the same row lock and idempotent rules as when it arrived."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import NamedTuple
+
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.db import notify, unit_of_work
+from bridge.errors import DomainError, ValidationFailed
+from bridge.ledger import Actor
+from bridge.models import InboxDelivery, Shop, utcnow
+from bridge.security import SecretBox
+from bridge.webhook_secrets import shops_sharing
+
+log = logging.getLogger(__name__)
+INBOX_CHANNEL = "inbox_deliveries"  # what a worker LISTENs to for deferred deliveries (bridge.db.Listener)
+STALLED_AFTER = timedelta(minutes=1)  # far beyond any delivery's own apply, so the two never race for long
+BATCH = 100
+
+
+class Topic(NamedTuple):
+    """How a platform's topic is read and applied."""
+
+    parse: Callable[[object], object]  # the JSON body → a snapshot; raises ValidationFailed
+    apply: Callable[[Session, Shop, object, Actor], None]  # the snapshot → the domain's rules
+
+
+# platform name → its topics (the platform table, handed over by whoever wires the process)
+TopicsByPlatform = Mapping[str, Mapping[str, Topic]]
+
+
+@dataclass(frozen=True)
+class ShopKeys:
+    secrets: list[str]  # current, and the previous one during a rotation
+    url: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # applied, ignored or failed
+    error: str | None = None
+
+
+def shop_keys(sessions: sessionmaker[Session], box: SecretBox, shop_id: int, platform: str) -> ShopKeys:
+    """What a delivery for this shop is checked against. No such shop on this platform: a secret nobody holds,
+    so the delivery fails its signature check like any forged one and the answer never says which shops exist."""
+    with unit_of_work(sessions) as session:
+        shop = session.get(Shop, shop_id)
+        if shop is None or shop.platform != platform:
+            return ShopKeys([secrets.token_urlsafe(32)], "")
+        tokens = (shop.webhook_secret_enc, shop.previous_webhook_secret_enc)
+        return ShopKeys([box.open(token) for token in tokens if token], shop.url)
+
+
+def shops_sharing_secret(sessions: sessionmaker[Session], box: SecretBox, shop_id: int, platform: str,
+                         keys: ShopKeys) -> list[int]:  # fmt: skip
+    with unit_of_work(sessions) as session:
+        return shops_sharing(session, box, shop_id, platform, keys.secrets)
+
+
+def already_applied(sessions: sessionmaker[Session], shop_id: int, platform: str, delivery_id: str) -> bool:
+    """For platforms whose delivery ids are unique per delivery (Shopify), a retried delivery is known."""
+    with unit_of_work(sessions) as session:
+        return session.execute(
+            select(InboxDelivery.id).where(
+                InboxDelivery.shop_id == shop_id, InboxDelivery.platform == platform,
+                InboxDelivery.delivery_id == delivery_id, InboxDelivery.status.in_(("applied", "ignored")),
+            ).limit(1)
+        ).first() is not None  # fmt: skip
+
+
+def record_delivery(
+    sessions: sessionmaker[Session], *, shop_id: int, platform: str, topic: str, resource_id: str | None,
+    delivery_id: str | None, body: bytes, status: str = "received", error: str | None = None, wake: bool = False,
+) -> int:  # fmt: skip
+    """Store a delivery; `wake`: tell the waiting workers (PostgreSQL NOTIFY, sent on commit) to apply it."""
+    with unit_of_work(sessions) as session:
+        delivery = InboxDelivery(
+            shop_id=shop_id, platform=platform, topic=topic[:60], resource_id=resource_id,
+            delivery_id=(delivery_id or "")[:100] or None, body=body, status=status, error=error,
+        )  # fmt: skip
+        session.add(delivery)
+        session.flush()
+        if wake:
+            notify(session, INBOX_CHANNEL)
+        return delivery.id
+
+
+def apply_received(sessions: sessionmaker[Session], platforms: TopicsByPlatform, limit: int = 50) -> int:
+    """The worker's share of deferred deliveries (DEFER_DELIVERIES): apply those stored and not yet applied, in
+    arrival order; returns how many were tried. Rows another worker is applying are skipped, and applying one
+    twice moves nothing (apply_delivery locks the row and skips what is applied)."""
+    with unit_of_work(sessions) as session:
+        waiting = session.scalars(
+            select(InboxDelivery.id).where(InboxDelivery.status == "received").order_by(InboxDelivery.id)
+            .limit(limit).with_for_update(skip_locked=True)
+        ).all()  # fmt: skip
+    for delivery_id in waiting:
+        reapply(sessions, platforms, delivery_id)
+    return len(waiting)
+
+
+Apply = Callable[[Session, Shop, object, Actor], None]
+
+
+def apply_delivery(sessions: sessionmaker[Session], delivery_id: int, apply: Apply, parsed: object) -> str:
+    """Apply a stored delivery in one transaction; returns its final status. A payload the rules refuse is
+    kept as `failed` with the reason, for the merchant to inspect and retry. A database that dropped the
+    connection (or a deadlock) gets one more try at once; after that the delivery stays `received`, and the
+    worker's recovery applies it later."""
+    try:
+        try:
+            return _apply_once(sessions, delivery_id, apply, parsed)
+        except OperationalError:  # the pool's pre-ping hands the second try a fresh connection
+            log.warning("delivery %s: database error, trying once more", delivery_id, exc_info=True)
+            return _apply_once(sessions, delivery_id, apply, parsed)
+    except ValidationFailed as exc:
+        _mark_failed(sessions, delivery_id, f"invalid payload: {exc.fields or exc.message}")
+        raise
+    except DomainError as exc:
+        _mark_failed(sessions, delivery_id, f"{exc.code}: {exc.message}")
+        return "failed"
+    except OperationalError:
+        log.exception("delivery %s left for the worker's recovery", delivery_id)
+        return "received"
+    except Exception as exc:  # a bug must not lose the delivery: it stays stored, marked, and retryable
+        log.exception("delivery %s could not be applied", delivery_id)
+        _mark_failed(sessions, delivery_id, f"internal error: {exc.__class__.__name__}")
+        return "failed"
+
+
+def _apply_once(sessions: sessionmaker[Session], delivery_id: int, apply: Apply, parsed: object) -> str:
+    with unit_of_work(sessions) as session:
+        delivery = session.execute(
+            select(InboxDelivery).where(InboxDelivery.id == delivery_id).with_for_update()
+        ).scalar_one()
+        if delivery.status in ("applied", "ignored"):
+            return delivery.status
+        shop = session.get(Shop, delivery.shop_id)
+        apply(session, shop, parsed, Actor("webhook", f"{delivery.platform}:{delivery.id}"))
+        delivery.status, delivery.applied_at, delivery.error = "applied", utcnow(), None
+        return "applied"
+
+
+def _mark_failed(sessions: sessionmaker[Session], delivery_id: int, error: str) -> None:
+    with unit_of_work(sessions) as session:
+        delivery = session.get(InboxDelivery, delivery_id)
+        delivery.status, delivery.error = "failed", error
+
+
+def reapply(sessions: sessionmaker[Session], platforms: TopicsByPlatform, delivery_id: int) -> Outcome:
+    """Parse the stored body again and apply it; a delivery already applied is left as it is."""
+    with unit_of_work(sessions) as session:
+        delivery = session.get(InboxDelivery, delivery_id)
+        platform, name, body = delivery.platform, delivery.topic, delivery.body
+    topic = platforms.get(platform, {}).get(name)
+    if topic is None:
+        return Outcome("failed", f"deliveries of {platform} {name} cannot be applied")
+    try:
+        snapshot = topic.parse(json.loads(body))
+    except (ValueError, DomainError) as exc:  # still unreadable: say so on the delivery
+        error = f"on retry: {getattr(exc, 'message', None) or exc}"[:1000]
+        with unit_of_work(sessions) as session:
+            session.get(InboxDelivery, delivery_id).error = error
+        return Outcome("failed", error)
+    try:
+        status = apply_delivery(sessions, delivery_id, topic.apply, snapshot)
+    except DomainError as exc:  # the payload is refused: apply_delivery marked it failed, with the reason
+        return Outcome("failed", exc.message)
+    return Outcome(status, _error_of(sessions, delivery_id) if status == "failed" else None)
+
+
+def recover_stalled(sessions: sessionmaker[Session], platforms: TopicsByPlatform,
+                    stalled_after: timedelta = STALLED_AFTER) -> int:  # fmt: skip
+    """Apply deliveries stored but left `received` for longer than `stalled_after`; returns how many were
+    applied. Safe with several workers: apply_delivery locks each row and skips what is already applied."""
+    cutoff = utcnow() - stalled_after
+    with unit_of_work(sessions) as session:
+        stalled = session.scalars(
+            select(InboxDelivery.id)
+            .where(InboxDelivery.status == "received", InboxDelivery.received_at <= cutoff)
+            .order_by(InboxDelivery.id)  # in arrival order, as they would have been applied
+            .limit(BATCH)
+        ).all()
+    applied = 0
+    for delivery_id in stalled:
+        outcome = reapply(sessions, platforms, delivery_id)
+        applied += outcome.status == "applied"
+        log.warning("stalled delivery %s re-applied: %s %s", delivery_id, outcome.status, outcome.error or "")
+    return applied
+
+
+def _error_of(sessions: sessionmaker[Session], delivery_id: int) -> str | None:
+    with unit_of_work(sessions) as session:
+        return session.get(InboxDelivery, delivery_id).error

@@ -1,0 +1,217 @@
+"""A shop's customers' wallets, as the HTTP API (and the shop's plugin) ask for them: each function is one
+command or one read, in one transaction, for the shop that owns the API key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge import audit
+from bridge.accounts import wallet_account
+from bridge.db import unit_of_work
+from bridge.errors import PermanentFailure, ShopCallFailed, ValidationFailed
+from bridge.ledger import Actor, Posted, capture_hold, expire_stale_holds, void_hold
+from bridge.models import Entry, Hold, Shop, TopupRequest
+from bridge.money import format_amount
+from bridge.points import convert_points
+from bridge.refund_requests import request_refund
+from bridge.settings_schema import load_settings
+from bridge.shops import get_shop
+from bridge.tips import tip_order
+from bridge.topups import begin_topup, end_topup_claim
+from bridge.wallets import (
+    Doubts,
+    adjust_wallet,
+    adjustment_doubts,
+    hold_on_wallet,
+    require_customer,
+    statement,
+    wallet_summary,
+)
+from bridge.withdrawals import request_withdrawal
+
+
+def summary(sessions: sessionmaker[Session], shop_id: int, customer_id: str) -> dict:
+    with unit_of_work(sessions) as session:
+        return wallet_summary(session, get_shop(session, shop_id), customer_id)
+
+
+def statement_page(sessions: sessionmaker[Session], shop_id: int, customer_id: str, **query) -> dict:
+    with unit_of_work(sessions) as session:
+        page = statement(session, get_shop(session, shop_id), customer_id, **query)
+        return {"lines": page.lines, "next_cursor": page.next_cursor}
+
+
+def adjust(sessions: sessionmaker[Session], shop_id: int, customer_id: str, *, key: str, actor: Actor,
+           **adjustment) -> dict:  # fmt: skip
+    with unit_of_work(sessions) as session:
+        shop = get_shop(session, shop_id)
+        posted = adjust_wallet(session, shop, customer_id, idempotency_key=key, actor=actor, **adjustment)
+        wallet = wallet_summary(session, shop, customer_id)
+        return {"transaction_id": posted.transaction.id, "replayed": posted.replayed, "balance": wallet["balance"],
+                "available": wallet["available"]}  # fmt: skip
+
+
+def hold(sessions: sessionmaker[Session], shop_id: int, customer_id: str, *, key: str, amount: int, reason: str,
+         expires_in_seconds: int, order_id: str | None = None) -> dict:  # fmt: skip
+    with unit_of_work(sessions) as session:
+        shop = get_shop(session, shop_id)
+        held, replayed = hold_on_wallet(session, shop, customer_id, amount=amount, reason=reason, idempotency_key=key,
+                                        expires_in_seconds=expires_in_seconds, order_ref=order_id)  # fmt: skip
+        available = wallet_summary(session, shop, customer_id)["available"]
+        return {"hold_id": held.id, "status": held.status, "amount": held.amount, "replayed": replayed,
+                "available": available}  # fmt: skip
+
+
+def capture(sessions: sessionmaker[Session], shop_id: int, hold_id: int, amount: int | None, actor: Actor) -> dict:
+    with unit_of_work(sessions) as session:
+        posted = capture_hold(session, shop_id=shop_id, hold_id=hold_id, amount=amount, actor=actor)
+        return _hold_state(session.get(Hold, hold_id), posted.transaction.id)
+
+
+def void(sessions: sessionmaker[Session], shop_id: int, hold_id: int) -> dict:
+    with unit_of_work(sessions) as session:
+        return _hold_state(void_hold(session, shop_id=shop_id, hold_id=hold_id))
+
+
+def _hold_state(held: Hold, transaction_id: int | None = None) -> dict:
+    return {"hold_id": held.id, "status": held.status, "captured_amount": held.captured_amount,
+            "transaction_id": transaction_id or held.capture_transaction_id}  # fmt: skip
+
+
+def convert(sessions: sessionmaker[Session], shop_id: int, customer_id: str, points: int | None, key: str,
+            actor: Actor) -> dict:  # fmt: skip
+    with unit_of_work(sessions) as session:
+        shop = get_shop(session, shop_id)
+        customer = require_customer(session, shop, customer_id)
+        posted = convert_points(session, shop, load_settings(shop.settings), customer, points, f"conversion:{key}",
+                                actor=actor)  # fmt: skip
+        wallet = wallet_summary(session, shop, customer_id)
+        return {"transaction_id": posted.transaction.id, "replayed": posted.replayed, "points": wallet["points"],
+                "balance": wallet["balance"]}  # fmt: skip
+
+
+# (customer id, amount, currency, top-up request id, retry: look for an order made before) → (order id, URL)
+CreateTopupOrder = Callable[[str, int, str, int, bool], tuple[str, str]]
+# the shop → how to make its top-up orders; raises PermanentFailure when the shop cannot (not connected)
+TopupOrders = Callable[[Shop], CreateTopupOrder]
+
+
+def top_up(sessions: sessionmaker[Session], shop_id: int, customer_id: str, amount: int, key: str,
+           lease: timedelta, orders: TopupOrders) -> dict:  # fmt: skip
+    """Record the request, have the shop make the order it is paid through, record the order. The shop is
+    called between two transactions: a call that dies there leaves a claim the next retry takes over; when
+    the shop fails, ShopCallFailed is raised and nothing is recorded."""
+    with unit_of_work(sessions) as session:
+        shop = get_shop(session, shop_id)
+        try:  # before anything is written: an unconnected shop cannot take a top-up
+            create_order = orders(shop)
+        except PermanentFailure as exc:
+            raise ValidationFailed(str(exc), fields={"shop": "not connected"}, code="shop_not_connected") from exc
+        request, retry = begin_topup(session, shop, customer_id, amount, key, lease)
+        if request.order_external_id:
+            return _topup_out(request)
+        request_id, currency = request.id, request.currency
+    try:
+        order_id, payment_url = create_order(customer_id, amount, currency, request_id, retry)
+    except ShopCallFailed:  # no order recorded: the same key finds or creates it later
+        with unit_of_work(sessions) as session:
+            end_topup_claim(session, request_id)
+        raise
+    with unit_of_work(sessions) as session:
+        return _topup_out(end_topup_claim(session, request_id, order_id, payment_url))
+
+
+def _topup_out(request: TopupRequest) -> dict:
+    return {"order_id": request.order_external_id, "payment_url": request.payment_url, "amount": request.amount}
+
+
+def withdraw(sessions: sessionmaker[Session], shop_id: int, customer_id: str, amount: int, key: str,
+             actor: Actor) -> dict:  # fmt: skip
+    with unit_of_work(sessions) as session:
+        shop = get_shop(session, shop_id)
+        require_customer(session, shop, customer_id)
+        posted = request_withdrawal(session, shop, customer_id, amount, key, actor)
+        return {"transaction_ids": [p.transaction.id for p in posted], "replayed": any(p.replayed for p in posted),
+                "balance": wallet_summary(session, shop, customer_id)["balance"]}  # fmt: skip
+
+
+def ask_refund(sessions: sessionmaker[Session], shop_id: int, order_id: str, key: str, **request) -> dict:
+    with unit_of_work(sessions) as session:
+        made = request_refund(session, get_shop(session, shop_id), order_id, key=key, **request)
+        return {"request_id": made.id, "status": made.status, "destination": made.destination, "amount": made.amount}
+
+
+def tip(sessions: sessionmaker[Session], shop_id: int, order_id: str, *, percent_bp: int | None, amount: int | None,
+        key: str, actor: Actor) -> dict:  # fmt: skip
+    with unit_of_work(sessions) as session:
+        posted = tip_order(session, get_shop(session, shop_id), order_id, percent_bp=percent_bp, amount=amount,
+                           key=key, actor=actor)  # fmt: skip
+        tipped = session.scalar(select(func.max(Entry.amount)).where(Entry.transaction_id == posted.transaction.id))
+        return {"transaction_id": posted.transaction.id, "replayed": posted.replayed, "amount": tipped}
+
+
+def known_customer(sessions: sessionmaker[Session], shop_id: int, customer_id: str) -> None:
+    """Raises NotFound unless the shop has this customer."""
+    with unit_of_work(sessions) as session:
+        require_customer(session, get_shop(session, shop_id), customer_id)
+
+
+def release_stale_holds(sessions: sessionmaker[Session]) -> int:
+    """Holds whose time ran out give their money back to `available` (`wallet-bridge expire`)."""
+    with unit_of_work(sessions) as session:
+        return expire_stale_holds(session)
+
+
+@dataclass(frozen=True)
+class Adjusted:
+    posted: Posted | None  # None: not recorded, for the doubts to be confirmed first
+    balance: int = 0
+    doubts: Doubts = Doubts()
+
+
+def adjust_by_merchant(sessions: sessionmaker[Session], shop_id: int, external_id: str, who: audit.Who,
+                       actor: Actor, *, direction: str, amount: int, reason: str, key: str,
+                       confirmed: bool) -> Adjusted:  # fmt: skip
+    """A manual credit or debit from the console, recorded only once its doubts were confirmed."""
+    signed = amount if direction == "credit" else -amount
+    with unit_of_work(sessions) as session:
+        shop = get_shop(session, shop_id)
+        doubts = Doubts() if confirmed else adjustment_doubts(session, shop, external_id, signed, f"adjustment:{key}")
+        if doubts:
+            return Adjusted(None, doubts=doubts)
+        posted = adjust_wallet(session, shop, external_id, direction=direction, amount=amount, reason=reason,
+                               idempotency_key=key, actor=actor)  # fmt: skip
+        balance = wallet_summary(session, shop, external_id)["balance"]
+        if not posted.replayed:
+            audit.record(session, who, f"wallet.{direction}", shop_id=shop_id, target=external_id, field="balance",
+                         old=format_amount(balance - signed, shop.currency),
+                         new=format_amount(balance, shop.currency))  # fmt: skip
+        return Adjusted(posted, balance)
+
+
+def set_locked(sessions: sessionmaker[Session], shop_id: int, external_id: str, locked: bool, who: audit.Who) -> bool:
+    """Lock or unlock the customer's wallet; False when it already was."""
+    with unit_of_work(sessions) as session:
+        shop = get_shop(session, shop_id)
+        wallet = wallet_account(session, require_customer(session, shop, external_id), shop.currency)
+        if bool(wallet.locked) == locked:
+            return False
+        wallet.locked = locked
+        state = {False: "unlocked", True: "locked"}
+        audit.record(session, who, f"wallet.{'lock' if locked else 'unlock'}", shop_id=shop_id, target=external_id,
+                     field="locked", old=state[not locked], new=state[locked])  # fmt: skip
+        return True
+
+
+def convert_from_statement(sessions: sessionmaker[Session], shop_id: int, external_id: str, form_token: str) -> None:
+    """The customer converts all their points from their statement page (the form's token: once per form)."""
+    with unit_of_work(sessions) as session:
+        shop = get_shop(session, shop_id)
+        customer = require_customer(session, shop, external_id)
+        key, actor = f"statement:{customer.id}:{form_token}", Actor("customer", customer.external_id)
+        convert_points(session, shop, load_settings(shop.settings), customer, None, key, actor=actor)

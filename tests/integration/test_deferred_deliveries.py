@@ -1,0 +1,73 @@
+"""DEFER_DELIVERIES: a delivery is answered once stored, and a worker applies it (woken at once on PostgreSQL by
+LISTEN/NOTIFY, polling on SQLite). Nothing stored is lost, nothing is applied twice."""
+
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+
+from bridge.db import notify, unit_of_work
+from bridge.models import InboxDelivery, LedgerTransaction, OutboxMessage
+from bridge.surfaces.cli import create_cli_app
+from bridge.surfaces.platforms import TOPICS
+from bridge.surfaces.workers import run_worker
+from bridge.usecases.deliveries import INBOX_CHANNEL, apply_received
+from tests.conftest import make_shop
+from tests.integration.test_woocommerce_webhooks import count, fund, send_captured, wallet_balance
+from tests.woo import connect_for_tests
+
+
+def payments(services) -> int:
+    return count(services, LedgerTransaction, LedgerTransaction.kind == "payment")
+
+
+@pytest.fixture
+def deferring(settings):
+    app = create_cli_app(replace(settings, defer_deliveries=True, embedded_worker=False))
+    yield app
+    app.extensions["wallet_bridge"].engine.dispose()
+
+
+@pytest.fixture
+def shop_id(deferring):
+    services = deferring.extensions["wallet_bridge"]
+    shop = make_shop(services)
+    connect_for_tests(services, shop.shop.id)
+    fund(services, shop.shop.id, 10_000)
+    return shop.shop.id
+
+
+def test_a_delivery_is_answered_once_stored_and_applied_by_the_worker(deferring, shop_id):
+    services = deferring.extensions["wallet_bridge"]
+    answer = send_captured(deferring.test_client(), shop_id, "0005")  # a wallet order of 41.48
+
+    assert answer.status_code == 200 and answer.get_json()["status"] == "received"
+    assert count(services, InboxDelivery, InboxDelivery.status == "received") == 1
+    assert wallet_balance(services, shop_id) == 10_000  # nothing applied before the answer
+
+    assert apply_received(services.sessions, TOPICS) == 1
+    assert apply_received(services.sessions, TOPICS) == 0  # applied once, not tried again
+    assert wallet_balance(services, shop_id) == 10_000 - 4148
+    assert count(services, InboxDelivery, InboxDelivery.status == "applied") == 1
+    assert count(services, OutboxMessage, OutboxMessage.kind == "order.mark_paid") == 1
+
+
+def test_a_waiting_worker_applies_a_new_delivery_at_once(deferring, shop_id, monkeypatch):
+    services = deferring.extensions["wallet_bridge"]
+    monkeypatch.setattr("sync.worker.run_once", lambda *args, **kwargs: 0)  # no shop to push to here
+    stop = threading.Event()
+    worker = threading.Thread(target=run_worker, args=(services, stop), kwargs={"idle_seconds": 30.0})
+    worker.start()
+    try:
+        time.sleep(0.5)  # the worker is idle, waiting (30 s unless woken)
+        send_captured(deferring.test_client(), shop_id, "0005")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not payments(services):
+            time.sleep(0.05)
+        assert wallet_balance(services, shop_id) == 10_000 - 4148  # long before the idle wait ran out
+    finally:
+        stop.set()
+        with unit_of_work(services.sessions) as session:
+            notify(session, INBOX_CHANNEL)  # wakes it to see `stop`
+        worker.join(timeout=35)
