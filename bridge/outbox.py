@@ -30,16 +30,15 @@ def enqueue(session: Session, *, shop_id: int, kind: str, payload: dict, dedupe_
     if kind not in KINDS:
         raise ValueError(f"unknown outbox message kind {kind!r}")
     now = utcnow()
-    with session.no_autoflush:  # the message depends on nothing pending: the session's changes wait for commit,
-        insert_ignoring_conflict(  # one UPDATE per changed row rather than one now and another then
-            session,
-            OutboxMessage,
-            {
-                "shop_id": shop_id, "kind": kind, "payload": payload, "dedupe_key": dedupe_key, "status": "pending",
-                "attempts": 0, "next_attempt_at": now, "created_at": now,
-            },
-            ["shop_id", "dedupe_key"],
-        )  # fmt: skip
+    insert_ignoring_conflict(
+        session,
+        OutboxMessage,
+        {
+            "shop_id": shop_id, "kind": kind, "payload": payload, "dedupe_key": dedupe_key, "status": "pending",
+            "attempts": 0, "next_attempt_at": now, "created_at": now,
+        },
+        ["shop_id", "dedupe_key"],
+    )  # fmt: skip
 
 
 def note_to_customer(session: Session, *, shop_id: int, customer_id: int, note: str, dedupe_key: str) -> bool:
