@@ -18,7 +18,17 @@ Machines here are noisy, so every figure is reported as a ratio against a baseli
 process. Runs in a scratch database (created, migrated, dropped at the end); always exits 0.
 """
 
+# ruff: noqa: E402
+
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# As in bench/webhooks.py: run as a script, bench/ comes first on sys.path and its webhooks.py would shadow the
+# `webhooks` package (imported through bridge.surfaces.platforms); the project root takes its place.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if p and Path(p).resolve() not in (ROOT, ROOT / "bench")]
 
 import argparse
 import itertools
@@ -26,13 +36,11 @@ import os
 import secrets
 import shlex
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
 
 import psycopg
 from cryptography.fernet import Fernet
@@ -57,7 +65,7 @@ FUNDING = 10**10  # per wallet, in cents: far more than the benchmark ever spend
 SMALL_HISTORY = 1_000
 THROUGHPUT_TARGET = 0.3  # service / floor, at least
 ANCHOR_TARGET = 1.0  # service / pgledger, at least
-PGLEDGER = Path(__file__).resolve().parents[1].parent / "shared" / "anchors" / "pgledger"
+PGLEDGER = ROOT.parent / "shared" / "anchors" / "pgledger"
 PGLEDGER_FILES = ("ulid-to-uuid.sql", "uuid-to-ulid.sql", "pgledger.sql")  # in this order (its README)
 READ_TARGET = 1.2  # large history / small history, at most
 
