@@ -64,6 +64,7 @@ from bridge.ledger import Actor, verify
 from bridge.models import InboxDelivery, LedgerTransaction, OutboxMessage
 from bridge.security import SecretBox
 from bridge.shops import create_shop
+from bridge.states import InboxStatus
 from bridge.surfaces.platforms import PLATFORMS
 from bridge.wallets import adjust_wallet
 from tests.woo import delivery_headers, order_body, wp_json
@@ -383,7 +384,7 @@ def check_ledger(sessions, shop_id: int) -> dict:
         applied = session.scalar(
             select(func.count())
             .select_from(InboxDelivery)
-            .where(InboxDelivery.shop_id == shop_id, InboxDelivery.status == "applied")
+            .where(InboxDelivery.shop_id == shop_id, InboxDelivery.status == InboxStatus.APPLIED)
         )
         paid = session.scalar(
             select(func.count())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from bridge.errors import DomainError
 from bridge.models import Shop
-from bridge.settings_schema import load_settings
+from bridge.settings_schema import ShopSettings
 
 
 class CurrencyNotAccepted(DomainError):
@@ -14,7 +14,7 @@ class CurrencyNotAccepted(DomainError):
 
 
 def accepted_currencies(shop: Shop) -> list[str]:
-    return [shop.currency, *load_settings(shop.settings)["extra_currencies"]]
+    return [shop.currency, *ShopSettings.load(shop.settings).extra_currencies]
 
 
 def ensure_accepted_currency(shop: Shop, currency: str, what: str = "order") -> None:

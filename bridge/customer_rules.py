@@ -5,12 +5,13 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from bridge.accounts import SystemAccount, customer_wallet, system_account
+from bridge.decisions import promotional_expiry
 from bridge.ledger import Actor, Leg, post_transaction
-from bridge.lots import LotPolicy, promotional_expiry
+from bridge.lots import LotPolicy
 from bridge.models import Customer, Shop
 from bridge.money import format_amount
 from bridge.orders import CustomerSnapshot
-from bridge.settings_schema import load_settings
+from bridge.settings_schema import ShopSettings
 
 
 def apply_new_customer(session: Session, shop: Shop, snapshot: CustomerSnapshot, actor: Actor) -> Customer:
@@ -22,8 +23,8 @@ def apply_customer(
 ) -> Customer:
     customer, wallet = customer_wallet(session, shop.id, snapshot.external_id, shop.currency,
                                        email=snapshot.email, name=snapshot.name)  # fmt: skip
-    settings = load_settings(shop.settings)
-    bonus = settings["signup_bonus"]
+    settings = ShopSettings.load(shop.settings)
+    bonus = settings.signup_bonus
     if is_new and bonus > 0:
         post_transaction(
             session,

@@ -32,6 +32,7 @@ from bridge.lots import DEFAULT as DEFAULT_LOTS
 from bridge.lots import LotPolicy, lots_exhausted
 from bridge.lots import track as track_lots
 from bridge.models import Account, CreditLot, Entry, Hold, LedgerTransaction, utcnow
+from bridge.states import HoldStatus
 
 # Told of every new posting, in its transaction: (session, transaction, legs in account order). The ledger knows
 # nothing of outboxes or platforms; the wiring subscribes what must follow a posting (the store-credit mirror).
@@ -293,7 +294,7 @@ def authorize_hold(
         Hold,
         {
             "shop_id": account.shop_id, "account_id": account.id, "amount": amount, "captured_amount": 0,
-            "status": "open", "reason": reason, "idempotency_key": idempotency_key, "order_ref": order_ref,
+            "status": HoldStatus.OPEN, "reason": reason, "idempotency_key": idempotency_key, "order_ref": order_ref,
             "expires_at": now + expires_in, "created_at": now,
         },
         ["shop_id", "idempotency_key"],
@@ -339,7 +340,7 @@ def lock_hold(session: Session, shop_id: int, hold_id: int) -> Hold:
     return hold
 
 
-def _release(session: Session, hold: Hold, status: str) -> Account:
+def _release(session: Session, hold: Hold, status: HoldStatus) -> Account:
     row = session.execute(
         update(Account)
         .where(Account.id == hold.account_id)
@@ -361,15 +362,15 @@ def capture_hold(
     hold again with the same amount returns the first capture."""
     hold = lock_hold(session, shop_id, hold_id)
     amount = hold.amount if amount is None else amount
-    if hold.status == "captured" and hold.captured_amount == amount:
+    if hold.status == HoldStatus.CAPTURED and hold.captured_amount == amount:
         return Posted(session.get(LedgerTransaction, hold.capture_transaction_id), replayed=True)
-    if hold.status != "open":
+    if hold.status != HoldStatus.OPEN:
         raise InvalidState(f"the hold is {hold.status}", fields={"hold_id": f"hold is {hold.status}"})
     if hold.expires_at <= utcnow():  # its money is free again even before the hourly job closes it
         raise InvalidState("the hold has expired", fields={"hold_id": "hold is expired"})
     if type(amount) is not int or not 0 < amount <= hold.amount:
         raise ValidationFailed("capture between 1 and the held amount", fields={"amount": "out of range"})
-    wallet = _release(session, hold, "captured")
+    wallet = _release(session, hold, HoldStatus.CAPTURED)
     posted = post_transaction(
         session,
         shop_id=shop_id,
@@ -391,11 +392,11 @@ def capture_hold(
 def void_hold(session: Session, *, shop_id: int, hold_id: int) -> Hold:
     """Release a hold without moving money. Voiding a voided hold is a no-op."""
     hold = lock_hold(session, shop_id, hold_id)
-    if hold.status in ("voided", "expired"):
+    if hold.status in (HoldStatus.VOIDED, HoldStatus.EXPIRED):
         return hold
-    if hold.status != "open":
+    if hold.status != HoldStatus.OPEN:
         raise InvalidState(f"the hold is {hold.status}", fields={"hold_id": f"hold is {hold.status}"})
-    _release(session, hold, "voided")
+    _release(session, hold, HoldStatus.VOIDED)
     return hold
 
 
@@ -408,25 +409,25 @@ def release_expired_holds(session: Session, account: Account) -> None:
     session.execute(select(Account.id).where(Account.id == account.id).with_for_update(key_share=True))
     expired = session.execute(
         select(Hold)
-        .where(Hold.account_id == account.id, Hold.status == "open", Hold.expires_at <= utcnow())
+        .where(Hold.account_id == account.id, Hold.status == HoldStatus.OPEN, Hold.expires_at <= utcnow())
         .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
     ).scalars()
     for hold in expired.all():
-        _release(session, hold, "expired")
+        _release(session, hold, HoldStatus.EXPIRED)
 
 
 def expire_stale_holds(session: Session, now: datetime | None = None) -> int:
     """Release every open hold past its expiry (all shops). Returns how many."""
     now = now or datetime.now(UTC)
     stale = session.execute(
-        select(Hold.id, Hold.shop_id).where(Hold.status == "open", Hold.expires_at < now).order_by(Hold.id)
+        select(Hold.id, Hold.shop_id).where(Hold.status == HoldStatus.OPEN, Hold.expires_at < now).order_by(Hold.id)
     ).all()
     expired = 0
     for hold_id, shop_id in stale:
         hold = lock_hold(session, shop_id, hold_id)
-        if hold.status == "open":
-            _release(session, hold, "expired")
+        if hold.status == HoldStatus.OPEN:
+            _release(session, hold, HoldStatus.EXPIRED)
             expired += 1
     return expired
 
@@ -456,7 +457,7 @@ def verify(session: Session) -> list[Mismatch]:
     sums = dict(session.execute(select(Entry.account_id, total(Entry.amount)).group_by(Entry.account_id)).all())
     held = dict(
         session.execute(
-            select(Hold.account_id, total(Hold.amount)).where(Hold.status == "open").group_by(Hold.account_id)
+            select(Hold.account_id, total(Hold.amount)).where(Hold.status == HoldStatus.OPEN).group_by(Hold.account_id)
         ).all()
     )
     lots = select(CreditLot.account_id, total(CreditLot.remaining)).group_by(CreditLot.account_id)

@@ -7,14 +7,14 @@ Called by the ledger inside the transaction that moves the money, after the wall
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bridge.db import total
 from bridge.errors import InsufficientFunds
-from bridge.models import Account, CreditLot, LedgerTransaction, LotMovement, utcnow
+from bridge.models import Account, CreditLot, LedgerTransaction, LotMovement
 
 PROMOTIONAL_COUNTERPARTS = frozenset({"promotions", "points_conversion"})
 # Money coming back from an order the wallet paid, or from a withdrawal the shop refused: it returns to
@@ -29,11 +29,6 @@ class LotPolicy:
 
 
 DEFAULT = LotPolicy()
-
-
-def promotional_expiry(settings: dict, now: datetime | None = None) -> datetime | None:
-    days = settings.get("promotional_expiry_days") or 0
-    return (now or utcnow()) + timedelta(days=days) if days > 0 else None
 
 
 def _purpose(account: Account) -> str | None:

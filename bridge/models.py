@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bridge.db import Base
+from bridge.states import HoldStatus, OutboxStatus
 
 
 def utcnow() -> datetime:
@@ -152,7 +153,7 @@ class Hold(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
     captured_amount: Mapped[int] = mapped_column(BigInteger, default=0)
-    status: Mapped[str] = mapped_column(String(20), default="open")  # open | captured | voided | expired
+    status: Mapped[str] = mapped_column(String(20), default=HoldStatus.OPEN)  # a HoldStatus
     reason: Mapped[str] = mapped_column(String(500))
     idempotency_key: Mapped[str] = mapped_column(String(200))
     order_ref: Mapped[str | None] = mapped_column(String(64))
@@ -179,7 +180,7 @@ class InboxDelivery(Base):
     resource_id: Mapped[str | None] = mapped_column(String(64))
     delivery_id: Mapped[str | None] = mapped_column(String(100))
     body: Mapped[bytes] = mapped_column(LargeBinary)
-    status: Mapped[str] = mapped_column(String(20))  # received | applied | ignored | failed | duplicate
+    status: Mapped[str] = mapped_column(String(20))  # an InboxStatus
     error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     applied_at: Mapped[datetime | None] = mapped_column(Timestamp)
@@ -199,8 +200,7 @@ class OutboxMessage(Base):
     kind: Mapped[str] = mapped_column(String(60))
     payload: Mapped[dict] = mapped_column(JSON)
     dedupe_key: Mapped[str] = mapped_column(String(200))
-    # pending | sending | delivered | dead | reconciled (a dead letter a reconciliation made redundant)
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[str] = mapped_column(String(20), default=OutboxStatus.PENDING)  # an OutboxStatus
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -224,7 +224,7 @@ class ShopOrder(Base):
     wallet_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
     points_earned: Mapped[int] = mapped_column(BigInteger, default=0)
     points_clawed_back: Mapped[int] = mapped_column(BigInteger, default=0)
-    payment_outcome: Mapped[str | None] = mapped_column(String(20))  # paid | partial | unpaid | reversed | …
+    payment_outcome: Mapped[str | None] = mapped_column(String(20))  # a PaymentOutcome, None until decided
     # A failed or cancelled order set pending again is a new attempt: its money moves under keys of its own.
     payment_attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     wallet_discount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # this attempt's

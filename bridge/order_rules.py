@@ -17,16 +17,36 @@ from bridge import orders
 from bridge.accounts import SystemAccount, ensure_customer, points_account, system_account, wallet_account
 from bridge.currencies import ensure_accepted_currency
 from bridge.db import insert_ignoring_conflict
+from bridge.decisions import (
+    fully_refunded,
+    is_stale,
+    money_as_points,
+    moved_money,
+    paid_by_other_means,
+    payment_undecided,
+    points_base,
+    points_to_claw_back,
+    promotional_expiry,
+    refund_sort_key,
+    split_refund,
+    total_edited,
+    undoes_payment,
+    wallet_discount,
+    wallet_held,
+    wallet_overcharge,
+)
 from bridge.errors import InvalidState
-from bridge.ledger import SYSTEM, Actor, Leg, post_transaction, release_expired_holds
-from bridge.lots import LotPolicy, promotional_expiry
+from bridge.ledger import SYSTEM, Actor, Leg, capture_hold, post_transaction, release_expired_holds, void_hold
+from bridge.lots import LotPolicy
 from bridge.models import Customer, OrderRefund, Shop, ShopOrder, utcnow
 from bridge.money import POINTS, format_amount, percent_of
 from bridge.orders import OrderSnapshot, TrashedOrder
 from bridge.outbox import enqueue
-from bridge.points import claw_back_points, convert_points_automatically, earn_points, points_base
+from bridge.points import claw_back_points, convert_points_automatically, earn_points
 from bridge.refund_requests import match_request
-from bridge.settings_schema import load_settings
+from bridge.reservations import open_reservations, release_order_reservations
+from bridge.settings_schema import ShopSettings
+from bridge.states import PaymentOutcome
 from bridge.store_credit import native_key
 from bridge.topups import credit_paid_topup, requested_topup, take_back_card_refunds
 
@@ -35,7 +55,7 @@ from bridge.topups import credit_paid_topup, requested_topup, take_back_card_ref
 class OrderContext:
     session: Session
     shop: Shop
-    settings: dict
+    settings: ShopSettings
     order: OrderSnapshot
     record: ShopOrder
     customer: Customer | None
@@ -64,20 +84,22 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
         )
     record = _lock_order_record(session, shop, order, customer)
     customer = _payer(session, record, customer)
-    ctx = OrderContext(session, shop, load_settings(shop.settings), order, record, customer, actor)
+    ctx = OrderContext(session, shop, ShopSettings.load(shop.settings), order, record, customer, actor)
     if requested_topup(order.meta) is not None:
         return _apply_topup_order(ctx)
     _check_refunds_fit(ctx)
-    stale = _is_stale(record, order)
+    stale = is_stale(record, order)
     if not stale and order.phase == orders.AWAITING_PAYMENT and _may_charge(ctx):
         _collect_wallet_payment(ctx)
-    if not stale and _undoes_payment(order, record):
+    if order.phase in (orders.CANCELLED, orders.FAILED):  # what checkout reserved and no payment took
+        release_order_reservations(session, shop.id, order.external_id)
+    if not stale and undoes_payment(order, record):
         if record.payment_outcome is None:  # an older pending state arriving later must not charge
-            record.payment_outcome = "cancelled"
+            record.payment_outcome = PaymentOutcome.CANCELLED
         _reverse_order(ctx)
-    if not stale and order.phase == orders.PAID and record.payment_outcome == "reversed":
+    if not stale and order.phase == orders.PAID and record.payment_outcome == PaymentOutcome.REVERSED:
         _flag_paid_after_reversal(ctx)
-    if not stale and _total_edited(ctx):
+    if not stale and total_edited(record, order):
         _settle_edited_total(ctx)
     if order.phase == orders.PAID and customer is not None:
         if order.spent_from_store_credit and not record.wallet_paid:
@@ -87,9 +109,9 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
         _earn_order_points(ctx)
     if not stale and order.refunds_complete:
         _take_back_deleted_refunds(ctx)
-    for refund in sorted(order.refunds, key=_refund_order):
+    for refund in sorted(order.refunds, key=refund_sort_key):
         _apply_refund(ctx, refund)
-    if _fully_refunded(ctx):  # the shop cannot refund the wallet part of a partly paid order: it comes back here
+    if fully_refunded(record, order):  # the shop cannot refund the wallet part of a partly paid order: it comes back
         _return_held(ctx, "was refunded in full")
     if not stale:
         record.status, record.total = order.status, order.total
@@ -105,7 +127,7 @@ def _apply_topup_order(ctx: OrderContext) -> ShopOrder:
         return _refuse_wallet_paid_topup(ctx)
     if ctx.customer is not None and order.phase in (orders.PAID, orders.REFUNDED) and not record.payment_outcome:
         credited = credit_paid_topup(ctx.session, ctx.shop, ctx.settings, ctx.customer, order, ctx.actor)
-        record.payment_outcome = "topup"
+        record.payment_outcome = PaymentOutcome.TOPUP
         if credited:
             wallet = wallet_account(ctx.session, ctx.customer, order.currency)
             note = (f"{format_amount(credited, order.currency)} added to your wallet. "
@@ -119,9 +141,9 @@ def _apply_topup_order(ctx: OrderContext) -> ShopOrder:
 def _refuse_wallet_paid_topup(ctx: OrderContext) -> ShopOrder:
     """Money cannot top up the wallet it comes from: the customer is asked for another method, the merchant
     is told why the order stays unpaid."""
-    ctx.record.payment_outcome, ctx.record.status = "unpaid", ctx.order.status
+    ctx.record.payment_outcome, ctx.record.status = PaymentOutcome.UNPAID, ctx.order.status
     _tell_shop(ctx, "order.mark_unpaid", "A wallet top-up cannot be paid from the wallet: please pay it with "
-               "another payment method.", status=ctx.settings["unpaid_order_status"])  # fmt: skip
+               "another payment method.", status=ctx.settings.unpaid_order_status)  # fmt: skip
     _tell_merchant(ctx, ctx.key("topup-by-wallet"), "Wallet Bridge: this top-up order was placed with the wallet "
                    "payment method, which cannot pay for a top-up. Nothing was credited or debited.")  # fmt: skip
     return ctx.record
@@ -159,39 +181,19 @@ def _payer(session: Session, record: ShopOrder, customer: Customer | None) -> Cu
 
 
 def _moved_anything(session: Session, record: ShopOrder) -> bool:
-    return bool(record.payment_outcome not in (None, "cancelled", "unpaid") or record.points_earned or session.execute(
+    return moved_money(record) or session.execute(
         select(OrderRefund.id).where(OrderRefund.shop_order_id == record.id).limit(1)
-    ).first())  # fmt: skip
-
-
-def _is_stale(record: ShopOrder, order: OrderSnapshot) -> bool:
-    """Deliveries arrive in any order: a state older than one already seen decides no payment."""
-    return bool(order.modified_at and record.last_modified_at and order.modified_at < record.last_modified_at)
-
-
-def _undoes_payment(order: OrderSnapshot, record: ShopOrder) -> bool:
-    """A cancellation undoes the order. A failed payment undoes only a payment already settled (set failed
-    by hand): the wallet part of a partial payment stays while the customer may still pay the rest (or
-    cancel, which returns it), and an order that moved nothing stays open to a later payment."""
-    if order.phase == orders.CANCELLED:
-        return True
-    return order.phase == orders.FAILED and (record.payment_outcome in ("paid", "store_credit")
-                                             or record.points_earned > 0)  # fmt: skip
+    ).first() is not None
 
 
 def _may_charge(ctx: OrderContext) -> bool:
     """Charge a wallet order never decided before; or, in a newer state awaiting payment again, one refused
     before (the customer topped up), cancelled before it paid, or whose payment went back (failed or
     cancelled, then set pending again: a new attempt). Never one with refunds (it was paid)."""
-    record, order = ctx.record, ctx.order
-    newer = order.modified_at is not None and record.last_modified_at is not None and (
-        order.modified_at > record.last_modified_at)  # fmt: skip
-    undecided = record.payment_outcome is None or (
-        record.payment_outcome in ("unpaid", "cancelled", "reversed") and newer)  # fmt: skip
-    has_refunds = order.refunds or ctx.session.execute(
-        select(OrderRefund.id).where(OrderRefund.shop_order_id == record.id).limit(1)
+    has_refunds = ctx.order.refunds or ctx.session.execute(
+        select(OrderRefund.id).where(OrderRefund.shop_order_id == ctx.record.id).limit(1)
     ).first()
-    return bool(undecided and not has_refunds and _pays_by_wallet(ctx))
+    return bool(payment_undecided(ctx.record, ctx.order) and not has_refunds and _pays_by_wallet(ctx))
 
 
 def _flag_paid_after_reversal(ctx: OrderContext) -> None:
@@ -203,21 +205,11 @@ def _flag_paid_after_reversal(ctx: OrderContext) -> None:
     _tell_merchant(ctx, ctx.attempt_key("paid-after-reversal"), note)
 
 
-def _total_edited(ctx: OrderContext) -> bool:
-    """The merchant changed the total of an order the wallet paid in full: it is neither what the wallet
-    holds for it (with the bridge's discount fee in or not yet in), nor a total already settled."""
-    record, order = ctx.record, ctx.order
-    if record.payment_outcome != "paid" or order.refunds or order.phase not in (orders.PAID, orders.AWAITING_PAYMENT):
-        return False
-    held = _wallet_held(record)
-    return order.total not in (held, held + record.wallet_discount, record.total)
-
-
 def _settle_edited_total(ctx: OrderContext) -> None:
     """Lowered: the difference goes back to the wallet. Raised: the wallet pays the difference when it can;
     otherwise what it paid becomes the wallet part of a partial payment and the shop asks for the rest."""
     record, order = ctx.record, ctx.order
-    held, currency = _wallet_held(record), order.currency
+    held, currency = wallet_held(record), order.currency
     difference = order.total - held
     edit = f"edit@{order.modified_at.isoformat() if order.modified_at else ''}:{order.total}"
     changed = f"The order's total changed to {format_amount(order.total, currency)}"
@@ -233,7 +225,7 @@ def _settle_edited_total(ctx: OrderContext) -> None:
         record.wallet_paid += difference
         note = f"{changed}: {format_amount(difference, currency)} more paid from your wallet."
         return _tell_shop(ctx, "order.note", note, f":{edit}")
-    record.payment_outcome, record.paid_in_part = "partial", True
+    record.payment_outcome, record.paid_in_part = PaymentOutcome.PARTIAL, True
     _tell_shop(ctx, "order.add_wallet_fee", "", f":{edit}", transaction_id=f"{record.payment_attempt}-{edit}",
                amount=held, reopen=True)  # fmt: skip
 
@@ -263,7 +255,7 @@ def apply_refund_event(
         currency=record.currency, status=record.status, phase=orders.OTHER, total=record.total, payment_method="",
         refunds=(*known, refund),
     )  # fmt: skip
-    ctx = OrderContext(session, shop, load_settings(shop.settings), snapshot, record, customer, actor)
+    ctx = OrderContext(session, shop, ShopSettings.load(shop.settings), snapshot, record, customer, actor)
     _check_refunds_fit(ctx)
     _apply_refund(ctx, refund)
     return record
@@ -283,13 +275,13 @@ def reverse_recorded_order(session: Session, shop: Shop, order_external_id: str,
     if record is None:
         return None
     if record.payment_outcome is None:  # never decided: a later state must not charge it
-        record.payment_outcome = "cancelled"
+        record.payment_outcome = PaymentOutcome.CANCELLED
     snapshot = OrderSnapshot(
         external_id=order_external_id, customer_external_id=None, email=None, customer_name=None,
         currency=record.currency, status=why, phase=orders.CANCELLED, total=record.total, payment_method="",
     )  # fmt: skip
     customer = session.get(Customer, record.customer_id) if record.customer_id else None
-    _reverse_order(OrderContext(session, shop, load_settings(shop.settings), snapshot, record, customer, actor))
+    _reverse_order(OrderContext(session, shop, ShopSettings.load(shop.settings), snapshot, record, customer, actor))
     return record
 
 
@@ -318,36 +310,32 @@ def _locked_order(session: Session, shop_id: int, order_external_id: str) -> Sho
 
 
 def _pays_by_wallet(ctx: OrderContext) -> bool:
-    return ctx.order.payment_method in ctx.settings["wallet_payment_methods"]
-
-
-def wallet_discount(settings: dict, total: int) -> int:
-    """The discount for paying the whole order by wallet (percent in basis points, or fixed minor units)."""
-    if settings["wallet_discount_kind"] == "percent":
-        return percent_of(total, settings["wallet_discount_value"])
-    if settings["wallet_discount_kind"] == "fixed":
-        return min(total, settings["wallet_discount_value"])
-    return 0
+    return ctx.order.payment_method in ctx.settings.wallet_payment_methods
 
 
 def _collect_wallet_payment(ctx: OrderContext) -> None:
     order, record = ctx.order, ctx.record
-    if record.payment_outcome == "reversed":  # its money went back: this is a new attempt, with keys of its own
+    if record.payment_outcome == PaymentOutcome.REVERSED:  # its money went back: a new attempt, with keys of its own
         record.payment_attempt += 1
     if ctx.customer is None:
         return _refuse_payment(ctx, "guests have no wallet: please log in or choose another payment method")
+    reservation = _checkout_reservation(ctx)  # locked before the wallet, as capture and void lock them
     # Locked while deciding: a concurrent debit would otherwise make the decided amount fail to post.
     wallet = wallet_account(ctx.session, ctx.customer, order.currency, lock=True)
     if wallet.held:  # read under the lock just now: no amount held, no open hold to release
         release_expired_holds(ctx.session, wallet)  # what they reserved is the customer's to pay with
+    if reservation is not None and (reservation.account_id != wallet.id or reservation.expires_at <= utcnow()):
+        reservation = _void(ctx, reservation)  # not this wallet's to capture (the merchant changed the customer)
     if wallet.locked:
+        _void(ctx, reservation)
         return _refuse_payment(ctx, "your wallet is locked: please contact the shop")
     discount = wallet_discount(ctx.settings, order.total)
     due = order.total - discount
-    if wallet.available >= due:
-        posted = _post_payment(ctx, wallet, due) if due > 0 else None
+    available = wallet.available + (reservation.amount if reservation else 0)
+    if available >= due:
+        posted = _take_payment(ctx, wallet, due, reservation) if due > 0 else _void(ctx, reservation)
         record.wallet_paid += due
-        record.payment_outcome, record.wallet_discount, record.paid_in_part = "paid", discount, False
+        record.payment_outcome, record.wallet_discount, record.paid_in_part = PaymentOutcome.PAID, discount, False
         if posted is None:  # nothing to pay, nothing to say: the order just proceeds
             return _tell_shop(ctx, "order.mark_paid", "", transaction_id=None, discount=discount, amount=0)
         note = f"Paid {format_amount(due, order.currency)} from your wallet. Wallet balance: " + format_amount(
@@ -355,15 +343,38 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
         )
         payload = {"transaction_id": posted.transaction.id, "discount": discount, "amount": due}
         return _tell_shop(ctx, "order.mark_paid", note, **payload)
-    if ctx.settings["partial_payments"] and wallet.available > 0:
-        paid = wallet.available
-        posted = _post_payment(ctx, wallet, paid)
-        record.wallet_paid += paid
-        record.payment_outcome, record.wallet_discount, record.paid_in_part = "partial", 0, True
+    if ctx.settings.partial_payments and available > 0:
+        posted = _take_payment(ctx, wallet, available, reservation)
+        record.wallet_paid += available
+        record.payment_outcome, record.wallet_discount, record.paid_in_part = PaymentOutcome.PARTIAL, 0, True
         # the note is written by the push: only the shop knows what is left to pay once it has taxed the fee
-        return _tell_shop(ctx, "order.add_wallet_fee", "", transaction_id=posted.transaction.id, amount=paid)
-    available = format_amount(max(wallet.available, 0), order.currency)
-    return _refuse_payment(ctx, f"insufficient wallet balance ({available} available)")
+        return _tell_shop(ctx, "order.add_wallet_fee", "", transaction_id=posted.transaction.id, amount=available)
+    _void(ctx, reservation)
+    left = format_amount(max(wallet.available, 0), order.currency)
+    return _refuse_payment(ctx, f"insufficient wallet balance ({left} available)")
+
+
+def _checkout_reservation(ctx: OrderContext):
+    """The order's open reservation made at the shop's checkout (the plugin's gateway), if any; a second one
+    (two first checkouts racing) is voided."""
+    reservations = open_reservations(ctx.session, ctx.shop.id, ctx.order.external_id)
+    for extra in reservations[1:]:
+        _void(ctx, extra)
+    return reservations[0] if reservations else None
+
+
+def _void(ctx: OrderContext, reservation) -> None:
+    if reservation is not None:
+        void_hold(ctx.session, shop_id=ctx.shop.id, hold_id=reservation.id)
+
+
+def _take_payment(ctx: OrderContext, wallet, amount: int, reservation):
+    """The wallet payment: captured from the checkout's reservation when it covers it (the rest released),
+    else posted from the wallet (the reservation released first, so its money counts)."""
+    if reservation is not None and amount <= reservation.amount:
+        return capture_hold(ctx.session, shop_id=ctx.shop.id, hold_id=reservation.id, amount=amount, actor=ctx.actor)
+    _void(ctx, reservation)
+    return _post_payment(ctx, wallet, amount)
 
 
 def partial_payment_note(paid: int, left: int, currency: str) -> str:
@@ -389,9 +400,9 @@ def _post_payment(ctx: OrderContext, wallet, amount: int, key: str | None = None
 
 
 def _refuse_payment(ctx: OrderContext, why: str) -> None:
-    refused_before = ctx.record.payment_outcome == "unpaid"
-    ctx.record.payment_outcome = "unpaid"
-    status = ctx.settings["unpaid_order_status"]
+    refused_before = ctx.record.payment_outcome == PaymentOutcome.UNPAID
+    ctx.record.payment_outcome = PaymentOutcome.UNPAID
+    status = ctx.settings.unpaid_order_status
     # a refusal of a later attempt is news of its own (the status to set again, the note)
     again = f"@{ctx.order.modified_at.isoformat()}" if refused_before and ctx.order.modified_at else ""
     _tell_shop(ctx, "order.mark_unpaid", f"Wallet payment failed: {why}.", again, status=status)
@@ -439,7 +450,7 @@ def _post_checkout_spend(session: Session, shop_id: int, record: ShopOrder, cust
         idempotency_key=native_key(_order_key(record.external_id, "checkout-spend")), actor=actor,
         order_ref=record.external_id,
     )  # fmt: skip
-    record.wallet_paid, record.payment_outcome = spent, "store_credit"
+    record.wallet_paid, record.payment_outcome = spent, PaymentOutcome.STORE_CREDIT
 
 
 def _reverse_order(ctx: OrderContext) -> None:
@@ -447,8 +458,8 @@ def _reverse_order(ctx: OrderContext) -> None:
     record = ctx.record
     # Shopify gives store credit spent at its checkout back only through a refund (applied natively when
     # it arrives), never by the cancellation itself.
-    if record.payment_outcome != "store_credit" and _return_held(ctx, f"was {ctx.order.status}"):
-        record.payment_outcome = "reversed"
+    if record.payment_outcome != PaymentOutcome.STORE_CREDIT and _return_held(ctx, f"was {ctx.order.status}"):
+        record.payment_outcome = PaymentOutcome.REVERSED
     if ctx.customer is not None:
         remaining = record.points_earned - record.points_clawed_back
         if remaining > 0:
@@ -459,7 +470,7 @@ def _reverse_order(ctx: OrderContext) -> None:
 
 def _return_held(ctx: OrderContext, what_happened: str) -> int:
     """Give the wallet money the order still holds back to the wallet, once per attempt; returns how much."""
-    returned = _return_held_part(ctx, _wallet_held(ctx.record), ctx.attempt_key("reversal"), what_happened)
+    returned = _return_held_part(ctx, wallet_held(ctx.record), ctx.attempt_key("reversal"), what_happened)
     if returned:
         _tell_shop(ctx, "order.note", f"{format_amount(returned, ctx.record.currency)} returned to your wallet.")
     return returned
@@ -492,33 +503,18 @@ def _post_return(session: Session, shop_id: int, record: ShopOrder, customer: Cu
 
 def _earn_order_points(ctx: OrderContext) -> None:
     record = ctx.record
-    if record.points_earned or record.payment_outcome in ("reversed", "cancelled"):
+    if record.points_earned or record.payment_outcome in (PaymentOutcome.REVERSED, PaymentOutcome.CANCELLED):
         return
     # on what was paid (an order marked paid that nobody paid earns none), the goods' part of it
-    paid = points_base(ctx.settings, ctx.order, _wallet_held(record) + _paid_by_other_means(ctx))
+    paid = points_base(ctx.settings, ctx.order, wallet_held(record) + _paid_by_other_means(ctx))
     earned = earn_points(ctx.session, ctx.shop, ctx.settings, ctx.customer, paid, ctx.order, ctx.key("points"))
     record.points_earned = earned
     if earned:
         convert_points_automatically(ctx.session, ctx.shop, ctx.settings, ctx.customer)
 
 
-def _wallet_held(record: ShopOrder) -> int:
-    """Wallet money the order holds now: what it took, less what went back."""
-    return max(record.wallet_paid - record.wallet_refunded, 0)
-
-
 def _paid_by_other_means(ctx: OrderContext) -> int:
-    """What the customer paid the shop another way (its refunds may go back that way): the shop's total of
-    an order it recorded as paid — unless the wallet was to pay it all, or never paid the wallet order the
-    merchant marked paid by hand."""
-    record = ctx.record
-    if not ctx.order.recorded_paid() or record.payment_outcome == "paid":
-        return 0
-    if record.payment_outcome == "store_credit":  # Shopify counts store credit in the order's total
-        return max(ctx.order.total - record.wallet_paid, 0)
-    if _pays_by_wallet(ctx) and not record.paid_in_part:
-        return 0
-    return ctx.order.total
+    return paid_by_other_means(ctx.record, ctx.order, _pays_by_wallet(ctx))
 
 
 def _check_refunds_fit(ctx: OrderContext) -> None:
@@ -533,28 +529,20 @@ def _check_refunds_fit(ctx: OrderContext) -> None:
         )
 
 
-def _fully_refunded(ctx: OrderContext) -> bool:
-    """A partly paid order refunded in full (or set refunded): what the wallet paid is still held."""
-    if not ctx.record.paid_in_part or _wallet_held(ctx.record) <= 0:
-        return False
-    refunded = sum(refund.amount for refund in ctx.order.refunds)
-    return ctx.order.phase == orders.REFUNDED or (ctx.order.total > 0 and refunded >= ctx.order.total)
-
-
 def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
     session, record = ctx.session, ctx.record
     if _refund_applied(ctx, refund):
         return
-    split = split_refund(ctx.order, refund, _wallet_held(record), _paid_by_other_means(ctx))
+    split = split_refund(ctx.order, refund, wallet_held(record), _paid_by_other_means(ctx))
     request = match_request(session, record, refund.external_id, refund.amount)
-    destination = request.destination if request else ctx.settings["refund_destination"]
+    destination = request.destination if request else ctx.settings.refund_destination
     if request:
         request.status, request.refund_external_id = "applied", refund.external_id
     redirectable = ctx.customer is not None and not refund.settled_by_shop
     to_wallet = destination in ("wallet", "customer_choice") and redirectable
     to_points = destination == "points" and redirectable
     card_credit = split.card_part if to_wallet else 0
-    bonus = percent_of(card_credit, ctx.settings["refund_wallet_bonus_bp"]) if to_wallet else 0
+    bonus = percent_of(card_credit, ctx.settings.refund_wallet_bonus_bp) if to_wallet else 0
     applied = OrderRefund(
         shop_id=ctx.shop.id, shop_order_id=record.id, external_id=refund.external_id, amount=refund.amount,
         destination="wallet" if to_wallet else "points" if to_points else "original",
@@ -623,8 +611,8 @@ def _post_refund_withdrawal(ctx: OrderContext, row: OrderRefund, wallet, credite
 
 def _refund_as_points(ctx: OrderContext, refund: orders.RefundSnapshot, amount: int) -> None:
     """The customer chose loyalty points: the money becomes points at the shop's conversion rate."""
-    settings, session = ctx.settings, ctx.session
-    points = amount * settings["points_conversion_points"] // max(settings["points_conversion_value"], 1)
+    session = ctx.session
+    points = money_as_points(ctx.settings, amount)
     if points <= 0:
         return
     post_transaction(
@@ -647,42 +635,6 @@ def _tell_merchant(ctx: OrderContext, key: str, note: str) -> None:
     """A private order note: the merchant reads it, the customer is not e-mailed."""
     enqueue(ctx.session, shop_id=ctx.shop.id, kind="order.note",
             payload={"order_id": ctx.order.external_id, "note": note, "customer_note": False}, dedupe_key=key)
-
-
-@dataclass(frozen=True)
-class RefundSplit:
-    wallet_part: int  # money that came from the wallet: always goes back to it
-    card_part: int  # money paid by other means: goes where the shop's policy says
-    native: bool = False  # the shop itself returned this much to its own store credit:
-    native_extra: int = 0  # ... the wallet part, and this much more (card money it chose to give as credit)
-
-
-def split_refund(order: OrderSnapshot, refund: orders.RefundSnapshot, wallet_held: int, paid_otherwise: int
-                 ) -> RefundSplit:  # fmt: skip
-    """Where a refund's money came from. What the shop returns for it plus what the bridge credits for it is
-    the refund's amount, and over an order never more than the customer paid.
-
-    Money paid another way is refunded first (refunds sorted by id, so the split never depends on the order
-    they are applied in): the shop's total of a partly paid order is that money (the wallet part is a negative
-    fee it cannot refund), so its wallet part comes back only when the order is refunded in full. The rest of
-    a refund is wallet money, up to what the order still holds: nothing once a cancellation returned it."""
-    if refund.to_store_credit:  # the shop says where the money went (Shopify refund transactions)
-        wallet_part = min(refund.to_store_credit, wallet_held)
-        return RefundSplit(wallet_part, refund.amount - refund.to_store_credit, native=True,
-                           native_extra=refund.to_store_credit - wallet_part)  # fmt: skip
-    before = sum(r.amount for r in order.refunds if _refund_order(r) < _refund_order(refund))
-    card_part = min(refund.amount, max(paid_otherwise - before, 0))
-    return RefundSplit(wallet_part=min(refund.amount - card_part, wallet_held), card_part=card_part)
-
-
-def _refund_order(refund: orders.RefundSnapshot) -> tuple[int, str]:
-    return (int(refund.external_id) if refund.external_id.isdigit() else 0, refund.external_id)
-
-
-def _share(refunded: int, total: int, part: int) -> int:
-    if total <= 0:
-        return part if refunded > 0 else 0
-    return min(part, part * min(refunded, total) // total)
 
 
 def _credit_refund(ctx: OrderContext, refund, wallet_part: int, card_credit: int, bonus: int, native=False) -> int:
@@ -710,11 +662,7 @@ def _claw_back_refund_points(ctx: OrderContext, refund, applied: OrderRefund) ->
     record = ctx.record
     if not record.points_earned:
         return
-    before = sum(r.amount for r in ctx.order.refunds if _refund_order(r) < _refund_order(refund))
-    due = _share(before + refund.amount, ctx.order.total, record.points_earned) - _share(
-        before, ctx.order.total, record.points_earned
-    )
-    due = min(due, record.points_earned - record.points_clawed_back)
+    due = points_to_claw_back(record, ctx.order, refund)
     if due <= 0:
         return
     result = claw_back_points(
@@ -728,7 +676,7 @@ def wallet_payment_stands(session: Session, shop: Shop, order_external_id: str) 
     """Whether the order's wallet payment is still taken: a message announcing it to the shop is stale once
     the order was cancelled (or failed after payment) and the payment returned."""
     record = find_order(session, shop.id, order_external_id)
-    return record is not None and record.payment_outcome in ("paid", "partial")
+    return record is not None and record.payment_outcome in (PaymentOutcome.PAID, PaymentOutcome.PARTIAL)
 
 
 def return_paid_otherwise(session: Session, shop: Shop, order_external_id: str) -> int:
@@ -752,8 +700,8 @@ def return_overcharge(session: Session, shop: Shop, order_external_id: str, char
     record = _locked_order(session, shop.id, order_external_id)
     if record is None or record.customer_id is None:
         return 0
-    held = _wallet_held(record)
-    overcharge = min(held if charged is None else charged - max(credited_by_shop, 0), held)
+    held = wallet_held(record)
+    overcharge = wallet_overcharge(held, charged, credited_by_shop)
     if overcharge <= 0:
         return 0
     reason = (f"Order #{order_external_id}: the shop applied {format_amount(credited_by_shop, record.currency)} of "

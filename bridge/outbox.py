@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from bridge.db import insert_ignoring_conflict
 from bridge.models import OutboxMessage, ShopOrder, utcnow
+from bridge.states import OutboxStatus
 
 KINDS = frozenset({"order.mark_paid", "order.add_wallet_fee", "order.mark_unpaid", "order.note", "order.refund",
                    "order.create_refund", "store_credit.credit", "store_credit.debit", "order.fetch_transactions"})
@@ -34,8 +35,8 @@ def enqueue(session: Session, *, shop_id: int, kind: str, payload: dict, dedupe_
         session,
         OutboxMessage,
         {
-            "shop_id": shop_id, "kind": kind, "payload": payload, "dedupe_key": dedupe_key, "status": "pending",
-            "attempts": 0, "next_attempt_at": now, "created_at": now,
+            "shop_id": shop_id, "kind": kind, "payload": payload, "dedupe_key": dedupe_key,
+            "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now,
         },
         ["shop_id", "dedupe_key"],
     )  # fmt: skip

@@ -9,30 +9,18 @@ from sqlalchemy.orm import Session
 
 from bridge.accounts import SystemAccount, points_account, system_account, wallet_account
 from bridge.db import total
+from bridge.decisions import conversion_value, points_for, promotional_expiry
 from bridge.errors import InsufficientFunds, ValidationFailed
 from bridge.ledger import SYSTEM, Actor, Leg, Posted, ensure_unlocked, find_transaction, post_transaction
-from bridge.lots import LotPolicy, promotional_expiry
+from bridge.lots import LotPolicy
 from bridge.models import Customer, Entry, LedgerTransaction, Shop
-from bridge.money import POINTS, exponent
+from bridge.money import POINTS
 from bridge.orders import OrderSnapshot
-
-
-def points_for(settings: dict, paid: int, currency: str) -> int:
-    """Points per whole currency unit paid, rounded down (9.99 at 1 point per euro earns 9)."""
-    return paid * settings["points_per_currency_unit"] // 10 ** exponent(currency)
-
-
-def points_base(settings: dict, order: OrderSnapshot, paid: int) -> int:
-    """What earns points: the items without tax, and their shipping if the shop says so, never more than
-    was paid (a wallet discount). A snapshot that lists no items (the rules' own) earns on what was paid."""
-    if order.items_excluding_tax is None:
-        return paid
-    shipping = order.shipping_excluding_tax if settings["points_base"] == "items_and_shipping" else 0
-    return max(0, min(order.items_excluding_tax + shipping, paid))
+from bridge.settings_schema import ShopSettings
 
 
 def earn_points(
-    session: Session, shop: Shop, settings: dict, customer: Customer, paid: int, order: OrderSnapshot, key: str
+    session: Session, shop: Shop, settings: ShopSettings, customer: Customer, paid: int, order: OrderSnapshot, key: str
 ) -> int:
     earned = points_for(settings, paid, order.currency)
     if earned <= 0:
@@ -80,14 +68,8 @@ def claw_back_points(
     return Clawback(taken, points - taken)
 
 
-def conversion_value(settings: dict, points: int) -> tuple[int, int]:
-    """(points used, money in minor units): whole conversion steps only, so no point is lost to rounding."""
-    steps = points // settings["points_conversion_points"]
-    return steps * settings["points_conversion_points"], steps * settings["points_conversion_value"]
-
-
 def convert_points(
-    session: Session, shop: Shop, settings: dict, customer: Customer, points: int | None, key: str,
+    session: Session, shop: Shop, settings: ShopSettings, customer: Customer, points: int | None, key: str,
     actor: Actor = SYSTEM,
 ) -> Posted:  # fmt: skip
     """Turn points into wallet money at the shop's rate (all convertible points when `points` is None).
@@ -122,8 +104,8 @@ def convert_points(
     )
 
 
-def _ensure_enough_points(settings: dict, requested: int, balance: int) -> None:
-    if requested < max(settings["points_conversion_minimum"], settings["points_conversion_points"]):
+def _ensure_enough_points(settings: ShopSettings, requested: int, balance: int) -> None:
+    if requested < max(settings.points_conversion_minimum, settings.points_conversion_points):
         raise ValidationFailed("not enough points to convert", fields={"points": "below the conversion minimum"})
     if requested > balance:
         raise InsufficientFunds("not enough points", fields={"points": "exceeds the points balance"})
@@ -136,8 +118,10 @@ def _points_used_by(session: Session, conversion: LedgerTransaction) -> int:
     return -session.scalar(taken)
 
 
-def convert_points_automatically(session: Session, shop: Shop, settings: dict, customer: Customer) -> Posted | None:
-    threshold = settings["points_auto_convert_threshold"]
+def convert_points_automatically(
+    session: Session, shop: Shop, settings: ShopSettings, customer: Customer
+) -> Posted | None:
+    threshold = settings.points_auto_convert_threshold
     account = points_account(session, customer)
     if not threshold or account.balance < threshold:
         return None

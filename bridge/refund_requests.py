@@ -9,11 +9,13 @@ from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from bridge.db import total
+from bridge.decisions import return_window
 from bridge.errors import IdempotencyConflict, NotFound, ValidationFailed
 from bridge.models import OrderRefund, RefundRequest, Shop, ShopOrder, utcnow
 from bridge.money import format_amount
 from bridge.outbox import enqueue
-from bridge.settings_schema import load_settings
+from bridge.settings_schema import ShopSettings
+from bridge.states import PaymentOutcome
 
 PAID_STATUSES = ("processing", "completed")
 REFUNDABLE_STATUSES = (*PAID_STATUSES, "on-hold", "refunded")
@@ -22,21 +24,12 @@ DESTINATIONS = ("card", "wallet", "points")
 
 def lifetime_spend(session: Session, shop_id: int, customer_id: int) -> int:
     """What the customer paid on orders the shop counts as paid (wallet part of partly paid orders too)."""
-    paid = ShopOrder.total + case((ShopOrder.payment_outcome == "partial", ShopOrder.wallet_paid), else_=0)
+    paid = ShopOrder.total + case((ShopOrder.payment_outcome == PaymentOutcome.PARTIAL, ShopOrder.wallet_paid), else_=0)
     return session.scalar(
         select(total(paid)).where(
             ShopOrder.shop_id == shop_id, ShopOrder.customer_id == customer_id, ShopOrder.status.in_(PAID_STATUSES)
         )
     )
-
-
-def return_window(settings: dict, spend: int) -> tuple[str, int]:
-    """(tier, days): the highest tier whose lifetime-spend threshold the customer reached."""
-    tier, days = "Standard", 30
-    for window in sorted(settings["return_windows"], key=lambda w: w["min_lifetime_spend"]):
-        if spend >= window["min_lifetime_spend"]:
-            tier, days = window["tier"], window["days"]
-    return tier, days
 
 
 def request_refund(
@@ -72,12 +65,12 @@ def request_refund(
 
 
 def _check(session: Session, shop: Shop, record: ShopOrder, amount: int, destination: str, now: datetime) -> None:
-    settings = load_settings(shop.settings)
+    settings = ShopSettings.load(shop.settings)
     if record.status not in REFUNDABLE_STATUSES:
         raise ValidationFailed(f"order is {record.status}", fields={"order_id": f"order is {record.status}"})
     if destination != "card" and record.customer_id is None:
         raise ValidationFailed("guests have no wallet", fields={"destination": "a guest's refund goes to the card"})
-    if destination == "card" and record.payment_outcome == "paid":
+    if destination == "card" and record.payment_outcome == PaymentOutcome.PAID:
         raise ValidationFailed("paid from the wallet", fields={"destination": "paid from the wallet: refund to it"})
     age = now - record.created_at
     if record.customer_id is not None:
@@ -85,7 +78,7 @@ def _check(session: Session, shop: Shop, record: ShopOrder, amount: int, destina
         if age > timedelta(days=days):
             raise ValidationFailed(f"past the {days}-day return window of the {tier} tier",
                                    fields={"order_id": f"past the {days}-day return window ({tier} tier)"})  # fmt: skip
-    card_days = settings["card_refund_days"]
+    card_days = settings.card_refund_days
     if destination == "card" and card_days and age > timedelta(days=card_days):
         raise ValidationFailed(f"card refunds only within {card_days} days",
                                fields={"destination": f"card refunds only within {card_days} days: choose wallet"})

@@ -33,7 +33,8 @@ from sqlalchemy.orm import Session
 from bridge.accounts import SystemAccount
 from bridge.models import Account, Entry, LedgerTransaction, ShopOrder, utcnow
 from bridge.money import POINTS
-from bridge.settings_schema import load_settings
+from bridge.settings_schema import ShopSettings
+from bridge.states import PaymentOutcome
 
 GRANULARITIES = ("day", "week", "month")
 # The days a period may name: from before any shop's first movement to the last one whose next day, in any
@@ -58,12 +59,12 @@ MONEY_SOURCES: tuple[tuple[str, str, tuple[str, ...]], ...] = (  # (column name,
 )  # fmt: skip
 POINTS_ISSUED = ("points_earned", "refund_to_points")
 EXPIRIES = ("expiry",)
-WALLET_ORDER_OUTCOMES = ("paid", "partial")
+WALLET_ORDER_OUTCOMES = (PaymentOutcome.PAID, PaymentOutcome.PARTIAL)
 
 
 def shop_timezone(shop_settings: dict | None) -> str:
     """The IANA name of the shop's time zone (its `timezone` setting; UTC when never set)."""
-    return load_settings(shop_settings)["timezone"]
+    return ShopSettings.load(shop_settings).timezone
 
 
 def local_today(tz: str, now: datetime | None = None) -> date:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -141,9 +143,10 @@ _loaded: dict[str, dict] = {}
 
 
 def load_settings(stored: dict | None) -> dict:
-    """Stored settings over the defaults (a setting added later gets its default). Remembered by content: the
-    same stored settings load the same, and a save (in any process) is new content, so never stale. Each
-    caller gets its own copy to change."""
+    """Stored settings over the defaults (a setting added later gets its default): the dict the console's
+    forms edit and the shop stores. The rules read `ShopSettings` instead. Remembered by content: the same
+    stored settings load the same, and a save (in any process) is new content, so never stale. Each caller
+    gets its own copy to change."""
     key = json.dumps(stored or {}, sort_keys=True)
     loaded = _loaded.get(key)
     if loaded is None:
@@ -152,3 +155,52 @@ def load_settings(stored: dict | None) -> dict:
             _loaded.clear()
         _loaded[key] = loaded
     return copy.deepcopy(loaded)
+
+
+@dataclass(frozen=True)
+class ReturnWindow:
+    tier: str
+    min_lifetime_spend: int  # minor units
+    days: int
+
+
+@dataclass(frozen=True)
+class ShopSettings:
+    """A shop's rules as the code reads them: built once from the stored dict by `ShopSettingsSchema` (checked,
+    defaults filled in), then immutable. One attribute per schema field, with the same name and meaning."""
+
+    wallet_payment_methods: tuple[str, ...]
+    partial_payments: bool
+    wallet_discount_kind: str  # none | percent | fixed
+    wallet_discount_value: int  # basis points (percent) or minor units (fixed)
+    unpaid_order_status: str  # failed | on-hold
+    signup_bonus: int
+    points_per_currency_unit: int
+    points_base: str  # items | items_and_shipping
+    points_conversion_points: int
+    points_conversion_value: int  # minor units
+    points_conversion_minimum: int
+    points_auto_convert_threshold: int
+    refund_destination: str  # wallet | original | customer_choice
+    refund_wallet_bonus_bp: int
+    topup_minimum: int
+    topup_maximum: int
+    promotional_expiry_days: int
+    failed_order_release_days: int
+    card_refund_days: int
+    topup_bonus_bp: int
+    topup_bonus_threshold: int
+    return_windows: tuple[ReturnWindow, ...]  # by lifetime-spend threshold, the lowest first
+    extra_currencies: tuple[str, ...]
+    timezone: str
+    tips_enabled: bool
+    tip_presets_bp: tuple[int, ...]
+
+    @classmethod
+    def load(cls, stored: dict | None) -> ShopSettings:
+        """The stored settings, validated, over the defaults."""
+        loaded = load_settings(stored)
+        values = {field.name: loaded[field.name] for field in dataclass_fields(cls)}
+        values = {name: tuple(value) if isinstance(value, list) else value for name, value in values.items()}
+        values["return_windows"] = tuple(ReturnWindow(**window) for window in values["return_windows"])
+        return cls(**values)

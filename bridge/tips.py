@@ -6,24 +6,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.accounts import SystemAccount, system_account, wallet_account
+from bridge.decisions import tip_amount
 from bridge.errors import NotFound, ValidationFailed
 from bridge.ledger import Actor, Leg, Posted, ensure_unlocked, post_transaction
 from bridge.models import Customer, Shop, ShopOrder
-from bridge.money import format_amount, percent_of
+from bridge.money import format_amount
 from bridge.outbox import enqueue
 from bridge.refund_requests import PAID_STATUSES
-from bridge.settings_schema import load_settings
-
-
-def tip_amount(settings: dict, record: ShopOrder, percent_bp: int | None, amount: int | None) -> int:
-    if (percent_bp is None) == (amount is None):
-        raise ValidationFailed("give a preset percentage or an amount", fields={"percent_bp": "give this or amount"})
-    if percent_bp is None:
-        return amount
-    if percent_bp not in settings["tip_presets_bp"]:
-        presets = ", ".join(f"{p / 100:g} %" for p in settings["tip_presets_bp"])
-        raise ValidationFailed("not one of the shop's presets", fields={"percent_bp": f"one of {presets}"})
-    return percent_of(record.total + (record.wallet_paid if record.payment_outcome == "partial" else 0), percent_bp)
+from bridge.settings_schema import ShopSettings
 
 
 def tip_order(
@@ -31,8 +21,8 @@ def tip_order(
     actor: Actor,
 ) -> Posted:  # fmt: skip
     """Pay a tip from the customer's wallet on their paid order; reported as its own kind, `tip`."""
-    settings = load_settings(shop.settings)
-    if not settings["tips_enabled"]:
+    settings = ShopSettings.load(shop.settings)
+    if not settings.tips_enabled:
         raise ValidationFailed("this shop takes no tips", fields={"tip": "tips are off in this shop"})
     record = session.execute(
         select(ShopOrder).where(ShopOrder.shop_id == shop.id, ShopOrder.external_id == order_external_id)

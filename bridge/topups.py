@@ -16,9 +16,10 @@ from bridge.accounts import (
     wallet_account,
 )
 from bridge.db import insert_ignoring_conflict, total
+from bridge.decisions import promotional_expiry, topup_bonus
 from bridge.errors import DomainError, IdempotencyConflict, ValidationFailed
 from bridge.ledger import Actor, Leg, ensure_unlocked, post_transaction, release_expired_holds
-from bridge.lots import LotPolicy, deposited, promotional_expiry
+from bridge.lots import LotPolicy, deposited
 from bridge.models import (
     Account,
     CreditLot,
@@ -31,15 +32,15 @@ from bridge.models import (
     TopupRequest,
     utcnow,
 )
-from bridge.money import format_amount, percent_of
-from bridge.settings_schema import load_settings
+from bridge.money import format_amount
+from bridge.settings_schema import ShopSettings
 
 TOPUP_MARKER = "_wallet_bridge_topup"  # order meta: the amount requested, in minor units
 TOPUP_FEE_NAME = "Wallet top-up"
 
 
-def check_topup_amount(settings: dict, amount: int, currency: str) -> None:
-    low, high = settings["topup_minimum"], settings["topup_maximum"]
+def check_topup_amount(settings: ShopSettings, amount: int, currency: str) -> None:
+    low, high = settings.topup_minimum, settings.topup_maximum
     if amount < low:
         raise ValidationFailed(f"the smallest top-up is {format_amount(low, currency)}",
                                fields={"amount": f"at least {format_amount(low, currency)}"})  # fmt: skip
@@ -59,7 +60,7 @@ def begin_topup(session: Session, shop: Shop, external_id: str, amount: int, key
     request that has its order is returned as it is (the caller sees `order_external_id`). While another call
     is creating the order, a retry raises RequestInProgress rather than make a second one; a claim older
     than `lease` belonged to a call that died, and is taken over."""
-    check_topup_amount(load_settings(shop.settings), amount, shop.currency)
+    check_topup_amount(ShopSettings.load(shop.settings), amount, shop.currency)
     customer, wallet = customer_wallet(session, shop.id, external_id, shop.currency)
     ensure_unlocked(wallet)
     now = utcnow()
@@ -111,16 +112,16 @@ def requested_topup(meta: dict) -> int | None:
     return int(text) if text.isdigit() else 0
 
 
-def credit_paid_topup(session: Session, shop: Shop, settings: dict, customer: Customer, order, actor: Actor) -> int:
+def credit_paid_topup(
+    session: Session, shop: Shop, settings: ShopSettings, customer: Customer, order, actor: Actor
+) -> int:
     """Credit what the customer actually paid (a coupon never credits more than was paid), plus the
     shop's bonus above its threshold as promotional credit. Returns the amount credited."""
     credited = min(order.total, requested_topup(order.meta) or 0)
     if credited <= 0:
         return 0
     wallet = wallet_account(session, customer, order.currency)
-    bonus = 0
-    if settings["topup_bonus_bp"] and credited >= settings["topup_bonus_threshold"]:
-        bonus = percent_of(credited, settings["topup_bonus_bp"])
+    bonus = topup_bonus(settings, credited)
     legs = [Leg(wallet, credited + bonus),
             Leg(system_account(session, shop.id, SystemAccount.TOPUPS_RECEIVED, order.currency), -credited)]
     if bonus:

@@ -6,6 +6,7 @@ over a sliding window, so every web process (several gunicorn workers, several h
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -26,8 +27,13 @@ MAX_FAILURES_PER_EMAIL = 5
 MAX_FAILURES_PER_IP = 20
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _hasher = PasswordHasher()
-# Verified against when the e-mail is unknown, so an unknown address takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the e-mail is unknown, so an unknown address takes as long as a wrong password.
+    Made on first use: an argon2 hash costs most of a second, which every process start would otherwise pay."""
+    return _hasher.hash("not a password of anyone")
 
 
 class TooManyAttempts(DomainError):
@@ -203,7 +209,7 @@ def over_limit(session: Session, email: str, ip: str, now: datetime) -> TooManyA
 def check_sign_in(session: Session, email: str, password: str, now: datetime) -> SignIn:
     user = find_user(session, email)
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password or "")
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password or "")
     except (VerificationError, InvalidHashError):
         return SignIn(None)
     if user is None:  # cannot happen (the dummy hash matches no one), but never sign in nobody

@@ -24,6 +24,8 @@ from bridge.lots import upcoming_expiries, withdrawable
 from bridge.models import Account, Customer, Entry, Hold, LedgerTransaction, Shop, utcnow
 from bridge.money import POINTS, exponent, format_amount
 from bridge.outbox import note_to_customer
+from bridge.settings_schema import ShopSettings
+from bridge.states import HoldStatus
 
 MAX_ENTRY_ID = 2**63 - 1  # entries.id is a BIGINT: a cursor beyond it would overflow the query, not page
 
@@ -44,7 +46,7 @@ def wallet_summary(session: Session, shop: Shop, external_id: str) -> dict:
     holds = []
     if wallet:  # an expired hold reserves nothing, even before the hourly job closes it
         holds = session.execute(
-            select(Hold).where(Hold.account_id == wallet.id, Hold.status == "open", Hold.expires_at > utcnow())
+            select(Hold).where(Hold.account_id == wallet.id, Hold.status == HoldStatus.OPEN, Hold.expires_at > utcnow())
             .order_by(Hold.id)
         ).scalars().all()  # fmt: skip
     held = sum(hold.amount for hold in holds)
@@ -64,6 +66,23 @@ def wallet_summary(session: Session, shop: Shop, external_id: str) -> dict:
         "open_holds": [
             {"id": h.id, "amount": h.amount, "reason": h.reason, "expires_at": h.expires_at} for h in holds
         ],
+    }
+
+
+def storefront_rules(shop: Shop) -> dict:
+    """The shop's rules its storefront (the WooCommerce plugin) shows customers; it decides none of them."""
+    settings = ShopSettings.load(shop.settings)
+    names = ("partial_payments", "topup_minimum", "topup_maximum", "points_conversion_points",
+             "points_conversion_value", "points_conversion_minimum")  # fmt: skip
+    return {"currency": shop.currency, **{name: getattr(settings, name) for name in names}}
+
+
+def account_overview(session: Session, shop: Shop, external_id: str, movements: int = 10) -> dict:
+    """What the shop's "My Account → Wallet" shows, in one call: the wallet, its latest movements, the rules."""
+    return {
+        **wallet_summary(session, shop, external_id),
+        "movements": statement(session, shop, external_id, limit=movements).lines,
+        "rules": storefront_rules(shop),
     }
 
 

@@ -38,6 +38,7 @@ from bridge.models import OutboxMessage, Shop, utcnow
 from bridge.money import format_amount, parse_amount
 from bridge.services import Services
 from bridge.shops import create_shop
+from bridge.states import OutboxStatus
 from bridge.surfaces.platforms import PLATFORMS, pushers_for
 from bridge.usecases.pushes import RetryPolicy, claim
 from bridge.wallets import statement
@@ -510,7 +511,7 @@ def push_shop_outbox(svc: Services, shop_id: int) -> tuple[int, list[str]]:
                 break
             threading.Event().wait(0.1)  # a retry is due shortly
             continue
-        delivered += sum(deliver(svc.sessions, one, pushers, policy) == "delivered" for one in claimed)
+        delivered += sum(deliver(svc.sessions, one, pushers, policy) == OutboxStatus.DELIVERED for one in claimed)
     return delivered, _waiting(svc, shop_id)
 
 
@@ -519,7 +520,10 @@ def _open_messages(svc: Services, shop_id: int) -> int:
         return session.scalar(
             select(func.count())
             .select_from(OutboxMessage)
-            .where(OutboxMessage.shop_id == shop_id, OutboxMessage.status.in_(("pending", "sending")))
+            .where(
+                OutboxMessage.shop_id == shop_id,
+                OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
+            )
         )
 
 
@@ -527,7 +531,7 @@ def _undelivered(svc: Services, shop_id: int) -> list[tuple[int, str, str, str |
     with unit_of_work(svc.sessions) as session:
         rows = session.execute(
             select(OutboxMessage)
-            .where(OutboxMessage.shop_id == shop_id, OutboxMessage.status != "delivered")
+            .where(OutboxMessage.shop_id == shop_id, OutboxMessage.status != OutboxStatus.DELIVERED)
             .order_by(OutboxMessage.id)
         ).scalars()
         return [(m.id, m.kind, m.status, m.last_error, m.payload or {}) for m in rows]
@@ -537,7 +541,7 @@ def _waiting(svc: Services, shop_id: int) -> list[str]:
     with unit_of_work(svc.sessions) as session:
         rows = session.execute(
             select(OutboxMessage)
-            .where(OutboxMessage.shop_id == shop_id, OutboxMessage.status != "delivered")
+            .where(OutboxMessage.shop_id == shop_id, OutboxMessage.status != OutboxStatus.DELIVERED)
             .order_by(OutboxMessage.id)
         ).scalars()
         return [f"#{m.id} {m.kind} {m.status} after {m.attempts} attempt(s): {m.last_error}" for m in rows]

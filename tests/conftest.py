@@ -20,8 +20,6 @@ from bridge.config import Settings
 from bridge.db import Base, unit_of_work
 from bridge.migrate import upgrade
 from bridge.shops import create_shop
-from bridge.surfaces.cli import create_cli_app
-from bridge.surfaces.platforms import PLATFORMS
 from sync import shop_http
 
 FERNET_KEY = Fernet.generate_key().decode()
@@ -119,6 +117,8 @@ def settings(database_url, tmp_path):
 
 @pytest.fixture
 def app(settings):
+    from bridge.surfaces.cli import create_cli_app  # here: the unit tests (no app) need not import it
+
     app = create_cli_app(settings)
     app.config["TESTING"] = True
     yield app
@@ -137,7 +137,7 @@ def client(app):
 
 def make_shop(services, name="Alpha Shop", currency="EUR", platform="woocommerce", url="https://alpha.example"):
     with unit_of_work(services.sessions) as session:
-        return create_shop(session, services.secrets, platforms=PLATFORMS, name=name, platform=platform, url=url,
+        return create_shop(session, services.secrets, platforms=(platform,), name=name, platform=platform, url=url,
                            currency=currency)
 
 

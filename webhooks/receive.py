@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.errors import ValidationFailed
 from bridge.security import SecretBox
+from bridge.states import InboxStatus
 from bridge.usecases import deliveries
 from webhooks.inbound import Inbound
 from webhooks.payload_fields import resource_id
@@ -88,16 +89,17 @@ def _handle(sessions: sessionmaker[Session], platform: Inbound, topic: str, data
             defer: bool) -> Answer:  # fmt: skip
     handler = platform.topics.get(topic)
     if handler is None:
-        deliveries.record_delivery(sessions, **stored, status="ignored")
-        return Answer(200, {"status": "ignored", "topic": topic})
+        deliveries.record_delivery(sessions, **stored, status=InboxStatus.IGNORED)
+        return Answer(200, {"status": InboxStatus.IGNORED, "topic": topic})
     try:
         snapshot = handler.parse(data)
     except ValidationFailed as exc:
-        deliveries.record_delivery(sessions, **stored, status="failed", error=f"invalid payload: {exc.fields}")
+        error = f"invalid payload: {exc.fields}"
+        deliveries.record_delivery(sessions, **stored, status=InboxStatus.FAILED, error=error)
         return refusal(422, "validation_failed", exc.message, exc.fields)
     inbox_id = deliveries.record_delivery(sessions, **stored, wake=defer)
     if defer:
-        return Answer(200, {"status": "received", "delivery": inbox_id})
+        return Answer(200, {"status": InboxStatus.RECEIVED, "delivery": inbox_id})
     try:
         status = deliveries.apply_delivery(sessions, inbox_id, handler.apply, snapshot)
     except ValidationFailed as exc:

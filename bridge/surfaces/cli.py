@@ -24,6 +24,7 @@ from bridge.ledger import verify
 from bridge.migrate import upgrade
 from bridge.models import OutboxMessage, Shop
 from bridge.shops import get_shop
+from bridge.states import OutboxStatus
 from bridge.surfaces.app import create_app
 from bridge.surfaces.platforms import PLATFORMS, TOPICS, pushers_for, retry_policy
 from bridge.surfaces.serving import BridgeServer
@@ -276,8 +277,7 @@ def outbox_group():
 
 
 @outbox_group.command("list", help="Dead-lettered (or --status) messages with their last error.")
-@click.option("--status", default="dead",
-              type=click.Choice(["pending", "sending", "delivered", "dead", "reconciled"]))  # fmt: skip
+@click.option("--status", default=OutboxStatus.DEAD.value, type=click.Choice([status.value for status in OutboxStatus]))
 @click.option("--shop", "shop_id", type=int)
 @click.option("--json", "as_json", is_flag=True)
 def outbox_list(status, shop_id, as_json):

@@ -24,6 +24,7 @@ from bridge.errors import DomainError, ValidationFailed
 from bridge.ledger import Actor
 from bridge.models import InboxDelivery, Shop, utcnow
 from bridge.security import SecretBox
+from bridge.states import InboxStatus
 from bridge.webhook_secrets import shops_sharing
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class ShopKeys:
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # applied, ignored or failed
+    status: InboxStatus  # applied, ignored or failed
     error: str | None = None
 
 
@@ -78,14 +79,16 @@ def already_applied(sessions: sessionmaker[Session], shop_id: int, platform: str
         return session.execute(
             select(InboxDelivery.id).where(
                 InboxDelivery.shop_id == shop_id, InboxDelivery.platform == platform,
-                InboxDelivery.delivery_id == delivery_id, InboxDelivery.status.in_(("applied", "ignored")),
+                InboxDelivery.delivery_id == delivery_id,
+                InboxDelivery.status.in_((InboxStatus.APPLIED, InboxStatus.IGNORED)),
             ).limit(1)
         ).first() is not None  # fmt: skip
 
 
 def record_delivery(
     sessions: sessionmaker[Session], *, shop_id: int, platform: str, topic: str, resource_id: str | None,
-    delivery_id: str | None, body: bytes, status: str = "received", error: str | None = None, wake: bool = False,
+    delivery_id: str | None, body: bytes, status: InboxStatus = InboxStatus.RECEIVED, error: str | None = None,
+    wake: bool = False,
 ) -> int:  # fmt: skip
     """Store a delivery; `wake`: tell the waiting workers (PostgreSQL NOTIFY, sent on commit) to apply it."""
     with unit_of_work(sessions) as session:
@@ -106,7 +109,7 @@ def apply_received(sessions: sessionmaker[Session], platforms: TopicsByPlatform,
     twice moves nothing (apply_delivery locks the row and skips what is applied)."""
     with unit_of_work(sessions) as session:
         waiting = session.scalars(
-            select(InboxDelivery.id).where(InboxDelivery.status == "received").order_by(InboxDelivery.id)
+            select(InboxDelivery.id).where(InboxDelivery.status == InboxStatus.RECEIVED).order_by(InboxDelivery.id)
             .limit(limit).with_for_update(skip_locked=True)
         ).all()  # fmt: skip
     for delivery_id in waiting:
@@ -117,7 +120,7 @@ def apply_received(sessions: sessionmaker[Session], platforms: TopicsByPlatform,
 Apply = Callable[[Session, Shop, object, Actor], None]
 
 
-def apply_delivery(sessions: sessionmaker[Session], delivery_id: int, apply: Apply, parsed: object) -> str:
+def apply_delivery(sessions: sessionmaker[Session], delivery_id: int, apply: Apply, parsed: object) -> InboxStatus:
     """Apply a stored delivery in one transaction; returns its final status. A payload the rules refuse is
     kept as `failed` with the reason, for the merchant to inspect and retry. A database that dropped the
     connection (or a deadlock) gets one more try at once; after that the delivery stays `received`, and the
@@ -133,33 +136,35 @@ def apply_delivery(sessions: sessionmaker[Session], delivery_id: int, apply: App
         raise
     except DomainError as exc:
         _mark_failed(sessions, delivery_id, f"{exc.code}: {exc.message}")
-        return "failed"
+        return InboxStatus.FAILED
     except OperationalError:
         log.exception("delivery %s left for the worker's recovery", delivery_id)
-        return "received"
+        return InboxStatus.RECEIVED
     except Exception as exc:  # a bug must not lose the delivery: it stays stored, marked, and retryable
         log.exception("delivery %s could not be applied", delivery_id)
         _mark_failed(sessions, delivery_id, f"internal error: {exc.__class__.__name__}")
-        return "failed"
+        return InboxStatus.FAILED
 
 
-def _apply_once(sessions: sessionmaker[Session], delivery_id: int, apply: Apply, parsed: object) -> str:
+def _apply_once(
+    sessions: sessionmaker[Session], delivery_id: int, apply: Apply, parsed: object
+) -> InboxStatus:
     with unit_of_work(sessions) as session:
         delivery = session.execute(
             select(InboxDelivery).where(InboxDelivery.id == delivery_id).with_for_update()
         ).scalar_one()
-        if delivery.status in ("applied", "ignored"):
-            return delivery.status
+        if delivery.status in (InboxStatus.APPLIED, InboxStatus.IGNORED):
+            return InboxStatus(delivery.status)
         shop = session.get(Shop, delivery.shop_id)
         apply(session, shop, parsed, Actor("webhook", f"{delivery.platform}:{delivery.id}"))
-        delivery.status, delivery.applied_at, delivery.error = "applied", utcnow(), None
-        return "applied"
+        delivery.status, delivery.applied_at, delivery.error = InboxStatus.APPLIED, utcnow(), None
+        return InboxStatus.APPLIED
 
 
 def _mark_failed(sessions: sessionmaker[Session], delivery_id: int, error: str) -> None:
     with unit_of_work(sessions) as session:
         delivery = session.get(InboxDelivery, delivery_id)
-        delivery.status, delivery.error = "failed", error
+        delivery.status, delivery.error = InboxStatus.FAILED, error
 
 
 def reapply(sessions: sessionmaker[Session], platforms: TopicsByPlatform, delivery_id: int) -> Outcome:
@@ -169,19 +174,19 @@ def reapply(sessions: sessionmaker[Session], platforms: TopicsByPlatform, delive
         platform, name, body = delivery.platform, delivery.topic, delivery.body
     topic = platforms.get(platform, {}).get(name)
     if topic is None:
-        return Outcome("failed", f"deliveries of {platform} {name} cannot be applied")
+        return Outcome(InboxStatus.FAILED, f"deliveries of {platform} {name} cannot be applied")
     try:
         snapshot = topic.parse(json.loads(body))
     except (ValueError, DomainError) as exc:  # still unreadable: say so on the delivery
         error = f"on retry: {getattr(exc, 'message', None) or exc}"[:1000]
         with unit_of_work(sessions) as session:
             session.get(InboxDelivery, delivery_id).error = error
-        return Outcome("failed", error)
+        return Outcome(InboxStatus.FAILED, error)
     try:
         status = apply_delivery(sessions, delivery_id, topic.apply, snapshot)
     except DomainError as exc:  # the payload is refused: apply_delivery marked it failed, with the reason
-        return Outcome("failed", exc.message)
-    return Outcome(status, _error_of(sessions, delivery_id) if status == "failed" else None)
+        return Outcome(InboxStatus.FAILED, exc.message)
+    return Outcome(status, _error_of(sessions, delivery_id) if status == InboxStatus.FAILED else None)
 
 
 def recover_stalled(sessions: sessionmaker[Session], platforms: TopicsByPlatform,
@@ -192,14 +197,14 @@ def recover_stalled(sessions: sessionmaker[Session], platforms: TopicsByPlatform
     with unit_of_work(sessions) as session:
         stalled = session.scalars(
             select(InboxDelivery.id)
-            .where(InboxDelivery.status == "received", InboxDelivery.received_at <= cutoff)
+            .where(InboxDelivery.status == InboxStatus.RECEIVED, InboxDelivery.received_at <= cutoff)
             .order_by(InboxDelivery.id)  # in arrival order, as they would have been applied
             .limit(BATCH)
         ).all()
     applied = 0
     for delivery_id in stalled:
         outcome = reapply(sessions, platforms, delivery_id)
-        applied += outcome.status == "applied"
+        applied += outcome.status == InboxStatus.APPLIED
         log.warning("stalled delivery %s re-applied: %s %s", delivery_id, outcome.status, outcome.error or "")
     return applied
 

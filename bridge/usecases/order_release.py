@@ -10,16 +10,18 @@ per order: a later cancellation, or a second run, moves nothing more.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.db import unit_of_work
+from bridge.decisions import release_cutoff
 from bridge.ledger import Actor
 from bridge.models import Shop, ShopOrder, utcnow
 from bridge.order_rules import reverse_recorded_order
-from bridge.settings_schema import load_settings
+from bridge.settings_schema import ShopSettings
+from bridge.states import PaymentOutcome
 
 FAILED = "failed"  # WooCommerce's status of an order whose payment did not go through
 JOB = Actor("system", "expire")
@@ -30,21 +32,17 @@ def release_abandoned_failed_orders(sessions: sessionmaker[Session], now: dateti
     own transaction under its row lock (safe to run from several hosts at once). Returns how many."""
     now = now or utcnow()
     with unit_of_work(sessions) as session:
-        cutoffs = {shop.id: cutoff for shop in session.scalars(select(Shop)) if (cutoff := _cutoff(shop, now))}
+        cutoffs = {shop.id: cutoff for shop in session.scalars(select(Shop))
+                   if (cutoff := release_cutoff(ShopSettings.load(shop.settings), now))}  # fmt: skip
         due = [(shop_id, order.external_id) for shop_id, cutoff in cutoffs.items()
                for order in session.scalars(_abandoned(shop_id, cutoff))]  # fmt: skip
     return sum(_release(sessions, shop_id, external_id, cutoffs[shop_id]) for shop_id, external_id in due)
 
 
-def _cutoff(shop: Shop, now: datetime) -> datetime | None:
-    days = load_settings(shop.settings)["failed_order_release_days"]
-    return now - timedelta(days=days) if days else None  # 0: the merchant releases them by hand
-
-
 def _abandoned(shop_id: int, cutoff: datetime):
     """The shop's failed orders still holding a wallet part, unchanged since `cutoff`."""
     return select(ShopOrder).where(
-        ShopOrder.shop_id == shop_id, ShopOrder.status == FAILED, ShopOrder.payment_outcome == "partial",
+        ShopOrder.shop_id == shop_id, ShopOrder.status == FAILED, ShopOrder.payment_outcome == PaymentOutcome.PARTIAL,
         ShopOrder.wallet_paid > ShopOrder.wallet_refunded, ShopOrder.updated_at < cutoff,
         func.coalesce(ShopOrder.last_modified_at, ShopOrder.updated_at) < cutoff,
     )  # fmt: skip
@@ -57,6 +55,6 @@ def _release(sessions: sessionmaker[Session], shop_id: int, external_id: str, cu
         if session.scalars(still.with_for_update().execution_options(populate_existing=True)).first() is None:
             return 0
         shop = session.get(Shop, shop_id)
-        days = load_settings(shop.settings)["failed_order_release_days"]
+        days = ShopSettings.load(shop.settings).failed_order_release_days
         reverse_recorded_order(session, shop, external_id, f"left unpaid for {days} days", JOB)
         return 1

@@ -23,6 +23,7 @@ from bridge.ledger import Actor
 from bridge.models import OutboxMessage, Shop, utcnow
 from bridge.order_rules import record_checkout_spend, return_overcharge, return_paid_otherwise, wallet_payment_stands
 from bridge.refund_requests import record_created
+from bridge.states import OutboxStatus
 from bridge.withdrawals import is_restored, restore_refused_withdrawal
 
 LEASE = timedelta(minutes=2)
@@ -101,7 +102,8 @@ def claim(sessions: sessionmaker[Session], limit: int = 10, shop_id: int | None 
     """Lease the due messages (of one shop, or of all) for this worker."""
     now = utcnow()
     due = select(OutboxMessage).where(
-        or_(OutboxMessage.status == "pending", OutboxMessage.status == "sending"), OutboxMessage.next_attempt_at <= now
+        or_(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.status == OutboxStatus.SENDING),
+        OutboxMessage.next_attempt_at <= now,
     )
     if shop_id is not None:
         due = due.where(OutboxMessage.shop_id == shop_id)
@@ -113,11 +115,11 @@ def claim(sessions: sessionmaker[Session], limit: int = 10, shop_id: int | None 
         for message in messages:
             shop = session.get(Shop, message.shop_id)
             if not _still_wanted(session, shop, message):
-                message.status, message.delivered_at = "delivered", now  # overtaken: nothing to tell the shop
+                message.status, message.delivered_at = OutboxStatus.DELIVERED, now  # overtaken: nothing to tell
                 continue
-            if message.status == "sending":
+            if message.status == OutboxStatus.SENDING:
                 message.last_error = LEASE_EXPIRED
-            message.status, message.next_attempt_at = "sending", now + LEASE
+            message.status, message.next_attempt_at = OutboxStatus.SENDING, now + LEASE
             claimed.append(message)
         session.flush()
         shops = {shop.id: shop for shop in session.identity_map.values() if isinstance(shop, Shop)}
@@ -134,8 +136,8 @@ def _still_wanted(session: Session, shop: Shop, message: OutboxMessage) -> bool:
     return True
 
 
-def record(sessions: sessionmaker[Session], message_id: int, policy: RetryPolicy, *,
-           outcomes: Sequence[Outcome] = (), error: str | None = None, permanent: bool = False) -> str:  # fmt: skip
+def record(sessions: sessionmaker[Session], message_id: int, policy: RetryPolicy, *, outcomes: Sequence[Outcome] = (),
+           error: str | None = None, permanent: bool = False) -> OutboxStatus:  # fmt: skip
     """What the push did, and the message's new status (delivered, pending or dead), in one transaction."""
     with unit_of_work(sessions) as session:
         message = session.get(OutboxMessage, message_id)
@@ -144,11 +146,11 @@ def record(sessions: sessionmaker[Session], message_id: int, policy: RetryPolicy
             _follow(session, shop, outcome)
         message.attempts += 1
         if error is None:
-            message.status, message.delivered_at, message.last_error = "delivered", utcnow(), None
+            message.status, message.delivered_at, message.last_error = OutboxStatus.DELIVERED, utcnow(), None
         elif permanent or message.attempts >= policy.max_attempts:
-            message.status, message.last_error = "dead", error
+            message.status, message.last_error = OutboxStatus.DEAD, error
         else:
-            message.status, message.last_error = "pending", error
+            message.status, message.last_error = OutboxStatus.PENDING, error
             message.next_attempt_at = utcnow() + policy.delay(message.attempts)
         return message.status
 
@@ -173,22 +175,22 @@ def release(sessions: sessionmaker[Session], ids: Sequence[int], outcome: str | 
     marked = {"last_error": outcome} if outcome else {}
     with unit_of_work(sessions) as session:
         session.execute(
-            update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.status == "sending")
-            .values(status="pending", next_attempt_at=utcnow(), **marked)
+            update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.status == OutboxStatus.SENDING)
+            .values(status=OutboxStatus.PENDING, next_attempt_at=utcnow(), **marked)
         )  # fmt: skip
 
 
 def retry_dead(sessions: sessionmaker[Session], shop_id: int | None = None, message_id: int | None = None) -> int:
     """Put dead-lettered messages back in the queue (the merchant fixed the cause)."""
     with unit_of_work(sessions) as session:
-        query = select(OutboxMessage).where(OutboxMessage.status == "dead")
+        query = select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.DEAD)
         if shop_id is not None:
             query = query.where(OutboxMessage.shop_id == shop_id)
         if message_id is not None:
             query = query.where(OutboxMessage.id == message_id)
         messages = session.execute(query).scalars().all()
         for message in messages:
-            message.status, message.attempts, message.next_attempt_at = "pending", 0, utcnow()
+            message.status, message.attempts, message.next_attempt_at = OutboxStatus.PENDING, 0, utcnow()
         return len(messages)
 
 
@@ -198,7 +200,7 @@ def delivered_payloads(sessions: sessionmaker[Session], message: OutboxMessage, 
         return list(session.scalars(
             select(OutboxMessage.payload).where(
                 OutboxMessage.shop_id == message.shop_id, OutboxMessage.kind == message.kind,
-                OutboxMessage.status == "delivered", OutboxMessage.delivered_at >= since,
+                OutboxMessage.status == OutboxStatus.DELIVERED, OutboxMessage.delivered_at >= since,
                 OutboxMessage.id != message.id,
             )
         ).all())  # fmt: skip

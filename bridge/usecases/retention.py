@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.db import unit_of_work
 from bridge.models import InboxDelivery, OutboxMessage, utcnow
+from bridge.states import InboxStatus, OutboxStatus
 
-DONE = ("applied", "ignored")  # delivery statuses with nothing left to do
+DONE = (InboxStatus.APPLIED, InboxStatus.IGNORED)  # delivery statuses with nothing left to do
 # Rows still matter for a while: Shopify retries a delivery for 48 hours (known by its webhook id), and an
 # expiry reminder is sent once per lot thanks to its outbox row (reminders start days before the expiry).
 MINIMUM_AGE = timedelta(days=30)
@@ -33,7 +34,7 @@ def prune(sessions: sessionmaker[Session], older_than: timedelta, now: datetime 
     cutoff = (now or utcnow()) - older_than
     deliveries = _delete_in_batches(sessions, InboxDelivery, InboxDelivery.status.in_(DONE),
                                     InboxDelivery.received_at < cutoff)  # fmt: skip
-    messages = _delete_in_batches(sessions, OutboxMessage, OutboxMessage.status == "delivered",
+    messages = _delete_in_batches(sessions, OutboxMessage, OutboxMessage.status == OutboxStatus.DELIVERED,
                                   OutboxMessage.delivered_at < cutoff)  # fmt: skip
     return Pruned(deliveries, messages)
 

@@ -17,6 +17,7 @@ from bridge.models import Account, Customer, OutboxMessage, Shop, utcnow
 from bridge.orders import CustomerSnapshot, OrderSnapshot
 from bridge.security import SecretBox
 from bridge.shops import get_shop
+from bridge.states import OutboxStatus
 from bridge.webhook_secrets import refuse_shared_secret
 
 # (session, shop, snapshot, actor): a domain rule that applies what was read from the shop
@@ -99,7 +100,8 @@ def messages_since(sessions: sessionmaker[Session], shop_id: int, kinds: Iterabl
         return [tuple(row) for row in session.execute(
             select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.payload).where(
                 OutboxMessage.shop_id == shop_id, OutboxMessage.kind.in_(tuple(kinds)),
-                or_(OutboxMessage.status.in_(("pending", "sending", "dead")), OutboxMessage.delivered_at >= read_at),
+                or_(OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.DEAD)),
+                    OutboxMessage.delivered_at >= read_at),
             )
         )]  # fmt: skip
 
@@ -108,5 +110,8 @@ def mark_reconciled(sessions: sessionmaker[Session], dead: list[int]) -> None:
     """Dead messages whose difference a reconciliation closed: retrying them must not move the money twice."""
     if dead:
         with unit_of_work(sessions) as session:
-            session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(dead), OutboxMessage.status == "dead")
-                            .values(status="reconciled"))  # fmt: skip
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(dead), OutboxMessage.status == OutboxStatus.DEAD)
+                .values(status=OutboxStatus.RECONCILED)
+            )

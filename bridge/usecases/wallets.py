@@ -19,17 +19,20 @@ from bridge.models import Entry, Hold, Shop, TopupRequest
 from bridge.money import format_amount
 from bridge.points import convert_points
 from bridge.refund_requests import request_refund
-from bridge.settings_schema import load_settings
+from bridge.reservations import release_reservation, reserve_for_order
+from bridge.settings_schema import ShopSettings
 from bridge.shops import get_shop
 from bridge.tips import tip_order
 from bridge.topups import begin_topup, end_topup_claim
 from bridge.wallets import (
     Doubts,
+    account_overview,
     adjust_wallet,
     adjustment_doubts,
     hold_on_wallet,
     require_customer,
     statement,
+    storefront_rules,
     wallet_summary,
 )
 from bridge.withdrawals import request_withdrawal
@@ -38,6 +41,18 @@ from bridge.withdrawals import request_withdrawal
 def summary(sessions: sessionmaker[Session], shop_id: int, customer_id: str) -> dict:
     with unit_of_work(sessions) as session:
         return wallet_summary(session, get_shop(session, shop_id), customer_id)
+
+
+def shop_rules(sessions: sessionmaker[Session], shop_id: int) -> dict:
+    """The shop of an API key and the rules its storefront shows."""
+    with unit_of_work(sessions) as session:
+        shop = get_shop(session, shop_id)
+        return {"name": shop.name, "rules": storefront_rules(shop)}
+
+
+def account(sessions: sessionmaker[Session], shop_id: int, customer_id: str) -> dict:
+    with unit_of_work(sessions) as session:
+        return account_overview(session, get_shop(session, shop_id), customer_id)
 
 
 def statement_page(sessions: sessionmaker[Session], shop_id: int, customer_id: str, **query) -> dict:
@@ -67,6 +82,24 @@ def hold(sessions: sessionmaker[Session], shop_id: int, customer_id: str, *, key
                 "available": available}  # fmt: skip
 
 
+def reserve(sessions: sessionmaker[Session], shop_id: int, order_id: str, *, key: str, customer_id: str, amount: int,
+            expires_in_seconds: int) -> dict:  # fmt: skip
+    """Wallet money reserved for an order at checkout (all asked, or what the wallet has: partial payments)."""
+    with unit_of_work(sessions) as session:
+        shop = get_shop(session, shop_id)
+        held, replayed = reserve_for_order(session, shop, customer_id, order_id, amount=amount, idempotency_key=key,
+                                           expires_in=timedelta(seconds=expires_in_seconds))  # fmt: skip
+        available = wallet_summary(session, shop, customer_id)["available"]
+        return {"hold_id": held.id, "status": held.status, "amount": held.amount, "replayed": replayed,
+                "left_to_pay": max(amount - held.amount, 0), "available": available}  # fmt: skip
+
+
+def release(sessions: sessionmaker[Session], shop_id: int, order_id: str) -> int:
+    """What the order no longer reserves (minor units)."""
+    with unit_of_work(sessions) as session:
+        return release_reservation(session, shop_id, order_id)
+
+
 def capture(sessions: sessionmaker[Session], shop_id: int, hold_id: int, amount: int | None, actor: Actor) -> dict:
     with unit_of_work(sessions) as session:
         posted = capture_hold(session, shop_id=shop_id, hold_id=hold_id, amount=amount, actor=actor)
@@ -88,7 +121,7 @@ def convert(sessions: sessionmaker[Session], shop_id: int, customer_id: str, poi
     with unit_of_work(sessions) as session:
         shop = get_shop(session, shop_id)
         customer = require_customer(session, shop, customer_id)
-        posted = convert_points(session, shop, load_settings(shop.settings), customer, points, f"conversion:{key}",
+        posted = convert_points(session, shop, ShopSettings.load(shop.settings), customer, points, f"conversion:{key}",
                                 actor=actor)  # fmt: skip
         wallet = wallet_summary(session, shop, customer_id)
         return {"transaction_id": posted.transaction.id, "replayed": posted.replayed, "points": wallet["points"],
@@ -214,4 +247,4 @@ def convert_from_statement(sessions: sessionmaker[Session], shop_id: int, extern
         shop = get_shop(session, shop_id)
         customer = require_customer(session, shop, external_id)
         key, actor = f"statement:{customer.id}:{form_token}", Actor("customer", customer.external_id)
-        convert_points(session, shop, load_settings(shop.settings), customer, None, key, actor=actor)
+        convert_points(session, shop, ShopSettings.load(shop.settings), customer, None, key, actor=actor)

@@ -19,6 +19,7 @@ from bridge.errors import PermanentFailure
 from bridge.models import OutboxMessage, Shop, utcnow
 from bridge.money import parse_amount, to_decimal_string
 from bridge.security import SecretBox
+from bridge.states import OutboxStatus
 from bridge.usecases import shops
 from bridge.usecases.pushes import Outcome, delivered_payloads, outcome_unknown
 from sync.shopify.client import ShopifyAdmin
@@ -251,7 +252,8 @@ def _wallet_messages(sessions, shop_id: int, customer_id: str, currency: str,
     messages = shops.messages_since(sessions, shop_id, TRANSACTION_TYPES, read_at)
     wallet = (customer_id, currency)
     mine = [(id_, status) for id_, status, p in messages if (p["customer_id"], p["currency"]) == wallet]
-    return sum(1 for _, status in mine if status != "dead"), [id_ for id_, status in mine if status == "dead"]
+    dead = [id_ for id_, status in mine if status == OutboxStatus.DEAD]
+    return len(mine) - len(dead), dead
 
 
 def _still_moving(in_flight: int, last_moved_at: datetime | None, read_at: datetime) -> str | None:

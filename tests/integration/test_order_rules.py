@@ -241,9 +241,10 @@ def test_points_already_spent_are_reported_as_shortfall(session, shop):
                      points_conversion_value=100, refund_destination="original")  # fmt: skip
     apply_order(session, shop, paid(payment_method="stripe"), ACTOR)
     from bridge.points import convert_points
+    from bridge.settings_schema import ShopSettings
 
     customer = ensure_customer(session, shop.id, "2")
-    convert_points(session, shop, shop.settings, customer, 400, "convert-1")
+    convert_points(session, shop, ShopSettings.load(shop.settings), customer, 400, "convert-1")
     apply_order(session, shop, paid(payment_method="stripe", status="refunded", refunds=refunds((41, 4148))), ACTOR)
     refund = session.execute(select(OrderRefund)).scalar_one()
     assert (refund.points_clawed_back, refund.points_shortfall) == (14, 400)

@@ -22,6 +22,7 @@ from bridge.models import (
     utcnow,
 )
 from bridge.reports import shop_timezone, start_of
+from bridge.states import InboxStatus, OutboxStatus
 from bridge.surfaces.platforms import PLATFORMS
 
 SORTS = {"email", "name", "customer", "balance", "points", "last_movement"}
@@ -230,7 +231,7 @@ def inbox_failures(session: Session, shop_id: int, limit: int = 100) -> list[Inb
     return list(
         session.execute(
             select(InboxDelivery)
-            .where(InboxDelivery.shop_id == shop_id, InboxDelivery.status == "failed")
+            .where(InboxDelivery.shop_id == shop_id, InboxDelivery.status == InboxStatus.FAILED)
             .order_by(InboxDelivery.id.desc())
             .limit(limit)
         ).scalars()
@@ -241,7 +242,7 @@ def dead_letters(session: Session, shop_id: int, limit: int = 100) -> list[Outbo
     return list(
         session.execute(
             select(OutboxMessage)
-            .where(OutboxMessage.status == "dead", OutboxMessage.shop_id == shop_id)
+            .where(OutboxMessage.status == OutboxStatus.DEAD, OutboxMessage.shop_id == shop_id)
             .order_by(OutboxMessage.id.desc())
             .limit(limit)
         ).scalars()
@@ -251,17 +252,21 @@ def dead_letters(session: Session, shop_id: int, limit: int = 100) -> list[Outbo
 def failure_counts(session: Session, shop_id: int) -> dict[str, int]:
     inbox = session.scalar(
         select(func.count()).select_from(InboxDelivery).where(InboxDelivery.shop_id == shop_id,
-                                                              InboxDelivery.status == "failed")
+                                                              InboxDelivery.status == InboxStatus.FAILED)
     )  # fmt: skip
     outbox = dict(
         session.execute(
             select(OutboxMessage.status, func.count())
-            .where(OutboxMessage.shop_id == shop_id, OutboxMessage.status.in_(["dead", "pending", "sending"]))
+            .where(
+                OutboxMessage.shop_id == shop_id,
+                OutboxMessage.status.in_([OutboxStatus.DEAD, OutboxStatus.PENDING, OutboxStatus.SENDING]),
+            )
             .group_by(OutboxMessage.status)
         ).all()
     )
-    return {"inbox_failed": int(inbox or 0), "outbox_dead": int(outbox.get("dead", 0)),
-            "outbox_waiting": int(outbox.get("pending", 0) + outbox.get("sending", 0))}  # fmt: skip
+    waiting = outbox.get(OutboxStatus.PENDING, 0) + outbox.get(OutboxStatus.SENDING, 0)
+    return {"inbox_failed": int(inbox or 0), "outbox_dead": int(outbox.get(OutboxStatus.DEAD, 0)),
+            "outbox_waiting": int(waiting)}  # fmt: skip
 
 
 def customer_count(session: Session, shop_id: int) -> int:

@@ -12,6 +12,7 @@ from bridge.errors import ValidationFailed
 from bridge.models import InboxDelivery, OutboxMessage
 from bridge.money import POINTS, exponent, format_amount
 from bridge.reports import build_report, local_today, shop_timezone, stored_customer_total
+from bridge.states import InboxStatus
 from bridge.surfaces.console import console
 from bridge.surfaces.console.access import shop_view, who
 from bridge.surfaces.console.charts import NARROW, Series, line_chart
@@ -165,11 +166,11 @@ def retry_delivery(shop_id: int, delivery_id: int):
         ).scalar_one_or_none()
     if delivery is None:
         abort(404)
-    if delivery.status != "failed":
+    if delivery.status != InboxStatus.FAILED:
         flash(f"Delivery {delivery_id} is {delivery.status}: nothing to retry.", "info")
         return redirect(url_for("console.operations", shop_id=shop_id))
     outcome = reapply(services().sessions, TOPICS, delivery_id)
-    if outcome.status == "failed":
+    if outcome.status == InboxStatus.FAILED:
         flash(f"Delivery {delivery_id} still fails: {outcome.error}", "error")
     else:
         flash(f"Delivery {delivery_id} {outcome.status}.", "success")

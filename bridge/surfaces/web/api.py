@@ -159,6 +159,48 @@ class Wallet(MethodView):
         return wallets.summary(services().sessions, g.shop_id, customer_id)
 
 
+class RulesOut(Schema):
+    currency = fields.String()
+    partial_payments = fields.Boolean(metadata={"description": "a short wallet pays part of an order"})
+    topup_minimum = fields.Integer()
+    topup_maximum = fields.Integer()
+    points_conversion_points = fields.Integer()
+    points_conversion_value = fields.Integer(metadata={"description": "minor units per points_conversion_points"})
+    points_conversion_minimum = fields.Integer()
+
+
+class ShopOut(Schema):
+    name = fields.String()
+    rules = fields.Nested(RulesOut)
+
+
+class AccountOut(WalletOut):
+    movements = fields.List(fields.Nested(lambda: StatementLine()), metadata={"description": "the latest ten"})
+    rules = fields.Nested(RulesOut)
+
+
+@api.route("/shop")
+class ShopOfKey(MethodView):
+    decorators = [require_api_key]
+
+    @api.response(200, ShopOut)
+    def get(self):
+        """The shop this key belongs to and the rules its storefront shows (the plugin's "Test connection")."""
+        return wallets.shop_rules(services().sessions, g.shop_id)
+
+
+@api.route("/customers/<customer_id>/account")
+class CustomerAccount(MethodView):
+    decorators = [require_api_key]
+
+    @api.response(200, AccountOut)
+    def get(self, customer_id):
+        """Everything the shop's "My Account → Wallet" shows, in one call: the wallet, its latest movements
+        and the shop's rules (top-up range, points conversion, partial payments)."""
+        _customer_path_is_valid(customer_id)
+        return wallets.account(services().sessions, g.shop_id, customer_id)
+
+
 @api.route("/customers/<customer_id>/transactions")
 class Transactions(MethodView):
     decorators = [require_api_key]
@@ -350,6 +392,44 @@ class OrderTips(MethodView):
         _order_path_is_valid(order_id)
         return wallets.tip(services().sessions, g.shop_id, order_id, percent_bp=body.get("percent_bp"),
                            amount=body.get("amount"), key=headers["idempotency_key"], actor=_actor())  # fmt: skip
+
+
+class ReservationIn(Schema):
+    customer_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    amount = fields.Integer(required=True, **PositiveAmount)
+    expires_in_seconds = fields.Integer(load_default=2 * 3600, validate=validate.Range(min=60, max=7 * 86400))
+
+
+class ReservationOut(HoldCreated):
+    amount = fields.Integer(metadata={"description": "what the wallet pays: all asked, or less (partial payments)"})
+    left_to_pay = fields.Integer(metadata={"description": "what another payment method pays"})
+
+
+class ReleasedOut(Schema):
+    released = fields.Integer(metadata={"description": "minor units the order no longer reserves"})
+
+
+@api.route("/orders/<order_id>/reservation")
+class OrderReservation(MethodView):
+    decorators = [require_api_key]
+
+    @api.arguments(IdempotencyHeader, location="headers")
+    @api.arguments(ReservationIn)
+    @api.response(201, ReservationOut)
+    def post(self, headers, body, order_id):
+        """Reserve wallet money for an order at checkout, before it is placed: the amount, or all the wallet
+        has when it is short and the shop takes partial payments (else 409 insufficient_funds). The order has
+        one open reservation: asking again returns it (whatever the key), another amount replaces it. The
+        order's delivery captures it (or voids it: cancelled, failed); unused, it expires."""
+        _order_path_is_valid(order_id)
+        return wallets.reserve(services().sessions, g.shop_id, order_id, key=headers["idempotency_key"], **body)
+
+    @api.response(200, ReleasedOut)
+    def delete(self, order_id):
+        """Release what the order reserves (cancelled or failed in the shop; its delivery would do it too,
+        later). Releasing again releases nothing; an order never reserved is not found."""
+        _order_path_is_valid(order_id)
+        return {"released": wallets.release(services().sessions, g.shop_id, order_id)}
 
 
 def _order_path_is_valid(order_id: str) -> None:

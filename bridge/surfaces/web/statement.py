@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 
 from bridge.errors import DomainError, NotFound
 from bridge.money import format_amount
-from bridge.settings_schema import load_settings
+from bridge.settings_schema import ShopSettings
 from bridge.shops import get_shop
 from bridge.statement_links import LINK_LIFETIME_SECONDS, read_statement_token
 from bridge.surfaces.web.errors import error_response
@@ -57,10 +57,10 @@ def _view(token: str) -> dict:
         shop = get_shop(session, access.shop_id)
         summary = wallet_summary(session, shop, access.customer_external_id)
         page = statement(session, shop, access.customer_external_id, limit=200)
-        settings = load_settings(shop.settings)
+        settings = ShopSettings.load(shop.settings)
     return {"shop": shop.name, "currency": shop.currency, "wallet": summary, "lines": page.lines,
-            "zone": settings["timezone"], "points_step": settings["points_conversion_points"],
-            "points_step_value": format_amount(settings["points_conversion_value"], shop.currency)}  # fmt: skip
+            "zone": settings.timezone, "points_step": settings.points_conversion_points,
+            "points_step_value": format_amount(settings.points_conversion_value, shop.currency)}  # fmt: skip
 
 
 @customer_statement.get("/statement/<token>")

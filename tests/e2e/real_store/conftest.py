@@ -18,6 +18,7 @@ from sqlalchemy.pool import NullPool
 
 from bridge.migrate import upgrade
 from tests.e2e.real_store.harness import KIT, WALLET_METHOD, Bridge, RealStore, free_port
+from tests.e2e.real_store.storefront import install_plugin, save_settings
 
 # The shop's rules for every test; a test changes what it needs with `settings(...)`.
 BASE_SETTINGS = {
@@ -134,3 +135,12 @@ def mug(store):
 @pytest.fixture(scope="package")
 def vase(store):
     return store.new_product("9.99", "Vase")
+
+
+@pytest.fixture(scope="package")
+def plugin(bridge_process, first_connect, store):
+    """The companion plugin installed, activated and connected to the bridge through its settings tab, once;
+    the merchant's logged-in visitor. (Only `wallet` orders reach it: the other tests pay with `cheque`.)"""
+    admin = install_plugin(store)
+    assert save_settings(admin, bridge_process.url, bridge_process.shop["api_key"]).status_code == 200
+    return admin

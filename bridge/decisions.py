@@ -1,0 +1,245 @@
+"""The rules' pure decisions: arithmetic and choices on plain values (an order's snapshot, what the bridge
+recorded of it, the shop's settings), with no database and no web. The modules that move money gather the
+facts, ask here, and post what the answer says; tests/unit/test_decisions.py checks each rule directly.
+
+Amounts are integer minor units; points are whole points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from bridge import orders
+from bridge.errors import ValidationFailed
+from bridge.money import exponent, percent_of
+from bridge.orders import OrderSnapshot, RefundSnapshot
+from bridge.settings_schema import ShopSettings
+from bridge.states import PaymentOutcome
+
+
+class OrderRecord(Protocol):
+    """What the bridge recorded of an order: a `ShopOrder` row, or anything with these attributes."""
+
+    total: int
+    payment_outcome: str | None
+    wallet_paid: int
+    wallet_refunded: int
+    wallet_discount: int
+    paid_in_part: bool
+    points_earned: int
+    points_clawed_back: int
+    last_modified_at: datetime | None
+
+
+# Staleness ----------------------------------------------------------------------------------------
+
+
+def is_stale(record: OrderRecord, order: OrderSnapshot) -> bool:
+    """Deliveries arrive in any order: a state older than one already seen decides no payment."""
+    return bool(order.modified_at and record.last_modified_at and order.modified_at < record.last_modified_at)
+
+
+def is_newer(record: OrderRecord, order: OrderSnapshot) -> bool:
+    """The shop changed the order after the newest state the bridge has seen (both times known)."""
+    return order.modified_at is not None and record.last_modified_at is not None and (
+        order.modified_at > record.last_modified_at)  # fmt: skip
+
+
+def release_cutoff(settings: ShopSettings, now: datetime) -> datetime | None:
+    """A failed order unchanged since this moment has waited long enough for its wallet part to go back;
+    None when the shop releases none by itself (0 days: the merchant does it by hand)."""
+    days = settings.failed_order_release_days
+    return now - timedelta(days=days) if days else None
+
+
+def promotional_expiry(settings: ShopSettings, now: datetime | None = None) -> datetime | None:
+    """When promotional credit given now expires (None: never)."""
+    days = settings.promotional_expiry_days
+    return (now or datetime.now(UTC)) + timedelta(days=days) if days > 0 else None
+
+
+# Wallet payments ----------------------------------------------------------------------------------
+
+
+def wallet_held(record: OrderRecord) -> int:
+    """Wallet money the order holds now: what it took, less what went back."""
+    return max(record.wallet_paid - record.wallet_refunded, 0)
+
+
+def moved_money(record: OrderRecord) -> bool:
+    """The order took wallet money (or points were earned on it) at some point, as far as the record says."""
+    decided = record.payment_outcome not in (None, PaymentOutcome.CANCELLED, PaymentOutcome.UNPAID)
+    return bool(decided or record.points_earned)
+
+
+def payment_undecided(record: OrderRecord, order: OrderSnapshot) -> bool:
+    """A wallet payment is still to decide: never decided before; or, in a newer state, refused before (the
+    customer topped up), cancelled before it paid, or whose payment went back (a new attempt)."""
+    retriable = (PaymentOutcome.UNPAID, PaymentOutcome.CANCELLED, PaymentOutcome.REVERSED)
+    return record.payment_outcome is None or (record.payment_outcome in retriable and is_newer(record, order))
+
+
+def undoes_payment(order: OrderSnapshot, record: OrderRecord) -> bool:
+    """A cancellation undoes the order. A failed payment undoes only a payment already settled (set failed
+    by hand): the wallet part of a partial payment stays while the customer may still pay the rest (or
+    cancel, which returns it), and an order that moved nothing stays open to a later payment."""
+    if order.phase == orders.CANCELLED:
+        return True
+    settled = record.payment_outcome in (PaymentOutcome.PAID, PaymentOutcome.STORE_CREDIT)
+    return order.phase == orders.FAILED and (settled or record.points_earned > 0)
+
+
+def wallet_discount(settings: ShopSettings, total: int) -> int:
+    """The discount for paying the whole order by wallet (percent in basis points, or fixed minor units)."""
+    if settings.wallet_discount_kind == "percent":
+        return percent_of(total, settings.wallet_discount_value)
+    if settings.wallet_discount_kind == "fixed":
+        return min(total, settings.wallet_discount_value)
+    return 0
+
+
+def total_edited(record: OrderRecord, order: OrderSnapshot) -> bool:
+    """The merchant changed the total of an order the wallet paid in full: it is neither what the wallet
+    holds for it (with the bridge's discount fee in or not yet in), nor a total already settled."""
+    if record.payment_outcome != PaymentOutcome.PAID or order.refunds or (
+            order.phase not in (orders.PAID, orders.AWAITING_PAYMENT)):  # fmt: skip
+        return False
+    held = wallet_held(record)
+    return order.total not in (held, held + record.wallet_discount, record.total)
+
+
+def paid_by_other_means(record: OrderRecord, order: OrderSnapshot, pays_by_wallet: bool) -> int:
+    """What the customer paid the shop another way (its refunds may go back that way): the shop's total of
+    an order it recorded as paid — unless the wallet was to pay it all, or never paid the wallet order the
+    merchant marked paid by hand."""
+    if not order.recorded_paid() or record.payment_outcome == PaymentOutcome.PAID:
+        return 0
+    if record.payment_outcome == PaymentOutcome.STORE_CREDIT:  # Shopify counts store credit in the order's total
+        return max(order.total - record.wallet_paid, 0)
+    if pays_by_wallet and not record.paid_in_part:
+        return 0
+    return order.total
+
+
+def fully_refunded(record: OrderRecord, order: OrderSnapshot) -> bool:
+    """A partly paid order refunded in full (or set refunded): what the wallet paid is still held."""
+    if not record.paid_in_part or wallet_held(record) <= 0:
+        return False
+    refunded = sum(refund.amount for refund in order.refunds)
+    return order.phase == orders.REFUNDED or (order.total > 0 and refunded >= order.total)
+
+
+def wallet_overcharge(held: int, charged: int | None, credited_by_shop: int) -> int:
+    """Wallet money the shop did not apply to an order (it cut a negative fee at a total of 0.00, or rounded
+    its tax), at most what the order holds. `charged` None: the shop took none of what it holds."""
+    return min(held if charged is None else charged - max(credited_by_shop, 0), held)
+
+
+# Refunds ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefundSplit:
+    wallet_part: int  # money that came from the wallet: always goes back to it
+    card_part: int  # money paid by other means: goes where the shop's policy says
+    native: bool = False  # the shop itself returned this much to its own store credit:
+    native_extra: int = 0  # ... the wallet part, and this much more (card money it chose to give as credit)
+
+
+def split_refund(order: OrderSnapshot, refund: RefundSnapshot, wallet_held: int, paid_otherwise: int) -> RefundSplit:
+    """Where a refund's money came from. What the shop returns for it plus what the bridge credits for it is
+    the refund's amount, and over an order never more than the customer paid.
+
+    Money paid another way is refunded first (refunds sorted by id, so the split never depends on the order
+    they are applied in): the shop's total of a partly paid order is that money (the wallet part is a negative
+    fee it cannot refund), so its wallet part comes back only when the order is refunded in full. The rest of
+    a refund is wallet money, up to what the order still holds: nothing once a cancellation returned it."""
+    if refund.to_store_credit:  # the shop says where the money went (Shopify refund transactions)
+        wallet_part = min(refund.to_store_credit, wallet_held)
+        return RefundSplit(wallet_part, refund.amount - refund.to_store_credit, native=True,
+                           native_extra=refund.to_store_credit - wallet_part)  # fmt: skip
+    card_part = min(refund.amount, max(paid_otherwise - refunded_before(order, refund), 0))
+    return RefundSplit(wallet_part=min(refund.amount - card_part, wallet_held), card_part=card_part)
+
+
+def refund_sort_key(refund: RefundSnapshot) -> tuple[int, str]:
+    """Refunds in the order the shop made them (numeric ids by value)."""
+    return (int(refund.external_id) if refund.external_id.isdigit() else 0, refund.external_id)
+
+
+def refunded_before(order: OrderSnapshot, refund: RefundSnapshot) -> int:
+    """What the order's refunds made before this one refunded."""
+    return sum(r.amount for r in order.refunds if refund_sort_key(r) < refund_sort_key(refund))
+
+
+def share(refunded: int, total: int, part: int) -> int:
+    """The part of `part` that `refunded` of `total` stands for, rounded down (all of it once refunded in full)."""
+    if total <= 0:
+        return part if refunded > 0 else 0
+    return min(part, part * min(refunded, total) // total)
+
+
+def points_to_claw_back(record: OrderRecord, order: OrderSnapshot, refund: RefundSnapshot) -> int:
+    """The order's points this refund takes back: its share of the points earned, never more than are left."""
+    before, earned = refunded_before(order, refund), record.points_earned
+    due = share(before + refund.amount, order.total, earned) - share(before, order.total, earned)
+    return min(due, earned - record.points_clawed_back)
+
+
+def money_as_points(settings: ShopSettings, amount: int) -> int:
+    """A refund the customer takes as loyalty points: the money at the shop's conversion rate, rounded down."""
+    return amount * settings.points_conversion_points // max(settings.points_conversion_value, 1)
+
+
+def return_window(settings: ShopSettings, spend: int) -> tuple[str, int]:
+    """(tier, days): the highest tier whose lifetime-spend threshold the customer reached."""
+    tier, days = "Standard", 30
+    for window in sorted(settings.return_windows, key=lambda w: w.min_lifetime_spend):
+        if spend >= window.min_lifetime_spend:
+            tier, days = window.tier, window.days
+    return tier, days
+
+
+# Points, top-ups, tips ----------------------------------------------------------------------------
+
+
+def points_for(settings: ShopSettings, paid: int, currency: str) -> int:
+    """Points per whole currency unit paid, rounded down (9.99 at 1 point per euro earns 9)."""
+    return paid * settings.points_per_currency_unit // 10 ** exponent(currency)
+
+
+def points_base(settings: ShopSettings, order: OrderSnapshot, paid: int) -> int:
+    """What earns points: the items without tax, and their shipping if the shop says so, never more than
+    was paid (a wallet discount). A snapshot that lists no items (the rules' own) earns on what was paid."""
+    if order.items_excluding_tax is None:
+        return paid
+    shipping = order.shipping_excluding_tax if settings.points_base == "items_and_shipping" else 0
+    return max(0, min(order.items_excluding_tax + shipping, paid))
+
+
+def conversion_value(settings: ShopSettings, points: int) -> tuple[int, int]:
+    """(points used, money in minor units): whole conversion steps only, so no point is lost to rounding."""
+    steps = points // settings.points_conversion_points
+    return steps * settings.points_conversion_points, steps * settings.points_conversion_value
+
+
+def topup_bonus(settings: ShopSettings, credited: int) -> int:
+    """The shop's bonus on a top-up of `credited`, from its threshold up."""
+    if settings.topup_bonus_bp and credited >= settings.topup_bonus_threshold:
+        return percent_of(credited, settings.topup_bonus_bp)
+    return 0
+
+
+def tip_amount(settings: ShopSettings, record: OrderRecord, percent_bp: int | None, amount: int | None) -> int:
+    """The tip asked for: an amount, or one of the shop's presets of what the customer paid for the order."""
+    if (percent_bp is None) == (amount is None):
+        raise ValidationFailed("give a preset percentage or an amount", fields={"percent_bp": "give this or amount"})
+    if percent_bp is None:
+        return amount
+    if percent_bp not in settings.tip_presets_bp:
+        presets = ", ".join(f"{p / 100:g} %" for p in settings.tip_presets_bp)
+        raise ValidationFailed("not one of the shop's presets", fields={"percent_bp": f"one of {presets}"})
+    wallet_part = record.wallet_paid if record.payment_outcome == PaymentOutcome.PARTIAL else 0
+    return percent_of(record.total + wallet_part, percent_bp)

@@ -1,0 +1,116 @@
+"""Reservations for orders: the shop's checkout (the WooCommerce plugin's `wallet` gateway) reserves the wallet
+money an order will take before the order is placed; the order's own delivery captures it (bridge/order_rules.py)
+or, cancelled or failed, voids it. A hold keyed by the order: an order has at most one open reservation, so a
+retried checkout reserves once, and a checkout retried for another amount replaces it. The bridge decides what
+the wallet covers (all, or what it has when the shop takes partial payments): the plugin holds no money rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge.accounts import wallet_account
+from bridge.errors import InsufficientFunds, InvalidState, NotFound
+from bridge.ledger import authorize_hold, ensure_unlocked, release_expired_holds, void_hold
+from bridge.models import Hold, Shop, ShopOrder, utcnow
+from bridge.money import format_amount
+from bridge.settings_schema import ShopSettings
+from bridge.states import HoldStatus
+from bridge.wallets import require_customer
+
+
+def _key_prefix(order_external_id: str) -> str:
+    return f"reservation:{order_external_id}:"
+
+
+def reserve_for_order(
+    session: Session, shop: Shop, customer_external_id: str, order_external_id: str, *, amount: int,
+    idempotency_key: str, expires_in: timedelta,
+) -> tuple[Hold, bool]:  # fmt: skip
+    """Reserve the order's `amount` on the customer's wallet, or, short and the shop taking partial payments,
+    all the wallet has (the rest is paid another way). Returns (hold, replayed): the order's open reservation
+    when it already holds that, whatever the key."""
+    customer = require_customer(session, shop, customer_external_id)
+    _refuse_if_paid(session, shop.id, order_external_id)
+    reservations = open_reservations(session, shop.id, order_external_id)  # holds are locked before the wallet
+    wallet = wallet_account(session, customer, shop.currency, lock=True)
+    raced = _made_meanwhile(session, shop.id, order_external_id, {hold.id for hold in reservations})
+    if raced is not None:  # a parallel checkout of the order reserved while this one waited for the wallet
+        return raced, True
+    release_expired_holds(session, wallet)
+    ensure_unlocked(wallet)
+    mine = [hold for hold in reservations if hold.account_id == wallet.id and hold.expires_at > utcnow()]
+    covered = _covered(shop, wallet.available + sum(hold.amount for hold in mine), amount)
+    if len(reservations) == len(mine) == 1 and mine[0].amount == covered:
+        return mine[0], True
+    for hold in reservations:  # the checkout now asks for another amount (or another customer pays)
+        void_hold(session, shop_id=shop.id, hold_id=hold.id)
+    # the key is hashed so that any Idempotency-Key fits the hold's key column beside the order id
+    hold_key = _key_prefix(order_external_id) + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
+    return authorize_hold(session, account=wallet, amount=covered, reason=f"Payment for order #{order_external_id}",
+                          idempotency_key=hold_key, expires_in=expires_in, order_ref=order_external_id)  # fmt: skip
+
+
+def _made_meanwhile(session: Session, shop_id: int, order_external_id: str, seen: set[int]) -> Hold | None:
+    """An open reservation of the order committed after `seen` was read (read, not locked: the wallet's lock
+    is held, and holds are locked before accounts)."""
+    return session.scalars(
+        select(Hold).where(Hold.shop_id == shop_id, Hold.order_ref == order_external_id, Hold.status == HoldStatus.OPEN,
+                           Hold.idempotency_key.startswith(_key_prefix(order_external_id), autoescape=True),
+                           Hold.id.not_in(seen))
+        .order_by(Hold.id).limit(1).execution_options(populate_existing=True)
+    ).first()  # fmt: skip
+
+
+def _covered(shop: Shop, available: int, amount: int) -> int:
+    """What the wallet pays of `amount`: all of it, or what it has when the shop takes partial payments."""
+    if available >= amount:
+        return amount
+    if available > 0 and ShopSettings.load(shop.settings).partial_payments:
+        return available
+    raise InsufficientFunds(f"insufficient wallet balance ({format_amount(max(available, 0), shop.currency)} "
+                            "available)", fields={"amount": "exceeds the available balance"})  # fmt: skip
+
+
+def _refuse_if_paid(session: Session, shop_id: int, order_external_id: str) -> None:
+    """An order whose delivery already took wallet money (before any reservation) needs none."""
+    paid = session.scalar(
+        select(ShopOrder.wallet_paid).where(ShopOrder.shop_id == shop_id, ShopOrder.external_id == order_external_id)
+    )
+    if paid:
+        raise InvalidState(f"order #{order_external_id} is already paid from the wallet",
+                           fields={"order_id": "already paid"}, code="order_already_paid")  # fmt: skip
+
+
+def open_reservations(session: Session, shop_id: int, order_external_id: str) -> list[Hold]:
+    """The order's open reservations (one, but for a race of two first checkouts), locked, oldest first."""
+    return list(session.execute(
+        select(Hold)
+        .where(Hold.shop_id == shop_id, Hold.order_ref == order_external_id, Hold.status == HoldStatus.OPEN,
+               Hold.idempotency_key.startswith(_key_prefix(order_external_id), autoescape=True))
+        .order_by(Hold.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalars())  # fmt: skip
+
+
+def release_order_reservations(session: Session, shop_id: int, order_external_id: str) -> int:
+    """Void what the order still reserves (cancelled, failed, refused); returns how much went back."""
+    released = 0
+    for hold in open_reservations(session, shop_id, order_external_id):
+        released += void_hold(session, shop_id=shop_id, hold_id=hold.id).amount
+    return released
+
+
+def release_reservation(session: Session, shop_id: int, order_external_id: str) -> int:
+    """The API's release: as above, for an order that was reserved for (another shop's order is not found)."""
+    reserved = session.scalar(select(Hold.id).where(
+        Hold.shop_id == shop_id, Hold.order_ref == order_external_id,
+        Hold.idempotency_key.startswith(_key_prefix(order_external_id), autoescape=True)).limit(1))  # fmt: skip
+    if reserved is None:
+        raise NotFound("no reservation for this order")
+    return release_order_reservations(session, shop_id, order_external_id)

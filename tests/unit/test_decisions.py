@@ -1,0 +1,300 @@
+"""The rules' pure decisions (bridge/decisions.py), checked directly: no database, no app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bridge import decisions, orders
+from bridge.errors import ValidationFailed
+from bridge.orders import OrderSnapshot, RefundSnapshot
+from bridge.settings_schema import ShopSettings
+from bridge.states import PaymentOutcome
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+DEFAULTS = ShopSettings.load({})
+
+
+@dataclass
+class Record:
+    """What the bridge recorded of an order, as a ShopOrder row carries it."""
+
+    total: int = 0
+    payment_outcome: str | None = None
+    wallet_paid: int = 0
+    wallet_refunded: int = 0
+    wallet_discount: int = 0
+    paid_in_part: bool = False
+    points_earned: int = 0
+    points_clawed_back: int = 0
+    last_modified_at: datetime | None = None
+
+
+def snapshot(total: int = 1000, phase: str = orders.PAID, refunds=(), modified_at=None, **more) -> OrderSnapshot:
+    return OrderSnapshot(external_id="7", customer_external_id="1", email=None, customer_name=None, currency="EUR",
+                         status="processing", phase=phase, total=total, payment_method="wallet",
+                         refunds=tuple(refunds), modified_at=modified_at, **more)  # fmt: skip
+
+
+def settings(**changes) -> ShopSettings:
+    return replace(DEFAULTS, **changes)
+
+
+# Staleness
+
+
+def test_an_older_state_is_stale_and_a_newer_one_is_newer():
+    record = Record(last_modified_at=T0)
+    older, newer = snapshot(modified_at=T0 - timedelta(seconds=1)), snapshot(modified_at=T0 + timedelta(seconds=1))
+    assert decisions.is_stale(record, older) and not decisions.is_newer(record, older)
+    assert decisions.is_newer(record, newer) and not decisions.is_stale(record, newer)
+    assert not decisions.is_stale(record, snapshot(modified_at=T0)) and not decisions.is_newer(record, snapshot())
+    assert not decisions.is_stale(Record(), older)  # nothing seen yet: nothing is older
+
+
+def test_failed_orders_are_released_after_the_shops_days_or_never():
+    assert decisions.release_cutoff(settings(failed_order_release_days=7), T0) == T0 - timedelta(days=7)
+    assert decisions.release_cutoff(settings(failed_order_release_days=0), T0) is None
+
+
+def test_promotional_credit_expires_after_the_shops_days_or_never():
+    assert decisions.promotional_expiry(settings(promotional_expiry_days=10), T0) == T0 + timedelta(days=10)
+    assert decisions.promotional_expiry(settings(promotional_expiry_days=0), T0) is None
+
+
+# Wallet payments
+
+
+def test_a_payment_is_decided_again_only_in_a_newer_state_after_a_refusal_cancellation_or_reversal():
+    newer = snapshot(phase=orders.AWAITING_PAYMENT, modified_at=T0 + timedelta(minutes=1))
+    assert decisions.payment_undecided(Record(), newer)
+    for outcome in (PaymentOutcome.UNPAID, PaymentOutcome.CANCELLED, PaymentOutcome.REVERSED):
+        assert decisions.payment_undecided(Record(payment_outcome=outcome, last_modified_at=T0), newer)
+        assert not decisions.payment_undecided(Record(payment_outcome=outcome, last_modified_at=T0), snapshot())
+    for outcome in (PaymentOutcome.PAID, PaymentOutcome.PARTIAL, PaymentOutcome.STORE_CREDIT, PaymentOutcome.TOPUP):
+        assert not decisions.payment_undecided(Record(payment_outcome=outcome, last_modified_at=T0), newer)
+
+
+def test_a_failure_undoes_only_a_settled_payment_and_a_cancellation_always():
+    failed = snapshot(phase=orders.FAILED)
+    assert decisions.undoes_payment(snapshot(phase=orders.CANCELLED), Record())
+    assert decisions.undoes_payment(failed, Record(payment_outcome=PaymentOutcome.PAID))
+    assert decisions.undoes_payment(failed, Record(payment_outcome=PaymentOutcome.STORE_CREDIT))
+    assert decisions.undoes_payment(failed, Record(points_earned=5))
+    assert not decisions.undoes_payment(failed, Record(payment_outcome=PaymentOutcome.PARTIAL))
+    assert not decisions.undoes_payment(snapshot(phase=orders.PAID), Record(payment_outcome=PaymentOutcome.PAID))
+
+
+def test_what_counts_as_having_moved_money():
+    assert not decisions.moved_money(Record())
+    assert not decisions.moved_money(Record(payment_outcome=PaymentOutcome.UNPAID))
+    assert not decisions.moved_money(Record(payment_outcome=PaymentOutcome.CANCELLED))
+    assert decisions.moved_money(Record(payment_outcome=PaymentOutcome.REVERSED))
+    assert decisions.moved_money(Record(points_earned=1))
+
+
+@pytest.mark.parametrize(("kind", "value", "total", "discount"), [
+    ("none", 500, 1000, 0), ("percent", 1000, 999, 99), ("fixed", 300, 1000, 300), ("fixed", 3000, 1000, 1000),
+])  # fmt: skip
+def test_wallet_discount(kind, value, total, discount):
+    rule = settings(wallet_discount_kind=kind, wallet_discount_value=value)
+    assert decisions.wallet_discount(rule, total) == discount
+
+
+@given(st.sampled_from(["none", "percent", "fixed"]), st.integers(0, 10_000), st.integers(0, 10**10))
+def test_a_wallet_discount_is_never_more_than_the_order(kind, value, total):
+    rule = settings(wallet_discount_kind=kind, wallet_discount_value=value)
+    assert 0 <= decisions.wallet_discount(rule, total) <= total
+
+
+def test_an_edited_total_is_neither_what_the_wallet_holds_nor_a_settled_total():
+    paid = Record(total=1000, payment_outcome=PaymentOutcome.PAID, wallet_paid=900, wallet_discount=100)
+    assert not decisions.total_edited(paid, snapshot(total=900))  # the discount fee is in
+    assert not decisions.total_edited(paid, snapshot(total=1000))  # not yet in, or already settled
+    assert decisions.total_edited(paid, snapshot(total=1200))
+    assert not decisions.total_edited(paid, snapshot(total=1200, refunds=[RefundSnapshot("1", 100, "")]))
+    assert not decisions.total_edited(replace(paid, payment_outcome=PaymentOutcome.PARTIAL), snapshot(total=1200))
+
+
+def test_what_was_paid_by_other_means():
+    partial = Record(payment_outcome=PaymentOutcome.PARTIAL, wallet_paid=300, paid_in_part=True)
+    assert decisions.paid_by_other_means(partial, snapshot(total=700), pays_by_wallet=True) == 700
+    assert decisions.paid_by_other_means(Record(payment_outcome=PaymentOutcome.PAID), snapshot(), True) == 0
+    assert decisions.paid_by_other_means(Record(), snapshot(total=1000), pays_by_wallet=True) == 0  # marked by hand
+    assert decisions.paid_by_other_means(Record(), snapshot(total=1000), pays_by_wallet=False) == 1000
+    assert decisions.paid_by_other_means(Record(), snapshot(phase=orders.AWAITING_PAYMENT), False) == 0
+    spent = Record(payment_outcome=PaymentOutcome.STORE_CREDIT, wallet_paid=400)
+    assert decisions.paid_by_other_means(spent, snapshot(total=1000), pays_by_wallet=False) == 600
+
+
+def test_a_partly_paid_order_is_fully_refunded_at_its_total_or_when_set_refunded():
+    partial = Record(wallet_paid=300, paid_in_part=True)
+    assert decisions.fully_refunded(partial, snapshot(total=700, refunds=[RefundSnapshot("1", 700, "")]))
+    assert decisions.fully_refunded(partial, snapshot(total=700, phase=orders.REFUNDED))
+    assert not decisions.fully_refunded(partial, snapshot(total=700, refunds=[RefundSnapshot("1", 699, "")]))
+    assert not decisions.fully_refunded(replace(partial, wallet_refunded=300), snapshot(phase=orders.REFUNDED))
+
+
+def test_an_overcharge_is_what_the_shop_did_not_apply_at_most_what_the_order_holds():
+    assert decisions.wallet_overcharge(held=500, charged=500, credited_by_shop=450) == 50
+    assert decisions.wallet_overcharge(held=500, charged=None, credited_by_shop=0) == 500
+    assert decisions.wallet_overcharge(held=100, charged=500, credited_by_shop=-5) == 100
+    assert decisions.wallet_overcharge(held=500, charged=500, credited_by_shop=500) == 0
+
+
+# Refunds
+
+
+def test_a_refund_returns_card_money_first_then_wallet_money():
+    order = snapshot(total=1000, refunds=[RefundSnapshot("1", 600, ""), RefundSnapshot("2", 300, "")])
+    first = decisions.split_refund(order, order.refunds[0], wallet_held=400, paid_otherwise=600)
+    second = decisions.split_refund(order, order.refunds[1], wallet_held=400, paid_otherwise=600)
+    assert (first.card_part, first.wallet_part) == (600, 0)
+    assert (second.card_part, second.wallet_part) == (0, 300)
+
+
+def test_a_refund_the_shop_settled_to_its_store_credit_is_split_as_it_says():
+    refund = RefundSnapshot("1", 500, "", to_store_credit=400)
+    split = decisions.split_refund(snapshot(refunds=[refund]), refund, wallet_held=300, paid_otherwise=0)
+    assert split == decisions.RefundSplit(wallet_part=300, card_part=100, native=True, native_extra=100)
+
+
+def test_refunds_are_ordered_by_numeric_id():
+    refunds = [RefundSnapshot(i, 1, "") for i in ("10", "9", "abc")]
+    assert [r.external_id for r in sorted(refunds, key=decisions.refund_sort_key)] == ["abc", "9", "10"]
+
+
+@st.composite
+def paid_orders(draw):
+    """An order paid `paid_otherwise` by other means and `wallet` from the wallet, its refunds (distinct ids,
+    at most what was paid), and an order in which the deliveries apply them."""
+    paid_otherwise, wallet = draw(st.integers(0, 100_000)), draw(st.integers(0, 100_000))
+    amounts = draw(st.lists(st.integers(1, 50_000), max_size=6))
+    kept, left = [], paid_otherwise + wallet
+    for amount in amounts:
+        if amount <= left:
+            kept.append(amount)
+            left -= amount
+    ids = draw(st.lists(st.integers(1, 10**6), min_size=len(kept), max_size=len(kept), unique=True))
+    refunds = [RefundSnapshot(str(i), amount, "") for i, amount in zip(ids, kept, strict=True)]
+    applied = draw(st.permutations(refunds))
+    return snapshot(total=paid_otherwise + wallet, refunds=refunds), paid_otherwise, wallet, applied
+
+
+def _apply_all(order, paid_otherwise, wallet, applied):
+    held, splits = wallet, {}
+    for refund in applied:
+        split = decisions.split_refund(order, refund, held, paid_otherwise)
+        held -= split.wallet_part
+        splits[refund.external_id] = split
+    return splits
+
+
+@given(paid_orders())
+def test_refund_splits_give_back_each_refund_exactly_and_never_more_than_was_paid(case):
+    order, paid_otherwise, wallet, applied = case
+    splits = _apply_all(order, paid_otherwise, wallet, applied)
+    for refund in order.refunds:
+        split = splits[refund.external_id]
+        assert split.card_part >= 0 and split.wallet_part >= 0
+        assert split.card_part + split.wallet_part == refund.amount
+    assert sum(s.card_part for s in splits.values()) <= paid_otherwise
+    assert sum(s.wallet_part for s in splits.values()) <= wallet
+
+
+@given(paid_orders(), st.randoms())
+def test_a_refunds_card_part_does_not_depend_on_the_order_they_are_applied_in(case, random):
+    order, paid_otherwise, wallet, applied = case
+    shuffled = list(applied)
+    random.shuffle(shuffled)
+    first = _apply_all(order, paid_otherwise, wallet, applied)
+    second = _apply_all(order, paid_otherwise, wallet, shuffled)
+    assert {k: s.card_part for k, s in first.items()} == {k: s.card_part for k, s in second.items()}
+
+
+@given(st.integers(0, 10**6), st.integers(0, 10**6), st.integers(0, 10**6))
+def test_a_native_split_adds_up_to_the_refund(wallet_held, card, to_store_credit):
+    refund = RefundSnapshot("1", card + to_store_credit, "", to_store_credit=to_store_credit)
+    split = decisions.split_refund(snapshot(refunds=[refund]), refund, wallet_held, paid_otherwise=0)
+    if to_store_credit:
+        assert split.wallet_part <= wallet_held
+        assert split.wallet_part + split.native_extra + split.card_part == refund.amount
+
+
+@given(st.integers(0, 10**9), st.integers(0, 10**9), st.integers(0, 10**6))
+def test_a_share_is_between_nothing_and_the_part(refunded, total, part):
+    assert 0 <= decisions.share(refunded, total, part) <= part
+    assert decisions.share(total, total, part) == (part if total > 0 else 0)
+
+
+@given(paid_orders(), st.integers(0, 10**6))
+def test_refunds_claw_back_at_most_the_points_earned_and_all_of_them_once_refunded_in_full(case, earned):
+    order, _, _, applied = case
+    record = Record(points_earned=earned)
+    for refund in applied:
+        record.points_clawed_back += max(decisions.points_to_claw_back(record, order, refund), 0)
+    assert record.points_clawed_back <= earned
+    if order.total and sum(r.amount for r in order.refunds) == order.total:
+        assert record.points_clawed_back == earned
+
+
+def test_a_refund_taken_as_points_converts_at_the_shops_rate():
+    rate = settings(points_conversion_points=100, points_conversion_value=50)  # 100 points are worth 0.50
+    assert decisions.money_as_points(rate, 1234) == 2468
+    assert decisions.money_as_points(settings(points_conversion_value=0), 10) == 10 * 100
+
+
+def test_the_return_window_is_the_highest_tier_reached():
+    windows = [{"tier": "Gold", "min_lifetime_spend": 50_000, "days": 90},
+               {"tier": "Standard", "min_lifetime_spend": 0, "days": 30}]  # fmt: skip
+    tiers = ShopSettings.load({"return_windows": windows})
+    assert decisions.return_window(tiers, 49_999) == ("Standard", 30)
+    assert decisions.return_window(tiers, 50_000) == ("Gold", 90)
+
+
+# Points, top-ups, tips
+
+
+def test_points_are_earned_per_whole_currency_unit():
+    per_euro = settings(points_per_currency_unit=1)
+    assert decisions.points_for(per_euro, 999, "EUR") == 9
+    assert decisions.points_for(per_euro, 999, "JPY") == 999
+
+
+def test_points_are_earned_on_the_items_and_perhaps_shipping_never_more_than_was_paid():
+    order = snapshot(items_excluding_tax=800, shipping_excluding_tax=100)
+    assert decisions.points_base(DEFAULTS, order, paid=1000) == 800
+    assert decisions.points_base(settings(points_base="items_and_shipping"), order, paid=1000) == 900
+    assert decisions.points_base(settings(points_base="items_and_shipping"), order, paid=850) == 850
+    assert decisions.points_base(DEFAULTS, snapshot(), paid=1000) == 1000  # no items listed
+
+
+@given(st.integers(1, 1000), st.integers(0, 10**6), st.integers(0, 10**7))
+def test_a_conversion_uses_whole_steps_only(step, value, points):
+    used, money = decisions.conversion_value(settings(points_conversion_points=step, points_conversion_value=value),
+                                             points)  # fmt: skip
+    assert 0 <= points - used < step and used % step == 0
+    assert money == used // step * value
+
+
+def test_a_topup_bonus_starts_at_its_threshold():
+    bonus = settings(topup_bonus_bp=500, topup_bonus_threshold=5000)
+    assert decisions.topup_bonus(bonus, 4999) == 0
+    assert decisions.topup_bonus(bonus, 5000) == 250
+    assert decisions.topup_bonus(DEFAULTS, 10_000) == 0
+
+
+def test_a_preset_tip_is_a_share_of_what_the_customer_paid_for_the_order():
+    tips = settings(tip_presets_bp=(1000, 1500))
+    partial = Record(total=700, payment_outcome=PaymentOutcome.PARTIAL, wallet_paid=300)
+    assert decisions.tip_amount(tips, partial, 1000, None) == 100
+    assert decisions.tip_amount(tips, Record(total=700), 1000, None) == 70
+    assert decisions.tip_amount(tips, partial, None, 250) == 250
+    with pytest.raises(ValidationFailed):
+        decisions.tip_amount(tips, partial, 2000, None)
+    with pytest.raises(ValidationFailed):
+        decisions.tip_amount(tips, partial, 1000, 250)
