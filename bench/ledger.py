@@ -4,9 +4,12 @@
                                      [--history ENTRIES] [--reads R] [--quick]
 
 1. Payments: N wallet payments through the service layer (ensure_customer → wallet_account /
-   system_account → post_transaction, one unit of work each) from K threads, spread over many funded
-   wallets, against a floor of N bare one-row INSERT + COMMIT through psycopg from K threads. Both are
-   warmed up, then run alternately twice; the best of each is kept. Target: service/floor ≥ 0.5.
+   system_account → post_transaction, one unit of work each; customer_wallet is ensure_customer and
+   wallet_account in one statement) from K threads, spread over many funded
+   wallets, against a floor of N bare one-row INSERT + COMMIT through psycopg from K threads, and against
+   pgledger (../shared/anchors/pgledger, loaded into the same scratch database): N wallet → wallet
+   `pgledger_create_transfer` calls from K psycopg threads. All are warmed up, then run alternately twice;
+   the best of each is kept. Targets: service/floor ≥ 0.3, service/pgledger ≥ 1.
 2. Balance reads: the median time to read a wallet's balance (bridge.wallets.wallet_summary in its own
    unit of work, as the API does; and a bare SELECT of Account.balance) on a wallet with 1 000 entries
    and on one with --history entries. Target: large/small ≤ 1.2.
@@ -15,7 +18,17 @@ Machines here are noisy, so every figure is reported as a ratio against a baseli
 process. Runs in a scratch database (created, migrated, dropped at the end); always exits 0.
 """
 
+# ruff: noqa: E402
+
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# As in bench/webhooks.py: run as a script, bench/ comes first on sys.path and its webhooks.py would shadow the
+# `webhooks` package (imported through bridge.surfaces.platforms); the project root takes its place.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if p and Path(p).resolve() not in (ROOT, ROOT / "bench")]
 
 import argparse
 import itertools
@@ -23,7 +36,6 @@ import os
 import secrets
 import shlex
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +48,7 @@ from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.accounts import SystemAccount, ensure_customer, system_account, wallet_account
+from bridge.accounts import SystemAccount, customer_wallet, ensure_customer, system_account, wallet_account
 from bridge.db import make_engine, make_session_factory, unit_of_work
 from bridge.ledger import Leg, post_transaction, verify
 from bridge.migrate import upgrade
@@ -51,7 +63,10 @@ CURRENCY = "EUR"
 WALLETS = 200  # payments are spread over this many funded wallets: the ledger is measured, not one hot row
 FUNDING = 10**10  # per wallet, in cents: far more than the benchmark ever spends
 SMALL_HISTORY = 1_000
-THROUGHPUT_TARGET = 0.5  # service / floor, at least
+THROUGHPUT_TARGET = 0.3  # service / floor, at least
+ANCHOR_TARGET = 1.0  # service / pgledger, at least
+PGLEDGER = ROOT.parent / "shared" / "anchors" / "pgledger"
+PGLEDGER_FILES = ("ulid-to-uuid.sql", "uuid-to-ulid.sql", "pgledger.sql")  # in this order (its README)
 READ_TARGET = 1.2  # large history / small history, at most
 
 
@@ -109,6 +124,38 @@ def run_floor(conninfo: str, count: int, threads: int, offset: int) -> dict:
     return measure(count, lambda: timed_parallel(threads, body))
 
 
+def load_pgledger(conninfo: str, folder: Path) -> list[str] | None:
+    """pgledger's schema in the scratch database and WALLETS funded accounts that may not go negative, as
+    the bridge's wallets; None (and a message) when the anchor is not there."""
+    if not folder.is_dir():
+        print(f"pgledger not found at {folder}: its comparison is skipped", file=sys.stderr)
+        return None
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        for name in PGLEDGER_FILES:
+            connection.execute((folder / name).read_text())
+        create = "SELECT id FROM pgledger_create_account(%s, %s, %s, true)"
+        source = connection.execute(create, ("bench-source", CURRENCY, True)).fetchone()[0]
+        wallets = [connection.execute(create, (f"bench-{i}", CURRENCY, False)).fetchone()[0] for i in range(WALLETS)]
+        for wallet in wallets:
+            connection.execute("SELECT id FROM pgledger_create_transfer(%s, %s, %s)", (source, wallet, FUNDING))
+    return wallets
+
+
+def run_pgledger(conninfo: str, wallets: list[str], count: int, threads: int, offset: int) -> dict:
+    """`count` wallet → wallet transfers, one `pgledger_create_transfer` call each (autocommit), spread over
+    the wallets as the bridge's payments are."""
+
+    def body(worker: int, barrier: threading.Barrier) -> None:
+        with psycopg.connect(conninfo, autocommit=True) as connection:
+            barrier.wait()
+            for n in range(offset + worker, offset + count, threads):
+                source, target = wallets[n % WALLETS], wallets[(n * 7 + 1) % WALLETS]
+                connection.execute("SELECT id FROM pgledger_create_transfer(%s, %s, %s)",
+                                   (source, target if target != source else wallets[(n + 1) % WALLETS], 1))  # fmt: skip
+
+    return measure(count, lambda: timed_parallel(threads, body))
+
+
 def measure(count: int, run: Callable[[], float]) -> dict:
     """ops/s of a timed run, with this process's CPU time per op (all threads: Python, SQLAlchemy, psycopg)."""
     cpu = time.process_time()
@@ -119,8 +166,7 @@ def measure(count: int, run: Callable[[], float]) -> dict:
 def pay(sessions: sessionmaker[Session], shop_id: int, external_id: str, order: str, amount: int) -> None:
     """One wallet payment through the service layer, as an order rule posts it: one unit of work."""
     with unit_of_work(sessions) as session:
-        customer = ensure_customer(session, shop_id, external_id)
-        wallet = wallet_account(session, customer, CURRENCY)
+        _customer, wallet = customer_wallet(session, shop_id, external_id, CURRENCY)
         shop_side = system_account(session, shop_id, SystemAccount.WALLET_PAYMENTS, CURRENCY)
         posted = post_transaction(
             session,
@@ -156,8 +202,10 @@ def fund_wallets(sessions: sessionmaker[Session], shop_id: int) -> None:
                              idempotency_key=f"bench-funding:{i}")  # fmt: skip
 
 
-def payment_throughput(url: str, engine: Engine, sessions, shop_id: int, payments: int, threads: int) -> dict:
+def payment_throughput(url: str, engine: Engine, sessions, shop_id: int, payments: int, threads: int,
+                       pgledger: Path) -> dict:
     conninfo = psycopg_conninfo(url)
+    anchor_wallets = load_pgledger(conninfo, pgledger)
     statements = itertools.count()  # next() on it is atomic under the GIL
     event.listen(engine, "before_cursor_execute", lambda *_: next(statements))
     with psycopg.connect(conninfo, autocommit=True) as connection:
@@ -167,10 +215,14 @@ def payment_throughput(url: str, engine: Engine, sessions, shop_id: int, payment
     offset = 0
     run_floor(conninfo, warmup, threads, offset)
     run_service(sessions, shop_id, warmup, threads, offset)  # also fills the engine's pool
+    if anchor_wallets:
+        run_pgledger(conninfo, anchor_wallets, warmup, threads, offset)
     offset += warmup
-    floor, service = [], []
+    floor, service, anchor = [], [], []
     for _ in range(2):
         floor.append(run_floor(conninfo, payments, threads, offset))
+        if anchor_wallets:
+            anchor.append(run_pgledger(conninfo, anchor_wallets, payments, threads, offset))
         before = next(statements)
         service.append(run_service(sessions, shop_id, payments, threads, offset))
         service[-1]["statements"] = (next(statements) - before - 1) / payments
@@ -182,7 +234,7 @@ def payment_throughput(url: str, engine: Engine, sessions, shop_id: int, payment
         )
     assert problems == [], problems
     assert paid == offset, (paid, offset)  # one shop-side entry per payment: none lost, none doubled
-    return {"floor": floor, "service": service, "warmup": warmup}
+    return {"floor": floor, "service": service, "pgledger": anchor, "warmup": warmup}
 
 
 # History -------------------------------------------------------------------------------------------
@@ -329,6 +381,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=8, help="concurrent connections / threads (default 8)")
     parser.add_argument("--history", type=int, help="entries on the large wallet (default 1000000; --quick 100000)")
     parser.add_argument("--reads", type=int, help="timed reads per path and wallet (default 2000; --quick 500)")
+    parser.add_argument("--pgledger", type=Path, default=PGLEDGER, help=f"pgledger's SQL files (default {PGLEDGER})")
     parser.add_argument("--quick", action="store_true", help="a smaller run that finishes in well under a minute")
     args = parser.parse_args(argv)
     if not args.database_url.startswith("postgresql"):
@@ -358,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
                 shop = create_shop(session, box, platforms=PLATFORMS, name="Bench Shop", platform="woocommerce",
                                    url="https://bench.example", currency=CURRENCY).shop  # fmt: skip
             step = time.perf_counter()
-            throughput = payment_throughput(url, engine, sessions, shop.id, args.payments, args.connections)
+            throughput = payment_throughput(url, engine, sessions, shop.id, args.payments, args.connections,
+                                            args.pgledger)
             throughput_seconds = time.perf_counter() - step
 
             step = time.perf_counter()
@@ -383,9 +437,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(args, command: str, server: str, throughput: dict, reads: dict, seconds: tuple, began: float) -> None:
-    floor, service = throughput["floor"], throughput["service"]
+    floor, service, anchor = throughput["floor"], throughput["service"], throughput["pgledger"]
     best_floor, best_service = (max(runs, key=lambda run: run["rate"]) for runs in (floor, service))
     ratio = best_service["rate"] / best_floor["rate"]
+    rows = [("floor: INSERT + COMMIT (psycopg)", floor, best_floor)]
+    if anchor:
+        best_anchor = max(anchor, key=lambda run: run["rate"])
+        rows.append(("pgledger_create_transfer (psycopg)", anchor, best_anchor))
+    rows.append(("service: payment (post_transaction)", service, best_service))
     print()
     print(f"Ledger benchmark — PostgreSQL {server}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     print(f"command: {command}")
@@ -393,14 +452,17 @@ def report(args, command: str, server: str, throughput: dict, reads: dict, secon
           f"warm-up {throughput['warmup']}, floor and service alternated twice, best run kept")  # fmt: skip
     print()
     print(f"  {'throughput (ops/s)':<38}{'run 1':>8}{'run 2':>8}{'best':>8}{'client CPU ms/op':>18}")
-    for label, runs, best in (
-        ("floor: INSERT + COMMIT (psycopg)", floor, best_floor),
-        ("service: payment (post_transaction)", service, best_service),
-    ):
+    for label, runs, best in rows:
         rates = "".join(f"{run['rate']:>8.0f}" for run in runs)
         print(f"  {label:<38}{rates}{best['rate']:>8.0f}{best['cpu_ms']:>18.2f}")
     print(f"  {'ratio service / floor':<38}{ratio:>24.2f}   target >= {THROUGHPUT_TARGET}  "
           f"{verdict(ratio >= THROUGHPUT_TARGET)}")  # fmt: skip
+    if anchor:
+        versus = best_service["rate"] / best_anchor["rate"]
+        print(f"  {'ratio service / pgledger':<38}{versus:>24.2f}   target >= {ANCHOR_TARGET}  "
+              f"{verdict(versus >= ANCHOR_TARGET)}   (pgledger / floor {best_anchor['rate'] / best_floor['rate']:.2f})")
+    else:
+        print(f"  pgledger: not measured ({args.pgledger} is absent)")
     print(f"  SQL statements per payment (BEGIN/COMMIT not counted): {best_service['statements']:.1f}")
     print()
     print(f"  {'balance read, median of ' + str(args.reads) + ' (ms)':<38}"

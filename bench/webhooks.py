@@ -3,7 +3,7 @@
     .venv/bin/python bench/webhooks.py [--database-url URL] [--requests N] [--clients C] [--quick]
 
 gunicorn runs the production config (deploy/gunicorn.conf.py: 2 sync workers, access log) on a free port
-of 127.0.0.1 with bench/webhooks_app.py: the production app plus POST /bench/noop, which only reads the
+of 127.0.0.1 with bench/webhooks_app.py: the production app plus POST /webhooks/bench/noop, which only reads the
 body and answers {"ok": true}. The app talks to a scratch PostgreSQL database (created, migrated, dropped
 at the end) holding one WooCommerce shop and 200 funded wallets.
 
@@ -58,6 +58,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import func, select, text
 
 from bench.ledger import CURRENCY, DEFAULT_URL, WALLETS, scratch_database, verdict
+from bench.webhooks_app import NOOP_PATH
 from bridge.db import make_engine, make_session_factory, unit_of_work
 from bridge.ledger import Actor, verify
 from bridge.models import InboxDelivery, LedgerTransaction, OutboxMessage
@@ -74,7 +75,6 @@ PACED_SECONDS = 10.0
 FUNDING = 10**10  # cents per wallet: far more than the benchmark ever spends
 FIRST_ORDER = 100_000  # WooCommerce order ids of the deliveries: FIRST_ORDER + n
 FIRST_CUSTOMER = 1_000  # WooCommerce customer ids: FIRST_CUSTOMER + n % WALLETS, each with a funded wallet
-NOOP_PATH = "/bench/noop"
 WORKERS = 2
 
 
@@ -288,12 +288,13 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    """gunicorn -c deploy/gunicorn.conf.py bench.webhooks_app:app, as a child process, 2 sync workers."""
+    """gunicorn -c deploy/gunicorn.conf.py 'bench.webhooks_app:bench_app()', as a child process, 2 sync workers."""
 
-    def __init__(self, database_url: str, workdir: str):
-        self.port = free_port()
+    def __init__(self, database_url: str, workdir: str, workers: int = WORKERS):
+        self.port, self.workers = free_port(), workers
         self.log_path = os.path.join(workdir, "gunicorn.log")
-        self.command = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "bench.webhooks_app:app"]
+        self.command = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
+                        "bench.webhooks_app:bench_app()"]
         self.fernet_key = Fernet.generate_key().decode()
         self.env = {
             **os.environ,
@@ -303,7 +304,7 @@ class Gunicorn:
             "FERNET_KEYS": self.fernet_key,
             "INSTANCE_PATH": os.path.join(workdir, "instance"),
             "BIND": f"127.0.0.1:{self.port}",
-            "WEB_CONCURRENCY": str(WORKERS),
+            "WEB_CONCURRENCY": str(workers),
             "WEB_THREADS": "1",
         }
         self.process: subprocess.Popen | None = None
@@ -320,7 +321,7 @@ class Gunicorn:
                     self.env["BIND"] = f"127.0.0.1:{self.port}"
                     return self.start(attempts - 1)
                 raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.log_tail()}")
-            if len(self.worker_pids()) == WORKERS and self._healthy():
+            if len(self.worker_pids()) == self.workers and self._healthy():
                 return
             time.sleep(0.2)
         raise RuntimeError(f"gunicorn did not answer /healthz within 60 s:\n{self.log_tail()}")

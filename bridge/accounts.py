@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import String, bindparam, cast, literal, select
 from sqlalchemy.orm import Session
 
 from bridge.db import insert_ignoring_conflict
 from bridge.models import Account, Customer, utcnow
 from bridge.money import POINTS
+from bridge.process_cache import attached, cached, columns_of, remember_on_commit
 
 
 class SystemAccount(StrEnum):
@@ -38,6 +39,10 @@ def ensure_customer(
         ["shop_id", "external_id"],
     )
     customer = customer or find_customer(session, shop_id, external_id)  # created meanwhile by another request
+    return _with_contact(customer, email, name)
+
+
+def _with_contact(customer: Customer, email: str | None, name: str | None) -> Customer:
     if email and customer.email != email:
         customer.email = email
     if name and customer.name != name:
@@ -45,10 +50,39 @@ def ensure_customer(
     return customer
 
 
+def customer_wallet(
+    session: Session, shop_id: int, external_id: str, currency: str, *, lock: bool = False,
+    email: str | None = None, name: str | None = None,
+) -> tuple[Customer, Account]:  # fmt: skip
+    """`ensure_customer` then `wallet_account`, in one statement when both exist (the common case: every
+    payment and top-up of a known customer)."""
+    query = _LOCKED_CUSTOMER_WALLET if lock else _CUSTOMER_WALLET
+    found = session.execute(
+        query, {"shop_id": shop_id, "external_id": external_id, "currency": currency},
+        execution_options={"populate_existing": True},
+    ).one_or_none()  # fmt: skip
+    if found is None:  # a new customer, or one without a wallet in this currency yet
+        customer = ensure_customer(session, shop_id, external_id, email=email, name=name)
+        return customer, wallet_account(session, customer, currency, lock)
+    return _with_contact(found.Customer, email, name), found.Account
+
+
+# Built once: these lookups run on every payment, and building the expression costs more than running it.
+_CUSTOMER = select(Customer).where(
+    Customer.shop_id == bindparam("shop_id"), Customer.external_id == bindparam("external_id")
+)
+_ACCOUNT = select(Account).where(Account.shop_id == bindparam("shop_id"), Account.code == bindparam("code"))
+_LOCKED_ACCOUNT = _ACCOUNT.with_for_update()  # FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE serializes writers
+_CUSTOMER_WALLET = _CUSTOMER.add_columns(Account).join(
+    Account,
+    (Account.shop_id == Customer.shop_id)
+    & (Account.code == literal("wallet:") + cast(Customer.id, String) + ":" + bindparam("currency")),
+)  # the code wallet_account gives it, so the lookup is the unique (shop_id, code) index
+_LOCKED_CUSTOMER_WALLET = _CUSTOMER_WALLET.with_for_update(of=Account)
+
+
 def find_customer(session: Session, shop_id: int, external_id: str) -> Customer | None:
-    return session.execute(
-        select(Customer).where(Customer.shop_id == shop_id, Customer.external_id == external_id)
-    ).scalar_one_or_none()
+    return session.execute(_CUSTOMER, {"shop_id": shop_id, "external_id": external_id}).scalar_one_or_none()
 
 
 def lock_account(session: Session, account: Account) -> Account:
@@ -57,10 +91,10 @@ def lock_account(session: Session, account: Account) -> Account:
 
 
 def _find_account(session: Session, shop_id: int, code: str, lock: bool = False) -> Account | None:
-    query = select(Account).where(Account.shop_id == shop_id, Account.code == code)
-    if lock:  # FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes writers
-        query = query.with_for_update()
-    return session.execute(query.execution_options(populate_existing=True)).scalar_one_or_none()
+    query = _LOCKED_ACCOUNT if lock else _ACCOUNT
+    return session.execute(
+        query, {"shop_id": shop_id, "code": code}, execution_options={"populate_existing": True}
+    ).scalar_one_or_none()
 
 
 def _ensure_account(session: Session, shop_id: int, code: str, lock: bool = False, **columns) -> Account:
@@ -108,17 +142,16 @@ def points_account(session: Session, customer: Customer, lock: bool = False) -> 
 
 
 def system_account(session: Session, shop_id: int, purpose: SystemAccount, currency: str) -> Account:
-    return _ensure_account(
-        session,
-        shop_id,
-        f"system:{purpose}:{currency}",
-        kind="system",
-        currency=currency,
-        balance=0,
-        held=0,
-        overdraft_limit=0,
-        locked=False,
+    """A system account's row never changes (no running balance, never locked), so each process reads it once."""
+    code = f"system:{purpose}:{currency}"
+    columns = cached(session, "system_accounts", (shop_id, code))
+    if columns is not None:
+        return attached(session, Account, columns)
+    account = _ensure_account(
+        session, shop_id, code, kind="system", currency=currency, balance=0, held=0, overdraft_limit=0, locked=False
     )
+    remember_on_commit(session, "system_accounts", (shop_id, code), columns_of(account))
+    return account
 
 
 def find_wallet(session: Session, customer: Customer, currency: str) -> Account | None:

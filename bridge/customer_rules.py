@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from bridge.accounts import SystemAccount, ensure_customer, system_account, wallet_account
+from bridge.accounts import SystemAccount, customer_wallet, system_account
 from bridge.decisions import promotional_expiry
 from bridge.ledger import Actor, Leg, post_transaction
 from bridge.lots import LotPolicy
@@ -21,8 +21,8 @@ def apply_new_customer(session: Session, shop: Shop, snapshot: CustomerSnapshot,
 def apply_customer(
     session: Session, shop: Shop, snapshot: CustomerSnapshot, actor: Actor, *, is_new: bool = False
 ) -> Customer:
-    customer = ensure_customer(session, shop.id, snapshot.external_id, email=snapshot.email, name=snapshot.name)
-    wallet = wallet_account(session, customer, shop.currency)
+    customer, wallet = customer_wallet(session, shop.id, snapshot.external_id, shop.currency,
+                                       email=snapshot.email, name=snapshot.name)  # fmt: skip
     settings = ShopSettings.load(shop.settings)
     bonus = settings.signup_bonus
     if is_new and bonus > 0:

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Row, Update, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, Update, insert, select, text, update
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from bridge.accounts import SystemAccount, system_account
 from bridge.db import insert_ignoring_conflict, total
@@ -29,7 +29,7 @@ from bridge.errors import (
     WalletLocked,
 )
 from bridge.lots import DEFAULT as DEFAULT_LOTS
-from bridge.lots import LotPolicy
+from bridge.lots import LotPolicy, lots_exhausted
 from bridge.lots import track as track_lots
 from bridge.models import Account, CreditLot, Entry, Hold, LedgerTransaction, utcnow
 from bridge.states import HoldStatus
@@ -138,27 +138,79 @@ def post_transaction(
     _check_legs(shop_id, kind, legs)
     if not reason or not reason.strip():
         raise ValidationFailed("a transaction needs a reason", fields={"reason": "required"})
-    fingerprint = _fingerprint(kind, legs, order_ref, refund_ref)
     now = utcnow()
-    transaction = insert_ignoring_conflict(  # claims the key; a replay finds it taken
-        session,
-        LedgerTransaction,
-        {
-            "shop_id": shop_id, "kind": kind, "reason": reason.strip()[:500], "actor_kind": actor.kind,
-            "actor_id": actor.id, "idempotency_key": idempotency_key, "fingerprint": fingerprint,
-            "order_ref": order_ref, "refund_ref": refund_ref, "created_at": now,
-        },
-        ["shop_id", "idempotency_key"],
-    )  # fmt: skip
-    if transaction is None:
-        return _replay(find_transaction(session, shop_id, idempotency_key), fingerprint)
+    values = {
+        "shop_id": shop_id, "kind": kind, "reason": reason.strip()[:500], "actor_kind": actor.kind,
+        "actor_id": actor.id, "idempotency_key": idempotency_key,
+        "fingerprint": _fingerprint(kind, legs, order_ref, refund_ref), "order_ref": order_ref,
+        "refund_ref": refund_ref, "created_at": now,
+    }  # fmt: skip
     ordered = sorted(legs, key=lambda g: g.account.id)
-    entries = [_apply_leg(session, leg, transaction.id, now) for leg in ordered]
-    session.execute(insert(Entry), entries)  # one multi-row INSERT
-    track_lots(session, transaction, ordered, lots)
+    post = _post_in_database if session.get_bind().dialect.name == "postgresql" else _post_portably
+    transaction = post(session, values, ordered, lots)
+    if transaction is None:  # the key was taken: a replay, or a conflict
+        return _replay(find_transaction(session, shop_id, idempotency_key), values["fingerprint"])
     for subscriber in _subscribers:
         subscriber(session, transaction, ordered)
     return Posted(transaction, replayed=False)
+
+
+def _post_portably(session: Session, values: dict, ordered: list[Leg], lots: LotPolicy) -> LedgerTransaction | None:
+    """Statement by statement through the ORM (SQLite; the reference for `_post_in_database`)."""
+    transaction = insert_ignoring_conflict(session, LedgerTransaction, values, ["shop_id", "idempotency_key"])
+    if transaction is None:
+        return None
+    entries = [_apply_leg(session, leg, transaction.id, values["created_at"]) for leg in ordered]
+    session.execute(insert(Entry), entries)  # one multi-row INSERT
+    track_lots(session, transaction, ordered, lots)
+    return transaction
+
+
+# One round trip on PostgreSQL: the same steps in a PL/pgSQL function (migration 0013).
+_POST_IN_DATABASE = text(
+    "SELECT status, transaction_id, balances, helds, released_holds FROM wb_post_transaction("
+    ":shop_id, :kind, :reason, :actor_kind, :actor_id, :idempotency_key, :fingerprint, :order_ref, :refund_ref, "
+    ":created_at, CAST(:accounts AS integer[]), CAST(:amounts AS bigint[]), CAST(:currencies AS text[]), "
+    "CAST(:kinds AS text[]), CAST(:lot_id AS bigint))"
+)
+
+
+def _post_in_database(session: Session, values: dict, ordered: list[Leg], lots: LotPolicy) -> LedgerTransaction | None:
+    """Claim the key, move the balances, insert the entries and take wallet debits from their lots in one
+    statement; credits to wallets make or restore their lots here in Python, as on SQLite."""
+    session.flush()  # the function reads rows the session may still hold changes to
+    accounts = [leg.account for leg in ordered]
+    row = session.execute(
+        _POST_IN_DATABASE,
+        {**values, "accounts": [a.id for a in accounts], "amounts": [leg.amount for leg in ordered],
+         "currencies": [a.currency for a in accounts], "kinds": [a.kind for a in accounts], "lot_id": lots.lot_id},
+    ).one()  # fmt: skip
+    if row.status == "replayed":
+        return None
+    if row.status == "insufficient":
+        raise _insufficient()
+    if row.status == "lot_insufficient":
+        raise lots_exhausted()
+    for account, balance, held in zip(accounts, row.balances, row.helds, strict=True):
+        if account.tracks_balance:
+            _refresh(account, balance=balance, held=held)
+    _forget_changed_rows(session, accounts, row.released_holds)
+    transaction = LedgerTransaction(id=row.transaction_id, **values)
+    make_transient_to_detached(transaction)
+    session.add(transaction)  # persistent, as if just loaded: no statement
+    track_lots(session, transaction, ordered, lots, debits=False)
+    return transaction
+
+
+def _forget_changed_rows(session: Session, accounts: list[Account], released_holds: bool) -> None:
+    """Expire what the function changed behind the session's back (lots debited, holds it expired), so a
+    later read of those objects loads them again."""
+    ids = {account.id for account in accounts}
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, CreditLot) and obj.account_id in ids or (
+            released_holds and isinstance(obj, Hold) and obj.account_id in ids
+        ):
+            session.expire(obj)
 
 
 def _apply_leg(session: Session, leg: Leg, transaction_id: int, now: datetime) -> dict:
@@ -181,10 +233,12 @@ def _move_balance(session: Session, account: Account, amount: int) -> int:
         stmt = stmt.where(Account.balance - Account.held + amount >= -Account.overdraft_limit)
     row = _update_within_limit(session, account, stmt.values(balance=Account.balance + amount))
     if row is None:
-        raise InsufficientFunds(
-            "insufficient balance", fields={"amount": "exceeds the available balance"}
-        )
+        raise _insufficient()
     return row.balance
+
+
+def _insufficient() -> InsufficientFunds:
+    return InsufficientFunds("insufficient balance", fields={"amount": "exceeds the available balance"})
 
 
 def _update_within_limit(session: Session, account: Account, change: Update) -> Row | None:

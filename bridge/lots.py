@@ -35,13 +35,15 @@ def _purpose(account: Account) -> str | None:
     return account.code.split(":")[1] if account.kind == "system" else None
 
 
-def track(session: Session, transaction: LedgerTransaction, legs, policy: LotPolicy) -> None:
+def track(session: Session, transaction: LedgerTransaction, legs, policy: LotPolicy, debits: bool = True) -> None:
+    """Credits make or restore lots; debits take from them (unless `debits` is False: PostgreSQL's
+    wb_post_transaction already took them)."""
     for leg in legs:
         if leg.account.kind != "wallet":
             continue
         if leg.amount > 0:
             _credit(session, transaction, leg, legs, policy)
-        else:
+        elif debits:
             _debit(session, transaction, leg.account, -leg.amount, policy)
 
 
@@ -89,7 +91,11 @@ def _debit(session: Session, transaction, account: Account, amount: int, policy:
         if not left:
             return
     if policy.lot_id is not None:
-        raise InsufficientFunds("not that much of this kind of credit", fields={"amount": "exceeds what may be taken"})
+        raise lots_exhausted()
+
+
+def lots_exhausted() -> InsufficientFunds:
+    return InsufficientFunds("not that much of this kind of credit", fields={"amount": "exceeds what may be taken"})
 
 
 def _restore(session: Session, transaction, account: Account, amount: int) -> int:

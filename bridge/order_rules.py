@@ -326,7 +326,8 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
     reservation = _checkout_reservation(ctx)  # locked before the wallet, as capture and void lock them
     # Locked while deciding: a concurrent debit would otherwise make the decided amount fail to post.
     wallet = wallet_account(ctx.session, ctx.customer, order.currency, lock=True)
-    release_expired_holds(ctx.session, wallet)  # what they reserved is the customer's to pay with
+    if wallet.held:  # read under the lock just now: no amount held, no open hold to release
+        release_expired_holds(ctx.session, wallet)  # what they reserved is the customer's to pay with
     if reservation is not None and (reservation.account_id != wallet.id or reservation.expires_at <= utcnow()):
         reservation = _void(ctx, reservation)  # not this wallet's to capture (the merchant changed the customer)
     if wallet.locked:

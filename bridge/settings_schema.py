@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from functools import cache
@@ -152,10 +154,23 @@ def default_settings() -> dict:
     return ShopSettingsSchema().load({})
 
 
+LOADED_KEPT = 4096  # settings a process remembers by content; a save leaves the old content behind, so bounded
+_loaded: dict[str, dict] = {}
+
+
 def load_settings(stored: dict | None) -> dict:
     """Stored settings over the defaults (a setting added later gets its default): the dict the console's
-    forms edit and the shop stores. The rules read `ShopSettings` instead."""
-    return ShopSettingsSchema().load(stored or {})
+    forms edit and the shop stores. The rules read `ShopSettings` instead. Remembered by content: the same
+    stored settings load the same, and a save (in any process) is new content, so never stale. Each caller
+    gets its own copy to change."""
+    key = json.dumps(stored or {}, sort_keys=True)
+    loaded = _loaded.get(key)
+    if loaded is None:
+        loaded = ShopSettingsSchema().load(stored or {})
+        if len(_loaded) >= LOADED_KEPT:
+            _loaded.clear()
+        _loaded[key] = loaded
+    return copy.deepcopy(loaded)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from bridge.ledger import subscribe
 from bridge.models import CreditLot, Customer, LedgerTransaction, Shop
 from bridge.outbox import enqueue
+from bridge.process_cache import cached, remember_on_commit
 
 NATIVE = "native:"  # idempotency-key prefix of movements the shop already made on its side
 _mirrored_platforms: set[str] = set()
@@ -37,7 +38,7 @@ def mirror(session: Session, transaction: LedgerTransaction, legs) -> None:
     wallet_legs = [leg for leg in legs if leg.account.kind == "wallet"]
     if not wallet_legs or transaction.idempotency_key.startswith(NATIVE):
         return
-    if not is_mirrored(session.get(Shop, transaction.shop_id)):  # usually in the session
+    if shop_platform(session, transaction.shop_id) not in _mirrored_platforms:
         return
     for leg in wallet_legs:
         customer = session.get(Customer, leg.account.customer_id)
@@ -48,6 +49,15 @@ def mirror(session: Session, transaction: LedgerTransaction, legs) -> None:
                        "transaction_id": transaction.id}  # fmt: skip
             enqueue(session, shop_id=transaction.shop_id, kind=kind, payload=payload,
                     dedupe_key=f"mirror:{transaction.id}:{leg.account.id}:{index}")  # fmt: skip
+
+
+def shop_platform(session: Session, shop_id: int) -> str:
+    """A shop's platform never changes: read once per process."""
+    platform = cached(session, "shop_platforms", shop_id)
+    if platform is None:
+        platform = session.get(Shop, shop_id).platform  # usually in the session already
+        remember_on_commit(session, "shop_platforms", shop_id, platform)
+    return platform
 
 
 def _portions(session: Session, transaction: LedgerTransaction, leg) -> list[tuple[int, object]]:

@@ -8,7 +8,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from bridge.accounts import SystemAccount, ensure_customer, lock_account, system_account, wallet_account
+from bridge.accounts import (
+    SystemAccount,
+    customer_wallet,
+    lock_account,
+    system_account,
+    wallet_account,
+)
 from bridge.db import insert_ignoring_conflict, total
 from bridge.decisions import promotional_expiry, topup_bonus
 from bridge.errors import DomainError, IdempotencyConflict, ValidationFailed
@@ -55,8 +61,8 @@ def begin_topup(session: Session, shop: Shop, external_id: str, amount: int, key
     is creating the order, a retry raises RequestInProgress rather than make a second one; a claim older
     than `lease` belonged to a call that died, and is taken over."""
     check_topup_amount(ShopSettings.load(shop.settings), amount, shop.currency)
-    customer = ensure_customer(session, shop.id, external_id)
-    ensure_unlocked(wallet_account(session, customer, shop.currency))
+    customer, wallet = customer_wallet(session, shop.id, external_id, shop.currency)
+    ensure_unlocked(wallet)
     now = utcnow()
     created = insert_ignoring_conflict(session, TopupRequest, {
         "shop_id": shop.id, "customer_id": customer.id, "idempotency_key": key, "amount": amount,

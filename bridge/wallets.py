@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from bridge.accounts import (
     SystemAccount,
-    ensure_customer,
+    customer_wallet,
     find_customer,
     find_points,
     find_wallet,
@@ -160,8 +160,7 @@ def adjust_wallet(
     """A merchant's manual credit or debit, with its reason, against the merchant-adjustments account."""
     if amount <= 0:
         raise ValidationFailed("amount must be positive", fields={"amount": "must be positive"})
-    customer = ensure_customer(session, shop.id, external_id)
-    wallet = wallet_account(session, customer, shop.currency)
+    customer, wallet = customer_wallet(session, shop.id, external_id, shop.currency)
     other = system_account(session, shop.id, SystemAccount.MERCHANT_ADJUSTMENTS, shop.currency)
     signed = amount if direction == "credit" else -amount
     if signed < 0:

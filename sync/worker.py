@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from prometheus_client import Counter
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.errors import PermanentFailure
@@ -16,6 +17,9 @@ from bridge.models import OutboxMessage, Shop
 from bridge.usecases.pushes import LEASE, Claimed, Outcome, RetryPolicy, claim, record, release
 
 log = logging.getLogger(__name__)
+# Counted in whichever process delivers (an outbox worker, or the embedded one): /metrics adds up every process's
+# counters when PROMETHEUS_MULTIPROC_DIR is set (bridge/surfaces/web/health.py).
+ATTEMPTS = Counter("wallet_bridge_outbox_attempts_total", "Outbox delivery attempts by outcome", ["kind", "outcome"])
 ROUND_BROKEN_OFF = "round broken off: the attempt's outcome is unknown"
 
 # (sessions for the use-case layer's reads, shop, message) → what the push did (None: nothing the ledger must
@@ -32,11 +36,14 @@ def deliver(sessions: sessionmaker[Session], claimed: Claimed, pushers: dict[str
             raise PermanentFailure(f"no pusher for platform {shop.platform}")
         outcomes = pusher(sessions, shop, message) or ()  # None: nothing for the ledger to follow
     except PermanentFailure as exc:
-        return record(sessions, message.id, policy, error=str(exc), permanent=True)
+        status = record(sessions, message.id, policy, error=str(exc), permanent=True)
     except Exception as exc:  # temporary by default: a retry is harmless, a lost message is not
         log.warning("outbox message %s failed: %s", message.id, _describe(exc))
-        return record(sessions, message.id, policy, error=_describe(exc))
-    return record(sessions, message.id, policy, outcomes=outcomes)
+        status = record(sessions, message.id, policy, error=_describe(exc))
+    else:
+        status = record(sessions, message.id, policy, outcomes=outcomes)
+    ATTEMPTS.labels(message.kind, status).inc()
+    return status
 
 
 def _describe(exc: Exception) -> str:

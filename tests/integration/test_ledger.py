@@ -3,10 +3,10 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from bridge.accounts import SystemAccount, ensure_customer, system_account, wallet_account
+from bridge.accounts import SystemAccount, customer_wallet, ensure_customer, system_account, wallet_account
 from bridge.db import unit_of_work
 from bridge.errors import IdempotencyConflict, InsufficientFunds, InvalidState, UnbalancedTransaction
 from bridge.ledger import (
@@ -175,3 +175,47 @@ def test_verify_finds_a_tampered_balance(services, shop):
         wallet_id = session.scalar(select(Account.id).where(Account.kind == "wallet"))
     found = sorted((p.what, p.id, p.expected, p.found) for p in problems)
     assert found == [("account_balance", wallet_id, 1_000, 1_001), ("wallet_lots", wallet_id, 1_001, 1_000)]
+
+
+def _statements_during(engine, work) -> int:
+    counted = []
+    listener = lambda *_args: counted.append(1)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        work()
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    return len(counted)
+
+
+def test_a_wallet_payment_is_two_statements_on_postgresql(services, shop, postgres_url):
+    """A known customer's wallet in one statement, the payment (key, balance, entries, lots) in one more:
+    the system account and the shop's platform are read once per process, then remembered."""
+    shop_id = shop.shop.id
+    with unit_of_work(services.sessions) as session:
+        wallet, pool = _wallet_and_pool(session, shop_id)
+        _credit(session, shop_id, wallet, pool, 10_000, "fund")
+        system_account(session, shop_id, SystemAccount.WALLET_PAYMENTS, "EUR")
+
+    def pay(key: str) -> None:
+        with unit_of_work(services.sessions) as session:
+            _customer, wallet = customer_wallet(session, shop_id, "c1", "EUR")
+            shop_side = system_account(session, shop_id, SystemAccount.WALLET_PAYMENTS, "EUR")
+            post_transaction(session, shop_id=shop_id, kind="payment", reason="order", order_ref="1",
+                             legs=[Leg(wallet, -300), Leg(shop_side, 300)], idempotency_key=key)  # fmt: skip
+
+    assert _statements_during(services.engine, lambda: pay("p1")) == 2
+    with unit_of_work(services.sessions) as session:
+        assert verify(session) == []
+        assert session.scalar(select(Account.balance).where(Account.id == wallet.id)) == 9_700
+
+
+def test_a_system_account_created_by_a_rolled_back_transaction_is_not_remembered(services, shop):
+    shop_id = shop.shop.id
+    with pytest.raises(RuntimeError), unit_of_work(services.sessions) as session:
+        system_account(session, shop_id, SystemAccount.TIPS, "EUR")
+        raise RuntimeError("rolled back")
+    with unit_of_work(services.sessions) as session:
+        again = system_account(session, shop_id, SystemAccount.TIPS, "EUR")
+    with unit_of_work(services.sessions) as session:  # the row exists: not the rolled-back one's id
+        assert session.scalar(select(func.count()).select_from(Account).where(Account.id == again.id)) == 1

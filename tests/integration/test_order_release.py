@@ -38,7 +38,8 @@ def test_a_failed_order_left_for_the_shops_days_gives_its_wallet_part_back_once(
 
     assert wallet_balance(services, woo) == 1_000
     assert kinds(services) == ["adjustment", "payment", "payment_reversal"]
-    assert ("order.note", {"order_id": "12", "note": "€10.00 returned to your wallet."}) in messages(services)
+    told = {"order_id": "12", "note": "€10.00 returned to your wallet.", "note_customer": "2"}  # linked to their wallet
+    assert ("order.note", told) in messages(services)
     deliver(client, woo, 2, total="31.48", status="cancelled", payment_method="stripe")  # cancelled at last
     assert wallet_balance(services, woo) == 1_000 and kinds(services)[-1] == "payment_reversal"
 

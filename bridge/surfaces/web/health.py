@@ -1,11 +1,17 @@
-"""Liveness with a database round trip, and Prometheus metrics."""
+"""Liveness with a database round trip, and Prometheus metrics.
+
+With PROMETHEUS_MULTIPROC_DIR set (it must be, before the first import of prometheus_client, in every gunicorn
+worker and every `wallet-bridge worker`: deploy/README.md), each process writes its counters to files there and
+/metrics adds up all of them, so one scrape sees the whole service whichever worker answers it."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from flask import Blueprint, Flask, g, request
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import text
 
 from bridge.surfaces.web.errors import error_response
@@ -29,7 +35,15 @@ def healthz():
 
 @health.get("/metrics")
 def metrics():
-    return generate_latest(), 200, {"Content-Type": CONTENT_TYPE_LATEST}
+    return generate_latest(_registry()), 200, {"Content-Type": CONTENT_TYPE_LATEST}
+
+
+def _registry() -> CollectorRegistry:
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY  # one process: its own counters
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    return registry
 
 
 def install_request_metrics(app: Flask) -> None:

@@ -1,13 +1,13 @@
 """withdrawal requests: a customer's request waits for the merchant's approval, its amount held on the wallet
 
-Revision ID: 0012_ux
+Revision ID: 0012
 Revises: 0011
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012_ux"
+revision = "0012"
 down_revision = "0011"
 branch_labels = None
 depends_on = None
