@@ -26,6 +26,7 @@ run: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 
 # `php -l` over every PHP file of the WooCommerce plugin. Without php it is skipped with one line, except under

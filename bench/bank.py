@@ -55,14 +55,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--expiries", type=int, default=2)
     parser.add_argument("--duplicate-rate", type=float, default=0.2)
     parser.add_argument("--reorder-rate", type=float, default=0.25)
-    parser.add_argument("--topup-refund-share", type=float, default=0.1,
-                        help="share of refunds made on top-up orders (0 leaves out finding 1's trigger)")
+    parser.add_argument(
+        "--topup-refund-share",
+        type=float,
+        default=0.1,
+        help="share of refunds made on top-up orders (0 leaves out finding 1's trigger)",
+    )
     parser.add_argument("--pumps", type=int, default=2, help="delivery threads per shop")
     parser.add_argument("--shop-timeout", type=float, default=2.0, help="the bridge's SHOP_TIMEOUT_SECONDS")
     parser.add_argument("--outbox-base-delay", type=float, default=0.5, help="OUTBOX_BASE_DELAY_SECONDS")
     parser.add_argument("--deadline", type=float, default=3600.0, help="seconds the workload may take")
-    parser.add_argument("--keep-lease", action="store_true",
-                        help="wait out the 2-minute lease of messages claimed by a killed worker")
+    parser.add_argument(
+        "--keep-lease", action="store_true", help="wait out the 2-minute lease of messages claimed by a killed worker"
+    )
     parser.add_argument("--no-recheck", action="store_true", help="skip the second sync and expire")
     parser.add_argument("--quick", action="store_true", help="8 × 300 operations, a 10-second outage")
     parser.add_argument("--json", help="write the result (figures, timeline, violations) to this file")
@@ -75,16 +80,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = BankConfig(
-        database_url=args.database_url, seed=args.seed, shops=args.shops, processes=True, threads=args.threads,
-        operations=args.operations, customers=args.customers, web_workers=args.web_workers,
-        outbox_workers=args.outbox_workers, kills=args.kills, outage_seconds=args.outage_seconds,
-        db_drop=not args.no_db_drop, lost_answers=args.lost_answers,
-        expiries=args.expiries, duplicate_rate=args.duplicate_rate, reorder_rate=args.reorder_rate,
+        database_url=args.database_url,
+        seed=args.seed,
+        shops=args.shops,
+        processes=True,
+        threads=args.threads,
+        operations=args.operations,
+        customers=args.customers,
+        web_workers=args.web_workers,
+        outbox_workers=args.outbox_workers,
+        kills=args.kills,
+        outage_seconds=args.outage_seconds,
+        db_drop=not args.no_db_drop,
+        lost_answers=args.lost_answers,
+        expiries=args.expiries,
+        duplicate_rate=args.duplicate_rate,
+        reorder_rate=args.reorder_rate,
         topup_refund_share=args.topup_refund_share,
-        pumps=args.pumps, shop_timeout=args.shop_timeout, outbox_base_delay=args.outbox_base_delay,
-        deadline_seconds=args.deadline, settle_seconds=max(300.0, args.outage_seconds * 4),
-        keep_lease=args.keep_lease, recheck=not args.no_recheck, echo=lambda line: print(line, flush=True),
-    )  # fmt: skip
+        pumps=args.pumps,
+        shop_timeout=args.shop_timeout,
+        outbox_base_delay=args.outbox_base_delay,
+        deadline_seconds=args.deadline,
+        settle_seconds=max(300.0, args.outage_seconds * 4),
+        keep_lease=args.keep_lease,
+        recheck=not args.no_recheck,
+        echo=lambda line: print(line, flush=True),
+    )
     print("command: .venv/bin/python bench/bank.py " + shlex.join(argv if argv is not None else sys.argv[1:]))
     result = run_bank(config)
     print(format_result(result))

@@ -150,8 +150,10 @@ def run_pgledger(conninfo: str, wallets: list[str], count: int, threads: int, of
             barrier.wait()
             for n in range(offset + worker, offset + count, threads):
                 source, target = wallets[n % WALLETS], wallets[(n * 7 + 1) % WALLETS]
-                connection.execute("SELECT id FROM pgledger_create_transfer(%s, %s, %s)",
-                                   (source, target if target != source else wallets[(n + 1) % WALLETS], 1))  # fmt: skip
+                connection.execute(
+                    "SELECT id FROM pgledger_create_transfer(%s, %s, %s)",
+                    (source, target if target != source else wallets[(n + 1) % WALLETS], 1),
+                )
 
     return measure(count, lambda: timed_parallel(threads, body))
 
@@ -197,13 +199,19 @@ def fund_wallets(sessions: sessionmaker[Session], shop_id: int) -> None:
         promotions = system_account(session, shop_id, SystemAccount.PROMOTIONS, CURRENCY)
         for i in range(WALLETS):
             wallet = wallet_account(session, ensure_customer(session, shop_id, f"bench-{i}"), CURRENCY)
-            post_transaction(session, shop_id=shop_id, kind="adjustment", reason="bench funding",
-                             legs=[Leg(wallet, FUNDING), Leg(promotions, -FUNDING)],
-                             idempotency_key=f"bench-funding:{i}")  # fmt: skip
+            post_transaction(
+                session,
+                shop_id=shop_id,
+                kind="adjustment",
+                reason="bench funding",
+                legs=[Leg(wallet, FUNDING), Leg(promotions, -FUNDING)],
+                idempotency_key=f"bench-funding:{i}",
+            )
 
 
-def payment_throughput(url: str, engine: Engine, sessions, shop_id: int, payments: int, threads: int,
-                       pgledger: Path) -> dict:
+def payment_throughput(
+    url: str, engine: Engine, sessions, shop_id: int, payments: int, threads: int, pgledger: Path
+) -> dict:
     conninfo = psycopg_conninfo(url)
     anchor_wallets = load_pgledger(conninfo, pgledger)
     statements = itertools.count()  # next() on it is atomic under the GIL
@@ -330,9 +338,14 @@ def check_history(sessions, shop_id: int, external_id: str, wallet_id: int, coun
         payments = system_account(session, shop_id, SystemAccount.WALLET_PAYMENTS, CURRENCY)
         amount = -300 if count % 4 == 0 else 200
         counter = payments if amount < 0 else topups
-        replay = post_transaction(session, shop_id=shop_id, kind="payment" if amount < 0 else "topup",
-                                  reason="replay", legs=[Leg(wallet, amount), Leg(counter, -amount)],
-                                  idempotency_key=f"bench-history:{wallet_id}:{count}")  # fmt: skip
+        replay = post_transaction(
+            session,
+            shop_id=shop_id,
+            kind="payment" if amount < 0 else "topup",
+            reason="replay",
+            legs=[Leg(wallet, amount), Leg(counter, -amount)],
+            idempotency_key=f"bench-history:{wallet_id}:{count}",
+        )
         assert replay.replayed
 
 
@@ -408,11 +421,19 @@ def main(argv: list[str] | None = None) -> int:
                 server = connection.scalar(text("SHOW server_version"))
             with unit_of_work(sessions) as session:
                 box = SecretBox((Fernet.generate_key().decode(),))
-                shop = create_shop(session, box, platforms=PLATFORMS, name="Bench Shop", platform="woocommerce",
-                                   url="https://bench.example", currency=CURRENCY).shop  # fmt: skip
+                shop = create_shop(
+                    session,
+                    box,
+                    platforms=PLATFORMS,
+                    name="Bench Shop",
+                    platform="woocommerce",
+                    url="https://bench.example",
+                    currency=CURRENCY,
+                ).shop
             step = time.perf_counter()
-            throughput = payment_throughput(url, engine, sessions, shop.id, args.payments, args.connections,
-                                            args.pgledger)
+            throughput = payment_throughput(
+                url, engine, sessions, shop.id, args.payments, args.connections, args.pgledger
+            )
             throughput_seconds = time.perf_counter() - step
 
             step = time.perf_counter()
@@ -448,33 +469,45 @@ def report(args, command: str, server: str, throughput: dict, reads: dict, secon
     print()
     print(f"Ledger benchmark — PostgreSQL {server}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     print(f"command: {command}")
-    print(f"payments: {args.payments} per run over {WALLETS} wallets, {args.connections} connections, "
-          f"warm-up {throughput['warmup']}, floor and service alternated twice, best run kept")  # fmt: skip
+    print(
+        f"payments: {args.payments} per run over {WALLETS} wallets, {args.connections} connections, "
+        f"warm-up {throughput['warmup']}, floor and service alternated twice, best run kept"
+    )
     print()
     print(f"  {'throughput (ops/s)':<38}{'run 1':>8}{'run 2':>8}{'best':>8}{'client CPU ms/op':>18}")
     for label, runs, best in rows:
         rates = "".join(f"{run['rate']:>8.0f}" for run in runs)
         print(f"  {label:<38}{rates}{best['rate']:>8.0f}{best['cpu_ms']:>18.2f}")
-    print(f"  {'ratio service / floor':<38}{ratio:>24.2f}   target >= {THROUGHPUT_TARGET}  "
-          f"{verdict(ratio >= THROUGHPUT_TARGET)}")  # fmt: skip
+    print(
+        f"  {'ratio service / floor':<38}{ratio:>24.2f}   target >= {THROUGHPUT_TARGET}  "
+        f"{verdict(ratio >= THROUGHPUT_TARGET)}"
+    )
     if anchor:
         versus = best_service["rate"] / best_anchor["rate"]
-        print(f"  {'ratio service / pgledger':<38}{versus:>24.2f}   target >= {ANCHOR_TARGET}  "
-              f"{verdict(versus >= ANCHOR_TARGET)}   (pgledger / floor {best_anchor['rate'] / best_floor['rate']:.2f})")
+        print(
+            f"  {'ratio service / pgledger':<38}{versus:>24.2f}   target >= {ANCHOR_TARGET}  "
+            f"{verdict(versus >= ANCHOR_TARGET)}   (pgledger / floor {best_anchor['rate'] / best_floor['rate']:.2f})"
+        )
     else:
         print(f"  pgledger: not measured ({args.pgledger} is absent)")
     print(f"  SQL statements per payment (BEGIN/COMMIT not counted): {best_service['statements']:.1f}")
     print()
-    print(f"  {'balance read, median of ' + str(args.reads) + ' (ms)':<38}"
-          f"{f'{SMALL_HISTORY:,} e.':>12}{f'{args.history:,} e.':>14}{'ratio':>8}")  # fmt: skip
+    print(
+        f"  {'balance read, median of ' + str(args.reads) + ' (ms)':<38}"
+        f"{f'{SMALL_HISTORY:,} e.':>12}{f'{args.history:,} e.':>14}{'ratio':>8}"
+    )
     for path in dict.fromkeys(p for p, _ in reads):
         fast, slow = reads[(path, "small")], reads[(path, "large")]
-        print(f"  {path:<38}{fast * 1000:>12.3f}{slow * 1000:>14.3f}{slow / fast:>8.2f}   "
-              f"target <= {READ_TARGET}  {verdict(slow / fast <= READ_TARGET)}")  # fmt: skip
+        print(
+            f"  {path:<38}{fast * 1000:>12.3f}{slow * 1000:>14.3f}{slow / fast:>8.2f}   "
+            f"target <= {READ_TARGET}  {verdict(slow / fast <= READ_TARGET)}"
+        )
     print()
     throughput_seconds, build_seconds, read_seconds = seconds
-    print(f"  time: payments {throughput_seconds:.0f} s, history build {build_seconds:.0f} s, "
-          f"reads {read_seconds:.0f} s, total {time.perf_counter() - began:.0f} s")  # fmt: skip
+    print(
+        f"  time: payments {throughput_seconds:.0f} s, history build {build_seconds:.0f} s, "
+        f"reads {read_seconds:.0f} s, total {time.perf_counter() - began:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -87,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  RSS at start (after /healthz)          {started / 1024:8.1f} MiB")
     print(f"  RSS after {first:>6,} deliveries          {early / 1024:8.1f} MiB")
     print(f"  RSS after {total:>6,} deliveries          {late / 1024:8.1f} MiB")
-    print(f"  growth after / before                   {growth:8.3f}   target <= {GROWTH_TARGET}  "
-          f"{verdict(growth <= GROWTH_TARGET)}")  # fmt: skip
+    print(
+        f"  growth after / before                   {growth:8.3f}   target <= {GROWTH_TARGET}  "
+        f"{verdict(growth <= GROWTH_TARGET)}"
+    )
     print(f"  deliveries answered 200: {answered + more:,} of {total:,} ({errors + more_errors} errors)")
     print(f"  time: {time.perf_counter() - began:.0f} s")
     return 0

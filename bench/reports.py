@@ -59,13 +59,24 @@ def setup_shop(sessions, customers: int) -> int:
 
     with unit_of_work(sessions) as session:
         box = SecretBox((Fernet.generate_key().decode(),))
-        shop_id = create_shop(session, box, platforms=PLATFORMS, name="Bench", platform="woocommerce", url="https://bench.example",
-                              currency="EUR").shop.id  # fmt: skip
-        session.execute(text("""
+        shop_id = create_shop(
+            session,
+            box,
+            platforms=PLATFORMS,
+            name="Bench",
+            platform="woocommerce",
+            url="https://bench.example",
+            currency="EUR",
+        ).shop.id
+        session.execute(
+            text("""
             INSERT INTO customers (shop_id, external_id, email, name, created_at)
             SELECT :shop, g::text, 'c' || g || '@example.com', 'Customer ' || g, now() FROM generate_series(1, :n) g
-        """), {"shop": shop_id, "n": customers})  # fmt: skip
-        session.execute(text("""
+        """),
+            {"shop": shop_id, "n": customers},
+        )
+        session.execute(
+            text("""
             INSERT INTO accounts (shop_id, customer_id, code, kind, currency, balance, held, overdraft_limit, locked,
                                   created_at)
             SELECT c.shop_id, c.id,
@@ -73,20 +84,30 @@ def setup_shop(sessions, customers: int) -> int:
                    k.kind, k.currency, 0, 0, 0, false, now()
             FROM customers c, (VALUES ('wallet', 'EUR'), ('points', 'PTS')) AS k(kind, currency)
             WHERE c.shop_id = :shop
-        """), {"shop": shop_id})  # fmt: skip
+        """),
+            {"shop": shop_id},
+        )
         for _kind, _share, _amount, unit, purpose in MIX:
-            session.execute(text("""
+            session.execute(
+                text("""
                 INSERT INTO accounts (shop_id, code, kind, currency, balance, held, overdraft_limit, locked, created_at)
                 VALUES (:shop, :code, 'system', :unit, 0, 0, 0, false, now()) ON CONFLICT DO NOTHING
-            """), {"shop": shop_id, "code": f"system:{purpose}:{unit}", "unit": unit})  # fmt: skip
+            """),
+                {"shop": shop_id, "code": f"system:{purpose}:{unit}", "unit": unit},
+            )
         # customer number (1..C) → its wallet and points accounts, for the generated entries
-        session.execute(text("""
+        session.execute(
+            text(
+                """
             CREATE TABLE bench_customer_accounts_SHOP AS
             SELECT row_number() OVER (ORDER BY c.id) AS n,
                    max(a.id) FILTER (WHERE a.kind = 'wallet') AS wallet_id,
                    max(a.id) FILTER (WHERE a.kind = 'points') AS points_id
             FROM customers c JOIN accounts a ON a.customer_id = c.id WHERE c.shop_id = :shop GROUP BY c.id
-        """.replace("SHOP", str(shop_id))), {"shop": shop_id})  # fmt: skip
+        """.replace("SHOP", str(shop_id))
+            ),
+            {"shop": shop_id},
+        )
         session.execute(text(f"CREATE UNIQUE INDEX ON bench_customer_accounts_{shop_id} (n)"))
     return shop_id
 
@@ -100,7 +121,9 @@ def add_history(sessions, shop_id: int, label: str, count: int, start: datetime,
         "purpose": " ".join(f"WHEN {i} THEN '{m[4]}'" for i, m in enumerate(_slots())),
     }
     with unit_of_work(sessions) as session:
-        session.execute(text(f"""
+        session.execute(
+            text(
+                f"""
             WITH spec AS (
                 SELECT g, (CASE g % 10 {cases["kind"]} END) AS kind, (CASE g % 10 {cases["amount"]} END) AS amount,
                        (CASE g % 10 {cases["unit"]} END) AS unit, (CASE g % 10 {cases["purpose"]} END) AS purpose,
@@ -127,9 +150,12 @@ def add_history(sessions, shop_id: int, label: str, count: int, start: datetime,
             SELECT id, :shop, customer_account, amount, unit, 0, created_at FROM joined
             UNION ALL
             SELECT id, :shop, system_account, -amount, unit, NULL, created_at FROM joined
-        """.replace("SHOP", str(shop_id))), {"shop": shop_id, "label": label, "count": count, "start": start,
-                                             "end": end, "customers": customers})  # fmt: skip
-        session.execute(text("""
+        """.replace("SHOP", str(shop_id))
+            ),
+            {"shop": shop_id, "label": label, "count": count, "start": start, "end": end, "customers": customers},
+        )
+        session.execute(
+            text("""
             INSERT INTO shop_orders (shop_id, external_id, customer_id, currency, status, total, wallet_paid,
                                      wallet_refunded, points_earned, points_clawed_back, payment_outcome, created_at,
                                      updated_at)
@@ -139,14 +165,19 @@ def add_history(sessions, shop_id: int, label: str, count: int, start: datetime,
                        * ((g - 1)::float8 / :orders),
                    now()
             FROM generate_series(1, :orders) g
-        """), {"shop": shop_id, "label": label, "orders": count // 2, "start": start, "end": end})  # fmt: skip
+        """),
+            {"shop": shop_id, "label": label, "orders": count // 2, "start": start, "end": end},
+        )
         # Stored balances are the sum of the entries, as the ledger keeps them.
-        session.execute(text("""
+        session.execute(
+            text("""
             UPDATE accounts a SET balance = s.total
             FROM (SELECT account_id, sum(amount) AS total FROM entries
                   WHERE shop_id = :shop AND balance_after IS NOT NULL GROUP BY account_id) s
             WHERE a.id = s.account_id
-        """), {"shop": shop_id})  # fmt: skip
+        """),
+            {"shop": shop_id},
+        )
 
 
 def _slots() -> list[tuple]:
@@ -232,8 +263,10 @@ def statement_times(engine, sessions, shop_id: int, now: datetime) -> list[tuple
 
 def counts(engine) -> tuple[int, int]:
     with engine.connect() as connection:
-        return (connection.scalar(text("SELECT count(*) FROM ledger_transactions")),
-                connection.scalar(text("SELECT count(*) FROM entries")))  # fmt: skip
+        return (
+            connection.scalar(text("SELECT count(*) FROM ledger_transactions")),
+            connection.scalar(text("SELECT count(*) FROM entries")),
+        )
 
 
 def summary(timings: list[float]) -> str:
@@ -273,16 +306,30 @@ def main() -> None:
     with scratch_database(args.database_url) as before_url:
         engine = make_engine(before_url, pool_size=2)
         shop_id = setup_shop(make_session_factory(engine), args.customers)
-        add_history(make_session_factory(engine), shop_id, "base", args.base, period_start, now - timedelta(minutes=1),
-                    args.customers)  # fmt: skip
+        add_history(
+            make_session_factory(engine),
+            shop_id,
+            "base",
+            args.base,
+            period_start,
+            now - timedelta(minutes=1),
+            args.customers,
+        )
         analyse(engine)
         engine.dispose()
         with copy_of(before_url) as after_url:
             built = time.perf_counter()
             after_engine = make_engine(after_url, pool_size=2)
             older_start = period_start - timedelta(days=HISTORY_DAYS)
-            add_history(make_session_factory(after_engine), shop_id, "history", args.base * args.factor, older_start,
-                        period_start, args.customers)  # fmt: skip
+            add_history(
+                make_session_factory(after_engine),
+                shop_id,
+                "history",
+                args.base * args.factor,
+                older_start,
+                period_start,
+                args.customers,
+            )
             analyse(after_engine)
             build_seconds = time.perf_counter() - built
             before_engine = make_engine(before_url, pool_size=2)
@@ -298,18 +345,22 @@ def main() -> None:
                 e.dispose()
 
     ratio = statistics.median(after) / statistics.median(before)
-    print(f"PostgreSQL {'.'.join(map(str, server))}; {args.customers:,} customers; report: last 30 days by day; "
-          f"{args.runs} runs on each database, in turn, after 5 rounds of warm-up")  # fmt: skip
+    print(
+        f"PostgreSQL {'.'.join(map(str, server))}; {args.customers:,} customers; report: last 30 days by day; "
+        f"{args.runs} runs on each database, in turn, after 5 rounds of warm-up"
+    )
     for label, (transactions, entries), timings in (("before", sizes[0], before), ("after", sizes[1], after)):
         print(f"  {label + ':':7} {transactions:>9,} transactions, {entries:>9,} entries   {summary(timings)}")
     verdict = "PASS" if ratio <= TARGET else "BELOW TARGET"
     print(f"  ratio after / before (medians): {ratio:.2f}   target <= {TARGET}  {verdict}")
     for label, report in zip(("before", "after"), reports, strict=True):
         money = report.money
-        print(f"  reconciliation {label}: opening {money.opening / 100:,.2f} + credits {money.credits / 100:,.2f} "
-              f"- debits {money.debits / 100:,.2f} - expiries {money.expiries / 100:,.2f} = closing "
-              f"{money.closing / 100:,.2f} EUR; difference {money.difference}; "
-              f"{'closes' if money.closes and report.points.closes else 'DOES NOT CLOSE'}")  # fmt: skip
+        print(
+            f"  reconciliation {label}: opening {money.opening / 100:,.2f} + credits {money.credits / 100:,.2f} "
+            f"- debits {money.debits / 100:,.2f} - expiries {money.expiries / 100:,.2f} = closing "
+            f"{money.closing / 100:,.2f} EUR; difference {money.difference}; "
+            f"{'closes' if money.closes and report.points.closes else 'DOES NOT CLOSE'}"
+        )
     print(f"  statements of one report: {len(statements[1])}; the slowest, before → after (ms):")
     slow_before = {statement: ms for ms, statement in statements[0]}
     for ms, statement in statements[1][:5]:

@@ -108,10 +108,16 @@ class Deliveries:
         stamp = (self.created + timedelta(seconds=n)).isoformat()
         key = f"wc_order_{secrets.token_urlsafe(10)[:13]}"
         data.update(
-            id=order, number=str(order), customer_id=customer, order_key=key,
-            date_created=stamp, date_modified=stamp, date_created_gmt=stamp, date_modified_gmt=stamp,
+            id=order,
+            number=str(order),
+            customer_id=customer,
+            order_key=key,
+            date_created=stamp,
+            date_modified=stamp,
+            date_created_gmt=stamp,
+            date_modified_gmt=stamp,
             payment_url=f"http://127.0.0.1:8080/checkout/order-pay/{order}/?pay_for_order=true&key={key}",
-        )  # fmt: skip
+        )
         data["billing"].update(first_name=f"Customer{customer}", email=f"customer{customer}@example.test")
         data["_links"]["self"][0]["href"] = f"http://127.0.0.1:8080/wp-json/wc/v3/orders/{order}"
         data["_links"]["email_templates"][0]["href"] += f"?order={order}"  # keeps the captured shape
@@ -155,8 +161,9 @@ class Run:
         return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] * 1000
 
 
-def client(port: int, requests: list[Request], first: int, step: int, pace: float | None, limit: float,
-           start, barrier, results) -> None:  # fmt: skip
+def client(
+    port: int, requests: list[Request], first: int, step: int, pace: float | None, limit: float, start, barrier, results
+) -> None:
     """One client process: requests[first::step], one at a time. Closed loop (pace None): back to back.
     Open loop: request i is due at start + i / pace, and its latency counts from then."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -188,8 +195,16 @@ def client(port: int, requests: list[Request], first: int, step: int, pace: floa
         results.put((began, time.monotonic(), time.process_time() - cpu, outcomes))
 
 
-def run_load(label: str, port: int, requests: list[Request], clients: int, *, limit: float,
-             pace: float | None = None, gunicorn: Gunicorn | None = None) -> Run:  # fmt: skip
+def run_load(
+    label: str,
+    port: int,
+    requests: list[Request],
+    clients: int,
+    *,
+    limit: float,
+    pace: float | None = None,
+    gunicorn: Gunicorn | None = None,
+) -> Run:
     """Fork `clients` processes (they inherit `requests`: nothing is pickled on the way in), release them
     together, collect what they measured."""
     context = multiprocessing.get_context("fork")
@@ -293,8 +308,14 @@ class Gunicorn:
     def __init__(self, database_url: str, workdir: str, workers: int = WORKERS):
         self.port, self.workers = free_port(), workers
         self.log_path = os.path.join(workdir, "gunicorn.log")
-        self.command = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
-                        "bench.webhooks_app:bench_app()"]
+        self.command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "deploy/gunicorn.conf.py",
+            "bench.webhooks_app:bench_app()",
+        ]
         self.fernet_key = Fernet.generate_key().decode()
         self.env = {
             **os.environ,
@@ -367,19 +388,36 @@ def create_funded_shop(sessions, box: SecretBox) -> tuple[int, str]:
     """A WooCommerce shop with default rules (wallet payments by "wallet") and WALLETS funded wallets.
     Returns the shop id and its webhook secret."""
     with unit_of_work(sessions) as session:
-        new = create_shop(session, box, platforms=PLATFORMS, name="Bench Shop", platform="woocommerce", url="https://alpha.example",
-                          currency=CURRENCY)  # fmt: skip
+        new = create_shop(
+            session,
+            box,
+            platforms=PLATFORMS,
+            name="Bench Shop",
+            platform="woocommerce",
+            url="https://alpha.example",
+            currency=CURRENCY,
+        )
         for i in range(WALLETS):
-            adjust_wallet(session, new.shop, str(FIRST_CUSTOMER + i), direction="credit", amount=FUNDING,
-                          reason="bench funding", idempotency_key=f"bench-funding:{i}",
-                          actor=Actor("merchant", "bench"))  # fmt: skip
+            adjust_wallet(
+                session,
+                new.shop,
+                str(FIRST_CUSTOMER + i),
+                direction="credit",
+                amount=FUNDING,
+                reason="bench funding",
+                idempotency_key=f"bench-funding:{i}",
+                actor=Actor("merchant", "bench"),
+            )
         return new.shop.id, new.webhook_secret
 
 
 def check_ledger(sessions, shop_id: int) -> dict:
     with unit_of_work(sessions) as session:
-        payments = select(LedgerTransaction).where(LedgerTransaction.shop_id == shop_id,
-                                                   LedgerTransaction.kind == "payment").subquery()  # fmt: skip
+        payments = (
+            select(LedgerTransaction)
+            .where(LedgerTransaction.shop_id == shop_id, LedgerTransaction.kind == "payment")
+            .subquery()
+        )
         count, orders = session.execute(select(func.count(), func.count(payments.c.order_ref.distinct()))).one()
         applied = session.scalar(
             select(func.count())
@@ -392,8 +430,13 @@ def check_ledger(sessions, shop_id: int) -> dict:
             .where(OutboxMessage.shop_id == shop_id, OutboxMessage.kind == "order.mark_paid")
         )
         problems = verify(session)
-    return {"payments": count, "payment_orders": orders, "inbox_applied": applied, "outbox_mark_paid": paid,
-            "problems": problems}  # fmt: skip
+    return {
+        "payments": count,
+        "payment_orders": orders,
+        "inbox_applied": applied,
+        "outbox_mark_paid": paid,
+        "problems": problems,
+    }
 
 
 # Main ----------------------------------------------------------------------------------------------
@@ -402,8 +445,9 @@ def check_ledger(sessions, shop_id: int) -> dict:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default=DEFAULT_URL, help=f"PostgreSQL server to use (default {DEFAULT_URL})")
-    parser.add_argument("--requests", type=int, help="requests per closed-loop run and endpoint (default 3000; "
-                                                     "--quick 300)")  # fmt: skip
+    parser.add_argument(
+        "--requests", type=int, help="requests per closed-loop run and endpoint (default 3000; --quick 300)"
+    )
     parser.add_argument("--clients", type=int, default=4, help="load generator processes (default 4)")
     parser.add_argument("--quick", action="store_true", help="a smaller run that finishes in well under a minute")
     args = parser.parse_args(argv)
@@ -445,12 +489,19 @@ def benchmark(args: argparse.Namespace) -> dict:
             load = dict(port=gunicorn.port, clients=args.clients, limit=args.limit)
 
             warm = deliveries.take(args.warmup)
-            runs = [run_load("warm-up no-op", requests=noop_requests(warm), **load),
-                    run_load("warm-up webhooks", requests=warm, **load)]  # fmt: skip
+            runs = [
+                run_load("warm-up no-op", requests=noop_requests(warm), **load),
+                run_load("warm-up webhooks", requests=warm, **load),
+            ]
             with engine.connect() as connection:  # the workers' pooled connections, open by now
-                gunicorn.backend_pids = list(connection.scalars(text(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )))  # fmt: skip
+                gunicorn.backend_pids = list(
+                    connection.scalars(
+                        text(
+                            "SELECT pid FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        )
+                    )
+                )
             noop, hooks = [], []
             for _ in range(2):
                 batch = deliveries.take(args.requests)
@@ -459,8 +510,13 @@ def benchmark(args: argparse.Namespace) -> dict:
             runs += noop + hooks
             best_hooks = max(hooks, key=lambda run: run.rate)
             pace = best_hooks.rate / 2
-            paced = run_load("webhooks paced", requests=deliveries.take(round(pace * PACED_SECONDS)), pace=pace,
-                             gunicorn=gunicorn, **{**load, "limit": PACED_SECONDS * 3})  # fmt: skip
+            paced = run_load(
+                "webhooks paced",
+                requests=deliveries.take(round(pace * PACED_SECONDS)),
+                pace=pace,
+                gunicorn=gunicorn,
+                **{**load, "limit": PACED_SECONDS * 3},
+            )
             runs.append(paced)
             gunicorn.stop()
             log_tail = gunicorn.log_tail() if any(run.errors or run.not_applied for run in runs) else ""
@@ -473,8 +529,16 @@ def benchmark(args: argparse.Namespace) -> dict:
     check["sent"] = sum(run.orders for run in runs)
     served = [f"{name}={gunicorn.env[name]}" for name in ("BIND", "WEB_CONCURRENCY", "WEB_THREADS")]
     served += ["gunicorn", *gunicorn.command[3:]]
-    return {"server": server, "noop": noop, "hooks": hooks, "paced": paced, "pace": pace, "check": check,
-            "gunicorn": shlex.join(served), "log_tail": log_tail}  # fmt: skip
+    return {
+        "server": server,
+        "noop": noop,
+        "hooks": hooks,
+        "paced": paced,
+        "pace": pace,
+        "check": check,
+        "gunicorn": shlex.join(served),
+        "log_tail": log_tail,
+    }
 
 
 def cpu_columns(run: Run) -> str:
@@ -483,8 +547,10 @@ def cpu_columns(run: Run) -> str:
     per = {key: value * 1000 / run.sent for key, value in run.cpu.items()}
     rest = per["machine"] - per["gunicorn workers"] - per["postgres backends"] - per["clients"]
     busy = run.cpu["machine"] / run.seconds / (os.cpu_count() or 1) * 100
-    return (f"{per['gunicorn workers']:>10.2f}{per['postgres backends']:>10.2f}{per['clients']:>9.2f}"
-            f"{rest:>9.2f}{busy:>8.0f}%")  # fmt: skip
+    return (
+        f"{per['gunicorn workers']:>10.2f}{per['postgres backends']:>10.2f}{per['clients']:>9.2f}"
+        f"{rest:>9.2f}{busy:>8.0f}%"
+    )
 
 
 def report(args, command: str, result: dict, began: float) -> None:
@@ -494,37 +560,53 @@ def report(args, command: str, result: dict, began: float) -> None:
     clean = best_noop.errors == best_hooks.errors == 0  # a rate of error answers passes nothing
     flag = "" if clean else " (errors)"
     print()
-    print(f"Webhook benchmark — PostgreSQL {result['server']}, {os.cpu_count()} CPUs (shared by gunicorn, "
-          f"PostgreSQL and the load generator), Python {sys.version.split()[0]}")  # fmt: skip
+    print(
+        f"Webhook benchmark — PostgreSQL {result['server']}, {os.cpu_count()} CPUs (shared by gunicorn, "
+        f"PostgreSQL and the load generator), Python {sys.version.split()[0]}"
+    )
     print(f"command: {command}")
     print(f"server: {result['gunicorn']} ({WORKERS} sync workers, 127.0.0.1)")
-    print(f"load: {args.clients} client processes, closed loop, {args.requests} requests per run and endpoint, "
-          f"warm-up {args.warmup}, no-op and webhooks alternated twice, best run kept")  # fmt: skip
+    print(
+        f"load: {args.clients} client processes, closed loop, {args.requests} requests per run and endpoint, "
+        f"warm-up {args.warmup}, no-op and webhooks alternated twice, best run kept"
+    )
     print()
     print(f"  {'':<24}{'':>38}{'CPU ms per request':>30}{'machine':>17}")
-    print(f"  {'':<24}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}{'sent':>7}"
-          f"{'gunicorn':>10}{'postgres':>10}{'clients':>9}{'rest':>9}{'busy':>9}")  # fmt: skip
+    print(
+        f"  {'':<24}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}{'sent':>7}"
+        f"{'gunicorn':>10}{'postgres':>10}{'clients':>9}{'rest':>9}{'busy':>9}"
+    )
     for run in [*noop, *hooks]:
         label = run.label + (" (best)" if run is best_noop or run is best_hooks else "")
-        print(f"  {label:<24}{run.rate:>8.0f}{run.percentile(50):>8.1f}{run.percentile(99):>8.1f}{run.errors:>7}"
-              f"{run.sent:>7}{cpu_columns(run)}")  # fmt: skip
-    print(f"  {'paced (open loop)':<24}{paced.rate:>8.0f}{paced.percentile(50):>8.1f}{paced.percentile(99):>8.1f}"
-          f"{paced.errors:>7}{paced.sent:>7}{cpu_columns(paced)}")  # fmt: skip
+        print(
+            f"  {label:<24}{run.rate:>8.0f}{run.percentile(50):>8.1f}{run.percentile(99):>8.1f}{run.errors:>7}"
+            f"{run.sent:>7}{cpu_columns(run)}"
+        )
+    print(
+        f"  {'paced (open loop)':<24}{paced.rate:>8.0f}{paced.percentile(50):>8.1f}{paced.percentile(99):>8.1f}"
+        f"{paced.errors:>7}{paced.sent:>7}{cpu_columns(paced)}"
+    )
     print()
-    print(f"  closed loop, webhooks / no-op: {best_hooks.rate:.0f} / {best_noop.rate:.0f} = {ratio:.2f}   "
-          f"target >= {RATIO_TARGET}  {verdict(clean and ratio >= RATIO_TARGET)}{flag}")  # fmt: skip
+    print(
+        f"  closed loop, webhooks / no-op: {best_hooks.rate:.0f} / {best_noop.rate:.0f} = {ratio:.2f}   "
+        f"target >= {RATIO_TARGET}  {verdict(clean and ratio >= RATIO_TARGET)}{flag}"
+    )
     p99 = paced.percentile(99)
-    print(f"  open loop, webhooks paced at {result['pace']:.0f}/s (half the best) for {PACED_SECONDS:.0f} s, latency "
-          f"from the due time: p50 {paced.percentile(50):.1f} ms, p99 {p99:.1f} ms, "
-          f"max {max(paced.latencies) * 1000:.1f} ms   target p99 <= {P99_TARGET_MS:.0f} ms  "
-          f"{verdict(not paced.errors and p99 <= P99_TARGET_MS)}{' (errors)' if paced.errors else ''}")  # fmt: skip
+    print(
+        f"  open loop, webhooks paced at {result['pace']:.0f}/s (half the best) for {PACED_SECONDS:.0f} s, latency "
+        f"from the due time: p50 {paced.percentile(50):.1f} ms, p99 {p99:.1f} ms, "
+        f"max {max(paced.latencies) * 1000:.1f} ms   target p99 <= {P99_TARGET_MS:.0f} ms  "
+        f"{verdict(not paced.errors and p99 <= P99_TARGET_MS)}{' (errors)' if paced.errors else ''}"
+    )
     not_applied = sum(run.not_applied for run in [*hooks, paced])
     if not_applied:
         print(f"  webhooks answered 200 but not applied: {not_applied}")
     for run in [*noop, *hooks, paced]:
         if run.errors:
-            print(f"  {run.label} errors by status (0 = no answer): {dict(run.statuses)}; first answer: "
-                  f"{run.first_error!r}")  # fmt: skip
+            print(
+                f"  {run.label} errors by status (0 = no answer): {dict(run.statuses)}; first answer: "
+                f"{run.first_error!r}"
+            )
     if result["log_tail"]:
         print("  the end of the gunicorn log:\n" + result["log_tail"])
     print()
@@ -534,11 +616,15 @@ def report(args, command: str, result: dict, began: float) -> None:
         outcome = "MISMATCH"
     elif check["delivered"] < check["sent"]:
         outcome = "OK, but not every order sent was applied"
-    print(f"  correctness: {check['sent']} distinct orders sent, {check['delivered']} answered 200 \"applied\"; "
-          f"{check['payments']} payment transactions for {check['payment_orders']} orders  "
-          f"{outcome}")  # fmt: skip
-    print(f"    {check['inbox_applied']} inbox rows applied, {check['outbox_mark_paid']} order.mark_paid outbox rows, "
-          f"bridge.ledger.verify(): {len(check['problems'])} problems")  # fmt: skip
+    print(
+        f'  correctness: {check["sent"]} distinct orders sent, {check["delivered"]} answered 200 "applied"; '
+        f"{check['payments']} payment transactions for {check['payment_orders']} orders  "
+        f"{outcome}"
+    )
+    print(
+        f"    {check['inbox_applied']} inbox rows applied, {check['outbox_mark_paid']} order.mark_paid outbox rows, "
+        f"bridge.ledger.verify(): {len(check['problems'])} problems"
+    )
     print(f"  time: total {time.perf_counter() - began:.0f} s")
 
 

@@ -51,16 +51,23 @@ def _with_contact(customer: Customer, email: str | None, name: str | None) -> Cu
 
 
 def customer_wallet(
-    session: Session, shop_id: int, external_id: str, currency: str, *, lock: bool = False,
-    email: str | None = None, name: str | None = None,
-) -> tuple[Customer, Account]:  # fmt: skip
+    session: Session,
+    shop_id: int,
+    external_id: str,
+    currency: str,
+    *,
+    lock: bool = False,
+    email: str | None = None,
+    name: str | None = None,
+) -> tuple[Customer, Account]:
     """`ensure_customer` then `wallet_account`, in one statement when both exist (the common case: every
     payment and top-up of a known customer)."""
     query = _LOCKED_CUSTOMER_WALLET if lock else _CUSTOMER_WALLET
     found = session.execute(
-        query, {"shop_id": shop_id, "external_id": external_id, "currency": currency},
+        query,
+        {"shop_id": shop_id, "external_id": external_id, "currency": currency},
         execution_options={"populate_existing": True},
-    ).one_or_none()  # fmt: skip
+    ).one_or_none()
     if found is None:  # a new customer, or one without a wallet in this currency yet
         customer = ensure_customer(session, shop_id, external_id, email=email, name=name)
         return customer, wallet_account(session, customer, currency, lock)

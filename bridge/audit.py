@@ -51,17 +51,28 @@ def record(
     new=None,
 ) -> AuditEvent:
     event = AuditEvent(
-        shop_id=shop_id, user_id=who.user_id, actor=who.label[:320], action=action[:60],
-        target=(target or None) and target[:200], field=field, old_value=_text(old), new_value=_text(new),
-    )  # fmt: skip
+        shop_id=shop_id,
+        user_id=who.user_id,
+        actor=who.label[:320],
+        action=action[:60],
+        target=(target or None) and target[:200],
+        field=field,
+        old_value=_text(old),
+        new_value=_text(new),
+    )
     session.add(event)
     return event
 
 
 def record_changes(
-    session: Session, who: Who, action: str, *, shop_id: int, diff: dict[str, tuple[object, object]],
+    session: Session,
+    who: Who,
+    action: str,
+    *,
+    shop_id: int,
+    diff: dict[str, tuple[object, object]],
     target: str | None = None,
-) -> int:  # fmt: skip
+) -> int:
     """One row per changed field; returns how many."""
     for field, (old, new) in diff.items():
         record(session, who, action, shop_id=shop_id, target=target, field=field, old=old, new=new)
@@ -69,8 +80,13 @@ def record_changes(
 
 
 def recent(
-    session: Session, shop_id: int, *, limit: int = 50, before_id: int | None = None, action_prefix: str | None = None,
-) -> list[AuditEvent]:  # fmt: skip
+    session: Session,
+    shop_id: int,
+    *,
+    limit: int = 50,
+    before_id: int | None = None,
+    action_prefix: str | None = None,
+) -> list[AuditEvent]:
     """Newest first, paged by id (the (shop_id, id) index)."""
     query = select(AuditEvent).where(AuditEvent.shop_id == shop_id)
     if before_id is not None:

@@ -21,20 +21,34 @@ from bridge.settings_schema import ShopSettings
 KINDS = ("cashback", "cashback_reversal")
 
 
-def credit_cashback(session: Session, shop: Shop, settings: ShopSettings, customer: Customer, order: OrderSnapshot,
-                    base: int, key: str, actor: Actor) -> int:  # fmt: skip
+def credit_cashback(
+    session: Session,
+    shop: Shop,
+    settings: ShopSettings,
+    customer: Customer,
+    order: OrderSnapshot,
+    base: int,
+    key: str,
+    actor: Actor,
+) -> int:
     """Credit the order's cashback once (by `key`); what it credited, 0 when none is due or it was credited before."""
     amount = cashback_for(settings, base)
     if amount <= 0 or find_transaction(session, shop.id, key) is not None:
         return 0
     post_transaction(
-        session, shop_id=shop.id, kind="cashback",
+        session,
+        shop_id=shop.id,
+        kind="cashback",
         reason=f"Cashback on order #{order.external_id} ({format_amount(base, order.currency)} paid)",
-        legs=[Leg(wallet_account(session, customer, order.currency), amount),
-              Leg(system_account(session, shop.id, SystemAccount.PROMOTIONS, order.currency), -amount)],
-        idempotency_key=key, actor=actor, order_ref=order.external_id,
+        legs=[
+            Leg(wallet_account(session, customer, order.currency), amount),
+            Leg(system_account(session, shop.id, SystemAccount.PROMOTIONS, order.currency), -amount),
+        ],
+        idempotency_key=key,
+        actor=actor,
+        order_ref=order.external_id,
         lots=LotPolicy(promo_expires_at=promotional_expiry(settings)),
-    )  # fmt: skip
+    )
     return amount
 
 
@@ -47,31 +61,43 @@ def cashback_credited(session: Session, shop_id: int, customer: Customer, order_
     return _cashback_moved(session, shop_id, customer, order_ref, currency, ("cashback",))
 
 
-def _cashback_moved(session: Session, shop_id: int, customer: Customer, order_ref: str, currency: str,
-                    kinds: tuple[str, ...]) -> int:  # fmt: skip
+def _cashback_moved(
+    session: Session, shop_id: int, customer: Customer, order_ref: str, currency: str, kinds: tuple[str, ...]
+) -> int:
     wallet = find_wallet(session, customer, currency)  # reading creates nothing
     if wallet is None:
         return 0
     return session.scalar(
         select(total(Entry.amount))
         .join(LedgerTransaction, LedgerTransaction.id == Entry.transaction_id)
-        .where(LedgerTransaction.shop_id == shop_id, LedgerTransaction.order_ref == order_ref,
-               LedgerTransaction.kind.in_(kinds), Entry.account_id == wallet.id)
-    )  # fmt: skip
+        .where(
+            LedgerTransaction.shop_id == shop_id,
+            LedgerTransaction.order_ref == order_ref,
+            LedgerTransaction.kind.in_(kinds),
+            Entry.account_id == wallet.id,
+        )
+    )
 
 
-def take_back_cashback(session: Session, shop: Shop, customer: Customer, order_ref: str, currency: str, due: int,
-                       key: str, actor: Actor) -> int:  # fmt: skip
+def take_back_cashback(
+    session: Session, shop: Shop, customer: Customer, order_ref: str, currency: str, due: int, key: str, actor: Actor
+) -> int:
     """Take back up to `due` of the order's cashback, once per key, never more than the wallet has free; returns
     what was taken."""
     wallet = wallet_account(session, customer, currency, lock=True)
     taken = max(0, min(due, wallet.available, cashback_kept(session, shop.id, customer, order_ref, currency)))
     if taken:
         post_transaction(
-            session, shop_id=shop.id, kind="cashback_reversal",
+            session,
+            shop_id=shop.id,
+            kind="cashback_reversal",
             reason=f"Cashback taken back: order #{order_ref} refunded or cancelled",
-            legs=[Leg(wallet, -taken),
-                  Leg(system_account(session, shop.id, SystemAccount.PROMOTIONS, currency), taken)],
-            idempotency_key=key, actor=actor, order_ref=order_ref,
-        )  # fmt: skip
+            legs=[
+                Leg(wallet, -taken),
+                Leg(system_account(session, shop.id, SystemAccount.PROMOTIONS, currency), taken),
+            ],
+            idempotency_key=key,
+            actor=actor,
+            order_ref=order_ref,
+        )
     return taken

@@ -21,8 +21,9 @@ def apply_new_customer(session: Session, shop: Shop, snapshot: CustomerSnapshot,
 def apply_customer(
     session: Session, shop: Shop, snapshot: CustomerSnapshot, actor: Actor, *, is_new: bool = False
 ) -> Customer:
-    customer, wallet = customer_wallet(session, shop.id, snapshot.external_id, shop.currency,
-                                       email=snapshot.email, name=snapshot.name)  # fmt: skip
+    customer, wallet = customer_wallet(
+        session, shop.id, snapshot.external_id, shop.currency, email=snapshot.email, name=snapshot.name
+    )
     settings = ShopSettings.load(shop.settings)
     bonus = settings.signup_bonus
     if is_new and bonus > 0:

@@ -126,7 +126,7 @@ class Listener:
             raw = self.engine.raw_connection()
             connection = raw.driver_connection
             connection.autocommit = True
-            connection.execute(f'LISTEN "{self.channel}"')  # nosec B608: a constant of the code, not input
+            connection.execute(f'LISTEN "{self.channel}"')  # the channel is a constant of the code, not input
             self.raw, self.connection = raw, connection
         return self.connection
 

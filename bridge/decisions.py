@@ -43,8 +43,11 @@ def is_stale(record: OrderRecord, order: OrderSnapshot) -> bool:
 
 def is_newer(record: OrderRecord, order: OrderSnapshot) -> bool:
     """The shop changed the order after the newest state the bridge has seen (both times known)."""
-    return order.modified_at is not None and record.last_modified_at is not None and (
-        order.modified_at > record.last_modified_at)  # fmt: skip
+    return (
+        order.modified_at is not None
+        and record.last_modified_at is not None
+        and (order.modified_at > record.last_modified_at)
+    )
 
 
 def release_cutoff(settings: ShopSettings, now: datetime) -> datetime | None:
@@ -103,8 +106,11 @@ def wallet_discount(settings: ShopSettings, total: int) -> int:
 def total_edited(record: OrderRecord, order: OrderSnapshot) -> bool:
     """The merchant changed the total of an order the wallet paid in full: it is neither what the wallet
     holds for it (with the bridge's discount fee in or not yet in), nor a total already settled."""
-    if record.payment_outcome != PaymentOutcome.PAID or order.refunds or (
-            order.phase not in (orders.PAID, orders.AWAITING_PAYMENT)):  # fmt: skip
+    if (
+        record.payment_outcome != PaymentOutcome.PAID
+        or order.refunds
+        or (order.phase not in (orders.PAID, orders.AWAITING_PAYMENT))
+    ):
         return False
     held = wallet_held(record)
     return order.total not in (held, held + record.wallet_discount, record.total)
@@ -158,8 +164,12 @@ def split_refund(order: OrderSnapshot, refund: RefundSnapshot, wallet_held: int,
     a refund is wallet money, up to what the order still holds: nothing once a cancellation returned it."""
     if refund.to_store_credit:  # the shop says where the money went (Shopify refund transactions)
         wallet_part = min(refund.to_store_credit, wallet_held)
-        return RefundSplit(wallet_part, refund.amount - refund.to_store_credit, native=True,
-                           native_extra=refund.to_store_credit - wallet_part)  # fmt: skip
+        return RefundSplit(
+            wallet_part,
+            refund.amount - refund.to_store_credit,
+            native=True,
+            native_extra=refund.to_store_credit - wallet_part,
+        )
     card_part = min(refund.amount, max(paid_otherwise - refunded_before(order, refund), 0))
     return RefundSplit(wallet_part=min(refund.amount - card_part, wallet_held), card_part=card_part)
 
@@ -254,8 +264,7 @@ def cashback_for(settings: ShopSettings, base: int) -> int:
     kind = settings.cashback_kind
     if kind == "none" or base <= 0 or base < settings.cashback_minimum_order:
         return 0
-    amount = percent_of(base, settings.cashback_value) if kind == "percent" else min(settings.cashback_value,
-                                                                                        base)  # fmt: skip
+    amount = percent_of(base, settings.cashback_value) if kind == "percent" else min(settings.cashback_value, base)
     return min(amount, settings.cashback_cap) if settings.cashback_cap else amount
 
 

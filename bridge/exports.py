@@ -24,14 +24,48 @@ from bridge.reports import PERIOD_DAY, balances_at, start_of
 
 BATCH = 1000  # rows fetched at a time
 
-STATEMENT_HEADER = ["date", "transaction", "kind", "reason", "account", "amount", "currency", "balance_after", "order",
-                    "refund"]  # fmt: skip
-TRANSACTIONS_HEADER = ["date", "transaction", "kind", "reason", "customer", "email", "account", "amount", "currency",
-                       "balance_after", "order", "refund", "actor"]  # fmt: skip
+STATEMENT_HEADER = [
+    "date",
+    "transaction",
+    "kind",
+    "reason",
+    "account",
+    "amount",
+    "currency",
+    "balance_after",
+    "order",
+    "refund",
+]
+TRANSACTIONS_HEADER = [
+    "date",
+    "transaction",
+    "kind",
+    "reason",
+    "customer",
+    "email",
+    "account",
+    "amount",
+    "currency",
+    "balance_after",
+    "order",
+    "refund",
+    "actor",
+]
 BALANCES_HEADER = ["customer", "email", "name", "account", "currency", "balance"]
 LIABILITY_HEADER = ["date", "currency", "unredeemed_store_credit"]
-JOURNAL_HEADER = ["date", "transaction", "account", "customer", "debit", "credit", "currency", "kind", "reason",
-                  "order", "refund"]  # fmt: skip
+JOURNAL_HEADER = [
+    "date",
+    "transaction",
+    "account",
+    "customer",
+    "debit",
+    "credit",
+    "currency",
+    "kind",
+    "reason",
+    "order",
+    "refund",
+]
 
 
 class PeriodSchema(Schema):
@@ -80,33 +114,71 @@ def statement_rows(session: Session, shop: Shop, customer: Customer, start: date
     """The customer's wallet and points movements in the period, oldest first."""
     after, before = period_bounds(start, end, tz)
     query = (
-        select(Entry.created_at, LedgerTransaction.id, LedgerTransaction.kind, LedgerTransaction.reason, Account.kind,
-               Entry.amount, Entry.currency, Entry.balance_after, LedgerTransaction.order_ref,
-               LedgerTransaction.refund_ref)
+        select(
+            Entry.created_at,
+            LedgerTransaction.id,
+            LedgerTransaction.kind,
+            LedgerTransaction.reason,
+            Account.kind,
+            Entry.amount,
+            Entry.currency,
+            Entry.balance_after,
+            LedgerTransaction.order_ref,
+            LedgerTransaction.refund_ref,
+        )
         .join(LedgerTransaction, LedgerTransaction.id == Entry.transaction_id)
         .join(Account, Account.id == Entry.account_id)
-        .where(Account.shop_id == shop.id, Account.customer_id == customer.id, Entry.created_at >= after,
-               Entry.created_at < before)
+        .where(
+            Account.shop_id == shop.id,
+            Account.customer_id == customer.id,
+            Entry.created_at >= after,
+            Entry.created_at < before,
+        )
         .order_by(Entry.id)
-    )  # fmt: skip
+    )
     for when, tx, kind, reason, account, amount, currency, after_it, order, refund in _streamed(session, query):
-        yield [moment_text(when, tz), tx, kind, reason, account, amount_text(amount, currency), currency,
-               amount_text(after_it, currency), order or "", refund or ""]  # fmt: skip
+        yield [
+            moment_text(when, tz),
+            tx,
+            kind,
+            reason,
+            account,
+            amount_text(amount, currency),
+            currency,
+            amount_text(after_it, currency),
+            order or "",
+            refund or "",
+        ]
 
 
 def _period_entries(shop_id: int, after: datetime, before: datetime) -> Select:
     """The period's transactions (by the (shop_id, created_at) index) with their entries, accounts and customers."""
     return (
-        select(LedgerTransaction.created_at, LedgerTransaction.id, LedgerTransaction.kind, LedgerTransaction.reason,
-               LedgerTransaction.order_ref, LedgerTransaction.refund_ref, LedgerTransaction.actor_kind, Entry.amount,
-               Entry.currency, Entry.balance_after, Account.code, Customer.external_id, Customer.email)
+        select(
+            LedgerTransaction.created_at,
+            LedgerTransaction.id,
+            LedgerTransaction.kind,
+            LedgerTransaction.reason,
+            LedgerTransaction.order_ref,
+            LedgerTransaction.refund_ref,
+            LedgerTransaction.actor_kind,
+            Entry.amount,
+            Entry.currency,
+            Entry.balance_after,
+            Account.code,
+            Customer.external_id,
+            Customer.email,
+        )
         .join(Entry, Entry.transaction_id == LedgerTransaction.id)
         .join(Account, Account.id == Entry.account_id)
         .outerjoin(Customer, Customer.id == Account.customer_id)
-        .where(LedgerTransaction.shop_id == shop_id, LedgerTransaction.created_at >= after,
-               LedgerTransaction.created_at < before)
+        .where(
+            LedgerTransaction.shop_id == shop_id,
+            LedgerTransaction.created_at >= after,
+            LedgerTransaction.created_at < before,
+        )
         .order_by(LedgerTransaction.id, Entry.id)
-    )  # fmt: skip
+    )
 
 
 def transaction_rows(session: Session, shop_id: int, start: date, end: date, tz: str) -> Iterator[list]:
@@ -115,9 +187,21 @@ def transaction_rows(session: Session, shop_id: int, start: date, end: date, tz:
     for when, tx, kind, reason, order, refund, actor, amount, currency, after_it, code, customer, email in _streamed(
         session, query
     ):
-        yield [moment_text(when, tz), tx, kind, reason, customer or "", email or "", code,
-               amount_text(amount, currency), currency, amount_text(after_it, currency), order or "", refund or "",
-               actor]  # fmt: skip
+        yield [
+            moment_text(when, tz),
+            tx,
+            kind,
+            reason,
+            customer or "",
+            email or "",
+            code,
+            amount_text(amount, currency),
+            currency,
+            amount_text(after_it, currency),
+            order or "",
+            refund or "",
+            actor,
+        ]
 
 
 def journal_rows(session: Session, shop_id: int, start: date, end: date, tz: str) -> Iterator[list]:
@@ -128,8 +212,19 @@ def journal_rows(session: Session, shop_id: int, start: date, end: date, tz: str
         session, _period_entries(shop_id, *period_bounds(start, end, tz))
     ):
         debit, credit = (None, amount) if amount >= 0 else (-amount, None)
-        yield [moment_text(when, tz), tx, code, customer or "", amount_text(debit, currency),
-               amount_text(credit, currency), currency, kind, reason, order or "", refund or ""]  # fmt: skip
+        yield [
+            moment_text(when, tz),
+            tx,
+            code,
+            customer or "",
+            amount_text(debit, currency),
+            amount_text(credit, currency),
+            currency,
+            kind,
+            reason,
+            order or "",
+            refund or "",
+        ]
 
 
 def balance_rows(session: Session, shop_id: int, day: date, tz: str) -> Iterator[list]:

@@ -47,11 +47,27 @@ def subscribe(subscriber: PostingSubscriber) -> None:
 
 TRANSACTION_KINDS = frozenset(
     {
-        "payment", "refund_to_wallet", "payment_reversal", "topup", "points_earned", "points_clawback",
-        "points_conversion", "signup_bonus", "adjustment", "withdrawal", "withdrawal_reversal", "expiry",
-        "capture", "promotion", "tip", "refund_to_points", "refund_reversal", "cashback", "cashback_reversal",
+        "payment",
+        "refund_to_wallet",
+        "payment_reversal",
+        "topup",
+        "points_earned",
+        "points_clawback",
+        "points_conversion",
+        "signup_bonus",
+        "adjustment",
+        "withdrawal",
+        "withdrawal_reversal",
+        "expiry",
+        "capture",
+        "promotion",
+        "tip",
+        "refund_to_points",
+        "refund_reversal",
+        "cashback",
+        "cashback_reversal",
     }
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -140,11 +156,17 @@ def post_transaction(
         raise ValidationFailed("a transaction needs a reason", fields={"reason": "required"})
     now = utcnow()
     values = {
-        "shop_id": shop_id, "kind": kind, "reason": reason.strip()[:500], "actor_kind": actor.kind,
-        "actor_id": actor.id, "idempotency_key": idempotency_key,
-        "fingerprint": _fingerprint(kind, legs, order_ref, refund_ref), "order_ref": order_ref,
-        "refund_ref": refund_ref, "created_at": now,
-    }  # fmt: skip
+        "shop_id": shop_id,
+        "kind": kind,
+        "reason": reason.strip()[:500],
+        "actor_kind": actor.kind,
+        "actor_id": actor.id,
+        "idempotency_key": idempotency_key,
+        "fingerprint": _fingerprint(kind, legs, order_ref, refund_ref),
+        "order_ref": order_ref,
+        "refund_ref": refund_ref,
+        "created_at": now,
+    }
     ordered = sorted(legs, key=lambda g: g.account.id)
     post = _post_in_database if session.get_bind().dialect.name == "postgresql" else _post_portably
     transaction = post(session, values, ordered, lots)
@@ -182,9 +204,15 @@ def _post_in_database(session: Session, values: dict, ordered: list[Leg], lots: 
     accounts = [leg.account for leg in ordered]
     row = session.execute(
         _POST_IN_DATABASE,
-        {**values, "accounts": [a.id for a in accounts], "amounts": [leg.amount for leg in ordered],
-         "currencies": [a.currency for a in accounts], "kinds": [a.kind for a in accounts], "lot_id": lots.lot_id},
-    ).one()  # fmt: skip
+        {
+            **values,
+            "accounts": [a.id for a in accounts],
+            "amounts": [leg.amount for leg in ordered],
+            "currencies": [a.currency for a in accounts],
+            "kinds": [a.kind for a in accounts],
+            "lot_id": lots.lot_id,
+        },
+    ).one()
     if row.status == "replayed":
         return None
     if row.status == "insufficient":
@@ -207,8 +235,10 @@ def _forget_changed_rows(session: Session, accounts: list[Account], released_hol
     later read of those objects loads them again."""
     ids = {account.id for account in accounts}
     for obj in list(session.identity_map.values()):
-        if isinstance(obj, CreditLot) and obj.account_id in ids or (
-            released_holds and isinstance(obj, Hold) and obj.account_id in ids
+        if (
+            isinstance(obj, CreditLot)
+            and obj.account_id in ids
+            or (released_holds and isinstance(obj, Hold) and obj.account_id in ids)
         ):
             session.expire(obj)
 
@@ -293,12 +323,19 @@ def authorize_hold(
         session,
         Hold,
         {
-            "shop_id": account.shop_id, "account_id": account.id, "amount": amount, "captured_amount": 0,
-            "status": HoldStatus.OPEN, "reason": reason, "idempotency_key": idempotency_key, "order_ref": order_ref,
-            "expires_at": now + expires_in, "created_at": now,
+            "shop_id": account.shop_id,
+            "account_id": account.id,
+            "amount": amount,
+            "captured_amount": 0,
+            "status": HoldStatus.OPEN,
+            "reason": reason,
+            "idempotency_key": idempotency_key,
+            "order_ref": order_ref,
+            "expires_at": now + expires_in,
+            "created_at": now,
         },
         ["shop_id", "idempotency_key"],
-    )  # fmt: skip
+    )
     if hold is None:
         return _replay_hold(_find_hold_by_key(session, account.shop_id, idempotency_key), request)
     reserve = (

@@ -59,8 +59,14 @@ def _credit(session: Session, transaction, leg, legs, policy: LotPolicy) -> None
             portion = _restore(session, transaction, leg.account, portion)
         if portion:
             promotional = purpose in PROMOTIONAL_COUNTERPARTS
-            _new_lot(session, transaction, leg.account, portion, "promotional" if promotional else "cash",
-                     policy.promo_expires_at if promotional else None)  # fmt: skip
+            _new_lot(
+                session,
+                transaction,
+                leg.account,
+                portion,
+                "promotional" if promotional else "cash",
+                policy.promo_expires_at if promotional else None,
+            )
         if not left:
             return
     if left:
@@ -69,10 +75,16 @@ def _credit(session: Session, transaction, leg, legs, policy: LotPolicy) -> None
 
 def _new_lot(session, transaction, account, amount: int, kind: str, expires_at) -> None:
     lot = CreditLot(
-        shop_id=account.shop_id, account_id=account.id, transaction_id=transaction.id, kind=kind,
-        source=transaction.kind, amount=amount, remaining=amount, expires_at=expires_at,
+        shop_id=account.shop_id,
+        account_id=account.id,
+        transaction_id=transaction.id,
+        kind=kind,
+        source=transaction.kind,
+        amount=amount,
+        remaining=amount,
+        expires_at=expires_at,
         created_at=transaction.created_at,
-    )  # fmt: skip
+    )
     session.add(lot)
 
 
@@ -136,11 +148,7 @@ def deposited(account: Account) -> tuple:
 
 def withdrawable(session: Session, account: Account) -> int:
     """Unspent money the customer deposited (top-ups): the only money that may leave as cash."""
-    return session.scalar(
-        select(total(CreditLot.remaining)).where(
-            *deposited(account)
-        )
-    )
+    return session.scalar(select(total(CreditLot.remaining)).where(*deposited(account)))
 
 
 def upcoming_expiries(session: Session, account: Account) -> list[CreditLot]:

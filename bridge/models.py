@@ -170,8 +170,12 @@ class InboxDelivery(Base):
     __table_args__ = (
         Index("ix_inbox_shop_status", "shop_id", "status"),
         # Only what is still to apply (a few rows at most), for the workers' recovery of stranded deliveries.
-        Index("ix_inbox_unapplied", "received_at", postgresql_where=text("status = 'received'"),
-              sqlite_where=text("status = 'received'")),  # fmt: skip
+        Index(
+            "ix_inbox_unapplied",
+            "received_at",
+            postgresql_where=text("status = 'received'"),
+            sqlite_where=text("status = 'received'"),
+        ),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
@@ -262,8 +266,10 @@ class CreditLot(Base):
     of `remaining` over a wallet's lots is its balance."""
 
     __tablename__ = "credit_lots"
-    __table_args__ = (Index("ix_credit_lots_account_open", "account_id", "remaining"),
-                      Index("ix_credit_lots_expiry", "expires_at"))  # fmt: skip
+    __table_args__ = (
+        Index("ix_credit_lots_account_open", "account_id", "remaining"),
+        Index("ix_credit_lots_expiry", "expires_at"),
+    )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id"))
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))

@@ -38,9 +38,7 @@ def parse_amount(text: str | int, currency: str, field: str = "amount") -> int:
     value = Decimal(text.strip())
     scaled = value.scaleb(exponent(currency))
     if scaled != scaled.to_integral_value():
-        raise ValidationFailed(
-            f"{text} has more decimals than {currency} allows", fields={field: "too many decimals"}
-        )
+        raise ValidationFailed(f"{text} has more decimals than {currency} allows", fields={field: "too many decimals"})
     return int(scaled)
 
 

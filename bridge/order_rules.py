@@ -134,8 +134,10 @@ def _apply_topup_order(ctx: OrderContext) -> ShopOrder:
         record.payment_outcome = PaymentOutcome.TOPUP
         if credited:
             wallet = wallet_account(ctx.session, ctx.customer, order.currency)
-            note = (f"{format_amount(credited, order.currency)} added to your wallet. "
-                    f"Wallet balance: {format_amount(wallet.balance, order.currency)}")  # fmt: skip
+            note = (
+                f"{format_amount(credited, order.currency)} added to your wallet. "
+                f"Wallet balance: {format_amount(wallet.balance, order.currency)}"
+            )
             _tell_shop_once(ctx, ctx.key("topup-note"), note)
     _take_back_refunded_topup(ctx)
     record.status = order.status
@@ -146,10 +148,18 @@ def _refuse_wallet_paid_topup(ctx: OrderContext) -> ShopOrder:
     """Money cannot top up the wallet it comes from: the customer is asked for another method, the merchant
     is told why the order stays unpaid."""
     ctx.record.payment_outcome, ctx.record.status = PaymentOutcome.UNPAID, ctx.order.status
-    _tell_shop(ctx, "order.mark_unpaid", "A wallet top-up cannot be paid from the wallet: please pay it with "
-               "another payment method.", status=ctx.settings.unpaid_order_status)  # fmt: skip
-    _tell_merchant(ctx, ctx.key("topup-by-wallet"), "Wallet Bridge: this top-up order was placed with the wallet "
-                   "payment method, which cannot pay for a top-up. Nothing was credited or debited.")  # fmt: skip
+    _tell_shop(
+        ctx,
+        "order.mark_unpaid",
+        "A wallet top-up cannot be paid from the wallet: please pay it with another payment method.",
+        status=ctx.settings.unpaid_order_status,
+    )
+    _tell_merchant(
+        ctx,
+        ctx.key("topup-by-wallet"),
+        "Wallet Bridge: this top-up order was placed with the wallet "
+        "payment method, which cannot pay for a top-up. Nothing was credited or debited.",
+    )
     return ctx.record
 
 
@@ -157,18 +167,31 @@ def _take_back_refunded_topup(ctx: OrderContext) -> None:
     """The top-up's refunds are recorded as card refunds; what the card got back then leaves the wallet."""
     for refund in ctx.order.refunds:
         if not _refund_applied(ctx, refund):
-            ctx.session.add(OrderRefund(shop_id=ctx.shop.id, shop_order_id=ctx.record.id,
-                                        external_id=refund.external_id, amount=refund.amount, destination="card",
-                                        wallet_credit=0, bonus=0))  # fmt: skip
+            ctx.session.add(
+                OrderRefund(
+                    shop_id=ctx.shop.id,
+                    shop_order_id=ctx.record.id,
+                    external_id=refund.external_id,
+                    amount=refund.amount,
+                    destination="card",
+                    wallet_credit=0,
+                    bonus=0,
+                )
+            )
     if ctx.customer is not None and ctx.order.refunds:
         wallet = wallet_account(ctx.session, ctx.customer, ctx.order.currency)
         take_back_card_refunds(ctx.session, ctx.shop.id, wallet, ctx.actor, ctx.order.external_id)
 
 
 def _refund_applied(ctx: OrderContext, refund: orders.RefundSnapshot) -> bool:
-    return ctx.session.execute(
-        select(OrderRefund.id).where(OrderRefund.shop_id == ctx.shop.id, OrderRefund.external_id == refund.external_id)
-    ).first() is not None
+    return (
+        ctx.session.execute(
+            select(OrderRefund.id).where(
+                OrderRefund.shop_id == ctx.shop.id, OrderRefund.external_id == refund.external_id
+            )
+        ).first()
+        is not None
+    )
 
 
 def _payer(session: Session, record: ShopOrder, customer: Customer | None) -> Customer | None:
@@ -185,18 +208,23 @@ def _payer(session: Session, record: ShopOrder, customer: Customer | None) -> Cu
 
 
 def _moved_anything(session: Session, record: ShopOrder) -> bool:
-    return moved_money(record) or session.execute(
-        select(OrderRefund.id).where(OrderRefund.shop_order_id == record.id).limit(1)
-    ).first() is not None
+    return (
+        moved_money(record)
+        or session.execute(select(OrderRefund.id).where(OrderRefund.shop_order_id == record.id).limit(1)).first()
+        is not None
+    )
 
 
 def _may_charge(ctx: OrderContext) -> bool:
     """Charge a wallet order never decided before; or, in a newer state awaiting payment again, one refused
     before (the customer topped up), cancelled before it paid, or whose payment went back (failed or
     cancelled, then set pending again: a new attempt). Never one with refunds (it was paid)."""
-    has_refunds = ctx.order.refunds or ctx.session.execute(
-        select(OrderRefund.id).where(OrderRefund.shop_order_id == ctx.record.id).limit(1)
-    ).first()
+    has_refunds = (
+        ctx.order.refunds
+        or ctx.session.execute(
+            select(OrderRefund.id).where(OrderRefund.shop_order_id == ctx.record.id).limit(1)
+        ).first()
+    )
     return bool(payment_undecided(ctx.record, ctx.order) and not has_refunds and _pays_by_wallet(ctx))
 
 
@@ -204,8 +232,10 @@ def _flag_paid_after_reversal(ctx: OrderContext) -> None:
     """The merchant set an order paid again after its wallet payment went back to the wallet: the bridge
     does not take the money a second time on its own; the merchant is told, once, privately."""
     returned = format_amount(ctx.record.wallet_refunded, ctx.record.currency)
-    note = (f"Wallet Bridge: this order is {ctx.order.status} again, but its wallet payment ({returned}) was "
-            f"returned to the customer's wallet when it was cancelled. Collect it another way, or cancel the order.")
+    note = (
+        f"Wallet Bridge: this order is {ctx.order.status} again, but its wallet payment ({returned}) was "
+        f"returned to the customer's wallet when it was cancelled. Collect it another way, or cancel the order."
+    )
     _tell_merchant(ctx, ctx.attempt_key("paid-after-reversal"), note)
 
 
@@ -219,8 +249,12 @@ def _settle_edited_total(ctx: OrderContext) -> None:
     changed = f"The order's total changed to {format_amount(order.total, currency)}"
     if difference < 0:
         if _return_held_part(ctx, -difference, ctx.attempt_key(edit)):
-            _tell_shop(ctx, "order.note", f"{changed}: {format_amount(-difference, currency)} returned to your "
-                       "wallet.", f":{edit}")  # fmt: skip
+            _tell_shop(
+                ctx,
+                "order.note",
+                f"{changed}: {format_amount(-difference, currency)} returned to your wallet.",
+                f":{edit}",
+            )
         return
     wallet = wallet_account(ctx.session, ctx.customer, currency, lock=True)
     release_expired_holds(ctx.session, wallet)
@@ -230,8 +264,15 @@ def _settle_edited_total(ctx: OrderContext) -> None:
         note = f"{changed}: {format_amount(difference, currency)} more paid from your wallet."
         return _tell_shop(ctx, "order.note", note, f":{edit}")
     record.payment_outcome, record.paid_in_part = PaymentOutcome.PARTIAL, True
-    _tell_shop(ctx, "order.add_wallet_fee", "", f":{edit}", transaction_id=f"{record.payment_attempt}-{edit}",
-               amount=held, reopen=True)  # fmt: skip
+    _tell_shop(
+        ctx,
+        "order.add_wallet_fee",
+        "",
+        f":{edit}",
+        transaction_id=f"{record.payment_attempt}-{edit}",
+        amount=held,
+        reopen=True,
+    )
 
 
 def find_order(session: Session, shop_id: int, order_external_id: str) -> ShopOrder | None:
@@ -255,10 +296,17 @@ def apply_refund_event(
     ).scalars()
     known = tuple(orders.RefundSnapshot(r.external_id, r.amount, "") for r in earlier)
     snapshot = OrderSnapshot(
-        external_id=order_external_id, customer_external_id=customer.external_id, email=None, customer_name=None,
-        currency=record.currency, status=record.status, phase=orders.OTHER, total=record.total, payment_method="",
+        external_id=order_external_id,
+        customer_external_id=customer.external_id,
+        email=None,
+        customer_name=None,
+        currency=record.currency,
+        status=record.status,
+        phase=orders.OTHER,
+        total=record.total,
+        payment_method="",
         refunds=(*known, refund),
-    )  # fmt: skip
+    )
     ctx = OrderContext(session, shop, ShopSettings.load(shop.settings), snapshot, record, customer, actor)
     _check_refunds_fit(ctx)
     _apply_refund(ctx, refund)
@@ -270,8 +318,9 @@ def release_trashed_order(session: Session, shop: Shop, trashed: TrashedOrder, a
     reverse_recorded_order(session, shop, trashed.external_id, "moved to the trash", actor)
 
 
-def reverse_recorded_order(session: Session, shop: Shop, order_external_id: str, why: str,
-                           actor: Actor) -> ShopOrder | None:  # fmt: skip
+def reverse_recorded_order(
+    session: Session, shop: Shop, order_external_id: str, why: str, actor: Actor
+) -> ShopOrder | None:
     """Undo an order as its cancellation would (wallet part and points back, once) when the shop will send
     none: trashed, or failed and left unpaid (bridge/order_release.py). `why` ends "Order #N was …". Locks
     the order's row; None for an order the bridge does not know."""
@@ -281,9 +330,16 @@ def reverse_recorded_order(session: Session, shop: Shop, order_external_id: str,
     if record.payment_outcome is None:  # never decided: a later state must not charge it
         record.payment_outcome = PaymentOutcome.CANCELLED
     snapshot = OrderSnapshot(
-        external_id=order_external_id, customer_external_id=None, email=None, customer_name=None,
-        currency=record.currency, status=why, phase=orders.CANCELLED, total=record.total, payment_method="",
-    )  # fmt: skip
+        external_id=order_external_id,
+        customer_external_id=None,
+        email=None,
+        customer_name=None,
+        currency=record.currency,
+        status=why,
+        phase=orders.CANCELLED,
+        total=record.total,
+        payment_method="",
+    )
     customer = session.get(Customer, record.customer_id) if record.customer_id else None
     _reverse_order(OrderContext(session, shop, ShopSettings.load(shop.settings), snapshot, record, customer, actor))
     return record
@@ -294,13 +350,21 @@ def _lock_order_record(session: Session, shop: Shop, order: OrderSnapshot, custo
         session,
         ShopOrder,
         {
-            "shop_id": shop.id, "external_id": order.external_id, "customer_id": customer.id if customer else None,
-            "currency": order.currency, "status": order.status, "total": order.total, "wallet_paid": 0,
-            "wallet_refunded": 0, "points_earned": 0, "points_clawed_back": 0, "created_at": utcnow(),
+            "shop_id": shop.id,
+            "external_id": order.external_id,
+            "customer_id": customer.id if customer else None,
+            "currency": order.currency,
+            "status": order.status,
+            "total": order.total,
+            "wallet_paid": 0,
+            "wallet_refunded": 0,
+            "points_earned": 0,
+            "points_clawed_back": 0,
+            "created_at": utcnow(),
             "updated_at": utcnow(),
         },
         ["shop_id", "external_id"],
-    )  # fmt: skip
+    )
     return _locked_order(session, shop.id, order.external_id)
 
 
@@ -383,8 +447,10 @@ def _take_payment(ctx: OrderContext, wallet, amount: int, reservation):
 
 def partial_payment_note(paid: int, left: int, currency: str) -> str:
     """The customer's note for a partial payment, with what the shop really asks for once the fee is in."""
-    return (f"Paid {format_amount(paid, currency)} from your wallet; "
-            f"{format_amount(left, currency)} is left to pay by another method.")  # fmt: skip
+    return (
+        f"Paid {format_amount(paid, currency)} from your wallet; "
+        f"{format_amount(left, currency)} is left to pay by another method."
+    )
 
 
 def _post_payment(ctx: OrderContext, wallet, amount: int, key: str | None = None):
@@ -425,9 +491,13 @@ def _tell_shop(ctx: OrderContext, kind: str, note: str, key_suffix: str = "", **
 def _ask_shop_for_checkout_spend(ctx: OrderContext) -> None:
     """The body names the store credit gateway but not what it took (Shopify's order webhooks carry no
     transactions): the outbox worker reads the order's transactions and calls `record_checkout_spend`."""
-    enqueue(ctx.session, shop_id=ctx.shop.id, kind="order.fetch_transactions",
-            payload={"order_id": ctx.order.external_id, "currency": ctx.order.currency},
-            dedupe_key=ctx.key("fetch-transactions"))  # fmt: skip
+    enqueue(
+        ctx.session,
+        shop_id=ctx.shop.id,
+        kind="order.fetch_transactions",
+        payload={"order_id": ctx.order.external_id, "currency": ctx.order.currency},
+        dedupe_key=ctx.key("fetch-transactions"),
+    )
 
 
 def record_checkout_spend(session: Session, shop: Shop, order_external_id: str, spent: int, actor: Actor) -> None:
@@ -440,20 +510,26 @@ def record_checkout_spend(session: Session, shop: Shop, order_external_id: str, 
     _post_checkout_spend(session, shop.id, record, session.get(Customer, record.customer_id), spent, actor)
 
 
-def _post_checkout_spend(session: Session, shop_id: int, record: ShopOrder, customer: Customer, spent: int,
-                         actor: Actor) -> None:  # fmt: skip
+def _post_checkout_spend(
+    session: Session, shop_id: int, record: ShopOrder, customer: Customer, spent: int, actor: Actor
+) -> None:
     """The customer spent store credit at the shop's own checkout (Shopify): the wallet follows, under a
     native key, so the movement is not sent back to the shop. A wallet that cannot cover it fails the
     delivery (or the outbox message) visibly: the two have drifted, and `wallet-bridge sync` reconciles them."""
     wallet = wallet_account(session, customer, record.currency)
     post_transaction(
-        session, shop_id=shop_id, kind="payment",
+        session,
+        shop_id=shop_id,
+        kind="payment",
         reason=f"Store credit spent at checkout on order #{record.external_id}",
-        legs=[Leg(wallet, -spent),
-              Leg(system_account(session, shop_id, SystemAccount.WALLET_PAYMENTS, record.currency), spent)],
-        idempotency_key=native_key(_order_key(record.external_id, "checkout-spend")), actor=actor,
+        legs=[
+            Leg(wallet, -spent),
+            Leg(system_account(session, shop_id, SystemAccount.WALLET_PAYMENTS, record.currency), spent),
+        ],
+        idempotency_key=native_key(_order_key(record.external_id, "checkout-spend")),
+        actor=actor,
         order_ref=record.external_id,
-    )  # fmt: skip
+    )
     record.wallet_paid, record.payment_outcome = spent, PaymentOutcome.STORE_CREDIT
 
 
@@ -471,8 +547,16 @@ def _reverse_order(ctx: OrderContext) -> None:
                 ctx.session, ctx.shop, ctx.customer, remaining, ctx.key("points-reversal"), ctx.order.external_id
             ).taken
         if kept := _cashback_kept(ctx):
-            take_back_cashback(ctx.session, ctx.shop, ctx.customer, ctx.order.external_id, record.currency, kept,
-                               ctx.key("cashback-reversal"), ctx.actor)  # fmt: skip
+            take_back_cashback(
+                ctx.session,
+                ctx.shop,
+                ctx.customer,
+                ctx.order.external_id,
+                record.currency,
+                kept,
+                ctx.key("cashback-reversal"),
+                ctx.actor,
+            )
 
 
 def _return_held(ctx: OrderContext, what_happened: str) -> int:
@@ -493,16 +577,31 @@ def _return_held_part(ctx: OrderContext, amount: int, key: str, what_happened: s
     return amount
 
 
-def _post_return(session: Session, shop_id: int, record: ShopOrder, customer: Customer, amount: int, key: str,
-                 reason: str, actor: Actor) -> bool:  # fmt: skip
+def _post_return(
+    session: Session,
+    shop_id: int,
+    record: ShopOrder,
+    customer: Customer,
+    amount: int,
+    key: str,
+    reason: str,
+    actor: Actor,
+) -> bool:
     """Post wallet money the order held back to the wallet, once per key; False for a replay."""
     wallet = wallet_account(session, customer, record.currency)
     posted = post_transaction(
-        session, shop_id=shop_id, kind="payment_reversal", reason=reason,
-        legs=[Leg(wallet, amount),
-              Leg(system_account(session, shop_id, SystemAccount.WALLET_PAYMENTS, record.currency), -amount)],
-        idempotency_key=key, actor=actor, order_ref=record.external_id,
-    )  # fmt: skip
+        session,
+        shop_id=shop_id,
+        kind="payment_reversal",
+        reason=reason,
+        legs=[
+            Leg(wallet, amount),
+            Leg(system_account(session, shop_id, SystemAccount.WALLET_PAYMENTS, record.currency), -amount),
+        ],
+        idempotency_key=key,
+        actor=actor,
+        order_ref=record.external_id,
+    )
     if not posted.replayed:
         take_back_card_refunds(session, shop_id, wallet, actor)  # it may return into such a top-up
     return not posted.replayed
@@ -526,10 +625,15 @@ def _credit_order_cashback(ctx: OrderContext) -> None:
     if undone or not earns_cashback_now(ctx.settings, ctx.order):
         return
     paid = points_base(ctx.settings, ctx.order, wallet_held(ctx.record) + _paid_by_other_means(ctx))
-    if credit_cashback(ctx.session, ctx.shop, ctx.settings, ctx.customer, ctx.order, paid, ctx.key("cashback"),
-                       ctx.actor):  # fmt: skip
-        _tell_shop(ctx, "order.note", f"{format_amount(_cashback_kept(ctx), ctx.record.currency)} cashback added "
-                   "to your wallet.", ":cashback")  # fmt: skip
+    if credit_cashback(
+        ctx.session, ctx.shop, ctx.settings, ctx.customer, ctx.order, paid, ctx.key("cashback"), ctx.actor
+    ):
+        _tell_shop(
+            ctx,
+            "order.note",
+            f"{format_amount(_cashback_kept(ctx), ctx.record.currency)} cashback added to your wallet.",
+            ":cashback",
+        )
 
 
 def _cashback_kept(ctx: OrderContext) -> int:
@@ -567,10 +671,15 @@ def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
     card_credit = split.card_part if to_wallet else 0
     bonus = percent_of(card_credit, ctx.settings.refund_wallet_bonus_bp) if to_wallet else 0
     applied = OrderRefund(
-        shop_id=ctx.shop.id, shop_order_id=record.id, external_id=refund.external_id, amount=refund.amount,
+        shop_id=ctx.shop.id,
+        shop_order_id=record.id,
+        external_id=refund.external_id,
+        amount=refund.amount,
         destination="wallet" if to_wallet else "points" if to_points else "original",
-        wallet_credit=split.wallet_part + card_credit, wallet_part=split.wallet_part, bonus=bonus,
-    )  # fmt: skip
+        wallet_credit=split.wallet_part + card_credit,
+        wallet_part=split.wallet_part,
+        bonus=bonus,
+    )
     if to_points:
         _refund_as_points(ctx, refund, split.card_part)
     applied.wallet_credit += split.native_extra
@@ -583,8 +692,9 @@ def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
             applied.transaction_id = _credit_refund(ctx, refund, split.wallet_part, card_credit, bonus)
         record.wallet_refunded += split.wallet_part
         if split.wallet_part:  # wallet money returns into the lots it came from: maybe a top-up refunded to the card
-            take_back_card_refunds(session, ctx.shop.id, wallet_account(session, ctx.customer, record.currency),
-                                   ctx.actor)  # fmt: skip
+            take_back_card_refunds(
+                session, ctx.shop.id, wallet_account(session, ctx.customer, record.currency), ctx.actor
+            )
         total = format_amount(applied.wallet_credit + bonus, record.currency)
         _tell_shop_once(ctx, f"refund:{refund.external_id}", f"Refund of {total} credited to your wallet.")
     if ctx.customer is not None:
@@ -608,29 +718,43 @@ def _take_back_deleted_refunds(ctx: OrderContext) -> None:
         wallet = wallet_account(ctx.session, ctx.customer, ctx.record.currency, lock=True)
         amount = format_amount(credited, ctx.record.currency)
         if wallet.available < credited:
-            note = (f"Wallet Bridge: refund #{row.external_id} was deleted in the shop after {amount} was credited "
-                    f"to the customer's wallet, which no longer holds it. Nothing was taken back: settle it with "
-                    f"the customer.")  # fmt: skip
+            note = (
+                f"Wallet Bridge: refund #{row.external_id} was deleted in the shop after {amount} was credited "
+                f"to the customer's wallet, which no longer holds it. Nothing was taken back: settle it with "
+                f"the customer."
+            )
             _tell_merchant(ctx, f"refund:{row.external_id}:deleted", note)
             continue
         _post_refund_withdrawal(ctx, row, wallet, credited)
         ctx.record.wallet_refunded -= row.wallet_part
-        _tell_shop_once(ctx, f"refund:{row.external_id}:deleted",
-                        f"The refund of {amount} was cancelled by the shop: {amount} taken back from your wallet.")
+        _tell_shop_once(
+            ctx,
+            f"refund:{row.external_id}:deleted",
+            f"The refund of {amount} was cancelled by the shop: {amount} taken back from your wallet.",
+        )
 
 
 def _post_refund_withdrawal(ctx: OrderContext, row: OrderRefund, wallet, credited: int) -> None:
     currency, shop_id = ctx.record.currency, ctx.shop.id
     legs = [Leg(wallet, -credited)]
-    for account, part in ((SystemAccount.WALLET_PAYMENTS, row.wallet_part),
-                          (SystemAccount.REFUNDS_ISSUED, row.wallet_credit - row.wallet_part),
-                          (SystemAccount.PROMOTIONS, row.bonus)):  # fmt: skip
+    for account, part in (
+        (SystemAccount.WALLET_PAYMENTS, row.wallet_part),
+        (SystemAccount.REFUNDS_ISSUED, row.wallet_credit - row.wallet_part),
+        (SystemAccount.PROMOTIONS, row.bonus),
+    ):
         if part:
             legs.append(Leg(system_account(ctx.session, shop_id, account, currency), part))
-    post_transaction(ctx.session, shop_id=shop_id, kind="refund_reversal",
-                     reason=f"Refund #{row.external_id} of order #{ctx.order.external_id} was deleted by the shop",
-                     legs=legs, idempotency_key=f"refund:{row.external_id}:deleted", actor=ctx.actor,
-                     order_ref=ctx.order.external_id, refund_ref=row.external_id)  # fmt: skip
+    post_transaction(
+        ctx.session,
+        shop_id=shop_id,
+        kind="refund_reversal",
+        reason=f"Refund #{row.external_id} of order #{ctx.order.external_id} was deleted by the shop",
+        legs=legs,
+        idempotency_key=f"refund:{row.external_id}:deleted",
+        actor=ctx.actor,
+        order_ref=ctx.order.external_id,
+        refund_ref=row.external_id,
+    )
 
 
 def _refund_as_points(ctx: OrderContext, refund: orders.RefundSnapshot, amount: int) -> None:
@@ -640,25 +764,41 @@ def _refund_as_points(ctx: OrderContext, refund: orders.RefundSnapshot, amount: 
     if points <= 0:
         return
     post_transaction(
-        session, shop_id=ctx.shop.id, kind="refund_to_points",
+        session,
+        shop_id=ctx.shop.id,
+        kind="refund_to_points",
         reason=f"Refund #{refund.external_id} of order #{ctx.order.external_id} as {points} points",
-        legs=[Leg(points_account(session, ctx.customer), points),
-              Leg(system_account(session, ctx.shop.id, SystemAccount.POINTS_ISSUED, POINTS), -points)],
-        idempotency_key=f"refund:{refund.external_id}:points-credit", actor=ctx.actor,
-        order_ref=ctx.order.external_id, refund_ref=refund.external_id,
-    )  # fmt: skip
+        legs=[
+            Leg(points_account(session, ctx.customer), points),
+            Leg(system_account(session, ctx.shop.id, SystemAccount.POINTS_ISSUED, POINTS), -points),
+        ],
+        idempotency_key=f"refund:{refund.external_id}:points-credit",
+        actor=ctx.actor,
+        order_ref=ctx.order.external_id,
+        refund_ref=refund.external_id,
+    )
     _tell_shop_once(ctx, f"refund:{refund.external_id}:points", f"Refund credited as {points} loyalty points.")
 
 
 def _tell_shop_once(ctx: OrderContext, key: str, note: str) -> None:
-    enqueue(ctx.session, shop_id=ctx.shop.id, kind="order.note",
-            payload={"order_id": ctx.order.external_id, "note": note}, dedupe_key=key)  # fmt: skip
+    enqueue(
+        ctx.session,
+        shop_id=ctx.shop.id,
+        kind="order.note",
+        payload={"order_id": ctx.order.external_id, "note": note},
+        dedupe_key=key,
+    )
 
 
 def _tell_merchant(ctx: OrderContext, key: str, note: str) -> None:
     """A private order note: the merchant reads it, the customer is not e-mailed."""
-    enqueue(ctx.session, shop_id=ctx.shop.id, kind="order.note",
-            payload={"order_id": ctx.order.external_id, "note": note, "customer_note": False}, dedupe_key=key)
+    enqueue(
+        ctx.session,
+        shop_id=ctx.shop.id,
+        kind="order.note",
+        payload={"order_id": ctx.order.external_id, "note": note, "customer_note": False},
+        dedupe_key=key,
+    )
 
 
 def _credit_refund(ctx: OrderContext, refund, wallet_part: int, card_credit: int, bonus: int, native=False) -> int:
@@ -675,11 +815,17 @@ def _credit_refund(ctx: OrderContext, refund, wallet_part: int, card_credit: int
     if refund.reason:
         reason += f": {refund.reason}"
     return post_transaction(
-        session, shop_id=ctx.shop.id, kind="refund_to_wallet", reason=reason, legs=legs,
+        session,
+        shop_id=ctx.shop.id,
+        kind="refund_to_wallet",
+        reason=reason,
+        legs=legs,
         idempotency_key=native_key(f"refund:{refund.external_id}") if native else f"refund:{refund.external_id}",
-        actor=ctx.actor, order_ref=ctx.order.external_id,
-        refund_ref=refund.external_id, lots=LotPolicy(promo_expires_at=promotional_expiry(ctx.settings)),
-    ).transaction.id  # fmt: skip
+        actor=ctx.actor,
+        order_ref=ctx.order.external_id,
+        refund_ref=refund.external_id,
+        lots=LotPolicy(promo_expires_at=promotional_expiry(ctx.settings)),
+    ).transaction.id
 
 
 def _claw_back_refund_points(ctx: OrderContext, refund, applied: OrderRefund) -> None:
@@ -702,8 +848,16 @@ def _claw_back_refund_cashback(ctx: OrderContext, refund) -> None:
     if not amount:
         return
     due = refund_share(ctx.order, refund, amount)
-    take_back_cashback(ctx.session, ctx.shop, ctx.customer, ctx.order.external_id, ctx.record.currency, due,
-                       f"refund:{refund.external_id}:cashback", ctx.actor)  # fmt: skip
+    take_back_cashback(
+        ctx.session,
+        ctx.shop,
+        ctx.customer,
+        ctx.order.external_id,
+        ctx.record.currency,
+        due,
+        f"refund:{refund.external_id}:cashback",
+        ctx.actor,
+    )
 
 
 def wallet_payment_stands(session: Session, shop: Shop, order_external_id: str) -> bool:
@@ -719,15 +873,23 @@ def return_paid_otherwise(session: Session, shop: Shop, order_external_id: str) 
     returned = return_overcharge(session, shop, order_external_id, None, 0, "paid-otherwise")
     if returned:
         record = find_order(session, shop.id, order_external_id)
-        note = (f"{format_amount(returned, record.currency)} returned to your wallet: the order was paid in full "
-                "another way.")
-        enqueue(session, shop_id=shop.id, kind="order.note", payload={"order_id": order_external_id, "note": note},
-                dedupe_key=f"order:{order_external_id}:paid-otherwise")  # fmt: skip
+        note = (
+            f"{format_amount(returned, record.currency)} returned to your wallet: the order was paid in full "
+            "another way."
+        )
+        enqueue(
+            session,
+            shop_id=shop.id,
+            kind="order.note",
+            payload={"order_id": order_external_id, "note": note},
+            dedupe_key=f"order:{order_external_id}:paid-otherwise",
+        )
     return returned
 
 
-def return_overcharge(session: Session, shop: Shop, order_external_id: str, charged: int | None,
-                      credited_by_shop: int, marker: str) -> int:  # fmt: skip
+def return_overcharge(
+    session: Session, shop: Shop, order_external_id: str, charged: int | None, credited_by_shop: int, marker: str
+) -> int:
     """The shop may lower an order by less than the wallet paid (it cuts a negative fee at a total of 0.00,
     or rounds its tax): give the difference back to the wallet, once per push (`marker`). Returns it.
     `charged` None: all the wallet money the order holds (the shop took none of it)."""
@@ -738,11 +900,14 @@ def return_overcharge(session: Session, shop: Shop, order_external_id: str, char
     overcharge = wallet_overcharge(held, charged, credited_by_shop)
     if overcharge <= 0:
         return 0
-    reason = (f"Order #{order_external_id}: the shop applied {format_amount(credited_by_shop, record.currency)} of "
-              "the wallet payment; the rest is returned")
+    reason = (
+        f"Order #{order_external_id}: the shop applied {format_amount(credited_by_shop, record.currency)} of "
+        "the wallet payment; the rest is returned"
+    )
     key = f"order:{order_external_id}:overcharge:{marker}"
-    if not _post_return(session, shop.id, record, session.get(Customer, record.customer_id), overcharge, key, reason,
-                        SYSTEM):  # fmt: skip
+    if not _post_return(
+        session, shop.id, record, session.get(Customer, record.customer_id), overcharge, key, reason, SYSTEM
+    ):
         return 0
     record.wallet_paid -= overcharge  # the payment was smaller than decided
     return overcharge

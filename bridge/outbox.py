@@ -26,8 +26,19 @@ from bridge.models import Customer, OutboxMessage, ShopOrder, utcnow
 from bridge.states import OutboxStatus
 
 CUSTOMER_NOTE_KINDS = frozenset({"order.mark_paid", "order.add_wallet_fee", "order.mark_unpaid", "order.note"})
-KINDS = frozenset({"order.mark_paid", "order.add_wallet_fee", "order.mark_unpaid", "order.note", "order.refund",
-                   "order.create_refund", "store_credit.credit", "store_credit.debit", "order.fetch_transactions"})
+KINDS = frozenset(
+    {
+        "order.mark_paid",
+        "order.add_wallet_fee",
+        "order.mark_unpaid",
+        "order.note",
+        "order.refund",
+        "order.create_refund",
+        "store_credit.credit",
+        "store_credit.debit",
+        "order.fetch_transactions",
+    }
+)
 
 
 def enqueue(session: Session, *, shop_id: int, kind: str, payload: dict, dedupe_key: str) -> None:
@@ -41,11 +52,17 @@ def enqueue(session: Session, *, shop_id: int, kind: str, payload: dict, dedupe_
         session,
         OutboxMessage,
         {
-            "shop_id": shop_id, "kind": kind, "payload": payload, "dedupe_key": dedupe_key,
-            "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now,
+            "shop_id": shop_id,
+            "kind": kind,
+            "payload": payload,
+            "dedupe_key": dedupe_key,
+            "status": OutboxStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
         },
         ["shop_id", "dedupe_key"],
-    )  # fmt: skip
+    )
 
 
 def note_to_customer(session: Session, *, shop_id: int, customer_id: int, note: str, dedupe_key: str) -> bool:
@@ -59,8 +76,9 @@ def note_to_customer(session: Session, *, shop_id: int, customer_id: int, note: 
     ).scalar_one_or_none()
     if latest is None:
         return False
-    enqueue(session, shop_id=shop_id, kind="order.note", payload={"order_id": latest, "note": note},
-            dedupe_key=dedupe_key)  # fmt: skip
+    enqueue(
+        session, shop_id=shop_id, kind="order.note", payload={"order_id": latest, "note": note}, dedupe_key=dedupe_key
+    )
     return True
 
 

@@ -69,9 +69,14 @@ def claw_back_points(
 
 
 def convert_points(
-    session: Session, shop: Shop, settings: ShopSettings, customer: Customer, points: int | None, key: str,
+    session: Session,
+    shop: Shop,
+    settings: ShopSettings,
+    customer: Customer,
+    points: int | None,
+    key: str,
     actor: Actor = SYSTEM,
-) -> Posted:  # fmt: skip
+) -> Posted:
     """Turn points into wallet money at the shop's rate (all convertible points when `points` is None).
     A repeated key returns the first conversion, even though the points it used are gone now; the same key
     for other points or another customer is a conflict."""
@@ -113,8 +118,9 @@ def _ensure_enough_points(settings: ShopSettings, requested: int, balance: int) 
 
 def _points_used_by(session: Session, conversion: LedgerTransaction) -> int:
     """The points a conversion took: what "all convertible points" meant when it was made."""
-    taken = select(total(Entry.amount)).where(Entry.transaction_id == conversion.id, Entry.currency == POINTS,
-                                              Entry.amount < 0)  # fmt: skip
+    taken = select(total(Entry.amount)).where(
+        Entry.transaction_id == conversion.id, Entry.currency == POINTS, Entry.amount < 0
+    )
     return -session.scalar(taken)
 
 

@@ -27,12 +27,39 @@ from bridge.models import (
 from bridge.wallets import require_customer, statement
 
 # Keys of WooCommerce and Shopify bodies that hold a person's details (whole addresses are dropped at once).
-PERSONAL_KEYS = frozenset({
-    "email", "contact_email", "first_name", "last_name", "name", "display_name", "username", "phone", "company",
-    "billing", "shipping", "billing_address", "shipping_address", "default_address", "addresses", "address_1",
-    "address_2", "city", "state", "postcode", "zip", "province", "customer_ip_address", "customer_user_agent",
-    "browser_ip", "client_details", "customer_note", "note", "avatar_url",
-})  # fmt: skip
+PERSONAL_KEYS = frozenset(
+    {
+        "email",
+        "contact_email",
+        "first_name",
+        "last_name",
+        "name",
+        "display_name",
+        "username",
+        "phone",
+        "company",
+        "billing",
+        "shipping",
+        "billing_address",
+        "shipping_address",
+        "default_address",
+        "addresses",
+        "address_1",
+        "address_2",
+        "city",
+        "state",
+        "postcode",
+        "zip",
+        "province",
+        "customer_ip_address",
+        "customer_user_agent",
+        "browser_ip",
+        "client_details",
+        "customer_note",
+        "note",
+        "avatar_url",
+    }
+)
 CUSTOMER_TOPICS = ("customer.", "customers/")  # WooCommerce's customer.updated, Shopify's customers/update
 EXPORT_PAGE = 500
 
@@ -65,29 +92,81 @@ def customer_data(session: Session, shop: Shop, external_id: str) -> dict:
         "customer": _row(customer, "external_id", "name", "email", "created_at"),
         "accounts": [_row(a, "code", "kind", "currency", "balance", "held", "locked") for a in accounts],
         "movements": _all_movements(session, shop, external_id),
-        "holds": _rows(session, select(Hold).where(Hold.account_id.in_(account_ids)),
-                       "amount", "status", "reason", "order_ref", "expires_at", "created_at"),
-        "credit_lots": _rows(session, select(CreditLot).where(CreditLot.account_id.in_(account_ids)),
-                             "kind", "source", "amount", "remaining", "expires_at"),
-        "orders": _rows(session, _orders_of(customer), "external_id", "currency", "status", "total", "wallet_paid",
-                        "wallet_refunded", "points_earned", "created_at"),
-        "topup_requests": _rows(session, select(TopupRequest).where(TopupRequest.customer_id == customer.id),
-                                "amount", "currency", "order_external_id", "created_at"),
-        "withdrawal_requests": _rows(session, select(WithdrawalRequest).where(
-            WithdrawalRequest.customer_id == customer.id), "amount", "currency", "status", "decline_reason",
-            "created_at", "decided_at"),
-        "messages_to_the_shop": _rows(session, select(OutboxMessage).where(
-            OutboxMessage.shop_id == shop.id,
-            OutboxMessage.payload["order_id"].as_string().in_(_order_ids(customer))), "kind", "payload", "status",
-            "created_at"),
+        "holds": _rows(
+            session,
+            select(Hold).where(Hold.account_id.in_(account_ids)),
+            "amount",
+            "status",
+            "reason",
+            "order_ref",
+            "expires_at",
+            "created_at",
+        ),
+        "credit_lots": _rows(
+            session,
+            select(CreditLot).where(CreditLot.account_id.in_(account_ids)),
+            "kind",
+            "source",
+            "amount",
+            "remaining",
+            "expires_at",
+        ),
+        "orders": _rows(
+            session,
+            _orders_of(customer),
+            "external_id",
+            "currency",
+            "status",
+            "total",
+            "wallet_paid",
+            "wallet_refunded",
+            "points_earned",
+            "created_at",
+        ),
+        "topup_requests": _rows(
+            session,
+            select(TopupRequest).where(TopupRequest.customer_id == customer.id),
+            "amount",
+            "currency",
+            "order_external_id",
+            "created_at",
+        ),
+        "withdrawal_requests": _rows(
+            session,
+            select(WithdrawalRequest).where(WithdrawalRequest.customer_id == customer.id),
+            "amount",
+            "currency",
+            "status",
+            "decline_reason",
+            "created_at",
+            "decided_at",
+        ),
+        "messages_to_the_shop": _rows(
+            session,
+            select(OutboxMessage).where(
+                OutboxMessage.shop_id == shop.id,
+                OutboxMessage.payload["order_id"].as_string().in_(_order_ids(customer)),
+            ),
+            "kind",
+            "payload",
+            "status",
+            "created_at",
+        ),
         "webhook_deliveries": [
             {"topic": d.topic, "received_at": d.received_at.isoformat(), "body": _readable(d.body)}
             for d in session.scalars(_deliveries_about(session, shop, customer))
         ],
-        "audit_trail": _rows(session, select(AuditEvent).where(AuditEvent.shop_id == shop.id,
-                                                                AuditEvent.target == customer.external_id),
-                             "action", "field", "old_value", "new_value", "actor", "created_at"),
-    }  # fmt: skip
+        "audit_trail": _rows(
+            session,
+            select(AuditEvent).where(AuditEvent.shop_id == shop.id, AuditEvent.target == customer.external_id),
+            "action",
+            "field",
+            "old_value",
+            "new_value",
+            "actor",
+            "created_at",
+        ),
+    }
 
 
 def _orders_of(customer: Customer):
@@ -103,11 +182,15 @@ def _deliveries_about(session: Session, shop: Shop, customer: Customer):
     customer_topic = or_(*(InboxDelivery.topic.startswith(prefix) for prefix in CUSTOMER_TOPICS))
     return (
         select(InboxDelivery)
-        .where(InboxDelivery.shop_id == shop.id,
-               or_(customer_topic & (InboxDelivery.resource_id == customer.external_id),
-                   ~customer_topic & InboxDelivery.resource_id.in_(_order_ids(customer))))
+        .where(
+            InboxDelivery.shop_id == shop.id,
+            or_(
+                customer_topic & (InboxDelivery.resource_id == customer.external_id),
+                ~customer_topic & InboxDelivery.resource_id.in_(_order_ids(customer)),
+            ),
+        )
         .order_by(InboxDelivery.id)
-    )  # fmt: skip
+    )
 
 
 def _scrubbed(body: bytes) -> bytes:

@@ -33,9 +33,16 @@ def lifetime_spend(session: Session, shop_id: int, customer_id: int) -> int:
 
 
 def request_refund(
-    session: Session, shop: Shop, order_external_id: str, *, amount: int, destination: str, reason: str,
-    key: str, now: datetime | None = None,
-) -> RefundRequest:  # fmt: skip
+    session: Session,
+    shop: Shop,
+    order_external_id: str,
+    *,
+    amount: int,
+    destination: str,
+    reason: str,
+    key: str,
+    now: datetime | None = None,
+) -> RefundRequest:
     """Check the request against the order and the return window, then ask the shop for the refund
     (through the outbox). The ledger moves when the shop's refund delivery arrives, once."""
     now = now or utcnow()
@@ -53,14 +60,30 @@ def request_refund(
             raise IdempotencyConflict("this key was used for another refund", fields={"idempotency_key": "in use"})
         return existing
     _check(session, shop, record, amount, destination, now)
-    request = RefundRequest(shop_id=shop.id, shop_order_id=record.id, idempotency_key=key, amount=amount,
-                            destination=destination, reason=reason, status="requested")  # fmt: skip
+    request = RefundRequest(
+        shop_id=shop.id,
+        shop_order_id=record.id,
+        idempotency_key=key,
+        amount=amount,
+        destination=destination,
+        reason=reason,
+        status="requested",
+    )
     session.add(request)
     session.flush()
-    enqueue(session, shop_id=shop.id, kind="order.create_refund",
-            payload={"order_id": order_external_id, "amount": amount, "reason": reason, "request_id": request.id,
-                     "api_refund": destination == "card"},
-            dedupe_key=f"refund-request:{request.id}")  # fmt: skip
+    enqueue(
+        session,
+        shop_id=shop.id,
+        kind="order.create_refund",
+        payload={
+            "order_id": order_external_id,
+            "amount": amount,
+            "reason": reason,
+            "request_id": request.id,
+            "api_refund": destination == "card",
+        },
+        dedupe_key=f"refund-request:{request.id}",
+    )
     return request
 
 
@@ -76,16 +99,21 @@ def _check(session: Session, shop: Shop, record: ShopOrder, amount: int, destina
     if record.customer_id is not None:
         tier, days = return_window(settings, lifetime_spend(session, shop.id, record.customer_id))
         if age > timedelta(days=days):
-            raise ValidationFailed(f"past the {days}-day return window of the {tier} tier",
-                                   fields={"order_id": f"past the {days}-day return window ({tier} tier)"})  # fmt: skip
+            raise ValidationFailed(
+                f"past the {days}-day return window of the {tier} tier",
+                fields={"order_id": f"past the {days}-day return window ({tier} tier)"},
+            )
     card_days = settings.card_refund_days
     if destination == "card" and card_days and age > timedelta(days=card_days):
-        raise ValidationFailed(f"card refunds only within {card_days} days",
-                               fields={"destination": f"card refunds only within {card_days} days: choose wallet"})
+        raise ValidationFailed(
+            f"card refunds only within {card_days} days",
+            fields={"destination": f"card refunds only within {card_days} days: choose wallet"},
+        )
     left = record.total - _refunded_or_requested(session, record)
     if amount > left:
-        raise ValidationFailed("more than is left to refund",
-                               fields={"amount": f"at most {format_amount(max(left, 0), record.currency)}"})
+        raise ValidationFailed(
+            "more than is left to refund", fields={"amount": f"at most {format_amount(max(left, 0), record.currency)}"}
+        )
 
 
 def _refunded_or_requested(session: Session, record: ShopOrder) -> int:
@@ -101,10 +129,15 @@ def _refunded_or_requested(session: Session, record: ShopOrder) -> int:
 def match_request(session: Session, record: ShopOrder, refund_external_id: str, amount: int) -> RefundRequest | None:
     """The request a shop refund answers: by its id once the bridge saw it created, else the oldest open
     request of that amount (the shop may deliver the refund before answering the bridge's POST)."""
-    requests = session.execute(
-        select(RefundRequest).where(RefundRequest.shop_order_id == record.id, RefundRequest.status != "refused")
-        .order_by(RefundRequest.id)
-    ).scalars().all()  # fmt: skip
+    requests = (
+        session.execute(
+            select(RefundRequest)
+            .where(RefundRequest.shop_order_id == record.id, RefundRequest.status != "refused")
+            .order_by(RefundRequest.id)
+        )
+        .scalars()
+        .all()
+    )
     by_id = [r for r in requests if r.refund_external_id == refund_external_id]
     open_of_amount = [r for r in requests if r.refund_external_id is None and r.amount == amount]
     return (by_id or open_of_amount or [None])[0]

@@ -56,7 +56,7 @@ MONEY_SOURCES: tuple[tuple[str, str, tuple[str, ...]], ...] = (  # (column name,
     ("withdrawals", "Withdrawals", ("withdrawal", "withdrawal_reversal")),
     ("expiries", "Expired credit", ("expiry",)),
     ("points", "Loyalty points", ("points_earned", "points_clawback", "refund_to_points")),
-)  # fmt: skip
+)
 POINTS_ISSUED = ("points_earned", "refund_to_points")
 EXPIRIES = ("expiry",)
 WALLET_ORDER_OUTCOMES = (PaymentOutcome.PAID, PaymentOutcome.PARTIAL)
@@ -224,9 +224,14 @@ DEPOSIT = "deposit"  # the unit of the shop-side entries on its top-ups account
 
 
 def daily_movements(
-    session: Session, shop_id: int, currency: str, start_at: datetime, end_at: datetime,
-    windows: Windows | None = None, tz: str = "UTC",
-) -> dict[tuple[date, str, str, str], Movement]:  # fmt: skip
+    session: Session,
+    shop_id: int,
+    currency: str,
+    start_at: datetime,
+    end_at: datetime,
+    windows: Windows | None = None,
+    tz: str = "UTC",
+) -> dict[tuple[date, str, str, str], Movement]:
     """(day in the zone `tz`, kind, unit, "credit"|"debit") → amount and number of transactions, for transactions
     created in [start_at, end_at). Units: "money" and "points" are the customers' side; "deposit" is the shop's
     top-ups account (what customers paid for top-ups, without any top-up bonus), read in the same scan."""
@@ -240,9 +245,9 @@ def daily_movements(
             Account.shop_id == shop_id, Account.code == f"system:{SystemAccount.TOPUPS_RECEIVED}:{currency}"
         )
     )
-    unit = case(
-        (Entry.balance_after.is_(None), DEPOSIT), (Entry.currency == POINTS, "points"), else_="money"
-    ).label("unit")
+    unit = case((Entry.balance_after.is_(None), DEPOSIT), (Entry.currency == POINTS, "points"), else_="money").label(
+        "unit"
+    )
     wanted = Entry.balance_after.is_not(None) & Entry.currency.in_([currency, POINTS])
     if deposits_account is not None:
         wanted = wanted | ((Entry.account_id + 0 == deposits_account) & (LedgerTransaction.kind == "topup"))
@@ -267,9 +272,10 @@ def daily_movements(
     )
     c = one_side.c
     rows = session.execute(
-        select(c.day, c.kind, c.unit, c.direction, func.sum(c.amount), func.count(c.transaction_id.distinct()))
-        .group_by(c.day, c.kind, c.unit, c.direction)
-    ).all()  # fmt: skip
+        select(
+            c.day, c.kind, c.unit, c.direction, func.sum(c.amount), func.count(c.transaction_id.distinct())
+        ).group_by(c.day, c.kind, c.unit, c.direction)
+    ).all()
     return {
         (_as_date(day), kind, unit, direction): Movement(abs(int(total)), count)
         for day, kind, unit, direction, total, count in rows
@@ -288,16 +294,19 @@ def daily_orders(
         .where(ShopOrder.shop_id == shop_id, ShopOrder.created_at >= start_at, ShopOrder.created_at < end_at)
         .subquery()
     )
-    rows = session.execute(
-        select(seen.c.day, func.count(), func.sum(seen.c.by_wallet)).group_by(seen.c.day)
-    ).all()
+    rows = session.execute(select(seen.c.day, func.count(), func.sum(seen.c.by_wallet)).group_by(seen.c.day)).all()
     return {_as_date(day): (int(orders), int(by_wallet or 0)) for day, orders, by_wallet in rows}
 
 
 def _net_customer_movements(
-    session: Session, shop_id: int, currencies: list[str], *, after: datetime | None = None,
-    before: datetime | None = None, windows: Windows | None = None,
-) -> dict[str, int]:  # fmt: skip
+    session: Session,
+    shop_id: int,
+    currencies: list[str],
+    *,
+    after: datetime | None = None,
+    before: datetime | None = None,
+    windows: Windows | None = None,
+) -> dict[str, int]:
     """Currency → the sum of customer entries in the range, in one scan for every currency."""
     window = _window(session, shop_id, after, before, windows)
     if window is None:
@@ -340,9 +349,14 @@ def first_activity(session: Session, shop_id: int) -> datetime | None:
 
 
 def balances_at(
-    session: Session, shop_id: int, currencies: list[str], at: datetime, now: datetime | None = None,
-    windows: Windows | None = None, known: dict | None = None,
-) -> dict[str, int]:  # fmt: skip
+    session: Session,
+    shop_id: int,
+    currencies: list[str],
+    at: datetime,
+    now: datetime | None = None,
+    windows: Windows | None = None,
+    known: dict | None = None,
+) -> dict[str, int]:
     """Currency → the customers' total balance at the moment `at` (what was owed then). Reads the shorter
     side of the history: the entries before `at`, or the stored balances minus the entries since `at`.
     `known` caches the first activity and the stored totals between calls of one report."""
@@ -459,9 +473,15 @@ class Report:
 
 
 def build_report(
-    session: Session, shop_id: int, currency: str, start: date, end: date, granularity: str,
-    now: datetime | None = None, tz: str = "UTC",
-) -> Report:  # fmt: skip
+    session: Session,
+    shop_id: int,
+    currency: str,
+    start: date,
+    end: date,
+    granularity: str,
+    now: datetime | None = None,
+    tz: str = "UTC",
+) -> Report:
     """Every figure of the report page for [start, end] (days of the zone `tz`, an IANA name; the end is cut to
     today there)."""
     now = now or utcnow()
@@ -505,10 +525,16 @@ def build_report(
         figures.append(into)
 
     return Report(
-        shop_id=shop_id, currency=currency, start=start, end=end, granularity=granularity, buckets=figures,
+        shop_id=shop_id,
+        currency=currency,
+        start=start,
+        end=end,
+        granularity=granularity,
+        buckets=figures,
         money=_reconcile("money", currency, movements, opening["money"], closing["money"]),
-        points=_reconcile("points", POINTS, movements, opening["points"], closing["points"]), timezone=tz,
-    )  # fmt: skip
+        points=_reconcile("points", POINTS, movements, opening["points"], closing["points"]),
+        timezone=tz,
+    )
 
 
 def _reconcile(unit: str, currency: str, movements: dict, opening: int, closing: int) -> Reconciliation:
@@ -557,53 +583,89 @@ def _money_pair(name: str, label: str) -> list[Column]:
 def report_table(report: Report, name: str) -> Table:
     """One of TABLES as columns and raw values (minor units, points, counts, rates as fractions)."""
     if name == "wallet":
-        columns = [Column("period_start", "Period", "date"), *_money_pair("credited", "Credited"),
-                   *_money_pair("debited", "Debited (with expiries)"),
-                   *_money_pair("deposits", "Top-ups paid"),
-                   *(Column(f"{key}_net", f"{label} (net)", "money") for key, label, _ in MONEY_SOURCES)]  # fmt: skip
+        columns = [
+            Column("period_start", "Period", "date"),
+            *_money_pair("credited", "Credited"),
+            *_money_pair("debited", "Debited (with expiries)"),
+            *_money_pair("deposits", "Top-ups paid"),
+            *(Column(f"{key}_net", f"{label} (net)", "money") for key, label, _ in MONEY_SOURCES),
+        ]
         rows = []
         for b in report.buckets:
             credited, debited = b.total("money", None, "credit"), b.total("money", None, "debit")
-            rows.append([b.bucket.start, credited.amount, credited.count, debited.amount, debited.count,
-                         b.deposits.amount, b.deposits.count,
-                         *(b.net("money", kinds) for _, _, kinds in MONEY_SOURCES)])  # fmt: skip
+            rows.append(
+                [
+                    b.bucket.start,
+                    credited.amount,
+                    credited.count,
+                    debited.amount,
+                    debited.count,
+                    b.deposits.amount,
+                    b.deposits.count,
+                    *(b.net("money", kinds) for _, _, kinds in MONEY_SOURCES),
+                ]
+            )
         return Table(name, "Wallet money", columns, rows)
     if name == "points":
-        columns = [Column("period_start", "Period", "date"), Column("points_credited", "Credited", "points"),
-                   Column("points_debited", "Debited (with expiries)", "points"),
-                   Column("points_issued", "Issued", "points"),
-                   Column("points_converted", "Converted to money", "points"),
-                   Column("points_clawed_back", "Clawed back", "points")]  # fmt: skip
+        columns = [
+            Column("period_start", "Period", "date"),
+            Column("points_credited", "Credited", "points"),
+            Column("points_debited", "Debited (with expiries)", "points"),
+            Column("points_issued", "Issued", "points"),
+            Column("points_converted", "Converted to money", "points"),
+            Column("points_clawed_back", "Clawed back", "points"),
+        ]
         rows = [
-            [b.bucket.start, b.total("points", None, "credit").amount, b.total("points", None, "debit").amount,
-             b.total("points", POINTS_ISSUED, "credit").amount,
-             b.total("points", ("points_conversion",), "debit").amount,
-             b.total("points", ("points_clawback",), "debit").amount]
+            [
+                b.bucket.start,
+                b.total("points", None, "credit").amount,
+                b.total("points", None, "debit").amount,
+                b.total("points", POINTS_ISSUED, "credit").amount,
+                b.total("points", ("points_conversion",), "debit").amount,
+                b.total("points", ("points_clawback",), "debit").amount,
+            ]
             for b in report.buckets
-        ]  # fmt: skip
+        ]
         return Table(name, "Loyalty points", columns, rows)
     if name == "usage":
-        columns = [Column("period_start", "Period", "date"), Column("orders", "Orders", "count"),
-                   Column("wallet_orders", "Paid wholly or partly by wallet", "count"),
-                   Column("usage_rate", "Usage rate", "rate")]  # fmt: skip
+        columns = [
+            Column("period_start", "Period", "date"),
+            Column("orders", "Orders", "count"),
+            Column("wallet_orders", "Paid wholly or partly by wallet", "count"),
+            Column("usage_rate", "Usage rate", "rate"),
+        ]
         rows = [[b.bucket.start, b.orders, b.wallet_orders, b.usage_rate] for b in report.buckets]
         return Table(name, "Wallet usage", columns, rows)
     if name == "liability":
-        columns = [Column("period_end", "End of period", "date"), Column("liability", "Owed to customers", "money"),
-                   Column("points_outstanding", "Points outstanding", "points")]  # fmt: skip
+        columns = [
+            Column("period_end", "End of period", "date"),
+            Column("liability", "Owed to customers", "money"),
+            Column("points_outstanding", "Points outstanding", "points"),
+        ]
         rows = [[b.bucket.end, b.liability, b.points_outstanding] for b in report.buckets]
         return Table(name, "Outstanding liability", columns, rows)
     if name == "reconciliation":
-        columns = [Column("unit", "Unit", "text"), Column("line", "Line", "text"),
-                   Column("credits", "Credits", "amount"), Column("debits", "Debits", "amount"),
-                   Column("balance", "Balance", "amount")]  # fmt: skip
+        columns = [
+            Column("unit", "Unit", "text"),
+            Column("line", "Line", "text"),
+            Column("credits", "Credits", "amount"),
+            Column("debits", "Debits", "amount"),
+            Column("balance", "Balance", "amount"),
+        ]
         rows: list[list] = []
         for rec in (report.money, report.points):
             rows.append([rec.currency, "opening balance", None, None, rec.opening])
             rows += [[rec.currency, line.kind, line.credits, line.debits, None] for line in rec.lines]
             rows.append([rec.currency, "expiry", None, rec.expiries, None])
-            rows.append([rec.currency, "opening + credits - debits - expiries", rec.credits,
-                         rec.debits + rec.expiries, rec.expected_closing])  # fmt: skip
+            rows.append(
+                [
+                    rec.currency,
+                    "opening + credits - debits - expiries",
+                    rec.credits,
+                    rec.debits + rec.expiries,
+                    rec.expected_closing,
+                ]
+            )
             rows.append([rec.currency, "closing balance", None, None, rec.closing])
             rows.append([rec.currency, "difference", None, None, rec.difference])
         return Table(name, "Reconciliation", columns, rows)

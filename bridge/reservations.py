@@ -28,9 +28,15 @@ def _key_prefix(order_external_id: str) -> str:
 
 
 def reserve_for_order(
-    session: Session, shop: Shop, customer_external_id: str, order_external_id: str, *, amount: int,
-    idempotency_key: str, expires_in: timedelta,
-) -> tuple[Hold, bool]:  # fmt: skip
+    session: Session,
+    shop: Shop,
+    customer_external_id: str,
+    order_external_id: str,
+    *,
+    amount: int,
+    idempotency_key: str,
+    expires_in: timedelta,
+) -> tuple[Hold, bool]:
     """Reserve the order's `amount` on the customer's wallet, or, short and the shop taking partial payments,
     all the wallet has (the rest is paid another way). Returns (hold, replayed): the order's open reservation
     when it already holds that, whatever the key."""
@@ -51,19 +57,33 @@ def reserve_for_order(
         void_hold(session, shop_id=shop.id, hold_id=hold.id)
     # the key is hashed so that any Idempotency-Key fits the hold's key column beside the order id
     hold_key = _key_prefix(order_external_id) + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
-    return authorize_hold(session, account=wallet, amount=covered, reason=f"Payment for order #{order_external_id}",
-                          idempotency_key=hold_key, expires_in=expires_in, order_ref=order_external_id)  # fmt: skip
+    return authorize_hold(
+        session,
+        account=wallet,
+        amount=covered,
+        reason=f"Payment for order #{order_external_id}",
+        idempotency_key=hold_key,
+        expires_in=expires_in,
+        order_ref=order_external_id,
+    )
 
 
 def _made_meanwhile(session: Session, shop_id: int, order_external_id: str, seen: set[int]) -> Hold | None:
     """An open reservation of the order committed after `seen` was read (read, not locked: the wallet's lock
     is held, and holds are locked before accounts)."""
     return session.scalars(
-        select(Hold).where(Hold.shop_id == shop_id, Hold.order_ref == order_external_id, Hold.status == HoldStatus.OPEN,
-                           Hold.idempotency_key.startswith(_key_prefix(order_external_id), autoescape=True),
-                           Hold.id.not_in(seen))
-        .order_by(Hold.id).limit(1).execution_options(populate_existing=True)
-    ).first()  # fmt: skip
+        select(Hold)
+        .where(
+            Hold.shop_id == shop_id,
+            Hold.order_ref == order_external_id,
+            Hold.status == HoldStatus.OPEN,
+            Hold.idempotency_key.startswith(_key_prefix(order_external_id), autoescape=True),
+            Hold.id.not_in(seen),
+        )
+        .order_by(Hold.id)
+        .limit(1)
+        .execution_options(populate_existing=True)
+    ).first()
 
 
 def _covered(shop: Shop, available: int, amount: int) -> int:
@@ -72,8 +92,10 @@ def _covered(shop: Shop, available: int, amount: int) -> int:
         return amount
     if available > 0 and ShopSettings.load(shop.settings).partial_payments:
         return available
-    raise InsufficientFunds(f"insufficient wallet balance ({format_amount(max(available, 0), shop.currency)} "
-                            "available)", fields={"amount": "exceeds the available balance"})  # fmt: skip
+    raise InsufficientFunds(
+        f"insufficient wallet balance ({format_amount(max(available, 0), shop.currency)} available)",
+        fields={"amount": "exceeds the available balance"},
+    )
 
 
 def _refuse_if_paid(session: Session, shop_id: int, order_external_id: str) -> None:
@@ -82,20 +104,29 @@ def _refuse_if_paid(session: Session, shop_id: int, order_external_id: str) -> N
         select(ShopOrder.wallet_paid).where(ShopOrder.shop_id == shop_id, ShopOrder.external_id == order_external_id)
     )
     if paid:
-        raise InvalidState(f"order #{order_external_id} is already paid from the wallet",
-                           fields={"order_id": "already paid"}, code="order_already_paid")  # fmt: skip
+        raise InvalidState(
+            f"order #{order_external_id} is already paid from the wallet",
+            fields={"order_id": "already paid"},
+            code="order_already_paid",
+        )
 
 
 def open_reservations(session: Session, shop_id: int, order_external_id: str) -> list[Hold]:
     """The order's open reservations (one, but for a race of two first checkouts), locked, oldest first."""
-    return list(session.execute(
-        select(Hold)
-        .where(Hold.shop_id == shop_id, Hold.order_ref == order_external_id, Hold.status == HoldStatus.OPEN,
-               Hold.idempotency_key.startswith(_key_prefix(order_external_id), autoescape=True))
-        .order_by(Hold.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalars())  # fmt: skip
+    return list(
+        session.execute(
+            select(Hold)
+            .where(
+                Hold.shop_id == shop_id,
+                Hold.order_ref == order_external_id,
+                Hold.status == HoldStatus.OPEN,
+                Hold.idempotency_key.startswith(_key_prefix(order_external_id), autoescape=True),
+            )
+            .order_by(Hold.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalars()
+    )
 
 
 def release_order_reservations(session: Session, shop_id: int, order_external_id: str) -> int:
@@ -108,9 +139,15 @@ def release_order_reservations(session: Session, shop_id: int, order_external_id
 
 def release_reservation(session: Session, shop_id: int, order_external_id: str) -> int:
     """The API's release: as above, for an order that was reserved for (another shop's order is not found)."""
-    reserved = session.scalar(select(Hold.id).where(
-        Hold.shop_id == shop_id, Hold.order_ref == order_external_id,
-        Hold.idempotency_key.startswith(_key_prefix(order_external_id), autoescape=True)).limit(1))  # fmt: skip
+    reserved = session.scalar(
+        select(Hold.id)
+        .where(
+            Hold.shop_id == shop_id,
+            Hold.order_ref == order_external_id,
+            Hold.idempotency_key.startswith(_key_prefix(order_external_id), autoescape=True),
+        )
+        .limit(1)
+    )
     if reserved is None:
         raise NotFound("no reservation for this order")
     return release_order_reservations(session, shop_id, order_external_id)

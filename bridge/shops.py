@@ -22,8 +22,9 @@ class NewShop:
     webhook_secret: str
 
 
-def create_shop(session: Session, box: SecretBox, *, name: str, platform: str, url: str, currency: str,
-                platforms: Collection[str]) -> NewShop:  # fmt: skip
+def create_shop(
+    session: Session, box: SecretBox, *, name: str, platform: str, url: str, currency: str, platforms: Collection[str]
+) -> NewShop:
     """A new tenant with a fresh API key (returned once, stored hashed) and webhook secret; `platforms` are the
     names of the platforms this process knows (the surfaces' table)."""
     if platform not in platforms:

@@ -28,8 +28,9 @@ def _serializer(secret_key: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret_key, salt=SALT)
 
 
-def make_statement_token(secret_key: str, shop_id: int, customer_external_id: str,
-                         lifetime: int = LINK_LIFETIME_SECONDS) -> str:  # fmt: skip
+def make_statement_token(
+    secret_key: str, shop_id: int, customer_external_id: str, lifetime: int = LINK_LIFETIME_SECONDS
+) -> str:
     """The lifetime travels signed inside the token, so each kind of link expires on its own schedule."""
     return _serializer(secret_key).dumps([shop_id, customer_external_id, lifetime])
 

@@ -44,11 +44,20 @@ def mirror(session: Session, transaction: LedgerTransaction, legs) -> None:
         customer = session.get(Customer, leg.account.customer_id)
         for index, (amount, expires_at) in enumerate(_portions(session, transaction, leg)):
             kind = "store_credit.credit" if amount > 0 else "store_credit.debit"
-            payload = {"customer_id": customer.external_id, "currency": leg.account.currency, "amount": abs(amount),
-                       "expires_at": expires_at.isoformat() if expires_at else None,
-                       "transaction_id": transaction.id}  # fmt: skip
-            enqueue(session, shop_id=transaction.shop_id, kind=kind, payload=payload,
-                    dedupe_key=f"mirror:{transaction.id}:{leg.account.id}:{index}")  # fmt: skip
+            payload = {
+                "customer_id": customer.external_id,
+                "currency": leg.account.currency,
+                "amount": abs(amount),
+                "expires_at": expires_at.isoformat() if expires_at else None,
+                "transaction_id": transaction.id,
+            }
+            enqueue(
+                session,
+                shop_id=transaction.shop_id,
+                kind=kind,
+                payload=payload,
+                dedupe_key=f"mirror:{transaction.id}:{leg.account.id}:{index}",
+            )
 
 
 def shop_platform(session: Session, shop_id: int) -> str:

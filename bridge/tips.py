@@ -17,9 +17,15 @@ from bridge.settings_schema import ShopSettings
 
 
 def tip_order(
-    session: Session, shop: Shop, order_external_id: str, *, percent_bp: int | None, amount: int | None, key: str,
+    session: Session,
+    shop: Shop,
+    order_external_id: str,
+    *,
+    percent_bp: int | None,
+    amount: int | None,
+    key: str,
     actor: Actor,
-) -> Posted:  # fmt: skip
+) -> Posted:
     """Pay a tip from the customer's wallet on their paid order; reported as its own kind, `tip`."""
     settings = ShopSettings.load(shop.settings)
     if not settings.tips_enabled:
@@ -37,12 +43,22 @@ def tip_order(
     wallet = wallet_account(session, session.get(Customer, record.customer_id), record.currency)
     ensure_unlocked(wallet)
     posted = post_transaction(
-        session, shop_id=shop.id, kind="tip", reason=f"Tip on order #{order_external_id}",
+        session,
+        shop_id=shop.id,
+        kind="tip",
+        reason=f"Tip on order #{order_external_id}",
         legs=[Leg(wallet, -tip), Leg(system_account(session, shop.id, SystemAccount.TIPS, record.currency), tip)],
-        idempotency_key=f"tip:{key}", actor=actor, order_ref=order_external_id,
-    )  # fmt: skip
+        idempotency_key=f"tip:{key}",
+        actor=actor,
+        order_ref=order_external_id,
+    )
     if not posted.replayed:
         note = f"Tip of {format_amount(tip, record.currency)} paid from your wallet. Thank you!"
-        enqueue(session, shop_id=shop.id, kind="order.note", payload={"order_id": order_external_id, "note": note},
-                dedupe_key=f"tip:{posted.transaction.id}")  # fmt: skip
+        enqueue(
+            session,
+            shop_id=shop.id,
+            kind="order.note",
+            payload={"order_id": order_external_id, "note": note},
+            dedupe_key=f"tip:{posted.transaction.id}",
+        )
     return posted

@@ -42,19 +42,24 @@ TOPUP_FEE_NAME = "Wallet top-up"
 def check_topup_amount(settings: ShopSettings, amount: int, currency: str) -> None:
     low, high = settings.topup_minimum, settings.topup_maximum
     if amount < low:
-        raise ValidationFailed(f"the smallest top-up is {format_amount(low, currency)}",
-                               fields={"amount": f"at least {format_amount(low, currency)}"})  # fmt: skip
+        raise ValidationFailed(
+            f"the smallest top-up is {format_amount(low, currency)}",
+            fields={"amount": f"at least {format_amount(low, currency)}"},
+        )
     if amount > high:
-        raise ValidationFailed(f"the largest top-up is {format_amount(high, currency)}",
-                               fields={"amount": f"at most {format_amount(high, currency)}"})  # fmt: skip
+        raise ValidationFailed(
+            f"the largest top-up is {format_amount(high, currency)}",
+            fields={"amount": f"at most {format_amount(high, currency)}"},
+        )
 
 
 class RequestInProgress(DomainError):
     code = "request_in_progress"
 
 
-def begin_topup(session: Session, shop: Shop, external_id: str, amount: int, key: str,
-                lease: timedelta) -> tuple[TopupRequest, bool]:  # fmt: skip
+def begin_topup(
+    session: Session, shop: Shop, external_id: str, amount: int, key: str, lease: timedelta
+) -> tuple[TopupRequest, bool]:
     """Record the request once per key and claim the creation of its shop order for this call. Returns (the
     request, whether an earlier call may have made the order already: look for it before making one). A
     request that has its order is returned as it is (the caller sees `order_external_id`). While another call
@@ -64,10 +69,20 @@ def begin_topup(session: Session, shop: Shop, external_id: str, amount: int, key
     customer, wallet = customer_wallet(session, shop.id, external_id, shop.currency)
     ensure_unlocked(wallet)
     now = utcnow()
-    created = insert_ignoring_conflict(session, TopupRequest, {
-        "shop_id": shop.id, "customer_id": customer.id, "idempotency_key": key, "amount": amount,
-        "currency": shop.currency, "creating_since": now, "created_at": now,
-    }, ["shop_id", "idempotency_key"])  # fmt: skip
+    created = insert_ignoring_conflict(
+        session,
+        TopupRequest,
+        {
+            "shop_id": shop.id,
+            "customer_id": customer.id,
+            "idempotency_key": key,
+            "amount": amount,
+            "currency": shop.currency,
+            "creating_since": now,
+            "created_at": now,
+        },
+        ["shop_id", "idempotency_key"],
+    )
     if created is not None:
         return created, False
     request = session.execute(
@@ -76,8 +91,10 @@ def begin_topup(session: Session, shop: Shop, external_id: str, amount: int, key
     if (request.customer_id, request.amount) != (customer.id, amount):
         raise IdempotencyConflict("this key was used for another top-up", fields={"idempotency_key": "in use"})
     if request.order_external_id is None and not _claim(session, request, now, lease):
-        raise RequestInProgress("this top-up's shop order is still being created: retry in a few seconds",
-                                fields={"idempotency_key": "in progress"})  # fmt: skip
+        raise RequestInProgress(
+            "this top-up's shop order is still being created: retry in a few seconds",
+            fields={"idempotency_key": "in progress"},
+        )
     return request, True
 
 
@@ -85,15 +102,19 @@ def _claim(session: Session, request: TopupRequest, now: datetime, lease: timede
     """One conditional UPDATE, so that of two retries at once only one claims (the database decides)."""
     claimed = session.execute(
         update(TopupRequest)
-        .where(TopupRequest.id == request.id, TopupRequest.order_external_id.is_(None),
-               or_(TopupRequest.creating_since.is_(None), TopupRequest.creating_since < now - lease))
+        .where(
+            TopupRequest.id == request.id,
+            TopupRequest.order_external_id.is_(None),
+            or_(TopupRequest.creating_since.is_(None), TopupRequest.creating_since < now - lease),
+        )
         .values(creating_since=now)
-    )  # fmt: skip
+    )
     return claimed.rowcount == 1
 
 
-def end_topup_claim(session: Session, request_id: int, order_external_id: str | None = None,
-                    payment_url: str | None = None) -> TopupRequest:  # fmt: skip
+def end_topup_claim(
+    session: Session, request_id: int, order_external_id: str | None = None, payment_url: str | None = None
+) -> TopupRequest:
     """The call that claimed the request is done: with the shop order it made or found, or without (the shop
     failed; the next retry looks for an order before making one)."""
     request = session.get(TopupRequest, request_id)
@@ -122,20 +143,32 @@ def credit_paid_topup(
         return 0
     wallet = wallet_account(session, customer, order.currency)
     bonus = topup_bonus(settings, credited)
-    legs = [Leg(wallet, credited + bonus),
-            Leg(system_account(session, shop.id, SystemAccount.TOPUPS_RECEIVED, order.currency), -credited)]
+    legs = [
+        Leg(wallet, credited + bonus),
+        Leg(system_account(session, shop.id, SystemAccount.TOPUPS_RECEIVED, order.currency), -credited),
+    ]
     if bonus:
         legs.append(Leg(system_account(session, shop.id, SystemAccount.PROMOTIONS, order.currency), -bonus))
-    reason = f"Top-up (order #{order.external_id})" + (f" with a {format_amount(bonus, order.currency)} bonus"
-                                                        if bonus else "")  # fmt: skip
-    post_transaction(session, shop_id=shop.id, kind="topup", reason=reason, legs=legs,
-                     idempotency_key=f"order:{order.external_id}:topup", actor=actor, order_ref=order.external_id,
-                     lots=LotPolicy(promo_expires_at=promotional_expiry(settings)))  # fmt: skip
+    reason = f"Top-up (order #{order.external_id})" + (
+        f" with a {format_amount(bonus, order.currency)} bonus" if bonus else ""
+    )
+    post_transaction(
+        session,
+        shop_id=shop.id,
+        kind="topup",
+        reason=reason,
+        legs=legs,
+        idempotency_key=f"order:{order.external_id}:topup",
+        actor=actor,
+        order_ref=order.external_id,
+        lots=LotPolicy(promo_expires_at=promotional_expiry(settings)),
+    )
     return credited + bonus
 
 
-def take_back_card_refunds(session: Session, shop_id: int, wallet: Account, actor: Actor,
-                           only_order: str | None = None) -> None:  # fmt: skip
+def take_back_card_refunds(
+    session: Session, shop_id: int, wallet: Account, actor: Actor, only_order: str | None = None
+) -> None:
     """Money the card got back for a top-up must not stay in the wallet too. Decided on totals per top-up,
     whenever its lot may hold such money: when the top-up's refunds arrive, and when money spent from the
     lot comes back into it (an order it paid cancelled or refunded, a withdrawal refused). What the card
@@ -154,26 +187,32 @@ def take_back_card_refunds(session: Session, shop_id: int, wallet: Account, acto
             continue
         movements = session.scalar(select(func.count(LotMovement.id)).where(LotMovement.lot_id == lot.id))
         post_transaction(
-            session, shop_id=shop_id, kind="withdrawal",
+            session,
+            shop_id=shop_id,
+            kind="withdrawal",
             reason=f"Top-up #{order_external_id} refunded to the card by the shop",
-            legs=[Leg(wallet, -due),
-                  Leg(system_account(session, shop_id, SystemAccount.WITHDRAWALS_PAID, wallet.currency), due)],
+            legs=[
+                Leg(wallet, -due),
+                Leg(system_account(session, shop_id, SystemAccount.WITHDRAWALS_PAID, wallet.currency), due),
+            ],
             # Keyed by the lot's state decided on: every later change to the lot is a new decision.
-            idempotency_key=f"order:{order_external_id}:card-refunds:{refunded}:lot-moved-{movements}", actor=actor,
-            order_ref=order_external_id, lots=LotPolicy(lot_id=lot.id),
-        )  # fmt: skip
+            idempotency_key=f"order:{order_external_id}:card-refunds:{refunded}:lot-moved-{movements}",
+            actor=actor,
+            order_ref=order_external_id,
+            lots=LotPolicy(lot_id=lot.id),
+        )
 
 
 def _card_refunded_topup_lots(session: Session, wallet: Account, only_order: str | None):
     """(lot, top-up order id, refunded to the card) for the wallet's top-up lots with money left and refunds."""
-    refunded = (
-        select(total(OrderRefund.amount)).where(OrderRefund.shop_order_id == ShopOrder.id).scalar_subquery()
-    )
+    refunded = select(total(OrderRefund.amount)).where(OrderRefund.shop_order_id == ShopOrder.id).scalar_subquery()
     query = (
         select(CreditLot, ShopOrder.external_id, refunded)
         .join(LedgerTransaction, LedgerTransaction.id == CreditLot.transaction_id)
-        .join(ShopOrder, and_(ShopOrder.shop_id == LedgerTransaction.shop_id,
-                              ShopOrder.external_id == LedgerTransaction.order_ref))  # fmt: skip
+        .join(
+            ShopOrder,
+            and_(ShopOrder.shop_id == LedgerTransaction.shop_id, ShopOrder.external_id == LedgerTransaction.order_ref),
+        )
         .where(*deposited(wallet), CreditLot.remaining > 0, refunded > 0)
         .order_by(CreditLot.id)
     )

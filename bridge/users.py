@@ -117,9 +117,11 @@ def add_membership(session: Session, user: MerchantUser, shop_id: int, role: str
 def remove_membership(session: Session, shop_id: int, user_id: int) -> MerchantUser | None:
     """Take someone off a shop's team (None: not a member). The last member stays: nobody could manage the
     shop any more. The team's rows are locked, so two members removing each other cannot both go."""
-    team = session.execute(
-        select(ShopMembership).where(ShopMembership.shop_id == shop_id).with_for_update()
-    ).scalars().all()  # fmt: skip
+    team = (
+        session.execute(select(ShopMembership).where(ShopMembership.shop_id == shop_id).with_for_update())
+        .scalars()
+        .all()
+    )
     membership = next((m for m in team if m.user_id == user_id), None)
     if membership is None:
         return None
@@ -132,11 +134,12 @@ def remove_membership(session: Session, shop_id: int, user_id: int) -> MerchantU
 def user_shops(session: Session, user_id: int) -> list[Shop]:
     return list(
         session.execute(
-            select(Shop).join(ShopMembership, ShopMembership.shop_id == Shop.id)
+            select(Shop)
+            .join(ShopMembership, ShopMembership.shop_id == Shop.id)
             .where(ShopMembership.user_id == user_id)
             .order_by(Shop.name, Shop.id)
         ).scalars()
-    )  # fmt: skip
+    )
 
 
 def shops_without_members(session: Session) -> list[Shop]:
@@ -148,17 +151,19 @@ def shops_without_members(session: Session) -> list[Shop]:
 def shop_for_user(session: Session, user_id: int, shop_id: int) -> Shop | None:
     """The shop if the user belongs to it; None otherwise (callers answer 404, never 403)."""
     return session.execute(
-        select(Shop).join(ShopMembership, ShopMembership.shop_id == Shop.id)
+        select(Shop)
+        .join(ShopMembership, ShopMembership.shop_id == Shop.id)
         .where(ShopMembership.user_id == user_id, Shop.id == shop_id)
-    ).scalar_one_or_none()  # fmt: skip
+    ).scalar_one_or_none()
 
 
 def shop_members(session: Session, shop_id: int) -> list[tuple[MerchantUser, ShopMembership]]:
     rows = session.execute(
-        select(MerchantUser, ShopMembership).join(ShopMembership, ShopMembership.user_id == MerchantUser.id)
+        select(MerchantUser, ShopMembership)
+        .join(ShopMembership, ShopMembership.user_id == MerchantUser.id)
         .where(ShopMembership.shop_id == shop_id)
         .order_by(MerchantUser.email)
-    ).all()  # fmt: skip
+    ).all()
     return [(user, membership) for user, membership in rows]
 
 

@@ -45,16 +45,27 @@ def wallet_summary(session: Session, shop: Shop, external_id: str) -> dict:
     points = points_account.balance if points_account else 0
     holds = []
     if wallet:  # an expired hold reserves nothing, even before the hourly job closes it
-        holds = session.execute(
-            select(Hold).where(Hold.account_id == wallet.id, Hold.status == HoldStatus.OPEN, Hold.expires_at > utcnow())
-            .order_by(Hold.id)
-        ).scalars().all()  # fmt: skip
+        holds = (
+            session.execute(
+                select(Hold)
+                .where(Hold.account_id == wallet.id, Hold.status == HoldStatus.OPEN, Hold.expires_at > utcnow())
+                .order_by(Hold.id)
+            )
+            .scalars()
+            .all()
+        )
     held = sum(hold.amount for hold in holds)
     expiring = upcoming_expiries(session, wallet) if wallet else []
     return {
         "withdrawable": min(withdrawable(session, wallet), balance - held) if wallet else 0,
-        "expiring": [{"amount": lot.remaining, "amount_formatted": format_amount(lot.remaining, shop.currency),
-                      "expires_at": lot.expires_at} for lot in expiring],  # fmt: skip
+        "expiring": [
+            {
+                "amount": lot.remaining,
+                "amount_formatted": format_amount(lot.remaining, shop.currency),
+                "expires_at": lot.expires_at,
+            }
+            for lot in expiring
+        ],
         "customer_id": customer.external_id,
         "currency": shop.currency,
         "balance": balance,
@@ -63,17 +74,21 @@ def wallet_summary(session: Session, shop: Shop, external_id: str) -> dict:
         "available_formatted": format_amount(balance - held, shop.currency),
         "points": points,
         "locked": bool(wallet and wallet.locked),
-        "open_holds": [
-            {"id": h.id, "amount": h.amount, "reason": h.reason, "expires_at": h.expires_at} for h in holds
-        ],
+        "open_holds": [{"id": h.id, "amount": h.amount, "reason": h.reason, "expires_at": h.expires_at} for h in holds],
     }
 
 
 def storefront_rules(shop: Shop) -> dict:
     """The shop's rules its storefront (the WooCommerce plugin) shows customers; it decides none of them."""
     settings = ShopSettings.load(shop.settings)
-    names = ("partial_payments", "topup_minimum", "topup_maximum", "points_conversion_points",
-             "points_conversion_value", "points_conversion_minimum")  # fmt: skip
+    names = (
+        "partial_payments",
+        "topup_minimum",
+        "topup_maximum",
+        "points_conversion_points",
+        "points_conversion_value",
+        "points_conversion_minimum",
+    )
     return {"currency": shop.currency, **{name: getattr(settings, name) for name in names}}
 
 
@@ -136,8 +151,9 @@ def _statement_line(entry: Entry, tx: LedgerTransaction) -> dict:
         "currency": entry.currency,
         "amount_formatted": format_amount(entry.amount, entry.currency),
         "balance_after": entry.balance_after,
-        "balance_after_formatted": None if entry.balance_after is None else format_amount(entry.balance_after,
-                                                                                         entry.currency),  # fmt: skip
+        "balance_after_formatted": None
+        if entry.balance_after is None
+        else format_amount(entry.balance_after, entry.currency),
         "unit": "points" if entry.currency == POINTS else "money",
         "order_id": tx.order_ref,
         "refund_id": tx.refund_ref,
@@ -175,13 +191,20 @@ def adjust_wallet(
         actor=actor,
     )
     if posted.replayed and posted.transaction.reason != reason.strip()[:500]:  # the ledger compares the money
-        raise IdempotencyConflict("this idempotency key was used with another reason",
-                                  fields={"idempotency_key": "already used with different content"})  # fmt: skip
+        raise IdempotencyConflict(
+            "this idempotency key was used with another reason",
+            fields={"idempotency_key": "already used with different content"},
+        )
     if not posted.replayed:
         verb = "credited to" if signed > 0 else "debited from"
         note = f"{format_amount(amount, shop.currency)} {verb} your wallet: {reason}"
-        note_to_customer(session, shop_id=shop.id, customer_id=customer.id, note=note,
-                         dedupe_key=f"adjustment:{posted.transaction.id}")  # fmt: skip
+        note_to_customer(
+            session,
+            shop_id=shop.id,
+            customer_id=customer.id,
+            note=note,
+            dedupe_key=f"adjustment:{posted.transaction.id}",
+        )
     return posted
 
 
@@ -219,18 +242,30 @@ def adjustment_doubts(session: Session, shop: Shop, external_id: str, signed: in
     repeated = wallet and session.scalar(
         select(LedgerTransaction.created_at)
         .join(Entry, Entry.transaction_id == LedgerTransaction.id)
-        .where(LedgerTransaction.shop_id == shop.id, LedgerTransaction.kind == "adjustment",
-               LedgerTransaction.created_at >= utcnow() - REPEAT_WINDOW, Entry.account_id == wallet.id,
-               Entry.amount == signed)
-        .order_by(LedgerTransaction.id.desc()).limit(1)
-    )  # fmt: skip
+        .where(
+            LedgerTransaction.shop_id == shop.id,
+            LedgerTransaction.kind == "adjustment",
+            LedgerTransaction.created_at >= utcnow() - REPEAT_WINDOW,
+            Entry.account_id == wallet.id,
+            Entry.amount == signed,
+        )
+        .order_by(LedgerTransaction.id.desc())
+        .limit(1)
+    )
     return Doubts(repeated or None, signed <= -large_debit(shop.currency))
 
 
 def hold_on_wallet(
-    session: Session, shop: Shop, external_id: str, *, amount: int, reason: str, idempotency_key: str,
-    expires_in_seconds: int, order_ref: str | None = None,
-) -> tuple[Hold, bool]:  # fmt: skip
+    session: Session,
+    shop: Shop,
+    external_id: str,
+    *,
+    amount: int,
+    reason: str,
+    idempotency_key: str,
+    expires_in_seconds: int,
+    order_ref: str | None = None,
+) -> tuple[Hold, bool]:
     customer = require_customer(session, shop, external_id)
     wallet = wallet_account(session, customer, shop.currency)
     return authorize_hold(

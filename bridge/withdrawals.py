@@ -43,15 +43,16 @@ class Withdrawal:
     replayed: bool
 
 
-def request_withdrawal(session: Session, shop: Shop, external_id: str, amount: int, key: str, actor: Actor
-                       ) -> Withdrawal:  # fmt: skip
+def request_withdrawal(
+    session: Session, shop: Shop, external_id: str, amount: int, key: str, actor: Actor
+) -> Withdrawal:
     """A customer asks to withdraw deposited money, within the shop's limits and what they deposited and have not
     spent (less what their other requests wait for). Paid out at once when the shop approves withdrawals
     automatically; otherwise its amount is held until the merchant approves or declines it. The same key returns
     the first request; with another amount or customer it is a conflict."""
     earlier = session.execute(
         select(WithdrawalRequest).where(WithdrawalRequest.shop_id == shop.id, WithdrawalRequest.idempotency_key == key)
-    ).scalar_one_or_none()  # fmt: skip
+    ).scalar_one_or_none()
     if earlier is not None:
         return _replayed(session, shop, earlier, external_id, amount)
     settings = ShopSettings.load(shop.settings)
@@ -61,15 +62,26 @@ def request_withdrawal(session: Session, shop: Shop, external_id: str, amount: i
     ensure_unlocked(wallet)
     release_expired_holds(session, wallet)
     _ensure_withdrawable(session, wallet, amount)
-    request = WithdrawalRequest(shop_id=shop.id, customer_id=customer.id, idempotency_key=key, amount=amount,
-                                currency=shop.currency, status="pending")  # fmt: skip
+    request = WithdrawalRequest(
+        shop_id=shop.id,
+        customer_id=customer.id,
+        idempotency_key=key,
+        amount=amount,
+        currency=shop.currency,
+        status="pending",
+    )
     session.add(request)
     session.flush()
     if settings.withdrawal_approval == "automatic":
         return Withdrawal(request, _pay_out(session, shop, wallet, request, actor), replayed=False)
-    hold, _ = authorize_hold(session, account=wallet, amount=amount, expires_in=PENDING_HOLD,
-                             reason=f"Withdrawal request #{request.id}, waiting for the shop's approval",
-                             idempotency_key=f"withdrawal-request:{request.id}")  # fmt: skip
+    hold, _ = authorize_hold(
+        session,
+        account=wallet,
+        amount=amount,
+        expires_in=PENDING_HOLD,
+        reason=f"Withdrawal request #{request.id}, waiting for the shop's approval",
+        idempotency_key=f"withdrawal-request:{request.id}",
+    )
     request.hold_id = hold.id
     return Withdrawal(request, [], replayed=False)
 
@@ -102,14 +114,19 @@ def decline_withdrawal(session: Session, shop: Shop, request_id: int, reason: st
     _decided(request, "declined", actor)
     request.decline_reason = reason
     shown = format_amount(request.amount, request.currency)
-    note_to_customer(session, shop_id=shop.id, customer_id=request.customer_id,
-                     note=f"Your request to withdraw {shown} was declined: {reason} The money stays in your wallet.",
-                     dedupe_key=f"withdrawal-request:{request.id}:declined")  # fmt: skip
+    note_to_customer(
+        session,
+        shop_id=shop.id,
+        customer_id=request.customer_id,
+        note=f"Your request to withdraw {shown} was declined: {reason} The money stays in your wallet.",
+        dedupe_key=f"withdrawal-request:{request.id}:declined",
+    )
     return Withdrawal(request, [], replayed=False)
 
 
-def withdrawal_requests(session: Session, shop: Shop, status: str, limit: int = 100
-                        ) -> list[tuple[WithdrawalRequest, Customer]]:  # fmt: skip
+def withdrawal_requests(
+    session: Session, shop: Shop, status: str, limit: int = 100
+) -> list[tuple[WithdrawalRequest, Customer]]:
     """A shop's requests in one state with their customers: the waiting ones oldest first (a queue), the decided
     newest first."""
     order = WithdrawalRequest.id.asc() if status == "pending" else WithdrawalRequest.id.desc()
@@ -117,26 +134,34 @@ def withdrawal_requests(session: Session, shop: Shop, status: str, limit: int = 
         select(WithdrawalRequest, Customer)
         .join(Customer, Customer.id == WithdrawalRequest.customer_id)
         .where(WithdrawalRequest.shop_id == shop.id, WithdrawalRequest.status == status)
-        .order_by(order).limit(limit)
-    ).all()  # fmt: skip
+        .order_by(order)
+        .limit(limit)
+    ).all()
     return [(request, customer) for request, customer in rows]
 
 
 def _ensure_within_limits(settings: ShopSettings, amount: int, currency: str) -> None:
     minimum, maximum = settings.withdrawal_minimum, settings.withdrawal_maximum
     if amount < minimum:
-        raise ValidationFailed(f"a withdrawal is at least {format_amount(minimum, currency)}",
-                               fields={"amount": f"at least {format_amount(minimum, currency)}"})  # fmt: skip
+        raise ValidationFailed(
+            f"a withdrawal is at least {format_amount(minimum, currency)}",
+            fields={"amount": f"at least {format_amount(minimum, currency)}"},
+        )
     if maximum and amount > maximum:
-        raise ValidationFailed(f"a withdrawal is at most {format_amount(maximum, currency)}",
-                               fields={"amount": f"at most {format_amount(maximum, currency)}"})  # fmt: skip
+        raise ValidationFailed(
+            f"a withdrawal is at most {format_amount(maximum, currency)}",
+            fields={"amount": f"at most {format_amount(maximum, currency)}"},
+        )
 
 
 def _ensure_withdrawable(session: Session, wallet: Account, amount: int, besides: int | None = None) -> None:
     """Only unspent top-up money leaves, and only once: what other waiting requests hold is already promised."""
     waiting = select(total(WithdrawalRequest.amount)).where(
-        WithdrawalRequest.customer_id == wallet.customer_id, WithdrawalRequest.currency == wallet.currency,
-        WithdrawalRequest.status == "pending", WithdrawalRequest.id != (besides or 0))  # fmt: skip
+        WithdrawalRequest.customer_id == wallet.customer_id,
+        WithdrawalRequest.currency == wallet.currency,
+        WithdrawalRequest.status == "pending",
+        WithdrawalRequest.id != (besides or 0),
+    )
     allowed = min(withdrawable(session, wallet) - session.scalar(waiting), wallet.available)
     if amount > allowed:
         raise ValidationFailed(
@@ -145,20 +170,22 @@ def _ensure_withdrawable(session: Session, wallet: Account, amount: int, besides
         )
 
 
-def _pay_out(session: Session, shop: Shop, wallet: Account, request: WithdrawalRequest, actor: Actor
-             ) -> list[Posted]:  # fmt: skip
+def _pay_out(session: Session, shop: Shop, wallet: Account, request: WithdrawalRequest, actor: Actor) -> list[Posted]:
     """Debit the wallet from its top-up lots, one transaction per top-up order, each with an outbox message asking
     the shop to refund that order to the card."""
-    lots = session.execute(
-        select(CreditLot).where(*deposited(wallet), CreditLot.remaining > 0).order_by(CreditLot.id)
-    ).scalars().all()  # fmt: skip
+    lots = (
+        session.execute(select(CreditLot).where(*deposited(wallet), CreditLot.remaining > 0).order_by(CreditLot.id))
+        .scalars()
+        .all()
+    )
     posted, left = [], request.amount
     for index, lot in enumerate(lots):
         if not left:
             break
         portion = min(left, lot.remaining)
-        posted.append(_withdraw_from(session, shop, wallet, lot, portion, _lot_key(request.idempotency_key, index),
-                                     actor))  # fmt: skip
+        posted.append(
+            _withdraw_from(session, shop, wallet, lot, portion, _lot_key(request.idempotency_key, index), actor)
+        )
         left -= portion
     _decided(request, "approved", actor)
     return posted
@@ -181,8 +208,7 @@ def _locked_request(session: Session, shop: Shop, request_id: int) -> Withdrawal
     return request
 
 
-def _replayed(session: Session, shop: Shop, request: WithdrawalRequest, external_id: str, amount: int
-              ) -> Withdrawal:  # fmt: skip
+def _replayed(session: Session, shop: Shop, request: WithdrawalRequest, external_id: str, amount: int) -> Withdrawal:
     """A retry asks for what the first request did: the same amount from the same customer's wallet."""
     customer = session.get(Customer, request.customer_id)
     if (customer.external_id, request.amount) != (external_id, amount):
@@ -213,16 +239,32 @@ def _transactions_for(session: Session, shop: Shop, key: str) -> list[LedgerTran
 def _withdraw_from(session, shop, wallet, lot: CreditLot, amount: int, key: str, actor: Actor) -> Posted:
     order_id = session.get(LedgerTransaction, lot.transaction_id).order_ref
     posted = post_transaction(
-        session, shop_id=shop.id, kind="withdrawal",
+        session,
+        shop_id=shop.id,
+        kind="withdrawal",
         reason=f"Withdrawal of {format_amount(amount, wallet.currency)} to the card that paid top-up #{order_id}",
-        legs=[Leg(wallet, -amount),
-              Leg(system_account(session, shop.id, SystemAccount.WITHDRAWALS_PAID, wallet.currency), amount)],
-        idempotency_key=key, actor=actor, order_ref=order_id, lots=LotPolicy(lot_id=lot.id),
-    )  # fmt: skip
-    enqueue(session, shop_id=shop.id, kind="order.refund",
-            payload={"order_id": order_id, "amount": amount, "transaction_id": posted.transaction.id,
-                     "reason": "Wallet withdrawal", "api_refund": True},
-            dedupe_key=f"withdrawal:{posted.transaction.id}")  # fmt: skip
+        legs=[
+            Leg(wallet, -amount),
+            Leg(system_account(session, shop.id, SystemAccount.WITHDRAWALS_PAID, wallet.currency), amount),
+        ],
+        idempotency_key=key,
+        actor=actor,
+        order_ref=order_id,
+        lots=LotPolicy(lot_id=lot.id),
+    )
+    enqueue(
+        session,
+        shop_id=shop.id,
+        kind="order.refund",
+        payload={
+            "order_id": order_id,
+            "amount": amount,
+            "transaction_id": posted.transaction.id,
+            "reason": "Wallet withdrawal",
+            "api_refund": True,
+        },
+        dedupe_key=f"withdrawal:{posted.transaction.id}",
+    )
     return posted
 
 
@@ -241,28 +283,47 @@ def restore_refused_withdrawal(session: Session, shop: Shop, transaction_id: int
     ).one()
     amount, shown = -debited, format_amount(-debited, wallet.currency)
     posted = post_transaction(
-        session, shop_id=shop.id, kind="withdrawal_reversal",
+        session,
+        shop_id=shop.id,
+        kind="withdrawal_reversal",
         reason=f"Withdrawal refused by the shop: {shown} back in the wallet",
-        legs=[Leg(wallet, amount),
-              Leg(system_account(session, shop.id, SystemAccount.WITHDRAWALS_PAID, wallet.currency), -amount)],
-        idempotency_key=f"withdrawal:{transaction_id}:restored", order_ref=withdrawal.order_ref,
-    )  # fmt: skip
+        legs=[
+            Leg(wallet, amount),
+            Leg(system_account(session, shop.id, SystemAccount.WITHDRAWALS_PAID, wallet.currency), -amount),
+        ],
+        idempotency_key=f"withdrawal:{transaction_id}:restored",
+        order_ref=withdrawal.order_ref,
+    )
     if not posted.replayed:
         take_back_card_refunds(session, shop.id, wallet, SYSTEM)  # the shop may have refunded that top-up after all
-        note = (f"Your withdrawal of {shown} could not be refunded to your card by the shop. It is back in your "
-                "wallet; please contact the shop if you still want it paid out.")
-        enqueue(session, shop_id=shop.id, kind="order.note", payload={"order_id": withdrawal.order_ref, "note": note},
-                dedupe_key=f"withdrawal:{transaction_id}:refused")  # fmt: skip
-        detail = (f"Wallet Bridge: the refund of {shown} to the card for a wallet withdrawal was refused ({why}). "
-                  "The money is back in the customer's wallet.")
-        enqueue(session, shop_id=shop.id, kind="order.note",
-                payload={"order_id": withdrawal.order_ref, "note": detail, "customer_note": False},
-                dedupe_key=f"withdrawal:{transaction_id}:refused-detail")  # fmt: skip
+        note = (
+            f"Your withdrawal of {shown} could not be refunded to your card by the shop. It is back in your "
+            "wallet; please contact the shop if you still want it paid out."
+        )
+        enqueue(
+            session,
+            shop_id=shop.id,
+            kind="order.note",
+            payload={"order_id": withdrawal.order_ref, "note": note},
+            dedupe_key=f"withdrawal:{transaction_id}:refused",
+        )
+        detail = (
+            f"Wallet Bridge: the refund of {shown} to the card for a wallet withdrawal was refused ({why}). "
+            "The money is back in the customer's wallet."
+        )
+        enqueue(
+            session,
+            shop_id=shop.id,
+            kind="order.note",
+            payload={"order_id": withdrawal.order_ref, "note": detail, "customer_note": False},
+            dedupe_key=f"withdrawal:{transaction_id}:refused-detail",
+        )
     return not posted.replayed
 
 
 def is_restored(session: Session, shop: Shop, transaction_id: int) -> bool:
     key = f"withdrawal:{transaction_id}:restored"
-    query = select(LedgerTransaction.id).where(LedgerTransaction.shop_id == shop.id,
-                                               LedgerTransaction.idempotency_key == key)  # fmt: skip
+    query = select(LedgerTransaction.id).where(
+        LedgerTransaction.shop_id == shop.id, LedgerTransaction.idempotency_key == key
+    )
     return session.execute(query).first() is not None

@@ -112,8 +112,7 @@ def _demo_app(app: Flask, database_url: str | None) -> Iterator[Flask]:
 def _serve(app: Flask) -> Iterator[str]:
     """The bridge on 127.0.0.1, a free port, in a background thread: the simulator delivers here."""
     server = make_server(HOST, 0, app, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05), name="demo-bridge",
-                              daemon=True)  # fmt: skip
+    thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05), name="demo-bridge", daemon=True)
     thread.start()
     try:
         yield f"http://{HOST}:{server.server_port}"
@@ -193,8 +192,9 @@ class Story:
         self.http = requests.Session()
         self.http.trust_env = False  # never a proxy, never a .netrc: everything is on 127.0.0.1
         self.key, self.secret = f"ck_demo_{secrets.token_hex(16)}", f"cs_demo_{secrets.token_hex(16)}"
-        self.sim = create_simulator(consumer_key=self.key, consumer_secret=self.secret,
-                                    transport=loopback_transport(self.http))  # fmt: skip
+        self.sim = create_simulator(
+            consumer_key=self.key, consumer_secret=self.secret, transport=loopback_transport(self.http)
+        )
         self.shop_url = self.sim.serve(HOST, 0)
         self.shop: DemoShop | None = None
         self.problems: list[str] = []
@@ -218,12 +218,24 @@ class Story:
 
         self.step(1, "The merchant creates a shop in the bridge and connects it")
         self.shop = self.create_shop()
-        result = connect_shop(self.svc.sessions, self.svc.secrets, self.shop.id, self.shop_url, self.key,
-                              self.secret, self.bridge_url, self.svc.settings.shop_timeout_seconds)  # fmt: skip
-        say(f"  shop #{self.shop.id} \"Demo Shop\" ({CURRENCY}): sign-up bonus {self.money(500)}, "
-            f"1 point per {self.money(100)} paid, 100 points = {self.money(100)}")  # fmt: skip
-        say(f"  REST keys checked; {len(result.webhooks.created)} webhooks registered on the shop, "
-            f"delivering to {result.delivery_url}")  # fmt: skip
+        result = connect_shop(
+            self.svc.sessions,
+            self.svc.secrets,
+            self.shop.id,
+            self.shop_url,
+            self.key,
+            self.secret,
+            self.bridge_url,
+            self.svc.settings.shop_timeout_seconds,
+        )
+        say(
+            f'  shop #{self.shop.id} "Demo Shop" ({CURRENCY}): sign-up bonus {self.money(500)}, '
+            f"1 point per {self.money(100)} paid, 100 points = {self.money(100)}"
+        )
+        say(
+            f"  REST keys checked; {len(result.webhooks.created)} webhooks registered on the shop, "
+            f"delivering to {result.delivery_url}"
+        )
         pings = self.sim.deliveries_for(kind="ping")
         say(f"  the shop pinged each one: {', '.join(f'HTTP {p.status}' for p in pings)}")
 
@@ -233,8 +245,12 @@ class Story:
         self.balance(alice, "wallet opened with the sign-up bonus")
 
         self.step(3, "The merchant credits her wallet through the API (an adjustment with a reason)")
-        answer = self.api("post", f"customers/{alice}/adjustments", idempotency_key="demo-welcome-credit",
-                          json={"direction": "credit", "amount": 5000, "reason": "Welcome gift"})  # fmt: skip
+        answer = self.api(
+            "post",
+            f"customers/{alice}/adjustments",
+            idempotency_key="demo-welcome-credit",
+            json={"direction": "credit", "amount": 5000, "reason": "Welcome gift"},
+        )
         say(f"  POST /api/v1/customers/{alice}/adjustments → transaction #{answer['transaction_id']}")
         self.balance(alice, f"{self.money(5000)} credited")
 
@@ -263,8 +279,7 @@ class Story:
         self.balance(alice, f"order #{card} paid by card: no wallet money moved, points earned")
 
         self.step(7, "Alice converts her points to wallet money")
-        answer = self.api("post", f"customers/{alice}/points/conversions", json={},
-                          idempotency_key="demo-points-1")  # fmt: skip
+        answer = self.api("post", f"customers/{alice}/points/conversions", json={}, idempotency_key="demo-points-1")
         say(f"  POST /api/v1/customers/{alice}/points/conversions → transaction #{answer['transaction_id']}")
         self.balance(alice, "whole steps of 100 points converted")
         self.push()
@@ -276,8 +291,15 @@ class Story:
 
     def create_shop(self) -> DemoShop:
         with unit_of_work(self.svc.sessions) as session:
-            created = create_shop(session, self.svc.secrets, platforms=PLATFORMS, name="Demo Shop",
-                                  platform=self.PLATFORM, url=self.shop_url, currency=CURRENCY)  # fmt: skip
+            created = create_shop(
+                session,
+                self.svc.secrets,
+                platforms=PLATFORMS,
+                name="Demo Shop",
+                platform=self.PLATFORM,
+                url=self.shop_url,
+                currency=CURRENCY,
+            )
             created.shop.settings = {**created.shop.settings, **DEMO_RULES}
             return DemoShop(created.shop.id, created.api_key)
 
@@ -285,8 +307,7 @@ class Story:
         headers = {"Authorization": f"Bearer {self.shop.api_key}"}
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
-        response = self.http.request(method, f"{self.bridge_url}/api/v1/{path}", headers=headers, json=json,
-                                     timeout=10)  # fmt: skip
+        response = self.http.request(method, f"{self.bridge_url}/api/v1/{path}", headers=headers, json=json, timeout=10)
         if response.status_code >= 400:
             raise DemoFailed(f"{method.upper()} /api/v1/{path}: HTTP {response.status_code} {response.text[:300]}")
         return response.json()
@@ -381,8 +402,13 @@ class ShopifyStory(Story):
         self.http.trust_env = False  # never a proxy, never a .netrc: everything is on 127.0.0.1
         self.token, self.secret = f"shpat_demo_{secrets.token_hex(16)}", f"shpss_demo_{secrets.token_hex(16)}"
         # The shop's domain is the host it is served on: the bridge checks X-Shopify-Shop-Domain against it.
-        self.sim = create_shopify_simulator(access_token=self.token, webhook_secret=self.secret, shop_domain=HOST,
-                                            currency=CURRENCY, transport=loopback_transport(self.http))  # fmt: skip
+        self.sim = create_shopify_simulator(
+            access_token=self.token,
+            webhook_secret=self.secret,
+            shop_domain=HOST,
+            currency=CURRENCY,
+            transport=loopback_transport(self.http),
+        )
         self.shop_url = self.sim.serve(HOST, 0)
         self.shop: DemoShop | None = None
         self.problems: list[str] = []
@@ -397,13 +423,24 @@ class ShopifyStory(Story):
 
         self.step(1, "The merchant creates a shop in the bridge and connects it")
         self.shop = self.create_shop()
-        result = connect_shopify(self.svc.sessions, self.svc.secrets, self.shop.id, url=self.shop_url,
-                                 access_token=self.token, webhook_secret=self.secret, public_url=self.bridge_url,
-                                 timeout=self.svc.settings.shop_timeout_seconds)  # fmt: skip
-        say(f"  shop #{self.shop.id} \"Demo Shop\" ({CURRENCY}): sign-up bonus {self.money(500)}, "
-            f"1 point per {self.money(100)} paid, 100 points = {self.money(100)}")  # fmt: skip
-        say(f"  Admin API token checked; {len(result.created)} webhook subscriptions created on the shop, "
-            f"delivering to {result.callback_url}")  # fmt: skip
+        result = connect_shopify(
+            self.svc.sessions,
+            self.svc.secrets,
+            self.shop.id,
+            url=self.shop_url,
+            access_token=self.token,
+            webhook_secret=self.secret,
+            public_url=self.bridge_url,
+            timeout=self.svc.settings.shop_timeout_seconds,
+        )
+        say(
+            f'  shop #{self.shop.id} "Demo Shop" ({CURRENCY}): sign-up bonus {self.money(500)}, '
+            f"1 point per {self.money(100)} paid, 100 points = {self.money(100)}"
+        )
+        say(
+            f"  Admin API token checked; {len(result.created)} webhook subscriptions created on the shop, "
+            f"delivering to {result.callback_url}"
+        )
         say("  every wallet movement the bridge makes is mirrored to the customer's Shopify store credit")
 
         self.step(2, "Alice registers on the shop")
@@ -413,8 +450,12 @@ class ShopifyStory(Story):
         self.balance(alice, "wallet opened with the sign-up bonus, mirrored to her store credit")
 
         self.step(3, "The merchant credits her wallet through the API (an adjustment with a reason)")
-        answer = self.api("post", f"customers/{alice}/adjustments", idempotency_key="demo-welcome-credit",
-                          json={"direction": "credit", "amount": 5000, "reason": "Welcome gift"})  # fmt: skip
+        answer = self.api(
+            "post",
+            f"customers/{alice}/adjustments",
+            idempotency_key="demo-welcome-credit",
+            json={"direction": "credit", "amount": 5000, "reason": "Welcome gift"},
+        )
         say(f"  POST /api/v1/customers/{alice}/adjustments → transaction #{answer['transaction_id']}")
         self.push()
         self.balance(alice, f"{self.money(5000)} credited, and mirrored")
@@ -423,8 +464,11 @@ class ShopifyStory(Story):
         order = self.sim.place_order(alice, total="41.48", store_credit="30.00")
         self.delivered("orders/paid")
         self.push()
-        self.balance(alice, f"order {order['name']}: Shopify debited her store credit at checkout; the bridge "
-                            "recorded the spend, sent nothing back, and earned points on the €41.48")  # fmt: skip
+        self.balance(
+            alice,
+            f"order {order['name']}: Shopify debited her store credit at checkout; the bridge "
+            "recorded the spend, sent nothing back, and earned points on the €41.48",
+        )
 
         self.step(5, "The merchant refunds €12.00 of that order to store credit in the Shopify admin")
         self.sim.refund(order["id"], "12.00", to_store_credit=True, note="One mug arrived chipped")
@@ -439,15 +483,15 @@ class ShopifyStory(Story):
         self.balance(alice, f"order {card['name']} paid by card: no wallet money moved, points earned")
 
         self.step(7, "Alice converts her points to wallet money")
-        answer = self.api("post", f"customers/{alice}/points/conversions", json={},
-                          idempotency_key="demo-points-1")  # fmt: skip
+        answer = self.api("post", f"customers/{alice}/points/conversions", json={}, idempotency_key="demo-points-1")
         say(f"  POST /api/v1/customers/{alice}/points/conversions → transaction #{answer['transaction_id']}")
         self.push()
         self.balance(alice, "whole steps of 100 points converted, and mirrored")
 
         self.step(8, "The bridge reconciles every wallet with Shopify (what `wallet-bridge sync` does)")
-        reconciled = reconcile(self.svc.sessions, self.svc.secrets, self.shop.id,
-                               timeout=self.svc.settings.shop_timeout_seconds)  # fmt: skip
+        reconciled = reconcile(
+            self.svc.sessions, self.svc.secrets, self.shop.id, timeout=self.svc.settings.shop_timeout_seconds
+        )
         say(f"  wallets: {reconciled.wallets}, in step: {reconciled.in_step}, drifted: {len(reconciled.drifts)}")
         for drift in reconciled.drifts:
             self.problems.append(f"reconcile: drift {drift}")
@@ -459,16 +503,21 @@ class ShopifyStory(Story):
         wallet = self.wallet(customer_id)
         store_credit = self.sim.store_credit_balance(customer_id)
         self.echo(f"  {what}")
-        self.echo(f"  → wallet {wallet['balance_formatted']}, {wallet['points']} points; "
-                  f"Shopify store credit {self.money(store_credit)}")  # fmt: skip
+        self.echo(
+            f"  → wallet {wallet['balance_formatted']}, {wallet['points']} points; "
+            f"Shopify store credit {self.money(store_credit)}"
+        )
 
     def push(self) -> None:
         """The outbox worker for this shop, with the store credit changes Shopify received."""
         seen = len(self.sim.requests)
         push_shop_outbox(self.svc, self.shop.id)
-        changes = [self._change(call) for call in self.sim.requests[seen:]
-                   if call.root_field in ("storeCreditAccountCredit", "storeCreditAccountDebit")
-                   and not (call.throttled or call.injected)]  # fmt: skip
+        changes = [
+            self._change(call)
+            for call in self.sim.requests[seen:]
+            if call.root_field in ("storeCreditAccountCredit", "storeCreditAccountDebit")
+            and not (call.throttled or call.injected)
+        ]
         if changes:
             self.echo(f"  outbox worker → Shopify: {', '.join(changes)}")
         else:
@@ -494,8 +543,10 @@ class ShopifyStory(Story):
     def final_balance(self, customer_id: int) -> str:
         wallet = self.wallet(customer_id)
         store_credit = self.money(self.sim.store_credit_balance(customer_id))
-        return (f"Final balance of customer {customer_id}: {wallet['balance_formatted']} and {wallet['points']} "
-                f"points; Shopify store credit {store_credit}")  # fmt: skip
+        return (
+            f"Final balance of customer {customer_id}: {wallet['balance_formatted']} and {wallet['points']} "
+            f"points; Shopify store credit {store_credit}"
+        )
 
 
 class DemoFailed(Exception):

@@ -222,8 +222,9 @@ class ShopifySimulator:
         credit_minor = self._minor(store_credit, currency, "store_credit")
 
         def action():
-            order = self.store.place_order(_optional_customer(customer_id), total_minor, currency, credit_minor,
-                                           gateway, email)  # fmt: skip
+            order = self.store.place_order(
+                _optional_customer(customer_id), total_minor, currency, credit_minor, gateway, email
+            )
             return self.store.order_json(order), self._order_events(order, "orders/create", "orders/paid")
 
         return self._change(action)

@@ -59,8 +59,13 @@ TRANSACTION_TYPES = {
     "debit": "StoreCreditAccountDebitTransaction",
     "expiration": "StoreCreditAccountExpirationTransaction",
 }
-EVENTS = {"api": "ADJUSTMENT", "merchant": "ADJUSTMENT", "expiry": "ADJUSTMENT", "order": "ORDER_PAYMENT",
-          "refund": "ORDER_REFUND"}  # fmt: skip
+EVENTS = {
+    "api": "ADJUSTMENT",
+    "merchant": "ADJUSTMENT",
+    "expiry": "ADJUSTMENT",
+    "order": "ORDER_PAYMENT",
+    "refund": "ORDER_REFUND",
+}
 REASONS = {
     429: "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service.",
     500: "Internal Server Error",
@@ -289,8 +294,14 @@ class AdminApi:
         query = body.get("query") if isinstance(body.get("query"), str) else None
         variables = body.get("variables") if isinstance(body.get("variables"), dict) else {}
         kind, name, root_fields = _journal_fields(query, body.get("operationName")) if query else (None, None, ())
-        call = GraphQLCall(version=version, operation=kind, operation_name=name, root_fields=root_fields,
-                           variables=variables, query=query)  # fmt: skip
+        call = GraphQLCall(
+            version=version,
+            operation=kind,
+            operation_name=name,
+            root_fields=root_fields,
+            variables=variables,
+            query=query,
+        )
         with self.sim.lock:
             self.sim.requests.append(call)
         return call
@@ -426,8 +437,9 @@ def _check_fields(operation: Operation) -> None:
     allowed, root_type = (MUTATION_FIELDS, "Mutation") if operation.kind == "mutation" else (QUERY_FIELDS, "QueryRoot")
     for field in operation.fields:
         if field.name not in allowed:
-            raise GraphQLError(f"The simulator does not implement {root_type}.{field.name}",
-                               {"code": "notImplementedBySimulator"})  # fmt: skip
+            raise GraphQLError(
+                f"The simulator does not implement {root_type}.{field.name}", {"code": "notImplementedBySimulator"}
+            )
 
 
 def _json_body() -> dict | None:

@@ -35,8 +35,13 @@ from graphql.utilities import coerce_input_value, type_from_ast, value_from_ast
 
 from simulator.shopify_wire import API_VERSION, parse_datetime
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "shopify" / (
-    f"shopify-admin-{API_VERSION}.graphql.gz")  # fmt: skip
+SCHEMA_PATH = (
+    Path(__file__).resolve().parent.parent
+    / "tests"
+    / "fixtures"
+    / "shopify"
+    / (f"shopify-admin-{API_VERSION}.graphql.gz")
+)
 _DECIMAL_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#]+[^\s]*")
 
@@ -95,8 +100,14 @@ def select(checked: CheckedRequest, raw_variables: dict, answers: dict) -> dict:
     """The answer Shopify gives: exactly the fields the document selects, read from `answers` (root field
     alias → a JSON-shaped value holding at least those fields; `__typename` tells an interface's type).
     A selected non-null field the answers lack is an error in the answer, as GraphQL reports it."""
-    result = execute(admin_schema(), checked.document, root_value=answers, variable_values=raw_variables,
-                     operation_name=_name_of(checked.operation), field_resolver=_by_alias_at_the_root)  # fmt: skip
+    result = execute(
+        admin_schema(),
+        checked.document,
+        root_value=answers,
+        variable_values=raw_variables,
+        operation_name=_name_of(checked.operation),
+        field_resolver=_by_alias_at_the_root,
+    )
     answer: dict = {"data": result.data}
     if result.errors:
         answer["errors"] = [_formatted(error) for error in result.errors]
@@ -145,9 +156,11 @@ def _variable_error(name: str, type_, value: object, problems: list[tuple[list, 
     where = ", ".join(f"{'.'.join(map(str, path))} ({explanation})" for path, explanation in problems if path)
     return {
         "message": f"Variable ${name} of type {type_} was provided invalid value" + (f" for {where}" if where else ""),
-        "extensions": {"value": value, "problems": [{"path": path, "explanation": explanation}
-                                                     for path, explanation in problems]},
-    }  # fmt: skip
+        "extensions": {
+            "value": value,
+            "problems": [{"path": path, "explanation": explanation} for path, explanation in problems],
+        },
+    }
 
 
 def _formatted(error: GraphQLError) -> dict:

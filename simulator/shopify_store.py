@@ -410,8 +410,16 @@ class ShopifyStore:
         """The `customer` inside an order body: fewer keys than the customer resource, as Shopify's orders/create
         sample has it."""
         data = self.customer_json(customer)
-        for key in ("orders_count", "total_spent", "last_order_id", "last_order_name", "addresses", "tags",
-                    "email_marketing_consent", "sms_marketing_consent"):  # fmt: skip
+        for key in (
+            "orders_count",
+            "total_spent",
+            "last_order_id",
+            "last_order_name",
+            "addresses",
+            "tags",
+            "email_marketing_consent",
+            "sms_marketing_consent",
+        ):
             data.pop(key)
         return data
 

@@ -208,9 +208,18 @@ class WebhookHub:
         with self._lock:
             timed_out = elapsed > self.timeout
             record = Delivery(
-                item.subscription_id, item.topic, url, item.body, headers, status, error, elapsed, timed_out,
-                self._clock(), item.attempt,
-            )  # fmt: skip
+                item.subscription_id,
+                item.topic,
+                url,
+                item.body,
+                headers,
+                status,
+                error,
+                elapsed,
+                timed_out,
+                self._clock(),
+                item.attempt,
+            )
             self.deliveries.append(record)
             if not record.ok:
                 retry = replace(item, attempt=item.attempt + 1)

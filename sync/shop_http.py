@@ -79,8 +79,13 @@ def is_allowed(address: Address, allow_private: bool = False) -> bool:
         return is_allowed(embedded, allow_private)
     if allow_private and (address.is_loopback or any(address in net for net in PRIVATE_NETWORKS)):
         return True
-    if (address.is_multicast or address.is_unspecified or address.is_link_local or address.is_reserved
-            or getattr(address, "is_site_local", False)):  # fmt: skip
+    if (
+        address.is_multicast
+        or address.is_unspecified
+        or address.is_link_local
+        or address.is_reserved
+        or getattr(address, "is_site_local", False)
+    ):
         return False
     return address.is_global
 

@@ -50,8 +50,13 @@ def _describe(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: {exc}"[:1000]
 
 
-def run_once(sessions: sessionmaker[Session], pushers: dict[str, Pusher], policy: RetryPolicy, limit: int = 10,
-             clock: Callable[[], float] = time.monotonic) -> int:  # fmt: skip
+def run_once(
+    sessions: sessionmaker[Session],
+    pushers: dict[str, Pusher],
+    policy: RetryPolicy,
+    limit: int = 10,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
     """Deliver what is due now; returns how many messages were attempted. A round stops at half its lease
     (a slow shop) and hands back what it has not tried, before another worker may take it."""
     claimed = claim(sessions, limit)
@@ -86,10 +91,17 @@ def drain(sessions, pushers, policy, *, max_rounds: int = 100) -> None:
             return
 
 
-def run_forever(sessions, pushers, policy, stop: threading.Event, idle_seconds: float = 1.0,
-                chores: Sequence[Callable[[], object]] = (), chore_seconds: float = 30.0,
-                inbox: Callable[[], int] | None = None,
-                wait: Callable[[float], None] | None = None) -> None:  # fmt: skip
+def run_forever(
+    sessions,
+    pushers,
+    policy,
+    stop: threading.Event,
+    idle_seconds: float = 1.0,
+    chores: Sequence[Callable[[], object]] = (),
+    chore_seconds: float = 30.0,
+    inbox: Callable[[], int] | None = None,
+    wait: Callable[[float], None] | None = None,
+) -> None:
     """Deliver outbox messages until `stop` is set; every `chore_seconds`, run each chore (e.g. the
     recovery of stalled inbox deliveries), so that whoever runs workers runs those too. `inbox`, when given,
     applies deferred deliveries first in every round (their outbox rows then go out in the same round); an idle

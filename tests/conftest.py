@@ -28,8 +28,9 @@ FERNET_KEY = Fernet.generate_key().decode()
 def pytest_configure(config):
     config.addinivalue_line("markers", "postgres_only: needs PostgreSQL (runs in the PostgreSQL pass)")
     config.addinivalue_line("markers", "bank: the bank test with real processes and faults (`make bank`)")
-    config.addinivalue_line("markers", "real_store: against a real WooCommerce store (../shared/realstore; "
-                            "runs in the PostgreSQL pass)")
+    config.addinivalue_line(
+        "markers", "real_store: against a real WooCommerce store (../shared/realstore; runs in the PostgreSQL pass)"
+    )
 
 
 def pytest_report_header(config):
@@ -137,8 +138,9 @@ def client(app):
 
 def make_shop(services, name="Alpha Shop", currency="EUR", platform="woocommerce", url="https://alpha.example"):
     with unit_of_work(services.sessions) as session:
-        return create_shop(session, services.secrets, platforms=(platform,), name=name, platform=platform, url=url,
-                           currency=currency)
+        return create_shop(
+            session, services.secrets, platforms=(platform,), name=name, platform=platform, url=url, currency=currency
+        )
 
 
 @pytest.fixture

@@ -80,9 +80,20 @@ SYSTEM_SIDE = {
 }
 
 
-def move(services, shop, customer_id: str, kind: str, amount: int, when: datetime, key: str, *,
-         email: str | None = None, name: str | None = None, reason: str | None = None,
-         order: str | None = None) -> None:  # fmt: skip
+def move(
+    services,
+    shop,
+    customer_id: str,
+    kind: str,
+    amount: int,
+    when: datetime,
+    key: str,
+    *,
+    email: str | None = None,
+    name: str | None = None,
+    reason: str | None = None,
+    order: str | None = None,
+) -> None:
     """One transaction of `kind` moving `amount` into (positive) or out of (negative) the customer's wallet,
     or points account for points kinds, against the matching system account, dated `when`."""
     with unit_of_work(services.sessions) as session, posted_at(when):
@@ -90,6 +101,12 @@ def move(services, shop, customer_id: str, kind: str, amount: int, when: datetim
         points = kind.startswith("points")
         account = points_account(session, customer) if points else wallet_account(session, customer, shop.currency)
         other = system_account(session, shop.id, SYSTEM_SIDE[kind], POINTS if points else shop.currency)
-        post_transaction(session, shop_id=shop.id, kind=kind, reason=reason or f"{kind} {key}",
-                         legs=[Leg(account, amount), Leg(other, -amount)], idempotency_key=key,
-                         order_ref=order)  # fmt: skip
+        post_transaction(
+            session,
+            shop_id=shop.id,
+            kind=kind,
+            reason=reason or f"{kind} {key}",
+            legs=[Leg(account, amount), Leg(other, -amount)],
+            idempotency_key=key,
+            order_ref=order,
+        )

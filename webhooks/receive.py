@@ -45,28 +45,42 @@ def refusal(status: int, code: str, message: str, fields: dict | None = None) ->
     return Answer(status, {"error": error})
 
 
-def receive(sessions: sessionmaker[Session], box: SecretBox, platform: Inbound, request: Request, *,
-            defer: bool = False) -> Answer:  # fmt: skip
+def receive(
+    sessions: sessionmaker[Session], box: SecretBox, platform: Inbound, request: Request, *, defer: bool = False
+) -> Answer:
     """`defer`: answer once the delivery is stored (one INSERT); a worker applies it (DEFER_DELIVERIES)."""
     pong = platform.unsigned_answer(request.content_type, request.body, request.headers)
     if pong is not None:
         return Answer(200, pong)
     topic = request.headers.get(platform.topic_header, "")
     if not _authentic(sessions, box, platform, request):
-        security_log.warning("rejected %s delivery: bad signature shop=%s topic=%r from=%s", platform.name,
-                             request.shop_id, topic[:60], request.remote_addr)  # fmt: skip
+        security_log.warning(
+            "rejected %s delivery: bad signature shop=%s topic=%r from=%s",
+            platform.name,
+            request.shop_id,
+            topic[:60],
+            request.remote_addr,
+        )
         return refusal(401, "invalid_signature", "missing or invalid webhook signature")
     delivery_id = request.headers.get(platform.delivery_id_header, "")[:100] or None
-    if platform.delivery_ids_unique and delivery_id and deliveries.already_applied(
-        sessions, request.shop_id, platform.name, delivery_id
+    if (
+        platform.delivery_ids_unique
+        and delivery_id
+        and deliveries.already_applied(sessions, request.shop_id, platform.name, delivery_id)
     ):
         return Answer(200, {"status": "duplicate"})
     try:
         data = json.loads(request.body)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than Python goes
         return refusal(400, "invalid_json", "the body is not JSON", {"body": "not JSON"})
-    stored = dict(shop_id=request.shop_id, platform=platform.name, topic=topic, resource_id=resource_id(data),
-                  delivery_id=delivery_id, body=request.body)  # fmt: skip
+    stored = dict(
+        shop_id=request.shop_id,
+        platform=platform.name,
+        topic=topic,
+        resource_id=resource_id(data),
+        delivery_id=delivery_id,
+        body=request.body,
+    )
     return _handle(sessions, platform, topic, data, stored, defer)
 
 
@@ -79,14 +93,17 @@ def _authentic(sessions: sessionmaker[Session], box: SecretBox, platform: Inboun
     if platform.one_secret_per_shop:
         others = deliveries.shops_sharing_secret(sessions, box, request.shop_id, platform.name, keys)
         if others:
-            security_log.warning("refused %s delivery: shop=%s shares its webhook secret with shop(s) %s",
-                                 platform.name, request.shop_id, others)  # fmt: skip
+            security_log.warning(
+                "refused %s delivery: shop=%s shares its webhook secret with shop(s) %s",
+                platform.name,
+                request.shop_id,
+                others,
+            )
             return False
     return True
 
 
-def _handle(sessions: sessionmaker[Session], platform: Inbound, topic: str, data, stored: dict,
-            defer: bool) -> Answer:  # fmt: skip
+def _handle(sessions: sessionmaker[Session], platform: Inbound, topic: str, data, stored: dict, defer: bool) -> Answer:
     handler = platform.topics.get(topic)
     if handler is None:
         deliveries.record_delivery(sessions, **stored, status=InboxStatus.IGNORED)

@@ -63,8 +63,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     allow_private_addresses(settings.allow_private_shop_urls)
     if settings.allow_private_shop_urls:
-        log.warning("ALLOW_PRIVATE_SHOP_URLS is on: shop URLs may point at loopback and private networks "
-                    "(development only; see docs/security.md)")  # fmt: skip
+        log.warning(
+            "ALLOW_PRIVATE_SHOP_URLS is on: shop URLs may point at loopback and private networks "
+            "(development only; see docs/security.md)"
+        )
     return app
 
 

@@ -81,8 +81,9 @@ def shop_group():
 @click.option("--currency", required=True)
 @click.option("--json", "as_json", is_flag=True)
 def shop_create(name, platform, url, currency, as_json):
-    created = merchants.new_shop(services().sessions, services().secrets, PLATFORMS, name=name, platform=platform,
-                                 url=url, currency=currency)  # fmt: skip
+    created = merchants.new_shop(
+        services().sessions, services().secrets, PLATFORMS, name=name, platform=platform, url=url, currency=currency
+    )
     data = {
         "id": created.shop.id,
         "name": created.shop.name,
@@ -99,20 +100,39 @@ def shop_create(name, platform, url, currency, as_json):
 @click.option("--json", "as_json", is_flag=True)
 def shop_list(as_json):
     with usecases.reading(services().sessions) as session:
-        shops = [{"id": shop.id, "platform": shop.platform, "currency": shop.currency,
-                  "connected": shop.consumer_secret_enc is not None, "last_synced_at": shop.last_synced_at,
-                  "name": shop.name, "url": shop.url}
-                 for shop in session.scalars(select(Shop).order_by(Shop.id))]  # fmt: skip
+        shops = [
+            {
+                "id": shop.id,
+                "platform": shop.platform,
+                "currency": shop.currency,
+                "connected": shop.consumer_secret_enc is not None,
+                "last_synced_at": shop.last_synced_at,
+                "name": shop.name,
+                "url": shop.url,
+            }
+            for shop in session.scalars(select(Shop).order_by(Shop.id))
+        ]
     if as_json:
         click.echo(json.dumps(shops, default=str, indent=2))
         return
     if not shops:
         click.echo("no shops yet: add one with `wallet-bridge shop create` (or on the console's first-run page)")
         return
-    print_table(["ID", "PLATFORM", "CURRENCY", "CONNECTED", "LAST SYNC", "NAME", "URL"],
-                [[shop["id"], shop["platform"], shop["currency"], "yes" if shop["connected"] else "no",
-                  f"{shop['last_synced_at']:%Y-%m-%d %H:%M}" if shop["last_synced_at"] else "never",
-                  shop["name"], shop["url"]] for shop in shops])  # fmt: skip
+    print_table(
+        ["ID", "PLATFORM", "CURRENCY", "CONNECTED", "LAST SYNC", "NAME", "URL"],
+        [
+            [
+                shop["id"],
+                shop["platform"],
+                shop["currency"],
+                "yes" if shop["connected"] else "no",
+                f"{shop['last_synced_at']:%Y-%m-%d %H:%M}" if shop["last_synced_at"] else "never",
+                shop["name"],
+                shop["url"],
+            ]
+            for shop in shops
+        ],
+    )
 
 
 @shop_group.command("connect", help="Check a WooCommerce shop's REST keys, store them encrypted, register webhooks.")
@@ -131,8 +151,16 @@ def shop_list(as_json):
 @click.option("--json", "as_json", is_flag=True)
 def shop_connect(shop_id, url, consumer_key, consumer_secret, as_json):
     svc = services()
-    result = connect_shop(svc.sessions, svc.secrets, shop_id, url, consumer_key, consumer_secret,
-                          svc.settings.public_url, svc.settings.shop_timeout_seconds)  # fmt: skip
+    result = connect_shop(
+        svc.sessions,
+        svc.secrets,
+        shop_id,
+        url,
+        consumer_key,
+        consumer_secret,
+        svc.settings.public_url,
+        svc.settings.shop_timeout_seconds,
+    )
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return
@@ -145,8 +173,9 @@ def shop_connect(shop_id, url, consumer_key, consumer_secret, as_json):
         click.echo(f"warning: {warning}", err=True)
 
 
-@click.command("sync", help="Pull customers and orders changed since the last sync and re-activate webhooks "
-               "(run from cron).")  # fmt: skip
+@click.command(
+    "sync", help="Pull customers and orders changed since the last sync and re-activate webhooks (run from cron)."
+)
 @click.argument("shop_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no progress bar).")
 def sync_command(shop_id, as_json):
@@ -170,20 +199,34 @@ def sync_command(shop_id, as_json):
         raise SystemExit(1)
 
 
-@shop_group.command("connect-shopify", help="Check a Shopify Admin API token, store it and the webhook secret "
-                    "encrypted, subscribe the webhooks.")  # fmt: skip
+@shop_group.command(
+    "connect-shopify",
+    help="Check a Shopify Admin API token, store it and the webhook secret encrypted, subscribe the webhooks.",
+)
 @click.argument("shop_id", type=int)
 @click.option("--url", required=True, help="https://<shop>.myshopify.com")
-@click.option("--access-token", required=True, envvar="WB_SHOPIFY_TOKEN", show_envvar=True, prompt=True,
-              hide_input=True)  # fmt: skip
-@click.option("--webhook-secret", envvar="WB_SHOPIFY_WEBHOOK_SECRET", show_envvar=True,
-              help="The app's client secret; a new one rotates (the old stays valid meanwhile).")  # fmt: skip
+@click.option(
+    "--access-token", required=True, envvar="WB_SHOPIFY_TOKEN", show_envvar=True, prompt=True, hide_input=True
+)
+@click.option(
+    "--webhook-secret",
+    envvar="WB_SHOPIFY_WEBHOOK_SECRET",
+    show_envvar=True,
+    help="The app's client secret; a new one rotates (the old stays valid meanwhile).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def shop_connect_shopify(shop_id, url, access_token, webhook_secret, as_json):
     svc = services()
-    result = connect_shopify(svc.sessions, svc.secrets, shop_id, url=url, access_token=access_token,
-                             webhook_secret=webhook_secret, public_url=svc.settings.public_url,
-                             timeout=svc.settings.shop_timeout_seconds)  # fmt: skip
+    result = connect_shopify(
+        svc.sessions,
+        svc.secrets,
+        shop_id,
+        url=url,
+        access_token=access_token,
+        webhook_secret=webhook_secret,
+        public_url=svc.settings.public_url,
+        timeout=svc.settings.shop_timeout_seconds,
+    )
     emit(result.as_dict(), as_json)
 
 
@@ -193,8 +236,15 @@ def user_group():
 
 
 def _password_option(help_text: str):
-    return click.option("--password", envvar="WB_USER_PASSWORD", show_envvar=True, prompt=True, hide_input=True,
-                        confirmation_prompt=True, help=help_text)  # fmt: skip
+    return click.option(
+        "--password",
+        envvar="WB_USER_PASSWORD",
+        show_envvar=True,
+        prompt=True,
+        hide_input=True,
+        confirmation_prompt=True,
+        help=help_text,
+    )
 
 
 @user_group.command("create", help="Create a console user who manages the given shop(s); the password is prompted.")
@@ -205,8 +255,9 @@ def _password_option(help_text: str):
 @click.option("--json", "as_json", is_flag=True)
 def user_create(email, name, shop_ids, password, as_json):
     try:
-        user = merchants.create_user_for_shops(services().sessions, CLI, email=email, name=name, password=password,
-                                               shop_ids=shop_ids)  # fmt: skip
+        user = merchants.create_user_for_shops(
+            services().sessions, CLI, email=email, name=name, password=password, shop_ids=shop_ids
+        )
         data = {"id": user.id, "email": user.email, "name": user.name, "shops": list(shop_ids)}
     except DomainError as exc:
         problems = "; ".join(f"{field}: {problem}" for field, problem in (exc.fields or {}).items())
@@ -214,8 +265,11 @@ def user_create(email, name, shop_ids, password, as_json):
     emit(data, as_json)
 
 
-@user_group.command("set-password", help="Give a console user a new password (they forgot theirs): every session "
-                    "of theirs ends and their failed sign-ins are forgotten.")  # fmt: skip
+@user_group.command(
+    "set-password",
+    help="Give a console user a new password (they forgot theirs): every session "
+    "of theirs ends and their failed sign-ins are forgotten.",
+)
 @click.option("--email", required=True)
 @_password_option("The new password, prompted for (hidden, twice) when neither given nor in the environment.")
 def user_set_password(email, password):
@@ -241,8 +295,7 @@ def ledger_verify(as_json):
 @click.command("serve", help="Migrate, then serve the bridge through gunicorn (and, on SQLite, its outbox worker).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, type=click.IntRange(1, 65535), show_default=True)
-@click.option("--threads", default=8, type=click.IntRange(min=1), show_default=True,
-              help="Requests served at once.")  # fmt: skip
+@click.option("--threads", default=8, type=click.IntRange(min=1), show_default=True, help="Requests served at once.")
 def serve(host, port, threads):
     settings = services().settings
     upgrade(settings.database_url)
@@ -253,8 +306,11 @@ def serve(host, port, threads):
     BridgeServer(settings, bind=f"{host}:{port}", threads=threads).run()
 
 
-@click.command("worker", help="Deliver outbox messages to the shops (and apply deferred deliveries) until stopped "
-               "(run several if you like).")  # fmt: skip
+@click.command(
+    "worker",
+    help="Deliver outbox messages to the shops (and apply deferred deliveries) until stopped "
+    "(run several if you like).",
+)
 @click.option("--once", is_flag=True, help="Apply and deliver what is due now, then exit.")
 def worker(once):
     svc = services()
@@ -286,10 +342,16 @@ def outbox_list(status, shop_id, as_json):
         if shop_id is not None:
             query = query.where(OutboxMessage.shop_id == shop_id)
         rows = [
-            {"id": m.id, "shop_id": m.shop_id, "kind": m.kind, "attempts": m.attempts, "error": m.last_error,
-             "payload": m.payload}
+            {
+                "id": m.id,
+                "shop_id": m.shop_id,
+                "kind": m.kind,
+                "attempts": m.attempts,
+                "error": m.last_error,
+                "payload": m.payload,
+            }
             for m in session.execute(query.limit(500)).scalars()
-        ]  # fmt: skip
+        ]
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -317,36 +379,65 @@ def inbox_recover(older_than):
     click.echo(f"deliveries applied: {applied}")
 
 
-@click.command("prune", help="Delete webhook deliveries applied and outbox messages delivered before the last "
-               "--days days (failed, dead or unfinished ones are kept; the ledger is never pruned), and empty the "
-               "bodies of deliveries applied before each shop's webhook_body_retention_days.")  # fmt: skip
+@click.command(
+    "prune",
+    help="Delete webhook deliveries applied and outbox messages delivered before the last "
+    "--days days (failed, dead or unfinished ones are kept; the ledger is never pruned), and empty the "
+    "bodies of deliveries applied before each shop's webhook_body_retention_days.",
+)
 @click.option("--days", type=click.IntRange(min=MINIMUM_AGE.days), default=90, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def prune_command(days, as_json):
     pruned = prune(services().sessions, timedelta(days=days))
-    emit({"deliveries_deleted": pruned.deliveries, "messages_deleted": pruned.messages,
-          "bodies_emptied": pruned.bodies_dropped}, as_json)  # fmt: skip
+    emit(
+        {
+            "deliveries_deleted": pruned.deliveries,
+            "messages_deleted": pruned.messages,
+            "bodies_emptied": pruned.bodies_dropped,
+        },
+        as_json,
+    )
 
 
-@click.command("expire", help="Expire promotional credit past its date, release stale holds and give back the wallet "
-               "part of failed orders left unpaid for the shop's failed_order_release_days (one transaction per lot "
-               "or order; safe to repeat).")  # fmt: skip
-@click.option("--remind-days", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Also note credit expiring within this many days (once per lot); 0 for none.")
+@click.command(
+    "expire",
+    help="Expire promotional credit past its date, release stale holds and give back the wallet "
+    "part of failed orders left unpaid for the shop's failed_order_release_days (one transaction per lot "
+    "or order; safe to repeat).",
+)
+@click.option(
+    "--remind-days",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Also note credit expiring within this many days (once per lot); 0 for none.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def expire_command(remind_days, as_json):
     svc = services()
     reminded = remind_before_expiry(svc.sessions, remind_days) if remind_days else 0
-    emit({"lots_expired": expire_credit(svc.sessions), "holds_released": release_stale_holds(svc.sessions),
-          "reminders": reminded, "failed_orders_released": release_abandoned_failed_orders(svc.sessions)},
-         as_json)  # fmt: skip
+    emit(
+        {
+            "lots_expired": expire_credit(svc.sessions),
+            "holds_released": release_stale_holds(svc.sessions),
+            "reminders": reminded,
+            "failed_orders_released": release_abandoned_failed_orders(svc.sessions),
+        },
+        as_json,
+    )
 
 
-@click.command("demo", help="Play a short story against a simulated WooCommerce or Shopify shop (127.0.0.1 only) "
-               "and print it.")  # fmt: skip
+@click.command(
+    "demo", help="Play a short story against a simulated WooCommerce or Shopify shop (127.0.0.1 only) and print it."
+)
 @click.option("--database-url", help="Use this database (migrated first) instead of the configured one.")
-@click.option("--platform", type=click.Choice(list(PLATFORMS)), default="woocommerce", show_default=True,
-              help="The simulated shop (Shopify: the wallet mirrored to its native store credit).")  # fmt: skip
+@click.option(
+    "--platform",
+    type=click.Choice(list(PLATFORMS)),
+    default="woocommerce",
+    show_default=True,
+    help="The simulated shop (Shopify: the wallet mirrored to its native store credit).",
+)
 def demo_command(database_url, platform):
     from flask import current_app
 
@@ -356,8 +447,7 @@ def demo_command(database_url, platform):
         raise click.ClickException("the demo runs from a source checkout: run `make run` there first") from exc
 
     try:
-        ok = run_demo(current_app._get_current_object(), database_url=database_url, echo=click.echo,
-                      platform=platform)  # fmt: skip
+        ok = run_demo(current_app._get_current_object(), database_url=database_url, echo=click.echo, platform=platform)
     except (DemoFailed, DomainError, TemporaryFailure, PermanentFailure) as exc:
         raise click.ClickException(f"the demo failed: {exc}") from exc
     if not ok:
@@ -369,8 +459,11 @@ def secrets_group():
     pass
 
 
-@secrets_group.command("rotate", help="Re-encrypt every shop secret with the newest (first) key in FERNET_KEYS, then "
-                       "check that it alone decrypts them all (safe to repeat; see deploy/README.md).")  # fmt: skip
+@secrets_group.command(
+    "rotate",
+    help="Re-encrypt every shop secret with the newest (first) key in FERNET_KEYS, then "
+    "check that it alone decrypts them all (safe to repeat; see deploy/README.md).",
+)
 @click.option("--json", "as_json", is_flag=True)
 def secrets_rotate(as_json):
     from bridge.security import SecretBox
@@ -382,16 +475,34 @@ def secrets_rotate(as_json):
     except RotationFailed as exc:
         raise click.ClickException(str(exc)) from exc
     stale = shops_not_on(svc.sessions, SecretBox(svc.settings.fernet_keys[:1]))
-    emit({"shops_rotated": rotated, "keys_configured": len(svc.settings.fernet_keys), "shops_not_on_newest_key": stale},
-         as_json)  # fmt: skip
+    emit(
+        {"shops_rotated": rotated, "keys_configured": len(svc.settings.fernet_keys), "shops_not_on_newest_key": stale},
+        as_json,
+    )
     if stale:
-        click.echo("error: some shops hold values the newest key cannot decrypt (written by a process still on the "
-                   "old FERNET_KEYS?): restart every process, run this again, keep the old key", err=True)
+        click.echo(
+            "error: some shops hold values the newest key cannot decrypt (written by a process still on the "
+            "old FERNET_KEYS?): restart every process, run this again, keep the old key",
+            err=True,
+        )
         raise SystemExit(1)
 
 
-COMMANDS = (db_group, shop_group, user_group, ledger_group, serve, worker, outbox_group, inbox_group, sync_command,
-            expire_command, prune_command, secrets_group, demo_command)  # fmt: skip
+COMMANDS = (
+    db_group,
+    shop_group,
+    user_group,
+    ledger_group,
+    serve,
+    worker,
+    outbox_group,
+    inbox_group,
+    sync_command,
+    expire_command,
+    prune_command,
+    secrets_group,
+    demo_command,
+)
 
 
 def refusals_as_errors(callback):
@@ -405,8 +516,9 @@ def refusals_as_errors(callback):
         except (DomainError, TemporaryFailure, PermanentFailure) as exc:
             raise click.ClickException(str(exc)) from exc
         except OperationalError as exc:
-            raise click.ClickException(f"the database cannot be used ({exc.orig}): is it running, and migrated "
-                                       "(`wallet-bridge db upgrade`)?") from exc  # fmt: skip
+            raise click.ClickException(
+                f"the database cannot be used ({exc.orig}): is it running, and migrated (`wallet-bridge db upgrade`)?"
+            ) from exc
 
     return run
 
@@ -436,9 +548,13 @@ class BridgeGroup(FlaskGroup):
     --env-file, --debug: the bridge has one app and reads its settings from the environment)."""
 
     def __init__(self, create_app):
-        super().__init__(create_app=create_app, add_default_commands=False, add_version_option=False,
-                         help="Wallet Bridge: a store-credit wallet beside WooCommerce and Shopify shops. `serve` runs "
-                         "it; `shop create` adds a shop; `COMMAND --help` tells more.")  # fmt: skip
+        super().__init__(
+            create_app=create_app,
+            add_default_commands=False,
+            add_version_option=False,
+            help="Wallet Bridge: a store-credit wallet beside WooCommerce and Shopify shops. `serve` runs "
+            "it; `shop create` adds a shop; `COMMAND --help` tells more.",
+        )
         self.params = [param for param in self.params if param.name not in ("env_file", "app", "debug")]
 
 

@@ -51,27 +51,41 @@ PLATFORMS: Mapping[str, Platform] = {
     platform.name: platform
     for platform in (
         Platform(
-            WOOCOMMERCE, "WooCommerce", woocommerce_pusher, woocommerce_connect.delivery_url_for,
+            WOOCOMMERCE,
+            "WooCommerce",
+            woocommerce_pusher,
+            woocommerce_connect.delivery_url_for,
             woocommerce_connect.delivery_warnings,
             {"order": "/wp-admin/post.php?post={id}&action=edit", "customer": "/wp-admin/user-edit.php?user_id={id}"},
-            "_woocommerce_connection.html", "Press “Test connection” to read the webhooks' state from the shop.",
-            Markup("WooCommerce disables a webhook after repeated failed deliveries and never re-sends what it "
-                   "missed; “Connect and install webhooks” re-activates them, and <code>wallet-bridge sync</code> "
-                   "pulls the orders changed meanwhile."),
-            woocommerce_pull.catch_up, topup_orders=woocommerce_topups.topup_orders,
+            "_woocommerce_connection.html",
+            "Press “Test connection” to read the webhooks' state from the shop.",
+            Markup(
+                "WooCommerce disables a webhook after repeated failed deliveries and never re-sends what it "
+                "missed; “Connect and install webhooks” re-activates them, and <code>wallet-bridge sync</code> "
+                "pulls the orders changed meanwhile."
+            ),
+            woocommerce_pull.catch_up,
+            topup_orders=woocommerce_topups.topup_orders,
         ),
         Platform(
-            SHOPIFY, "Shopify", lambda secrets, timeout, _links: shopify_pusher(secrets, timeout),  # no order notes
-            shopify_connect.callback_url, shopify_connect.delivery_warnings,
+            SHOPIFY,
+            "Shopify",
+            lambda secrets, timeout, _links: shopify_pusher(secrets, timeout),  # no order notes
+            shopify_connect.callback_url,
+            shopify_connect.delivery_warnings,
             {"order": "/admin/orders/{id}", "customer": "/admin/customers/{id}"},
-            "_shopify_connection.html", "Connect to subscribe the webhooks.",
-            Markup("Shopify retries a failed delivery for 48 hours, then may remove the subscription; connecting "
-                   "again subscribes what is missing, and <code>wallet-bridge sync</code> brings every wallet and "
-                   "its store credit back in step."),
-            shopify_store_credit.catch_up, mirrors_store_credit=True,
+            "_shopify_connection.html",
+            "Connect to subscribe the webhooks.",
+            Markup(
+                "Shopify retries a failed delivery for 48 hours, then may remove the subscription; connecting "
+                "again subscribes what is missing, and <code>wallet-bridge sync</code> brings every wallet and "
+                "its store credit back in step."
+            ),
+            shopify_store_credit.catch_up,
+            mirrors_store_credit=True,
         ),
     )
-}  # fmt: skip
+}
 
 TOPICS: TopicsByPlatform = {name: platform.inbound.topics for name, platform in PLATFORMS.items()}
 

@@ -16,9 +16,16 @@ class BridgeServer(BaseApplication):
         self.settings = settings
         # One process: SQLite has one writer at a time anyway, and one outbox worker is all a newcomer needs.
         # The access log goes to the terminal, statement tokens redacted (bridge/surfaces/web/access_log.py).
-        self.options = {"bind": bind, "workers": 1, "worker_class": "gthread", "threads": threads, "timeout": 30,
-                        "graceful_timeout": 20, "accesslog": "-",
-                        "logger_class": "bridge.surfaces.web.access_log.TokenFreeGunicornLogger"}  # fmt: skip
+        self.options = {
+            "bind": bind,
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": threads,
+            "timeout": 30,
+            "graceful_timeout": 20,
+            "accesslog": "-",
+            "logger_class": "bridge.surfaces.web.access_log.TokenFreeGunicornLogger",
+        }
         super().__init__()
 
     def load_config(self) -> None:

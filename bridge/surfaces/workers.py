@@ -19,8 +19,16 @@ def run_worker(svc: Services, stop: threading.Event, idle_seconds: float = 1.0) 
         listener = Listener(svc.engine, INBOX_CHANNEL)
         inbox, wait = (lambda: apply_received(svc.sessions, TOPICS)), listener.wait
     try:
-        run_forever(svc.sessions, pushers_for(svc), retry_policy(svc), stop, idle_seconds, chores=worker_chores(svc),
-                    inbox=inbox, wait=wait)  # fmt: skip
+        run_forever(
+            svc.sessions,
+            pushers_for(svc),
+            retry_policy(svc),
+            stop,
+            idle_seconds,
+            chores=worker_chores(svc),
+            inbox=inbox,
+            wait=wait,
+        )
     finally:
         if wait is not None:
             listener.close()

@@ -67,8 +67,9 @@ def shop_keys(sessions: sessionmaker[Session], box: SecretBox, shop_id: int, pla
         return ShopKeys([box.open(token) for token in tokens if token], shop.url)
 
 
-def shops_sharing_secret(sessions: sessionmaker[Session], box: SecretBox, shop_id: int, platform: str,
-                         keys: ShopKeys) -> list[int]:  # fmt: skip
+def shops_sharing_secret(
+    sessions: sessionmaker[Session], box: SecretBox, shop_id: int, platform: str, keys: ShopKeys
+) -> list[int]:
     with unit_of_work(sessions) as session:
         return shops_sharing(session, box, shop_id, platform, keys.secrets)
 
@@ -76,26 +77,46 @@ def shops_sharing_secret(sessions: sessionmaker[Session], box: SecretBox, shop_i
 def already_applied(sessions: sessionmaker[Session], shop_id: int, platform: str, delivery_id: str) -> bool:
     """For platforms whose delivery ids are unique per delivery (Shopify), a retried delivery is known."""
     with unit_of_work(sessions) as session:
-        return session.execute(
-            select(InboxDelivery.id).where(
-                InboxDelivery.shop_id == shop_id, InboxDelivery.platform == platform,
-                InboxDelivery.delivery_id == delivery_id,
-                InboxDelivery.status.in_((InboxStatus.APPLIED, InboxStatus.IGNORED)),
-            ).limit(1)
-        ).first() is not None  # fmt: skip
+        return (
+            session.execute(
+                select(InboxDelivery.id)
+                .where(
+                    InboxDelivery.shop_id == shop_id,
+                    InboxDelivery.platform == platform,
+                    InboxDelivery.delivery_id == delivery_id,
+                    InboxDelivery.status.in_((InboxStatus.APPLIED, InboxStatus.IGNORED)),
+                )
+                .limit(1)
+            ).first()
+            is not None
+        )
 
 
 def record_delivery(
-    sessions: sessionmaker[Session], *, shop_id: int, platform: str, topic: str, resource_id: str | None,
-    delivery_id: str | None, body: bytes, status: InboxStatus = InboxStatus.RECEIVED, error: str | None = None,
+    sessions: sessionmaker[Session],
+    *,
+    shop_id: int,
+    platform: str,
+    topic: str,
+    resource_id: str | None,
+    delivery_id: str | None,
+    body: bytes,
+    status: InboxStatus = InboxStatus.RECEIVED,
+    error: str | None = None,
     wake: bool = False,
-) -> int:  # fmt: skip
+) -> int:
     """Store a delivery; `wake`: tell the waiting workers (PostgreSQL NOTIFY, sent on commit) to apply it."""
     with unit_of_work(sessions) as session:
         delivery = InboxDelivery(
-            shop_id=shop_id, platform=platform, topic=topic[:60], resource_id=resource_id,
-            delivery_id=(delivery_id or "")[:100] or None, body=body, status=status, error=error,
-        )  # fmt: skip
+            shop_id=shop_id,
+            platform=platform,
+            topic=topic[:60],
+            resource_id=resource_id,
+            delivery_id=(delivery_id or "")[:100] or None,
+            body=body,
+            status=status,
+            error=error,
+        )
         session.add(delivery)
         session.flush()
         if wake:
@@ -109,9 +130,12 @@ def apply_received(sessions: sessionmaker[Session], platforms: TopicsByPlatform,
     twice moves nothing (apply_delivery locks the row and skips what is applied)."""
     with unit_of_work(sessions) as session:
         waiting = session.scalars(
-            select(InboxDelivery.id).where(InboxDelivery.status == InboxStatus.RECEIVED).order_by(InboxDelivery.id)
-            .limit(limit).with_for_update(skip_locked=True)
-        ).all()  # fmt: skip
+            select(InboxDelivery.id)
+            .where(InboxDelivery.status == InboxStatus.RECEIVED)
+            .order_by(InboxDelivery.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
     for delivery_id in waiting:
         reapply(sessions, platforms, delivery_id)
     return len(waiting)
@@ -146,9 +170,7 @@ def apply_delivery(sessions: sessionmaker[Session], delivery_id: int, apply: App
         return InboxStatus.FAILED
 
 
-def _apply_once(
-    sessions: sessionmaker[Session], delivery_id: int, apply: Apply, parsed: object
-) -> InboxStatus:
+def _apply_once(sessions: sessionmaker[Session], delivery_id: int, apply: Apply, parsed: object) -> InboxStatus:
     with unit_of_work(sessions) as session:
         delivery = session.execute(
             select(InboxDelivery).where(InboxDelivery.id == delivery_id).with_for_update()
@@ -189,8 +211,9 @@ def reapply(sessions: sessionmaker[Session], platforms: TopicsByPlatform, delive
     return Outcome(status, _error_of(sessions, delivery_id) if status == InboxStatus.FAILED else None)
 
 
-def recover_stalled(sessions: sessionmaker[Session], platforms: TopicsByPlatform,
-                    stalled_after: timedelta = STALLED_AFTER) -> int:  # fmt: skip
+def recover_stalled(
+    sessions: sessionmaker[Session], platforms: TopicsByPlatform, stalled_after: timedelta = STALLED_AFTER
+) -> int:
     """Apply deliveries stored but left `received` for longer than `stalled_after`; returns how many were
     applied. Safe with several workers: apply_delivery locks each row and skips what is already applied."""
     cutoff = utcnow() - stalled_after

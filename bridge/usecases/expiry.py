@@ -27,8 +27,9 @@ def expire_credit(sessions: sessionmaker[Session], now: datetime | None = None) 
 
 
 # A dropped connection (a failover, a restart) costs a retry, not the run: each lot is its own keyed transaction.
-_RETRY_ON_DISCONNECT = retry(retry=retry_if_exception_type(OperationalError), stop=stop_after_attempt(3),
-                             wait=wait_fixed(0.5), reraise=True)  # fmt: skip
+_RETRY_ON_DISCONNECT = retry(
+    retry=retry_if_exception_type(OperationalError), stop=stop_after_attempt(3), wait=wait_fixed(0.5), reraise=True
+)
 
 
 @_RETRY_ON_DISCONNECT
@@ -59,16 +60,22 @@ def _expire_lot(sessions: sessionmaker[Session], lot_id: int) -> int:
             shop_id=lot.shop_id,
             kind="expiry",
             reason=f"{format_amount(amount, wallet.currency)} of promotional credit expired",
-            legs=[Leg(wallet, -amount), Leg(system_account(session, lot.shop_id, SystemAccount.EXPIRED_CREDIT,
-                                                           wallet.currency), amount)],
+            legs=[
+                Leg(wallet, -amount),
+                Leg(system_account(session, lot.shop_id, SystemAccount.EXPIRED_CREDIT, wallet.currency), amount),
+            ],
             idempotency_key=_expiry_key(session, lot, earlier),
             lots=LotPolicy(lot_id=lot.id),
-        )  # fmt: skip
+        )
         if posted.replayed:
             return 0
-        note_to_customer(session, shop_id=lot.shop_id, customer_id=wallet.customer_id,
-                         note=f"{format_amount(amount, wallet.currency)} of promotional credit in your wallet expired.",
-                         dedupe_key=f"expiry:{posted.transaction.id}")  # fmt: skip
+        note_to_customer(
+            session,
+            shop_id=lot.shop_id,
+            customer_id=wallet.customer_id,
+            note=f"{format_amount(amount, wallet.currency)} of promotional credit in your wallet expired.",
+            dedupe_key=f"expiry:{posted.transaction.id}",
+        )
         return 1
 
 
@@ -92,8 +99,15 @@ def remind_before_expiry(sessions: sessionmaker[Session], days: int, now: dateti
             .where(CreditLot.expires_at < now + timedelta(days=days))
         ).all()
         for lot, wallet in soon:
-            note = (f"{format_amount(lot.remaining, wallet.currency)} of promotional credit in your wallet expires on "
-                    f"{lot.expires_at:%d %b %Y}: spend it before then.")  # fmt: skip
-            reminded += note_to_customer(session, shop_id=lot.shop_id, customer_id=wallet.customer_id, note=note,
-                                         dedupe_key=f"lot:{lot.id}:reminder")  # fmt: skip
+            note = (
+                f"{format_amount(lot.remaining, wallet.currency)} of promotional credit in your wallet expires on "
+                f"{lot.expires_at:%d %b %Y}: spend it before then."
+            )
+            reminded += note_to_customer(
+                session,
+                shop_id=lot.shop_id,
+                customer_id=wallet.customer_id,
+                note=note,
+                dedupe_key=f"lot:{lot.id}:reminder",
+            )
     return reminded

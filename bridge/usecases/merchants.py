@@ -33,8 +33,7 @@ from bridge.users import (
 )
 
 
-def sign_in(sessions: sessionmaker[Session], email: str, password: str, ip: str,
-            now: datetime | None = None) -> SignIn:  # fmt: skip
+def sign_in(sessions: sessionmaker[Session], email: str, password: str, ip: str, now: datetime | None = None) -> SignIn:
     """Check the password, at most MAX_FAILURES_PER_EMAIL (and _PER_IP) times per window.
 
     Each attempt first claims a slot: its row is committed, then counted with every row committed before it.
@@ -58,14 +57,24 @@ def sign_out_everywhere(sessions: sessionmaker[Session], user_id: int) -> None:
     """Every session of the user ends, any copy of its cookie too: a cookie is signed, not stored, so only the
     database (which every web process reads on each request) can make it worthless."""
     with unit_of_work(sessions) as session:
-        session.execute(update(MerchantUser).where(MerchantUser.id == user_id)
-                        .values(session_generation=MerchantUser.session_generation + 1))  # fmt: skip
+        session.execute(
+            update(MerchantUser)
+            .where(MerchantUser.id == user_id)
+            .values(session_generation=MerchantUser.session_generation + 1)
+        )
 
 
 def first_run(
-    sessions: sessionmaker[Session], box: SecretBox, platforms: Collection[str], *, email: str, name: str,
-    password: str, new_shop: dict | None, take_over: Iterable[int],
-) -> tuple[MerchantUser | None, NewShop | None]:  # fmt: skip
+    sessions: sessionmaker[Session],
+    box: SecretBox,
+    platforms: Collection[str],
+    *,
+    email: str,
+    name: str,
+    password: str,
+    new_shop: dict | None,
+    take_over: Iterable[int],
+) -> tuple[MerchantUser | None, NewShop | None]:
     """The first user, with a new shop (`new_shop`: name, platform, url, currency) or the shops made before
     that they take over. Raises ValidationFailed; returns (None, None) when someone finished first."""
     with unit_of_work(sessions) as session:
@@ -86,8 +95,9 @@ def new_shop(sessions: sessionmaker[Session], box: SecretBox, platforms: Collect
         return create_shop(session, box, platforms=platforms, **shop)
 
 
-def add_shop(sessions: sessionmaker[Session], box: SecretBox, platforms: Collection[str], user: MerchantUser,
-             shop: dict) -> NewShop:  # fmt: skip
+def add_shop(
+    sessions: sessionmaker[Session], box: SecretBox, platforms: Collection[str], user: MerchantUser, shop: dict
+) -> NewShop:
     with unit_of_work(sessions) as session:
         return _new_shop(session, box, platforms, user, shop)
 
@@ -100,8 +110,13 @@ def _new_shop(session: Session, box: SecretBox, platforms: Collection[str], user
         fields = {("shop_name" if key == "name" else key): why for key, why in (exc.fields or {}).items()}
         raise ValidationFailed(exc.message, fields=fields or None) from exc
     add_membership(session, user, created.shop.id)
-    audit.record(session, audit.Who.of(user), "shop.create", shop_id=created.shop.id,
-                 new=f"{created.shop.name} ({created.shop.currency})")  # fmt: skip
+    audit.record(
+        session,
+        audit.Who.of(user),
+        "shop.create",
+        shop_id=created.shop.id,
+        new=f"{created.shop.name} ({created.shop.currency})",
+    )
     return created
 
 
@@ -120,8 +135,9 @@ def reset_password(sessions: sessionmaker[Session], email: str, new: str, who: a
         return user
 
 
-def create_user_for_shops(sessions: sessionmaker[Session], who: audit.Who, *, email: str, name: str, password: str,
-                          shop_ids: Iterable[int]) -> MerchantUser:  # fmt: skip
+def create_user_for_shops(
+    sessions: sessionmaker[Session], who: audit.Who, *, email: str, name: str, password: str, shop_ids: Iterable[int]
+) -> MerchantUser:
     with unit_of_work(sessions) as session:
         user = create_user(session, email=email, name=name, password=password)
         for shop_id in shop_ids:
@@ -130,8 +146,9 @@ def create_user_for_shops(sessions: sessionmaker[Session], who: audit.Who, *, em
         return user
 
 
-def add_team_member(sessions: sessionmaker[Session], shop_id: int, who: audit.Who, *, email: str, name: str,
-                    password: str) -> MerchantUser:  # fmt: skip
+def add_team_member(
+    sessions: sessionmaker[Session], shop_id: int, who: audit.Who, *, email: str, name: str, password: str
+) -> MerchantUser:
     """An existing user joins the shop's team, or a new one is made with this password."""
     with unit_of_work(sessions) as session:
         user = find_user(session, email)
@@ -145,8 +162,9 @@ def add_team_member(sessions: sessionmaker[Session], shop_id: int, who: audit.Wh
         return user
 
 
-def remove_team_member(sessions: sessionmaker[Session], shop_id: int, user_id: int, who: audit.Who
-                       ) -> MerchantUser | None:  # fmt: skip
+def remove_team_member(
+    sessions: sessionmaker[Session], shop_id: int, user_id: int, who: audit.Who
+) -> MerchantUser | None:
     with unit_of_work(sessions) as session:
         user = remove_membership(session, shop_id, user_id)
         if user is not None:
@@ -171,8 +189,9 @@ def record_all(sessions: sessionmaker[Session], who: audit.Who, lines: Iterable[
 SettingsChange = Callable[[dict, str], tuple[dict | None, dict]]
 
 
-def change_settings(sessions: sessionmaker[Session], shop_id: int, who: audit.Who, action: str,
-                    change: SettingsChange) -> tuple[dict | None, dict]:  # fmt: skip
+def change_settings(
+    sessions: sessionmaker[Session], shop_id: int, who: audit.Who, action: str, change: SettingsChange
+) -> tuple[dict | None, dict]:
     """Merge a change into the shop's settings under its row lock: two people saving two sections at once both
     keep theirs. Returns what `change` did."""
     with unit_of_work(sessions) as session:

@@ -32,20 +32,29 @@ def release_abandoned_failed_orders(sessions: sessionmaker[Session], now: dateti
     own transaction under its row lock (safe to run from several hosts at once). Returns how many."""
     now = now or utcnow()
     with unit_of_work(sessions) as session:
-        cutoffs = {shop.id: cutoff for shop in session.scalars(select(Shop))
-                   if (cutoff := release_cutoff(ShopSettings.load(shop.settings), now))}  # fmt: skip
-        due = [(shop_id, order.external_id) for shop_id, cutoff in cutoffs.items()
-               for order in session.scalars(_abandoned(shop_id, cutoff))]  # fmt: skip
+        cutoffs = {
+            shop.id: cutoff
+            for shop in session.scalars(select(Shop))
+            if (cutoff := release_cutoff(ShopSettings.load(shop.settings), now))
+        }
+        due = [
+            (shop_id, order.external_id)
+            for shop_id, cutoff in cutoffs.items()
+            for order in session.scalars(_abandoned(shop_id, cutoff))
+        ]
     return sum(_release(sessions, shop_id, external_id, cutoffs[shop_id]) for shop_id, external_id in due)
 
 
 def _abandoned(shop_id: int, cutoff: datetime):
     """The shop's failed orders still holding a wallet part, unchanged since `cutoff`."""
     return select(ShopOrder).where(
-        ShopOrder.shop_id == shop_id, ShopOrder.status == FAILED, ShopOrder.payment_outcome == PaymentOutcome.PARTIAL,
-        ShopOrder.wallet_paid > ShopOrder.wallet_refunded, ShopOrder.updated_at < cutoff,
+        ShopOrder.shop_id == shop_id,
+        ShopOrder.status == FAILED,
+        ShopOrder.payment_outcome == PaymentOutcome.PARTIAL,
+        ShopOrder.wallet_paid > ShopOrder.wallet_refunded,
+        ShopOrder.updated_at < cutoff,
         func.coalesce(ShopOrder.last_modified_at, ShopOrder.updated_at) < cutoff,
-    )  # fmt: skip
+    )
 
 
 def _release(sessions: sessionmaker[Session], shop_id: int, external_id: str, cutoff: datetime) -> int:

@@ -108,9 +108,15 @@ def claim(sessions: sessionmaker[Session], limit: int = 10, shop_id: int | None 
     if shop_id is not None:
         due = due.where(OutboxMessage.shop_id == shop_id)
     with unit_of_work(sessions) as session:
-        messages = session.execute(
-            due.order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit).with_for_update(skip_locked=True)
-        ).scalars().all()
+        messages = (
+            session.execute(
+                due.order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            .scalars()
+            .all()
+        )
         claimed = []
         for message in messages:
             shop = session.get(Shop, message.shop_id)
@@ -136,8 +142,15 @@ def _still_wanted(session: Session, shop: Shop, message: OutboxMessage) -> bool:
     return True
 
 
-def record(sessions: sessionmaker[Session], message_id: int, policy: RetryPolicy, *, outcomes: Sequence[Outcome] = (),
-           error: str | None = None, permanent: bool = False) -> OutboxStatus:  # fmt: skip
+def record(
+    sessions: sessionmaker[Session],
+    message_id: int,
+    policy: RetryPolicy,
+    *,
+    outcomes: Sequence[Outcome] = (),
+    error: str | None = None,
+    permanent: bool = False,
+) -> OutboxStatus:
     """What the push did, and the message's new status (delivered, pending or dead), in one transaction."""
     with unit_of_work(sessions) as session:
         message = session.get(OutboxMessage, message_id)
@@ -175,9 +188,10 @@ def release(sessions: sessionmaker[Session], ids: Sequence[int], outcome: str | 
     marked = {"last_error": outcome} if outcome else {}
     with unit_of_work(sessions) as session:
         session.execute(
-            update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.status == OutboxStatus.SENDING)
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids), OutboxMessage.status == OutboxStatus.SENDING)
             .values(status=OutboxStatus.PENDING, next_attempt_at=utcnow(), **marked)
-        )  # fmt: skip
+        )
 
 
 def retry_dead(sessions: sessionmaker[Session], shop_id: int | None = None, message_id: int | None = None) -> int:
@@ -197,10 +211,14 @@ def retry_dead(sessions: sessionmaker[Session], shop_id: int | None = None, mess
 def delivered_payloads(sessions: sessionmaker[Session], message: OutboxMessage, since: datetime) -> list[dict]:
     """The payloads of the shop's other messages of the same kind delivered since `since`."""
     with unit_of_work(sessions) as session:
-        return list(session.scalars(
-            select(OutboxMessage.payload).where(
-                OutboxMessage.shop_id == message.shop_id, OutboxMessage.kind == message.kind,
-                OutboxMessage.status == OutboxStatus.DELIVERED, OutboxMessage.delivered_at >= since,
-                OutboxMessage.id != message.id,
-            )
-        ).all())  # fmt: skip
+        return list(
+            session.scalars(
+                select(OutboxMessage.payload).where(
+                    OutboxMessage.shop_id == message.shop_id,
+                    OutboxMessage.kind == message.kind,
+                    OutboxMessage.status == OutboxStatus.DELIVERED,
+                    OutboxMessage.delivered_at >= since,
+                    OutboxMessage.id != message.id,
+                )
+            ).all()
+        )

@@ -38,24 +38,34 @@ def prune(sessions: sessionmaker[Session], older_than: timedelta, now: datetime 
     if older_than < MINIMUM_AGE:
         raise ValueError(f"keep at least {MINIMUM_AGE.days} days")
     cutoff = (now or utcnow()) - older_than
-    deliveries = _delete_in_batches(sessions, InboxDelivery, InboxDelivery.status.in_(DONE),
-                                    InboxDelivery.received_at < cutoff)  # fmt: skip
-    messages = _delete_in_batches(sessions, OutboxMessage, OutboxMessage.status == OutboxStatus.DELIVERED,
-                                  OutboxMessage.delivered_at < cutoff)  # fmt: skip
+    deliveries = _delete_in_batches(
+        sessions, InboxDelivery, InboxDelivery.status.in_(DONE), InboxDelivery.received_at < cutoff
+    )
+    messages = _delete_in_batches(
+        sessions, OutboxMessage, OutboxMessage.status == OutboxStatus.DELIVERED, OutboxMessage.delivered_at < cutoff
+    )
     return Pruned(deliveries, messages, drop_old_bodies(sessions, now or utcnow()))
 
 
 def drop_old_bodies(sessions: sessionmaker[Session], now: datetime) -> int:
     """Empty the bodies of deliveries applied before each shop's body retention."""
     with unit_of_work(sessions) as session:
-        retention = {shop.id: ShopSettings.load(shop.settings).webhook_body_retention_days
-                     for shop in session.scalars(select(Shop))}  # fmt: skip
+        retention = {
+            shop.id: ShopSettings.load(shop.settings).webhook_body_retention_days
+            for shop in session.scalars(select(Shop))
+        }
     return sum(
-        _in_batches(sessions, InboxDelivery, lambda ids: update(InboxDelivery).where(InboxDelivery.id.in_(ids))
-                    .values(body=b""), InboxDelivery.shop_id == shop_id, InboxDelivery.status.in_(DONE),
-                    InboxDelivery.received_at < now - timedelta(days=days), InboxDelivery.body != b"")
+        _in_batches(
+            sessions,
+            InboxDelivery,
+            lambda ids: update(InboxDelivery).where(InboxDelivery.id.in_(ids)).values(body=b""),
+            InboxDelivery.shop_id == shop_id,
+            InboxDelivery.status.in_(DONE),
+            InboxDelivery.received_at < now - timedelta(days=days),
+            InboxDelivery.body != b"",
+        )
         for shop_id, days in retention.items()
-    )  # fmt: skip
+    )
 
 
 def _delete_in_batches(sessions: sessionmaker[Session], model, *conditions) -> int:

@@ -41,8 +41,16 @@ def shop_state(sessions: sessionmaker[Session], box: SecretBox, shop_id: int, pl
         return ShopState(shop, box.open(shop.webhook_secret_enc), shop.last_synced_at)
 
 
-def store_keys(sessions: sessionmaker[Session], box: SecretBox, shop_id: int, url: str, *, key: str | None = None,
-               secret: str, webhook_secret: str | None = None) -> None:  # fmt: skip
+def store_keys(
+    sessions: sessionmaker[Session],
+    box: SecretBox,
+    shop_id: int,
+    url: str,
+    *,
+    key: str | None = None,
+    secret: str,
+    webhook_secret: str | None = None,
+) -> None:
     """The shop accepted these keys: stored encrypted. A new webhook secret rotates (the old one stays valid
     until the next, as platforms sign with either for a while). History before the first connection is the
     shop's own business: the first sync starts now, so old pending wallet orders are not charged and old orders
@@ -53,19 +61,27 @@ def store_keys(sessions: sessionmaker[Session], box: SecretBox, shop_id: int, ur
         if key is not None:
             shop.consumer_key_enc = box.seal(key)
         if webhook_secret and webhook_secret != box.open(shop.webhook_secret_enc):
-            shop.previous_webhook_secret_enc, shop.webhook_secret_enc = shop.webhook_secret_enc, box.seal(
-                webhook_secret)  # fmt: skip
+            shop.previous_webhook_secret_enc, shop.webhook_secret_enc = (
+                shop.webhook_secret_enc,
+                box.seal(webhook_secret),
+            )
         shop.last_synced_at = shop.last_synced_at or utcnow()
 
 
-def refuse_secret_of_another_shop(sessions: sessionmaker[Session], box: SecretBox, shop_id: int, platform: str,
-                                  secret: str) -> None:  # fmt: skip
+def refuse_secret_of_another_shop(
+    sessions: sessionmaker[Session], box: SecretBox, shop_id: int, platform: str, secret: str
+) -> None:
     with unit_of_work(sessions) as session:
         refuse_shared_secret(session, box, shop_id, platform, secret)
 
 
-def apply_pulled(sessions: sessionmaker[Session], shop_id: int, apply: Apply,
-                 snapshot: OrderSnapshot | CustomerSnapshot, actor: Actor) -> None:  # fmt: skip
+def apply_pulled(
+    sessions: sessionmaker[Session],
+    shop_id: int,
+    apply: Apply,
+    snapshot: OrderSnapshot | CustomerSnapshot,
+    actor: Actor,
+) -> None:
     """One order or customer read from the shop, applied by the same rules as its webhook, in its own transaction."""
     with unit_of_work(sessions) as session:
         apply(session, session.get(Shop, shop_id), snapshot, actor)
@@ -79,12 +95,15 @@ def mark_synced(sessions: sessionmaker[Session], shop_id: int, watermark: dateti
 def wallets_of(sessions: sessionmaker[Session], shop_id: int) -> list[tuple[str, int, str]]:
     """(customer id, account id, currency) of every wallet of the shop."""
     with unit_of_work(sessions) as session:
-        return [tuple(row) for row in session.execute(
-            select(Customer.external_id, Account.id, Account.currency)
-            .join(Account, Account.customer_id == Customer.id)
-            .where(Account.shop_id == shop_id, Account.kind == "wallet")
-            .order_by(Customer.id)
-        )]  # fmt: skip
+        return [
+            tuple(row)
+            for row in session.execute(
+                select(Customer.external_id, Account.id, Account.currency)
+                .join(Account, Account.customer_id == Customer.id)
+                .where(Account.shop_id == shop_id, Account.kind == "wallet")
+                .order_by(Customer.id)
+            )
+        ]
 
 
 def balance_of(sessions: sessionmaker[Session], account_id: int) -> int:
@@ -92,18 +111,25 @@ def balance_of(sessions: sessionmaker[Session], account_id: int) -> int:
         return session.get(Account, account_id).balance
 
 
-def messages_since(sessions: sessionmaker[Session], shop_id: int, kinds: Iterable[str],
-                   read_at: datetime) -> list[tuple[int, str, dict]]:  # fmt: skip
+def messages_since(
+    sessions: sessionmaker[Session], shop_id: int, kinds: Iterable[str], read_at: datetime
+) -> list[tuple[int, str, dict]]:
     """(id, status, payload) of the shop's messages of these kinds not delivered (dead included), or delivered
     after `read_at`."""
     with unit_of_work(sessions) as session:
-        return [tuple(row) for row in session.execute(
-            select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.payload).where(
-                OutboxMessage.shop_id == shop_id, OutboxMessage.kind.in_(tuple(kinds)),
-                or_(OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.DEAD)),
-                    OutboxMessage.delivered_at >= read_at),
+        return [
+            tuple(row)
+            for row in session.execute(
+                select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.payload).where(
+                    OutboxMessage.shop_id == shop_id,
+                    OutboxMessage.kind.in_(tuple(kinds)),
+                    or_(
+                        OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.DEAD)),
+                        OutboxMessage.delivered_at >= read_at,
+                    ),
+                )
             )
-        )]  # fmt: skip
+        ]
 
 
 def mark_reconciled(sessions: sessionmaker[Session], dead: list[int]) -> None:

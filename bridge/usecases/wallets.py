@@ -62,37 +62,85 @@ def statement_page(sessions: sessionmaker[Session], shop_id: int, customer_id: s
         return {"lines": page.lines, "next_cursor": page.next_cursor}
 
 
-def adjust(sessions: sessionmaker[Session], shop_id: int, customer_id: str, *, key: str, actor: Actor,
-           **adjustment) -> dict:  # fmt: skip
+def adjust(
+    sessions: sessionmaker[Session], shop_id: int, customer_id: str, *, key: str, actor: Actor, **adjustment
+) -> dict:
     with unit_of_work(sessions) as session:
         shop = get_shop(session, shop_id)
         posted = adjust_wallet(session, shop, customer_id, idempotency_key=key, actor=actor, **adjustment)
         wallet = wallet_summary(session, shop, customer_id)
-        return {"transaction_id": posted.transaction.id, "replayed": posted.replayed, "balance": wallet["balance"],
-                "available": wallet["available"]}  # fmt: skip
+        return {
+            "transaction_id": posted.transaction.id,
+            "replayed": posted.replayed,
+            "balance": wallet["balance"],
+            "available": wallet["available"],
+        }
 
 
-def hold(sessions: sessionmaker[Session], shop_id: int, customer_id: str, *, key: str, amount: int, reason: str,
-         expires_in_seconds: int, order_id: str | None = None) -> dict:  # fmt: skip
+def hold(
+    sessions: sessionmaker[Session],
+    shop_id: int,
+    customer_id: str,
+    *,
+    key: str,
+    amount: int,
+    reason: str,
+    expires_in_seconds: int,
+    order_id: str | None = None,
+) -> dict:
     with unit_of_work(sessions) as session:
         shop = get_shop(session, shop_id)
-        held, replayed = hold_on_wallet(session, shop, customer_id, amount=amount, reason=reason, idempotency_key=key,
-                                        expires_in_seconds=expires_in_seconds, order_ref=order_id)  # fmt: skip
+        held, replayed = hold_on_wallet(
+            session,
+            shop,
+            customer_id,
+            amount=amount,
+            reason=reason,
+            idempotency_key=key,
+            expires_in_seconds=expires_in_seconds,
+            order_ref=order_id,
+        )
         available = wallet_summary(session, shop, customer_id)["available"]
-        return {"hold_id": held.id, "status": held.status, "amount": held.amount, "replayed": replayed,
-                "available": available}  # fmt: skip
+        return {
+            "hold_id": held.id,
+            "status": held.status,
+            "amount": held.amount,
+            "replayed": replayed,
+            "available": available,
+        }
 
 
-def reserve(sessions: sessionmaker[Session], shop_id: int, order_id: str, *, key: str, customer_id: str, amount: int,
-            expires_in_seconds: int) -> dict:  # fmt: skip
+def reserve(
+    sessions: sessionmaker[Session],
+    shop_id: int,
+    order_id: str,
+    *,
+    key: str,
+    customer_id: str,
+    amount: int,
+    expires_in_seconds: int,
+) -> dict:
     """Wallet money reserved for an order at checkout (all asked, or what the wallet has: partial payments)."""
     with unit_of_work(sessions) as session:
         shop = get_shop(session, shop_id)
-        held, replayed = reserve_for_order(session, shop, customer_id, order_id, amount=amount, idempotency_key=key,
-                                           expires_in=timedelta(seconds=expires_in_seconds))  # fmt: skip
+        held, replayed = reserve_for_order(
+            session,
+            shop,
+            customer_id,
+            order_id,
+            amount=amount,
+            idempotency_key=key,
+            expires_in=timedelta(seconds=expires_in_seconds),
+        )
         available = wallet_summary(session, shop, customer_id)["available"]
-        return {"hold_id": held.id, "status": held.status, "amount": held.amount, "replayed": replayed,
-                "left_to_pay": max(amount - held.amount, 0), "available": available}  # fmt: skip
+        return {
+            "hold_id": held.id,
+            "status": held.status,
+            "amount": held.amount,
+            "replayed": replayed,
+            "left_to_pay": max(amount - held.amount, 0),
+            "available": available,
+        }
 
 
 def release(sessions: sessionmaker[Session], shop_id: int, order_id: str) -> int:
@@ -113,20 +161,30 @@ def void(sessions: sessionmaker[Session], shop_id: int, hold_id: int) -> dict:
 
 
 def _hold_state(held: Hold, transaction_id: int | None = None) -> dict:
-    return {"hold_id": held.id, "status": held.status, "captured_amount": held.captured_amount,
-            "transaction_id": transaction_id or held.capture_transaction_id}  # fmt: skip
+    return {
+        "hold_id": held.id,
+        "status": held.status,
+        "captured_amount": held.captured_amount,
+        "transaction_id": transaction_id or held.capture_transaction_id,
+    }
 
 
-def convert(sessions: sessionmaker[Session], shop_id: int, customer_id: str, points: int | None, key: str,
-            actor: Actor) -> dict:  # fmt: skip
+def convert(
+    sessions: sessionmaker[Session], shop_id: int, customer_id: str, points: int | None, key: str, actor: Actor
+) -> dict:
     with unit_of_work(sessions) as session:
         shop = get_shop(session, shop_id)
         customer = require_customer(session, shop, customer_id)
-        posted = convert_points(session, shop, ShopSettings.load(shop.settings), customer, points, f"conversion:{key}",
-                                actor=actor)  # fmt: skip
+        posted = convert_points(
+            session, shop, ShopSettings.load(shop.settings), customer, points, f"conversion:{key}", actor=actor
+        )
         wallet = wallet_summary(session, shop, customer_id)
-        return {"transaction_id": posted.transaction.id, "replayed": posted.replayed, "points": wallet["points"],
-                "balance": wallet["balance"]}  # fmt: skip
+        return {
+            "transaction_id": posted.transaction.id,
+            "replayed": posted.replayed,
+            "points": wallet["points"],
+            "balance": wallet["balance"],
+        }
 
 
 # (customer id, amount, currency, top-up request id, retry: look for an order made before) → (order id, URL)
@@ -135,8 +193,15 @@ CreateTopupOrder = Callable[[str, int, str, int, bool], tuple[str, str]]
 TopupOrders = Callable[[Shop], CreateTopupOrder]
 
 
-def top_up(sessions: sessionmaker[Session], shop_id: int, customer_id: str, amount: int, key: str,
-           lease: timedelta, orders: TopupOrders) -> dict:  # fmt: skip
+def top_up(
+    sessions: sessionmaker[Session],
+    shop_id: int,
+    customer_id: str,
+    amount: int,
+    key: str,
+    lease: timedelta,
+    orders: TopupOrders,
+) -> dict:
     """Record the request, have the shop make the order it is paid through, record the order. The shop is
     called between two transactions: a call that dies there leaves a claim the next retry takes over; when
     the shop fails, ShopCallFailed is raised and nothing is recorded."""
@@ -164,15 +229,21 @@ def _topup_out(request: TopupRequest) -> dict:
     return {"order_id": request.order_external_id, "payment_url": request.payment_url, "amount": request.amount}
 
 
-def withdraw(sessions: sessionmaker[Session], shop_id: int, customer_id: str, amount: int, key: str,
-             actor: Actor) -> dict:  # fmt: skip
+def withdraw(
+    sessions: sessionmaker[Session], shop_id: int, customer_id: str, amount: int, key: str, actor: Actor
+) -> dict:
     with unit_of_work(sessions) as session:
         shop = get_shop(session, shop_id)
         require_customer(session, shop, customer_id)
         made = request_withdrawal(session, shop, customer_id, amount, key, actor)
-        return {"request_id": made.request.id, "status": made.request.status, "amount": made.request.amount,
-                "transaction_ids": [p.transaction.id for p in made.posted], "replayed": made.replayed,
-                "balance": wallet_summary(session, shop, customer_id)["balance"]}  # fmt: skip
+        return {
+            "request_id": made.request.id,
+            "status": made.request.status,
+            "amount": made.request.amount,
+            "transaction_ids": [p.transaction.id for p in made.posted],
+            "replayed": made.replayed,
+            "balance": wallet_summary(session, shop, customer_id)["balance"],
+        }
 
 
 @dataclass(frozen=True)
@@ -182,20 +253,28 @@ class Requested:
     status: str  # pending: waits for the merchant's approval; approved: paid out
 
 
-def withdraw_from_statement(sessions: sessionmaker[Session], shop_id: int, external_id: str, amount_text: str,
-                            form_token: str) -> Requested:  # fmt: skip
+def withdraw_from_statement(
+    sessions: sessionmaker[Session], shop_id: int, external_id: str, amount_text: str, form_token: str
+) -> Requested:
     """The customer asks to withdraw from their statement page (a decimal comma is fine); once per form."""
     with unit_of_work(sessions) as session:
         shop = get_shop(session, shop_id)
         customer = require_customer(session, shop, external_id)
         amount = parse_amount(amount_text.strip().replace(",", "."), shop.currency)
-        made = request_withdrawal(session, shop, external_id, amount, f"statement:{customer.id}:{form_token}:withdraw",
-                                  Actor("customer", external_id))  # fmt: skip
+        made = request_withdrawal(
+            session,
+            shop,
+            external_id,
+            amount,
+            f"statement:{customer.id}:{form_token}:withdraw",
+            Actor("customer", external_id),
+        )
         return Requested(made.request.amount, made.request.currency, made.request.status)
 
 
-def decide_withdrawal(sessions: sessionmaker[Session], shop_id: int, request_id: int, who: audit.Who, *,
-                      approve: bool, reason: str = "") -> Withdrawal:  # fmt: skip
+def decide_withdrawal(
+    sessions: sessionmaker[Session], shop_id: int, request_id: int, who: audit.Who, *, approve: bool, reason: str = ""
+) -> Withdrawal:
     """The merchant approves (pays out) or declines (frees the hold, tells the customer why) a waiting request;
     audited once, not when it was already decided."""
     actor = Actor("merchant", who.label[:120])
@@ -208,10 +287,17 @@ def decide_withdrawal(sessions: sessionmaker[Session], shop_id: int, request_id:
         asked = made.request
         if not made.replayed:
             customer = session.get(Customer, asked.customer_id)
-            audit.record(session, who, f"withdrawal.{'approve' if approve else 'decline'}", shop_id=shop_id,
-                         target=customer.external_id, field=f"request #{asked.id}", old="pending",
-                         new=f"{asked.status}: {format_amount(asked.amount, asked.currency)}"
-                             + (f" ({asked.decline_reason})" if asked.decline_reason else ""))  # fmt: skip
+            audit.record(
+                session,
+                who,
+                f"withdrawal.{'approve' if approve else 'decline'}",
+                shop_id=shop_id,
+                target=customer.external_id,
+                field=f"request #{asked.id}",
+                old="pending",
+                new=f"{asked.status}: {format_amount(asked.amount, asked.currency)}"
+                + (f" ({asked.decline_reason})" if asked.decline_reason else ""),
+            )
         return made
 
 
@@ -219,8 +305,9 @@ def personal_data(sessions: sessionmaker[Session], shop_id: int, external_id: st
     """Everything held about a customer (an access request), audited without the data itself."""
     with unit_of_work(sessions) as session:
         data = customer_data(session, get_shop(session, shop_id), external_id)
-        audit.record(session, who, "customer.export", shop_id=shop_id, target=external_id, field="personal data",
-                     new="exported")  # fmt: skip
+        audit.record(
+            session, who, "customer.export", shop_id=shop_id, target=external_id, field="personal data", new="exported"
+        )
         return data
 
 
@@ -228,8 +315,15 @@ def erase(sessions: sessionmaker[Session], shop_id: int, external_id: str, who: 
     """An erasure request: personal data scrubbed, the ledger (and the balance owed) untouched; audited."""
     with unit_of_work(sessions) as session:
         erased = erase_customer(session, get_shop(session, shop_id), external_id)
-        audit.record(session, who, "customer.erase", shop_id=shop_id, target=external_id, field="personal data",
-                     new=f"erased; {erased.deliveries_scrubbed} stored webhook bodies scrubbed")  # fmt: skip
+        audit.record(
+            session,
+            who,
+            "customer.erase",
+            shop_id=shop_id,
+            target=external_id,
+            field="personal data",
+            new=f"erased; {erased.deliveries_scrubbed} stored webhook bodies scrubbed",
+        )
 
 
 def ask_refund(sessions: sessionmaker[Session], shop_id: int, order_id: str, key: str, **request) -> dict:
@@ -238,11 +332,20 @@ def ask_refund(sessions: sessionmaker[Session], shop_id: int, order_id: str, key
         return {"request_id": made.id, "status": made.status, "destination": made.destination, "amount": made.amount}
 
 
-def tip(sessions: sessionmaker[Session], shop_id: int, order_id: str, *, percent_bp: int | None, amount: int | None,
-        key: str, actor: Actor) -> dict:  # fmt: skip
+def tip(
+    sessions: sessionmaker[Session],
+    shop_id: int,
+    order_id: str,
+    *,
+    percent_bp: int | None,
+    amount: int | None,
+    key: str,
+    actor: Actor,
+) -> dict:
     with unit_of_work(sessions) as session:
-        posted = tip_order(session, get_shop(session, shop_id), order_id, percent_bp=percent_bp, amount=amount,
-                           key=key, actor=actor)  # fmt: skip
+        posted = tip_order(
+            session, get_shop(session, shop_id), order_id, percent_bp=percent_bp, amount=amount, key=key, actor=actor
+        )
         tipped = session.scalar(select(func.max(Entry.amount)).where(Entry.transaction_id == posted.transaction.id))
         return {"transaction_id": posted.transaction.id, "replayed": posted.replayed, "amount": tipped}
 
@@ -266,9 +369,19 @@ class Adjusted:
     doubts: Doubts = Doubts()
 
 
-def adjust_by_merchant(sessions: sessionmaker[Session], shop_id: int, external_id: str, who: audit.Who,
-                       actor: Actor, *, direction: str, amount: int, reason: str, key: str,
-                       confirmed: bool) -> Adjusted:  # fmt: skip
+def adjust_by_merchant(
+    sessions: sessionmaker[Session],
+    shop_id: int,
+    external_id: str,
+    who: audit.Who,
+    actor: Actor,
+    *,
+    direction: str,
+    amount: int,
+    reason: str,
+    key: str,
+    confirmed: bool,
+) -> Adjusted:
     """A manual credit or debit from the console, recorded only once its doubts were confirmed."""
     signed = amount if direction == "credit" else -amount
     with unit_of_work(sessions) as session:
@@ -276,13 +389,28 @@ def adjust_by_merchant(sessions: sessionmaker[Session], shop_id: int, external_i
         doubts = Doubts() if confirmed else adjustment_doubts(session, shop, external_id, signed, f"adjustment:{key}")
         if doubts:
             return Adjusted(None, doubts=doubts)
-        posted = adjust_wallet(session, shop, external_id, direction=direction, amount=amount, reason=reason,
-                               idempotency_key=key, actor=actor)  # fmt: skip
+        posted = adjust_wallet(
+            session,
+            shop,
+            external_id,
+            direction=direction,
+            amount=amount,
+            reason=reason,
+            idempotency_key=key,
+            actor=actor,
+        )
         balance = wallet_summary(session, shop, external_id)["balance"]
         if not posted.replayed:
-            audit.record(session, who, f"wallet.{direction}", shop_id=shop_id, target=external_id, field="balance",
-                         old=format_amount(balance - signed, shop.currency),
-                         new=format_amount(balance, shop.currency))  # fmt: skip
+            audit.record(
+                session,
+                who,
+                f"wallet.{direction}",
+                shop_id=shop_id,
+                target=external_id,
+                field="balance",
+                old=format_amount(balance - signed, shop.currency),
+                new=format_amount(balance, shop.currency),
+            )
         return Adjusted(posted, balance)
 
 
@@ -295,8 +423,16 @@ def set_locked(sessions: sessionmaker[Session], shop_id: int, external_id: str, 
             return False
         wallet.locked = locked
         state = {False: "unlocked", True: "locked"}
-        audit.record(session, who, f"wallet.{'lock' if locked else 'unlock'}", shop_id=shop_id, target=external_id,
-                     field="locked", old=state[not locked], new=state[locked])  # fmt: skip
+        audit.record(
+            session,
+            who,
+            f"wallet.{'lock' if locked else 'unlock'}",
+            shop_id=shop_id,
+            target=external_id,
+            field="locked",
+            old=state[not locked],
+            new=state[locked],
+        )
         return True
 
 

@@ -48,9 +48,11 @@ class ShopifyAdmin:
     def _once(self, query: str, variables: dict) -> dict:
         try:
             response = self._http.post(
-                self.endpoint, json={"query": query, "variables": variables}, timeout=self._timeout,
+                self.endpoint,
+                json={"query": query, "variables": variables},
+                timeout=self._timeout,
                 headers={"X-Shopify-Access-Token": self._token, "Content-Type": "application/json"},
-            )  # fmt: skip
+            )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise TemporaryFailure(f"Shopify unreachable ({exc.__class__.__name__})") from exc
         body = _json(response)
@@ -59,8 +61,9 @@ class ShopifyAdmin:
         if response.status_code >= 500 or response.status_code in (401, 403):
             raise TemporaryFailure(f"Shopify answered HTTP {response.status_code}", status=response.status_code)
         if response.status_code >= 300 or body.get("errors"):  # a 3xx too: redirects are never followed
-            raise PermanentFailure(f"Shopify refused the query: {str(body.get('errors'))[:300]}",
-                                   status=response.status_code)  # fmt: skip
+            raise PermanentFailure(
+                f"Shopify refused the query: {str(body.get('errors'))[:300]}", status=response.status_code
+            )
         return body.get("data") or {}
 
 

@@ -13,8 +13,7 @@ from bridge.usecases import shops
 from sync.shop_http import REFUSED, ShopAddressRefused
 from sync.shopify.client import ShopifyAdmin
 
-TOPICS = ("CUSTOMERS_CREATE", "CUSTOMERS_UPDATE", "ORDERS_PAID", "ORDERS_UPDATED", "ORDERS_CANCELLED",
-          "REFUNDS_CREATE")  # fmt: skip
+TOPICS = ("CUSTOMERS_CREATE", "CUSTOMERS_UPDATE", "ORDERS_PAID", "ORDERS_UPDATED", "ORDERS_CANCELLED", "REFUNDS_CREATE")
 
 
 def delivery_topic(subscription_topic: str) -> str:
@@ -54,14 +53,24 @@ def callback_url(public_url: str, shop_id: int) -> str:
 
 
 def delivery_warnings(delivery_url: str) -> list[str]:
-    return [] if delivery_url.startswith("https://") else [
-        "PUBLIC_URL is not https: Shopify delivers webhooks only to https addresses"]
+    return (
+        []
+        if delivery_url.startswith("https://")
+        else ["PUBLIC_URL is not https: Shopify delivers webhooks only to https addresses"]
+    )
 
 
 def connect_shopify(
-    sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int, *, url: str, access_token: str,
-    webhook_secret: str | None, public_url: str, timeout: float = 10.0,
-) -> ShopifyConnection:  # fmt: skip
+    sessions: sessionmaker[Session],
+    secrets: SecretBox,
+    shop_id: int,
+    *,
+    url: str,
+    access_token: str,
+    webhook_secret: str | None,
+    public_url: str,
+    timeout: float = 10.0,
+) -> ShopifyConnection:
     if webhook_secret:  # before anything is sent: see bridge/webhook_secrets.py
         shops.refuse_secret_of_another_shop(sessions, secrets, shop_id, "shopify", webhook_secret)
     api = ShopifyAdmin(url, access_token, timeout)

@@ -31,8 +31,13 @@ def fetch_transactions(api: ShopifyAdmin, order_id: str) -> list[dict]:
 
 def _rest_shaped(node: dict) -> dict:
     money = node["amountSet"]["shopMoney"]
-    return {"kind": node["kind"].lower(), "status": node["status"].lower(), "gateway": node.get("gateway"),
-            "amount": money["amount"], "currency": money["currencyCode"]}  # fmt: skip
+    return {
+        "kind": node["kind"].lower(),
+        "status": node["status"].lower(),
+        "gateway": node.get("gateway"),
+        "amount": money["amount"],
+        "currency": money["currencyCode"],
+    }
 
 
 def checkout_spend(api: ShopifyAdmin, order_id: str, currency: str) -> CheckoutSpend:

@@ -55,8 +55,10 @@ query RecentStoreCredit($id: ID!) {
               ... on StoreCreditAccountCreditTransaction { expiresAt } }
       pageInfo { hasNextPage } } } } }
 }"""
-TRANSACTION_TYPES = {"store_credit.credit": "StoreCreditAccountCreditTransaction",
-                     "store_credit.debit": "StoreCreditAccountDebitTransaction"}  # fmt: skip
+TRANSACTION_TYPES = {
+    "store_credit.credit": "StoreCreditAccountCreditTransaction",
+    "store_credit.debit": "StoreCreditAccountDebitTransaction",
+}
 # How far before a message was written its transaction may show on Shopify's clock: the two clocks' skew.
 CLOCK_MARGIN = timedelta(minutes=10)
 
@@ -66,8 +68,11 @@ def customer_gid(customer_id: str) -> str:
 
 
 def credit(api: ShopifyAdmin, customer_id: str, amount: int, currency: str, expires_at: str | None = None) -> None:
-    credit_input = {"creditAmount": {"amount": to_decimal_string(amount, currency), "currencyCode": currency},
-                    "expiresAt": expires_at, "notify": False}  # fmt: skip
+    credit_input = {
+        "creditAmount": {"amount": to_decimal_string(amount, currency), "currencyCode": currency},
+        "expiresAt": expires_at,
+        "notify": False,
+    }
     result = api.graphql(CREDIT, {"id": customer_gid(customer_id), "creditInput": credit_input})
     _raise_user_errors(result.get("storeCreditAccountCredit"))
 
@@ -81,8 +86,10 @@ def debit(api: ShopifyAdmin, customer_id: str, amount: int, currency: str) -> No
 def _raise_user_errors(payload: dict | None) -> None:
     errors = (payload or {}).get("userErrors") or []
     if payload is None or errors:
-        raise PermanentFailure(f"Shopify refused the store credit change: {errors or 'no result'}",
-                               code=(errors[0].get("code") if errors else None))  # fmt: skip
+        raise PermanentFailure(
+            f"Shopify refused the store credit change: {errors or 'no result'}",
+            code=(errors[0].get("code") if errors else None),
+        )
 
 
 @dataclass(frozen=True)
@@ -138,10 +145,15 @@ def _shopify_transactions_like(api: ShopifyAdmin, message: OutboxMessage, since:
         page = account["transactions"]
         recent = [t for t in page["nodes"] if _instant(t["createdAt"]) >= since]
         if page["pageInfo"]["hasNextPage"] and len(recent) == len(page["nodes"]):
-            raise PermanentFailure("too many recent store credit transactions to tell whether an earlier attempt "
-                                   "was made: run `wallet-bridge sync` to reconcile, then retry or drop this message")
-        count += sum(1 for t in recent if t["__typename"] == TRANSACTION_TYPES[message.kind]
-                     and _alike(_shopify_shape(t, message.kind), wanted))  # fmt: skip
+            raise PermanentFailure(
+                "too many recent store credit transactions to tell whether an earlier attempt "
+                "was made: run `wallet-bridge sync` to reconcile, then retry or drop this message"
+            )
+        count += sum(
+            1
+            for t in recent
+            if t["__typename"] == TRANSACTION_TYPES[message.kind] and _alike(_shopify_shape(t, message.kind), wanted)
+        )
     return count
 
 
@@ -149,8 +161,11 @@ def _delivered_like(sessions: sessionmaker[Session], message: OutboxMessage, sin
     """The bridge's other messages of the same shape delivered since `since` (each made one transaction)."""
     payloads = delivered_payloads(sessions, message, since)
     p, wanted = message.payload, _shape(message.kind, message.payload)
-    return sum(1 for other in payloads
-               if other["customer_id"] == p["customer_id"] and _alike(_shape(message.kind, other), wanted))  # fmt: skip
+    return sum(
+        1
+        for other in payloads
+        if other["customer_id"] == p["customer_id"] and _alike(_shape(message.kind, other), wanted)
+    )
 
 
 def _shape(kind: str, payload: dict) -> tuple[str, int, datetime | None]:
@@ -196,24 +211,30 @@ class Reconciliation:
 
     def report(self) -> list[str]:
         """For people (`wallet-bridge sync`)."""
-        lines = [f"wallets: {self.wallets}, in step: {self.in_step}, drifted (fixed): {len(self.drifts)}, "
-                 f"still moving (left for the next run): {len(self.unsettled)}"]  # fmt: skip
+        lines = [
+            f"wallets: {self.wallets}, in step: {self.in_step}, drifted (fixed): {len(self.drifts)}, "
+            f"still moving (left for the next run): {len(self.unsettled)}"
+        ]
         for drift in [*self.drifts, *self.unsettled]:
             why = f" — {drift['why']}" if "why" in drift else ""
-            lines.append(f"  customer {drift['customer_id']} {drift['currency']}: ledger {drift['ledger']}, "
-                         f"Shopify {drift['shopify']}{why}")  # fmt: skip
+            lines.append(
+                f"  customer {drift['customer_id']} {drift['currency']}: ledger {drift['ledger']}, "
+                f"Shopify {drift['shopify']}{why}"
+            )
         return lines
 
 
-def catch_up(sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int, settings: Settings,
-             progress=None) -> Reconciliation:  # fmt: skip
+def catch_up(
+    sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int, settings: Settings, progress=None
+) -> Reconciliation:
     """`wallet-bridge sync` for a Shopify shop: staying in sync means every wallet equals the customer's store
     credit (no progress to show: one read per wallet)."""
     return reconcile(sessions, secrets, shop_id, timeout=settings.sync_timeout_seconds)
 
 
-def reconcile(sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int, *, fix: bool = True,
-              timeout: float = 10.0) -> Reconciliation:  # fmt: skip
+def reconcile(
+    sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int, *, fix: bool = True, timeout: float = 10.0
+) -> Reconciliation:
     """Compare every wallet with the customer's store credit; the ledger is the record, so a difference is
     closed by crediting or debiting Shopify (when `fix`). Run it after an outage or a dead letter.
 
@@ -245,8 +266,9 @@ def reconcile(sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int,
     return result
 
 
-def _wallet_messages(sessions, shop_id: int, customer_id: str, currency: str,
-                     read_at: datetime) -> tuple[int, list[int]]:  # fmt: skip
+def _wallet_messages(
+    sessions, shop_id: int, customer_id: str, currency: str, read_at: datetime
+) -> tuple[int, list[int]]:
     """How many of the wallet's store credit messages Shopify's read may not include (not delivered, or
     delivered after it), and its dead ones. Read after the balance: a movement posted meanwhile shows here."""
     messages = shops.messages_since(sessions, shop_id, TRANSACTION_TYPES, read_at)

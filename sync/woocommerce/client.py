@@ -69,8 +69,16 @@ class _UniqueNonceAPI(woocommerce.API):
         if data is not None:
             data = json.dumps(data, ensure_ascii=False).encode("utf-8")
             headers["content-type"] = "application/json;charset=utf-8"
-        return self.http.request(method, url, params=params, data=data, auth=auth, headers=headers,
-                                 timeout=self.timeout, verify=self.verify_ssl)  # fmt: skip
+        return self.http.request(
+            method,
+            url,
+            params=params,
+            data=data,
+            auth=auth,
+            headers=headers,
+            timeout=self.timeout,
+            verify=self.verify_ssl,
+        )
 
 
 class WooShop:
@@ -116,9 +124,11 @@ class WooShop:
             raise TemporaryFailure(f"{method.upper()} {endpoint}: shop unreachable ({exc.__class__.__name__})") from exc
         body = _json_or_text(response)
         if 300 <= response.status_code < 400:
-            raise PermanentFailure(f"{method.upper()} {endpoint}: HTTP {response.status_code}, a redirect (the bridge "
-                                   "follows none): connect the shop with the address it redirects to",
-                                   status=response.status_code)  # fmt: skip
+            raise PermanentFailure(
+                f"{method.upper()} {endpoint}: HTTP {response.status_code}, a redirect (the bridge "
+                "follows none): connect the shop with the address it redirects to",
+                status=response.status_code,
+            )
         if response.status_code >= 400:
             message = body.get("message") if isinstance(body, dict) else str(body)[:200]
             code = body.get("code") if isinstance(body, dict) else None

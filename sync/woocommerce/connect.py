@@ -99,8 +99,12 @@ def connect_shop(
     shops.store_keys(sessions, secrets, shop_id, url, key=consumer_key, secret=consumer_secret)
     log.info(
         "shop %s connected to %s: webhooks created=%s reactivated=%s unchanged=%s",
-        shop_id, url, webhooks.created, webhooks.reactivated, webhooks.unchanged,
-    )  # fmt: skip
+        shop_id,
+        url,
+        webhooks.created,
+        webhooks.reactivated,
+        webhooks.unchanged,
+    )
     return ConnectResult(shop_id, url, delivery_url, webhooks, delivery_warnings(delivery_url))
 
 
@@ -133,8 +137,9 @@ def check_credentials(api: WooShop, url: str) -> None:
     if 300 <= status < 400:
         raise ValidationFailed(
             f"{url} answered with a redirect (HTTP {status}), which the bridge does not follow: enter the address "
-            "the site redirects to", fields={"url": "redirects elsewhere"},
-        )  # fmt: skip
+            "the site redirects to",
+            fields={"url": "redirects elsewhere"},
+        )
     if status in (401, 403):
         raise ValidationFailed(
             f"{url} refused the REST API keys (HTTP {status}): check the consumer key and secret",

@@ -97,8 +97,10 @@ class SyncResult:
     def report(self) -> list[str]:
         """For people (`wallet-bridge sync`)."""
         data = self.as_dict()
-        lines = [f"{key}: {data[key]}" for key in ("orders_seen", "applied", "skipped", "signups_seen",
-                                                   "webhooks_reactivated", "last_synced_at")]  # fmt: skip
+        lines = [
+            f"{key}: {data[key]}"
+            for key in ("orders_seen", "applied", "skipped", "signups_seen", "webhooks_reactivated", "last_synced_at")
+        ]
         lines += [f"  skipped order {skipped.id}: {skipped.error}" for skipped in self.skipped]
         lines += [f"  skipped customer {skipped.id}: {skipped.error}" for skipped in self.skipped_customers]
         if self.webhooks is not None and self.webhooks.created:
@@ -106,11 +108,22 @@ class SyncResult:
         return lines
 
 
-def catch_up(sessions: sessionmaker[Session], secrets: SecretBox, shop_id: int, settings: Settings,
-             progress: Progress | None = None) -> SyncResult:  # fmt: skip
+def catch_up(
+    sessions: sessionmaker[Session],
+    secrets: SecretBox,
+    shop_id: int,
+    settings: Settings,
+    progress: Progress | None = None,
+) -> SyncResult:
     """`wallet-bridge sync` for a WooCommerce shop."""
-    return sync_shop(sessions, secrets, shop_id, timeout=settings.sync_timeout_seconds, progress=progress,
-                     public_url=settings.public_url)  # fmt: skip
+    return sync_shop(
+        sessions,
+        secrets,
+        shop_id,
+        timeout=settings.sync_timeout_seconds,
+        progress=progress,
+        public_url=settings.public_url,
+    )
 
 
 def sync_shop(
@@ -155,13 +168,18 @@ def sync_shop(
     result.last_synced_at = watermark
     log.info(
         "shop %s synced: seen=%s applied=%s skipped=%s webhooks reactivated=%s",
-        shop_id, result.orders_seen, result.applied, len(result.skipped), result.webhooks_reactivated,
-    )  # fmt: skip
+        shop_id,
+        result.orders_seen,
+        result.applied,
+        len(result.skipped),
+        result.webhooks_reactivated,
+    )
     return result
 
 
-def _pull_signups(api: WooShop, sessions: sessionmaker[Session], shop_id: int, since: datetime,
-                  result: SyncResult) -> None:  # fmt: skip
+def _pull_signups(
+    api: WooShop, sessions: sessionmaker[Session], shop_id: int, since: datetime, result: SyncResult
+) -> None:
     """A lost `customer.created` loses a sign-up bonus. GET /customers has no date filter: newest first,
     read until a page reaches customers registered before the window."""
     params = {"orderby": "registered_date", "order": "desc", "role": "all", "per_page": PAGE_SIZE}
@@ -190,8 +208,14 @@ def _apply_signup(sessions: sessionmaker[Session], shop_id: int, data: dict, res
         log.warning("shop %s: customer %r skipped: %s", shop_id, data.get("id"), error)
 
 
-def _pull_orders(api: WooShop, sessions: sessionmaker[Session], shop_id: int, since: datetime | None,
-                 result: SyncResult, progress: Progress | None) -> None:  # fmt: skip
+def _pull_orders(
+    api: WooShop,
+    sessions: sessionmaker[Session],
+    shop_id: int,
+    since: datetime | None,
+    result: SyncResult,
+    progress: Progress | None,
+) -> None:
     params = {"orderby": "id", "order": "asc", "per_page": PAGE_SIZE}
     if since is not None:
         params.update(modified_after=_wc_utc(since), dates_are_gmt="true")
@@ -215,8 +239,12 @@ def _shop_busy(exc: BaseException) -> bool:
 
 # A page of 100 orders is the heaviest read a shop serves, and a busy shop may time out or fail for a moment.
 # Reads are safe to repeat: the page is read again (after 1, 2, 4 s) before the whole sync gives up.
-@retry(retry=retry_if_exception(_shop_busy), stop=stop_after_attempt(4), wait=wait_exponential(multiplier=1, max=4),
-       reraise=True)  # fmt: skip
+@retry(
+    retry=retry_if_exception(_shop_busy),
+    stop=stop_after_attempt(4),
+    wait=wait_exponential(multiplier=1, max=4),
+    reraise=True,
+)
 def _read_page(api: WooShop, endpoint: str, **params) -> WooResponse:
     return api.get(endpoint, **params)
 

@@ -113,8 +113,11 @@ def _untaxed_part(order: dict, gross: int) -> int:
     """The part of `gross` that, with the tax the shop adds to a negative fee, makes `gross`: the order's
     positive costs against their taxes (the shop spreads the fee's tax over them in the same proportion)."""
     currency = order["currency"]
-    lines = [*(order.get("line_items") or []), *(order.get("shipping_lines") or []),
-             *(fee for fee in order.get("fee_lines") or [] if parse_amount(fee.get("total") or "0", currency) > 0)]
+    lines = [
+        *(order.get("line_items") or []),
+        *(order.get("shipping_lines") or []),
+        *(fee for fee in order.get("fee_lines") or [] if parse_amount(fee.get("total") or "0", currency) > 0),
+    ]
     costs = sum(parse_amount(line.get("total") or "0", currency) for line in lines)
     taxes = sum(parse_amount(line.get("total_tax") or "0", currency) for line in lines)
     if costs <= 0 or taxes <= 0:

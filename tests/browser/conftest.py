@@ -19,8 +19,14 @@ from bridge.surfaces.app import create_app
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "browser"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run"]  # fmt: skip
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def _unavailable(reason: str):
@@ -72,8 +78,13 @@ def base_url(live_app):
 
 @pytest.fixture
 def page(chromium, base_url, request):
-    context = chromium.new_context(base_url=base_url, viewport={"width": 1280, "height": 900}, accept_downloads=True,
-                                   locale="en-GB", timezone_id="UTC")  # fmt: skip
+    context = chromium.new_context(
+        base_url=base_url,
+        viewport={"width": 1280, "height": 900},
+        accept_downloads=True,
+        locale="en-GB",
+        timezone_id="UTC",
+    )
     context.set_default_timeout(8000)
     page = context.new_page()
     errors: list[str] = []

@@ -74,8 +74,17 @@ def test_changing_a_setting_shows_its_audit_line(page, services, shop):
 
 def test_crediting_a_wallet_shows_in_the_statement(page, services, shop):
     make_user(services, shop.shop.id)
-    move(services, shop.shop, "42", "topup", 5_000, datetime.now(UTC) - timedelta(days=2), "t1",
-         email="cleo@example.com", name="Cleo Customer")  # fmt: skip
+    move(
+        services,
+        shop.shop,
+        "42",
+        "topup",
+        5_000,
+        datetime.now(UTC) - timedelta(days=2),
+        "t1",
+        email="cleo@example.com",
+        name="Cleo Customer",
+    )
     sign_in(page)
     page.click("nav.tabs a:has-text('Customers')")
     page.fill("input[name=q]", "cleo@")
@@ -86,8 +95,9 @@ def test_crediting_a_wallet_shows_in_the_statement(page, services, shop):
     page.fill("#f-reason", "Goodwill for a late parcel")
     # The same form is sent twice (a double click, a flaky network): first straight from the page's fields…
     form = page.locator("section#adjust form")
-    fields = {name: form.locator(f"[name={name}]").first.input_value() for name in ("csrf_token", "token", "amount",
-                                                                                   "reason")}  # fmt: skip
+    fields = {
+        name: form.locator(f"[name={name}]").first.input_value() for name in ("csrf_token", "token", "amount", "reason")
+    }
     first = page.request.post(form.get_attribute("action"), form={**fields, "direction": "credit"}, max_redirects=0)
     assert first.status == 302
     # …then by the button: the money moves once.

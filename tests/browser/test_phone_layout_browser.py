@@ -13,8 +13,18 @@ from tests.console_support import make_user, move
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"  # kept in git
 PHONE = {"width": 390, "height": 844}
-PAGES = ("", "customers", "customers/c1", "reports", "exports", "withdrawals", "settings", "operations", "audit",
-         "team")  # fmt: skip
+PAGES = (
+    "",
+    "customers",
+    "customers/c1",
+    "reports",
+    "exports",
+    "withdrawals",
+    "settings",
+    "operations",
+    "audit",
+    "team",
+)
 
 
 def test_an_empty_shop_overview_explains_instead_of_a_flat_line(page, services, shop):
@@ -29,8 +39,18 @@ def test_an_empty_shop_overview_explains_instead_of_a_flat_line(page, services, 
 def test_every_console_page_fits_a_phone(page, services, shop):
     make_user(services, shop.shop.id)
     yesterday = datetime.now(UTC) - timedelta(days=1)
-    move(services, shop.shop, "c1", "adjustment", 447_200, yesterday, "credit", name="Maximiliane Mustermann-Ober",
-         email="maximiliane.mustermann-oberhausen@example.com", reason="Goodwill credit for a parcel lost twice")
+    move(
+        services,
+        shop.shop,
+        "c1",
+        "adjustment",
+        447_200,
+        yesterday,
+        "credit",
+        name="Maximiliane Mustermann-Ober",
+        email="maximiliane.mustermann-oberhausen@example.com",
+        reason="Goodwill credit for a parcel lost twice",
+    )
     move(services, shop.shop, "c1", "adjustment", -53_658, yesterday, "debit", order="100234")
     page.set_viewport_size(PHONE)
     sign_in(page)

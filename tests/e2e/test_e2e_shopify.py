@@ -32,8 +32,13 @@ SECRET = "shpss_e2e_first_secret_0123456789abcdef"
 NEW_SECRET = "shpss_e2e_second_secret_0123456789abcdef"
 DOMAIN = "127.0.0.1"  # the simulator is served there, and the shop's URL says so: deliveries name this domain
 EUR = "EUR"
-RULES = dict(signup_bonus=500, points_per_currency_unit=1, points_conversion_points=100, points_conversion_value=100,
-             refund_destination="wallet")  # fmt: skip
+RULES = dict(
+    signup_bonus=500,
+    points_per_currency_unit=1,
+    points_conversion_points=100,
+    points_conversion_value=100,
+    refund_destination="wallet",
+)
 
 
 class IntoBridge:
@@ -53,8 +58,9 @@ class IntoBridge:
         if not url.startswith(self.public_url + "/"):
             raise ConnectionError(f"the test network has no route to {urlsplit(url).netloc}")
         response = self.client.post(url[len(self.public_url) :], data=body, headers=headers)
-        self.answers.append((headers["X-Shopify-Topic"], headers["X-Shopify-Webhook-Id"], response.status_code,
-                             response.get_json()))  # fmt: skip
+        self.answers.append(
+            (headers["X-Shopify-Topic"], headers["X-Shopify-Webhook-Id"], response.status_code, response.get_json())
+        )
         if self._answers_to_lose:
             self._answers_to_lose -= 1
             return 500
@@ -81,8 +87,15 @@ def clock():
 
 @pytest.fixture
 def sim(client, clock):
-    simulator = create_shopify_simulator(access_token=TOKEN, webhook_secret=SECRET, shop_domain=DOMAIN,
-                                         currency=EUR, transport=IntoBridge(client), clock=clock, seed=6)  # fmt: skip
+    simulator = create_shopify_simulator(
+        access_token=TOKEN,
+        webhook_secret=SECRET,
+        shop_domain=DOMAIN,
+        currency=EUR,
+        transport=IntoBridge(client),
+        clock=clock,
+        seed=6,
+    )
     simulator.serve(DOMAIN, 0)
     yield simulator
     simulator.shutdown()
@@ -96,8 +109,16 @@ def shopify(services, sim):
 
 
 def connect(services, shop_id: int, sim, webhook_secret: str = SECRET):
-    return connect_shopify(services.sessions, services.secrets, shop_id, url=sim.base_url, access_token=TOKEN,
-                           webhook_secret=webhook_secret, public_url=PUBLIC_URL, timeout=5)  # fmt: skip
+    return connect_shopify(
+        services.sessions,
+        services.secrets,
+        shop_id,
+        url=sim.base_url,
+        access_token=TOKEN,
+        webhook_secret=webhook_secret,
+        public_url=PUBLIC_URL,
+        timeout=5,
+    )
 
 
 def configure(services, shop_id: int, **settings) -> None:
@@ -144,8 +165,11 @@ def mutations(sim) -> list[tuple[str, str]]:
     """The store credit mutations the shop received and carried out: (root field, amount)."""
     done = []
     for call in sim.requests:
-        if call.throttled or call.injected or call.root_field not in ("storeCreditAccountCredit",
-                                                                      "storeCreditAccountDebit"):  # fmt: skip
+        if (
+            call.throttled
+            or call.injected
+            or call.root_field not in ("storeCreditAccountCredit", "storeCreditAccountDebit")
+        ):
             continue
         given = call.variables.get("creditInput", {}).get("creditAmount") or call.variables["debitInput"]["debitAmount"]
         done.append((call.root_field, given["amount"]))
@@ -193,8 +217,9 @@ def database_hiccup_once(monkeypatch) -> list[str]:
     return failed
 
 
-def test_a_customer_story_against_the_simulated_shopify_shop(app, client, services, sim, shopify, clock,
-                                                             loopback_only, monkeypatch):  # fmt: skip
+def test_a_customer_story_against_the_simulated_shopify_shop(
+    app, client, services, sim, shopify, clock, loopback_only, monkeypatch
+):
     shop_id = shopify.shop.id
     api_headers = {"Authorization": f"Bearer {shopify.api_key}"}
     callback = f"{PUBLIC_URL}/webhooks/shopify/{shop_id}"
@@ -221,8 +246,9 @@ def test_a_customer_story_against_the_simulated_shopify_shop(app, client, servic
 
     # 2. The merchant credits her wallet through the API: mirrored.
     credit = {"direction": "credit", "amount": 5000, "reason": "Goodwill for a late parcel"}
-    response = client.post(f"/api/v1/customers/{alice}/adjustments", json=credit,
-                           headers={**api_headers, "Idempotency-Key": "goodwill-1"})  # fmt: skip
+    response = client.post(
+        f"/api/v1/customers/{alice}/adjustments", json=credit, headers={**api_headers, "Idempotency-Key": "goodwill-1"}
+    )
     assert response.status_code == 201, response.get_json()
     push(services)
     assert both(services, shop_id, sim, alice) == (5500, 5500)
@@ -263,8 +289,10 @@ def test_a_customer_story_against_the_simulated_shopify_shop(app, client, servic
     sim.transport.lose_next_answer()
     sim.refund(card, "10.00", failed_extra="25.00", note="Wrong size")
     refund_body = sim.deliveries_for("refunds/create")[-1].json()
-    assert [(t["status"], t["amount"]) for t in refund_body["transactions"]] == [("failure", "25.00"),
-                                                                                ("success", "10.00")]  # fmt: skip
+    assert [(t["status"], t["amount"]) for t in refund_body["transactions"]] == [
+        ("failure", "25.00"),
+        ("success", "10.00"),
+    ]
     assert wallet(services, shop_id, alice) == (2500, 101 - 10)
     assert [d.topic for d in sim.failed_deliveries] == ["refunds/create"]
     sim.retry_failed()
@@ -344,8 +372,12 @@ def test_a_customer_story_against_the_simulated_shopify_shop(app, client, servic
     assert both(services, shop_id, sim, bob) == (500, 500)
     with unit_of_work(services.sessions) as session:
         last = session.execute(select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(1)).scalar_one()
-        assert (last.kind, last.payload["amount"], last.status, last.attempts) == ("store_credit.credit", 500,
-                                                                                  "delivered", 1)  # fmt: skip
+        assert (last.kind, last.payload["amount"], last.status, last.attempts) == (
+            "store_credit.credit",
+            500,
+            "delivered",
+            1,
+        )
 
     # 11. Drifts made in the Shopify admin (no webhook tells the bridge): `reconcile` finds and closes
     #     them, the ledger being the record; so does `wallet-bridge sync` for a Shopify shop.
@@ -353,8 +385,9 @@ def test_a_customer_story_against_the_simulated_shopify_shop(app, client, servic
     sim.adjust_store_credit(alice, "-3.00")
     result = reconcile(services.sessions, services.secrets, shop_id, timeout=5)
     assert (result.wallets, result.in_step) == (2, 1)
-    assert result.drifts == [{"customer_id": str(alice), "currency": EUR, "ledger": 3300, "shopify": 3000,
-                              "fixed": True}]  # fmt: skip
+    assert result.drifts == [
+        {"customer_id": str(alice), "currency": EUR, "ledger": 3300, "shopify": 3000, "fixed": True}
+    ]
     assert both(services, shop_id, sim, alice) == (3300, 3300)
     sim.adjust_store_credit(bob, "2.50")
     with app.app_context():
@@ -389,9 +422,11 @@ def alice(client, services, sim, shopify, clock, loopback_only):
     clock.advance()
     customer = sim.create_customer("alice@example.test", "Alice", "Tester")["id"]
     credit = {"direction": "credit", "amount": 5000, "reason": "Welcome gift"}
-    response = client.post(f"/api/v1/customers/{customer}/adjustments", json=credit,
-                           headers={"Authorization": f"Bearer {shopify.api_key}",
-                                    "Idempotency-Key": "gift"})  # fmt: skip
+    response = client.post(
+        f"/api/v1/customers/{customer}/adjustments",
+        json=credit,
+        headers={"Authorization": f"Bearer {shopify.api_key}", "Idempotency-Key": "gift"},
+    )
     assert response.status_code == 201, response.get_json()
     push(services)
     assert both(services, shopify.shop.id, sim, customer) == (5500, 5500)
@@ -420,7 +455,7 @@ def test_cancelling_a_store_credit_order_without_a_refund_keeps_both_sides_equal
 
 def test_cancelling_a_store_credit_order_with_its_refund_to_store_credit_keeps_both_sides_equal(
     services, sim, shopify, clock, alice
-):  # fmt: skip
+):
     clock.advance()
     order = sim.place_order(alice, total="8.00", store_credit="5.00")["id"]
     clock.advance()

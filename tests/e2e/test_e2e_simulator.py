@@ -74,10 +74,19 @@ def sim(client, clock):
 @pytest.fixture
 def connected(services, shop, sim):
     """The demo shop's rules, then `connect_shop` against the simulator (which registers the webhooks)."""
-    configure(services, shop.shop.id, signup_bonus=500, points_per_currency_unit=1, points_conversion_points=100,
-              points_conversion_value=100, partial_payments=True, refund_destination="wallet")  # fmt: skip
-    result = connect_shop(services.sessions, services.secrets, shop.shop.id, sim.base_url, KEY, SECRET,
-                          PUBLIC_URL, timeout=5)  # fmt: skip
+    configure(
+        services,
+        shop.shop.id,
+        signup_bonus=500,
+        points_per_currency_unit=1,
+        points_conversion_points=100,
+        points_conversion_value=100,
+        partial_payments=True,
+        refund_destination="wallet",
+    )
+    result = connect_shop(
+        services.sessions, services.secrets, shop.shop.id, sim.base_url, KEY, SECRET, PUBLIC_URL, timeout=5
+    )
     return result
 
 
@@ -149,8 +158,7 @@ def lose_the_answer_to_the_next_put(sim, monkeypatch) -> list[str]:
     return lost
 
 
-def test_a_customer_story_against_the_simulated_shop(app, client, services, shop, sim, clock, connected,
-                                                     monkeypatch):  # fmt: skip
+def test_a_customer_story_against_the_simulated_shop(app, client, services, shop, sim, clock, connected, monkeypatch):
     shop_id = shop.shop.id
     api_headers = {"Authorization": f"Bearer {shop.api_key}"}
 
@@ -168,8 +176,9 @@ def test_a_customer_story_against_the_simulated_shop(app, client, services, shop
 
     # 2. The merchant credits her wallet through the API.
     credit = {"direction": "credit", "amount": 5000, "reason": "Goodwill for a late parcel"}
-    response = client.post(f"/api/v1/customers/{alice}/adjustments", json=credit,
-                           headers={**api_headers, "Idempotency-Key": "goodwill-1"})  # fmt: skip
+    response = client.post(
+        f"/api/v1/customers/{alice}/adjustments", json=credit, headers={**api_headers, "Idempotency-Key": "goodwill-1"}
+    )
     assert response.status_code == 201, response.get_json()
     assert balances(services, shop_id, alice) == (5500, 0)
 
@@ -247,8 +256,9 @@ def test_a_customer_story_against_the_simulated_shop(app, client, services, shop
 
     # 9. The shop's REST API is down for a while; meanwhile a paid and a partly paid wallet order.
     credit = {"direction": "credit", "amount": 2000, "reason": "Birthday present"}
-    response = client.post(f"/api/v1/customers/{alice}/adjustments", json=credit,
-                           headers={**api_headers, "Idempotency-Key": "birthday-1"})  # fmt: skip
+    response = client.post(
+        f"/api/v1/customers/{alice}/adjustments", json=credit, headers={**api_headers, "Idempotency-Key": "birthday-1"}
+    )
     assert response.status_code == 201
     wallet_before = balances(services, shop_id, alice)[0]  # 15.00 + 20.00
     sim.fail_rest(503)
@@ -261,8 +271,9 @@ def test_a_customer_story_against_the_simulated_shop(app, client, services, shop
     for _ in range(2):
         run_once(services.sessions, pushers_for(services), policy)
     waiting = [row for row in outbox(services) if row[1] != "delivered"]
-    assert waiting and all(status == "pending" and attempts == 2 and "HTTP 503" in error
-                           for _, status, attempts, error in waiting)  # fmt: skip
+    assert waiting and all(
+        status == "pending" and attempts == 2 and "HTTP 503" in error for _, status, attempts, error in waiting
+    )
     assert sim.order(whole)["status"] == sim.order(short)["status"] == "pending" and not fees(sim, short)
     # It comes back, but the answer to the first PUT is lost after the shop applied it.
     sim.restore_rest()
@@ -339,15 +350,15 @@ def test_the_demo_runs_again_and_on_another_database(app, services, tmp_path, lo
         assert "Final balance of customer 2: €24.52 and 7 points" in result.output
 
 
-def test_sync_reads_every_order_while_the_outbox_changes_orders_it_has_read(services, shop, sim, clock, connected,
-                                                                             monkeypatch):  # fmt: skip
+def test_sync_reads_every_order_while_the_outbox_changes_orders_it_has_read(
+    services, shop, sim, clock, connected, monkeypatch
+):
     """Orders modified during the pull (the outbox writes to them) must not push unread ones off the pages:
     listed by modification date, each change would move an order to the end and hide the next one."""
     shop_id = shop.shop.id
     bob = sim.create_customer("bob@example.test", "Bob")["id"]
     sim.hold_deliveries()  # from here on every delivery is lost: only the pull can bring these orders
-    orders = [sim.place_order(bob, total="10.00", payment_method="stripe", status="processing")["id"]
-              for _ in range(5)]  # fmt: skip
+    orders = [sim.place_order(bob, total="10.00", payment_method="stripe", status="processing")["id"] for _ in range(5)]
     with unit_of_work(services.sessions) as session:
         session.get(Shop, shop_id).last_synced_at = None  # read the whole history (the sim's clock is its own)
     monkeypatch.setattr(pull, "PAGE_SIZE", 2)

@@ -56,12 +56,15 @@ def _is_operation(text: str) -> bool:
 
 
 def bridge_documents() -> dict[str, str]:
-    """"module.NAME" → text of every GraphQL operation held in an upper-case constant of sync/shopify/."""
+    """ "module.NAME" → text of every GraphQL operation held in an upper-case constant of sync/shopify/."""
     found = {}
     for module_info in pkgutil.iter_modules(sync.shopify.__path__):
         module = importlib.import_module(f"sync.shopify.{module_info.name}")
-        found |= {f"{module_info.name}.{name}": value for name, value in vars(module).items()
-                  if name.isupper() and isinstance(value, str) and _is_operation(value)}  # fmt: skip
+        found |= {
+            f"{module_info.name}.{name}": value
+            for name, value in vars(module).items()
+            if name.isupper() and isinstance(value, str) and _is_operation(value)
+        }
     return found
 
 
@@ -81,9 +84,11 @@ def drive_every_code_path(client, services, sim, shop, monkeypatch) -> None:
     alice = sim.create_customer("alice@example.test", "Alice", "Tester")["id"]  # a promotional bonus: with expiry
     sim.lose_answers(1)  # the bonus's credit is made but its answer lost: looked for among the transactions
     push(services)
-    response = client.post(f"/api/v1/customers/{alice}/adjustments",
-                           json={"direction": "debit", "amount": 300, "reason": "schema check"},
-                           headers={"Authorization": f"Bearer {shop.api_key}", "Idempotency-Key": "d"})  # fmt: skip
+    response = client.post(
+        f"/api/v1/customers/{alice}/adjustments",
+        json={"direction": "debit", "amount": 300, "reason": "schema check"},
+        headers={"Authorization": f"Bearer {shop.api_key}", "Idempotency-Key": "d"},
+    )
     assert response.status_code == 201, response.get_json()
     push(services)
     sim.place_order(alice, total="12.00", store_credit="1.00")  # the worker reads the order's transactions
@@ -97,13 +102,15 @@ def drive_every_code_path(client, services, sim, shop, monkeypatch) -> None:
     assert wallet == shopify_balance == 500 - 300 - 100
 
 
-def test_every_document_the_bridge_sends_validates_against_shopifys_schema(client, services, sim, shopify,
-                                                                           loopback_only, monkeypatch):  # fmt: skip
+def test_every_document_the_bridge_sends_validates_against_shopifys_schema(
+    client, services, sim, shopify, loopback_only, monkeypatch
+):
     drive_every_code_path(client, services, sim, shopify, monkeypatch)
 
     sent, documents = sent_requests(sim), bridge_documents()
-    problems = {query: found for query, variables in sent.items() for v in variables
-                if (found := schema_problems(query, v))}  # fmt: skip
+    problems = {
+        query: found for query, variables in sent.items() for v in variables if (found := schema_problems(query, v))
+    }
     assert problems == {}
     assert {name for name, text in documents.items() if text not in sent} == set()  # every document was sent
     assert set(sent) <= set(documents.values())  # and nothing else
@@ -113,27 +120,40 @@ def test_every_document_the_bridge_sends_validates_against_shopifys_schema(clien
 
 def test_every_document_of_sync_shopify_is_found():
     assert set(bridge_documents()) == {
-        "connect.SHOP", "connect.SUBSCRIPTIONS", "connect.SUBSCRIBE", "store_credit.CREDIT", "store_credit.DEBIT",
-        "store_credit.ACCOUNTS", "store_credit.RECENT_TRANSACTIONS", "order_transactions.ORDER_TRANSACTIONS",
-    }  # fmt: skip
+        "connect.SHOP",
+        "connect.SUBSCRIPTIONS",
+        "connect.SUBSCRIBE",
+        "store_credit.CREDIT",
+        "store_credit.DEBIT",
+        "store_credit.ACCOUNTS",
+        "store_credit.RECENT_TRANSACTIONS",
+        "order_transactions.ORDER_TRANSACTIONS",
+    }
 
 
 @pytest.mark.parametrize(
     ("query", "variables", "problem"),
     [
-        ("mutation S($topic: WebhookSubscriptionTopic!, $w: WebhookSubscriptionInput!) { webhookSubscriptionCreate("
-         "topic: $topic, webhookSubscription: $w) { userErrors { field } } }",
-         {"topic": "ORDERS_PAID", "w": {"callbackUrl": "https://b.example/w", "format": "JSON"}},
-         "Field 'callbackUrl' is not defined by type 'WebhookSubscriptionInput'"),
-        ("{ webhookSubscriptions(first: 1) { nodes { endpoint { __typename } } } }", {},
-         "WebhookSubscription.endpoint is deprecated"),
+        (
+            "mutation S($topic: WebhookSubscriptionTopic!, $w: WebhookSubscriptionInput!) { webhookSubscriptionCreate("
+            "topic: $topic, webhookSubscription: $w) { userErrors { field } } }",
+            {"topic": "ORDERS_PAID", "w": {"callbackUrl": "https://b.example/w", "format": "JSON"}},
+            "Field 'callbackUrl' is not defined by type 'WebhookSubscriptionInput'",
+        ),
+        (
+            "{ webhookSubscriptions(first: 1) { nodes { endpoint { __typename } } } }",
+            {},
+            "WebhookSubscription.endpoint is deprecated",
+        ),
         ("query C($id: ID!) { customer(id: $id) { id } }", {}, "Variable $id of type ID! was provided invalid value"),
-        ("mutation C($id: ID!, $c: StoreCreditAccountCreditInput!) { storeCreditAccountCredit(id: $id, "
-         "creditInput: $c) { userErrors { code } } }",
-         {"id": "gid://shopify/Customer/1", "c": {"creditAmount": {"amount": 5, "currencyCode": "EUR"}}},
-         "creditAmount.amount"),
+        (
+            "mutation C($id: ID!, $c: StoreCreditAccountCreditInput!) { storeCreditAccountCredit(id: $id, "
+            "creditInput: $c) { userErrors { code } } }",
+            {"id": "gid://shopify/Customer/1", "c": {"creditAmount": {"amount": 5, "currencyCode": "EUR"}}},
+            "creditAmount.amount",
+        ),
     ],
-)  # fmt: skip
+)
 def test_the_check_refuses_what_shopify_refuses(query, variables, problem):
     assert any(problem in found for found in schema_problems(query, variables))
 

@@ -102,9 +102,12 @@ def customer_gid(customer: dict) -> str:
 def credit(sim, owner: str, amount: str, currency: str = "EUR", expires_at: str | None = None) -> dict:
     variables = {
         "id": owner,
-        "creditInput": {"creditAmount": {"amount": amount, "currencyCode": currency}, "expiresAt": expires_at,
-                        "notify": False},
-    }  # fmt: skip
+        "creditInput": {
+            "creditAmount": {"amount": amount, "currencyCode": currency},
+            "expiresAt": expires_at,
+            "notify": False,
+        },
+    }
     return data(gql(sim, CREDIT, variables))["storeCreditAccountCredit"]
 
 
@@ -120,8 +123,11 @@ def test_shop_query_with_cost_extensions(sim):
     body = gql(sim, SHOP).json()
 
     assert body["data"]["shop"] | {"id": None} == {
-        "id": None, "name": "Demo Shop", "currencyCode": "EUR", "myshopifyDomain": "demo.myshopify.com",
-    }  # fmt: skip
+        "id": None,
+        "name": "Demo Shop",
+        "currencyCode": "EUR",
+        "myshopifyDomain": "demo.myshopify.com",
+    }
     cost = body["extensions"]["cost"]
     assert (cost["requestedQueryCost"], cost["actualQueryCost"]) == (10, 10)
     assert cost["throttleStatus"]["maximumAvailable"] == 1000.0 and cost["throttleStatus"]["restoreRate"] == 50.0
@@ -160,8 +166,10 @@ def test_query_text_is_read_for_aliases_comments_and_several_root_fields(sim):
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("query { storeCreditAccountDebit(id: $id) { userErrors { code } } }",
-         "Cannot query field 'storeCreditAccountDebit' on type 'QueryRoot'"),
+        (
+            "query { storeCreditAccountDebit(id: $id) { userErrors { code } } }",
+            "Cannot query field 'storeCreditAccountDebit' on type 'QueryRoot'",
+        ),
         ("mutation { shop { name } }", "Cannot query field 'shop' on type 'Mutation'"),
         ("{ shop { name callbackUrl } }", "Cannot query field 'callbackUrl' on type 'Shop'"),
         ("{ customer { id } }", "argument 'id' of type 'ID!' is required"),
@@ -169,7 +177,7 @@ def test_query_text_is_read_for_aliases_comments_and_several_root_fields(sim):
         ("query ( { shop }", "Syntax Error"),
         ("{ orders(first: 5) { nodes { id } } }", "The simulator does not implement QueryRoot.orders"),
     ],
-)  # fmt: skip
+)
 def test_what_shopify_refuses_and_what_the_simulator_does_not_play_are_graphql_errors(sim, query, message):
     response = gql(sim, query)
 
@@ -190,15 +198,23 @@ def test_missing_query_is_400(sim):
 def test_variables_are_coerced_to_the_schemas_types(sim):
     missing = gql(sim, CUSTOMER, {}).json()
     wrong_type = gql(sim, CUSTOMER, {"id": [5]}).json()
-    unknown_input_field = gql(sim, SUBSCRIBE, {"topic": "ORDERS_PAID",
-                                               "webhookSubscription": {"callbackUrl": HOOK_URL}}).json()  # fmt: skip
-    bad_date = gql(sim, CREDIT, {"id": "gid://shopify/Customer/1", "creditInput": {
-        "creditAmount": {"amount": "1.00", "currencyCode": "EUR"}, "expiresAt": "next week"}}).json()  # fmt: skip
+    unknown_input_field = gql(
+        sim, SUBSCRIBE, {"topic": "ORDERS_PAID", "webhookSubscription": {"callbackUrl": HOOK_URL}}
+    ).json()
+    bad_date = gql(
+        sim,
+        CREDIT,
+        {
+            "id": "gid://shopify/Customer/1",
+            "creditInput": {"creditAmount": {"amount": "1.00", "currencyCode": "EUR"}, "expiresAt": "next week"},
+        },
+    ).json()
 
     assert missing["errors"][0]["message"] == "Variable $id of type ID! was provided invalid value"
     assert "ID cannot represent value" in wrong_type["errors"][0]["extensions"]["problems"][0]["explanation"]
     assert unknown_input_field["errors"][0]["extensions"]["problems"] == [
-        {"path": [], "explanation": "Field 'callbackUrl' is not defined by type 'WebhookSubscriptionInput'."}]
+        {"path": [], "explanation": "Field 'callbackUrl' is not defined by type 'WebhookSubscriptionInput'."}
+    ]
     assert bad_date["errors"][0]["extensions"]["problems"][0]["path"] == ["expiresAt"]
     assert all("data" not in body for body in (missing, wrong_type, unknown_input_field, bad_date))
 
@@ -212,8 +228,10 @@ def test_answers_hold_what_the_document_selects_and_a_field_the_simulator_lacks_
     account = data(gql(sim, query, {"id": customer_gid(alice)}))["customer"]["mine"]["nodes"][0]
     lacking = gql(sim, "{ shop { name email } }").json()
 
-    assert account == {"balance": {"amount": "2.0"}, "transactions": {"nodes": [
-        {"__typename": "StoreCreditAccountCreditTransaction", "amount": {"amount": "2.0"}}]}}  # fmt: skip
+    assert account == {
+        "balance": {"amount": "2.0"},
+        "transactions": {"nodes": [{"__typename": "StoreCreditAccountCreditTransaction", "amount": {"amount": "2.0"}}]},
+    }
     assert "Cannot return null for non-nullable field Shop.email" in lacking["errors"][0]["message"]
 
 
@@ -300,8 +318,10 @@ def test_credit_to_an_unknown_customer_or_account(sim):
 def test_credit_with_an_unknown_currency_or_a_past_expiry(sim, clock):
     alice = sim.create_customer("alice@example.test", "Alice", "Tester")
     past = (clock.now - timedelta(seconds=1)).isoformat()
-    unknown_currency = {"id": customer_gid(alice), "creditInput": {"creditAmount": {"amount": "1.00",
-                                                                                   "currencyCode": "XYZ"}}}  # fmt: skip
+    unknown_currency = {
+        "id": customer_gid(alice),
+        "creditInput": {"creditAmount": {"amount": "1.00", "currencyCode": "XYZ"}},
+    }
 
     assert "does not exist in 'CurrencyCode' enum" in str(gql(sim, CREDIT, unknown_currency).json()["errors"])
     assert credit(sim, customer_gid(alice), "1.00", expires_at=past)["userErrors"][0]["code"] == "EXPIRES_AT_IN_PAST"
@@ -343,8 +363,11 @@ def test_dated_credit_expires_when_the_clock_passes_it(sim, clock):
     accounts = data(gql(sim, CUSTOMER, {"id": customer_gid(alice)}))["customer"]["storeCreditAccounts"]["nodes"]
     assert accounts[0]["balance"]["amount"] == "10.0"
     assert [(e.kind, e.amount) for e in sim.store_credit_history(alice["id"])] == [
-        ("credit", 1000), ("credit", 500), ("debit", -200), ("expiration", -300),
-    ]  # fmt: skip
+        ("credit", 1000),
+        ("credit", 500),
+        ("debit", -200),
+        ("expiration", -300),
+    ]
 
 
 # --- webhook subscriptions --------------------------------------------------------------------------------------
@@ -516,7 +539,7 @@ def test_the_order_query_answers_its_transactions_refunds_included(sim):
         ("SALE", "SUCCESS", STORE_CREDIT_GATEWAY, {"amount": "10.0", "currencyCode": "EUR"}),
         ("SALE", "SUCCESS", "bogus", {"amount": "31.48", "currencyCode": "EUR"}),
         ("REFUND", "SUCCESS", STORE_CREDIT_GATEWAY, {"amount": "4.0", "currencyCode": "EUR"}),
-    ]  # fmt: skip
+    ]
     fetched = fetch_transactions(ShopifyAdmin(sim.base_url, TOKEN), str(order["id"]))
     assert store_credit_spent(fetched, "EUR") == 1000  # the refund is no spend
     assert data(gql(sim, ORDER_TRANSACTIONS, {"id": "gid://shopify/Order/1"}))["order"] is None
@@ -576,12 +599,16 @@ def test_refund_with_a_failed_transaction_and_a_store_credit_part(sim, receiver)
     assert receiver.topics() == ["refunds/create", "orders/updated"]
     assert receiver.bodies("refunds/create")[0] == refund  # not wrapped
     assert [(t["gateway"], t["status"], t["amount"]) for t in refund["transactions"]] == [
-        ("bogus", "failure", "12.00"), ("bogus", "success", "8.00"), (STORE_CREDIT_GATEWAY, "success", "4.00"),
-    ]  # fmt: skip
+        ("bogus", "failure", "12.00"),
+        ("bogus", "success", "8.00"),
+        (STORE_CREDIT_GATEWAY, "success", "4.00"),
+    ]
     parsed = parse_refund(refund)
     assert (parsed.order_external_id, parsed.refund.amount, parsed.refund.to_store_credit) == (
-        str(order["id"]), 1200, 400,
-    )  # fmt: skip
+        str(order["id"]),
+        1200,
+        400,
+    )
     assert parsed.refund.reason == "damaged"
     assert sim.store_credit_balance(alice["id"]) == 400
     updated = parse_order(receiver.bodies("orders/updated")[0])

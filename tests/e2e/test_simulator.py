@@ -221,9 +221,14 @@ def test_api_refund_on_an_offline_gateway_fails_like_the_real_store(api):
 
     response = api.post(f"orders/{order['id']}/refunds", {"amount": "5.00", "api_refund": True})
 
-    assert (response.status_code, response.json()) == (500, {
-        "code": "woocommerce_rest_cannot_create_order_refund",
-        "message": "The payment gateway for this order does not support automatic refunds.", "data": 500})
+    assert (response.status_code, response.json()) == (
+        500,
+        {
+            "code": "woocommerce_rest_cannot_create_order_refund",
+            "message": "The payment gateway for this order does not support automatic refunds.",
+            "data": 500,
+        },
+    )
 
 
 def test_money_sent_as_a_number_is_refused_like_wordpress_does(api):
@@ -317,10 +322,13 @@ def test_a_ping_not_answered_200_is_repeated_after_each_delivery(sim, receiver):
     sim.set_status(order["id"], "processing")
 
     assert [(d.kind, d.status) for d in sim.deliveries] == [
-        ("ping", 204), ("delivery", 204), ("ping", 204),  # a 204 delivers, but does not clear the ping
-        ("delivery", 200), ("ping", 200),  # the 200 ping clears it
+        ("ping", 204),
+        ("delivery", 204),
+        ("ping", 204),  # a 204 delivers, but does not clear the ping
         ("delivery", 200),
-    ]  # fmt: skip
+        ("ping", 200),  # the 200 ping clears it
+        ("delivery", 200),
+    ]
 
 
 def test_deliveries_are_signed_over_the_raw_body(sim, receiver):
@@ -478,13 +486,18 @@ def test_reproduces_the_captured_order_deliveries_byte_for_byte(receiver):
     sim = create_simulator(url="http://127.0.0.1:8080", clock=clock, first_order_id=12, transport=receiver.transport)
     subscribe(sim, "order.created", "order.updated")
     alice = sim.create_customer("alice@example.test", "Alice", "Tester", billing={"country": "DE"})
-    admin(sim).post("/wp-json/wc/v3/orders", json={
-        "customer_id": alice["id"], "payment_method": "wallet", "payment_method_title": "Wallet",
-        "billing": alice["billing"],
-        "line_items": [{"name": "Wallet test item", "product_id": 11, "quantity": 2, "total": "39.98"}],
-        "fee_lines": [{"name": "Handling / fee", "total": "1.50", "tax_status": "none"}],
-        "meta_data": [{"key": "wallet_ref", "value": 'w/ref "quoted" <tag> & \u00fcn\u00efcode'}],
-    })  # fmt: skip
+    admin(sim).post(
+        "/wp-json/wc/v3/orders",
+        json={
+            "customer_id": alice["id"],
+            "payment_method": "wallet",
+            "payment_method_title": "Wallet",
+            "billing": alice["billing"],
+            "line_items": [{"name": "Wallet test item", "product_id": 11, "quantity": 2, "total": "39.98"}],
+            "fee_lines": [{"name": "Handling / fee", "total": "1.50", "tax_status": "none"}],
+            "meta_data": [{"key": "wallet_ref", "value": 'w/ref "quoted" <tag> & \u00fcn\u00efcode'}],
+        },
+    )
     created = receiver.received[-2][0]
     key = json.loads(created)["order_key"].encode()  # random per order: the only byte allowed to differ
     assert created.replace(key, b"wc_order_vC1IIgnEgQAZb") == (CAPTURED / "0005.body").read_bytes()

@@ -28,8 +28,9 @@ TAXED = 1_900  # 19 %, prices excluding tax, as the real store's DE rate
 
 @pytest.fixture
 def taxed_sim(client, clock):  # noqa: F811
-    simulator = create_simulator(consumer_key=KEY, consumer_secret=SECRET, transport=IntoBridge(client), clock=clock,
-                                 tax_rate_bp=TAXED)  # fmt: skip
+    simulator = create_simulator(
+        consumer_key=KEY, consumer_secret=SECRET, transport=IntoBridge(client), clock=clock, tax_rate_bp=TAXED
+    )
     simulator.serve()
     yield simulator
     simulator.shutdown()
@@ -38,21 +39,25 @@ def taxed_sim(client, clock):  # noqa: F811
 @pytest.fixture
 def taxed_shop(services, shop, taxed_sim):
     configure(services, shop.shop.id, partial_payments=True, refund_destination="wallet")
-    connect_shop(services.sessions, services.secrets, shop.shop.id, taxed_sim.base_url, KEY, SECRET, PUBLIC_URL,
-                 timeout=5)  # fmt: skip
+    connect_shop(
+        services.sessions, services.secrets, shop.shop.id, taxed_sim.base_url, KEY, SECRET, PUBLIC_URL, timeout=5
+    )
     return shop.shop.id
 
 
 def fund(client, shop, customer: int, cents: int, key: str = "fund") -> None:
-    response = client.post(f"/api/v1/customers/{customer}/adjustments",
-                           json={"direction": "credit", "amount": cents, "reason": "Funds"},
-                           headers={"Authorization": f"Bearer {shop.api_key}", "Idempotency-Key": key})  # fmt: skip
+    response = client.post(
+        f"/api/v1/customers/{customer}/adjustments",
+        json={"direction": "credit", "amount": cents, "reason": "Funds"},
+        headers={"Authorization": f"Bearer {shop.api_key}", "Idempotency-Key": key},
+    )
     assert response.status_code == 201, response.get_json()
 
 
 @pytest.mark.parametrize("wallet, left", [(1_000, "13.79"), (2_200, "1.79")])
-def test_a_taxed_partial_payment_leaves_the_shop_asking_exactly_the_rest(client, services, shop, taxed_sim, clock,
-                                                                         taxed_shop, wallet, left):  # fmt: skip
+def test_a_taxed_partial_payment_leaves_the_shop_asking_exactly_the_rest(
+    client, services, shop, taxed_sim, clock, taxed_shop, wallet, left
+):
     """19.99 + 3.80 tax = 23.79: the shop taxes the negative fee too, so a plain -10.00 fee would lower the
     total by 11.90 (and -22.00 would be cut at 0.00, leaving the order unpaid forever)."""
     alice = taxed_sim.create_customer("alice@example.test", "Alice")["id"]
@@ -66,7 +71,8 @@ def test_a_taxed_partial_payment_leaves_the_shop_asking_exactly_the_rest(client,
     assert balances(services, taxed_shop, alice)[0] == 0  # the wallet paid all it held, and the shop took it all
     paid = f"{wallet // 100}.{wallet % 100:02d}"
     assert customer_notes(taxed_sim, order_id) == [
-        f"Paid €{paid} from your wallet; €{left} is left to pay by another method."]
+        f"Paid €{paid} from your wallet; €{left} is left to pay by another method."
+    ]
 
 
 def test_an_edited_total_is_settled_with_the_wallet(client, services, shop, sim, clock, connected):
@@ -78,13 +84,15 @@ def test_an_edited_total_is_settled_with_the_wallet(client, services, shop, sim,
     push(services)
     start = balances(services, shop_id, alice)[0]
     clock.advance()
-    sim.update_order(order_id, line_items=[{"id": sim.order(order_id)["line_items"][0]["id"], "quantity": 3,
-                                            "total": "59.97"}])  # fmt: skip
+    sim.update_order(
+        order_id, line_items=[{"id": sim.order(order_id)["line_items"][0]["id"], "quantity": 3, "total": "59.97"}]
+    )
     push(services)
     assert balances(services, shop_id, alice)[0] == start - 3_998
     clock.advance()
-    sim.update_order(order_id, line_items=[{"id": sim.order(order_id)["line_items"][0]["id"], "quantity": 1,
-                                            "total": "9.99"}])  # fmt: skip
+    sim.update_order(
+        order_id, line_items=[{"id": sim.order(order_id)["line_items"][0]["id"], "quantity": 1, "total": "9.99"}]
+    )
     push(services)
     assert balances(services, shop_id, alice)[0] == start + 1_000  # 59.97 paid, 9.99 owed: 49.98 back
     notes = customer_notes(sim, order_id)
@@ -92,16 +100,18 @@ def test_an_edited_total_is_settled_with_the_wallet(client, services, shop, sim,
     assert any("€49.98 returned to your wallet" in note for note in notes)
 
 
-def test_a_raised_total_the_wallet_cannot_cover_asks_the_shop_for_the_rest(client, services, shop, sim, clock,
-                                                                           connected):  # fmt: skip
+def test_a_raised_total_the_wallet_cannot_cover_asks_the_shop_for_the_rest(
+    client, services, shop, sim, clock, connected
+):
     alice = sim.create_customer("alice@example.test", "Alice")["id"]
     fund(client, shop, alice, 2_500)
     clock.advance()
     order_id = sim.place_order(alice, total="19.99", payment_method="wallet")["id"]
     push(services)
     clock.advance()
-    sim.update_order(order_id, line_items=[{"id": sim.order(order_id)["line_items"][0]["id"], "quantity": 3,
-                                            "total": "59.97"}])  # fmt: skip
+    sim.update_order(
+        order_id, line_items=[{"id": sim.order(order_id)["line_items"][0]["id"], "quantity": 3, "total": "59.97"}]
+    )
     push(services)
     order = sim.order(order_id)
     assert (order["status"], order["total"]) == ("pending", "39.98")  # needs paying, wallet part as a fee
@@ -130,8 +140,9 @@ def test_a_failed_order_set_pending_again_is_charged_again_once(client, services
     assert balances(services, shop.shop.id, alice)[0] == 5_500 - 1_999
 
 
-def test_an_order_with_nothing_to_pay_proceeds_without_a_transaction_or_a_note(client, services, shop, sim, clock,
-                                                                               connected):  # fmt: skip
+def test_an_order_with_nothing_to_pay_proceeds_without_a_transaction_or_a_note(
+    client, services, shop, sim, clock, connected
+):
     alice = sim.create_customer("alice@example.test", "Alice")["id"]
     clock.advance()
     order_id = sim.place_order(alice, total="0.00", payment_method="wallet")["id"]
@@ -148,8 +159,9 @@ def test_a_topup_order_paid_with_the_wallet_is_refused_with_notes(client, servic
     alice = sim.create_customer("alice@example.test", "Alice")["id"]
     fund(client, shop, alice, 5_000)
     clock.advance()
-    order_id = sim.place_order(alice, total="20.00", payment_method="wallet",
-                               meta_data=[{"key": "_wallet_bridge_topup", "value": "2000"}])["id"]  # fmt: skip
+    order_id = sim.place_order(
+        alice, total="20.00", payment_method="wallet", meta_data=[{"key": "_wallet_bridge_topup", "value": "2000"}]
+    )["id"]
     push(services)
     assert balances(services, shop.shop.id, alice)[0] == 5_500
     notes = sim.notes(order_id)

@@ -56,10 +56,13 @@ def test_a_statement_period_outside_the_supported_years_is_refused_next_to_its_f
     assert "goodwill" in text_of(response)  # the filter is dropped, not the statement
 
 
-@pytest.mark.parametrize("query, field", [
-    ({"start": "0001-01-01", "end": "0001-01-05"}, "start"),
-    ({"start": "2020-01-01", "end": "9999-12-31", "granularity": "month"}, "end"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ({"start": "0001-01-01", "end": "0001-01-05"}, "start"),
+        ({"start": "2020-01-01", "end": "9999-12-31", "granularity": "month"}, "end"),
+    ],
+)
 def test_a_report_period_outside_the_supported_years_is_refused_next_to_its_field(console, shop, query, field):
     save(console, shop, "general", timezone="Asia/Tokyo")
     response = console.get(f"/shops/{shop.shop.id}/reports", query_string=query)
@@ -100,17 +103,43 @@ def test_every_numeric_setting_has_an_upper_limit_within_64_bits(name):
     assert name.partition(".")[0] in refused.value.messages
 
 
-@pytest.mark.parametrize("section, values, field, message", [
-    ("funding", {"promotional_expiry_days": "999999999999"}, "promotional_expiry_days", "Must be between 0 and 3650."),
-    ("funding", {"points_conversion_value": "99999999999999999999999999.00"}, "points_conversion_value",
-     "Must be between 0.00 EUR and 100000000.00 EUR."),
-    ("funding", {"signup_bonus": "9999999999999999.00"}, "signup_bonus",
-     "Must be between 0.00 EUR and 100000000.00 EUR."),
-    ("funding", {"points_per_currency_unit": "1000000"}, "points_per_currency_unit", "Must be between 0 and 1000."),
-    ("refunds", {"refund_destination": "wallet", "refund_wallet_bonus_bp": "0", "card_refund_days": "999999999999",
-                 "tier_0_name": "Standard", "tier_0_spend": "0", "tier_0_days": "30"},
-     "card_refund_days", "Must be between 0 and 3650."),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "section, values, field, message",
+    [
+        (
+            "funding",
+            {"promotional_expiry_days": "999999999999"},
+            "promotional_expiry_days",
+            "Must be between 0 and 3650.",
+        ),
+        (
+            "funding",
+            {"points_conversion_value": "99999999999999999999999999.00"},
+            "points_conversion_value",
+            "Must be between 0.00 EUR and 100000000.00 EUR.",
+        ),
+        (
+            "funding",
+            {"signup_bonus": "9999999999999999.00"},
+            "signup_bonus",
+            "Must be between 0.00 EUR and 100000000.00 EUR.",
+        ),
+        ("funding", {"points_per_currency_unit": "1000000"}, "points_per_currency_unit", "Must be between 0 and 1000."),
+        (
+            "refunds",
+            {
+                "refund_destination": "wallet",
+                "refund_wallet_bonus_bp": "0",
+                "card_refund_days": "999999999999",
+                "tier_0_name": "Standard",
+                "tier_0_spend": "0",
+                "tier_0_days": "30",
+            },
+            "card_refund_days",
+            "Must be between 0 and 3650.",
+        ),
+    ],
+)
 def test_a_setting_too_large_is_refused_next_to_its_field(console, shop, services, section, values, field, message):
     before = stored_settings(services, shop)
     response = save(console, shop, section, **values)
@@ -122,18 +151,34 @@ def test_a_setting_too_large_is_refused_next_to_its_field(console, shop, service
 # Amounts written with a comma ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("typed, currency, minor", [
-    ("12,50", "EUR", 1250), ("12,5", "EUR", 1250), ("0,99", "EUR", 99), ("1,234.50", "EUR", 123450),
-    ("1,234,567", "EUR", 123456700), (" 12.50 ", "EUR", 1250), ("1,25", "KWD", 1250), ("1,234,567", "JPY", 1234567),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "typed, currency, minor",
+    [
+        ("12,50", "EUR", 1250),
+        ("12,5", "EUR", 1250),
+        ("0,99", "EUR", 99),
+        ("1,234.50", "EUR", 123450),
+        ("1,234,567", "EUR", 123456700),
+        (" 12.50 ", "EUR", 1250),
+        ("1,25", "KWD", 1250),
+        ("1,234,567", "JPY", 1234567),
+    ],
+)
 def test_a_comma_is_read_as_what_it_can_only_mean(typed, currency, minor):
     assert parse_money(typed, currency) == minor
 
 
-@pytest.mark.parametrize("typed, currency, message", [
-    ("1,250", "EUR", "1250.00 or 1.25"), ("1,250", "JPY", "1250.00 or 1.25"), ("12,500", "KWD", "1250.00 or 1.25"),
-    ("1.234,50", "EUR", "1250.00 or 1.25"), ("1,2,3", "EUR", "1250.00 or 1.25"), ("12,50", "JPY", "Too many decimals"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "typed, currency, message",
+    [
+        ("1,250", "EUR", "1250.00 or 1.25"),
+        ("1,250", "JPY", "1250.00 or 1.25"),
+        ("12,500", "KWD", "1250.00 or 1.25"),
+        ("1.234,50", "EUR", "1250.00 or 1.25"),
+        ("1,2,3", "EUR", "1250.00 or 1.25"),
+        ("12,50", "JPY", "Too many decimals"),
+    ],
+)
 def test_a_comma_that_could_mean_either_is_refused(typed, currency, message):
     with pytest.raises(Invalid) as refused:
         parse_money(typed, currency)

@@ -24,8 +24,9 @@ EXAMPLES = 12
 def seed(client, shop) -> None:
     """Some state to hit: a funded wallet and an open hold, so that not every id is unknown."""
     assert credit(client, shop, customer="42", amount=10_000, key="seed-1").status_code == 201
-    hold = client.post("/api/v1/customers/42/holds", json={"amount": 1_000, "reason": "seed"},
-                       headers=auth(shop, "seed-hold"))  # fmt: skip
+    hold = client.post(
+        "/api/v1/customers/42/holds", json={"amount": 1_000, "reason": "seed"}, headers=auth(shop, "seed-hold")
+    )
     assert hold.status_code == 201, hold.get_data(as_text=True)
 
 
@@ -33,8 +34,12 @@ def seed(client, shop) -> None:
 def woo_orders():
     """A connected shop's REST API, for top-ups (the bridge creates a shop order)."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add(responses.POST, f"{API}/orders", json={"id": 9001, "payment_url": "https://alpha.example/pay/9001"},
-                 status=201)  # fmt: skip
+        mock.add(
+            responses.POST,
+            f"{API}/orders",
+            json={"id": 9001, "payment_url": "https://alpha.example/pay/9001"},
+            status=201,
+        )
         yield mock
 
 
@@ -49,8 +54,14 @@ def test_generated_requests_never_5xx_and_rejections_write_nothing(app, client, 
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))  # fmt: skip
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         def run(case):
             headers = {**auth(shop), "Idempotency-Key": f"fuzz-{CASES[NAME]}"}
             before = row_counts(services, MONEY_TABLES)
@@ -75,19 +86,26 @@ def test_generated_requests_never_5xx_and_rejections_write_nothing(app, client, 
 BIG = 2**63  # beyond any integer column: 2**31 is enough on PostgreSQL (INTEGER ids), not on SQLite
 
 
-@pytest.mark.parametrize("method, url", [
-    ("POST", "/api/v1/holds/{big}/capture"), ("POST", "/api/v1/holds/{big}/void"),
-    ("POST", "/webhooks/woocommerce/{big}"), ("POST", "/webhooks/shopify/{big}"),
-    ("GET", "/shops/{big}/"), ("POST", "/shops/{shop}/operations/outbox/{big}/retry"),
-    ("POST", "/shops/{shop}/operations/inbox/{big}/retry"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "method, url",
+    [
+        ("POST", "/api/v1/holds/{big}/capture"),
+        ("POST", "/api/v1/holds/{big}/void"),
+        ("POST", "/webhooks/woocommerce/{big}"),
+        ("POST", "/webhooks/shopify/{big}"),
+        ("GET", "/shops/{big}/"),
+        ("POST", "/shops/{shop}/operations/outbox/{big}/retry"),
+        ("POST", "/shops/{shop}/operations/inbox/{big}/retry"),
+    ],
+)
 def test_id_beyond_the_integer_range_is_404(client, services, shop, method, url):
     token = signed_in_console(client, services, shop)
     before = row_counts(services)
     url = url.format(big=BIG, shop=shop.shop.id)
     data = {"csrf_token": token} if url.startswith("/shops") else None
-    response = client.open(url, method=method, data=data, json={} if url.startswith("/api") else None,
-                           headers=auth(shop, "big-id"))  # fmt: skip
+    response = client.open(
+        url, method=method, data=data, json={} if url.startswith("/api") else None, headers=auth(shop, "big-id")
+    )
     assert response.status_code in (401, 404), f"{method} {url}: {response.status_code}"
     assert row_counts(services) == before
 
@@ -103,9 +121,33 @@ def test_topup_on_an_unconnected_shop_is_a_4xx(client, shop, services):
 
 FORM_TEXT = st.one_of(
     st.text(max_size=40),
-    st.sampled_from(["", "0", "-1", "1", "5.00", "0.001", "1e9", "9" * 30, "NaN", "inf", "credit", "debit",
-                     "on", "off", "percent", "fixed", "none", "wallet", "failed", "15, 20, 25", "<script>", "€1,00"]),
-)  # fmt: skip
+    st.sampled_from(
+        [
+            "",
+            "0",
+            "-1",
+            "1",
+            "5.00",
+            "0.001",
+            "1e9",
+            "9" * 30,
+            "NaN",
+            "inf",
+            "credit",
+            "debit",
+            "on",
+            "off",
+            "percent",
+            "fixed",
+            "none",
+            "wallet",
+            "failed",
+            "15, 20, 25",
+            "<script>",
+            "€1,00",
+        ]
+    ),
+)
 
 
 def signed_in_console(client, services, shop):
@@ -120,10 +162,20 @@ def test_fuzz_adjustment_form(client, services, shop, capsys):
     assert credit(client, shop, customer="42", amount=10_000, key="seed").status_code == 201
     url = f"/shops/{shop.shop.id}/customers/42/adjust"
 
-    @settings(max_examples=40, deadline=None, derandomize=True, database=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))  # fmt: skip
-    @given(direction=FORM_TEXT, amount=FORM_TEXT, reason=FORM_TEXT,
-           form_token=st.one_of(st.text(max_size=40), st.binary(min_size=16, max_size=16).map(bytes.hex)))
+    @settings(
+        max_examples=40,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(
+        direction=FORM_TEXT,
+        amount=FORM_TEXT,
+        reason=FORM_TEXT,
+        form_token=st.one_of(st.text(max_size=40), st.binary(min_size=16, max_size=16).map(bytes.hex)),
+    )
     def run(direction, amount, reason, form_token):
         before = row_counts(services)
         data = {"csrf_token": token, "direction": direction, "amount": amount, "reason": reason, "token": form_token}
@@ -148,8 +200,14 @@ def test_fuzz_settings_section(client, services, shop, section_key, capsys):
         names += [f"tier_{i}_{column}" for i in range(3) for column in ("name", "spend", "days")]
     url = f"/shops/{shop.shop.id}/settings/{section_key}"
 
-    @settings(max_examples=15, deadline=None, derandomize=True, database=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))  # fmt: skip
+    @settings(
+        max_examples=15,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(values=st.fixed_dictionaries({}, optional={field: FORM_TEXT for field in names}))
     def run(values):
         before = row_counts(services), stored_settings(services, shop)
@@ -168,9 +226,13 @@ def test_form_without_csrf_token_is_refused_and_writes_nothing(client, services,
     signed_in_console(client, services, shop)
     assert credit(client, shop, customer="42", amount=10_000, key="seed").status_code == 201
     before = row_counts(services), stored_settings(services, shop)
-    for url, data in ((f"/shops/{shop.shop.id}/customers/42/adjust",
-                       {"direction": "credit", "amount": "5.00", "reason": "x", "token": "a" * 32}),
-                      (f"/shops/{shop.shop.id}/settings/funding", {"signup_bonus": "5.00"})):  # fmt: skip
+    for url, data in (
+        (
+            f"/shops/{shop.shop.id}/customers/42/adjust",
+            {"direction": "credit", "amount": "5.00", "reason": "x", "token": "a" * 32},
+        ),
+        (f"/shops/{shop.shop.id}/settings/funding", {"signup_bonus": "5.00"}),
+    ):
         assert client.post(url, data=data).status_code == 400
         assert client.post(url, data={**data, "csrf_token": "forged"}).status_code == 400
     assert (row_counts(services), stored_settings(services, shop)) == before

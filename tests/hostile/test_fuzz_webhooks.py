@@ -24,19 +24,56 @@ SHOPIFY_FIXTURES = Path(__file__).parent.parent / "fixtures" / "shopify"
 DOMAIN = "demo.myshopify.com"
 SHOPIFY_SECRET = "shpss_hostile_secret"
 WOO_TOPICS = ["order.created", "order.updated", "customer.created", "customer.updated", "order.deleted", "x.y"]
-SHOPIFY_TOPICS = ["orders/paid", "orders/updated", "orders/cancelled", "refunds/create", "customers/create",
-                  "customers/update", "app/uninstalled"]  # fmt: skip
+SHOPIFY_TOPICS = [
+    "orders/paid",
+    "orders/updated",
+    "orders/cancelled",
+    "refunds/create",
+    "customers/create",
+    "customers/update",
+    "app/uninstalled",
+]
 WOO_ORDER = json.loads((CAPTURED / "0005.body").read_bytes())
 SHOPIFY_ORDER = json.loads((SHOPIFY_FIXTURES / "orders_create.json").read_text())
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
-                phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))  # fmt: skip
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
 
-scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-           | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30)
-           | st.sampled_from(["", "0", "-1", "41.48", "1e309", "EUR", "wallet", "processing", "completed",
-                              "refunded", "cancelled", "2026-11-23T12:00:00", "not a date", "99999999999999999999"]))
-json_values = st.recursive(scalars, lambda children: st.lists(children, max_size=4)
-                           | st.dictionaries(st.text(max_size=12), children, max_size=4), max_leaves=12)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30)
+    | st.sampled_from(
+        [
+            "",
+            "0",
+            "-1",
+            "41.48",
+            "1e309",
+            "EUR",
+            "wallet",
+            "processing",
+            "completed",
+            "refunded",
+            "cancelled",
+            "2026-11-23T12:00:00",
+            "not a date",
+            "99999999999999999999",
+        ]
+    )
+)
+json_values = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=12,
+)
 DELETE = object()
 
 
@@ -80,9 +117,14 @@ def shopify(services):
 
 
 def shopify_headers(topic: str, body: bytes, secret: str = SHOPIFY_SECRET, webhook_id: str | None = None) -> dict:
-    return {"Content-Type": "application/json", "X-Shopify-Topic": topic, "X-Shopify-Hmac-Sha256": sign(body, secret),
-            "X-Shopify-Shop-Domain": DOMAIN, "X-Shopify-API-Version": "2025-01",
-            "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4())}  # fmt: skip
+    return {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Hmac-Sha256": sign(body, secret),
+        "X-Shopify-Shop-Domain": DOMAIN,
+        "X-Shopify-API-Version": "2025-01",
+        "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
+    }
 
 
 def check_signed(services, response, before, label) -> None:
@@ -128,11 +170,16 @@ def test_fuzz_unsigned_or_forged_is_401_and_stores_nothing(client, services, woo
     header = "X-WC-Webhook-Signature" if platform == "woocommerce" else "X-Shopify-Hmac-Sha256"
 
     @settings(FUZZ, max_examples=40)
-    @given(body=bodies(WOO_ORDER if platform == "woocommerce" else SHOPIFY_ORDER),
-           signature=st.none() | st.text(max_size=60) | st.binary(max_size=32).map(lambda b: sign(b, "guess")))
+    @given(
+        body=bodies(WOO_ORDER if platform == "woocommerce" else SHOPIFY_ORDER),
+        signature=st.none() | st.text(max_size=60) | st.binary(max_size=32).map(lambda b: sign(b, "guess")),
+    )
     def run(body, signature):
-        headers = delivery_headers("order.updated", body) if platform == "woocommerce" \
-            else shopify_headers("orders/updated", body)  # fmt: skip
+        headers = (
+            delivery_headers("order.updated", body)
+            if platform == "woocommerce"
+            else shopify_headers("orders/updated", body)
+        )
         headers.pop(header)
         if signature is not None:
             headers[header] = signature
@@ -153,15 +200,23 @@ TAMPERS = ["missing", "wrong", "truncated", "other_shop_secret", "modified_body"
 
 def woo_delivery(shop_id):
     body = wp_json(WOO_ORDER)
-    return f"/webhooks/woocommerce/{shop_id}", body, delivery_headers("order.created", body, REAL_SECRET), \
-        "X-WC-Webhook-Signature"  # fmt: skip
+    return (
+        f"/webhooks/woocommerce/{shop_id}",
+        body,
+        delivery_headers("order.created", body, REAL_SECRET),
+        "X-WC-Webhook-Signature",
+    )
 
 
 def shopify_delivery(shop_id, webhook_id=None):
     data = {"id": 77, "email": "jon@example.com", "first_name": "Jon", "last_name": "Snow"}
     body = json.dumps(data).encode()
-    return f"/webhooks/shopify/{shop_id}", body, shopify_headers("customers/create", body, webhook_id=webhook_id), \
-        "X-Shopify-Hmac-Sha256"  # fmt: skip
+    return (
+        f"/webhooks/shopify/{shop_id}",
+        body,
+        shopify_headers("customers/create", body, webhook_id=webhook_id),
+        "X-Shopify-Hmac-Sha256",
+    )
 
 
 @pytest.mark.parametrize("tamper", TAMPERS)

@@ -49,21 +49,38 @@ def test_no_secret_in_logs_errors_or_pages(app, client, services, caplog):
             return app.test_cli_runner().invoke(args=args, env=env)
 
     # shop create --json shows the key and secret once: that output is the one excluded from the scan
-    created = cli(["shop", "create", "--name", "Leak Shop", "--platform", "woocommerce",
-                                  "--url", WOO, "--currency", "EUR", "--json"])  # fmt: skip
+    created = cli(
+        [
+            "shop",
+            "create",
+            "--name",
+            "Leak Shop",
+            "--platform",
+            "woocommerce",
+            "--url",
+            WOO,
+            "--currency",
+            "EUR",
+            "--json",
+        ]
+    )
     assert created.exit_code == 0, created.output
     shop = json.loads(created.output)
     shop_id, api_key, webhook_secret = shop["id"], shop["api_key"], shop["webhook_secret"]
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         FakeWoo(mock)
-        connected = cli(["shop", "connect", str(shop_id), "--url", WOO], {
-            "WB_CONSUMER_KEY": CONSUMER_KEY, "WB_CONSUMER_SECRET": CONSUMER_SECRET})  # fmt: skip
+        connected = cli(
+            ["shop", "connect", str(shop_id), "--url", WOO],
+            {"WB_CONSUMER_KEY": CONSUMER_KEY, "WB_CONSUMER_SECRET": CONSUMER_SECRET},
+        )
         assert connected.exit_code == 0, connected.output
         outputs.append(connected.output)
         # a bad REST key: connect refuses, and says so without echoing it
-        refused = cli(["shop", "connect", str(shop_id), "--url", "https://nowhere.example"], {
-            "WB_CONSUMER_KEY": CONSUMER_KEY, "WB_CONSUMER_SECRET": CONSUMER_SECRET})  # fmt: skip
+        refused = cli(
+            ["shop", "connect", str(shop_id), "--url", "https://nowhere.example"],
+            {"WB_CONSUMER_KEY": CONSUMER_KEY, "WB_CONSUMER_SECRET": CONSUMER_SECRET},
+        )
         outputs.append(refused.output)
 
         headers = {"Authorization": f"Bearer {api_key}"}
@@ -73,20 +90,29 @@ def test_no_secret_in_logs_errors_or_pages(app, client, services, caplog):
         # deliveries: bad signatures, one signed with the secret's first half, then a good wallet order
         body = wp_json(order_body())
         for secret in ("wrong", webhook_secret[:10], webhook_secret + "x"):
-            response = client.post(f"/webhooks/woocommerce/{shop_id}", data=body,
-                                   headers=delivery_headers("order.created", body, secret))  # fmt: skip
+            response = client.post(
+                f"/webhooks/woocommerce/{shop_id}", data=body, headers=delivery_headers("order.created", body, secret)
+            )
             assert response.status_code == 401
-        sent = client.post(f"/webhooks/woocommerce/{shop_id}", data=body,
-                           headers=delivery_headers("order.created", body, webhook_secret))  # fmt: skip
+        sent = client.post(
+            f"/webhooks/woocommerce/{shop_id}",
+            data=body,
+            headers=delivery_headers("order.created", body, webhook_secret),
+        )
         assert sent.status_code == 200
         # the API with wrong keys, near-miss keys, and the webhook secret as a key
         for bad in ("wb_nope", api_key[:-1], webhook_secret, CONSUMER_SECRET):
-            assert client.get("/api/v1/customers/2/wallet", headers={"Authorization": f"Bearer {bad}"}).status_code \
-                == 401  # fmt: skip
+            assert (
+                client.get("/api/v1/customers/2/wallet", headers={"Authorization": f"Bearer {bad}"}).status_code == 401
+            )
         # the shop's REST API fails: the order endpoint is not mocked (connection refused), then 401 with a body
         drain(services.sessions, pushers_for(services), FAST)
-        mock.add(responses.GET, re.compile(rf"{WOO}/wp-json/wc/v3/orders/\d+"), status=401,
-                 json={"code": "woocommerce_rest_authentication_error", "message": "Invalid signature"})  # fmt: skip
+        mock.add(
+            responses.GET,
+            re.compile(rf"{WOO}/wp-json/wc/v3/orders/\d+"),
+            status=401,
+            json={"code": "woocommerce_rest_authentication_error", "message": "Invalid signature"},
+        )
         with unit_of_work(services.sessions) as session:
             for message in session.scalars(select(OutboxMessage)):
                 message.status, message.attempts = "pending", 0
@@ -101,12 +127,21 @@ def test_no_secret_in_logs_errors_or_pages(app, client, services, caplog):
         stored.settings = {**stored.settings, "signup_bonus": 500}
     customer = json.dumps({"id": 7, "email": "jon@example.com", "first_name": "Jon", "last_name": "Snow"}).encode()
     for secret in ("wrong", SHOPIFY_SECRET[:8], SHOPIFY_TOKEN):
-        response = client.post(f"/webhooks/shopify/{shopify.shop.id}", data=customer,
-                                headers=shopify_headers("customers/create", customer, secret))  # fmt: skip
+        response = client.post(
+            f"/webhooks/shopify/{shopify.shop.id}",
+            data=customer,
+            headers=shopify_headers("customers/create", customer, secret),
+        )
         assert response.status_code == 401
     bad_json = b"{" + SHOPIFY_SECRET.encode()
-    assert client.post(f"/webhooks/shopify/{shopify.shop.id}", data=bad_json,
-                       headers=shopify_headers("customers/create", bad_json, "nope")).status_code == 401  # fmt: skip
+    assert (
+        client.post(
+            f"/webhooks/shopify/{shopify.shop.id}",
+            data=bad_json,
+            headers=shopify_headers("customers/create", bad_json, "nope"),
+        ).status_code
+        == 401
+    )
     good = shopify_headers("customers/create", customer, SHOPIFY_SECRET)
     assert client.post(f"/webhooks/shopify/{shopify.shop.id}", data=customer, headers=good).status_code == 200
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
@@ -118,8 +153,18 @@ def test_no_secret_in_logs_errors_or_pages(app, client, services, caplog):
     make_user(services, shop_id, shopify.shop.id)
     assert sign_in(client).status_code == 302
     for sid in (shop_id, shopify.shop.id):
-        for page in ("/", "/settings", "/customers", "/customers/2", "/customers/7", "/reports", "/operations",
-                     "/audit", "/team", "/reports/wallet.csv"):  # fmt: skip
+        for page in (
+            "/",
+            "/settings",
+            "/customers",
+            "/customers/2",
+            "/customers/7",
+            "/reports",
+            "/operations",
+            "/audit",
+            "/team",
+            "/reports/wallet.csv",
+        ):
             client.get(f"/shops/{sid}{page}")
     token = csrf_token(client, f"/shops/{shop_id}/settings")
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
@@ -135,13 +180,27 @@ def test_no_secret_in_logs_errors_or_pages(app, client, services, caplog):
     assert any(errors), "no failure was recorded: the scan of recorded errors would prove nothing"
     assert len(bodies) >= 35
 
-    secrets = {"API key": api_key, "webhook secret": webhook_secret, "consumer key": CONSUMER_KEY,
-               "consumer secret": CONSUMER_SECRET, "Shopify token": SHOPIFY_TOKEN, "Shopify secret": SHOPIFY_SECRET}
-    places = {"logs": caplog.text, "CLI output": "\n".join(outputs), "outbox/inbox errors": "\n".join(errors),
-              "audit trail": "\n".join(audit)}  # fmt: skip
+    secrets = {
+        "API key": api_key,
+        "webhook secret": webhook_secret,
+        "consumer key": CONSUMER_KEY,
+        "consumer secret": CONSUMER_SECRET,
+        "Shopify token": SHOPIFY_TOKEN,
+        "Shopify secret": SHOPIFY_SECRET,
+    }
+    places = {
+        "logs": caplog.text,
+        "CLI output": "\n".join(outputs),
+        "outbox/inbox errors": "\n".join(errors),
+        "audit trail": "\n".join(audit),
+    }
     places |= {f"response {n}": body for n, body in enumerate(bodies)}
-    leaks = [f"{what} in {where}" for what, secret in secrets.items() for where, text in places.items()
-             if secret in text or secret[-12:] in text]  # fmt: skip
+    leaks = [
+        f"{what} in {where}"
+        for what, secret in secrets.items()
+        for where, text in places.items()
+        if secret in text or secret[-12:] in text
+    ]
     assert not leaks, leaks
     # and the flow was real: the key does authenticate, the signature check does pass
     assert client.get("/api/v1/customers/2/wallet", headers={"Authorization": f"Bearer {api_key}"}).status_code == 200

@@ -106,13 +106,26 @@ def test_gunicorns_access_log_holds_no_token(database_url, shop, client, tmp_pat
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret-key", "FERNET_KEYS": FERNET_KEY,
-           "INSTANCE_PATH": str(tmp_path), "PUBLIC_URL": "https://bridge.example.test", "BIND": f"127.0.0.1:{port}",
-           "WEB_CONCURRENCY": "1", "EMBEDDED_WORKER": "false"}  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-secret-key",
+        "FERNET_KEYS": FERNET_KEY,
+        "INSTANCE_PATH": str(tmp_path),
+        "PUBLIC_URL": "https://bridge.example.test",
+        "BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "1",
+        "EMBEDDED_WORKER": "false",
+    }
     log = tmp_path / "gunicorn.log"
     with log.open("w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"], cwd=ROOT,
-                                  env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -134,9 +147,14 @@ def test_gunicorns_access_log_holds_no_token(database_url, shop, client, tmp_pat
 
 def test_every_gunicorn_atom_is_redacted():
     token = "eyJhIjoxfQ.Zk9xYw.abc-def_123"
-    environ = {"REQUEST_METHOD": "GET", "RAW_URI": f"/statement/{token}.json?x=1", "SERVER_PROTOCOL": "HTTP/1.1",
-               "PATH_INFO": f"/statement/{token}.json", "QUERY_STRING": "x=1",
-               "HTTP_REFERER": f"https://b.example/statement/{token}"}  # fmt: skip
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": f"/statement/{token}.json?x=1",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "PATH_INFO": f"/statement/{token}.json",
+        "QUERY_STRING": "x=1",
+        "HTTP_REFERER": f"https://b.example/statement/{token}",
+    }
     response = SimpleNamespace(status="303 See Other", sent=0, headers=[("Location", f"/statement/{token}?m=1")])
     request = SimpleNamespace(headers=[("REFERER", f"https://b.example/statement/{token}")])
     logger = TokenFreeGunicornLogger.__new__(TokenFreeGunicornLogger)  # atoms() reads no configuration
@@ -148,15 +166,24 @@ def test_every_gunicorn_atom_is_redacted():
 # Secure cookies and HSTS -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("public_url", "cookie_setting", "secure", "hsts"), [
-    ("https://bridge.example.test", None, True, "max-age=31536000"),
-    ("https://bridge.example.test", "false", False, "max-age=31536000"),
-    ("http://127.0.0.1:8000", None, False, None),
-])  # fmt: skip
-def test_https_means_secure_cookies_and_hsts_by_default(settings, services, shop, public_url, cookie_setting,
-                                                        secure, hsts):  # fmt: skip
-    env = {"DATABASE_URL": settings.database_url, "SECRET_KEY": "k", "FERNET_KEYS": FERNET_KEY,
-           "INSTANCE_PATH": str(settings.instance_path), "PUBLIC_URL": public_url}  # fmt: skip
+@pytest.mark.parametrize(
+    ("public_url", "cookie_setting", "secure", "hsts"),
+    [
+        ("https://bridge.example.test", None, True, "max-age=31536000"),
+        ("https://bridge.example.test", "false", False, "max-age=31536000"),
+        ("http://127.0.0.1:8000", None, False, None),
+    ],
+)
+def test_https_means_secure_cookies_and_hsts_by_default(
+    settings, services, shop, public_url, cookie_setting, secure, hsts
+):
+    env = {
+        "DATABASE_URL": settings.database_url,
+        "SECRET_KEY": "k",
+        "FERNET_KEYS": FERNET_KEY,
+        "INSTANCE_PATH": str(settings.instance_path),
+        "PUBLIC_URL": public_url,
+    }
     if cookie_setting:
         env["SESSION_COOKIE_SECURE"] = cookie_setting
     app = create_app(Settings.from_env(env))
@@ -164,8 +191,9 @@ def test_https_means_secure_cookies_and_hsts_by_default(settings, services, shop
     client = app.test_client()
     page = client.get("/login")
     token = TOKEN_RE.search(page.get_data(as_text=True)).group(1)
-    signed_in = client.post("/login", data={"csrf_token": token, "email": "ann@example.com",
-                                            "password": "correct horse battery staple"})  # fmt: skip
+    signed_in = client.post(
+        "/login", data={"csrf_token": token, "email": "ann@example.com", "password": "correct horse battery staple"}
+    )
     assert signed_in.status_code == 302
     assert ("; Secure" in signed_in.headers["Set-Cookie"]) is secure
     assert page.headers.get("Strict-Transport-Security") == hsts
@@ -194,8 +222,9 @@ def test_an_adjustment_key_is_the_whole_request(client, shop, change):
     assert other.status_code == 409 and other.get_json()["error"]["code"] == "idempotency_conflict"
 
 
-@pytest.mark.parametrize("change", [{"reason": "order 8"}, {"expires_in_seconds": 7200}, {"order_id": "8"},
-                                    {"amount": 600}])  # fmt: skip
+@pytest.mark.parametrize(
+    "change", [{"reason": "order 8"}, {"expires_in_seconds": 7200}, {"order_id": "8"}, {"amount": 600}]
+)
 def test_a_hold_key_is_the_whole_request(client, shop, change):
     credit(client, shop, amount=5_000)
     assert post(client, shop, "customers/42/holds", HOLD).status_code == 201

@@ -82,8 +82,11 @@ def settings(settings):
 
 @pytest.fixture
 def dns(monkeypatch) -> dict[str, list[str]]:
-    names = {"localhost": ["127.0.0.1", "::1"], "metadata.google.internal": ["169.254.169.254"],
-             "rebinding.example": [PUBLIC, "10.0.0.1"]}  # fmt: skip
+    names = {
+        "localhost": ["127.0.0.1", "::1"],
+        "metadata.google.internal": ["169.254.169.254"],
+        "rebinding.example": [PUBLIC, "10.0.0.1"],
+    }
 
     def resolve(host: str, port: int) -> list[str]:
         if host not in names:
@@ -121,15 +124,26 @@ def test_the_address_rules():
         assert not is_allowed(ip_address(address))
         assert is_allowed(ip_address(address), allow_private=True)
     unspecified = "0.0.0.0"  # noqa: S104 (an address refused, not one bound to)
-    for address in ("169.254.169.254", "fe80::1", "224.0.0.1", "ff02::1", unspecified, "::", "240.0.0.1",
-                    "::ffff:169.254.169.254"):  # fmt: skip
+    for address in (
+        "169.254.169.254",
+        "fe80::1",
+        "224.0.0.1",
+        "ff02::1",
+        unspecified,
+        "::",
+        "240.0.0.1",
+        "::ffff:169.254.169.254",
+    ):
         assert not is_allowed(ip_address(address), allow_private=True)
 
 
 @pytest.mark.parametrize("url", REFUSED_URLS)
 def test_test_connection_refuses_every_internal_address_in_the_same_words(console, shop, dns, sockets, url):
-    answer = form_post(console, f"/shops/{shop.shop.id}/settings/connection/test",
-                       {"url": url, "consumer_key": KEY, "consumer_secret": SECRET})  # fmt: skip
+    answer = form_post(
+        console,
+        f"/shops/{shop.shop.id}/settings/connection/test",
+        {"url": url, "consumer_key": KEY, "consumer_secret": SECRET},
+    )
 
     assert answer.status_code == 422
     page = text_of(answer)
@@ -140,17 +154,33 @@ def test_test_connection_refuses_every_internal_address_in_the_same_words(consol
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:5432", "http://169.254.169.254", "http://[::1]:22"])
 def test_the_connect_form_and_the_cli_refuse_them_too(console, app, services, shop, dns, sockets, url):
-    answer = form_post(console, f"/shops/{shop.shop.id}/settings/connection/install",
-                       {"url": url, "consumer_key": KEY, "consumer_secret": SECRET})  # fmt: skip
+    answer = form_post(
+        console,
+        f"/shops/{shop.shop.id}/settings/connection/install",
+        {"url": url, "consumer_key": KEY, "consumer_secret": SECRET},
+    )
     assert answer.status_code == 422 and REFUSED in text_of(answer)
 
-    result = cli(app, ["shop", "connect", str(shop.shop.id), "--url", url, "--consumer-key", KEY,
-                       "--consumer-secret", SECRET])  # fmt: skip
+    result = cli(
+        app, ["shop", "connect", str(shop.shop.id), "--url", url, "--consumer-key", KEY, "--consumer-secret", SECRET]
+    )
     assert result.exit_code != 0 and REFUSED in result.output
 
     shopify = make_shop(services, name="Shopify", platform="shopify", url="https://x.myshopify.com")
-    result = cli(app, ["shop", "connect-shopify", str(shopify.shop.id), "--url", url, "--access-token", "shpat_x",
-                       "--webhook-secret", "s"])  # fmt: skip
+    result = cli(
+        app,
+        [
+            "shop",
+            "connect-shopify",
+            str(shopify.shop.id),
+            "--url",
+            url,
+            "--access-token",
+            "shpat_x",
+            "--webhook-secret",
+            "s",
+        ],
+    )
     assert result.exit_code != 0 and REFUSED in result.output
 
     assert sockets == []
@@ -168,8 +198,10 @@ def test_the_address_is_checked_again_at_every_call(app, services, shop, dns, so
     try:
         dns["shop.test"] = ["127.0.0.1"]
         url = f"http://shop.test:{port}"
-        connected = cli(app, ["shop", "connect", str(shop.shop.id), "--url", url, "--consumer-key", KEY,
-                              "--consumer-secret", SECRET])  # fmt: skip
+        connected = cli(
+            app,
+            ["shop", "connect", str(shop.shop.id), "--url", url, "--consumer-key", KEY, "--consumer-secret", SECRET],
+        )
         assert connected.exit_code == 0, connected.output
         shop_calls = [address for address in sockets if address[1] == port]  # (the simulator pings the bridge)
         assert shop_calls and set(shop_calls) == {("127.0.0.1", port)}  # the checked address, not the name
@@ -190,14 +222,25 @@ def test_the_address_is_checked_again_at_every_call(app, services, shop, dns, so
 @responses.activate
 def test_no_redirect_is_followed(console, shop, dns):
     """The shop answers with a redirect to the metadata service: the bridge takes the 3xx as the answer."""
-    responses.add(responses.GET, "https://alpha.example/wp-json/wc/v3/orders", status=302,
-                  headers={"Location": "http://169.254.169.254/latest/meta-data/"})  # fmt: skip
+    responses.add(
+        responses.GET,
+        "https://alpha.example/wp-json/wc/v3/orders",
+        status=302,
+        headers={"Location": "http://169.254.169.254/latest/meta-data/"},
+    )
     responses.add(responses.GET, "http://169.254.169.254/latest/meta-data/", body="secret")
-    responses.add(responses.POST, f"https://x.myshopify.com/admin/api/{API_VERSION}/graphql.json", status=307,
-                  headers={"Location": "http://169.254.169.254/latest/meta-data/"})  # fmt: skip
+    responses.add(
+        responses.POST,
+        f"https://x.myshopify.com/admin/api/{API_VERSION}/graphql.json",
+        status=307,
+        headers={"Location": "http://169.254.169.254/latest/meta-data/"},
+    )
 
-    answer = form_post(console, f"/shops/{shop.shop.id}/settings/connection/test",
-                       {"url": "https://alpha.example", "consumer_key": KEY, "consumer_secret": SECRET})  # fmt: skip
+    answer = form_post(
+        console,
+        f"/shops/{shop.shop.id}/settings/connection/test",
+        {"url": "https://alpha.example", "consumer_key": KEY, "consumer_secret": SECRET},
+    )
     assert answer.status_code == 422 and "redirect" in text_of(answer)
     with pytest.raises(PermanentFailure, match="redirect"):
         WooShop("https://alpha.example", KEY, SECRET).get("orders")
@@ -219,8 +262,11 @@ def test_stored_keys_go_only_to_the_url_they_were_saved_with(console, services, 
 
     blank = {"consumer_key": "", "consumer_secret": ""}
     elsewhere = form_post(console, test, {"url": "https://collector.example", **blank})
-    install = form_post(console, f"/shops/{shop.shop.id}/settings/connection/install",
-                        {"url": "https://collector.example", "consumer_key": KEY, "consumer_secret": ""})  # fmt: skip
+    install = form_post(
+        console,
+        f"/shops/{shop.shop.id}/settings/connection/install",
+        {"url": "https://collector.example", "consumer_key": KEY, "consumer_secret": ""},
+    )
     assert elsewhere.status_code == install.status_code == 422
     assert "the stored one is only sent to https://alpha.example" in text_of(elsewhere)
     assert len(responses.calls) == 0  # nothing was sent anywhere
@@ -247,8 +293,11 @@ def test_the_setting_admits_loopback_and_is_logged_at_start(settings, caplog, dn
 
 
 def test_a_refused_check_is_audited_with_the_neutral_text(console, services, shop, dns, sockets):
-    form_post(console, f"/shops/{shop.shop.id}/settings/connection/test",
-              {"url": "http://10.0.0.1:22", "consumer_key": KEY, "consumer_secret": SECRET})  # fmt: skip
+    form_post(
+        console,
+        f"/shops/{shop.shop.id}/settings/connection/test",
+        {"url": "http://10.0.0.1:22", "consumer_key": KEY, "consumer_secret": SECRET},
+    )
     with unit_of_work(services.sessions) as session:
         check = session.execute(select(AuditEvent.new_value).where(AuditEvent.action == "connection.check")).scalar()
     assert REFUSED in check
@@ -276,15 +325,22 @@ def tls_shop(tmp_path):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shop.test")])
     now = datetime.now(UTC)
     certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key()).serial_number(1)
-        .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(hours=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("shop.test")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(key, hashes.SHA256())
-    )  # fmt: skip
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))  # fmt: skip
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     asked: list[str] = []
 
     class Answer(http.server.BaseHTTPRequestHandler):

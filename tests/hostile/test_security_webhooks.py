@@ -44,8 +44,7 @@ def test_a_delivery_replayed_at_another_shop_sharing_the_secret_is_refused(clien
     north = shopify_shop(services, "north", APP_SECRET)
     south = shopify_shop(services, "south", APP_SECRET)
 
-    replayed = deliver(client, south, "customers/create", customer(7), secret=APP_SECRET,
-                       domain="south.myshopify.com")  # fmt: skip
+    replayed = deliver(client, south, "customers/create", customer(7), secret=APP_SECRET, domain="south.myshopify.com")
     honest = deliver(client, north, "customers/create", customer(8), secret=APP_SECRET, domain="north.myshopify.com")
 
     assert replayed.status_code == honest.status_code == 401
@@ -56,10 +55,22 @@ def test_with_a_secret_each_the_replay_fails_its_signature(client, services):
     north = shopify_shop(services, "north", "shpss_north_own_app_secret")
     south = shopify_shop(services, "south", "shpss_south_own_app_secret")
 
-    replayed = deliver(client, south, "customers/create", customer(7), secret="shpss_north_own_app_secret",
-                       domain="south.myshopify.com")  # fmt: skip
-    honest = deliver(client, north, "customers/create", customer(7), secret="shpss_north_own_app_secret",
-                     domain="north.myshopify.com")  # fmt: skip
+    replayed = deliver(
+        client,
+        south,
+        "customers/create",
+        customer(7),
+        secret="shpss_north_own_app_secret",
+        domain="south.myshopify.com",
+    )
+    honest = deliver(
+        client,
+        north,
+        "customers/create",
+        customer(7),
+        secret="shpss_north_own_app_secret",
+        domain="north.myshopify.com",
+    )
 
     assert (replayed.status_code, honest.status_code) == (401, 200)
     assert moved(services, south) == (0, 0)
@@ -78,13 +89,25 @@ def test_connecting_a_shop_with_another_shops_secret_is_refused(app, console, se
     with unit_of_work(services.sessions) as session:
         add_membership(session, find_user(session, "ann@example.com"), south)
 
-    answer = form_post(console, f"/shops/{south}/settings/connection/shopify",
-                       {"url": "https://south.myshopify.com", "access_token": "shpat_south",
-                        "webhook_secret": APP_SECRET})  # fmt: skip
+    answer = form_post(
+        console,
+        f"/shops/{south}/settings/connection/shopify",
+        {"url": "https://south.myshopify.com", "access_token": "shpat_south", "webhook_secret": APP_SECRET},
+    )
     with app.app_context():
-        cli = app.test_cli_runner().invoke(args=["shop", "connect-shopify", str(south), "--url",
-                                                 "https://south.myshopify.com", "--access-token", "shpat_south",
-                                                 "--webhook-secret", APP_SECRET])  # fmt: skip
+        cli = app.test_cli_runner().invoke(
+            args=[
+                "shop",
+                "connect-shopify",
+                str(south),
+                "--url",
+                "https://south.myshopify.com",
+                "--access-token",
+                "shpat_south",
+                "--webhook-secret",
+                APP_SECRET,
+            ]
+        )
 
     assert answer.status_code == 422 and SHARED in text_of(answer)
     assert cli.exit_code != 0 and SHARED in cli.output
@@ -101,8 +124,14 @@ def test_an_unknown_shop_answers_exactly_like_a_bad_signature(client, services, 
         headers = {**headers, "X-WC-Webhook-Signature": "Zm9yZ2Vk"}  # forged
         post = lambda shop_id: client.post(f"/webhooks/woocommerce/{shop_id}", data=body, headers=headers)  # noqa: E731
     else:
-        post = lambda shop_id: deliver(client, shop_id, "customers/create", customer(7), secret="forged",  # noqa: E731
-                                       domain="north.myshopify.com")  # fmt: skip
+        post = lambda shop_id: deliver(  # noqa: E731
+            client,
+            shop_id,
+            "customers/create",
+            customer(7),
+            secret="forged",
+            domain="north.myshopify.com",
+        )
 
     forged, unknown = post(known), post(known + 1000)
 

@@ -49,15 +49,24 @@ def tenants(client, services, shop, other_shop):
     a, b = shop, other_shop
     connect_for_tests(services, b.shop.id, secret="beta-secret")
     assert credit(client, b, customer=B_CUSTOMER, amount=50_000, key="b-fund").status_code == 201
-    hold = client.post(f"/api/v1/customers/{B_CUSTOMER}/holds", json={"amount": 1_000, "reason": "b"},
-                       headers=auth(b, "b-hold"))  # fmt: skip
+    hold = client.post(
+        f"/api/v1/customers/{B_CUSTOMER}/holds", json={"amount": 1_000, "reason": "b"}, headers=auth(b, "b-hold")
+    )
     assert hold.status_code == 201
     order = order_body()
     assert post_delivery(client, b.shop.id, "order.created", order, secret="beta-secret").status_code == 200
     with unit_of_work(services.sessions) as session:
         customer = session.scalar(select(Customer.id).where(Customer.shop_id == b.shop.id))
-        session.add(WithdrawalRequest(shop_id=b.shop.id, customer_id=customer, idempotency_key="b-withdraw",
-                                      amount=100, currency="EUR", status="pending"))  # fmt: skip
+        session.add(
+            WithdrawalRequest(
+                shop_id=b.shop.id,
+                customer_id=customer,
+                idempotency_key="b-withdraw",
+                amount=100,
+                currency="EUR",
+                status="pending",
+            )
+        )
     with unit_of_work(services.sessions) as session:
         ids = {
             "request_id": session.scalar(select(WithdrawalRequest.id).where(WithdrawalRequest.shop_id == b.shop.id)),
@@ -113,8 +122,12 @@ def test_api_key_of_shop_a_on_every_route_for_shop_b_is_as_if_nothing_existed(cl
             answers = []
             for where in (ids, {**ids, **NOWHERE}):
                 url = fill(path, where)
-                response = client.open(url, method=method.upper(), json=body if method == "post" else None,
-                                       headers=auth(a, f"x-{len(tried)}-{len(answers)}"))  # fmt: skip
+                response = client.open(
+                    url,
+                    method=method.upper(),
+                    json=body if method == "post" else None,
+                    headers=auth(a, f"x-{len(tried)}-{len(answers)}"),
+                )
                 text = response.get_data(as_text=True)
                 label = f"{method} {url}: {response.status_code} {text[:300]}"
                 assert 400 <= response.status_code < 500, label
@@ -145,9 +158,19 @@ def test_user_a_gets_404_on_every_console_page_and_form_of_shop_b(app, client, s
     tried = []
     for pattern, method in console_rules(app):
         url = fill(pattern, ids)
-        data = {"csrf_token": token, "direction": "credit", "amount": "5.00", "reason": "x", "token": "a" * 32,
-                "action": "lock", "signup_bonus": "99.00", "email": "eve@example.com", "name": "Eve",
-                "password": "correct horse battery staple", "url": "https://evil.example"}  # fmt: skip
+        data = {
+            "csrf_token": token,
+            "direction": "credit",
+            "amount": "5.00",
+            "reason": "x",
+            "token": "a" * 32,
+            "action": "lock",
+            "signup_bonus": "99.00",
+            "email": "eve@example.com",
+            "name": "Eve",
+            "password": "correct horse battery staple",
+            "url": "https://evil.example",
+        }
         response = client.open(url, method=method, data=data if method == "POST" else None)
         tried.append((method, url, response.status_code))
         text = response.get_data(as_text=True)

@@ -18,8 +18,13 @@ from tests.woo import order_body, post_delivery
 pytest_plugins = ("tests.console_fixtures",)  # fixtures: merchant, console
 
 # A card order in dollars on a euro shop, refunded to the wallet: before, this opened a hidden USD wallet.
-USD_REFUNDED = order_body(id=60, currency="USD", status="processing", payment_method="stripe",
-                          refunds=[{"id": 61, "reason": "", "total": "-10.00"}])  # fmt: skip
+USD_REFUNDED = order_body(
+    id=60,
+    currency="USD",
+    status="processing",
+    payment_method="stripe",
+    refunds=[{"id": 61, "reason": "", "total": "-10.00"}],
+)
 
 
 def wallet_currencies(services) -> list[str]:
@@ -28,7 +33,10 @@ def wallet_currencies(services) -> list[str]:
 
 
 def test_an_order_in_a_currency_the_shop_does_not_accept_is_a_failed_delivery_and_moves_nothing(
-    client, services, woo, console  # noqa: F811
+    client,
+    services,
+    woo,
+    console,  # noqa: F811
 ):
     configure(services, woo, points_per_currency_unit=1)
 
@@ -38,8 +46,9 @@ def test_an_order_in_a_currency_the_shop_does_not_accept_is_a_failed_delivery_an
     with unit_of_work(services.sessions) as session:
         delivery = session.execute(select(InboxDelivery)).scalar_one()
         assert delivery.status == "failed"
-        assert delivery.error.startswith("currency_not_accepted: this order is in USD, a currency the shop does not "
-                                         "accept (EUR): nothing was moved.")  # fmt: skip
+        assert delivery.error.startswith(
+            "currency_not_accepted: this order is in USD, a currency the shop does not accept (EUR): nothing was moved."
+        )
         assert session.scalar(select(func.count()).select_from(LedgerTransaction)) == 0
     assert "USD" not in wallet_currencies(services)
     assert "a currency the shop does not accept (EUR)" in text_of(console.get(f"/shops/{woo}/operations"))
@@ -62,9 +71,21 @@ def test_a_shopify_refund_in_a_currency_the_shop_does_not_accept_is_a_failed_del
     assert shopify_deliver(client, shop_id, "orders/paid", shopify_order()).get_json()["status"] == "applied"
     with unit_of_work(services.sessions) as session:
         before = session.scalar(select(func.count()).select_from(LedgerTransaction))
-    refund = {"id": 5001, "order_id": 1001, "note": "", "transactions": [
-        {"id": 9, "kind": "refund", "status": "success", "gateway": "shopify_store_credit", "amount": "10.00",
-         "currency": "GBP"}]}  # fmt: skip
+    refund = {
+        "id": 5001,
+        "order_id": 1001,
+        "note": "",
+        "transactions": [
+            {
+                "id": 9,
+                "kind": "refund",
+                "status": "success",
+                "gateway": "shopify_store_credit",
+                "amount": "10.00",
+                "currency": "GBP",
+            }
+        ],
+    }
 
     assert shopify_deliver(client, shop_id, "refunds/create", refund).get_json()["status"] == "failed"
 

@@ -105,23 +105,26 @@ def test_statement_pages_with_a_cursor(client, shop):
 
 def test_hold_capture_and_void_through_the_api(client, shop):
     credit(client, shop, amount=5_000)
-    hold = client.post("/api/v1/customers/42/holds", json={"amount": 3_000, "reason": "order 9"},
-                       headers=auth(shop, "hold-1")).get_json()  # fmt: skip
+    hold = client.post(
+        "/api/v1/customers/42/holds", json={"amount": 3_000, "reason": "order 9"}, headers=auth(shop, "hold-1")
+    ).get_json()
     assert hold["available"] == 2_000
     captured = client.post(f"/api/v1/holds/{hold['hold_id']}/capture", json={"amount": 1_000}, headers=auth(shop))
     assert captured.status_code == 200 and captured.get_json()["status"] == "captured"
     wallet = client.get("/api/v1/customers/42/wallet", headers=auth(shop)).get_json()
     assert (wallet["balance"], wallet["available"], wallet["open_holds"]) == (4_000, 4_000, [])
-    second = client.post("/api/v1/customers/42/holds", json={"amount": 500, "reason": "order 10"},
-                         headers=auth(shop, "hold-2")).get_json()  # fmt: skip
+    second = client.post(
+        "/api/v1/customers/42/holds", json={"amount": 500, "reason": "order 10"}, headers=auth(shop, "hold-2")
+    ).get_json()
     voided = client.post(f"/api/v1/holds/{second['hold_id']}/void", headers=auth(shop)).get_json()
     assert voided["status"] == "voided"
 
 
 def test_another_shop_sees_nothing(client, shop, other_shop):
     credit(client, shop)
-    hold = client.post("/api/v1/customers/42/holds", json={"amount": 100, "reason": "x"},
-                       headers=auth(shop, "h")).get_json()  # fmt: skip
+    hold = client.post(
+        "/api/v1/customers/42/holds", json={"amount": 100, "reason": "x"}, headers=auth(shop, "h")
+    ).get_json()
     for response in (
         client.get("/api/v1/customers/42/wallet", headers=auth(other_shop)),
         client.get("/api/v1/customers/42/transactions", headers=auth(other_shop)),
@@ -160,8 +163,9 @@ def test_bad_adjustments_name_the_field_and_write_nothing(client, shop, services
 
 @pytest.mark.parametrize("raw", [b"not json", b"[1,2]", b"null", b'{"direction":'])
 def test_malformed_json_is_a_4xx(client, shop, raw):
-    response = client.post("/api/v1/customers/42/adjustments", data=raw,
-                           headers={**auth(shop, "k"), "Content-Type": "application/json"})  # fmt: skip
+    response = client.post(
+        "/api/v1/customers/42/adjustments", data=raw, headers={**auth(shop, "k"), "Content-Type": "application/json"}
+    )
     assert 400 <= response.status_code < 500
     assert "error" in response.get_json()
 
@@ -180,13 +184,18 @@ def test_points_convert_to_wallet_money_once_per_key(client, shop, services):
 
     with unit_of_work(services.sessions) as session:
         stored = session.get(Shop, shop.shop.id)
-        stored.settings = {**stored.settings, "points_per_currency_unit": 10, "points_conversion_points": 100,
-                           "points_conversion_value": 50}  # fmt: skip
+        stored.settings = {
+            **stored.settings,
+            "points_per_currency_unit": 10,
+            "points_conversion_points": 100,
+            "points_conversion_value": 50,
+        }
         ensure_customer(session, stored.id, "2")
         apply_order(session, stored, paid(payment_method="stripe"), ACTOR)  # 414 points
     for _ in range(2):
-        response = client.post("/api/v1/customers/2/points/conversions", json={"points": 300},
-                               headers=auth(shop, "conv-1"))  # fmt: skip
+        response = client.post(
+            "/api/v1/customers/2/points/conversions", json={"points": 300}, headers=auth(shop, "conv-1")
+        )
         assert response.status_code == 201
     assert (response.get_json()["points"], response.get_json()["balance"]) == (114, 150)
     too_many = client.post("/api/v1/customers/2/points/conversions", json={"points": 500}, headers=auth(shop, "c2"))

@@ -29,10 +29,18 @@ def earn_points(services, shop, customer: str, order_id: str, total: int) -> Non
     """10 points per euro paid by card; 100 points convert to €0.50."""
     with unit_of_work(services.sessions) as session:
         stored = session.get(Shop, shop.shop.id)
-        stored.settings = {**stored.settings, "points_per_currency_unit": 10, "points_conversion_points": 100,
-                           "points_conversion_value": 50}  # fmt: skip
-        apply_order(session, stored, paid(payment_method="stripe", customer_external_id=customer,
-                                          external_id=order_id, total=total), ACTOR)  # fmt: skip
+        stored.settings = {
+            **stored.settings,
+            "points_per_currency_unit": 10,
+            "points_conversion_points": 100,
+            "points_conversion_value": 50,
+        }
+        apply_order(
+            session,
+            stored,
+            paid(payment_method="stripe", customer_external_id=customer, external_id=order_id, total=total),
+            ACTOR,
+        )
 
 
 def count_kind(services, kind: str) -> int:
@@ -150,8 +158,11 @@ def test_a_statement_form_without_its_token_converts_nothing(client, services, s
 
 
 def _expired_hold(client, services, shop, customer="42", amount=5_000) -> int:
-    hold_id = client.post(f"/api/v1/customers/{customer}/holds", headers=auth(shop, "h1"),
-                          json={"amount": amount, "reason": "order 7", "expires_in_seconds": 60}).get_json()["hold_id"]
+    hold_id = client.post(
+        f"/api/v1/customers/{customer}/holds",
+        headers=auth(shop, "h1"),
+        json={"amount": amount, "reason": "order 7", "expires_in_seconds": 60},
+    ).get_json()["hold_id"]
     with unit_of_work(services.sessions) as session:  # the hourly expiry job has not run yet
         session.get(Hold, hold_id).expires_at = utcnow() - timedelta(minutes=5)
     return hold_id
@@ -162,8 +173,11 @@ def test_an_expired_hold_cannot_be_captured_and_voids_once(client, services, sho
     hold_id = _expired_hold(client, services, shop)
     response = client.post(f"/api/v1/holds/{hold_id}/capture", json={}, headers=auth(shop))
     assert response.status_code == 409
-    assert response.get_json()["error"] == {"code": "invalid_state", "message": "the hold has expired",
-                                            "fields": {"hold_id": "hold is expired"}}  # fmt: skip
+    assert response.get_json()["error"] == {
+        "code": "invalid_state",
+        "message": "the hold has expired",
+        "fields": {"hold_id": "hold is expired"},
+    }
     assert client.get("/api/v1/customers/42/wallet", headers=auth(shop)).get_json()["balance"] == 10_000
     for _ in range(2):
         assert client.post(f"/api/v1/holds/{hold_id}/void", headers=auth(shop)).status_code == 200
@@ -177,8 +191,9 @@ def test_an_expired_hold_reserves_nothing_before_the_expiry_job_runs(client, ser
     assert (summary["available"], summary["open_holds"]) == (10_000, [])
     debit = credit(client, shop, amount=6_000, key="spend", direction="debit")
     assert debit.status_code == 201 and debit.get_json()["available"] == 4_000
-    hold = client.post("/api/v1/customers/42/holds", json={"amount": 4_000, "reason": "order 8"},
-                       headers=auth(shop, "h2"))  # fmt: skip
+    hold = client.post(
+        "/api/v1/customers/42/holds", json={"amount": 4_000, "reason": "order 8"}, headers=auth(shop, "h2")
+    )
     assert hold.status_code == 201
     with unit_of_work(services.sessions) as session:
         assert [h.status for h in session.scalars(select(Hold).order_by(Hold.id))] == ["expired", "open"]
@@ -197,8 +212,10 @@ def _payer_with_expired_holds(session_factory, shop_id) -> list[int]:
     _fund(session_factory, shop_id, "payer", 10_000)
     with unit_of_work(session_factory) as session:
         wallet = wallet_account(session, ensure_customer(session, shop_id, "payer"), "EUR")
-        holds = [authorize_hold(session, account=wallet, amount=1_000, reason=f"order {n}", idempotency_key=f"h{n}")[0]
-                 for n in range(5)]  # fmt: skip
+        holds = [
+            authorize_hold(session, account=wallet, amount=1_000, reason=f"order {n}", idempotency_key=f"h{n}")[0]
+            for n in range(5)
+        ]
         for hold in holds:
             hold.expires_at = utcnow() - timedelta(minutes=5)
         return [hold.id for hold in holds]

@@ -22,9 +22,11 @@ def deliver(client, shop_id, **changes):
 
 def cashback_moves(services) -> list[tuple[str, str]]:
     with unit_of_work(services.sessions) as session:
-        rows = session.execute(select(LedgerTransaction.kind, LedgerTransaction.reason)
-                               .where(LedgerTransaction.kind.startswith("cashback"))
-                               .order_by(LedgerTransaction.id)).all()  # fmt: skip
+        rows = session.execute(
+            select(LedgerTransaction.kind, LedgerTransaction.reason)
+            .where(LedgerTransaction.kind.startswith("cashback"))
+            .order_by(LedgerTransaction.id)
+        ).all()
         return [tuple(row) for row in rows]
 
 
@@ -44,8 +46,9 @@ def test_cashback_is_credited_once_when_the_order_completes_as_promotional_credi
 
 
 def test_refunds_take_cashback_back_pro_rata_and_a_cancellation_the_rest(client, services, woo):  # noqa: F811
-    configure(services, woo, cashback_kind="fixed", cashback_value=400, cashback_on="paid",
-              refund_destination="original")  # the refunds go to the card: only the cashback moves the wallet
+    configure(
+        services, woo, cashback_kind="fixed", cashback_value=400, cashback_on="paid", refund_destination="original"
+    )  # the refunds go to the card: only the cashback moves the wallet
     deliver(client, woo)
     assert wallet_balance(services, woo) == 400
     half = [{"id": 81, "reason": "one mug back", "total": "-20.44"}]  # half of the €40.88 total
@@ -60,8 +63,8 @@ def test_refunds_take_cashback_back_pro_rata_and_a_cancellation_the_rest(client,
 
 
 def test_no_cashback_below_the_minimum_order(client, services, woo):  # noqa: F811
-    configure(services, woo, cashback_kind="percent", cashback_value=500, cashback_minimum_order=5_000,
-              cashback_on="paid")  # fmt: skip
+    configure(
+        services, woo, cashback_kind="percent", cashback_value=500, cashback_minimum_order=5_000, cashback_on="paid"
+    )
     deliver(client, woo)
     assert wallet_balance(services, woo) == 0 and cashback_moves(services) == []
-

@@ -44,12 +44,25 @@ def test_syncing_an_unknown_shop_is_one_line(cli):
 
 @pytest.mark.parametrize(
     "name, currency, message",
-    [("Corner Shop", "EURO", "unknown currency 'EURO'"), ("", "EUR", "a shop needs a name"),
-     ("   ", "EUR", "a shop needs a name")],
-)  # fmt: skip
+    [
+        ("Corner Shop", "EURO", "unknown currency 'EURO'"),
+        ("", "EUR", "a shop needs a name"),
+        ("   ", "EUR", "a shop needs a name"),
+    ],
+)
 def test_a_shop_with_a_bad_value_is_refused_in_one_line_and_nothing_is_written(cli, services, name, currency, message):
-    result = cli("shop", "create", "--name", name, "--platform", "woocommerce", "--url", "https://corner.example",
-                 "--currency", currency)  # fmt: skip
+    result = cli(
+        "shop",
+        "create",
+        "--name",
+        name,
+        "--platform",
+        "woocommerce",
+        "--url",
+        "https://corner.example",
+        "--currency",
+        currency,
+    )
     assert_refused(result, message)
     assert shop_count(services) == 0
 
@@ -58,8 +71,11 @@ def test_an_unmigrated_database_says_what_to_run(tmp_path):
     from bridge.config import Settings
     from bridge.surfaces.cli import create_cli_app
 
-    app = create_cli_app(Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}", "SECRET_KEY": "k",
-                                        "INSTANCE_PATH": str(tmp_path)}))  # fmt: skip
+    app = create_cli_app(
+        Settings.from_env(
+            {"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}", "SECRET_KEY": "k", "INSTANCE_PATH": str(tmp_path)}
+        )
+    )
     with app.app_context():
         result = app.test_cli_runner().invoke(args=["shop", "list"])
     app.extensions["wallet_bridge"].engine.dispose()
@@ -70,12 +86,22 @@ def test_an_unmigrated_database_says_what_to_run(tmp_path):
 def test_shop_list_is_a_table_with_headers(cli, shop, other_shop):
     lines = cli("shop", "list").output.splitlines()
     assert lines[0].split() == ["ID", "PLATFORM", "CURRENCY", "CONNECTED", "LAST", "SYNC", "NAME", "URL"]
-    assert lines[1].split() == [str(shop.shop.id), "woocommerce", "EUR", "no", "never", "Alpha", "Shop",
-                                "https://alpha.example"]  # fmt: skip
+    assert lines[1].split() == [
+        str(shop.shop.id),
+        "woocommerce",
+        "EUR",
+        "no",
+        "never",
+        "Alpha",
+        "Shop",
+        "https://alpha.example",
+    ]
     assert lines[1].index("https://") == lines[2].index("https://") == lines[0].index("URL")  # aligned columns
     listed = json.loads(cli("shop", "list", "--json").output)
     assert [(row["id"], row["name"], row["connected"]) for row in listed] == [
-        (shop.shop.id, "Alpha Shop", False), (other_shop.shop.id, "Beta Shop", False)]  # fmt: skip
+        (shop.shop.id, "Alpha Shop", False),
+        (other_shop.shop.id, "Beta Shop", False),
+    ]
 
 
 def test_shop_list_without_shops_says_how_to_add_one(cli):
@@ -107,8 +133,12 @@ def test_set_password_prompts_twice_and_refuses_a_short_one_or_an_unknown_user(c
     make_user(services, shop.shop.id)
     prompted = cli("user", "set-password", "--email", "ann@example.com")
     assert prompted.exit_code == 1 and "Password:" in prompted.output  # no input: nothing set
-    assert_refused(cli("user", "set-password", "--email", "ann@example.com", env={"WB_USER_PASSWORD": "short"}),
-                   "password: At least 10 characters.")  # fmt: skip
-    assert_refused(cli("user", "set-password", "--email", "nobody@example.com", env={"WB_USER_PASSWORD": NEW_PASSWORD}),
-                   "there is no user nobody@example.com")  # fmt: skip
+    assert_refused(
+        cli("user", "set-password", "--email", "ann@example.com", env={"WB_USER_PASSWORD": "short"}),
+        "password: At least 10 characters.",
+    )
+    assert_refused(
+        cli("user", "set-password", "--email", "nobody@example.com", env={"WB_USER_PASSWORD": NEW_PASSWORD}),
+        "there is no user nobody@example.com",
+    )
     assert sign_in(services.sessions, "ann@example.com", PASSWORD, "198.51.100.8").user is not None

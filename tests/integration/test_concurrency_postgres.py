@@ -38,8 +38,14 @@ def _pay(sessions, shop_id, n):
         with unit_of_work(sessions) as session:
             wallet = wallet_account(session, ensure_customer(session, shop_id, "payer"), "EUR")
             shop_side = system_account(session, shop_id, SystemAccount.WALLET_PAYMENTS, "EUR")
-            post_transaction(session, shop_id=shop_id, kind="payment", reason=f"order {n}",
-                             legs=[Leg(wallet, -1000), Leg(shop_side, 1000)], idempotency_key=f"pay:{n}")  # fmt: skip
+            post_transaction(
+                session,
+                shop_id=shop_id,
+                kind="payment",
+                reason=f"order {n}",
+                legs=[Leg(wallet, -1000), Leg(shop_side, 1000)],
+                idempotency_key=f"pay:{n}",
+            )
         return True
     except InsufficientFunds:
         return False
@@ -90,9 +96,14 @@ def test_the_same_idempotency_key_in_parallel_moves_money_once(sessions, shop):
         with unit_of_work(sessions) as session:
             wallet = wallet_account(session, ensure_customer(session, shop_id, "payer"), "EUR")
             shop_side = system_account(session, shop_id, SystemAccount.WALLET_PAYMENTS, "EUR")
-            return post_transaction(session, shop_id=shop_id, kind="payment", reason="order 1",
-                                    legs=[Leg(wallet, -1000), Leg(shop_side, 1000)],
-                                    idempotency_key="pay:once").transaction.id  # fmt: skip
+            return post_transaction(
+                session,
+                shop_id=shop_id,
+                kind="payment",
+                reason="order 1",
+                legs=[Leg(wallet, -1000), Leg(shop_side, 1000)],
+                idempotency_key="pay:once",
+            ).transaction.id
 
     ids = _run_parallel(pay_same, 20)
     assert len(set(ids)) == 1
@@ -110,8 +121,14 @@ def test_two_wallets_paying_each_other_never_deadlock(sessions, shop):
         with unit_of_work(sessions) as session:
             debit = wallet_account(session, ensure_customer(session, shop_id, source), "EUR")
             credit = wallet_account(session, ensure_customer(session, shop_id, target), "EUR")
-            post_transaction(session, shop_id=shop_id, kind="adjustment", reason="transfer",
-                             legs=[Leg(debit, -100), Leg(credit, 100)], idempotency_key=f"t{n}")  # fmt: skip
+            post_transaction(
+                session,
+                shop_id=shop_id,
+                kind="adjustment",
+                reason="transfer",
+                legs=[Leg(debit, -100), Leg(credit, 100)],
+                idempotency_key=f"t{n}",
+            )
 
     _run_parallel(transfer, THREADS)
     with unit_of_work(sessions) as session:

@@ -15,9 +15,15 @@ from tests.console_support import PASSWORD, csrf_token, form_post, make_user, si
 pytest_plugins = ("tests.console_fixtures",)  # fixtures: merchant, console
 
 SETUP = {
-    "shop_name": "Corner Shop", "platform": "woocommerce", "url": "https://corner.example", "currency": "eur",
-    "name": "Cora", "email": "Cora@Example.com", "password": PASSWORD, "password_confirm": PASSWORD,
-}  # fmt: skip
+    "shop_name": "Corner Shop",
+    "platform": "woocommerce",
+    "url": "https://corner.example",
+    "currency": "eur",
+    "name": "Cora",
+    "email": "Cora@Example.com",
+    "password": PASSWORD,
+    "password_confirm": PASSWORD,
+}
 
 
 def count(services, model) -> int:
@@ -59,9 +65,11 @@ def test_first_run_shows_each_problem_next_to_its_field_and_creates_nothing(clie
     assert response.status_code == 422
     body = text_of(response)
     for field, message in [
-        ("url", "starting with https://"), ("currency", "three-letter currency"), ("email", "valid e-mail"),
+        ("url", "starting with https://"),
+        ("currency", "three-letter currency"),
+        ("email", "valid e-mail"),
         ("password", "At least 10 characters"),
-    ]:  # fmt: skip
+    ]:
         assert f'id="e-{field}"' in body and message in body
     assert count(services, MerchantUser) == 0 and count(services, Shop) == 0
 
@@ -77,9 +85,18 @@ def test_first_run_is_closed_once_a_user_exists(client, services, shop, merchant
 
 def test_pages_require_sign_in(client, shop, merchant):
     shop_id = shop.shop.id
-    for path in (f"/shops/{shop_id}/", f"/shops/{shop_id}/settings", f"/shops/{shop_id}/customers",
-                 f"/shops/{shop_id}/reports", f"/shops/{shop_id}/reports/wallet.csv", f"/shops/{shop_id}/operations",
-                 f"/shops/{shop_id}/audit", f"/shops/{shop_id}/team", "/account", "/shops"):  # fmt: skip
+    for path in (
+        f"/shops/{shop_id}/",
+        f"/shops/{shop_id}/settings",
+        f"/shops/{shop_id}/customers",
+        f"/shops/{shop_id}/reports",
+        f"/shops/{shop_id}/reports/wallet.csv",
+        f"/shops/{shop_id}/operations",
+        f"/shops/{shop_id}/audit",
+        f"/shops/{shop_id}/team",
+        "/account",
+        "/shops",
+    ):
         response = client.get(path)
         assert response.status_code == 302 and "/login?next=" in response.location, path
     token = csrf_token(client)
@@ -184,9 +201,11 @@ def test_forms_without_a_csrf_token_are_refused_and_change_nothing(app, console,
 
 
 def test_api_and_webhooks_need_no_csrf_token(client, shop):
-    response = client.post("/api/v1/customers/42/adjustments", json={"direction": "credit", "amount": 100,
-                           "reason": "goodwill"}, headers={"Authorization": f"Bearer {shop.api_key}",
-                                                           "Idempotency-Key": "k1"})  # fmt: skip
+    response = client.post(
+        "/api/v1/customers/42/adjustments",
+        json={"direction": "credit", "amount": 100, "reason": "goodwill"},
+        headers={"Authorization": f"Bearer {shop.api_key}", "Idempotency-Key": "k1"},
+    )
     assert response.status_code == 201
     unsigned = client.post(f"/webhooks/woocommerce/{shop.shop.id}", json={"id": 1})
     assert unsigned.status_code == 401  # reached the signature check: no CSRF refusal before it
@@ -212,8 +231,20 @@ def test_security_headers_on_console_pages(console, shop):
 # Tenant isolation --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/", "/settings", "/customers", "/customers/42", "/reports", "/reports/wallet.csv",
-                                  "/operations", "/audit", "/team"])  # fmt: skip
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/settings",
+        "/customers",
+        "/customers/42",
+        "/reports",
+        "/reports/wallet.csv",
+        "/operations",
+        "/audit",
+        "/team",
+    ],
+)
 def test_another_shop_is_a_404_on_every_page(console, other_shop, path):
     response = console.get(f"/shops/{other_shop.shop.id}{path}")
     assert response.status_code == 404
@@ -253,8 +284,11 @@ def test_unknown_pages_answer_html_to_people_and_json_to_machines(client):
 
 
 def test_team_page_adds_a_new_user_to_the_shop(console, shop, services, app):
-    response = form_post(console, f"/shops/{shop.shop.id}/team", {"email": "Bob@example.com", "name": "Bob",
-                                                                   "password": "bobs password 1"})  # fmt: skip
+    response = form_post(
+        console,
+        f"/shops/{shop.shop.id}/team",
+        {"email": "Bob@example.com", "name": "Bob", "password": "bobs password 1"},
+    )
     assert response.status_code == 302
     bob = app.test_client()
     assert sign_in(bob, email="bob@example.com", password="bobs password 1").status_code == 302
@@ -286,8 +320,12 @@ def test_another_shops_member_cannot_be_removed(console, shop, other_shop, servi
     assert form_post(console, f"/shops/{other_shop.shop.id}/team/{carol.id}/remove").status_code == 404
     assert form_post(console, f"/shops/{shop.shop.id}/team/{carol.id}/remove").status_code == 404
     with unit_of_work(services.sessions) as session:
-        assert session.scalar(select(func.count()).select_from(ShopMembership)
-                              .where(ShopMembership.shop_id == other_shop.shop.id)) == 2  # fmt: skip
+        assert (
+            session.scalar(
+                select(func.count()).select_from(ShopMembership).where(ShopMembership.shop_id == other_shop.shop.id)
+            )
+            == 2
+        )
     assert count(services, AuditEvent) == 0
 
 
@@ -302,11 +340,17 @@ def test_cli_user_create_makes_a_member_of_the_shop(app, services, shop, client)
             env={"WB_USER_PASSWORD": PASSWORD},
         )
         assert result.exit_code == 0, result.output
-        again = runner.invoke(user_create, ["--email", "dev@example.com", "--name", "Dev", "--shop", str(shop.shop.id)],
-                              env={"WB_USER_PASSWORD": PASSWORD})  # fmt: skip
+        again = runner.invoke(
+            user_create,
+            ["--email", "dev@example.com", "--name", "Dev", "--shop", str(shop.shop.id)],
+            env={"WB_USER_PASSWORD": PASSWORD},
+        )
         assert again.exit_code != 0 and "already exists" in again.output
-        short = runner.invoke(user_create, ["--email", "x@example.com", "--name", "X", "--shop", str(shop.shop.id)],
-                              env={"WB_USER_PASSWORD": "short"})  # fmt: skip
+        short = runner.invoke(
+            user_create,
+            ["--email", "x@example.com", "--name", "X", "--shop", str(shop.shop.id)],
+            env={"WB_USER_PASSWORD": "short"},
+        )
         assert short.exit_code != 0 and "At least 10 characters" in short.output
     assert sign_in(client, email="dev@example.com").status_code == 302
 
@@ -315,7 +359,10 @@ def test_cli_user_create_refuses_an_unknown_shop(app, services):
     from bridge.surfaces.cli import user_create
 
     with app.app_context():
-        result = CliRunner().invoke(user_create, ["--email", "dev@example.com", "--name", "Dev", "--shop", "999"],
-                                    env={"WB_USER_PASSWORD": PASSWORD})  # fmt: skip
+        result = CliRunner().invoke(
+            user_create,
+            ["--email", "dev@example.com", "--name", "Dev", "--shop", "999"],
+            env={"WB_USER_PASSWORD": PASSWORD},
+        )
     assert result.exit_code != 0 and "unknown shop" in result.output
     assert count(services, MerchantUser) == 0

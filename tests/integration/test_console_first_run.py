@@ -16,8 +16,11 @@ ACCOUNT = {"name": "Cora", "email": "cora@example.com", "password": PASSWORD, "p
 
 def memberships(services) -> set[tuple[str, int]]:
     with unit_of_work(services.sessions) as session:
-        rows = session.execute(select(MerchantUser.email, ShopMembership.shop_id).join(
-            ShopMembership, ShopMembership.user_id == MerchantUser.id)).all()  # fmt: skip
+        rows = session.execute(
+            select(MerchantUser.email, ShopMembership.shop_id).join(
+                ShopMembership, ShopMembership.user_id == MerchantUser.id
+            )
+        ).all()
         return {tuple(row) for row in rows}
 
 
@@ -61,8 +64,10 @@ def test_choosing_no_shop_or_a_shop_not_offered_creates_nothing(client, services
 
 def test_only_the_very_first_user_can_take_shops_over(client, services, shop, other_shop):
     form_post(client, "/setup", {**ACCOUNT, "take_over": [str(shop.shop.id)]}, token_from="/setup")
-    client.post("/logout", data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"',
-                                                         text_of(client.get("/shops"))).group(1)})  # fmt: skip
+    client.post(
+        "/logout",
+        data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', text_of(client.get("/shops"))).group(1)},
+    )
     assert client.get("/setup").location.endswith("/")
     intruder = {**ACCOUNT, "email": "intruder@example.com", "take_over": [str(other_shop.shop.id)]}
     form_post(client, "/setup", intruder, token_from="/login")

@@ -19,9 +19,15 @@ pytest_plugins = ("tests.console_fixtures",)  # fixtures: merchant, console
 
 def dead_letter(services, shop_id: int, key: str = "note-1") -> int:
     with unit_of_work(services.sessions) as session:
-        message = OutboxMessage(shop_id=shop_id, kind="order.note", payload={"order_id": "12", "note": "Refunded"},
-                                dedupe_key=key, status="dead", attempts=8,
-                                last_error="PermanentFailure: POST orders/12/notes: HTTP 404 Invalid ID")  # fmt: skip
+        message = OutboxMessage(
+            shop_id=shop_id,
+            kind="order.note",
+            payload={"order_id": "12", "note": "Refunded"},
+            dedupe_key=key,
+            status="dead",
+            attempts=8,
+            last_error="PermanentFailure: POST orders/12/notes: HTTP 404 Invalid ID",
+        )
         session.add(message)
         session.flush()
         return message.id
@@ -107,11 +113,25 @@ def test_operations_and_audit_rows_read_as_words_not_json(console, shop, service
     dead_letter(services, shop.shop.id)
     failed_delivery(services, shop.shop.id, b'{"id": 9}', topic="order.updated")
     with unit_of_work(services.sessions) as session:
-        session.add(AuditEvent(shop_id=shop.shop.id, actor="ann@example.com", action="connection.check",
-                               new_value=json.dumps({"ok": True, "url": "https://alpha.example", "error": None,
-                                                     "webhooks": {"order.created": "active",
-                                                                  "order.updated": "active",
-                                                                  "customer.created": "disabled"}})))  # fmt: skip
+        session.add(
+            AuditEvent(
+                shop_id=shop.shop.id,
+                actor="ann@example.com",
+                action="connection.check",
+                new_value=json.dumps(
+                    {
+                        "ok": True,
+                        "url": "https://alpha.example",
+                        "error": None,
+                        "webhooks": {
+                            "order.created": "active",
+                            "order.updated": "active",
+                            "customer.created": "disabled",
+                        },
+                    }
+                ),
+            )
+        )
     page = text_of(console.get(f"/shops/{shop.shop.id}/operations"))
     assert "Note on order #12: “Refunded”" in page and "Order #9 updated" in page
     audit_page = text_of(console.get(f"/shops/{shop.shop.id}/audit"))

@@ -69,10 +69,23 @@ def row_for(table, day: date) -> list:
 def test_daily_figures_per_kind(services, history):
     wallet = report_table(report(services, history), "wallet")
     assert [c.name for c in wallet.columns] == [
-        "period_start", "credited_amount", "credited_count", "debited_amount", "debited_count", "deposits_amount",
-        "deposits_count", "topups_net", "payments_net", "refunds_net", "adjustments_net", "bonuses_net",
-        "conversions_net", "withdrawals_net", "expiries_net", "points_net",
-    ]  # fmt: skip
+        "period_start",
+        "credited_amount",
+        "credited_count",
+        "debited_amount",
+        "debited_count",
+        "deposits_amount",
+        "deposits_count",
+        "topups_net",
+        "payments_net",
+        "refunds_net",
+        "adjustments_net",
+        "bonuses_net",
+        "conversions_net",
+        "withdrawals_net",
+        "expiries_net",
+        "points_net",
+    ]
     assert len(wallet.rows) == 11
     day3, day4, day10 = (row_for(wallet, A + timedelta(days=n)) for n in (3, 4, 10))
     assert day3 == [A + timedelta(days=3), 7_000, 2, 3_000, 1, 7_000, 2, 7_000, -3_000, 0, 0, 0, 0, 0, 0, 0]
@@ -86,8 +99,11 @@ def test_reconciliation_closes_per_source(services, history):
     money = report(services, history).money
     assert money.opening == 10_000
     assert {(line.kind, line.credits, line.debits) for line in money.lines} == {
-        ("topup", 7_000, 0), ("refund_to_wallet", 1_000, 0), ("payment", 0, 3_000), ("adjustment", 0, 200),
-    }  # fmt: skip
+        ("topup", 7_000, 0),
+        ("refund_to_wallet", 1_000, 0),
+        ("payment", 0, 3_000),
+        ("adjustment", 0, 200),
+    }
     assert money.expiries == 500
     assert money.closing == 10_000 + 8_000 - 3_200 - 500 == 14_300
     assert money.closes and money.difference == 0
@@ -143,11 +159,19 @@ def test_usage_rate_counts_orders_paid_wholly_or_partly_by_wallet(services, hist
 def test_deposits_count_what_customers_paid_not_the_top_up_bonus(services, shop):
     with unit_of_work(services.sessions) as session, posted_at(at(TODAY - timedelta(days=1))):
         customer = ensure_customer(session, shop.shop.id, "c9")
-        legs = [Leg(wallet_account(session, customer, "EUR"), 11_000),
-                Leg(system_account(session, shop.shop.id, SystemAccount.TOPUPS_RECEIVED, "EUR"), -10_000),
-                Leg(system_account(session, shop.shop.id, SystemAccount.PROMOTIONS, "EUR"), -1_000)]  # fmt: skip
-        post_transaction(session, shop_id=shop.shop.id, kind="topup", reason="top-up with bonus", legs=legs,
-                         idempotency_key="bonus-topup")  # fmt: skip
+        legs = [
+            Leg(wallet_account(session, customer, "EUR"), 11_000),
+            Leg(system_account(session, shop.shop.id, SystemAccount.TOPUPS_RECEIVED, "EUR"), -10_000),
+            Leg(system_account(session, shop.shop.id, SystemAccount.PROMOTIONS, "EUR"), -1_000),
+        ]
+        post_transaction(
+            session,
+            shop_id=shop.shop.id,
+            kind="topup",
+            reason="top-up with bonus",
+            legs=legs,
+            idempotency_key="bonus-topup",
+        )
     result = report(services, shop.shop, start=TODAY - timedelta(days=3), end=TODAY)
     assert sum(row[5] for row in report_table(result, "wallet").rows) == 10_000
     assert [(line.kind, line.credits) for line in result.money.lines] == [("topup", 11_000)]
@@ -160,10 +184,12 @@ def test_balance_at_reads_either_side_of_history_with_the_same_answer(services, 
             moment = start_of(day, "UTC")
             expected = session.scalar(
                 select(func.coalesce(func.sum(Entry.amount), 0)).where(
-                    Entry.shop_id == history.id, Entry.balance_after.is_not(None), Entry.currency == "EUR",
+                    Entry.shop_id == history.id,
+                    Entry.balance_after.is_not(None),
+                    Entry.currency == "EUR",
                     Entry.created_at < moment,
                 )
-            )  # fmt: skip
+            )
             assert balance_at(session, history.id, "EUR", moment) == expected
             # from the old side (a "now" far in the future) and from the new side (now): the same figure
             far = datetime.now(UTC) + timedelta(days=3650)
@@ -192,8 +218,9 @@ def test_the_report_query_is_a_range_scan_on_the_ledger_index(services, history)
         finally:
             event.remove(session.get_bind(), "before_cursor_execute", capture)
         statement, parameters = captured[-1]
-        plan = " ".join(str(row[-1]) for row in session.connection().exec_driver_sql(
-            "EXPLAIN QUERY PLAN " + statement, parameters))  # fmt: skip
+        plan = " ".join(
+            str(row[-1]) for row in session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+        )
     assert "ix_ledger_transactions_shop" in plan and "SCAN ledger_transactions" not in plan
     assert "ix_entries_transaction_id" in plan, plan
 
@@ -229,14 +256,23 @@ def test_report_defaults_to_the_last_30_days(console, shop, monkeypatch):
     [
         ({"start": "2025-02-30", "end": "2025-03-01"}, "start", "Enter a date as YYYY-MM-DD."),
         ({"start": "2025-03-02", "end": "2025-03-01"}, "end", "Must not be before the start."),
-        ({"start": (TODAY - timedelta(days=400)).isoformat(), "end": TODAY.isoformat()}, "granularity",
-         "Choose week or month"),
-        ({"start": TODAY.isoformat(), "end": TODAY.isoformat(), "granularity": "hour"}, "granularity",
-         "Must be one of"),
-        ({"start": (TODAY + timedelta(days=2)).isoformat(), "end": (TODAY + timedelta(days=3)).isoformat()}, "start",
-         "Must not be in the future."),
+        (
+            {"start": (TODAY - timedelta(days=400)).isoformat(), "end": TODAY.isoformat()},
+            "granularity",
+            "Choose week or month",
+        ),
+        (
+            {"start": TODAY.isoformat(), "end": TODAY.isoformat(), "granularity": "hour"},
+            "granularity",
+            "Must be one of",
+        ),
+        (
+            {"start": (TODAY + timedelta(days=2)).isoformat(), "end": (TODAY + timedelta(days=3)).isoformat()},
+            "start",
+            "Must not be in the future.",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_bad_period_is_said_next_to_its_field(console, shop, query, field, message):
     response = console.get(f"/shops/{shop.shop.id}/reports", query_string=query)
     assert response.status_code == 422
@@ -256,11 +292,22 @@ def test_wallet_csv_has_one_row_per_day_with_decimal_amounts(console, shop, hist
     day = next(r for r in rows if r["period_start"] == (A + timedelta(days=3)).isoformat())
     assert day == {
         "period_start": (A + timedelta(days=3)).isoformat(),
-        "credited_amount": "70.00", "credited_count": "2", "debited_amount": "30.00", "debited_count": "1",
-        "deposits_amount": "70.00", "deposits_count": "2", "topups_net": "70.00", "payments_net": "-30.00",
-        "refunds_net": "0.00", "adjustments_net": "0.00", "bonuses_net": "0.00", "conversions_net": "0.00",
-        "withdrawals_net": "0.00", "expiries_net": "0.00", "points_net": "0.00",
-    }  # fmt: skip
+        "credited_amount": "70.00",
+        "credited_count": "2",
+        "debited_amount": "30.00",
+        "debited_count": "1",
+        "deposits_amount": "70.00",
+        "deposits_count": "2",
+        "topups_net": "70.00",
+        "payments_net": "-30.00",
+        "refunds_net": "0.00",
+        "adjustments_net": "0.00",
+        "bonuses_net": "0.00",
+        "conversions_net": "0.00",
+        "withdrawals_net": "0.00",
+        "expiries_net": "0.00",
+        "points_net": "0.00",
+    }
 
 
 def test_reconciliation_csv_closes(console, shop, history):

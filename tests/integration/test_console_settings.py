@@ -25,11 +25,19 @@ API = f"{WOO}/wp-json/wc/v3"
 KEY, SECRET = "ck_0123456789abcdef0123456789abcdef01234567", "cs_fedcba9876543210fedcba9876543210fedcba98"
 
 FUNDING = {
-    "topup_minimum": "5.00", "topup_maximum": "500.00", "topup_bonus_bp": "0", "topup_bonus_threshold": "0.00",
-    "signup_bonus": "0.00", "points_per_currency_unit": "0", "points_conversion_points": "100",
-    "points_conversion_value": "1.00", "points_conversion_minimum": "0", "points_auto_convert_threshold": "0",
-    "promotional_expiry_days": "0", "points_base": "items",
-}  # fmt: skip
+    "topup_minimum": "5.00",
+    "topup_maximum": "500.00",
+    "topup_bonus_bp": "0",
+    "topup_bonus_threshold": "0.00",
+    "signup_bonus": "0.00",
+    "points_per_currency_unit": "0",
+    "points_conversion_points": "100",
+    "points_conversion_value": "1.00",
+    "points_conversion_minimum": "0",
+    "points_auto_convert_threshold": "0",
+    "promotional_expiry_days": "0",
+    "points_base": "items",
+}
 
 
 def stored_settings(services, shop) -> dict:
@@ -40,9 +48,10 @@ def stored_settings(services, shop) -> dict:
 def audit_rows(services) -> list[tuple]:
     with unit_of_work(services.sessions) as session:
         return session.execute(
-            select(AuditEvent.actor, AuditEvent.action, AuditEvent.field, AuditEvent.old_value, AuditEvent.new_value)
-            .order_by(AuditEvent.id)
-        ).all()  # fmt: skip
+            select(
+                AuditEvent.actor, AuditEvent.action, AuditEvent.field, AuditEvent.old_value, AuditEvent.new_value
+            ).order_by(AuditEvent.id)
+        ).all()
 
 
 GATEWAY = {"failed_order_release_days": "7"}  # the fields a test of the section does not set, as the form sends them
@@ -78,8 +87,9 @@ def test_only_changed_fields_are_audited(console, shop, services):
     assert [(row[2], row[3], row[4]) for row in audit_rows(services)] == []
     save(console, shop, "funding", topup_maximum="600.00", signup_bonus="2.50")
     assert [(row[2], row[3], row[4]) for row in audit_rows(services)] == [
-        ("signup_bonus", "0.00 EUR", "2.50 EUR"), ("topup_maximum", "500.00 EUR", "600.00 EUR"),
-    ]  # fmt: skip
+        ("signup_bonus", "0.00 EUR", "2.50 EUR"),
+        ("topup_maximum", "500.00 EUR", "600.00 EUR"),
+    ]
 
 
 def test_saving_the_same_values_changes_nothing(console, shop, services):
@@ -95,30 +105,67 @@ def test_saving_the_same_values_changes_nothing(console, shop, services):
         ("funding", {"topup_minimum": "ten"}, "topup_minimum", "Enter an amount such as 12.50."),
         ("funding", {"topup_minimum": "1.005"}, "topup_minimum", "Too many decimals for EUR."),
         ("funding", {"signup_bonus": "-1.00"}, "signup_bonus", "Must be between 0.00 EUR and 100000000.00 EUR."),
-        ("funding", {"topup_minimum": "80.00", "topup_maximum": "50.00"}, "topup_maximum",
-         "Must be at least the top-up minimum."),
+        (
+            "funding",
+            {"topup_minimum": "80.00", "topup_maximum": "50.00"},
+            "topup_maximum",
+            "Must be at least the top-up minimum.",
+        ),
         ("funding", {"points_conversion_points": "0"}, "points_conversion_points", "Must be between 1 and 1000000000."),
         ("funding", {"promotional_expiry_days": "2.5"}, "promotional_expiry_days", "Enter a whole number."),
-        ("refunds", {"refund_destination": "bank", "refund_wallet_bonus_bp": "0", "card_refund_days": "0",
-                     "tier_0_name": "Standard", "tier_0_spend": "0", "tier_0_days": "30"},
-         "refund_destination", "Must be one of"),
-        ("refunds", {"refund_destination": "wallet", "refund_wallet_bonus_bp": "150", "card_refund_days": "0",
-                     "tier_0_name": "Standard", "tier_0_spend": "0", "tier_0_days": "30"},
-         "refund_wallet_bonus_bp", "Must be between 0 % and 100 %."),
-        ("gateway", {"wallet_payment_methods": "wallet", "wallet_discount_kind": "percent",
-                     "wallet_discount_value": "120", "unpaid_order_status": "failed"},
-         "wallet_discount_value", "A percent discount is at most 100 %."),
+        (
+            "refunds",
+            {
+                "refund_destination": "bank",
+                "refund_wallet_bonus_bp": "0",
+                "card_refund_days": "0",
+                "tier_0_name": "Standard",
+                "tier_0_spend": "0",
+                "tier_0_days": "30",
+            },
+            "refund_destination",
+            "Must be one of",
+        ),
+        (
+            "refunds",
+            {
+                "refund_destination": "wallet",
+                "refund_wallet_bonus_bp": "150",
+                "card_refund_days": "0",
+                "tier_0_name": "Standard",
+                "tier_0_spend": "0",
+                "tier_0_days": "30",
+            },
+            "refund_wallet_bonus_bp",
+            "Must be between 0 % and 100 %.",
+        ),
+        (
+            "gateway",
+            {
+                "wallet_payment_methods": "wallet",
+                "wallet_discount_kind": "percent",
+                "wallet_discount_value": "120",
+                "unpaid_order_status": "failed",
+            },
+            "wallet_discount_value",
+            "A percent discount is at most 100 %.",
+        ),
         ("tips", {"tips_enabled": "on", "tip_presets_bp": "15, 15"}, "tip_presets_bp", "Each preset may appear once."),
         ("tips", {"tip_presets_bp": "15, lots"}, "tip_presets_bp", "Enter a percentage"),
         ("tips", {"tip_presets_bp": ""}, "tip_presets_bp", "Enter between 1 and 6 values."),
         ("general", {"timezone": "Mars/Olympus_Mons"}, "timezone", "Unknown time zone"),
         ("general", {"timezone": "../../etc/passwd"}, "timezone", "Unknown time zone"),
-        ("general", {"timezone": "UTC", "extra_currencies": "USD, usd"}, "extra_currencies",
-         "'usd' is not an ISO 4217 currency code in capitals"),
+        (
+            "general",
+            {"timezone": "UTC", "extra_currencies": "USD, usd"},
+            "extra_currencies",
+            "'usd' is not an ISO 4217 currency code in capitals",
+        ),
     ],
-)  # fmt: skip
-def test_a_bad_value_is_shown_next_to_its_field_and_nothing_is_written(console, shop, services, section, values,
-                                                                       field, message):  # fmt: skip
+)
+def test_a_bad_value_is_shown_next_to_its_field_and_nothing_is_written(
+    console, shop, services, section, values, field, message
+):
     before = stored_settings(services, shop)
     response = save(console, shop, section, **values)
     assert response.status_code == 422
@@ -142,8 +189,10 @@ def test_a_value_that_does_not_parse_hides_no_other_fields_problem(console, shop
 
 
 def test_a_decimal_comma_is_read_alike_in_money_and_percent_fields(console, shop, services):
-    assert save(console, shop, "funding", **{**FUNDING, "topup_minimum": "7,50", "topup_bonus_bp": "2,5"}).status_code \
-        == 302  # fmt: skip
+    assert (
+        save(console, shop, "funding", **{**FUNDING, "topup_minimum": "7,50", "topup_bonus_bp": "2,5"}).status_code
+        == 302
+    )
     stored = stored_settings(services, shop)
     assert (stored["topup_minimum"], stored["topup_bonus_bp"]) == (750, 250)
     refused = text_of(save(console, shop, "funding", **{**FUNDING, "topup_bonus_bp": "1,250"}))
@@ -169,8 +218,15 @@ def test_gateway_discount_is_a_percent_or_an_amount_by_its_kind(console, shop, s
 
 
 def test_unchecked_box_turns_a_setting_off(console, shop, services):
-    save(console, shop, "gateway", wallet_payment_methods="wallet", wallet_discount_kind="none",
-         wallet_discount_value="", unpaid_order_status="failed")  # fmt: skip
+    save(
+        console,
+        shop,
+        "gateway",
+        wallet_payment_methods="wallet",
+        wallet_discount_kind="none",
+        wallet_discount_value="",
+        unpaid_order_status="failed",
+    )
     assert stored_settings(services, shop)["partial_payments"] is False
     assert ("partial_payments", "on", "off") in [(r[2], r[3], r[4]) for r in audit_rows(services)]
 
@@ -186,10 +242,20 @@ def test_tips_presets_are_typed_in_percent_and_stored_in_basis_points(console, s
 
 def test_return_windows_per_tier(console, shop, services):
     refunds = {"refund_destination": "customer_choice", "refund_wallet_bonus_bp": "5", "card_refund_days": "14"}
-    tiers = {"tier_0_name": "Standard", "tier_0_spend": "0", "tier_0_days": "30",
-             "tier_1_name": "Gold", "tier_1_spend": "1000.00", "tier_1_days": "90",
-             "tier_2_name": "Silver", "tier_2_spend": "250", "tier_2_days": "60",
-             "tier_3_name": "", "tier_3_spend": "", "tier_3_days": ""}  # fmt: skip
+    tiers = {
+        "tier_0_name": "Standard",
+        "tier_0_spend": "0",
+        "tier_0_days": "30",
+        "tier_1_name": "Gold",
+        "tier_1_spend": "1000.00",
+        "tier_1_days": "90",
+        "tier_2_name": "Silver",
+        "tier_2_spend": "250",
+        "tier_2_days": "60",
+        "tier_3_name": "",
+        "tier_3_spend": "",
+        "tier_3_days": "",
+    }
     assert save(console, shop, "refunds", **refunds, **tiers).status_code == 302
     stored = stored_settings(services, shop)
     assert stored["return_windows"] == [
@@ -204,12 +270,32 @@ def test_return_windows_per_tier(console, shop, services):
 
 def test_a_bad_tier_row_is_marked_on_its_own_cell(console, shop, services):
     refunds = {"refund_destination": "wallet", "refund_wallet_bonus_bp": "0", "card_refund_days": "0"}
-    response = save(console, shop, "refunds", **refunds, tier_0_name="Standard", tier_0_spend="0", tier_0_days="30",
-                    tier_1_name="Gold", tier_1_spend="500", tier_1_days="forever")  # fmt: skip
+    response = save(
+        console,
+        shop,
+        "refunds",
+        **refunds,
+        tier_0_name="Standard",
+        tier_0_spend="0",
+        tier_0_days="30",
+        tier_1_name="Gold",
+        tier_1_spend="500",
+        tier_1_days="forever",
+    )
     assert response.status_code == 422
     assert re.search(r'name="tier_1_days" value="forever"[^>]*aria-invalid="true"', text_of(response))
-    duplicate = save(console, shop, "refunds", **refunds, tier_0_name="Standard", tier_0_spend="0", tier_0_days="30",
-                     tier_1_name="Gold", tier_1_spend="0", tier_1_days="60")  # fmt: skip
+    duplicate = save(
+        console,
+        shop,
+        "refunds",
+        **refunds,
+        tier_0_name="Standard",
+        tier_0_spend="0",
+        tier_0_days="30",
+        tier_1_name="Gold",
+        tier_1_spend="0",
+        tier_1_days="60",
+    )
     assert "Two tiers have the same lifetime-spend threshold." in text_of(duplicate)
     assert audit_rows(services) == []
 
@@ -275,10 +361,22 @@ DELIVERY_URL = "https://bridge.example.test/webhooks/woocommerce/{}"
 
 def test_test_connection_checks_the_keys_and_reads_webhook_states_but_stores_no_key(console, shop, services):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        FakeWoo(mock, webhooks=[{"id": 7, "topic": "order.updated", "status": "disabled",
-                                 "delivery_url": DELIVERY_URL.format(shop.shop.id)}])  # fmt: skip
-        response = form_post(console, f"/shops/{shop.shop.id}/settings/connection/test",
-                             {"url": WOO, "consumer_key": KEY, "consumer_secret": SECRET})  # fmt: skip
+        FakeWoo(
+            mock,
+            webhooks=[
+                {
+                    "id": 7,
+                    "topic": "order.updated",
+                    "status": "disabled",
+                    "delivery_url": DELIVERY_URL.format(shop.shop.id),
+                }
+            ],
+        )
+        response = form_post(
+            console,
+            f"/shops/{shop.shop.id}/settings/connection/test",
+            {"url": WOO, "consumer_key": KEY, "consumer_secret": SECRET},
+        )
     page = text_of(response)
     assert response.status_code == 200 and "The shop accepted the keys. Webhooks active: 0 of 5." in page
     assert re.search(r"<code>order.updated</code></td>\s*<td><span class=\"badge badge-bad\">disabled", page)
@@ -291,16 +389,22 @@ def test_test_connection_checks_the_keys_and_reads_webhook_states_but_stores_no_
 def test_refused_keys_are_said_next_to_the_key_field(console, shop, services):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         FakeWoo(mock, accept=False)
-        response = form_post(console, f"/shops/{shop.shop.id}/settings/connection/test",
-                             {"url": WOO, "consumer_key": KEY, "consumer_secret": SECRET})  # fmt: skip
+        response = form_post(
+            console,
+            f"/shops/{shop.shop.id}/settings/connection/test",
+            {"url": WOO, "consumer_key": KEY, "consumer_secret": SECRET},
+        )
     assert response.status_code == 422
     assert re.search(r'id="e-consumer_key">rejected by the shop<', text_of(response))
 
 
 def test_a_url_that_is_not_one_is_refused_before_any_request(console, shop):
     with responses.RequestsMock() as mock:  # any request would fail this test
-        response = form_post(console, f"/shops/{shop.shop.id}/settings/connection/install",
-                             {"url": "alpha.example", "consumer_key": KEY, "consumer_secret": SECRET})  # fmt: skip
+        response = form_post(
+            console,
+            f"/shops/{shop.shop.id}/settings/connection/install",
+            {"url": "alpha.example", "consumer_key": KEY, "consumer_secret": SECRET},
+        )
         assert len(mock.calls) == 0
     assert response.status_code == 422 and 'id="e-url">not an http(s) URL<' in text_of(response)
 
@@ -308,11 +412,19 @@ def test_a_url_that_is_not_one_is_refused_before_any_request(console, shop):
 def test_connect_installs_webhooks_stores_keys_encrypted_and_shows_them_masked(console, shop, services):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         fake = FakeWoo(mock)
-        response = form_post(console, f"/shops/{shop.shop.id}/settings/connection/install",
-                             {"url": WOO + "/", "consumer_key": KEY, "consumer_secret": SECRET})  # fmt: skip
+        response = form_post(
+            console,
+            f"/shops/{shop.shop.id}/settings/connection/install",
+            {"url": WOO + "/", "consumer_key": KEY, "consumer_secret": SECRET},
+        )
     assert response.status_code == 302
-    assert sorted(w["topic"] for w in fake.webhooks) == ["customer.created", "customer.updated", "order.created",
-                                                        "order.deleted", "order.updated"]  # fmt: skip
+    assert sorted(w["topic"] for w in fake.webhooks) == [
+        "customer.created",
+        "customer.updated",
+        "order.created",
+        "order.deleted",
+        "order.updated",
+    ]
     with unit_of_work(services.sessions) as session:
         stored = session.get(Shop, shop.shop.id)
         assert services.secrets.open(stored.consumer_key_enc) == KEY and KEY.encode() not in stored.consumer_key_enc
@@ -328,16 +440,30 @@ def test_connect_installs_webhooks_stores_keys_encrypted_and_shows_them_masked(c
 def test_blank_key_fields_keep_the_stored_keys(console, shop, services):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         FakeWoo(mock)
-        form_post(console, f"/shops/{shop.shop.id}/settings/connection/install",
-                  {"url": WOO, "consumer_key": KEY, "consumer_secret": SECRET})  # fmt: skip
-        again = form_post(console, f"/shops/{shop.shop.id}/settings/connection/test",
-                          {"url": WOO, "consumer_key": "", "consumer_secret": ""})  # fmt: skip
+        form_post(
+            console,
+            f"/shops/{shop.shop.id}/settings/connection/install",
+            {"url": WOO, "consumer_key": KEY, "consumer_secret": SECRET},
+        )
+        again = form_post(
+            console,
+            f"/shops/{shop.shop.id}/settings/connection/test",
+            {"url": WOO, "consumer_key": "", "consumer_secret": ""},
+        )
     assert again.status_code == 200 and "Webhooks active: 5 of 5" in text_of(again)
 
 
 def test_webhook_health_shows_the_last_delivery_per_topic(console, shop, services):
-    record_delivery(services.sessions, shop_id=shop.shop.id, platform="woocommerce", topic="order.updated",
-                    resource_id="12", delivery_id="d1", body=b"{}", status="applied")  # fmt: skip
+    record_delivery(
+        services.sessions,
+        shop_id=shop.shop.id,
+        platform="woocommerce",
+        topic="order.updated",
+        resource_id="12",
+        delivery_id="d1",
+        body=b"{}",
+        status="applied",
+    )
     with unit_of_work(services.sessions) as session:
         count = session.scalar(select(func.count()).select_from(AuditEvent))
     page = text_of(console.get(f"/shops/{shop.shop.id}/settings"))

@@ -50,8 +50,11 @@ def shopify_api(sim):
     admin = sim.app.test_client()
 
     def forward(request):
-        headers = {name: request.headers[name] for name in ("Content-Type", "X-Shopify-Access-Token")
-                   if name in request.headers}  # fmt: skip
+        headers = {
+            name: request.headers[name]
+            for name in ("Content-Type", "X-Shopify-Access-Token")
+            if name in request.headers
+        }
         answer = admin.post(urlsplit(request.url).path, data=request.body, headers=headers)
         return answer.status_code, {}, answer.get_data()
 
@@ -73,9 +76,10 @@ def stored(services, shop_id: int) -> Shop:
 def audit_rows(services) -> list[tuple]:
     with unit_of_work(services.sessions) as session:
         return session.execute(
-            select(AuditEvent.action, AuditEvent.field, AuditEvent.old_value, AuditEvent.new_value)
-            .order_by(AuditEvent.id)
-        ).all()  # fmt: skip
+            select(AuditEvent.action, AuditEvent.field, AuditEvent.old_value, AuditEvent.new_value).order_by(
+                AuditEvent.id
+            )
+        ).all()
 
 
 def no_secret_in(text: str) -> bool:
@@ -94,8 +98,9 @@ def test_a_shopify_shop_gets_the_shopify_form_and_a_woocommerce_shop_the_woocomm
     assert "/connection/shopify" not in woo_page and 'name="access_token"' not in woo_page
 
 
-def test_connecting_subscribes_the_webhooks_and_stores_the_token_encrypted(console, shopify, services, sim,
-                                                                          shopify_api):  # fmt: skip
+def test_connecting_subscribes_the_webhooks_and_stores_the_token_encrypted(
+    console, shopify, services, sim, shopify_api
+):
     response = connect(console, shopify.shop.id, url=URL + "/")
     assert response.status_code == 302 and response.location.endswith("/settings#connection")
     callback = CALLBACK.format(shopify.shop.id)
@@ -114,8 +119,9 @@ def test_connecting_subscribes_the_webhooks_and_stores_the_token_encrypted(conso
     assert no_secret_in(str(audit_rows(services)))
 
 
-def test_reconnecting_keeps_the_subscriptions_and_a_blank_secret_keeps_the_stored_one(console, shopify, services,
-                                                                                     sim, shopify_api):  # fmt: skip
+def test_reconnecting_keeps_the_subscriptions_and_a_blank_secret_keeps_the_stored_one(
+    console, shopify, services, sim, shopify_api
+):
     connect(console, shopify.shop.id)
     again = connect(console, shopify.shop.id, webhook_secret="")
     assert again.status_code == 302
@@ -126,8 +132,9 @@ def test_reconnecting_keeps_the_subscriptions_and_a_blank_secret_keeps_the_store
     assert [row[0] for row in audit_rows(services)].count("connection.update") == 2  # the first time only
 
 
-def test_a_refused_token_is_said_next_to_the_token_field_and_nothing_is_stored(console, shopify, services, sim,
-                                                                              shopify_api):  # fmt: skip
+def test_a_refused_token_is_said_next_to_the_token_field_and_nothing_is_stored(
+    console, shopify, services, sim, shopify_api
+):
     response = connect(console, shopify.shop.id, access_token="shpat_not_the_token_0000")
     assert response.status_code == 422
     page = text_of(response)
@@ -141,11 +148,20 @@ def test_a_refused_token_is_said_next_to_the_token_field_and_nothing_is_stored(c
     assert "not_the_token" not in str(audit_rows(services))
 
 
-@pytest.mark.parametrize("url", ["https://demo.example.com", "http://demo.myshopify.com", "demo.myshopify.com",
-                                 "https://myshopify.com", "https://demo.myshopify.com.evil.example",
-                                 "https://demo.myshopify.com/admin"])  # fmt: skip
-def test_an_address_that_is_not_a_myshopify_one_is_refused_before_any_call(console, shopify, services, sim,
-                                                                          shopify_api, url):  # fmt: skip
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://demo.example.com",
+        "http://demo.myshopify.com",
+        "demo.myshopify.com",
+        "https://myshopify.com",
+        "https://demo.myshopify.com.evil.example",
+        "https://demo.myshopify.com/admin",
+    ],
+)
+def test_an_address_that_is_not_a_myshopify_one_is_refused_before_any_call(
+    console, shopify, services, sim, shopify_api, url
+):
     response = connect(console, shopify.shop.id, url=url)
     assert response.status_code == 422
     page = text_of(response)
@@ -197,18 +213,24 @@ def test_a_woocommerce_shop_cannot_use_the_shopify_form(console, shop, services,
 @pytest.mark.parametrize("form", ["install", "test"])
 def test_a_shopify_shop_cannot_use_the_woocommerce_forms(console, shopify, services, form):
     with responses.RequestsMock() as mock:  # any call to a shop would fail the test
-        response = form_post(console, f"/shops/{shopify.shop.id}/settings/connection/{form}",
-                             {"url": URL, "consumer_key": "ck_x", "consumer_secret": "cs_x"})  # fmt: skip
+        response = form_post(
+            console,
+            f"/shops/{shopify.shop.id}/settings/connection/{form}",
+            {"url": URL, "consumer_key": "ck_x", "consumer_secret": "cs_x"},
+        )
         assert len(mock.calls) == 0
     assert response.status_code == 302
     assert "Only WooCommerce shops can be connected" in text_of(console.get(response.location))
     assert audit_rows(services) == []
 
 
-@pytest.mark.parametrize(("answer", "field", "message"), [
-    (requests.ConnectionError("Name or service not known"), "url", "Nothing answered at this address"),
-    ((503, "<html>Service Unavailable</html>"), None, "Shopify answered HTTP 503"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("answer", "field", "message"),
+    [
+        (requests.ConnectionError("Name or service not known"), "url", "Nothing answered at this address"),
+        ((503, "<html>Service Unavailable</html>"), None, "Shopify answered HTTP 503"),
+    ],
+)
 def test_a_shop_that_cannot_answer_is_not_blamed_on_the_token(console, shopify, services, answer, field, message):
     with responses.RequestsMock() as mock:
         if isinstance(answer, Exception):
@@ -223,17 +245,32 @@ def test_a_shop_that_cannot_answer_is_not_blamed_on_the_token(console, shopify, 
     assert stored(services, shopify.shop.id).consumer_secret_enc is None
 
 
-def test_webhook_health_lists_the_shopify_topics_their_last_delivery_and_state(console, shopify, services, sim,
-                                                                               shopify_api):  # fmt: skip
-    record_delivery(services.sessions, shop_id=shopify.shop.id, platform="shopify", topic="orders/paid",
-                    resource_id="12", delivery_id="w1", body=b"{}", status="applied")  # fmt: skip
+def test_webhook_health_lists_the_shopify_topics_their_last_delivery_and_state(
+    console, shopify, services, sim, shopify_api
+):
+    record_delivery(
+        services.sessions,
+        shop_id=shopify.shop.id,
+        platform="shopify",
+        topic="orders/paid",
+        resource_id="12",
+        delivery_id="w1",
+        body=b"{}",
+        status="applied",
+    )
     connect(console, shopify.shop.id)
 
     page = text_of(console.get(f"/shops/{shopify.shop.id}/settings"))
 
     topics = re.findall(r"<tr><td><code>([a-z_./]+)</code></td>", page)
-    assert topics == ["customers/create", "customers/update", "orders/paid", "orders/updated", "orders/cancelled",
-                      "refunds/create"]  # fmt: skip
+    assert topics == [
+        "customers/create",
+        "customers/update",
+        "orders/paid",
+        "orders/updated",
+        "orders/cancelled",
+        "refunds/create",
+    ]
     paid = re.search(r"<code>orders/paid</code>.*?</tr>", page, re.S).group(0)
     assert "active" in paid and "applied" in paid
     assert "order.updated" not in page and CALLBACK.format(shopify.shop.id) in page

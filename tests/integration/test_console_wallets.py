@@ -33,9 +33,13 @@ def adjust(console, shop, external_id="42", token=TOKEN, **values):
 def transactions(services) -> list[tuple]:
     with unit_of_work(services.sessions) as session:
         return session.execute(
-            select(LedgerTransaction.kind, LedgerTransaction.actor_kind, LedgerTransaction.actor_id,
-                   LedgerTransaction.reason).order_by(LedgerTransaction.id)
-        ).all()  # fmt: skip
+            select(
+                LedgerTransaction.kind,
+                LedgerTransaction.actor_kind,
+                LedgerTransaction.actor_id,
+                LedgerTransaction.reason,
+            ).order_by(LedgerTransaction.id)
+        ).all()
 
 
 def balance(services, shop, external_id="42") -> int:
@@ -55,8 +59,17 @@ def crowd(services, shop):
     """30 customers with balances 1.00 … 30.00 EUR, moved an hour apart (customer 30 last)."""
     start = datetime.now(UTC) - timedelta(days=2)
     for n in range(1, 31):
-        move(services, shop.shop, str(1000 + n), "adjustment", n * 100, start + timedelta(hours=n), f"seed-{n}",
-             email=f"person{n}@example.com", name=f"Person {n:02d}")  # fmt: skip
+        move(
+            services,
+            shop.shop,
+            str(1000 + n),
+            "adjustment",
+            n * 100,
+            start + timedelta(hours=n),
+            f"seed-{n}",
+            email=f"person{n}@example.com",
+            name=f"Person {n:02d}",
+        )
 
 
 def names_in(page: str) -> list[str]:
@@ -89,9 +102,15 @@ def test_list_pages(console, shop, crowd):
     assert f'href="/shops/{shop.shop.id}/customers?sort=name&amp;dir=desc&amp;page=2"' in text_of(beyond)
 
 
-@pytest.mark.parametrize("query, expected", [("person7@", ["Person 07"]), ("person 1", [f"Person {n}" for n in
-                         (19, 18, 17, 16, 15, 14, 13, 12, 11, 10)]), ("1023", ["Person 23"]),
-                         ("100%", [])])  # fmt: skip
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("person7@", ["Person 07"]),
+        ("person 1", [f"Person {n}" for n in (19, 18, 17, 16, 15, 14, 13, 12, 11, 10)]),
+        ("1023", ["Person 23"]),
+        ("100%", []),
+    ],
+)
 def test_search_by_email_name_or_shop_customer_id(console, shop, crowd, query, expected):
     page = text_of(console.get(f"/shops/{shop.shop.id}/customers", query_string={"q": query}))
     assert names_in(page) == expected
@@ -158,8 +177,12 @@ def test_credit_moves_money_with_the_merchant_as_actor_and_shows_in_the_statemen
     assert "Goodwill for a late parcel" in page and "ann@example.com" in page
     with unit_of_work(services.sessions) as session:
         event = session.execute(select(AuditEvent)).scalar_one()
-        assert (event.action, event.target, event.old_value, event.new_value) == ("wallet.credit", "42", "€0.00",
-                                                                                 "€25.00")  # fmt: skip
+        assert (event.action, event.target, event.old_value, event.new_value) == (
+            "wallet.credit",
+            "42",
+            "€0.00",
+            "€25.00",
+        )
 
 
 def test_a_double_submitted_form_moves_money_once(console, shop, services):
@@ -201,8 +224,9 @@ def test_an_overdraft_is_refused_with_a_clear_message(console, shop, services):
         ({"direction": "sideways"}, "direction", "Must be one of"),
     ],
 )
-def test_a_bad_adjustment_is_refused_next_to_its_field_and_moves_nothing(console, shop, services, values, field,
-                                                                        message):  # fmt: skip
+def test_a_bad_adjustment_is_refused_next_to_its_field_and_moves_nothing(
+    console, shop, services, values, field, message
+):
     customer(services, shop)
     response = adjust(console, shop, **values)
     assert response.status_code == 422
@@ -239,8 +263,11 @@ def test_a_locked_wallet_refuses_debits_until_unlocked(console, shop, services, 
     assert "wallet locked" in page and "Unlock wallet" in page
     refused = adjust(console, shop, token="d" * 32, direction="debit", amount="5.00")
     assert refused.status_code == 422 and "This wallet is locked" in text_of(refused)
-    api = client.post("/api/v1/customers/42/holds", json={"amount": 100, "reason": "order 1"},
-                      headers={"Authorization": f"Bearer {shop.api_key}", "Idempotency-Key": "h1"})  # fmt: skip
+    api = client.post(
+        "/api/v1/customers/42/holds",
+        json={"amount": 100, "reason": "order 1"},
+        headers={"Authorization": f"Bearer {shop.api_key}", "Idempotency-Key": "h1"},
+    )
     assert api.status_code == 409 and api.get_json()["error"]["code"] == "wallet_locked"
     form_post(console, f"/shops/{shop.shop.id}/customers/42/lock", {"action": "unlock"})
     assert adjust(console, shop, token="c" * 32, direction="debit", amount="5.00").status_code == 302
@@ -248,8 +275,9 @@ def test_a_locked_wallet_refuses_debits_until_unlocked(console, shop, services, 
     with unit_of_work(services.sessions) as session:
         locks = session.execute(
             select(AuditEvent.action, AuditEvent.old_value, AuditEvent.new_value)
-            .where(AuditEvent.field == "locked").order_by(AuditEvent.id)
-        ).all()  # fmt: skip
+            .where(AuditEvent.field == "locked")
+            .order_by(AuditEvent.id)
+        ).all()
     assert locks == [("wallet.lock", "unlocked", "locked"), ("wallet.unlock", "locked", "unlocked")]
 
 

@@ -54,8 +54,9 @@ def assert_link_expired_page(response) -> None:
     assert "€" not in html and '"error"' not in html
 
 
-def test_an_expired_or_tampered_link_shows_people_a_page_saying_how_to_get_a_fresh_one(client, services, shop,
-                                                                                      monkeypatch):
+def test_an_expired_or_tampered_link_shows_people_a_page_saying_how_to_get_a_fresh_one(
+    client, services, shop, monkeypatch
+):
     credit(client, shop, amount=2_500)
     url = link(client, shop)
     assert_link_expired_page(client.get(url[:-3] + "abc"))
@@ -94,8 +95,12 @@ def test_points_convert_from_the_statement_once(client, services, shop):
 
     with unit_of_work(services.sessions) as session:
         stored = session.get(Shop, shop.shop.id)
-        stored.settings = {**stored.settings, "points_per_currency_unit": 10, "points_conversion_points": 100,
-                           "points_conversion_value": 50}  # fmt: skip
+        stored.settings = {
+            **stored.settings,
+            "points_per_currency_unit": 10,
+            "points_conversion_points": 100,
+            "points_conversion_value": 50,
+        }
         apply_order(session, stored, paid(payment_method="stripe", customer_external_id="42"), ACTOR)  # 414 points
     url = link(client, shop)
     html = client.get(url).get_data(as_text=True)

@@ -56,8 +56,11 @@ def strangers(services, other_shop):
 
 
 def test_statement_is_the_customers_movements_of_the_period_in_the_shops_time(console, history, strangers):
-    rows = rows_of(console.get(f"/shops/{history.id}/customers/c1/statement.csv",
-                               query_string={"start": "2026-01-09", "end": "2026-01-11"}))  # fmt: skip
+    rows = rows_of(
+        console.get(
+            f"/shops/{history.id}/customers/c1/statement.csv", query_string={"start": "2026-01-09", "end": "2026-01-11"}
+        )
+    )
     assert [(r["date"], r["kind"], r["amount"], r["balance_after"], r["order"]) for r in rows] == [
         ("2026-01-09T13:00:00+01:00", "topup", "100.00", "100.00", ""),
         ("2026-01-11T00:30:00+01:00", "payment", "-30.00", "70.00", "501"),
@@ -68,8 +71,11 @@ def test_statement_is_the_customers_movements_of_the_period_in_the_shops_time(co
 
 
 def test_transactions_of_a_period_are_every_customer_movement_in_it(console, history, strangers):
-    rows = rows_of(console.get(f"/shops/{history.id}/exports/transactions.csv",
-                               query_string={"start": "2026-01-10", "end": "2026-01-10"}))  # fmt: skip
+    rows = rows_of(
+        console.get(
+            f"/shops/{history.id}/exports/transactions.csv", query_string={"start": "2026-01-10", "end": "2026-01-10"}
+        )
+    )
     assert [(r["customer"], r["kind"], r["amount"], r["currency"]) for r in rows] == [
         ("c2", "topup", "20.00", "EUR"),
         ("c2", "points_earned", "10", "PTS"),
@@ -108,14 +114,18 @@ def _sum_of_entries_until(services, shop_id: int, moment: datetime) -> dict[str,
     return dict(sums)
 
 
-@pytest.mark.parametrize("day, expected", [
-    ("2026-01-08", {}),
-    ("2026-01-10", {"c1:EUR": "100.00", "c2:EUR": "20.00", "c2:PTS": "10"}),  # the payment is the 11th's
-    ("2026-01-11", {"c1:EUR": "70.00", "c2:EUR": "20.00", "c2:PTS": "10"}),
-    ("2026-01-12", {"c1:EUR": "75.00", "c2:EUR": "20.00", "c2:PTS": "10"}),
-])  # fmt: skip
-def test_balances_at_a_date_are_the_sums_of_entries_until_the_end_of_that_day(console, services, history, strangers,
-                                                                            day, expected):  # fmt: skip
+@pytest.mark.parametrize(
+    "day, expected",
+    [
+        ("2026-01-08", {}),
+        ("2026-01-10", {"c1:EUR": "100.00", "c2:EUR": "20.00", "c2:PTS": "10"}),  # the payment is the 11th's
+        ("2026-01-11", {"c1:EUR": "70.00", "c2:EUR": "20.00", "c2:PTS": "10"}),
+        ("2026-01-12", {"c1:EUR": "75.00", "c2:EUR": "20.00", "c2:PTS": "10"}),
+    ],
+)
+def test_balances_at_a_date_are_the_sums_of_entries_until_the_end_of_that_day(
+    console, services, history, strangers, day, expected
+):
     rows = rows_of(console.get(f"/shops/{history.id}/exports/balances.csv", query_string={"date": day}))
     balances = {f"{r['customer']}:{r['currency']}": r["balance"] for r in rows}
     assert balances == expected
@@ -157,12 +167,15 @@ def test_an_unknown_customer_or_export_is_not_found(console, history):
     assert console.get(f"/shops/{history.id}/exports/passwords.csv").status_code == 404
 
 
-@pytest.mark.parametrize("path, args, field", [
-    ("exports/journal.csv", {"start": "2026-13-01"}, "start"),
-    ("exports/transactions.csv", {"start": "2026-01-10", "end": "2026-01-09"}, "end"),
-    ("exports/balances.csv", {"date": "yesterday"}, "date"),
-    ("customers/c1/statement.csv", {"end": "1999-01-01"}, "end"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "path, args, field",
+    [
+        ("exports/journal.csv", {"start": "2026-13-01"}, "start"),
+        ("exports/transactions.csv", {"start": "2026-01-10", "end": "2026-01-09"}, "end"),
+        ("exports/balances.csv", {"date": "yesterday"}, "date"),
+        ("customers/c1/statement.csv", {"end": "1999-01-01"}, "end"),
+    ],
+)
 def test_bad_dates_are_refused_naming_the_field(console, history, path, args, field):
     refused = console.get(f"/shops/{history.id}/{path}", query_string=args)
     assert refused.status_code == 422 and f"{field}:" in text_of(refused)
@@ -201,13 +214,24 @@ def long_history(services, shop):
             ],
         )
         bulk = select(LedgerTransaction.id).where(LedgerTransaction.id >= first).order_by(LedgerTransaction.id)
-        for account, amount, balance_after in ((wallet, 100, 100 * (LedgerTransaction.id - first + 2)),
-                                               (other, -100, null())):  # one INSERT … SELECT per side
-            legs = bulk.add_columns(literal(s.id), literal(account.id), literal(amount), literal("EUR"),
-                                    balance_after, literal(moment, Timestamp))
-            session.execute(insert(Entry).from_select(
-                ["transaction_id", "shop_id", "account_id", "amount", "currency", "balance_after", "created_at"],
-                legs))  # fmt: skip
+        for account, amount, balance_after in (
+            (wallet, 100, 100 * (LedgerTransaction.id - first + 2)),
+            (other, -100, null()),
+        ):  # one INSERT … SELECT per side
+            legs = bulk.add_columns(
+                literal(s.id),
+                literal(account.id),
+                literal(amount),
+                literal("EUR"),
+                balance_after,
+                literal(moment, Timestamp),
+            )
+            session.execute(
+                insert(Entry).from_select(
+                    ["transaction_id", "shop_id", "account_id", "amount", "currency", "balance_after", "created_at"],
+                    legs,
+                )
+            )
     return s
 
 

@@ -30,11 +30,26 @@ def bonus_shop(services, shop):
     return shop.shop.id
 
 
-def stored(services, shop_id: int, topic: str, data: dict, *, age: timedelta, platform: str = "woocommerce",
-           status: str = "received") -> int:  # fmt: skip
-    delivery_id = record_delivery(services.sessions, shop_id=shop_id, platform=platform, topic=topic,
-                                  resource_id=str(data["id"]), delivery_id=None, body=wp_json(data),
-                                  status=status)  # fmt: skip
+def stored(
+    services,
+    shop_id: int,
+    topic: str,
+    data: dict,
+    *,
+    age: timedelta,
+    platform: str = "woocommerce",
+    status: str = "received",
+) -> int:
+    delivery_id = record_delivery(
+        services.sessions,
+        shop_id=shop_id,
+        platform=platform,
+        topic=topic,
+        resource_id=str(data["id"]),
+        delivery_id=None,
+        body=wp_json(data),
+        status=status,
+    )
     with unit_of_work(services.sessions) as session:
         session.get(InboxDelivery, delivery_id).received_at = utcnow() - age
     return delivery_id
@@ -53,8 +68,15 @@ def status_of(services, delivery_id: int) -> str:
 
 
 def new_customer(customer_id: int) -> dict:
-    return {"id": customer_id, "email": f"c{customer_id}@example.test", "first_name": "C", "last_name": "Ustomer",
-            "billing": {}, "shipping": {}, "meta_data": []}  # fmt: skip
+    return {
+        "id": customer_id,
+        "email": f"c{customer_id}@example.test",
+        "first_name": "C",
+        "last_name": "Ustomer",
+        "billing": {},
+        "shipping": {},
+        "meta_data": [],
+    }
 
 
 def test_a_stalled_delivery_is_applied_once_and_a_fresh_one_is_left_to_its_request(services, bonus_shop):
@@ -107,8 +129,15 @@ def test_a_database_that_stays_away_leaves_the_delivery_for_the_recovery(service
 
 
 def test_a_shopify_delivery_is_applied_by_its_own_platform_handler(services, shopify):  # noqa: F811
-    delivery_id = stored(services, shopify.shop.id, "customers/create", shopify_customer(7), platform="shopify",
-                         age=timedelta(0), status="failed")  # fmt: skip
+    delivery_id = stored(
+        services,
+        shopify.shop.id,
+        "customers/create",
+        shopify_customer(7),
+        platform="shopify",
+        age=timedelta(0),
+        status="failed",
+    )
 
     outcome = reapply(services.sessions, TOPICS, delivery_id)
 

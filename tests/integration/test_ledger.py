@@ -28,9 +28,13 @@ def _wallet_and_pool(session, shop_id, external_id="c1"):
 
 def _credit(session, shop_id, wallet, pool, amount, key):
     return post_transaction(
-        session, shop_id=shop_id, kind="adjustment", reason="test credit",
-        legs=[Leg(wallet, amount), Leg(pool, -amount)], idempotency_key=key,
-    )  # fmt: skip
+        session,
+        shop_id=shop_id,
+        kind="adjustment",
+        reason="test credit",
+        legs=[Leg(wallet, amount), Leg(pool, -amount)],
+        idempotency_key=key,
+    )
 
 
 def test_credit_moves_balance_and_records_balance_after(session, shop):
@@ -45,8 +49,14 @@ def test_credit_moves_balance_and_records_balance_after(session, shop):
 def test_unbalanced_transaction_is_refused(session, shop):
     wallet, pool = _wallet_and_pool(session, shop.shop.id)
     with pytest.raises(UnbalancedTransaction):
-        post_transaction(session, shop_id=shop.shop.id, kind="adjustment", reason="x",
-                         legs=[Leg(wallet, 100), Leg(pool, -99)], idempotency_key="u1")  # fmt: skip
+        post_transaction(
+            session,
+            shop_id=shop.shop.id,
+            kind="adjustment",
+            reason="x",
+            legs=[Leg(wallet, 100), Leg(pool, -99)],
+            idempotency_key="u1",
+        )
 
 
 def test_mixed_currencies_must_balance_per_currency(session, shop):
@@ -54,8 +64,14 @@ def test_mixed_currencies_must_balance_per_currency(session, shop):
     eur = wallet_account(session, customer, "EUR")
     usd_pool = system_account(session, shop.shop.id, SystemAccount.PROMOTIONS, "USD")
     with pytest.raises(UnbalancedTransaction):
-        post_transaction(session, shop_id=shop.shop.id, kind="adjustment", reason="x",
-                         legs=[Leg(eur, 100), Leg(usd_pool, -100)], idempotency_key="m1")  # fmt: skip
+        post_transaction(
+            session,
+            shop_id=shop.shop.id,
+            kind="adjustment",
+            reason="x",
+            legs=[Leg(eur, 100), Leg(usd_pool, -100)],
+            idempotency_key="m1",
+        )
 
 
 def test_replay_with_same_key_and_content_moves_nothing(session, shop):
@@ -145,8 +161,9 @@ def test_void_releases_without_moving_money(session, shop):
 def test_stale_holds_expire(session, shop):
     wallet, pool = _wallet_and_pool(session, shop.shop.id)
     _credit(session, shop.shop.id, wallet, pool, 1_000, "fund")
-    hold, _ = authorize_hold(session, account=wallet, amount=700, reason="a", idempotency_key="h1",
-                             expires_in=timedelta(minutes=5))  # fmt: skip
+    hold, _ = authorize_hold(
+        session, account=wallet, amount=700, reason="a", idempotency_key="h1", expires_in=timedelta(minutes=5)
+    )
     assert expire_stale_holds(session, datetime.now(UTC)) == 0
     assert expire_stale_holds(session, datetime.now(UTC) + timedelta(minutes=6)) == 1
     session.refresh(wallet)
@@ -157,8 +174,12 @@ def test_ledger_rows_are_append_only(services, shop):
     with unit_of_work(services.sessions) as session:
         wallet, pool = _wallet_and_pool(session, shop.shop.id)
         _credit(session, shop.shop.id, wallet, pool, 1_000, "fund")
-    for statement in ("UPDATE entries SET amount = amount + 1", "DELETE FROM entries",
-                      "UPDATE ledger_transactions SET reason = 'x'", "DELETE FROM ledger_transactions"):  # fmt: skip
+    for statement in (
+        "UPDATE entries SET amount = amount + 1",
+        "DELETE FROM entries",
+        "UPDATE ledger_transactions SET reason = 'x'",
+        "DELETE FROM ledger_transactions",
+    ):
         with pytest.raises(DBAPIError), unit_of_work(services.sessions) as session:
             session.execute(text(statement))
 
@@ -201,8 +222,15 @@ def test_a_wallet_payment_is_two_statements_on_postgresql(services, shop, postgr
         with unit_of_work(services.sessions) as session:
             _customer, wallet = customer_wallet(session, shop_id, "c1", "EUR")
             shop_side = system_account(session, shop_id, SystemAccount.WALLET_PAYMENTS, "EUR")
-            post_transaction(session, shop_id=shop_id, kind="payment", reason="order", order_ref="1",
-                             legs=[Leg(wallet, -300), Leg(shop_side, 300)], idempotency_key=key)  # fmt: skip
+            post_transaction(
+                session,
+                shop_id=shop_id,
+                kind="payment",
+                reason="order",
+                order_ref="1",
+                legs=[Leg(wallet, -300), Leg(shop_side, 300)],
+                idempotency_key=key,
+            )
 
     assert _statements_during(services.engine, lambda: pay("p1")) == 2
     with unit_of_work(services.sessions) as session:

@@ -20,8 +20,10 @@ from tests.integration.test_order_rules import ACTOR, balance, configure, fund, 
 
 
 def lots(session):
-    return [(lot.kind, lot.source, lot.amount, lot.remaining, lot.expires_at is not None)
-            for lot in session.execute(select(CreditLot).order_by(CreditLot.id)).scalars()]  # fmt: skip
+    return [
+        (lot.kind, lot.source, lot.amount, lot.remaining, lot.expires_at is not None)
+        for lot in session.execute(select(CreditLot).order_by(CreditLot.id)).scalars()
+    ]
 
 
 def signup_with_bonus(session, shop, bonus=500, days=30):
@@ -68,8 +70,10 @@ def test_a_partial_refund_restores_the_most_recently_taken_lot_first(session, sh
 def test_refund_bonus_is_promotional_and_expires(session, shop):
     shop = configure(session, shop, refund_wallet_bonus_bp=1000, promotional_expiry_days=10)
     apply_order(session, shop, paid(payment_method="stripe", refunds=refunds((30, 2_000))), ACTOR)
-    assert lots(session) == [("cash", "refund_to_wallet", 2_000, 2_000, False),
-                             ("promotional", "refund_to_wallet", 200, 200, True)]  # fmt: skip
+    assert lots(session) == [
+        ("cash", "refund_to_wallet", 2_000, 2_000, False),
+        ("promotional", "refund_to_wallet", 200, 200, True),
+    ]
 
 
 def test_expired_promotional_credit_leaves_once_and_cash_stays(services, shop):
@@ -121,8 +125,10 @@ def test_expiry_and_merchant_credits_are_noted_on_the_latest_order(services, sho
     expire_credit(services.sessions, utcnow() + timedelta(days=11))
     with unit_of_work(services.sessions) as session:
         notes = [(m.payload["order_id"], m.payload["note"]) for m in session.execute(select(OutboxMessage)).scalars()]
-    assert notes == [("12", "€10.00 credited to your wallet: fund"),
-                     ("12", "€5.00 of promotional credit in your wallet expired.")]  # fmt: skip
+    assert notes == [
+        ("12", "€10.00 credited to your wallet: fund"),
+        ("12", "€5.00 of promotional credit in your wallet expired."),
+    ]
 
 
 def test_a_reminder_is_noted_once_before_credit_expires(services, shop):

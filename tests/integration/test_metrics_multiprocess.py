@@ -43,13 +43,26 @@ def samples(exposition: str, name: str) -> dict[tuple, float]:
 def test_one_scrape_counts_every_web_and_outbox_worker(services, database_url, tmp_path):
     shop = make_shop(services, url="http://127.0.0.1:9")  # nothing listens: the push fails and is retried later
     with unit_of_work(services.sessions) as session:
-        enqueue(session, shop_id=shop.shop.id, kind="order.note", payload={"order_id": "1", "note": "hello"},
-                dedupe_key="metrics-test")  # fmt: skip
+        enqueue(
+            session,
+            shop_id=shop.shop.id,
+            kind="order.note",
+            payload={"order_id": "1", "note": "hello"},
+            dedupe_key="metrics-test",
+        )
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "DATABASE_URL": database_url,
-           "SECRET_KEY": "test-secret-key", "FERNET_KEYS": FERNET_KEY, "INSTANCE_PATH": str(tmp_path / "instance"),
-           "EMBEDDED_WORKER": "false", "ALLOW_PRIVATE_SHOP_URLS": "true", "SHOP_TIMEOUT_SECONDS": "2"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-secret-key",
+        "FERNET_KEYS": FERNET_KEY,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "EMBEDDED_WORKER": "false",
+        "ALLOW_PRIVATE_SHOP_URLS": "true",
+        "SHOP_TIMEOUT_SECONDS": "2",
+    }
 
     run([sys.executable, "-c", WEB_WORKER, "2", "quiet"], env)
     run([str(Path(sys.executable).parent / "wallet-bridge"), "worker", "--once"], env)

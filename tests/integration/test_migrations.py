@@ -24,13 +24,19 @@ def test_settings_saved_beyond_the_limits_are_lowered_to_them(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url, "0008")
     engine = create_engine(url)
-    old = ('{"signup_bonus": 100000000000000000000000000, "promotional_expiry_days": 999999999999, '
-           '"topup_minimum": 500, "return_windows": [{"tier": "gold", "min_lifetime_spend": 0, "days": 30}]}')
+    old = (
+        '{"signup_bonus": 100000000000000000000000000, "promotional_expiry_days": 999999999999, '
+        '"topup_minimum": 500, "return_windows": [{"tier": "gold", "min_lifetime_spend": 0, "days": 30}]}'
+    )
     with engine.begin() as connection:
-        connection.execute(text("INSERT INTO shops (id, name, platform, url, currency, api_key_hash, "
-                                "webhook_secret_enc, settings, created_at) VALUES (1, 'Old', 'woocommerce', "
-                                "'https://old.example', 'EUR', 'h', x'00', :settings, '2026-01-01 00:00:00')"),
-                           {"settings": old})  # fmt: skip
+        connection.execute(
+            text(
+                "INSERT INTO shops (id, name, platform, url, currency, api_key_hash, "
+                "webhook_secret_enc, settings, created_at) VALUES (1, 'Old', 'woocommerce', "
+                "'https://old.example', 'EUR', 'h', x'00', :settings, '2026-01-01 00:00:00')"
+            ),
+            {"settings": old},
+        )
     upgrade(url, "head")
     with engine.connect() as connection:
         stored = connection.scalar(text("SELECT settings FROM shops WHERE id = 1"))

@@ -180,4 +180,5 @@ def test_a_wallet_fee_is_not_added_to_an_order_paid_in_full_meanwhile(client, se
     drain(services.sessions, pushers_for(services), FAST)  # the customer paid €41.48 by card meanwhile
     assert shop_order.puts == [] and wallet_balance(services, woo) == 1_000
     assert [without_link(n["note"]) for n in shop_order.notes] == [
-        "€10.00 returned to your wallet: the order was paid in full another way."]  # fmt: skip
+        "€10.00 returned to your wallet: the order was paid in full another way."
+    ]

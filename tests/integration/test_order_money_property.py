@@ -95,16 +95,20 @@ class ShopModel:
         return self.total - self.refunded
 
 
-scenario = st.fixed_dictionaries({
-    "by_wallet": st.booleans(),
-    "total": st.one_of(st.just(0), st.integers(1, 20_000)),
-    "wallet": st.integers(0, 25_000),
-    "partial_payments": st.booleans(),
-    "refund_to_wallet": st.booleans(),
-    "first_delivery": st.sampled_from(DELIVERIES),
-    "steps": st.lists(st.tuples(st.sampled_from(ACTIONS), st.integers(1, 10_000), st.sampled_from(DELIVERIES),
-                                st.booleans()), max_size=5),
-})  # fmt: skip
+scenario = st.fixed_dictionaries(
+    {
+        "by_wallet": st.booleans(),
+        "total": st.one_of(st.just(0), st.integers(1, 20_000)),
+        "wallet": st.integers(0, 25_000),
+        "partial_payments": st.booleans(),
+        "refund_to_wallet": st.booleans(),
+        "first_delivery": st.sampled_from(DELIVERIES),
+        "steps": st.lists(
+            st.tuples(st.sampled_from(ACTIONS), st.integers(1, 10_000), st.sampled_from(DELIVERIES), st.booleans()),
+            max_size=5,
+        ),
+    }
+)
 
 
 class Deliveries:
@@ -145,15 +149,29 @@ def _amount(cents: int) -> str:
 
 def _play(services, sim, clock, shop_id, number: int, case: dict) -> tuple[ShopModel, int]:  # noqa: F811
     model = ShopModel(case["wallet"], case["partial_payments"], case["refund_to_wallet"])
-    configure(services, shop_id, signup_bonus=0, points_per_currency_unit=0, partial_payments=model.partial_payments,
-              refund_destination="wallet" if model.refund_to_wallet else "original")  # fmt: skip
+    configure(
+        services,
+        shop_id,
+        signup_bonus=0,
+        points_per_currency_unit=0,
+        partial_payments=model.partial_payments,
+        refund_destination="wallet" if model.refund_to_wallet else "original",
+    )
     with unit_of_work(services.sessions) as session:
         session.get(Shop, shop_id).last_synced_at = clock.now
     customer = sim.create_customer(f"c{number}@example.test", "Case")["id"]
     if model.wallet:
         with unit_of_work(services.sessions) as session:
-            adjust_wallet(session, session.get(Shop, shop_id), str(customer), direction="credit", amount=model.wallet,
-                          reason="funds", idempotency_key=f"funds-{number}", actor=MERCHANT)  # fmt: skip
+            adjust_wallet(
+                session,
+                session.get(Shop, shop_id),
+                str(customer),
+                direction="credit",
+                amount=model.wallet,
+                reason="funds",
+                idempotency_key=f"funds-{number}",
+                actor=MERCHANT,
+            )
     deliveries = Deliveries(sim)
     clock.advance()
     deliveries.before(case["first_delivery"])
@@ -161,8 +179,9 @@ def _play(services, sim, clock, shop_id, number: int, case: dict) -> tuple[ShopM
         order_id = sim.place_order(customer, total=_amount(case["total"]), payment_method="wallet")["id"]
         model.charge(case["total"])
     else:
-        order_id = sim.place_order(customer, total=_amount(case["total"]), payment_method="stripe",
-                                   status="processing")["id"]  # fmt: skip
+        order_id = sim.place_order(
+            customer, total=_amount(case["total"]), payment_method="stripe", status="processing"
+        )["id"]
         model.pay_by_card(case["total"])
     deliveries.after(case["first_delivery"])
     _catch_up(services, sim, clock, shop_id, deliveries)  # the payment itself settles before the merchant acts
@@ -185,14 +204,20 @@ def _act(sim, clock, model: ShopModel, order_id: int, action: str, size: int) ->
     elif action == "cancel" and model.status != "cancelled":
         sim.set_status(order_id, "cancelled")
         model.cancel()
-    elif action == "fail_and_retry" and model.status == "processing" and model.held and not model.partial and (
-            not model.refunded):  # fmt: skip
+    elif (
+        action == "fail_and_retry"
+        and model.status == "processing"
+        and model.held
+        and not model.partial
+        and (not model.refunded)
+    ):
         sim.set_status(order_id, "failed")
         clock.advance()  # a state in the same second as another could be older or newer: WooCommerce cannot say
         sim.set_status(order_id, "pending")
         model.fail_and_retry()
-    elif action == "edit" and model.status == "processing" and model.held and not model.partial and not (
-            model.refunded):  # fmt: skip
+    elif (
+        action == "edit" and model.status == "processing" and model.held and not model.partial and not (model.refunded)
+    ):
         item = sim.order(order_id)["line_items"][0]["id"]
         sim.update_order(order_id, line_items=[{"id": item, "total": _amount(size)}])
         model.edit(size)
@@ -213,8 +238,13 @@ def _catch_up(services, sim, clock, shop_id: int, deliveries: Deliveries) -> Non
 def test_every_order_leaves_the_wallet_where_the_shop_model_says(services, shop, sim, clock, connected):
     shop_id, played = shop.shop.id, iter(range(1_000_000))
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, phases=PHASES,
-              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        phases=PHASES,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
     @given(case=scenario)
     def check(case):
         model, customer = _play(services, sim, clock, shop_id, next(played), case)

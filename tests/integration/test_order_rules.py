@@ -19,9 +19,16 @@ ACTOR = Actor("webhook", "test")
 
 def order(**changes) -> OrderSnapshot:
     base = OrderSnapshot(
-        external_id="12", customer_external_id="2", email="alice@example.test", customer_name="Alice Tester",
-        currency="EUR", status="pending", phase=orders.AWAITING_PAYMENT, total=4148, payment_method="wallet",
-    )  # fmt: skip
+        external_id="12",
+        customer_external_id="2",
+        email="alice@example.test",
+        customer_name="Alice Tester",
+        currency="EUR",
+        status="pending",
+        phase=orders.AWAITING_PAYMENT,
+        total=4148,
+        payment_method="wallet",
+    )
     return replace(base, **changes)
 
 
@@ -41,8 +48,16 @@ def configure(session, shop, **settings):
 
 
 def fund(session, shop, amount, customer="2"):
-    adjust_wallet(session, shop, customer, direction="credit", amount=amount, reason="fund",
-                  idempotency_key=f"fund-{amount}", actor=ACTOR)  # fmt: skip
+    adjust_wallet(
+        session,
+        shop,
+        customer,
+        direction="credit",
+        amount=amount,
+        reason="fund",
+        idempotency_key=f"fund-{amount}",
+        actor=ACTOR,
+    )
 
 
 def balance(session, shop, customer="2"):
@@ -160,8 +175,12 @@ def test_partly_paid_order_refund_to_the_card_credits_nothing_until_the_order_is
     assert balance(session, shop) == 0  # the shop returned all 15.00 to the card: the refund is settled
     apply_order(session, shop, replace(after_fee, refunds=refunds((20, 1_500), (21, 1_500))), ACTOR)
     assert balance(session, shop) == 1_000  # refunded in full: the wallet part the shop cannot refund comes back
-    apply_order(session, shop, replace(after_fee, status="refunded", phase=orders.REFUNDED,
-                                       refunds=refunds((20, 1_500), (21, 1_500))), ACTOR)  # fmt: skip
+    apply_order(
+        session,
+        shop,
+        replace(after_fee, status="refunded", phase=orders.REFUNDED, refunds=refunds((20, 1_500), (21, 1_500))),
+        ACTOR,
+    )
     assert balance(session, shop) == 1_000
 
 
@@ -181,8 +200,12 @@ def test_a_refund_after_the_cancellation_returned_the_payment_credits_nothing_mo
     apply_order(session, live_shop, paid(total=1_999), ACTOR)
     apply_order(session, live_shop, order(total=1_999, status="cancelled", phase=orders.CANCELLED), ACTOR)
     assert balance(session, live_shop) == 1_999
-    apply_order(session, live_shop, order(total=1_999, status="cancelled", phase=orders.CANCELLED,
-                                          refunds=refunds((60, 500))), ACTOR)  # fmt: skip
+    apply_order(
+        session,
+        live_shop,
+        order(total=1_999, status="cancelled", phase=orders.CANCELLED, refunds=refunds((60, 500))),
+        ACTOR,
+    )
     assert balance(session, live_shop) == 1_999
 
 
@@ -237,8 +260,14 @@ def test_paid_orders_earn_points_once_and_refunds_claw_back_pro_rata(session, sh
 
 
 def test_points_already_spent_are_reported_as_shortfall(session, shop):
-    shop = configure(session, shop, points_per_currency_unit=10, points_conversion_points=100,
-                     points_conversion_value=100, refund_destination="original")  # fmt: skip
+    shop = configure(
+        session,
+        shop,
+        points_per_currency_unit=10,
+        points_conversion_points=100,
+        points_conversion_value=100,
+        refund_destination="original",
+    )
     apply_order(session, shop, paid(payment_method="stripe"), ACTOR)
     from bridge.points import convert_points
     from bridge.settings_schema import ShopSettings
@@ -252,8 +281,14 @@ def test_points_already_spent_are_reported_as_shortfall(session, shop):
 
 
 def test_points_convert_automatically_above_the_threshold(session, shop):
-    shop = configure(session, shop, points_per_currency_unit=10, points_auto_convert_threshold=400,
-                     points_conversion_points=100, points_conversion_value=50)  # fmt: skip
+    shop = configure(
+        session,
+        shop,
+        points_per_currency_unit=10,
+        points_auto_convert_threshold=400,
+        points_conversion_points=100,
+        points_conversion_value=50,
+    )
     apply_order(session, shop, paid(payment_method="stripe"), ACTOR)  # 414 points → 400 converted
     customer = ensure_customer(session, shop.id, "2")
     assert points_account(session, customer).balance == 14
@@ -299,8 +334,9 @@ def test_a_deleted_refund_already_spent_is_flagged_to_the_merchant(session, shop
     shop = configure(session, shop, refund_destination="wallet")
     card_order = paid(payment_method="stripe", refunds_complete=True)
     apply_order(session, shop, replace(card_order, refunds=refunds((71, 1_000))), ACTOR)
-    adjust_wallet(session, shop, "2", direction="debit", amount=600, reason="spent", idempotency_key="spent",
-                  actor=ACTOR)  # fmt: skip
+    adjust_wallet(
+        session, shop, "2", direction="debit", amount=600, reason="spent", idempotency_key="spent", actor=ACTOR
+    )
     apply_order(session, shop, card_order, ACTOR)
     assert balance(session, shop) == 400  # the customer's money is not taken below what they hold
     private = [p["note"] for kind, p in messages(session) if kind == "order.note" and p.get("customer_note") is False]

@@ -26,8 +26,13 @@ def queued(services) -> list[tuple[str, bool]]:
 def test_a_round_the_database_broke_off_leaves_its_claimed_messages_due_now(services, shop, monkeypatch):
     with unit_of_work(services.sessions) as session:
         for order in ("1", "2", "3"):
-            enqueue(session, shop_id=shop.shop.id, kind="order.note", payload={"order_id": order, "note": "Paid."},
-                    dedupe_key=f"note:{order}")  # fmt: skip
+            enqueue(
+                session,
+                shop_id=shop.shop.id,
+                kind="order.note",
+                payload={"order_id": order, "note": "Paid."},
+                dedupe_key=f"note:{order}",
+            )
     pushed = []
     pushers = {"woocommerce": lambda sessions, shop, message: pushed.append(message.payload["order_id"])}
     record = worker.record
@@ -51,8 +56,13 @@ def test_a_round_the_database_broke_off_leaves_its_claimed_messages_due_now(serv
 def note_and_watch(services, shop) -> tuple[list[bool], dict]:
     """One order note queued; pushers recording, per attempt, whether the worker says its outcome is unknown."""
     with unit_of_work(services.sessions) as session:
-        enqueue(session, shop_id=shop.shop.id, kind="order.note", payload={"order_id": "1", "note": "Paid."},
-                dedupe_key="note:1")  # fmt: skip
+        enqueue(
+            session,
+            shop_id=shop.shop.id,
+            kind="order.note",
+            payload={"order_id": "1", "note": "Paid."},
+            dedupe_key="note:1",
+        )
     seen: list[bool] = []
     return seen, {"woocommerce": lambda sessions, shop, message: seen.append(pushes.outcome_unknown(message))}
 
@@ -79,8 +89,13 @@ def test_a_first_attempt_is_not_taken_for_a_repeat(services, shop):
 def test_a_round_held_up_by_a_slow_shop_hands_back_what_it_has_not_tried_before_its_lease_ends(services, shop):
     with unit_of_work(services.sessions) as session:
         for order in ("1", "2", "3"):
-            enqueue(session, shop_id=shop.shop.id, kind="order.note", payload={"order_id": order, "note": "Paid."},
-                    dedupe_key=f"note:{order}")  # fmt: skip
+            enqueue(
+                session,
+                shop_id=shop.shop.id,
+                kind="order.note",
+                payload={"order_id": order, "note": "Paid."},
+                dedupe_key=f"note:{order}",
+            )
     now = [0.0]
     pushed = []
 

@@ -17,11 +17,28 @@ from webhooks.woocommerce.payloads import parse_order as parse_woo_order
 
 # €40.88 paid by card: €30.00 of items + €5.98 tax on them, €4.12 of shipping + €0.78 tax on it.
 TAXED_CARD_ORDER = order_body(
-    id=70, status="processing", payment_method="stripe", total="40.88", total_tax="6.76", shipping_total="4.12",
-    shipping_tax="0.78", fee_lines=[],
-    line_items=[{"id": 1, "name": "Mug", "quantity": 2, "subtotal": "30.00", "subtotal_tax": "5.98",
-                 "total": "30.00", "total_tax": "5.98", "taxes": [], "meta_data": []}],
-)  # fmt: skip
+    id=70,
+    status="processing",
+    payment_method="stripe",
+    total="40.88",
+    total_tax="6.76",
+    shipping_total="4.12",
+    shipping_tax="0.78",
+    fee_lines=[],
+    line_items=[
+        {
+            "id": 1,
+            "name": "Mug",
+            "quantity": 2,
+            "subtotal": "30.00",
+            "subtotal_tax": "5.98",
+            "total": "30.00",
+            "total_tax": "5.98",
+            "taxes": [],
+            "meta_data": [],
+        }
+    ],
+)
 
 
 def points(services, shop_id: int, customer: str = "2") -> int:
@@ -48,11 +65,21 @@ def test_woocommerce_bodies_give_the_net_items_and_shipping():
 
 
 def test_shopify_bodies_with_taxes_included_give_them_net():
-    body = shopify_order(total="40.88", subtotal_price="35.98", taxes_included=True,
-                         line_items=[{"tax_lines": [{"price": "5.00"}, {"price": "0.98"}]}],
-                         shipping_lines=[{"discounted_price": "4.90", "tax_lines": [{"price": "0.78"}]}])  # fmt: skip
+    body = shopify_order(
+        total="40.88",
+        subtotal_price="35.98",
+        taxes_included=True,
+        line_items=[{"tax_lines": [{"price": "5.00"}, {"price": "0.98"}]}],
+        shipping_lines=[{"discounted_price": "4.90", "tax_lines": [{"price": "0.78"}]}],
+    )
     order = parse_shopify_order(body)
     assert (order.items_excluding_tax, order.shipping_excluding_tax) == (3000, 412)
-    net = parse_shopify_order({**body, "taxes_included": False, "subtotal_price": "30.00",
-                               "shipping_lines": [{"discounted_price": "4.12", "tax_lines": [{"price": "0.78"}]}]})
+    net = parse_shopify_order(
+        {
+            **body,
+            "taxes_included": False,
+            "subtotal_price": "30.00",
+            "shipping_lines": [{"discounted_price": "4.12", "tax_lines": [{"price": "0.78"}]}],
+        }
+    )
     assert (net.items_excluding_tax, net.shipping_excluding_tax) == (3000, 412)

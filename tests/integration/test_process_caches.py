@@ -26,8 +26,9 @@ def test_a_secret_rotated_by_another_process_is_honoured_at_once(client, service
     assert post_delivery(client, shop_id, "customer.created", {"id": 1}, secret="first-secret").status_code == 200
 
     other_box = SecretBox((FERNET_KEY,))
-    change_shop_elsewhere(database_url, shop_id, webhook_secret_enc=other_box.seal("second-secret"),
-                          previous_webhook_secret_enc=None)  # fmt: skip
+    change_shop_elsewhere(
+        database_url, shop_id, webhook_secret_enc=other_box.seal("second-secret"), previous_webhook_secret_enc=None
+    )
 
     refused = post_delivery(client, shop_id, "customer.created", {"id": 2}, secret="first-secret")
     assert refused.status_code == 401

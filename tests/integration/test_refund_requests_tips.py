@@ -21,10 +21,20 @@ FAST = RetryPolicy(max_attempts=3, base_delay_seconds=0)
 @pytest.fixture
 def woo(services, shop):
     connect_for_tests(services, shop.shop.id)
-    configure(services, shop, refund_wallet_bonus_bp=1_000, points_conversion_points=100, points_conversion_value=50,
-              tips_enabled=True, tip_presets_bp=[1500, 2000], card_refund_days=14,
-              return_windows=[{"tier": "Standard", "min_lifetime_spend": 0, "days": 30},
-                              {"tier": "Gold", "min_lifetime_spend": 100_000, "days": 90}])  # fmt: skip
+    configure(
+        services,
+        shop,
+        refund_wallet_bonus_bp=1_000,
+        points_conversion_points=100,
+        points_conversion_value=50,
+        tips_enabled=True,
+        tip_presets_bp=[1500, 2000],
+        card_refund_days=14,
+        return_windows=[
+            {"tier": "Standard", "min_lifetime_spend": 0, "days": 30},
+            {"tier": "Gold", "min_lifetime_spend": 100_000, "days": 90},
+        ],
+    )
     return shop
 
 
@@ -45,8 +55,11 @@ def age_order(services, order_id, days):
 
 
 def ask(client, shop, order_id=60, amount=1_000, destination="wallet", key="r1"):
-    return client.post(f"/api/v1/orders/{order_id}/refunds", json={"amount": amount, "destination": destination,
-                       "reason": "too small"}, headers=auth(shop, key))  # fmt: skip
+    return client.post(
+        f"/api/v1/orders/{order_id}/refunds",
+        json={"amount": amount, "destination": destination, "reason": "too small"},
+        headers=auth(shop, key),
+    )
 
 
 def wallet(client, shop):
@@ -73,8 +86,9 @@ def test_refund_to_wallet_asked_through_the_bridge_is_created_then_credited_once
 def test_refund_to_points_credits_points_at_the_shop_rate(client, services, woo):
     post_delivery(client, woo.shop.id, "order.created", card_order())
     ask(client, woo, destination="points")
-    post_delivery(client, woo.shop.id, "order.updated",
-                  card_order(refunds=[{"id": 62, "reason": "", "total": "-10.00"}]))  # fmt: skip
+    post_delivery(
+        client, woo.shop.id, "order.updated", card_order(refunds=[{"id": 62, "reason": "", "total": "-10.00"}])
+    )
     state = wallet(client, woo)
     assert (state["balance"], state["points"]) == (0, 2_000)
     with unit_of_work(services.sessions) as session:
@@ -132,8 +146,11 @@ def test_refund_of_an_unknown_order_is_404(client, woo):
 
 
 def fund(client, shop, amount=10_000):
-    client.post("/api/v1/customers/2/adjustments", json={"direction": "credit", "amount": amount, "reason": "fund"},
-                headers=auth(shop, f"fund-{amount}"))  # fmt: skip
+    client.post(
+        "/api/v1/customers/2/adjustments",
+        json={"direction": "credit", "amount": amount, "reason": "fund"},
+        headers=auth(shop, f"fund-{amount}"),
+    )
 
 
 def tip(client, shop, body, key="tip-1", order_id=60):

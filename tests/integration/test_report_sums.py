@@ -24,8 +24,14 @@ MERCHANT = Actor("merchant", "ann@example.com")
 
 def _post(session, shop, kind: str, account, amount: int, key: str) -> None:
     counter = system_account(session, shop.id, SYSTEM_SIDE.get(kind, SystemAccount.PROMOTIONS), account.currency)
-    post_transaction(session, shop_id=shop.id, kind=kind, reason=f"{kind} {key}",
-                     legs=[Leg(account, amount), Leg(counter, -amount)], idempotency_key=key)  # fmt: skip
+    post_transaction(
+        session,
+        shop_id=shop.id,
+        kind=kind,
+        reason=f"{kind} {key}",
+        legs=[Leg(account, amount), Leg(counter, -amount)],
+        idempotency_key=key,
+    )
 
 
 @pytest.fixture
@@ -41,8 +47,16 @@ def every_kind(services, shop):
         for n, kind in enumerate(sorted(TRANSACTION_KINDS)):
             if kind == "adjustment":
                 for direction, amount in (("credit", 447_200), ("debit", 53_658)):
-                    adjust_wallet(session, s, "c1", direction=direction, amount=amount, reason="goodwill",
-                                  idempotency_key=direction, actor=MERCHANT)  # fmt: skip
+                    adjust_wallet(
+                        session,
+                        s,
+                        "c1",
+                        direction=direction,
+                        amount=amount,
+                        reason="goodwill",
+                        idempotency_key=direction,
+                        actor=MERCHANT,
+                    )
                 continue
             _post(session, s, kind, wallet, 1_000 + n, f"{kind}-money-in")
             _post(session, s, kind, wallet, -(500 + n), f"{kind}-money-out")
@@ -63,8 +77,11 @@ def test_each_chart_adds_up_to_the_reconciliation(services, every_kind, granular
     money, points = report.money, report.points
     assert money.closes and points.closes
     assert {line.kind for line in money.lines} | {"expiry"} == TRANSACTION_KINDS  # every kind moved money
-    charts = {name: [sum(s.values) for s in series] for name, (_, series) in chart_series(report).items()
-              if name in ("wallet", "points", "reconciliation")}  # fmt: skip
+    charts = {
+        name: [sum(s.values) for s in series]
+        for name, (_, series) in chart_series(report).items()
+        if name in ("wallet", "points", "reconciliation")
+    }
     assert charts["wallet"] == [money.credits, money.debits + money.expiries]
     assert charts["points"] == [points.credits, points.debits + points.expiries]
     assert charts["reconciliation"] == [money.credits, money.debits + money.expiries]
@@ -76,15 +93,23 @@ def test_each_chart_adds_up_to_the_reconciliation(services, every_kind, granular
 def test_merchant_credits_and_debits_show_on_the_wallet_chart(console, services, shop):
     with unit_of_work(services.sessions) as session, posted_at(datetime.combine(DAY, time(12), tzinfo=UTC)):
         for direction, amount in (("credit", 447_200), ("debit", 53_658)):
-            adjust_wallet(session, shop.shop, "c1", direction=direction, amount=amount, reason="goodwill",
-                          idempotency_key=direction, actor=MERCHANT)  # fmt: skip
+            adjust_wallet(
+                session,
+                shop.shop,
+                "c1",
+                direction=direction,
+                amount=amount,
+                reason="goodwill",
+                idempotency_key=direction,
+                actor=MERCHANT,
+            )
     page = text_of(console.get(f"/shops/{shop.shop.id}/reports"))
-    wallet_card = page[page.index('id="table-wallet"'):page.index('id="table-liability"')]
+    wallet_card = page[page.index('id="table-wallet"') : page.index('id="table-liability"')]
     assert "Nothing in this period" not in wallet_card
     assert "4,472.00" in wallet_card and "536.58" in wallet_card
 
 
 def test_an_empty_shop_shows_no_flat_line(console, shop):
     page = text_of(console.get(f"/shops/{shop.shop.id}/reports"))
-    liability_card = page[page.index('id="table-liability"'):page.index('id="table-points"')]
+    liability_card = page[page.index('id="table-liability"') : page.index('id="table-points"')]
     assert "Nothing in this period" in liability_card and "<polyline" not in liability_card

@@ -86,8 +86,17 @@ def late_evening(services, shop):
     move(services, s, "c1", "topup", 1_000, utc(2026, 3, 1, 23, 30), "late")
     move(services, s, "c1", "topup", 20_000, utc(2026, 3, 5, 18, 45), "kathmandu")
     with unit_of_work(services.sessions) as session:
-        session.add(ShopOrder(shop_id=s.id, external_id="700", currency="EUR", status="processing", total=1000,
-                              payment_outcome="paid", created_at=utc(2026, 3, 1, 23, 30)))  # fmt: skip
+        session.add(
+            ShopOrder(
+                shop_id=s.id,
+                external_id="700",
+                currency="EUR",
+                status="processing",
+                total=1000,
+                payment_outcome="paid",
+                created_at=utc(2026, 3, 1, 23, 30),
+            )
+        )
     return s
 
 
@@ -102,8 +111,9 @@ def late_evening(services, shop):
     ],
 )
 def test_movements_and_orders_count_on_the_local_day(services, late_evening, tz, late_day, kathmandu_day):
-    days, report = deposits_by_day(services, late_evening, tz, date(2026, 2, 27), date(2026, 3, 8),
-                                   session_zone="Pacific/Auckland")  # fmt: skip
+    days, report = deposits_by_day(
+        services, late_evening, tz, date(2026, 2, 27), date(2026, 3, 8), session_zone="Pacific/Auckland"
+    )
     assert days == {late_day: 1_000, kathmandu_day: 20_000}
     usage = {row[0]: row[1] for row in report_table(report, "usage").rows if row[1]}
     assert usage == {late_day: 1}
@@ -130,7 +140,7 @@ def dst_changes(services, shop):
         (10_000, utc(2026, 10, 24, 21, 59)),  # 23:59 CEST, 24 October
         (100_000, utc(2026, 10, 25, 22, 30)),  # 23:30 CET, 25 October (a fixed +02:00 would say the 26th)
         (1_000_000, utc(2026, 10, 25, 23, 0)),  # 00:00 CET, 26 October
-    ]:  # fmt: skip
+    ]:
         move(services, s, "c1", "topup", amount, moment, f"dst-{amount}")
     return s
 
@@ -156,10 +166,12 @@ def test_weeks_and_months_fold_local_days(services, late_evening):
     """A top-up at 23:30 UTC on 28 February is in March for a Paris shop's monthly report."""
     move(services, late_evening, "c1", "topup", 3, utc(2026, 2, 28, 23, 30), "month-edge")  # 1 March in Paris
     with unit_of_work(services.sessions) as session:
-        paris = build_report(session, late_evening.id, "EUR", date(2026, 2, 1), date(2026, 3, 31), "month", now=NOW,
-                             tz="Europe/Paris")  # fmt: skip
-        plain = build_report(session, late_evening.id, "EUR", date(2026, 2, 1), date(2026, 3, 31), "month", now=NOW,
-                             tz="UTC")  # fmt: skip
+        paris = build_report(
+            session, late_evening.id, "EUR", date(2026, 2, 1), date(2026, 3, 31), "month", now=NOW, tz="Europe/Paris"
+        )
+        plain = build_report(
+            session, late_evening.id, "EUR", date(2026, 2, 1), date(2026, 3, 31), "month", now=NOW, tz="UTC"
+        )
     assert [row[1] for row in report_table(paris, "wallet").rows] == [0, 21_003]
     assert [row[1] for row in report_table(plain, "wallet").rows] == [3, 21_000]
 
@@ -210,12 +222,14 @@ def test_today_and_the_default_period_follow_the_shops_zone(console, services, s
 def test_csv_rows_carry_local_dates(console, services, shop):
     move(services, shop.shop, "c1", "topup", 1_000, utc(2026, 3, 1, 23, 30), "late")
     set_timezone(services, shop.shop, "Europe/Paris")
-    response = console.get(f"/shops/{shop.shop.id}/reports/wallet.csv",
-                           query_string={"start": "2026-03-01", "end": "2026-03-02"})  # fmt: skip
+    response = console.get(
+        f"/shops/{shop.shop.id}/reports/wallet.csv", query_string={"start": "2026-03-01", "end": "2026-03-02"}
+    )
     rows = list(csv.DictReader(io.StringIO(text_of(response))))
     assert [(r["period_start"], r["deposits_amount"]) for r in rows] == [
-        ("2026-03-01", "0.00"), ("2026-03-02", "10.00"),
-    ]  # fmt: skip
+        ("2026-03-01", "0.00"),
+        ("2026-03-02", "10.00"),
+    ]
 
 
 def test_the_overview_counts_the_shops_last_30_days(console, services, shop, clock):
@@ -236,8 +250,14 @@ def test_the_overview_counts_the_shops_last_30_days(console, services, shop, clo
 # Times shown ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("tz", "shown"), [("UTC", "2026-03-01 23:30 UTC"), ("Europe/Paris", "2026-03-02 00:30 CET"),
-                                           ("Asia/Kathmandu", "2026-03-02 05:15 +0545")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("tz", "shown"),
+    [
+        ("UTC", "2026-03-01 23:30 UTC"),
+        ("Europe/Paris", "2026-03-02 00:30 CET"),
+        ("Asia/Kathmandu", "2026-03-02 05:15 +0545"),
+    ],
+)
 def test_the_console_shows_times_on_the_shops_clock_and_says_whose(console, services, shop, tz, shown):
     set_timezone(services, shop.shop, tz)
     move(services, shop.shop, "42", "adjustment", 1_000, utc(2026, 3, 1, 23, 30), "late")

@@ -19,8 +19,11 @@ CUSTOMER = "42"
 
 
 def reserve(client, shop, order_id="7001", amount=4_148, key="checkout-1", customer=CUSTOMER):
-    return client.post(f"/api/v1/orders/{order_id}/reservation", json={"customer_id": customer, "amount": amount},
-                       headers=auth(shop, key))  # fmt: skip
+    return client.post(
+        f"/api/v1/orders/{order_id}/reservation",
+        json={"customer_id": customer, "amount": amount},
+        headers=auth(shop, key),
+    )
 
 
 def wallet(client, shop, customer=CUSTOMER) -> dict:
@@ -126,10 +129,14 @@ def test_a_locked_wallet_reserves_nothing(client, shop, services):
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"amount": 100}, "customer_id"), ({"customer_id": "42"}, "amount"),
-     ({"customer_id": "42", "amount": 0}, "amount"), ({"customer_id": "42", "amount": 1.5}, "amount"),
-     ({"customer_id": "42", "amount": 100, "expires_in_seconds": 5}, "expires_in_seconds")],
-)  # fmt: skip
+    [
+        ({"amount": 100}, "customer_id"),
+        ({"customer_id": "42"}, "amount"),
+        ({"customer_id": "42", "amount": 0}, "amount"),
+        ({"customer_id": "42", "amount": 1.5}, "amount"),
+        ({"customer_id": "42", "amount": 100, "expires_in_seconds": 5}, "expires_in_seconds"),
+    ],
+)
 def test_bad_reservations_name_the_field_and_write_nothing(client, shop, services, body, field):
     credit(client, shop)
     before = row_counts(services)
@@ -140,8 +147,9 @@ def test_bad_reservations_name_the_field_and_write_nothing(client, shop, service
 
 def test_a_reservation_needs_an_idempotency_key(client, shop):
     credit(client, shop)
-    response = client.post("/api/v1/orders/7001/reservation", json={"customer_id": "42", "amount": 1},
-                           headers=auth(shop))  # fmt: skip
+    response = client.post(
+        "/api/v1/orders/7001/reservation", json={"customer_id": "42", "amount": 1}, headers=auth(shop)
+    )
     assert response.status_code == 422 and "Idempotency-Key" in str(response.get_json())
 
 
@@ -219,7 +227,8 @@ def test_the_account_overview_has_the_wallet_movements_and_rules(client, shop):
 
     assert (body["balance"], body["available"], body["available_formatted"]) == (10_000, 9_000, "€90.00")
     assert [(line["kind"], line["reason"], line["amount"]) for line in body["movements"]] == [
-        ("adjustment", "goodwill", 10_000)]
+        ("adjustment", "goodwill", 10_000)
+    ]
     assert body["rules"]["topup_minimum"] == 500 and body["rules"]["partial_payments"] is True
     assert client.get("/api/v1/customers/nobody/account", headers=auth(shop)).status_code == 404
 
@@ -241,8 +250,15 @@ def test_parallel_checkouts_of_one_order_reserve_once(postgres_url, shop):
 
     def checkout(n):
         with unit_of_work(sessions) as session:
-            hold, _ = reserve_for_order(session, session.get(Shop, shop.shop.id), CUSTOMER, "7001", amount=4_148,
-                                        idempotency_key=f"attempt-{n}", expires_in=timedelta(hours=2))  # fmt: skip
+            hold, _ = reserve_for_order(
+                session,
+                session.get(Shop, shop.shop.id),
+                CUSTOMER,
+                "7001",
+                amount=4_148,
+                idempotency_key=f"attempt-{n}",
+                expires_in=timedelta(hours=2),
+            )
             return hold.id
 
     try:

@@ -20,8 +20,16 @@ OLD, RECENT = timedelta(days=120), timedelta(days=10)
 
 
 def delivery(services, shop_id: int, status: str, age: timedelta) -> int:
-    delivery_id = record_delivery(services.sessions, shop_id=shop_id, platform="woocommerce", topic="order.updated",
-                                  resource_id="1", delivery_id=None, body=b'{"id":1}', status=status)  # fmt: skip
+    delivery_id = record_delivery(
+        services.sessions,
+        shop_id=shop_id,
+        platform="woocommerce",
+        topic="order.updated",
+        resource_id="1",
+        delivery_id=None,
+        body=b'{"id":1}',
+        status=status,
+    )
     with unit_of_work(services.sessions) as session:
         session.get(InboxDelivery, delivery_id).received_at = utcnow() - age
     return delivery_id
@@ -29,8 +37,13 @@ def delivery(services, shop_id: int, status: str, age: timedelta) -> int:
 
 def message(services, shop_id: int, status: str, age: timedelta) -> int:
     with unit_of_work(services.sessions) as session:
-        enqueue(session, shop_id=shop_id, kind="order.note", payload={"order_id": "1", "note": "Paid."},
-                dedupe_key=f"note:{status}:{age.days}")  # fmt: skip
+        enqueue(
+            session,
+            shop_id=shop_id,
+            kind="order.note",
+            payload={"order_id": "1", "note": "Paid."},
+            dedupe_key=f"note:{status}:{age.days}",
+        )
         row = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(1)).one()
         row.status, row.delivered_at = status, (utcnow() - age if status == "delivered" else None)
         return row.id
@@ -44,11 +57,17 @@ def remaining(services, model) -> set[int]:
 def test_prune_deletes_only_what_is_old_and_done(services, shop):
     shop_id = shop.shop.id
     gone = {delivery(services, shop_id, "applied", OLD), delivery(services, shop_id, "ignored", OLD)}
-    kept = {delivery(services, shop_id, "applied", RECENT), delivery(services, shop_id, "failed", OLD),
-            delivery(services, shop_id, "received", OLD)}  # fmt: skip
+    kept = {
+        delivery(services, shop_id, "applied", RECENT),
+        delivery(services, shop_id, "failed", OLD),
+        delivery(services, shop_id, "received", OLD),
+    }
     sent_long_ago = message(services, shop_id, "delivered", OLD)
-    kept_messages = {message(services, shop_id, "delivered", RECENT), message(services, shop_id, "dead", OLD),
-                     message(services, shop_id, "pending", OLD)}  # fmt: skip
+    kept_messages = {
+        message(services, shop_id, "delivered", RECENT),
+        message(services, shop_id, "dead", OLD),
+        message(services, shop_id, "pending", OLD),
+    }
 
     pruned = prune(services.sessions, timedelta(days=90))
 
@@ -100,5 +119,8 @@ def test_bodies_applied_before_the_shops_retention_are_emptied_and_their_rows_ke
 
     assert (pruned.deliveries, pruned.bodies_dropped) == (0, 1)
     assert (body_of(services, emptied), body_of(services, fresh), body_of(services, to_retry)) == (
-        b"", b'{"id":1}', b'{"id":1}')
+        b"",
+        b'{"id":1}',
+        b'{"id":1}',
+    )
     assert prune(services.sessions, timedelta(days=90)).bodies_dropped == 0  # once

@@ -76,8 +76,11 @@ def invoke(app, *args: str):
 
 def test_every_encrypted_column_of_a_shop_is_rotated():
     assert set(ENCRYPTED_COLUMNS) == {
-        "webhook_secret_enc", "previous_webhook_secret_enc", "consumer_key_enc", "consumer_secret_enc",
-    }  # fmt: skip
+        "webhook_secret_enc",
+        "previous_webhook_secret_enc",
+        "consumer_key_enc",
+        "consumer_secret_enc",
+    }
 
 
 def test_rotation_moves_every_secret_to_the_newest_key(services, services_ba, shops_under_a):
@@ -97,8 +100,10 @@ def test_rotation_moves_every_secret_to_the_newest_key(services, services_ba, sh
     # columns that were empty stay empty
     bare_id = max(shops_under_a)
     assert [c for c, token in stored(services, bare_id).items() if token is None] == [
-        "previous_webhook_secret_enc", "consumer_key_enc", "consumer_secret_enc",
-    ]  # fmt: skip
+        "previous_webhook_secret_enc",
+        "consumer_key_enc",
+        "consumer_secret_enc",
+    ]
 
 
 def test_a_second_run_is_harmless(services, services_ba, shops_under_a):

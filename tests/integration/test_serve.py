@@ -34,12 +34,23 @@ class Served:
 @pytest.fixture
 def served(database_url, tmp_path):
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret-key", "FERNET_KEYS": FERNET_KEY,
-           "INSTANCE_PATH": str(tmp_path / "instance"), "EMBEDDED_WORKER": "true", "OUTBOX_BASE_DELAY_SECONDS": "0"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-secret-key",
+        "FERNET_KEYS": FERNET_KEY,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "EMBEDDED_WORKER": "true",
+        "OUTBOX_BASE_DELAY_SECONDS": "0",
+    }
     log = tmp_path / "serve.log"
     with log.open("w") as output:  # a file, not a pipe: a full pipe would stall the server
-        process = subprocess.Popen([str(WALLET_BRIDGE), "serve", "--port", str(port)], env=env,  # noqa: S603
-                                   stdout=output, stderr=subprocess.STDOUT)  # fmt: skip
+        process = subprocess.Popen(  # noqa: S603
+            [str(WALLET_BRIDGE), "serve", "--port", str(port)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_for(lambda: requests.get(f"{url}/healthz", timeout=1).ok, process, log)
@@ -72,8 +83,13 @@ def test_serve_answers_through_gunicorn(served):
 
 def test_serve_runs_the_outbox_worker_inside(served, services, shop):
     with unit_of_work(services.sessions) as session:
-        enqueue(session, shop_id=shop.shop.id, kind="order.note", payload={"order_id": "7", "note": "hi"},
-                dedupe_key="note-7")  # fmt: skip
+        enqueue(
+            session,
+            shop_id=shop.shop.id,
+            kind="order.note",
+            payload={"order_id": "7", "note": "hi"},
+            dedupe_key="note-7",
+        )
 
     def tried() -> bool:
         with unit_of_work(services.sessions) as session:

@@ -45,11 +45,15 @@ def shopify(services):
 def deliver(client, shop_id, topic, data, *, secret=SECRET, webhook_id=None, domain=DOMAIN):
     body = json.dumps(data).encode()
     headers = {
-        "Content-Type": "application/json", "X-Shopify-Topic": topic, "X-Shopify-Hmac-Sha256": sign(body, secret),
-        "X-Shopify-Shop-Domain": domain, "X-Shopify-API-Version": API_VERSION,
-        "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()), "X-Shopify-Event-Id": str(uuid.uuid4()),
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Hmac-Sha256": sign(body, secret),
+        "X-Shopify-Shop-Domain": domain,
+        "X-Shopify-API-Version": API_VERSION,
+        "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
+        "X-Shopify-Event-Id": str(uuid.uuid4()),
         "X-Shopify-Triggered-At": "2026-11-23T12:00:00Z",
-    }  # fmt: skip
+    }
     return client.post(f"/webhooks/shopify/{shop_id}", data=body, headers=headers)
 
 
@@ -59,22 +63,51 @@ def customer(customer_id=7):
 
 def order(order_id=1001, total="40.00", store_credit="0.00", customer_id=7, **changes):
     data = json.loads((FIXTURES / "orders_create.json").read_text())
-    transactions = [{"id": 1, "kind": "sale", "status": "success", "gateway": "bogus",
-                     "amount": str(Decimal(total) - Decimal(store_credit))}]  # fmt: skip
+    transactions = [
+        {
+            "id": 1,
+            "kind": "sale",
+            "status": "success",
+            "gateway": "bogus",
+            "amount": str(Decimal(total) - Decimal(store_credit)),
+        }
+    ]
     if store_credit != "0.00":
-        transactions.append({"id": 2, "kind": "sale", "status": "success", "gateway": "shopify_store_credit",
-                             "amount": store_credit})  # fmt: skip
-    data.update(id=order_id, currency="USD", total_price=total, financial_status="paid", cancelled_at=None,
-                customer={**data["customer"], "id": customer_id}, refunds=[], transactions=transactions)  # fmt: skip
+        transactions.append(
+            {"id": 2, "kind": "sale", "status": "success", "gateway": "shopify_store_credit", "amount": store_credit}
+        )
+    data.update(
+        id=order_id,
+        currency="USD",
+        total_price=total,
+        financial_status="paid",
+        cancelled_at=None,
+        customer={**data["customer"], "id": customer_id},
+        refunds=[],
+        transactions=transactions,
+    )
     data.update(changes)
     return data
 
 
 def refund(refund_id=5001, order_id=1001, amounts=(("10.00", "success", "bogus"),)):
     data = json.loads((FIXTURES / "refunds_create.json").read_text())
-    data.update(id=refund_id, order_id=order_id, transactions=[
-        {"id": n, "order_id": order_id, "kind": "refund", "status": status, "gateway": gateway, "amount": amount,
-         "currency": None} for n, (amount, status, gateway) in enumerate(amounts)])  # fmt: skip
+    data.update(
+        id=refund_id,
+        order_id=order_id,
+        transactions=[
+            {
+                "id": n,
+                "order_id": order_id,
+                "kind": "refund",
+                "status": status,
+                "gateway": gateway,
+                "amount": amount,
+                "currency": None,
+            }
+            for n, (amount, status, gateway) in enumerate(amounts)
+        ],
+    )
     return data
 
 
@@ -84,8 +117,11 @@ def balance(client, shop, customer_id="7"):
 
 def outbox(services):
     with unit_of_work(services.sessions) as session:
-        return [(m.kind, m.payload["amount"]) for m in session.execute(select(OutboxMessage).order_by(OutboxMessage.id))
-                .scalars() if m.kind.startswith("store_credit")]  # fmt: skip
+        return [
+            (m.kind, m.payload["amount"])
+            for m in session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars()
+            if m.kind.startswith("store_credit")
+        ]
 
 
 def test_new_customer_gets_the_bonus_mirrored_to_store_credit(client, services, shopify):
@@ -133,8 +169,12 @@ TO_STORE_CREDIT = (("10.00", "success", "shopify_store_credit"),)
 def test_refund_with_a_failed_transaction_counts_only_the_money_refunded(client, services, shopify):
     deliver(client, shopify.shop.id, "customers/create", customer())
     deliver(client, shopify.shop.id, "orders/paid", order())
-    deliver(client, shopify.shop.id, "refunds/create",
-            refund(amounts=(*TO_STORE_CREDIT, ("30.00", "failure", "shopify_store_credit"))))  # fmt: skip
+    deliver(
+        client,
+        shopify.shop.id,
+        "refunds/create",
+        refund(amounts=(*TO_STORE_CREDIT, ("30.00", "failure", "shopify_store_credit"))),
+    )
     assert balance(client, shopify) == 500 + 1_000  # Shopify's own store credit: recorded, not echoed
     assert outbox(services) == [("store_credit.credit", 500)]
 
@@ -166,8 +206,9 @@ def test_native_refund_to_store_credit_is_recorded_without_echo(client, services
 def test_a_cancelled_store_credit_order_gives_back_only_through_its_refund(client, services, shopify):
     deliver(client, shopify.shop.id, "customers/create", customer())
     deliver(client, shopify.shop.id, "orders/paid", order(total="5.00", store_credit="5.00"))
-    cancelled = order(total="5.00", store_credit="5.00", cancelled_at="2026-11-23T13:00:00-05:00",
-                      financial_status="refunded")  # fmt: skip
+    cancelled = order(
+        total="5.00", store_credit="5.00", cancelled_at="2026-11-23T13:00:00-05:00", financial_status="refunded"
+    )
     for _ in range(2):
         deliver(client, shopify.shop.id, "orders/cancelled", cancelled)
     assert balance(client, shopify) == 0  # Shopify returns store credit by a refund, not by the cancellation
@@ -180,14 +221,29 @@ def test_a_cancelled_store_credit_order_gives_back_only_through_its_refund(clien
 
 def graphql_reply(root, balance_amount="5.00"):
     account = {"id": "gid://shopify/StoreCreditAccount/1", "balance": {"amount": balance_amount, "currencyCode": "USD"}}
-    return {"data": {root: {"storeCreditAccountTransaction": {"amount": {"amount": "5.00", "currencyCode": "USD"},
-                                                              "account": account}, "userErrors": []}}}  # fmt: skip
+    return {
+        "data": {
+            root: {
+                "storeCreditAccountTransaction": {
+                    "amount": {"amount": "5.00", "currencyCode": "USD"},
+                    "account": account,
+                },
+                "userErrors": [],
+            }
+        }
+    }
 
 
-THROTTLED = {"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
-             "extensions": {"cost": {"requestedQueryCost": 10, "actualQueryCost": None,
-                                     "throttleStatus": {"maximumAvailable": 1000.0, "currentlyAvailable": 0,
-                                                        "restoreRate": 50.0}}}}  # fmt: skip
+THROTTLED = {
+    "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
+    "extensions": {
+        "cost": {
+            "requestedQueryCost": 10,
+            "actualQueryCost": None,
+            "throttleStatus": {"maximumAvailable": 1000.0, "currentlyAvailable": 0, "restoreRate": 50.0},
+        }
+    },
+}
 
 
 @responses.activate
@@ -231,8 +287,10 @@ def test_reconciliation_closes_a_dead_letters_drift_and_retires_the_dead_letter(
 
 
 def store_credit_reply(amount: str, last_moved_at: str) -> dict:
-    account = {"balance": {"amount": amount, "currencyCode": "USD"},
-               "transactions": {"nodes": [{"createdAt": last_moved_at}]}}  # fmt: skip
+    account = {
+        "balance": {"amount": amount, "currencyCode": "USD"},
+        "transactions": {"nodes": [{"createdAt": last_moved_at}]},
+    }
     return {"data": {"customer": {"storeCreditAccounts": {"nodes": [account]}}}}
 
 
@@ -242,8 +300,15 @@ def test_reconciliation_leaves_a_difference_the_outbox_is_still_closing(client, 
     responses.add(responses.POST, GRAPHQL, json=store_credit_reply("0.00", last_moved_at="2026-01-05T10:00:00Z"))
     result = reconcile(services.sessions, services.secrets, shopify.shop.id)
     assert (result.drifts, len(responses.calls)) == ([], 1)  # nothing sent: the message will close it
-    assert result.unsettled == [{"customer_id": "7", "currency": "USD", "ledger": 500, "shopify": 0,
-                                 "why": "1 store credit message(s) on their way to Shopify"}]  # fmt: skip
+    assert result.unsettled == [
+        {
+            "customer_id": "7",
+            "currency": "USD",
+            "ledger": 500,
+            "shopify": 0,
+            "why": "1 store credit message(s) on their way to Shopify",
+        }
+    ]
 
 
 @responses.activate
@@ -277,10 +342,21 @@ def as_shopify_sends_it(data):
 
 
 def transactions_reply(*nodes):
-    return {"data": {"order": {"transactions": [
-        {"kind": kind, "status": status, "gateway": gateway,
-         "amountSet": {"shopMoney": {"amount": amount, "currencyCode": "USD"}}}
-        for kind, status, gateway, amount in nodes]}}}  # fmt: skip
+    return {
+        "data": {
+            "order": {
+                "transactions": [
+                    {
+                        "kind": kind,
+                        "status": status,
+                        "gateway": gateway,
+                        "amountSet": {"shopMoney": {"amount": amount, "currencyCode": "USD"}},
+                    }
+                    for kind, status, gateway, amount in nodes
+                ]
+            }
+        }
+    }
 
 
 CHECKOUT_SPEND = ("SALE", "SUCCESS", STORE_CREDIT_GATEWAY, "5.0")
@@ -322,8 +398,9 @@ def test_the_worker_reads_the_checkout_spend_and_records_it_once(client, service
     responses.add(responses.POST, GRAPHQL, json=graphql_reply("storeCreditAccountCredit"))  # the bonus, mirrored
     responses.add(responses.POST, GRAPHQL, json=THROTTLED)
     failed = ("SALE", "FAILURE", STORE_CREDIT_GATEWAY, "2.0")
-    responses.add(responses.POST, GRAPHQL, json=transactions_reply(("SALE", "SUCCESS", "bogus", "35.0"), failed,
-                                                                   CHECKOUT_SPEND))  # fmt: skip
+    responses.add(
+        responses.POST, GRAPHQL, json=transactions_reply(("SALE", "SUCCESS", "bogus", "35.0"), failed, CHECKOUT_SPEND)
+    )
     deliver(client, shopify.shop.id, "customers/create", customer())
     deliver(client, shopify.shop.id, "orders/paid", as_shopify_sends_it(order(store_credit="5.00")))
     assert balance(client, shopify) == 500
@@ -343,13 +420,17 @@ def test_the_worker_reads_the_checkout_spend_and_records_it_once(client, service
 @responses.activate
 def test_a_spend_read_after_its_refund_and_the_cancellation_is_still_recorded(client, services, shopify):
     responses.add(responses.POST, GRAPHQL, json=graphql_reply("storeCreditAccountCredit"))
-    responses.add(responses.POST, GRAPHQL, json=transactions_reply(
-        CHECKOUT_SPEND, ("REFUND", "SUCCESS", STORE_CREDIT_GATEWAY, "5.0")))  # fmt: skip
+    responses.add(
+        responses.POST,
+        GRAPHQL,
+        json=transactions_reply(CHECKOUT_SPEND, ("REFUND", "SUCCESS", STORE_CREDIT_GATEWAY, "5.0")),
+    )
     deliver(client, shopify.shop.id, "customers/create", customer())
     deliver(client, shopify.shop.id, "orders/paid", as_shopify_sends_it(order(total="5.00", store_credit="5.00")))
     deliver(client, shopify.shop.id, "refunds/create", refund(amounts=(("5.00", "success", STORE_CREDIT_GATEWAY),)))
-    cancelled = order(total="5.00", store_credit="5.00", cancelled_at="2026-11-23T13:00:00-05:00",
-                      financial_status="refunded")  # fmt: skip
+    cancelled = order(
+        total="5.00", store_credit="5.00", cancelled_at="2026-11-23T13:00:00-05:00", financial_status="refunded"
+    )
     deliver(client, shopify.shop.id, "orders/cancelled", as_shopify_sends_it(cancelled))
     assert balance(client, shopify) == 500 + 500  # the refund is in, the spend not yet
     drain(services.sessions, pushers_for(services), FAST)
@@ -376,8 +457,9 @@ def test_a_spend_the_body_brought_first_is_not_recorded_again_by_the_worker(clie
 def test_a_store_credit_refund_beyond_the_order_total_fails_and_moves_nothing(client, services, shopify):
     deliver(client, shopify.shop.id, "customers/create", customer())
     deliver(client, shopify.shop.id, "orders/paid", order(total="20.00"))
-    response = deliver(client, shopify.shop.id, "refunds/create",
-                       refund(amounts=(("5000.00", "success", "shopify_store_credit"),)))  # fmt: skip
+    response = deliver(
+        client, shopify.shop.id, "refunds/create", refund(amounts=(("5000.00", "success", "shopify_store_credit"),))
+    )
     assert response.status_code == 200  # stored, then kept as failed for the merchant
     assert balance(client, shopify) == 500
     with unit_of_work(services.sessions) as session:

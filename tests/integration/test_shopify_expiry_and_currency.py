@@ -30,9 +30,11 @@ def test_promotional_credit_expires_on_shopify_once(client, services, sim, shopi
     configure(services, shop_id, promotional_expiry_days=1)
     connect(services, shop_id, sim)
     alice = sim.create_customer("alice@example.test", "Alice", "Tester")["id"]  # a €5.00 promotional bonus
-    response = client.post(f"/api/v1/customers/{alice}/adjustments",
-                           json={"direction": "credit", "amount": 5000, "reason": "Goodwill"},
-                           headers={"Authorization": f"Bearer {shopify.api_key}", "Idempotency-Key": "g"})  # fmt: skip
+    response = client.post(
+        f"/api/v1/customers/{alice}/adjustments",
+        json={"direction": "credit", "amount": 5000, "reason": "Goodwill"},
+        headers={"Authorization": f"Bearer {shopify.api_key}", "Idempotency-Key": "g"},
+    )
     assert response.status_code == 201
     push(services)
     assert both(services, shop_id, sim, alice) == (5500, 5500)
@@ -48,12 +50,28 @@ def test_a_refund_naming_no_currency_is_read_in_the_orders(client, services, usd
     shop_id = usd_shop.shop.id
     configure(services, shop_id, signup_bonus=0, extra_currencies=["JPY"])
     assert deliver(client, shop_id, "customers/create", customer()).status_code == 200
-    paid = order(total="1000", subtotal_price="1000", currency="JPY",
-                 transactions=[{"id": 1, "kind": "sale", "status": "success", "gateway": "bogus", "amount": "1000"}])
+    paid = order(
+        total="1000",
+        subtotal_price="1000",
+        currency="JPY",
+        transactions=[{"id": 1, "kind": "sale", "status": "success", "gateway": "bogus", "amount": "1000"}],
+    )
     assert deliver(client, shop_id, "orders/paid", paid).status_code == 200
-    refund = {"id": 5001, "order_id": 1001, "note": "", "transactions": [
-        {"id": 9, "kind": "refund", "status": "success", "gateway": "shopify_store_credit", "amount": "100",
-         "currency": None}]}  # fmt: skip
+    refund = {
+        "id": 5001,
+        "order_id": 1001,
+        "note": "",
+        "transactions": [
+            {
+                "id": 9,
+                "kind": "refund",
+                "status": "success",
+                "gateway": "shopify_store_credit",
+                "amount": "100",
+                "currency": None,
+            }
+        ],
+    }
     assert deliver(client, shop_id, "refunds/create", refund).status_code == 200
     with unit_of_work(services.sessions) as session:
         wallet = find_wallet(session, find_customer(session, shop_id, "7"), "JPY")

@@ -35,9 +35,11 @@ def alice(client, services, sim, shopify, clock, loopback_only):
 
 
 def adjust(client, shopify, customer, direction: str, amount: int, key: str) -> None:
-    response = client.post(f"/api/v1/customers/{customer}/adjustments",
-                           json={"direction": direction, "amount": amount, "reason": "Goodwill"},
-                           headers={"Authorization": f"Bearer {shopify.api_key}", KEY: key})  # fmt: skip
+    response = client.post(
+        f"/api/v1/customers/{customer}/adjustments",
+        json={"direction": direction, "amount": amount, "reason": "Goodwill"},
+        headers={"Authorization": f"Bearer {shopify.api_key}", KEY: key},
+    )
     assert response.status_code == 201, response.get_json()
 
 
@@ -65,8 +67,7 @@ def test_a_debit_whose_answer_was_lost_is_made_once(client, services, sim, shopi
     assert both(services, shopify.shop.id, sim, alice) == (200, 200)
 
 
-def test_an_equal_credit_delivered_meanwhile_does_not_count_as_the_lost_one(client, services, sim, shopify,
-                                                                             alice):  # fmt: skip
+def test_an_equal_credit_delivered_meanwhile_does_not_count_as_the_lost_one(client, services, sim, shopify, alice):
     adjust(client, shopify, alice, "credit", 2000, "goodwill-1")
     adjust(client, shopify, alice, "credit", 2000, "goodwill-2")
     sim.lose_answers(1)  # the first one's; the second is answered, then the first is tried again
@@ -76,8 +77,7 @@ def test_an_equal_credit_delivered_meanwhile_does_not_count_as_the_lost_one(clie
     assert [status for _, _, status in statuses(services)] == ["delivered", "delivered"]
 
 
-def test_a_refused_credit_is_sent_again_though_an_equal_one_was_made_meanwhile(client, services, sim, shopify,
-                                                                              alice):  # fmt: skip
+def test_a_refused_credit_is_sent_again_though_an_equal_one_was_made_meanwhile(client, services, sim, shopify, alice):
     adjust(client, shopify, alice, "credit", 2000, "goodwill-1")
     adjust(client, shopify, alice, "credit", 2000, "goodwill-2")
     sim.fail_api(503, times=1)  # the first one's, before Shopify did anything; the second is made
@@ -96,8 +96,10 @@ class Answers:
     """A ShopifyAdmin stand-in answering the transactions query with `nodes`."""
 
     def __init__(self, nodes: list[dict], has_next_page: bool = False):
-        account = {"balance": {"currencyCode": "EUR"},
-                   "transactions": {"nodes": nodes, "pageInfo": {"hasNextPage": has_next_page}}}  # fmt: skip
+        account = {
+            "balance": {"currencyCode": "EUR"},
+            "transactions": {"nodes": nodes, "pageInfo": {"hasNextPage": has_next_page}},
+        }
         self.data = {"customer": {"storeCreditAccounts": {"nodes": [account]}}}
 
     def graphql(self, query: str, variables: dict) -> dict:
@@ -105,23 +107,30 @@ class Answers:
 
 
 def credit_node(amount: str, at: datetime, expires_at: str | None = None) -> dict:
-    return {"__typename": "StoreCreditAccountCreditTransaction", "createdAt": at.isoformat(),
-            "amount": {"amount": amount, "currencyCode": "EUR"}, "expiresAt": expires_at}  # fmt: skip
+    return {
+        "__typename": "StoreCreditAccountCreditTransaction",
+        "createdAt": at.isoformat(),
+        "amount": {"amount": amount, "currencyCode": "EUR"},
+        "expiresAt": expires_at,
+    }
 
 
 def message(expires_at: str | None = None) -> OutboxMessage:
     payload = {"customer_id": "7", "currency": "EUR", "amount": 1250, "expires_at": expires_at}
-    return OutboxMessage(id=10**9, shop_id=10**9, kind="store_credit.credit", payload=payload, attempts=1,
-                         created_at=NOW)  # fmt: skip
+    return OutboxMessage(
+        id=10**9, shop_id=10**9, kind="store_credit.credit", payload=payload, attempts=1, created_at=NOW
+    )
 
 
 def test_a_credit_counts_only_with_its_amount_expiry_and_time(services):
     expiry = "2027-06-01T00:00:00.734512+00:00"  # Shopify keeps whole seconds
     assert already_made(services.sessions, Answers([credit_node("12.5", NOW, "2027-06-01T00:00:00Z")]), message(expiry))
-    others = [credit_node("12.50", NOW),  # no expiry
-              credit_node("12.50", NOW, "2027-06-02T00:00:00Z"),  # another expiry
-              credit_node("12.51", NOW, "2027-06-01T00:00:00Z"),  # another amount
-              credit_node("12.50", NOW - timedelta(hours=1), "2027-06-01T00:00:00Z")]  # before the message
+    others = [
+        credit_node("12.50", NOW),  # no expiry
+        credit_node("12.50", NOW, "2027-06-02T00:00:00Z"),  # another expiry
+        credit_node("12.51", NOW, "2027-06-01T00:00:00Z"),  # another amount
+        credit_node("12.50", NOW - timedelta(hours=1), "2027-06-01T00:00:00Z"),
+    ]  # before the message
     assert not already_made(services.sessions, Answers(others), message(expiry))
 
 

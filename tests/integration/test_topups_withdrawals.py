@@ -21,8 +21,11 @@ from tests.integration.test_api import auth
 from tests.woo import API, connect_for_tests, order_body, post_delivery
 
 FAST = RetryPolicy(max_attempts=3, base_delay_seconds=0)
-REFUSED_REFUND = {"code": "woocommerce_rest_cannot_create_order_refund", "message": "Invalid refund amount.",
-                  "data": 500}  # fmt: skip
+REFUSED_REFUND = {
+    "code": "woocommerce_rest_cannot_create_order_refund",
+    "message": "Invalid refund amount.",
+    "data": 500,
+}
 
 
 @pytest.fixture
@@ -30,8 +33,13 @@ def woo(services, shop):
     connect_for_tests(services, shop.shop.id)
     with unit_of_work(services.sessions) as session:
         stored = session.get(Shop, shop.shop.id)
-        stored.settings = {**stored.settings, "topup_minimum": 1_000, "topup_maximum": 20_000,
-                           "topup_bonus_bp": 1_000, "topup_bonus_threshold": 10_000}  # fmt: skip
+        stored.settings = {
+            **stored.settings,
+            "topup_minimum": 1_000,
+            "topup_maximum": 20_000,
+            "topup_bonus_bp": 1_000,
+            "topup_bonus_threshold": 10_000,
+        }
     return shop
 
 
@@ -40,8 +48,14 @@ def wallet(client, shop, customer="2"):
 
 
 def paid_topup(order_id=30, total="50.00", requested=5_000, refunds=()):
-    return order_body(id=order_id, status="processing", payment_method="stripe", total=total, refunds=list(refunds),
-                      meta_data=[{"id": 9, "key": "_wallet_bridge_topup", "value": str(requested)}])  # fmt: skip
+    return order_body(
+        id=order_id,
+        status="processing",
+        payment_method="stripe",
+        total=total,
+        refunds=list(refunds),
+        meta_data=[{"id": 9, "key": "_wallet_bridge_topup", "value": str(requested)}],
+    )
 
 
 def topup_request_ids(services) -> list[int]:
@@ -64,20 +78,29 @@ def test_topup_outside_the_range_is_refused_naming_the_limit(client, services, w
 
 @responses.activate
 def test_topup_creates_one_pending_shop_order_with_a_fee_line(client, services, woo):
-    responses.add(responses.POST, f"{API}/orders", status=201,
-                  json={"id": 30, "payment_url": "https://alpha.example/checkout/order-pay/30/?key=k"})  # fmt: skip
+    responses.add(
+        responses.POST,
+        f"{API}/orders",
+        status=201,
+        json={"id": 30, "payment_url": "https://alpha.example/checkout/order-pay/30/?key=k"},
+    )
     for _ in range(2):
         response = client.post("/api/v1/customers/2/topups", json={"amount": 5_000}, headers=auth(woo, "t1"))
         assert response.status_code == 201
-    assert response.get_json() == {"order_id": "30", "amount": 5_000,
-                                   "payment_url": "https://alpha.example/checkout/order-pay/30/?key=k"}  # fmt: skip
+    assert response.get_json() == {
+        "order_id": "30",
+        "amount": 5_000,
+        "payment_url": "https://alpha.example/checkout/order-pay/30/?key=k",
+    }
     [call] = responses.calls  # a first request looks for no earlier order: only a retry does
     sent = json.loads(call.request.body)
     assert sent["status"] == "pending" and sent["customer_id"] == 2 and sent["set_paid"] is False
     assert sent["fee_lines"] == [{"name": "Wallet top-up", "total": "50.00", "tax_status": "none"}]
     [request_id] = topup_request_ids(services)
-    assert sent["meta_data"] == [{"key": "_wallet_bridge_topup", "value": "5000"},
-                                 {"key": "_wallet_bridge_topup_request", "value": str(request_id)}]  # fmt: skip
+    assert sent["meta_data"] == [
+        {"key": "_wallet_bridge_topup", "value": "5000"},
+        {"key": "_wallet_bridge_topup_request", "value": str(request_id)},
+    ]
 
 
 @pytest.fixture
@@ -148,15 +171,25 @@ def test_a_topup_retried_while_its_order_is_being_created_makes_no_second_order(
 @responses.activate
 def test_a_claim_left_by_a_call_that_died_is_taken_over_and_finds_its_order(client, services, woo):
     responses.add(responses.POST, f"{API}/orders", body=requests.ConnectionError("the web process died here"))
-    responses.add(responses.GET, f"{API}/orders", json=[{"id": 30, "payment_url": "https://alpha.example/pay",
-                                                         "meta_data": []}])  # fmt: skip
+    responses.add(
+        responses.GET, f"{API}/orders", json=[{"id": 30, "payment_url": "https://alpha.example/pay", "meta_data": []}]
+    )
     assert client.post("/api/v1/customers/2/topups", json={"amount": 5_000}, headers=auth(woo, "t1")).status_code == 502
     with unit_of_work(services.sessions) as session:  # as if it had died before giving its claim back
         [request] = session.scalars(select(TopupRequest))
         request.creating_since = utcnow() - timedelta(seconds=1)
         request_id = request.id
-    responses.replace(responses.GET, f"{API}/orders", json=[{"id": 30, "payment_url": "https://alpha.example/pay",
-                      "meta_data": [{"key": "_wallet_bridge_topup_request", "value": str(request_id)}]}])  # fmt: skip
+    responses.replace(
+        responses.GET,
+        f"{API}/orders",
+        json=[
+            {
+                "id": 30,
+                "payment_url": "https://alpha.example/pay",
+                "meta_data": [{"key": "_wallet_bridge_topup_request", "value": str(request_id)}],
+            }
+        ],
+    )
 
     soon = client.post("/api/v1/customers/2/topups", json={"amount": 5_000}, headers=auth(woo, "t1"))
     assert soon.status_code == 409  # within the lease the first call may still be working
@@ -174,8 +207,11 @@ def test_a_claim_left_by_a_call_that_died_is_taken_over_and_finds_its_order(clie
 def test_a_topup_key_reused_with_another_body_conflicts(client, services, woo, other):
     responses.add(responses.POST, f"{API}/orders", status=201, json={"id": 30, "payment_url": "https://a.example/p"})
     assert client.post("/api/v1/customers/2/topups", json={"amount": 5_000}, headers=auth(woo, "t1")).status_code == 201
-    response = client.post(f"/api/v1/customers/{other.get('customer', '2')}/topups",
-                           json={"amount": other.get("amount", 5_000)}, headers=auth(woo, "t1"))  # fmt: skip
+    response = client.post(
+        f"/api/v1/customers/{other.get('customer', '2')}/topups",
+        json={"amount": other.get("amount", 5_000)},
+        headers=auth(woo, "t1"),
+    )
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "idempotency_conflict"
     assert len(responses.calls) == 1 and count(services, TopupRequest) == 1
 
@@ -200,8 +236,12 @@ def _withdraw(client, shop, amount, key="w1"):
 def _mock_refunds(order_id=30, refund_status=201, refund_body=None):
     responses.add(responses.GET, f"{API}/orders/{order_id}/refunds", json=[])
     responses.add(responses.GET, f"{API}/orders/{order_id}", json=paid_topup(order_id))
-    responses.add(responses.POST, f"{API}/orders/{order_id}/refunds", status=refund_status,
-                  json=refund_body or {"id": 31, "amount": "20.00"})  # fmt: skip
+    responses.add(
+        responses.POST,
+        f"{API}/orders/{order_id}/refunds",
+        status=refund_status,
+        json=refund_body or {"id": 31, "amount": "20.00"},
+    )
     responses.add(responses.GET, f"{API}/orders/{order_id}/notes", json=[])
     responses.add(responses.POST, f"{API}/orders/{order_id}/notes", status=201, json={"id": 1})
 
@@ -239,13 +279,18 @@ def test_withdrawal_the_shop_refuses_goes_back_to_the_wallet_with_a_note(client,
     _withdraw(client, woo, 2_000)
     drain(services.sessions, pushers_for(services), FAST)
     assert wallet(client, woo)["balance"] == 5_000
-    sent = [json.loads(c.request.body) for c in responses.calls
-            if c.request.method == "POST" and c.request.url.endswith("/notes")]  # fmt: skip
+    sent = [
+        json.loads(c.request.body)
+        for c in responses.calls
+        if c.request.method == "POST" and c.request.url.endswith("/notes")
+    ]
     told = [without_link(n["note"]) for n in sent if n["customer_note"] and "withdrawal" in n["note"]]
     private = [n["note"] for n in sent if not n["customer_note"]]
     # The customer reads plain words; the shop's technical answer is for the merchant only.
-    assert told == ["Your withdrawal of €20.00 could not be refunded to your card by the shop. It is back in your "
-                    "wallet; please contact the shop if you still want it paid out."]  # fmt: skip
+    assert told == [
+        "Your withdrawal of €20.00 could not be refunded to your card by the shop. It is back in your "
+        "wallet; please contact the shop if you still want it paid out."
+    ]
     [detail] = private
     assert "HTTP 500" in detail and "Invalid refund amount." in detail
     with unit_of_work(services.sessions) as session:
@@ -269,11 +314,23 @@ def test_money_coming_back_into_a_topup_refunded_to_the_card_is_taken_back(clien
     to the card in full (the bridge takes back the €20 left), then the wallet order cancelled or refunded: its
     €30 go back into the top-up's lot. The card already has all €50 back, so the €30 belong to the merchant,
     taken back by the delivery that returned them (no later repeat or sync needed)."""
-    spend = order_body(id=40, status="pending", payment_method="wallet", total="30.00", refunds=[],
-                       date_modified_gmt="2026-11-23T10:00:00")  # fmt: skip
-    came_back = dict(spend, date_modified_gmt="2026-11-23T10:05:00", **(
-        {"status": "cancelled"} if comes_back == "cancelled"
-        else {"status": "refunded", "refunds": [{"id": 41, "reason": "", "total": "-30.00"}]}))  # fmt: skip
+    spend = order_body(
+        id=40,
+        status="pending",
+        payment_method="wallet",
+        total="30.00",
+        refunds=[],
+        date_modified_gmt="2026-11-23T10:00:00",
+    )
+    came_back = dict(
+        spend,
+        date_modified_gmt="2026-11-23T10:05:00",
+        **(
+            {"status": "cancelled"}
+            if comes_back == "cancelled"
+            else {"status": "refunded", "refunds": [{"id": 41, "reason": "", "total": "-30.00"}]}
+        ),
+    )
     post_delivery(client, woo.shop.id, "order.updated", paid_topup())
     post_delivery(client, woo.shop.id, "order.created", spend)
     post_delivery(client, woo.shop.id, "order.updated", paid_topup(refunds=[{"id": 31, "total": "-50.00"}]))

@@ -15,8 +15,12 @@ from tests.woo import post_delivery
 def manual(services, woo):  # noqa: F811
     with unit_of_work(services.sessions) as session:
         stored = session.get(Shop, woo.shop.id)
-        stored.settings = {**stored.settings, "withdrawal_approval": "manual", "withdrawal_minimum": 500,
-                           "withdrawal_maximum": 4_000}  # fmt: skip
+        stored.settings = {
+            **stored.settings,
+            "withdrawal_approval": "manual",
+            "withdrawal_minimum": 500,
+            "withdrawal_maximum": 4_000,
+        }
     post_delivery_topup = paid_topup()  # customer 2 tops up €50.00 (order 30)
     return woo, post_delivery_topup
 
@@ -40,8 +44,11 @@ def outbox_kinds(services):
     """Messages to the shop since the top-up (whose own note says it was credited)."""
     with unit_of_work(services.sessions) as session:
         messages = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
-        return [(m.kind, m.payload.get("note", "")) for m in messages if "added to your wallet" not in
-                m.payload.get("note", "")]  # fmt: skip
+        return [
+            (m.kind, m.payload.get("note", ""))
+            for m in messages
+            if "added to your wallet" not in m.payload.get("note", "")
+        ]
 
 
 def audit_rows(services):
@@ -53,7 +60,10 @@ def test_a_request_waits_with_its_money_held_and_is_paid_out_once_approved(clien
     asked = ask(client, merchant, 2_000)
     assert asked.status_code == 201
     assert {k: asked.get_json()[k] for k in ("status", "amount", "transaction_ids")} == {
-        "status": "pending", "amount": 2_000, "transaction_ids": []}
+        "status": "pending",
+        "amount": 2_000,
+        "transaction_ids": [],
+    }
     assert (wallet(client, merchant)["balance"], wallet(client, merchant)["available"]) == (5_000, 3_000)
     assert ask(client, merchant, 2_000).get_json()["replayed"] is True  # the same key: the same request
 
@@ -83,10 +93,10 @@ def test_a_declined_request_frees_the_money_and_tells_the_customer_why(client, s
     form_post(client, url, {"reason": "Withdrawals open after 30 days"}, follow_redirects=True)
     assert (wallet(client, merchant)["balance"], wallet(client, merchant)["available"]) == (5_000, 5_000)
     [(kind, note)] = outbox_kinds(services)
-    assert kind == "order.note" and note == ("Your request to withdraw €20.00 was declined: Withdrawals open after 30 "
-                                             "days. The money stays in your wallet.")  # fmt: skip
-    assert audit_rows(services) == [("withdrawal.decline", "2",
-                                     "declined: €20.00 (Withdrawals open after 30 days.)")]  # fmt: skip
+    assert kind == "order.note" and note == (
+        "Your request to withdraw €20.00 was declined: Withdrawals open after 30 days. The money stays in your wallet."
+    )
+    assert audit_rows(services) == [("withdrawal.decline", "2", "declined: €20.00 (Withdrawals open after 30 days.)")]
     approved = form_post(client, f"/shops/{merchant.shop.id}/withdrawals/{request_id}/approve", follow_redirects=True)
     assert "Nothing was done: this request was declined" in text_of(approved)
     assert wallet(client, merchant)["balance"] == 5_000
@@ -128,6 +138,7 @@ def test_the_customer_asks_from_their_statement_page_once_per_form(client, servi
     assert (wallet(client, woo)["balance"], wallet(client, woo)["available"]) == (5_000, 3_000)
     with unit_of_work(services.sessions) as session:
         assert len(session.scalars(select(WithdrawalRequest)).all()) == 1
-    too_much = client.post(url + "/withdraw", data={**form, "form_token": "f" * 32, "amount": "35"},
-                           follow_redirects=True)  # fmt: skip
+    too_much = client.post(
+        url + "/withdraw", data={**form, "form_token": "f" * 32, "amount": "35"}, follow_redirects=True
+    )
     assert "Nothing was withdrawn: only unspent top-up money can be withdrawn (€30.00 now)." in text_of(too_much)

@@ -63,8 +63,13 @@ class FakeWoo:
         mock.add_callback("PUT", re.compile(rf"{re.escape(self.api)}/webhooks/\d+"), callback=self._update_webhook)
 
     def add_webhook(self, topic: str, delivery_url: str, status: str = "active") -> int:
-        webhook = {"id": self._next_id, "name": f"Other {topic}", "status": status, "topic": topic,
-                   "delivery_url": delivery_url}  # fmt: skip
+        webhook = {
+            "id": self._next_id,
+            "name": f"Other {topic}",
+            "status": status,
+            "topic": topic,
+            "delivery_url": delivery_url,
+        }
         self._next_id += 1
         self.webhooks.append(webhook)
         return webhook["id"]
@@ -220,8 +225,10 @@ def test_paused_or_disabled_webhooks_are_reactivated_with_our_secret(services, s
     puts = {urlsplit(c.request.url).path.rsplit("/", 1)[1]: json.loads(c.request.body) for c in woo.calls("PUT", "")}
     assert puts == {str(i): {"status": "active", "secret": shop.webhook_secret} for i in (disabled, paused)}
     assert [json.loads(c.request.body)["topic"] for c in woo.calls("POST", "/webhooks")] == [
-        "customer.updated", "order.created", "order.deleted"
-    ]  # fmt: skip
+        "customer.updated",
+        "order.created",
+        "order.deleted",
+    ]
     assert next(w for w in woo.webhooks if w["id"] == foreign)["status"] == "disabled"
 
 
@@ -280,8 +287,16 @@ def configure(services, shop_id, **settings):
 
 def fund(services, shop_id, customer, amount):
     with unit_of_work(services.sessions) as session:
-        adjust_wallet(session, session.get(Shop, shop_id), customer, direction="credit", amount=amount,
-                      reason="fund", idempotency_key=f"fund-{customer}", actor=Actor("merchant", "test"))  # fmt: skip
+        adjust_wallet(
+            session,
+            session.get(Shop, shop_id),
+            customer,
+            direction="credit",
+            amount=amount,
+            reason="fund",
+            idempotency_key=f"fund-{customer}",
+            actor=Actor("merchant", "test"),
+        )
 
 
 def balances(services, shop_id, customer) -> tuple[int, int]:
@@ -309,8 +324,9 @@ def connected(services, shop, woo):
 
 
 def sync(services, shop_id, now=NOW, **kwargs):
-    return sync_shop(services.sessions, services.secrets, shop_id, timeout=5.0, public_url=PUBLIC_URL,
-                     now=lambda: now, **kwargs)  # fmt: skip
+    return sync_shop(
+        services.sessions, services.secrets, shop_id, timeout=5.0, public_url=PUBLIC_URL, now=lambda: now, **kwargs
+    )
 
 
 def test_sync_pulls_every_page_and_applies_each_order(services, connected, woo):
@@ -319,8 +335,9 @@ def test_sync_pulls_every_page_and_applies_each_order(services, connected, woo):
 
     requested = [query(c.request) for c in woo.calls("GET", "/orders")]
     assert [(q["page"], q["per_page"], q["orderby"], q["order"]) for q in requested] == [
-        ("1", "100", "id", "asc"), ("2", "100", "id", "asc"),
-    ]  # fmt: skip
+        ("1", "100", "id", "asc"),
+        ("2", "100", "id", "asc"),
+    ]
     assert "modified_after" not in requested[0]  # the first sync reads everything
     assert (result.orders_seen, result.applied, result.skipped) == (2, 2, [])
     assert progress == [(1, 2), (2, 2)]
@@ -377,8 +394,16 @@ def test_syncing_twice_moves_money_once(services, connected, woo):
 
 
 def registered(customer_id: int, when: str) -> dict:
-    return {"id": customer_id, "email": f"c{customer_id}@example.test", "first_name": "C", "last_name": "D",
-            "date_created_gmt": when, "billing": {}, "shipping": {}, "meta_data": []}  # fmt: skip
+    return {
+        "id": customer_id,
+        "email": f"c{customer_id}@example.test",
+        "first_name": "C",
+        "last_name": "D",
+        "date_created_gmt": when,
+        "billing": {},
+        "shipping": {},
+        "meta_data": [],
+    }
 
 
 def test_sync_gives_the_signup_bonus_a_lost_delivery_did_not_and_reads_no_older_page(services, connected, woo):
@@ -386,9 +411,13 @@ def test_sync_gives_the_signup_bonus_a_lost_delivery_did_not_and_reads_no_older_
     configure(services, connected, signup_bonus=500)
     sync(services, connected)  # the window now starts at NOW - 5 min
     later = NOW + timedelta(hours=1)
-    woo.customers = [registered(7, "2026-11-23T12:57:00"), registered(6, "2026-11-23T11:56:00"),
-                     registered(5, "2026-11-23T11:50:00"), registered(4, "2026-11-20T09:00:00"),
-                     registered(3, "2026-11-01T09:00:00")]  # fmt: skip
+    woo.customers = [
+        registered(7, "2026-11-23T12:57:00"),
+        registered(6, "2026-11-23T11:56:00"),
+        registered(5, "2026-11-23T11:50:00"),
+        registered(4, "2026-11-20T09:00:00"),
+        registered(3, "2026-11-01T09:00:00"),
+    ]
     woo.mock.calls.reset()
 
     result = sync(services, connected, now=later)
@@ -408,8 +437,11 @@ def test_the_first_sync_opens_the_wallets_of_customers_registered_since_the_shop
     configure(services, connected, signup_bonus=500)
     with unit_of_work(services.sessions) as session:
         session.get(Shop, connected).created_at = NOW - timedelta(hours=2)
-    woo.customers = [registered(9, "2026-11-23T11:30:00"), registered(8, "2026-11-23T09:59:00"),
-                     registered(7, "2026-11-01T09:00:00")]  # fmt: skip
+    woo.customers = [
+        registered(9, "2026-11-23T11:30:00"),
+        registered(8, "2026-11-23T09:59:00"),
+        registered(7, "2026-11-01T09:00:00"),
+    ]
 
     result = sync(services, connected)
     sync(services, connected, now=NOW + timedelta(minutes=1))  # 9 again, within the overlap
@@ -489,6 +521,8 @@ def test_cli_shop_list_shows_which_shops_are_connected_and_no_secret(app, servic
 
     expected = [(connected, "woocommerce", True), (other_shop.shop.id, "woocommerce", False)]
     assert [(s["id"], s["platform"], s["connected"]) for s in listed] == expected
-    assert [line.split()[:4] for line in lines[1:]] == [[str(connected), "woocommerce", "EUR", "yes"],
-                                                     [str(other_shop.shop.id), "woocommerce", "EUR", "no"]]
+    assert [line.split()[:4] for line in lines[1:]] == [
+        [str(connected), "woocommerce", "EUR", "yes"],
+        [str(other_shop.shop.id), "woocommerce", "EUR", "no"],
+    ]
     assert SECRET not in json.dumps(listed) and KEY not in json.dumps(listed)

@@ -30,8 +30,16 @@ def fund(services, shop_id, amount, customer="2"):
     with unit_of_work(services.sessions) as session:
         from bridge.models import Shop
 
-        adjust_wallet(session, session.get(Shop, shop_id), customer, direction="credit", amount=amount,
-                      reason="top-up", idempotency_key=f"fund-{amount}", actor=Actor("system"))  # fmt: skip
+        adjust_wallet(
+            session,
+            session.get(Shop, shop_id),
+            customer,
+            direction="credit",
+            amount=amount,
+            reason="top-up",
+            idempotency_key=f"fund-{amount}",
+            actor=Actor("system"),
+        )
 
 
 def wallet_balance(services, shop_id, customer="2"):
@@ -267,7 +275,9 @@ def test_a_note_pushed_again_with_a_newer_link_is_not_added_twice(client, servic
     fund(services, woo, 10_000)
     send_captured(client, woo, "0005")
     shop_order = FakeOrderEndpoint(responses.mock, order_body())
-    earlier = f"Paid €41.48 from your wallet. Wallet balance: €58.52\n\n{NOTE_LINK_LEAD} https://old.example/statement/x"
+    earlier = (
+        f"Paid €41.48 from your wallet. Wallet balance: €58.52\n\n{NOTE_LINK_LEAD} https://old.example/statement/x"
+    )
     shop_order.notes.append({"id": 1, "note": earlier, "customer_note": True})  # an attempt whose answer was lost
     drain(services.sessions, pushers_for(services), FAST)
     assert [n["note"] for n in shop_order.notes] == [earlier]

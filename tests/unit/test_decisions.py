@@ -35,9 +35,20 @@ class Record:
 
 
 def snapshot(total: int = 1000, phase: str = orders.PAID, refunds=(), modified_at=None, **more) -> OrderSnapshot:
-    return OrderSnapshot(external_id="7", customer_external_id="1", email=None, customer_name=None, currency="EUR",
-                         status="processing", phase=phase, total=total, payment_method="wallet",
-                         refunds=tuple(refunds), modified_at=modified_at, **more)  # fmt: skip
+    return OrderSnapshot(
+        external_id="7",
+        customer_external_id="1",
+        email=None,
+        customer_name=None,
+        currency="EUR",
+        status="processing",
+        phase=phase,
+        total=total,
+        payment_method="wallet",
+        refunds=tuple(refunds),
+        modified_at=modified_at,
+        **more,
+    )
 
 
 def settings(**changes) -> ShopSettings:
@@ -97,9 +108,15 @@ def test_what_counts_as_having_moved_money():
     assert decisions.moved_money(Record(points_earned=1))
 
 
-@pytest.mark.parametrize(("kind", "value", "total", "discount"), [
-    ("none", 500, 1000, 0), ("percent", 1000, 999, 99), ("fixed", 300, 1000, 300), ("fixed", 3000, 1000, 1000),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kind", "value", "total", "discount"),
+    [
+        ("none", 500, 1000, 0),
+        ("percent", 1000, 999, 99),
+        ("fixed", 300, 1000, 300),
+        ("fixed", 3000, 1000, 1000),
+    ],
+)
 def test_wallet_discount(kind, value, total, discount):
     rule = settings(wallet_discount_kind=kind, wallet_discount_value=value)
     assert decisions.wallet_discount(rule, total) == discount
@@ -249,8 +266,10 @@ def test_a_refund_taken_as_points_converts_at_the_shops_rate():
 
 
 def test_the_return_window_is_the_highest_tier_reached():
-    windows = [{"tier": "Gold", "min_lifetime_spend": 50_000, "days": 90},
-               {"tier": "Standard", "min_lifetime_spend": 0, "days": 30}]  # fmt: skip
+    windows = [
+        {"tier": "Gold", "min_lifetime_spend": 50_000, "days": 90},
+        {"tier": "Standard", "min_lifetime_spend": 0, "days": 30},
+    ]
     tiers = ShopSettings.load({"return_windows": windows})
     assert decisions.return_window(tiers, 49_999) == ("Standard", 30)
     assert decisions.return_window(tiers, 50_000) == ("Gold", 90)
@@ -275,8 +294,9 @@ def test_points_are_earned_on_the_items_and_perhaps_shipping_never_more_than_was
 
 @given(st.integers(1, 1000), st.integers(0, 10**6), st.integers(0, 10**7))
 def test_a_conversion_uses_whole_steps_only(step, value, points):
-    used, money = decisions.conversion_value(settings(points_conversion_points=step, points_conversion_value=value),
-                                             points)  # fmt: skip
+    used, money = decisions.conversion_value(
+        settings(points_conversion_points=step, points_conversion_value=value), points
+    )
     assert 0 <= points - used < step and used % step == 0
     assert money == used // step * value
 

@@ -6,9 +6,16 @@ from bridge.money import format_amount, parse_amount, percent_of, pro_rata, to_d
 
 @pytest.mark.parametrize(
     ("text", "currency", "minor"),
-    [("29.35", "EUR", 2935), ("-9.00", "EUR", -900), ("0", "EUR", 0), ("1500", "JPY", 1500), ("1.005", "KWD", 1005),
-     ("41.48", "EUR", 4148), ("10", "EUR", 1000)],
-)  # fmt: skip
+    [
+        ("29.35", "EUR", 2935),
+        ("-9.00", "EUR", -900),
+        ("0", "EUR", 0),
+        ("1500", "JPY", 1500),
+        ("1.005", "KWD", 1005),
+        ("41.48", "EUR", 4148),
+        ("10", "EUR", 1000),
+    ],
+)
 def test_parse_shop_amounts(text, currency, minor):
     assert parse_amount(text, currency) == minor
 

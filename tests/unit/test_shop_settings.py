@@ -15,10 +15,13 @@ def test_every_schema_field_is_an_attribute_and_nothing_else():
 
 
 def test_built_from_the_stored_dict_over_the_defaults():
-    windows = [{"tier": "Gold", "min_lifetime_spend": 1000, "days": 60},
-               {"tier": "Standard", "min_lifetime_spend": 0, "days": 30}]  # fmt: skip
-    settings = ShopSettings.load({"signup_bonus": 500, "wallet_payment_methods": ["wallet", "cheque"],
-                                  "return_windows": windows})  # fmt: skip
+    windows = [
+        {"tier": "Gold", "min_lifetime_spend": 1000, "days": 60},
+        {"tier": "Standard", "min_lifetime_spend": 0, "days": 30},
+    ]
+    settings = ShopSettings.load(
+        {"signup_bonus": 500, "wallet_payment_methods": ["wallet", "cheque"], "return_windows": windows}
+    )
     assert settings.signup_bonus == 500 and settings.topup_minimum == load_settings({})["topup_minimum"]
     assert settings.wallet_payment_methods == ("wallet", "cheque")
     assert settings.return_windows == (ReturnWindow("Standard", 0, 30), ReturnWindow("Gold", 1000, 60))

@@ -99,8 +99,9 @@ def test_refunds_create_sample_counts_the_transactions():
     parsed = parse_refund(refund_sample())
     assert parsed == ShopifyRefund(
         order_external_id=str(ORDER_ID),
-        refund=RefundSnapshot(external_id=str(REFUND_ID), amount=8500, reason="Things were damaged",
-                              settled_by_shop=True),
+        refund=RefundSnapshot(
+            external_id=str(REFUND_ID), amount=8500, reason="Things were damaged", settled_by_shop=True
+        ),
         currency=None,  # every transaction says null
     )
 
@@ -251,8 +252,11 @@ def test_store_credit_spent_from_transactions_read_apart_from_the_body():
     assert store_credit_spent(transactions, "USD") == 1500
     assert store_credit_spent([], "JPY") == 0
     too_precise, kindless = transaction("1.001", kind="sale", gateway=STORE_CREDIT_GATEWAY), transaction("5", kind=None)
-    for wrong, path in (([too_precise], "transactions.0.amount"), ([kindless], "transactions.0.kind"),
-                        (None, "transactions")):  # fmt: skip
+    for wrong, path in (
+        ([too_precise], "transactions.0.amount"),
+        ([kindless], "transactions.0.kind"),
+        (None, "transactions"),
+    ):
         with pytest.raises(PayloadInvalid) as caught:
             store_credit_spent(wrong, "USD")
         assert set(caught.value.fields) == {path}
@@ -286,8 +290,12 @@ def test_note_attributes_become_meta():
 def test_minimal_order():
     order = parse_order({"id": 5, "currency": "JPY", "total_price": "1500"})
     assert (order.total, order.customer_external_id, order.email, order.status, order.phase) == (
-        1500, None, None, "", orders.OTHER,
-    )  # fmt: skip
+        1500,
+        None,
+        None,
+        "",
+        orders.OTHER,
+    )
     assert (order.refunds, order.meta, order.modified_at, order.spent_from_store_credit) == ((), {}, None, 0)
 
 

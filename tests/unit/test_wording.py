@@ -11,11 +11,13 @@ def test_audit_values_read_as_words():
 def test_messages_to_the_shop_say_what_they_were_for():
     refund = {"order_id": "30", "amount": 2000, "transaction_id": 4, "reason": "Wallet withdrawal"}
     assert message_purpose("order.refund", refund, "EUR") == (
-        "Refund €20.00 of order #30 to the card (a wallet withdrawal)")
+        "Refund €20.00 of order #30 to the card (a wallet withdrawal)"
+    )
     credit = {"customer_id": "7", "amount": 500, "currency": "USD"}
     assert message_purpose("store_credit.credit", credit, "EUR") == "Add $5.00 to customer #7's store credit"
     assert message_purpose("order.note", {"order_id": "1", "note": "x", "customer_note": False}, "EUR") == (
-        "Note on order #1 (private): “x”")
+        "Note on order #1 (private): “x”"
+    )
 
 
 def test_deliveries_are_named_by_what_they_are_about():

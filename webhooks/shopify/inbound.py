@@ -29,7 +29,7 @@ def _apply_refund(session, shop, parsed, actor) -> None:
 
 
 def shop_domain(url: str) -> str:
-    """"https://demo.myshopify.com/" or "demo.myshopify.com" → "demo.myshopify.com"."""
+    """ "https://demo.myshopify.com/" or "demo.myshopify.com" → "demo.myshopify.com"."""
     return urlsplit(url if "//" in url else f"https://{url}").hostname or ""
 
 

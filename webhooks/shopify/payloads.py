@@ -272,14 +272,19 @@ def _items_excluding_tax(order: dict, currency: str) -> int | None:
 
 def _shipping_excluding_tax(order: dict, currency: str) -> int:
     lines = order["shipping_lines"]
-    shipping = sum(minor_units(line["discounted_price"], currency, f"shipping_lines.{index}.discounted_price")
-                   for index, line in enumerate(lines))  # fmt: skip
+    shipping = sum(
+        minor_units(line["discounted_price"], currency, f"shipping_lines.{index}.discounted_price")
+        for index, line in enumerate(lines)
+    )
     return shipping - (_taxes(lines, currency, "shipping_lines") if order["taxes_included"] else 0)
 
 
 def _taxes(lines: list[dict], currency: str, path: str) -> int:
-    return sum(minor_units(tax["price"], currency, f"{path}.{index}.tax_lines.{number}.price")
-               for index, line in enumerate(lines) for number, tax in enumerate(line["tax_lines"]))  # fmt: skip
+    return sum(
+        minor_units(tax["price"], currency, f"{path}.{index}.tax_lines.{number}.price")
+        for index, line in enumerate(lines)
+        for number, tax in enumerate(line["tax_lines"])
+    )
 
 
 def _order_refunds(items: list[dict], currency: str) -> tuple[RefundSnapshot, ...]:
@@ -299,7 +304,10 @@ def _refund_snapshot(refund: dict, currency: str, prefix: str) -> RefundSnapshot
     amount = _sum(refund["transactions"], currency, path, _refunded)
     to_store_credit = _sum(refund["transactions"], currency, path, _refunded_to_store_credit)
     return RefundSnapshot(
-        external_id=str(refund["id"]), amount=amount, reason=refund["note"] or "", to_store_credit=to_store_credit,
+        external_id=str(refund["id"]),
+        amount=amount,
+        reason=refund["note"] or "",
+        to_store_credit=to_store_credit,
         settled_by_shop=True,
     )
 

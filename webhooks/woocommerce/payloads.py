@@ -41,9 +41,7 @@ __all__ = [
     "parse_trashed_order",
 ]
 
-TOPICS_HANDLED = frozenset(
-    {"customer.created", "customer.updated", "order.created", "order.updated", "order.deleted"}
-)
+TOPICS_HANDLED = frozenset({"customer.created", "customer.updated", "order.created", "order.updated", "order.deleted"})
 
 # WooCommerce status → what the rules care about. "on-hold" usually means an offline payment is awaited.
 # Anything else (checkout-draft, trash, statuses added by plugins) is OTHER: the rules leave it alone.

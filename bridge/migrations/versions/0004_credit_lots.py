@@ -49,7 +49,6 @@ def upgrade() -> None:
     op.create_index("ix_lot_movements_lot_id", "lot_movements", ["lot_id"])
     op.create_index("ix_lot_movements_transaction_id", "lot_movements", ["transaction_id"])
 
-
     op.create_table(
         "topup_requests",
         sa.Column("id", sa.Integer(), nullable=False),

@@ -16,8 +16,7 @@ UNAPPLIED = sa.text("status = 'received'")
 
 
 def upgrade() -> None:
-    op.create_index("ix_inbox_unapplied", "inbox", ["received_at"], postgresql_where=UNAPPLIED,
-                    sqlite_where=UNAPPLIED)  # fmt: skip
+    op.create_index("ix_inbox_unapplied", "inbox", ["received_at"], postgresql_where=UNAPPLIED, sqlite_where=UNAPPLIED)
 
 
 def downgrade() -> None:

@@ -99,9 +99,10 @@ def _not_found_or_not_allowed(exc: HTTPException):
 @console.errorhandler(CSRFError)
 def _csrf_failed(exc: CSRFError):
     return render_error(
-        400, "The form expired", "For your safety this form can only be sent from a fresh page. Go back, reload "
-        "the page and send it again.",
-    )  # fmt: skip
+        400,
+        "The form expired",
+        "For your safety this form can only be sent from a fresh page. Go back, reload the page and send it again.",
+    )
 
 
 @console.errorhandler(DomainError)

@@ -83,10 +83,14 @@ _PLATFORM_CHOICES = [(name, platform.title) for name, platform in PLATFORMS.item
 
 
 def _shop_form(data) -> tuple[Form, dict]:
-    form = Form(values={
-        "shop_name": text(data, "shop_name", 200), "platform": text(data, "platform", 20) or "woocommerce",
-        "url": text(data, "url", 500), "currency": text(data, "currency", 3).upper(),
-    })  # fmt: skip
+    form = Form(
+        values={
+            "shop_name": text(data, "shop_name", 200),
+            "platform": text(data, "platform", 20) or "woocommerce",
+            "url": text(data, "url", 500),
+            "currency": text(data, "currency", 3).upper(),
+        }
+    )
     values = form.values
     if not values["shop_name"]:
         form.errors["shop_name"] = "Enter the shop's name."
@@ -100,8 +104,12 @@ def _shop_form(data) -> tuple[Form, dict]:
 
 
 def _new_shop(values: dict) -> dict:
-    return {"name": values["shop_name"], "platform": values["platform"], "url": values["url"],
-            "currency": values["currency"]}  # fmt: skip
+    return {
+        "name": values["shop_name"],
+        "platform": values["platform"],
+        "url": values["url"],
+        "currency": values["currency"],
+    }
 
 
 def _form_errors(exc: ValidationFailed) -> dict:
@@ -122,8 +130,10 @@ def setup():
     with reading() as db:
         existing = shops_without_members(db)
     if request.method != "POST":  # GET, and HEAD as GET
-        return _setup_page(Form(values={"platform": "woocommerce", "currency": "EUR",
-                                        "take_over": {shop.id for shop in existing}}), existing)  # fmt: skip
+        return _setup_page(
+            Form(values={"platform": "woocommerce", "currency": "EUR", "take_over": {shop.id for shop in existing}}),
+            existing,
+        )
     if existing:
         form, values = Form(), {}
         form.values["take_over"] = _chosen_shops(request.form, existing)
@@ -140,9 +150,14 @@ def setup():
     if form.ok:
         try:
             user, created = merchants.first_run(
-                services().sessions, services().secrets, PLATFORMS, **user_values, password=password,
-                new_shop=None if existing else _new_shop(values), take_over=form.values.get("take_over", []),
-            )  # fmt: skip
+                services().sessions,
+                services().secrets,
+                PLATFORMS,
+                **user_values,
+                password=password,
+                new_shop=None if existing else _new_shop(values),
+                take_over=form.values.get("take_over", []),
+            )
         except ValidationFailed as exc:
             form.errors.update(_form_errors(exc))
         else:
@@ -160,8 +175,9 @@ def setup():
 
 
 def _setup_page(form: Form, existing: list):
-    return render_template("setup.html", form=form, existing=existing, currencies=CURRENCIES,
-                           platforms=_PLATFORM_CHOICES)  # fmt: skip
+    return render_template(
+        "setup.html", form=form, existing=existing, currencies=CURRENCIES, platforms=_PLATFORM_CHOICES
+    )
 
 
 def _chosen_shops(data, existing: list) -> list[int]:
@@ -209,8 +225,9 @@ def account():
             form.errors["new_password_confirm"] = "The two passwords differ."  # noqa: S105 (a message)
         else:
             try:
-                user = merchants.new_password(services().sessions, g.user, request.form.get("current_password") or "",
-                                              new)  # fmt: skip
+                user = merchants.new_password(
+                    services().sessions, g.user, request.form.get("current_password") or "", new
+                )
             except ValidationFailed as exc:
                 form.errors.update(exc.fields or {"_form": exc.message})
             else:

@@ -78,9 +78,16 @@ def _legend(series: Sequence[Series]) -> str:
 
 
 def bar_chart(
-    labels: Sequence[str], series: Sequence[Series], *, title: str, fmt: Callable[[float], str] = str,
-    integer: bool = True, width: int = WIDE, unit: int = 1, empty_when_zero: bool = True,
-) -> Markup:  # fmt: skip
+    labels: Sequence[str],
+    series: Sequence[Series],
+    *,
+    title: str,
+    fmt: Callable[[float], str] = str,
+    integer: bool = True,
+    width: int = WIDE,
+    unit: int = 1,
+    empty_when_zero: bool = True,
+) -> Markup:
     """Grouped bars: one group per label, one bar per series."""
     values = [v for s in series for v in s.values if v is not None]
     if empty_when_zero and not any(values):
@@ -119,9 +126,16 @@ def bar_chart(
 
 
 def line_chart(
-    labels: Sequence[str], series: Sequence[Series], *, title: str, fmt: Callable[[float], str] = str,
-    integer: bool = True, width: int = WIDE, unit: int = 1, empty_when_zero: bool = True,
-) -> Markup:  # fmt: skip
+    labels: Sequence[str],
+    series: Sequence[Series],
+    *,
+    title: str,
+    fmt: Callable[[float], str] = str,
+    integer: bool = True,
+    width: int = WIDE,
+    unit: int = 1,
+    empty_when_zero: bool = True,
+) -> Markup:
     """One line per series, a point per label (with its value on hover)."""
     values = [v for s in series for v in s.values if v is not None]
     if empty_when_zero and not any(values):

@@ -40,16 +40,21 @@ def customers(shop_id: int):
     with reading() as db:
         page = customer_page(db, g.shop, filters, sort=sort, descending=descending, page=page_number)
     status = 422 if form.errors else 404 if page.past_end else 200
-    return render_template("customers.html", shop=g.shop, page=page, q=filters.q, sort=sort, descending=descending,
-                           filters=form), status  # fmt: skip
+    return render_template(
+        "customers.html", shop=g.shop, page=page, q=filters.q, sort=sort, descending=descending, filters=form
+    ), status
 
 
 def _customer_filters(args) -> tuple[Form, CustomerFilters]:
     """The list's search and filters; a number of days that is not one is said on the form and not applied."""
-    form = Form(values={
-        "q": (args.get("q") or "").strip()[:200], "locked": args.get("locked") == "1",
-        "balance": args.get("balance") == "1", "expiring": (args.get("expiring") or "").strip()[:10],
-    })  # fmt: skip
+    form = Form(
+        values={
+            "q": (args.get("q") or "").strip()[:200],
+            "locked": args.get("locked") == "1",
+            "balance": args.get("balance") == "1",
+            "expiring": (args.get("expiring") or "").strip()[:10],
+        }
+    )
     days = None
     if form.values["expiring"]:
         days = query_number(form.values["expiring"])
@@ -74,8 +79,9 @@ def _date_arg(name: str, form: Form) -> date | None:
     return None
 
 
-def _customer_page(shop_id: int, external_id: str, *, adjust: Form | None = None, status: int = 200,
-                   confirm_lock: bool = False):
+def _customer_page(
+    shop_id: int, external_id: str, *, adjust: Form | None = None, status: int = 200, confirm_lock: bool = False
+):
     filters = Form()
     kind = request.args.get("kind") or None
     if kind and kind not in TRANSACTION_KINDS:
@@ -94,12 +100,21 @@ def _customer_page(shop_id: int, external_id: str, *, adjust: Form | None = None
         lines, older = statement_page(db, shop, customer, kind=kind, start=start, end=end, before=before)
     adjust = adjust or Form(values={"direction": "credit", "token": secrets.token_hex(16)})
     return render_template(
-        "customer.html", shop=shop, customer=customer, summary=summary, lines=lines, older=older, filters=filters,
-        kinds=sorted(TRANSACTION_KINDS), adjust=adjust, admin=_admin_links(shop),
+        "customer.html",
+        shop=shop,
+        customer=customer,
+        summary=summary,
+        lines=lines,
+        older=older,
+        filters=filters,
+        kinds=sorted(TRANSACTION_KINDS),
+        adjust=adjust,
+        admin=_admin_links(shop),
         statement_link=statement_links().url(shop_id, external_id, NOTE_LINK_LIFETIME_SECONDS),
         statement_link_days=NOTE_LINK_LIFETIME_SECONDS // 86_400,
-        confirm_lock=confirm_lock, large_debit=large_debit(shop.currency),
-    ), status  # fmt: skip
+        confirm_lock=confirm_lock,
+        large_debit=large_debit(shop.currency),
+    ), status
 
 
 def _admin_links(shop: Shop) -> dict[str, str]:
@@ -119,11 +134,15 @@ def _actor() -> Actor:
 
 
 def _adjustment_form() -> Form:
-    form = Form(values={
-        "direction": text(request.form, "direction", 10), "amount": text(request.form, "amount", 30),
-        "reason": text(request.form, "reason", 600), "token": text(request.form, "token", 64),
-        "confirm": request.form.get("confirm") == "yes",
-    })  # fmt: skip
+    form = Form(
+        values={
+            "direction": text(request.form, "direction", 10),
+            "amount": text(request.form, "amount", 30),
+            "reason": text(request.form, "reason", 600),
+            "token": text(request.form, "token", 64),
+            "confirm": request.form.get("confirm") == "yes",
+        }
+    )
     if not TOKEN_RE.match(form.values["token"]):
         form.errors["_form"] = "This form is incomplete. Reload the page and try again."
         form.values["token"] = secrets.token_hex(16)
@@ -139,8 +158,9 @@ def _checked_amount(form: Form, currency: str) -> int | None:
     except Invalid as exc:
         form.errors["amount"] = str(exc)
     try:  # the API's rules for an adjustment, word for word; a placeholder amount when it did not parse
-        AdjustmentIn().load({"direction": values["direction"], "amount": 1 if amount is None else amount,
-                             "reason": values["reason"]})  # fmt: skip
+        AdjustmentIn().load(
+            {"direction": values["direction"], "amount": 1 if amount is None else amount, "reason": values["reason"]}
+        )
     except ValidationError as exc:
         for name, messages in exc.messages.items():
             message = first_message(messages)
@@ -156,8 +176,10 @@ def _doubts_text(doubts: Doubts, signed: int, currency: str) -> str:
     said = []
     if doubts.repeats_one_of is not None:
         movement = f"{'credit' if signed > 0 else 'debit'} of {format_amount(abs(signed), currency)}"
-        said.append(f"The same {movement} was recorded for this customer at {when(doubts.repeats_one_of)}. "
-                    "Record it a second time?")  # fmt: skip
+        said.append(
+            f"The same {movement} was recorded for this customer at {when(doubts.repeats_one_of)}. "
+            "Record it a second time?"
+        )
     if doubts.large_debit:
         said.append(f"This debit takes {format_amount(-signed, currency)} from the wallet.")
     return " ".join(said)
@@ -178,23 +200,35 @@ def adjust(shop_id: int, external_id: str):
         key = f"console:{g.user.id}:{values['token']}"
         try:
             adjusted = wallets.adjust_by_merchant(
-                services().sessions, shop_id, external_id, who(), _actor(), direction=values["direction"],
-                amount=amount, reason=values["reason"], key=key, confirmed=bool(values["confirm"]),
-            )  # fmt: skip
+                services().sessions,
+                shop_id,
+                external_id,
+                who(),
+                _actor(),
+                direction=values["direction"],
+                amount=amount,
+                reason=values["reason"],
+                key=key,
+                confirmed=bool(values["confirm"]),
+            )
             if adjusted.doubts:
                 signed = amount if values["direction"] == "credit" else -amount
                 form.errors["confirm"] = _doubts_text(adjusted.doubts, signed, shop.currency)
                 status = 409
         except InsufficientFunds:
             available = wallets.summary(services().sessions, shop_id, external_id)["available"]
-            form.errors["amount"] = (f"Refused: this would overdraw the wallet. Available: "
-                                     f"{format_amount(max(available, 0), shop.currency)}.")  # fmt: skip
+            form.errors["amount"] = (
+                f"Refused: this would overdraw the wallet. Available: "
+                f"{format_amount(max(available, 0), shop.currency)}."
+            )
             status = 409
         except WalletLocked:
             form.errors["_form"] = "This wallet is locked: unlock it before debiting it."
         except IdempotencyConflict:
-            form.errors["_form"] = ("This form was already used for a different movement. Check the statement "
-                                    "below, then fill in this fresh form if something is still missing.")  # fmt: skip
+            form.errors["_form"] = (
+                "This form was already used for a different movement. Check the statement "
+                "below, then fill in this fresh form if something is still missing."
+            )
             values["token"] = secrets.token_hex(16)
         except ValidationFailed as exc:
             form.errors.update(exc.fields or {"_form": exc.message})
@@ -205,8 +239,10 @@ def adjust(shop_id: int, external_id: str):
     if adjusted.posted.replayed:
         flash("This form had already been sent: the movement was recorded once, not twice.", "info")
     else:
-        flash(f"{verb} {format_amount(amount, shop.currency)}. New balance: {format_amount(balance, shop.currency)}.",
-              "success")  # fmt: skip
+        flash(
+            f"{verb} {format_amount(amount, shop.currency)}. New balance: {format_amount(balance, shop.currency)}.",
+            "success",
+        )
     return redirect(url_for("console.customer", shop_id=shop_id, external_id=external_id))
 
 

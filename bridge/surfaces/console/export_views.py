@@ -72,9 +72,10 @@ def _streamed_csv(filename: str, header: list[str], rows_of) -> Response:
             yield from _csv_lines(header, rows_of(db))
 
     return Response(
-        stream_with_context(generate()), mimetype="text/csv",
+        stream_with_context(generate()),
+        mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )  # fmt: skip
+    )
 
 
 def _slug(shop: Shop) -> str:
@@ -106,8 +107,11 @@ def statement_csv(shop_id: int, external_id: str):
         customer = require_customer(db, g.shop, external_id)
     customer_part = re.sub(r"[^A-Za-z0-9]+", "-", external_id)
     name = f"{_slug(g.shop)}-customer-{customer_part}-{period['start']}-{period['end']}.csv"
-    return _streamed_csv(name, exports.STATEMENT_HEADER, lambda db: exports.statement_rows(
-        db, g.shop, customer, period["start"], period["end"], tz))  # fmt: skip
+    return _streamed_csv(
+        name,
+        exports.STATEMENT_HEADER,
+        lambda db: exports.statement_rows(db, g.shop, customer, period["start"], period["end"], tz),
+    )
 
 
 @console.get("/shops/<int:shop_id>/exports/<name>.csv")
@@ -118,8 +122,10 @@ def export_csv(shop_id: int, name: str):
         form, period = _period(tz)
         if period is None:
             return _invalid(form)
-        header, rows = {"transactions": (exports.TRANSACTIONS_HEADER, exports.transaction_rows),
-                        "journal": (exports.JOURNAL_HEADER, exports.journal_rows)}[name]  # fmt: skip
+        header, rows = {
+            "transactions": (exports.TRANSACTIONS_HEADER, exports.transaction_rows),
+            "journal": (exports.JOURNAL_HEADER, exports.journal_rows),
+        }[name]
         filename = f"{_slug(g.shop)}-{name}-{period['start']}-{period['end']}.csv"
         return _streamed_csv(filename, header, lambda db: rows(db, shop_id, period["start"], period["end"], tz))
     if name in ("balances", "liability"):
@@ -128,8 +134,10 @@ def export_csv(shop_id: int, name: str):
             return _invalid(form)
         filename = f"{_slug(g.shop)}-{name}-{day['date']}.csv"
         if name == "balances":
-            return _streamed_csv(filename, exports.BALANCES_HEADER,
-                                 lambda db: exports.balance_rows(db, shop_id, day["date"], tz))  # fmt: skip
-        return _streamed_csv(filename, exports.LIABILITY_HEADER,
-                             lambda db: exports.liability_rows(db, g.shop, day["date"], tz))  # fmt: skip
+            return _streamed_csv(
+                filename, exports.BALANCES_HEADER, lambda db: exports.balance_rows(db, shop_id, day["date"], tz)
+            )
+        return _streamed_csv(
+            filename, exports.LIABILITY_HEADER, lambda db: exports.liability_rows(db, g.shop, day["date"], tz)
+        )
     return render_error(404, "Page not found", "There is no such export.")

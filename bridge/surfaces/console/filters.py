@@ -83,10 +83,20 @@ def platform(name: str | None) -> str:
 
 def register(app: Flask) -> None:
     for name, function in {
-        "money": money, "points": points, "amount": amount, "percent_bp": percent_from_bp, "rate": rate,
-        "when": when, "day": day, "pretty_json": pretty_json, "kind_label": kind_label, "platform": platform,
-        "in_zone": in_zone, "readable": readable, "message_purpose": message_purpose,
+        "money": money,
+        "points": points,
+        "amount": amount,
+        "percent_bp": percent_from_bp,
+        "rate": rate,
+        "when": when,
+        "day": day,
+        "pretty_json": pretty_json,
+        "kind_label": kind_label,
+        "platform": platform,
+        "in_zone": in_zone,
+        "readable": readable,
+        "message_purpose": message_purpose,
         "delivery_subject": delivery_subject,
-    }.items():  # fmt: skip
+    }.items():
         app.jinja_env.filters[name] = function
     app.jinja_env.globals["page_zone"] = page_zone

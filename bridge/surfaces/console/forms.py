@@ -153,128 +153,245 @@ SECTIONS: dict[str, Section] = {
     section.key: section
     for section in (
         Section(
-            "general", "General", "The shop's own days and currencies.",
+            "general",
+            "General",
+            "The shop's own days and currencies.",
             (
-                SettingField("timezone", "Time zone", "timezone",
-                             "An IANA name such as Europe/Paris or America/New_York. Reports and the overview count "
-                             "each day from midnight to midnight there."),
-                SettingField("extra_currencies", "Other accepted currencies", "list",
-                             "ISO codes besides the shop's own, separated by commas (e.g. USD, GBP); each gets wallets "
-                             "of its own. An order in any other currency moves no money: its delivery is kept as "
-                             "failed on the Operations page."),
+                SettingField(
+                    "timezone",
+                    "Time zone",
+                    "timezone",
+                    "An IANA name such as Europe/Paris or America/New_York. Reports and the overview count "
+                    "each day from midnight to midnight there.",
+                ),
+                SettingField(
+                    "extra_currencies",
+                    "Other accepted currencies",
+                    "list",
+                    "ISO codes besides the shop's own, separated by commas (e.g. USD, GBP); each gets wallets "
+                    "of its own. An order in any other currency moves no money: its delivery is kept as "
+                    "failed on the Operations page.",
+                ),
             ),
         ),
         Section(
-            "gateway", "Wallet gateway", "How checkout treats orders paid by wallet.",
+            "gateway",
+            "Wallet gateway",
+            "How checkout treats orders paid by wallet.",
             (
-                SettingField("wallet_payment_methods", "Wallet payment method ids", "list",
-                             "The WooCommerce payment method ids that mean “pay by wallet”, separated by commas."),
-                SettingField("partial_payments", "Allow partial payments", "bool",
-                             "When the wallet does not cover the order, take what it holds and let another method pay "
-                             "the rest."),
-                SettingField("wallet_discount_kind", "Discount for paying by wallet", "choice",
-                             choices=(("none", "No discount"), ("percent", "Percent of the order"),
-                                      ("fixed", "Fixed amount"))),
-                SettingField("wallet_discount_value", "Discount value", "discount",
-                             "A percentage (e.g. 5) or an amount (e.g. 2.50), depending on the kind."),
-                SettingField("unpaid_order_status", "An unpaid wallet order becomes", "choice",
-                             choices=(("failed", "Failed"), ("on-hold", "On hold"))),
-                SettingField("failed_order_release_days", "Return a failed order's wallet part after", "integer",
-                             "A partly paid order whose other payment failed keeps the wallet part while the "
-                             "customer may pay again; after this many days it goes back to the wallet. 0: never.",
-                             suffix="days"),
+                SettingField(
+                    "wallet_payment_methods",
+                    "Wallet payment method ids",
+                    "list",
+                    "The WooCommerce payment method ids that mean “pay by wallet”, separated by commas.",
+                ),
+                SettingField(
+                    "partial_payments",
+                    "Allow partial payments",
+                    "bool",
+                    "When the wallet does not cover the order, take what it holds and let another method pay the rest.",
+                ),
+                SettingField(
+                    "wallet_discount_kind",
+                    "Discount for paying by wallet",
+                    "choice",
+                    choices=(("none", "No discount"), ("percent", "Percent of the order"), ("fixed", "Fixed amount")),
+                ),
+                SettingField(
+                    "wallet_discount_value",
+                    "Discount value",
+                    "discount",
+                    "A percentage (e.g. 5) or an amount (e.g. 2.50), depending on the kind.",
+                ),
+                SettingField(
+                    "unpaid_order_status",
+                    "An unpaid wallet order becomes",
+                    "choice",
+                    choices=(("failed", "Failed"), ("on-hold", "On hold")),
+                ),
+                SettingField(
+                    "failed_order_release_days",
+                    "Return a failed order's wallet part after",
+                    "integer",
+                    "A partly paid order whose other payment failed keeps the wallet part while the "
+                    "customer may pay again; after this many days it goes back to the wallet. 0: never.",
+                    suffix="days",
+                ),
             ),
         ),
         Section(
-            "funding", "Funding", "Top-ups, welcome bonus, loyalty points and promotional credit.",
+            "funding",
+            "Funding",
+            "Top-ups, welcome bonus, loyalty points and promotional credit.",
             (
                 SettingField("topup_minimum", "Top-up minimum", "money"),
                 SettingField("topup_maximum", "Top-up maximum", "money", "0 means no maximum."),
-                SettingField("topup_bonus_bp", "Top-up bonus", "percent",
-                             "Promotional credit added to each top-up from the threshold below; 0 for none.",
-                             suffix="%"),
-                SettingField("topup_bonus_threshold", "Top-up bonus from", "money",
-                             "The smallest top-up that earns the bonus."),
-                SettingField("signup_bonus", "Sign-up bonus", "money",
-                             "Credited once to each new customer; 0 for none."),
-                SettingField("points_per_currency_unit", "Points per currency unit spent", "integer",
-                             "0 turns loyalty points off."),
-                SettingField("points_base", "Points are earned on", "choice",
-                             "Tax never earns points.",
-                             choices=(("items", "The items"), ("items_and_shipping", "The items and shipping"))),
+                SettingField(
+                    "topup_bonus_bp",
+                    "Top-up bonus",
+                    "percent",
+                    "Promotional credit added to each top-up from the threshold below; 0 for none.",
+                    suffix="%",
+                ),
+                SettingField(
+                    "topup_bonus_threshold", "Top-up bonus from", "money", "The smallest top-up that earns the bonus."
+                ),
+                SettingField(
+                    "signup_bonus", "Sign-up bonus", "money", "Credited once to each new customer; 0 for none."
+                ),
+                SettingField(
+                    "points_per_currency_unit",
+                    "Points per currency unit spent",
+                    "integer",
+                    "0 turns loyalty points off.",
+                ),
+                SettingField(
+                    "points_base",
+                    "Points are earned on",
+                    "choice",
+                    "Tax never earns points.",
+                    choices=(("items", "The items"), ("items_and_shipping", "The items and shipping")),
+                ),
                 SettingField("points_conversion_points", "Conversion: points", "integer", "How many points …"),
                 SettingField("points_conversion_value", "Conversion: worth", "money", "… are worth this much."),
                 SettingField("points_conversion_minimum", "Minimum points to convert", "integer"),
-                SettingField("points_auto_convert_threshold", "Convert automatically from", "integer",
-                             "Points are converted to wallet money once a customer has this many; 0 for never."),
-                SettingField("promotional_expiry_days", "Promotional credit expires after", "integer",
-                             "Bonuses and converted points; 0 means they never expire.", suffix="days"),
+                SettingField(
+                    "points_auto_convert_threshold",
+                    "Convert automatically from",
+                    "integer",
+                    "Points are converted to wallet money once a customer has this many; 0 for never.",
+                ),
+                SettingField(
+                    "promotional_expiry_days",
+                    "Promotional credit expires after",
+                    "integer",
+                    "Bonuses and converted points; 0 means they never expire.",
+                    suffix="days",
+                ),
             ),
         ),
         Section(
-            "cashback", "Cashback", "A share of each paid order back into the customer's wallet, as promotional "
+            "cashback",
+            "Cashback",
+            "A share of each paid order back into the customer's wallet, as promotional "
             "credit (it expires with bonuses); refunds take it back pro rata.",
             (
-                SettingField("cashback_kind", "Cashback", "choice",
-                             choices=(("none", "No cashback"), ("percent", "Percent of the order"),
-                                      ("fixed", "Fixed amount per order"))),
-                SettingField("cashback_value", "Cashback value", "discount",
-                             "A percentage (e.g. 2) or an amount (e.g. 1.50), depending on the kind; on what was "
-                             "paid for the goods without tax (and shipping when points count it).",
-                             kind_field="cashback_kind"),
+                SettingField(
+                    "cashback_kind",
+                    "Cashback",
+                    "choice",
+                    choices=(
+                        ("none", "No cashback"),
+                        ("percent", "Percent of the order"),
+                        ("fixed", "Fixed amount per order"),
+                    ),
+                ),
+                SettingField(
+                    "cashback_value",
+                    "Cashback value",
+                    "discount",
+                    "A percentage (e.g. 2) or an amount (e.g. 1.50), depending on the kind; on what was "
+                    "paid for the goods without tax (and shipping when points count it).",
+                    kind_field="cashback_kind",
+                ),
                 SettingField("cashback_minimum_order", "From an order of", "money", "0 for any order."),
                 SettingField("cashback_cap", "At most per order", "money", "0 means no cap."),
-                SettingField("cashback_on", "Credited when the order is", "choice",
-                             "Completed waits until the goods are delivered, so fewer returns need taking back.",
-                             choices=(("completed", "Completed"), ("paid", "Paid (processing or completed)"))),
+                SettingField(
+                    "cashback_on",
+                    "Credited when the order is",
+                    "choice",
+                    "Completed waits until the goods are delivered, so fewer returns need taking back.",
+                    choices=(("completed", "Completed"), ("paid", "Paid (processing or completed)")),
+                ),
             ),
         ),
         Section(
-            "withdrawals", "Withdrawals", "Customers taking back money they deposited (top-ups) to their card.",
+            "withdrawals",
+            "Withdrawals",
+            "Customers taking back money they deposited (top-ups) to their card.",
             (
-                SettingField("withdrawal_approval", "Withdrawal requests are", "choice",
-                             "Held for approval: the amount is reserved on the wallet until you approve or decline "
-                             "the request on the Withdrawals page.",
-                             choices=(("automatic", "Paid out at once"), ("manual", "Held for your approval"))),
+                SettingField(
+                    "withdrawal_approval",
+                    "Withdrawal requests are",
+                    "choice",
+                    "Held for approval: the amount is reserved on the wallet until you approve or decline "
+                    "the request on the Withdrawals page.",
+                    choices=(("automatic", "Paid out at once"), ("manual", "Held for your approval")),
+                ),
                 SettingField("withdrawal_minimum", "Withdrawal minimum", "money"),
                 SettingField("withdrawal_maximum", "Withdrawal maximum", "money", "0 means no maximum."),
             ),
         ),
         Section(
-            "refunds", "Refunds", "Where refunds go, and how long customers may return goods.",
+            "refunds",
+            "Refunds",
+            "Where refunds go, and how long customers may return goods.",
             (
-                SettingField("refund_destination", "Default refund destination", "choice",
-                             choices=(("wallet", "Wallet (store credit)"), ("original", "Original payment method"),
-                                      ("customer_choice", "Customer's choice"))),
-                SettingField("refund_wallet_bonus_bp", "Bonus for choosing store credit", "percent",
-                             "Added to refunds paid into the wallet instead of the original method.", suffix="%"),
-                SettingField("card_refund_days", "Refunds to the card within", "integer",
-                             "Days after the order when a refund may still go to the original method; after that, "
-                             "within the return window, to the wallet only. 0: the whole return window.",
-                             suffix="days"),
-                SettingField("return_windows", "Return windows by loyalty tier", "tiers",
-                             "A customer's lifetime spend decides the tier; the lowest tier starts at 0."),
+                SettingField(
+                    "refund_destination",
+                    "Default refund destination",
+                    "choice",
+                    choices=(
+                        ("wallet", "Wallet (store credit)"),
+                        ("original", "Original payment method"),
+                        ("customer_choice", "Customer's choice"),
+                    ),
+                ),
+                SettingField(
+                    "refund_wallet_bonus_bp",
+                    "Bonus for choosing store credit",
+                    "percent",
+                    "Added to refunds paid into the wallet instead of the original method.",
+                    suffix="%",
+                ),
+                SettingField(
+                    "card_refund_days",
+                    "Refunds to the card within",
+                    "integer",
+                    "Days after the order when a refund may still go to the original method; after that, "
+                    "within the return window, to the wallet only. 0: the whole return window.",
+                    suffix="days",
+                ),
+                SettingField(
+                    "return_windows",
+                    "Return windows by loyalty tier",
+                    "tiers",
+                    "A customer's lifetime spend decides the tier; the lowest tier starts at 0.",
+                ),
             ),
         ),
         Section(
-            "privacy", "Privacy", "How long the bridge keeps customers' details it does not need any more.",
+            "privacy",
+            "Privacy",
+            "How long the bridge keeps customers' details it does not need any more.",
             (
-                SettingField("webhook_body_retention_days", "Keep webhook bodies for", "integer",
-                             "Deliveries from the shop hold customers' names and addresses; once applied, their "
-                             "bodies are emptied after this many days by the daily wallet-bridge prune.",
-                             suffix="days"),
+                SettingField(
+                    "webhook_body_retention_days",
+                    "Keep webhook bodies for",
+                    "integer",
+                    "Deliveries from the shop hold customers' names and addresses; once applied, their "
+                    "bodies are emptied after this many days by the daily wallet-bridge prune.",
+                    suffix="days",
+                ),
             ),
         ),
         Section(
-            "tips", "Tips", "Tip presets offered at checkout.",
+            "tips",
+            "Tips",
+            "Tip presets offered at checkout.",
             (
                 SettingField("tips_enabled", "Offer tips", "bool"),
-                SettingField("tip_presets_bp", "Presets", "percent_list",
-                             "Percentages separated by commas, e.g. 15, 20, 25.", suffix="%"),
+                SettingField(
+                    "tip_presets_bp",
+                    "Presets",
+                    "percent_list",
+                    "Percentages separated by commas, e.g. 15, 20, 25.",
+                    suffix="%",
+                ),
             ),
         ),
     )
-}  # fmt: skip
+}
 
 TIER_ROWS_EXTRA = 2  # empty rows offered under the existing tiers
 
@@ -296,8 +413,14 @@ def settings_form(section: Section, settings: dict, currency: str) -> Form:
         elif spec.unit == "percent_list":
             form.values[spec.name] = ", ".join(show_percent(v) for v in value)
         elif spec.unit == "tiers":
-            rows = [{"tier": w["tier"], "min_lifetime_spend": show_money(w["min_lifetime_spend"], currency),
-                     "days": str(w["days"])} for w in value]  # fmt: skip
+            rows = [
+                {
+                    "tier": w["tier"],
+                    "min_lifetime_spend": show_money(w["min_lifetime_spend"], currency),
+                    "days": str(w["days"]),
+                }
+                for w in value
+            ]
             form.values[spec.name] = rows + [{"tier": "", "min_lifetime_spend": "", "days": ""}] * TIER_ROWS_EXTRA
         elif spec.unit == "bool":
             form.values[spec.name] = bool(value)
@@ -310,11 +433,13 @@ def _tier_rows(data) -> list[dict]:
     rows = []
     index = 0
     while f"tier_{index}_name" in data and index < 50:
-        rows.append({
-            "tier": text(data, f"tier_{index}_name", 40),
-            "min_lifetime_spend": text(data, f"tier_{index}_spend", 30),
-            "days": text(data, f"tier_{index}_days", 10),
-        })  # fmt: skip
+        rows.append(
+            {
+                "tier": text(data, f"tier_{index}_name", 40),
+                "min_lifetime_spend": text(data, f"tier_{index}_spend", 30),
+                "days": text(data, f"tier_{index}_days", 10),
+            }
+        )
         index += 1
     return rows
 

@@ -18,9 +18,11 @@ from bridge.usecases import wallets
 def personal_data(shop_id: int, external_id: str):
     data = wallets.personal_data(services().sessions, shop_id, external_id, who())
     name = f"customer-{shop_id}-{external_id}-personal-data.json"
-    return Response(json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"',
-                             "Cache-Control": "no-store"})  # fmt: skip
+    return Response(
+        json.dumps(data, indent=2, ensure_ascii=False),
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+    )
 
 
 @console.post("/shops/<int:shop_id>/customers/<external_id>/erase")
@@ -30,6 +32,9 @@ def erase_personal_data(shop_id: int, external_id: str):
         flash("Tick the box to confirm: erasing cannot be undone.", "error")
         return redirect(url_for("console.customer", shop_id=shop_id, external_id=external_id) + "#privacy")
     wallets.erase(services().sessions, shop_id, external_id, who())
-    flash("Personal data erased: name, e-mail address and stored webhook details. The wallet's balance and its "
-          "movements stay (the balance is still owed to the customer).", "success")  # fmt: skip
+    flash(
+        "Personal data erased: name, e-mail address and stored webhook details. The wallet's balance and its "
+        "movements stay (the balance is still owed to the customer).",
+        "success",
+    )
     return redirect(url_for("console.customer", shop_id=shop_id, external_id=external_id))

@@ -77,29 +77,42 @@ def _conditions(session: Session, shop: Shop, wallet, filters: CustomerFilters, 
     q = filters.q.strip()
     if q:
         needle = q.lower()
-        conditions.append(or_(
-            _lowered(session, Customer.email).contains(needle, autoescape=True),
-            _lowered(session, Customer.name).contains(needle, autoescape=True),
-            Customer.external_id == q,
-        ))  # fmt: skip
+        conditions.append(
+            or_(
+                _lowered(session, Customer.email).contains(needle, autoescape=True),
+                _lowered(session, Customer.name).contains(needle, autoescape=True),
+                Customer.external_id == q,
+            )
+        )
     if filters.locked:
         conditions.append(wallet.locked.is_(True))
     if filters.with_balance:
         conditions.append(wallet.balance != 0)
     if filters.expiring_within is not None:
         conditions.append(
-            select(CreditLot.id).where(
-                CreditLot.account_id == wallet.id, CreditLot.remaining > 0, CreditLot.expires_at >= now,
+            select(CreditLot.id)
+            .where(
+                CreditLot.account_id == wallet.id,
+                CreditLot.remaining > 0,
+                CreditLot.expires_at >= now,
                 CreditLot.expires_at < now + timedelta(days=filters.expiring_within),
-            ).exists()
-        )  # fmt: skip
+            )
+            .exists()
+        )
     return conditions
 
 
 def customer_page(
-    session: Session, shop: Shop, filters: CustomerFilters = CustomerFilters(), *, sort: str = "last_movement",
-    descending: bool = True, page: int = 1, per_page: int = PAGE_SIZE, now: datetime | None = None,
-) -> CustomerPage:  # fmt: skip
+    session: Session,
+    shop: Shop,
+    filters: CustomerFilters = CustomerFilters(),
+    *,
+    sort: str = "last_movement",
+    descending: bool = True,
+    page: int = 1,
+    per_page: int = PAGE_SIZE,
+    now: datetime | None = None,
+) -> CustomerPage:
     """The shop's customers with balance, points and last movement; searched by e-mail, name or the shop's
     customer id, filtered, sorted and paged. The last movement is the newest entry of the customer's two
     accounts, each found by a backward scan of the (account_id, id) index."""
@@ -111,19 +124,26 @@ def customer_page(
     newest = _greatest(session, newest_wallet, newest_points).label("newest_entry")
     query = (
         select(
-            Customer, func.coalesce(wallet.balance, 0), func.coalesce(wallet.held, 0),
-            func.coalesce(wallet.locked, False), func.coalesce(points.balance, 0), newest,
+            Customer,
+            func.coalesce(wallet.balance, 0),
+            func.coalesce(wallet.held, 0),
+            func.coalesce(wallet.locked, False),
+            func.coalesce(points.balance, 0),
+            newest,
         )
         .outerjoin(wallet, with_wallet)
         .outerjoin(points, and_(points.customer_id == Customer.id, points.kind == "points"))
         .where(*conditions)
-    )  # fmt: skip
+    )
     counted = select(func.count()).select_from(Customer).outerjoin(wallet, with_wallet).where(*conditions)
     order = {
-        "email": Customer.email, "name": Customer.name, "customer": Customer.external_id,
-        "balance": func.coalesce(wallet.balance, 0), "points": func.coalesce(points.balance, 0),
+        "email": Customer.email,
+        "name": Customer.name,
+        "customer": Customer.external_id,
+        "balance": func.coalesce(wallet.balance, 0),
+        "points": func.coalesce(points.balance, 0),
         "last_movement": newest,
-    }[sort if sort in SORTS else "last_movement"]  # fmt: skip
+    }[sort if sort in SORTS else "last_movement"]
     order = order.desc().nulls_last() if descending else order.asc().nulls_last()
     total = int(session.scalar(counted))
     pages = max(1, -(-total // per_page))
@@ -140,10 +160,14 @@ def customer_page(
         else {}
     )
     return CustomerPage(
-        [CustomerRow(c, int(balance), int(held), bool(locked), int(pts), when.get(entry_id))
-         for c, balance, held, locked, pts, entry_id in rows],
-        total, page, pages,
-    )  # fmt: skip
+        [
+            CustomerRow(c, int(balance), int(held), bool(locked), int(pts), when.get(entry_id))
+            for c, balance, held, locked, pts, entry_id in rows
+        ],
+        total,
+        page,
+        pages,
+    )
 
 
 @dataclass(frozen=True)
@@ -163,9 +187,16 @@ class StatementLine:
 
 
 def statement_page(
-    session: Session, shop: Shop, customer: Customer, *, kind: str | None = None, start: date | None = None,
-    end: date | None = None, before: int | None = None, limit: int = STATEMENT_PAGE,
-) -> tuple[list[StatementLine], int | None]:  # fmt: skip
+    session: Session,
+    shop: Shop,
+    customer: Customer,
+    *,
+    kind: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    before: int | None = None,
+    limit: int = STATEMENT_PAGE,
+) -> tuple[list[StatementLine], int | None]:
     """The customer's wallet and points movements, newest first, filtered by kind and period (days of the shop's
     time zone, end inclusive); paged by entry id. Returns the lines and the id to pass as `before` for older ones."""
     accounts = select(Account.id).where(Account.shop_id == shop.id, Account.customer_id == customer.id)
@@ -185,10 +216,22 @@ def statement_page(
         query = query.where(Entry.id < before)
     rows = session.execute(query.order_by(Entry.id.desc()).limit(limit + 1)).all()
     lines = [
-        StatementLine(e.id, e.created_at, tx.kind, tx.reason, e.amount, e.currency, e.balance_after, tx.order_ref,
-                      tx.refund_ref, tx.actor_kind, tx.actor_id, tx.id)
+        StatementLine(
+            e.id,
+            e.created_at,
+            tx.kind,
+            tx.reason,
+            e.amount,
+            e.currency,
+            e.balance_after,
+            tx.order_ref,
+            tx.refund_ref,
+            tx.actor_kind,
+            tx.actor_id,
+            tx.id,
+        )
         for e, tx in rows[:limit]
-    ]  # fmt: skip
+    ]
     return lines, (lines[-1].entry_id if len(rows) > limit else None)
 
 
@@ -251,9 +294,10 @@ def dead_letters(session: Session, shop_id: int, limit: int = 100) -> list[Outbo
 
 def failure_counts(session: Session, shop_id: int) -> dict[str, int]:
     inbox = session.scalar(
-        select(func.count()).select_from(InboxDelivery).where(InboxDelivery.shop_id == shop_id,
-                                                              InboxDelivery.status == InboxStatus.FAILED)
-    )  # fmt: skip
+        select(func.count())
+        .select_from(InboxDelivery)
+        .where(InboxDelivery.shop_id == shop_id, InboxDelivery.status == InboxStatus.FAILED)
+    )
     outbox = dict(
         session.execute(
             select(OutboxMessage.status, func.count())
@@ -265,8 +309,11 @@ def failure_counts(session: Session, shop_id: int) -> dict[str, int]:
         ).all()
     )
     waiting = outbox.get(OutboxStatus.PENDING, 0) + outbox.get(OutboxStatus.SENDING, 0)
-    return {"inbox_failed": int(inbox or 0), "outbox_dead": int(outbox.get(OutboxStatus.DEAD, 0)),
-            "outbox_waiting": int(waiting)}  # fmt: skip
+    return {
+        "inbox_failed": int(inbox or 0),
+        "outbox_dead": int(outbox.get(OutboxStatus.DEAD, 0)),
+        "outbox_waiting": int(waiting),
+    }
 
 
 def customer_count(session: Session, shop_id: int) -> int:

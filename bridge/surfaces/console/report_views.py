@@ -39,9 +39,11 @@ def presets(today: date) -> list[tuple[str, dict]]:
         ("This month", {"start": first_of_month, "end": today, "granularity": "day"}),
         ("Last month", {"start": last_month_end.replace(day=1), "end": last_month_end, "granularity": "day"}),
         ("Last 13 weeks", {"start": today - timedelta(days=7 * 13 - 1), "end": today, "granularity": "week"}),
-        ("Last 12 months", {"start": (first_of_month - timedelta(days=335)).replace(day=1), "end": today,
-                            "granularity": "month"}),
-    ]  # fmt: skip
+        (
+            "Last 12 months",
+            {"start": (first_of_month - timedelta(days=335)).replace(day=1), "end": today, "granularity": "month"},
+        ),
+    ]
 
 
 def _period(args, tz: str) -> tuple[Form, dict | None]:
@@ -64,8 +66,9 @@ def _period(args, tz: str) -> tuple[Form, dict | None]:
 
 def _report(period: dict, tz: str) -> Report:
     with usecases.snapshot(services().sessions) as db:
-        return build_report(db, g.shop.id, g.shop.currency, period["start"], period["end"], period["granularity"],
-                            tz=tz)  # fmt: skip
+        return build_report(
+            db, g.shop.id, g.shop.currency, period["start"], period["end"], period["granularity"], tz=tz
+        )
 
 
 def _label(day: date, granularity: str) -> str:
@@ -75,8 +78,9 @@ def _label(day: date, granularity: str) -> str:
 def chart_series(report: Report) -> dict[str, tuple[list[str], list[Series]]]:
     """Each chart's labels and series. The wallet, points and reconciliation charts add up to the reconciliation:
     every kind of movement counts, expiries included."""
-    wallet, points, usage, liability = (report_table(report, name) for name in ("wallet", "points", "usage",
-                                                                                  "liability"))  # fmt: skip
+    wallet, points, usage, liability = (
+        report_table(report, name) for name in ("wallet", "points", "usage", "liability")
+    )
     starts = [_label(b.bucket.start, report.granularity) for b in report.buckets]
     ends = [_label(b.bucket.end, report.granularity) for b in report.buckets]
 
@@ -90,10 +94,14 @@ def chart_series(report: Report) -> dict[str, tuple[list[str], list[Series]]]:
         "points": (starts, [Series("Credited", column(points, 1)), Series("Debited", column(points, 2))]),
         "usage": (starts, [Series("Usage rate", column(usage, 3))]),
         "liability": (ends, [Series("Owed to customers", column(liability, 1))]),
-        "reconciliation": ([line.kind.replace("_", " ") for line in sources],
-                           [Series("Credits", [line.credits for line in sources]),
-                            Series("Debits", [line.debits for line in sources])]),
-    }  # fmt: skip
+        "reconciliation": (
+            [line.kind.replace("_", " ") for line in sources],
+            [
+                Series("Credits", [line.credits for line in sources]),
+                Series("Debits", [line.debits for line in sources]),
+            ],
+        ),
+    }
 
 
 def _charts(report: Report) -> dict:
@@ -108,15 +116,19 @@ def _charts(report: Report) -> dict:
     series = chart_series(report)
     return {
         "wallet": bar_chart(*series["wallet"], title="Wallet money credited and debited by period", fmt=money),
-        "points": bar_chart(*series["points"], title="Points credited and debited by period", fmt=count,
-                            width=NARROW),
-        "usage": bar_chart(*series["usage"], title="Share of orders paid by wallet",
-                           fmt=lambda v: f"{v * 100:.0f} %", integer=False, width=NARROW),
-        "liability": line_chart(*series["liability"], title="Outstanding liability", fmt=money,
-                                unit=10 ** exponent(currency)),
-        "reconciliation": bar_chart(*series["reconciliation"], title="Money credited and debited by source",
-                                    fmt=money),
-    }  # fmt: skip
+        "points": bar_chart(*series["points"], title="Points credited and debited by period", fmt=count, width=NARROW),
+        "usage": bar_chart(
+            *series["usage"],
+            title="Share of orders paid by wallet",
+            fmt=lambda v: f"{v * 100:.0f} %",
+            integer=False,
+            width=NARROW,
+        ),
+        "liability": line_chart(
+            *series["liability"], title="Outstanding liability", fmt=money, unit=10 ** exponent(currency)
+        ),
+        "reconciliation": bar_chart(*series["reconciliation"], title="Money credited and debited by source", fmt=money),
+    }
 
 
 @console.get("/shops/<int:shop_id>/reports")
@@ -129,8 +141,16 @@ def reports(shop_id: int):
         return page, 422
     report = _report(period, tz)
     tables = {name: report_table(report, name) for name in TABLES}
-    return render_template("reports.html", shop=g.shop, form=form, report=report, tables=tables, charts=_charts(report),
-                           presets=presets(local_today(tz)), period=period)  # fmt: skip
+    return render_template(
+        "reports.html",
+        shop=g.shop,
+        form=form,
+        report=report,
+        tables=tables,
+        charts=_charts(report),
+        presets=presets(local_today(tz)),
+        period=period,
+    )
 
 
 def csv_value(value, kind: str, unit: str) -> str:
@@ -170,9 +190,10 @@ def report_csv(shop_id: int, name: str):
     slug = re.sub(r"[^a-z0-9]+", "-", g.shop.name.lower()).strip("-") or f"shop-{shop_id}"
     filename = f"{slug}-{name}-{report.start}-{report.end}-{report.granularity}.csv"
     return Response(
-        table_csv(report, name), mimetype="text/csv",
+        table_csv(report, name),
+        mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )  # fmt: skip
+    )
 
 
 def cell(value, kind: str, unit: str) -> str:

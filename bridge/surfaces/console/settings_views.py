@@ -44,9 +44,12 @@ from sync.woocommerce.connect import (
 T = TypeVar("T")
 
 FIELD_LABELS = {spec.name: spec.label for section in SECTIONS.values() for spec in section.fields} | {
-    "url": "Shop URL", "consumer_key": "REST consumer key", "consumer_secret": "REST consumer secret",
-    "access_token": "Admin API access token", "webhook_secret": "Webhook secret",
-}  # fmt: skip
+    "url": "Shop URL",
+    "consumer_key": "REST consumer key",
+    "consumer_secret": "REST consumer secret",
+    "access_token": "Admin API access token",
+    "webhook_secret": "Webhook secret",
+}
 
 
 def display_setting(name: str, value, settings: dict, currency: str) -> str:
@@ -68,8 +71,13 @@ def display_setting(name: str, value, settings: dict, currency: str) -> str:
     if unit == "bool":
         return "on" if value else "off"
     if unit == "tiers":
-        return "; ".join(f"{w['tier']}: from {show_money(w['min_lifetime_spend'], currency)} {currency}, "
-                         f"{w['days']} days" for w in value) or "none"  # fmt: skip
+        return (
+            "; ".join(
+                f"{w['tier']}: from {show_money(w['min_lifetime_spend'], currency)} {currency}, {w['days']} days"
+                for w in value
+            )
+            or "none"
+        )
     if unit == "choice" and spec is not None:
         return dict(spec.choices).get(value, str(value))
     return str(value)
@@ -77,15 +85,18 @@ def display_setting(name: str, value, settings: dict, currency: str) -> str:
 
 def _connection_form(shop: Shop) -> Form:
     box = services().secrets
-    return Form(values={
-        "url": shop.url,
-        "consumer_key_mask": mask_secret(box.open(shop.consumer_key_enc)),
-        "has_secret": shop.consumer_secret_enc is not None,
-    })  # fmt: skip
+    return Form(
+        values={
+            "url": shop.url,
+            "consumer_key_mask": mask_secret(box.open(shop.consumer_key_enc)),
+            "has_secret": shop.consumer_secret_enc is not None,
+        }
+    )
 
 
-def _page(shop_id: int, *, forms: dict[str, Form] | None = None, connection: Form | None = None, check=None,
-          status: int = 200):  # fmt: skip
+def _page(
+    shop_id: int, *, forms: dict[str, Form] | None = None, connection: Form | None = None, check=None, status: int = 200
+):
     with reading() as db:
         shop = db.get(Shop, shop_id)
         settings = load_settings(shop.settings)
@@ -101,11 +112,22 @@ def _page(shop_id: int, *, forms: dict[str, Form] | None = None, connection: For
     connection.values.setdefault("consumer_key_mask", mask_secret(services().secrets.open(shop.consumer_key_enc)))
     connection.values.setdefault("has_secret", shop.consumer_secret_enc is not None)
     return render_template(
-        "settings.html", shop=shop, sections=SECTIONS, forms=all_forms, connection=connection, health=health,
-        last_check=last_check, last_check_data=_check_data(last_check), changes=changes[:30], labels=FIELD_LABELS,
-        delivery_url=_delivery_url(shop), check=check, platform=PLATFORMS[shop.platform],
-        warnings=_delivery_warnings(shop), timezones=sorted(timezone_names()),
-    ), status  # fmt: skip
+        "settings.html",
+        shop=shop,
+        sections=SECTIONS,
+        forms=all_forms,
+        connection=connection,
+        health=health,
+        last_check=last_check,
+        last_check_data=_check_data(last_check),
+        changes=changes[:30],
+        labels=FIELD_LABELS,
+        delivery_url=_delivery_url(shop),
+        check=check,
+        platform=PLATFORMS[shop.platform],
+        warnings=_delivery_warnings(shop),
+        timezones=sorted(timezone_names()),
+    ), status
 
 
 def _delivery_url(shop: Shop) -> str:
@@ -142,12 +164,14 @@ def save_settings(shop_id: int, section_key: str):
         if new_settings is None:
             return None, {}
         diff = audit.changes({k: stored.get(k) for k in new_settings}, new_settings)
-        return new_settings, {name: (display_setting(name, old, stored, currency),
-                                     display_setting(name, new, new_settings, currency))
-                              for name, (old, new) in diff.items()}  # fmt: skip
+        return new_settings, {
+            name: (display_setting(name, old, stored, currency), display_setting(name, new, new_settings, currency))
+            for name, (old, new) in diff.items()
+        }
 
-    new_settings, diff = merchants.change_settings(services().sessions, shop_id, who(), f"settings.{section.key}",
-                                                   change)  # fmt: skip
+    new_settings, diff = merchants.change_settings(
+        services().sessions, shop_id, who(), f"settings.{section.key}", change
+    )
     if new_settings is None:
         return _page(shop_id, forms=forms, status=422)
     if diff:
@@ -181,9 +205,10 @@ def _credentials(shop: Shop) -> tuple[Form, str, str, str]:
 def _webhook_states(api: WooShop, shop_id: int) -> dict[str, str]:
     delivery_url = delivery_url_for(services().settings.public_url, shop_id).rstrip("/")
     ours = [
-        w for w in list_all(api, "webhooks")
+        w
+        for w in list_all(api, "webhooks")
         if isinstance(w, dict) and str(w.get("delivery_url") or "").strip().rstrip("/") == delivery_url
-    ]  # fmt: skip
+    ]
     states = {}
     for topic in WEBHOOK_TOPICS:
         found = [str(w.get("status")) for w in ours if w.get("topic") == topic]
@@ -232,8 +257,11 @@ def test_connection(shop_id: int):
     if not form.ok:
         return _page(shop_id, connection=form, status=422)
     active = sum(1 for state in states.values() if state == "active")
-    check = {"ok": True, "message": f"The shop accepted the keys. Webhooks active: {active} of {len(states)}.",
-             "states": states}  # fmt: skip
+    check = {
+        "ok": True,
+        "message": f"The shop accepted the keys. Webhooks active: {active} of {len(states)}.",
+        "states": states,
+    }
     return _page(shop_id, connection=form, check=check)
 
 
@@ -254,9 +282,21 @@ def install_webhooks(shop_id: int):
     if not form.ok:
         return _page(shop_id, connection=form, status=422)
     svc = services()
-    result = _connect(shop_id, form, url, lambda: connect_shop(
-        svc.sessions, svc.secrets, shop_id, url, key, secret, svc.settings.public_url,
-        svc.settings.shop_timeout_seconds))  # fmt: skip
+    result = _connect(
+        shop_id,
+        form,
+        url,
+        lambda: connect_shop(
+            svc.sessions,
+            svc.secrets,
+            shop_id,
+            url,
+            key,
+            secret,
+            svc.settings.public_url,
+            svc.settings.shop_timeout_seconds,
+        ),
+    )
     if result is None:
         return _page(shop_id, connection=form, status=422)
     hooks = result.webhooks
@@ -268,9 +308,15 @@ def install_webhooks(shop_id: int):
     if old["secret"] != secret:
         changed.append(dict(field="consumer_secret", old="(stored)" if old["secret"] else "—", new="(replaced)"))
     _audit_connection(shop_id, changed, hooks.as_dict(), result.url, WEBHOOK_TOPICS)
-    parts = [f"{label}: {len(ids)}" for label, ids in
-             (("created", hooks.created), ("re-activated", hooks.reactivated), ("already active", hooks.unchanged))
-             if ids]  # fmt: skip
+    parts = [
+        f"{label}: {len(ids)}"
+        for label, ids in (
+            ("created", hooks.created),
+            ("re-activated", hooks.reactivated),
+            ("already active", hooks.unchanged),
+        )
+        if ids
+    ]
     flash(f"Connected to {result.url}. Webhooks {', '.join(parts) or 'in place'}.", "success")
     for warning in result.warnings:
         flash(f"Warning: {warning}.", "warning")
@@ -315,8 +361,13 @@ def _connect(shop_id: int, form: Form, url: str, connect: Callable[[], T]) -> T 
     except requests.RequestException as exc:
         form.errors["url"] = "Unreachable."
         form.errors["_form"] = f"Could not reach {url} ({exc.__class__.__name__})."
-    merchants.record(services().sessions, who(), "connection.check", shop_id=shop_id,
-                     new={"ok": False, "url": url, "error": form.errors["_form"]})  # fmt: skip
+    merchants.record(
+        services().sessions,
+        who(),
+        "connection.check",
+        shop_id=shop_id,
+        new={"ok": False, "url": url, "error": form.errors["_form"]},
+    )
     return None
 
 
@@ -329,8 +380,9 @@ def _audit_shopify(old: Shop, result: ShopifyConnection, url: str, token: str, s
     if box.open(old.consumer_secret_enc) != token:
         changed.append(dict(field="access_token", old="(stored)" if old.consumer_secret_enc else "—", new="(replaced)"))
     if secret is not None and box.open(old.webhook_secret_enc) != secret:
-        changed.append(dict(field="webhook_secret", old="(stored)" if old.webhook_secret_enc else "—",
-                            new="(replaced)"))  # fmt: skip
+        changed.append(
+            dict(field="webhook_secret", old="(stored)" if old.webhook_secret_enc else "—", new="(replaced)")
+        )
     _audit_connection(old.id, changed, result.as_dict(), url, DELIVERY_TOPICS)
 
 
@@ -338,8 +390,12 @@ def _audit_connection(shop_id: int, changed: list[dict], installed: dict, url: s
     """A connection made: what changed (never any part of a secret), what was installed, and its check."""
     lines = [("connection.update", dict(shop_id=shop_id, **change)) for change in changed]
     lines.append(("connection.install", dict(shop_id=shop_id, new=installed)))
-    lines.append(("connection.check", dict(shop_id=shop_id, new={"ok": True, "url": url,
-                                                                 "webhooks": dict.fromkeys(topics, "active")})))
+    lines.append(
+        (
+            "connection.check",
+            dict(shop_id=shop_id, new={"ok": True, "url": url, "webhooks": dict.fromkeys(topics, "active")}),
+        )
+    )
     merchants.record_all(services().sessions, who(), lines)
 
 
@@ -354,13 +410,28 @@ def connect_shopify_shop(shop_id: int):
     if not form.ok:
         return _page(shop_id, connection=form, status=422)
     svc = services()
-    result = _connect(shop_id, form, url, lambda: connect_shopify(
-        svc.sessions, svc.secrets, shop_id, url=url, access_token=token, webhook_secret=secret,
-        public_url=svc.settings.public_url, timeout=svc.settings.shop_timeout_seconds))  # fmt: skip
+    result = _connect(
+        shop_id,
+        form,
+        url,
+        lambda: connect_shopify(
+            svc.sessions,
+            svc.secrets,
+            shop_id,
+            url=url,
+            access_token=token,
+            webhook_secret=secret,
+            public_url=svc.settings.public_url,
+            timeout=svc.settings.shop_timeout_seconds,
+        ),
+    )
     if result is None:
         return _page(shop_id, connection=form, status=422)
     _audit_shopify(shop, result, url, token, secret)
-    parts = [f"{label}: {len(topics)}" for label, topics in
-             (("created", result.created), ("already subscribed", result.unchanged)) if topics]  # fmt: skip
+    parts = [
+        f"{label}: {len(topics)}"
+        for label, topics in (("created", result.created), ("already subscribed", result.unchanged))
+        if topics
+    ]
     flash(f"Connected to {result.domain}. Webhooks {', '.join(parts) or 'in place'}.", "success")
     return redirect(url_for("console.settings", shop_id=shop_id) + "#connection")

@@ -45,9 +45,12 @@ def overview(shop_id: int):
     chart = customers and line_chart(  # a shop without customers gets a sentence, not a flat line at 0
         [b.bucket.end.strftime("%d %b") for b in report.buckets],
         [Series("Owed to customers", [b.liability for b in report.buckets])],
-        title="Owed to customers, last 30 days", fmt=lambda v: format_amount(int(v), shop.currency),
-        width=NARROW, unit=10 ** exponent(shop.currency), empty_when_zero=False,
-    )  # fmt: skip
+        title="Owed to customers, last 30 days",
+        fmt=lambda v: format_amount(int(v), shop.currency),
+        width=NARROW,
+        unit=10 ** exponent(shop.currency),
+        empty_when_zero=False,
+    )
     totals = {
         "deposits": sum(b.deposits.amount for b in report.buckets),
         "payments": sum(b.total("money", ("payment", "capture"), "debit").amount for b in report.buckets),
@@ -56,10 +59,21 @@ def overview(shop_id: int):
     }
     newest = max((h.last_received_at for h in health if h.last_received_at), default=None)
     return render_template(
-        "overview.html", shop=shop, owed=owed, points=points, counts=counts, customers=customers, health=health,
-        newest_delivery=newest, last_check=last_check, recent=recent, chart=chart, totals=totals, labels=FIELD_LABELS,
+        "overview.html",
+        shop=shop,
+        owed=owed,
+        points=points,
+        counts=counts,
+        customers=customers,
+        health=health,
+        newest_delivery=newest,
+        last_check=last_check,
+        recent=recent,
+        chart=chart,
+        totals=totals,
+        labels=FIELD_LABELS,
         connected=shop.consumer_key_enc is not None,
-    )  # fmt: skip
+    )
 
 
 @console.get("/shops/<int:shop_id>/audit")
@@ -137,8 +151,12 @@ def retry_message(shop_id: int, message_id: int):
         abort(404)
     queued = retry_dead(services().sessions, shop_id, message_id)
     _audit_retry(shop_id, "operations.outbox_retry", f"message {message_id}", queued)
-    flash("Message queued again: the worker sends it shortly." if queued else "This message is not dead-lettered "
-          "any more (it was already queued again).", "success" if queued else "info")  # fmt: skip
+    flash(
+        "Message queued again: the worker sends it shortly."
+        if queued
+        else "This message is not dead-lettered any more (it was already queued again).",
+        "success" if queued else "info",
+    )
     return redirect(url_for("console.operations", shop_id=shop_id))
 
 
@@ -174,6 +192,12 @@ def retry_delivery(shop_id: int, delivery_id: int):
         flash(f"Delivery {delivery_id} still fails: {outcome.error}", "error")
     else:
         flash(f"Delivery {delivery_id} {outcome.status}.", "success")
-    merchants.record(services().sessions, who(), "operations.inbox_retry", shop_id=shop_id,
-                     target=f"delivery {delivery_id} ({delivery.topic})", new=outcome.status)  # fmt: skip
+    merchants.record(
+        services().sessions,
+        who(),
+        "operations.inbox_retry",
+        shop_id=shop_id,
+        target=f"delivery {delivery_id} ({delivery.topic})",
+        new=outcome.status,
+    )
     return redirect(url_for("console.operations", shop_id=shop_id))

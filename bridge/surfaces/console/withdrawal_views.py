@@ -23,18 +23,25 @@ RECENT = 20  # decided requests listed under the queue
 def withdrawals(shop_id: int):
     with reading() as db:
         pending = withdrawal_requests(db, g.shop, "pending")
-        decided = withdrawal_requests(db, g.shop, "approved", RECENT) + withdrawal_requests(db, g.shop, "declined",
-                                                                                              RECENT)  # fmt: skip
+        decided = withdrawal_requests(db, g.shop, "approved", RECENT) + withdrawal_requests(
+            db, g.shop, "declined", RECENT
+        )
     decided.sort(key=lambda row: row[0].decided_at, reverse=True)
-    return render_template("withdrawals.html", shop=g.shop, pending=pending, decided=decided[:RECENT],
-                           settings=ShopSettings.load(g.shop.settings))  # fmt: skip
+    return render_template(
+        "withdrawals.html",
+        shop=g.shop,
+        pending=pending,
+        decided=decided[:RECENT],
+        settings=ShopSettings.load(g.shop.settings),
+    )
 
 
 @console.post("/shops/<int:shop_id>/withdrawals/<int:request_id>/approve")
 @shop_view
 def approve_withdrawal_request(shop_id: int, request_id: int):
-    return _decide(shop_id, request_id, "Approved: {amount} is refunded to the card that paid the top-up.",
-                   approve=True)  # fmt: skip
+    return _decide(
+        shop_id, request_id, "Approved: {amount} is refunded to the card that paid the top-up.", approve=True
+    )
 
 
 @console.post("/shops/<int:shop_id>/withdrawals/<int:request_id>/decline")
@@ -45,8 +52,13 @@ def decline_withdrawal_request(shop_id: int, request_id: int):
         flash("Say why you decline the request: the customer is told.", "error")
         return redirect(url_for("console.withdrawals", shop_id=shop_id))
     reason = reason if reason.endswith((".", "!", "?")) else f"{reason}."
-    return _decide(shop_id, request_id, "Declined: {amount} is free again in the customer's wallet, and they are "
-                   "told why.", approve=False, reason=reason)  # fmt: skip
+    return _decide(
+        shop_id,
+        request_id,
+        "Declined: {amount} is free again in the customer's wallet, and they are told why.",
+        approve=False,
+        reason=reason,
+    )
 
 
 def _decide(shop_id: int, request_id: int, done: str, **decision):
@@ -58,6 +70,8 @@ def _decide(shop_id: int, request_id: int, done: str, **decision):
         flash(f"Nothing was done: {exc.message}.", "error")
     else:
         amount = format_amount(asked.amount, asked.currency)
-        flash(f"This request was already {asked.status}." if made.replayed else done.format(amount=amount),
-              "info" if made.replayed else "success")  # fmt: skip
+        flash(
+            f"This request was already {asked.status}." if made.replayed else done.format(amount=amount),
+            "info" if made.replayed else "success",
+        )
     return redirect(url_for("console.withdrawals", shop_id=shop_id))

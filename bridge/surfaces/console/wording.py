@@ -47,16 +47,21 @@ def message_purpose(kind: str, payload: dict, currency: str) -> str:
         "order.mark_paid": lambda: f"Mark {order} paid from the wallet",
         "order.add_wallet_fee": lambda: f"Take {money('amount')} off {order} as paid from the wallet",
         "order.mark_unpaid": lambda: f"Set {order} to {payload.get('status')}: the wallet could not pay it",
-        "order.note": lambda: f"Note on {order}" + ("" if payload.get("customer_note", True) else " (private)")
-                              + f": “{payload.get('note', '')}”",
+        "order.note": lambda: (
+            f"Note on {order}"
+            + ("" if payload.get("customer_note", True) else " (private)")
+            + f": “{payload.get('note', '')}”"
+        ),
         "order.refund": lambda: f"Refund {money('amount')} of {order} to the card (a wallet withdrawal)",
         "order.create_refund": lambda: f"Refund {money('amount')} of {order}, as the customer asked",
-        "store_credit.credit": lambda: f"Add {money('amount')} to customer #{payload.get('customer_id')}'s store "
-                                       "credit",
-        "store_credit.debit": lambda: f"Take {money('amount')} from customer #{payload.get('customer_id')}'s store "
-                                      "credit",
+        "store_credit.credit": lambda: (
+            f"Add {money('amount')} to customer #{payload.get('customer_id')}'s store credit"
+        ),
+        "store_credit.debit": lambda: (
+            f"Take {money('amount')} from customer #{payload.get('customer_id')}'s store credit"
+        ),
         "order.fetch_transactions": lambda: f"Read what {order} paid from store credit",
-    }  # fmt: skip
+    }
     return purposes[kind]() if kind in purposes else kind
 
 

@@ -27,9 +27,7 @@ PositiveAmount = dict(strict=True, validate=validate.Range(min=1, max=10**12))
 
 
 class IdempotencyHeader(Schema):
-    idempotency_key = fields.String(
-        required=True, validate=validate.Length(min=1, max=150), data_key="Idempotency-Key"
-    )
+    idempotency_key = fields.String(required=True, validate=validate.Length(min=1, max=150), data_key="Idempotency-Key")
 
 
 class HoldOut(Schema):
@@ -223,8 +221,9 @@ class Adjustments(MethodView):
     def post(self, headers, body, customer_id):
         """Credit or debit the wallet with a reason. Repeating the same Idempotency-Key moves nothing."""
         _customer_path_is_valid(customer_id)
-        return wallets.adjust(services().sessions, g.shop_id, customer_id, key=headers["idempotency_key"],
-                              actor=_actor(), **body)  # fmt: skip
+        return wallets.adjust(
+            services().sessions, g.shop_id, customer_id, key=headers["idempotency_key"], actor=_actor(), **body
+        )
 
 
 @api.route("/customers/<customer_id>/holds")
@@ -271,8 +270,9 @@ class PointsConversions(MethodView):
     def post(self, headers, body, customer_id):
         """Convert loyalty points to wallet money at the shop's rate (whole conversion steps only)."""
         _customer_path_is_valid(customer_id)
-        return wallets.convert(services().sessions, g.shop_id, customer_id, body.get("points"),
-                               headers["idempotency_key"], _actor())  # fmt: skip
+        return wallets.convert(
+            services().sessions, g.shop_id, customer_id, body.get("points"), headers["idempotency_key"], _actor()
+        )
 
 
 class TopupIn(Schema):
@@ -297,8 +297,15 @@ class Topups(MethodView):
         its payment URL; the wallet is credited once with what that order actually paid."""
         _customer_path_is_valid(customer_id)
         try:
-            return wallets.top_up(services().sessions, g.shop_id, customer_id, body["amount"],
-                                  headers["idempotency_key"], _order_creation_lease(), _topup_orders)  # fmt: skip
+            return wallets.top_up(
+                services().sessions,
+                g.shop_id,
+                customer_id,
+                body["amount"],
+                headers["idempotency_key"],
+                _order_creation_lease(),
+                _topup_orders,
+            )
         except ShopCallFailed as exc:
             return error_response(502, "shop_unreachable", f"the shop did not create the top-up order: {exc}")
 
@@ -342,8 +349,9 @@ class Withdrawals(MethodView):
         refuses, the money comes back to the wallet and the customer is told why); otherwise `pending`, the
         amount held on the wallet until the merchant approves or declines the request in the console."""
         _customer_path_is_valid(customer_id)
-        return wallets.withdraw(services().sessions, g.shop_id, customer_id, body["amount"],
-                                headers["idempotency_key"], _actor())  # fmt: skip
+        return wallets.withdraw(
+            services().sessions, g.shop_id, customer_id, body["amount"], headers["idempotency_key"], _actor()
+        )
 
 
 class RefundRequestIn(Schema):
@@ -374,8 +382,11 @@ class OrderRefunds(MethodView):
 
 
 class TipIn(Schema):
-    percent_bp = fields.Integer(strict=True, validate=validate.Range(min=1, max=10_000),
-                                metadata={"description": "one of the shop's presets, in basis points"})  # fmt: skip
+    percent_bp = fields.Integer(
+        strict=True,
+        validate=validate.Range(min=1, max=10_000),
+        metadata={"description": "one of the shop's presets, in basis points"},
+    )
     amount = fields.Integer(**PositiveAmount)
 
 
@@ -395,8 +406,15 @@ class OrderTips(MethodView):
     def post(self, headers, body, order_id):
         """Tip on a paid order from the customer's wallet: a shop preset percentage or an amount."""
         _order_path_is_valid(order_id)
-        return wallets.tip(services().sessions, g.shop_id, order_id, percent_bp=body.get("percent_bp"),
-                           amount=body.get("amount"), key=headers["idempotency_key"], actor=_actor())  # fmt: skip
+        return wallets.tip(
+            services().sessions,
+            g.shop_id,
+            order_id,
+            percent_bp=body.get("percent_bp"),
+            amount=body.get("amount"),
+            key=headers["idempotency_key"],
+            actor=_actor(),
+        )
 
 
 class ReservationIn(Schema):

@@ -43,8 +43,11 @@ def _link_expired(exc: NotFound):
     get a fresh one, the storefront's script its JSON error."""
     if request.path.endswith(".json"):
         return error_response(404, exc.code, exc.message)
-    return render_template("customer/link_expired.html", lifetime=_in_words(LINK_LIFETIME_SECONDS),
-                           note_lifetime=_in_words(NOTE_LINK_LIFETIME_SECONDS)), 404  # fmt: skip
+    return render_template(
+        "customer/link_expired.html",
+        lifetime=_in_words(LINK_LIFETIME_SECONDS),
+        note_lifetime=_in_words(NOTE_LINK_LIFETIME_SECONDS),
+    ), 404
 
 
 def _in_words(seconds: int) -> str:
@@ -68,15 +71,26 @@ def _view(token: str) -> dict:
         summary = wallet_summary(session, shop, access.customer_external_id)
         page = statement(session, shop, access.customer_external_id, limit=200)
         settings = ShopSettings.load(shop.settings)
-    return {"shop": shop.name, "currency": shop.currency, "wallet": summary, "lines": page.lines,
-            "zone": settings.timezone, "points_step": settings.points_conversion_points,
-            "points_step_value": format_amount(settings.points_conversion_value, shop.currency)}  # fmt: skip
+    return {
+        "shop": shop.name,
+        "currency": shop.currency,
+        "wallet": summary,
+        "lines": page.lines,
+        "zone": settings.timezone,
+        "points_step": settings.points_conversion_points,
+        "points_step_value": format_amount(settings.points_conversion_value, shop.currency),
+    }
 
 
 @customer_statement.get("/statement/<token>")
 def statement_page(token: str):
-    return render_template("customer/statement.html", token=token, message=request.args.get("message"),
-                           form_token=secrets.token_hex(16), **_view(token))  # fmt: skip
+    return render_template(
+        "customer/statement.html",
+        token=token,
+        message=request.args.get("message"),
+        form_token=secrets.token_hex(16),
+        **_view(token),
+    )
 
 
 @customer_statement.get("/statement/<token>.json")
@@ -101,8 +115,9 @@ def withdraw(token: str):
     """Ask to withdraw deposited money (a decimal comma is fine); held for the shop's approval when it says so."""
 
     def act(access: StatementAccess, form_token: str) -> str:
-        made = wallets.withdraw_from_statement(services().sessions, access.shop_id, access.customer_external_id,
-                                               request.form.get("amount", ""), form_token)  # fmt: skip
+        made = wallets.withdraw_from_statement(
+            services().sessions, access.shop_id, access.customer_external_id, request.form.get("amount", ""), form_token
+        )
         shown = format_amount(made.amount, made.currency)
         if made.status == "pending":
             return f"Your request to withdraw {shown} waits for the shop's approval; the amount is held in your wallet."

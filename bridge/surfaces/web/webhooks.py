@@ -18,8 +18,10 @@ def deliver(platform: str, shop_id: int):
     if platform not in PLATFORMS:
         return error_response(404, "not_found", "no such webhook endpoint")
     svc = services()
-    incoming = Request(shop_id, request.headers, request.content_type, request.get_data(cache=False),
-                       request.remote_addr)  # fmt: skip
-    answer = receive(svc.sessions, svc.secrets, PLATFORMS[platform].inbound, incoming,
-                     defer=svc.settings.defer_deliveries)  # fmt: skip
+    incoming = Request(
+        shop_id, request.headers, request.content_type, request.get_data(cache=False), request.remote_addr
+    )
+    answer = receive(
+        svc.sessions, svc.secrets, PLATFORMS[platform].inbound, incoming, defer=svc.settings.defer_deliveries
+    )
     return answer.body, answer.status

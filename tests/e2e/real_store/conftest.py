@@ -48,8 +48,9 @@ def pytest_runtest_setup(item):
 
 @pytest.fixture(scope="package")
 def ports():
-    return int(os.environ.get("REALSTORE_PORT") or free_port()), int(os.environ.get("REALSTORE_BRIDGE_PORT")
-                                                                      or free_port())  # fmt: skip
+    return int(os.environ.get("REALSTORE_PORT") or free_port()), int(
+        os.environ.get("REALSTORE_BRIDGE_PORT") or free_port()
+    )
 
 
 @pytest.fixture(scope="package")
@@ -90,8 +91,9 @@ def bridge_process(bridge_database, ports, store_launch, tmp_path_factory, reque
     try:
         bridge.start()
         url = request.getfixturevalue("store").url  # the store is needed from here on
-        bridge.shop = bridge.cli_json("shop", "create", "--name", "Real Store", "--platform", "woocommerce",
-                                      "--url", url, "--currency", "EUR")  # fmt: skip
+        bridge.shop = bridge.cli_json(
+            "shop", "create", "--name", "Real Store", "--platform", "woocommerce", "--url", url, "--currency", "EUR"
+        )
         bridge.set_settings(BASE_SETTINGS)
         yield bridge
     finally:

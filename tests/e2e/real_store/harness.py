@@ -54,16 +54,24 @@ class RealStore:
     def __init__(self, info: dict):
         self.info, self.url, self.dir = info, info["url"], info["dir"]
         self.switched: dict[str, bool] = {}
-        self.api = API(url=self.url, consumer_key=info["consumer_key"], consumer_secret=info["consumer_secret"],
-                       version="wc/v3", timeout=60)  # fmt: skip
+        self.api = API(
+            url=self.url,
+            consumer_key=info["consumer_key"],
+            consumer_secret=info["consumer_secret"],
+            version="wc/v3",
+            timeout=60,
+        )
 
     @staticmethod
     def launch(directory: Path, port: int, bridge_port: int, database: str) -> subprocess.Popen:
         """Start `up` (several seconds) and return at once: `started()` waits for it."""
         return subprocess.Popen(  # noqa: S603 - the kit's own script, no shell
             [str(KIT / "up"), str(directory), "--port", str(port), "--allow-port", str(bridge_port), "--db", database],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
 
     @classmethod
     def started(cls, launched: subprocess.Popen) -> RealStore:
@@ -76,8 +84,12 @@ class RealStore:
     def down(directory: Path) -> None:
         """Stop the store's PHP processes, drop its database, remove the directory (when `up` got that far)."""
         if directory.exists():
-            subprocess.run([str(KIT / "down"), str(directory)], capture_output=True, timeout=120,  # noqa: S603
-                           check=False)  # fmt: skip
+            subprocess.run(  # noqa: S603
+                [str(KIT / "down"), str(directory)],
+                capture_output=True,
+                timeout=120,
+                check=False,
+            )
 
     def switch(self, name: str, on: bool) -> None:
         """Taxes (through the REST settings, as a merchant's tool would) or async webhooks (`ctl`, which boots
@@ -93,8 +105,12 @@ class RealStore:
             self.switch(name, False)
 
     def ctl(self, *args: str) -> str:
-        done = subprocess.run([str(KIT / "ctl"), self.dir, *args], capture_output=True, text=True,  # noqa: S603
-                              timeout=120)  # fmt: skip
+        done = subprocess.run(  # noqa: S603
+            [str(KIT / "ctl"), self.dir, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"ctl {' '.join(args)} failed: {done.stderr[-1000:]}")
         return done.stdout
@@ -121,8 +137,15 @@ class RealStore:
 
     def new_customer(self, tag: str) -> dict:
         email = f"{tag}-{secrets.token_hex(4)}@example.test"
-        return self.post("customers", {"email": email, "first_name": tag.title(), "last_name": "Tester",
-                                       "billing": {"country": "DE", "email": email}})  # fmt: skip
+        return self.post(
+            "customers",
+            {
+                "email": email,
+                "first_name": tag.title(),
+                "last_name": "Tester",
+                "billing": {"country": "DE", "email": email},
+            },
+        )
 
     def new_product(self, price: str, name: str = "Mug") -> dict:
         return self.post("products", {"name": name, "regular_price": price})
@@ -130,11 +153,13 @@ class RealStore:
     def new_order(self, customer: dict, items: list[tuple[dict, int]], **extra) -> dict:
         """A wallet order of the customer's (`extra` adds or overrides fields: status, coupon_lines, …)."""
         body = {
-            "customer_id": customer["id"], "payment_method": WALLET_METHOD, "payment_method_title": "Wallet",
+            "customer_id": customer["id"],
+            "payment_method": WALLET_METHOD,
+            "payment_method_title": "Wallet",
             "billing": {"country": "DE", "email": customer["email"]},
             "line_items": [{"product_id": product["id"], "quantity": quantity} for product, quantity in items],
             **extra,
-        }  # fmt: skip
+        }
         return self.post("orders", body)
 
     def order(self, order_id) -> dict:
@@ -177,13 +202,22 @@ class Bridge:
 
         env = {k: v for k, v in os.environ.items() if not k.startswith(("WB_", "TEST_DATABASE", "GUNICORN"))}
         env.update(
-            DATABASE_URL=self.database_url, SECRET_KEY=secrets.token_urlsafe(32),
-            FERNET_KEYS=Fernet.generate_key().decode(), PUBLIC_URL=self.url, EMBEDDED_WORKER="false",
-            INSTANCE_PATH=str(self.workdir / "instance"), BIND=f"127.0.0.1:{self.port}", WEB_CONCURRENCY="2",
-            WEB_THREADS="2", OUTBOX_BASE_DELAY_SECONDS="0.2", SHOP_TIMEOUT_SECONDS="30",
+            DATABASE_URL=self.database_url,
+            SECRET_KEY=secrets.token_urlsafe(32),
+            FERNET_KEYS=Fernet.generate_key().decode(),
+            PUBLIC_URL=self.url,
+            EMBEDDED_WORKER="false",
+            INSTANCE_PATH=str(self.workdir / "instance"),
+            BIND=f"127.0.0.1:{self.port}",
+            WEB_CONCURRENCY="2",
+            WEB_THREADS="2",
+            OUTBOX_BASE_DELAY_SECONDS="0.2",
+            SHOP_TIMEOUT_SECONDS="30",
             # The shop is on loopback: the bridge refuses private shop URLs unless told they are expected.
-            ALLOW_PRIVATE_SHOP_URLS="true", NO_PROXY="127.0.0.1,localhost", PYTHONUNBUFFERED="1",
-        )  # fmt: skip
+            ALLOW_PRIVATE_SHOP_URLS="true",
+            NO_PROXY="127.0.0.1,localhost",
+            PYTHONUNBUFFERED="1",
+        )
         return env
 
     # -- processes
@@ -210,9 +244,14 @@ class Bridge:
     def _start(self, name: str, args: list[str]) -> None:
         with open(self.logs / f"{name}.log", "ab") as out:
             self.processes[name] = subprocess.Popen(  # noqa: S603 - our own executables, no shell
-                args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                args,
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
-            )  # fmt: skip
+            )
 
     def stop(self, name: str) -> None:
         if name == "web":
@@ -242,21 +281,34 @@ class Bridge:
 
     def cli(self, *args: str, extra_env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
         done = subprocess.run(  # noqa: S603 - our own executable, no shell
-            [str(BIN / "wallet-bridge"), *args], cwd=ROOT, env={**self.env, **(extra_env or {})},
-            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            [str(BIN / "wallet-bridge"), *args],
+            cwd=ROOT,
+            env={**self.env, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
         if check and done.returncode != 0:
             raise AssertionError(f"wallet-bridge {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}")
         return done
 
     def cli_json(self, *args: str, extra_env: dict | None = None):
         out = self.cli(*args, "--json", extra_env=extra_env).stdout
-        return json.loads(out[min(i for i in (out.find("{"), out.find("[")) if i >= 0):])
+        return json.loads(out[min(i for i in (out.find("{"), out.find("[")) if i >= 0) :])
 
     def connect(self, store: RealStore) -> dict:
-        return self.cli_json("shop", "connect", str(self.shop["id"]), "--url", store.url,
-                             extra_env={"WB_CONSUMER_KEY": store.info["consumer_key"],
-                                        "WB_CONSUMER_SECRET": store.info["consumer_secret"]})  # fmt: skip
+        return self.cli_json(
+            "shop",
+            "connect",
+            str(self.shop["id"]),
+            "--url",
+            store.url,
+            extra_env={
+                "WB_CONSUMER_KEY": store.info["consumer_key"],
+                "WB_CONSUMER_SECRET": store.info["consumer_secret"],
+            },
+        )
 
     def sync(self) -> dict:
         return self.cli_json("sync", str(self.shop["id"]))
@@ -285,15 +337,21 @@ class Bridge:
         return self.api("get", f"/customers/{customer['id']}/transactions?limit=200")["lines"]
 
     def credit(self, customer: dict, amount: int) -> None:
-        self.api("post", f"/customers/{customer['id']}/adjustments",
-                 {"direction": "credit", "amount": amount, "reason": "test funds"}, expect=201)  # fmt: skip
+        self.api(
+            "post",
+            f"/customers/{customer['id']}/adjustments",
+            {"direction": "credit", "amount": amount, "reason": "test funds"},
+            expect=201,
+        )
 
     # -- settings and waiting (the database, read only but for the shop's settings)
 
     def set_settings(self, settings: dict) -> None:
         with self.db.begin() as connection:
-            connection.execute(text("UPDATE shops SET settings = CAST(:s AS json) WHERE id = :id"),
-                               {"s": json.dumps(settings), "id": self.shop["id"]})  # fmt: skip
+            connection.execute(
+                text("UPDATE shops SET settings = CAST(:s AS json) WHERE id = :id"),
+                {"s": json.dumps(settings), "id": self.shop["id"]},
+            )
 
     def settle(self, timeout: float = 30.0) -> None:
         """Wait until the bridge is at rest: no delivery waiting in the inbox to be applied (the worker

@@ -17,8 +17,14 @@ from tests.e2e.real_store.harness import ROOT, RealStore
 PLUGIN_SOURCE = ROOT / "deploy" / "woocommerce-plugin"
 PLUGIN_FILE = "wallet-bridge/wallet-bridge.php"
 PASSWORD = "correct-horse-battery"  # noqa: S105 - a throwaway customer of a throwaway store
-ADDRESS = {"first_name": "Kim", "last_name": "Tester", "address_1": "Hauptstr. 1", "city": "Berlin",
-           "postcode": "10115", "country": "DE"}  # fmt: skip
+ADDRESS = {
+    "first_name": "Kim",
+    "last_name": "Tester",
+    "address_1": "Hauptstr. 1",
+    "city": "Berlin",
+    "postcode": "10115",
+    "country": "DE",
+}
 
 
 class Visitor:
@@ -38,8 +44,11 @@ class Visitor:
 
     def log_in(self, user: str, password: str) -> None:
         self.http.cookies.set("wordpress_test_cookie", "WP Cookie check")
-        answer = self.post("/wp-login.php", data={"log": user, "pwd": password, "wp-submit": "Log In",
-                                                  "testcookie": "1"}, allow_redirects=False)  # fmt: skip
+        answer = self.post(
+            "/wp-login.php",
+            data={"log": user, "pwd": password, "wp-submit": "Log In", "testcookie": "1"},
+            allow_redirects=False,
+        )
         logged_in = any(name.startswith("wordpress_logged_in") for name in self.http.cookies.keys())
         assert answer.status_code == 302 and logged_in, f"login of {user} failed: {answer.status_code}"
 
@@ -67,16 +76,22 @@ class Visitor:
         return answer.json()
 
     def checkout(self, payment_method: str, email: str) -> requests.Response:
-        return self.store_api("post", "/checkout", {
-            "billing_address": {**ADDRESS, "email": email}, "shipping_address": ADDRESS,
-            "payment_method": payment_method,
-        })  # fmt: skip
+        return self.store_api(
+            "post",
+            "/checkout",
+            {
+                "billing_address": {**ADDRESS, "email": email},
+                "shipping_address": ADDRESS,
+                "payment_method": payment_method,
+            },
+        )
 
 
 def classic_checkout_page(admin: Visitor) -> str:
     """A page with the classic checkout's shortcode (the store's own checkout page is the block one)."""
-    page = admin.rest("post", "/wp/v2/pages", {"title": "Classic checkout", "status": "publish",
-                                               "content": "[woocommerce_checkout]"})  # fmt: skip
+    page = admin.rest(
+        "post", "/wp/v2/pages", {"title": "Classic checkout", "status": "publish", "content": "[woocommerce_checkout]"}
+    )
     assert page.status_code == 201, page.text[:500]
     return "/" + page.json()["slug"] + "/"
 
@@ -87,18 +102,32 @@ def classic_checkout(visitor: Visitor, page: str, payment_method: str, email: st
     nonce = re.search(r'name="woocommerce-process-checkout-nonce" value="([^"]+)"', form)
     assert nonce, "the classic checkout page has no checkout form"
     fields = {f"billing_{name}": value for name, value in ADDRESS.items()}
-    answer = visitor.post("/?wc-ajax=checkout", data={
-        **fields, "billing_email": email, "payment_method": payment_method,
-        "woocommerce-process-checkout-nonce": nonce.group(1), "_wp_http_referer": page,
-    })  # fmt: skip
+    answer = visitor.post(
+        "/?wc-ajax=checkout",
+        data={
+            **fields,
+            "billing_email": email,
+            "payment_method": payment_method,
+            "woocommerce-process-checkout-nonce": nonce.group(1),
+            "_wp_http_referer": page,
+        },
+    )
     assert answer.status_code == 200, answer.text[:500]
     return answer.json()
 
 
 def new_customer_with_login(store: RealStore, tag: str) -> dict:
     email = f"{tag}-{secrets.token_hex(4)}@example.test"
-    return store.post("customers", {"email": email, "first_name": tag.title(), "last_name": "Tester",
-                                    "password": PASSWORD, "billing": {"country": "DE", "email": email}})  # fmt: skip
+    return store.post(
+        "customers",
+        {
+            "email": email,
+            "first_name": tag.title(),
+            "last_name": "Tester",
+            "password": PASSWORD,
+            "billing": {"country": "DE", "email": email},
+        },
+    )
 
 
 def customer_visitor(store: RealStore, customer: dict) -> Visitor:
@@ -133,10 +162,16 @@ def save_settings(admin: Visitor, bridge_url: str, api_key: str) -> requests.Res
     page = settings_page(admin).text
     nonce = re.search(r'name="_wpnonce" value="([^"]+)"', page)
     assert nonce, "the settings tab has no form"
-    return admin.post("/wp-admin/admin.php?page=wc-settings&tab=wallet_bridge", data={
-        "wallet_bridge_url": bridge_url, "wallet_bridge_api_key": api_key, "save": "Save changes",
-        "_wpnonce": nonce.group(1), "_wp_http_referer": "/wp-admin/admin.php?page=wc-settings&tab=wallet_bridge",
-    })  # fmt: skip
+    return admin.post(
+        "/wp-admin/admin.php?page=wc-settings&tab=wallet_bridge",
+        data={
+            "wallet_bridge_url": bridge_url,
+            "wallet_bridge_api_key": api_key,
+            "save": "Save changes",
+            "_wpnonce": nonce.group(1),
+            "_wp_http_referer": "/wp-admin/admin.php?page=wc-settings&tab=wallet_bridge",
+        },
+    )
 
 
 def press_test_connection(admin: Visitor) -> str:

@@ -13,7 +13,8 @@ def test_connect_registers_each_webhook_once_even_when_run_twice(bridge, store, 
 
     assert len(first_connect["webhooks"]["created"]) == len(WEBHOOK_TOPICS)
     assert again["webhooks"]["created"] == [] and sorted(again["webhooks"]["unchanged"]) == sorted(
-        first_connect["webhooks"]["created"])
+        first_connect["webhooks"]["created"]
+    )
     hooks = store.our_webhooks(bridge.delivery_url)
     assert sorted(hook["topic"] for hook in hooks) == sorted(WEBHOOK_TOPICS)
     assert all(hook["status"] == "active" for hook in hooks)

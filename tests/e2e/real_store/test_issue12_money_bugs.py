@@ -29,8 +29,7 @@ def test_a_refund_after_the_cancellation_credits_nothing_more(bridge, store, cus
     assert bridge.balance(customer) == 5000
 
 
-def test_a_refund_and_a_cancellation_collapsed_into_one_delivery_return_the_payment_once(bridge, store, customer,
-                                                                                          mug):  # fmt: skip
+def test_a_refund_and_a_cancellation_collapsed_into_one_delivery_return_the_payment_once(bridge, store, customer, mug):
     order = paid_by_wallet(bridge, store, customer, [(mug, 1)])
     store.switch("async", True)
 
@@ -103,15 +102,15 @@ def test_a_wallet_order_first_seen_completed_and_refunded_gives_the_wallet_nothi
 # (d) a refund to the card of an order paid partly by wallet returns the card's money to the card only
 
 
-def test_a_card_refund_of_a_partly_wallet_paid_order_gives_the_wallet_nothing(bridge, store, settings, customer,
-                                                                               mug):  # fmt: skip
+def test_a_card_refund_of_a_partly_wallet_paid_order_gives_the_wallet_nothing(bridge, store, settings, customer, mug):
     settings(refund_destination="original")
     bridge.credit(customer, 1000)
     order = store.new_order(customer, [(mug, 2)])
     bridge.settle()
     assert cents(store.order(order["id"])["total"]) == 2998
-    store.put(f"orders/{order['id']}", {"payment_method": CARD_METHOD, "payment_method_title": "Card",
-                                        "set_paid": True})  # fmt: skip
+    store.put(
+        f"orders/{order['id']}", {"payment_method": CARD_METHOD, "payment_method_title": "Card", "set_paid": True}
+    )
     bridge.settle()
 
     store.refund(order["id"], "19.99")
@@ -127,8 +126,20 @@ def test_a_card_refund_of_a_partly_wallet_paid_order_gives_the_wallet_nothing(br
 def edit_quantity(store, order: dict, quantity: int) -> dict:
     line = order["line_items"][0]
     total = money(cents(line["subtotal"]) // line["quantity"] * quantity)  # the line's new price: WooCommerce
-    return store.put(f"orders/{order['id']}", {"line_items": [  # prices a line anew only for a new product
-        {"id": line["id"], "product_id": line["product_id"], "quantity": quantity, "subtotal": total, "total": total}]})
+    return store.put(
+        f"orders/{order['id']}",
+        {
+            "line_items": [  # prices a line anew only for a new product
+                {
+                    "id": line["id"],
+                    "product_id": line["product_id"],
+                    "quantity": quantity,
+                    "subtotal": total,
+                    "total": total,
+                }
+            ]
+        },
+    )
 
 
 def test_a_paid_order_raised_afterwards_charges_the_wallet_the_difference(bridge, store, customer, mug):
@@ -157,9 +168,15 @@ def test_a_paid_order_lowered_afterwards_returns_the_difference_to_the_wallet(br
     order = paid_by_wallet(bridge, store, customer, [(mug, 1)])
 
     line = store.order(order["id"])["line_items"][0]
-    edited = store.put(f"orders/{order['id']}", {"line_items": [
-        {"id": line["id"], "product_id": mug["id"], "quantity": 0},
-        {"product_id": vase["id"], "quantity": 1}]})  # fmt: skip
+    edited = store.put(
+        f"orders/{order['id']}",
+        {
+            "line_items": [
+                {"id": line["id"], "product_id": mug["id"], "quantity": 0},
+                {"product_id": vase["id"], "quantity": 1},
+            ]
+        },
+    )
     bridge.settle()
 
     assert cents(edited["total"]) == 999
@@ -210,8 +227,11 @@ def test_points_are_earned_on_the_items_not_on_shipping(bridge, store, settings,
     bowl = store.new_product("15.99", "Bowl")
     bridge.credit(customer, 5000)
 
-    order = store.new_order(customer, [(mug, 1), (bowl, 1)], shipping_lines=[
-        {"method_id": "flat_rate", "method_title": "Flat rate", "total": "4.90"}])  # fmt: skip
+    order = store.new_order(
+        customer,
+        [(mug, 1), (bowl, 1)],
+        shipping_lines=[{"method_id": "flat_rate", "method_title": "Flat rate", "total": "4.90"}],
+    )
     bridge.settle()
 
     assert cents(store.order(order["id"])["total"]) == 4088
@@ -225,8 +245,10 @@ def test_a_topup_order_paid_with_the_wallet_method_is_refused_with_a_note(bridge
     bridge.credit(customer, 5000)
     made = bridge.api("post", f"/customers/{customer['id']}/topups", {"amount": 2000}, expect=201)
 
-    store.put(f"orders/{made['order_id']}", {"payment_method": WALLET_METHOD, "payment_method_title": "Wallet",
-                                             "status": "on-hold"})  # fmt: skip
+    store.put(
+        f"orders/{made['order_id']}",
+        {"payment_method": WALLET_METHOD, "payment_method_title": "Wallet", "status": "on-hold"},
+    )
     bridge.settle()
 
     assert bridge.balance(customer) == 5000

@@ -78,8 +78,12 @@ def test_my_account_tops_up_through_a_shop_order_and_converts_points(bridge, sto
     assert topup.status_code == 302 and "/order-pay/" in topup.headers["Location"], topup.text[:500]
     order_id = topup.headers["Location"].split("/order-pay/")[1].split("/")[0]
     assert cents(store.order(order_id)["total"]) == 1250
-    settings(wallet_payment_methods=[WALLET_METHOD, GATEWAY], points_per_currency_unit=10,
-             points_conversion_points=100, points_conversion_value=50)  # fmt: skip
+    settings(
+        wallet_payment_methods=[WALLET_METHOD, GATEWAY],
+        points_per_currency_unit=10,
+        points_conversion_points=100,
+        points_conversion_value=50,
+    )
     store.new_order(shopper, [(mug, 1)], payment_method=CARD_METHOD, set_paid=True)  # 19.99 by card: 199 points
     deliver_queued(store, bridge)
     converted = submit_account_form(customer_visitor(store, shopper), "convert")
@@ -110,8 +114,9 @@ def test_a_wallet_checkout_reserves_then_captures_exactly_once(bridge, store, sh
     assert bridge.balance(shopper) == 5000 - 1999 and bridge.failed_deliveries() == 0
 
 
-def test_a_short_wallet_without_partial_payments_is_refused_and_no_order_is_left(bridge, store, shopper, settings,
-                                                                               ebook):  # fmt: skip
+def test_a_short_wallet_without_partial_payments_is_refused_and_no_order_is_left(
+    bridge, store, shopper, settings, ebook
+):
     settings(wallet_payment_methods=[WALLET_METHOD, GATEWAY], partial_payments=False)
     bridge.credit(shopper, 500)
     visitor = customer_visitor(store, shopper)
@@ -124,13 +129,15 @@ def test_a_short_wallet_without_partial_payments_is_refused_and_no_order_is_left
     # Only the block checkout's own draft of the cart: never placed (no stock held, no e-mail, not in the
     # merchant's order list; WooCommerce deletes stale drafts daily), never sent to the bridge.
     assert {order["status"] for order in store.get("orders", customer=shopper["id"], status="any")} <= {
-        "checkout-draft"}
+        "checkout-draft"
+    }
     assert [line["kind"] for line in bridge.statement(shopper)] == ["adjustment"]
     assert bridge.wallet(shopper)["available"] == 500 and bridge.balance(shopper) == 500
 
 
-def test_a_short_wallet_with_partial_payments_pays_its_part_and_the_order_waits_for_the_rest(bridge, store, shopper,
-                                                                                           ebook):  # fmt: skip
+def test_a_short_wallet_with_partial_payments_pays_its_part_and_the_order_waits_for_the_rest(
+    bridge, store, shopper, ebook
+):
     bridge.credit(shopper, 1000)
     visitor = customer_visitor(store, shopper)
     visitor.add_to_cart(ebook)
@@ -146,8 +153,9 @@ def test_a_short_wallet_with_partial_payments_pays_its_part_and_the_order_waits_
     assert bridge.balance(shopper) == 0
 
 
-def test_the_classic_checkout_refuses_a_short_wallet_before_the_order_then_pays(bridge, store, shopper, settings,
-                                                                                plugin, ebook):  # fmt: skip
+def test_the_classic_checkout_refuses_a_short_wallet_before_the_order_then_pays(
+    bridge, store, shopper, settings, plugin, ebook
+):
     settings(wallet_payment_methods=[WALLET_METHOD, GATEWAY], partial_payments=False)
     page = classic_checkout_page(plugin)
     bridge.credit(shopper, 1500)

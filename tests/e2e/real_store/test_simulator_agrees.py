@@ -29,8 +29,10 @@ def paid_order(api: API, product: dict) -> dict:
 def refund_errors(api: API, product: dict) -> list[tuple]:
     """The answers to a refund beyond what is left, and to an automatic refund on an offline gateway."""
     order = paid_order(api, product)
-    answers = [api.post(f"orders/{order['id']}/refunds", {"amount": "50.00", "api_refund": False}),
-               api.post(f"orders/{order['id']}/refunds", {"amount": "5.00", "api_refund": True})]  # fmt: skip
+    answers = [
+        api.post(f"orders/{order['id']}/refunds", {"amount": "50.00", "api_refund": False}),
+        api.post(f"orders/{order['id']}/refunds", {"amount": "5.00", "api_refund": True}),
+    ]
     return [(answer.status_code, answer.json()) for answer in answers]
 
 
@@ -40,17 +42,22 @@ def test_refund_errors_are_the_same_http_500_with_a_bare_number(store, simulated
     code = "woocommerce_rest_cannot_create_order_refund"
     assert real == [
         (500, {"code": code, "message": "Invalid refund amount.", "data": 500}),
-        (500, {"code": code, "message": "The payment gateway for this order does not support automatic refunds.",
-               "data": 500}),
-    ]  # fmt: skip
+        (
+            500,
+            {
+                "code": code,
+                "message": "The payment gateway for this order does not support automatic refunds.",
+                "data": 500,
+            },
+        ),
+    ]
     assert refund_errors(simulated, mug) == real
 
 
 def next_link(api: API, endpoint: str) -> str:
     response = api.get(endpoint, params={"per_page": 1})
     assert int(response.headers["X-WP-TotalPages"]) >= 2
-    return next(part.split(";")[0].strip("<> ") for part in response.headers["Link"].split(",")
-                if 'rel="next"' in part)  # fmt: skip
+    return next(part.split(";")[0].strip("<> ") for part in response.headers["Link"].split(",") if 'rel="next"' in part)
 
 
 def test_link_headers_repeat_the_used_oauth_parameters_so_following_them_is_refused(store, simulated, mug):

@@ -45,10 +45,12 @@ def test_prices_entered_with_tax(bridge, store, taxed, customer, mug):
 def test_mixed_rates(bridge, store, taxed, customer, mug):
     reduced = [rate for rate in store.get("taxes", per_page=100) if rate.get("class") == "reduced-rate"]
     if not reduced:
-        store.post("taxes", {"country": "DE", "rate": "7.0000", "name": "MwSt 7 %", "class": "reduced-rate",
-                             "shipping": False})  # fmt: skip
-    book = store.post("products", {"name": f"Book {secrets.token_hex(2)}", "regular_price": "6.45",
-                                   "tax_class": "reduced-rate"})  # fmt: skip
+        store.post(
+            "taxes", {"country": "DE", "rate": "7.0000", "name": "MwSt 7 %", "class": "reduced-rate", "shipping": False}
+        )
+    book = store.post(
+        "products", {"name": f"Book {secrets.token_hex(2)}", "regular_price": "6.45", "tax_class": "reduced-rate"}
+    )
     original, order = pays_partly(bridge, store, customer, [(mug, 1), (book, 1)], 1500)
     assert original == 2379 + 690  # 19.99 + 19 %, 6.45 + 7 %
     assert_settled_exactly(bridge, store, customer, original, order, 1500)
@@ -58,8 +60,9 @@ def test_shipping_and_a_coupon(bridge, store, taxed, customer, mug):
     code = f"ten-{secrets.token_hex(3)}"
     store.post("coupons", {"code": code, "discount_type": "percent", "amount": "10"})
     shipping = [{"method_id": "flat_rate", "method_title": "Flat rate", "total": "4.90"}]
-    original, order = pays_partly(bridge, store, customer, [(mug, 2)], 2000, shipping_lines=shipping,
-                                  coupon_lines=[{"code": code}])  # fmt: skip
+    original, order = pays_partly(
+        bridge, store, customer, [(mug, 2)], 2000, shipping_lines=shipping, coupon_lines=[{"code": code}]
+    )
     assert_settled_exactly(bridge, store, customer, original, order, 2000)
 
 

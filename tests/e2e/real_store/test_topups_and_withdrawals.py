@@ -9,8 +9,9 @@ pytestmark = pytest.mark.real_store
 
 def topped_up(bridge, store, customer, amount=2000):
     made = bridge.api("post", f"/customers/{customer['id']}/topups", {"amount": amount}, expect=201)
-    store.put(f"orders/{made['order_id']}", {"payment_method": CARD_METHOD, "payment_method_title": "Card",
-                                             "set_paid": True})  # fmt: skip
+    store.put(
+        f"orders/{made['order_id']}", {"payment_method": CARD_METHOD, "payment_method_title": "Card", "set_paid": True}
+    )
     bridge.settle()
     return made
 

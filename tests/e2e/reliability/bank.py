@@ -203,9 +203,14 @@ def start_process(args: list[str], env: dict, log: Path) -> subprocess.Popen:
     """A subprocess in a session (process group) of its own, output to `log`."""
     with open(log, "ab") as out:
         return subprocess.Popen(  # noqa: S603 - our own executables, no shell
-            args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
-        )  # fmt: skip
+        )
 
 
 def stop_process(process: subprocess.Popen | None, grace: float = 5.0) -> None:
@@ -226,9 +231,15 @@ def stop_process(process: subprocess.Popen | None, grace: float = 5.0) -> None:
 def run_cli(args: list[str], env: dict, timeout: float = 120.0, extra_env: dict | None = None):
     """`wallet-bridge <args>`; returns (exit code, stdout, stderr). Killed with its group on timeout."""
     process = subprocess.Popen(  # noqa: S603 - our own executable, no shell
-        [str(BIN / "wallet-bridge"), *args], cwd=ROOT, env={**env, **(extra_env or {})}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True, text=True,
-    )  # fmt: skip
+        [str(BIN / "wallet-bridge"), *args],
+        cwd=ROOT,
+        env={**env, **(extra_env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        text=True,
+    )
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -304,8 +315,9 @@ class BridgeTransport:
                 self.counts["pings"] += 1
                 return
             self.counts["sent"] += 1
-            self.counts["answered_200" if status == 200 else "failed_in_transit" if status is None else
-                        f"answered_{status}"] += 1  # fmt: skip
+            self.counts[
+                "answered_200" if status == 200 else "failed_in_transit" if status is None else f"answered_{status}"
+            ] += 1
             if status == 200 and state == "failed":
                 self.counts["stored_as_failed"] += 1
         if ok and topic != "customer.created":
@@ -322,8 +334,12 @@ class BridgeTransport:
 
     def summary(self) -> dict:
         with self.lock:
-            return {"counts": dict(self.counts), "customer_applied": sorted(self.customer_applied),
-                    "customer_lost": sorted(self.customer_lost), "orders_lost": sorted(self.orders_lost)}  # fmt: skip
+            return {
+                "counts": dict(self.counts),
+                "customer_applied": sorted(self.customer_applied),
+                "customer_lost": sorted(self.customer_lost),
+                "orders_lost": sorted(self.orders_lost),
+            }
 
 
 class DeliveryPump(threading.Thread):
@@ -519,8 +535,9 @@ class Client(threading.Thread):
         return "wallet_partial", "placed"
 
     def op_pay_rest(self, n, u1, u2, u3, u4):
-        order_id = self.find("wallet", u1, lambda o: o.status == "pending" and any(f.name == WALLET_FEE
-                                                                                  for f in o.fee_lines))  # fmt: skip
+        order_id = self.find(
+            "wallet", u1, lambda o: o.status == "pending" and any(f.name == WALLET_FEE for f in o.fee_lines)
+        )
         if order_id is None:
             return self.op_card(n, u1, u2, u3, u4)
         self.sim.set_status(order_id, "processing")  # the rest paid by card
@@ -561,8 +578,9 @@ class Client(threading.Thread):
         return "topup", self.request_topup(key, self.customer(u1), 500 + int(u2 * 15_000), pay=u3 >= 0.05)
 
     def request_topup(self, key: str, customer_id: int, amount: int, pay: bool) -> str:
-        status, body = self.api.call("POST", f"/customers/{customer_id}/topups", json_body={"amount": amount},
-                                     key=key, attempts=3)  # fmt: skip
+        status, body = self.api.call(
+            "POST", f"/customers/{customer_id}/topups", json_body={"amount": amount}, key=key, attempts=3
+        )
         if status == 201:
             self.topup_orders.add(int(body["order_id"]))
             if not pay:
@@ -579,8 +597,9 @@ class Client(threading.Thread):
         store = self.sim.store
 
         def action():
-            store.update_order(order_id, {"payment_method": "stripe", "payment_method_title": "Credit / Debit Card",
-                                          "set_paid": True})  # fmt: skip
+            store.update_order(
+                order_id, {"payment_method": "stripe", "payment_method_title": "Credit / Debit Card", "set_paid": True}
+            )
             return None, [("order.updated", order_id)]
 
         self.sim.change(action)
@@ -640,19 +659,27 @@ class ShopDriver:
         self.consumer_key = "ck_" + secrets.token_hex(20)
         self.consumer_secret = "cs_" + secrets.token_hex(20)
         self.transport = BridgeTransport()
-        self.sim = create_simulator(consumer_key=self.consumer_key, consumer_secret=self.consumer_secret,
-                                    transport=self.transport, seed=spec["seed"] * 100 + self.index,
-                                    rest_timeout_seconds=spec["rest_timeout"])  # fmt: skip
+        self.sim = create_simulator(
+            consumer_key=self.consumer_key,
+            consumer_secret=self.consumer_secret,
+            transport=self.transport,
+            seed=spec["seed"] * 100 + self.index,
+            rest_timeout_seconds=spec["rest_timeout"],
+        )
         self.sim.hold_deliveries()
         self.url = self.sim.serve()
         self.stopping = threading.Event()
         self.clients: list[Client] = []
         self.api_stats: Counter = Counter()
         self.pumps = [
-            DeliveryPump(self.sim, random.Random(f"{spec['seed']}:{self.index}:pump:{i}"), spec["duplicate_rate"],
-                         spec["reorder_rate"])
+            DeliveryPump(
+                self.sim,
+                random.Random(f"{spec['seed']}:{self.index}:pump:{i}"),
+                spec["duplicate_rate"],
+                spec["reorder_rate"],
+            )
             for i in range(spec["pumps"])
-        ]  # fmt: skip
+        ]
         for pump in self.pumps:
             pump.start()
         self._take_outage = self.sim.take_outage
@@ -681,7 +708,7 @@ class ShopDriver:
             client.join(timeout)
 
     def shop_outage(self, mode: str) -> None:
-        """"error": every REST call answered 503; "timeout": held past the bridge's timeout, then 504."""
+        """ "error": every REST call answered 503; "timeout": held past the bridge's timeout, then 504."""
         self.outage_modes.append(mode)
         if mode == "error":
             self.sim.fail_rest(503)
@@ -721,14 +748,18 @@ class ShopDriver:
             for order in sim.store.orders.values():
                 notes = sim.store.notes.get(order.id, [])
                 orders[order.id] = {
-                    "status": order.status, "customer": order.customer_id, "method": order.payment_method,
-                    "total": order.total, "transaction_id": order.transaction_id, "paid": order.date_paid is not None,
+                    "status": order.status,
+                    "customer": order.customer_id,
+                    "method": order.payment_method,
+                    "total": order.total,
+                    "transaction_id": order.transaction_id,
+                    "paid": order.date_paid is not None,
                     "meta": {m.key: m.value for m in order.meta if str(m.key).startswith("_wallet_bridge")},
                     "fees": [(fee.name, fee.total + fee.tax) for fee in order.fee_lines],
                     "refunds": [(refund.id, refund.amount) for refund in order.refunds],
                     "notes": [without_link(note.note) for note in notes if note.customer_note],  # as asked
                     "private_notes": [note.note for note in notes if not note.customer_note],
-                }  # fmt: skip
+                }
             calls = list(sim.requests)
         outcomes, keys, errors = Counter(), defaultdict(lambda: {"attempted": set(), "confirmed": set()}), []
         topup_orders = set()
@@ -772,8 +803,9 @@ def summarise_journal(calls: list) -> dict:
     or when its answer was lost after it was applied (injected LOST_ANSWER_STATUS)."""
 
     def applied(call) -> bool:
-        return call.status is not None and (200 <= call.status < 300 or (call.injected and call.status ==
-                                                                           LOST_ANSWER_STATUS))  # fmt: skip
+        return call.status is not None and (
+            200 <= call.status < 300 or (call.injected and call.status == LOST_ANSWER_STATUS)
+        )
 
     set_paid, fee_puts, refund_posts, note_posts, refused = Counter(), Counter(), Counter(), Counter(), Counter()
     counts = Counter()
@@ -840,8 +872,9 @@ class DriverProcess:
 
     def __init__(self, spec: dict, context):
         self.connection, child = context.Pipe()
-        self.process = context.Process(target=_driver_main, args=(child, spec), name=f"bank-shop-{spec['index']}",
-                                       daemon=True)  # fmt: skip
+        self.process = context.Process(
+            target=_driver_main, args=(child, spec), name=f"bank-shop-{spec['index']}", daemon=True
+        )
         self.process.start()
         child.close()
         self._shop: dict | None = None
@@ -921,9 +954,13 @@ class BankRun:
         self.last_sync_skips: dict[int, list] = {}
         self.last_worker_kill = None  # the database's clock when an outbox worker was last killed
         self.figures: dict = {
-            "kills": Counter(), "faults": Counter(), "outbox": Counter(), "sync": Counter(), "expiry": Counter(),
+            "kills": Counter(),
+            "faults": Counter(),
+            "outbox": Counter(),
+            "sync": Counter(),
+            "expiry": Counter(),
             "inbox_retry": Counter(),
-        }  # fmt: skip
+        }
 
     # -- helpers
 
@@ -973,8 +1010,9 @@ class BankRun:
         port = free_port()
         self.bridge_url = f"http://127.0.0.1:{port}"
         self.env = self._environment(port)
-        self.gunicorn = start_process([str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py"], self.env,
-                                      self.logs / "gunicorn.log")  # fmt: skip
+        self.gunicorn = start_process(
+            [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py"], self.env, self.logs / "gunicorn.log"
+        )
         self.workers = [self._start_worker() for _ in range(self.c.outbox_workers)]
         drivers = self._start_drivers()
         with ThreadPoolExecutor(max_workers=min(8, self.c.shops)) as pool:
@@ -983,15 +1021,19 @@ class BankRun:
         for shop, driver in zip(created, drivers, strict=True):
             self.shops.append({"id": shop["id"], "api_key": shop["api_key"], "driver": driver, "shop": driver.shop()})
         self._wait_healthy(90)
-        self.note(f"gunicorn {self.bridge_url}: master {self.gunicorn.pid}, workers {children_of(self.gunicorn.pid)}; "
-                  f"outbox workers {[w.pid for w in self.workers]}; scratch database {self.dbname}")  # fmt: skip
+        self.note(
+            f"gunicorn {self.bridge_url}: master {self.gunicorn.pid}, workers {children_of(self.gunicorn.pid)}; "
+            f"outbox workers {[w.pid for w in self.workers]}; scratch database {self.dbname}"
+        )
         with ThreadPoolExecutor(max_workers=min(8, self.c.shops) + 1) as pool:
             operator = pool.submit(self._create_operator)
             for result in pool.map(self._connect_shop, self.shops):
                 self.figures["faults"]["webhooks_registered"] += len(result["webhooks"]["created"])
             operator.result()
-        self.note(f"{len(self.shops)} shop(s) created and connected; workload: {self.c.shops} × {self.c.threads} "
-                  f"client thread(s) × {self.c.operations} operations")  # fmt: skip
+        self.note(
+            f"{len(self.shops)} shop(s) created and connected; workload: {self.c.shops} × {self.c.threads} "
+            f"client thread(s) × {self.c.operations} operations"
+        )
         self._workload()
         self._recover()
         self._check()
@@ -999,56 +1041,94 @@ class BankRun:
     def _environment(self, port: int) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("WB_", "TEST_DATABASE", "GUNICORN"))}
         env.update(
-            DATABASE_URL=self.url, SECRET_KEY=secrets.token_urlsafe(32), FERNET_KEYS=Fernet.generate_key().decode(),
-            PUBLIC_URL=f"http://127.0.0.1:{port}", EMBEDDED_WORKER="false", INSTANCE_PATH=str(self.tmp / "instance"),
+            DATABASE_URL=self.url,
+            SECRET_KEY=secrets.token_urlsafe(32),
+            FERNET_KEYS=Fernet.generate_key().decode(),
+            PUBLIC_URL=f"http://127.0.0.1:{port}",
+            EMBEDDED_WORKER="false",
+            INSTANCE_PATH=str(self.tmp / "instance"),
             OUTBOX_BASE_DELAY_SECONDS=str(self.c.outbox_base_delay),
-            OUTBOX_MAX_ATTEMPTS=str(self.c.outbox_max_attempts), SHOP_TIMEOUT_SECONDS=str(self.c.shop_timeout),
-            BIND=f"127.0.0.1:{port}", ALLOW_PRIVATE_SHOP_URLS="true",  # the simulated shops are on 127.0.0.1
-            WEB_CONCURRENCY=str(self.c.web_workers), WEB_THREADS="1", NO_PROXY="127.0.0.1,localhost",
+            OUTBOX_MAX_ATTEMPTS=str(self.c.outbox_max_attempts),
+            SHOP_TIMEOUT_SECONDS=str(self.c.shop_timeout),
+            BIND=f"127.0.0.1:{port}",
+            ALLOW_PRIVATE_SHOP_URLS="true",  # the simulated shops are on 127.0.0.1
+            WEB_CONCURRENCY=str(self.c.web_workers),
+            WEB_THREADS="1",
+            NO_PROXY="127.0.0.1,localhost",
             PYTHONUNBUFFERED="1",
-        )  # fmt: skip
+        )
         return env
 
     def _start_worker(self) -> subprocess.Popen:
         self.worker_starts += 1
-        return start_process([str(BIN / "wallet-bridge"), "worker"], self.env,
-                             self.logs / f"worker-{self.worker_starts}.log")  # fmt: skip
+        return start_process(
+            [str(BIN / "wallet-bridge"), "worker"], self.env, self.logs / f"worker-{self.worker_starts}.log"
+        )
 
     def _start_drivers(self) -> list:
         specs = [
-            {"index": i, "seed": self.c.seed, "threads": self.c.threads, "operations": self.c.operations,
-             "max_customers": self.c.max_customers, "pumps": self.c.pumps, "duplicate_rate": self.c.duplicate_rate,
-             "reorder_rate": self.c.reorder_rate, "rest_timeout": self.c.shop_timeout + 1.5,
-             "topup_refund_share": self.c.topup_refund_share}
+            {
+                "index": i,
+                "seed": self.c.seed,
+                "threads": self.c.threads,
+                "operations": self.c.operations,
+                "max_customers": self.c.max_customers,
+                "pumps": self.c.pumps,
+                "duplicate_rate": self.c.duplicate_rate,
+                "reorder_rate": self.c.reorder_rate,
+                "rest_timeout": self.c.shop_timeout + 1.5,
+                "topup_refund_share": self.c.topup_refund_share,
+            }
             for i in range(self.c.shops)
-        ]  # fmt: skip
+        ]
         if not self.c.processes:
             return [ShopDriver(spec) for spec in specs]
         context = multiprocessing.get_context("spawn")
         return [DriverProcess(spec, context) for spec in specs]
 
     def _create_shop(self, index: int) -> dict:
-        return cli_json(["shop", "create", "--name", f"Bank shop {index}", "--platform", "woocommerce", "--url",
-                         f"https://bank-shop-{index}.example", "--currency", CURRENCY, "--json"], self.env)  # fmt: skip
+        return cli_json(
+            [
+                "shop",
+                "create",
+                "--name",
+                f"Bank shop {index}",
+                "--platform",
+                "woocommerce",
+                "--url",
+                f"https://bank-shop-{index}.example",
+                "--currency",
+                CURRENCY,
+                "--json",
+            ],
+            self.env,
+        )
 
     def _configure_shops(self, ids: list[int]) -> None:
         with self.db.begin() as connection:
             for shop_id in ids:
-                connection.execute(text("UPDATE shops SET settings = CAST(:s AS json) WHERE id = :id"),
-                                   {"s": json.dumps(SHOP_SETTINGS), "id": shop_id})  # fmt: skip
+                connection.execute(
+                    text("UPDATE shops SET settings = CAST(:s AS json) WHERE id = :id"),
+                    {"s": json.dumps(SHOP_SETTINGS), "id": shop_id},
+                )
 
     def _connect_shop(self, shop: dict) -> dict:
         info = shop["shop"]
-        return cli_json(["shop", "connect", str(shop["id"]), "--url", info["url"], "--json"], self.env,
-                        extra_env={"WB_CONSUMER_KEY": info["consumer_key"],
-                                   "WB_CONSUMER_SECRET": info["consumer_secret"]})  # fmt: skip
+        return cli_json(
+            ["shop", "connect", str(shop["id"]), "--url", info["url"], "--json"],
+            self.env,
+            extra_env={"WB_CONSUMER_KEY": info["consumer_key"], "WB_CONSUMER_SECRET": info["consumer_secret"]},
+        )
 
     def _create_operator(self) -> None:
         """A console user for the recovery (the console's retry of deliveries stored as failed)."""
         self.operator = ("operator@bank.test", secrets.token_urlsafe(18))
         shop_args = [arg for shop in self.shops for arg in ("--shop", str(shop["id"]))]
-        cli_json(["user", "create", "--email", self.operator[0], "--name", "Bank operator", *shop_args, "--json"],
-                 self.env, extra_env={"WB_USER_PASSWORD": self.operator[1]})  # fmt: skip
+        cli_json(
+            ["user", "create", "--email", self.operator[0], "--name", "Bank operator", *shop_args, "--json"],
+            self.env,
+            extra_env={"WB_USER_PASSWORD": self.operator[1]},
+        )
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -1121,8 +1201,9 @@ class BankRun:
                 self._join_background()
                 break
             if now > deadline:
-                self.violations.append(f"the workload did not finish within {self.c.deadline_seconds} s "
-                                       f"({progress}/{total} operations)")  # fmt: skip
+                self.violations.append(
+                    f"the workload did not finish within {self.c.deadline_seconds} s ({progress}/{total} operations)"
+                )
                 for driver in self.drivers():
                     driver.stop_clients(30)
                 if self.outage is not None:
@@ -1186,8 +1267,12 @@ class BankRun:
         now = time.monotonic()
         for driver in self.drivers():
             driver.shop_outage("error")
-        self.outage = {"start": now, "switch": now + self.c.outage_seconds / 2, "end": now + self.c.outage_seconds,
-                       "phase": "error"}  # fmt: skip
+        self.outage = {
+            "start": now,
+            "switch": now + self.c.outage_seconds / 2,
+            "end": now + self.c.outage_seconds,
+            "phase": "error",
+        }
         self.note(f"shop REST API down for {self.c.outage_seconds} s: answering 503")
 
     def _end_outage(self) -> None:
@@ -1199,9 +1284,13 @@ class BankRun:
 
     def _fault_db_drop(self) -> None:
         with self.db.connect() as connection:
-            dropped = connection.execute(text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": self.dbname}).scalar()  # fmt: skip
+            dropped = connection.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = :db AND pid <> pg_backend_pid()"
+                ),
+                {"db": self.dbname},
+            ).scalar()
         self.figures["faults"]["db_connections_terminated"] += dropped
         self.figures["faults"]["db_drops"] += 1
         self.note(f"terminated {dropped} database connection(s) of {self.dbname}")
@@ -1229,19 +1318,30 @@ class BankRun:
 
     def _backdate_and_expire(self) -> None:
         with self.db.begin() as connection:
-            ids = connection.execute(text(
-                "SELECT id FROM credit_lots WHERE kind = 'promotional' AND remaining > 0 AND expires_at IS NOT NULL "
-                "ORDER BY id")).scalars().all()  # fmt: skip
+            ids = (
+                connection.execute(
+                    text(
+                        "SELECT id FROM credit_lots WHERE kind = 'promotional' AND remaining > 0"
+                        " AND expires_at IS NOT NULL ORDER BY id"
+                    )
+                )
+                .scalars()
+                .all()
+            )
             chosen = sorted(self.rng.sample(ids, k=len(ids) // 3)) if ids else []
             if chosen:
-                connection.execute(text("UPDATE credit_lots SET expires_at = now() - interval '1 minute' "
-                                        "WHERE id = ANY(:ids)"), {"ids": chosen})  # fmt: skip
+                connection.execute(
+                    text("UPDATE credit_lots SET expires_at = now() - interval '1 minute' WHERE id = ANY(:ids)"),
+                    {"ids": chosen},
+                )
         result = cli_json(["expire", "--json"], self.env)
         self.figures["expiry"]["lots_backdated"] += len(chosen)
         self.figures["expiry"]["lots_expired"] += result["lots_expired"]
         self.figures["expiry"]["runs"] += 1
-        self.note(f"expiry: {len(chosen)} promotional lot(s) back-dated, `wallet-bridge expire` expired "
-                  f"{result['lots_expired']}")  # fmt: skip
+        self.note(
+            f"expiry: {len(chosen)} promotional lot(s) back-dated, `wallet-bridge expire` expired "
+            f"{result['lots_expired']}"
+        )
 
     # -- recovery: what an operator runs after an incident
 
@@ -1279,8 +1379,10 @@ class BankRun:
             self._recheck()
         for shop_id, skipped in self.last_sync_skips.items():
             for order in skipped:
-                self.violations.append(f"order the last `wallet-bridge sync` could not apply: shop {shop_id} order "
-                                       f"{order['id']}: {order['error']}")  # fmt: skip
+                self.violations.append(
+                    f"order the last `wallet-bridge sync` could not apply: shop {shop_id} order "
+                    f"{order['id']}: {order['error']}"
+                )
         self.note("`wallet-bridge ledger verify`")
         code, out, err = run_cli(["ledger", "verify", "--json"], self.env)
         self.figures["ledger_verify_exit_code"] = code
@@ -1304,8 +1406,10 @@ class BankRun:
         with self.db.connect() as connection:
             after = tuple(connection.execute(text(counts)).one())
         if after != before:
-            self.violations.append(f"a second `wallet-bridge sync` (and expire) changed the books: (transactions, "
-                                   f"outbox) {before} -> {after}")  # fmt: skip
+            self.violations.append(
+                f"a second `wallet-bridge sync` (and expire) changed the books: (transactions, "
+                f"outbox) {before} -> {after}"
+            )
 
     def _wait_deliveries(self, stall_seconds: float = 120.0) -> None:
         """Until the shops have delivered everything they hold. Under load their queues lag minutes behind (as
@@ -1334,8 +1438,9 @@ class BankRun:
             except ValueError:
                 return {"orders_seen": 0, "webhooks_reactivated": 0, "skipped": 0}
             for skipped in result.get("skipped_orders") or []:
-                self.figures.setdefault("sync_skipped", []).append(f"{label}: shop {shop['id']} order "
-                                                                   f"{skipped['id']}: {skipped['error']}")  # fmt: skip
+                self.figures.setdefault("sync_skipped", []).append(
+                    f"{label}: shop {shop['id']} order {skipped['id']}: {skipped['error']}"
+                )
             self.last_sync_skips[shop["id"]] = result.get("skipped_orders") or []
             return result
 
@@ -1372,18 +1477,27 @@ class BankRun:
             if idle and not self.c.keep_lease and self._orphaned_leases():
                 self._expire_orphaned_leases(label)
             time.sleep(0.25)
-        self.violations.append(f"{label}: the outbox and deliveries made no progress for {self.c.settle_seconds} s "
-                               f"(outbox {dict(self.outbox_counts())})")  # fmt: skip
+        self.violations.append(
+            f"{label}: the outbox and deliveries made no progress for {self.c.settle_seconds} s "
+            f"(outbox {dict(self.outbox_counts())})"
+        )
 
     def _orphaned_leases(self) -> list[int]:
         """Messages still leased, the lease taken before an outbox worker was killed: that worker's."""
         if self.last_worker_kill is None:
             return []
         with self.db.connect() as connection:
-            return connection.execute(text(
-                "SELECT id FROM outbox WHERE status = 'sending' AND next_attempt_at > now() "
-                "AND next_attempt_at < :killed + :lease"), {"killed": self.last_worker_kill, "lease": LEASE}
-            ).scalars().all()  # fmt: skip
+            return (
+                connection.execute(
+                    text(
+                        "SELECT id FROM outbox WHERE status = 'sending' AND next_attempt_at > now() "
+                        "AND next_attempt_at < :killed + :lease"
+                    ),
+                    {"killed": self.last_worker_kill, "lease": LEASE},
+                )
+                .scalars()
+                .all()
+            )
 
     def _expire_orphaned_leases(self, label: str) -> None:
         """Messages leased by a killed worker: stop the live workers (they finish their round), then move those
@@ -1398,43 +1512,65 @@ class BankRun:
                 stop_process(worker)
         orphaned = self._orphaned_leases()  # the surviving workers have finished their rounds
         with self.db.begin() as connection:
-            expired = len(connection.execute(text(
-                "UPDATE outbox SET next_attempt_at = now() WHERE status = 'sending' AND id = ANY(:ids) RETURNING id"),
-                {"ids": orphaned}).all())  # fmt: skip
+            expired = len(
+                connection.execute(
+                    text(
+                        "UPDATE outbox SET next_attempt_at = now()"
+                        " WHERE status = 'sending' AND id = ANY(:ids) RETURNING id"
+                    ),
+                    {"ids": orphaned},
+                ).all()
+            )
         self.figures["outbox"]["leases_of_killed_workers_expired_early"] += expired
         self.workers = [self._start_worker() for _ in range(self.c.outbox_workers)]
-        self.note(f"{label}: {expired} message(s) leased by a killed worker: workers stopped, leases expired, "
-                  f"workers started again ({[w.pid for w in self.workers]})")  # fmt: skip
+        self.note(
+            f"{label}: {expired} message(s) leased by a killed worker: workers stopped, leases expired, "
+            f"workers started again ({[w.pid for w in self.workers]})"
+        )
 
     def _retry_failed_inbox(self) -> None:
         """Deliveries stored as failed (a dropped database connection mid-apply): the operator's console retry."""
         with self.db.connect() as connection:
-            failed = connection.execute(text("SELECT id, shop_id, topic, resource_id, error, received_at FROM inbox "
-                                             "WHERE status = 'failed' ORDER BY id")).all()  # fmt: skip
+            failed = connection.execute(
+                text(
+                    "SELECT id, shop_id, topic, resource_id, error, received_at FROM inbox "
+                    "WHERE status = 'failed' ORDER BY id"
+                )
+            ).all()
         self.figures["inbox_retry"]["failed_before_retry"] = len(failed)
         if not failed:
             return
         for row in failed:
             self.figures["inbox_retry"][f"error: {(row.error or '')[:70]}"] += 1
             self.figures.setdefault("failed_deliveries", []).append(
-                f"shop {row.shop_id} {row.topic} {row.resource_id} at {row.received_at:%H:%M:%S.%f}: {row.error}")
+                f"shop {row.shop_id} {row.topic} {row.resource_id} at {row.received_at:%H:%M:%S.%f}: {row.error}"
+            )
         email, password = self.operator
         console = requests.Session()
         console.trust_env = False
         token = _csrf(console.get(self.bridge_url + "/login", timeout=10).text)
-        answer = console.post(self.bridge_url + "/login", data={"csrf_token": token, "email": email,
-                              "password": password}, timeout=10, allow_redirects=False)  # fmt: skip
+        answer = console.post(
+            self.bridge_url + "/login",
+            data={"csrf_token": token, "email": email, "password": password},
+            timeout=10,
+            allow_redirects=False,
+        )
         if answer.status_code != 302:
             raise RuntimeError(f"console sign-in answered {answer.status_code}")
         for row in failed:
             page = console.get(f"{self.bridge_url}/shops/{row.shop_id}/operations", timeout=10)
-            answer = console.post(f"{self.bridge_url}/shops/{row.shop_id}/operations/inbox/{row.id}/retry",
-                                  data={"csrf_token": _csrf(page.text)}, timeout=30, allow_redirects=False)  # fmt: skip
+            answer = console.post(
+                f"{self.bridge_url}/shops/{row.shop_id}/operations/inbox/{row.id}/retry",
+                data={"csrf_token": _csrf(page.text)},
+                timeout=30,
+                allow_redirects=False,
+            )
             self.figures["inbox_retry"]["retried_from_the_console"] += 1
             if answer.status_code != 302:
                 self.violations.append(f"console retry of delivery {row.id} answered {answer.status_code}")
-        self.figures["inbox_retry"]["failed_after_retry"] = self.scalar("SELECT count(*) FROM inbox WHERE status = "
-                                                                        "'failed'")  # fmt: skip
+        self.figures["inbox_retry"]["failed_after_retry"] = self.scalar(
+            "SELECT count(*) FROM inbox WHERE status = 'failed'"
+        )
         self.note(f"console retry of {len(failed)} failed deliver(ies): {dict(self.figures['inbox_retry'])}")
 
     # -- the checks
@@ -1472,32 +1608,50 @@ def load_facts(engine) -> dict:
     with engine.connect() as connection:
         q = lambda sql: connection.execute(text(sql)).all()  # noqa: E731
         return {
-            "transactions": q("SELECT id, shop_id, kind, idempotency_key, order_ref, refund_ref "
-                              "FROM ledger_transactions"),
-            "wallet_legs": dict(q("SELECT e.transaction_id, sum(e.amount) FROM entries e JOIN accounts a ON "
-                                  "a.id = e.account_id WHERE a.kind = 'wallet' GROUP BY e.transaction_id")),
-            "unbalanced": q("SELECT transaction_id, currency, sum(amount) FROM entries GROUP BY transaction_id, "
-                            "currency HAVING sum(amount) <> 0"),
-            "thin": q("SELECT t.id FROM ledger_transactions t LEFT JOIN entries e ON e.transaction_id = t.id "
-                      "GROUP BY t.id HAVING count(e.id) < 2"),
+            "transactions": q(
+                "SELECT id, shop_id, kind, idempotency_key, order_ref, refund_ref FROM ledger_transactions"
+            ),
+            "wallet_legs": dict(
+                q(
+                    "SELECT e.transaction_id, sum(e.amount) FROM entries e JOIN accounts a ON "
+                    "a.id = e.account_id WHERE a.kind = 'wallet' GROUP BY e.transaction_id"
+                )
+            ),
+            "unbalanced": q(
+                "SELECT transaction_id, currency, sum(amount) FROM entries GROUP BY transaction_id, "
+                "currency HAVING sum(amount) <> 0"
+            ),
+            "thin": q(
+                "SELECT t.id FROM ledger_transactions t LEFT JOIN entries e ON e.transaction_id = t.id "
+                "GROUP BY t.id HAVING count(e.id) < 2"
+            ),
             "sums": q("SELECT currency, sum(amount), count(*) FROM entries GROUP BY currency"),
-            "below_limit": q("SELECT id, kind, balance, held, overdraft_limit FROM accounts WHERE kind <> 'system' "
-                             "AND balance - held < -overdraft_limit"),
+            "below_limit": q(
+                "SELECT id, kind, balance, held, overdraft_limit FROM accounts WHERE kind <> 'system' "
+                "AND balance - held < -overdraft_limit"
+            ),
             "accounts": dict(q("SELECT kind, count(*) FROM accounts GROUP BY kind")),
-            "order_refunds": q("SELECT shop_id, external_id, count(*) FROM order_refunds "
-                               "GROUP BY shop_id, external_id"),
+            "order_refunds": q(
+                "SELECT shop_id, external_id, count(*) FROM order_refunds GROUP BY shop_id, external_id"
+            ),
             "outbox": q("SELECT id, shop_id, kind, status, payload, attempts, last_error FROM outbox ORDER BY id"),
             "inbox": q("SELECT shop_id, topic, status, count(*) FROM inbox GROUP BY shop_id, topic, status"),
-            "topup_lots": q("SELECT t.shop_id, t.order_ref, l.amount, l.remaining FROM credit_lots l JOIN "
-                            "ledger_transactions t ON t.id = l.transaction_id WHERE l.source = 'topup' AND "
-                            "l.kind = 'cash'"),
-            "taken_back": q("SELECT t.shop_id, t.order_ref, -sum(e.amount) FROM ledger_transactions t JOIN entries e "
-                            "ON e.transaction_id = t.id JOIN accounts a ON a.id = e.account_id WHERE a.kind = 'wallet' "
-                            "AND t.kind IN ('withdrawal', 'withdrawal_reversal') GROUP BY t.shop_id, t.order_ref"),
-            "lots_overdue": connection.execute(text(
-                "SELECT count(*) FROM credit_lots WHERE expires_at < now() - interval '5 seconds' AND remaining > 0"
-            )).scalar(),  # fmt: skip
-        }  # fmt: skip
+            "topup_lots": q(
+                "SELECT t.shop_id, t.order_ref, l.amount, l.remaining FROM credit_lots l JOIN "
+                "ledger_transactions t ON t.id = l.transaction_id WHERE l.source = 'topup' AND "
+                "l.kind = 'cash'"
+            ),
+            "taken_back": q(
+                "SELECT t.shop_id, t.order_ref, -sum(e.amount) FROM ledger_transactions t JOIN entries e "
+                "ON e.transaction_id = t.id JOIN accounts a ON a.id = e.account_id WHERE a.kind = 'wallet' "
+                "AND t.kind IN ('withdrawal', 'withdrawal_reversal') GROUP BY t.shop_id, t.order_ref"
+            ),
+            "lots_overdue": connection.execute(
+                text(
+                    "SELECT count(*) FROM credit_lots WHERE expires_at < now() - interval '5 seconds' AND remaining > 0"
+                )
+            ).scalar(),
+        }
 
 
 class Findings:
@@ -1508,8 +1662,10 @@ class Findings:
         self.items[check].append(detail)
 
     def lines(self) -> list[str]:
-        return [f"{check}: {len(details)} (e.g. {'; '.join(details[:MAX_EXAMPLES])})"
-                for check, details in self.items.items()]  # fmt: skip
+        return [
+            f"{check}: {len(details)} (e.g. {'; '.join(details[:MAX_EXAMPLES])})"
+            for check, details in self.items.items()
+        ]
 
 
 def check_books(facts: dict, reports: dict[int, dict]) -> tuple[list[str], dict]:
@@ -1556,14 +1712,16 @@ def check_books(facts: dict, reports: dict[int, dict]) -> tuple[list[str], dict]
     figures["events"], figures["deliveries"], figures["api"], figures["operations"] = (Counter() for _ in range(4))
     figures["shop_journal"] = Counter()
     for shop_id, report in sorted(reports.items()):
-        _check_shop(find, figures, shop_id, report, by_shop[shop_id], facts["wallet_legs"], refunds[shop_id],
-                    outbox[shop_id])  # fmt: skip
+        _check_shop(
+            find, figures, shop_id, report, by_shop[shop_id], facts["wallet_legs"], refunds[shop_id], outbox[shop_id]
+        )
         _check_topups_refunded_to_the_card(find, figures, shop_id, report, topup_lots[shop_id], taken_back[shop_id])
     return find.lines(), figures
 
 
-def _check_shop(find: Findings, figures: dict, shop_id: int, report: dict, txns: list, legs: dict, refund_rows: dict,
-                messages: list) -> None:  # fmt: skip
+def _check_shop(
+    find: Findings, figures: dict, shop_id: int, report: dict, txns: list, legs: dict, refund_rows: dict, messages: list
+) -> None:
     events, shop = figures["events"], f"shop {shop_id}"
     by_key = {t.idempotency_key: t for t in txns}
     orders, journal, deliveries = report["orders"], report["journal"], report["deliveries"]
@@ -1638,8 +1796,9 @@ def _check_shop(find: Findings, figures: dict, shop_id: int, report: dict, txns:
             if returned == -legs.get(payment.id, 0):  # and the payment went back whole
                 events["wallet_payments_overtaken_and_returned"] += 1
             else:
-                find.add("payment never pushed to the shop", f"{shop} order {order_id} tx {payment.id} "
-                                                             f"({order['status']})")  # fmt: skip
+                find.add(
+                    "payment never pushed to the shop", f"{shop} order {order_id} tx {payment.id} ({order['status']})"
+                )
             continue
         if str(marker) != str(payment.id):
             find.add("shop marker names another transaction", f"{shop} order {order_id}: {marker} vs {payment.id}")
@@ -1649,18 +1808,23 @@ def _check_shop(find: Findings, figures: dict, shop_id: int, report: dict, txns:
             if order["transaction_id"] != f"wallet-bridge-{payment.id}":
                 find.add("paid order without the bridge's transaction id", f"{shop} order {order_id}")
             if debited != order["total"]:
-                find.add("full payment differs from the order total", f"{shop} order {order_id}: {debited} vs "
-                                                                       f"{order['total']}")  # fmt: skip
+                find.add(
+                    "full payment differs from the order total",
+                    f"{shop} order {order_id}: {debited} vs {order['total']}",
+                )
         else:
             events["wallet_orders_paid_in_part"] += 1
             if len(wallet_fees) != 1 or debited != -wallet_fees[0]:
-                find.add("partial payment differs from the fee line", f"{shop} order {order_id}: {debited} vs "
-                                                                       f"{wallet_fees}")  # fmt: skip
+                find.add(
+                    "partial payment differs from the fee line", f"{shop} order {order_id}: {debited} vs {wallet_fees}"
+                )
         if order["status"] == "cancelled" and not order["refunds"]:  # a failed one keeps a partial payment
             events["wallet_orders_cancelled_after_payment"] += 1
             if leg(f"order:{order_id}:reversal") != debited:
-                find.add("cancelled order's wallet payment not returned exactly", f"{shop} order {order_id}: "
-                         f"paid {debited}, returned {leg(f'order:{order_id}:reversal')}")  # fmt: skip
+                find.add(
+                    "cancelled order's wallet payment not returned exactly",
+                    f"{shop} order {order_id}: paid {debited}, returned {leg(f'order:{order_id}:reversal')}",
+                )
 
     # Refunds: each shop refund recorded once; those of orders (not top-ups) credited to the wallet once.
     credited = Counter(t.refund_ref for t in txns if t.kind == "refund_to_wallet")
@@ -1673,8 +1837,10 @@ def _check_shop(find: Findings, figures: dict, shop_id: int, report: dict, txns:
             if refund_rows.get(str(refund_id), 0) != 1:
                 find.add("shop refund not recorded exactly once", f"{shop} refund {refund_id} of order {order_id}")
             if not topup and order["customer"] and credited.get(str(refund_id), 0) != 1:
-                find.add("refund not credited to the wallet exactly once", f"{shop} refund {refund_id} of order "
-                         f"{order_id}: {credited.get(str(refund_id), 0)} credit(s)")  # fmt: skip
+                find.add(
+                    "refund not credited to the wallet exactly once",
+                    f"{shop} refund {refund_id} of order {order_id}: {credited.get(str(refund_id), 0)} credit(s)",
+                )
     for ref in sorted(set(credited) - made):
         find.add("wallet credit for a refund the shop never made", f"{shop} refund {ref}")
     for ref in sorted(set(refund_rows) - made):
@@ -1704,8 +1870,9 @@ def _check_shop(find: Findings, figures: dict, shop_id: int, report: dict, txns:
         if paid >= SHOP_SETTINGS["topup_bonus_threshold"]:
             bonus = paid * SHOP_SETTINGS["topup_bonus_bp"] // 10_000
         if legs.get(topup.id) != paid + bonus:
-            find.add("top-up credited a different amount", f"{shop} order {order_id}: {legs.get(topup.id)} vs "
-                                                            f"{paid + bonus}")  # fmt: skip
+            find.add(
+                "top-up credited a different amount", f"{shop} order {order_id}: {legs.get(topup.id)} vs {paid + bonus}"
+            )
     for key in by_key:
         if key.startswith("order:") and key.endswith(":topup"):
             order = orders.get(int(key.split(":")[1]))
@@ -1725,16 +1892,23 @@ def _check_shop(find: Findings, figures: dict, shop_id: int, report: dict, txns:
         restored = f"withdrawal:{t.id}:restored" in by_key
         events["withdrawals_refused_and_restored"] += restored
         if posted + restored != 1:
-            find.add("withdrawal not refunded to the card exactly once", f"{shop} tx {t.id} (order {t.order_ref}): "
-                     f"{posted} refund(s) made by the shop, restored={restored}")  # fmt: skip
+            find.add(
+                "withdrawal not refunded to the card exactly once",
+                f"{shop} tx {t.id} (order {t.order_ref}): {posted} refund(s) made by the shop, restored={restored}",
+            )
 
     # API requests with an Idempotency-Key: everything confirmed is in the ledger once, nothing else is.
-    families = (("withdrawal", "withdrawal", lambda key: key.split(":")[1]),
-                ("conversion", "points_conversion", lambda key: key.split(":", 1)[1]),
-                ("adjustment", "adjustment", lambda key: key.split(":", 1)[1]))  # fmt: skip
+    families = (
+        ("withdrawal", "withdrawal", lambda key: key.split(":")[1]),
+        ("conversion", "points_conversion", lambda key: key.split(":", 1)[1]),
+        ("adjustment", "adjustment", lambda key: key.split(":", 1)[1]),
+    )
     for family, kind, request_key in families:
-        ledger = {request_key(t.idempotency_key) for t in txns
-                  if t.kind == kind and t.idempotency_key.startswith(f"{family}:")}  # fmt: skip
+        ledger = {
+            request_key(t.idempotency_key)
+            for t in txns
+            if t.kind == kind and t.idempotency_key.startswith(f"{family}:")
+        }
         keys = report["keys"].get(family, {})
         attempted, confirmed = set(keys.get("attempted", [])), set(keys.get("confirmed", []))
         for key in sorted(confirmed - ledger):
@@ -1764,13 +1938,19 @@ def _check_shop(find: Findings, figures: dict, shop_id: int, report: dict, txns:
         elif message.kind == "order.add_wallet_fee":  # its note is written from the shop's answer: one per fee
             asked[(str(payload.get("order_id")), PARTIAL_NOTE)] += 1
         if message.status != "delivered":
-            find.add("outbox message not delivered", f"#{message.id} {message.kind} {message.status} attempts="
-                     f"{message.attempts}: {(message.last_error or '')[:200]}")  # fmt: skip
+            find.add(
+                "outbox message not delivered",
+                f"#{message.id} {message.kind} {message.status} attempts="
+                f"{message.attempts}: {(message.last_error or '')[:200]}",
+            )
             continue
         if order is None:
             find.add("message delivered for an order the shop does not have", f"#{message.id} {message.kind}")
-        elif payload.get("note") and payload["note"] not in _notes_for(payload, order) and not (
-                _overtaken(message, order)):  # fmt: skip
+        elif (
+            payload.get("note")
+            and payload["note"] not in _notes_for(payload, order)
+            and not (_overtaken(message, order))
+        ):
             find.add("delivered note missing on the shop", f"#{message.id} {message.kind} order {payload['order_id']}")
     for order_id, order in orders.items():
         for note, count in Counter(PARTIAL_NOTE if _is_partial_note(n) else n for n in order["notes"]).items():
@@ -1797,8 +1977,9 @@ def _overtaken(message, order: dict) -> bool:
     return message.kind in ("order.mark_paid", "order.add_wallet_fee") and not any(m in order["meta"] for m in markers)
 
 
-def _check_topups_refunded_to_the_card(find: Findings, figures: dict, shop_id: int, report: dict, lots: dict,
-                                       taken_back: dict) -> None:  # fmt: skip
+def _check_topups_refunded_to_the_card(
+    find: Findings, figures: dict, shop_id: int, report: dict, lots: dict, taken_back: dict
+) -> None:
     """Money the card got back for a top-up (merchant refunds and withdrawals) leaves the wallet: never more
     than the card got, and never less while the top-up's lot still holds money (spent money the customer
     keeps is the merchant's loss, by design; money that comes back into the lot later is not)."""
@@ -1813,12 +1994,16 @@ def _check_topups_refunded_to_the_card(find: Findings, figures: dict, shop_id: i
             events["topups_refunded_to_the_card"] += 1
             events["topup_card_refund_shortfall"] += min(card, amount) - min(taken, card)
         if taken > card:
-            find.add("wallet debited for card refunds the shop did not make", f"shop {shop_id} top-up order "
-                     f"{order_id}: card got {card}, wallet gave {taken}")  # fmt: skip
+            find.add(
+                "wallet debited for card refunds the shop did not make",
+                f"shop {shop_id} top-up order {order_id}: card got {card}, wallet gave {taken}",
+            )
         elif remaining > 0 and taken < min(card, amount):
-            find.add("top-up refunded to the card but its money is still in the wallet",
-                     f"shop {shop_id} top-up order {order_id}: card got {card}, taken back {taken}, still in its "
-                     f"lot {remaining}")  # fmt: skip
+            find.add(
+                "top-up refunded to the card but its money is still in the wallet",
+                f"shop {shop_id} top-up order {order_id}: card got {card}, taken back {taken}, still in its "
+                f"lot {remaining}",
+            )
 
 
 # --- the report -----------------------------------------------------------------------------------------------
@@ -1832,7 +2017,7 @@ def format_result(result: BankResult) -> str:
     delivered = sum(n for key, n in outbox_messages.items() if key.endswith(":delivered"))
     operations = f.get("operations", {})
     total_ops = sum(operations.values())
-    absorbed = (deliveries.get("pump_repeated", 0) + api.get("retried_then_answered", 0))
+    absorbed = deliveries.get("pump_repeated", 0) + api.get("retried_then_answered", 0)
     c = result.config
     lines = [
         f"bank test: {c['shops']} shop(s) × {c['threads']} client thread(s) × {c['operations']} operations, seed "

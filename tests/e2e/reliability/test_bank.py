@@ -47,4 +47,3 @@ def test_the_books_balance_after_kills_an_outage_and_a_dropped_database_connecti
     assert figures["shop_journal"]["failed_by_outage"] > 0, report  # the outage did meet the bridge
     assert sum(figures["operations"].values()) >= 200, report
     assert figures["ledger_verify_exit_code"] == 0, report
-
