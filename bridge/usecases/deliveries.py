@@ -129,15 +129,15 @@ def apply_received(sessions: sessionmaker[Session], platforms: TopicsByPlatform,
     arrival order; returns how many were tried. Rows another worker is applying are skipped, and applying one
     twice moves nothing (apply_delivery locks the row and skips what is applied)."""
     with unit_of_work(sessions) as session:
-        waiting = session.scalars(
-            select(InboxDelivery.id)
+        waiting = session.execute(
+            select(InboxDelivery.id, InboxDelivery.platform, InboxDelivery.topic, InboxDelivery.body)
             .where(InboxDelivery.status == InboxStatus.RECEIVED)
             .order_by(InboxDelivery.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         ).all()
-    for delivery_id in waiting:
-        reapply(sessions, platforms, delivery_id)
+    for delivery_id, platform, topic, body in waiting:
+        _apply_stored(sessions, platforms, delivery_id, platform, topic, body)
     return len(waiting)
 
 
@@ -194,6 +194,17 @@ def reapply(sessions: sessionmaker[Session], platforms: TopicsByPlatform, delive
     with unit_of_work(sessions) as session:
         delivery = session.get(InboxDelivery, delivery_id)
         platform, name, body = delivery.platform, delivery.topic, delivery.body
+    return _apply_stored(sessions, platforms, delivery_id, platform, name, body)
+
+
+def _apply_stored(
+    sessions: sessionmaker[Session],
+    platforms: TopicsByPlatform,
+    delivery_id: int,
+    platform: str,
+    name: str,
+    body: bytes,
+) -> Outcome:
     topic = platforms.get(platform, {}).get(name)
     if topic is None:
         return Outcome(InboxStatus.FAILED, f"deliveries of {platform} {name} cannot be applied")
