@@ -675,8 +675,8 @@ def report(args, command: str, result: dict, began: float) -> None:
         print(
             f"  deferred (DEFER_DELIVERIES, {args.appliers} workers): the closed loops' backlog of "
             f"{deferred['backlog']} applied at {deferred['backlog_rate']:.0f}/s; {deferred['applied']} applied in all, "
-            f"{deferred['left']} left\n  paced run, arrival → money moved and outbox row: p50 {deferred['p50_ms']:.1f} ms, "
-            f"p99 {deferred['p99_ms']:.1f} ms   "
+            f"{deferred['left']} left\n  paced run, arrival → money moved and outbox row: "
+            f"p50 {deferred['p50_ms']:.1f} ms, p99 {deferred['p99_ms']:.1f} ms   "
             f"target p99 <= {E2E_P99_TARGET_MS:.0f} ms  {verdict(deferred['p99_ms'] <= E2E_P99_TARGET_MS)}"
         )
     not_applied = sum(run.not_applied for run in [*hooks, paced])
