@@ -91,7 +91,7 @@ def shop_create(name, platform, url, currency, as_json):
         "currency": created.shop.currency,
         "api_key": created.api_key,
         "webhook_secret": created.webhook_secret,
-        "webhook_url": f"{services().settings.public_url}/webhooks/{platform}/{created.shop.id}",
+        "webhook_url": PLATFORMS[platform].delivery_url(services().settings.public_url, created.shop.id),
     }
     emit(data, as_json)
 

@@ -36,6 +36,7 @@ class Platform:
     delivery_warnings: Callable[[str], list[str]]  # what keeps the platform from delivering to that URL
     admin_paths: Mapping[str, str]  # the shop's own admin pages for an order and a customer ({id} replaced)
     connection_template: str  # the console's connection form for the platform's shops
+    next_steps_template: str  # what a merchant does once the shop is made
     unchecked_hint: str  # what to do before the console knows the state of the shop's webhooks
     webhook_help: Markup  # how the platform treats failing webhooks, and what repairs them
     catch_up: Callable  # (sessions, secret box, shop id, settings, progress) → a result: `wallet-bridge sync`
@@ -51,37 +52,42 @@ PLATFORMS: Mapping[str, Platform] = {
     platform.name: platform
     for platform in (
         Platform(
-            WOOCOMMERCE,
-            "WooCommerce",
-            woocommerce_pusher,
-            woocommerce_connect.delivery_url_for,
-            woocommerce_connect.delivery_warnings,
-            {"order": "/wp-admin/post.php?post={id}&action=edit", "customer": "/wp-admin/user-edit.php?user_id={id}"},
-            "_woocommerce_connection.html",
-            "Press “Test connection” to read the webhooks' state from the shop.",
-            Markup(
+            inbound=WOOCOMMERCE,
+            title="WooCommerce",
+            make_pusher=woocommerce_pusher,
+            delivery_url=woocommerce_connect.delivery_url_for,
+            delivery_warnings=woocommerce_connect.delivery_warnings,
+            admin_paths={
+                "order": "/wp-admin/post.php?post={id}&action=edit",
+                "customer": "/wp-admin/user-edit.php?user_id={id}",
+            },
+            connection_template="_woocommerce_connection.html",
+            next_steps_template="_woocommerce_next_steps.html",
+            unchecked_hint="Press “Test connection” to read the webhooks' state from the shop.",
+            webhook_help=Markup(
                 "WooCommerce disables a webhook after repeated failed deliveries and never re-sends what it "
                 "missed; “Connect and install webhooks” re-activates them, and <code>wallet-bridge sync</code> "
                 "pulls the orders changed meanwhile."
             ),
-            woocommerce_pull.catch_up,
+            catch_up=woocommerce_pull.catch_up,
             topup_orders=woocommerce_topups.topup_orders,
         ),
         Platform(
-            SHOPIFY,
-            "Shopify",
-            lambda secrets, timeout, _links: shopify_pusher(secrets, timeout),  # no order notes
-            shopify_connect.callback_url,
-            shopify_connect.delivery_warnings,
-            {"order": "/admin/orders/{id}", "customer": "/admin/customers/{id}"},
-            "_shopify_connection.html",
-            "Connect to subscribe the webhooks.",
-            Markup(
+            inbound=SHOPIFY,
+            title="Shopify",
+            make_pusher=lambda secrets, timeout, _links: shopify_pusher(secrets, timeout),  # no order notes
+            delivery_url=shopify_connect.callback_url,
+            delivery_warnings=shopify_connect.delivery_warnings,
+            admin_paths={"order": "/admin/orders/{id}", "customer": "/admin/customers/{id}"},
+            connection_template="_shopify_connection.html",
+            next_steps_template="_shopify_next_steps.html",
+            unchecked_hint="Connect to subscribe the webhooks.",
+            webhook_help=Markup(
                 "Shopify retries a failed delivery for 48 hours, then may remove the subscription; connecting "
                 "again subscribes what is missing, and <code>wallet-bridge sync</code> brings every wallet and "
                 "its store credit back in step."
             ),
-            shopify_store_credit.catch_up,
+            catch_up=shopify_store_credit.catch_up,
             mirrors_store_credit=True,
         ),
     )

@@ -72,3 +72,30 @@ def test_only_the_very_first_user_can_take_shops_over(client, services, shop, ot
     intruder = {**ACCOUNT, "email": "intruder@example.com", "take_over": [str(other_shop.shop.id)]}
     form_post(client, "/setup", intruder, token_from="/login")
     assert memberships(services) == {("cora@example.com", shop.shop.id)}
+
+
+def test_a_new_shop_is_told_the_next_steps_of_its_own_platform(client):
+    def new_shop(platform: str, page: str) -> str:  # the first on the first-run page, the next once signed in
+        answer = form_post(
+            client,
+            page,
+            {
+                "shop_name": f"A {platform} shop",
+                "platform": platform,
+                "url": f"https://{platform}.example",
+                "currency": "EUR",
+                "email": "sam@example.test",
+                "name": "Sam",
+                "password": PASSWORD,
+                "password_confirm": PASSWORD,
+            },
+            token_from=page,
+        )
+        assert answer.status_code == 200
+        return text_of(answer)
+
+    shopify, woocommerce = new_shop("shopify", "/setup"), new_shop("woocommerce", "/shops/new")
+
+    assert "Admin API access token" in shopify and "REST API keys" not in shopify
+    assert "REST API keys" in woocommerce and "Admin API access token" not in woocommerce
+    assert "/webhooks/shopify/" in shopify and "/webhooks/woocommerce/" in woocommerce

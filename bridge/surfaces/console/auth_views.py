@@ -117,8 +117,15 @@ def _form_errors(exc: ValidationFailed) -> dict:
 
 
 def _shop_created(created, title: str):
-    webhook_url = f"{services().settings.public_url}/webhooks/{created.shop.platform}/{created.shop.id}"
-    return render_template("shop_created.html", created=created, webhook_url=webhook_url, title=title)
+    platform = PLATFORMS[created.shop.platform]
+    webhook_url = platform.delivery_url(services().settings.public_url, created.shop.id)
+    return render_template(
+        "shop_created.html",
+        created=created,
+        webhook_url=webhook_url,
+        title=title,
+        next_steps=platform.next_steps_template,
+    )
 
 
 @console.route("/setup", methods=["GET", "POST"])
