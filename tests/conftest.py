@@ -21,6 +21,7 @@ from bridge.db import Base, unit_of_work
 from bridge.migrate import upgrade
 from bridge.shops import create_shop
 from sync import shop_http
+from tests.chromium import chromium  # noqa: F401 - one browser per session, for every folder that asks
 
 FERNET_KEY = Fernet.generate_key().decode()
 

@@ -2,56 +2,18 @@
 Debian's chromium (/usr/bin/chromium; Playwright's own browser download is never used).
 
 Without the playwright package or chromium these tests are skipped with the reason, except under CI=true,
-where a missing browser is a failure. Each test saves a screenshot under test-output/browser/.
+where a missing browser is a failure (tests/chromium.py). Each test saves a screenshot under test-output/browser/.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
 
 from bridge.surfaces.app import create_app
-
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "browser"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _unavailable(reason: str):
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"browser tests cannot run in CI: {reason}", pytrace=False)
-    pytest.skip(f"browser tests skipped: {reason}")
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install -e '.[dev]')")
-    if not CHROMIUM.exists():
-        _unavailable(f"no chromium at {CHROMIUM} (apt-get install chromium)")
-    manager = sync_playwright().start()
-    try:
-        browser = manager.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-    except Error as exc:
-        manager.stop()
-        _unavailable(f"chromium did not start: {str(exc).splitlines()[0]}")
-    yield browser
-    browser.close()
-    manager.stop()
 
 
 @pytest.fixture
@@ -98,10 +60,3 @@ def page(chromium, base_url, request):
     yield page
     context.close()
     assert not errors, f"browser console errors: {errors}"
-
-
-def screenshot(page, name: str) -> Path:
-    OUTPUT.mkdir(parents=True, exist_ok=True)
-    path = OUTPUT / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path

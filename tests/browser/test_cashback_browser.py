@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from bridge.db import unit_of_work
 from bridge.models import Shop
-from tests.browser.conftest import screenshot
 from tests.browser.test_console_browser import sign_in
+from tests.chromium import screenshot
 from tests.console_support import make_user
 from tests.integration.test_points_base import TAXED_CARD_ORDER
 from tests.woo import connect_for_tests, post_delivery

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from bridge.db import unit_of_work
 from bridge.models import ShopOrder
-from tests.browser.conftest import screenshot
+from tests.chromium import screenshot
 from tests.console_support import PASSWORD, make_user, move
 
 

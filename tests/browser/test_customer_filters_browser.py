@@ -10,8 +10,8 @@ from sqlalchemy import update
 
 from bridge.db import unit_of_work
 from bridge.models import Account
-from tests.browser.conftest import screenshot
 from tests.browser.test_console_browser import sign_in
+from tests.chromium import screenshot
 from tests.console_support import make_user, move
 
 

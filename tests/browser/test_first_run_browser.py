@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.browser.conftest import screenshot
+from tests.chromium import screenshot
 from tests.console_support import PASSWORD
 
 

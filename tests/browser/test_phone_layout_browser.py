@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.browser.conftest import screenshot
 from tests.browser.test_console_browser import sign_in
+from tests.chromium import screenshot
 from tests.console_support import make_user, move
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"  # kept in git

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.browser.conftest import screenshot
 from tests.browser.test_console_browser import sign_in
+from tests.chromium import screenshot
 from tests.console_support import make_user, move
 
 PHONE = {"width": 390, "height": 844}

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from bridge.db import unit_of_work
 from bridge.models import Shop
-from tests.browser.conftest import screenshot
 from tests.browser.test_console_browser import sign_in
+from tests.chromium import screenshot
 from tests.console_support import make_user
 from tests.integration.test_api import auth
 from tests.integration.test_topups_withdrawals import paid_topup

@@ -8,7 +8,7 @@ import re
 import pytest
 import requests
 
-from tests.browser.conftest import chromium, screenshot  # noqa: F401 - the browser tests' chromium fixture
+from tests.chromium import screenshot
 from tests.e2e.real_store.harness import CARD_METHOD, WALLET_METHOD, cents
 from tests.e2e.real_store.storefront import (
     ADDRESS,
