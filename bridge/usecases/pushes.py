@@ -126,11 +126,10 @@ def claim(sessions: sessionmaker[Session], limit: int = 10, shop_id: int | None 
             if message.status == OutboxStatus.SENDING:
                 message.last_error = LEASE_EXPIRED
             message.status, message.next_attempt_at = OutboxStatus.SENDING, now + LEASE
-            claimed.append(message)
+            claimed.append(Claimed(message, shop))
         session.flush()
-        shops = {shop.id: shop for shop in session.identity_map.values() if isinstance(shop, Shop)}
-        session.expunge_all()
-        return [Claimed(message, shops[message.shop_id]) for message in claimed]
+        session.expunge_all()  # handed over detached: read, never changed
+        return claimed
 
 
 def _still_wanted(session: Session, shop: Shop, message: OutboxMessage) -> bool:
