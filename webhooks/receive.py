@@ -48,50 +48,57 @@ def refusal(status: int, code: str, message: str, fields: dict | None = None) ->
 def receive(
     sessions: sessionmaker[Session], box: SecretBox, platform: Inbound, request: Request, *, defer: bool = False
 ) -> Answer:
-    """`defer`: answer once the delivery is stored (one INSERT); a worker applies it (DEFER_DELIVERIES)."""
+    """`defer`: answer once the delivery is stored (one INSERT); a worker applies it (DEFER_DELIVERIES).
+    Everything up to the store is one transaction (deliveries.arrival); applying it inline is the next."""
     pong = platform.unsigned_answer(request.content_type, request.body, request.headers)
     if pong is not None:
         return Answer(200, pong)
     topic = request.headers.get(platform.topic_header, "")
-    if not _authentic(sessions, box, platform, request):
-        security_log.warning(
-            "rejected %s delivery: bad signature shop=%s topic=%r from=%s",
-            platform.name,
-            request.shop_id,
-            topic[:60],
-            request.remote_addr,
-        )
-        return refusal(401, "invalid_signature", "missing or invalid webhook signature")
-    delivery_id = request.headers.get(platform.delivery_id_header, "")[:100] or None
-    if (
-        platform.delivery_ids_unique
-        and delivery_id
-        and deliveries.already_applied(sessions, request.shop_id, platform.name, delivery_id)
-    ):
-        return Answer(200, {"status": "duplicate"})
+    with deliveries.arrival(sessions, box, request.shop_id, platform.name) as arrival:
+        if not _authentic(arrival, platform, request):
+            security_log.warning(
+                "rejected %s delivery: bad signature shop=%s topic=%r from=%s",
+                platform.name,
+                request.shop_id,
+                topic[:60],
+                request.remote_addr,
+            )
+            return refusal(401, "invalid_signature", "missing or invalid webhook signature")
+        delivery_id = request.headers.get(platform.delivery_id_header, "")[:100] or None
+        if platform.delivery_ids_unique and delivery_id and arrival.already_applied(delivery_id):
+            return Answer(200, {"status": "duplicate"})
+        try:
+            data = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than Python goes
+            return refusal(400, "invalid_json", "the body is not JSON", {"body": "not JSON"})
+        stored = dict(topic=topic, resource_id=resource_id(data), delivery_id=delivery_id, body=request.body)
+        handler = platform.topics.get(topic)
+        if handler is None:
+            arrival.store(**stored, status=InboxStatus.IGNORED)
+            return Answer(200, {"status": InboxStatus.IGNORED, "topic": topic})
+        try:
+            snapshot = handler.parse(data)
+        except ValidationFailed as exc:
+            arrival.store(**stored, status=InboxStatus.FAILED, error=f"invalid payload: {exc.fields}")
+            return refusal(422, "validation_failed", exc.message, exc.fields)
+        inbox_id = arrival.store(**stored, wake=defer)
+    if defer:
+        return Answer(200, {"status": InboxStatus.RECEIVED, "delivery": inbox_id})
     try:
-        data = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than Python goes
-        return refusal(400, "invalid_json", "the body is not JSON", {"body": "not JSON"})
-    stored = dict(
-        shop_id=request.shop_id,
-        platform=platform.name,
-        topic=topic,
-        resource_id=resource_id(data),
-        delivery_id=delivery_id,
-        body=request.body,
-    )
-    return _handle(sessions, platform, topic, data, stored, defer)
+        status = deliveries.apply_delivery(sessions, inbox_id, handler.apply, snapshot)
+    except ValidationFailed as exc:
+        return refusal(422, "validation_failed", exc.message, exc.fields)
+    return Answer(200, {"status": status, "delivery": inbox_id})
 
 
-def _authentic(sessions: sessionmaker[Session], box: SecretBox, platform: Inbound, request: Request) -> bool:
-    keys = deliveries.shop_keys(sessions, box, request.shop_id, platform.name)
+def _authentic(arrival: deliveries.Arrival, platform: Inbound, request: Request) -> bool:
+    keys = arrival.keys
     if not is_valid_signature(request.body, request.headers.get(platform.signature_header), keys.secrets):
         return False
     if not platform.names_the_shop(request.headers, keys.url):
         return False
     if platform.one_secret_per_shop:
-        others = deliveries.shops_sharing_secret(sessions, box, request.shop_id, platform.name, keys)
+        others = arrival.shops_sharing_secret()
         if others:
             security_log.warning(
                 "refused %s delivery: shop=%s shares its webhook secret with shop(s) %s",
@@ -101,24 +108,3 @@ def _authentic(sessions: sessionmaker[Session], box: SecretBox, platform: Inboun
             )
             return False
     return True
-
-
-def _handle(sessions: sessionmaker[Session], platform: Inbound, topic: str, data, stored: dict, defer: bool) -> Answer:
-    handler = platform.topics.get(topic)
-    if handler is None:
-        deliveries.record_delivery(sessions, **stored, status=InboxStatus.IGNORED)
-        return Answer(200, {"status": InboxStatus.IGNORED, "topic": topic})
-    try:
-        snapshot = handler.parse(data)
-    except ValidationFailed as exc:
-        error = f"invalid payload: {exc.fields}"
-        deliveries.record_delivery(sessions, **stored, status=InboxStatus.FAILED, error=error)
-        return refusal(422, "validation_failed", exc.message, exc.fields)
-    inbox_id = deliveries.record_delivery(sessions, **stored, wake=defer)
-    if defer:
-        return Answer(200, {"status": InboxStatus.RECEIVED, "delivery": inbox_id})
-    try:
-        status = deliveries.apply_delivery(sessions, inbox_id, handler.apply, snapshot)
-    except ValidationFailed as exc:
-        return refusal(422, "validation_failed", exc.message, exc.fields)
-    return Answer(200, {"status": status, "delivery": inbox_id})

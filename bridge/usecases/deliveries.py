@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -56,44 +57,69 @@ class Outcome:
     error: str | None = None
 
 
-def shop_keys(sessions: sessionmaker[Session], box: SecretBox, shop_id: int, platform: str) -> ShopKeys:
-    """What a delivery for this shop is checked against. No such shop on this platform: a secret nobody holds,
-    so the delivery fails its signature check like any forged one and the answer never says which shops exist."""
-    with unit_of_work(sessions) as session:
-        shop = session.get(Shop, shop_id)
-        if shop is None or shop.platform != platform:
+class Arrival:
+    """A delivery's arrival, in one transaction: the shop's keys read, the checks that need the database, and the
+    delivery stored (with `wake`, the waiting workers told on commit)."""
+
+    def __init__(self, session: Session, box: SecretBox, shop_id: int, platform: str):
+        self.session, self.box, self.shop_id, self.platform = session, box, shop_id, platform
+        self.keys = self._keys()
+
+    def _keys(self) -> ShopKeys:
+        """No such shop on this platform: a secret nobody holds, so the delivery fails its signature check like
+        any forged one and the answer never says which shops exist."""
+        shop = self.session.execute(
+            select(Shop.platform, Shop.url, Shop.webhook_secret_enc, Shop.previous_webhook_secret_enc).where(
+                Shop.id == self.shop_id
+            )
+        ).first()
+        if shop is None or shop.platform != self.platform:
             return ShopKeys([secrets.token_urlsafe(32)], "")
         tokens = (shop.webhook_secret_enc, shop.previous_webhook_secret_enc)
-        return ShopKeys([box.open(token) for token in tokens if token], shop.url)
+        return ShopKeys([self.box.open(token) for token in tokens if token], shop.url)
 
+    def shops_sharing_secret(self) -> list[int]:
+        return shops_sharing(self.session, self.box, self.shop_id, self.platform, self.keys.secrets)
 
-def shops_sharing_secret(
-    sessions: sessionmaker[Session], box: SecretBox, shop_id: int, platform: str, keys: ShopKeys
-) -> list[int]:
-    with unit_of_work(sessions) as session:
-        return shops_sharing(session, box, shop_id, platform, keys.secrets)
-
-
-def already_applied(sessions: sessionmaker[Session], shop_id: int, platform: str, delivery_id: str) -> bool:
-    """For platforms whose delivery ids are unique per delivery (Shopify), a retried delivery is known."""
-    with unit_of_work(sessions) as session:
+    def already_applied(self, delivery_id: str) -> bool:
+        """For platforms whose delivery ids are unique per delivery (Shopify), a retried delivery is known."""
+        done = (InboxStatus.APPLIED, InboxStatus.IGNORED)
         return (
-            session.execute(
+            self.session.execute(
                 select(InboxDelivery.id)
                 .where(
-                    InboxDelivery.shop_id == shop_id,
-                    InboxDelivery.platform == platform,
+                    InboxDelivery.shop_id == self.shop_id,
+                    InboxDelivery.platform == self.platform,
                     InboxDelivery.delivery_id == delivery_id,
-                    InboxDelivery.status.in_((InboxStatus.APPLIED, InboxStatus.IGNORED)),
+                    InboxDelivery.status.in_(done),
                 )
                 .limit(1)
             ).first()
             is not None
         )
 
+    def store(self, *, wake: bool = False, **delivery) -> int:
+        """Store the delivery (the fields of `record_delivery`); `wake`: the workers are to apply it."""
+        inbox_id = _insert(self.session, shop_id=self.shop_id, platform=self.platform, **delivery)
+        if wake:
+            notify(self.session, INBOX_CHANNEL)
+        return inbox_id
 
-def record_delivery(
-    sessions: sessionmaker[Session],
+
+@contextmanager
+def arrival(sessions: sessionmaker[Session], box: SecretBox, shop_id: int, platform: str) -> Iterator[Arrival]:
+    with unit_of_work(sessions) as session:
+        yield Arrival(session, box, shop_id, platform)
+
+
+def record_delivery(sessions: sessionmaker[Session], **delivery) -> int:
+    """Store a delivery that needs no check (the fields of `_insert`)."""
+    with unit_of_work(sessions) as session:
+        return _insert(session, **delivery)
+
+
+def _insert(
+    session: Session,
     *,
     shop_id: int,
     platform: str,
@@ -103,11 +129,11 @@ def record_delivery(
     body: bytes,
     status: InboxStatus = InboxStatus.RECEIVED,
     error: str | None = None,
-    wake: bool = False,
 ) -> int:
-    """Store a delivery; `wake`: tell the waiting workers (PostgreSQL NOTIFY, sent on commit) to apply it."""
-    with unit_of_work(sessions) as session:
-        delivery = InboxDelivery(
+    """One INSERT … RETURNING id: a delivery is written once here and read back only by whoever applies it."""
+    return session.execute(
+        insert(InboxDelivery)
+        .values(
             shop_id=shop_id,
             platform=platform,
             topic=topic[:60],
@@ -117,11 +143,8 @@ def record_delivery(
             status=status,
             error=error,
         )
-        session.add(delivery)
-        session.flush()
-        if wake:
-            notify(session, INBOX_CHANNEL)
-        return delivery.id
+        .returning(InboxDelivery.id)
+    ).scalar_one()
 
 
 def apply_received(sessions: sessionmaker[Session], platforms: TopicsByPlatform, limit: int = 50) -> int:

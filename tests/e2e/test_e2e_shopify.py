@@ -205,15 +205,15 @@ def record_throttle_waits(monkeypatch) -> list[float]:
 def database_hiccup_once(monkeypatch) -> list[str]:
     """The bridge's first look at the database fails once: its answer to that delivery is a 503."""
     failed: list[str] = []
-    already_applied = deliveries.already_applied
+    already_applied = deliveries.Arrival.already_applied
 
-    def flaky(sessions, shop_id, platform, delivery_id):
+    def flaky(arrival, delivery_id):
         if not failed:
             failed.append(delivery_id)
             raise OperationalError("SELECT inbox_deliveries …", {}, ConnectionError("server closed the connection"))
-        return already_applied(sessions, shop_id, platform, delivery_id)
+        return already_applied(arrival, delivery_id)
 
-    monkeypatch.setattr(deliveries, "already_applied", flaky)
+    monkeypatch.setattr(deliveries.Arrival, "already_applied", flaky)
     return failed
 
 
