@@ -85,13 +85,16 @@ def total(column):
     return cast(func.coalesce(func.sum(column), 0), BigInteger)
 
 
-def insert_ignoring_conflict(session: Session, model: type[Base], values: dict, conflict_columns: list[str]):
+def insert_ignoring_conflict(
+    session: Session, model: type[Base], values: dict, conflict_columns: list[str], *, autoflush: bool = True
+):
     """INSERT … ON CONFLICT DO NOTHING RETURNING *, on either database, in one statement: the new row as
     an ORM object, or None when the key exists. On PostgreSQL a concurrent insert of the same key waits
-    for the other transaction to end."""
+    for the other transaction to end. `autoflush=False` for a row that refers to nothing pending in the
+    session: the pending changes then go out together at the next flush instead of one more UPDATE now."""
     dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
     stmt = dialect.insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict_columns)
-    return session.scalars(stmt.returning(model)).one_or_none()
+    return session.scalars(stmt.returning(model), execution_options={"autoflush": autoflush}).one_or_none()
 
 
 def notify(session: Session, channel: str) -> None:

@@ -63,6 +63,7 @@ class OrderContext:
     record: ShopOrder
     customer: Customer | None
     actor: Actor
+    new_record: bool = False  # this delivery created the order's record: none of its refunds is recorded yet
 
     def key(self, suffix: str) -> str:
         return _order_key(self.order.external_id, suffix)
@@ -85,9 +86,9 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
         customer = ensure_customer(
             session, shop.id, order.customer_external_id, email=order.email, name=order.customer_name
         )
-    record = _lock_order_record(session, shop, order, customer)
+    record, created = _lock_order_record(session, shop, order, customer)
     customer = _payer(session, record, customer)
-    ctx = OrderContext(session, shop, ShopSettings.load(shop.settings), order, record, customer, actor)
+    ctx = OrderContext(session, shop, ShopSettings.load(shop.settings), order, record, customer, actor, created)
     if requested_topup(order.meta) is not None:
         return _apply_topup_order(ctx)
     _check_refunds_fit(ctx)
@@ -208,9 +209,12 @@ def _payer(session: Session, record: ShopOrder, customer: Customer | None) -> Cu
 
 
 def _moved_anything(session: Session, record: ShopOrder) -> bool:
+    return moved_money(record) or _has_recorded_refunds(session, record)
+
+
+def _has_recorded_refunds(session: Session, record: ShopOrder) -> bool:
     return (
-        moved_money(record)
-        or session.execute(select(OrderRefund.id).where(OrderRefund.shop_order_id == record.id).limit(1)).first()
+        session.execute(select(OrderRefund.id).where(OrderRefund.shop_order_id == record.id).limit(1)).first()
         is not None
     )
 
@@ -219,12 +223,7 @@ def _may_charge(ctx: OrderContext) -> bool:
     """Charge a wallet order never decided before; or, in a newer state awaiting payment again, one refused
     before (the customer topped up), cancelled before it paid, or whose payment went back (failed or
     cancelled, then set pending again: a new attempt). Never one with refunds (it was paid)."""
-    has_refunds = (
-        ctx.order.refunds
-        or ctx.session.execute(
-            select(OrderRefund.id).where(OrderRefund.shop_order_id == ctx.record.id).limit(1)
-        ).first()
-    )
+    has_refunds = ctx.order.refunds or (not ctx.new_record and _has_recorded_refunds(ctx.session, ctx.record))
     return bool(payment_undecided(ctx.record, ctx.order) and not has_refunds and _pays_by_wallet(ctx))
 
 
@@ -345,8 +344,12 @@ def reverse_recorded_order(
     return record
 
 
-def _lock_order_record(session: Session, shop: Shop, order: OrderSnapshot, customer: Customer | None) -> ShopOrder:
-    insert_ignoring_conflict(
+def _lock_order_record(
+    session: Session, shop: Shop, order: OrderSnapshot, customer: Customer | None
+) -> tuple[ShopOrder, bool]:
+    """The order's record, locked for this transaction, and whether this call created it (a new row is locked by
+    its INSERT; an existing one is read again under FOR UPDATE)."""
+    created = insert_ignoring_conflict(
         session,
         ShopOrder,
         {
@@ -365,7 +368,9 @@ def _lock_order_record(session: Session, shop: Shop, order: OrderSnapshot, custo
         },
         ["shop_id", "external_id"],
     )
-    return _locked_order(session, shop.id, order.external_id)
+    if created is not None:
+        return created, True
+    return _locked_order(session, shop.id, order.external_id), False
 
 
 def _locked_order(session: Session, shop_id: int, order_external_id: str) -> ShopOrder | None:
@@ -479,6 +484,8 @@ def _refuse_payment(ctx: OrderContext, why: str) -> None:
 
 
 def _tell_shop(ctx: OrderContext, kind: str, note: str, key_suffix: str = "", **payload) -> None:
+    """A message about the order; the customer a note names (the payer, whose wallet it moves) is known here."""
+    payload["note_customer"] = ctx.customer.external_id if ctx.customer else None
     enqueue(
         ctx.session,
         shop_id=ctx.shop.id,
@@ -706,6 +713,8 @@ def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
 def _take_back_deleted_refunds(ctx: OrderContext) -> None:
     """A refund the merchant deleted in the shop after it was credited: the credit leaves the wallet again, or,
     when the wallet no longer holds it, the merchant is told (privately) to settle it; never kept silently."""
+    if ctx.new_record:
+        return
     listed = {refund.external_id for refund in ctx.order.refunds}
     applied = ctx.session.execute(
         select(OrderRefund).where(OrderRefund.shop_order_id == ctx.record.id, OrderRefund.deleted_at.is_(None))

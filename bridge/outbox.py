@@ -13,7 +13,8 @@ Kinds are platform-neutral; `sync/<platform>/` turns each into that shop's API c
                        store credit, and record it (Shopify's order webhooks do not say)
 
 A message that tells the customer something (its note) also names them (`note_customer`, their id at the shop;
-absent for a guest), so that the push can add a fresh link to their statement without reading the database.
+absent for a guest; given by the caller when it knows them), so that the push can add a fresh link to their
+statement without reading the database.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def enqueue(session: Session, *, shop_id: int, kind: str, payload: dict, dedupe_
     """Queue a message once per (shop, dedupe_key): a replayed business event queues nothing new."""
     if kind not in KINDS:
         raise ValueError(f"unknown outbox message kind {kind!r}")
-    if kind in CUSTOMER_NOTE_KINDS and payload.get("customer_note", True):
+    if kind in CUSTOMER_NOTE_KINDS and payload.get("customer_note", True) and "note_customer" not in payload:
         payload = {**payload, "note_customer": order_customer(session, shop_id, payload["order_id"])}
     now = utcnow()
     insert_ignoring_conflict(
@@ -62,6 +63,7 @@ def enqueue(session: Session, *, shop_id: int, kind: str, payload: dict, dedupe_
             "created_at": now,
         },
         ["shop_id", "dedupe_key"],
+        autoflush=False,  # a message refers to its shop only, never to a row still pending
     )
 
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import NamedTuple
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.db import notify, unit_of_work
-from bridge.errors import DomainError, ValidationFailed
+from bridge.errors import DomainError, InvalidState, ValidationFailed
 from bridge.ledger import Actor
 from bridge.models import InboxDelivery, Shop, utcnow
 from bridge.security import SecretBox
@@ -149,61 +149,104 @@ def _insert(
 
 def apply_received(sessions: sessionmaker[Session], platforms: TopicsByPlatform, limit: int = 50) -> int:
     """The worker's share of deferred deliveries (DEFER_DELIVERIES): apply those stored and not yet applied, in
-    arrival order; returns how many were tried. Rows another worker is applying are skipped, and applying one
-    twice moves nothing (apply_delivery locks the row and skips what is applied)."""
-    with unit_of_work(sessions) as session:
-        waiting = session.execute(
-            select(InboxDelivery.id, InboxDelivery.platform, InboxDelivery.topic, InboxDelivery.body)
-            .where(InboxDelivery.status == InboxStatus.RECEIVED)
-            .order_by(InboxDelivery.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
-    for delivery_id, platform, topic, body in waiting:
-        _apply_stored(sessions, platforms, delivery_id, platform, topic, body)
-    return len(waiting)
+    arrival order; returns how many were tried. Each is claimed in the transaction that applies it, so several
+    workers share the waiting deliveries without ever picking the same one."""
+    tried = 0
+    while tried < limit and _apply_oldest_received(sessions, platforms):
+        tried += 1
+    return tried
+
+
+def _apply_oldest_received(sessions: sessionmaker[Session], platforms: TopicsByPlatform) -> bool:
+    """Lock the oldest waiting delivery that no other worker holds (SKIP LOCKED) and apply it; False: none waits."""
+    claimed: list[int] = []
+
+    def attempt() -> InboxStatus | None:
+        with unit_of_work(sessions) as session:
+            row = session.execute(
+                _locking(InboxDelivery.status == InboxStatus.RECEIVED)
+                .order_by(InboxDelivery.id)
+                .limit(1)
+                .with_for_update(of=InboxDelivery, skip_locked=True)
+            ).first()
+            if row is None:
+                return None
+            claimed.append(row.id)
+            topic = _topic(platforms, row.platform, row.topic)
+            return _apply_locked(session, row, topic.apply, topic.parse(json.loads(row.body)))
+
+    try:
+        _guarded(sessions, attempt, lambda: claimed[-1] if claimed else None)
+    except ValidationFailed:  # kept as failed with the reason, as an inline delivery would be
+        pass
+    return bool(claimed)
 
 
 Apply = Callable[[Session, Shop, object, Actor], None]
 
 
 def apply_delivery(sessions: sessionmaker[Session], delivery_id: int, apply: Apply, parsed: object) -> InboxStatus:
-    """Apply a stored delivery in one transaction; returns its final status. A payload the rules refuse is
-    kept as `failed` with the reason, for the merchant to inspect and retry. A database that dropped the
-    connection (or a deadlock) gets one more try at once; after that the delivery stays `received`, and the
-    worker's recovery applies it later."""
+    """Apply a stored delivery in one transaction; returns its final status (see `_guarded`)."""
+
+    def attempt() -> InboxStatus:
+        with unit_of_work(sessions) as session:
+            row = session.execute(_locking(InboxDelivery.id == delivery_id).with_for_update(of=InboxDelivery)).one()
+            return _apply_locked(session, row, apply, parsed)
+
+    return _guarded(sessions, attempt, lambda: delivery_id)
+
+
+def _guarded(
+    sessions: sessionmaker[Session], attempt: Callable[[], InboxStatus | None], delivery: Callable[[], int | None]
+) -> InboxStatus | None:
+    """Run one apply attempt (`delivery` names the row it locked). A payload the rules refuse is kept as
+    `failed` with the reason, for the merchant to inspect and retry. A database that dropped the connection (or
+    a deadlock) gets one more try at once; after that the delivery stays `received`, and the worker's recovery
+    applies it later."""
     try:
         try:
-            return _apply_once(sessions, delivery_id, apply, parsed)
+            return attempt()
         except OperationalError:  # the pool's pre-ping hands the second try a fresh connection
-            log.warning("delivery %s: database error, trying once more", delivery_id, exc_info=True)
-            return _apply_once(sessions, delivery_id, apply, parsed)
+            log.warning("delivery %s: database error, trying once more", delivery(), exc_info=True)
+            return attempt()
     except ValidationFailed as exc:
-        _mark_failed(sessions, delivery_id, f"invalid payload: {exc.fields or exc.message}")
+        _mark_failed(sessions, delivery(), f"invalid payload: {exc.fields or exc.message}")
         raise
     except DomainError as exc:
-        _mark_failed(sessions, delivery_id, f"{exc.code}: {exc.message}")
+        _mark_failed(sessions, delivery(), f"{exc.code}: {exc.message}")
         return InboxStatus.FAILED
     except OperationalError:
-        log.exception("delivery %s left for the worker's recovery", delivery_id)
+        log.exception("delivery %s left for the worker's recovery", delivery())
         return InboxStatus.RECEIVED
     except Exception as exc:  # a bug must not lose the delivery: it stays stored, marked, and retryable
-        log.exception("delivery %s could not be applied", delivery_id)
-        _mark_failed(sessions, delivery_id, f"internal error: {exc.__class__.__name__}")
+        log.exception("delivery %s could not be applied", delivery())
+        _mark_failed(sessions, delivery(), f"internal error: {exc.__class__.__name__}")
         return InboxStatus.FAILED
 
 
-def _apply_once(sessions: sessionmaker[Session], delivery_id: int, apply: Apply, parsed: object) -> InboxStatus:
-    with unit_of_work(sessions) as session:
-        delivery = session.execute(
-            select(InboxDelivery).where(InboxDelivery.id == delivery_id).with_for_update()
-        ).scalar_one()
-        if delivery.status in (InboxStatus.APPLIED, InboxStatus.IGNORED):
-            return InboxStatus(delivery.status)
-        shop = session.get(Shop, delivery.shop_id)
-        apply(session, shop, parsed, Actor("webhook", f"{delivery.platform}:{delivery.id}"))
-        delivery.status, delivery.applied_at, delivery.error = InboxStatus.APPLIED, utcnow(), None
-        return InboxStatus.APPLIED
+def _locking(where):
+    """The delivery, what applying it needs, and its shop, in one statement (FOR UPDATE is the caller's)."""
+    columns = (InboxDelivery.id, InboxDelivery.status, InboxDelivery.platform, InboxDelivery.topic, InboxDelivery.body)
+    return select(*columns, Shop).join(Shop, Shop.id == InboxDelivery.shop_id).where(where)
+
+
+def _apply_locked(session: Session, row, apply: Apply, parsed: object) -> InboxStatus:
+    if row.status in (InboxStatus.APPLIED, InboxStatus.IGNORED):
+        return InboxStatus(row.status)
+    apply(session, row.Shop, parsed, Actor("webhook", f"{row.platform}:{row.id}"))
+    session.execute(
+        update(InboxDelivery)
+        .where(InboxDelivery.id == row.id)
+        .values(status=InboxStatus.APPLIED, applied_at=utcnow(), error=None)
+    )
+    return InboxStatus.APPLIED
+
+
+def _topic(platforms: TopicsByPlatform, platform: str, name: str) -> Topic:
+    topic = platforms.get(platform, {}).get(name)
+    if topic is None:
+        raise InvalidState(f"deliveries of {platform} {name} cannot be applied", code="unknown_topic")
+    return topic
 
 
 def _mark_failed(sessions: sessionmaker[Session], delivery_id: int, error: str) -> None:
@@ -228,9 +271,10 @@ def _apply_stored(
     name: str,
     body: bytes,
 ) -> Outcome:
-    topic = platforms.get(platform, {}).get(name)
-    if topic is None:
-        return Outcome(InboxStatus.FAILED, f"deliveries of {platform} {name} cannot be applied")
+    try:
+        topic = _topic(platforms, platform, name)
+    except InvalidState as exc:
+        return Outcome(InboxStatus.FAILED, exc.message)
     try:
         snapshot = topic.parse(json.loads(body))
     except (ValueError, DomainError) as exc:  # still unreadable: say so on the delivery

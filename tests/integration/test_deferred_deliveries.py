@@ -15,7 +15,7 @@ from bridge.surfaces.workers import run_worker
 from bridge.usecases.deliveries import INBOX_CHANNEL, apply_received
 from tests.conftest import make_shop
 from tests.integration.test_woocommerce_webhooks import count, fund, send_captured, wallet_balance
-from tests.woo import connect_for_tests
+from tests.woo import connect_for_tests, order_body, post_delivery
 
 
 def payments(services) -> int:
@@ -71,3 +71,28 @@ def test_a_waiting_worker_applies_a_new_delivery_at_once(deferring, shop_id, mon
         with unit_of_work(services.sessions) as session:
             notify(session, INBOX_CHANNEL)  # wakes it to see `stop`
         worker.join(timeout=35)
+
+
+@pytest.mark.postgres_only
+def test_two_workers_share_the_waiting_deliveries_and_never_pick_the_same_one(deferring, shop_id):
+    services = deferring.extensions["wallet_bridge"]
+    fund(services, shop_id, 100 * 4148)
+    client = deferring.test_client()
+    orders = 24
+    for order in range(1, orders + 1):
+        assert post_delivery(client, shop_id, "order.created", order_body(id=5000 + order)).status_code == 200
+    start, tried = threading.Barrier(2), []
+
+    def worker():
+        start.wait()
+        tried.append(apply_received(services.sessions, TOPICS))
+
+    workers = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(timeout=60)
+
+    assert sum(tried) == orders  # each delivery tried by one worker only
+    assert payments(services) == orders
+    assert count(services, InboxDelivery, InboxDelivery.status == "applied") == orders
