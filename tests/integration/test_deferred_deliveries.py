@@ -14,6 +14,7 @@ from bridge.surfaces.platforms import TOPICS
 from bridge.surfaces.workers import run_worker
 from bridge.usecases.deliveries import INBOX_CHANNEL, apply_received
 from tests.conftest import make_shop
+from tests.integration.test_ledger import _statements_during
 from tests.integration.test_woocommerce_webhooks import count, fund, send_captured, wallet_balance
 from tests.woo import connect_for_tests, order_body, post_delivery
 
@@ -96,3 +97,22 @@ def test_two_workers_share_the_waiting_deliveries_and_never_pick_the_same_one(de
     assert sum(tried) == orders  # each delivery tried by one worker only
     assert payments(services) == orders
     assert count(services, InboxDelivery, InboxDelivery.status == "applied") == orders
+
+
+@pytest.mark.postgres_only
+def test_a_wallet_order_is_answered_in_three_statements_and_applied_in_nine(deferring, shop_id):
+    """The budget of the hot path (docs/performance.md): answered with the shop's keys read, the delivery stored and
+    the workers told; applied with the delivery and its shop locked, the customer, the order's record, the
+    checkout's reservations, the wallet locked, the payment, the outbox row, the order's and the delivery's updates."""
+    services = deferring.extensions["wallet_bridge"]
+    client = deferring.test_client()
+    send_captured(client, shop_id, "0005")  # the first delivery reads what each process then remembers
+    assert apply_received(services.sessions, TOPICS) == 1
+
+    answer = _statements_during(
+        services.engine, lambda: post_delivery(client, shop_id, "order.created", order_body(id=7001))
+    )
+    applied = _statements_during(services.engine, lambda: apply_received(services.sessions, TOPICS, limit=1))
+
+    assert (answer, applied) == (3, 9)
+    assert payments(services) == 2
