@@ -37,12 +37,13 @@ class PayloadInvalid(ValidationFailed):
 
 
 class Text(fields.String):
-    """Text only: marshmallow's String would also take bytes."""
+    """Text only: marshmallow's String would also take bytes. A NUL character is dropped: PostgreSQL's text cannot
+    hold one, and a customer's name with one must not stop the order's money."""
 
     def _deserialize(self, value, attr, data, **kwargs) -> str:
         if not isinstance(value, str):
             raise self.make_error("invalid")
-        return value
+        return value.replace("\x00", "")
 
 
 class MoneyText(Text):
@@ -59,6 +60,8 @@ class MoneyText(Text):
     }
 
     def _deserialize(self, value, attr, data, **kwargs) -> str:
+        if isinstance(value, str) and "\x00" in value:  # not dropped as in other text: "4\x001" is no 41
+            raise self.make_error("not_decimal")
         text = super()._deserialize(value, attr, data, **kwargs)
         match = _MONEY_RE.fullmatch(text)
         if match is None:

@@ -1,5 +1,5 @@
-"""The second outside audit (docs/security.md): text typed by others, as the bridge hands it on — formulas in the
-console's CSV files."""
+"""The second outside audit (docs/security.md): text typed by others — formulas in the console's CSV files, and NUL
+characters, which PostgreSQL's text cannot hold (they answered 500 there; SQLite stored them)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ import io
 import json
 from pathlib import Path
 
-from tests.integration.test_api import auth
-from tests.woo import connect_for_tests, post_delivery
+import pytest
+
+from tests.console_support import PASSWORD, csrf_token, form_post, make_user
+from tests.hostile import row_counts
+from tests.integration.test_api import auth, credit
+from tests.woo import connect_for_tests, order_body, post_delivery
 
 pytest_plugins = ("tests.console_fixtures",)  # fixtures: merchant, console
 
@@ -67,3 +71,74 @@ def test_csv_exports_never_hand_a_spreadsheet_a_formula(client, services, shop, 
     written = {value for rows in files.values() for row in rows for value in row}
     assert {f"'{FORMULA_NAME}", f"'{FORMULA_EMAIL}", f"'{FORMULA_REASON}", f"'{FORMULA_CUSTOMER}", "'-1+1"} <= written
     assert "-2.00" in {row[5] for row in files["statement"]}  # amounts stay numbers
+
+
+# NUL characters ---------------------------------------------------------------------------------------------
+
+NUL = "a\x00b"
+API_CASES = [  # (method, path, JSON body, the field named)
+    ("post", "/customers/42/adjustments", {"direction": "credit", "amount": 100, "reason": NUL}, "reason"),
+    ("post", "/customers/a%00b/adjustments", {"direction": "credit", "amount": 100, "reason": "r"}, "customer_id"),
+    ("get", "/customers/a%00b/wallet", None, "customer_id"),
+    ("get", "/customers/42/transactions?cursor=%00", None, "cursor"),
+    ("post", "/customers/42/holds", {"amount": 100, "reason": NUL}, "reason"),
+    ("post", "/customers/42/holds", {"amount": 100, "reason": "r", "order_id": NUL}, "order_id"),
+    ("post", "/orders/o%00/reservation", {"customer_id": "42", "amount": 100}, "order_id"),
+    ("post", "/orders/o1/reservation", {"customer_id": NUL, "amount": 100}, "customer_id"),
+    ("delete", "/orders/o%00/reservation", None, "order_id"),
+    ("post", "/orders/o%00/refunds", {"amount": 100, "destination": "wallet", "reason": "r"}, "order_id"),
+    ("post", "/customers/42/adjustments", {"direction": "credit", "amount": 100, "reason": "r", "x\x00": 1}, "x\\0"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "field"), API_CASES)
+def test_a_nul_character_in_an_api_field_is_a_422_naming_it(client, services, shop, method, path, body, field):
+    assert credit(client, shop).status_code == 201
+    before = row_counts(services)
+    headers = auth(shop, "nul-1")
+    response = getattr(client, method)(f"/api/v1{path}", json=body, headers=headers)
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert response.get_json()["error"]["fields"] == {field: "contains a NUL character"}
+    assert row_counts(services) == before
+
+
+def test_a_json_body_nested_too_deep_is_a_422_not_a_500(client, services, shop):
+    """`[[[[…]]]]` deeper than Python's parser goes: a RecursionError, once an internal error."""
+    deep = "[" * 100_000 + "]" * 100_000
+    body = f'{{"direction": "credit", "amount": 100, "reason": {deep}}}'
+    headers = {**auth(shop, "deep-1"), "Content-Type": "application/json"}
+    response = client.post("/api/v1/customers/42/adjustments", data=body, headers=headers)
+    assert response.status_code == 422, response.get_data(as_text=True)[:300]
+    assert response.get_json()["error"]["fields"] == {"body": "nested too deep"}
+
+
+def test_a_nul_character_in_a_console_field_is_refused_with_nothing_written(client, services, shop):
+    """Signing in (before any account is known), searching, a customer's pages, the team and new-shop forms."""
+    make_user(services, shop.shop.id)
+    token = csrf_token(client)
+    signing_in = client.post("/login", data={"csrf_token": token, "email": NUL, "password": "x"})
+    assert signing_in.status_code == 422 and "email contains a NUL character" in signing_in.get_data(as_text=True)
+    assert client.post("/login", data={"csrf_token": token, "email": "ann@example.com", "password": PASSWORD})
+    before = row_counts(services)
+    base = f"/shops/{shop.shop.id}"
+    pages = [f"{base}/customers?q=%00", f"{base}/customers/a%00b", f"{base}/customers/a%00b/statement.csv"]
+    for page in pages:
+        assert client.get(page).status_code == 422, page
+    forms = {
+        f"{base}/team": {"email": "bob@example.com", "name": NUL, "password": "a long enough password"},
+        "/shops/new": {"shop_name": NUL, "platform": "woocommerce", "url": "https://x.example", "currency": "EUR"},
+        f"{base}/customers/a%00b/adjust": {"direction": "credit", "amount": "1", "reason": "r"},
+    }
+    for url, data in forms.items():
+        assert form_post(client, url, data, token_from=f"{base}/settings").status_code == 422, url
+    assert row_counts(services) == before
+
+
+def test_a_delivery_with_nul_characters_in_its_text_moves_its_money(client, services, shop):
+    """A customer's name (typed at the shop) with a NUL in it: the character is dropped, the order is applied."""
+    connect_for_tests(services, shop.shop.id)
+    order = order_body()
+    order["billing"] = {**order["billing"], "first_name": NUL, "last_name": "\x00", "email": "nul\x00@example.com"}
+    order["customer_note"] = NUL
+    response = post_delivery(client, shop.shop.id, "order.created", order)
+    assert response.status_code == 200 and response.get_json()["status"] != "failed", response.get_json()
