@@ -102,6 +102,24 @@ def test_a_nul_character_in_an_api_field_is_a_422_naming_it(client, services, sh
     assert row_counts(services) == before
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/customers/42/adjustments", {"direction": "credit", "amount": 100, "reason": "a\ud800b"}, "reason"),
+        ("/customers/42/holds", {"amount": 100, "reason": "r", "order_id": "\udfff"}, "order_id"),
+        ("/orders/o1/reservation", {"customer_id": "\ud800", "amount": 100}, "customer_id"),
+    ],
+)
+def test_a_lone_surrogate_in_json_is_a_422_naming_the_field(client, services, shop, path, body, field):
+    """`"\\ud800"` is valid JSON but no character: it cannot be written as UTF-8 (a 500 on both databases)."""
+    assert credit(client, shop).status_code == 201
+    before = row_counts(services)
+    response = client.post(f"/api/v1{path}", json=body, headers=auth(shop, "sur-1"))
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert response.get_json()["error"]["fields"] == {field: "is not valid Unicode (a lone surrogate)"}
+    assert row_counts(services) == before
+
+
 def test_a_json_body_nested_too_deep_is_a_422_not_a_500(client, services, shop):
     """`[[[[…]]]]` deeper than Python's parser goes: a RecursionError, once an internal error."""
     deep = "[" * 100_000 + "]" * 100_000
@@ -134,11 +152,12 @@ def test_a_nul_character_in_a_console_field_is_refused_with_nothing_written(clie
     assert row_counts(services) == before
 
 
-def test_a_delivery_with_nul_characters_in_its_text_moves_its_money(client, services, shop):
-    """A customer's name (typed at the shop) with a NUL in it: the character is dropped, the order is applied."""
+def test_a_delivery_with_unstorable_characters_in_its_text_moves_its_money(client, services, shop):
+    """A customer's name (typed at the shop) with a NUL or a lone surrogate in it: the character is dropped, the
+    order is applied."""
     connect_for_tests(services, shop.shop.id)
     order = order_body()
-    order["billing"] = {**order["billing"], "first_name": NUL, "last_name": "\x00", "email": "nul\x00@example.com"}
+    order["billing"] = {**order["billing"], "first_name": NUL, "last_name": "\ud800", "email": "nul\x00@example.com"}
     order["customer_note"] = NUL
     response = post_delivery(client, shop.shop.id, "order.created", order)
     assert response.status_code == 200 and response.get_json()["status"] != "failed", response.get_json()
