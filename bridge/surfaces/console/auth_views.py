@@ -245,8 +245,12 @@ def account():
         else:
             try:
                 user = merchants.new_password(
-                    services().sessions, g.user, request.form.get("current_password") or "", new
+                    services().sessions, g.user, request.form.get("current_password") or "", new, client_ip()
                 )
+            except TooManyAttempts as exc:
+                form.errors["_form"] = exc.message
+                retry_after = str(int(exc.retry_after.total_seconds()) + 1)
+                return render_template("account.html", form=form), 429, {"Retry-After": retry_after}
             except ValidationFailed as exc:
                 form.errors.update(exc.fields or {"_form": exc.message})
             else:
