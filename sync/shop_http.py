@@ -10,6 +10,9 @@ resolution, so a name whose answer changes between the check and the connection 
 Every refusal says the same words, whatever the reason. No redirect is ever followed (a 3xx is the answer), and no
 proxy or .netrc from the environment is used: the check must see the shop's own address.
 
+An answer is read up to MAX_ANSWER_BYTES and no further: a shop URL is the merchant's to choose, and a server there
+that answers without end would otherwise fill the memory of the process serving every other shop too.
+
 `ALLOW_PRIVATE_SHOP_URLS` (development, tests, the demo) also admits loopback and private networks (10/8,
 172.16/12, 192.168/16, 100.64/10, fc00::/7); link-local, multicast and the rest stay refused even then.
 """
@@ -32,6 +35,7 @@ from bridge.errors import TemporaryFailure
 log = logging.getLogger(__name__)
 
 REFUSED = "the bridge does not call this address: a shop must be at a public internet address"
+MAX_ANSWER_BYTES = 16 * 1024 * 1024  # a page of 100 WooCommerce orders is a few hundred kB
 PRIVATE_NETWORKS = tuple(
     ip_network(net) for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
 )
@@ -45,6 +49,16 @@ class ShopAddressRefused(TemporaryFailure):
 
     def __init__(self) -> None:
         super().__init__(REFUSED, code="address_refused")
+
+
+class ShopAnswerTooLarge(TemporaryFailure):
+    """Temporary for the outbox (a shop's answer may shrink again); the console says it as it is."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"the shop answered with more than {MAX_ANSWER_BYTES // 2**20} MB, which the bridge does not read",
+            code="answer_too_large",
+        )
 
 
 _allow_private = False
@@ -166,6 +180,18 @@ class _CheckedAdapter(HTTPAdapter):
     def init_poolmanager(self, *args, **kwargs) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _CheckedHTTPPool, "https": _CheckedHTTPSPool}
+
+    def send(self, request, stream=False, **kwargs):
+        """The answer's body read here, in chunks, up to MAX_ANSWER_BYTES (`requests` would read it all)."""
+        response = super().send(request, stream=True, **kwargs)
+        body = bytearray()
+        for chunk in response.iter_content(64 * 1024):
+            body += chunk
+            if len(body) > MAX_ANSWER_BYTES:
+                response.close()  # the connection too: the rest is never read
+                raise ShopAnswerTooLarge()
+        response._content, response._content_consumed = bytes(body), True
+        return response
 
 
 class _NoRedirects(requests.Session):

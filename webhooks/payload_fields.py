@@ -19,6 +19,7 @@ from bridge.money import POINTS, is_currency, parse_amount
 WHOLE_PAYLOAD = "_schema"  # the `fields` key for problems with the body as a whole (marshmallow's convention)
 
 MAX_ID = 2**63 - 1  # ids end up in BIGINT-sized columns and strings; bigger is no platform's id
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL (PostgreSQL's text has none) and lone surrogates (no UTF-8)
 _MONEY_RE = re.compile(r"-?([0-9]+)(?:\.([0-9]+))?")  # ASCII digits only (\d would accept "٤١")
 # 15 integer digits keep even 3-decimal currencies below 2**63 minor units; 12 decimals keep every amount
 # within Decimal's 28 significant digits, so scaling to minor units is exact and never rounds silently.
@@ -37,12 +38,13 @@ class PayloadInvalid(ValidationFailed):
 
 
 class Text(fields.String):
-    """Text only: marshmallow's String would also take bytes."""
+    """Text only: marshmallow's String would also take bytes. A NUL character or a lone surrogate is dropped: no
+    database can store them, and a customer's name with one must not stop the order's money."""
 
     def _deserialize(self, value, attr, data, **kwargs) -> str:
         if not isinstance(value, str):
             raise self.make_error("invalid")
-        return value
+        return _UNSTORABLE.sub("", value)
 
 
 class MoneyText(Text):
@@ -59,6 +61,8 @@ class MoneyText(Text):
     }
 
     def _deserialize(self, value, attr, data, **kwargs) -> str:
+        if isinstance(value, str) and _UNSTORABLE.search(value):  # not dropped as in other text: "4\x001" is no 41
+            raise self.make_error("not_decimal")
         text = super()._deserialize(value, attr, data, **kwargs)
         match = _MONEY_RE.fullmatch(text)
         if match is None:

@@ -12,6 +12,7 @@ from bridge.config import Settings
 from bridge.services import Services
 from bridge.surfaces import platforms
 from bridge.surfaces.console import init_console
+from bridge.surfaces.web import input_guard
 from bridge.surfaces.web.api import api
 from bridge.surfaces.web.errors import register_error_handlers
 from bridge.surfaces.web.health import health, install_request_metrics
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(customer_statement)
     register_error_handlers(app)
     init_console(app)  # the merchant console; CSRF on every form (the API and webhooks are exempt)
+    input_guard.install(app)  # after the CSRF check: no NUL character, no JSON nested too deep (web/input_guard.py)
     install_request_metrics(app)
     _install_hsts(app, settings.hsts_max_age_seconds)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -120,12 +120,36 @@ def _new_shop(session: Session, box: SecretBox, platforms: Collection[str], user
     return created
 
 
-def new_password(sessions: sessionmaker[Session], user: MerchantUser, current: str, new: str) -> MerchantUser:
+def new_password(
+    sessions: sessionmaker[Session],
+    user: MerchantUser,
+    current: str,
+    new: str,
+    ip: str,
+    now: datetime | None = None,
+) -> MerchantUser:
+    """A user's own new password, checked against the current one. The current password is a guess like a sign-in's,
+    counted with them (`sign_in`: a slot claimed first): a session cookie someone copied must not try passwords
+    unthrottled, then change it and keep the account. A wrong current password keeps its slot; anything else (the
+    change made, a new password too short) gives it back; a change clears the e-mail's failures as a sign-in does."""
+    now = now or utcnow()
     with unit_of_work(sessions) as session:
-        user = session.merge(user)
-        change_password(session, user, current, new)
-        audit.record(session, audit.Who.of(user), "user.password", shop_id=None, target=user.email)
-        return user
+        claimed = claim_attempt(session, user.email, ip, now)
+    with unit_of_work(sessions) as session:
+        refusal = over_limit(session, user.email, ip, now)
+        if refusal is None:
+            user = session.merge(user)
+            try:
+                change_password(session, user, current, new)
+            except ValidationFailed as exc:
+                refusal = exc
+            else:
+                audit.record(session, audit.Who.of(user), "user.password", shop_id=None, target=user.email)
+                session.execute(delete(LoginAttempt).where(LoginAttempt.email == user.email))
+                return user
+        if "current_password" not in (refusal.fields or {}):
+            session.execute(delete(LoginAttempt).where(LoginAttempt.id == claimed))
+    raise refusal
 
 
 def reset_password(sessions: sessionmaker[Session], email: str, new: str, who: audit.Who) -> MerchantUser:

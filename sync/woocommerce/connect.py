@@ -19,13 +19,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge.errors import PermanentFailure, TemporaryFailure, ValidationFailed
 from bridge.security import SecretBox
 from bridge.usecases import shops
-from sync.shop_http import REFUSED, ShopAddressRefused
+from sync.shop_http import REFUSED, ShopAddressRefused, ShopAnswerTooLarge
 from sync.woocommerce.client import WooResponse, WooShop
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_TOPICS = ("customer.created", "customer.updated", "order.created", "order.updated", "order.deleted")
 PAGE_SIZE = 100
+MAX_PAGES = 50  # 5,000 webhooks: a shop that lists more (or whose pages never end) is not read to the end
 
 
 @dataclass
@@ -133,6 +134,8 @@ def check_credentials(api: WooShop, url: str) -> None:
         ) from exc
     except ShopAddressRefused as exc:  # refused before the socket opened
         raise ValidationFailed(REFUSED, fields={"url": REFUSED}) from exc
+    except ShopAnswerTooLarge as exc:
+        raise ValidationFailed(f"{url}: {exc.message}", fields={"url": "answers too much"}) from exc
     status = response.status_code
     if 300 <= status < 400:
         raise ValidationFailed(
@@ -174,6 +177,10 @@ def list_all(api: WooShop, endpoint: str, **params) -> list:
         items.extend(body)
         if page >= total_pages(response) or not body:
             return items
+        if page >= MAX_PAGES:  # pages without end would hold a web process's thread and memory for ever
+            raise PermanentFailure(
+                f"GET {endpoint}: more than {MAX_PAGES} pages of {PAGE_SIZE}, which the bridge does not read"
+            )
         page += 1
 
 

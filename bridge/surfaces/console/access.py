@@ -108,3 +108,12 @@ def client_ip() -> str:
     if trusted and forwarded:
         return forwarded.split(",")[-1].strip()[:64] or peer
     return peer
+
+
+def from_this_host() -> bool:
+    """The client is on the bridge's own host (a browser there, or an SSH tunnel to it), as `client_ip` sees it:
+    behind nginx, the address nginx saw."""
+    try:
+        return ipaddress.ip_address(client_ip()).is_loopback
+    except ValueError:
+        return False

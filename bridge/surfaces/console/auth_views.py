@@ -6,9 +6,10 @@ from flask import flash, g, redirect, render_template, request, url_for
 
 from bridge.errors import ValidationFailed
 from bridge.money import is_currency
-from bridge.surfaces.console import console
+from bridge.surfaces.console import console, render_error
 from bridge.surfaces.console.access import (
     client_ip,
+    from_this_host,
     load_user,
     login_required,
     safe_next,
@@ -136,6 +137,17 @@ def setup():
         return redirect(url_for("console.home"))
     with reading() as db:
         existing = shops_without_members(db)
+    if existing and not from_this_host():
+        # Shops made with `wallet-bridge shop create` (production's way) wait here for their first user, and anyone
+        # who reached this page first would own them, their customers and their money: only the operator may take
+        # them over, from the bridge's own host or with the CLI. Not even their names are shown to others.
+        return render_error(
+            403,
+            "Set up from the bridge's host",
+            "Shops made with the command line are waiting for their first account. Open this page on the bridge's "
+            "own host (for example through `ssh -L 8000:127.0.0.1:8000`), or give them a user there with "
+            "`wallet-bridge user create --email … --name … --shop <id>`.",
+        )
     if request.method != "POST":  # GET, and HEAD as GET
         return _setup_page(
             Form(values={"platform": "woocommerce", "currency": "EUR", "take_over": {shop.id for shop in existing}}),
@@ -233,8 +245,12 @@ def account():
         else:
             try:
                 user = merchants.new_password(
-                    services().sessions, g.user, request.form.get("current_password") or "", new
+                    services().sessions, g.user, request.form.get("current_password") or "", new, client_ip()
                 )
+            except TooManyAttempts as exc:
+                form.errors["_form"] = exc.message
+                retry_after = str(int(exc.retry_after.total_seconds()) + 1)
+                return render_template("account.html", form=form), 429, {"Retry-After": retry_after}
             except ValidationFailed as exc:
                 form.errors.update(exc.fields or {"_form": exc.message})
             else:

@@ -3,7 +3,6 @@ movements, its journal, the balances at a date), and the liability at a date."""
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from collections.abc import Iterable, Iterator
@@ -17,6 +16,7 @@ from bridge.reports import FIRST_DAY, local_today, shop_timezone
 from bridge.surfaces.console import console, render_error
 from bridge.surfaces.console.access import shop_view
 from bridge.surfaces.console.forms import Form, first_message
+from bridge.surfaces.console.spreadsheet import Writer
 from bridge.surfaces.web.runtime import reading, services
 from bridge.wallets import require_customer
 
@@ -50,9 +50,10 @@ def _invalid(form: Form):
 
 
 def _csv_lines(header: list[str], rows: Iterable[list]) -> Iterator[str]:
-    """The CSV text in chunks of about CHUNK characters (one write per row would be a million small writes)."""
+    """The CSV text in chunks of about CHUNK characters (one write per row would be a million small writes); no cell
+    a spreadsheet would run as a formula (spreadsheet.py: names and reasons are typed by others)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = Writer(buffer)
     writer.writerow(header)
     for row in rows:
         writer.writerow(row)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from datetime import date, timedelta
@@ -27,6 +26,7 @@ from bridge.surfaces.console.access import shop_view
 from bridge.surfaces.console.charts import NARROW, Series, bar_chart, line_chart
 from bridge.surfaces.console.filters import amount as show_amount
 from bridge.surfaces.console.forms import Form, first_message
+from bridge.surfaces.console.spreadsheet import Writer
 from bridge.surfaces.web.runtime import services
 
 
@@ -168,7 +168,7 @@ def csv_value(value, kind: str, unit: str) -> str:
 def table_csv(report: Report, name: str) -> str:
     table = report_table(report, name)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = Writer(out)
     writer.writerow([column.name for column in table.columns])
     for row in table.rows:
         unit = row[0] if name == "reconciliation" else report.currency
