@@ -397,26 +397,32 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
     if wallet.locked:
         _void(ctx, reservation)
         return _refuse_payment(ctx, "your wallet is locked: please contact the shop")
-    discount = wallet_discount(ctx.settings, order.total)
-    due = order.total - discount
+    # Fee lines of an earlier attempt whose money went back still lower the shop's total: this attempt pays
+    # the order's whole total, and its push takes them off the order (`replace_fees`).
+    stale_fees = order.wallet_fees or 0
+    total = order.total + stale_fees
+    discount = wallet_discount(ctx.settings, total)
+    due = total - discount
     available = wallet.available + (reservation.amount if reservation else 0)
     if available >= due:
         posted = _take_payment(ctx, wallet, due, reservation) if due > 0 else _void(ctx, reservation)
         record.wallet_paid += due
         record.payment_outcome, record.wallet_discount, record.paid_in_part = PaymentOutcome.PAID, discount, False
+        replace = {"replace_fees": True} if stale_fees else {}
         if posted is None:  # nothing to pay, nothing to say: the order just proceeds
-            return _tell_shop(ctx, "order.mark_paid", "", transaction_id=None, discount=discount, amount=0)
-        note = f"Paid {format_amount(due, order.currency)} from your wallet. Wallet balance: " + format_amount(
-            wallet.balance, order.currency
+            return _tell_shop(ctx, "order.mark_paid", "", transaction_id=None, discount=discount, amount=0, **replace)
+        note = f"Paid {format_amount(due, order.currency)} from your wallet{_again(record)}. Wallet balance: " + (
+            format_amount(wallet.balance, order.currency)
         )
-        payload = {"transaction_id": posted.transaction.id, "discount": discount, "amount": due}
+        payload = {"transaction_id": posted.transaction.id, "discount": discount, "amount": due, **replace}
         return _tell_shop(ctx, "order.mark_paid", note, **payload)
     if ctx.settings.partial_payments and available > 0:
         posted = _take_payment(ctx, wallet, available, reservation)
         record.wallet_paid += available
         record.payment_outcome, record.wallet_discount, record.paid_in_part = PaymentOutcome.PARTIAL, 0, True
         # the note is written by the push: only the shop knows what is left to pay once it has taxed the fee
-        return _tell_shop(ctx, "order.add_wallet_fee", "", transaction_id=posted.transaction.id, amount=available)
+        payload = {"transaction_id": posted.transaction.id, "amount": available, "attempt": record.payment_attempt}
+        return _tell_shop(ctx, "order.add_wallet_fee", "", **payload, **({"replace_fees": True} if stale_fees else {}))
     _void(ctx, reservation)
     left = format_amount(max(wallet.available, 0), order.currency)
     return _refuse_payment(ctx, f"insufficient wallet balance ({left} available)")
@@ -445,10 +451,17 @@ def _take_payment(ctx: OrderContext, wallet, amount: int, reservation):
     return _post_payment(ctx, wallet, amount)
 
 
-def partial_payment_note(paid: int, left: int, currency: str) -> str:
+def _again(record: ShopOrder) -> str:
+    """Said of a later payment attempt, so that its note is not taken for the first one's (notes are written
+    once per text) and the customer reads that the order was paid again."""
+    return f" (payment attempt {record.payment_attempt})" if record.payment_attempt > 1 else ""
+
+
+def partial_payment_note(paid: int, left: int, currency: str, attempt: int = 1) -> str:
     """The customer's note for a partial payment, with what the shop really asks for once the fee is in."""
+    again = f" (payment attempt {attempt})" if attempt > 1 else ""
     return (
-        f"Paid {format_amount(paid, currency)} from your wallet; "
+        f"Paid {format_amount(paid, currency)} from your wallet{again}; "
         f"{format_amount(left, currency)} is left to pay by another method."
     )
 
@@ -646,7 +659,16 @@ def _paid_by_other_means(ctx: OrderContext) -> int:
 
 def _check_refunds_fit(ctx: OrderContext) -> None:
     """The shop never refunds more than an order's total; a body that does is refused whole, before anything
-    moves, and the delivery stays failed for the merchant to look at."""
+    moves, and the delivery stays failed for the merchant to look at. Checked when a refund is new: one
+    applied before was checked then, and a total edited below it afterwards (the shop allows it) must not
+    stop the order's later states (a cancellation) from moving what they must."""
+    applied = set(
+        ctx.session.execute(select(OrderRefund.external_id).where(OrderRefund.shop_order_id == ctx.record.id))
+        .scalars()
+        .all()
+    )
+    if all(refund.external_id in applied for refund in ctx.order.refunds):
+        return
     refunded = sum(refund.amount for refund in ctx.order.refunds)
     if refunded > ctx.order.total:
         raise InvalidState(

@@ -17,13 +17,12 @@ from bridge.security import SecretBox
 from bridge.statement_links import StatementLinks, without_link
 from bridge.usecases.pushes import Outcome, PaidOtherwise, RefundCreated, WalletTaken, WithdrawalRefused
 from sync.woocommerce.client import WooShop
+from webhooks.woocommerce.payloads import BRIDGE_FEE_NAMES, DISCOUNT_FEE_NAME, WALLET_FEE_NAME
 
 PAYMENT_MARKER = "_wallet_bridge_payment"
 FEE_MARKER = "_wallet_bridge_wallet_fee"
-WALLET_FEE_NAME = "Paid from wallet"
 PAID_STATUSES = ("processing", "completed")
 UNDONE_STATUSES = ("cancelled", "refunded")
-DISCOUNT_FEE_NAME = "Wallet discount"
 
 
 # a note for the customer → the same note with a fresh link to their wallet's statement
@@ -51,6 +50,8 @@ def mark_paid(api: WooShop, payload: dict, for_customer: CustomerNote) -> list[O
             body["transaction_id"] = f"wallet-bridge-{payload['transaction_id']}"
         if order.get("status") == "on-hold" or _amount(order, "total") == 0:  # set_paid moves neither
             body["status"] = "processing"
+        if payload.get("replace_fees"):  # an earlier attempt's fee lines: their money went back to the wallet
+            body["fee_lines"] = _removed_wallet_fees(order)
         if payload.get("discount"):
             order = _lower_total_by(api, order, DISCOUNT_FEE_NAME, payload["discount"], body)
         else:
@@ -73,12 +74,15 @@ def add_wallet_fee(api: WooShop, payload: dict, for_customer: CustomerNote) -> l
         body: dict = {"meta_data": [{"key": FEE_MARKER, "value": marker}]}
         if payload.get("reopen"):  # a paid order whose total grew beyond the wallet: it needs paying again
             body["status"] = "pending"
+        if payload.get("replace_fees"):  # an earlier attempt's fee lines: their money went back to the wallet
+            body["fee_lines"] = _removed_wallet_fees(order)
         order = _lower_total_by(api, order, WALLET_FEE_NAME, payload["amount"], body)
     lowered = min(_lowered_by(order, WALLET_FEE_NAME), payload["amount"])
     left = _amount(order, "total")
     if left == 0 and order.get("status") not in PAID_STATUSES:
         order = api.put(f"orders/{order_id}", {"set_paid": True, "status": "processing"}).body
-    _note_once(api, order_id, for_customer(partial_payment_note(lowered, left, order["currency"])))
+    note = partial_payment_note(lowered, left, order["currency"], payload.get("attempt", 1))
+    _note_once(api, order_id, for_customer(note))
     return [WalletTaken(order_id, payload["amount"], lowered, marker)]
 
 
@@ -88,7 +92,8 @@ def _lower_total_by(api: WooShop, order: dict, name: str, amount: int, body: dic
     tax_status (WC_Order_Item_Fee::calculate_taxes), so the fee itself is what is left once that tax is out;
     the shop's answer is then read and the fee corrected by the cents its rounding moved."""
     net = _untaxed_part(order, amount)
-    order = api.put(f"orders/{order['id']}", {**body, "fee_lines": [_fee(name, net, order["currency"])]}).body
+    fees = [*body.get("fee_lines", []), _fee(name, net, order["currency"])]
+    order = api.put(f"orders/{order['id']}", {**body, "fee_lines": fees}).body
     best = net if _lowered_by(order, name) <= amount else None  # the largest fee known not to lower too much
     for _ in range(3):
         lowered = _lowered_by(order, name)
@@ -101,6 +106,13 @@ def _lower_total_by(api: WooShop, order: dict, name: str, amount: int, body: dic
     if best is not None and _lowered_by(order, name) > amount:
         order = _set_fee(api, order, name, best)
     return order
+
+
+def _removed_wallet_fees(order: dict) -> list[dict]:
+    """The order's fee lines written by the bridge, as lines that remove them (a null name removes a line)."""
+    return [
+        {"id": fee["id"], "name": None} for fee in order.get("fee_lines") or [] if fee.get("name") in BRIDGE_FEE_NAMES
+    ]
 
 
 def _set_fee(api: WooShop, order: dict, name: str, net: int) -> dict:

@@ -1,0 +1,62 @@
+"""Money edges found by trying the bridge as a merchant would on the real store (after issue 12): an order set
+"refunded" before anyone paid it, a payment cycle started again on an order still carrying the old wallet fee,
+refunds left above a total edited afterwards, a partly paid order edited afterwards."""
+
+import pytest
+
+from tests.e2e.real_store.harness import cents, paid_by_wallet
+
+pytestmark = pytest.mark.real_store
+
+
+def test_a_partly_paid_order_set_refunded_before_the_rest_was_paid_returns_only_the_wallet_part(
+    bridge, store, customer, mug
+):
+    bridge.credit(customer, 1000)
+    order = store.new_order(customer, [(mug, 2)])
+    bridge.settle()
+    assert cents(store.order(order["id"])["total"]) == 2998
+
+    store.put(f"orders/{order['id']}", {"status": "refunded"})  # WooCommerce refunds the 29.98 nobody paid
+    bridge.settle()
+
+    shown = store.order(order["id"])
+    assert [refund["total"] for refund in shown["refunds"]] == ["-29.98"] and shown["date_paid_gmt"] is None
+    assert bridge.balance(customer) == 1000
+
+
+def test_a_partly_paid_order_cancelled_and_set_pending_again_pays_its_whole_total(bridge, store, customer, mug):
+    bridge.credit(customer, 1000)
+    order = store.new_order(customer, [(mug, 2)])
+    bridge.settle()
+    store.put(f"orders/{order['id']}", {"status": "cancelled"})
+    bridge.settle()
+    assert bridge.balance(customer) == 1000
+
+    store.put(f"orders/{order['id']}", {"status": "pending"})
+    bridge.settle()
+
+    shown = store.order(order["id"])
+    assert bridge.balance(customer) == 0
+    assert [(fee["name"], fee["total"]) for fee in shown["fee_lines"]] == [("Paid from wallet", "-10.00")]
+    assert cents(shown["total"]) == 3998 - 1000
+    assert any("€29.98 is left to pay" in note and "attempt 2" in note for note in store.customer_notes(order["id"]))
+
+
+def test_refunds_above_a_total_edited_afterwards_do_not_block_the_cancellation(bridge, store, customer, mug, vase):
+    failed = bridge.failed_deliveries()
+    order = paid_by_wallet(bridge, store, customer, [(mug, 1)])
+    store.refund(order["id"], "10.00")
+    bridge.settle()
+    line = store.order(order["id"])["line_items"][0]
+    store.put(
+        f"orders/{order['id']}",
+        {"line_items": [{"id": line["id"], "quantity": 0}, {"product_id": vase["id"], "quantity": 1}]},
+    )
+    bridge.settle()
+
+    store.put(f"orders/{order['id']}", {"status": "cancelled"})
+    bridge.settle()
+
+    assert bridge.balance(customer) == 5000  # 10.00 by the refund, the 9.99 the order still held by the cancellation
+    assert bridge.failed_deliveries() == failed

@@ -1,0 +1,126 @@
+"""Money edges a merchant reaches on a real store that the earlier tests missed: an order set "refunded" by hand
+before anyone paid it, a partly paid order edited afterwards, refunds left above an edited total, a payment
+cycle started again on an order still carrying the old wallet fee lines, and an order moved to another
+customer before it is paid again. The simulator follows the real store (the WooCommerce source) in each."""
+
+from __future__ import annotations
+
+from tests.e2e.test_e2e_simulator import (  # noqa: F401 - fixtures
+    balances,
+    clock,
+    configure,
+    connected,
+    customer_notes,
+    fees,
+    push,
+    sim,
+)
+from tests.e2e.test_wallet_orders_on_the_shop import fund
+
+BONUS = 500  # the connected shop's sign-up bonus
+
+
+def test_an_unpaid_card_order_set_refunded_gives_the_wallet_nothing(client, services, shop, sim, clock, connected):
+    """WooCommerce makes a refund of the whole total when the merchant sets an order refunded
+    (wc_order_fully_refunded), paid or not: nobody paid this one, so nothing is returned to anyone."""
+    alice = sim.create_customer("alice@example.test", "Alice")["id"]
+    order_id = sim.place_order(alice, total="19.99", payment_method="bacs", status="on-hold")["id"]
+    push(services)
+    clock.advance()
+
+    sim.set_status(order_id, "refunded")
+    push(services)
+
+    assert [refund["total"] for refund in sim.order(order_id)["refunds"]] == ["-19.99"]
+    assert balances(services, shop.shop.id, alice)[0] == BONUS
+
+
+def test_a_partly_paid_order_set_refunded_before_the_rest_was_paid_returns_only_the_wallet_part(
+    client, services, shop, sim, clock, connected
+):
+    alice = sim.create_customer("alice@example.test", "Alice")["id"]
+    fund(client, shop, alice, 500)  # with the bonus: 10.00
+    clock.advance()
+    order_id = sim.place_order(alice, total="39.98", payment_method="wallet")["id"]
+    push(services)
+    assert sim.order(order_id)["total"] == "29.98"
+    clock.advance()
+
+    sim.set_status(order_id, "refunded")  # the 29.98 the card never paid is "refunded" by the shop
+    push(services)
+
+    assert balances(services, shop.shop.id, alice)[0] == 1_000
+
+
+def test_refunds_above_a_total_edited_afterwards_do_not_block_the_cancellation(
+    client, services, shop, sim, clock, connected
+):
+    """The shop lets the merchant edit an order below what was refunded already; the refund was checked when it
+    came, and the order's later states (here its cancellation) still move the money they must."""
+    alice = sim.create_customer("alice@example.test", "Alice")["id"]
+    fund(client, shop, alice, 4_500)  # with the bonus: 50.00
+    clock.advance()
+    order_id = sim.place_order(alice, total="19.99", payment_method="wallet")["id"]
+    push(services)
+    clock.advance()
+    sim.refund(order_id, "10.00")
+    push(services)
+    clock.advance()
+    sim.update_order(order_id, line_items=[{"id": sim.order(order_id)["line_items"][0]["id"], "total": "9.99"}])
+    push(services)
+    assert balances(services, shop.shop.id, alice)[0] == 5_000 - 1_999 + 1_000
+    clock.advance()
+
+    sim.set_status(order_id, "cancelled")
+    push(services)
+
+    assert balances(services, shop.shop.id, alice)[0] == 5_000  # the 9.99 the order still held is back
+
+
+def test_a_partly_paid_order_cancelled_and_set_pending_again_is_charged_on_its_whole_total(
+    client, services, shop, sim, clock, connected
+):
+    """The cancellation returned the wallet part, but its fee line stays on the order: the new attempt pays the
+    order's whole total and replaces that line, so the shop does not give the old wallet part away."""
+    alice = sim.create_customer("alice@example.test", "Alice")["id"]
+    fund(client, shop, alice, 500)  # with the bonus: 10.00
+    clock.advance()
+    order_id = sim.place_order(alice, total="39.98", payment_method="wallet")["id"]
+    push(services)
+    clock.advance()
+    sim.set_status(order_id, "cancelled")
+    push(services)
+    assert balances(services, shop.shop.id, alice)[0] == 1_000
+    clock.advance()
+
+    sim.set_status(order_id, "pending")
+    push(services)
+
+    assert balances(services, shop.shop.id, alice)[0] == 0
+    assert fees(sim, order_id) == [("Paid from wallet", "-10.00")]
+    assert sim.order(order_id)["total"] == "29.98"  # 10.00 from the wallet and 29.98 to pay: the 39.98 ordered
+    assert customer_notes(sim, order_id)[-1] == (
+        "Paid €10.00 from your wallet (payment attempt 2); €29.98 is left to pay by another method."
+    )
+
+
+def test_a_discounted_wallet_order_cancelled_and_set_pending_again_gets_one_discount(
+    client, services, shop, sim, clock, connected
+):
+    configure(services, shop.shop.id, wallet_discount_kind="percent", wallet_discount_value=1_000)
+    alice = sim.create_customer("alice@example.test", "Alice")["id"]
+    fund(client, shop, alice, 4_500)  # with the bonus: 50.00
+    clock.advance()
+    order_id = sim.place_order(alice, total="20.00", payment_method="wallet")["id"]
+    push(services)
+    clock.advance()
+    sim.set_status(order_id, "cancelled")
+    push(services)
+    clock.advance()
+
+    sim.set_status(order_id, "pending")
+    push(services)
+
+    assert balances(services, shop.shop.id, alice)[0] == 5_000 - 1_800
+    assert fees(sim, order_id) == [("Wallet discount", "-2.00")]
+    assert (sim.order(order_id)["status"], sim.order(order_id)["total"]) == ("processing", "18.00")
