@@ -116,6 +116,20 @@ def total_edited(record: OrderRecord, order: OrderSnapshot) -> bool:
     return order.total not in (held, held + record.wallet_discount, record.total)
 
 
+def wallet_part_cut(record: OrderRecord, order: OrderSnapshot) -> int:
+    """Wallet money of a partly paid order the shop no longer applies: the merchant edited the order below
+    the wallet's part, the shop cut the wallet's fee line at a total of 0.00, and the rest was overpaid."""
+    if (
+        record.payment_outcome != PaymentOutcome.PARTIAL
+        or order.wallet_fees is None
+        or order.total != 0
+        or order.refunds
+        or order.phase not in (orders.AWAITING_PAYMENT, orders.FAILED, orders.PAID)
+    ):
+        return 0
+    return max(wallet_held(record) - order.wallet_fees, 0)
+
+
 def paid_by_other_means(record: OrderRecord, order: OrderSnapshot, pays_by_wallet: bool) -> int:
     """What the customer paid the shop another way (its refunds may go back that way): the shop's total of
     an order it recorded as paid — unless the wallet was to pay it all, or never paid the wallet order the

@@ -37,11 +37,12 @@ from bridge.decisions import (
     wallet_discount,
     wallet_held,
     wallet_overcharge,
+    wallet_part_cut,
 )
 from bridge.errors import InvalidState
 from bridge.ledger import SYSTEM, Actor, Leg, capture_hold, post_transaction, release_expired_holds, void_hold
 from bridge.lots import LotPolicy
-from bridge.models import Customer, OrderRefund, Shop, ShopOrder, utcnow
+from bridge.models import Customer, OrderRefund, OutboxMessage, Shop, ShopOrder, utcnow
 from bridge.money import POINTS, format_amount, percent_of
 from bridge.orders import OrderSnapshot, TrashedOrder
 from bridge.outbox import enqueue
@@ -49,7 +50,7 @@ from bridge.points import claw_back_points, convert_points_automatically, earn_p
 from bridge.refund_requests import match_request
 from bridge.reservations import open_reservations, release_order_reservations
 from bridge.settings_schema import ShopSettings
-from bridge.states import PaymentOutcome
+from bridge.states import OutboxStatus, PaymentOutcome
 from bridge.store_credit import native_key
 from bridge.topups import credit_paid_topup, requested_topup, take_back_card_refunds
 
@@ -104,6 +105,8 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
         _flag_paid_after_reversal(ctx)
     if not stale and total_edited(record, order):
         _settle_edited_total(ctx)
+    if not stale and wallet_part_cut(record, order):
+        _return_cut_wallet_part(ctx)
     if order.phase == orders.PAID and customer is not None:
         if order.spent_from_store_credit and not record.wallet_paid:
             _post_checkout_spend(session, shop.id, record, customer, order.spent_from_store_credit, actor)
@@ -272,6 +275,43 @@ def _settle_edited_total(ctx: OrderContext) -> None:
         transaction_id=f"{record.payment_attempt}-{edit}",
         amount=held,
         reopen=True,
+    )
+
+
+def _return_cut_wallet_part(ctx: OrderContext) -> None:
+    """A partly paid order edited below the wallet's part: the wallet pays all of it, the rest goes back, and
+    the order, with nothing left to pay, is paid. Not while the wallet's fee is still being written: the push
+    settles what the shop cut then (`return_overcharge`)."""
+    record, order, currency = ctx.record, ctx.order, ctx.order.currency
+    if _wallet_fee_push_pending(ctx):
+        return
+    cut, held = wallet_part_cut(record, order), wallet_held(record)
+    edit = f"fee-cut:{held}:{order.wallet_fees}"
+    if not _return_held_part(ctx, cut, ctx.attempt_key(edit), "was changed"):
+        return
+    note = (
+        f"The order's total changed to {format_amount(order.wallet_fees, currency)}, all paid from your wallet: "
+        f"{format_amount(cut, currency)} returned to your wallet."
+    )
+    if order.phase == orders.PAID:
+        return _tell_shop(ctx, "order.note", note, f":{edit}")
+    _tell_shop(ctx, "order.mark_paid", note, f":{edit}", transaction_id=None, discount=0, amount=0)
+
+
+def _wallet_fee_push_pending(ctx: OrderContext) -> bool:
+    """The order's wallet fee is still to be written (or being written) on the shop."""
+    return (
+        ctx.session.execute(
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.shop_id == ctx.shop.id,
+                OutboxMessage.kind == "order.add_wallet_fee",
+                OutboxMessage.dedupe_key.startswith(ctx.key("order.add_wallet_fee"), autoescape=True),
+                OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
+            )
+            .limit(1)
+        ).first()
+        is not None
     )
 
 

@@ -124,3 +124,32 @@ def test_a_discounted_wallet_order_cancelled_and_set_pending_again_gets_one_disc
     assert balances(services, shop.shop.id, alice)[0] == 5_000 - 1_800
     assert fees(sim, order_id) == [("Wallet discount", "-2.00")]
     assert (sim.order(order_id)["status"], sim.order(order_id)["total"]) == ("processing", "18.00")
+
+
+def test_a_partly_paid_order_edited_below_the_wallet_part_returns_the_rest_and_is_paid(
+    client, services, shop, sim, clock, connected
+):
+    """The shop cuts the wallet's fee line at a total of 0.00: the order asks nothing more, the wallet paid 15.00
+    for an order of 9.99, and the 5.01 goes back."""
+    alice = sim.create_customer("alice@example.test", "Alice")["id"]
+    fund(client, shop, alice, 1_000)  # with the bonus: 15.00
+    clock.advance()
+    order_id = sim.place_order(alice, total="39.98", payment_method="wallet")["id"]
+    push(services)
+    assert sim.order(order_id)["total"] == "24.98"
+    clock.advance()
+
+    sim.update_order(order_id, line_items=[{"id": sim.order(order_id)["line_items"][0]["id"], "total": "9.99"}])
+    push(services)
+
+    order = sim.order(order_id)
+    assert (order["total"], order["status"]) == ("0.00", "processing")
+    assert fees(sim, order_id) == [("Paid from wallet", "-9.99")]
+    assert balances(services, shop.shop.id, alice)[0] == 1_500 - 999
+    assert customer_notes(sim, order_id)[-1] == (
+        "The order's total changed to €9.99, all paid from your wallet: €5.01 returned to your wallet."
+    )
+    clock.advance()
+    sim.set_status(order_id, "cancelled")  # and a cancellation returns what it holds now
+    push(services)
+    assert balances(services, shop.shop.id, alice)[0] == 1_500

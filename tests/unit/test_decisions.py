@@ -137,6 +137,18 @@ def test_an_edited_total_is_neither_what_the_wallet_holds_nor_a_settled_total():
     assert not decisions.total_edited(replace(paid, payment_outcome=PaymentOutcome.PARTIAL), snapshot(total=1200))
 
 
+def test_a_wallet_part_is_cut_only_when_the_shop_capped_the_fee_of_a_partly_paid_order():
+    partial = Record(payment_outcome=PaymentOutcome.PARTIAL, wallet_paid=1500, paid_in_part=True)
+    cut = snapshot(total=0, phase=orders.AWAITING_PAYMENT, wallet_fees=999)
+    assert decisions.wallet_part_cut(partial, cut) == 501
+    assert decisions.wallet_part_cut(partial, replace(cut, total=1)) == 0  # something left: the fee stands whole
+    assert decisions.wallet_part_cut(partial, replace(cut, wallet_fees=None)) == 0  # the body does not say
+    assert decisions.wallet_part_cut(partial, replace(cut, phase=orders.CANCELLED)) == 0  # a cancellation returns all
+    assert decisions.wallet_part_cut(partial, replace(cut, refunds=(RefundSnapshot("9", 100, ""),))) == 0
+    assert decisions.wallet_part_cut(replace(partial, payment_outcome=PaymentOutcome.PAID), cut) == 0
+    assert decisions.wallet_part_cut(replace(partial, wallet_refunded=501), cut) == 0  # returned already
+
+
 def test_what_was_paid_by_other_means():
     partial = Record(payment_outcome=PaymentOutcome.PARTIAL, wallet_paid=300, paid_in_part=True)
     assert decisions.paid_by_other_means(partial, snapshot(total=700), pays_by_wallet=True) == 700

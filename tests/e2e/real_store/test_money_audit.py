@@ -60,3 +60,23 @@ def test_refunds_above_a_total_edited_afterwards_do_not_block_the_cancellation(b
 
     assert bridge.balance(customer) == 5000  # 10.00 by the refund, the 9.99 the order still held by the cancellation
     assert bridge.failed_deliveries() == failed
+
+
+def test_a_partly_paid_order_edited_below_the_wallet_part_returns_the_rest_and_is_paid(
+    bridge, store, customer, mug, vase
+):
+    bridge.credit(customer, 1500)
+    order = store.new_order(customer, [(mug, 2)])
+    bridge.settle()
+    line = store.order(order["id"])["line_items"][0]
+
+    store.put(
+        f"orders/{order['id']}",
+        {"line_items": [{"id": line["id"], "quantity": 0}, {"product_id": vase["id"], "quantity": 1}]},
+    )
+    bridge.settle()
+
+    shown = store.order(order["id"])
+    assert (cents(shown["total"]), shown["status"]) == (0, "processing")  # the shop cut the fee to -9.99
+    assert bridge.balance(customer) == 1500 - 999
+    assert any("€5.01 returned" in note for note in store.customer_notes(order["id"]))
