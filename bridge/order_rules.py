@@ -275,6 +275,7 @@ def _settle_edited_total(ctx: OrderContext) -> None:
         transaction_id=f"{record.payment_attempt}-{edit}",
         amount=held,
         reopen=True,
+        attempt=record.payment_attempt,
     )
 
 
@@ -295,7 +296,8 @@ def _return_cut_wallet_part(ctx: OrderContext) -> None:
     )
     if order.phase == orders.PAID:
         return _tell_shop(ctx, "order.note", note, f":{edit}")
-    _tell_shop(ctx, "order.mark_paid", note, f":{edit}", transaction_id=None, discount=0, amount=0)
+    payload = {"transaction_id": None, "discount": 0, "amount": 0, "attempt": record.payment_attempt}
+    _tell_shop(ctx, "order.mark_paid", note, f":{edit}", **payload)
 
 
 def _wallet_fee_push_pending(ctx: OrderContext) -> bool:
@@ -455,6 +457,7 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
             format_amount(wallet.balance, order.currency)
         )
         payload = {"transaction_id": posted.transaction.id, "discount": discount, "amount": due, **replace}
+        payload["attempt"] = record.payment_attempt
         return _tell_shop(ctx, "order.mark_paid", note, **payload)
     if ctx.settings.partial_payments and available > 0:
         posted = _take_payment(ctx, wallet, available, reservation)
@@ -592,6 +595,8 @@ def _reverse_order(ctx: OrderContext) -> None:
     # Shopify gives store credit spent at its checkout back only through a refund (applied natively when
     # it arrives), never by the cancellation itself.
     if record.payment_outcome != PaymentOutcome.STORE_CREDIT and _return_held(ctx, f"was {ctx.order.status}"):
+        if record.paid_in_part or record.wallet_discount:  # its fee lines would still lower what the shop asks
+            _tell_shop(ctx, "order.remove_wallet_fees", "", attempt=record.payment_attempt)
         record.payment_outcome = PaymentOutcome.REVERSED
     if ctx.customer is not None:
         remaining = record.points_earned - record.points_clawed_back
@@ -919,6 +924,15 @@ def _claw_back_refund_cashback(ctx: OrderContext, refund) -> None:
         due,
         f"refund:{refund.external_id}:cashback",
         ctx.actor,
+    )
+
+
+def wallet_fees_stale(session: Session, shop: Shop, order_external_id: str, attempt: int) -> bool:
+    """Whether the attempt's fee lines are still to leave the order: its money went back and no later attempt
+    (whose push replaces them) has been decided."""
+    record = find_order(session, shop.id, order_external_id)
+    return (
+        record is not None and record.payment_outcome == PaymentOutcome.REVERSED and record.payment_attempt == attempt
     )
 
 

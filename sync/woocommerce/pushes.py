@@ -20,6 +20,7 @@ from sync.woocommerce.client import WooShop
 from webhooks.woocommerce.payloads import BRIDGE_FEE_NAMES, DISCOUNT_FEE_NAME, WALLET_FEE_NAME
 
 PAYMENT_MARKER = "_wallet_bridge_payment"
+ATTEMPT_MARKER = "_wallet_bridge_attempt"  # the payment attempt whose fee lines the order carries
 FEE_MARKER = "_wallet_bridge_wallet_fee"
 PAID_STATUSES = ("processing", "completed")
 UNDONE_STATUSES = ("cancelled", "refunded")
@@ -45,7 +46,7 @@ def mark_paid(api: WooShop, payload: dict, for_customer: CustomerNote) -> list[O
     if _meta(order, PAYMENT_MARKER) != marker and order.get("status") in UNDONE_STATUSES:
         return []  # cancelled on the shop meanwhile: its delivery returns the payment
     if _meta(order, PAYMENT_MARKER) != marker and order.get("status") not in PAID_STATUSES:
-        body: dict = {"set_paid": True, "meta_data": [{"key": PAYMENT_MARKER, "value": marker}]}
+        body: dict = {"set_paid": True, "meta_data": [{"key": PAYMENT_MARKER, "value": marker}, _attempt(payload)]}
         if payload["transaction_id"] is not None:
             body["transaction_id"] = f"wallet-bridge-{payload['transaction_id']}"
         if order.get("status") == "on-hold" or _amount(order, "total") == 0:  # set_paid moves neither
@@ -71,7 +72,7 @@ def add_wallet_fee(api: WooShop, payload: dict, for_customer: CustomerNote) -> l
     if not added and order.get("status") in PAID_STATUSES and not payload.get("reopen"):
         return [PaidOtherwise(order_id)]  # paid in full another way before the fee came
     if not added:
-        body: dict = {"meta_data": [{"key": FEE_MARKER, "value": marker}]}
+        body: dict = {"meta_data": [{"key": FEE_MARKER, "value": marker}, _attempt(payload)]}
         if payload.get("reopen"):  # a paid order whose total grew beyond the wallet: it needs paying again
             body["status"] = "pending"
         if payload.get("replace_fees"):  # an earlier attempt's fee lines: their money went back to the wallet
@@ -106,6 +107,23 @@ def _lower_total_by(api: WooShop, order: dict, name: str, amount: int, body: dic
     if best is not None and _lowered_by(order, name) > amount:
         order = _set_fee(api, order, name, best)
     return order
+
+
+def _attempt(payload: dict) -> dict:
+    return {"key": ATTEMPT_MARKER, "value": str(payload.get("attempt", 1))}
+
+
+def remove_wallet_fees(api: WooShop, payload: dict, for_customer: CustomerNote) -> list[Outcome]:
+    """The attempt's wallet money went back to the wallet (cancelled, trashed, failed and released): its fee
+    lines leave the order, so that the shop asks the whole total again if it is ever paid. Lines a later
+    attempt wrote stay."""
+    order_id = payload["order_id"]
+    order = api.get(f"orders/{order_id}").body
+    if int(_meta(order, ATTEMPT_MARKER) or 1) > payload["attempt"]:
+        return []
+    if removed := _removed_wallet_fees(order):
+        api.put(f"orders/{order_id}", {"fee_lines": removed})
+    return []
 
 
 def _removed_wallet_fees(order: dict) -> list[dict]:
@@ -242,6 +260,7 @@ PUSHERS = {
     "order.mark_paid": mark_paid,
     "order.add_wallet_fee": add_wallet_fee,
     "order.mark_unpaid": mark_unpaid,
+    "order.remove_wallet_fees": remove_wallet_fees,
     "order.note": add_note,
     "order.refund": refund_order,
     "order.create_refund": create_refund,

@@ -153,3 +153,22 @@ def test_a_partly_paid_order_edited_below_the_wallet_part_returns_the_rest_and_i
     sim.set_status(order_id, "cancelled")  # and a cancellation returns what it holds now
     push(services)
     assert balances(services, shop.shop.id, alice)[0] == 1_500
+
+
+def test_a_cancelled_partly_paid_order_loses_its_wallet_fee_with_the_money_it_stood_for(
+    client, services, shop, sim, clock, connected
+):
+    """Else the shop would ask 29.98 for the 39.98 order if it were ever paid (a failed order the customer pays
+    from their account after its wallet part went back)."""
+    alice = sim.create_customer("alice@example.test", "Alice")["id"]
+    fund(client, shop, alice, 500)  # with the bonus: 10.00
+    clock.advance()
+    order_id = sim.place_order(alice, total="39.98", payment_method="wallet")["id"]
+    push(services)
+    clock.advance()
+
+    sim.set_status(order_id, "cancelled")
+    push(services)
+
+    assert balances(services, shop.shop.id, alice)[0] == 1_000
+    assert (fees(sim, order_id), sim.order(order_id)["total"]) == ([], "39.98")

@@ -2,6 +2,8 @@
 "refunded" before anyone paid it, a payment cycle started again on an order still carrying the old wallet fee,
 refunds left above a total edited afterwards, a partly paid order edited afterwards."""
 
+import time
+
 import pytest
 
 from tests.e2e.real_store.harness import cents, paid_by_wallet
@@ -26,12 +28,17 @@ def test_a_partly_paid_order_set_refunded_before_the_rest_was_paid_returns_only_
 
 
 def test_a_partly_paid_order_cancelled_and_set_pending_again_pays_its_whole_total(bridge, store, customer, mug):
+    """Before, the cancellation returned the wallet part but left its fee on the order, and the new attempt
+    was charged on the total that fee lowered: 29.98 + 10.00 asked for 39.98 of goods, then 19.98 + 10.00."""
     bridge.credit(customer, 1000)
     order = store.new_order(customer, [(mug, 2)])
     bridge.settle()
     store.put(f"orders/{order['id']}", {"status": "cancelled"})
     bridge.settle()
     assert bridge.balance(customer) == 1000
+    cancelled = store.order(order["id"])  # the wallet's fee went with the money it stood for
+    assert (cancelled["fee_lines"], cents(cancelled["total"])) == ([], 3998)
+    time.sleep(1)  # a later state: the shop dates changes to the second, and the fee's removal was one
 
     store.put(f"orders/{order['id']}", {"status": "pending"})
     bridge.settle()
