@@ -77,6 +77,16 @@ def moved_money(record: OrderRecord) -> bool:
     return bool(decided or record.points_earned)
 
 
+def all_given_back(record: OrderRecord) -> bool:
+    """The order's wallet payment went back whole and its points with it: it binds no customer any more (a next
+    payment attempt is its customer's now, whoever paid the one before)."""
+    return (
+        record.payment_outcome == PaymentOutcome.REVERSED
+        and wallet_held(record) == 0
+        and record.points_earned <= record.points_clawed_back
+    )
+
+
 def payment_undecided(record: OrderRecord, order: OrderSnapshot) -> bool:
     """A wallet payment is still to decide: never decided before; or, in a newer state, refused before (the
     customer topped up), cancelled before it paid, or whose payment went back (a new attempt)."""

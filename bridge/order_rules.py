@@ -19,6 +19,7 @@ from bridge.cashback import cashback_credited, cashback_kept, credit_cashback, t
 from bridge.currencies import ensure_accepted_currency
 from bridge.db import insert_ignoring_conflict
 from bridge.decisions import (
+    all_given_back,
     earns_cashback_now,
     fully_refunded,
     is_stale,
@@ -199,7 +200,8 @@ def _refund_applied(ctx: OrderContext, refund: orders.RefundSnapshot) -> bool:
 
 def _payer(session: Session, record: ShopOrder, customer: Customer | None) -> Customer | None:
     """Whose wallet and points the order moves: the customer it had when it first moved money or points,
-    even if the merchant reassigns it afterwards (a cancellation returns the money to who paid)."""
+    even if the merchant reassigns it afterwards (a cancellation returns the money to who paid) — until all of
+    it went back: its next payment attempt is then the customer's it has now."""
     if record.customer_id is None or (customer is not None and customer.id == record.customer_id):
         if customer is not None:
             record.customer_id = customer.id
@@ -211,11 +213,18 @@ def _payer(session: Session, record: ShopOrder, customer: Customer | None) -> Cu
 
 
 def _moved_anything(session: Session, record: ShopOrder) -> bool:
-    return (
-        moved_money(record)
-        or session.execute(select(OrderRefund.id).where(OrderRefund.shop_order_id == record.id).limit(1)).first()
+    """Whether the order still binds its first customer: it moved their money or points, and not all of it
+    went back (refunds and cashback kept count as moved)."""
+    refunded = (
+        session.execute(select(OrderRefund.id).where(OrderRefund.shop_order_id == record.id).limit(1)).first()
         is not None
     )
+    if refunded:
+        return True
+    if all_given_back(record):
+        payer = session.get(Customer, record.customer_id)
+        return cashback_kept(session, record.shop_id, payer, record.external_id, record.currency) > 0
+    return moved_money(record)
 
 
 def _may_charge(ctx: OrderContext) -> bool:

@@ -172,3 +172,31 @@ def test_a_cancelled_partly_paid_order_loses_its_wallet_fee_with_the_money_it_st
 
     assert balances(services, shop.shop.id, alice)[0] == 1_000
     assert (fees(sim, order_id), sim.order(order_id)["total"]) == ([], "39.98")
+
+
+def test_an_order_moved_to_another_customer_is_paid_again_by_that_customer(
+    client, services, shop, sim, clock, connected
+):
+    """Alice's wallet paid, then the merchant gave the order to Bob and the payment went back to Alice: the order's
+    next payment attempt is Bob's, not Alice's (she no longer has anything to do with it)."""
+    alice = sim.create_customer("alice@example.test", "Alice")["id"]
+    bob = sim.create_customer("bob@example.test", "Bob")["id"]
+    fund(client, shop, alice, 4_500, key="alice")
+    fund(client, shop, bob, 4_500, key="bob")
+    clock.advance()
+    order_id = sim.place_order(alice, total="19.99", payment_method="wallet")["id"]
+    push(services)
+    clock.advance()
+    sim.update_order(order_id, customer_id=bob)
+    clock.advance()
+    sim.set_status(order_id, "failed")
+    push(services)
+    assert balances(services, shop.shop.id, alice)[0] == 5_000  # back to who paid
+    clock.advance()
+
+    sim.set_status(order_id, "pending")
+    push(services)
+
+    assert balances(services, shop.shop.id, alice)[0] == 5_000
+    assert balances(services, shop.shop.id, bob)[0] == 5_000 - 1_999
+    assert sim.order(order_id)["status"] == "processing"

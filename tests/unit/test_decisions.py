@@ -149,6 +149,14 @@ def test_a_wallet_part_is_cut_only_when_the_shop_capped_the_fee_of_a_partly_paid
     assert decisions.wallet_part_cut(replace(partial, wallet_refunded=501), cut) == 0  # returned already
 
 
+def test_an_order_binds_no_customer_once_all_it_moved_went_back():
+    reversed_ = Record(payment_outcome=PaymentOutcome.REVERSED, wallet_paid=1999, wallet_refunded=1999)
+    assert decisions.all_given_back(reversed_)
+    assert not decisions.all_given_back(replace(reversed_, wallet_refunded=1000))  # part of it still held
+    assert not decisions.all_given_back(replace(reversed_, points_earned=19, points_clawed_back=10))
+    assert not decisions.all_given_back(replace(reversed_, payment_outcome=PaymentOutcome.PAID))
+
+
 def test_what_was_paid_by_other_means():
     partial = Record(payment_outcome=PaymentOutcome.PARTIAL, wallet_paid=300, paid_in_part=True)
     assert decisions.paid_by_other_means(partial, snapshot(total=700), pays_by_wallet=True) == 700
