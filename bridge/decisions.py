@@ -140,6 +140,18 @@ def wallet_part_cut(record: OrderRecord, order: OrderSnapshot) -> int:
     return max(wallet_held(record) - order.wallet_fees, 0)
 
 
+def partial_total_changed(record: OrderRecord, order: OrderSnapshot) -> bool:
+    """A partly paid order still awaiting the rest was edited: the wallet's fee stands whole (the shop applies
+    all the wallet paid) and the shop asks another amount than when last seen."""
+    return (
+        record.payment_outcome == PaymentOutcome.PARTIAL
+        and order.phase in (orders.AWAITING_PAYMENT, orders.FAILED)
+        and order.wallet_fees is not None
+        and order.wallet_fees == wallet_held(record)
+        and 0 < order.total != record.total
+    )
+
+
 def paid_by_other_means(record: OrderRecord, order: OrderSnapshot, pays_by_wallet: bool) -> int:
     """What the customer paid the shop another way (its refunds may go back that way): the shop's total of
     an order it recorded as paid — unless the wallet was to pay it all, or never paid the wallet order the

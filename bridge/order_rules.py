@@ -26,6 +26,7 @@ from bridge.decisions import (
     money_as_points,
     moved_money,
     paid_by_other_means,
+    partial_total_changed,
     payment_undecided,
     points_base,
     points_to_claw_back,
@@ -108,6 +109,11 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
         _settle_edited_total(ctx)
     if not stale and wallet_part_cut(record, order):
         _return_cut_wallet_part(ctx)
+    if not stale and partial_total_changed(record, order) and not _wallet_fee_push_pending(ctx):
+        # what is left to pay changed: the customer reads the new amount (the same note as the push's is not
+        # written twice: notes are written once per text)
+        note = partial_payment_note(wallet_held(record), order.total, order.currency, record.payment_attempt)
+        _tell_shop(ctx, "order.note", note, f":left:{order.total}")
     if order.phase == orders.PAID and customer is not None:
         if order.spent_from_store_credit and not record.wallet_paid:
             _post_checkout_spend(session, shop.id, record, customer, order.spent_from_store_credit, actor)

@@ -200,3 +200,24 @@ def test_an_order_moved_to_another_customer_is_paid_again_by_that_customer(
     assert balances(services, shop.shop.id, alice)[0] == 5_000
     assert balances(services, shop.shop.id, bob)[0] == 5_000 - 1_999
     assert sim.order(order_id)["status"] == "processing"
+
+
+def test_a_partly_paid_order_edited_afterwards_tells_the_customer_what_is_left_to_pay(
+    client, services, shop, sim, clock, connected
+):
+    alice = sim.create_customer("alice@example.test", "Alice")["id"]
+    fund(client, shop, alice, 500)  # with the bonus: 10.00
+    clock.advance()
+    order_id = sim.place_order(alice, total="39.98", payment_method="wallet")["id"]
+    push(services)
+    clock.advance()
+
+    sim.update_order(order_id, shipping_lines=[{"method_id": "flat_rate", "method_title": "Flat", "total": "4.90"}])
+    push(services)
+
+    assert sim.order(order_id)["total"] == "34.88"
+    assert customer_notes(sim, order_id) == [
+        "Paid €10.00 from your wallet; €29.98 is left to pay by another method.",
+        "Paid €10.00 from your wallet; €34.88 is left to pay by another method.",
+    ]
+    assert balances(services, shop.shop.id, alice)[0] == 0

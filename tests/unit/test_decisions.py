@@ -157,6 +157,16 @@ def test_an_order_binds_no_customer_once_all_it_moved_went_back():
     assert not decisions.all_given_back(replace(reversed_, payment_outcome=PaymentOutcome.PAID))
 
 
+def test_a_partly_paid_order_awaiting_the_rest_changed_when_the_shop_asks_another_amount():
+    partial = Record(total=2998, payment_outcome=PaymentOutcome.PARTIAL, wallet_paid=1000, paid_in_part=True)
+    edited = snapshot(total=3488, phase=orders.AWAITING_PAYMENT, wallet_fees=1000)
+    assert decisions.partial_total_changed(partial, edited)
+    assert not decisions.partial_total_changed(partial, replace(edited, total=2998))  # as last seen
+    assert not decisions.partial_total_changed(partial, replace(edited, wallet_fees=999))  # the fee being written
+    assert not decisions.partial_total_changed(partial, replace(edited, phase=orders.PAID))  # paid: nothing left
+    assert not decisions.partial_total_changed(partial, replace(edited, total=0))  # a cut fee: settled apart
+
+
 def test_what_was_paid_by_other_means():
     partial = Record(payment_outcome=PaymentOutcome.PARTIAL, wallet_paid=300, paid_in_part=True)
     assert decisions.paid_by_other_means(partial, snapshot(total=700), pays_by_wallet=True) == 700

@@ -87,3 +87,20 @@ def test_a_partly_paid_order_edited_below_the_wallet_part_returns_the_rest_and_i
     assert (cents(shown["total"]), shown["status"]) == (0, "processing")  # the shop cut the fee to -9.99
     assert bridge.balance(customer) == 1500 - 999
     assert any("€5.01 returned" in note for note in store.customer_notes(order["id"]))
+
+
+def test_a_partly_paid_taxed_order_edited_afterwards_tells_the_customer_what_is_left(bridge, store, customer, mug):
+    store.switch("taxes", True)
+    bridge.credit(customer, 1000)
+    order = store.new_order(customer, [(mug, 1)])
+    bridge.settle()
+    assert cents(store.order(order["id"])["total"]) == 1379
+
+    shipping = [{"method_id": "flat_rate", "method_title": "Flat rate", "total": "4.90"}]
+    store.put(f"orders/{order['id']}", {"shipping_lines": shipping})
+    bridge.settle()
+
+    shown = store.order(order["id"])
+    assert cents(shown["total"]) == 2379 + 490 + 93 - 1000  # shipping taxed at 19 %; the wallet's 10.00 stands
+    assert any("€19.62 is left to pay" in note for note in store.customer_notes(order["id"]))
+    assert bridge.balance(customer) == 0
