@@ -636,7 +636,8 @@ def _return_held(ctx: OrderContext, what_happened: str) -> int:
     """Give the wallet money the order still holds back to the wallet, once per attempt; returns how much."""
     returned = _return_held_part(ctx, wallet_held(ctx.record), ctx.attempt_key("reversal"), what_happened)
     if returned:
-        _tell_shop(ctx, "order.note", f"{format_amount(returned, ctx.record.currency)} returned to your wallet.")
+        amount = format_amount(returned, ctx.record.currency)
+        _tell_shop(ctx, "order.note", f"{amount} returned to your wallet{_again(ctx.record)}.")
     return returned
 
 
@@ -778,7 +779,9 @@ def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
                 session, ctx.shop.id, wallet_account(session, ctx.customer, record.currency), ctx.actor
             )
         total = format_amount(applied.wallet_credit + bonus, record.currency)
-        _tell_shop_once(ctx, f"refund:{refund.external_id}", f"Refund of {total} credited to your wallet.")
+        # each refund's note names it: two refunds of the same amount are two notes (notes are written once per text)
+        note = f"Refund #{refund.external_id} of {total} credited to your wallet."
+        _tell_shop_once(ctx, f"refund:{refund.external_id}", note)
     if ctx.customer is not None:
         _claw_back_refund_points(ctx, refund, applied)
         _claw_back_refund_cashback(ctx, refund)
@@ -859,7 +862,9 @@ def _refund_as_points(ctx: OrderContext, refund: orders.RefundSnapshot, amount: 
         order_ref=ctx.order.external_id,
         refund_ref=refund.external_id,
     )
-    _tell_shop_once(ctx, f"refund:{refund.external_id}:points", f"Refund credited as {points} loyalty points.")
+    _tell_shop_once(
+        ctx, f"refund:{refund.external_id}:points", f"Refund #{refund.external_id} credited as {points} loyalty points."
+    )
 
 
 def _tell_shop_once(ctx: OrderContext, key: str, note: str) -> None:

@@ -221,3 +221,22 @@ def test_a_partly_paid_order_edited_afterwards_tells_the_customer_what_is_left_t
         "Paid €10.00 from your wallet; €34.88 is left to pay by another method.",
     ]
     assert balances(services, shop.shop.id, alice)[0] == 0
+
+
+def test_two_refunds_of_the_same_amount_are_two_notes(client, services, shop, sim, clock, connected):
+    alice = sim.create_customer("alice@example.test", "Alice")["id"]
+    fund(client, shop, alice, 4_500)
+    clock.advance()
+    order_id = sim.place_order(alice, total="19.99", payment_method="wallet")["id"]
+    push(services)
+    for _ in range(2):
+        clock.advance()
+        sim.refund(order_id, "5.00")
+        push(services)
+
+    assert balances(services, shop.shop.id, alice)[0] == 5_000 - 1_999 + 1_000
+    first, second = sorted(refund["id"] for refund in sim.order(order_id)["refunds"])
+    assert customer_notes(sim, order_id)[1:] == [
+        f"Refund #{first} of €5.00 credited to your wallet.",
+        f"Refund #{second} of €5.00 credited to your wallet.",
+    ]
