@@ -118,7 +118,12 @@ def remove_wallet_fees(api: WooShop, payload: dict, for_customer: CustomerNote) 
     lines leave the order, so that the shop asks the whole total again if it is ever paid. Lines a later
     attempt wrote stay."""
     order_id = payload["order_id"]
-    order = api.get(f"orders/{order_id}").body
+    try:
+        order = api.get(f"orders/{order_id}").body
+    except PermanentFailure as exc:
+        if exc.status == 404:  # deleted for good: no total left to correct
+            return []
+        raise
     if int(_meta(order, ATTEMPT_MARKER) or 1) > payload["attempt"]:
         return []
     if removed := _removed_wallet_fees(order):

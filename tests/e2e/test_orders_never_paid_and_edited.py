@@ -5,13 +5,18 @@ customer before it is paid again. The simulator follows the real store (the WooC
 
 from __future__ import annotations
 
+from woocommerce import API
+
 from tests.e2e.test_e2e_simulator import (  # noqa: F401 - fixtures
+    KEY,
+    SECRET,
     balances,
     clock,
     configure,
     connected,
     customer_notes,
     fees,
+    outbox,
     push,
     sim,
 )
@@ -240,3 +245,21 @@ def test_two_refunds_of_the_same_amount_are_two_notes(client, services, shop, si
         f"Refund #{first} of €5.00 credited to your wallet.",
         f"Refund #{second} of €5.00 credited to your wallet.",
     ]
+
+
+def test_a_partly_paid_order_deleted_for_good_gives_its_wallet_part_back_and_leaves_no_failed_push(
+    client, services, shop, sim, clock, connected
+):
+    alice = sim.create_customer("alice@example.test", "Alice")["id"]
+    fund(client, shop, alice, 500)  # with the bonus: 10.00
+    clock.advance()
+    order_id = sim.place_order(alice, total="39.98", payment_method="wallet")["id"]
+    push(services)
+    clock.advance()
+
+    api = API(url=sim.base_url, consumer_key=KEY, consumer_secret=SECRET, version="wc/v3", timeout=5)
+    assert api.delete(f"orders/{order_id}", params={"force": True}).status_code == 200
+    push(services)
+
+    assert balances(services, shop.shop.id, alice)[0] == 1_000
+    assert [status for kind, status, *_ in outbox(services) if kind == "order.remove_wallet_fees"] == ["delivered"]
