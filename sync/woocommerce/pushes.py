@@ -114,9 +114,9 @@ def _attempt(payload: dict) -> dict:
 
 
 def remove_wallet_fees(api: WooShop, payload: dict, for_customer: CustomerNote) -> list[Outcome]:
-    """The attempt's wallet money went back to the wallet (cancelled, trashed, failed and released): its fee
-    lines leave the order, so that the shop asks the whole total again if it is ever paid. Lines a later
-    attempt wrote stay."""
+    """The attempt's wallet money went back to the wallet (cancelled, trashed, failed and released) before the
+    rest was paid: its fee lines leave the order, so that the shop asks the whole total again if it is ever
+    paid. Lines a later attempt wrote stay."""
     order_id = payload["order_id"]
     try:
         order = api.get(f"orders/{order_id}").body
@@ -125,6 +125,10 @@ def remove_wallet_fees(api: WooShop, payload: dict, for_customer: CustomerNote) 
             return []
         raise
     if int(_meta(order, ATTEMPT_MARKER) or 1) > payload["attempt"]:
+        return []
+    if order.get("date_paid_gmt") or order.get("date_paid"):
+        # the rest was paid another way: the order's total is what that payment was, and what the shop lets
+        # the merchant refund of it (a fee taken off would let a refund return the wallet's part twice)
         return []
     if removed := _removed_wallet_fees(order):
         api.put(f"orders/{order_id}", {"fee_lines": removed})

@@ -263,3 +263,28 @@ def test_a_partly_paid_order_deleted_for_good_gives_its_wallet_part_back_and_lea
 
     assert balances(services, shop.shop.id, alice)[0] == 1_000
     assert [status for kind, status, *_ in outbox(services) if kind == "order.remove_wallet_fees"] == ["delivered"]
+
+
+def test_a_partly_paid_order_whose_rest_was_paid_keeps_its_wallet_fee_when_cancelled(
+    client, services, shop, sim, clock, connected
+):
+    """Its total is what the card paid, and what the shop lets the merchant refund: were the fee taken off, a
+    refund of 39.98 would give the wallet its 10.00 a second time."""
+    alice = sim.create_customer("alice@example.test", "Alice")["id"]
+    fund(client, shop, alice, 500)  # with the bonus: 10.00
+    clock.advance()
+    order_id = sim.place_order(alice, total="39.98", payment_method="wallet")["id"]
+    push(services)
+    clock.advance()
+    sim.update_order(order_id, payment_method="bacs", set_paid=True)  # the card pays the 29.98 left
+    push(services)
+    clock.advance()
+    sim.set_status(order_id, "cancelled")
+    push(services)
+    assert (fees(sim, order_id), sim.order(order_id)["total"]) == ([("Paid from wallet", "-10.00")], "29.98")
+    clock.advance()
+
+    sim.refund(order_id, "29.98")
+    push(services)
+
+    assert balances(services, shop.shop.id, alice)[0] == 1_000 + 2_998  # all the customer paid, once
