@@ -105,11 +105,11 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
         _reverse_order(ctx)
     if not stale and order.phase == orders.PAID and record.payment_outcome == PaymentOutcome.REVERSED:
         _flag_paid_after_reversal(ctx)
-    if not stale and total_edited(record, order):
+    if not stale and total_edited(record, order) and not _payment_push_pending(ctx, "order.mark_paid"):
         _settle_edited_total(ctx)
     if not stale and wallet_part_cut(record, order):
         _return_cut_wallet_part(ctx)
-    if not stale and partial_total_changed(record, order) and not _wallet_fee_push_pending(ctx):
+    if not stale and partial_total_changed(record, order) and not _payment_push_pending(ctx):
         # what is left to pay changed: the customer reads the new amount (the same note as the push's is not
         # written twice: notes are written once per text)
         note = partial_payment_note(wallet_held(record), order.total, order.currency, record.payment_attempt)
@@ -299,7 +299,7 @@ def _return_cut_wallet_part(ctx: OrderContext) -> None:
     the order, with nothing left to pay, is paid. Not while the wallet's fee is still being written: the push
     settles what the shop cut then (`return_overcharge`)."""
     record, order, currency = ctx.record, ctx.order, ctx.order.currency
-    if _wallet_fee_push_pending(ctx):
+    if _payment_push_pending(ctx):
         return
     cut, held = wallet_part_cut(record, order), wallet_held(record)
     edit = f"fee-cut:{held}:{order.wallet_fees}"
@@ -315,15 +315,17 @@ def _return_cut_wallet_part(ctx: OrderContext) -> None:
     _tell_shop(ctx, "order.mark_paid", note, f":{edit}", **payload)
 
 
-def _wallet_fee_push_pending(ctx: OrderContext) -> bool:
-    """The order's wallet fee is still to be written (or being written) on the shop."""
+def _payment_push_pending(ctx: OrderContext, kind: str = "order.add_wallet_fee") -> bool:
+    """The order's payment (`kind`: its wallet fee, or its being marked paid with the discount's fee) is still
+    to be written, or being written, on the shop: the states its writes send are the push's, not the merchant's
+    edits (the shop rounds the fee's tax and the push corrects it in a few writes)."""
     return (
         ctx.session.execute(
             select(OutboxMessage.id)
             .where(
                 OutboxMessage.shop_id == ctx.shop.id,
-                OutboxMessage.kind == "order.add_wallet_fee",
-                OutboxMessage.dedupe_key.startswith(ctx.key("order.add_wallet_fee"), autoescape=True),
+                OutboxMessage.kind == kind,
+                OutboxMessage.dedupe_key.startswith(ctx.key(kind), autoescape=True),
                 OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
             )
             .limit(1)
@@ -468,11 +470,9 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
         replace = {"replace_fees": True} if stale_fees else {}
         if posted is None:  # nothing to pay, nothing to say: the order just proceeds
             return _tell_shop(ctx, "order.mark_paid", "", transaction_id=None, discount=discount, amount=0, **replace)
-        note = f"Paid {format_amount(due, order.currency)} from your wallet{_again(record)}. Wallet balance: " + (
-            format_amount(wallet.balance, order.currency)
-        )
+        note = payment_note(due, wallet.balance, order.currency, record.payment_attempt)
         payload = {"transaction_id": posted.transaction.id, "discount": discount, "amount": due, **replace}
-        payload["attempt"] = record.payment_attempt
+        payload["attempt"], payload["balance"] = record.payment_attempt, wallet.balance
         return _tell_shop(ctx, "order.mark_paid", note, **payload)
     if ctx.settings.partial_payments and available > 0:
         posted = _take_payment(ctx, wallet, available, reservation)
@@ -513,6 +513,16 @@ def _again(record: ShopOrder) -> str:
     """Said of a later payment attempt, so that its note is not taken for the first one's (notes are written
     once per text) and the customer reads that the order was paid again."""
     return f" (payment attempt {record.payment_attempt})" if record.payment_attempt > 1 else ""
+
+
+def payment_note(paid: int, balance: int, currency: str, attempt: int = 1) -> str:
+    """The customer's note for an order paid from the wallet (the push writes it anew when the shop's rounding
+    of a discount made the order cost a cent less than decided, that cent back in the wallet)."""
+    again = f" (payment attempt {attempt})" if attempt > 1 else ""
+    return (
+        f"Paid {format_amount(paid, currency)} from your wallet{again}. "
+        f"Wallet balance: {format_amount(balance, currency)}"
+    )
 
 
 def partial_payment_note(paid: int, left: int, currency: str, attempt: int = 1) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge.errors import PermanentFailure, ShopCallFailed
 from bridge.models import OutboxMessage, Shop
 from bridge.money import parse_amount, to_decimal_string
-from bridge.order_rules import partial_payment_note
+from bridge.order_rules import partial_payment_note, payment_note
 from bridge.security import SecretBox
 from bridge.statement_links import StatementLinks, without_link
 from bridge.usecases.pushes import Outcome, PaidOtherwise, RefundCreated, WalletTaken, WithdrawalRefused
@@ -53,13 +53,19 @@ def mark_paid(api: WooShop, payload: dict, for_customer: CustomerNote) -> list[O
             body["status"] = "processing"
         if payload.get("replace_fees"):  # an earlier attempt's fee lines: their money went back to the wallet
             body["fee_lines"] = _removed_wallet_fees(order)
-        if payload.get("discount"):
-            order = _lower_total_by(api, order, DISCOUNT_FEE_NAME, payload["discount"], body)
+        if payload.get("discount"):  # at least the discount: the wallet gets back what the shop took off more
+            order = _lower_total_by(api, order, DISCOUNT_FEE_NAME, payload["discount"], body, at_least=True)
         else:
             order = api.put(f"orders/{order_id}", body).body
-    if payload["note"]:
-        _note_once(api, order_id, for_customer(payload["note"]))
-    return [WalletTaken(order_id, payload["amount"], _amount(order, "total"), marker)] if payload["amount"] else []
+    note, total = payload["note"], _amount(order, "total")
+    if note and payload.get("discount") and "balance" in payload and 0 < total < payload["amount"]:
+        # the shop took a cent more off than the discount: the wallet pays its total, the cent goes back
+        note = payment_note(
+            total, payload["balance"] + payload["amount"] - total, order["currency"], payload["attempt"]
+        )
+    if note:
+        _note_once(api, order_id, for_customer(note))
+    return [WalletTaken(order_id, payload["amount"], total, marker)] if payload["amount"] else []
 
 
 def add_wallet_fee(api: WooShop, payload: dict, for_customer: CustomerNote) -> list[Outcome]:
@@ -87,24 +93,31 @@ def add_wallet_fee(api: WooShop, payload: dict, for_customer: CustomerNote) -> l
     return [WalletTaken(order_id, payload["amount"], lowered, marker)]
 
 
-def _lower_total_by(api: WooShop, order: dict, name: str, amount: int, body: dict) -> dict:
+def _lower_total_by(api: WooShop, order: dict, name: str, amount: int, body: dict, at_least: bool = False) -> dict:
     """Add a negative fee that lowers the order's total by `amount`: exactly where the shop's rounding allows,
-    never by more. WooCommerce taxes a negative fee in proportion to the order's taxable costs whatever its
-    tax_status (WC_Order_Item_Fee::calculate_taxes), so the fee itself is what is left once that tax is out;
-    the shop's answer is then read and the fee corrected by the cents its rounding moved."""
+    else never by more (the wallet's part: the shop must not ask less than the rest) or, `at_least`, never by
+    less (a discount: the wallet pays the shop's total, and gets back what it was charged above it).
+    WooCommerce taxes a negative fee in proportion to the order's taxable costs whatever its tax_status
+    (WC_Order_Item_Fee::calculate_taxes), so the fee itself is what is left once that tax is out; the shop's
+    answer is then read and the fee corrected by the cents its rounding moved."""
+
+    def acceptable(order: dict) -> bool:
+        lowered = _lowered_by(order, name)
+        return lowered >= amount or _amount(order, "total") == 0 if at_least else lowered <= amount
+
     net = _untaxed_part(order, amount)
     fees = [*body.get("fee_lines", []), _fee(name, net, order["currency"])]
     order = api.put(f"orders/{order['id']}", {**body, "fee_lines": fees}).body
-    best = net if _lowered_by(order, name) <= amount else None  # the largest fee known not to lower too much
+    best = net if acceptable(order) else None  # the fee nearest the amount known to be on the right side of it
     for _ in range(3):
         lowered = _lowered_by(order, name)
         if lowered == amount or (lowered < amount and _amount(order, "total") == 0):
             return order
         net = max(net + (_untaxed_part(order, amount - lowered) or (1 if amount > lowered else -1)), 0)
         order = _set_fee(api, order, name, net)
-        if _lowered_by(order, name) <= amount:
+        if acceptable(order):
             best = net
-    if best is not None and _lowered_by(order, name) > amount:
+    if best is not None and not acceptable(order):
         order = _set_fee(api, order, name, best)
     return order
 

@@ -2,11 +2,12 @@
 "refunded" before anyone paid it, a payment cycle started again on an order still carrying the old wallet fee,
 refunds left above a total edited afterwards, a partly paid order edited afterwards."""
 
+import secrets
 import time
 
 import pytest
 
-from tests.e2e.real_store.harness import cents, paid_by_wallet
+from tests.e2e.real_store.harness import cents, money, paid_by_wallet
 
 pytestmark = pytest.mark.real_store
 
@@ -104,3 +105,45 @@ def test_a_partly_paid_taxed_order_edited_afterwards_tells_the_customer_what_is_
     assert cents(shown["total"]) == 2379 + 490 + 93 - 1000  # shipping taxed at 19 %; the wallet's 10.00 stands
     assert any("€19.62 is left to pay" in note for note in store.customer_notes(order["id"]))
     assert bridge.balance(customer) == 0
+
+
+@pytest.mark.parametrize("prices_include_tax", ["no", "yes"])
+def test_a_wallet_discount_on_a_taxed_order_is_one_payment_of_the_shops_total(
+    bridge, store, settings, customer, mug, prices_include_tax
+):
+    """The discount's fee is taxed and rounded by the shop, so its push corrects it in a few writes, each sending
+    the order's state: none of them is the merchant editing the paid order (before, each was settled as an edit,
+    with a note: "The order's total changed to €25.84: €0.01 more paid from your wallet", and so on)."""
+    settings(wallet_discount_kind="percent", wallet_discount_value=1300)
+    store.switch("taxes", True)
+    store.put("settings/tax/woocommerce_prices_include_tax", {"value": prices_include_tax})
+    try:
+        book = reduced_rate_book(store)
+        bridge.credit(customer, 10000)
+        shipping = [{"method_id": "flat_rate", "method_title": "Flat rate", "total": "4.95"}]
+        order = store.new_order(customer, [(mug, 1), (book, 1)], shipping_lines=shipping)
+        bridge.settle()
+    finally:
+        store.put("settings/tax/woocommerce_prices_include_tax", {"value": "no"})
+
+    shown = store.order(order["id"])
+    assert shown["status"] == "processing"
+    # one payment, and back what the shop's rounding took off more than the discount (a cent, if any)
+    kinds = [line["kind"] for line in bridge.statement(customer) if line["kind"] != "adjustment"]
+    assert kinds in (["payment"], ["payment_reversal", "payment"])
+    assert bridge.balance(customer) == 10000 - cents(shown["total"])  # the wallet paid what the shop says it costs
+    assert cents(shown["total"]) <= cents(order["total"]) - cents(order["total"]) * 13 // 100  # 13 % off, at least
+    notes = store.customer_notes(order["id"])
+    assert len(notes) == 1
+    assert notes[0].startswith(f"Paid €{money(cents(shown['total']))} from your wallet. Wallet balance: €")
+    assert f"Wallet balance: €{money(bridge.balance(customer))}" in notes[0]
+
+
+def reduced_rate_book(store) -> dict:
+    if not [rate for rate in store.get("taxes", per_page=100) if rate.get("class") == "reduced-rate"]:
+        store.post(
+            "taxes", {"country": "DE", "rate": "7.0000", "name": "MwSt 7 %", "class": "reduced-rate", "shipping": False}
+        )
+    return store.post(
+        "products", {"name": f"Book {secrets.token_hex(2)}", "regular_price": "6.45", "tax_class": "reduced-rate"}
+    )
