@@ -104,7 +104,8 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
             record.payment_outcome = PaymentOutcome.CANCELLED
         _reverse_order(ctx)
     if not stale and order.phase == orders.PAID and record.payment_outcome == PaymentOutcome.REVERSED:
-        _flag_paid_after_reversal(ctx)
+        if _pays_by_wallet(ctx) or order.wallet_fees != 0:  # else another method paid the whole total
+            _flag_paid_after_reversal(ctx)
     if not stale and total_edited(record, order) and not _payment_push_pending(ctx, "order.mark_paid"):
         _settle_edited_total(ctx)
     if not stale and wallet_part_cut(record, order):

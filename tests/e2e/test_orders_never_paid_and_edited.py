@@ -5,8 +5,12 @@ customer before it is paid again. The simulator follows the real store (the WooC
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from woocommerce import API
 
+from bridge.models import utcnow
+from bridge.usecases.order_release import release_abandoned_failed_orders
 from tests.e2e.test_e2e_simulator import (  # noqa: F401 - fixtures
     KEY,
     SECRET,
@@ -288,3 +292,29 @@ def test_a_partly_paid_order_whose_rest_was_paid_keeps_its_wallet_fee_when_cance
     push(services)
 
     assert balances(services, shop.shop.id, alice)[0] == 1_000 + 2_998  # all the customer paid, once
+
+
+def test_a_failed_partly_paid_order_released_then_paid_by_card_is_paid_whole_and_not_flagged(
+    client, services, shop, sim, clock, connected
+):
+    """After the wallet part went back (the shop's days passed), the customer pays the failed order from their
+    account: the shop asks the whole 39.98 (the wallet's fee left with its money), so nothing is left to collect."""
+    alice = sim.create_customer("alice@example.test", "Alice")["id"]
+    fund(client, shop, alice, 500)  # with the bonus: 10.00
+    clock.advance()
+    order_id = sim.place_order(alice, total="39.98", payment_method="wallet")["id"]
+    push(services)
+    clock.advance()
+    sim.set_status(order_id, "failed")
+    push(services)
+    assert release_abandoned_failed_orders(services.sessions, now=utcnow() + timedelta(days=8)) == 1
+    push(services)
+    assert (fees(sim, order_id), sim.order(order_id)["total"]) == ([], "39.98")
+    clock.advance()
+
+    sim.update_order(order_id, payment_method="bacs", set_paid=True)
+    push(services)
+
+    assert sim.order(order_id)["status"] == "processing"
+    assert balances(services, shop.shop.id, alice)[0] == 1_000
+    assert not [note for note in sim.notes(order_id) if "Collect it another way" in note["note"]]
