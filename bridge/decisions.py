@@ -77,6 +77,16 @@ def moved_money(record: OrderRecord) -> bool:
     return bool(decided or record.points_earned)
 
 
+def all_given_back(record: OrderRecord) -> bool:
+    """The order's wallet payment went back whole and its points with it: it binds no customer any more (a next
+    payment attempt is its customer's now, whoever paid the one before)."""
+    return (
+        record.payment_outcome == PaymentOutcome.REVERSED
+        and wallet_held(record) == 0
+        and record.points_earned <= record.points_clawed_back
+    )
+
+
 def payment_undecided(record: OrderRecord, order: OrderSnapshot) -> bool:
     """A wallet payment is still to decide: never decided before; or, in a newer state, refused before (the
     customer topped up), cancelled before it paid, or whose payment went back (a new attempt)."""
@@ -114,6 +124,32 @@ def total_edited(record: OrderRecord, order: OrderSnapshot) -> bool:
         return False
     held = wallet_held(record)
     return order.total not in (held, held + record.wallet_discount, record.total)
+
+
+def wallet_part_cut(record: OrderRecord, order: OrderSnapshot) -> int:
+    """Wallet money of a partly paid order the shop no longer applies: the merchant edited the order below
+    the wallet's part, the shop cut the wallet's fee line at a total of 0.00, and the rest was overpaid."""
+    if (
+        record.payment_outcome != PaymentOutcome.PARTIAL
+        or order.wallet_fees is None
+        or order.total != 0
+        or order.refunds
+        or order.phase not in (orders.AWAITING_PAYMENT, orders.FAILED, orders.PAID)
+    ):
+        return 0
+    return max(wallet_held(record) - order.wallet_fees, 0)
+
+
+def partial_total_changed(record: OrderRecord, order: OrderSnapshot) -> bool:
+    """A partly paid order still awaiting the rest was edited: the wallet's fee stands whole (the shop applies
+    all the wallet paid) and the shop asks another amount than when last seen."""
+    return (
+        record.payment_outcome == PaymentOutcome.PARTIAL
+        and order.phase in (orders.AWAITING_PAYMENT, orders.FAILED)
+        and order.wallet_fees is not None
+        and order.wallet_fees == wallet_held(record)
+        and 0 < order.total != record.total
+    )
 
 
 def paid_by_other_means(record: OrderRecord, order: OrderSnapshot, pays_by_wallet: bool) -> int:

@@ -19,12 +19,14 @@ from bridge.cashback import cashback_credited, cashback_kept, credit_cashback, t
 from bridge.currencies import ensure_accepted_currency
 from bridge.db import insert_ignoring_conflict
 from bridge.decisions import (
+    all_given_back,
     earns_cashback_now,
     fully_refunded,
     is_stale,
     money_as_points,
     moved_money,
     paid_by_other_means,
+    partial_total_changed,
     payment_undecided,
     points_base,
     points_to_claw_back,
@@ -37,11 +39,12 @@ from bridge.decisions import (
     wallet_discount,
     wallet_held,
     wallet_overcharge,
+    wallet_part_cut,
 )
 from bridge.errors import InvalidState
 from bridge.ledger import SYSTEM, Actor, Leg, capture_hold, post_transaction, release_expired_holds, void_hold
 from bridge.lots import LotPolicy
-from bridge.models import Customer, OrderRefund, Shop, ShopOrder, utcnow
+from bridge.models import Customer, OrderRefund, OutboxMessage, Shop, ShopOrder, utcnow
 from bridge.money import POINTS, format_amount, percent_of
 from bridge.orders import OrderSnapshot, TrashedOrder
 from bridge.outbox import enqueue
@@ -49,7 +52,7 @@ from bridge.points import claw_back_points, convert_points_automatically, earn_p
 from bridge.refund_requests import match_request
 from bridge.reservations import open_reservations, release_order_reservations
 from bridge.settings_schema import ShopSettings
-from bridge.states import PaymentOutcome
+from bridge.states import OutboxStatus, PaymentOutcome
 from bridge.store_credit import native_key
 from bridge.topups import credit_paid_topup, requested_topup, take_back_card_refunds
 
@@ -102,9 +105,17 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
             record.payment_outcome = PaymentOutcome.CANCELLED
         _reverse_order(ctx)
     if not stale and order.phase == orders.PAID and record.payment_outcome == PaymentOutcome.REVERSED:
-        _flag_paid_after_reversal(ctx)
-    if not stale and total_edited(record, order):
+        if _pays_by_wallet(ctx) or order.wallet_fees != 0:  # else another method paid the whole total
+            _flag_paid_after_reversal(ctx)
+    if not stale and total_edited(record, order) and not _payment_push_pending(ctx, "order.mark_paid"):
         _settle_edited_total(ctx)
+    if not stale and wallet_part_cut(record, order):
+        _return_cut_wallet_part(ctx)
+    if not stale and partial_total_changed(record, order) and not _payment_push_pending(ctx):
+        # what is left to pay changed: the customer reads the new amount (the same note as the push's is not
+        # written twice: notes are written once per text)
+        note = partial_payment_note(wallet_held(record), order.total, order.currency, record.payment_attempt)
+        _tell_shop(ctx, "order.note", note, f":left:{order.total}")
     if order.phase == orders.PAID and customer is not None:
         if order.spent_from_store_credit and not record.wallet_paid:
             _post_checkout_spend(session, shop.id, record, customer, order.spent_from_store_credit, actor)
@@ -197,7 +208,8 @@ def _refund_applied(ctx: OrderContext, refund: orders.RefundSnapshot) -> bool:
 
 def _payer(session: Session, record: ShopOrder, customer: Customer | None) -> Customer | None:
     """Whose wallet and points the order moves: the customer it had when it first moved money or points,
-    even if the merchant reassigns it afterwards (a cancellation returns the money to who paid)."""
+    even if the merchant reassigns it afterwards (a cancellation returns the money to who paid) — until all of
+    it went back: its next payment attempt is then the customer's it has now."""
     if record.customer_id is None or (customer is not None and customer.id == record.customer_id):
         if customer is not None:
             record.customer_id = customer.id
@@ -209,7 +221,14 @@ def _payer(session: Session, record: ShopOrder, customer: Customer | None) -> Cu
 
 
 def _moved_anything(session: Session, record: ShopOrder) -> bool:
-    return moved_money(record) or _has_recorded_refunds(session, record)
+    """Whether the order still binds its first customer: it moved their money or points, and not all of it
+    went back (refunds and cashback kept count as moved)."""
+    if _has_recorded_refunds(session, record):
+        return True
+    if all_given_back(record):
+        payer = session.get(Customer, record.customer_id)
+        return cashback_kept(session, record.shop_id, payer, record.external_id, record.currency) > 0
+    return moved_money(record)
 
 
 def _has_recorded_refunds(session: Session, record: ShopOrder) -> bool:
@@ -271,6 +290,47 @@ def _settle_edited_total(ctx: OrderContext) -> None:
         transaction_id=f"{record.payment_attempt}-{edit}",
         amount=held,
         reopen=True,
+        attempt=record.payment_attempt,
+    )
+
+
+def _return_cut_wallet_part(ctx: OrderContext) -> None:
+    """A partly paid order edited below the wallet's part: the wallet pays all of it, the rest goes back, and
+    the order, with nothing left to pay, is paid. Not while the wallet's fee is still being written: the push
+    settles what the shop cut then (`return_overcharge`)."""
+    record, order, currency = ctx.record, ctx.order, ctx.order.currency
+    if _payment_push_pending(ctx):
+        return
+    cut, held = wallet_part_cut(record, order), wallet_held(record)
+    edit = f"fee-cut:{held}:{order.wallet_fees}"
+    if not _return_held_part(ctx, cut, ctx.attempt_key(edit), "was changed"):
+        return
+    note = (
+        f"The order's total changed to {format_amount(order.wallet_fees, currency)}, all paid from your wallet: "
+        f"{format_amount(cut, currency)} returned to your wallet."
+    )
+    if order.phase == orders.PAID:
+        return _tell_shop(ctx, "order.note", note, f":{edit}")
+    payload = {"transaction_id": None, "discount": 0, "amount": 0, "attempt": record.payment_attempt}
+    _tell_shop(ctx, "order.mark_paid", note, f":{edit}", **payload)
+
+
+def _payment_push_pending(ctx: OrderContext, kind: str = "order.add_wallet_fee") -> bool:
+    """The order's payment (`kind`: its wallet fee, or its being marked paid with the discount's fee) is still
+    to be written, or being written, on the shop: the states its writes send are the push's, not the merchant's
+    edits (the shop rounds the fee's tax and the push corrects it in a few writes)."""
+    return (
+        ctx.session.execute(
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.shop_id == ctx.shop.id,
+                OutboxMessage.kind == kind,
+                OutboxMessage.dedupe_key.startswith(ctx.key(kind), autoescape=True),
+                OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
+            )
+            .limit(1)
+        ).first()
+        is not None
     )
 
 
@@ -402,26 +462,31 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
     if wallet.locked:
         _void(ctx, reservation)
         return _refuse_payment(ctx, "your wallet is locked: please contact the shop")
-    discount = wallet_discount(ctx.settings, order.total)
-    due = order.total - discount
+    # Fee lines of an earlier attempt whose money went back still lower the shop's total: this attempt pays
+    # the order's whole total, and its push takes them off the order (`replace_fees`).
+    stale_fees = order.wallet_fees or 0
+    total = order.total + stale_fees
+    discount = wallet_discount(ctx.settings, total)
+    due = total - discount
     available = wallet.available + (reservation.amount if reservation else 0)
     if available >= due:
         posted = _take_payment(ctx, wallet, due, reservation) if due > 0 else _void(ctx, reservation)
         record.wallet_paid += due
         record.payment_outcome, record.wallet_discount, record.paid_in_part = PaymentOutcome.PAID, discount, False
+        replace = {"replace_fees": True} if stale_fees else {}
         if posted is None:  # nothing to pay, nothing to say: the order just proceeds
-            return _tell_shop(ctx, "order.mark_paid", "", transaction_id=None, discount=discount, amount=0)
-        note = f"Paid {format_amount(due, order.currency)} from your wallet. Wallet balance: " + format_amount(
-            wallet.balance, order.currency
-        )
-        payload = {"transaction_id": posted.transaction.id, "discount": discount, "amount": due}
+            return _tell_shop(ctx, "order.mark_paid", "", transaction_id=None, discount=discount, amount=0, **replace)
+        note = payment_note(due, wallet.balance, order.currency, record.payment_attempt)
+        payload = {"transaction_id": posted.transaction.id, "discount": discount, "amount": due, **replace}
+        payload["attempt"], payload["balance"] = record.payment_attempt, wallet.balance
         return _tell_shop(ctx, "order.mark_paid", note, **payload)
     if ctx.settings.partial_payments and available > 0:
         posted = _take_payment(ctx, wallet, available, reservation)
         record.wallet_paid += available
         record.payment_outcome, record.wallet_discount, record.paid_in_part = PaymentOutcome.PARTIAL, 0, True
         # the note is written by the push: only the shop knows what is left to pay once it has taxed the fee
-        return _tell_shop(ctx, "order.add_wallet_fee", "", transaction_id=posted.transaction.id, amount=available)
+        payload = {"transaction_id": posted.transaction.id, "amount": available, "attempt": record.payment_attempt}
+        return _tell_shop(ctx, "order.add_wallet_fee", "", **payload, **({"replace_fees": True} if stale_fees else {}))
     _void(ctx, reservation)
     left = format_amount(max(wallet.available, 0), order.currency)
     return _refuse_payment(ctx, f"insufficient wallet balance ({left} available)")
@@ -450,10 +515,27 @@ def _take_payment(ctx: OrderContext, wallet, amount: int, reservation):
     return _post_payment(ctx, wallet, amount)
 
 
-def partial_payment_note(paid: int, left: int, currency: str) -> str:
-    """The customer's note for a partial payment, with what the shop really asks for once the fee is in."""
+def _again(record: ShopOrder) -> str:
+    """Said of a later payment attempt, so that its note is not taken for the first one's (notes are written
+    once per text) and the customer reads that the order was paid again."""
+    return f" (payment attempt {record.payment_attempt})" if record.payment_attempt > 1 else ""
+
+
+def payment_note(paid: int, balance: int, currency: str, attempt: int = 1) -> str:
+    """The customer's note for an order paid from the wallet (the push writes it anew when the shop's rounding
+    of a discount made the order cost a cent less than decided, that cent back in the wallet)."""
+    again = f" (payment attempt {attempt})" if attempt > 1 else ""
     return (
-        f"Paid {format_amount(paid, currency)} from your wallet; "
+        f"Paid {format_amount(paid, currency)} from your wallet{again}. "
+        f"Wallet balance: {format_amount(balance, currency)}"
+    )
+
+
+def partial_payment_note(paid: int, left: int, currency: str, attempt: int = 1) -> str:
+    """The customer's note for a partial payment, with what the shop really asks for once the fee is in."""
+    again = f" (payment attempt {attempt})" if attempt > 1 else ""
+    return (
+        f"Paid {format_amount(paid, currency)} from your wallet{again}; "
         f"{format_amount(left, currency)} is left to pay by another method."
     )
 
@@ -546,6 +628,8 @@ def _reverse_order(ctx: OrderContext) -> None:
     # Shopify gives store credit spent at its checkout back only through a refund (applied natively when
     # it arrives), never by the cancellation itself.
     if record.payment_outcome != PaymentOutcome.STORE_CREDIT and _return_held(ctx, f"was {ctx.order.status}"):
+        if record.paid_in_part or record.wallet_discount:  # its fee lines would still lower what the shop asks
+            _tell_shop(ctx, "order.remove_wallet_fees", "", attempt=record.payment_attempt)
         record.payment_outcome = PaymentOutcome.REVERSED
     if ctx.customer is not None:
         remaining = record.points_earned - record.points_clawed_back
@@ -570,7 +654,8 @@ def _return_held(ctx: OrderContext, what_happened: str) -> int:
     """Give the wallet money the order still holds back to the wallet, once per attempt; returns how much."""
     returned = _return_held_part(ctx, wallet_held(ctx.record), ctx.attempt_key("reversal"), what_happened)
     if returned:
-        _tell_shop(ctx, "order.note", f"{format_amount(returned, ctx.record.currency)} returned to your wallet.")
+        amount = format_amount(returned, ctx.record.currency)
+        _tell_shop(ctx, "order.note", f"{amount} returned to your wallet{_again(ctx.record)}.")
     return returned
 
 
@@ -653,7 +738,16 @@ def _paid_by_other_means(ctx: OrderContext) -> int:
 
 def _check_refunds_fit(ctx: OrderContext) -> None:
     """The shop never refunds more than an order's total; a body that does is refused whole, before anything
-    moves, and the delivery stays failed for the merchant to look at."""
+    moves, and the delivery stays failed for the merchant to look at. Checked when a refund is new: one
+    applied before was checked then, and a total edited below it afterwards (the shop allows it) must not
+    stop the order's later states (a cancellation) from moving what they must."""
+    applied = set(
+        ctx.session.execute(select(OrderRefund.external_id).where(OrderRefund.shop_order_id == ctx.record.id))
+        .scalars()
+        .all()
+    )
+    if all(refund.external_id in applied for refund in ctx.order.refunds):
+        return
     refunded = sum(refund.amount for refund in ctx.order.refunds)
     if refunded > ctx.order.total:
         raise InvalidState(
@@ -703,7 +797,9 @@ def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
                 session, ctx.shop.id, wallet_account(session, ctx.customer, record.currency), ctx.actor
             )
         total = format_amount(applied.wallet_credit + bonus, record.currency)
-        _tell_shop_once(ctx, f"refund:{refund.external_id}", f"Refund of {total} credited to your wallet.")
+        # each refund's note names it: two refunds of the same amount are two notes (notes are written once per text)
+        note = f"Refund #{refund.external_id} of {total} credited to your wallet."
+        _tell_shop_once(ctx, f"refund:{refund.external_id}", note)
     if ctx.customer is not None:
         _claw_back_refund_points(ctx, refund, applied)
         _claw_back_refund_cashback(ctx, refund)
@@ -786,7 +882,9 @@ def _refund_as_points(ctx: OrderContext, refund: orders.RefundSnapshot, amount: 
         order_ref=ctx.order.external_id,
         refund_ref=refund.external_id,
     )
-    _tell_shop_once(ctx, f"refund:{refund.external_id}:points", f"Refund credited as {points} loyalty points.")
+    _tell_shop_once(
+        ctx, f"refund:{refund.external_id}:points", f"Refund #{refund.external_id} credited as {points} loyalty points."
+    )
 
 
 def _tell_shop_once(ctx: OrderContext, key: str, note: str) -> None:
@@ -866,6 +964,15 @@ def _claw_back_refund_cashback(ctx: OrderContext, refund) -> None:
         due,
         f"refund:{refund.external_id}:cashback",
         ctx.actor,
+    )
+
+
+def wallet_fees_stale(session: Session, shop: Shop, order_external_id: str, attempt: int) -> bool:
+    """Whether the attempt's fee lines are still to leave the order: its money went back and no later attempt
+    (whose push replaces them) has been decided."""
+    record = find_order(session, shop.id, order_external_id)
+    return (
+        record is not None and record.payment_outcome == PaymentOutcome.REVERSED and record.payment_attempt == attempt
     )
 
 

@@ -49,6 +49,9 @@ class OrderSnapshot:
     shipping_excluding_tax: int = 0
     paid_in_shop: bool | None = None  # the shop recorded a payment (WooCommerce's date_paid); None: it does not say
     refunds_complete: bool = False  # `refunds` lists every refund the order has: one missing was deleted
+    # What the bridge's own fee lines on the order (a wallet part, a wallet discount) take off `total` now, as
+    # the shop applied them (it caps a fee at what is left, and taxes it); None when the body does not list them.
+    wallet_fees: int | None = None
 
     def recorded_paid(self) -> bool:
         """Whether the shop recorded the order as paid: its own word, else a paid or refunded state."""

@@ -639,6 +639,26 @@ class Store:
             customer_note=False,
             author="system",
         )
+        if status == "refunded":
+            self._refund_the_rest(order)
+
+    def _refund_the_rest(self, order: Order) -> None:
+        """wc_order_fully_refunded(), hooked on the refunded status: an order set refunded by hand gets a refund
+        of what is left (no gateway call), whether or not it was ever paid."""
+        if order.remaining_refund <= 0:
+            return
+        refund = Refund(
+            next(self._post_ids), order.id, order.remaining_refund, "Order fully refunded.", self.now(), False
+        )
+        order.refunds.append(refund)
+        self.refunds[refund.id] = refund
+        self._add_note(
+            order.id,
+            "Order status set to refunded. To return funds to the customer you will need to issue a refund "
+            "through your payment gateway.",
+            customer_note=False,
+            author="system",
+        )
 
     def _payment_complete(self, order: Order) -> None:
         if order.status not in PAYABLE_STATUSES:

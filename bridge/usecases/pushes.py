@@ -21,7 +21,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge.db import unit_of_work
 from bridge.ledger import Actor
 from bridge.models import OutboxMessage, Shop, utcnow
-from bridge.order_rules import record_checkout_spend, return_overcharge, return_paid_otherwise, wallet_payment_stands
+from bridge.order_rules import (
+    record_checkout_spend,
+    return_overcharge,
+    return_paid_otherwise,
+    wallet_fees_stale,
+    wallet_payment_stands,
+)
 from bridge.refund_requests import record_created
 from bridge.states import OutboxStatus
 from bridge.withdrawals import is_restored, restore_refused_withdrawal
@@ -136,6 +142,8 @@ def _still_wanted(session: Session, shop: Shop, message: OutboxMessage) -> bool:
     payload = message.payload
     if message.kind in ("order.mark_paid", "order.add_wallet_fee"):
         return wallet_payment_stands(session, shop, payload["order_id"])  # else set_paid would revive the order
+    if message.kind == "order.remove_wallet_fees":  # a later attempt's push replaces them
+        return wallet_fees_stale(session, shop, payload["order_id"], payload["attempt"])
     if message.kind == "order.refund":
         return not is_restored(session, shop, payload["transaction_id"])
     return True

@@ -12,18 +12,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge.errors import PermanentFailure, ShopCallFailed
 from bridge.models import OutboxMessage, Shop
 from bridge.money import parse_amount, to_decimal_string
-from bridge.order_rules import partial_payment_note
+from bridge.order_rules import partial_payment_note, payment_note
 from bridge.security import SecretBox
 from bridge.statement_links import StatementLinks, without_link
 from bridge.usecases.pushes import Outcome, PaidOtherwise, RefundCreated, WalletTaken, WithdrawalRefused
 from sync.woocommerce.client import WooShop
+from webhooks.woocommerce.payloads import BRIDGE_FEE_NAMES, DISCOUNT_FEE_NAME, WALLET_FEE_NAME
 
 PAYMENT_MARKER = "_wallet_bridge_payment"
+ATTEMPT_MARKER = "_wallet_bridge_attempt"  # the payment attempt whose fee lines the order carries
 FEE_MARKER = "_wallet_bridge_wallet_fee"
-WALLET_FEE_NAME = "Paid from wallet"
 PAID_STATUSES = ("processing", "completed")
 UNDONE_STATUSES = ("cancelled", "refunded")
-DISCOUNT_FEE_NAME = "Wallet discount"
 
 
 # a note for the customer → the same note with a fresh link to their wallet's statement
@@ -46,18 +46,26 @@ def mark_paid(api: WooShop, payload: dict, for_customer: CustomerNote) -> list[O
     if _meta(order, PAYMENT_MARKER) != marker and order.get("status") in UNDONE_STATUSES:
         return []  # cancelled on the shop meanwhile: its delivery returns the payment
     if _meta(order, PAYMENT_MARKER) != marker and order.get("status") not in PAID_STATUSES:
-        body: dict = {"set_paid": True, "meta_data": [{"key": PAYMENT_MARKER, "value": marker}]}
+        body: dict = {"set_paid": True, "meta_data": [{"key": PAYMENT_MARKER, "value": marker}, _attempt(payload)]}
         if payload["transaction_id"] is not None:
             body["transaction_id"] = f"wallet-bridge-{payload['transaction_id']}"
         if order.get("status") == "on-hold" or _amount(order, "total") == 0:  # set_paid moves neither
             body["status"] = "processing"
-        if payload.get("discount"):
-            order = _lower_total_by(api, order, DISCOUNT_FEE_NAME, payload["discount"], body)
+        if payload.get("replace_fees"):  # an earlier attempt's fee lines: their money went back to the wallet
+            body["fee_lines"] = _removed_wallet_fees(order)
+        if payload.get("discount"):  # at least the discount: the wallet gets back what the shop took off more
+            order = _lower_total_by(api, order, DISCOUNT_FEE_NAME, payload["discount"], body, at_least=True)
         else:
             order = api.put(f"orders/{order_id}", body).body
-    if payload["note"]:
-        _note_once(api, order_id, for_customer(payload["note"]))
-    return [WalletTaken(order_id, payload["amount"], _amount(order, "total"), marker)] if payload["amount"] else []
+    note, total = payload["note"], _amount(order, "total")
+    if note and payload.get("discount") and "balance" in payload and 0 < total < payload["amount"]:
+        # the shop took a cent more off than the discount: the wallet pays its total, the cent goes back
+        note = payment_note(
+            total, payload["balance"] + payload["amount"] - total, order["currency"], payload["attempt"]
+        )
+    if note:
+        _note_once(api, order_id, for_customer(note))
+    return [WalletTaken(order_id, payload["amount"], total, marker)] if payload["amount"] else []
 
 
 def add_wallet_fee(api: WooShop, payload: dict, for_customer: CustomerNote) -> list[Outcome]:
@@ -70,37 +78,81 @@ def add_wallet_fee(api: WooShop, payload: dict, for_customer: CustomerNote) -> l
     if not added and order.get("status") in PAID_STATUSES and not payload.get("reopen"):
         return [PaidOtherwise(order_id)]  # paid in full another way before the fee came
     if not added:
-        body: dict = {"meta_data": [{"key": FEE_MARKER, "value": marker}]}
+        body: dict = {"meta_data": [{"key": FEE_MARKER, "value": marker}, _attempt(payload)]}
         if payload.get("reopen"):  # a paid order whose total grew beyond the wallet: it needs paying again
             body["status"] = "pending"
+        if payload.get("replace_fees"):  # an earlier attempt's fee lines: their money went back to the wallet
+            body["fee_lines"] = _removed_wallet_fees(order)
         order = _lower_total_by(api, order, WALLET_FEE_NAME, payload["amount"], body)
     lowered = min(_lowered_by(order, WALLET_FEE_NAME), payload["amount"])
     left = _amount(order, "total")
     if left == 0 and order.get("status") not in PAID_STATUSES:
         order = api.put(f"orders/{order_id}", {"set_paid": True, "status": "processing"}).body
-    _note_once(api, order_id, for_customer(partial_payment_note(lowered, left, order["currency"])))
+    note = partial_payment_note(lowered, left, order["currency"], payload.get("attempt", 1))
+    _note_once(api, order_id, for_customer(note))
     return [WalletTaken(order_id, payload["amount"], lowered, marker)]
 
 
-def _lower_total_by(api: WooShop, order: dict, name: str, amount: int, body: dict) -> dict:
+def _lower_total_by(api: WooShop, order: dict, name: str, amount: int, body: dict, at_least: bool = False) -> dict:
     """Add a negative fee that lowers the order's total by `amount`: exactly where the shop's rounding allows,
-    never by more. WooCommerce taxes a negative fee in proportion to the order's taxable costs whatever its
-    tax_status (WC_Order_Item_Fee::calculate_taxes), so the fee itself is what is left once that tax is out;
-    the shop's answer is then read and the fee corrected by the cents its rounding moved."""
+    else never by more (the wallet's part: the shop must not ask less than the rest) or, `at_least`, never by
+    less (a discount: the wallet pays the shop's total, and gets back what it was charged above it).
+    WooCommerce taxes a negative fee in proportion to the order's taxable costs whatever its tax_status
+    (WC_Order_Item_Fee::calculate_taxes), so the fee itself is what is left once that tax is out; the shop's
+    answer is then read and the fee corrected by the cents its rounding moved."""
+
+    def acceptable(order: dict) -> bool:
+        lowered = _lowered_by(order, name)
+        return lowered >= amount or _amount(order, "total") == 0 if at_least else lowered <= amount
+
     net = _untaxed_part(order, amount)
-    order = api.put(f"orders/{order['id']}", {**body, "fee_lines": [_fee(name, net, order["currency"])]}).body
-    best = net if _lowered_by(order, name) <= amount else None  # the largest fee known not to lower too much
+    fees = [*body.get("fee_lines", []), _fee(name, net, order["currency"])]
+    order = api.put(f"orders/{order['id']}", {**body, "fee_lines": fees}).body
+    best = net if acceptable(order) else None  # the fee nearest the amount known to be on the right side of it
     for _ in range(3):
         lowered = _lowered_by(order, name)
         if lowered == amount or (lowered < amount and _amount(order, "total") == 0):
             return order
         net = max(net + (_untaxed_part(order, amount - lowered) or (1 if amount > lowered else -1)), 0)
         order = _set_fee(api, order, name, net)
-        if _lowered_by(order, name) <= amount:
+        if acceptable(order):
             best = net
-    if best is not None and _lowered_by(order, name) > amount:
+    if best is not None and not acceptable(order):
         order = _set_fee(api, order, name, best)
     return order
+
+
+def _attempt(payload: dict) -> dict:
+    return {"key": ATTEMPT_MARKER, "value": str(payload.get("attempt", 1))}
+
+
+def remove_wallet_fees(api: WooShop, payload: dict, for_customer: CustomerNote) -> list[Outcome]:
+    """The attempt's wallet money went back to the wallet (cancelled, trashed, failed and released) before the
+    rest was paid: its fee lines leave the order, so that the shop asks the whole total again if it is ever
+    paid. Lines a later attempt wrote stay."""
+    order_id = payload["order_id"]
+    try:
+        order = api.get(f"orders/{order_id}").body
+    except PermanentFailure as exc:
+        if exc.status == 404:  # deleted for good: no total left to correct
+            return []
+        raise
+    if int(_meta(order, ATTEMPT_MARKER) or 1) > payload["attempt"]:
+        return []
+    if order.get("date_paid_gmt") or order.get("date_paid"):
+        # the rest was paid another way: the order's total is what that payment was, and what the shop lets
+        # the merchant refund of it (a fee taken off would let a refund return the wallet's part twice)
+        return []
+    if removed := _removed_wallet_fees(order):
+        api.put(f"orders/{order_id}", {"fee_lines": removed})
+    return []
+
+
+def _removed_wallet_fees(order: dict) -> list[dict]:
+    """The order's fee lines written by the bridge, as lines that remove them (a null name removes a line)."""
+    return [
+        {"id": fee["id"], "name": None} for fee in order.get("fee_lines") or [] if fee.get("name") in BRIDGE_FEE_NAMES
+    ]
 
 
 def _set_fee(api: WooShop, order: dict, name: str, net: int) -> dict:
@@ -230,6 +282,7 @@ PUSHERS = {
     "order.mark_paid": mark_paid,
     "order.add_wallet_fee": add_wallet_fee,
     "order.mark_unpaid": mark_unpaid,
+    "order.remove_wallet_fees": remove_wallet_fees,
     "order.note": add_note,
     "order.refund": refund_order,
     "order.create_refund": create_refund,

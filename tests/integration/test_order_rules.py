@@ -163,7 +163,7 @@ def test_two_refunds_in_one_delivery_apply_both(session, live_shop):
     apply_order(session, live_shop, order(), ACTOR)
     apply_order(session, live_shop, paid(refunds=refunds((13, 500), (14, 325))), ACTOR)
     notes = [p["note"] for kind, p in messages(session) if kind == "order.note"]
-    assert notes == ["Refund of €5.00 credited to your wallet.", "Refund of €3.25 credited to your wallet."]
+    assert notes == ["Refund #13 of €5.00 credited to your wallet.", "Refund #14 of €3.25 credited to your wallet."]
 
 
 def test_partly_paid_order_refund_to_the_card_credits_nothing_until_the_order_is_refunded_in_full(session, shop):

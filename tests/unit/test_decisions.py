@@ -137,6 +137,36 @@ def test_an_edited_total_is_neither_what_the_wallet_holds_nor_a_settled_total():
     assert not decisions.total_edited(replace(paid, payment_outcome=PaymentOutcome.PARTIAL), snapshot(total=1200))
 
 
+def test_a_wallet_part_is_cut_only_when_the_shop_capped_the_fee_of_a_partly_paid_order():
+    partial = Record(payment_outcome=PaymentOutcome.PARTIAL, wallet_paid=1500, paid_in_part=True)
+    cut = snapshot(total=0, phase=orders.AWAITING_PAYMENT, wallet_fees=999)
+    assert decisions.wallet_part_cut(partial, cut) == 501
+    assert decisions.wallet_part_cut(partial, replace(cut, total=1)) == 0  # something left: the fee stands whole
+    assert decisions.wallet_part_cut(partial, replace(cut, wallet_fees=None)) == 0  # the body does not say
+    assert decisions.wallet_part_cut(partial, replace(cut, phase=orders.CANCELLED)) == 0  # a cancellation returns all
+    assert decisions.wallet_part_cut(partial, replace(cut, refunds=(RefundSnapshot("9", 100, ""),))) == 0
+    assert decisions.wallet_part_cut(replace(partial, payment_outcome=PaymentOutcome.PAID), cut) == 0
+    assert decisions.wallet_part_cut(replace(partial, wallet_refunded=501), cut) == 0  # returned already
+
+
+def test_an_order_binds_no_customer_once_all_it_moved_went_back():
+    reversed_ = Record(payment_outcome=PaymentOutcome.REVERSED, wallet_paid=1999, wallet_refunded=1999)
+    assert decisions.all_given_back(reversed_)
+    assert not decisions.all_given_back(replace(reversed_, wallet_refunded=1000))  # part of it still held
+    assert not decisions.all_given_back(replace(reversed_, points_earned=19, points_clawed_back=10))
+    assert not decisions.all_given_back(replace(reversed_, payment_outcome=PaymentOutcome.PAID))
+
+
+def test_a_partly_paid_order_awaiting_the_rest_changed_when_the_shop_asks_another_amount():
+    partial = Record(total=2998, payment_outcome=PaymentOutcome.PARTIAL, wallet_paid=1000, paid_in_part=True)
+    edited = snapshot(total=3488, phase=orders.AWAITING_PAYMENT, wallet_fees=1000)
+    assert decisions.partial_total_changed(partial, edited)
+    assert not decisions.partial_total_changed(partial, replace(edited, total=2998))  # as last seen
+    assert not decisions.partial_total_changed(partial, replace(edited, wallet_fees=999))  # the fee being written
+    assert not decisions.partial_total_changed(partial, replace(edited, phase=orders.PAID))  # paid: nothing left
+    assert not decisions.partial_total_changed(partial, replace(edited, total=0))  # a cut fee: settled apart
+
+
 def test_what_was_paid_by_other_means():
     partial = Record(payment_outcome=PaymentOutcome.PARTIAL, wallet_paid=300, paid_in_part=True)
     assert decisions.paid_by_other_means(partial, snapshot(total=700), pays_by_wallet=True) == 700

@@ -18,6 +18,9 @@ def test_messages_to_the_shop_say_what_they_were_for():
     assert message_purpose("order.note", {"order_id": "1", "note": "x", "customer_note": False}, "EUR") == (
         "Note on order #1 (private): “x”"
     )
+    assert message_purpose("order.remove_wallet_fees", {"order_id": "8", "attempt": 1}, "EUR") == (
+        "Take the wallet's fee lines off order #8: their money went back"
+    )
 
 
 def test_deliveries_are_named_by_what_they_are_about():

@@ -32,7 +32,9 @@ from webhooks.payload_fields import (
 )
 
 __all__ = [
+    "DISCOUNT_FEE_NAME",
     "PHASES",
+    "WALLET_FEE_NAME",
     "TOPICS_HANDLED",
     "WHOLE_PAYLOAD",
     "PayloadInvalid",
@@ -40,6 +42,12 @@ __all__ = [
     "parse_order",
     "parse_trashed_order",
 ]
+
+# The fee lines the bridge writes on an order (sync/woocommerce/pushes.py): the wallet's part of a partial payment,
+# and the discount for paying by wallet. Each lowers the order's total by its amount and the tax the shop puts on it.
+WALLET_FEE_NAME = "Paid from wallet"
+DISCOUNT_FEE_NAME = "Wallet discount"
+BRIDGE_FEE_NAMES = (WALLET_FEE_NAME, DISCOUNT_FEE_NAME)
 
 TOPICS_HANDLED = frozenset({"customer.created", "customer.updated", "order.created", "order.updated", "order.deleted"})
 
@@ -76,6 +84,13 @@ class _LineItemSchema(Schema):
     total = MoneyText(required=True)  # after coupons, without tax (WooCommerce keeps item totals net)
 
 
+class _FeeLineSchema(Schema):
+    # Other plugins' fee lines are none of the bridge's business: only its own are read (`_wallet_fees`).
+    name = fields.Raw(allow_none=True, load_default=None)
+    total = fields.Raw(allow_none=True, load_default="0")
+    total_tax = fields.Raw(allow_none=True, load_default="0")
+
+
 class _MetaSchema(Schema):
     key = Text(required=True)
     value = fields.Raw(allow_none=True, load_default=None)  # kept as-is: plugins store any JSON there
@@ -94,6 +109,7 @@ class _OrderSchema(Schema):
     refunds = fields.List(fields.Nested(_RefundSchema), load_default=list)
     line_items = fields.List(fields.Nested(_LineItemSchema), load_default=None)
     shipping_total = MoneyText(load_default="0")  # without tax: shipping_tax is apart
+    fee_lines = fields.List(fields.Nested(_FeeLineSchema), load_default=list)
     meta_data = fields.List(fields.Nested(_MetaSchema), load_default=list)
     # Site time has no offset; the *_gmt twin is UTC. Used to tell a late, older state from a newer one.
     date_modified_gmt = fields.NaiveDateTime(allow_none=True, load_default=None)
@@ -143,10 +159,11 @@ def parse_order(data: dict) -> OrderSnapshot:
         refunds=_refunds(order["refunds"], currency),
         meta={item["key"]: item["value"] for item in order["meta_data"]},  # a repeated key: the last wins
         modified_at=order["date_modified_gmt"].replace(tzinfo=UTC) if order["date_modified_gmt"] else None,
-        paid_in_shop=True if order["date_paid_gmt"] else None,  # kept after a cancellation; else the state says
+        paid_in_shop=_paid_in_shop(order["date_paid_gmt"], order["status"], "date_paid_gmt" in data),
         refunds_complete="refunds" in data,
         items_excluding_tax=_items_total(order["line_items"], currency),
         shipping_excluding_tax=minor_units(order["shipping_total"], currency, "shipping_total"),
+        wallet_fees=_wallet_fees(order["fee_lines"], currency) if "fee_lines" in data else None,
     )
 
 
@@ -183,6 +200,32 @@ def _refunds(items: list[dict], currency: str) -> tuple[RefundSnapshot, ...]:
         reason = item["reason"] or item["refund"] or ""
         refunds.append(RefundSnapshot(external_id=str(item["id"]), amount=-signed, reason=reason))
     return tuple(refunds)
+
+
+def _paid_in_shop(date_paid, status: str, said: bool) -> bool | None:
+    """Whether the shop recorded a payment. `date_paid` is set when the order reaches its paid status and kept
+    after a cancellation or a refund, so an order without it was never paid — even one the merchant set
+    "refunded" by hand, for which WooCommerce makes a refund of the whole total (wc_order_fully_refunded).
+    Only a paid status without it is left to the status to say: WooCommerce does not date an order of
+    virtual goods it moves to processing (WC_Order::maybe_set_date_paid). A body without the key: unknown."""
+    if date_paid:
+        return True
+    if not said or PHASES.get(status) == orders.PAID:
+        return None
+    return False
+
+
+def _wallet_fees(fees: list[dict], currency: str) -> int:
+    """What the bridge's own fee lines take off the order's total now: their amounts and the tax on them."""
+    taken = 0
+    for index, fee in enumerate(fees):
+        if fee["name"] in BRIDGE_FEE_NAMES:
+            for key in ("total", "total_tax"):
+                path = f"fee_lines.{index}.{key}"
+                if not isinstance(fee[key], str):
+                    raise PayloadInvalid({path: "Not a decimal string (amounts are strings, never numbers)."})
+                taken -= minor_units(fee[key], currency, path)
+    return max(taken, 0)
 
 
 def _items_total(items: list[dict] | None, currency: str) -> int | None:

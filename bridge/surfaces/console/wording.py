@@ -47,6 +47,7 @@ def message_purpose(kind: str, payload: dict, currency: str) -> str:
         "order.mark_paid": lambda: f"Mark {order} paid from the wallet",
         "order.add_wallet_fee": lambda: f"Take {money('amount')} off {order} as paid from the wallet",
         "order.mark_unpaid": lambda: f"Set {order} to {payload.get('status')}: the wallet could not pay it",
+        "order.remove_wallet_fees": lambda: f"Take the wallet's fee lines off {order}: their money went back",
         "order.note": lambda: (
             f"Note on {order}"
             + ("" if payload.get("customer_note", True) else " (private)")
