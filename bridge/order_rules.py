@@ -741,11 +741,9 @@ def _check_refunds_fit(ctx: OrderContext) -> None:
     moves, and the delivery stays failed for the merchant to look at. Checked when a refund is new: one
     applied before was checked then, and a total edited below it afterwards (the shop allows it) must not
     stop the order's later states (a cancellation) from moving what they must."""
-    applied = set(
-        ctx.session.execute(select(OrderRefund.external_id).where(OrderRefund.shop_order_id == ctx.record.id))
-        .scalars()
-        .all()
-    )
+    if not ctx.order.refunds:
+        return
+    applied = _recorded_refund_ids(ctx)
     if all(refund.external_id in applied for refund in ctx.order.refunds):
         return
     refunded = sum(refund.amount for refund in ctx.order.refunds)
@@ -755,6 +753,12 @@ def _check_refunds_fit(ctx: OrderContext) -> None:
             f"total of {format_amount(ctx.order.total, ctx.order.currency)}; nothing was credited",
             code="refunds_exceed_order",
         )
+
+
+def _recorded_refund_ids(ctx: OrderContext) -> set[str]:
+    if ctx.new_record:
+        return set()
+    return set(ctx.session.scalars(select(OrderRefund.external_id).where(OrderRefund.shop_order_id == ctx.record.id)))
 
 
 def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
