@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import NamedTuple
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -68,11 +68,7 @@ class Arrival:
     def _keys(self) -> ShopKeys:
         """No such shop on this platform: a secret nobody holds, so the delivery fails its signature check like
         any forged one and the answer never says which shops exist."""
-        shop = self.session.execute(
-            select(Shop.platform, Shop.url, Shop.webhook_secret_enc, Shop.previous_webhook_secret_enc).where(
-                Shop.id == self.shop_id
-            )
-        ).first()
+        shop = self.session.connection().execute(_SHOP_KEYS, {"shop_id": self.shop_id}).first()
         if shop is None or shop.platform != self.platform:
             return ShopKeys([secrets.token_urlsafe(32)], "")
         tokens = (shop.webhook_secret_enc, shop.previous_webhook_secret_enc)
@@ -131,20 +127,30 @@ def _insert(
     error: str | None = None,
 ) -> int:
     """One INSERT … RETURNING id: a delivery is written once here and read back only by whoever applies it."""
-    return session.execute(
-        insert(InboxDelivery)
-        .values(
-            shop_id=shop_id,
-            platform=platform,
-            topic=topic[:60],
-            resource_id=resource_id,
-            delivery_id=(delivery_id or "")[:100] or None,
-            body=body,
-            status=status,
-            error=error,
-        )
-        .returning(InboxDelivery.id)
-    ).scalar_one()
+    values = {
+        "shop_id": shop_id,
+        "platform": platform,
+        "topic": topic[:60],
+        "resource_id": resource_id,
+        "delivery_id": (delivery_id or "")[:100] or None,
+        "body": body,
+        "status": status,
+        "error": error,
+    }
+    return session.connection().execute(_STORE, values).scalar_one()
+
+
+# Built once, in Core: every delivery runs these, and building or ORM-compiling them costs more than running them.
+_SHOPS, _INBOX = Shop.__table__, InboxDelivery.__table__
+_SHOP_KEYS = select(
+    _SHOPS.c.platform, _SHOPS.c.url, _SHOPS.c.webhook_secret_enc, _SHOPS.c.previous_webhook_secret_enc
+).where(_SHOPS.c.id == bindparam("shop_id"))
+_STORE = insert(_INBOX).returning(_INBOX.c.id)
+_MARK_APPLIED = (
+    update(_INBOX)
+    .where(_INBOX.c.id == bindparam("inbox_id"))
+    .values(status=InboxStatus.APPLIED, applied_at=bindparam("applied_at"), error=None)
+)
 
 
 def apply_received(sessions: sessionmaker[Session], platforms: TopicsByPlatform, limit: int = 50) -> int:
@@ -234,11 +240,7 @@ def _apply_locked(session: Session, row, apply: Apply, parsed: object) -> InboxS
     if row.status in (InboxStatus.APPLIED, InboxStatus.IGNORED):
         return InboxStatus(row.status)
     apply(session, row.Shop, parsed, Actor("webhook", f"{row.platform}:{row.id}"))
-    session.execute(
-        update(InboxDelivery)
-        .where(InboxDelivery.id == row.id)
-        .values(status=InboxStatus.APPLIED, applied_at=utcnow(), error=None)
-    )
+    session.connection().execute(_MARK_APPLIED, {"inbox_id": row.id, "applied_at": utcnow()})
     return InboxStatus.APPLIED
 
 
