@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -75,6 +76,22 @@ def shop_addresses(monkeypatch):
     monkeypatch.setattr(shop_http, "resolve", _no_dns)
     with shop_http.private_addresses_allowed():
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashes():
+    """argon2 at its cheapest in this process: the production parameters (bridge/users.py: 64 MiB, 3 passes, 4
+    lanes) cost about a second per hash or check on a busy 2-CPU machine, and the console's tests sign in by the
+    hundred. Hashes are still argon2id and checked the same way; processes the tests start (the CLI, gunicorn)
+    keep the production parameters."""
+    from bridge import users
+
+    production = users._hasher
+    users._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    users._dummy_hash.cache_clear()
+    yield
+    users._hasher = production
+    users._dummy_hash.cache_clear()
 
 
 def _no_dns(host: str, port: int) -> list[str]:
