@@ -6,7 +6,7 @@ starts from empty tables: a copied SQLite file, or TRUNCATE on PostgreSQL.
 Durability the tests never look at is not paid for: the SQLite files live in RAM (/dev/shm, where there is one:
 no fsync per commit) and the PostgreSQL test database commits without waiting for its WAL to reach the disk
 (synchronous_commit=off: what a transaction sees and when it commits are unchanged; only a crash of the server
-itself could lose the last commits). What each saves: README, "How long `make test` takes".
+itself could lose the last commits). What each saves: README ("How long `make test` takes").
 """
 
 from __future__ import annotations
