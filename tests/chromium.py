@@ -46,7 +46,14 @@ def chromium():
 
 
 def screenshot(page, name: str) -> Path:
-    OUTPUT.mkdir(parents=True, exist_ok=True)
-    path = OUTPUT / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    return save_screenshot(page, OUTPUT / f"{name}.png")
+
+
+def save_screenshot(page, path: Path) -> Path:
+    """The whole page as a PNG at `path`, replaced in one step: `make test` runs its SQLite and PostgreSQL passes
+    side by side, and both take the same screenshots (docs/screenshots/ among them)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_bytes(page.screenshot(full_page=True))
+    os.replace(partial, path)
     return path

@@ -2,6 +2,11 @@
 
 Each pytest session migrates one fresh database (proving the migrations from empty); each test then
 starts from empty tables: a copied SQLite file, or TRUNCATE on PostgreSQL.
+
+Durability the tests never look at is not paid for: the SQLite files live in RAM (/dev/shm, where there is one:
+no fsync per commit) and the PostgreSQL test database commits without waiting for its WAL to reach the disk
+(synchronous_commit=off: what a transaction sees and when it commits are unchanged; only a crash of the server
+itself could lose the last commits). What each saves: README ("How long `make test` takes").
 """
 
 from __future__ import annotations
@@ -9,9 +14,12 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -32,6 +40,24 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "real_store: against a real WooCommerce store (../shared/realstore; runs in the PostgreSQL pass)"
     )
+    config.addinivalue_line(
+        "markers",
+        "database_free: touches no database (all of tests/unit, and modules that say so): the same on either "
+        "backend, so `make test` runs it in the SQLite pass only",
+    )
+
+
+UNIT = Path(__file__).resolve().parent / "unit"
+
+
+def pytest_collection_modifyitems(config, items):
+    """tests/unit is database-free by definition (README); a database-free test that asks for a database is a
+    mistake that would hide it from the PostgreSQL pass, so it stops the run."""
+    for item in items:
+        if UNIT in item.path.parents:
+            item.add_marker(pytest.mark.database_free)
+        if item.get_closest_marker("database_free") and "database_url" in getattr(item, "fixturenames", ()):
+            raise pytest.UsageError(f"{item.nodeid} is marked database_free but uses a database (database_url)")
 
 
 def pytest_report_header(config):
@@ -52,18 +78,49 @@ def shop_addresses(monkeypatch):
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashes():
+    """argon2 at its cheapest in this process: the production parameters (bridge/users.py: 64 MiB, 3 passes, 4
+    lanes) cost about a second per hash or check on a busy 2-CPU machine, and the console's tests sign in by the
+    hundred. Hashes are still argon2id and checked the same way; processes the tests start (the CLI, gunicorn)
+    keep the production parameters."""
+    from bridge import users
+
+    production = users._hasher
+    users._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    users._dummy_hash.cache_clear()
+    yield
+    users._hasher = production
+    users._dummy_hash.cache_clear()
+
+
 def _no_dns(host: str, port: int) -> list[str]:
     if host == "localhost":
         return ["127.0.0.1"]
     raise socket.gaierror(socket.EAI_NONAME, f"tests look up no names ({host})")
 
 
+RAM = Path("/dev/shm")
+
+
 @pytest.fixture(scope="session")
-def migrated_database(tmp_path_factory):
+def sqlite_directory(tmp_path_factory):
+    """Where the SQLite test databases go: a fresh directory in RAM when the machine has /dev/shm, removed at the
+    end of the session; else pytest's temporary directory."""
+    if not (RAM.is_dir() and os.access(RAM, os.W_OK)):
+        yield tmp_path_factory.mktemp("db")
+        return
+    directory = Path(tempfile.mkdtemp(prefix="wallet-bridge-tests-", dir=RAM))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def migrated_database(request):
     """A database migrated from empty: a template SQLite file, or a new PostgreSQL database."""
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
-        template = tmp_path_factory.mktemp("db") / "template.db"
+        template = request.getfixturevalue("sqlite_directory") / "template.db"
         upgrade(f"sqlite:///{template}")
         yield {"kind": "sqlite", "template": template}
         return
@@ -71,6 +128,7 @@ def migrated_database(tmp_path_factory):
     name = f"wb_test_{uuid.uuid4().hex[:10]}"
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
+        connection.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
     test_url = make_url(url).set(database=name).render_as_string(hide_password=False)
     upgrade(test_url)
     yield {"kind": "postgresql", "url": test_url}
@@ -80,18 +138,21 @@ def migrated_database(tmp_path_factory):
 
 
 @pytest.fixture
-def database_url(migrated_database, tmp_path):
+def database_url(migrated_database):
     if migrated_database["kind"] == "sqlite":
-        path = tmp_path / "wallet-bridge.db"
+        path = migrated_database["template"].with_name(f"{uuid.uuid4().hex}.db")
         shutil.copy(migrated_database["template"], path)
-        return f"sqlite:///{path}"
+        yield f"sqlite:///{path}"
+        for leftover in path.parent.glob(f"{path.name}*"):  # the file, its -wal and -shm (RAM is not for keeping)
+            leftover.unlink(missing_ok=True)
+        return
     url = migrated_database["url"]
     engine = create_engine(url)
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
-    return url
+    yield url
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.browser.test_console_browser import sign_in
-from tests.chromium import screenshot
+from tests.chromium import save_screenshot, screenshot
 from tests.console_support import make_user, move
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"  # kept in git
@@ -81,4 +81,4 @@ def test_the_reports_page_screenshot_for_the_docs(page, services, shop):
     sign_in(page)
     page.goto(f"/shops/{s.id}/reports?start=2025-03-01&end=2025-06-30&granularity=month")
     assert page.locator("#table-wallet svg").count() == 1
-    page.screenshot(path=str(DOCS / "reports.png"), full_page=True)
+    save_screenshot(page, DOCS / "reports.png")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bridge.statement_links import make_statement_token
+from tests.chromium import save_screenshot
 from tests.console_support import move
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"  # kept in git
@@ -40,7 +41,7 @@ def test_the_statement_is_styled_and_reads_well_on_a_desktop(page, statement_url
     assert page.inner_text("#balance") == "€45.49"
     amounts = page.locator("td.amount").all_inner_texts()
     assert amounts == ["+€5.00", "+€12.99", "-€32.50", "+€50.00", "+€10.00"]  # newest first
-    page.screenshot(path=str(DOCS / "statement-desktop.png"), full_page=True)
+    save_screenshot(page, DOCS / "statement-desktop.png")
 
 
 def test_the_statement_reads_well_on_a_phone(page, statement_url):
@@ -52,7 +53,7 @@ def test_the_statement_reads_well_on_a_phone(page, statement_url):
         assert box["height"] < 2 * line_height  # a date and time on one line, never a word per line
     amount, date = page.locator("td.amount").first.bounding_box(), page.locator("td.when").first.bounding_box()
     assert amount["x"] > date["x"] + date["width"]  # the amount beside the date, at the right
-    page.screenshot(path=str(DOCS / "statement-phone.png"), full_page=True)
+    save_screenshot(page, DOCS / "statement-phone.png")
 
 
 def test_an_expired_link_shows_a_page_not_json(page, statement_url):

@@ -25,6 +25,9 @@ from webhooks.shopify.payloads import (
 )
 from webhooks.signing import is_valid_signature
 
+# No database here: the SQLite pass of `make test` runs these, the PostgreSQL pass need not run them again.
+pytestmark = pytest.mark.database_free
+
 TOKEN = "shpat_test_token"
 SECRET = "shopify-test-secret"
 HOOK_URL = "http://bridge.test/webhooks/shopify/1"

@@ -17,6 +17,9 @@ from flask import Flask, request
 
 from simulator import ManualClock, create_simulator
 
+# No database here: the SQLite pass of `make test` runs these, the PostgreSQL pass need not run them again.
+pytestmark = pytest.mark.database_free
+
 CAPTURED = Path(__file__).parents[1] / "fixtures" / "woocommerce" / "captured"
 SECRET = "realwoo-webhook-secret"
 HOOK_URL = "http://bridge.test/hooks"

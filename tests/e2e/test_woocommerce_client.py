@@ -11,6 +11,9 @@ import responses
 from simulator import create_simulator
 from sync.woocommerce.client import WooShop
 
+# No database here: the SQLite pass of `make test` runs these, the PostgreSQL pass need not run them again.
+pytestmark = pytest.mark.database_free
+
 KEY, SECRET = "ck_client0123456789abcdef", "cs_client0123456789abcdef"
 
 

@@ -15,6 +15,9 @@ from webhooks.shopify.payloads import parse_customer as parse_shopify_customer
 from webhooks.shopify.payloads import parse_order as parse_shopify_order
 from webhooks.woocommerce.payloads import parse_customer, parse_order
 
+# No database here: the SQLite pass of `make test` runs these, the PostgreSQL pass need not run them again.
+pytestmark = pytest.mark.database_free
+
 
 def _paths(node, prefix=""):
     """Every dotted path inside a JSON document."""

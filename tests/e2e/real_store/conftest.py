@@ -70,12 +70,14 @@ def store(store_launch):
 
 @pytest.fixture(scope="package")
 def bridge_database(store_launch):
-    """A scratch database beside TEST_DATABASE_URL, migrated; dropped at the end."""
+    """A scratch database beside TEST_DATABASE_URL, migrated, committing without waiting for the disk (as the
+    suite's own test database); dropped at the end."""
     url = os.environ["TEST_DATABASE_URL"]
     admin = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     name = f"wb_realstore_{secrets.token_hex(5)}"
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
+        connection.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))  # as tests/conftest.py
     scratch = make_url(url).set(database=name).render_as_string(hide_password=False)
     upgrade(scratch)
     yield scratch
