@@ -29,6 +29,16 @@ from tests.e2e.test_wallet_orders_on_the_shop import fund
 BONUS = 500  # the connected shop's sign-up bonus
 
 
+def alices_wallet_order(client, services, shop, sim, clock, *, funded: int, total: str) -> tuple[int, int]:
+    """Alice, her wallet funded (the sign-up bonus of 5.00 on top), places a wallet order; its delivery is applied."""
+    alice = sim.create_customer("alice@example.test", "Alice")["id"]
+    fund(client, shop, alice, funded)
+    clock.advance()
+    order_id = sim.place_order(alice, total=total, payment_method="wallet")["id"]
+    push(services)
+    return alice, order_id
+
+
 def test_an_unpaid_card_order_set_refunded_gives_the_wallet_nothing(client, services, shop, sim, clock, connected):
     """WooCommerce makes a refund of the whole total when the merchant sets an order refunded
     (wc_order_fully_refunded), paid or not: nobody paid this one, so nothing is returned to anyone."""
@@ -47,11 +57,9 @@ def test_an_unpaid_card_order_set_refunded_gives_the_wallet_nothing(client, serv
 def test_a_partly_paid_order_set_refunded_before_the_rest_was_paid_returns_only_the_wallet_part(
     client, services, shop, sim, clock, connected
 ):
-    alice = sim.create_customer("alice@example.test", "Alice")["id"]
-    fund(client, shop, alice, 500)  # with the bonus: 10.00
-    clock.advance()
-    order_id = sim.place_order(alice, total="39.98", payment_method="wallet")["id"]
-    push(services)
+    alice, order_id = alices_wallet_order(
+        client, services, shop, sim, clock, funded=500, total="39.98"
+    )  # with the bonus: 10.00
     assert sim.order(order_id)["total"] == "29.98"
     clock.advance()
 
@@ -66,11 +74,9 @@ def test_refunds_above_a_total_edited_afterwards_do_not_block_the_cancellation(
 ):
     """The shop lets the merchant edit an order below what was refunded already; the refund was checked when it
     came, and the order's later states (here its cancellation) still move the money they must."""
-    alice = sim.create_customer("alice@example.test", "Alice")["id"]
-    fund(client, shop, alice, 4_500)  # with the bonus: 50.00
-    clock.advance()
-    order_id = sim.place_order(alice, total="19.99", payment_method="wallet")["id"]
-    push(services)
+    alice, order_id = alices_wallet_order(
+        client, services, shop, sim, clock, funded=4_500, total="19.99"
+    )  # with the bonus: 50.00
     clock.advance()
     sim.refund(order_id, "10.00")
     push(services)
@@ -91,11 +97,9 @@ def test_a_partly_paid_order_cancelled_and_set_pending_again_is_charged_on_its_w
 ):
     """The cancellation returned the wallet part, but its fee line stays on the order: the new attempt pays the
     order's whole total and replaces that line, so the shop does not give the old wallet part away."""
-    alice = sim.create_customer("alice@example.test", "Alice")["id"]
-    fund(client, shop, alice, 500)  # with the bonus: 10.00
-    clock.advance()
-    order_id = sim.place_order(alice, total="39.98", payment_method="wallet")["id"]
-    push(services)
+    alice, order_id = alices_wallet_order(
+        client, services, shop, sim, clock, funded=500, total="39.98"
+    )  # with the bonus: 10.00
     clock.advance()
     sim.set_status(order_id, "cancelled")
     push(services)
@@ -117,11 +121,9 @@ def test_a_discounted_wallet_order_cancelled_and_set_pending_again_gets_one_disc
     client, services, shop, sim, clock, connected
 ):
     configure(services, shop.shop.id, wallet_discount_kind="percent", wallet_discount_value=1_000)
-    alice = sim.create_customer("alice@example.test", "Alice")["id"]
-    fund(client, shop, alice, 4_500)  # with the bonus: 50.00
-    clock.advance()
-    order_id = sim.place_order(alice, total="20.00", payment_method="wallet")["id"]
-    push(services)
+    alice, order_id = alices_wallet_order(
+        client, services, shop, sim, clock, funded=4_500, total="20.00"
+    )  # with the bonus: 50.00
     clock.advance()
     sim.set_status(order_id, "cancelled")
     push(services)
@@ -140,11 +142,9 @@ def test_a_partly_paid_order_edited_below_the_wallet_part_returns_the_rest_and_i
 ):
     """The shop cuts the wallet's fee line at a total of 0.00: the order asks nothing more, the wallet paid 15.00
     for an order of 9.99, and the 5.01 goes back."""
-    alice = sim.create_customer("alice@example.test", "Alice")["id"]
-    fund(client, shop, alice, 1_000)  # with the bonus: 15.00
-    clock.advance()
-    order_id = sim.place_order(alice, total="39.98", payment_method="wallet")["id"]
-    push(services)
+    alice, order_id = alices_wallet_order(
+        client, services, shop, sim, clock, funded=1_000, total="39.98"
+    )  # with the bonus: 15.00
     assert sim.order(order_id)["total"] == "24.98"
     clock.advance()
 
@@ -169,11 +169,9 @@ def test_a_cancelled_partly_paid_order_loses_its_wallet_fee_with_the_money_it_st
 ):
     """Else the shop would ask 29.98 for the 39.98 order if it were ever paid (a failed order the customer pays
     from their account after its wallet part went back)."""
-    alice = sim.create_customer("alice@example.test", "Alice")["id"]
-    fund(client, shop, alice, 500)  # with the bonus: 10.00
-    clock.advance()
-    order_id = sim.place_order(alice, total="39.98", payment_method="wallet")["id"]
-    push(services)
+    alice, order_id = alices_wallet_order(
+        client, services, shop, sim, clock, funded=500, total="39.98"
+    )  # with the bonus: 10.00
     clock.advance()
 
     sim.set_status(order_id, "cancelled")
@@ -214,11 +212,9 @@ def test_an_order_moved_to_another_customer_is_paid_again_by_that_customer(
 def test_a_partly_paid_order_edited_afterwards_tells_the_customer_what_is_left_to_pay(
     client, services, shop, sim, clock, connected
 ):
-    alice = sim.create_customer("alice@example.test", "Alice")["id"]
-    fund(client, shop, alice, 500)  # with the bonus: 10.00
-    clock.advance()
-    order_id = sim.place_order(alice, total="39.98", payment_method="wallet")["id"]
-    push(services)
+    alice, order_id = alices_wallet_order(
+        client, services, shop, sim, clock, funded=500, total="39.98"
+    )  # with the bonus: 10.00
     clock.advance()
 
     sim.update_order(order_id, shipping_lines=[{"method_id": "flat_rate", "method_title": "Flat", "total": "4.90"}])
@@ -233,11 +229,7 @@ def test_a_partly_paid_order_edited_afterwards_tells_the_customer_what_is_left_t
 
 
 def test_two_refunds_of_the_same_amount_are_two_notes(client, services, shop, sim, clock, connected):
-    alice = sim.create_customer("alice@example.test", "Alice")["id"]
-    fund(client, shop, alice, 4_500)
-    clock.advance()
-    order_id = sim.place_order(alice, total="19.99", payment_method="wallet")["id"]
-    push(services)
+    alice, order_id = alices_wallet_order(client, services, shop, sim, clock, funded=4_500, total="19.99")
     for _ in range(2):
         clock.advance()
         sim.refund(order_id, "5.00")
@@ -254,11 +246,9 @@ def test_two_refunds_of_the_same_amount_are_two_notes(client, services, shop, si
 def test_a_partly_paid_order_deleted_for_good_gives_its_wallet_part_back_and_leaves_no_failed_push(
     client, services, shop, sim, clock, connected
 ):
-    alice = sim.create_customer("alice@example.test", "Alice")["id"]
-    fund(client, shop, alice, 500)  # with the bonus: 10.00
-    clock.advance()
-    order_id = sim.place_order(alice, total="39.98", payment_method="wallet")["id"]
-    push(services)
+    alice, order_id = alices_wallet_order(
+        client, services, shop, sim, clock, funded=500, total="39.98"
+    )  # with the bonus: 10.00
     clock.advance()
 
     api = API(url=sim.base_url, consumer_key=KEY, consumer_secret=SECRET, version="wc/v3", timeout=5)
@@ -274,11 +264,9 @@ def test_a_partly_paid_order_whose_rest_was_paid_keeps_its_wallet_fee_when_cance
 ):
     """Its total is what the card paid, and what the shop lets the merchant refund: were the fee taken off, a
     refund of 39.98 would give the wallet its 10.00 a second time."""
-    alice = sim.create_customer("alice@example.test", "Alice")["id"]
-    fund(client, shop, alice, 500)  # with the bonus: 10.00
-    clock.advance()
-    order_id = sim.place_order(alice, total="39.98", payment_method="wallet")["id"]
-    push(services)
+    alice, order_id = alices_wallet_order(
+        client, services, shop, sim, clock, funded=500, total="39.98"
+    )  # with the bonus: 10.00
     clock.advance()
     sim.update_order(order_id, payment_method="bacs", set_paid=True)  # the card pays the 29.98 left
     push(services)
@@ -299,11 +287,9 @@ def test_a_failed_partly_paid_order_released_then_paid_by_card_is_paid_whole_and
 ):
     """After the wallet part went back (the shop's days passed), the customer pays the failed order from their
     account: the shop asks the whole 39.98 (the wallet's fee left with its money), so nothing is left to collect."""
-    alice = sim.create_customer("alice@example.test", "Alice")["id"]
-    fund(client, shop, alice, 500)  # with the bonus: 10.00
-    clock.advance()
-    order_id = sim.place_order(alice, total="39.98", payment_method="wallet")["id"]
-    push(services)
+    alice, order_id = alices_wallet_order(
+        client, services, shop, sim, clock, funded=500, total="39.98"
+    )  # with the bonus: 10.00
     clock.advance()
     sim.set_status(order_id, "failed")
     push(services)
