@@ -100,7 +100,10 @@ def insert_ignoring_conflict(
 def notify(session: Session, channel: str) -> None:
     """Wake the processes listening on `channel` when this transaction commits (PostgreSQL; SQLite: they poll)."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+        session.connection().execute(_NOTIFY, {"channel": channel})
+
+
+_NOTIFY = text("SELECT pg_notify(:channel, '')")  # built once: a deferred delivery's answer sends it every time
 
 
 class Listener:
