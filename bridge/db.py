@@ -85,16 +85,31 @@ def total(column):
     return cast(func.coalesce(func.sum(column), 0), BigInteger)
 
 
-def insert_ignoring_conflict(
-    session: Session, model: type[Base], values: dict, conflict_columns: list[str], *, autoflush: bool = True
-):
+def insert_ignoring_conflict(session: Session, model: type[Base], values: dict, conflict_columns: list[str]):
     """INSERT … ON CONFLICT DO NOTHING RETURNING *, on either database, in one statement: the new row as
     an ORM object, or None when the key exists. On PostgreSQL a concurrent insert of the same key waits
-    for the other transaction to end. `autoflush=False` for a row that refers to nothing pending in the
-    session: the pending changes then go out together at the next flush instead of one more UPDATE now."""
+    for the other transaction to end."""
     dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
     stmt = dialect.insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict_columns)
-    return session.scalars(stmt.returning(model), execution_options={"autoflush": autoflush}).one_or_none()
+    return session.scalars(stmt.returning(model)).one_or_none()
+
+
+def write_once(session: Session, model: type[Base], values: dict, conflict_columns: tuple[str, ...]) -> None:
+    """INSERT … ON CONFLICT DO NOTHING of a row nobody reads back in this transaction (an outbox message): a Core
+    statement built once per table and database, sent on the session's connection without flushing the session
+    (the row refers to nothing pending there, so pending changes go out together at the next flush)."""
+    name = session.get_bind().dialect.name
+    key = (model.__table__, conflict_columns, name)
+    stmt = _write_once.get(key)
+    if stmt is None:
+        dialect = sqlite if name == "sqlite" else postgresql
+        stmt = _write_once[key] = dialect.insert(model.__table__).on_conflict_do_nothing(
+            index_elements=list(conflict_columns)
+        )
+    session.connection().execute(stmt, values)
+
+
+_write_once: dict = {}
 
 
 def notify(session: Session, channel: str) -> None:

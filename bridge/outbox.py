@@ -23,7 +23,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bridge.db import insert_ignoring_conflict
+from bridge.db import write_once
 from bridge.models import Customer, OutboxMessage, ShopOrder, utcnow
 from bridge.states import OutboxStatus
 
@@ -51,7 +51,7 @@ def enqueue(session: Session, *, shop_id: int, kind: str, payload: dict, dedupe_
     if kind in CUSTOMER_NOTE_KINDS and payload.get("customer_note", True) and "note_customer" not in payload:
         payload = {**payload, "note_customer": order_customer(session, shop_id, payload["order_id"])}
     now = utcnow()
-    insert_ignoring_conflict(
+    write_once(
         session,
         OutboxMessage,
         {
@@ -64,8 +64,7 @@ def enqueue(session: Session, *, shop_id: int, kind: str, payload: dict, dedupe_
             "next_attempt_at": now,
             "created_at": now,
         },
-        ["shop_id", "dedupe_key"],
-        autoflush=False,  # a message refers to its shop only, never to a row still pending
+        ("shop_id", "dedupe_key"),
     )
 
 

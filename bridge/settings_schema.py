@@ -156,6 +156,7 @@ def default_settings() -> dict:
 
 LOADED_KEPT = 4096  # settings a process remembers by content; a save leaves the old content behind, so bounded
 _loaded: dict[str, dict] = {}
+_shop_settings: dict[str, ShopSettings] = {}
 
 
 def load_settings(stored: dict | None) -> dict:
@@ -163,14 +164,19 @@ def load_settings(stored: dict | None) -> dict:
     forms edit and the shop stores. The rules read `ShopSettings` instead. Remembered by content: the same
     stored settings load the same, and a save (in any process) is new content, so never stale. Each caller
     gets its own copy to change."""
-    key = json.dumps(stored or {}, sort_keys=True)
-    loaded = _loaded.get(key)
-    if loaded is None:
-        loaded = ShopSettingsSchema().load(stored or {})
-        if len(_loaded) >= LOADED_KEPT:
-            _loaded.clear()
-        _loaded[key] = loaded
+    loaded = _remembered(_loaded, stored, lambda: ShopSettingsSchema().load(stored or {}))
     return copy.deepcopy(loaded)
+
+
+def _remembered(kept: dict, stored: dict | None, load):
+    key = json.dumps(stored or {}, sort_keys=True)
+    loaded = kept.get(key)
+    if loaded is None:
+        loaded = load()
+        if len(kept) >= LOADED_KEPT:
+            kept.clear()
+        kept[key] = loaded
+    return loaded
 
 
 @dataclass(frozen=True)
@@ -223,8 +229,12 @@ class ShopSettings:
 
     @classmethod
     def load(cls, stored: dict | None) -> ShopSettings:
-        """The stored settings, validated, over the defaults."""
-        loaded = load_settings(stored)
+        """The stored settings, validated, over the defaults; remembered by content like `load_settings` (the
+        value is frozen, so every caller can share it)."""
+        return _remembered(_shop_settings, stored, lambda: cls._build(load_settings(stored)))
+
+    @classmethod
+    def _build(cls, loaded: dict) -> ShopSettings:
         values = {field.name: loaded[field.name] for field in dataclass_fields(cls)}
         values = {name: tuple(value) if isinstance(value, list) else value for name, value in values.items()}
         values["return_windows"] = tuple(ReturnWindow(**window) for window in values["return_windows"])
