@@ -825,8 +825,8 @@ def summarise_journal(calls: list) -> dict:
         elif parts[0] == "orders" and len(parts) == 2 and call.method == "PUT":
             if body.get("set_paid") in (True, "true", 1, "1"):
                 set_paid[parts[1]] += 1
-            if body.get("fee_lines"):
-                fee_puts[parts[1]] += 1
+            if any(isinstance(line, dict) and line.get("name") for line in body.get("fee_lines") or []):
+                fee_puts[parts[1]] += 1  # a fee written (a PUT that only removes lines, named null, is no fee)
         elif parts[0] == "orders" and len(parts) == 3 and parts[2] == "refunds" and call.method == "POST":
             markers = [m.get("value") for m in body.get("meta_data") or [] if isinstance(m, dict)]
             refund_posts[f"{parts[1]}:{markers[0] if markers else ''}"] += 1
@@ -1814,7 +1814,9 @@ def _check_shop(
                 )
         else:
             events["wallet_orders_paid_in_part"] += 1
-            if len(wallet_fees) != 1 or debited != -wallet_fees[0]:
+            if not wallet_fees and leg(f"order:{order_id}:reversal") == debited:
+                events["wallet_fees_removed_with_their_money"] += 1  # the wallet part went back: its fee left too
+            elif len(wallet_fees) != 1 or debited != -wallet_fees[0]:
                 find.add(
                     "partial payment differs from the fee line", f"{shop} order {order_id}: {debited} vs {wallet_fees}"
                 )
