@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Engine, cast, create_engine, event, func, text
+from sqlalchemy import BigInteger, Engine, cast, create_engine, event, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -89,36 +89,33 @@ def insert_ignoring_conflict(session: Session, model: type[Base], values: dict, 
     """INSERT … ON CONFLICT DO NOTHING RETURNING *, on either database, in one statement: the new row as
     an ORM object, or None when the key exists. On PostgreSQL a concurrent insert of the same key waits
     for the other transaction to end."""
-    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
-    stmt = dialect.insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict_columns)
-    return session.scalars(stmt.returning(model)).one_or_none()
+    stmt = _insert_ignoring(session, model, tuple(conflict_columns), returning=True)
+    return session.scalars(stmt, values).one_or_none()
 
 
 def write_once(session: Session, model: type[Base], values: dict, conflict_columns: tuple[str, ...]) -> None:
-    """INSERT … ON CONFLICT DO NOTHING of a row nobody reads back in this transaction (an outbox message): a Core
-    statement built once per table and database, sent on the session's connection without flushing the session
-    (the row refers to nothing pending there, so pending changes go out together at the next flush)."""
+    """INSERT … ON CONFLICT DO NOTHING of a row nobody reads back in this transaction (an outbox message), sent on
+    the session's connection without flushing the session (the row refers to nothing pending there, so pending
+    changes go out together at the next flush)."""
+    session.connection().execute(_insert_ignoring(session, model, conflict_columns, returning=False), values)
+
+
+def _insert_ignoring(session: Session, model: type[Base], conflict_columns: tuple[str, ...], *, returning: bool):
+    """The statement, built once per table, conflict key and database: the values are its parameters (building
+    and compiling it anew for each row cost more than running it)."""
     name = session.get_bind().dialect.name
-    key = (model.__table__, conflict_columns, name)
-    stmt = _write_once.get(key)
+    key = (model, conflict_columns, name, returning)
+    stmt = _inserts_ignoring.get(key)
     if stmt is None:
         dialect = sqlite if name == "sqlite" else postgresql
-        stmt = _write_once[key] = dialect.insert(model.__table__).on_conflict_do_nothing(
+        stmt = dialect.insert(model if returning else model.__table__).on_conflict_do_nothing(
             index_elements=list(conflict_columns)
         )
-    session.connection().execute(stmt, values)
+        stmt = _inserts_ignoring[key] = stmt.returning(model) if returning else stmt
+    return stmt
 
 
-_write_once: dict = {}
-
-
-def notify(session: Session, channel: str) -> None:
-    """Wake the processes listening on `channel` when this transaction commits (PostgreSQL; SQLite: they poll)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.connection().execute(_NOTIFY, {"channel": channel})
-
-
-_NOTIFY = text("SELECT pg_notify(:channel, '')")  # built once: a deferred delivery's answer sends it every time
+_inserts_ignoring: dict = {}
 
 
 class Listener:

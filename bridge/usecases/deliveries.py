@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Executable, bindparam, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.db import notify, unit_of_work
+from bridge.db import unit_of_work
 from bridge.errors import DomainError, InvalidState, ValidationFailed
 from bridge.ledger import Actor
 from bridge.models import InboxDelivery, Shop, utcnow
@@ -96,10 +96,26 @@ class Arrival:
 
     def store(self, *, wake: bool = False, **delivery) -> int:
         """Store the delivery (the fields of `record_delivery`); `wake`: the workers are to apply it."""
-        inbox_id = _insert(self.session, shop_id=self.shop_id, platform=self.platform, **delivery)
-        if wake:
-            notify(self.session, INBOX_CHANNEL)
-        return inbox_id
+        waking = wake and self.session.get_bind().dialect.name == "postgresql"  # on SQLite the workers poll
+        store = _STORE_AND_WAKE if waking else _STORE
+        return _insert(self.session, shop_id=self.shop_id, platform=self.platform, store=store, **delivery)
+
+
+# Built once, in Core: every delivery runs these, and building or ORM-compiling them costs more than running them.
+_SHOPS, _INBOX = Shop.__table__, InboxDelivery.__table__
+_DELIVERY_FIELDS = ("shop_id", "platform", "topic", "resource_id", "delivery_id", "body", "status", "error")
+_SHOP_KEYS = select(
+    _SHOPS.c.platform, _SHOPS.c.url, _SHOPS.c.webhook_secret_enc, _SHOPS.c.previous_webhook_secret_enc
+).where(_SHOPS.c.id == bindparam("shop_id"))
+_STORE = insert(_INBOX).values({name: bindparam(name) for name in _DELIVERY_FIELDS}).returning(_INBOX.c.id)
+_stored = _STORE.cte("stored")
+# The workers are told in the same round trip; PostgreSQL delivers the notification when the transaction commits.
+_STORE_AND_WAKE = select(_stored.c.id, func.pg_notify(INBOX_CHANNEL, "")).select_from(_stored)
+_MARK_APPLIED = (
+    update(_INBOX)
+    .where(_INBOX.c.id == bindparam("inbox_id"))
+    .values(status=InboxStatus.APPLIED, applied_at=bindparam("applied_at"), error=None)
+)
 
 
 @contextmanager
@@ -125,6 +141,7 @@ def _insert(
     body: bytes,
     status: InboxStatus = InboxStatus.RECEIVED,
     error: str | None = None,
+    store: Executable = _STORE,
 ) -> int:
     """One INSERT … RETURNING id: a delivery is written once here and read back only by whoever applies it."""
     values = {
@@ -137,20 +154,7 @@ def _insert(
         "status": status,
         "error": error,
     }
-    return session.connection().execute(_STORE, values).scalar_one()
-
-
-# Built once, in Core: every delivery runs these, and building or ORM-compiling them costs more than running them.
-_SHOPS, _INBOX = Shop.__table__, InboxDelivery.__table__
-_SHOP_KEYS = select(
-    _SHOPS.c.platform, _SHOPS.c.url, _SHOPS.c.webhook_secret_enc, _SHOPS.c.previous_webhook_secret_enc
-).where(_SHOPS.c.id == bindparam("shop_id"))
-_STORE = insert(_INBOX).returning(_INBOX.c.id)
-_MARK_APPLIED = (
-    update(_INBOX)
-    .where(_INBOX.c.id == bindparam("inbox_id"))
-    .values(status=InboxStatus.APPLIED, applied_at=bindparam("applied_at"), error=None)
-)
+    return session.connection().execute(store, values).scalar_one()
 
 
 def apply_received(sessions: sessionmaker[Session], platforms: TopicsByPlatform, limit: int = 50) -> int:
