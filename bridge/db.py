@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Engine, cast, create_engine, event, func
+from sqlalchemy import BigInteger, Connection, Engine, cast, create_engine, event, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -78,6 +78,20 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def single_write(factory: sessionmaker[Session]) -> Iterator[Connection]:
+    """A connection for reads and at most one write that is atomic by itself (one INSERT): on PostgreSQL it
+    autocommits, sparing the BEGIN and COMMIT round trips of a transaction; on SQLite it is a transaction, whose
+    BEGIN IMMEDIATE the engine's connections rely on (`_make_sqlite_transactional`)."""
+    engine = factory.kw["bind"]
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            yield connection
+    else:
+        with engine.begin() as connection:
+            yield connection
 
 
 def total(column):

@@ -10,7 +10,7 @@ racing, or rows from before this check). Secrets are encrypted with random IVs, 
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from bridge.errors import ValidationFailed
@@ -20,7 +20,9 @@ from bridge.security import SecretBox
 SHARED = "another Shopify shop of this bridge already uses this webhook secret: give each shop its own app"
 
 
-def shops_sharing(session: Session, box: SecretBox, shop_id: int, platform: str, secrets: list[str]) -> list[int]:
+def shops_sharing(
+    session: Session | Connection, box: SecretBox, shop_id: int, platform: str, secrets: list[str]
+) -> list[int]:
     """The other shops of the platform holding any of `secrets`."""
     wanted = {secret for secret in secrets if secret}
     rows = session.execute(

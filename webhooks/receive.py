@@ -49,7 +49,8 @@ def receive(
     sessions: sessionmaker[Session], box: SecretBox, platform: Inbound, request: Request, *, defer: bool = False
 ) -> Answer:
     """`defer`: answer once the delivery is stored (one INSERT); a worker applies it (DEFER_DELIVERIES).
-    Everything up to the store is one transaction (deliveries.arrival); applying it inline is the next."""
+    Everything up to the store is on one connection, the INSERT its only write (deliveries.arrival); applying it
+    inline is a transaction of its own."""
     pong = platform.unsigned_answer(request.content_type, request.body, request.headers)
     if pong is not None:
         return Answer(200, pong)

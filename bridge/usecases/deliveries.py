@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import NamedTuple
 
-from sqlalchemy import Executable, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Executable, bindparam, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.db import unit_of_work
+from bridge.db import single_write, unit_of_work
 from bridge.errors import DomainError, InvalidState, ValidationFailed
 from bridge.ledger import Actor
 from bridge.models import InboxDelivery, Shop, utcnow
@@ -58,30 +58,30 @@ class Outcome:
 
 
 class Arrival:
-    """A delivery's arrival, in one transaction: the shop's keys read, the checks that need the database, and the
-    delivery stored (with `wake`, the waiting workers told on commit)."""
+    """A delivery's arrival on one connection: the shop's keys read, the checks that need the database, and the
+    delivery stored by one INSERT, its only write (with `wake`, the waiting workers told by the same statement)."""
 
-    def __init__(self, session: Session, box: SecretBox, shop_id: int, platform: str):
-        self.session, self.box, self.shop_id, self.platform = session, box, shop_id, platform
+    def __init__(self, connection: Connection, box: SecretBox, shop_id: int, platform: str):
+        self.connection, self.box, self.shop_id, self.platform = connection, box, shop_id, platform
         self.keys = self._keys()
 
     def _keys(self) -> ShopKeys:
         """No such shop on this platform: a secret nobody holds, so the delivery fails its signature check like
         any forged one and the answer never says which shops exist."""
-        shop = self.session.connection().execute(_SHOP_KEYS, {"shop_id": self.shop_id}).first()
+        shop = self.connection.execute(_SHOP_KEYS, {"shop_id": self.shop_id}).first()
         if shop is None or shop.platform != self.platform:
             return ShopKeys([secrets.token_urlsafe(32)], "")
         tokens = (shop.webhook_secret_enc, shop.previous_webhook_secret_enc)
         return ShopKeys([self.box.open(token) for token in tokens if token], shop.url)
 
     def shops_sharing_secret(self) -> list[int]:
-        return shops_sharing(self.session, self.box, self.shop_id, self.platform, self.keys.secrets)
+        return shops_sharing(self.connection, self.box, self.shop_id, self.platform, self.keys.secrets)
 
     def already_applied(self, delivery_id: str) -> bool:
         """For platforms whose delivery ids are unique per delivery (Shopify), a retried delivery is known."""
         done = (InboxStatus.APPLIED, InboxStatus.IGNORED)
         return (
-            self.session.execute(
+            self.connection.execute(
                 select(InboxDelivery.id)
                 .where(
                     InboxDelivery.shop_id == self.shop_id,
@@ -96,9 +96,9 @@ class Arrival:
 
     def store(self, *, wake: bool = False, **delivery) -> int:
         """Store the delivery (the fields of `record_delivery`); `wake`: the workers are to apply it."""
-        waking = wake and self.session.get_bind().dialect.name == "postgresql"  # on SQLite the workers poll
+        waking = wake and self.connection.dialect.name == "postgresql"  # on SQLite the workers poll
         store = _STORE_AND_WAKE if waking else _STORE
-        return _insert(self.session, shop_id=self.shop_id, platform=self.platform, store=store, **delivery)
+        return _insert(self.connection, shop_id=self.shop_id, platform=self.platform, store=store, **delivery)
 
 
 # Built once, in Core: every delivery runs these, and building or ORM-compiling them costs more than running them.
@@ -120,18 +120,18 @@ _MARK_APPLIED = (
 
 @contextmanager
 def arrival(sessions: sessionmaker[Session], box: SecretBox, shop_id: int, platform: str) -> Iterator[Arrival]:
-    with unit_of_work(sessions) as session:
-        yield Arrival(session, box, shop_id, platform)
+    with single_write(sessions) as connection:
+        yield Arrival(connection, box, shop_id, platform)
 
 
 def record_delivery(sessions: sessionmaker[Session], **delivery) -> int:
     """Store a delivery that needs no check (the fields of `_insert`)."""
-    with unit_of_work(sessions) as session:
-        return _insert(session, **delivery)
+    with single_write(sessions) as connection:
+        return _insert(connection, **delivery)
 
 
 def _insert(
-    session: Session,
+    connection: Connection,
     *,
     shop_id: int,
     platform: str,
@@ -154,7 +154,7 @@ def _insert(
         "status": status,
         "error": error,
     }
-    return session.connection().execute(store, values).scalar_one()
+    return connection.execute(store, values).scalar_one()
 
 
 def apply_received(sessions: sessionmaker[Session], platforms: TopicsByPlatform, limit: int = 50) -> int:
