@@ -173,12 +173,7 @@ def _apply_oldest_received(sessions: sessionmaker[Session], platforms: TopicsByP
 
     def attempt() -> InboxStatus | None:
         with unit_of_work(sessions) as session:
-            row = session.execute(
-                _locking(InboxDelivery.status == InboxStatus.RECEIVED)
-                .order_by(InboxDelivery.id)
-                .limit(1)
-                .with_for_update(of=InboxDelivery, skip_locked=True)
-            ).first()
+            row = session.execute(_OLDEST_WAITING).first()
             if row is None:
                 return None
             claimed.append(row.id)
@@ -238,6 +233,15 @@ def _locking(where):
     """The delivery, what applying it needs, and its shop, in one statement (FOR UPDATE is the caller's)."""
     columns = (InboxDelivery.id, InboxDelivery.status, InboxDelivery.platform, InboxDelivery.topic, InboxDelivery.body)
     return select(*columns, Shop).join(Shop, Shop.id == InboxDelivery.shop_id).where(where)
+
+
+# Built once: the worker runs it for every delivery it applies.
+_OLDEST_WAITING = (
+    _locking(InboxDelivery.status == InboxStatus.RECEIVED)
+    .order_by(InboxDelivery.id)
+    .limit(1)
+    .with_for_update(of=InboxDelivery, skip_locked=True)
+)
 
 
 def _apply_locked(session: Session, row, apply: Apply, parsed: object) -> InboxStatus:

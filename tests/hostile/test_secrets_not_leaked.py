@@ -9,12 +9,14 @@ import json
 import logging
 import re
 
+import pytest
 import responses
 from flask import request_finished
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
 from bridge.db import unit_of_work
-from bridge.models import AuditEvent, InboxDelivery, OutboxMessage, Shop
+from bridge.models import AuditEvent, Customer, InboxDelivery, OutboxMessage, Shop
 from bridge.surfaces.platforms import pushers_for
 from bridge.usecases.pushes import RetryPolicy
 from sync.worker import drain
@@ -205,3 +207,17 @@ def test_no_secret_in_logs_errors_or_pages(app, client, services, caplog):
     # and the flow was real: the key does authenticate, the signature check does pass
     assert client.get("/api/v1/customers/2/wallet", headers={"Authorization": f"Bearer {api_key}"}).status_code == 200
     assert sign(body, webhook_secret) and auth  # imported helpers used
+
+
+def test_a_database_error_names_no_value_it_was_given(services):
+    """A database error is logged with its statement (the worker's recovery, a 500): never with the values bound
+    to it, which hold customers' names and e-mails and the shops' encrypted keys."""
+    shop = make_shop(services)
+    customer = {"shop_id": shop.shop.id, "external_id": "c-1", "email": "private.person@example.net"}
+    with unit_of_work(services.sessions) as session:
+        session.execute(insert(Customer), customer)
+    with pytest.raises(IntegrityError) as refused, unit_of_work(services.sessions) as session:
+        session.execute(insert(Customer), customer)  # the same customer again: the unique key refuses it
+
+    assert "INSERT INTO customers" in str(refused.value)
+    assert "private.person@example.net" not in str(refused.value)
