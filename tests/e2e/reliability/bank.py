@@ -1197,7 +1197,7 @@ class BankRun:
                     self.violations.append(f"fault {action} could not be injected: {traceback.format_exc()[-1500:]}")
             self._tick()
             now = time.monotonic()
-            if not running and not plan and self.outage is None:
+            if not running and not plan and self.outage is None and not self.awaiting_respawn:
                 self._join_background()
                 break
             if now > deadline:
