@@ -54,9 +54,18 @@ def receive(
     pong = platform.unsigned_answer(request.content_type, request.body, request.headers)
     if pong is not None:
         return Answer(200, pong)
+    try:
+        return _receive(sessions, box, platform, request, defer, remembered=True)
+    except deliveries.KeysChanged:  # the keys that accepted it were changed meanwhile: checked again with the new
+        return _receive(sessions, box, platform, request, defer, remembered=False)
+
+
+def _receive(
+    sessions: sessionmaker[Session], box: SecretBox, platform: Inbound, request: Request, defer: bool, remembered: bool
+) -> Answer:
     topic = request.headers.get(platform.topic_header, "")
-    with deliveries.arrival(sessions, box, request.shop_id, platform.name) as arrival:
-        if not _authentic(arrival, platform, request):
+    with deliveries.arrival(sessions, box, request.shop_id, platform.name, remembered=remembered) as arrival:
+        if not arrival.authentic(lambda keys: _authentic(arrival, keys, platform, request)):
             security_log.warning(
                 "rejected %s delivery: bad signature shop=%s topic=%r from=%s",
                 platform.name,
@@ -92,8 +101,7 @@ def receive(
     return Answer(200, {"status": status, "delivery": inbox_id})
 
 
-def _authentic(arrival: deliveries.Arrival, platform: Inbound, request: Request) -> bool:
-    keys = arrival.keys
+def _authentic(arrival: deliveries.Arrival, keys: deliveries.ShopKeys, platform: Inbound, request: Request) -> bool:
     if not is_valid_signature(request.body, request.headers.get(platform.signature_header), keys.secrets):
         return False
     if not platform.names_the_shop(request.headers, keys.url):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import NamedTuple
 
-from sqlalchemy import Connection, Executable, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, exists, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -49,6 +49,16 @@ TopicsByPlatform = Mapping[str, Mapping[str, Topic]]
 class ShopKeys:
     secrets: list[str]  # current, and the previous one during a rotation
     url: str
+    # what they were read from: a delivery is stored only while the shop's row still holds exactly these
+    stored: dict | None = None
+
+
+class KeysChanged(Exception):
+    """The keys this process remembered for a shop are no longer the shop's: the delivery must be checked again."""
+
+
+_remembered_keys: dict[tuple[int, str], ShopKeys] = {}  # (shop id, platform) → its keys, as last read here
+_REMEMBERED_SHOPS = 4096  # bounded: cleared when full
 
 
 @dataclass(frozen=True)
@@ -58,21 +68,40 @@ class Outcome:
 
 
 class Arrival:
-    """A delivery's arrival on one connection: the shop's keys read, the checks that need the database, and the
-    delivery stored by one INSERT, its only write (with `wake`, the waiting workers told by the same statement)."""
+    """A delivery's arrival on one connection: the shop's keys, the checks that need the database, and the delivery
+    stored by one INSERT, its only write (with `wake`, the waiting workers told by the same statement).
 
-    def __init__(self, connection: Connection, box: SecretBox, shop_id: int, platform: str):
+    The keys are those this process remembers from an earlier delivery (no read): a signature they refuse is checked
+    again with the keys stored now (a rotation elsewhere is honoured at once), and the INSERT stores the delivery only
+    if the shop's row still holds the keys that accepted it (a secret dropped elsewhere is refused at once)."""
+
+    def __init__(self, connection: Connection, box: SecretBox, shop_id: int, platform: str, *, remembered: bool):
         self.connection, self.box, self.shop_id, self.platform = connection, box, shop_id, platform
-        self.keys = self._keys()
+        found = _remembered_keys.get((shop_id, platform)) if remembered else None
+        self.keys, self.remembered = found or self._read_keys(), found is not None
 
-    def _keys(self) -> ShopKeys:
+    def authentic(self, check: Callable[[ShopKeys], bool]) -> bool:
+        """`check` the delivery with the shop's keys: the remembered ones, then, if they refuse it, the stored ones."""
+        if check(self.keys):
+            return True
+        if not self.remembered:
+            return False
+        self.keys, self.remembered = self._read_keys(), False
+        return check(self.keys)
+
+    def _read_keys(self) -> ShopKeys:
         """No such shop on this platform: a secret nobody holds, so the delivery fails its signature check like
         any forged one and the answer never says which shops exist."""
         shop = self.connection.execute(_SHOP_KEYS, {"shop_id": self.shop_id}).first()
         if shop is None or shop.platform != self.platform:
             return ShopKeys([secrets.token_urlsafe(32)], "")
         tokens = (shop.webhook_secret_enc, shop.previous_webhook_secret_enc)
-        return ShopKeys([self.box.open(token) for token in tokens if token], shop.url)
+        stored = {"url": shop.url, "token": tokens[0], "previous_token": tokens[1]}
+        keys = ShopKeys([self.box.open(token) for token in tokens if token], shop.url, stored)
+        if len(_remembered_keys) >= _REMEMBERED_SHOPS:
+            _remembered_keys.clear()
+        _remembered_keys[(self.shop_id, self.platform)] = keys
+        return keys
 
     def shops_sharing_secret(self) -> list[int]:
         return shops_sharing(self.connection, self.box, self.shop_id, self.platform, self.keys.secrets)
@@ -95,10 +124,16 @@ class Arrival:
         )
 
     def store(self, *, wake: bool = False, **delivery) -> int:
-        """Store the delivery (the fields of `record_delivery`); `wake`: the workers are to apply it."""
+        """Store the delivery (the fields of `record_delivery`) if the shop still holds the keys that accepted it,
+        else raise KeysChanged; `wake`: the workers are to apply it."""
         waking = wake and self.connection.dialect.name == "postgresql"  # on SQLite the workers poll
-        store = _STORE_AND_WAKE if waking else _STORE
-        return _insert(self.connection, shop_id=self.shop_id, platform=self.platform, store=store, **delivery)
+        store = _STORE_CHECKED_AND_WAKE if waking else _STORE_CHECKED
+        values = _delivery_values(shop_id=self.shop_id, platform=self.platform, **delivery)
+        inbox_id = self.connection.execute(store, values | self.keys.stored).scalar_one_or_none()
+        if inbox_id is None:
+            _remembered_keys.pop((self.shop_id, self.platform), None)
+            raise KeysChanged()
+        return inbox_id
 
 
 # Built once, in Core: every delivery runs these, and building or ORM-compiling them costs more than running them.
@@ -108,9 +143,24 @@ _SHOP_KEYS = select(
     _SHOPS.c.platform, _SHOPS.c.url, _SHOPS.c.webhook_secret_enc, _SHOPS.c.previous_webhook_secret_enc
 ).where(_SHOPS.c.id == bindparam("shop_id"))
 _STORE = insert(_INBOX).values({name: bindparam(name) for name in _DELIVERY_FIELDS}).returning(_INBOX.c.id)
-_stored = _STORE.cte("stored")
+_SHOP_HOLDS_THE_KEYS = exists().where(
+    _SHOPS.c.id == bindparam("shop_id"),
+    _SHOPS.c.platform == bindparam("platform"),
+    _SHOPS.c.url.is_not_distinct_from(bindparam("url")),
+    _SHOPS.c.webhook_secret_enc.is_not_distinct_from(bindparam("token")),
+    _SHOPS.c.previous_webhook_secret_enc.is_not_distinct_from(bindparam("previous_token")),
+)
+_STORE_CHECKED = (
+    insert(_INBOX)
+    .from_select(
+        _DELIVERY_FIELDS,
+        select(*(bindparam(name, type_=_INBOX.c[name].type) for name in _DELIVERY_FIELDS)).where(_SHOP_HOLDS_THE_KEYS),
+    )
+    .returning(_INBOX.c.id)
+)
+_stored = _STORE_CHECKED.cte("stored")
 # The workers are told in the same round trip; PostgreSQL delivers the notification when the transaction commits.
-_STORE_AND_WAKE = select(_stored.c.id, func.pg_notify(INBOX_CHANNEL, "")).select_from(_stored)
+_STORE_CHECKED_AND_WAKE = select(_stored.c.id, func.pg_notify(INBOX_CHANNEL, "")).select_from(_stored)
 _MARK_APPLIED = (
     update(_INBOX)
     .where(_INBOX.c.id == bindparam("inbox_id"))
@@ -119,9 +169,12 @@ _MARK_APPLIED = (
 
 
 @contextmanager
-def arrival(sessions: sessionmaker[Session], box: SecretBox, shop_id: int, platform: str) -> Iterator[Arrival]:
+def arrival(
+    sessions: sessionmaker[Session], box: SecretBox, shop_id: int, platform: str, *, remembered: bool = True
+) -> Iterator[Arrival]:
+    """`remembered`: start from the keys this process remembers for the shop, if any."""
     with single_write(sessions) as connection:
-        yield Arrival(connection, box, shop_id, platform)
+        yield Arrival(connection, box, shop_id, platform, remembered=remembered)
 
 
 def record_delivery(sessions: sessionmaker[Session], **delivery) -> int:
@@ -130,8 +183,12 @@ def record_delivery(sessions: sessionmaker[Session], **delivery) -> int:
         return _insert(connection, **delivery)
 
 
-def _insert(
-    connection: Connection,
+def _insert(connection: Connection, **delivery) -> int:
+    """One INSERT … RETURNING id: a delivery is written once here and read back only by whoever applies it."""
+    return connection.execute(_STORE, _delivery_values(**delivery)).scalar_one()
+
+
+def _delivery_values(
     *,
     shop_id: int,
     platform: str,
@@ -141,10 +198,8 @@ def _insert(
     body: bytes,
     status: InboxStatus = InboxStatus.RECEIVED,
     error: str | None = None,
-    store: Executable = _STORE,
-) -> int:
-    """One INSERT … RETURNING id: a delivery is written once here and read back only by whoever applies it."""
-    values = {
+) -> dict:
+    return {
         "shop_id": shop_id,
         "platform": platform,
         "topic": topic[:60],
@@ -154,7 +209,6 @@ def _insert(
         "status": status,
         "error": error,
     }
-    return connection.execute(store, values).scalar_one()
 
 
 def apply_received(sessions: sessionmaker[Session], platforms: TopicsByPlatform, limit: int = 50) -> int:

@@ -4,7 +4,7 @@ at once (the cache is keyed by what is stored, never invalidated by message)."""
 from sqlalchemy import select, update
 
 from bridge.db import make_engine, make_session_factory, unit_of_work
-from bridge.models import OutboxMessage, Shop
+from bridge.models import InboxDelivery, OutboxMessage, Shop
 from bridge.security import SecretBox
 from tests.conftest import FERNET_KEY
 from tests.woo import connect_for_tests, order_body, post_delivery
@@ -33,6 +33,27 @@ def test_a_secret_rotated_by_another_process_is_honoured_at_once(client, service
     refused = post_delivery(client, shop_id, "customer.created", {"id": 2}, secret="first-secret")
     assert refused.status_code == 401
     assert post_delivery(client, shop_id, "customer.created", {"id": 3}, secret="second-secret").status_code == 200
+
+
+def test_a_previous_secret_dropped_by_another_process_is_refused_at_once(client, services, shop, database_url):
+    """This process remembers the keys that accepted the last delivery; the store checks they are still the shop's."""
+    shop_id = shop.shop.id
+    connect_for_tests(services, shop_id, secret="first-secret")
+    assert post_delivery(client, shop_id, "customer.created", {"id": 1}, secret="first-secret").status_code == 200
+    other_box = SecretBox((FERNET_KEY,))
+    first, second = other_box.seal("first-secret"), other_box.seal("second-secret")
+    change_shop_elsewhere(database_url, shop_id, webhook_secret_enc=second, previous_webhook_secret_enc=first)
+    assert post_delivery(client, shop_id, "customer.created", {"id": 2}, secret="second-secret").status_code == 200
+    assert post_delivery(client, shop_id, "customer.created", {"id": 3}, secret="first-secret").status_code == 200
+
+    change_shop_elsewhere(database_url, shop_id, previous_webhook_secret_enc=None)  # the rotation's end
+
+    refused = post_delivery(client, shop_id, "customer.created", {"id": 4}, secret="first-secret")
+    assert refused.status_code == 401
+    assert post_delivery(client, shop_id, "customer.created", {"id": 5}, secret="second-secret").status_code == 200
+    with unit_of_work(services.sessions) as session:
+        stored = session.scalars(select(InboxDelivery.resource_id).where(InboxDelivery.shop_id == shop_id)).all()
+    assert sorted(stored) == ["1", "2", "3", "5"]
 
 
 def wallet_refusals(services) -> list[str]:
