@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Connection, Engine, cast, create_engine, event, func
+from sqlalchemy import BigInteger, Connection, Engine, cast, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -127,7 +127,8 @@ def _insert_ignoring(session: Session, model: type[Base], conflict_columns: tupl
         stmt = dialect.insert(model if returning else model.__table__).on_conflict_do_nothing(
             index_elements=list(conflict_columns)
         )
-        stmt = _inserts_ignoring[key] = stmt.returning(model) if returning else stmt
+        # returning: the row loaded as an entity, as a SELECT loads it (cheaper than the ORM's bulk INSERT path)
+        stmt = _inserts_ignoring[key] = select(model).from_statement(stmt.returning(model)) if returning else stmt
     return stmt
 
 

@@ -211,8 +211,8 @@ def _payer(session: Session, record: ShopOrder, customer: Customer | None) -> Cu
     even if the merchant reassigns it afterwards (a cancellation returns the money to who paid) — until all of
     it went back: its next payment attempt is then the customer's it has now."""
     if record.customer_id is None or (customer is not None and customer.id == record.customer_id):
-        if customer is not None:
-            record.customer_id = customer.id
+        if customer is not None and record.customer_id != customer.id:  # set only when new: an object set is
+            record.customer_id = customer.id  # flushed before the next query, even to the same value
         return customer
     if _moved_anything(session, record):
         return session.get(Customer, record.customer_id)
