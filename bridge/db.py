@@ -83,12 +83,13 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 @contextmanager
-def single_write(factory: sessionmaker[Session]) -> Iterator[Connection]:
+def single_write(factory: sessionmaker[Session], *, atomic: bool = False) -> Iterator[Connection]:
     """A connection for reads and at most one write that is atomic by itself (one INSERT): on PostgreSQL it
     autocommits, sparing the BEGIN and COMMIT round trips of a transaction; on SQLite it is a transaction, whose
-    BEGIN IMMEDIATE the engine's connections rely on (`_make_sqlite_transactional`)."""
+    BEGIN IMMEDIATE the engine's connections rely on (`_make_sqlite_transactional`). `atomic`: a transaction on
+    both, for reads whose locks must hold until the write."""
     engine = factory.kw["bind"]
-    if engine.dialect.name == "postgresql":
+    if engine.dialect.name == "postgresql" and not atomic:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             yield connection
     else:

@@ -56,8 +56,8 @@ def receive(
         return Answer(200, pong)
     try:
         return _receive(sessions, box, platform, request, defer, remembered=True)
-    except deliveries.KeysChanged:  # the keys that accepted it were changed meanwhile: checked again with the new
-        return _receive(sessions, box, platform, request, defer, remembered=False)
+    except deliveries.KeysChanged:  # the keys that accepted it changed meanwhile: checked again, the keys read and the
+        return _receive(sessions, box, platform, request, defer, remembered=False)  # store in one transaction
 
 
 def _receive(
@@ -76,10 +76,12 @@ def _receive(
             return refusal(401, "invalid_signature", "missing or invalid webhook signature")
         delivery_id = request.headers.get(platform.delivery_id_header, "")[:100] or None
         if platform.delivery_ids_unique and delivery_id and arrival.already_applied(delivery_id):
+            arrival.confirm()
             return Answer(200, {"status": "duplicate"})
         try:
             data = json.loads(request.body)
         except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than Python goes
+            arrival.confirm()
             return refusal(400, "invalid_json", "the body is not JSON", {"body": "not JSON"})
         stored = dict(topic=topic, resource_id=resource_id(data), delivery_id=delivery_id, body=request.body)
         handler = platform.topics.get(topic)

@@ -77,6 +77,7 @@ class Arrival:
 
     def __init__(self, connection: Connection, box: SecretBox, shop_id: int, platform: str, *, remembered: bool):
         self.connection, self.box, self.shop_id, self.platform = connection, box, shop_id, platform
+        self.keys_query = _SHOP_KEYS if remembered else _SHOP_KEYS_LOCKED
         found = _remembered_keys.get((shop_id, platform)) if remembered else None
         self.keys, self.remembered = found or self._read_keys(), found is not None
 
@@ -89,10 +90,19 @@ class Arrival:
         self.keys, self.remembered = self._read_keys(), False
         return check(self.keys)
 
+    def confirm(self) -> None:
+        """Before an answer that stores nothing (a duplicate, a body that is not JSON): remembered keys that are no
+        longer the shop's raise KeysChanged, so that a dropped secret is refused (401) as the store would refuse it."""
+        if self.remembered:
+            remembered = self.keys
+            self.keys, self.remembered = self._read_keys(), False
+            if self.keys.stored != remembered.stored:
+                raise KeysChanged()
+
     def _read_keys(self) -> ShopKeys:
         """No such shop on this platform: a secret nobody holds, so the delivery fails its signature check like
         any forged one and the answer never says which shops exist."""
-        shop = self.connection.execute(_SHOP_KEYS, {"shop_id": self.shop_id}).first()
+        shop = self.connection.execute(self.keys_query, {"shop_id": self.shop_id}).first()
         if shop is None or shop.platform != self.platform:
             return ShopKeys([secrets.token_urlsafe(32)], "")
         tokens = (shop.webhook_secret_enc, shop.previous_webhook_secret_enc)
@@ -142,6 +152,7 @@ _DELIVERY_FIELDS = ("shop_id", "platform", "topic", "resource_id", "delivery_id"
 _SHOP_KEYS = select(
     _SHOPS.c.platform, _SHOPS.c.url, _SHOPS.c.webhook_secret_enc, _SHOPS.c.previous_webhook_secret_enc
 ).where(_SHOPS.c.id == bindparam("shop_id"))
+_SHOP_KEYS_LOCKED = _SHOP_KEYS.with_for_update(read=True)  # FOR SHARE: a rotation waits until the store commits
 _STORE = insert(_INBOX).values({name: bindparam(name) for name in _DELIVERY_FIELDS}).returning(_INBOX.c.id)
 _SHOP_HOLDS_THE_KEYS = exists().where(
     _SHOPS.c.id == bindparam("shop_id"),
@@ -172,8 +183,10 @@ _MARK_APPLIED = (
 def arrival(
     sessions: sessionmaker[Session], box: SecretBox, shop_id: int, platform: str, *, remembered: bool = True
 ) -> Iterator[Arrival]:
-    """`remembered`: start from the keys this process remembers for the shop, if any."""
-    with single_write(sessions) as connection:
+    """`remembered`: start from the keys this process remembers for the shop, if any, the delivery stored by one
+    autocommitted INSERT. Otherwise the keys are read under a share lock in one transaction with the store: they
+    cannot change in between, so this arrival never raises KeysChanged."""
+    with single_write(sessions, atomic=not remembered) as connection:
         yield Arrival(connection, box, shop_id, platform, remembered=remembered)
 
 
