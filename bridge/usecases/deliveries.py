@@ -326,7 +326,9 @@ def _topic(platforms: TopicsByPlatform, platform: str, name: str) -> Topic:
     return topic
 
 
-def _mark_failed(sessions: sessionmaker[Session], delivery_id: int, error: str) -> None:
+def _mark_failed(sessions: sessionmaker[Session], delivery_id: int | None, error: str) -> None:
+    if delivery_id is None:  # the worker failed before it claimed one: nothing to mark
+        return
     with unit_of_work(sessions) as session:
         delivery = session.get(InboxDelivery, delivery_id)
         delivery.status, delivery.error = InboxStatus.FAILED, error

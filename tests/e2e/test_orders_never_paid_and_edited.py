@@ -39,6 +39,21 @@ def alices_wallet_order(client, services, shop, sim, clock, *, funded: int, tota
     return alice, order_id
 
 
+def alices_partly_paid_order(client, services, shop, sim, clock) -> tuple[int, int]:
+    """Her wallet holds 10.00 (5.00 and the bonus); the order of 39.98 takes it all, 29.98 left to pay."""
+    return alices_wallet_order(client, services, shop, sim, clock, funded=500, total="39.98")
+
+
+def shop_sets(sim, services, order_id: int, status: str) -> None:
+    """The merchant sets the order's status in the shop; its delivery is applied."""
+    sim.set_status(order_id, status)
+    push(services)
+
+
+def wallet(services, shop, customer_id) -> int:
+    return balances(services, shop.shop.id, customer_id)[0]
+
+
 def test_an_unpaid_card_order_set_refunded_gives_the_wallet_nothing(client, services, shop, sim, clock, connected):
     """WooCommerce makes a refund of the whole total when the merchant sets an order refunded
     (wc_order_fully_refunded), paid or not: nobody paid this one, so nothing is returned to anyone."""
@@ -47,26 +62,22 @@ def test_an_unpaid_card_order_set_refunded_gives_the_wallet_nothing(client, serv
     push(services)
     clock.advance()
 
-    sim.set_status(order_id, "refunded")
-    push(services)
+    shop_sets(sim, services, order_id, "refunded")
 
     assert [refund["total"] for refund in sim.order(order_id)["refunds"]] == ["-19.99"]
-    assert balances(services, shop.shop.id, alice)[0] == BONUS
+    assert wallet(services, shop, alice) == BONUS
 
 
 def test_a_partly_paid_order_set_refunded_before_the_rest_was_paid_returns_only_the_wallet_part(
     client, services, shop, sim, clock, connected
 ):
-    alice, order_id = alices_wallet_order(
-        client, services, shop, sim, clock, funded=500, total="39.98"
-    )  # with the bonus: 10.00
+    alice, order_id = alices_partly_paid_order(client, services, shop, sim, clock)
     assert sim.order(order_id)["total"] == "29.98"
     clock.advance()
 
-    sim.set_status(order_id, "refunded")  # the 29.98 the card never paid is "refunded" by the shop
-    push(services)
+    shop_sets(sim, services, order_id, "refunded")  # the 29.98 the card never paid is "refunded" by the shop
 
-    assert balances(services, shop.shop.id, alice)[0] == 1_000
+    assert wallet(services, shop, alice) == 1_000
 
 
 def test_refunds_above_a_total_edited_afterwards_do_not_block_the_cancellation(
@@ -83,13 +94,12 @@ def test_refunds_above_a_total_edited_afterwards_do_not_block_the_cancellation(
     clock.advance()
     sim.update_order(order_id, line_items=[{"id": sim.order(order_id)["line_items"][0]["id"], "total": "9.99"}])
     push(services)
-    assert balances(services, shop.shop.id, alice)[0] == 5_000 - 1_999 + 1_000
+    assert wallet(services, shop, alice) == 5_000 - 1_999 + 1_000
     clock.advance()
 
-    sim.set_status(order_id, "cancelled")
-    push(services)
+    shop_sets(sim, services, order_id, "cancelled")
 
-    assert balances(services, shop.shop.id, alice)[0] == 5_000  # the 9.99 the order still held is back
+    assert wallet(services, shop, alice) == 5_000  # the 9.99 the order still held is back
 
 
 def test_a_partly_paid_order_cancelled_and_set_pending_again_is_charged_on_its_whole_total(
@@ -97,19 +107,15 @@ def test_a_partly_paid_order_cancelled_and_set_pending_again_is_charged_on_its_w
 ):
     """The cancellation returned the wallet part, but its fee line stays on the order: the new attempt pays the
     order's whole total and replaces that line, so the shop does not give the old wallet part away."""
-    alice, order_id = alices_wallet_order(
-        client, services, shop, sim, clock, funded=500, total="39.98"
-    )  # with the bonus: 10.00
+    alice, order_id = alices_partly_paid_order(client, services, shop, sim, clock)
     clock.advance()
-    sim.set_status(order_id, "cancelled")
-    push(services)
-    assert balances(services, shop.shop.id, alice)[0] == 1_000
+    shop_sets(sim, services, order_id, "cancelled")
+    assert wallet(services, shop, alice) == 1_000
     clock.advance()
 
-    sim.set_status(order_id, "pending")
-    push(services)
+    shop_sets(sim, services, order_id, "pending")
 
-    assert balances(services, shop.shop.id, alice)[0] == 0
+    assert wallet(services, shop, alice) == 0
     assert fees(sim, order_id) == [("Paid from wallet", "-10.00")]
     assert sim.order(order_id)["total"] == "29.98"  # 10.00 from the wallet and 29.98 to pay: the 39.98 ordered
     assert customer_notes(sim, order_id)[-1] == (
@@ -125,14 +131,12 @@ def test_a_discounted_wallet_order_cancelled_and_set_pending_again_gets_one_disc
         client, services, shop, sim, clock, funded=4_500, total="20.00"
     )  # with the bonus: 50.00
     clock.advance()
-    sim.set_status(order_id, "cancelled")
-    push(services)
+    shop_sets(sim, services, order_id, "cancelled")
     clock.advance()
 
-    sim.set_status(order_id, "pending")
-    push(services)
+    shop_sets(sim, services, order_id, "pending")
 
-    assert balances(services, shop.shop.id, alice)[0] == 5_000 - 1_800
+    assert wallet(services, shop, alice) == 5_000 - 1_800
     assert fees(sim, order_id) == [("Wallet discount", "-2.00")]
     assert (sim.order(order_id)["status"], sim.order(order_id)["total"]) == ("processing", "18.00")
 
@@ -154,14 +158,13 @@ def test_a_partly_paid_order_edited_below_the_wallet_part_returns_the_rest_and_i
     order = sim.order(order_id)
     assert (order["total"], order["status"]) == ("0.00", "processing")
     assert fees(sim, order_id) == [("Paid from wallet", "-9.99")]
-    assert balances(services, shop.shop.id, alice)[0] == 1_500 - 999
+    assert wallet(services, shop, alice) == 1_500 - 999
     assert customer_notes(sim, order_id)[-1] == (
         "The order's total changed to €9.99, all paid from your wallet: €5.01 returned to your wallet."
     )
     clock.advance()
-    sim.set_status(order_id, "cancelled")  # and a cancellation returns what it holds now
-    push(services)
-    assert balances(services, shop.shop.id, alice)[0] == 1_500
+    shop_sets(sim, services, order_id, "cancelled")  # and a cancellation returns what it holds now
+    assert wallet(services, shop, alice) == 1_500
 
 
 def test_a_cancelled_partly_paid_order_loses_its_wallet_fee_with_the_money_it_stood_for(
@@ -169,15 +172,12 @@ def test_a_cancelled_partly_paid_order_loses_its_wallet_fee_with_the_money_it_st
 ):
     """Else the shop would ask 29.98 for the 39.98 order if it were ever paid (a failed order the customer pays
     from their account after its wallet part went back)."""
-    alice, order_id = alices_wallet_order(
-        client, services, shop, sim, clock, funded=500, total="39.98"
-    )  # with the bonus: 10.00
+    alice, order_id = alices_partly_paid_order(client, services, shop, sim, clock)
     clock.advance()
 
-    sim.set_status(order_id, "cancelled")
-    push(services)
+    shop_sets(sim, services, order_id, "cancelled")
 
-    assert balances(services, shop.shop.id, alice)[0] == 1_000
+    assert wallet(services, shop, alice) == 1_000
     assert (fees(sim, order_id), sim.order(order_id)["total"]) == ([], "39.98")
 
 
@@ -196,15 +196,13 @@ def test_an_order_moved_to_another_customer_is_paid_again_by_that_customer(
     clock.advance()
     sim.update_order(order_id, customer_id=bob)
     clock.advance()
-    sim.set_status(order_id, "failed")
-    push(services)
-    assert balances(services, shop.shop.id, alice)[0] == 5_000  # back to who paid
+    shop_sets(sim, services, order_id, "failed")
+    assert wallet(services, shop, alice) == 5_000  # back to who paid
     clock.advance()
 
-    sim.set_status(order_id, "pending")
-    push(services)
+    shop_sets(sim, services, order_id, "pending")
 
-    assert balances(services, shop.shop.id, alice)[0] == 5_000
+    assert wallet(services, shop, alice) == 5_000
     assert balances(services, shop.shop.id, bob)[0] == 5_000 - 1_999
     assert sim.order(order_id)["status"] == "processing"
 
@@ -212,9 +210,7 @@ def test_an_order_moved_to_another_customer_is_paid_again_by_that_customer(
 def test_a_partly_paid_order_edited_afterwards_tells_the_customer_what_is_left_to_pay(
     client, services, shop, sim, clock, connected
 ):
-    alice, order_id = alices_wallet_order(
-        client, services, shop, sim, clock, funded=500, total="39.98"
-    )  # with the bonus: 10.00
+    alice, order_id = alices_partly_paid_order(client, services, shop, sim, clock)
     clock.advance()
 
     sim.update_order(order_id, shipping_lines=[{"method_id": "flat_rate", "method_title": "Flat", "total": "4.90"}])
@@ -225,7 +221,7 @@ def test_a_partly_paid_order_edited_afterwards_tells_the_customer_what_is_left_t
         "Paid €10.00 from your wallet; €29.98 is left to pay by another method.",
         "Paid €10.00 from your wallet; €34.88 is left to pay by another method.",
     ]
-    assert balances(services, shop.shop.id, alice)[0] == 0
+    assert wallet(services, shop, alice) == 0
 
 
 def test_two_refunds_of_the_same_amount_are_two_notes(client, services, shop, sim, clock, connected):
@@ -235,7 +231,7 @@ def test_two_refunds_of_the_same_amount_are_two_notes(client, services, shop, si
         sim.refund(order_id, "5.00")
         push(services)
 
-    assert balances(services, shop.shop.id, alice)[0] == 5_000 - 1_999 + 1_000
+    assert wallet(services, shop, alice) == 5_000 - 1_999 + 1_000
     first, second = sorted(refund["id"] for refund in sim.order(order_id)["refunds"])
     assert customer_notes(sim, order_id)[1:] == [
         f"Refund #{first} of €5.00 credited to your wallet.",
@@ -246,16 +242,14 @@ def test_two_refunds_of_the_same_amount_are_two_notes(client, services, shop, si
 def test_a_partly_paid_order_deleted_for_good_gives_its_wallet_part_back_and_leaves_no_failed_push(
     client, services, shop, sim, clock, connected
 ):
-    alice, order_id = alices_wallet_order(
-        client, services, shop, sim, clock, funded=500, total="39.98"
-    )  # with the bonus: 10.00
+    alice, order_id = alices_partly_paid_order(client, services, shop, sim, clock)
     clock.advance()
 
     api = API(url=sim.base_url, consumer_key=KEY, consumer_secret=SECRET, version="wc/v3", timeout=5)
     assert api.delete(f"orders/{order_id}", params={"force": True}).status_code == 200
     push(services)
 
-    assert balances(services, shop.shop.id, alice)[0] == 1_000
+    assert wallet(services, shop, alice) == 1_000
     assert [status for kind, status, *_ in outbox(services) if kind == "order.remove_wallet_fees"] == ["delivered"]
 
 
@@ -264,22 +258,19 @@ def test_a_partly_paid_order_whose_rest_was_paid_keeps_its_wallet_fee_when_cance
 ):
     """Its total is what the card paid, and what the shop lets the merchant refund: were the fee taken off, a
     refund of 39.98 would give the wallet its 10.00 a second time."""
-    alice, order_id = alices_wallet_order(
-        client, services, shop, sim, clock, funded=500, total="39.98"
-    )  # with the bonus: 10.00
+    alice, order_id = alices_partly_paid_order(client, services, shop, sim, clock)
     clock.advance()
     sim.update_order(order_id, payment_method="bacs", set_paid=True)  # the card pays the 29.98 left
     push(services)
     clock.advance()
-    sim.set_status(order_id, "cancelled")
-    push(services)
+    shop_sets(sim, services, order_id, "cancelled")
     assert (fees(sim, order_id), sim.order(order_id)["total"]) == ([("Paid from wallet", "-10.00")], "29.98")
     clock.advance()
 
     sim.refund(order_id, "29.98")
     push(services)
 
-    assert balances(services, shop.shop.id, alice)[0] == 1_000 + 2_998  # all the customer paid, once
+    assert wallet(services, shop, alice) == 1_000 + 2_998  # all the customer paid, once
 
 
 def test_a_failed_partly_paid_order_released_then_paid_by_card_is_paid_whole_and_not_flagged(
@@ -287,12 +278,9 @@ def test_a_failed_partly_paid_order_released_then_paid_by_card_is_paid_whole_and
 ):
     """After the wallet part went back (the shop's days passed), the customer pays the failed order from their
     account: the shop asks the whole 39.98 (the wallet's fee left with its money), so nothing is left to collect."""
-    alice, order_id = alices_wallet_order(
-        client, services, shop, sim, clock, funded=500, total="39.98"
-    )  # with the bonus: 10.00
+    alice, order_id = alices_partly_paid_order(client, services, shop, sim, clock)
     clock.advance()
-    sim.set_status(order_id, "failed")
-    push(services)
+    shop_sets(sim, services, order_id, "failed")
     assert release_abandoned_failed_orders(services.sessions, now=utcnow() + timedelta(days=8)) == 1
     push(services)
     assert (fees(sim, order_id), sim.order(order_id)["total"]) == ([], "39.98")
@@ -302,5 +290,5 @@ def test_a_failed_partly_paid_order_released_then_paid_by_card_is_paid_whole_and
     push(services)
 
     assert sim.order(order_id)["status"] == "processing"
-    assert balances(services, shop.shop.id, alice)[0] == 1_000
+    assert wallet(services, shop, alice) == 1_000
     assert not [note for note in sim.notes(order_id) if "Collect it another way" in note["note"]]

@@ -51,16 +51,21 @@ def test_a_partly_paid_order_cancelled_and_set_pending_again_pays_its_whole_tota
     assert any("€29.98 is left to pay" in note and "attempt 2" in note for note in store.customer_notes(order["id"]))
 
 
+def swap_first_line_for(store, order_id: int, product) -> None:
+    """The merchant edits the order: its first line out, one of `product` in (WooCommerce recalculates the total)."""
+    line = store.order(order_id)["line_items"][0]
+    store.put(
+        f"orders/{order_id}",
+        {"line_items": [{"id": line["id"], "quantity": 0}, {"product_id": product["id"], "quantity": 1}]},
+    )
+
+
 def test_refunds_above_a_total_edited_afterwards_do_not_block_the_cancellation(bridge, store, customer, mug, vase):
     failed = bridge.failed_deliveries()
     order = paid_by_wallet(bridge, store, customer, [(mug, 1)])
     store.refund(order["id"], "10.00")
     bridge.settle()
-    line = store.order(order["id"])["line_items"][0]
-    store.put(
-        f"orders/{order['id']}",
-        {"line_items": [{"id": line["id"], "quantity": 0}, {"product_id": vase["id"], "quantity": 1}]},
-    )
+    swap_first_line_for(store, order["id"], vase)
     bridge.settle()
 
     store.put(f"orders/{order['id']}", {"status": "cancelled"})
@@ -76,12 +81,8 @@ def test_a_partly_paid_order_edited_below_the_wallet_part_returns_the_rest_and_i
     bridge.credit(customer, 1500)
     order = store.new_order(customer, [(mug, 2)])
     bridge.settle()
-    line = store.order(order["id"])["line_items"][0]
 
-    store.put(
-        f"orders/{order['id']}",
-        {"line_items": [{"id": line["id"], "quantity": 0}, {"product_id": vase["id"], "quantity": 1}]},
-    )
+    swap_first_line_for(store, order["id"], vase)
     bridge.settle()
 
     shown = store.order(order["id"])
