@@ -98,8 +98,6 @@ class RealStore:
             self.put("settings/general/woocommerce_calc_taxes", {"value": "yes" if on else "no"})
         else:
             self.ctl(name, "on" if on else "off")
-        if name == "async":  # the queue runs when a test says (`run-queue`), not when WP-Cron next fires on a request
-            self.ctl("option", "_transient_doing_cron", f"{time.time() + 540:.6f}" if on else "0")
         self.switched[name] = on
 
     def reset_switches(self) -> None:

@@ -55,7 +55,9 @@ def test_queued_deliveries_collapse_into_the_final_state(bridge, store, customer
     bridge.settle()
     store.ctl("run-queue")  # the bridge's own change (paid) is queued too
 
-    assert len(queued) == 2  # one per webhook (created, updated) for the creation and the edit
+    # one per webhook (created, updated) for the creation and the edit; said in full when it fails (it failed twice
+    # in CI-like runs, with nothing queued, for a reason not found yet)
+    assert len(queued) == 2, (queued, store.ctl("webhooks"))
     assert bridge.balance(customer) == 5000 - 1999 - 999  # one charge, for the final total
     shown = store.order(order["id"])
     assert shown["status"] == "processing" and cents(shown["total"]) == 1999 + 999
