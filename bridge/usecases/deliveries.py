@@ -172,11 +172,6 @@ _STORE_CHECKED = (
 _stored = _STORE_CHECKED.cte("stored")
 # The workers are told in the same round trip; PostgreSQL delivers the notification when the transaction commits.
 _STORE_CHECKED_AND_WAKE = select(_stored.c.id, func.pg_notify(INBOX_CHANNEL, "")).select_from(_stored)
-_MARK_APPLIED = (
-    update(_INBOX)
-    .where(_INBOX.c.id == bindparam("inbox_id"))
-    .values(status=InboxStatus.APPLIED, applied_at=bindparam("applied_at"), error=None)
-)
 
 
 @contextmanager
@@ -235,17 +230,17 @@ def apply_received(sessions: sessionmaker[Session], platforms: TopicsByPlatform,
 
 
 def _apply_oldest_received(sessions: sessionmaker[Session], platforms: TopicsByPlatform) -> bool:
-    """Lock the oldest waiting delivery that no other worker holds (SKIP LOCKED) and apply it; False: none waits."""
+    """Claim the oldest waiting delivery that no other worker holds (SKIP LOCKED) and apply it; False: none waits."""
     claimed: list[int] = []
 
     def attempt() -> InboxStatus | None:
         with unit_of_work(sessions) as session:
-            row = session.execute(_OLDEST_WAITING).first()
-            if row is None:
+            delivery = _claim(session, _CLAIM_OLDEST)
+            if delivery is None:
                 return None
-            claimed.append(row.id)
-            topic = _topic(platforms, row.platform, row.topic)
-            return _apply_locked(session, row, topic.apply, topic.parse(json.loads(row.body)))
+            claimed.append(delivery.id)
+            topic = _topic(platforms, delivery.platform, delivery.topic)
+            return _apply_claimed(session, delivery, topic.apply, topic.parse(json.loads(delivery.body)))
 
     try:
         _guarded(sessions, attempt, lambda: claimed[-1] if claimed else None)
@@ -262,8 +257,10 @@ def apply_delivery(sessions: sessionmaker[Session], delivery_id: int, apply: App
 
     def attempt() -> InboxStatus:
         with unit_of_work(sessions) as session:
-            row = session.execute(_locking(InboxDelivery.id == delivery_id).with_for_update(of=InboxDelivery)).one()
-            return _apply_locked(session, row, apply, parsed)
+            delivery = _claim(session, _CLAIM_ONE, inbox_id=delivery_id)
+            if delivery is None:  # applied or ignored already (by another process, it may be)
+                return InboxStatus(session.scalar(select(_INBOX.c.status).where(_INBOX.c.id == delivery_id)))
+            return _apply_claimed(session, delivery, apply, parsed)
 
     return _guarded(sessions, attempt, lambda: delivery_id)
 
@@ -296,26 +293,58 @@ def _guarded(
         return InboxStatus.FAILED
 
 
-def _locking(where):
-    """The delivery, what applying it needs, and its shop, in one statement (FOR UPDATE is the caller's)."""
-    columns = (InboxDelivery.id, InboxDelivery.status, InboxDelivery.platform, InboxDelivery.topic, InboxDelivery.body)
-    return select(*columns, Shop).join(Shop, Shop.id == InboxDelivery.shop_id).where(where)
+class Claimed(NamedTuple):
+    id: int
+    platform: str
+    topic: str
+    body: bytes
+    shop: Shop
 
 
-# Built once: the worker runs it for every delivery it applies.
-_OLDEST_WAITING = (
-    _locking(InboxDelivery.status == InboxStatus.RECEIVED)
-    .order_by(InboxDelivery.id)
+def _claiming(which):
+    """A delivery is claimed by marking it applied, under its row lock: the mark commits with what applying it
+    moves, or rolls back with it (a refused delivery is then marked failed on its own). Applied and ignored
+    deliveries are never claimed."""
+    return (
+        update(_INBOX)
+        .where(_INBOX.c.id == which, _INBOX.c.status.in_((InboxStatus.RECEIVED, InboxStatus.FAILED)))
+        .values(status=InboxStatus.APPLIED, applied_at=bindparam("now"), error=None)
+        .returning(_INBOX.c.id, _INBOX.c.platform, _INBOX.c.topic, _INBOX.c.body, _INBOX.c.shop_id)
+    )
+
+
+def _with_shop(claim):
+    """PostgreSQL: the claim and the delivery's shop in one statement (SQLite's RETURNING cannot join)."""
+    claimed = claim.cte("claimed")
+    columns = (claimed.c.id, claimed.c.platform, claimed.c.topic, claimed.c.body)
+    return select(*columns, Shop).join(Shop, Shop.id == claimed.c.shop_id)
+
+
+# Built once: a worker claims every delivery it applies.
+_OLDEST_WAITING_ID = (
+    select(_INBOX.c.id)
+    .where(_INBOX.c.status == InboxStatus.RECEIVED)
+    .order_by(_INBOX.c.id)
     .limit(1)
-    .with_for_update(of=InboxDelivery, skip_locked=True)
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
 )
+_CLAIM_OLDEST = _claiming(_OLDEST_WAITING_ID)
+_CLAIM_ONE = _claiming(bindparam("inbox_id"))
+_CLAIM_WITH_SHOP = {_CLAIM_OLDEST: _with_shop(_CLAIM_OLDEST), _CLAIM_ONE: _with_shop(_CLAIM_ONE)}
 
 
-def _apply_locked(session: Session, row, apply: Apply, parsed: object) -> InboxStatus:
-    if row.status in (InboxStatus.APPLIED, InboxStatus.IGNORED):
-        return InboxStatus(row.status)
-    apply(session, row.Shop, parsed, Actor("webhook", f"{row.platform}:{row.id}"))
-    session.connection().execute(_MARK_APPLIED, {"inbox_id": row.id, "applied_at": utcnow()})
+def _claim(session: Session, claim, **params) -> Claimed | None:
+    params["now"] = utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        row = session.execute(_CLAIM_WITH_SHOP[claim], params).first()
+        return None if row is None else Claimed(*row)
+    row = session.execute(claim, params).first()
+    return None if row is None else Claimed(*row[:4], session.get(Shop, row.shop_id))
+
+
+def _apply_claimed(session: Session, delivery: Claimed, apply: Apply, parsed: object) -> InboxStatus:
+    apply(session, delivery.shop, parsed, Actor("webhook", f"{delivery.platform}:{delivery.id}"))
     return InboxStatus.APPLIED
 
 
