@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Connection, Engine, cast, create_engine, event, func, select
+from sqlalchemy import BigInteger, Connection, Engine, cast, create_engine, event, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -115,6 +115,40 @@ def write_once(session: Session, model: type[Base], values: dict, conflict_colum
     the session's connection without flushing the session (the row refers to nothing pending there, so pending
     changes go out together at the next flush)."""
     session.connection().execute(_insert_ignoring(session, model, conflict_columns, returning=False), values)
+
+
+def insert_or_lock(session: Session, model: type[Base], values: dict, conflict_columns: tuple[str, ...]):
+    """The row with this key, inserted, or the existing one locked for this transaction; and whether this call
+    inserted it. One statement on PostgreSQL: a no-op ON CONFLICT DO UPDATE locks the existing row and returns it
+    (xmax is 0 only on a row just inserted). On SQLite, whose writers BEGIN IMMEDIATE serializes, the INSERT …
+    ON CONFLICT DO NOTHING is followed by a SELECT when the key exists."""
+    if session.get_bind().dialect.name == "postgresql":
+        found = session.execute(
+            _upserts_locking(model, conflict_columns), values, execution_options={"populate_existing": True}
+        ).one()
+        return found[0], found.created
+    inserted = insert_ignoring_conflict(session, model, values, list(conflict_columns))
+    if inserted is not None:
+        return inserted, True
+    key = select(model).filter_by(**{column: values[column] for column in conflict_columns})
+    return session.execute(key, execution_options={"populate_existing": True}).scalar_one(), False
+
+
+def _upserts_locking(model: type[Base], conflict_columns: tuple[str, ...]):
+    key = (model, conflict_columns)
+    stmt = _inserts_locking.get(key)
+    if stmt is None:
+        upsert = postgresql.insert(model)
+        first = conflict_columns[0]
+        created = literal_column("xmax = 0").label("created")
+        upsert = upsert.on_conflict_do_update(
+            index_elements=list(conflict_columns), set_={first: upsert.excluded[first]}
+        )
+        stmt = _inserts_locking[key] = select(model, created).from_statement(upsert.returning(model, created))
+    return stmt
+
+
+_inserts_locking: dict = {}
 
 
 def _insert_ignoring(session: Session, model: type[Base], conflict_columns: tuple[str, ...], *, returning: bool):

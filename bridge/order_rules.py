@@ -17,7 +17,7 @@ from bridge import orders
 from bridge.accounts import SystemAccount, ensure_customer, points_account, system_account, wallet_account
 from bridge.cashback import cashback_credited, cashback_kept, credit_cashback, take_back_cashback
 from bridge.currencies import ensure_accepted_currency
-from bridge.db import insert_ignoring_conflict
+from bridge.db import insert_or_lock
 from bridge.decisions import (
     all_given_back,
     earns_cashback_now,
@@ -407,9 +407,8 @@ def reverse_recorded_order(
 def _lock_order_record(
     session: Session, shop: Shop, order: OrderSnapshot, customer: Customer | None
 ) -> tuple[ShopOrder, bool]:
-    """The order's record, locked for this transaction, and whether this call created it (a new row is locked by
-    its INSERT; an existing one is read again under FOR UPDATE)."""
-    created = insert_ignoring_conflict(
+    """The order's record, locked for this transaction, and whether this call created it."""
+    return insert_or_lock(
         session,
         ShopOrder,
         {
@@ -426,11 +425,8 @@ def _lock_order_record(
             "created_at": utcnow(),
             "updated_at": utcnow(),
         },
-        ["shop_id", "external_id"],
+        ("shop_id", "external_id"),
     )
-    if created is not None:
-        return created, True
-    return _locked_order(session, shop.id, order.external_id), False
 
 
 def _locked_order(session: Session, shop_id: int, order_external_id: str) -> ShopOrder | None:
