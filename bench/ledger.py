@@ -8,8 +8,10 @@
    wallet_account in one statement) from K threads, spread over many funded
    wallets, against a floor of N bare one-row INSERT + COMMIT through psycopg from K threads, and against
    pgledger (../shared/anchors/pgledger, loaded into the same scratch database): N wallet → wallet
-   `pgledger_create_transfer` calls from K psycopg threads. All are warmed up, then run alternately twice;
-   the best of each is kept. Targets: service/floor ≥ 0.3, service/pgledger ≥ 1.
+   `pgledger_create_transfer` calls from K psycopg threads; and the ledger's database side alone: N payments
+   handed to wb_post_transaction as post_transaction hands them, from K psycopg threads (no target: beside
+   pgledger, it says how much of the gap is the service layer's). All are warmed up, then run alternately
+   twice; the best of each is kept. Targets: service/floor ≥ 0.3, service/pgledger ≥ 1.
 2. Balance reads: the median time to read a wallet's balance (bridge.wallets.wallet_summary in its own
    unit of work, as the API does; and a bare SELECT of Account.balance) on a wallet with 1 000 entries
    and on one with --history entries. Target: large/small ≤ 1.2.
@@ -31,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if p and Path(p).resolve() not in (ROOT, ROOT / "bench")]
 
 import argparse
+import hashlib
 import itertools
 import os
 import secrets
@@ -158,6 +161,45 @@ def run_pgledger(conninfo: str, wallets: list[str], count: int, threads: int, of
     return measure(count, lambda: timed_parallel(threads, body))
 
 
+# What post_transaction sends for a payment (bridge.ledger._POST_IN_DATABASE), as psycopg parameters.
+POST_FUNCTION = (
+    "SELECT status FROM wb_post_transaction(%s, 'payment', %s, 'system', NULL, %s, %s, %s, NULL, now(), "
+    "%s::integer[], %s::bigint[], %s::text[], %s::text[], NULL)"
+)
+
+
+def run_post_function(conninfo: str, accounts: dict, shop_id: int, count: int, threads: int, offset: int) -> dict:
+    """The ledger's database side alone: `count` payments handed to wb_post_transaction as post_transaction hands
+    them (one call each, autocommit), from psycopg threads as pgledger's transfers are. What the service layer
+    costs on top of it is the difference between this row and the service's."""
+    wallets, shop_side = accounts["wallets"], accounts["shop_side"]
+
+    def body(worker: int, barrier: threading.Barrier) -> None:
+        with psycopg.connect(conninfo, autocommit=True) as connection:
+            barrier.wait()
+            for n in range(offset + worker, offset + count, threads):
+                amount, key = 100 + n % 900, f"order:F{n}:payment"
+                legs = sorted([(wallets[n % WALLETS], -amount, "wallet"), (shop_side, amount, "system")])
+                accounts_, amounts, kinds = zip(*legs, strict=True)
+                fingerprint = hashlib.sha256(key.encode()).hexdigest()
+                connection.execute(
+                    POST_FUNCTION,
+                    (
+                        shop_id,
+                        f"Payment for order #F{n}",
+                        key,
+                        fingerprint,
+                        f"F{n}",
+                        list(accounts_),
+                        list(amounts),
+                        [CURRENCY, CURRENCY],
+                        list(kinds),
+                    ),
+                )
+
+    return measure(count, lambda: timed_parallel(threads, body))
+
+
 def measure(count: int, run: Callable[[], float]) -> dict:
     """ops/s of a timed run, with this process's CPU time per op (all threads: Python, SQLAlchemy, psycopg)."""
     cpu = time.process_time()
@@ -194,11 +236,15 @@ def run_service(sessions: sessionmaker[Session], shop_id: int, count: int, threa
     return measure(count, lambda: timed_parallel(threads, body))
 
 
-def fund_wallets(sessions: sessionmaker[Session], shop_id: int) -> None:
+def fund_wallets(sessions: sessionmaker[Session], shop_id: int) -> dict:
+    """Returns the funded wallets' and the payments' shop-side account ids."""
     with unit_of_work(sessions) as session:
         promotions = system_account(session, shop_id, SystemAccount.PROMOTIONS, CURRENCY)
+        shop_side = system_account(session, shop_id, SystemAccount.WALLET_PAYMENTS, CURRENCY)
+        wallets = []
         for i in range(WALLETS):
             wallet = wallet_account(session, ensure_customer(session, shop_id, f"bench-{i}"), CURRENCY)
+            wallets.append(wallet.id)
             post_transaction(
                 session,
                 shop_id=shop_id,
@@ -207,6 +253,7 @@ def fund_wallets(sessions: sessionmaker[Session], shop_id: int) -> None:
                 legs=[Leg(wallet, FUNDING), Leg(promotions, -FUNDING)],
                 idempotency_key=f"bench-funding:{i}",
             )
+        return {"wallets": wallets, "shop_side": shop_side.id}
 
 
 def payment_throughput(
@@ -218,19 +265,21 @@ def payment_throughput(
     event.listen(engine, "before_cursor_execute", lambda *_: next(statements))
     with psycopg.connect(conninfo, autocommit=True) as connection:
         connection.execute("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, n int)")
-    fund_wallets(sessions, shop_id)
+    accounts = fund_wallets(sessions, shop_id)
     warmup = max(threads * 10, min(payments // 10, 400))
     offset = 0
     run_floor(conninfo, warmup, threads, offset)
     run_service(sessions, shop_id, warmup, threads, offset)  # also fills the engine's pool
+    run_post_function(conninfo, accounts, shop_id, warmup, threads, offset)
     if anchor_wallets:
         run_pgledger(conninfo, anchor_wallets, warmup, threads, offset)
     offset += warmup
-    floor, service, anchor = [], [], []
+    floor, service, function, anchor = [], [], [], []
     for _ in range(2):
         floor.append(run_floor(conninfo, payments, threads, offset))
         if anchor_wallets:
             anchor.append(run_pgledger(conninfo, anchor_wallets, payments, threads, offset))
+        function.append(run_post_function(conninfo, accounts, shop_id, payments, threads, offset))
         before = next(statements)
         service.append(run_service(sessions, shop_id, payments, threads, offset))
         service[-1]["statements"] = (next(statements) - before - 1) / payments
@@ -241,8 +290,8 @@ def payment_throughput(
             select(func.count()).select_from(Entry).where(Entry.amount > 0, Entry.balance_after.is_(None))
         )
     assert problems == [], problems
-    assert paid == offset, (paid, offset)  # one shop-side entry per payment: none lost, none doubled
-    return {"floor": floor, "service": service, "pgledger": anchor, "warmup": warmup}
+    assert paid == 2 * offset, (paid, offset)  # one shop-side entry per payment of each path: none lost or doubled
+    return {"floor": floor, "service": service, "function": function, "pgledger": anchor, "warmup": warmup}
 
 
 # History -------------------------------------------------------------------------------------------
@@ -465,6 +514,8 @@ def report(args, command: str, server: str, throughput: dict, reads: dict, secon
     if anchor:
         best_anchor = max(anchor, key=lambda run: run["rate"])
         rows.append(("pgledger_create_transfer (psycopg)", anchor, best_anchor))
+    best_function = max(throughput["function"], key=lambda run: run["rate"])
+    rows.append(("ledger function alone (psycopg)", throughput["function"], best_function))
     rows.append(("service: payment (post_transaction)", service, best_service))
     print()
     print(f"Ledger benchmark — PostgreSQL {server}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
@@ -487,6 +538,10 @@ def report(args, command: str, server: str, throughput: dict, reads: dict, secon
         print(
             f"  {'ratio service / pgledger':<38}{versus:>24.2f}   target >= {ANCHOR_TARGET}  "
             f"{verdict(versus >= ANCHOR_TARGET)}   (pgledger / floor {best_anchor['rate'] / best_floor['rate']:.2f})"
+        )
+        print(
+            f"  {'ratio ledger function / pgledger':<38}{best_function['rate'] / best_anchor['rate']:>24.2f}   "
+            "(no target: the database's share of a payment, beside pgledger's)"
         )
     else:
         print(f"  pgledger: not measured ({args.pgledger} is absent)")
