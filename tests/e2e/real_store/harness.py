@@ -104,6 +104,17 @@ class RealStore:
         for name in [name for name, on in self.switched.items() if on]:
             self.switch(name, False)
 
+    def queued(self, resource_id: int, at_least: int, timeout: float = 12.0) -> list[str]:
+        """The async deliveries queued for a resource (`ctl pending`), read again for up to `timeout` seconds until
+        there are `at_least`: two full runs found none queued right after the change, never a run of the test alone,
+        and a queue read before WooCommerce's end-of-request hook queued them is the cause this rules out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [line for line in self.ctl("pending").splitlines() if f'"arg":{resource_id}}}' in line]
+            if len(lines) >= at_least or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.5)
+
     def ctl(self, *args: str) -> str:
         done = subprocess.run(  # noqa: S603
             [str(KIT / "ctl"), self.dir, *args],
