@@ -222,20 +222,25 @@ def _delivery_values(
 def apply_received(sessions: sessionmaker[Session], platforms: TopicsByPlatform, limit: int = 50) -> int:
     """The worker's share of deferred deliveries (DEFER_DELIVERIES): apply those stored and not yet applied, in
     arrival order; returns how many were tried. Each is claimed in the transaction that applies it, so several
-    workers share the waiting deliveries without ever picking the same one."""
+    workers share the waiting deliveries without ever picking the same one. One the database kept failing (left
+    `received`) is passed over for the rest of the round, so it cannot hold up those behind it."""
+    passed_over: list[int] = []
     tried = 0
-    while tried < limit and _apply_oldest_received(sessions, platforms):
+    while tried < limit and _apply_oldest_received(sessions, platforms, passed_over) is not None:
         tried += 1
     return tried
 
 
-def _apply_oldest_received(sessions: sessionmaker[Session], platforms: TopicsByPlatform) -> bool:
-    """Claim the oldest waiting delivery that no other worker holds (SKIP LOCKED) and apply it; False: none waits."""
+def _apply_oldest_received(
+    sessions: sessionmaker[Session], platforms: TopicsByPlatform, passed_over: list[int]
+) -> int | None:
+    """Claim the oldest waiting delivery that no other worker holds (SKIP LOCKED) and is not passed over, and apply
+    it; returns its id (added to `passed_over` when it is left `received`), None when none waits."""
     claimed: list[int] = []
 
     def attempt() -> InboxStatus | None:
         with unit_of_work(sessions) as session:
-            delivery = _claim(session, _CLAIM_OLDEST)
+            delivery = _claim(session, _CLAIM_OLDEST, passed_over=passed_over)
             if delivery is None:
                 return None
             claimed.append(delivery.id)
@@ -243,10 +248,12 @@ def _apply_oldest_received(sessions: sessionmaker[Session], platforms: TopicsByP
             return _apply_claimed(session, delivery, topic.apply, topic.parse(json.loads(delivery.body)))
 
     try:
-        _guarded(sessions, attempt, lambda: claimed[-1] if claimed else None)
+        status = _guarded(sessions, attempt, lambda: claimed[-1] if claimed else None)
     except ValidationFailed:  # kept as failed with the reason, as an inline delivery would be
-        pass
-    return bool(claimed)
+        status = InboxStatus.FAILED
+    if status == InboxStatus.RECEIVED:
+        passed_over.append(claimed[-1])
+    return claimed[-1] if claimed else None
 
 
 Apply = Callable[[Session, Shop, object, Actor], None]
@@ -259,7 +266,7 @@ def apply_delivery(sessions: sessionmaker[Session], delivery_id: int, apply: App
         with unit_of_work(sessions) as session:
             delivery = _claim(session, _CLAIM_ONE, inbox_id=delivery_id)
             if delivery is None:  # applied or ignored already (by another process, it may be)
-                return InboxStatus(session.scalar(select(_INBOX.c.status).where(_INBOX.c.id == delivery_id)))
+                return InboxStatus(session.scalar(_STATUS, {"inbox_id": delivery_id}))
             return _apply_claimed(session, delivery, apply, parsed)
 
     return _guarded(sessions, attempt, lambda: delivery_id)
@@ -286,7 +293,7 @@ def _guarded(
         return InboxStatus.FAILED
     except OperationalError:
         log.exception("delivery %s left for the worker's recovery", delivery())
-        return InboxStatus.RECEIVED
+        return _status_of(sessions, delivery())
     except Exception as exc:  # a bug must not lose the delivery: it stays stored, marked, and retryable
         log.exception("delivery %s could not be applied", delivery())
         _mark_failed(sessions, delivery(), f"internal error: {exc.__class__.__name__}")
@@ -323,7 +330,7 @@ def _with_shop(claim):
 # Built once: a worker claims every delivery it applies.
 _OLDEST_WAITING_ID = (
     select(_INBOX.c.id)
-    .where(_INBOX.c.status == InboxStatus.RECEIVED)
+    .where(_INBOX.c.status == InboxStatus.RECEIVED, _INBOX.c.id.not_in(bindparam("passed_over", expanding=True)))
     .order_by(_INBOX.c.id)
     .limit(1)
     .with_for_update(skip_locked=True)
@@ -356,11 +363,32 @@ def _topic(platforms: TopicsByPlatform, platform: str, name: str) -> Topic:
 
 
 def _mark_failed(sessions: sessionmaker[Session], delivery_id: int | None, error: str) -> None:
+    """Record why applying failed, unless another process applied the delivery meanwhile (its claim waited for this
+    attempt's to roll back): what it applied stands."""
     if delivery_id is None:  # the worker failed before it claimed one: nothing to mark
         return
     with unit_of_work(sessions) as session:
-        delivery = session.get(InboxDelivery, delivery_id)
-        delivery.status, delivery.error = InboxStatus.FAILED, error
+        session.execute(_MARK_FAILED, {"inbox_id": delivery_id, "error": error})
+
+
+_STATUS = select(_INBOX.c.status).where(_INBOX.c.id == bindparam("inbox_id"))
+_MARK_FAILED = (
+    update(_INBOX)
+    .where(_INBOX.c.id == bindparam("inbox_id"), _INBOX.c.status.in_((InboxStatus.RECEIVED, InboxStatus.FAILED)))
+    .values(status=InboxStatus.FAILED, error=bindparam("error"))
+)
+
+
+def _status_of(sessions: sessionmaker[Session], delivery_id: int | None) -> InboxStatus:
+    """The delivery's stored status after an attempt the database refused: what it was before (a retried `failed`
+    one stays failed), read again if the database is back; `received` while it is still away (or none was claimed)."""
+    if delivery_id is None:
+        return InboxStatus.RECEIVED
+    try:
+        with unit_of_work(sessions) as session:
+            return InboxStatus(session.scalar(_STATUS, {"inbox_id": delivery_id}))
+    except OperationalError:
+        return InboxStatus.RECEIVED
 
 
 def reapply(sessions: sessionmaker[Session], platforms: TopicsByPlatform, delivery_id: int) -> Outcome:
