@@ -11,7 +11,10 @@ Every refusal says the same words, whatever the reason. No redirect is ever foll
 proxy or .netrc from the environment is used: the check must see the shop's own address.
 
 An answer is read up to MAX_ANSWER_BYTES and no further: a shop URL is the merchant's to choose, and a server there
-that answers without end would otherwise fill the memory of the process serving every other shop too.
+that answers without end would otherwise fill the memory of the process serving every other shop too. For the same
+reason a call ends ANSWER_DEADLINE_SECONDS after it began, answered or not: the read timeout bounds each wait for a
+byte, so a server sending its answer a byte at a time could otherwise hold the thread (an outbox worker's, pushing
+for every shop) as long as it liked.
 
 `ALLOW_PRIVATE_SHOP_URLS` (development, tests, the demo) also admits loopback and private networks (10/8,
 172.16/12, 192.168/16, 100.64/10, fc00::/7); link-local, multicast and the rest stay refused even then.
@@ -21,8 +24,9 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 
 import requests
@@ -36,6 +40,7 @@ log = logging.getLogger(__name__)
 
 REFUSED = "the bridge does not call this address: a shop must be at a public internet address"
 MAX_ANSWER_BYTES = 16 * 1024 * 1024  # a page of 100 WooCommerce orders is a few hundred kB
+ANSWER_DEADLINE_SECONDS = 30.0  # a healthy shop answers in a second or two; the read timeout is 10 s per byte
 PRIVATE_NETWORKS = tuple(
     ip_network(net) for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
 )
@@ -151,6 +156,10 @@ class _CheckedConnect:
     """urllib3 connects to `_dns_host` and verifies TLS against `host`: the first becomes the checked address
     while the socket opens, so SNI and the certificate still name the shop."""
 
+    def request(self, *args, **kwargs):
+        _Deadline.register(self)
+        return super().request(*args, **kwargs)
+
     def _new_conn(self):
         hostname = self._dns_host
         self._dns_host = checked_address(hostname, self.port)
@@ -182,16 +191,80 @@ class _CheckedAdapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": _CheckedHTTPPool, "https": _CheckedHTTPSPool}
 
     def send(self, request, stream=False, **kwargs):
-        """The answer's body read here, in chunks, up to MAX_ANSWER_BYTES (`requests` would read it all)."""
-        response = super().send(request, stream=True, **kwargs)
+        """The answer read here, within ANSWER_DEADLINE_SECONDS, its body in chunks up to MAX_ANSWER_BYTES (`requests`
+        would read it all, for as long as it took)."""
+        with _Deadline() as deadline:
+            try:
+                response = super().send(request, stream=True, **kwargs)
+                body = self._read(response)
+            except requests.RequestException:
+                if deadline.passed:
+                    raise ShopTooSlow() from None
+                raise
+        if deadline.passed:  # a cut read can also look like an answer that ended (headers or body cut short)
+            response.close()
+            raise ShopTooSlow()
+        response._content, response._content_consumed = body, True
+        return response
+
+    @staticmethod
+    def _read(response) -> bytes:
         body = bytearray()
         for chunk in response.iter_content(64 * 1024):
             body += chunk
             if len(body) > MAX_ANSWER_BYTES:
                 response.close()  # the connection too: the rest is never read
                 raise ShopAnswerTooLarge()
-        response._content, response._content_consumed = bytes(body), True
-        return response
+        return bytes(body)
+
+
+class ShopTooSlow(TemporaryFailure):
+    """Temporary for the outbox: the shop may answer in time again (or the message is dead-lettered)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"the shop did not finish its answer within {ANSWER_DEADLINE_SECONDS:.0f} seconds", code="answer_too_slow"
+        )
+
+
+class _Deadline:
+    """The connections one call used, cut (shut down, which ends a read blocked in them) if the call is still
+    running when its deadline comes. Connections register themselves as each request starts (`_CheckedConnect`)."""
+
+    _current = threading.local()
+
+    def __init__(self) -> None:
+        self.connections: list = []
+        self.passed = self.finished = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(ANSWER_DEADLINE_SECONDS, self._cut)
+        self._timer.daemon = True
+
+    @classmethod
+    def register(cls, connection) -> None:
+        deadline = getattr(cls._current, "deadline", None)
+        if deadline is not None:
+            deadline.connections.append(connection)
+
+    def __enter__(self) -> _Deadline:
+        self._current.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._timer.cancel()
+        with self._lock:  # a cut under way ends before the call returns, and none comes after
+            self.finished = True
+            self._current.deadline = None
+
+    def _cut(self) -> None:
+        with self._lock:
+            if self.finished:
+                return
+            self.passed = True
+            for connection in self.connections:
+                with suppress(OSError, AttributeError):  # closed meanwhile: nothing left to cut
+                    connection.sock.shutdown(socket.SHUT_RDWR)
 
 
 class _NoRedirects(requests.Session):

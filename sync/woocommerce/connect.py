@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge.errors import PermanentFailure, TemporaryFailure, ValidationFailed
 from bridge.security import SecretBox
 from bridge.usecases import shops
-from sync.shop_http import REFUSED, ShopAddressRefused, ShopAnswerTooLarge
+from sync.shop_http import REFUSED, ShopAddressRefused, ShopAnswerTooLarge, ShopTooSlow
 from sync.woocommerce.client import WooResponse, WooShop
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,9 @@ def check_credentials(api: WooShop, url: str) -> None:
     except ShopAddressRefused as exc:  # refused before the socket opened
         raise ValidationFailed(REFUSED, fields={"url": REFUSED}) from exc
     except ShopAnswerTooLarge as exc:
-        raise ValidationFailed(f"{url}: {exc.message}", fields={"url": "answers too much"}) from exc
+        raise ValidationFailed(f"{url}: {exc}", fields={"url": "answers too much"}) from exc
+    except ShopTooSlow as exc:
+        raise ValidationFailed(f"{url}: {exc}", fields={"url": "answers too slowly"}) from exc
     status = response.status_code
     if 300 <= status < 400:
         raise ValidationFailed(
