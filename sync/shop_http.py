@@ -23,6 +23,7 @@ for every shop) as long as it liked.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -157,16 +158,18 @@ class _CheckedConnect:
     while the socket opens, so SNI and the certificate still name the shop."""
 
     def request(self, *args, **kwargs):
-        _Deadline.register(self)
+        _Deadline.watch(self, self.sock)  # a connection kept alive from an earlier call (a new one has no socket yet)
         return super().request(*args, **kwargs)
 
     def _new_conn(self):
         hostname = self._dns_host
         self._dns_host = checked_address(hostname, self.port)
         try:
-            return super()._new_conn()
+            sock = super()._new_conn()
         finally:
             self._dns_host = hostname
+        _Deadline.watch(self, sock)  # before TLS's handshake, which is read under the deadline too
+        return sock
 
 
 class _CheckedHTTPConnection(_CheckedConnect, HTTPConnection):
@@ -228,23 +231,33 @@ class ShopTooSlow(TemporaryFailure):
 
 
 class _Deadline:
-    """The connections one call used, cut (shut down, which ends a read blocked in them) if the call is still
-    running when its deadline comes. Connections register themselves as each request starts (`_CheckedConnect`)."""
+    """Cuts the sockets one call uses (shuts them down, which ends a read or a TLS handshake blocked in them) if the
+    call is still running when its deadline comes; a socket the call opens after that is cut at once. Connections
+    register their socket as it opens and as each request on it starts (`_CheckedConnect`)."""
 
     _current = threading.local()
 
     def __init__(self) -> None:
-        self.connections: list = []
+        self._watched: dict[int, socket.socket] = {}  # id(connection) → a duplicate of its socket, to cut it by
         self.passed = self.finished = False
         self._lock = threading.Lock()
         self._timer = threading.Timer(ANSWER_DEADLINE_SECONDS, self._cut)
         self._timer.daemon = True
 
     @classmethod
-    def register(cls, connection) -> None:
+    def watch(cls, connection, sock: socket.socket | None) -> None:
         deadline = getattr(cls._current, "deadline", None)
-        if deadline is not None:
-            deadline.connections.append(connection)
+        if deadline is not None and sock is not None:
+            deadline._watch(connection, sock)
+
+    def _watch(self, connection, sock: socket.socket) -> None:
+        with self._lock:
+            if self.finished or id(connection) in self._watched:
+                return
+            # a duplicate descriptor: TLS takes the original's over, and a shutdown through either ends both
+            duplicate = self._watched[id(connection)] = socket.socket(fileno=os.dup(sock.fileno()))
+            if self.passed:
+                _shut(duplicate)
 
     def __enter__(self) -> _Deadline:
         self._current.deadline = self
@@ -256,15 +269,21 @@ class _Deadline:
         with self._lock:  # a cut under way ends before the call returns, and none comes after
             self.finished = True
             self._current.deadline = None
+            for duplicate in self._watched.values():
+                duplicate.close()
 
     def _cut(self) -> None:
         with self._lock:
             if self.finished:
                 return
             self.passed = True
-            for connection in self.connections:
-                with suppress(OSError, AttributeError):  # closed meanwhile: nothing left to cut
-                    connection.sock.shutdown(socket.SHUT_RDWR)
+            for duplicate in self._watched.values():
+                _shut(duplicate)
+
+
+def _shut(sock: socket.socket) -> None:
+    with suppress(OSError):  # closed by the other side meanwhile: nothing left to cut
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 class _NoRedirects(requests.Session):
