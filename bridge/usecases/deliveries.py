@@ -251,9 +251,11 @@ def _apply_oldest_received(
         status = _guarded(sessions, attempt, lambda: claimed[-1] if claimed else None)
     except ValidationFailed:  # kept as failed with the reason, as an inline delivery would be
         status = InboxStatus.FAILED
+    if not claimed:  # none waits, or the database refused the claim itself
+        return None
     if status == InboxStatus.RECEIVED:
         passed_over.append(claimed[-1])
-    return claimed[-1] if claimed else None
+    return claimed[-1]
 
 
 Apply = Callable[[Session, Shop, object, Actor], None]

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from bridge.db import unit_of_work
 from bridge.models import InboxDelivery, LedgerTransaction, OutboxMessage
@@ -74,6 +75,22 @@ def test_a_waiting_worker_applies_a_new_delivery_at_once(deferring, shop_id, mon
             with unit_of_work(services.sessions) as session:
                 session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": INBOX_CHANNEL})
         worker.join(timeout=35)
+
+
+def test_a_worker_whose_claim_the_database_refuses_ends_its_round_and_tries_again_later(
+    deferring, shop_id, monkeypatch
+):
+    services = deferring.extensions["wallet_bridge"]
+    send_captured(deferring.test_client(), shop_id, "0005")
+
+    def refused(*_args, **_kwargs):
+        raise OperationalError("UPDATE inbox …", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr("bridge.usecases.deliveries._claim", refused)
+    assert apply_received(services.sessions, TOPICS) == 0  # nothing claimed, nothing passed over, no error
+    monkeypatch.undo()
+    assert apply_received(services.sessions, TOPICS) == 1
+    assert wallet_balance(services, shop_id) == 10_000 - 4148
 
 
 @pytest.mark.postgres_only
