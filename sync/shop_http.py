@@ -67,6 +67,15 @@ class ShopAnswerTooLarge(TemporaryFailure):
         )
 
 
+class ShopTooSlow(TemporaryFailure):
+    """Temporary for the outbox: the shop may answer in time again (or the message is dead-lettered)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"the shop did not finish its answer within {ANSWER_DEADLINE_SECONDS:.0f} seconds", code="answer_too_slow"
+        )
+
+
 _allow_private = False
 
 
@@ -219,15 +228,6 @@ class _CheckedAdapter(HTTPAdapter):
                 response.close()  # the connection too: the rest is never read
                 raise ShopAnswerTooLarge()
         return bytes(body)
-
-
-class ShopTooSlow(TemporaryFailure):
-    """Temporary for the outbox: the shop may answer in time again (or the message is dead-lettered)."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            f"the shop did not finish its answer within {ANSWER_DEADLINE_SECONDS:.0f} seconds", code="answer_too_slow"
-        )
 
 
 class _Deadline:
