@@ -113,17 +113,20 @@ def wallet_discount(settings: ShopSettings, total: int) -> int:
     return 0
 
 
-def total_edited(record: OrderRecord, order: OrderSnapshot) -> bool:
-    """The merchant changed the total of an order the wallet paid in full: it is neither what the wallet
-    holds for it (with the bridge's discount fee in or not yet in), nor a total already settled."""
-    if (
-        record.payment_outcome != PaymentOutcome.PAID
-        or order.refunds
-        or (order.phase not in (orders.PAID, orders.AWAITING_PAYMENT))
-    ):
+def total_edited(record: OrderRecord, order: OrderSnapshot, refunded_before: int = 0) -> bool:
+    """The merchant changed the total of an order the wallet paid in full: what it now costs, less the refunds
+    already settled (`refunded_before`), is neither what the wallet holds for it (with the bridge's discount fee in
+    or not yet in), and its total is not one already settled."""
+    if record.payment_outcome != PaymentOutcome.PAID or order.phase not in (orders.PAID, orders.AWAITING_PAYMENT):
         return False
     held = wallet_held(record)
-    return order.total not in (held, held + record.wallet_discount, record.total)
+    return order.total != record.total and net_cost(order, refunded_before) not in (held, held + record.wallet_discount)
+
+
+def net_cost(order: OrderSnapshot, refunded_before: int) -> int:
+    """What the customer pays for the order once the refunds already settled are taken off (never below 0: a
+    total edited below them owes nothing)."""
+    return max(order.total - refunded_before, 0)
 
 
 def wallet_part_cut(record: OrderRecord, order: OrderSnapshot) -> int:

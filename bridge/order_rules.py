@@ -25,6 +25,7 @@ from bridge.decisions import (
     is_stale,
     money_as_points,
     moved_money,
+    net_cost,
     paid_by_other_means,
     partial_total_changed,
     payment_undecided,
@@ -107,8 +108,13 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
     if not stale and order.phase == orders.PAID and record.payment_outcome == PaymentOutcome.REVERSED:
         if _pays_by_wallet(ctx) or order.wallet_fees != 0:  # else another method paid the whole total
             _flag_paid_after_reversal(ctx)
-    if not stale and total_edited(record, order) and not _payment_push_pending(ctx, "order.mark_paid"):
-        _settle_edited_total(ctx)
+    # an edit met while the order's payment is still being written is settled at a later delivery: the total seen
+    # is not recorded as settled until then
+    edit_waits = False
+    if not stale and total_edited(record, order, _refunded_before(ctx)):
+        edit_waits = _payment_push_pending(ctx, "order.mark_paid")
+        if not edit_waits:
+            _settle_edited_total(ctx)
     if not stale and wallet_part_cut(record, order):
         _return_cut_wallet_part(ctx)
     if not stale and partial_total_changed(record, order) and not _payment_push_pending(ctx):
@@ -130,7 +136,8 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
     if fully_refunded(record, order):  # the shop cannot refund the wallet part of a partly paid order: it comes back
         _return_held(ctx, "was refunded in full")
     if not stale:
-        record.status, record.total = order.status, order.total
+        record.status = order.status
+        record.total = record.total if edit_waits else order.total
         record.last_modified_at = order.modified_at or record.last_modified_at
     return record
 
@@ -257,12 +264,21 @@ def _flag_paid_after_reversal(ctx: OrderContext) -> None:
     _tell_merchant(ctx, ctx.attempt_key("paid-after-reversal"), note)
 
 
+def _refunded_before(ctx: OrderContext) -> int:
+    """The order's refunds the bridge has already settled (they are off what the wallet holds for it)."""
+    if not ctx.order.refunds:
+        return 0
+    settled = _recorded_refund_ids(ctx)
+    return sum(refund.amount for refund in ctx.order.refunds if refund.external_id in settled)
+
+
 def _settle_edited_total(ctx: OrderContext) -> None:
     """Lowered: the difference goes back to the wallet. Raised: the wallet pays the difference when it can;
-    otherwise what it paid becomes the wallet part of a partial payment and the shop asks for the rest."""
+    otherwise what it paid becomes the wallet part of a partial payment and the shop asks for the rest. The
+    difference is between what the order now costs, less the refunds already settled, and what the wallet holds."""
     record, order = ctx.record, ctx.order
     held, currency = wallet_held(record), order.currency
-    difference = order.total - held
+    difference = net_cost(order, _refunded_before(ctx)) - held
     edit = f"edit@{order.modified_at.isoformat() if order.modified_at else ''}:{order.total}"
     changed = f"The order's total changed to {format_amount(order.total, currency)}"
     if difference < 0:

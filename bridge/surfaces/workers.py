@@ -13,8 +13,9 @@ from sync.worker import run_forever
 
 
 def run_worker(svc: Services, stop: threading.Event, idle_seconds: float = 1.0) -> None:
-    """Push outbox messages (and apply deferred deliveries, DEFER_DELIVERIES) until `stop` is set."""
-    inbox, wait = None, None
+    """Push outbox messages and apply deferred deliveries (DEFER_DELIVERIES; otherwise only those set to be applied
+    again) until `stop` is set."""
+    inbox, wait = (lambda: apply_received(svc.sessions, TOPICS, again_only=True)), None
     if svc.settings.defer_deliveries:
         listener = Listener(svc.engine, INBOX_CHANNEL)
         inbox, wait = (lambda: apply_received(svc.sessions, TOPICS)), listener.wait

@@ -219,20 +219,24 @@ def _delivery_values(
     }
 
 
-def apply_received(sessions: sessionmaker[Session], platforms: TopicsByPlatform, limit: int = 50) -> int:
+def apply_received(
+    sessions: sessionmaker[Session], platforms: TopicsByPlatform, limit: int = 50, again_only: bool = False
+) -> int:
     """The worker's share of deferred deliveries (DEFER_DELIVERIES): apply those stored and not yet applied, in
     arrival order; returns how many were tried. Each is claimed in the transaction that applies it, so several
     workers share the waiting deliveries without ever picking the same one. One the database kept failing (left
-    `received`) is passed over for the rest of the round, so it cannot hold up those behind it."""
+    `received`) is passed over for the rest of the round, so it cannot hold up those behind it. `again_only`: only
+    deliveries set to be applied again (`apply_order_again`), where each request applies its own delivery."""
+    claim = _CLAIM_OLDEST_AGAIN if again_only else _CLAIM_OLDEST
     passed_over: list[int] = []
     tried = 0
-    while tried < limit and _apply_oldest_received(sessions, platforms, passed_over) is not None:
+    while tried < limit and _apply_oldest_received(sessions, platforms, claim, passed_over) is not None:
         tried += 1
     return tried
 
 
 def _apply_oldest_received(
-    sessions: sessionmaker[Session], platforms: TopicsByPlatform, passed_over: list[int]
+    sessions: sessionmaker[Session], platforms: TopicsByPlatform, claim, passed_over: list[int]
 ) -> int | None:
     """Claim the oldest waiting delivery that no other worker holds (SKIP LOCKED) and is not passed over, and apply
     it; returns its id (added to `passed_over` when it is left `received`), None when none waits."""
@@ -240,7 +244,7 @@ def _apply_oldest_received(
 
     def attempt() -> InboxStatus | None:
         with unit_of_work(sessions) as session:
-            delivery = _claim(session, _CLAIM_OLDEST, passed_over=passed_over)
+            delivery = _claim(session, claim, passed_over=passed_over)
             if delivery is None:
                 return None
             claimed.append(delivery.id)
@@ -329,18 +333,27 @@ def _with_shop(claim):
     return select(*columns, Shop).join(Shop, Shop.id == claimed.c.shop_id)
 
 
-# Built once: a worker claims every delivery it applies.
-_OLDEST_WAITING_ID = (
-    select(_INBOX.c.id)
-    .where(_INBOX.c.status == InboxStatus.RECEIVED, _INBOX.c.id.not_in(bindparam("passed_over", expanding=True)))
-    .order_by(_INBOX.c.id)
-    .limit(1)
-    .with_for_update(skip_locked=True)
-    .scalar_subquery()
-)
-_CLAIM_OLDEST = _claiming(_OLDEST_WAITING_ID)
+def _oldest_waiting_id(*where):
+    return (
+        select(_INBOX.c.id)
+        .where(
+            _INBOX.c.status == InboxStatus.RECEIVED,
+            _INBOX.c.id.not_in(bindparam("passed_over", expanding=True)),
+            *where,
+        )
+        .order_by(_INBOX.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+
+
+# Built once: a worker claims every delivery it applies. A delivery waiting with an `applied_at` was applied before
+# and set to be applied again.
+_CLAIM_OLDEST = _claiming(_oldest_waiting_id())
+_CLAIM_OLDEST_AGAIN = _claiming(_oldest_waiting_id(_INBOX.c.applied_at.is_not(None)))
 _CLAIM_ONE = _claiming(bindparam("inbox_id"))
-_CLAIM_WITH_SHOP = {_CLAIM_OLDEST: _with_shop(_CLAIM_OLDEST), _CLAIM_ONE: _with_shop(_CLAIM_ONE)}
+_CLAIM_WITH_SHOP = {claim: _with_shop(claim) for claim in (_CLAIM_OLDEST, _CLAIM_OLDEST_AGAIN, _CLAIM_ONE)}
 
 
 def _claim(session: Session, claim, **params) -> Claimed | None:
@@ -362,6 +375,29 @@ def _topic(platforms: TopicsByPlatform, platform: str, name: str) -> Topic:
     if topic is None:
         raise InvalidState(f"deliveries of {platform} {name} cannot be applied", code="unknown_topic")
     return topic
+
+
+def apply_order_again(session: Session, shop_id: int, order_id: str) -> None:
+    """Set the order's newest applied delivery to be applied again by a worker (it keeps its `applied_at`, which
+    tells it from one not applied yet): a state met while the order's payment was still being written on the shop,
+    which only now can be settled."""
+    session.execute(_APPLY_AGAIN, {"of_shop": shop_id, "order_id": order_id})
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_WAKE)
+
+
+_NEWEST_APPLIED_OF_ORDER = (
+    select(func.max(_INBOX.c.id))
+    .where(
+        _INBOX.c.shop_id == bindparam("of_shop"),
+        _INBOX.c.resource_id == bindparam("order_id"),
+        _INBOX.c.topic.startswith("order"),  # WooCommerce's order.*, Shopify's orders/*: not a customer's id
+        _INBOX.c.status == InboxStatus.APPLIED,
+    )
+    .scalar_subquery()
+)
+_APPLY_AGAIN = update(_INBOX).where(_INBOX.c.id == _NEWEST_APPLIED_OF_ORDER).values(status=InboxStatus.RECEIVED)
+_WAKE = select(func.pg_notify(INBOX_CHANNEL, ""))  # delivered at commit
 
 
 def _mark_failed(sessions: sessionmaker[Session], delivery_id: int | None, error: str) -> None:

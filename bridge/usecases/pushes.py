@@ -30,6 +30,7 @@ from bridge.order_rules import (
 )
 from bridge.refund_requests import record_created
 from bridge.states import OutboxStatus
+from bridge.usecases.deliveries import apply_order_again
 from bridge.withdrawals import is_restored, restore_refused_withdrawal
 
 LEASE = timedelta(minutes=2)
@@ -59,7 +60,8 @@ class Claimed:
 # reports the same outcome again, and recording it twice moves nothing more.
 @dataclass(frozen=True)
 class WalletTaken:
-    """The shop lowered the order by `credited` of the `charged` wallet money (the rest goes back)."""
+    """The shop lowered the order by `credited` of the `charged` wallet money (the rest goes back); a mark-paid
+    push's `credited` is the order's total then, which an edit may have raised above what the wallet paid."""
 
     order_id: str
     charged: int
@@ -179,6 +181,8 @@ def _follow(session: Session, shop: Shop, outcome: Outcome) -> None:
     match outcome:
         case WalletTaken(order_id, charged, credited, marker):
             return_overcharge(session, shop, order_id, charged, credited, marker)
+            if credited > charged:  # raised after the wallet paid, before the push: its edit waited for the push
+                apply_order_again(session, shop.id, order_id)
         case PaidOtherwise(order_id):
             return_paid_otherwise(session, shop, order_id)
         case WithdrawalRefused(transaction_id, why):

@@ -18,7 +18,14 @@ from bridge.errors import InvalidState, ValidationFailed
 from bridge.ledger import verify
 from bridge.models import InboxDelivery, LedgerTransaction, ShopOrder, utcnow
 from bridge.surfaces.platforms import TOPICS
-from bridge.usecases.deliveries import Topic, apply_delivery, apply_received, reapply, record_delivery
+from bridge.usecases.deliveries import (
+    Topic,
+    apply_delivery,
+    apply_order_again,
+    apply_received,
+    reapply,
+    record_delivery,
+)
 from tests.integration.test_inbox_recovery import new_customer
 from tests.integration.test_insert_or_lock import record
 from tests.integration.test_woocommerce_webhooks import count, fund
@@ -282,3 +289,28 @@ def test_two_workers_inserting_the_same_new_order_at_once_pay_it_once(services, 
     with unit_of_work(services.sessions) as session:
         assert verify(session) == []
         assert session.scalar(select(InboxDelivery.applied_at).where(InboxDelivery.id == first)) <= utcnow()
+
+
+def test_an_order_applied_again_is_its_newest_delivery_waiting_again_and_nothing_else(services, woo):
+    """A mark-paid push that found the order raised meanwhile sets the order's newest applied delivery to be applied
+    again (`apply_order_again`); older ones, and a customer's with the same id, stay as they are."""
+    older = store(services, woo, "order.created", order_body(id=60))
+    newer = store(services, woo, "order.updated", order_body(id=60))
+    same_id_customer = store(services, woo, "customer.updated", new_customer(60))
+    for delivery_id in (older, newer, same_id_customer):
+        apply_delivery(services.sessions, delivery_id, lambda *_args: None, None)
+
+    with unit_of_work(services.sessions) as session:
+        apply_order_again(session, woo, "60")
+
+    assert [delivery(services, d).status for d in (older, newer, same_id_customer)] == [
+        "applied",
+        "received",
+        "applied",
+    ]
+    fresh = store(services, woo, "order.created", order_body(id=61))  # not applied yet: its request applies it
+    tried = []
+    platforms = {"woocommerce": {"order.updated": Topic(lambda data: data, lambda *args: tried.append(args[2]))}}
+    assert apply_received(services.sessions, platforms, again_only=True) == 1
+    assert [order["id"] for order in tried] == [60]
+    assert delivery(services, fresh).status == "received"

@@ -133,8 +133,21 @@ def test_an_edited_total_is_neither_what_the_wallet_holds_nor_a_settled_total():
     assert not decisions.total_edited(paid, snapshot(total=900))  # the discount fee is in
     assert not decisions.total_edited(paid, snapshot(total=1000))  # not yet in, or already settled
     assert decisions.total_edited(paid, snapshot(total=1200))
-    assert not decisions.total_edited(paid, snapshot(total=1200, refunds=[RefundSnapshot("1", 100, "")]))
+    assert not decisions.total_edited(
+        replace(paid, total=900), snapshot(total=900, refunds=[RefundSnapshot("1", 100, "")])
+    )
     assert not decisions.total_edited(replace(paid, payment_outcome=PaymentOutcome.PARTIAL), snapshot(total=1200))
+
+
+def test_an_edit_after_refunds_compares_what_the_order_now_costs_less_them_with_what_the_wallet_holds():
+    refunded = Record(total=1000, payment_outcome=PaymentOutcome.PAID, wallet_paid=1000, wallet_refunded=100)
+    refund = [RefundSnapshot("1", 100, "")]
+    assert not decisions.total_edited(refunded, snapshot(total=1000, refunds=refund), refunded_before=100)
+    lowered = snapshot(total=600, refunds=refund)
+    assert decisions.total_edited(refunded, lowered, refunded_before=100)
+    assert decisions.net_cost(lowered, 100) - decisions.wallet_held(refunded) == -400
+    below_the_refunds = snapshot(total=50, refunds=refund)
+    assert decisions.net_cost(below_the_refunds, 100) == 0  # all the wallet holds goes back, never more
 
 
 def test_a_wallet_part_is_cut_only_when_the_shop_capped_the_fee_of_a_partly_paid_order():
