@@ -116,11 +116,15 @@ def wallet_discount(settings: ShopSettings, total: int) -> int:
 def total_edited(record: OrderRecord, order: OrderSnapshot, refunded_before: int = 0) -> bool:
     """The merchant changed the total of an order the wallet paid in full: what it now costs, less the refunds
     already settled (`refunded_before`), is neither what the wallet holds for it (with the bridge's discount fee in
-    or not yet in), and its total is not one already settled."""
-    if record.payment_outcome != PaymentOutcome.PAID or order.phase not in (orders.PAID, orders.AWAITING_PAYMENT):
+    or not yet in), and its total is not one already settled. A refunded order counts when lowered (the edit's own
+    delivery may have been lost: the refund's shows both)."""
+    settling = (orders.PAID, orders.AWAITING_PAYMENT, orders.REFUNDED)
+    if record.payment_outcome != PaymentOutcome.PAID or order.phase not in settling:
         return False
-    held = wallet_held(record)
-    return order.total != record.total and net_cost(order, refunded_before) not in (held, held + record.wallet_discount)
+    held, net = wallet_held(record), net_cost(order, refunded_before)
+    if order.phase == orders.REFUNDED and net >= held:  # lowered, then refunded in full: never charged more
+        return False
+    return order.total != record.total and net not in (held, held + record.wallet_discount)
 
 
 def net_cost(order: OrderSnapshot, refunded_before: int) -> int:

@@ -7,7 +7,8 @@ Its rules: a refund returns what it refunds (by card first, for the money the ca
 the order still holds); the shop's refund policy sends the card's part to the wallet or back to the card;
 a cancellation returns the wallet money the order holds; the wallet part of a partly paid order returns
 when the order is refunded in full; a failed order's full wallet payment returns, and setting it pending
-again is a new attempt; an edited total of a paid order is settled with the wallet.
+again is a new attempt; an edited total of a paid order is settled with the wallet, against what the order now
+costs less what was refunded of it.
 """
 
 from __future__ import annotations
@@ -85,11 +86,15 @@ class ShopModel:
         self.charge(self.total)
 
     def edit(self, new_total: int) -> None:
-        difference = new_total - self.held
+        """The order now costs `new_total` less what was refunded of it (never below 0); the wallet holds that."""
+        difference = self.edit_difference(new_total)
         if difference <= 0 or self.wallet >= difference:
-            self.wallet, self.held, self.total = self.wallet - difference, new_total, new_total
+            self.wallet, self.held, self.total = self.wallet - difference, self.held + difference, new_total
         else:
             self.total, self.partial, self.status = new_total - self.held, True, "pending"
+
+    def edit_difference(self, new_total: int) -> int:
+        return max(new_total - self.refunded, 0) - self.held
 
     def refundable(self) -> int:
         return self.total - self.refunded
@@ -216,7 +221,14 @@ def _act(sim, clock, model: ShopModel, order_id: int, action: str, size: int) ->
         sim.set_status(order_id, "pending")
         model.fail_and_retry()
     elif (
-        action == "edit" and model.status == "processing" and model.held and not model.partial and not (model.refunded)
+        action == "edit"
+        and model.status == "processing"
+        and model.held
+        and not model.partial
+        # after a refund, only edits the wallet settles alone (a raise it cannot pay reopens the order: not modelled),
+        # and none below the refunds: a body whose refunds exceed its total is refused when the refund is new to the
+        # bridge (its own delivery lost), `refunds_exceed_order`: open, see docs/woocommerce.md
+        and (not model.refunded or (size >= model.refunded and model.edit_difference(size) <= model.wallet))
     ):
         item = sim.order(order_id)["line_items"][0]["id"]
         sim.update_order(order_id, line_items=[{"id": item, "total": _amount(size)}])
@@ -235,17 +247,53 @@ def _catch_up(services, sim, clock, shop_id: int, deliveries: Deliveries) -> Non
     push(services)
 
 
+# Wallet-paid orders the merchant refunds and edits in turn (the scenario above meets few: most of its orders are
+# paid by card, partly, or not at all).
+edited_and_refunded = st.integers(1, 20_000).flatmap(
+    lambda total: st.fixed_dictionaries(
+        {
+            "by_wallet": st.just(True),
+            "total": st.just(total),
+            "wallet": st.integers(total, total + 10_000),
+            "partial_payments": st.just(False),
+            "refund_to_wallet": st.booleans(),
+            "first_delivery": st.sampled_from(DELIVERIES),
+            "steps": st.lists(
+                st.tuples(
+                    st.sampled_from(("refund", "edit")),
+                    st.integers(1, 10_000),
+                    st.sampled_from(DELIVERIES),
+                    st.booleans(),
+                ),
+                min_size=2,
+                max_size=4,
+            ),
+        }
+    )
+)
+
+
 def test_every_order_leaves_the_wallet_where_the_shop_model_says(services, shop, sim, clock, connected):
+    _holds(services, shop, sim, clock, scenario, EXAMPLES)
+
+
+def test_a_wallet_paid_order_refunded_and_edited_in_turn_leaves_the_wallet_where_the_shop_model_says(
+    services, shop, sim, clock, connected
+):
+    _holds(services, shop, sim, clock, edited_and_refunded, max(EXAMPLES // 5, 1))
+
+
+def _holds(services, shop, sim, clock, cases, examples: int) -> None:  # noqa: F811
     shop_id, played = shop.shop.id, iter(range(1_000_000))
 
     @settings(
-        max_examples=EXAMPLES,
+        max_examples=examples,
         deadline=None,
         derandomize=True,
         phases=PHASES,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
-    @given(case=scenario)
+    @given(case=cases)
     def check(case):
         model, customer = _play(services, sim, clock, shop_id, next(played), case)
         wallet = balances(services, shop_id, customer)[0]

@@ -148,6 +148,9 @@ def test_an_edit_after_refunds_compares_what_the_order_now_costs_less_them_with_
     assert decisions.net_cost(lowered, 100) - decisions.wallet_held(refunded) == -400
     below_the_refunds = snapshot(total=50, refunds=refund)
     assert decisions.net_cost(below_the_refunds, 100) == 0  # all the wallet holds goes back, never more
+    lowered_then_refunded = snapshot(total=600, phase=orders.REFUNDED, refunds=[RefundSnapshot("2", 600, "")])
+    assert decisions.total_edited(refunded, lowered_then_refunded)  # its refund's delivery shows the edit too
+    assert not decisions.total_edited(refunded, snapshot(total=1500, phase=orders.REFUNDED))  # never charged more
 
 
 def test_a_wallet_part_is_cut_only_when_the_shop_capped_the_fee_of_a_partly_paid_order():
