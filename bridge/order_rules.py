@@ -110,11 +110,11 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
             _flag_paid_after_reversal(ctx)
     # an edit met while the order's payment is still being written is settled at a later delivery: the total seen
     # is not recorded as settled until then
-    edit_waits = False
-    if not stale and total_edited(record, order, _refunded_before(ctx)):
+    edit_waits, refunded_before = False, 0 if stale else _refunded_before(ctx)
+    if not stale and total_edited(record, order, refunded_before):
         edit_waits = _payment_push_pending(ctx, "order.mark_paid")
         if not edit_waits:
-            _settle_edited_total(ctx)
+            _settle_edited_total(ctx, refunded_before)
     if not stale and wallet_part_cut(record, order):
         _return_cut_wallet_part(ctx)
     if not stale and partial_total_changed(record, order) and not _payment_push_pending(ctx):
@@ -137,7 +137,8 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
         _return_held(ctx, "was refunded in full")
     if not stale:
         record.status = order.status
-        record.total = record.total if edit_waits else order.total
+        if not edit_waits:
+            record.total = order.total
         record.last_modified_at = order.modified_at or record.last_modified_at
     return record
 
@@ -272,13 +273,13 @@ def _refunded_before(ctx: OrderContext) -> int:
     return sum(refund.amount for refund in ctx.order.refunds if refund.external_id in settled)
 
 
-def _settle_edited_total(ctx: OrderContext) -> None:
+def _settle_edited_total(ctx: OrderContext, refunded_before: int) -> None:
     """Lowered: the difference goes back to the wallet. Raised: the wallet pays the difference when it can;
     otherwise what it paid becomes the wallet part of a partial payment and the shop asks for the rest. The
     difference is between what the order now costs, less the refunds already settled, and what the wallet holds."""
     record, order = ctx.record, ctx.order
     held, currency = wallet_held(record), order.currency
-    difference = net_cost(order, _refunded_before(ctx)) - held
+    difference = net_cost(order, refunded_before) - held
     edit = f"edit@{order.modified_at.isoformat() if order.modified_at else ''}:{order.total}"
     changed = f"The order's total changed to {format_amount(order.total, currency)}"
     if difference < 0:

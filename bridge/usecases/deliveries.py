@@ -170,8 +170,10 @@ _STORE_CHECKED = (
     .returning(_INBOX.c.id)
 )
 _stored = _STORE_CHECKED.cte("stored")
-# The workers are told in the same round trip; PostgreSQL delivers the notification when the transaction commits.
-_STORE_CHECKED_AND_WAKE = select(_stored.c.id, func.pg_notify(INBOX_CHANNEL, "")).select_from(_stored)
+# PostgreSQL delivers a notification when the transaction that sent it commits.
+_NOTIFY_WORKERS = func.pg_notify(INBOX_CHANNEL, "")
+# The workers are told in the same round trip.
+_STORE_CHECKED_AND_WAKE = select(_stored.c.id, _NOTIFY_WORKERS).select_from(_stored)
 
 
 @contextmanager
@@ -397,7 +399,7 @@ _NEWEST_APPLIED_OF_ORDER = (
     .scalar_subquery()
 )
 _APPLY_AGAIN = update(_INBOX).where(_INBOX.c.id == _NEWEST_APPLIED_OF_ORDER).values(status=InboxStatus.RECEIVED)
-_WAKE = select(func.pg_notify(INBOX_CHANNEL, ""))  # delivered at commit
+_WAKE = select(_NOTIFY_WORKERS)
 
 
 def _mark_failed(sessions: sessionmaker[Session], delivery_id: int | None, error: str) -> None:
