@@ -217,6 +217,14 @@ def split_refund(order: OrderSnapshot, refund: RefundSnapshot, wallet_held: int,
     return RefundSplit(wallet_part=min(refund.amount - card_part, wallet_held), card_part=card_part)
 
 
+def paid_otherwise_since(order: OrderSnapshot, refund: RefundSnapshot, wallet_part: int, paid_otherwise: int) -> int:
+    """Of a refund's wallet part, what now counts against money paid another way: a refund made before the
+    customer paid the rest of a partly paid order could only be wallet money then; the shop counts it against
+    its total (the money paid another way) once that is paid, as it would a refund made after."""
+    card_part = min(refund.amount, max(paid_otherwise - refunded_before(order, refund), 0))
+    return max(wallet_part - (refund.amount - card_part), 0)
+
+
 def refund_sort_key(refund: RefundSnapshot) -> tuple[int, str]:
     """Refunds in the order the shop made them (numeric ids by value)."""
     return (int(refund.external_id) if refund.external_id.isdigit() else 0, refund.external_id)

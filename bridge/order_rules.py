@@ -27,6 +27,7 @@ from bridge.decisions import (
     moved_money,
     net_cost,
     paid_by_other_means,
+    paid_otherwise_since,
     partial_total_changed,
     payment_undecided,
     points_base,
@@ -96,6 +97,7 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
     if requested_topup(order.meta) is not None:
         return _apply_topup_order(ctx)
     _check_refunds_fit(ctx)
+    _recount_refunds_made_before_payment(ctx)
     stale = is_stale(record, order)
     if not stale and order.phase == orders.AWAITING_PAYMENT and _may_charge(ctx):
         _collect_wallet_payment(ctx)
@@ -766,6 +768,51 @@ def _check_refunds_fit(ctx: OrderContext) -> None:
             f"total of {format_amount(ctx.order.total, ctx.order.currency)}; nothing was credited",
             code="refunds_exceed_order",
         )
+
+
+def _recount_refunds_made_before_payment(ctx: OrderContext) -> None:
+    """Refunds of a partly paid order made before the rest was paid took wallet money; once the rest is paid
+    they count against it instead, and the wallet part is held again: it comes back whole when the order is
+    refunded in full, or cancelled (else the first refunds would count twice, against both)."""
+    record = ctx.record
+    if ctx.new_record or record.payment_outcome != PaymentOutcome.PARTIAL or record.wallet_refunded <= 0:
+        return
+    paid_otherwise = _paid_by_other_means(ctx)
+    if paid_otherwise <= 0:
+        return
+    listed = {refund.external_id: refund for refund in ctx.order.refunds if not refund.to_store_credit}
+    rows = ctx.session.scalars(
+        select(OrderRefund).where(
+            OrderRefund.shop_order_id == record.id, OrderRefund.wallet_part > 0, OrderRefund.deleted_at.is_(None)
+        )
+    )
+    for row in rows:
+        refund = listed.get(row.external_id)
+        recount = paid_otherwise_since(ctx.order, refund, row.wallet_part, paid_otherwise) if refund else 0
+        if recount:
+            _post_recount(ctx, row, recount)
+            row.wallet_part -= recount
+            record.wallet_refunded -= recount
+
+
+def _post_recount(ctx: OrderContext, row: OrderRefund, amount: int) -> None:
+    """The refund's money, already in the wallet, came from the shop's refunds rather than the order's wallet
+    payment: between the shop's two accounts only, the wallet does not move."""
+    currency, shop_id = ctx.record.currency, ctx.shop.id
+    post_transaction(
+        ctx.session,
+        shop_id=shop_id,
+        kind="refund_to_wallet",
+        reason=f"Refund #{row.external_id} of order #{ctx.order.external_id} counted against the rest paid after it",
+        legs=[
+            Leg(system_account(ctx.session, shop_id, SystemAccount.WALLET_PAYMENTS, currency), amount),
+            Leg(system_account(ctx.session, shop_id, SystemAccount.REFUNDS_ISSUED, currency), -amount),
+        ],
+        idempotency_key=f"refund:{row.external_id}:recounted:{row.wallet_part}",  # once per wallet part it had
+        actor=ctx.actor,
+        order_ref=ctx.order.external_id,
+        refund_ref=row.external_id,
+    )
 
 
 def _recorded_refund_ids(ctx: OrderContext) -> set[str]:

@@ -9,6 +9,8 @@ from datetime import timedelta
 
 from woocommerce import API
 
+from bridge.db import unit_of_work
+from bridge.ledger import verify
 from bridge.models import utcnow
 from bridge.usecases.order_release import release_abandoned_failed_orders
 from tests.e2e.test_e2e_simulator import (  # noqa: F401 - fixtures
@@ -292,3 +294,49 @@ def test_a_failed_partly_paid_order_released_then_paid_by_card_is_paid_whole_and
     assert sim.order(order_id)["status"] == "processing"
     assert wallet(services, shop, alice) == 1_000
     assert not [note for note in sim.notes(order_id) if "Collect it another way" in note["note"]]
+
+
+def alices_order_refunded_in_part_before_the_card_paid_the_rest(client, services, shop, sim, clock) -> tuple[int, int]:
+    """The merchant refunds 5.00 while the shop still waits for the 29.98 (wallet money then: it comes back), and
+    the card pays the 29.98 afterwards."""
+    alice, order_id = alices_partly_paid_order(client, services, shop, sim, clock)
+    clock.advance()
+    sim.refund(order_id, "5.00")
+    push(services)
+    assert wallet(services, shop, alice) == 500
+    clock.advance()
+    sim.update_order(order_id, payment_method="bacs", set_paid=True)
+    push(services)
+    return alice, order_id
+
+
+def test_a_refund_made_before_the_rest_was_paid_does_not_shrink_the_full_refund(
+    client, services, shop, sim, clock, connected
+):
+    """The shop counts both refunds against the 29.98 the card paid: refunded in full, the order gives back all
+    of the 39.98 (not 34.98, the first 5.00 counted once as wallet money and again against the card's)."""
+    alice, order_id = alices_order_refunded_in_part_before_the_card_paid_the_rest(client, services, shop, sim, clock)
+    clock.advance()
+
+    sim.refund(order_id, "24.98")
+    push(services)
+
+    assert sim.order(order_id)["status"] == "refunded"
+    assert wallet(services, shop, alice) == 1_000 + 2_998
+    with unit_of_work(services.sessions) as session:
+        assert verify(session) == []
+
+
+def test_a_refund_made_before_the_rest_was_paid_leaves_the_whole_wallet_part_to_a_cancellation(
+    client, services, shop, sim, clock, connected
+):
+    alice, order_id = alices_order_refunded_in_part_before_the_card_paid_the_rest(client, services, shop, sim, clock)
+    clock.advance()
+
+    shop_sets(sim, services, order_id, "cancelled")
+    assert wallet(services, shop, alice) == 500 + 1_000
+    clock.advance()
+    sim.refund(order_id, "24.98")  # all the shop still lets the merchant refund
+    push(services)
+
+    assert wallet(services, shop, alice) == 1_000 + 2_998

@@ -226,6 +226,17 @@ def test_a_refund_the_shop_settled_to_its_store_credit_is_split_as_it_says():
     assert split == decisions.RefundSplit(wallet_part=300, card_part=100, native=True, native_extra=100)
 
 
+def test_a_refund_made_before_the_rest_was_paid_counts_against_the_rest_once_paid():
+    """23.79 of which the wallet paid 10.00: 5.00 refunded while the shop waited for the 13.79 (wallet money then),
+    8.79 after the card paid it. Now the card's 13.79 covers both refunds, and the first stops counting against
+    the wallet part; a refund that still exceeds the card's money keeps that excess as wallet money."""
+    order = snapshot(total=1379, refunds=[RefundSnapshot("1", 500, ""), RefundSnapshot("2", 879, "")])
+    assert decisions.paid_otherwise_since(order, order.refunds[0], wallet_part=500, paid_otherwise=0) == 0
+    assert decisions.paid_otherwise_since(order, order.refunds[0], wallet_part=500, paid_otherwise=1379) == 500
+    assert decisions.paid_otherwise_since(order, order.refunds[1], wallet_part=879, paid_otherwise=1000) == 500
+    assert decisions.paid_otherwise_since(order, order.refunds[1], wallet_part=0, paid_otherwise=1379) == 0
+
+
 def test_refunds_are_ordered_by_numeric_id():
     refunds = [RefundSnapshot(i, 1, "") for i in ("10", "9", "abc")]
     assert [r.external_id for r in sorted(refunds, key=decisions.refund_sort_key)] == ["abc", "9", "10"]

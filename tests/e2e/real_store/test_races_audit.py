@@ -1,9 +1,9 @@
-"""Races and late changes on the real store, checked from the shop's side: what WooCommerce says an order cost,
-was paid and refunded, against what moved in the customer's wallet (an outside audit, session 9).
+"""Races and late changes on the real store, checked from the shop's side: what WooCommerce says an order cost, was paid
+and refunded, against what moved in the customer's wallet (an outside audit, session 9).
 
-Four findings: two fixed (their tests pass), two still open and marked `xfail(strict=True)` with what the bridge
-does (a fix makes them pass, and then fail as xfails until the mark goes). The last three tests pin behaviour that
-holds and that no other test covers."""
+Four findings: three fixed (their tests pass; the third in session 10), one still open and marked
+`xfail(strict=True)` with what the bridge does (a fix makes it pass, and then fail as an xfail until the mark goes).
+The last three tests pin behaviour that holds and that no other test covers."""
 
 import time
 
@@ -74,12 +74,12 @@ def test_a_paid_order_refunded_in_part_then_lowered_returns_the_difference(bridg
     assert bridge.balance(customer) == 5000 - (cents(shown["total"]) - refunded(shown))
 
 
-@pytest.mark.xfail(strict=True, reason="open: a refund before the rest of a partly paid order is paid counts twice")
 def test_a_refund_made_before_the_rest_was_paid_does_not_shrink_the_full_refund(bridge, store, customer, mug):
     """Taxes on: 23.79, of which the wallet pays 10.00 (the shop then asks 13.79). The merchant refunds 5.00 before
     the customer pays the rest by card, then refunds the other 8.79: the shop says "refunded", 13.79 refunded in
-    all, and the wallet's 10.00 fee still on the order. The customer paid 23.79 and should have it all back. Now the
-    first 5.00 counts twice, once against the wallet part and once against the card's money: 18.79 come back."""
+    all, and the wallet's 10.00 fee still on the order. The customer paid 23.79 and should have it all back. The first
+    5.00 was wallet money when it was made; counted so for good, it counted twice (against the wallet part and
+    against the card's money): 18.79 came back. Once the card paid, it counts against the card's money."""
     store.switch("taxes", True)
     bridge.credit(customer, 1000)
     order = store.new_order(customer, [(mug, 1)])
