@@ -31,6 +31,11 @@ class OrderRecord(Protocol):
     points_earned: int
     points_clawed_back: int
     last_modified_at: datetime | None
+    status: str
+
+
+# A payment refused, cancelled before it paid, or gone back: a newer state awaiting payment is a new attempt.
+RETRIABLE = (PaymentOutcome.UNPAID, PaymentOutcome.CANCELLED, PaymentOutcome.REVERSED)
 
 
 # Staleness ----------------------------------------------------------------------------------------
@@ -42,11 +47,26 @@ def is_stale(record: OrderRecord, order: OrderSnapshot) -> bool:
 
 
 def is_newer(record: OrderRecord, order: OrderSnapshot) -> bool:
-    """The shop changed the order after the newest state the bridge has seen (both times known)."""
+    """The shop changed the order after the newest state the bridge has seen (both times known). The shop dates
+    changes to the second: within one, a state is newer when the bridge read it back from the shop after seeing
+    it, and it is still the state the bridge saw last (no other change applied in between)."""
+    if order.modified_at is None or record.last_modified_at is None:
+        return False
+    if order.read_back and order.modified_at == record.last_modified_at:
+        return order.status == record.status
+    return order.modified_at > record.last_modified_at
+
+
+def same_second_retry(record: OrderRecord, order: OrderSnapshot) -> bool:
+    """A delivered state awaiting payment after the payment went back (or was refused), dated the same second as
+    the different state seen before it: only reading the order back can say which of the two is the newer."""
     return (
-        order.modified_at is not None
-        and record.last_modified_at is not None
-        and (order.modified_at > record.last_modified_at)
+        not order.read_back
+        and order.phase == orders.AWAITING_PAYMENT
+        and record.payment_outcome in RETRIABLE
+        and order.modified_at is not None
+        and order.modified_at == record.last_modified_at
+        and order.status != record.status
     )
 
 
@@ -90,8 +110,7 @@ def all_given_back(record: OrderRecord) -> bool:
 def payment_undecided(record: OrderRecord, order: OrderSnapshot) -> bool:
     """A wallet payment is still to decide: never decided before; or, in a newer state, refused before (the
     customer topped up), cancelled before it paid, or whose payment went back (a new attempt)."""
-    retriable = (PaymentOutcome.UNPAID, PaymentOutcome.CANCELLED, PaymentOutcome.REVERSED)
-    return record.payment_outcome is None or (record.payment_outcome in retriable and is_newer(record, order))
+    return record.payment_outcome is None or (record.payment_outcome in RETRIABLE and is_newer(record, order))
 
 
 def undoes_payment(order: OrderSnapshot, record: OrderRecord) -> bool:

@@ -35,6 +35,7 @@ from bridge.decisions import (
     promotional_expiry,
     refund_share,
     refund_sort_key,
+    same_second_retry,
     split_refund,
     total_edited,
     undoes_payment,
@@ -101,6 +102,8 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
     stale = is_stale(record, order)
     if not stale and order.phase == orders.AWAITING_PAYMENT and _may_charge(ctx):
         _collect_wallet_payment(ctx)
+    elif same_second_retry(record, order) and _pays_by_wallet(ctx):
+        _read_back(ctx)
     if order.phase in (orders.CANCELLED, orders.FAILED):  # what checkout reserved and no payment took
         release_order_reservations(session, shop.id, order.external_id)
     if not stale and undoes_payment(order, record):
@@ -254,6 +257,17 @@ def _may_charge(ctx: OrderContext) -> bool:
     cancelled, then set pending again: a new attempt). Never one with refunds (it was paid)."""
     has_refunds = ctx.order.refunds or (not ctx.new_record and _has_recorded_refunds(ctx.session, ctx.record))
     return bool(payment_undecided(ctx.record, ctx.order) and not has_refunds and _pays_by_wallet(ctx))
+
+
+def _read_back(ctx: OrderContext) -> None:
+    """Ask the shop for the order as it is now: the state it sends back settles whether this one is a new attempt."""
+    enqueue(
+        ctx.session,
+        shop_id=ctx.shop.id,
+        kind="order.read_back",
+        payload={"order_id": ctx.order.external_id},
+        dedupe_key=ctx.attempt_key(f"read-back:{ctx.order.modified_at.isoformat()}"),
+    )
 
 
 def _flag_paid_after_reversal(ctx: OrderContext) -> None:

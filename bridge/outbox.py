@@ -10,6 +10,8 @@ Kinds are platform-neutral; `sync/<platform>/` turns each into that shop's API c
 - order.create_refund  {order_id, amount, reason, api_refund, request_id}       a refund the customer asked for
 - store_credit.credit / store_credit.debit  {customer_id, currency, amount, expires_at, transaction_id}
                        mirror a wallet movement to the shop's native store credit (Shopify)
+- order.read_back      {order_id}   read the order back and apply it: a state awaiting payment again, dated the
+                       same second as the one before it, is a new attempt only if the shop still says so
 - order.fetch_transactions {order_id, currency}   read what the order's checkout spent from the shop's
                        store credit, and record it (Shopify's order webhooks do not say)
 
@@ -40,6 +42,7 @@ KINDS = frozenset(
         "store_credit.credit",
         "store_credit.debit",
         "order.fetch_transactions",
+        "order.read_back",
     }
 )
 

@@ -10,6 +10,7 @@ that expires, and the message is taken again, marked as one whose earlier attemp
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,23 +20,28 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.db import unit_of_work
+from bridge.errors import DomainError
 from bridge.ledger import Actor
 from bridge.models import OutboxMessage, Shop, utcnow
 from bridge.order_rules import (
+    apply_order,
     record_checkout_spend,
     return_overcharge,
     return_paid_otherwise,
     wallet_fees_stale,
     wallet_payment_stands,
 )
+from bridge.orders import OrderSnapshot
 from bridge.refund_requests import record_created
 from bridge.states import OutboxStatus
 from bridge.usecases.deliveries import apply_order_again
 from bridge.withdrawals import is_restored, restore_refused_withdrawal
 
+log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=2)
 LEASE_EXPIRED = "lease expired: the worker stopped mid-attempt, its outcome is unknown"
 CHECKOUT = Actor("system", "shop-checkout")  # store credit the shop's checkout took, learnt from the shop
+READ_BACK = Actor("system", "order-read-back")  # an order's state read from the shop, not delivered
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,14 @@ class CheckoutSpend:
     spent: int
 
 
-Outcome = WalletTaken | PaidOtherwise | WithdrawalRefused | RefundCreated | CheckoutSpend
+@dataclass(frozen=True)
+class OrderReadBack:
+    """The order as the shop says it is now (`order.read_back`)."""
+
+    order: OrderSnapshot
+
+
+Outcome = WalletTaken | PaidOtherwise | WithdrawalRefused | RefundCreated | CheckoutSpend | OrderReadBack
 
 
 def outcome_unknown(message: OutboxMessage) -> bool:
@@ -191,6 +204,17 @@ def _follow(session: Session, shop: Shop, outcome: Outcome) -> None:
             record_created(session, request_id, refund_id, refused)
         case CheckoutSpend(order_id, spent):
             record_checkout_spend(session, shop, order_id, spent, CHECKOUT)
+        case OrderReadBack(order):
+            _apply_read_back(session, shop, order)
+
+
+def _apply_read_back(session: Session, shop: Shop, order: OrderSnapshot) -> None:
+    """Applied as a delivery would be; one the rules refuse (the merchant sees its own delivery fail) is left."""
+    try:
+        with session.begin_nested():
+            apply_order(session, shop, order, READ_BACK)
+    except DomainError as exc:
+        log.warning("shop %s: order %s read back, not applied: %s", shop.id, order.external_id, exc.code)
 
 
 def release(sessions: sessionmaker[Session], ids: Sequence[int], outcome: str | None = None) -> None:

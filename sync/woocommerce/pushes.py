@@ -6,6 +6,7 @@ messages whose payment was returned meanwhile never reach a pusher."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -15,9 +16,17 @@ from bridge.money import parse_amount, to_decimal_string
 from bridge.order_rules import partial_payment_note, payment_note
 from bridge.security import SecretBox
 from bridge.statement_links import StatementLinks, without_link
-from bridge.usecases.pushes import Outcome, PaidOtherwise, RefundCreated, WalletTaken, WithdrawalRefused
+from bridge.usecases.pushes import (
+    OrderReadBack,
+    Outcome,
+    PaidOtherwise,
+    RefundCreated,
+    WalletTaken,
+    WithdrawalRefused,
+)
 from sync.woocommerce.client import WooShop
-from webhooks.woocommerce.payloads import BRIDGE_FEE_NAMES, DISCOUNT_FEE_NAME, WALLET_FEE_NAME
+from webhooks.payload_fields import PayloadInvalid
+from webhooks.woocommerce.payloads import BRIDGE_FEE_NAMES, DISCOUNT_FEE_NAME, WALLET_FEE_NAME, parse_order
 
 PAYMENT_MARKER = "_wallet_bridge_payment"
 ATTEMPT_MARKER = "_wallet_bridge_attempt"  # the payment attempt whose fee lines the order carries
@@ -202,6 +211,15 @@ def mark_unpaid(api: WooShop, payload: dict, for_customer: CustomerNote) -> list
     return []
 
 
+def read_back(api: WooShop, payload: dict, for_customer: CustomerNote) -> list[Outcome]:
+    """The order as the shop says it is now, for the rules to apply (a body they cannot read is not retried)."""
+    try:
+        order = parse_order(api.get(f"orders/{payload['order_id']}").body)
+    except PayloadInvalid as exc:
+        raise PermanentFailure(f"the shop's order #{payload['order_id']} is unreadable: {exc.fields}") from None
+    return [OrderReadBack(replace(order, read_back=True))]
+
+
 def add_note(api: WooShop, payload: dict, for_customer: CustomerNote) -> list[Outcome]:
     order_id, customer_note = payload["order_id"], payload.get("customer_note", True)
     note = for_customer(payload["note"]) if customer_note else payload["note"]
@@ -286,6 +304,7 @@ PUSHERS = {
     "order.note": add_note,
     "order.refund": refund_order,
     "order.create_refund": create_refund,
+    "order.read_back": read_back,
 }
 
 

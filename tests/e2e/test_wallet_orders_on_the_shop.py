@@ -18,6 +18,7 @@ from tests.e2e.test_e2e_simulator import (  # noqa: F401 - fixtures
     connected,
     customer_notes,
     fees,
+    outbox,
     push,
     sim,
     transactions,
@@ -138,6 +139,53 @@ def test_a_failed_order_set_pending_again_is_charged_again_once(client, services
     sim.set_status(order_id, "processing")  # repeats and later states move nothing more
     push(services)
     assert balances(services, shop.shop.id, alice)[0] == 5_500 - 1_999
+
+
+def test_a_paid_order_cancelled_and_set_pending_again_within_a_second_is_read_back_and_charged_again(
+    client, services, shop, sim, clock, connected
+):
+    """Both changes carry the same date (the shop's are to the second): the pending one cannot be told from an older
+    state by its date, so the bridge reads the order back, and charges the new attempt the shop confirms."""
+    alice = sim.create_customer("alice@example.test", "Alice")["id"]
+    fund(client, shop, alice, 5_000)
+    clock.advance()
+    order_id = sim.place_order(alice, total="19.99", payment_method="wallet")["id"]
+    push(services)
+    clock.advance()
+    sim.set_status(order_id, "cancelled")
+    sim.set_status(order_id, "pending")
+    push(services)
+
+    assert sim.order(order_id)["status"] == "processing"
+    assert balances(services, shop.shop.id, alice)[0] == 5_500 - 1_999
+    assert transactions(services, "payment", order_id) == 2
+    sim.set_status(order_id, "processing")  # later states move nothing more
+    push(services)
+    assert balances(services, shop.shop.id, alice)[0] == 5_500 - 1_999
+
+
+def test_a_late_pending_delivery_of_the_same_second_as_the_cancellation_charges_nothing(
+    client, services, shop, sim, clock, connected
+):
+    """The other way round: the pending state came first and its delivery arrives after the cancellation's, both
+    dated the same second. Read back, the order is cancelled: nothing is charged."""
+    alice = sim.create_customer("alice@example.test", "Alice")["id"]
+    fund(client, shop, alice, 5_000)
+    clock.advance()
+    order_id = sim.place_order(alice, total="19.99", payment_method="wallet")["id"]
+    push(services)
+    clock.advance()
+    sim.hold_deliveries()
+    sim.set_status(order_id, "pending")
+    sim.set_status(order_id, "cancelled")
+    sim.flush(list(sim.pending_deliveries)[::-1])
+    sim.release_deliveries()
+    push(services)
+
+    assert sim.order(order_id)["status"] == "cancelled"
+    assert balances(services, shop.shop.id, alice)[0] == 5_500
+    assert transactions(services, "payment", order_id) == 1
+    assert [kind for kind, *_ in outbox(services) if kind == "order.read_back"] == ["order.read_back"]
 
 
 def test_an_order_with_nothing_to_pay_proceeds_without_a_transaction_or_a_note(

@@ -32,6 +32,7 @@ class Record:
     points_earned: int = 0
     points_clawed_back: int = 0
     last_modified_at: datetime | None = None
+    status: str = "processing"
 
 
 def snapshot(total: int = 1000, phase: str = orders.PAID, refunds=(), modified_at=None, **more) -> OrderSnapshot:
@@ -41,7 +42,7 @@ def snapshot(total: int = 1000, phase: str = orders.PAID, refunds=(), modified_a
         email=None,
         customer_name=None,
         currency="EUR",
-        status="processing",
+        status=more.pop("status", "processing"),
         phase=phase,
         total=total,
         payment_method="wallet",
@@ -65,6 +66,22 @@ def test_an_older_state_is_stale_and_a_newer_one_is_newer():
     assert decisions.is_newer(record, newer) and not decisions.is_stale(record, newer)
     assert not decisions.is_stale(record, snapshot(modified_at=T0)) and not decisions.is_newer(record, snapshot())
     assert not decisions.is_stale(Record(), older)  # nothing seen yet: nothing is older
+
+
+def test_a_state_of_the_same_second_is_newer_only_when_read_back_and_still_the_state_seen_last():
+    """The shop dates changes to the second: a cancelled order set pending again within it is told from a late
+    delivery of its pending state before the cancellation only by reading the order back."""
+    cancelled = Record(payment_outcome=PaymentOutcome.REVERSED, last_modified_at=T0, status="cancelled")
+    pending = snapshot(phase=orders.AWAITING_PAYMENT, modified_at=T0, status="pending")
+    assert decisions.same_second_retry(cancelled, pending) and not decisions.is_newer(cancelled, pending)
+    seen_pending = replace(cancelled, status="pending")  # the delivery was applied: its state is the one seen last
+    read_back = replace(pending, read_back=True)
+    assert decisions.is_newer(seen_pending, read_back) and not decisions.same_second_retry(seen_pending, read_back)
+    assert not decisions.is_newer(cancelled, read_back)  # another state was applied after the one read back
+    assert not decisions.is_newer(seen_pending, replace(read_back, modified_at=T0 - timedelta(seconds=1)))
+    assert not decisions.same_second_retry(seen_pending, pending)  # the same state again: nothing to settle
+    assert not decisions.same_second_retry(replace(cancelled, payment_outcome=PaymentOutcome.PAID), pending)
+    assert not decisions.same_second_retry(cancelled, replace(pending, modified_at=T0 + timedelta(seconds=1)))
 
 
 def test_failed_orders_are_released_after_the_shops_days_or_never():

@@ -62,6 +62,7 @@ def message_purpose(kind: str, payload: dict, currency: str) -> str:
             f"Take {money('amount')} from customer #{payload.get('customer_id')}'s store credit"
         ),
         "order.fetch_transactions": lambda: f"Read what {order} paid from store credit",
+        "order.read_back": lambda: f"Read {order} back: is it awaiting payment again?",
     }
     return purposes[kind]() if kind in purposes else kind
 

@@ -1,9 +1,8 @@
 """Races and late changes on the real store, checked from the shop's side: what WooCommerce says an order cost, was paid
 and refunded, against what moved in the customer's wallet (an outside audit, session 9).
 
-Four findings: three fixed (their tests pass; the third in session 10), one still open and marked
-`xfail(strict=True)` with what the bridge does (a fix makes it pass, and then fail as an xfail until the mark goes).
-The last three tests pin behaviour that holds and that no other test covers."""
+Four findings, all fixed (the last two in session 10; their tests failed before). The last three tests pin
+behaviour that holds and that no other test covers."""
 
 import time
 
@@ -100,11 +99,10 @@ def test_a_refund_made_before_the_rest_was_paid_does_not_shrink_the_full_refund(
     assert bridge.balance(customer) == wallet_part_on_the_order(shown) + refunded(shown)
 
 
-@pytest.mark.xfail(strict=True, reason="open: the shop dates changes to the second; an equal date is not newer")
 def test_a_paid_order_cancelled_and_set_pending_again_within_a_second_is_charged_again(bridge, store, customer, mug):
-    """Not a loss, a payment that never happens: the shop dates changes to the second, the re-opened state is not
-    "newer" than the cancellation, so no new attempt is made. The order stays pending forever, the wallet keeps the
-    money, and neither the customer nor the merchant is told (the same steps a second apart are charged)."""
+    """The shop dates changes to the second: the re-opened state was not "newer" than the cancellation, so no new
+    attempt was made, and the order stayed pending for good (the same steps a second apart were charged). The
+    bridge now reads such an order back and charges the new attempt the shop confirms."""
     order = paid_by_wallet(bridge, store, customer, [(mug, 1)])
     while time.time() % 1 > 0.05:  # both changes in one second of the shop's clock (each takes about 0.2 s)
         time.sleep(0.01)
