@@ -56,8 +56,10 @@ class ShopifyAdmin:
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise TemporaryFailure(f"Shopify unreachable ({exc.__class__.__name__})") from exc
         body = _json(response)
-        if response.status_code == 429 or _throttled(body):
-            raise _throttle(body)
+        if response.status_code == 429 or _has_error(body, "THROTTLED"):
+            raise _throttle(body, response.headers.get("Retry-After"))
+        if _has_error(body, "INTERNAL_SERVER_ERROR"):  # Shopify's side, answered 200: the outbox tries again
+            raise TemporaryFailure("Shopify failed on its side (INTERNAL_SERVER_ERROR)", status=response.status_code)
         if response.status_code >= 500 or response.status_code in (401, 403):
             raise TemporaryFailure(f"Shopify answered HTTP {response.status_code}", status=response.status_code)
         if response.status_code >= 300 or body.get("errors"):  # a 3xx too: redirects are never followed
@@ -75,19 +77,28 @@ def _json(response: requests.Response) -> dict:
     return body if isinstance(body, dict) else {}
 
 
-def _throttled(body: dict) -> bool:
+def _has_error(body: dict, code: str) -> bool:
     errors = body.get("errors")
     return isinstance(errors, list) and any(
-        isinstance(e, dict) and (e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors
+        isinstance(e, dict) and (e.get("extensions") or {}).get("code") == code for e in errors
     )
 
 
-def _throttle(body: dict) -> Throttled:
-    """How long until the bucket holds what the query costs: (cost − available) / restore rate."""
+def _throttle(body: dict, retry_after: str | None) -> Throttled:
+    """How long to wait: the seconds an HTTP 429's Retry-After names; else until the bucket holds what the query
+    costs, (cost − available) / restore rate."""
     cost = (body.get("extensions") or {}).get("cost") or {}
     status = cost.get("throttleStatus") or {}
     needed = float(cost.get("requestedQueryCost") or 10) - float(status.get("currentlyAvailable") or 0)
     rate = float(status.get("restoreRate") or 50) or 50.0
     failure = Throttled("Shopify throttled the query", status=429, code="THROTTLED")
-    failure.wait_seconds = max(needed / rate, 0.05)
+    failure.wait_seconds = max(_seconds(retry_after) or needed / rate, 0.05)
     return failure
+
+
+def _seconds(header: str | None) -> float | None:
+    try:
+        seconds = float(header) if header else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 < seconds < float("inf") else None
