@@ -11,6 +11,9 @@ from bridge.errors import ValidationFailed
 
 POINTS = "PTS"  # loyalty points: a unit of their own, exponent 0, never mixed with money
 _AMOUNT_RE = re.compile(r"^-?\d+(\.\d+)?$")
+GROUPED = re.compile(r"-?\d{1,3}(,\d{3})+")  # 1,234,567: commas between groups of three digits
+_DECIMAL_COMMA = re.compile(r"-?\d+,\d{1,2}")  # 12,5 or 12,50: a thousands separator is followed by three digits
+AMBIGUOUS_COMMA = "Write it without thousands separators (1,250 could be 1250.00 or 1.25)."
 _KNOWN = frozenset(list_currencies())
 
 
@@ -40,6 +43,19 @@ def parse_amount(text: str | int, currency: str, field: str = "amount") -> int:
     if scaled != scaled.to_integral_value():
         raise ValidationFailed(f"{text} has more decimals than {currency} allows", fields={field: "too many decimals"})
     return int(scaled)
+
+
+def with_decimal_point(typed: str, field: str = "amount") -> str:
+    """A number a person typed, with a decimal comma made a point and thousands separators dropped. A comma that
+    could be either (1,250: 1250 or 1.25?) is refused rather than guessed: a wrong guess scales it a thousandfold."""
+    if "," not in typed:
+        return typed
+    if _DECIMAL_COMMA.fullmatch(typed):
+        return typed.replace(",", ".")
+    whole, point, _ = typed.partition(".")
+    if GROUPED.fullmatch(whole) and (point or whole.count(",") > 1):
+        return typed.replace(",", "")
+    raise ValidationFailed(AMBIGUOUS_COMMA, fields={field: "ambiguous comma"})
 
 
 def to_decimal_string(minor: int, currency: str) -> str:

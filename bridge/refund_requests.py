@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
-from bridge.db import total
+from bridge.db import insert_ignoring_conflict, total
 from bridge.decisions import return_window
 from bridge.errors import IdempotencyConflict, NotFound, ValidationFailed
 from bridge.models import OrderRefund, RefundRequest, Shop, ShopOrder, utcnow
@@ -46,31 +46,22 @@ def request_refund(
     """Check the request against the order and the return window, then ask the shop for the refund
     (through the outbox). The ledger moves when the shop's refund delivery arrives, once."""
     now = now or utcnow()
-    record = session.execute(
-        select(ShopOrder).where(ShopOrder.shop_id == shop.id, ShopOrder.external_id == order_external_id)
+    record = session.execute(  # locked: requests for one order are checked against each other, one at a time
+        select(ShopOrder)
+        .where(ShopOrder.shop_id == shop.id, ShopOrder.external_id == order_external_id)
+        .with_for_update()
     ).scalar_one_or_none()
     if record is None:
         raise NotFound("order not found")
-    existing = session.execute(
-        select(RefundRequest).where(RefundRequest.shop_id == shop.id, RefundRequest.idempotency_key == key)
-    ).scalar_one_or_none()
+    asked = {"shop_order_id": record.id, "amount": amount, "destination": destination, "reason": reason}
+    existing = _request_with_key(session, shop, key)
     if existing is not None:
-        first = (existing.shop_order_id, existing.amount, existing.destination, existing.reason)
-        if first != (record.id, amount, destination, reason):
-            raise IdempotencyConflict("this key was used for another refund", fields={"idempotency_key": "in use"})
-        return existing
+        return _same_request(existing, asked)
     _check(session, shop, record, amount, destination, now)
-    request = RefundRequest(
-        shop_id=shop.id,
-        shop_order_id=record.id,
-        idempotency_key=key,
-        amount=amount,
-        destination=destination,
-        reason=reason,
-        status="requested",
-    )
-    session.add(request)
-    session.flush()
+    values = {"shop_id": shop.id, "idempotency_key": key, "status": "requested", **asked}
+    request = insert_ignoring_conflict(session, RefundRequest, values, ["shop_id", "idempotency_key"])
+    if request is None:  # a request for another order took the key meanwhile
+        return _same_request(_request_with_key(session, shop, key), asked)
     enqueue(
         session,
         shop_id=shop.id,
@@ -85,6 +76,19 @@ def request_refund(
         dedupe_key=f"refund-request:{request.id}",
     )
     return request
+
+
+def _request_with_key(session: Session, shop: Shop, key: str) -> RefundRequest | None:
+    return session.execute(
+        select(RefundRequest).where(RefundRequest.shop_id == shop.id, RefundRequest.idempotency_key == key)
+    ).scalar_one_or_none()
+
+
+def _same_request(existing: RefundRequest, asked: dict) -> RefundRequest:
+    """The first request made with the key, if this one asks the same; else a conflict."""
+    if any(getattr(existing, name) != value for name, value in asked.items()):
+        raise IdempotencyConflict("this key was used for another refund", fields={"idempotency_key": "in use"})
+    return existing
 
 
 def _check(session: Session, shop: Shop, record: ShopOrder, amount: int, destination: str, now: datetime) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.accounts import SystemAccount, ensure_customer, system_account, wallet_account
-from bridge.db import total
+from bridge.db import insert_ignoring_conflict, total
 from bridge.errors import IdempotencyConflict, InvalidState, NotFound, ValidationFailed
 from bridge.ledger import (
     SYSTEM,
@@ -49,29 +49,27 @@ def request_withdrawal(
     """A customer asks to withdraw deposited money, within the shop's limits and what they deposited and have not
     spent (less what their other requests wait for). Paid out at once when the shop approves withdrawals
     automatically; otherwise its amount is held until the merchant approves or declines it. The same key returns
-    the first request; with another amount or customer it is a conflict."""
-    earlier = session.execute(
-        select(WithdrawalRequest).where(WithdrawalRequest.shop_id == shop.id, WithdrawalRequest.idempotency_key == key)
-    ).scalar_one_or_none()
+    the first request; with another amount or customer it is a conflict. The wallet is locked before the key is
+    looked up: the same request sent twice at once waits for the first, and then finds it."""
+    customer = ensure_customer(session, shop.id, external_id)
+    wallet = wallet_account(session, customer, shop.currency, lock=True)
+    earlier = _request_with_key(session, shop, key)
     if earlier is not None:
         return _replayed(session, shop, earlier, external_id, amount)
     settings = ShopSettings.load(shop.settings)
     _ensure_within_limits(settings, amount, shop.currency)
-    customer = ensure_customer(session, shop.id, external_id)
-    wallet = wallet_account(session, customer, shop.currency, lock=True)
     ensure_unlocked(wallet)
     release_expired_holds(session, wallet)
     _ensure_withdrawable(session, wallet, amount)
-    request = WithdrawalRequest(
-        shop_id=shop.id,
-        customer_id=customer.id,
-        idempotency_key=key,
-        amount=amount,
-        currency=shop.currency,
-        status="pending",
+    values = {"shop_id": shop.id, "customer_id": customer.id, "idempotency_key": key, "amount": amount}
+    request = insert_ignoring_conflict(
+        session,
+        WithdrawalRequest,
+        {**values, "currency": shop.currency, "status": "pending"},
+        ["shop_id", "idempotency_key"],
     )
-    session.add(request)
-    session.flush()
+    if request is None:  # another customer's request took the key meanwhile
+        return _replayed(session, shop, _request_with_key(session, shop, key), external_id, amount)
     if settings.withdrawal_approval == "automatic":
         return Withdrawal(request, _pay_out(session, shop, wallet, request, actor), replayed=False)
     hold, _ = authorize_hold(
@@ -84,6 +82,12 @@ def request_withdrawal(
     )
     request.hold_id = hold.id
     return Withdrawal(request, [], replayed=False)
+
+
+def _request_with_key(session: Session, shop: Shop, key: str) -> WithdrawalRequest | None:
+    return session.execute(
+        select(WithdrawalRequest).where(WithdrawalRequest.shop_id == shop.id, WithdrawalRequest.idempotency_key == key)
+    ).scalar_one_or_none()
 
 
 def approve_withdrawal(session: Session, shop: Shop, request_id: int, actor: Actor) -> Withdrawal:
@@ -141,7 +145,7 @@ def withdrawal_requests(
 
 
 def _ensure_within_limits(settings: ShopSettings, amount: int, currency: str) -> None:
-    minimum, maximum = settings.withdrawal_minimum, settings.withdrawal_maximum
+    minimum, maximum = max(settings.withdrawal_minimum, 1), settings.withdrawal_maximum  # never nothing
     if amount < minimum:
         raise ValidationFailed(
             f"a withdrawal is at least {format_amount(minimum, currency)}",

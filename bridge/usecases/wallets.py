@@ -16,7 +16,7 @@ from bridge.db import unit_of_work
 from bridge.errors import PermanentFailure, ShopCallFailed, ValidationFailed
 from bridge.ledger import Actor, Posted, capture_hold, expire_stale_holds, void_hold
 from bridge.models import Customer, Entry, Hold, Shop, TopupRequest
-from bridge.money import format_amount, parse_amount
+from bridge.money import format_amount, parse_amount, with_decimal_point
 from bridge.points import convert_points
 from bridge.privacy import customer_data, erase_customer
 from bridge.refund_requests import request_refund
@@ -260,7 +260,7 @@ def withdraw_from_statement(
     with unit_of_work(sessions) as session:
         shop = get_shop(session, shop_id)
         customer = require_customer(session, shop, external_id)
-        amount = parse_amount(amount_text.strip().replace(",", "."), shop.currency)
+        amount = parse_amount(with_decimal_point(amount_text.strip()), shop.currency)
         made = request_withdrawal(
             session,
             shop,

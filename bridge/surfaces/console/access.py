@@ -89,8 +89,11 @@ def shop_view(view):
 
 
 def safe_next(target: str | None) -> str | None:
-    """Only a path on this site (never //other.host or a scheme): no open redirect after sign-in."""
+    """Only a path on this site (never //other.host or a scheme): no open redirect after sign-in. No control
+    character either: urlsplit drops some (and a Location header cannot carry a line break)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if any(ord(character) < 32 or ord(character) == 127 for character in target):
         return None
     parts = urlsplit(target)
     return target if not parts.scheme and not parts.netloc else None

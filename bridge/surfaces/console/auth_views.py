@@ -16,7 +16,7 @@ from bridge.surfaces.console.access import (
     sign_in_session,
     sign_out,
 )
-from bridge.surfaces.console.forms import Form, check_url, text
+from bridge.surfaces.console.forms import Form, check_url, email_address, text
 from bridge.surfaces.platforms import PLATFORMS
 from bridge.surfaces.web.runtime import reading, services
 from bridge.usecases import merchants
@@ -58,7 +58,7 @@ def login():
         if load_user() is not None:
             return redirect(next_url or url_for("console.home"))
         return render_template("login.html", form=Form(), next=next_url)
-    email, password = text(request.form, "email", 320), request.form.get("password") or ""
+    email, password = email_address(request.form), request.form.get("password") or ""
     form = Form(values={"email": email})
     try:
         outcome = merchants.sign_in(services().sessions, email, password, client_ip())
@@ -160,7 +160,7 @@ def setup():
             form.errors["take_over"] = "Choose at least one shop. You can add a new one once signed in."
     else:
         form, values = _shop_form(request.form)
-    user_values = {"email": text(request.form, "email", 320), "name": text(request.form, "name", 200)}
+    user_values = {"email": email_address(request.form), "name": text(request.form, "name", 200)}
     form.values.update(user_values)
     password = request.form.get("password") or ""
     form.errors.update(check_new_user(user_values["email"], user_values["name"], password))
@@ -201,8 +201,8 @@ def _setup_page(form: Form, existing: list):
 
 def _chosen_shops(data, existing: list) -> list[int]:
     """The ids ticked, among the shops on offer (anything else sent is ignored)."""
-    offered = {shop.id for shop in existing}
-    return sorted({int(value) for value in data.getlist("take_over") if value.isdigit()} & offered)
+    offered = {str(shop.id): shop.id for shop in existing}  # compared as text: "²" is a digit int() cannot read
+    return sorted({offered[value] for value in data.getlist("take_over") if value in offered})
 
 
 @console.get("/shops")

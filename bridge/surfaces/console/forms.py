@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from marshmallow import ValidationError, validate
 
 from bridge.errors import ValidationFailed
-from bridge.money import parse_amount, to_decimal_string
+from bridge.money import GROUPED, parse_amount, to_decimal_string, with_decimal_point
 from bridge.settings_schema import ShopSettingsSchema
 
 
@@ -38,6 +38,11 @@ def text(data, name: str, max_length: int = 500) -> str:
     return (data.get(name) or "").strip()[:max_length]
 
 
+def email_address(data) -> str:
+    """Not cut to the longest address (320): cut, it would name another one; whoever checks it refuses it whole."""
+    return text(data, "email", 1_000)
+
+
 def first_message(messages) -> str:
     """marshmallow gives lists (and dicts for nested fields); a person needs one sentence."""
     while isinstance(messages, dict | list) and messages:
@@ -52,21 +57,11 @@ class Invalid(ValueError):
     pass
 
 
-GROUPED = re.compile(r"-?\d{1,3}(,\d{3})+")  # 1,234,567: commas between groups of three digits
-DECIMAL_COMMA = re.compile(r"-?\d+,\d{1,2}")  # 12,5 or 12,50: a thousands separator is followed by three digits
-
-
 def _with_decimal_point(raw: str) -> str:
-    """A decimal comma made a point, thousands separators dropped. A comma that could be either (1,250: 1250 or
-    1.25?) is refused rather than guessed: a wrong guess scales the amount a thousandfold."""
-    if "," not in raw:
-        return raw
-    if DECIMAL_COMMA.fullmatch(raw):
-        return raw.replace(",", ".")
-    whole, point, _ = raw.partition(".")
-    if GROUPED.fullmatch(whole) and (point or whole.count(",") > 1):
-        return raw.replace(",", "")
-    raise Invalid("Write it without thousands separators (1,250 could be 1250.00 or 1.25).")
+    try:
+        return with_decimal_point(raw)
+    except ValidationFailed as exc:
+        raise Invalid(exc.message) from exc
 
 
 def parse_money(raw: str, currency: str) -> int:

@@ -16,7 +16,7 @@ from bridge.states import InboxStatus
 from bridge.surfaces.console import console
 from bridge.surfaces.console.access import shop_view, who
 from bridge.surfaces.console.charts import NARROW, Series, line_chart
-from bridge.surfaces.console.forms import Form, query_number, text
+from bridge.surfaces.console.forms import Form, email_address, query_number, text
 from bridge.surfaces.console.queries import customer_count, dead_letters, failure_counts, inbox_failures, webhook_health
 from bridge.surfaces.console.settings_views import FIELD_LABELS
 from bridge.surfaces.platforms import TOPICS
@@ -94,7 +94,7 @@ def team(shop_id: int):
     """Who may manage this shop; add someone (a new user, or an existing user of another shop)."""
     form = Form()
     if request.method == "POST":
-        email, name = text(request.form, "email", 320), text(request.form, "name", 200)
+        email, name = email_address(request.form), text(request.form, "name", 200)
         password = request.form.get("password") or ""
         form.values.update(email=email, name=name)
         try:

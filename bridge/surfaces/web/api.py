@@ -99,7 +99,9 @@ class TransactionOut(Schema):
 class HoldIn(Schema):
     amount = fields.Integer(required=True, **PositiveAmount)
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
-    expires_in_seconds = fields.Integer(load_default=7 * 86400, validate=validate.Range(min=60, max=90 * 86400))
+    expires_in_seconds = fields.Integer(
+        strict=True, load_default=7 * 86400, validate=validate.Range(min=60, max=90 * 86400)
+    )
     order_id = fields.String(validate=validate.Length(min=1, max=64))
 
 
@@ -420,7 +422,9 @@ class OrderTips(MethodView):
 class ReservationIn(Schema):
     customer_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     amount = fields.Integer(required=True, **PositiveAmount)
-    expires_in_seconds = fields.Integer(load_default=2 * 3600, validate=validate.Range(min=60, max=7 * 86400))
+    expires_in_seconds = fields.Integer(
+        strict=True, load_default=2 * 3600, validate=validate.Range(min=60, max=7 * 86400)
+    )
 
 
 class ReservationOut(HoldCreated):

@@ -5,7 +5,8 @@
   form and JSON body are looked at; the first field holding one is named.
 - A lone surrogate (`\\ud800` in JSON: half of a UTF-16 pair) is no character at all and cannot be written as UTF-8,
   by either database: a 500 too. Only JSON can carry one (werkzeug decodes paths, queries and forms leniently).
-- A JSON body nested deeper than Python's parser goes (`[[[[…]]]]`): its RecursionError used to be a 500.
+- A JSON body nested deeper than Python's parser goes (`[[[[…]]]]`): its RecursionError used to be a 500; so was a
+  number longer than Python reads (4 300 digits), whose ValueError is no JSON error to the view's parser.
 
 Each is a ValidationFailed naming the field, which the API answers as 422 JSON and the console as its error page.
 Webhook bodies are the platforms' signed bytes and are left to the webhook pipeline: it answers a body too deep as
@@ -15,6 +16,7 @@ money still moves.
 
 from __future__ import annotations
 
+import json
 import re
 
 from flask import Flask, request
@@ -59,10 +61,14 @@ def _signed() -> bool:
 def _json_body():
     if _signed() or not request.is_json:
         return None
-    try:
-        return request.get_json(silent=True)  # the view parses the body again (webargs): at most MAX_CONTENT_LENGTH
-    except RecursionError as exc:  # silent=True covers ValueError only
+    try:  # the view parses the body again (webargs): at most MAX_CONTENT_LENGTH
+        return json.loads(request.get_data(cache=True))
+    except RecursionError as exc:
         raise ValidationFailed("the body is nested too deep", fields={"body": "nested too deep"}) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None  # not JSON: the view says so
+    except ValueError as exc:  # an integer too long for int()
+        raise ValidationFailed("a number in the body is too long", fields={"body": "number too long"}) from exc
 
 
 def _in_json(body, holds) -> str | None:
