@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from babel.numbers import format_currency, get_currency_precision, list_currencies
+from babel.numbers import format_currency
+from iso4217 import Currency
 
 from bridge.errors import ValidationFailed
 
@@ -14,20 +15,22 @@ _AMOUNT_RE = re.compile(r"^-?\d+(\.\d+)?$")
 GROUPED = re.compile(r"-?\d{1,3}(,\d{3})+")  # 1,234,567: commas between groups of three digits
 _DECIMAL_COMMA = re.compile(r"-?\d+,\d{1,2}")  # 12,5 or 12,50: a thousands separator is followed by three digits
 AMBIGUOUS_COMMA = "Write it without thousands separators (1,250 could be 1250.00 or 1.25)."
-_KNOWN = frozenset(list_currencies())
+# ISO 4217's exponents, not CLDR's digits (babel's get_currency_precision): CLDR shows HUF, IDR, COP … without
+# decimals, but they have two (a shop on WooCommerce's default of 2 decimals sends "1061.02" HUF of tax).
+_EXPONENTS = {currency.code: currency.exponent for currency in Currency if currency.exponent is not None}
 
 
 def is_currency(code: str) -> bool:
-    return code == POINTS or code in _KNOWN
+    return code == POINTS or code in _EXPONENTS
 
 
 def exponent(currency: str) -> int:
     """Digits after the decimal point for an ISO 4217 currency (EUR 2, JPY 0, KWD 3)."""
     if currency == POINTS:
         return 0
-    if currency not in _KNOWN:
+    if currency not in _EXPONENTS:
         raise ValidationFailed(f"unknown currency {currency!r}", fields={"currency": "unknown currency"})
-    return get_currency_precision(currency)
+    return _EXPONENTS[currency]
 
 
 def parse_amount(text: str | int, currency: str, field: str = "amount") -> int:
@@ -69,7 +72,10 @@ def format_amount(minor: int, currency: str, locale: str = "en_US") -> str:
     """Minor units for people: "€29.35", "1,250 points"."""
     if currency == POINTS:
         return f"{minor:,} points"
-    return format_currency(Decimal(minor).scaleb(-exponent(currency)), currency, locale=locale)
+    # not rounded to CLDR's digits: 1061.02 HUF is shown whole ("HUF1,061.02"), 4990.00 as "HUF4,990"
+    return format_currency(
+        Decimal(minor).scaleb(-exponent(currency)), currency, locale=locale, decimal_quantization=False
+    )
 
 
 def percent_of(minor: int, basis_points: int) -> int:

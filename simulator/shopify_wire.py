@@ -16,12 +16,12 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
-from babel.numbers import get_currency_precision, list_currencies
+from iso4217 import Currency
 
 API_VERSION = "2026-01"
 USER_AGENT = "Shopify-Captain-Hook"
 STORE_CREDIT_GATEWAY = "shopify_store_credit"
-_KNOWN_CURRENCIES = frozenset(list_currencies())
+_DECIMALS = {c.code: c.exponent for c in Currency if c.exponent is not None}  # ISO 4217's, as Shopify's money
 _DECIMAL_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _GID_RE = re.compile(r"gid://shopify/([A-Za-z]+)/([0-9]{1,19})")
 
@@ -40,11 +40,11 @@ def hmac_sha256(body: bytes, secret: str) -> str:
 
 
 def is_currency(code: object) -> bool:
-    return isinstance(code, str) and len(code) == 3 and code.isupper() and code in _KNOWN_CURRENCIES
+    return isinstance(code, str) and len(code) == 3 and code.isupper() and code in _DECIMALS
 
 
 def decimals(currency: str) -> int:
-    return get_currency_precision(currency)
+    return _DECIMALS[currency]
 
 
 def to_minor(text: object, currency: str) -> int:

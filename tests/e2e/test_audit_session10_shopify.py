@@ -259,11 +259,6 @@ def test_zero_and_three_decimal_currencies_read_exactly(currency, total, minor):
 
 
 @pytest.mark.database_free
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding (not confirmed by a Shopify page): the exponent comes from babel/CLDR, which gives HUF, IDR, "
-    "COP, ALL, IQD … fewer decimals than ISO 4217; a HUF order whose tax line has fillér ('1061.02') is refused 422",
-)
 def test_huf_order_with_fractional_tax_lines_is_read():
     # Hungarian prices include 27 % VAT: `taxes_included` true, the tax lines are read to take the tax off.
     order = paid_order(currency="HUF", total="4990.00", subtotal_price="4990.00", taxes_included=True)

@@ -14,6 +14,9 @@ from bridge.money import format_amount, parse_amount, percent_of, pro_rata, to_d
         ("1.005", "KWD", 1005),
         ("41.48", "EUR", 4148),
         ("10", "EUR", 1000),
+        ("1061.02", "HUF", 106102),  # ISO 4217 gives HUF two decimals (CLDR, which babel follows, none)
+        ("15000.50", "IDR", 1500050),
+        ("0.125", "IQD", 125),
     ],
 )
 def test_parse_shop_amounts(text, currency, minor):
@@ -37,6 +40,15 @@ def test_formatting_round_trips_through_decimal_strings():
     assert to_decimal_string(1500, "JPY") == "1500"
     assert format_amount(2935, "EUR") == "€29.35"
     assert format_amount(1250, "PTS") == "1,250 points"
+
+
+def test_formatting_shows_every_minor_unit_and_no_more():
+    """Shown in CLDR's style, but never rounded to its digits: 1061.02 HUF is not shown as 1,061."""
+    assert format_amount(106102, "HUF") == "HUF1,061.02"
+    assert format_amount(499000, "HUF") == "HUF4,990"
+    assert format_amount(165000, "JPY") == "¥165,000"
+    assert format_amount(12340, "KWD") == "KWD12.340"
+    assert format_amount(-500, "EUR") == "-€5.00"
 
 
 def test_percent_and_pro_rata_round_down():
