@@ -150,6 +150,18 @@ def test_a_body_over_the_limit_is_a_413_in_json(client, services, shop):
     assert _money_rows(services) == before
 
 
+def test_a_blank_idempotency_key_is_refused_naming_it(client, services, shop):
+    before = _money_rows(services)
+    response = client.post(
+        "/api/v1/customers/42/adjustments",
+        json=VALID_POSTS["/api/v1/customers/42/adjustments"],
+        headers={**auth(shop, "x"), "Idempotency-Key": "   "},
+    )
+    assert response.status_code == 422
+    assert "Idempotency-Key" in response.get_json()["error"]["fields"]
+    assert _money_rows(services) == before
+
+
 def test_the_same_idempotency_key_in_two_shops_is_two_requests(client, services, shop, other_shop):
     """Keys are unique per shop: shop B reusing shop A's key (other content) is neither a 409 nor A's replay."""
     answers = {}
@@ -384,6 +396,17 @@ def test_a_statement_withdrawal_that_is_no_amount_withdraws_nothing(client, serv
     assert answer.status_code == 200
     assert _withdrawal_requests(services) == []
     assert wallet(client, woo)["balance"] == 5_000
+
+
+def test_the_statement_page_says_only_what_its_own_forms_did(client, services, woo):  # noqa: F811
+    """A link with a made-up `message` (anyone holding the customer's link could send one) shows nothing of it;
+    what a form did is still said on the page it returns to."""
+    post_delivery(client, woo.shop.id, "order.updated", paid_topup())
+    url = _statement(client, services, woo)
+    forged = text_of(client.get(url + "?" + urlencode({"message": "Your wallet is locked: call +1 555 0100"})))
+    assert "Your wallet is locked" not in forged
+    answer = _withdraw(client, url, "1,250")
+    assert "Nothing was withdrawn" in text_of(answer)
 
 
 # Webhooks -----------------------------------------------------------------------------------------------------

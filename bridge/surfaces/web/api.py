@@ -27,7 +27,11 @@ PositiveAmount = dict(strict=True, validate=validate.Range(min=1, max=10**12))
 
 
 class IdempotencyHeader(Schema):
-    idempotency_key = fields.String(required=True, validate=validate.Length(min=1, max=150), data_key="Idempotency-Key")
+    idempotency_key = fields.String(
+        required=True,
+        validate=[validate.Length(min=1, max=150), validate.Regexp(r"\s*\S", error="must not be blank")],
+        data_key="Idempotency-Key",
+    )
 
 
 class HoldOut(Schema):

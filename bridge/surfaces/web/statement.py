@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Callable
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from itsdangerous import BadSignature, URLSafeSerializer
 
 from bridge.errors import DomainError, NotFound
 from bridge.money import format_amount
@@ -87,7 +88,7 @@ def statement_page(token: str):
     return render_template(
         "customer/statement.html",
         token=token,
-        message=request.args.get("message"),
+        message=_opened(request.args.get("message")),
         form_token=secrets.token_hex(16),
         **_view(token),
     )
@@ -142,4 +143,20 @@ def _customer_form(token: str, act: Callable[[StatementAccess, str], str], refus
 
 
 def _redirect_with(token: str, message: str):
-    return redirect(url_for("customer_statement.statement_page", token=token, message=message), code=303)
+    return redirect(url_for("customer_statement.statement_page", token=token, message=_sealed(message)), code=303)
+
+
+def _messages() -> URLSafeSerializer:
+    """What a form did is said on the page it returns to, signed: a link cannot make the page say anything else."""
+    return URLSafeSerializer(current_app.secret_key, salt="statement-message")
+
+
+def _sealed(message: str) -> str:
+    return _messages().dumps(message)
+
+
+def _opened(sealed: str | None) -> str | None:
+    try:
+        return _messages().loads(sealed) if sealed else None
+    except BadSignature:
+        return None
