@@ -110,8 +110,10 @@ def _streamed(session: Session, query: Select) -> Iterator:
     return session.execute(query.execution_options(yield_per=BATCH))
 
 
-def statement_rows(session: Session, shop: Shop, customer: Customer, start: date, end: date, tz: str) -> Iterator[list]:
-    """The customer's wallet and points movements in the period, oldest first."""
+def statement_rows(
+    session: Session, shop: Shop, customer: Customer, start: date, end: date, tz: str, kind: str | None = None
+) -> Iterator[list]:
+    """The customer's wallet and points movements in the period (of one kind, if given), oldest first."""
     after, before = period_bounds(start, end, tz)
     query = (
         select(
@@ -136,6 +138,8 @@ def statement_rows(session: Session, shop: Shop, customer: Customer, start: date
         )
         .order_by(Entry.id)
     )
+    if kind is not None:
+        query = query.where(LedgerTransaction.kind == kind)
     for when, tx, kind, reason, account, amount, currency, after_it, order, refund in _streamed(session, query):
         yield [
             moment_text(when, tz),
@@ -151,6 +155,10 @@ def statement_rows(session: Session, shop: Shop, customer: Customer, start: date
         ]
 
 
+# Who moved the money: "merchant: ann@example.com", as the customer page names them; the kind alone when nobody is.
+_ACTOR = func.coalesce(LedgerTransaction.actor_kind + ": " + LedgerTransaction.actor_id, LedgerTransaction.actor_kind)
+
+
 def _period_entries(shop_id: int, after: datetime, before: datetime) -> Select:
     """The period's transactions (by the (shop_id, created_at) index) with their entries, accounts and customers."""
     return (
@@ -161,7 +169,7 @@ def _period_entries(shop_id: int, after: datetime, before: datetime) -> Select:
             LedgerTransaction.reason,
             LedgerTransaction.order_ref,
             LedgerTransaction.refund_ref,
-            LedgerTransaction.actor_kind,
+            _ACTOR,
             Entry.amount,
             Entry.currency,
             Entry.balance_after,

@@ -109,8 +109,13 @@ def convert_points(
     )
 
 
+def convertible_from(settings: ShopSettings) -> int:
+    """The fewest points a conversion takes: the shop's minimum, and at least one step."""
+    return max(settings.points_conversion_minimum, settings.points_conversion_points)
+
+
 def _ensure_enough_points(settings: ShopSettings, requested: int, balance: int) -> None:
-    if requested < max(settings.points_conversion_minimum, settings.points_conversion_points):
+    if requested < convertible_from(settings):
         raise ValidationFailed("not enough points to convert", fields={"points": "below the conversion minimum"})
     if requested > balance:
         raise InsufficientFunds("not enough points", fields={"points": "exceeds the points balance"})

@@ -57,6 +57,7 @@ MONEY_SOURCES: tuple[tuple[str, str, tuple[str, ...]], ...] = (  # (column name,
     ("expiries", "Expired credit", ("expiry",)),
     ("points", "Loyalty points", ("points_earned", "points_clawback", "refund_to_points")),
 )
+SOURCE_KINDS = {name: kinds for name, _label, kinds in MONEY_SOURCES}
 POINTS_ISSUED = ("points_earned", "refund_to_points")
 EXPIRIES = ("expiry",)
 WALLET_ORDER_OUTCOMES = (PaymentOutcome.PAID, PaymentOutcome.PARTIAL)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bridge.accounts import SystemAccount, ensure_customer, system_account, wallet_account
@@ -129,19 +129,27 @@ def decline_withdrawal(session: Session, shop: Shop, request_id: int, reason: st
 
 
 def withdrawal_requests(
-    session: Session, shop: Shop, status: str, limit: int = 100
+    session: Session, shop: Shop, status: str, limit: int = 100, after: int = 0
 ) -> list[tuple[WithdrawalRequest, Customer]]:
-    """A shop's requests in one state with their customers: the waiting ones oldest first (a queue), the decided
-    newest first."""
+    """A shop's requests in one state with their customers: the waiting ones oldest first (a queue, paged by the
+    last id shown: `after`), the decided newest first."""
     order = WithdrawalRequest.id.asc() if status == "pending" else WithdrawalRequest.id.desc()
     rows = session.execute(
         select(WithdrawalRequest, Customer)
         .join(Customer, Customer.id == WithdrawalRequest.customer_id)
-        .where(WithdrawalRequest.shop_id == shop.id, WithdrawalRequest.status == status)
+        .where(WithdrawalRequest.shop_id == shop.id, WithdrawalRequest.status == status, WithdrawalRequest.id > after)
         .order_by(order)
         .limit(limit)
     ).all()
     return [(request, customer) for request, customer in rows]
+
+
+def waiting_requests(session: Session, shop: Shop) -> int:
+    return session.scalar(
+        select(func.count())
+        .select_from(WithdrawalRequest)
+        .where(WithdrawalRequest.shop_id == shop.id, WithdrawalRequest.status == "pending")
+    )
 
 
 def _ensure_within_limits(settings: ShopSettings, amount: int, currency: str) -> None:

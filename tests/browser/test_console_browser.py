@@ -149,7 +149,7 @@ def test_the_report_draws_its_charts_and_downloads_csv(page, services, shop, mon
         page.locator("#table-wallet a:has-text('Download CSV')").click()
     download = download_info.value
     assert download.suggested_filename.startswith("alpha-shop-wallet-")
-    rows = list(csv.DictReader(io.StringIO(open(download.path(), encoding="utf-8").read())))
+    rows = list(csv.DictReader(io.StringIO(open(download.path(), encoding="utf-8-sig").read())))
     assert len(rows) == 30
     latest_day = (now - timedelta(hours=3)).date().isoformat()
     today = next(r for r in rows if r["period_start"] == latest_day)

@@ -44,6 +44,6 @@ def test_filtering_customers_then_downloading_the_journal(page, services, shop):
     assert page.inner_text("[data-liability=EUR]") == "€15.00"
     with page.expect_download() as download:
         page.click("button:has-text('Journal CSV')")
-    rows = list(csv.DictReader(io.StringIO(open(download.value.path(), encoding="utf-8").read())))
+    rows = list(csv.DictReader(io.StringIO(open(download.value.path(), encoding="utf-8-sig").read())))
     assert len(rows) == 8 and sum(float(r["debit"] or 0) for r in rows) == sum(float(r["credit"] or 0) for r in rows)
     screenshot(page, "exports")

@@ -121,12 +121,18 @@ def test_a_raised_total_the_wallet_cannot_cover_asks_the_shop_for_the_rest(
     assert "€39.98 is left to pay by another method." in customer_notes(sim, order_id)[-1]
 
 
-def test_a_failed_order_set_pending_again_is_charged_again_once(client, services, shop, sim, clock, connected):
+def alices_paid_order(client, services, shop, sim, clock) -> tuple[int, int]:
+    """Alice's wallet holds 55.00 (with the sign-up bonus); her order of 19.99 is paid from it."""
     alice = sim.create_customer("alice@example.test", "Alice")["id"]
     fund(client, shop, alice, 5_000)
     clock.advance()
     order_id = sim.place_order(alice, total="19.99", payment_method="wallet")["id"]
     push(services)
+    return alice, order_id
+
+
+def test_a_failed_order_set_pending_again_is_charged_again_once(client, services, shop, sim, clock, connected):
+    alice, order_id = alices_paid_order(client, services, shop, sim, clock)
     clock.advance()
     sim.set_status(order_id, "failed")
     assert balances(services, shop.shop.id, alice)[0] == 5_500  # with the sign-up bonus
@@ -146,11 +152,7 @@ def test_a_paid_order_cancelled_and_set_pending_again_within_a_second_is_read_ba
 ):
     """Both changes carry the same date (the shop's are to the second): the pending one cannot be told from an older
     state by its date, so the bridge reads the order back, and charges the new attempt the shop confirms."""
-    alice = sim.create_customer("alice@example.test", "Alice")["id"]
-    fund(client, shop, alice, 5_000)
-    clock.advance()
-    order_id = sim.place_order(alice, total="19.99", payment_method="wallet")["id"]
-    push(services)
+    alice, order_id = alices_paid_order(client, services, shop, sim, clock)
     clock.advance()
     sim.set_status(order_id, "cancelled")
     sim.set_status(order_id, "pending")
@@ -169,11 +171,7 @@ def test_a_late_pending_delivery_of_the_same_second_as_the_cancellation_charges_
 ):
     """The other way round: the pending state came first and its delivery arrives after the cancellation's, both
     dated the same second. Read back, the order is cancelled: nothing is charged."""
-    alice = sim.create_customer("alice@example.test", "Alice")["id"]
-    fund(client, shop, alice, 5_000)
-    clock.advance()
-    order_id = sim.place_order(alice, total="19.99", payment_method="wallet")["id"]
-    push(services)
+    alice, order_id = alices_paid_order(client, services, shop, sim, clock)
     clock.advance()
     sim.hold_deliveries()
     sim.set_status(order_id, "pending")

@@ -27,7 +27,7 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def _cells(response) -> list[list[str]]:
     assert response.status_code == 200, response.get_data(as_text=True)[:300]
-    return list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    return list(csv.reader(io.StringIO(response.get_data(as_text=True).removeprefix("\ufeff"))))
 
 
 def _formulas(rows: list[list[str]]) -> list[str]:

@@ -283,7 +283,7 @@ def test_a_bad_period_is_said_next_to_its_field(console, shop, query, field, mes
 def csv_rows(response) -> list[dict]:
     assert response.mimetype == "text/csv"
     assert "attachment;" in response.headers["Content-Disposition"]
-    return list(csv.DictReader(io.StringIO(text_of(response))))
+    return list(csv.DictReader(io.StringIO(text_of(response).removeprefix("\ufeff"))))
 
 
 def test_wallet_csv_has_one_row_per_day_with_decimal_amounts(console, shop, history):

@@ -31,7 +31,7 @@ def at(day: date, hour: int, minute: int = 0) -> datetime:
 def rows_of(response) -> list[dict]:
     assert response.status_code == 200, text_of(response)
     assert response.mimetype == "text/csv"
-    return list(csv.DictReader(io.StringIO(text_of(response))))
+    return list(csv.DictReader(io.StringIO(text_of(response).removeprefix("\ufeff"))))
 
 
 @pytest.fixture
@@ -243,7 +243,7 @@ def test_a_long_journal_is_streamed_in_bounded_memory(console, long_history):
         lines, debits, credits = 0, Decimal(0), Decimal(0)
         for chunk in response.response:
             for row in csv.reader(io.StringIO(chunk.decode() if isinstance(chunk, bytes) else chunk)):
-                if row[0] != "date":
+                if row[0].removeprefix("\ufeff") != "date":
                     lines += 1
                     debits += Decimal(row[4] or 0)
                     credits += Decimal(row[5] or 0)

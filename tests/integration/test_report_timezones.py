@@ -225,7 +225,7 @@ def test_csv_rows_carry_local_dates(console, services, shop):
     response = console.get(
         f"/shops/{shop.shop.id}/reports/wallet.csv", query_string={"start": "2026-03-01", "end": "2026-03-02"}
     )
-    rows = list(csv.DictReader(io.StringIO(text_of(response))))
+    rows = list(csv.DictReader(io.StringIO(text_of(response).removeprefix("\ufeff"))))
     assert [(r["period_start"], r["deposits_amount"]) for r in rows] == [
         ("2026-03-01", "0.00"),
         ("2026-03-02", "10.00"),

@@ -11,6 +11,7 @@ from flask import Response, g, render_template, request, stream_with_context
 from marshmallow import Schema, ValidationError
 
 from bridge import exports, usecases
+from bridge.ledger import TRANSACTION_KINDS
 from bridge.models import Shop
 from bridge.reports import FIRST_DAY, local_today, shop_timezone
 from bridge.surfaces.console import console, render_error
@@ -46,7 +47,7 @@ def _day(tz: str) -> tuple[Form, dict | None]:
 
 
 def _invalid(form: Form):
-    return render_error(422, "Invalid dates", "; ".join(f"{name}: {message}" for name, message in form.errors.items()))
+    return render_error(422, "Invalid filter", "; ".join(f"{name}: {message}" for name, message in form.errors.items()))
 
 
 def _csv_lines(header: list[str], rows: Iterable[list]) -> Iterator[str]:
@@ -104,14 +105,18 @@ def statement_csv(shop_id: int, external_id: str):
     form, period = _period(tz)
     if period is None:
         return _invalid(form)
+    kind = request.args.get("kind") or None
+    if kind is not None and kind not in TRANSACTION_KINDS:
+        form.errors["kind"] = "Unknown kind."
+        return _invalid(form)
     with reading() as db:
         customer = require_customer(db, g.shop, external_id)
     customer_part = re.sub(r"[^A-Za-z0-9]+", "-", external_id)
-    name = f"{_slug(g.shop)}-customer-{customer_part}-{period['start']}-{period['end']}.csv"
+    name = f"{_slug(g.shop)}-customer-{customer_part}-{kind + '-' if kind else ''}{period['start']}-{period['end']}.csv"
     return _streamed_csv(
         name,
         exports.STATEMENT_HEADER,
-        lambda db: exports.statement_rows(db, g.shop, customer, period["start"], period["end"], tz),
+        lambda db: exports.statement_rows(db, g.shop, customer, period["start"], period["end"], tz, kind),
     )
 
 

@@ -63,7 +63,8 @@ class CustomerFilters:
 def _greatest(session: Session, a, b):
     if session.get_bind().dialect.name == "postgresql":
         return func.greatest(a, b)  # ignores NULLs
-    return func.max(func.coalesce(a, 0), func.coalesce(b, 0))  # SQLite's two-argument max is scalar
+    # SQLite's two-argument max is scalar, and NULL if either is: 0 stands for none, and none stays NULL (sorted last)
+    return func.nullif(func.max(func.coalesce(a, 0), func.coalesce(b, 0)), 0)
 
 
 def _lowered(session: Session, column):

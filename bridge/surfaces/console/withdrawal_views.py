@@ -10,19 +10,22 @@ from bridge.money import format_amount
 from bridge.settings_schema import ShopSettings
 from bridge.surfaces.console import console
 from bridge.surfaces.console.access import shop_view, who
-from bridge.surfaces.console.forms import text
+from bridge.surfaces.console.forms import query_number, text
 from bridge.surfaces.web.runtime import reading, services
 from bridge.usecases import wallets
-from bridge.withdrawals import withdrawal_requests
+from bridge.withdrawals import waiting_requests, withdrawal_requests
 
 RECENT = 20  # decided requests listed under the queue
+QUEUE_PAGE = 100  # waiting requests listed at a time, oldest first
 
 
 @console.get("/shops/<int:shop_id>/withdrawals")
 @shop_view
 def withdrawals(shop_id: int):
+    after = query_number(request.args.get("after")) or 0
     with reading() as db:
-        pending = withdrawal_requests(db, g.shop, "pending")
+        waiting = waiting_requests(db, g.shop)
+        pending = withdrawal_requests(db, g.shop, "pending", QUEUE_PAGE + 1, after)
         decided = withdrawal_requests(db, g.shop, "approved", RECENT) + withdrawal_requests(
             db, g.shop, "declined", RECENT
         )
@@ -30,7 +33,9 @@ def withdrawals(shop_id: int):
     return render_template(
         "withdrawals.html",
         shop=g.shop,
-        pending=pending,
+        waiting=waiting,
+        pending=pending[:QUEUE_PAGE],
+        later=pending[QUEUE_PAGE - 1][0].id if len(pending) > QUEUE_PAGE else None,
         decided=decided[:RECENT],
         settings=ShopSettings.load(g.shop.settings),
     )

@@ -12,6 +12,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from bridge.errors import DomainError, NotFound
 from bridge.money import format_amount
+from bridge.points import convertible_from
 from bridge.settings_schema import ShopSettings
 from bridge.shops import get_shop
 from bridge.statement_links import (
@@ -66,18 +67,23 @@ def _access(token: str):
 
 
 def _view(token: str) -> dict:
+    """The page's content; movements 200 at a time, older ones behind `cursor`."""
     access = _access(token)
     with reading() as session:
         shop = get_shop(session, access.shop_id)
         summary = wallet_summary(session, shop, access.customer_external_id)
-        page = statement(session, shop, access.customer_external_id, limit=200)
+        page = statement(
+            session, shop, access.customer_external_id, cursor=request.args.get("cursor") or None, limit=200
+        )
         settings = ShopSettings.load(shop.settings)
     return {
         "shop": shop.name,
         "currency": shop.currency,
         "wallet": summary,
         "lines": page.lines,
+        "next_cursor": page.next_cursor,
         "zone": settings.timezone,
+        "points_convertible_from": convertible_from(settings),
         "points_step": settings.points_conversion_points,
         "points_step_value": format_amount(settings.points_conversion_value, shop.currency),
     }
@@ -97,7 +103,7 @@ def statement_page(token: str):
 @customer_statement.get("/statement/<token>.json")
 def statement_json(token: str):
     view = _view(token)
-    return {"shop": view["shop"], "wallet": view["wallet"], "lines": view["lines"]}
+    return {"shop": view["shop"], "wallet": view["wallet"], "lines": view["lines"], "next_cursor": view["next_cursor"]}
 
 
 @customer_statement.post("/statement/<token>/convert")
