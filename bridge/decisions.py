@@ -154,16 +154,13 @@ def net_cost(order: OrderSnapshot, refunded_before: int) -> int:
 
 def wallet_part_cut(record: OrderRecord, order: OrderSnapshot) -> int:
     """Wallet money of a partly paid order the shop no longer applies: the merchant edited the order below
-    the wallet's part, the shop cut the wallet's fee line at a total of 0.00, and the rest was overpaid."""
-    if (
-        record.payment_outcome != PaymentOutcome.PARTIAL
-        or order.wallet_fees is None
-        or order.total != 0
-        or order.refunds
-        or order.phase not in (orders.AWAITING_PAYMENT, orders.FAILED, orders.PAID)
-    ):
+    the wallet's part (the shop cut the wallet's fee line at a total of 0.00, and the rest was overpaid), or took
+    the wallet's fee line off and the order was paid in full another way."""
+    if record.payment_outcome != PaymentOutcome.PARTIAL or order.wallet_fees is None or order.refunds:
         return 0
-    return max(wallet_held(record) - order.wallet_fees, 0)
+    edited_below = order.total == 0 and order.phase in (orders.AWAITING_PAYMENT, orders.FAILED, orders.PAID)
+    fee_taken_off = order.phase == orders.PAID and order.recorded_paid()
+    return max(wallet_held(record) - order.wallet_fees, 0) if edited_below or fee_taken_off else 0
 
 
 def partial_total_changed(record: OrderRecord, order: OrderSnapshot) -> bool:
@@ -236,12 +233,18 @@ def split_refund(order: OrderSnapshot, refund: RefundSnapshot, wallet_held: int,
     return RefundSplit(wallet_part=min(refund.amount - card_part, wallet_held), card_part=card_part)
 
 
-def paid_otherwise_since(order: OrderSnapshot, refund: RefundSnapshot, wallet_part: int, paid_otherwise: int) -> int:
-    """Of a refund's wallet part, what now counts against money paid another way: a refund made before the
-    customer paid the rest of a partly paid order could only be wallet money then; the shop counts it against
-    its total (the money paid another way) once that is paid, as it would a refund made after."""
+@dataclass(frozen=True)
+class Recount:
+    card_part: int  # the refund's part that is money paid another way now
+    moved: int  # of its wallet part, what is now money paid another way
+
+
+def recount_refund(order: OrderSnapshot, refund: RefundSnapshot, wallet_part: int, paid_otherwise: int) -> Recount:
+    """A refund made before the customer paid the rest of a partly paid order could only be wallet money then
+    (and no more than the wallet had paid); the shop counts it against its total (the money paid another way)
+    once that is paid, as it would a refund made after."""
     card_part = min(refund.amount, max(paid_otherwise - refunded_before(order, refund), 0))
-    return max(wallet_part - (refund.amount - card_part), 0)
+    return Recount(card_part, moved=max(wallet_part - (refund.amount - card_part), 0))
 
 
 def refund_sort_key(refund: RefundSnapshot) -> tuple[int, str]:
@@ -267,9 +270,17 @@ def refund_share(order: OrderSnapshot, refund: RefundSnapshot, earned: int) -> i
     return share(before + refund.amount, order.total, earned) - share(before, order.total, earned)
 
 
+def completes_refund(order: OrderSnapshot, refund: RefundSnapshot) -> bool:
+    """With this refund the order is refunded in full: whatever it earned goes back, even what was earned after
+    refunds before it (their shares were taken back from nothing)."""
+    return refunded_before(order, refund) + refund.amount >= order.total
+
+
 def points_to_claw_back(record: OrderRecord, order: OrderSnapshot, refund: RefundSnapshot) -> int:
-    """The order's points this refund takes back: its share of the points earned, never more than are left."""
-    return min(refund_share(order, refund, record.points_earned), record.points_earned - record.points_clawed_back)
+    """The order's points this refund takes back: its share of the points earned (all that are left once refunded
+    in full), never more than are left."""
+    left = record.points_earned - record.points_clawed_back
+    return left if completes_refund(order, refund) else min(refund_share(order, refund, record.points_earned), left)
 
 
 def money_as_points(settings: ShopSettings, amount: int) -> int:

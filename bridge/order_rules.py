@@ -19,7 +19,10 @@ from bridge.cashback import cashback_credited, cashback_kept, credit_cashback, t
 from bridge.currencies import ensure_accepted_currency
 from bridge.db import insert_or_lock
 from bridge.decisions import (
+    Recount,
     all_given_back,
+    cashback_for,
+    completes_refund,
     earns_cashback_now,
     fully_refunded,
     is_stale,
@@ -27,12 +30,13 @@ from bridge.decisions import (
     moved_money,
     net_cost,
     paid_by_other_means,
-    paid_otherwise_since,
     partial_total_changed,
     payment_undecided,
     points_base,
+    points_for,
     points_to_claw_back,
     promotional_expiry,
+    recount_refund,
     refund_share,
     refund_sort_key,
     same_second_retry,
@@ -57,7 +61,7 @@ from bridge.reservations import open_reservations, release_order_reservations
 from bridge.settings_schema import ShopSettings
 from bridge.states import OutboxStatus, PaymentOutcome
 from bridge.store_credit import native_key
-from bridge.topups import credit_paid_topup, requested_topup, take_back_card_refunds
+from bridge.topups import credit_paid_topup, requested_topup, take_back_card_refunds, take_back_refunded_bonus
 
 
 @dataclass
@@ -206,6 +210,7 @@ def _take_back_refunded_topup(ctx: OrderContext) -> None:
     if ctx.customer is not None and ctx.order.refunds:
         wallet = wallet_account(ctx.session, ctx.customer, ctx.order.currency)
         take_back_card_refunds(ctx.session, ctx.shop.id, wallet, ctx.actor, ctx.order.external_id)
+        take_back_refunded_bonus(ctx.session, ctx.shop.id, wallet, ctx.actor, ctx.order.external_id)
 
 
 def _refund_applied(ctx: OrderContext, refund: orders.RefundSnapshot) -> bool:
@@ -306,6 +311,7 @@ def _settle_edited_total(ctx: OrderContext, refunded_before: int) -> None:
                 f"{changed}: {format_amount(-difference, currency)} returned to your wallet.",
                 f":{edit}",
             )
+            _take_back_earned_above(ctx, ctx.attempt_key(edit))
         return
     wallet = wallet_account(ctx.session, ctx.customer, currency, lock=True)
     release_expired_holds(ctx.session, wallet)
@@ -327,9 +333,33 @@ def _settle_edited_total(ctx: OrderContext, refunded_before: int) -> None:
     )
 
 
+def _take_back_earned_above(ctx: OrderContext, key: str) -> None:
+    """Points and cashback the order earned on a total since lowered: what the lower one does not earn goes back
+    (points already spent stay spent, as on a refund)."""
+    record, settings, currency = ctx.record, ctx.settings, ctx.record.currency
+    base = points_base(settings, ctx.order, wallet_held(record) + _paid_by_other_means(ctx))
+    above = record.points_earned - record.points_clawed_back - points_for(settings, base, currency)
+    if above > 0:
+        claw_back_points(ctx.session, ctx.shop, ctx.customer, above, f"{key}:points", ctx.order.external_id)
+        record.points_clawed_back += above
+    kept = _cashback_kept(ctx)
+    if kept > cashback_for(settings, base):
+        take_back_cashback(
+            ctx.session,
+            ctx.shop,
+            ctx.customer,
+            ctx.order.external_id,
+            currency,
+            kept - cashback_for(settings, base),
+            f"{key}:cashback",
+            ctx.actor,
+        )
+
+
 def _return_cut_wallet_part(ctx: OrderContext) -> None:
     """A partly paid order edited below the wallet's part: the wallet pays all of it, the rest goes back, and
-    the order, with nothing left to pay, is paid. Not while the wallet's fee is still being written: the push
+    the order, with nothing left to pay, is paid. Or the wallet's fee line was taken off an order paid in full
+    another way: what the fee no longer takes off goes back. Not while the wallet's fee is still being written: the push
     settles what the shop cut then (`return_overcharge`)."""
     record, order, currency = ctx.record, ctx.order, ctx.order.currency
     if _payment_push_pending(ctx):
@@ -341,6 +371,8 @@ def _return_cut_wallet_part(ctx: OrderContext) -> None:
     note = (
         f"The order's total changed to {format_amount(order.wallet_fees, currency)}, all paid from your wallet: "
         f"{format_amount(cut, currency)} returned to your wallet."
+        if order.total == 0
+        else f"The order was paid another way: {format_amount(cut, currency)} of your wallet's part returned to it."
     )
     if order.phase == orders.PAID:
         return _tell_shop(ctx, "order.note", note, f":{edit}")
@@ -785,33 +817,50 @@ def _check_refunds_fit(ctx: OrderContext) -> None:
 
 
 def _recount_refunds_made_before_payment(ctx: OrderContext) -> None:
-    """Refunds of a partly paid order made before the rest was paid took wallet money; once the rest is paid
-    they count against it instead, and the wallet part is held again: it comes back whole when the order is
-    refunded in full, or cancelled (else the first refunds would count twice, against both)."""
+    """Refunds of a partly paid order made before the rest was paid took wallet money (no more than the wallet
+    had paid); once the rest is paid they count against it instead. The wallet part is held again: it comes back
+    whole when the order is refunded in full, or cancelled (else the first refunds would count twice, against
+    both); and a refund to the wallet credits what it now refunds of the card's money, with its bonus."""
     record = ctx.record
-    if ctx.new_record or record.payment_outcome != PaymentOutcome.PARTIAL or record.wallet_refunded <= 0:
+    if ctx.new_record or record.payment_outcome != PaymentOutcome.PARTIAL or not ctx.order.refunds:
         return
     paid_otherwise = _paid_by_other_means(ctx)
     if paid_otherwise <= 0:
         return
     listed = {refund.external_id: refund for refund in ctx.order.refunds if not refund.to_store_credit}
     rows = ctx.session.scalars(
-        select(OrderRefund).where(
-            OrderRefund.shop_order_id == record.id, OrderRefund.wallet_part > 0, OrderRefund.deleted_at.is_(None)
-        )
+        select(OrderRefund).where(OrderRefund.shop_order_id == record.id, OrderRefund.deleted_at.is_(None))
     )
     for row in rows:
         refund = listed.get(row.external_id)
-        recount = paid_otherwise_since(ctx.order, refund, row.wallet_part, paid_otherwise) if refund else 0
-        if recount:
-            _post_recount(ctx, row, recount)
-            row.wallet_part -= recount
-            record.wallet_refunded -= recount
+        if refund is not None:
+            _recount(ctx, refund, row, recount_refund(ctx.order, refund, row.wallet_part, paid_otherwise))
 
 
-def _post_recount(ctx: OrderContext, row: OrderRefund, amount: int) -> None:
-    """The refund's money, already in the wallet, came from the shop's refunds rather than the order's wallet
+def _recount(ctx: OrderContext, refund: orders.RefundSnapshot, row: OrderRefund, recount: Recount) -> None:
+    credited_as_card = row.wallet_credit - row.wallet_part
+    extra = bonus = 0
+    if row.destination == "wallet":
+        extra = max(recount.card_part - credited_as_card - recount.moved, 0)
+        bonus_bp = ctx.settings.refund_wallet_bonus_bp
+        bonus = max(percent_of(recount.card_part, bonus_bp) - percent_of(credited_as_card, bonus_bp), 0)
+    if not (recount.moved or extra or bonus):
+        return
+    key = f"refund:{row.external_id}:recounted:{row.wallet_part}:{row.wallet_credit}"  # once per state of the row
+    _post_recount(ctx, row, recount.moved, key)
+    if extra or bonus:
+        _credit_refund(ctx, refund, 0, extra, bonus, key=f"{key}:credit")
+    row.wallet_part -= recount.moved
+    row.wallet_credit += extra
+    row.bonus += bonus
+    ctx.record.wallet_refunded -= recount.moved
+
+
+def _post_recount(ctx: OrderContext, row: OrderRefund, moved: int, key: str) -> None:
+    """The refund's money already in the wallet came from the shop's refunds rather than the order's wallet
     payment: between the shop's two accounts only, the wallet does not move."""
+    if not moved:
+        return
     currency, shop_id = ctx.record.currency, ctx.shop.id
     post_transaction(
         ctx.session,
@@ -819,10 +868,10 @@ def _post_recount(ctx: OrderContext, row: OrderRefund, amount: int) -> None:
         kind="refund_to_wallet",
         reason=f"Refund #{row.external_id} of order #{ctx.order.external_id} counted against the rest paid after it",
         legs=[
-            Leg(system_account(ctx.session, shop_id, SystemAccount.WALLET_PAYMENTS, currency), amount),
-            Leg(system_account(ctx.session, shop_id, SystemAccount.REFUNDS_ISSUED, currency), -amount),
+            Leg(system_account(ctx.session, shop_id, SystemAccount.WALLET_PAYMENTS, currency), moved),
+            Leg(system_account(ctx.session, shop_id, SystemAccount.REFUNDS_ISSUED, currency), -moved),
         ],
-        idempotency_key=f"refund:{row.external_id}:recounted:{row.wallet_part}",  # once per wallet part it had
+        idempotency_key=key,
         actor=ctx.actor,
         order_ref=ctx.order.external_id,
         refund_ref=row.external_id,
@@ -986,7 +1035,10 @@ def _tell_merchant(ctx: OrderContext, key: str, note: str) -> None:
     )
 
 
-def _credit_refund(ctx: OrderContext, refund, wallet_part: int, card_credit: int, bonus: int, native=False) -> int:
+def _credit_refund(
+    ctx: OrderContext, refund, wallet_part: int, card_credit: int, bonus: int, native=False, key: str | None = None
+) -> int:
+    """Credit a refund to the wallet, once per key (by default the refund's own)."""
     session, currency = ctx.session, ctx.record.currency
     wallet = wallet_account(session, ctx.customer, currency)
     legs = [Leg(wallet, wallet_part + card_credit + bonus)]
@@ -1005,7 +1057,8 @@ def _credit_refund(ctx: OrderContext, refund, wallet_part: int, card_credit: int
         kind="refund_to_wallet",
         reason=reason,
         legs=legs,
-        idempotency_key=native_key(f"refund:{refund.external_id}") if native else f"refund:{refund.external_id}",
+        idempotency_key=key
+        or (native_key(f"refund:{refund.external_id}") if native else f"refund:{refund.external_id}"),
         actor=ctx.actor,
         order_ref=ctx.order.external_id,
         refund_ref=refund.external_id,
@@ -1028,11 +1081,12 @@ def _claw_back_refund_points(ctx: OrderContext, refund, applied: OrderRefund) ->
 
 
 def _claw_back_refund_cashback(ctx: OrderContext, refund) -> None:
-    """The refund's share of the order's cashback, as for points: by the refunded part of the order's total."""
+    """The refund's share of the order's cashback, as for points: by the refunded part of the order's total (all
+    that is left once refunded in full)."""
     amount = cashback_credited(ctx.session, ctx.shop.id, ctx.customer, ctx.order.external_id, ctx.record.currency)
     if not amount:
         return
-    due = refund_share(ctx.order, refund, amount)
+    due = amount if completes_refund(ctx.order, refund) else refund_share(ctx.order, refund, amount)
     take_back_cashback(
         ctx.session,
         ctx.shop,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from bridge.accounts import (
     SystemAccount,
@@ -16,7 +16,7 @@ from bridge.accounts import (
     wallet_account,
 )
 from bridge.db import insert_ignoring_conflict, total
-from bridge.decisions import promotional_expiry, topup_bonus
+from bridge.decisions import promotional_expiry, share, topup_bonus
 from bridge.errors import DomainError, IdempotencyConflict, ValidationFailed
 from bridge.ledger import Actor, Leg, ensure_unlocked, post_transaction, release_expired_holds
 from bridge.lots import LotPolicy, deposited
@@ -201,6 +201,65 @@ def take_back_card_refunds(
             order_ref=order_external_id,
             lots=LotPolicy(lot_id=lot.id),
         )
+
+
+def take_back_refunded_bonus(
+    session: Session, shop_id: int, wallet: Account, actor: Actor, order_external_id: str
+) -> None:
+    """A top-up's bonus rewarded the deposit: its share of what the card got back goes too (from what is left of
+    the bonus: what was spent of it stays spent), else a refunded top-up would pay its bonus out for nothing."""
+    wallet = lock_account(session, wallet)
+    for bonus, deposit, refunded in _refunded_topup_bonus(session, wallet, order_external_id):
+        due = share(min(refunded, deposit), deposit, bonus.amount)
+        taken = session.scalar(
+            select(total(LotMovement.amount))
+            .join(LedgerTransaction, LedgerTransaction.id == LotMovement.transaction_id)
+            .where(LotMovement.lot_id == bonus.id, LedgerTransaction.kind == "promotion")
+        )
+        amount = min(due - taken, bonus.remaining, max(wallet.available, 0))
+        if amount <= 0:
+            continue
+        post_transaction(
+            session,
+            shop_id=shop_id,
+            kind="promotion",
+            reason=f"Bonus of top-up #{order_external_id} taken back: the top-up was refunded to the card",
+            legs=[
+                Leg(wallet, -amount),
+                Leg(system_account(session, shop_id, SystemAccount.PROMOTIONS, wallet.currency), amount),
+            ],
+            idempotency_key=f"order:{order_external_id}:bonus-back:{due}",
+            actor=actor,
+            order_ref=order_external_id,
+            lots=LotPolicy(lot_id=bonus.id),
+        )
+
+
+def _refunded_topup_bonus(session: Session, wallet: Account, order_external_id: str):
+    """(bonus lot, the deposit it rewarded, refunded to the card) of the top-up order, when it has a bonus."""
+    topup = aliased(CreditLot)
+    deposit = (
+        select(topup.amount)
+        .where(topup.transaction_id == CreditLot.transaction_id, topup.kind == "cash")
+        .scalar_subquery()
+    )
+    refunded = select(total(OrderRefund.amount)).where(OrderRefund.shop_order_id == ShopOrder.id).scalar_subquery()
+    query = (
+        select(CreditLot, deposit, refunded)
+        .join(LedgerTransaction, LedgerTransaction.id == CreditLot.transaction_id)
+        .join(
+            ShopOrder,
+            and_(ShopOrder.shop_id == LedgerTransaction.shop_id, ShopOrder.external_id == LedgerTransaction.order_ref),
+        )
+        .where(
+            CreditLot.account_id == wallet.id,
+            CreditLot.kind == "promotional",
+            LedgerTransaction.kind == "topup",
+            ShopOrder.external_id == order_external_id,
+            refunded > 0,
+        )
+    )
+    return [row for row in session.execute(query.execution_options(populate_existing=True)).all() if row[1]]
 
 
 def _card_refunded_topup_lots(session: Session, wallet: Account, only_order: str | None):

@@ -308,6 +308,21 @@ def test_merchant_refund_of_a_topup_takes_the_money_back(client, woo):
     assert wallet(client, woo)["balance"] == 0
 
 
+def test_a_topup_refunded_to_the_card_takes_its_bonus_back_by_the_refunded_share(client, services, woo):
+    """A 100.00 top-up earns 10.00 of bonus: refunded 40.00 to the card, 4.00 of the bonus goes; then the rest of
+    it, and the rest of the bonus (else topping up and refunding would pay the bonus out for nothing)."""
+    post_delivery(client, woo.shop.id, "order.updated", paid_topup(total="100.00", requested=10_000))
+    first = [{"id": 40, "reason": "", "total": "-40.00"}]
+    for _ in range(2):  # a repeat takes nothing more
+        post_delivery(client, woo.shop.id, "order.updated", paid_topup(total="100.00", requested=10_000, refunds=first))
+    assert wallet(client, woo)["balance"] == 11_000 - 4_000 - 400
+    whole = [*first, {"id": 41, "reason": "", "total": "-60.00"}]
+    post_delivery(client, woo.shop.id, "order.updated", paid_topup(total="100.00", requested=10_000, refunds=whole))
+    assert wallet(client, woo)["balance"] == 0
+    with unit_of_work(services.sessions) as session:
+        assert verify(session) == []
+
+
 @pytest.mark.parametrize("comes_back", ["cancelled", "refunded"])
 def test_money_coming_back_into_a_topup_refunded_to_the_card_is_taken_back(client, services, woo, comes_back):
     """The bank test's finding, distilled: a €50 top-up, €30 of it spent on a wallet order, the top-up refunded
