@@ -90,6 +90,19 @@ def test_customers_statement_page_reaches_every_movement(client, services, shop)
     assert "Movement number 000" in html or re.search(r"older|cursor|before=", html, re.I), len(shown)
 
 
+def test_the_statement_says_why_available_is_below_the_balance(client, services, shop):
+    """A hold (here, money reserved by the shop's API) takes from "Available": the page says what holds it."""
+    move(services, shop.shop, "42", "adjustment", 5_000, NOW - timedelta(days=1), "funds")
+    held = client.post(
+        "/api/v1/customers/42/holds",
+        json={"amount": 2_000, "reason": "Reserved for order #77"},
+        headers=auth(shop, "h"),
+    )
+    assert held.status_code == 201
+    html = text_of(client.get(statement_link(client, shop)))
+    assert "€30.00" in html and "€20.00: Reserved for order #77" in html
+
+
 def test_convert_button_is_offered_only_when_the_points_can_be_converted(client, services, shop):
     s = shop.shop
     set_settings(services, s, points_conversion_points=100, points_conversion_value=100, points_conversion_minimum=500)
