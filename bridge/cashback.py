@@ -30,9 +30,11 @@ def credit_cashback(
     base: int,
     key: str,
     actor: Actor,
+    already: int = 0,
 ) -> int:
-    """Credit the order's cashback once (by `key`); what it credited, 0 when none is due or it was credited before."""
-    amount = cashback_for(settings, base)
+    """Credit the order's cashback on `base`, less what it `already` holds, once (by `key`); what it credited, 0
+    when none is due or it was credited before."""
+    amount = cashback_for(settings, base) - already
     if amount <= 0 or find_transaction(session, shop.id, key) is not None:
         return 0
     post_transaction(
@@ -54,16 +56,6 @@ def credit_cashback(
 
 def cashback_kept(session: Session, shop_id: int, customer: Customer, order_ref: str, currency: str) -> int:
     """The order's cashback still in the wallet's books: credited less taken back."""
-    return _cashback_moved(session, shop_id, customer, order_ref, currency, KINDS)
-
-
-def cashback_credited(session: Session, shop_id: int, customer: Customer, order_ref: str, currency: str) -> int:
-    return _cashback_moved(session, shop_id, customer, order_ref, currency, ("cashback",))
-
-
-def _cashback_moved(
-    session: Session, shop_id: int, customer: Customer, order_ref: str, currency: str, kinds: tuple[str, ...]
-) -> int:
     wallet = find_wallet(session, customer, currency)  # reading creates nothing
     if wallet is None:
         return 0
@@ -73,7 +65,7 @@ def _cashback_moved(
         .where(
             LedgerTransaction.shop_id == shop_id,
             LedgerTransaction.order_ref == order_ref,
-            LedgerTransaction.kind.in_(kinds),
+            LedgerTransaction.kind.in_(KINDS),
             Entry.account_id == wallet.id,
         )
     )

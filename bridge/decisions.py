@@ -154,13 +154,16 @@ def net_cost(order: OrderSnapshot, refunded_before: int) -> int:
 
 def wallet_part_cut(record: OrderRecord, order: OrderSnapshot) -> int:
     """Wallet money of a partly paid order the shop no longer applies: the merchant edited the order below
-    the wallet's part (the shop cut the wallet's fee line at a total of 0.00, and the rest was overpaid), or took
-    the wallet's fee line off and the order was paid in full another way."""
-    if record.payment_outcome != PaymentOutcome.PARTIAL or order.wallet_fees is None or order.refunds:
+    the wallet's part, the shop cut the wallet's fee line at a total of 0.00, and the rest was overpaid."""
+    if (
+        record.payment_outcome != PaymentOutcome.PARTIAL
+        or order.wallet_fees is None
+        or order.total != 0
+        or order.refunds
+        or order.phase not in (orders.AWAITING_PAYMENT, orders.FAILED, orders.PAID)
+    ):
         return 0
-    edited_below = order.total == 0 and order.phase in (orders.AWAITING_PAYMENT, orders.FAILED, orders.PAID)
-    fee_taken_off = order.phase == orders.PAID and order.recorded_paid()
-    return max(wallet_held(record) - order.wallet_fees, 0) if edited_below or fee_taken_off else 0
+    return max(wallet_held(record) - order.wallet_fees, 0)
 
 
 def partial_total_changed(record: OrderRecord, order: OrderSnapshot) -> bool:
@@ -264,23 +267,16 @@ def share(refunded: int, total: int, part: int) -> int:
     return min(part, part * min(refunded, total) // total)
 
 
-def refund_share(order: OrderSnapshot, refund: RefundSnapshot, earned: int) -> int:
-    """This refund's share of what the order earned (points, cashback): by the refunded part of its total."""
-    before = refunded_before(order, refund)
-    return share(before + refund.amount, order.total, earned) - share(before, order.total, earned)
-
-
-def completes_refund(order: OrderSnapshot, refund: RefundSnapshot) -> bool:
-    """With this refund the order is refunded in full: whatever it earned goes back, even what was earned after
-    refunds before it (their shares were taken back from nothing)."""
-    return refunded_before(order, refund) + refund.amount >= order.total
+def refund_share(order: OrderSnapshot, refund: RefundSnapshot, left: int) -> int:
+    """This refund's share of what the order still holds of what it earned (points, cashback): by its part of the
+    total not refunded before it, so that the refund completing the order's refunds takes all that is left — even
+    what was earned after earlier refunds, or after a lowered total took some back."""
+    return share(refund.amount, order.total - refunded_before(order, refund), left)
 
 
 def points_to_claw_back(record: OrderRecord, order: OrderSnapshot, refund: RefundSnapshot) -> int:
-    """The order's points this refund takes back: its share of the points earned (all that are left once refunded
-    in full), never more than are left."""
-    left = record.points_earned - record.points_clawed_back
-    return left if completes_refund(order, refund) else min(refund_share(order, refund, record.points_earned), left)
+    """The order's points this refund takes back: its share of the points left."""
+    return refund_share(order, refund, record.points_earned - record.points_clawed_back)
 
 
 def money_as_points(settings: ShopSettings, amount: int) -> int:

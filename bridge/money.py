@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from babel.numbers import format_currency
+from babel.numbers import format_currency, get_currency_precision, list_currencies
 from iso4217 import Currency
 
 from bridge.errors import ValidationFailed
@@ -16,8 +16,11 @@ GROUPED = re.compile(r"-?\d{1,3}(,\d{3})+")  # 1,234,567: commas between groups 
 _DECIMAL_COMMA = re.compile(r"-?\d+,\d{1,2}")  # 12,5 or 12,50: a thousands separator is followed by three digits
 AMBIGUOUS_COMMA = "Write it without thousands separators (1,250 could be 1250.00 or 1.25)."
 # ISO 4217's exponents, not CLDR's digits (babel's get_currency_precision): CLDR shows HUF, IDR, COP … without
-# decimals, but they have two (a shop on WooCommerce's default of 2 decimals sends "1061.02" HUF of tax).
-_EXPONENTS = {currency.code: currency.exponent for currency in Currency if currency.exponent is not None}
+# decimals, but they have two (a shop on WooCommerce's default of 2 decimals sends "1061.02" HUF of tax). A code
+# ISO has withdrawn (BGN, HRK …) keeps CLDR's digits: a shop made in it still reads its wallets.
+_EXPONENTS = {code: get_currency_precision(code) for code in list_currencies()} | {
+    currency.code: currency.exponent for currency in Currency if currency.exponent is not None
+}
 
 
 def is_currency(code: str) -> bool:

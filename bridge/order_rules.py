@@ -15,14 +15,13 @@ from sqlalchemy.orm import Session
 
 from bridge import orders
 from bridge.accounts import SystemAccount, ensure_customer, points_account, system_account, wallet_account
-from bridge.cashback import cashback_credited, cashback_kept, credit_cashback, take_back_cashback
+from bridge.cashback import cashback_kept, credit_cashback, take_back_cashback
 from bridge.currencies import ensure_accepted_currency
 from bridge.db import insert_or_lock
 from bridge.decisions import (
     Recount,
     all_given_back,
     cashback_for,
-    completes_refund,
     earns_cashback_now,
     fully_refunded,
     is_stale,
@@ -61,7 +60,7 @@ from bridge.reservations import open_reservations, release_order_reservations
 from bridge.settings_schema import ShopSettings
 from bridge.states import OutboxStatus, PaymentOutcome
 from bridge.store_credit import native_key
-from bridge.topups import credit_paid_topup, requested_topup, take_back_card_refunds, take_back_refunded_bonus
+from bridge.topups import credit_paid_topup, requested_topup, take_back_card_refunds
 
 
 @dataclass
@@ -210,7 +209,6 @@ def _take_back_refunded_topup(ctx: OrderContext) -> None:
     if ctx.customer is not None and ctx.order.refunds:
         wallet = wallet_account(ctx.session, ctx.customer, ctx.order.currency)
         take_back_card_refunds(ctx.session, ctx.shop.id, wallet, ctx.actor, ctx.order.external_id)
-        take_back_refunded_bonus(ctx.session, ctx.shop.id, wallet, ctx.actor, ctx.order.external_id)
 
 
 def _refund_applied(ctx: OrderContext, refund: orders.RefundSnapshot) -> bool:
@@ -318,6 +316,7 @@ def _settle_edited_total(ctx: OrderContext, refunded_before: int) -> None:
     if wallet.available >= difference and not wallet.locked:
         _post_payment(ctx, wallet, difference, ctx.attempt_key(edit))
         record.wallet_paid += difference
+        _earn_up_to_the_new_total(ctx, ctx.attempt_key(edit))
         note = f"{changed}: {format_amount(difference, currency)} more paid from your wallet."
         return _tell_shop(ctx, "order.note", note, f":{edit}")
     record.payment_outcome, record.paid_in_part = PaymentOutcome.PARTIAL, True
@@ -331,6 +330,23 @@ def _settle_edited_total(ctx: OrderContext, refunded_before: int) -> None:
         reopen=True,
         attempt=record.payment_attempt,
     )
+
+
+def _earn_up_to_the_new_total(ctx: OrderContext, key: str) -> None:
+    """A total raised and paid from the wallet earns what the higher total earns: the points, and the cashback when
+    it was credited already (else it is credited later, on what was paid then)."""
+    record, settings = ctx.record, ctx.settings
+    base = points_base(settings, ctx.order, wallet_held(record) + _paid_by_other_means(ctx))
+    if record.points_earned:
+        held = record.points_earned - record.points_clawed_back
+        record.points_earned += earn_points(
+            ctx.session, ctx.shop, settings, ctx.customer, base, ctx.order, f"{key}:points", already=held
+        )
+    kept = _cashback_kept(ctx)
+    if kept > 0:
+        credit_cashback(
+            ctx.session, ctx.shop, settings, ctx.customer, ctx.order, base, f"{key}:cashback", ctx.actor, already=kept
+        )
 
 
 def _take_back_earned_above(ctx: OrderContext, key: str) -> None:
@@ -358,8 +374,7 @@ def _take_back_earned_above(ctx: OrderContext, key: str) -> None:
 
 def _return_cut_wallet_part(ctx: OrderContext) -> None:
     """A partly paid order edited below the wallet's part: the wallet pays all of it, the rest goes back, and
-    the order, with nothing left to pay, is paid. Or the wallet's fee line was taken off an order paid in full
-    another way: what the fee no longer takes off goes back. Not while the wallet's fee is still being written: the push
+    the order, with nothing left to pay, is paid. Not while the wallet's fee is still being written: the push
     settles what the shop cut then (`return_overcharge`)."""
     record, order, currency = ctx.record, ctx.order, ctx.order.currency
     if _payment_push_pending(ctx):
@@ -371,8 +386,6 @@ def _return_cut_wallet_part(ctx: OrderContext) -> None:
     note = (
         f"The order's total changed to {format_amount(order.wallet_fees, currency)}, all paid from your wallet: "
         f"{format_amount(cut, currency)} returned to your wallet."
-        if order.total == 0
-        else f"The order was paid another way: {format_amount(cut, currency)} of your wallet's part returned to it."
     )
     if order.phase == orders.PAID:
         return _tell_shop(ctx, "order.note", note, f":{edit}")
@@ -1081,12 +1094,11 @@ def _claw_back_refund_points(ctx: OrderContext, refund, applied: OrderRefund) ->
 
 
 def _claw_back_refund_cashback(ctx: OrderContext, refund) -> None:
-    """The refund's share of the order's cashback, as for points: by the refunded part of the order's total (all
-    that is left once refunded in full)."""
-    amount = cashback_credited(ctx.session, ctx.shop.id, ctx.customer, ctx.order.external_id, ctx.record.currency)
-    if not amount:
+    """The refund's share of the order's cashback still in the wallet's books, as for points."""
+    kept = _cashback_kept(ctx)
+    if kept <= 0:
         return
-    due = amount if completes_refund(ctx.order, refund) else refund_share(ctx.order, refund, amount)
+    due = refund_share(ctx.order, refund, kept)
     take_back_cashback(
         ctx.session,
         ctx.shop,

@@ -20,9 +20,17 @@ from bridge.settings_schema import ShopSettings
 
 
 def earn_points(
-    session: Session, shop: Shop, settings: ShopSettings, customer: Customer, paid: int, order: OrderSnapshot, key: str
+    session: Session,
+    shop: Shop,
+    settings: ShopSettings,
+    customer: Customer,
+    paid: int,
+    order: OrderSnapshot,
+    key: str,
+    already: int = 0,
 ) -> int:
-    earned = points_for(settings, paid, order.currency)
+    """The points `paid` earns, less those the order `already` holds, once per key; returns how many."""
+    earned = points_for(settings, paid, order.currency) - already
     if earned <= 0:
         return 0
     post_transaction(

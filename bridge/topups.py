@@ -201,15 +201,16 @@ def take_back_card_refunds(
             order_ref=order_external_id,
             lots=LotPolicy(lot_id=lot.id),
         )
+    _take_back_refunded_bonuses(session, shop_id, wallet, actor, only_order)
 
 
-def take_back_refunded_bonus(
-    session: Session, shop_id: int, wallet: Account, actor: Actor, order_external_id: str
+def _take_back_refunded_bonuses(
+    session: Session, shop_id: int, wallet: Account, actor: Actor, only_order: str | None
 ) -> None:
     """A top-up's bonus rewarded the deposit: its share of what the card got back goes too (from what is left of
-    the bonus: what was spent of it stays spent), else a refunded top-up would pay its bonus out for nothing."""
-    wallet = lock_account(session, wallet)
-    for bonus, deposit, refunded in _refunded_topup_bonus(session, wallet, order_external_id):
+    the bonus: what was spent of it stays spent, until it comes back), else a refunded top-up would pay its bonus
+    out for nothing."""
+    for bonus, order_external_id, deposit, refunded in _refunded_topup_bonuses(session, wallet, only_order):
         due = share(min(refunded, deposit), deposit, bonus.amount)
         taken = session.scalar(
             select(total(LotMovement.amount))
@@ -228,15 +229,16 @@ def take_back_refunded_bonus(
                 Leg(wallet, -amount),
                 Leg(system_account(session, shop_id, SystemAccount.PROMOTIONS, wallet.currency), amount),
             ],
-            idempotency_key=f"order:{order_external_id}:bonus-back:{due}",
+            idempotency_key=f"order:{order_external_id}:bonus-back:{due}:after-{taken}",  # each state decided once
             actor=actor,
             order_ref=order_external_id,
             lots=LotPolicy(lot_id=bonus.id),
         )
 
 
-def _refunded_topup_bonus(session: Session, wallet: Account, order_external_id: str):
-    """(bonus lot, the deposit it rewarded, refunded to the card) of the top-up order, when it has a bonus."""
+def _refunded_topup_bonuses(session: Session, wallet: Account, only_order: str | None):
+    """(bonus lot, its top-up order, the deposit it rewarded, refunded to the card) for the wallet's top-up bonuses
+    with money left and refunds."""
     topup = aliased(CreditLot)
     deposit = (
         select(topup.amount)
@@ -245,7 +247,7 @@ def _refunded_topup_bonus(session: Session, wallet: Account, order_external_id: 
     )
     refunded = select(total(OrderRefund.amount)).where(OrderRefund.shop_order_id == ShopOrder.id).scalar_subquery()
     query = (
-        select(CreditLot, deposit, refunded)
+        select(CreditLot, ShopOrder.external_id, deposit, refunded)
         .join(LedgerTransaction, LedgerTransaction.id == CreditLot.transaction_id)
         .join(
             ShopOrder,
@@ -254,12 +256,15 @@ def _refunded_topup_bonus(session: Session, wallet: Account, order_external_id: 
         .where(
             CreditLot.account_id == wallet.id,
             CreditLot.kind == "promotional",
+            CreditLot.remaining > 0,
             LedgerTransaction.kind == "topup",
-            ShopOrder.external_id == order_external_id,
             refunded > 0,
         )
+        .order_by(CreditLot.id)
     )
-    return [row for row in session.execute(query.execution_options(populate_existing=True)).all() if row[1]]
+    if only_order is not None:
+        query = query.where(ShopOrder.external_id == only_order)
+    return [row for row in session.execute(query.execution_options(populate_existing=True)).all() if row[2]]
 
 
 def _card_refunded_topup_lots(session: Session, wallet: Account, only_order: str | None):

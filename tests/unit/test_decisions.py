@@ -170,16 +170,6 @@ def test_an_edit_after_refunds_compares_what_the_order_now_costs_less_them_with_
     assert not decisions.total_edited(refunded, snapshot(total=1500, phase=orders.REFUNDED))  # never charged more
 
 
-def test_a_wallet_part_goes_back_when_its_fee_was_taken_off_an_order_paid_in_full_another_way():
-    partial = Record(payment_outcome=PaymentOutcome.PARTIAL, wallet_paid=1000, paid_in_part=True)
-    paid_whole = snapshot(total=3998, phase=orders.PAID, wallet_fees=0, paid_in_shop=True)
-    assert decisions.wallet_part_cut(partial, paid_whole) == 1000
-    assert decisions.wallet_part_cut(partial, replace(paid_whole, wallet_fees=1000)) == 0  # the fee stands
-    assert decisions.wallet_part_cut(partial, replace(paid_whole, wallet_fees=400)) == 600  # cut by hand
-    assert decisions.wallet_part_cut(partial, replace(paid_whole, paid_in_shop=False)) == 0  # nobody paid it
-    assert decisions.wallet_part_cut(partial, replace(paid_whole, phase=orders.AWAITING_PAYMENT)) == 0  # not yet
-
-
 def test_a_wallet_part_is_cut_only_when_the_shop_capped_the_fee_of_a_partly_paid_order():
     partial = Record(payment_outcome=PaymentOutcome.PARTIAL, wallet_paid=1500, paid_in_part=True)
     cut = snapshot(total=0, phase=orders.AWAITING_PAYMENT, wallet_fees=999)
@@ -347,14 +337,17 @@ def test_refunds_claw_back_at_most_the_points_earned_and_all_of_them_once_refund
         assert record.points_clawed_back == earned
 
 
-def test_the_refund_completing_an_order_takes_back_all_it_earned_even_what_was_earned_after_refunds():
-    """10.00 refunded before the card paid (and the points were earned): the last refund takes back all 39."""
+def test_a_refund_takes_its_share_of_what_is_left_and_the_last_one_all_of_it():
+    """10.00 refunded before the card paid (and the points were earned): the last refund takes back all 39. A total
+    lowered from 40.00 to 20.00 took 20 of 40 points: half of the rest refunded takes half of what is left."""
     order = snapshot(total=2998, refunds=[RefundSnapshot("1", 1000, ""), RefundSnapshot("2", 1998, "")])
-    record = Record(points_earned=39)
-    first, last = order.refunds
-    assert decisions.completes_refund(order, last) and not decisions.completes_refund(order, first)
-    assert decisions.points_to_claw_back(record, order, order.refunds[1]) == 39
-    assert decisions.points_to_claw_back(replace(record, points_clawed_back=5), order, order.refunds[1]) == 34
+    assert decisions.points_to_claw_back(Record(points_earned=39), order, order.refunds[1]) == 39
+    assert decisions.points_to_claw_back(Record(points_earned=39, points_clawed_back=5), order, order.refunds[1]) == 34
+    lowered = snapshot(total=2000, refunds=[RefundSnapshot("1", 1000, "")])
+    assert (
+        decisions.points_to_claw_back(Record(points_earned=40, points_clawed_back=20), lowered, lowered.refunds[0])
+        == 10
+    )
 
 
 def test_a_refund_taken_as_points_converts_at_the_shops_rate():

@@ -2,7 +2,7 @@
 orders on one balance, guests, tiny taxed amounts, hand-made status paths. Every check reads the shop's side
 (order totals, fee lines, refunds as wc/v3 reports them) against what moved in the customer's wallet.
 
-Seven findings were fixed in the same session (their tests failed before); a test still marked `xfail(strict=True)`
+Six findings were fixed in the same session (their tests failed before); a test still marked `xfail(strict=True)`
 shows an open finding (its reason says what the bridge does); the others pin behaviour that holds and that no
 other test covers."""
 
@@ -1043,6 +1043,14 @@ def remove_fee(store, order_id, name: str) -> None:
     store.put(f"orders/{order_id}", {"fee_lines": [{"id": fee["id"], "name": None}]})
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "finding: the merchant removed the Paid from wallet fee and the card paid the whole 39.98, yet the wallet's "
+        "10.00 stays held by the order until it is refunded in full (a first fix returned it also when the card had "
+        "paid only the rest: reverted, tests/integration/test_review_session10.py)"
+    ),
+)
 def test_the_wallet_fee_removed_and_the_whole_total_paid_by_card_returns_the_wallet_part_once(
     bridge, store, customer, mug
 ):
