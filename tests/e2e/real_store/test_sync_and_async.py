@@ -20,7 +20,9 @@ def test_changes_made_while_the_bridge_was_down_are_applied_by_sync(bridge, stor
     result = bridge.sync()
     bridge.settle()
 
-    assert result["skipped"] == 0 and result["applied"] >= 2, result
+    # the store is shared: orders other tests left behind (refunds the bridge refuses on purpose) may be skipped
+    skipped = {str(order["id"]): order["error"] for order in result["skipped_orders"]}
+    assert not {str(new["id"]), str(cancelled["id"])} & skipped.keys() and result["applied"] >= 2, skipped
     assert bridge.balance(customer) == 5000 - 1999  # the new order paid, the cancelled one given back
     assert store.order(new["id"])["status"] == "processing"
     assert store.order(cancelled["id"])["status"] == "cancelled"
