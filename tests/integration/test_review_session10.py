@@ -8,8 +8,16 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bridge.db import unit_of_work
+from bridge.ledger import verify
+from bridge.models import Shop
 from tests.console_support import move
+from tests.e2e.test_e2e_simulator import balances, clock, configure, connected, push, sim  # noqa: F401 - fixtures
+from tests.e2e.test_orders_never_paid_and_edited import alices_wallet_order
+from tests.e2e.test_wallet_orders_on_the_shop import fund
 from tests.integration.test_api import auth
+from tests.integration.test_topups_withdrawals import paid_topup, wallet, woo  # noqa: F401 - fixtures
+from tests.woo import order_body, post_delivery
 
 pytest_plugins = ("tests.console_fixtures",)
 NOW = datetime.now(UTC)
@@ -34,9 +42,6 @@ def test_statement_with_a_bad_cursor_is_no_500(client, services, shop, cursor):
 
 # Money on the simulated WooCommerce store ------------------------------------------------------------------------
 
-from tests.e2e.test_e2e_simulator import balances, clock, configure, connected, push, sim  # noqa: E402,F401
-from tests.e2e.test_wallet_orders_on_the_shop import fund  # noqa: E402
-
 
 def _edit_item(sim, order_id: int, total: str) -> None:
     item = sim.order(order_id)["line_items"][0]["id"]
@@ -46,11 +51,7 @@ def _edit_item(sim, order_id: int, total: str) -> None:
 def test_points_of_an_order_lowered_then_raised_back_follow_what_was_paid(
     client, services, shop, sim, clock, connected
 ):
-    alice = sim.create_customer("alice@example.test", "Alice")["id"]
-    fund(client, shop, alice, 10_000)
-    clock.advance()
-    order_id = sim.place_order(alice, total="40.00", payment_method="wallet")["id"]
-    push(services)
+    alice, order_id = alices_wallet_order(client, services, shop, sim, clock, funded=10_000, total="40.00")
     push(services)
     assert sim.order(order_id)["status"] == "processing"
     wallet0, points0 = balances(services, shop.shop.id, alice)
@@ -69,11 +70,6 @@ def test_points_of_an_order_lowered_then_raised_back_follow_what_was_paid(
 
 
 # Top-up bonus -------------------------------------------------------------------------------------------------
-
-from bridge.db import unit_of_work  # noqa: E402
-from bridge.ledger import verify  # noqa: E402
-from tests.integration.test_topups_withdrawals import paid_topup, wallet, woo  # noqa: E402,F401
-from tests.woo import order_body, post_delivery  # noqa: E402
 
 
 def test_bonus_of_a_topup_refunded_to_the_card_goes_when_its_spent_money_comes_back(client, services, woo):
@@ -117,11 +113,7 @@ def test_the_wallet_fee_removed_after_the_card_paid_only_the_rest_returns_nothin
     bridge sees it paid with its fee on. Afterwards the merchant takes the "Paid from wallet" line off the paid order
     (tidying it, or a refund prepared by lines): the shop now shows 39.98 paid. The card never paid more than 29.98,
     so the 10.00 the wallet paid is still what paid the rest of the order: nothing is due back."""
-    alice = sim.create_customer("alice@example.test", "Alice")["id"]
-    fund(client, shop, alice, 500)
-    clock.advance()
-    order_id = sim.place_order(alice, total="39.98", payment_method="wallet")["id"]
-    push(services)
+    alice, order_id = alices_wallet_order(client, services, shop, sim, clock, funded=500, total="39.98")
     push(services)
     assert sim.order(order_id)["total"] == "29.98" and balances(services, shop.shop.id, alice)[0] == 0
     clock.advance()
@@ -143,11 +135,7 @@ def test_the_wallet_fee_removed_after_the_card_paid_only_the_rest_returns_nothin
 def test_the_wallet_fee_removed_after_payment_then_refunded_in_full_never_returns_more_than_was_paid(
     client, services, shop, sim, clock, connected
 ):
-    alice = sim.create_customer("alice@example.test", "Alice")["id"]
-    fund(client, shop, alice, 500)
-    clock.advance()
-    order_id = sim.place_order(alice, total="39.98", payment_method="wallet")["id"]
-    push(services)
+    alice, order_id = alices_wallet_order(client, services, shop, sim, clock, funded=500, total="39.98")
     push(services)
     clock.advance()
     sim.set_status(order_id, "processing")  # the card pays the 29.98 left
@@ -165,8 +153,6 @@ def test_the_wallet_fee_removed_after_payment_then_refunded_in_full_never_return
 
 # Currencies -------------------------------------------------------------------------------------------------------
 
-from bridge.models import Shop  # noqa: E402
-
 
 def test_a_shop_in_a_currency_iso_4217_withdrew_still_answers(client, services, shop):
     """BGN (Bulgaria joined the euro on 1 January 2026) is no longer in iso4217's list, which babel's still has: a
@@ -181,11 +167,7 @@ def test_a_shop_in_a_currency_iso_4217_withdrew_still_answers(client, services, 
 def test_points_of_an_order_lowered_then_refunded_in_half_keep_half(client, services, shop, sim, clock, connected):
     """40.00 paid from the wallet earns 40 points; lowered to 20.00, 20.00 and 20 points go back (the new rule);
     then half of what is left (10.00) is refunded: 10 points go, 10 stay (the customer paid 10.00 net)."""
-    alice = sim.create_customer("alice@example.test", "Alice")["id"]
-    fund(client, shop, alice, 10_000)
-    clock.advance()
-    order_id = sim.place_order(alice, total="40.00", payment_method="wallet")["id"]
-    push(services)
+    alice, order_id = alices_wallet_order(client, services, shop, sim, clock, funded=10_000, total="40.00")
     push(services)
     assert balances(services, shop.shop.id, alice)[1] == 40
     clock.advance()
@@ -264,11 +246,7 @@ def test_the_wallet_fee_removed_and_the_whole_paid_by_card_after_a_refund_return
     takes the "Paid from wallet" line off and the card pays the whole 39.98. The customer paid 49.98 for a 39.98 order
     and has had 5.00 back: the wallet's 10.00 must come back too ('what the fee no longer takes off goes back to the
     wallet at once'), as it does without the refund."""
-    alice = sim.create_customer("alice@example.test", "Alice")["id"]
-    fund(client, shop, alice, 500)
-    clock.advance()
-    order_id = sim.place_order(alice, total="39.98", payment_method="wallet")["id"]
-    push(services)
+    alice, order_id = alices_wallet_order(client, services, shop, sim, clock, funded=500, total="39.98")
     push(services)
     assert sim.order(order_id)["total"] == "29.98"
     clock.advance()
