@@ -309,14 +309,14 @@ def _settle_edited_total(ctx: OrderContext, refunded_before: int) -> None:
                 f"{changed}: {format_amount(-difference, currency)} returned to your wallet.",
                 f":{edit}",
             )
-            _take_back_earned_above(ctx, ctx.attempt_key(edit))
+            _earnings_follow_the_total(ctx, ctx.attempt_key(edit))
         return
     wallet = wallet_account(ctx.session, ctx.customer, currency, lock=True)
     release_expired_holds(ctx.session, wallet)
     if wallet.available >= difference and not wallet.locked:
         _post_payment(ctx, wallet, difference, ctx.attempt_key(edit))
         record.wallet_paid += difference
-        _earn_up_to_the_new_total(ctx, ctx.attempt_key(edit))
+        _earnings_follow_the_total(ctx, ctx.attempt_key(edit))
         note = f"{changed}: {format_amount(difference, currency)} more paid from your wallet."
         return _tell_shop(ctx, "order.note", note, f":{edit}")
     record.payment_outcome, record.paid_in_part = PaymentOutcome.PARTIAL, True
@@ -332,43 +332,35 @@ def _settle_edited_total(ctx: OrderContext, refunded_before: int) -> None:
     )
 
 
-def _earn_up_to_the_new_total(ctx: OrderContext, key: str) -> None:
-    """A total raised and paid from the wallet earns what the higher total earns: the points, and the cashback when
-    it was credited already (else it is credited later, on what was paid then)."""
-    record, settings = ctx.record, ctx.settings
+def _earnings_follow_the_total(ctx: OrderContext, key: str) -> None:
+    """Points and cashback the order already earned follow its edited total, settled by the wallet: what a lower
+    total does not earn goes back (points already spent stay spent, as on a refund), a higher one earns the rest.
+    Nothing is earned here that was not earned before: cashback not yet credited is credited later, on what was
+    paid then."""
+    record, settings, session, customer = ctx.record, ctx.settings, ctx.session, ctx.customer
     base = points_base(settings, ctx.order, wallet_held(record) + _paid_by_other_means(ctx))
-    if record.points_earned:
-        held = record.points_earned - record.points_clawed_back
-        record.points_earned += earn_points(
-            ctx.session, ctx.shop, settings, ctx.customer, base, ctx.order, f"{key}:points", already=held
-        )
-    kept = _cashback_kept(ctx)
-    if kept > 0:
-        credit_cashback(
-            ctx.session, ctx.shop, settings, ctx.customer, ctx.order, base, f"{key}:cashback", ctx.actor, already=kept
-        )
-
-
-def _take_back_earned_above(ctx: OrderContext, key: str) -> None:
-    """Points and cashback the order earned on a total since lowered: what the lower one does not earn goes back
-    (points already spent stay spent, as on a refund)."""
-    record, settings, currency = ctx.record, ctx.settings, ctx.record.currency
-    base = points_base(settings, ctx.order, wallet_held(record) + _paid_by_other_means(ctx))
-    above = record.points_earned - record.points_clawed_back - points_for(settings, base, currency)
-    if above > 0:
-        claw_back_points(ctx.session, ctx.shop, ctx.customer, above, f"{key}:points", ctx.order.external_id)
-        record.points_clawed_back += above
-    kept = _cashback_kept(ctx)
-    if kept > cashback_for(settings, base):
+    points, due = record.points_earned - record.points_clawed_back, points_for(settings, base, record.currency)
+    if points > due:
+        claw_back_points(session, ctx.shop, customer, points - due, f"{key}:points", ctx.order.external_id)
+        record.points_clawed_back += points - due
+    elif record.points_earned:
+        more = earn_points(session, ctx.shop, settings, customer, base, ctx.order, f"{key}:points", already=points)
+        record.points_earned += more
+    kept, due = _cashback_kept(ctx), cashback_for(settings, base)
+    if kept > due:
         take_back_cashback(
-            ctx.session,
+            session,
             ctx.shop,
-            ctx.customer,
+            customer,
             ctx.order.external_id,
-            currency,
-            kept - cashback_for(settings, base),
+            record.currency,
+            kept - due,
             f"{key}:cashback",
             ctx.actor,
+        )
+    elif kept > 0:
+        credit_cashback(
+            session, ctx.shop, settings, customer, ctx.order, base, f"{key}:cashback", ctx.actor, already=kept
         )
 
 

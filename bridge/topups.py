@@ -176,12 +176,8 @@ def take_back_card_refunds(
     the bridge itself asked for (withdrawals) were debited when asked, so they take nothing more."""
     wallet = lock_account(session, wallet)  # lots read under the wallet's lock: nothing else moves them now
     release_expired_holds(session, wallet)
-    for lot, order_external_id, refunded in _card_refunded_topup_lots(session, wallet, only_order):
-        already = session.scalar(
-            select(total(LotMovement.amount))
-            .join(LedgerTransaction, LedgerTransaction.id == LotMovement.transaction_id)
-            .where(LotMovement.lot_id == lot.id, LedgerTransaction.kind.in_(("withdrawal", "withdrawal_reversal")))
-        )
+    for lot, order_external_id, refunded in _lots_of_refunded_topups(session, only_order, deposited(wallet)):
+        already = _taken_from(session, lot, ("withdrawal", "withdrawal_reversal"))
         due = min(min(refunded, lot.amount) - already, lot.remaining, max(wallet.available, 0))
         if due <= 0:
             continue
@@ -210,13 +206,9 @@ def _take_back_refunded_bonuses(
     """A top-up's bonus rewarded the deposit: its share of what the card got back goes too (from what is left of
     the bonus: what was spent of it stays spent, until it comes back), else a refunded top-up would pay its bonus
     out for nothing."""
-    for bonus, order_external_id, deposit, refunded in _refunded_topup_bonuses(session, wallet, only_order):
+    for bonus, order_external_id, refunded, deposit in _refunded_topup_bonuses(session, wallet, only_order):
         due = share(min(refunded, deposit), deposit, bonus.amount)
-        taken = session.scalar(
-            select(total(LotMovement.amount))
-            .join(LedgerTransaction, LedgerTransaction.id == LotMovement.transaction_id)
-            .where(LotMovement.lot_id == bonus.id, LedgerTransaction.kind == "promotion")
-        )
+        taken = _taken_from(session, bonus, ("promotion",))
         amount = min(due - taken, bonus.remaining, max(wallet.available, 0))
         if amount <= 0:
             continue
@@ -237,49 +229,41 @@ def _take_back_refunded_bonuses(
 
 
 def _refunded_topup_bonuses(session: Session, wallet: Account, only_order: str | None):
-    """(bonus lot, its top-up order, the deposit it rewarded, refunded to the card) for the wallet's top-up bonuses
-    with money left and refunds."""
-    topup = aliased(CreditLot)
+    """(bonus lot, its top-up order, refunded to the card, the deposit it rewarded) for the wallet's top-up bonuses
+    with money left."""
+    deposit_lot = aliased(CreditLot)
     deposit = (
-        select(topup.amount)
-        .where(topup.transaction_id == CreditLot.transaction_id, topup.kind == "cash")
+        select(deposit_lot.amount)
+        .where(deposit_lot.transaction_id == CreditLot.transaction_id, deposit_lot.kind == "cash")
         .scalar_subquery()
     )
+    bonuses = (CreditLot.account_id == wallet.id, CreditLot.kind == "promotional", LedgerTransaction.kind == "topup")
+    return [row for row in _lots_of_refunded_topups(session, only_order, bonuses, deposit) if row[3]]
+
+
+def _lots_of_refunded_topups(session: Session, only_order: str | None, lots: tuple, *columns) -> list:
+    """(lot, top-up order id, refunded to the card, *columns) for the `lots` with money left whose top-up order
+    has refunds."""
     refunded = select(total(OrderRefund.amount)).where(OrderRefund.shop_order_id == ShopOrder.id).scalar_subquery()
     query = (
-        select(CreditLot, ShopOrder.external_id, deposit, refunded)
+        select(CreditLot, ShopOrder.external_id, refunded, *columns)
         .join(LedgerTransaction, LedgerTransaction.id == CreditLot.transaction_id)
         .join(
             ShopOrder,
             and_(ShopOrder.shop_id == LedgerTransaction.shop_id, ShopOrder.external_id == LedgerTransaction.order_ref),
         )
-        .where(
-            CreditLot.account_id == wallet.id,
-            CreditLot.kind == "promotional",
-            CreditLot.remaining > 0,
-            LedgerTransaction.kind == "topup",
-            refunded > 0,
-        )
-        .order_by(CreditLot.id)
-    )
-    if only_order is not None:
-        query = query.where(ShopOrder.external_id == only_order)
-    return [row for row in session.execute(query.execution_options(populate_existing=True)).all() if row[2]]
-
-
-def _card_refunded_topup_lots(session: Session, wallet: Account, only_order: str | None):
-    """(lot, top-up order id, refunded to the card) for the wallet's top-up lots with money left and refunds."""
-    refunded = select(total(OrderRefund.amount)).where(OrderRefund.shop_order_id == ShopOrder.id).scalar_subquery()
-    query = (
-        select(CreditLot, ShopOrder.external_id, refunded)
-        .join(LedgerTransaction, LedgerTransaction.id == CreditLot.transaction_id)
-        .join(
-            ShopOrder,
-            and_(ShopOrder.shop_id == LedgerTransaction.shop_id, ShopOrder.external_id == LedgerTransaction.order_ref),
-        )
-        .where(*deposited(wallet), CreditLot.remaining > 0, refunded > 0)
+        .where(*lots, CreditLot.remaining > 0, refunded > 0)
         .order_by(CreditLot.id)
     )
     if only_order is not None:
         query = query.where(ShopOrder.external_id == only_order)
     return session.execute(query.execution_options(populate_existing=True)).all()
+
+
+def _taken_from(session: Session, lot: CreditLot, kinds: tuple[str, ...]) -> int:
+    """What transactions of these kinds took from the lot."""
+    return session.scalar(
+        select(total(LotMovement.amount))
+        .join(LedgerTransaction, LedgerTransaction.id == LotMovement.transaction_id)
+        .where(LotMovement.lot_id == lot.id, LedgerTransaction.kind.in_(kinds))
+    )

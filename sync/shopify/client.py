@@ -4,6 +4,7 @@ queries wait as long as Shopify's leaky bucket says and are tried again, and fai
 
 from __future__ import annotations
 
+import math
 import time
 
 import requests
@@ -97,8 +98,9 @@ def _throttle(body: dict, retry_after: str | None) -> Throttled:
 
 
 def _seconds(header: str | None) -> float | None:
+    """A Retry-After of seconds ("2.0"); None for none, a date, or nonsense (NaN compares false)."""
     try:
-        seconds = float(header) if header else None
+        seconds = float(header or "nan")
     except ValueError:
         return None
-    return seconds if seconds is not None and 0 < seconds < float("inf") else None
+    return seconds if 0 < seconds < math.inf else None

@@ -34,15 +34,16 @@ def install(app: Flask) -> None:
 
 
 def refuse_unreadable_input() -> None:
-    field = _field_with_nul()
+    body = _json_body()  # parsed once for both looks
+    field = _field_with_nul(body)
     if field is not None:
         raise ValidationFailed(f"{field} {PROBLEM}", fields={field: PROBLEM})
-    field = _in_json(_json_body(), _SURROGATE.search)
+    field = _in_json(body, _SURROGATE.search)
     if field is not None:
         raise ValidationFailed(f"{field} {NOT_UNICODE}", fields={field: NOT_UNICODE})
 
 
-def _field_with_nul() -> str | None:
+def _field_with_nul(body) -> str | None:
     for name, value in (request.view_args or {}).items():
         if isinstance(value, str) and NUL in value:
             return name
@@ -50,7 +51,7 @@ def _field_with_nul() -> str | None:
         for name, value in source.items(multi=True):
             if NUL in name or NUL in value:
                 return _printable(name)
-    return _in_json(_json_body(), lambda text: NUL in text)
+    return _in_json(body, lambda text: NUL in text)
 
 
 def _signed() -> bool:
