@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bridge import orders
@@ -142,7 +142,7 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
     for refund in sorted(order.refunds, key=refund_sort_key):
         _apply_refund(ctx, refund)
     if fully_refunded(record, order):  # the shop cannot refund the wallet part of a partly paid order: it comes back
-        _return_held(ctx, "was refunded in full")
+        _return_held(ctx, "was refunded in full", _deletions(ctx))
     if not stale:
         record.status = order.status
         if not edit_waits:
@@ -716,9 +716,11 @@ def _reverse_order(ctx: OrderContext) -> None:
             )
 
 
-def _return_held(ctx: OrderContext, what_happened: str) -> int:
-    """Give the wallet money the order still holds back to the wallet, once per attempt; returns how much."""
-    returned = _return_held_part(ctx, wallet_held(ctx.record), ctx.attempt_key("reversal"), what_happened)
+def _return_held(ctx: OrderContext, what_happened: str, times_held_again: int = 0) -> int:
+    """Give the wallet money the order still holds back to the wallet, once per attempt (and per time a deleted
+    refund made the order hold it again); returns how much."""
+    again = f":{times_held_again}" if times_held_again else ""
+    returned = _return_held_part(ctx, wallet_held(ctx.record), ctx.attempt_key(f"reversal{again}"), what_happened)
     if returned:
         amount = format_amount(returned, ctx.record.currency)
         _tell_shop(ctx, "order.note", f"{amount} returned to your wallet{_again(ctx.record)}.")
@@ -944,10 +946,8 @@ def _take_back_deleted_refunds(ctx: OrderContext) -> None:
     if ctx.new_record:
         return
     listed = {refund.external_id for refund in ctx.order.refunds}
-    applied = ctx.session.execute(
-        select(OrderRefund).where(OrderRefund.shop_order_id == ctx.record.id, OrderRefund.deleted_at.is_(None))
-    ).scalars()
-    for row in [row for row in applied if row.external_id not in listed]:
+    deleted = [row for row in _active_refunds(ctx) if row.external_id not in listed]
+    for row in deleted:
         row.deleted_at = utcnow()
         credited = row.wallet_credit + row.bonus
         if credited <= 0 or ctx.customer is None:
@@ -969,6 +969,54 @@ def _take_back_deleted_refunds(ctx: OrderContext) -> None:
             f"refund:{row.external_id}:deleted",
             f"The refund of {amount} was cancelled by the shop: {amount} taken back from your wallet.",
         )
+    if deleted:
+        _hold_again_what_a_full_refund_returned(ctx)
+
+
+def _active_refunds(ctx: OrderContext) -> list[OrderRefund]:
+    """The order's refunds applied and not deleted since."""
+    return list(
+        ctx.session.scalars(
+            select(OrderRefund).where(OrderRefund.shop_order_id == ctx.record.id, OrderRefund.deleted_at.is_(None))
+        )
+    )
+
+
+def _deletions(ctx: OrderContext) -> int:
+    """How many of the order's refunds the shop deleted after they were applied."""
+    if ctx.new_record:
+        return 0
+    return ctx.session.scalar(
+        select(func.count())
+        .select_from(OrderRefund)
+        .where(OrderRefund.shop_order_id == ctx.record.id, OrderRefund.deleted_at.is_not(None))
+    )
+
+
+def _hold_again_what_a_full_refund_returned(ctx: OrderContext) -> None:
+    """A partly paid order refunded in full gave its wallet part back; its refunds deleted, the shop applies the
+    wallet's fee again and counts that money as paid: the order takes it from the wallet again (or, spent, the
+    merchant is told), so that a later full refund gives it back once more."""
+    record, order = ctx.record, ctx.order
+    if not record.paid_in_part or order.phase != orders.PAID or fully_refunded(record, order) or not order.wallet_fees:
+        return
+    refunded_wallet_parts = sum(row.wallet_part for row in _active_refunds(ctx))
+    missing = min(order.wallet_fees - wallet_held(record), record.wallet_refunded) - refunded_wallet_parts
+    if missing <= 0 or ctx.customer is None:
+        return
+    times = _deletions(ctx)
+    wallet = wallet_account(ctx.session, ctx.customer, record.currency, lock=True)
+    amount = format_amount(missing, record.currency)
+    if wallet.available < missing:
+        note = (
+            f"Wallet Bridge: the order's refunds were deleted in the shop, which applies the wallet's {amount} "
+            f"again, but the customer's wallet no longer holds it. Nothing was taken: settle it with the customer."
+        )
+        return _tell_merchant(ctx, ctx.attempt_key(f"held-again:{times}"), note)
+    _post_payment(ctx, wallet, missing, ctx.attempt_key(f"held-again:{times}"))
+    record.wallet_refunded -= missing
+    note = f"The order's refund was cancelled by the shop: {amount} paid from your wallet for it again."
+    _tell_shop_once(ctx, ctx.attempt_key(f"held-again:{times}"), note)
 
 
 def _post_refund_withdrawal(ctx: OrderContext, row: OrderRefund, wallet, credited: int) -> None:

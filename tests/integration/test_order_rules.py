@@ -341,3 +341,38 @@ def test_a_deleted_refund_already_spent_is_flagged_to_the_merchant(session, shop
     assert balance(session, shop) == 400  # the customer's money is not taken below what they hold
     private = [p["note"] for kind, p in messages(session) if kind == "order.note" and p.get("customer_note") is False]
     assert any("refund #71 was deleted" in note for note in private)
+
+
+def _partly_paid_then_refunded_in_full(session, shop) -> OrderSnapshot:
+    """39.98: the wallet pays 10.00, the card the 29.98 left; refunded in full to the wallet (29.98 of card money,
+    and the wallet's 10.00 back). Returns the order as the shop shows it once that refund is deleted."""
+    fund(session, shop, 1_000)
+    apply_order(session, shop, order(total=3_998), ACTOR)
+    card_paid = paid(total=2_998, wallet_fees=1_000, payment_method="stripe", refunds_complete=True)
+    apply_order(session, shop, replace(card_paid, refunds=refunds((70, 2_998))), ACTOR)
+    assert balance(session, shop) == 3_998
+    return card_paid
+
+
+def test_a_deleted_full_refund_holds_the_wallet_part_again_and_a_new_full_refund_returns_it(session, shop):
+    shop = configure(session, shop, refund_destination="wallet")
+    card_paid = _partly_paid_then_refunded_in_full(session, shop)
+    apply_order(session, shop, card_paid, ACTOR)  # the refund deleted: the shop applies the wallet's 10.00 again
+    assert balance(session, shop) == 0
+    refunded_again = replace(card_paid, status="refunded", phase=orders.REFUNDED, refunds=refunds((71, 2_998)))
+    for _ in range(2):
+        apply_order(session, shop, refunded_again, ACTOR)
+    assert balance(session, shop) == 3_998
+    assert verify(session) == []
+
+
+def test_a_deleted_full_refund_whose_wallet_part_was_spent_is_flagged_to_the_merchant(session, shop):
+    shop = configure(session, shop, refund_destination="wallet")
+    card_paid = _partly_paid_then_refunded_in_full(session, shop)
+    adjust_wallet(
+        session, shop, "2", direction="debit", amount=3_500, reason="spent", idempotency_key="spent", actor=ACTOR
+    )
+    apply_order(session, shop, card_paid, ACTOR)
+    assert balance(session, shop) == 498  # nothing is taken below what the customer holds
+    private = [p["note"] for kind, p in messages(session) if kind == "order.note" and p.get("customer_note") is False]
+    assert any("applies the wallet's €10.00 again" in note for note in private)

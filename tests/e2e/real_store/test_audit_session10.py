@@ -741,13 +741,6 @@ def test_a_refund_deleted_in_the_shop_is_taken_back_at_the_next_delivery(bridge,
     books_balance(bridge)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "finding: the refund's deletion takes back its 29.98 but not the 10.00 wallet part its full "
-        "refund released, though the shop applies the fee again"
-    ),
-)
 def test_the_full_refund_of_a_partly_paid_order_deleted_takes_back_the_wallet_part_too(bridge, store, customer, mug):
     bridge.credit(customer, 1000)
     order = store.new_order(customer, [(mug, 2)])
