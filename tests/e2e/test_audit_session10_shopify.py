@@ -212,17 +212,16 @@ def _multicurrency_refund_order() -> tuple[dict, dict]:
     refund = refund_sample()
     refund.update(order_id=450789469, transactions=[rest_transaction("1650", "JPY")])
     order = paid_order(currency="EUR", presentment_currency="JPY", total="100.00")
+    order["total_price_set"] = {  # as Shopify sends it: the total in both currencies (¥16500 = €100.00)
+        "shop_money": {"amount": "100.00", "currency_code": "EUR"},
+        "presentment_money": {"amount": "16500", "currency_code": "JPY"},
+    }
     order["refunds"] = [copy.deepcopy(refund)]
     order["financial_status"] = "partially_refunded"
     return order, refund
 
 
 @pytest.mark.database_free
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: orders/* refunds[].transactions[].amount is read in the order's shop `currency`, ignoring the "
-    "transaction's own (presentment) `currency`: ¥1650 becomes €1650.00",
-)
 def test_order_refund_in_presentment_currency_is_not_read_as_shop_currency():
     order, _ = _multicurrency_refund_order()
     snapshot = parse_order(order)
@@ -232,17 +231,13 @@ def test_order_refund_in_presentment_currency_is_not_read_as_shop_currency():
 
 
 @pytest.mark.database_free
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: the same Shopify refund is read as 1650 (JPY minor units) from refunds/create but as 165000 "
-    "(EUR cents) from orders/updated",
-)
 def test_the_same_refund_reads_the_same_from_refunds_create_and_orders_updated():
+    """refunds/create has no rate to read ¥1650 in euros: it is recognised as in the customer's currency and left to
+    orders/updated, which reads it with the order's own rate (€100.00 for ¥16500: ¥1650 is €10.00)."""
     order, refund_body = _multicurrency_refund_order()
-    from_refund_topic = parse_refund(refund_body)
+    assert parse_refund(refund_body).in_customers_currency("EUR")
     (from_order_topic,) = parse_order(order).refunds
-    assert (from_refund_topic.currency, from_refund_topic.refund.amount) == ("JPY", 1650)  # what refunds/create reads
-    assert from_order_topic.amount == from_refund_topic.refund.amount
+    assert (from_order_topic.amount, from_order_topic.to_store_credit) == (1000, 0)
 
 
 # --- 2. money: decimals per currency ----------------------------------------------------------------------
@@ -452,16 +447,15 @@ def test_http_429_waits_what_retry_after_says():
 def _jpy_presented_order_with_a_store_credit_refund() -> tuple[dict, dict]:
     """A USD shop; the customer paid in JPY (`presentment_currency`); ¥1650 refunded to store credit."""
     order = paid_order(total="40.00", presentment_currency="JPY")
+    order["total_price_set"] = {  # as Shopify sends it: the total in both currencies (¥6000 = $40.00)
+        "shop_money": {"amount": "40.00", "currency_code": "USD"},
+        "presentment_money": {"amount": "6000", "currency_code": "JPY"},
+    }
     refund = refund_sample()
     refund.update(order_id=order["id"], transactions=[rest_transaction("1650", "JPY")])
     return order, refund
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: a refund in the customer's presentment currency makes every later orders/updated of the order "
-    "fail ('refunds of $1,650.00 exceed its total of $40.00'), and its refunds/create fail (currency_not_accepted)",
-)
 def test_a_refund_in_the_customers_currency_does_not_block_the_order(client, services, shopify):
     assert deliver(client, shopify.shop.id, "customers/create", customer_body()).status_code == 200
     order, refund = _jpy_presented_order_with_a_store_credit_refund()
@@ -473,11 +467,6 @@ def test_a_refund_in_the_customers_currency_does_not_block_the_order(client, ser
     assert answer.get_json()["status"] == "applied"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: with JPY accepted (what the bridge's own currency_not_accepted message advises), the ¥1650 "
-    "refund is credited to the USD wallet as $16.50 (1650 read as USD cents)",
-)
 def test_an_accepted_presentment_currency_refund_is_not_credited_as_shop_currency_cents(client, services, shopify):
     with unit_of_work(services.sessions) as session:
         shop = session.get(Shop, shopify.shop.id)

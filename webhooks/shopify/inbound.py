@@ -19,11 +19,13 @@ from webhooks.shopify.payloads import parse_customer, parse_order, parse_refund
 
 
 def _apply_refund(session, shop, parsed, actor) -> None:
+    known = find_order(session, shop.id, parsed.order_external_id)
+    if parsed.in_customers_currency(known.currency if known else shop.currency):
+        return  # the order's update listing this refund is read with the order's own rate (payloads._Presentment)
     refund = parsed.refund
     if parsed.currency is not None:
         ensure_accepted_currency(shop, parsed.currency, "refund")
-    known = find_order(session, shop.id, parsed.order_external_id) if parsed.currency is None else None
-    if known is not None:  # every transaction said `currency: null`: read in the order's own (¥100 is not 100.00)
+    elif known is not None:  # every transaction said `currency: null`: read in the order's own (¥100 is not 100.00)
         refund = parse_refund(parsed.body, currency=known.currency).refund
     apply_refund_event(session, shop, parsed.order_external_id, refund, actor)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from fractions import Fraction
 
 from marshmallow import ValidationError, fields
 
@@ -90,6 +91,14 @@ class ShopifyRefund:
     currency: str | None
     body: dict = field(default_factory=dict, compare=False, repr=False)
 
+    def in_customers_currency(self, order_currency: str | None) -> bool:
+        """Whether the transactions are in the currency the customer paid in, not the shop's (whose currency is
+        the known order's, else the body's `total_duties_set.shop_money`): they are read in shop money only with
+        the order's own rate, when the order's update lists this refund."""
+        paid_in = self.currency or _duties_currency(self.body, "presentment_money")
+        shop = order_currency or _duties_currency(self.body, "shop_money")
+        return _is_known_currency(paid_in) and _is_known_currency(shop) and paid_in != shop
+
 
 # --- fields and schemas -------------------------------------------------------------------------------
 
@@ -154,10 +163,25 @@ class _TaxedLineSchema(Schema):
     tax_lines = fields.List(fields.Nested(_TaxLineSchema), load_default=list)
 
 
+class _MoneySchema(Schema):
+    amount = MoneyText(required=True)
+    currency_code = Text(required=True, validate=validate_currency)
+
+
+class _MoneySetSchema(Schema):
+    """A REST `*_set`: the amount in the shop's currency and in the customer's (presentment) currency."""
+
+    shop_money = fields.Nested(_MoneySchema, required=True)
+    presentment_money = fields.Nested(_MoneySchema, required=True)
+
+
 class _OrderSchema(Schema):
     id = positive_id()
-    currency = Text(required=True, validate=validate_currency)
-    total_price = MoneyText(required=True)
+    currency = Text(required=True, validate=validate_currency)  # always the shop's
+    total_price = MoneyText(required=True)  # in the shop's currency
+    # The customer paid in this currency (multi-currency checkouts): then the refunds' transactions are in it.
+    presentment_currency = Text(allow_none=True, load_default=None, validate=validate_currency)
+    total_price_set = fields.Nested(_MoneySetSchema, allow_none=True, load_default=None)
     financial_status = optional_text()
     cancelled_at = _UtcDateTime(allow_none=True, load_default=None)
     updated_at = _UtcDateTime(allow_none=True, load_default=None)
@@ -211,9 +235,12 @@ def parse_order(data) -> OrderSnapshot:
     customer = order["customer"] or {}
     financial_status = order["financial_status"] or ""
     cancelled = order["cancelled_at"] is not None
-    refunds = _order_refunds(order["refunds"], currency)
-    transactions = order["transactions"]
-    gateways = order["payment_gateway_names"] or ()
+    presented = _presentment(order)
+    refunds = _order_refunds(order["refunds"], currency, presented)
+    # Store credit a checkout in another currency spent came from the customer's account in that currency, not
+    # from the one the shop's wallet mirrors.
+    transactions = [] if presented else order["transactions"]
+    gateways = () if presented else order["payment_gateway_names"] or ()
     return OrderSnapshot(
         external_id=str(order["id"]),
         customer_external_id=str(customer["id"]) if customer else None,
@@ -243,7 +270,9 @@ def parse_refund(data, currency: str | None = None) -> ShopifyRefund:
     refund = load(_REFUND_EVENT, data)
     found = _transaction_currency(refund["transactions"])
     reading = next(
-        code for code in (found, currency, _duties_currency(data), FALLBACK_CURRENCY) if _is_known_currency(code)
+        code
+        for code in (found, currency, _duties_currency(data, "shop_money"), FALLBACK_CURRENCY)
+        if _is_known_currency(code)
     )
     return ShopifyRefund(
         order_external_id=str(refund["order_id"]),
@@ -287,7 +316,36 @@ def _taxes(lines: list[dict], currency: str, path: str) -> int:
     )
 
 
-def _order_refunds(items: list[dict], currency: str) -> tuple[RefundSnapshot, ...]:
+@dataclass(frozen=True)
+class _Presentment:
+    """An order the customer paid in another currency than the shop's: its transactions are in `currency`, and
+    `shop_per_unit` is what one of its minor units is in the shop's (the order's own rate: its total in both)."""
+
+    currency: str
+    shop_per_unit: Fraction
+
+    def in_shop_money(self, amount: int) -> int:
+        return round(amount * self.shop_per_unit)  # half to even, in integers
+
+
+def _presentment(order: dict) -> _Presentment | None:
+    presented, shop = order["presentment_currency"], order["currency"]
+    if presented is None or presented == shop:
+        return None
+    total = order["total_price_set"]
+    if total is None:
+        raise PayloadInvalid({"total_price_set": "Required when presentment_currency differs from currency."})
+    for side, code in (("shop_money", shop), ("presentment_money", presented)):
+        if total[side]["currency_code"] != code:
+            raise PayloadInvalid({f"total_price_set.{side}.currency_code": f"Must be {code}."})
+    in_shop = minor_units(total["shop_money"]["amount"], shop, "total_price_set.shop_money.amount")
+    in_presented = minor_units(
+        total["presentment_money"]["amount"], presented, "total_price_set.presentment_money.amount"
+    )
+    return _Presentment(presented, Fraction(in_shop, in_presented) if in_presented > 0 else Fraction(0))
+
+
+def _order_refunds(items: list[dict], currency: str, presented: _Presentment | None) -> tuple[RefundSnapshot, ...]:
     refunds = []
     seen: set[int] = set()
     for index, item in enumerate(items):
@@ -295,14 +353,18 @@ def _order_refunds(items: list[dict], currency: str) -> tuple[RefundSnapshot, ..
         if item["id"] in seen:
             raise PayloadInvalid({f"{path}.id": "Duplicate refund id."})
         seen.add(item["id"])
-        refunds.append(_refund_snapshot(item, currency, f"{path}."))
+        refunds.append(_refund_snapshot(item, currency, f"{path}.", presented))
     return tuple(refunds)
 
 
-def _refund_snapshot(refund: dict, currency: str, prefix: str) -> RefundSnapshot:
+def _refund_snapshot(refund: dict, currency: str, prefix: str, presented: _Presentment | None = None) -> RefundSnapshot:
     path = f"{prefix}transactions"
-    amount = _sum(refund["transactions"], currency, path, _refunded)
-    to_store_credit = _sum(refund["transactions"], currency, path, _refunded_to_store_credit)
+    if presented is None:
+        amount = _sum(refund["transactions"], currency, path, _refunded)
+        to_store_credit = _sum(refund["transactions"], currency, path, _refunded_to_store_credit)
+    else:  # store credit returned in the customer's currency went to their account in it: no wallet's mirror
+        amount = presented.in_shop_money(_sum(refund["transactions"], presented.currency, path, _refunded))
+        to_store_credit = 0
     return RefundSnapshot(
         external_id=str(refund["id"]),
         amount=amount,
@@ -359,10 +421,11 @@ def _transaction_currency(transactions: list[dict]) -> str | None:
     return found
 
 
-def _duties_currency(data: dict) -> object:
-    """`total_duties_set.shop_money.currency_code`, or None; read leniently (it is only a hint)."""
+def _duties_currency(data: dict, side: str) -> object:
+    """`total_duties_set.<side>.currency_code` (`shop_money` or `presentment_money`), or None; read leniently
+    (it is only a hint)."""
     node: object = data
-    for key in ("total_duties_set", "shop_money", "currency_code"):
+    for key in ("total_duties_set", side, "currency_code"):
         node = node.get(key) if isinstance(node, dict) else None
     return node
 
