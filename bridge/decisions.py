@@ -28,6 +28,7 @@ class OrderRecord(Protocol):
     wallet_refunded: int
     wallet_discount: int
     paid_in_part: bool
+    card_paid: int | None
     points_earned: int
     points_clawed_back: int
     last_modified_at: datetime | None
@@ -188,6 +189,8 @@ def paid_by_other_means(record: OrderRecord, order: OrderSnapshot, pays_by_walle
         return max(order.total - record.wallet_paid, 0)
     if pays_by_wallet and not record.paid_in_part:
         return 0
+    if record.card_paid is not None:  # a total raised after it was paid was never charged
+        return min(order.total, record.card_paid)
     return order.total
 
 

@@ -101,7 +101,10 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
     if requested_topup(order.meta) is not None:
         return _apply_topup_order(ctx)
     _check_refunds_fit(ctx)
+    paid_whole_otherwise = _record_card_payment(ctx)
     _recount_refunds_made_before_payment(ctx)
+    if paid_whole_otherwise:  # the wallet's part goes back (once refunds made before count against the card)
+        _return_held(ctx, "was paid in full by another method")
     stale = is_stale(record, order)
     if not stale and order.phase == orders.AWAITING_PAYMENT and _may_charge(ctx):
         _collect_wallet_payment(ctx)
@@ -385,6 +388,17 @@ def _return_cut_wallet_part(ctx: OrderContext) -> None:
     _tell_shop(ctx, "order.mark_paid", note, f":{edit}", **payload)
 
 
+def _record_card_payment(ctx: OrderContext) -> bool:
+    """Record what another method paid of a partly paid order: the shop's total when it first says the order paid
+    (a total raised later, the wallet's fee line taken off by hand, was never charged). True when it was paid with
+    that fee line gone: another method paid the whole total."""
+    record, order = ctx.record, ctx.order
+    if record.card_paid is not None or not record.paid_in_part or not order.recorded_paid() or is_stale(record, order):
+        return False
+    record.card_paid = order.total
+    return order.phase == orders.PAID and order.wallet_fees == 0
+
+
 def _payment_push_pending(ctx: OrderContext, kind: str = "order.add_wallet_fee") -> bool:
     """The order's payment (`kind`: its wallet fee, or its being marked paid with the discount's fee) is still
     to be written, or being written, on the shop: the states its writes send are the push's, not the merchant's
@@ -516,6 +530,7 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
     order, record = ctx.order, ctx.record
     if record.payment_outcome == PaymentOutcome.REVERSED:  # its money went back: a new attempt, with keys of its own
         record.payment_attempt += 1
+        record.card_paid = None
     if ctx.customer is None:
         return _refuse_payment(ctx, "guests have no wallet: please log in or choose another payment method")
     reservation = _checkout_reservation(ctx)  # locked before the wallet, as capture and void lock them

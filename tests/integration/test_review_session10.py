@@ -128,10 +128,6 @@ def test_the_wallet_fee_removed_after_the_card_paid_only_the_rest_returns_nothin
     assert balances(services, shop.shop.id, alice)[0] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: fee taken off after the card paid the rest, then refunded in full: 49.98 back for 39.98 paid",
-)
 def test_the_wallet_fee_removed_after_payment_then_refunded_in_full_never_returns_more_than_was_paid(
     client, services, shop, sim, clock, connected
 ):
@@ -234,11 +230,6 @@ def test_cashback_of_an_order_lowered_then_refunded_in_half_keeps_half(client, s
     assert balances(services, shop.shop.id, alice)[0] == start - 1_000 + 100
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: wallet fee taken off and the whole total paid by card (here after a refund): the wallet part "
-    "stays held until the order is refunded in full",
-)
 def test_the_wallet_fee_removed_and_the_whole_paid_by_card_after_a_refund_returns_the_wallet_part(
     client, services, shop, sim, clock, connected
 ):

@@ -29,6 +29,7 @@ class Record:
     wallet_refunded: int = 0
     wallet_discount: int = 0
     paid_in_part: bool = False
+    card_paid: int | None = None
     points_earned: int = 0
     points_clawed_back: int = 0
     last_modified_at: datetime | None = None
@@ -209,6 +210,9 @@ def test_what_was_paid_by_other_means():
     assert decisions.paid_by_other_means(Record(), snapshot(phase=orders.AWAITING_PAYMENT), False) == 0
     spent = Record(payment_outcome=PaymentOutcome.STORE_CREDIT, wallet_paid=400)
     assert decisions.paid_by_other_means(spent, snapshot(total=1000), pays_by_wallet=False) == 600
+    card_paid_the_rest = replace(partial, card_paid=700)  # then the wallet's fee line was taken off: 1000
+    assert decisions.paid_by_other_means(card_paid_the_rest, snapshot(total=1000), pays_by_wallet=False) == 700
+    assert decisions.paid_by_other_means(card_paid_the_rest, snapshot(total=500), pays_by_wallet=False) == 500
 
 
 def test_a_partly_paid_order_is_fully_refunded_at_its_total_or_when_set_refunded():

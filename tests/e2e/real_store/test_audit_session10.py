@@ -1036,14 +1036,6 @@ def remove_fee(store, order_id, name: str) -> None:
     store.put(f"orders/{order_id}", {"fee_lines": [{"id": fee["id"], "name": None}]})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "finding: the merchant removed the Paid from wallet fee and the card paid the whole 39.98, yet the wallet's "
-        "10.00 stays held by the order until it is refunded in full (a first fix returned it also when the card had "
-        "paid only the rest: reverted, tests/integration/test_review_session10.py)"
-    ),
-)
 def test_the_wallet_fee_removed_and_the_whole_total_paid_by_card_returns_the_wallet_part_once(
     bridge, store, customer, mug
 ):
