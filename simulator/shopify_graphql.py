@@ -39,6 +39,7 @@ from simulator.shopify_wire import (
     API_VERSION,
     gid,
     graphql_date,
+    in_shop_money,
     is_currency,
     money_v2,
     parse_datetime,
@@ -347,7 +348,7 @@ class AdminApi:
         return {
             "id": gid("Order", order.id),
             "name": f"#{order.number}",
-            "transactions": [_order_transaction_json(t, order.currency) for t in transactions],
+            "transactions": [_order_transaction_json(t, order.currency, self.sim.store.currency) for t in transactions],
         }
 
     def _field_storeCreditAccountCredit(self, field: RootField) -> dict:  # noqa: N802 - the GraphQL name
@@ -512,14 +513,15 @@ def _transaction_json(account: StoreCreditAccount, entry: AccountEntry, with_acc
     return data
 
 
-def _order_transaction_json(transaction: Transaction, currency: str) -> dict:
-    amount = money_v2(transaction.amount, currency)  # the simulator's orders are in the shop's currency
+def _order_transaction_json(transaction: Transaction, currency: str, shop_currency: str) -> dict:
+    """`currency`: the one the customer paid in (the order's presentment currency)."""
+    in_shop = money_v2(in_shop_money(transaction.amount, currency, shop_currency), shop_currency)
     return {
         "id": gid("OrderTransaction", transaction.id),
         "kind": transaction.kind.upper(),  # GraphQL enums: SALE, REFUND; SUCCESS, FAILURE
         "status": transaction.status.upper(),
         "gateway": transaction.gateway,
-        "amountSet": {"shopMoney": amount, "presentmentMoney": amount},
+        "amountSet": {"shopMoney": in_shop, "presentmentMoney": money_v2(transaction.amount, currency)},
         "createdAt": graphql_date(transaction.created_at),
     }
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from simulator.shopify_wire import (
     STORE_CREDIT_GATEWAY,
     gid,
+    in_shop_money,
     money,
     money_set,
     rest_date,
@@ -386,7 +387,11 @@ class ShopifyStore:
             "orders_count": sum(1 for o in self.orders.values() if o.customer_id == customer.id),
             "state": "enabled",
             "total_spent": money(
-                sum(o.total - o.refunded for o in self.orders.values() if o.customer_id == customer.id),
+                sum(
+                    in_shop_money(o.total - o.refunded, o.currency, self.currency)
+                    for o in self.orders.values()
+                    if o.customer_id == customer.id
+                ),
                 self.currency,
             ),
             "last_order_id": None,
@@ -461,7 +466,7 @@ class ShopifyStore:
             "user_id": None,
             "processed_at": self.date(refund.created_at),
             "duties": [],
-            "total_duties_set": money_set(0, currency),
+            "total_duties_set": money_set(0, currency, self.currency),
             "return": None,
             "refund_shipping_lines": [],
             "restock": False,
@@ -472,10 +477,18 @@ class ShopifyStore:
         }
 
     def order_json(self, order: Order) -> dict:
-        currency = order.currency
+        """Plain amounts in the shop's currency; each `*_set` also in the one the customer paid in (`presentment`)."""
+        currency, paid_in = self.currency, order.currency
         customer = self.customers.get(order.customer_id) if order.customer_id else None
         current = order.total - order.refunded
-        total = money(order.total, currency)
+
+        def in_shop(minor: int) -> str:
+            return money(in_shop_money(minor, paid_in, currency), currency)
+
+        def both(minor: int) -> dict:
+            return money_set(minor, paid_in, currency)
+
+        total = in_shop(order.total)
         zero = money(0, currency)
         return {  # no `transactions`: Shopify's order bodies have none (the Admin API has them)
             "id": order.id,
@@ -494,11 +507,11 @@ class ShopifyStore:
             "contact_email": order.email,
             "created_at": self.date(order.created_at),
             "currency": currency,
-            "current_subtotal_price": money(current, currency),
-            "current_subtotal_price_set": money_set(current, currency),
+            "current_subtotal_price": in_shop(current),
+            "current_subtotal_price_set": both(current),
             "current_total_discounts": zero,
-            "current_total_price": money(current, currency),
-            "current_total_price_set": money_set(current, currency),
+            "current_total_price": in_shop(current),
+            "current_total_price_set": both(current),
             "current_total_tax": zero,
             "customer_locale": "en",
             "discount_codes": [],
@@ -513,11 +526,11 @@ class ShopifyStore:
             "order_number": order.number,
             "payment_gateway_names": order.gateways,
             "phone": None,
-            "presentment_currency": currency,
+            "presentment_currency": paid_in,
             "processed_at": self.date(order.created_at),
             "source_name": "web",
             "subtotal_price": total,
-            "subtotal_price_set": money_set(order.total, currency),
+            "subtotal_price_set": both(order.total),
             "tags": "",
             "tax_lines": [],
             "taxes_included": False,
@@ -527,7 +540,7 @@ class ShopifyStore:
             "total_line_items_price": total,
             "total_outstanding": zero,
             "total_price": total,
-            "total_price_set": money_set(order.total, currency),
+            "total_price_set": both(order.total),
             "total_tax": zero,
             "updated_at": self.date(order.updated_at),
             "user_id": None,
@@ -547,7 +560,7 @@ class ShopifyStore:
                     "grams": 0,
                     "name": order.item_name,
                     "price": total,
-                    "price_set": money_set(order.total, currency),
+                    "price_set": both(order.total),
                     "product_exists": False,
                     "product_id": None,
                     "properties": [],

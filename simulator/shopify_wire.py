@@ -14,7 +14,7 @@ import hmac
 import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 from iso4217 import Currency
 
@@ -79,10 +79,26 @@ def money_v2(minor: int, currency: str) -> dict:
     return {"amount": graphql_decimal(minor, currency), "currencyCode": currency}
 
 
-def money_set(minor: int, currency: str) -> dict:
-    """A REST `*_set`: the amount in shop and presentment money (the same here: one currency per order)."""
-    amount = {"amount": money(minor, currency), "currency_code": currency}
-    return {"shop_money": dict(amount), "presentment_money": dict(amount)}
+# A checkout in another currency than the shop's (Shopify Markets) is converted at these rates, units per US dollar;
+# a currency not listed counts one unit to the dollar.
+RATES = {"USD": Decimal(1), "EUR": Decimal("0.9"), "GBP": Decimal("0.8"), "CAD": Decimal("1.4"), "JPY": Decimal(150)}
+
+
+def in_shop_money(minor: int, paid_in: str, shop: str) -> int:
+    """Money of a checkout in `paid_in` (the presentment currency) in the shop's currency, half to even."""
+    if paid_in == shop:
+        return minor
+    major = Decimal(minor).scaleb(-decimals(paid_in)) * RATES.get(shop, Decimal(1)) / RATES.get(paid_in, Decimal(1))
+    return int(major.scaleb(decimals(shop)).quantize(Decimal(1), ROUND_HALF_EVEN))
+
+
+def money_set(minor: int, currency: str, shop: str | None = None) -> dict:
+    """A REST `*_set`: `minor` of the order's (presentment) `currency`, in the shop's money and in it."""
+    shop = shop or currency
+    return {
+        "shop_money": {"amount": money(in_shop_money(minor, currency, shop), shop), "currency_code": shop},
+        "presentment_money": {"amount": money(minor, currency), "currency_code": currency},
+    }
 
 
 # --- ids, dates, topics -------------------------------------------------------------------------------------

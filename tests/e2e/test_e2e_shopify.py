@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from bridge.accounts import find_customer, find_points, find_wallet
 from bridge.db import unit_of_work
 from bridge.ledger import verify
-from bridge.models import InboxDelivery, LedgerTransaction, OutboxMessage, Shop
+from bridge.models import InboxDelivery, LedgerTransaction, OrderRefund, OutboxMessage, Shop, ShopOrder
 from bridge.surfaces.platforms import pushers_for
 from bridge.usecases import deliveries
 from bridge.usecases.pushes import RetryPolicy
@@ -489,6 +489,29 @@ def test_a_refund_shopify_made_to_the_card_is_not_paid_into_the_wallet_too(servi
     assert both(services, shopify.shop.id, sim, alice) == (5500, 5500)
     assert count(services, "refund_to_wallet", card) == 0
     assert [(kind, status) for kind, _, status in outbox(services) if status != "delivered"] == []
+
+
+def test_a_checkout_in_yen_is_recorded_in_the_shops_euros_and_its_yen_store_credit_stays_out_of_the_wallet(
+    services, sim, shopify, clock, alice
+):
+    """A JPY checkout in the EUR shop (the simulator's rate: ¥1 = €0.006): recorded as €36.00; ¥1650 refunded to the
+    card and ¥1000 to the customer's JPY store credit are recorded as €9.90 and €6.00 of refunds; the EUR wallet and
+    Shopify's EUR store credit do not move, the JPY account holds ¥1000, every delivery is applied."""
+    clock.advance()
+    order = sim.place_order(alice, total="6000", currency="JPY")["id"]
+    clock.advance()
+    sim.refund(order, "1650")
+    clock.advance()
+    sim.refund(order, "1000", to_store_credit=True)
+    push(services)
+    with unit_of_work(services.sessions) as session:
+        record = session.execute(select(ShopOrder).where(ShopOrder.external_id == str(order))).scalar_one()
+        refunds = session.scalars(select(OrderRefund.amount).where(OrderRefund.shop_order_id == record.id)).all()
+        delivered = set(session.scalars(select(InboxDelivery.status)))
+    assert (record.currency, record.total, sorted(refunds)) == (EUR, 3600, [600, 990])
+    assert both(services, shopify.shop.id, sim, alice) == (5500, 5500)
+    assert sim.store_credit_accounts(alice)["JPY"] == 1000
+    assert delivered == {"applied"}
 
 
 # --- `wallet-bridge demo --platform shopify` --------------------------------------------------------------------

@@ -450,12 +450,6 @@ def test_store_credit_spent_at_a_yen_checkout_is_not_taken_from_the_usd_wallet(c
 
 
 @pytest.mark.database_free
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: the simulator sends a checkout in another currency with `currency` set to that currency and "
-    "`shop_money` in it; Shopify's `currency` is always the shop's, `shop_money` in it, `presentment_money` the "
-    "customer's",
-)
 def test_the_simulator_sends_a_checkout_in_another_currency_as_shopify_does():
     sim = create_shopify_simulator(currency="USD", transport=lambda url, body, headers: 200)
     customer = sim.create_customer("bob@biller.com", "Bob", "Biller")
