@@ -389,14 +389,19 @@ def _return_cut_wallet_part(ctx: OrderContext) -> None:
 
 
 def _record_card_payment(ctx: OrderContext) -> bool:
-    """Record what another method paid of a partly paid order: the shop's total when it first says the order paid
-    (a total raised later, the wallet's fee line taken off by hand, was never charged). True when it was paid with
-    that fee line gone: another method paid the whole total."""
+    """Record what another method paid: the shop's total when it first says the order paid, for a partly paid
+    order (a total raised later, the wallet's fee line taken off by hand, was never charged) and for one another
+    method paid whole (relabelled with the wallet's method afterwards, its refunds are still of that money). True
+    when a partly paid order was paid with its wallet fee line gone: another method paid the whole total."""
     record, order = ctx.record, ctx.order
-    if record.card_paid is not None or not record.paid_in_part or not order.recorded_paid() or is_stale(record, order):
+    if record.card_paid is not None or not order.recorded_paid() or is_stale(record, order):
         return False
-    record.card_paid = order.total
-    return order.phase == orders.PAID and order.wallet_fees == 0
+    if record.paid_in_part:
+        record.card_paid = order.total
+        return order.phase == orders.PAID and order.wallet_fees == 0
+    if record.payment_outcome is None and not _pays_by_wallet(ctx):
+        record.card_paid = order.total
+    return False
 
 
 def _payment_push_pending(ctx: OrderContext, kind: str = "order.add_wallet_fee") -> bool:

@@ -376,3 +376,14 @@ def test_a_deleted_full_refund_whose_wallet_part_was_spent_is_flagged_to_the_mer
     assert balance(session, shop) == 498  # nothing is taken below what the customer holds
     private = [p["note"] for kind, p in messages(session) if kind == "order.note" and p.get("customer_note") is False]
     assert any("applies the wallet's €10.00 again" in note for note in private)
+
+
+def test_a_card_paid_order_relabelled_with_the_wallet_method_still_refunds_the_card_money(session, shop):
+    shop = configure(session, shop, refund_destination="wallet")
+    apply_order(session, shop, paid(payment_method="stripe"), ACTOR)  # the card paid the whole 41.48
+    relabelled = paid(payment_method="wallet")
+    apply_order(session, shop, relabelled, ACTOR)
+    assert balance(session, shop) == 0  # not charged: the card paid
+    apply_order(session, shop, replace(relabelled, refunds=refunds((80, 4_148))), ACTOR)
+    assert balance(session, shop) == 4_148
+    assert verify(session) == []

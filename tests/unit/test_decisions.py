@@ -213,6 +213,8 @@ def test_what_was_paid_by_other_means():
     card_paid_the_rest = replace(partial, card_paid=700)  # then the wallet's fee line was taken off: 1000
     assert decisions.paid_by_other_means(card_paid_the_rest, snapshot(total=1000), pays_by_wallet=False) == 700
     assert decisions.paid_by_other_means(card_paid_the_rest, snapshot(total=500), pays_by_wallet=False) == 500
+    relabelled = Record(card_paid=1000)  # paid whole by card, then given the wallet's method
+    assert decisions.paid_by_other_means(relabelled, snapshot(total=1000), pays_by_wallet=True) == 1000
 
 
 def test_a_partly_paid_order_is_fully_refunded_at_its_total_or_when_set_refunded():

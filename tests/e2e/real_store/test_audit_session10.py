@@ -692,13 +692,6 @@ def test_a_wallet_paid_order_switched_to_card_afterwards_and_refunded_returns_th
     books_balance(bridge)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "finding: a card-paid order relabelled with the wallet method is treated as a wallet order never "
-        "charged: its 19.99 refund goes nowhere"
-    ),
-)
 def test_a_card_paid_order_switched_to_the_wallet_method_afterwards_and_refunded_credits_the_refund(
     bridge, store, customer, mug
 ):
