@@ -397,6 +397,8 @@ def _record_card_payment(ctx: OrderContext) -> bool:
     if record.card_paid is not None or not order.recorded_paid() or is_stale(record, order):
         return False
     if record.paid_in_part:
+        if _payment_push_pending(ctx):  # the shop's total is not yet the one the wallet's fee line makes
+            return False
         record.card_paid = order.total
         return order.phase == orders.PAID and order.wallet_fees == 0
     if record.payment_outcome is None and not _pays_by_wallet(ctx):

@@ -44,6 +44,12 @@ def delivery_headers(topic: str, body: bytes, secret: str = REAL_SECRET) -> dict
     }
 
 
+# The "Paid from wallet" fee line the bridge's push puts on a partly paid order (€10.00 of the captured €41.48).
+WALLET_PART_FEE = [{"id": 90, "name": "Paid from wallet", "tax_status": "none", "total": "-10.00", "total_tax": "0.00"}]
+# What is left of that order to pay with its fee line on (€31.48), paid by card.
+THE_REST_BY_CARD = {"total": "31.48", "fee_lines": WALLET_PART_FEE, "payment_method": "stripe"}
+
+
 def order_body(number: str = "0005", **changes) -> dict:
     data = json.loads(captured(number)[0])
     data.update(changes)

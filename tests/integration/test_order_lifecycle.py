@@ -18,7 +18,7 @@ from bridge.statement_links import without_link
 from bridge.surfaces.platforms import pushers_for
 from sync.worker import drain
 from tests.integration.test_woocommerce_webhooks import FAST, count, fund, wallet_balance, woo  # noqa: F401 - the fixture
-from tests.woo import FakeOrderEndpoint, order_body, post_delivery
+from tests.woo import THE_REST_BY_CARD, FakeOrderEndpoint, order_body, post_delivery
 
 TOTAL = 4148  # the captured wallet order: €41.48, customer 2, pending
 
@@ -55,17 +55,17 @@ def messages(services) -> list[tuple[str, dict]]:
 def test_a_declined_card_keeps_the_wallet_part_for_the_customers_next_try(client, services, woo):  # noqa: F811
     fund(services, woo, 1_000)
     deliver(client, woo, 0)  # the wallet pays €10.00 of €41.48; the rest by card
-    deliver(client, woo, 1, total="31.48", status="failed", payment_method="stripe")  # the card is declined
+    deliver(client, woo, 1, status="failed", **THE_REST_BY_CARD)  # the card is declined
     assert wallet_balance(services, woo) == 0  # the order still carries the "Paid from wallet" line
-    deliver(client, woo, 2, total="31.48", status="processing", payment_method="stripe")  # paid on the next try
+    deliver(client, woo, 2, status="processing", **THE_REST_BY_CARD)  # paid on the next try
     assert wallet_balance(services, woo) == 0 and kinds(services) == ["adjustment", "payment"]
 
 
 def test_a_failed_order_the_customer_cancels_returns_the_wallet_part(client, services, woo):  # noqa: F811
     fund(services, woo, 1_000)
     deliver(client, woo, 0)
-    deliver(client, woo, 1, total="31.48", status="failed", payment_method="stripe")
-    deliver(client, woo, 2, total="31.48", status="cancelled", payment_method="stripe")
+    deliver(client, woo, 1, status="failed", **THE_REST_BY_CARD)
+    deliver(client, woo, 2, status="cancelled", **THE_REST_BY_CARD)
     assert wallet_balance(services, woo) == 1_000
 
 

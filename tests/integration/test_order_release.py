@@ -13,7 +13,7 @@ from bridge.models import OutboxMessage, ShopOrder, utcnow
 from bridge.usecases.order_release import release_abandoned_failed_orders
 from tests.integration.test_order_lifecycle import configure, deliver, kinds, messages
 from tests.integration.test_woocommerce_webhooks import count, fund, wallet_balance, woo  # noqa: F401 - the fixture
-from tests.woo import post_delivery
+from tests.woo import THE_REST_BY_CARD, post_delivery
 
 DAY = timedelta(days=1)
 
@@ -22,7 +22,7 @@ def partly_paid_then_failed(client, services, woo) -> None:  # noqa: F811
     """€10.00 from the wallet on the €41.48 order, the card declined for the rest."""
     fund(services, woo, 1_000)
     deliver(client, woo, 0)
-    deliver(client, woo, 1, total="31.48", status="failed", payment_method="stripe")
+    deliver(client, woo, 1, status="failed", **THE_REST_BY_CARD)
     assert wallet_balance(services, woo) == 0
 
 
@@ -40,7 +40,7 @@ def test_a_failed_order_left_for_the_shops_days_gives_its_wallet_part_back_once(
     assert kinds(services) == ["adjustment", "payment", "payment_reversal"]
     told = {"order_id": "12", "note": "€10.00 returned to your wallet.", "note_customer": "2"}  # linked to their wallet
     assert ("order.note", told) in messages(services)
-    deliver(client, woo, 2, total="31.48", status="cancelled", payment_method="stripe")  # cancelled at last
+    deliver(client, woo, 2, status="cancelled", **THE_REST_BY_CARD)  # cancelled at last
     assert wallet_balance(services, woo) == 1_000 and kinds(services)[-1] == "payment_reversal"
 
 
@@ -55,7 +55,7 @@ def test_the_merchant_sets_the_days_or_never(client, services, woo, setting, rel
 
 def test_a_failed_order_paid_or_still_moving_is_not_released(client, services, woo):  # noqa: F811
     partly_paid_then_failed(client, services, woo)
-    deliver(client, woo, 2, total="31.48", status="processing", payment_method="stripe")  # paid on the next try
+    deliver(client, woo, 2, status="processing", **THE_REST_BY_CARD)  # paid on the next try
 
     assert release(services, 30) == 0 and wallet_balance(services, woo) == 0
 

@@ -87,6 +87,7 @@ def order(order_id=1001, total="40.00", store_credit="0.00", customer_id=7, **ch
         transactions=transactions,
     )
     data.update(changes)
+    data["presentment_currency"] = data["currency"]  # the customer paid in the shop's currency
     return data
 
 
