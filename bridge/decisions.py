@@ -196,8 +196,11 @@ def paid_by_other_means(record: OrderRecord, order: OrderSnapshot, pays_by_walle
 
 def fully_refunded(record: OrderRecord, order: OrderSnapshot) -> bool:
     """A partly paid order refunded in full (or set refunded): what the wallet paid is still held."""
-    if not record.paid_in_part or wallet_held(record) <= 0:
-        return False
+    return record.paid_in_part and wallet_held(record) > 0 and refunded_in_full(order)
+
+
+def refunded_in_full(order: OrderSnapshot) -> bool:
+    """The shop set the order refunded, or its refunds add up to its total."""
     refunded = sum(refund.amount for refund in order.refunds)
     return order.phase == orders.REFUNDED or (order.total > 0 and refunded >= order.total)
 

@@ -38,6 +38,7 @@ from bridge.decisions import (
     recount_refund,
     refund_share,
     refund_sort_key,
+    refunded_in_full,
     same_second_retry,
     split_refund,
     total_edited,
@@ -104,7 +105,7 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
     paid_whole_otherwise = _record_card_payment(ctx)
     _recount_refunds_made_before_payment(ctx)
     if paid_whole_otherwise:  # the wallet's part goes back (once refunds made before count against the card)
-        _return_held(ctx, "was paid in full by another method")
+        _return_held(ctx, "was paid in full by another method", "paid-otherwise")
     stale = is_stale(record, order)
     if not stale and order.phase == orders.AWAITING_PAYMENT and _may_charge(ctx):
         _collect_wallet_payment(ctx)
@@ -142,10 +143,14 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
         _credit_order_cashback(ctx)
     if not stale and order.refunds_complete:
         _take_back_deleted_refunds(ctx)
+        _hold_again_what_a_full_refund_returned(ctx)
     for refund in sorted(order.refunds, key=refund_sort_key):
         _apply_refund(ctx, refund)
     if fully_refunded(record, order):  # the shop cannot refund the wallet part of a partly paid order: it comes back
-        _return_held(ctx, "was refunded in full", _deletions(ctx))
+        # keyed by the refund completing it: the order may hold the wallet part again in between (a refund made
+        # before the rest was paid counted as card money once it was, or the full refund deleted)
+        last = max(order.refunds, key=refund_sort_key).external_id if order.refunds else ""
+        _return_held(ctx, "was refunded in full", f"refunded-in-full:{last}")
     if not stale:
         record.status = order.status
         if not edit_waits:
@@ -537,7 +542,6 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
     order, record = ctx.order, ctx.record
     if record.payment_outcome == PaymentOutcome.REVERSED:  # its money went back: a new attempt, with keys of its own
         record.payment_attempt += 1
-        record.card_paid = None
     if ctx.customer is None:
         return _refuse_payment(ctx, "guests have no wallet: please log in or choose another payment method")
     reservation = _checkout_reservation(ctx)  # locked before the wallet, as capture and void lock them
@@ -713,6 +717,7 @@ def _post_checkout_spend(
 def _reverse_order(ctx: OrderContext) -> None:
     """A cancelled or failed order gives back what the wallet paid (less what refunds returned), once."""
     record = ctx.record
+    record.card_paid = None  # a payment made after it (the order re-opened) is recorded anew
     # Shopify gives store credit spent at its checkout back only through a refund (applied natively when
     # it arrives), never by the cancellation itself.
     if record.payment_outcome != PaymentOutcome.STORE_CREDIT and _return_held(ctx, f"was {ctx.order.status}"):
@@ -738,14 +743,14 @@ def _reverse_order(ctx: OrderContext) -> None:
             )
 
 
-def _return_held(ctx: OrderContext, what_happened: str, times_held_again: int = 0) -> int:
-    """Give the wallet money the order still holds back to the wallet, once per attempt (and per time a deleted
-    refund made the order hold it again); returns how much."""
-    again = f":{times_held_again}" if times_held_again else ""
-    returned = _return_held_part(ctx, wallet_held(ctx.record), ctx.attempt_key(f"reversal{again}"), what_happened)
+def _return_held(ctx: OrderContext, what_happened: str, key: str = "reversal") -> int:
+    """Give the wallet money the order still holds back to the wallet, once per attempt and `key` (what it holds
+    bounds it: a key of its own never returns money twice); returns how much."""
+    returned = _return_held_part(ctx, wallet_held(ctx.record), ctx.attempt_key(key), what_happened)
     if returned:
         amount = format_amount(returned, ctx.record.currency)
-        _tell_shop(ctx, "order.note", f"{amount} returned to your wallet{_again(ctx.record)}.")
+        told = "" if key == "reversal" else f":{key}"
+        _tell_shop(ctx, "order.note", f"{amount} returned to your wallet{_again(ctx.record)}.", told)
     return returned
 
 
@@ -848,10 +853,12 @@ def _check_refunds_fit(ctx: OrderContext) -> None:
 def _recount_refunds_made_before_payment(ctx: OrderContext) -> None:
     """Refunds of a partly paid order made before the rest was paid took wallet money (no more than the wallet
     had paid); once the rest is paid they count against it instead. The wallet part is held again: it comes back
-    whole when the order is refunded in full, or cancelled (else the first refunds would count twice, against
-    both); and a refund to the wallet credits what it now refunds of the card's money, with its bonus."""
+    whole when the order is refunded in full, or cancelled, or at once when the order, cancelled in between, is
+    paid whole another way (else the first refunds would count twice, against both); and a refund to the wallet
+    credits what it now refunds of the card's money, with its bonus."""
     record = ctx.record
-    if ctx.new_record or record.payment_outcome != PaymentOutcome.PARTIAL or not ctx.order.refunds:
+    undecided = record.payment_outcome not in (PaymentOutcome.PARTIAL, PaymentOutcome.REVERSED)
+    if ctx.new_record or undecided or not record.paid_in_part or not ctx.order.refunds:
         return
     paid_otherwise = _paid_by_other_means(ctx)
     if paid_otherwise <= 0:
@@ -991,8 +998,6 @@ def _take_back_deleted_refunds(ctx: OrderContext) -> None:
             f"refund:{row.external_id}:deleted",
             f"The refund of {amount} was cancelled by the shop: {amount} taken back from your wallet.",
         )
-    if deleted:
-        _hold_again_what_a_full_refund_returned(ctx)
 
 
 def _active_refunds(ctx: OrderContext) -> list[OrderRefund]:
@@ -1006,8 +1011,6 @@ def _active_refunds(ctx: OrderContext) -> list[OrderRefund]:
 
 def _deletions(ctx: OrderContext) -> int:
     """How many of the order's refunds the shop deleted after they were applied."""
-    if ctx.new_record:
-        return 0
     return ctx.session.scalar(
         select(func.count())
         .select_from(OrderRefund)
@@ -1020,13 +1023,21 @@ def _hold_again_what_a_full_refund_returned(ctx: OrderContext) -> None:
     wallet's fee again and counts that money as paid: the order takes it from the wallet again (or, spent, the
     merchant is told), so that a later full refund gives it back once more."""
     record, order = ctx.record, ctx.order
-    if not record.paid_in_part or order.phase != orders.PAID or fully_refunded(record, order) or not order.wallet_fees:
+    if (
+        record.payment_outcome != PaymentOutcome.PARTIAL  # a reversed payment holds nothing again
+        or order.phase != orders.PAID
+        or (order.wallet_fees or 0) <= wallet_held(record)
+        or refunded_in_full(order)
+        or ctx.customer is None
+    ):
+        return
+    times = _deletions(ctx)
+    if not times:
         return
     refunded_wallet_parts = sum(row.wallet_part for row in _active_refunds(ctx))
     missing = min(order.wallet_fees - wallet_held(record), record.wallet_refunded) - refunded_wallet_parts
-    if missing <= 0 or ctx.customer is None:
+    if missing <= 0:
         return
-    times = _deletions(ctx)
     wallet = wallet_account(ctx.session, ctx.customer, record.currency, lock=True)
     amount = format_amount(missing, record.currency)
     if wallet.available < missing:

@@ -17,7 +17,7 @@ bridge never charges a Shopify order itself, so `payment_method` is always "".
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from fractions import Fraction
 
@@ -353,23 +353,28 @@ def _order_refunds(items: list[dict], currency: str, presented: _Presentment | N
         if item["id"] in seen:
             raise PayloadInvalid({f"{path}.id": "Duplicate refund id."})
         seen.add(item["id"])
-        refunds.append(_refund_snapshot(item, currency, f"{path}.", presented))
-    return tuple(refunds)
+        refunds.append(_refund_snapshot(item, presented.currency if presented else currency, f"{path}."))
+    return tuple(refunds) if presented is None else _in_shop_money(refunds, presented)
 
 
-def _refund_snapshot(refund: dict, currency: str, prefix: str, presented: _Presentment | None = None) -> RefundSnapshot:
+def _in_shop_money(refunds: list[RefundSnapshot], presented: _Presentment) -> tuple[RefundSnapshot, ...]:
+    """Refunds read in the customer's currency, in the shop's: each is what the running total converted grows by
+    (converted one by one, three refunds making the whole total could round to more than it). Store credit
+    returned in the customer's currency went to their account in it: no wallet mirrors it."""
+    converted, refunded = [], 0
+    for refund in sorted(refunds, key=lambda refund: int(refund.external_id)):
+        before, refunded = presented.in_shop_money(refunded), refunded + refund.amount
+        converted.append(replace(refund, amount=presented.in_shop_money(refunded) - before, to_store_credit=0))
+    return tuple(converted)
+
+
+def _refund_snapshot(refund: dict, currency: str, prefix: str) -> RefundSnapshot:
     path = f"{prefix}transactions"
-    if presented is None:
-        amount = _sum(refund["transactions"], currency, path, _refunded)
-        to_store_credit = _sum(refund["transactions"], currency, path, _refunded_to_store_credit)
-    else:  # store credit returned in the customer's currency went to their account in it: no wallet's mirror
-        amount = presented.in_shop_money(_sum(refund["transactions"], presented.currency, path, _refunded))
-        to_store_credit = 0
     return RefundSnapshot(
         external_id=str(refund["id"]),
-        amount=amount,
+        amount=_sum(refund["transactions"], currency, path, _refunded),
         reason=refund["note"] or "",
-        to_store_credit=to_store_credit,
+        to_store_credit=_sum(refund["transactions"], currency, path, _refunded_to_store_credit),
         settled_by_shop=True,
     )
 

@@ -1105,14 +1105,6 @@ def test_the_refund_bonus_on_card_money_does_not_depend_on_when_the_card_paid(
     books_balance(bridge)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "finding: a 5.00 refund made before a partly paid order was cancelled, reopened and paid 39.98 by card counts "
-        "in the shop against the card's money, but the bridge keeps it as wallet money: 5.00 of the card's never "
-        "comes back"
-    ),
-)
 def test_a_partly_paid_order_refunded_in_part_cancelled_reopened_paid_by_card_and_refunded_in_full(
     bridge, store, customer, mug
 ):
