@@ -194,6 +194,16 @@ def paid_by_other_means(record: OrderRecord, order: OrderSnapshot, pays_by_walle
     return order.total
 
 
+# WooCommerce saves a payment (date_paid, the paid status) in one save: its date_modified is within a few seconds.
+PAYMENT_SAVE = timedelta(seconds=5)
+
+
+def changed_after_payment(order: OrderSnapshot) -> bool:
+    """The shop says the order was changed well after it recorded the payment (a state seen late, or collapsed
+    with later edits): its total now need not be what was paid then."""
+    return bool(order.paid_at and order.modified_at and order.modified_at - order.paid_at > PAYMENT_SAVE)
+
+
 def fully_refunded(record: OrderRecord, order: OrderSnapshot) -> bool:
     """A partly paid order refunded in full (or set refunded): what the wallet paid is still held."""
     return record.paid_in_part and wallet_held(record) > 0 and refunded_in_full(order)

@@ -22,6 +22,7 @@ from bridge.decisions import (
     Recount,
     all_given_back,
     cashback_for,
+    changed_after_payment,
     earns_cashback_now,
     fully_refunded,
     is_stale,
@@ -404,8 +405,12 @@ def _record_card_payment(ctx: OrderContext) -> bool:
     if record.paid_in_part:
         if _payment_push_pending(ctx):  # the shop's total is not yet the one the wallet's fee line makes
             return False
+        paid_whole = order.phase == orders.PAID and order.wallet_fees == 0
+        if paid_whole and changed_after_payment(order):  # the fee line may have left after it: the card paid the rest
+            record.card_paid = order.total - wallet_held(record)
+            return False
         record.card_paid = order.total
-        return order.phase == orders.PAID and order.wallet_fees == 0
+        return paid_whole
     if record.payment_outcome is None and not _pays_by_wallet(ctx):
         record.card_paid = order.total
     return False

@@ -48,6 +48,7 @@ class OrderSnapshot:
     items_excluding_tax: int | None = None
     shipping_excluding_tax: int = 0
     paid_in_shop: bool | None = None  # the shop recorded a payment (WooCommerce's date_paid); None: it does not say
+    paid_at: datetime | None = None  # when it did (UTC), if the body says
     refunds_complete: bool = False  # `refunds` lists every refund the order has: one missing was deleted
     # What the bridge's own fee lines on the order (a wallet part, a wallet discount) take off `total` now, as
     # the shop applied them (it caps a fee at what is left, and taxes it); None when the body does not list them.

@@ -415,3 +415,10 @@ def test_a_preset_tip_is_a_share_of_what_the_customer_paid_for_the_order():
         decisions.tip_amount(tips, partial, 2000, None)
     with pytest.raises(ValidationFailed):
         decisions.tip_amount(tips, partial, 1000, 250)
+
+
+def test_an_order_changed_well_after_its_payment_is_told_apart():
+    paid_at = datetime(2026, 11, 23, 10, 1, tzinfo=UTC)
+    assert not decisions.changed_after_payment(snapshot(paid_at=paid_at, modified_at=paid_at + timedelta(seconds=2)))
+    assert decisions.changed_after_payment(snapshot(paid_at=paid_at, modified_at=paid_at + timedelta(minutes=1)))
+    assert not decisions.changed_after_payment(snapshot(modified_at=paid_at))  # the body does not say when it was paid

@@ -160,6 +160,7 @@ def parse_order(data: dict) -> OrderSnapshot:
         meta={item["key"]: item["value"] for item in order["meta_data"]},  # a repeated key: the last wins
         modified_at=order["date_modified_gmt"].replace(tzinfo=UTC) if order["date_modified_gmt"] else None,
         paid_in_shop=_paid_in_shop(order["date_paid_gmt"], order["status"], "date_paid_gmt" in data),
+        paid_at=order["date_paid_gmt"].replace(tzinfo=UTC) if order["date_paid_gmt"] else None,
         refunds_complete="refunds" in data,
         items_excluding_tax=_items_total(order["line_items"], currency),
         shipping_excluding_tax=minor_units(order["shipping_total"], currency, "shipping_total"),
