@@ -457,3 +457,15 @@ def test_the_simulator_sends_a_checkout_in_another_currency_as_shopify_does():
     assert (body["currency"], body["presentment_currency"]) == ("USD", "JPY")
     assert body["total_price_set"]["shop_money"]["currency_code"] == "USD"
     assert body["total_price_set"]["presentment_money"] == {"amount": "6000", "currency_code": "JPY"}
+
+
+@pytest.mark.parametrize(
+    ("side", "amount", "code"),
+    [("presentment_money", "-6000", "JPY"), ("shop_money", "-40.00", "USD"), ("presentment_money", "6000", "EUR")],
+)
+def test_a_total_price_set_that_cannot_be_shopifys_is_refused_naming_it(client, services, shopify, side, amount, code):
+    body = yen_order()
+    body["total_price_set"][side] = {"amount": amount, "currency_code": code}
+    answer = paid(client, shopify, body)
+    assert answer.status_code == 422
+    assert "total_price_set" in json.dumps(answer.get_json())

@@ -342,6 +342,8 @@ def _presentment(order: dict) -> _Presentment | None:
     in_presented = minor_units(
         total["presentment_money"]["amount"], presented, "total_price_set.presentment_money.amount"
     )
+    if in_shop < 0 or in_presented < 0:
+        raise PayloadInvalid({"total_price_set": "Must not be negative."})
     return _Presentment(presented, Fraction(in_shop, in_presented) if in_presented > 0 else Fraction(0))
 
 
