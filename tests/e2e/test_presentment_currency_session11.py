@@ -39,7 +39,6 @@ import copy
 import json
 import uuid
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import responses
@@ -53,13 +52,12 @@ from simulator.shopify import create_shopify_simulator
 from sync.shopify.client import API_VERSION
 from sync.worker import drain
 from tests.conftest import make_shop
+from tests.e2e.test_audit_session10_shopify import CUSTOMER_ID, customer_body, order_sample, refund_sample
 from webhooks.signing import sign
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "shopify"
 DOMAIN = "audit11.myshopify.com"
 SECRET = "shpss_audit11_secret_0123456789"
 GRAPHQL = f"https://{DOMAIN}/admin/api/{API_VERSION}/graphql.json"
-CUSTOMER_ID = 6073018974275
 ORDER_ID = 450789469
 REFUND_ID = 509562969
 FAST = RetryPolicy(max_attempts=3, base_delay_seconds=0)
@@ -67,15 +65,6 @@ YEN_PER_DOLLAR = 150
 
 
 # --- helpers (the style of tests/e2e/test_audit_session10_shopify.py) --------------------------------------
-
-
-def order_sample() -> dict:
-    """Shopify's own orders/create sample (docs, webhooks reference page), as stored in tests/fixtures."""
-    return json.loads((FIXTURES / "orders_create.json").read_text())
-
-
-def refund_sample() -> dict:
-    return json.loads((FIXTURES / "refunds_create.json").read_text())
 
 
 def yen(dollars: str) -> str:
@@ -244,36 +233,6 @@ def deliver(client, shop_id, topic, data, *, webhook_id=None, event_id=None):
 
 def applied(answer) -> bool:
     return answer.status_code == 200 and answer.get_json().get("status") == "applied"
-
-
-def customer_body() -> dict:
-    """customers/create as Shopify sends it (REST Customer resource)."""
-    return {
-        "id": CUSTOMER_ID,
-        "email": "bob@biller.com",
-        "created_at": "2026-01-05T10:00:00-05:00",
-        "updated_at": "2026-01-05T10:00:00-05:00",
-        "first_name": "Bob",
-        "last_name": "Biller",
-        "orders_count": 0,
-        "state": "enabled",
-        "total_spent": "0.00",
-        "last_order_id": None,
-        "note": None,
-        "verified_email": True,
-        "multipass_identifier": None,
-        "tax_exempt": False,
-        "tags": "",
-        "last_order_name": None,
-        "currency": "USD",
-        "phone": None,
-        "addresses": [],
-        "tax_exemptions": [],
-        "email_marketing_consent": None,
-        "sms_marketing_consent": None,
-        "admin_graphql_api_id": f"gid://shopify/Customer/{CUSTOMER_ID}",
-        "default_address": None,
-    }
 
 
 def wallet(services, shopify, currency: str) -> int:
