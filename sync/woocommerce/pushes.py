@@ -88,7 +88,9 @@ def add_wallet_fee(api: WooShop, payload: dict, for_customer: CustomerNote) -> l
         return [PaidOtherwise(order_id)]  # paid in full another way before the fee came
     if not added:
         body: dict = {"meta_data": [{"key": FEE_MARKER, "value": marker}, _attempt(payload)]}
-        if payload.get("reopen"):  # a paid order whose total grew beyond the wallet: it needs paying again
+        # a paid order whose total grew beyond the wallet needs paying again; one on hold (a renamed offline gateway
+        # leaves its orders so) cannot be paid at all: WC_Order::needs_payment() takes only pending and failed ones
+        if payload.get("reopen") or order.get("status") == "on-hold":
             body["status"] = "pending"
         if payload.get("replace_fees"):  # an earlier attempt's fee lines: their money went back to the wallet
             body["fee_lines"] = _removed_wallet_fees(order)
