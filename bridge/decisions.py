@@ -181,13 +181,16 @@ def partial_total_changed(record: OrderRecord, order: OrderSnapshot) -> bool:
 
 def paid_by_other_means(record: OrderRecord, order: OrderSnapshot, pays_by_wallet: bool) -> int:
     """What the customer paid the shop another way (its refunds may go back that way): the shop's total of
-    an order it recorded as paid, no more than it was when another method paid it (`card_paid`) — unless the
-    wallet was to pay it all, or never paid the wallet order the merchant marked paid by hand."""
+    an order it recorded as paid (of one the wallet paid part of, or now labelled with the wallet's method, no more
+    than when another method paid it: `card_paid`) — unless the wallet was to pay it all, or never paid the wallet
+    order the merchant marked paid by hand."""
     if not order.recorded_paid() or record.payment_outcome == PaymentOutcome.PAID:
         return 0
     if record.payment_outcome == PaymentOutcome.STORE_CREDIT:  # Shopify counts store credit in the order's total
         return max(order.total - record.wallet_paid, 0)
-    if record.card_paid is not None:  # a total raised after it was paid was never charged
+    if record.card_paid is not None and (record.paid_in_part or pays_by_wallet):
+        # the wallet's fee line taken off after the payment raised the total, but not what was charged; and an
+        # order relabelled with the wallet's method afterwards was still paid that way
         return min(order.total, record.card_paid)
     if pays_by_wallet and not record.paid_in_part:
         return 0

@@ -215,6 +215,8 @@ def test_what_was_paid_by_other_means():
     assert decisions.paid_by_other_means(card_paid_the_rest, snapshot(total=500), pays_by_wallet=False) == 500
     relabelled = Record(card_paid=1000)  # paid whole by card, then given the wallet's method
     assert decisions.paid_by_other_means(relabelled, snapshot(total=1000), pays_by_wallet=True) == 1000
+    # a card order edited up after its payment, the rest paid too (Shopify asks it): the whole is card money
+    assert decisions.paid_by_other_means(relabelled, snapshot(total=1500), pays_by_wallet=False) == 1500
 
 
 def test_a_partly_paid_order_is_fully_refunded_at_its_total_or_when_set_refunded():
