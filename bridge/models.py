@@ -234,7 +234,7 @@ class ShopOrder(Base):
     wallet_discount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # this attempt's
     # The wallet paid part (a fee line on the order): the shop's total is what another method pays.
     paid_in_part: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    # What another method paid of a partly paid order: the shop's total when it first said the order paid.
+    # What another method paid: the shop's total when it first said paid an order the wallet paid part of, or none of.
     card_paid: Mapped[int | None] = mapped_column(BigInteger)
     last_modified_at: Mapped[datetime | None] = mapped_column(Timestamp)  # newest shop state seen
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
