@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge import orders
@@ -754,8 +754,7 @@ def _return_held(ctx: OrderContext, what_happened: str, key: str = "reversal") -
     returned = _return_held_part(ctx, wallet_held(ctx.record), ctx.attempt_key(key), what_happened)
     if returned:
         amount = format_amount(returned, ctx.record.currency)
-        told = "" if key == "reversal" else f":{key}"
-        _tell_shop(ctx, "order.note", f"{amount} returned to your wallet{_again(ctx.record)}.", told)
+        _tell_shop(ctx, "order.note", f"{amount} returned to your wallet{_again(ctx.record)}.", f":{key}")
     return returned
 
 
@@ -869,10 +868,7 @@ def _recount_refunds_made_before_payment(ctx: OrderContext) -> None:
     if paid_otherwise <= 0:
         return
     listed = {refund.external_id: refund for refund in ctx.order.refunds if not refund.to_store_credit}
-    rows = ctx.session.scalars(
-        select(OrderRefund).where(OrderRefund.shop_order_id == record.id, OrderRefund.deleted_at.is_(None))
-    )
-    for row in rows:
+    for row in _active_refunds(ctx):
         refund = listed.get(row.external_id)
         if refund is not None:
             _recount(ctx, refund, row, recount_refund(ctx.order, refund, row.wallet_part, paid_otherwise))
@@ -1005,22 +1001,14 @@ def _take_back_deleted_refunds(ctx: OrderContext) -> None:
         )
 
 
+def _applied_refunds(ctx: OrderContext) -> list[OrderRefund]:
+    """The order's refunds applied, those the shop deleted since included."""
+    return list(ctx.session.scalars(select(OrderRefund).where(OrderRefund.shop_order_id == ctx.record.id)))
+
+
 def _active_refunds(ctx: OrderContext) -> list[OrderRefund]:
     """The order's refunds applied and not deleted since."""
-    return list(
-        ctx.session.scalars(
-            select(OrderRefund).where(OrderRefund.shop_order_id == ctx.record.id, OrderRefund.deleted_at.is_(None))
-        )
-    )
-
-
-def _deletions(ctx: OrderContext) -> int:
-    """How many of the order's refunds the shop deleted after they were applied."""
-    return ctx.session.scalar(
-        select(func.count())
-        .select_from(OrderRefund)
-        .where(OrderRefund.shop_order_id == ctx.record.id, OrderRefund.deleted_at.is_not(None))
-    )
+    return [row for row in _applied_refunds(ctx) if row.deleted_at is None]
 
 
 def _hold_again_what_a_full_refund_returned(ctx: OrderContext) -> None:
@@ -1036,10 +1024,11 @@ def _hold_again_what_a_full_refund_returned(ctx: OrderContext) -> None:
         or ctx.customer is None
     ):
         return
-    times = _deletions(ctx)
+    rows = _applied_refunds(ctx)
+    times = sum(1 for row in rows if row.deleted_at is not None)  # the deletions so far: each its own key
     if not times:
         return
-    refunded_wallet_parts = sum(row.wallet_part for row in _active_refunds(ctx))
+    refunded_wallet_parts = sum(row.wallet_part for row in rows if row.deleted_at is None)
     missing = min(order.wallet_fees - wallet_held(record), record.wallet_refunded) - refunded_wallet_parts
     if missing <= 0:
         return

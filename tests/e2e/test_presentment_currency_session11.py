@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import copy
 import json
-import uuid
 from decimal import Decimal
 
 import pytest
@@ -49,15 +48,17 @@ from bridge.models import Account, Customer, OrderRefund, OutboxMessage, Shop, S
 from bridge.surfaces.platforms import pushers_for
 from bridge.usecases.pushes import RetryPolicy
 from simulator.shopify import create_shopify_simulator
-from sync.shopify.client import API_VERSION
 from sync.worker import drain
-from tests.conftest import make_shop
-from tests.e2e.test_audit_session10_shopify import CUSTOMER_ID, customer_body, order_sample, refund_sample
-from webhooks.signing import sign
+from tests.e2e.test_audit_session10_shopify import (  # noqa: F401 - the shopify fixture
+    CUSTOMER_ID,
+    GRAPHQL,
+    customer_body,
+    deliver,
+    order_sample,
+    refund_sample,
+    shopify,
+)
 
-DOMAIN = "audit11.myshopify.com"
-SECRET = "shpss_audit11_secret_0123456789"
-GRAPHQL = f"https://{DOMAIN}/admin/api/{API_VERSION}/graphql.json"
 ORDER_ID = 450789469
 REFUND_ID = 509562969
 FAST = RetryPolicy(max_attempts=3, base_delay_seconds=0)
@@ -199,36 +200,10 @@ def refunded(order: dict, *refunds: dict) -> dict:
     return order | {"financial_status": "partially_refunded", "refunds": [copy.deepcopy(r) for r in refunds]}
 
 
-@pytest.fixture
-def shopify(services):
-    created = make_shop(services, name="Audit Shop", platform="shopify", url=f"https://{DOMAIN}", currency="USD")
-    with unit_of_work(services.sessions) as session:
-        shop = session.get(Shop, created.shop.id)
-        shop.webhook_secret_enc = services.secrets.seal(SECRET)
-        shop.consumer_secret_enc = services.secrets.seal("shpat_audit11_token")
-        shop.settings = {**shop.settings, "signup_bonus": 5000, "points_per_currency_unit": 0}
-    return created
-
-
 def accept_yen(services, shopify) -> None:
     with unit_of_work(services.sessions) as session:
         shop = session.get(Shop, shopify.shop.id)
         shop.settings = {**shop.settings, "extra_currencies": ["JPY"]}
-
-
-def deliver(client, shop_id, topic, data, *, webhook_id=None, event_id=None):
-    body = json.dumps(data).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "X-Shopify-Topic": topic,
-        "X-Shopify-Hmac-Sha256": sign(body, SECRET),
-        "X-Shopify-Shop-Domain": DOMAIN,
-        "X-Shopify-API-Version": API_VERSION,
-        "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
-        "X-Shopify-Event-Id": event_id or str(uuid.uuid4()),
-        "X-Shopify-Triggered-At": "2026-01-05T15:00:00.000000000Z",
-    }
-    return client.post(f"/webhooks/shopify/{shop_id}", data=body, headers=headers)
 
 
 def applied(answer) -> bool:
