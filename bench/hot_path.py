@@ -98,7 +98,7 @@ def run(services, client, count: int) -> dict:
         for order in (next(paid) for _ in range(count)):
             pay(services.sessions, shop_id, str(FIRST_CUSTOMER + order % WALLETS), f"P{order}", 100)
 
-    post_all(deliveries.take(50))  # warm-up: what each process reads once and then remembers
+    post_all(deliveries.take(WALLETS))  # warm-up: what each process reads once, and each customer's contact details
     apply_all()
     for _ in range(2):
         batch = deliveries.take(count)

@@ -39,10 +39,11 @@ def ensure_customer(
         ["shop_id", "external_id"],
     )
     customer = customer or find_customer(session, shop_id, external_id)  # created meanwhile by another request
-    return _with_contact(customer, email, name)
+    return with_contact(customer, email, name)
 
 
-def _with_contact(customer: Customer, email: str | None, name: str | None) -> Customer:
+def with_contact(customer: Customer, email: str | None, name: str | None) -> Customer:
+    """The customer with the contact details a shop sent, where it sent any."""
     if email and customer.email != email:
         customer.email = email
     if name and customer.name != name:
@@ -71,7 +72,7 @@ def customer_wallet(
     if found is None:  # a new customer, or one without a wallet in this currency yet
         customer = ensure_customer(session, shop_id, external_id, email=email, name=name)
         return customer, wallet_account(session, customer, currency, lock)
-    return _with_contact(found.Customer, email, name), found.Account
+    return with_contact(found.Customer, email, name), found.Account
 
 
 # Built once: these lookups run on every payment, and building the expression costs more than running it.

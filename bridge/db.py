@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Connection, Engine, cast, create_engine, event, func, literal_column, select
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Engine,
+    Executable,
+    cast,
+    create_engine,
+    event,
+    func,
+    inspect,
+    literal_column,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 
 class Base(DeclarativeBase):
@@ -115,6 +133,44 @@ def write_once(session: Session, model: type[Base], values: dict, conflict_colum
     the session's connection without flushing the session (the row refers to nothing pending there, so pending
     changes go out together at the next flush)."""
     session.connection().execute(_insert_ignoring(session, model, conflict_columns, returning=False), values)
+
+
+@dataclass
+class ChangesOfPosting:
+    """Column values a loaded row takes once a posting is made (the order it pays), written along with the posting
+    (`bridge.ledger.Along`)."""
+
+    row: Base
+    values: dict
+
+    def __post_init__(self) -> None:
+        # what a flush would stamp (`updated_at`): a statement nested in another gets no Python-side defaults
+        stamped = (column for column in self.row.__table__.c if column.onupdate is not None)
+        self.values = {column.key: column.onupdate.arg(None) for column in stamped} | self.values
+
+    @property
+    def shape(self) -> tuple:
+        return type(self.row), tuple(self.values)
+
+    def beside(self, transaction_id: ColumnElement, parameter: Callable[[str], BindParameter]) -> Executable:
+        """PostgreSQL: an UPDATE of the row by its primary key."""
+        table = self.row.__table__
+        where = [column == parameter(f"key_{column.key}") for column in table.primary_key.columns]
+        values = {name: type_coerce(parameter(name), table.c[name].type) for name in self.values}
+        return update(table).where(*where, transaction_id.is_not(None)).values(values)
+
+    def parameters(self) -> dict:
+        key = inspect(self.row).identity
+        columns = self.row.__table__.primary_key.columns
+        return self.values | {f"key_{column.key}": value for column, value in zip(columns, key, strict=True)}
+
+    def written(self, session: Session) -> None:
+        for name, value in self.values.items():
+            set_committed_value(self.row, name, value)  # as if loaded so: nothing left to flush
+
+    def write(self, session: Session, transaction_id: int) -> None:
+        for name, value in self.values.items():
+            setattr(self.row, name, value)
 
 
 def insert_or_lock(session: Session, model: type[Base], values: dict, conflict_columns: tuple[str, ...]):

@@ -10,11 +10,25 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
-from sqlalchemy import Row, Update, insert, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Executable,
+    Row,
+    Select,
+    Update,
+    bindparam,
+    column,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from bridge.accounts import SystemAccount, system_account
@@ -91,6 +105,25 @@ class Posted:
     replayed: bool
 
 
+class Along(Protocol):
+    """A write that follows a posting and names its transaction (the message a payment sends, the order it pays).
+    On PostgreSQL it goes in the posting's own round trip, a data-modifying CTE beside the function's call, written
+    only when the posting is new; elsewhere, and after a replay, it is written once the posting is known."""
+
+    shape: Hashable  # writes of one shape share their statement, built once
+
+    def beside(self, transaction_id: ColumnElement, parameter: Callable[[str], BindParameter]) -> Executable:
+        """The statement, its values the `parameter`s named by the keys of `parameters()`, given the new
+        transaction's id as SQL (NULL unless the posting is new: then it writes nothing)."""
+
+    def parameters(self) -> dict: ...
+
+    def written(self, session: Session) -> None:
+        """The statement from `beside` ran: the session learns what it wrote."""
+
+    def write(self, session: Session, transaction_id: int) -> None: ...
+
+
 def _fingerprint(kind: str, legs: list[Leg], order_ref: str | None, refund_ref: str | None) -> str:
     content = {
         "kind": kind,
@@ -146,9 +179,10 @@ def post_transaction(
     order_ref: str | None = None,
     refund_ref: str | None = None,
     lots: LotPolicy = DEFAULT_LOTS,
+    along: Sequence[Along] = (),
 ) -> Posted:
-    """Post a balanced transaction once per idempotency key. A replay with the same content returns
-    the first transaction and moves nothing; the same key with other content raises a conflict.
+    """Post a balanced transaction once per idempotency key, and the writes `along` it. A replay with the same
+    content returns the first transaction and moves nothing; the same key with other content raises a conflict.
     Raises InsufficientFunds when a customer account would go below its limit; the caller's unit of
     work then rolls back, releasing the key."""
     _check_legs(shop_id, kind, legs)
@@ -168,13 +202,22 @@ def post_transaction(
         "created_at": now,
     }
     ordered = sorted(legs, key=lambda g: g.account.id)
-    post = _post_in_database if session.get_bind().dialect.name == "postgresql" else _post_portably
-    transaction = post(session, values, ordered, lots)
+    if session.get_bind().dialect.name == "postgresql":
+        transaction, along_written = _post_in_database(session, values, ordered, lots, along), True
+    else:
+        transaction, along_written = _post_portably(session, values, ordered, lots), False
     if transaction is None:  # the key was taken: a replay, or a conflict
-        return _replay(find_transaction(session, shop_id, idempotency_key), values["fingerprint"])
-    for subscriber in _subscribers:
-        subscriber(session, transaction, ordered)
-    return Posted(transaction, replayed=False)
+        posted = _replay(find_transaction(session, shop_id, idempotency_key), values["fingerprint"])
+    else:
+        for subscriber in _subscribers:
+            subscriber(session, transaction, ordered)
+        posted = Posted(transaction, replayed=False)
+    for write in along:
+        if along_written and not posted.replayed:
+            write.written(session)
+        else:
+            write.write(session, posted.transaction.id)
+    return posted
 
 
 def _post_portably(session: Session, values: dict, ordered: list[Leg], lots: LotPolicy) -> LedgerTransaction | None:
@@ -191,28 +234,54 @@ def _post_portably(session: Session, values: dict, ordered: list[Leg], lots: Lot
 # One round trip on PostgreSQL: the same steps in a PL/pgSQL function (migration 0013).
 _POST_IN_DATABASE = text(
     "SELECT status, transaction_id, balances, helds, released_holds FROM wb_post_transaction("
-    ":shop_id, :kind, :reason, :actor_kind, :actor_id, :idempotency_key, :fingerprint, :order_ref, :refund_ref, "
-    ":created_at, CAST(:accounts AS integer[]), CAST(:amounts AS bigint[]), CAST(:currencies AS text[]), "
-    "CAST(:kinds AS text[]), CAST(:lot_id AS bigint))"
-)
+    ":p_shop_id, :p_kind, :p_reason, :p_actor_kind, :p_actor_id, :p_idempotency_key, :p_fingerprint, :p_order_ref, "
+    ":p_refund_ref, :p_created_at, CAST(:p_accounts AS integer[]), CAST(:p_amounts AS bigint[]), "
+    "CAST(:p_currencies AS text[]), CAST(:p_kinds AS text[]), CAST(:p_lot_id AS bigint))"
+).columns(*map(column, ("status", "transaction_id", "balances", "helds", "released_holds")))
 
 
-def _post_in_database(session: Session, values: dict, ordered: list[Leg], lots: LotPolicy) -> LedgerTransaction | None:
+def _posting_with(along: Sequence[Along], parameters: dict) -> tuple:
+    """The function's call with the writes that follow it, in one statement; and what to execute it with."""
+    if not along:
+        return _POST_IN_DATABASE, parameters
+    for i, write in enumerate(along):
+        parameters |= {f"along{i}_{name}": value for name, value in write.parameters().items()}
+    shapes = tuple(write.shape for write in along)
+    statement = _postings_with.get(shapes)
+    if statement is None:
+        posting = _POST_IN_DATABASE.cte("posting")
+        new_id = select(posting.c.transaction_id).where(posting.c.status == "posted").scalar_subquery()
+        writes = [
+            write.beside(new_id, lambda name, i=i: bindparam(f"along{i}_{name}")).cte(f"along_{i}")
+            for i, write in enumerate(along)
+        ]
+        statement = _postings_with[shapes] = select(*posting.c).add_cte(*writes)
+    return statement, parameters
+
+
+_postings_with: dict[tuple, Select] = {}  # a few shapes: those of the order rules' payments
+
+
+def _post_in_database(
+    session: Session, values: dict, ordered: list[Leg], lots: LotPolicy, along: Sequence[Along]
+) -> LedgerTransaction | None:
     """Claim the key, move the balances, insert the entries and take wallet debits from their lots in one
-    statement; credits to wallets make or restore their lots here in Python, as on SQLite."""
+    statement (with the writes `along` it); credits to wallets make or restore their lots here in Python, as on
+    SQLite."""
     session.flush()  # the function reads rows the session may still hold changes to
     accounts = [leg.account for leg in ordered]
-    row = session.execute(
-        _POST_IN_DATABASE,
-        {
-            **values,
-            "accounts": [a.id for a in accounts],
-            "amounts": [leg.amount for leg in ordered],
-            "currencies": [a.currency for a in accounts],
-            "kinds": [a.kind for a in accounts],
-            "lot_id": lots.lot_id,
-        },
-    ).one()
+    parameters = {
+        **values,
+        "accounts": [a.id for a in accounts],
+        "amounts": [leg.amount for leg in ordered],
+        "currencies": [a.currency for a in accounts],
+        "kinds": [a.kind for a in accounts],
+        "lot_id": lots.lot_id,
+    }
+    # named apart from every column: SQLAlchemy also reads names given at execution as values for the columns of an
+    # UPDATE nested in the statement (`along`)
+    parameters = {f"p_{name}": value for name, value in parameters.items()}
+    row = session.execute(*_posting_with(along, parameters)).one()
     if row.status == "replayed":
         return None
     if row.status == "insufficient":

@@ -8,16 +8,17 @@ row-locked for the whole decision.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge import orders
-from bridge.accounts import SystemAccount, ensure_customer, points_account, system_account, wallet_account
+from bridge.accounts import SystemAccount, points_account, system_account, wallet_account
 from bridge.cashback import cashback_kept, credit_cashback, take_back_cashback
 from bridge.currencies import ensure_accepted_currency
-from bridge.db import insert_or_lock
+from bridge.db import ChangesOfPosting
 from bridge.decisions import (
     Recount,
     all_given_back,
@@ -50,12 +51,13 @@ from bridge.decisions import (
     wallet_part_cut,
 )
 from bridge.errors import InvalidState
-from bridge.ledger import SYSTEM, Actor, Leg, capture_hold, post_transaction, release_expired_holds, void_hold
+from bridge.ledger import SYSTEM, Actor, Along, Leg, capture_hold, post_transaction, release_expired_holds, void_hold
 from bridge.lots import LotPolicy
 from bridge.models import Customer, OrderRefund, OutboxMessage, Shop, ShopOrder, utcnow
 from bridge.money import POINTS, format_amount, percent_of
+from bridge.order_records import lock_order_record
 from bridge.orders import OrderSnapshot, TrashedOrder
-from bridge.outbox import enqueue
+from bridge.outbox import MessageOfPosting, enqueue
 from bridge.points import claw_back_points, convert_points_automatically, earn_points
 from bridge.refund_requests import match_request
 from bridge.reservations import open_reservations, release_order_reservations
@@ -75,6 +77,7 @@ class OrderContext:
     customer: Customer | None
     actor: Actor
     new_record: bool = False  # this delivery created the order's record: none of its refunds is recorded yet
+    reserved: bool = True  # the order may have a checkout reservation (False: none was open when its record was read)
 
     def key(self, suffix: str) -> str:
         return _order_key(self.order.external_id, suffix)
@@ -92,14 +95,11 @@ def _order_key(order_external_id: str, suffix: str) -> str:
 def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor) -> ShopOrder:
     """Bring the wallet in line with the order's current state."""
     ensure_accepted_currency(shop, order.currency)
-    customer = None
-    if order.customer_external_id:
-        customer = ensure_customer(
-            session, shop.id, order.customer_external_id, email=order.email, name=order.customer_name
-        )
-    record, created = _lock_order_record(session, shop, order, customer)
-    customer = _payer(session, record, customer)
-    ctx = OrderContext(session, shop, ShopSettings.load(shop.settings), order, record, customer, actor, created)
+    locked = lock_order_record(session, shop.id, order)
+    customer = _payer(session, locked.record, locked.customer)
+    settings = ShopSettings.load(shop.settings)
+    ctx = OrderContext(session, shop, settings, order, locked.record, customer, actor, locked.created, locked.reserved)
+    record = ctx.record
     if requested_topup(order.meta) is not None:
         return _apply_topup_order(ctx)
     _check_refunds_fit(ctx)
@@ -505,31 +505,6 @@ def reverse_recorded_order(
     return record
 
 
-def _lock_order_record(
-    session: Session, shop: Shop, order: OrderSnapshot, customer: Customer | None
-) -> tuple[ShopOrder, bool]:
-    """The order's record, locked for this transaction, and whether this call created it."""
-    return insert_or_lock(
-        session,
-        ShopOrder,
-        {
-            "shop_id": shop.id,
-            "external_id": order.external_id,
-            "customer_id": customer.id if customer else None,
-            "currency": order.currency,
-            "status": order.status,
-            "total": order.total,
-            "wallet_paid": 0,
-            "wallet_refunded": 0,
-            "points_earned": 0,
-            "points_clawed_back": 0,
-            "created_at": utcnow(),
-            "updated_at": utcnow(),
-        },
-        ("shop_id", "external_id"),
-    )
-
-
 def _locked_order(session: Session, shop_id: int, order_external_id: str) -> ShopOrder | None:
     return session.execute(
         select(ShopOrder)
@@ -566,24 +541,31 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
     discount = wallet_discount(ctx.settings, total)
     due = total - discount
     available = wallet.available + (reservation.amount if reservation else 0)
+    replace = {"replace_fees": True} if stale_fees else {}
     if available >= due:
-        posted = _take_payment(ctx, wallet, due, reservation) if due > 0 else _void(ctx, reservation)
-        record.wallet_paid += due
-        record.payment_outcome, record.wallet_discount, record.paid_in_part = PaymentOutcome.PAID, discount, False
-        replace = {"replace_fees": True} if stale_fees else {}
-        if posted is None:  # nothing to pay, nothing to say: the order just proceeds
+        paid = {"wallet_paid": record.wallet_paid + due, "payment_outcome": PaymentOutcome.PAID}
+        paid |= {"wallet_discount": discount, "paid_in_part": False}
+        if due == 0:  # nothing to pay, nothing to say: the order just proceeds
+            _void(ctx, reservation)
+            ChangesOfPosting(record, paid).write(ctx.session, 0)
             return _tell_shop(ctx, "order.mark_paid", "", transaction_id=None, discount=discount, amount=0, **replace)
-        note = payment_note(due, wallet.balance, order.currency, record.payment_attempt)
-        payload = {"transaction_id": posted.transaction.id, "discount": discount, "amount": due, **replace}
-        payload["attempt"], payload["balance"] = record.payment_attempt, wallet.balance
-        return _tell_shop(ctx, "order.mark_paid", note, **payload)
+        balance = wallet.balance - due  # the wallet is locked: what it has once paid
+        note = payment_note(due, balance, order.currency, record.payment_attempt)
+        payload = {
+            "discount": discount,
+            "amount": due,
+            **replace,
+            "attempt": record.payment_attempt,
+            "balance": balance,
+        }
+        message = _message(ctx, "order.mark_paid", note, **payload)
+        return _take_payment(ctx, wallet, due, reservation, ChangesOfPosting(record, paid), message)
     if ctx.settings.partial_payments and available > 0:
-        posted = _take_payment(ctx, wallet, available, reservation)
-        record.wallet_paid += available
-        record.payment_outcome, record.wallet_discount, record.paid_in_part = PaymentOutcome.PARTIAL, 0, True
+        paid = {"wallet_paid": record.wallet_paid + available, "payment_outcome": PaymentOutcome.PARTIAL}
+        paid |= {"wallet_discount": 0, "paid_in_part": True}
         # the note is written by the push: only the shop knows what is left to pay once it has taxed the fee
-        payload = {"transaction_id": posted.transaction.id, "amount": available, "attempt": record.payment_attempt}
-        return _tell_shop(ctx, "order.add_wallet_fee", "", **payload, **({"replace_fees": True} if stale_fees else {}))
+        message = _message(ctx, "order.add_wallet_fee", "", amount=available, attempt=record.payment_attempt, **replace)
+        return _take_payment(ctx, wallet, available, reservation, ChangesOfPosting(record, paid), message)
     _void(ctx, reservation)
     left = format_amount(max(wallet.available, 0), order.currency)
     return _refuse_payment(ctx, f"insufficient wallet balance ({left} available)")
@@ -592,6 +574,8 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
 def _checkout_reservation(ctx: OrderContext):
     """The order's open reservation made at the shop's checkout (the plugin's gateway), if any; a second one
     (two first checkouts racing) is voided."""
+    if not ctx.reserved:
+        return None
     reservations = open_reservations(ctx.session, ctx.shop.id, ctx.order.external_id)
     for extra in reservations[1:]:
         _void(ctx, extra)
@@ -603,13 +587,17 @@ def _void(ctx: OrderContext, reservation) -> None:
         void_hold(ctx.session, shop_id=ctx.shop.id, hold_id=reservation.id)
 
 
-def _take_payment(ctx: OrderContext, wallet, amount: int, reservation):
-    """The wallet payment: captured from the checkout's reservation when it covers it (the rest released),
-    else posted from the wallet (the reservation released first, so its money counts)."""
-    if reservation is not None and amount <= reservation.amount:
-        return capture_hold(ctx.session, shop_id=ctx.shop.id, hold_id=reservation.id, amount=amount, actor=ctx.actor)
-    _void(ctx, reservation)
-    return _post_payment(ctx, wallet, amount)
+def _take_payment(ctx: OrderContext, wallet, amount: int, reservation, *along: Along) -> None:
+    """The wallet payment and what follows it (the order's record, the message to the shop): captured from the
+    checkout's reservation when it covers it (the rest released), else posted from the wallet (the reservation
+    released first, so its money counts) in one round trip with what follows."""
+    if reservation is None or amount > reservation.amount:
+        _void(ctx, reservation)
+        _post_payment(ctx, wallet, amount, along=along)
+        return
+    posted = capture_hold(ctx.session, shop_id=ctx.shop.id, hold_id=reservation.id, amount=amount, actor=ctx.actor)
+    for write in along:
+        write.write(ctx.session, posted.transaction.id)
 
 
 def _again(record: ShopOrder) -> str:
@@ -637,7 +625,7 @@ def partial_payment_note(paid: int, left: int, currency: str, attempt: int = 1) 
     )
 
 
-def _post_payment(ctx: OrderContext, wallet, amount: int, key: str | None = None):
+def _post_payment(ctx: OrderContext, wallet, amount: int, key: str | None = None, along: Sequence[Along] = ()):
     return post_transaction(
         ctx.session,
         shop_id=ctx.shop.id,
@@ -650,6 +638,7 @@ def _post_payment(ctx: OrderContext, wallet, amount: int, key: str | None = None
         idempotency_key=key or ctx.attempt_key("payment"),
         actor=ctx.actor,
         order_ref=ctx.order.external_id,
+        along=along,
     )
 
 
@@ -663,15 +652,15 @@ def _refuse_payment(ctx: OrderContext, why: str) -> None:
 
 
 def _tell_shop(ctx: OrderContext, kind: str, note: str, key_suffix: str = "", **payload) -> None:
+    message = _message(ctx, kind, note, key_suffix, **payload)
+    enqueue(ctx.session, shop_id=message.shop_id, kind=kind, payload=message.payload, dedupe_key=message.dedupe_key)
+
+
+def _message(ctx: OrderContext, kind: str, note: str, key_suffix: str = "", **payload) -> MessageOfPosting:
     """A message about the order; the customer a note names (the payer, whose wallet it moves) is known here."""
     payload["note_customer"] = ctx.customer.external_id if ctx.customer else None
-    enqueue(
-        ctx.session,
-        shop_id=ctx.shop.id,
-        kind=kind,
-        payload={"order_id": ctx.order.external_id, "note": note, **payload},
-        dedupe_key=ctx.attempt_key(kind + key_suffix),
-    )
+    payload = {"order_id": ctx.order.external_id, "note": note, **payload}
+    return MessageOfPosting(ctx.shop.id, kind, payload, ctx.attempt_key(kind + key_suffix))
 
 
 def _ask_shop_for_checkout_spend(ctx: OrderContext) -> None:

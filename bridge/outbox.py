@@ -22,7 +22,12 @@ statement without reading the database.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import JSON, BindParameter, ColumnElement, Executable, cast, func, select, type_coerce
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from bridge.db import write_once
@@ -49,26 +54,64 @@ KINDS = frozenset(
 
 def enqueue(session: Session, *, shop_id: int, kind: str, payload: dict, dedupe_key: str) -> None:
     """Queue a message once per (shop, dedupe_key): a replayed business event queues nothing new."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown outbox message kind {kind!r}")
+    _check_kind(kind)
     if kind in CUSTOMER_NOTE_KINDS and payload.get("customer_note", True) and "note_customer" not in payload:
         payload = {**payload, "note_customer": order_customer(session, shop_id, payload["order_id"])}
+    write_once(session, OutboxMessage, _row(shop_id, kind, payload, dedupe_key), _DEDUPED_BY)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown outbox message kind {kind!r}")
+
+
+def _row(shop_id: int, kind: str, payload: dict, dedupe_key: str) -> dict:
     now = utcnow()
-    write_once(
-        session,
-        OutboxMessage,
-        {
-            "shop_id": shop_id,
-            "kind": kind,
-            "payload": payload,
-            "dedupe_key": dedupe_key,
-            "status": OutboxStatus.PENDING,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-        },
-        ("shop_id", "dedupe_key"),
-    )
+    return dict(zip(_ROW_COLUMNS, (shop_id, kind, payload, dedupe_key, OutboxStatus.PENDING, 0, now, now), strict=True))
+
+
+_DEDUPED_BY = ("shop_id", "dedupe_key")
+_ROW_COLUMNS = ("shop_id", "kind", "payload", "dedupe_key", "status", "attempts", "next_attempt_at", "created_at")
+
+
+@dataclass(frozen=True)
+class MessageOfPosting:
+    """A message naming the ledger transaction that causes it (`payload["transaction_id"]`), queued along with the
+    posting (`bridge.ledger.Along`); its payload names the customer already."""
+
+    shop_id: int
+    kind: str
+    payload: dict
+    dedupe_key: str
+
+    def __post_init__(self) -> None:
+        _check_kind(self.kind)
+
+    shape = "outbox message"
+
+    def beside(self, transaction_id: ColumnElement, parameter: Callable[[str], BindParameter]) -> Executable:
+        """PostgreSQL: INSERT … SELECT, the transaction's id put into the payload there."""
+        table = OutboxMessage.__table__
+        values = [type_coerce(parameter(name), table.c[name].type) for name in _ROW_COLUMNS]
+        payload = cast(type_coerce(parameter("payload"), JSONB), JSONB)
+        payload = payload.op("||")(func.jsonb_build_object("transaction_id", transaction_id))
+        values[_ROW_COLUMNS.index("payload")] = cast(payload, JSON)
+        chosen = select(*values).where(transaction_id.is_not(None))
+        return (
+            postgresql.insert(table)
+            .from_select(_ROW_COLUMNS, chosen)
+            .on_conflict_do_nothing(index_elements=list(_DEDUPED_BY))
+        )
+
+    def parameters(self) -> dict:
+        return _row(self.shop_id, self.kind, self.payload, self.dedupe_key)
+
+    def written(self, session: Session) -> None:
+        pass  # nothing of it is loaded in the session
+
+    def write(self, session: Session, transaction_id: int) -> None:
+        payload = {**self.payload, "transaction_id": transaction_id}
+        write_once(session, OutboxMessage, _row(self.shop_id, self.kind, payload, self.dedupe_key), _DEDUPED_BY)
 
 
 def note_to_customer(session: Session, *, shop_id: int, customer_id: int, note: str, dedupe_key: str) -> bool:

@@ -113,29 +113,24 @@ def _refuse_if_paid(session: Session, shop_id: int, order_external_id: str) -> N
 
 def open_reservations(session: Session, shop_id: int, order_external_id: str) -> list[Hold]:
     """The order's open reservations (one, but for a race of two first checkouts), locked, oldest first."""
-    found = session.execute(_OPEN_RESERVATIONS, _of_order(shop_id, order_external_id))
+    found = session.execute(_OPEN_RESERVATIONS, of_order(shop_id, order_external_id))
     return list(found.scalars())
 
 
-def _of_order(shop_id: int, order_external_id: str) -> dict:
-    """The parameters of `_OPEN_RESERVATIONS`: its LIKE pattern escaped as `startswith(autoescape=True)` does."""
+def of_order(shop_id: int, order_external_id: str) -> dict:
+    """The parameters of `OPEN_RESERVATION`: its LIKE pattern escaped as `startswith(autoescape=True)` does."""
     prefix = _key_prefix(order_external_id).replace("/", "//").replace("%", "/%").replace("_", "/_")
     return {"shop_id": shop_id, "order_ref": order_external_id, "key_pattern": prefix + "%"}
 
 
-# Built once: every wallet-paid order's delivery looks for its checkout's reservation.
-_OPEN_RESERVATIONS = (
-    select(Hold)
-    .where(
-        Hold.shop_id == bindparam("shop_id"),
-        Hold.order_ref == bindparam("order_ref"),
-        Hold.status == HoldStatus.OPEN,
-        Hold.idempotency_key.like(bindparam("key_pattern"), escape="/"),
-    )
-    .order_by(Hold.id)
-    .with_for_update()
-    .execution_options(populate_existing=True)
+# Built once: every wallet-paid order's delivery looks for its checkout's reservation (parameters: `of_order`).
+OPEN_RESERVATION = select(Hold).where(
+    Hold.shop_id == bindparam("shop_id"),
+    Hold.order_ref == bindparam("order_ref"),
+    Hold.status == HoldStatus.OPEN,
+    Hold.idempotency_key.like(bindparam("key_pattern"), escape="/"),
 )
+_OPEN_RESERVATIONS = OPEN_RESERVATION.order_by(Hold.id).with_for_update().execution_options(populate_existing=True)
 
 
 def release_order_reservations(session: Session, shop_id: int, order_external_id: str) -> int:

@@ -264,21 +264,21 @@ def test_an_order_record_whose_concurrent_first_insert_rolls_back_is_created_by_
 
 @pytest.mark.postgres_only
 def test_two_workers_inserting_the_same_new_order_at_once_pay_it_once(services, woo, monkeypatch):
-    """Both workers reach insert_or_lock together (a barrier): one inserts the record (created), the other waits
+    """Both workers reach lock_order_record together (a barrier): one inserts the record (created), the other waits
     for it, then finds it (not created) and sees it paid."""
     fund(services, woo, 10_000)  # the customer exists: both go straight to the order's record
     first = store(services, woo, "order.created", order_body(id=6002))
     second = store(services, woo, "order.updated", order_body(id=6002))
     both_there, created = threading.Barrier(2), []
-    real = order_rules.insert_or_lock
+    real = order_rules.lock_order_record
 
     def together(session, *args):
         both_there.wait(10)
-        found, was_created = real(session, *args)
-        created.append(was_created)
-        return found, was_created
+        locked = real(session, *args)
+        created.append(locked.created)
+        return locked
 
-    monkeypatch.setattr(order_rules, "insert_or_lock", together)
+    monkeypatch.setattr(order_rules, "lock_order_record", together)
     workers = [run(apply_received, services.sessions, TOPICS, 1) for _ in range(2)]
     for thread in workers:
         thread.join(30)
