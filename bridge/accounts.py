@@ -117,11 +117,15 @@ def _ensure_account(session: Session, shop_id: int, code: str, lock: bool = Fals
     )
 
 
+def wallet_code(customer: Customer, currency: str) -> str:
+    return f"wallet:{customer.id}:{currency}"
+
+
 def wallet_account(session: Session, customer: Customer, currency: str, lock: bool = False) -> Account:
     return _ensure_account(
         session,
         customer.shop_id,
-        f"wallet:{customer.id}:{currency}",
+        wallet_code(customer, currency),
         lock,
         kind="wallet",
         customer_id=customer.id,

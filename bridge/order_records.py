@@ -1,12 +1,11 @@
 """An order's record (`ShopOrder`), read and row-locked for the decision an order delivery makes, with the
-customer it names and whether its checkout reserved wallet money: on PostgreSQL in one statement, the first of
-the few that apply a wallet-paid order."""
+customer it names: on PostgreSQL in one statement, the first of the few that apply a wallet-paid order."""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, exists, literal_column, select, true
+from sqlalchemy import bindparam, literal_column, select, true
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, aliased
 
@@ -14,14 +13,12 @@ from bridge.accounts import ensure_customer, with_contact
 from bridge.db import insert_or_lock
 from bridge.models import Customer, ShopOrder, utcnow
 from bridge.orders import OrderSnapshot
-from bridge.reservations import OPEN_RESERVATION, of_order
 
 
 class LockedOrder(NamedTuple):
     record: ShopOrder
     created: bool  # this call inserted the record
     customer: Customer | None  # the customer the delivery names, created on first sight
-    reserved: bool  # an open checkout reservation of the order was seen (always True where not looked for)
 
 
 def lock_order_record(session: Session, shop_id: int, order: OrderSnapshot) -> LockedOrder:
@@ -30,16 +27,16 @@ def lock_order_record(session: Session, shop_id: int, order: OrderSnapshot) -> L
         customer = _named_customer(session, shop_id, order)
         values["customer_id"] = customer.id if customer else None
         record, created = insert_or_lock(session, ShopOrder, values, ("shop_id", "external_id"))
-        return LockedOrder(record, created, customer, True)
+        return LockedOrder(record, created, customer)
     found = session.execute(
         _LOCK_WITH_CUSTOMER,
-        {**values, "customer_external_id": order.customer_external_id, **of_order(shop_id, order.external_id)},
+        {**values, "customer_external_id": order.customer_external_id},
         execution_options={"populate_existing": True},
     ).one()
-    record, customer = found[0], found[3]
+    record, customer = found[0], found[2]
     if customer is None:  # first seen: created now (the record's customer is set by the rules' `_payer`)
         customer = _named_customer(session, shop_id, order)
-    return LockedOrder(record, found.created, with_contact(customer, order.email, order.customer_name), found.reserved)
+    return LockedOrder(record, found.created, with_contact(customer, order.email, order.customer_name))
 
 
 def _named_customer(session: Session, shop_id: int, order: OrderSnapshot) -> Customer | None:
@@ -81,7 +78,6 @@ def _lock_with_customer():
         select(
             aliased(ShopOrder, upserted),
             upserted.c.created,
-            exists(OPEN_RESERVATION).label("reserved"),
             aliased(Customer, found),
         )
         .outerjoin(found, true())

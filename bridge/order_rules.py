@@ -60,7 +60,7 @@ from bridge.orders import OrderSnapshot, TrashedOrder
 from bridge.outbox import MessageOfPosting, enqueue
 from bridge.points import claw_back_points, convert_points_automatically, earn_points
 from bridge.refund_requests import match_request
-from bridge.reservations import open_reservations, release_order_reservations
+from bridge.reservations import lock_order_funds, release_order_reservations
 from bridge.settings_schema import ShopSettings
 from bridge.states import OutboxStatus, PaymentOutcome
 from bridge.store_credit import native_key
@@ -77,7 +77,6 @@ class OrderContext:
     customer: Customer | None
     actor: Actor
     new_record: bool = False  # this delivery created the order's record: none of its refunds is recorded yet
-    reserved: bool = True  # the order may have a checkout reservation (False: none was open when its record was read)
 
     def key(self, suffix: str) -> str:
         return _order_key(self.order.external_id, suffix)
@@ -98,7 +97,7 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
     locked = lock_order_record(session, shop.id, order)
     customer = _payer(session, locked.record, locked.customer)
     settings = ShopSettings.load(shop.settings)
-    ctx = OrderContext(session, shop, settings, order, locked.record, customer, actor, locked.created, locked.reserved)
+    ctx = OrderContext(session, shop, settings, order, locked.record, customer, actor, locked.created)
     record = ctx.record
     if requested_topup(order.meta) is not None:
         return _apply_topup_order(ctx)
@@ -524,9 +523,9 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
         record.payment_attempt += 1
     if ctx.customer is None:
         return _refuse_payment(ctx, "guests have no wallet: please log in or choose another payment method")
-    reservation = _checkout_reservation(ctx)  # locked before the wallet, as capture and void lock them
     # Locked while deciding: a concurrent debit would otherwise make the decided amount fail to post.
-    wallet = wallet_account(ctx.session, ctx.customer, order.currency, lock=True)
+    reservations, wallet = lock_order_funds(ctx.session, ctx.shop.id, order.external_id, ctx.customer, order.currency)
+    reservation = _checkout_reservation(ctx, reservations)
     if wallet.held:  # read under the lock just now: no amount held, no open hold to release
         release_expired_holds(ctx.session, wallet)  # what they reserved is the customer's to pay with
     if reservation is not None and (reservation.account_id != wallet.id or reservation.expires_at <= utcnow()):
@@ -571,12 +570,9 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
     return _refuse_payment(ctx, f"insufficient wallet balance ({left} available)")
 
 
-def _checkout_reservation(ctx: OrderContext):
+def _checkout_reservation(ctx: OrderContext, reservations: list):
     """The order's open reservation made at the shop's checkout (the plugin's gateway), if any; a second one
     (two first checkouts racing) is voided."""
-    if not ctx.reserved:
-        return None
-    reservations = open_reservations(ctx.session, ctx.shop.id, ctx.order.external_id)
     for extra in reservations[1:]:
         _void(ctx, extra)
     return reservations[0] if reservations else None
