@@ -1,7 +1,6 @@
 """Review of d95c473 (a wallet-paid order applied in four statements on PostgreSQL): behaviour that changed."""
 
 import threading
-import time
 
 import pytest
 from sqlalchemy import select, text
@@ -11,6 +10,7 @@ from bridge.db import unit_of_work
 from bridge.models import Hold, LedgerTransaction, Shop, ShopOrder, utcnow
 from bridge.order_rules import apply_order
 from tests.integration.test_api import credit
+from tests.integration.test_claim_and_order_lock_audit import wait_for_a_lock_waiter
 from tests.integration.test_order_rules import ACTOR, order
 from tests.integration.test_reservations import reserve
 
@@ -27,23 +27,6 @@ def _ledger_kinds(services) -> list[str]:
         return list(session.scalars(select(LedgerTransaction.kind).order_by(LedgerTransaction.id)))
 
 
-def _wait_for_lock_wait(engine, timeout: float = 10) -> None:
-    """Until some backend waits for a row lock on shop_orders (the delivery's first statement has begun)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with engine.connect() as connection:
-            waiting = connection.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND query ILIKE '%shop_orders%' AND pid <> pg_backend_pid()"
-                )
-            )
-        if waiting:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the delivery never waited for the order's record")
-
-
 @pytest.mark.postgres_only
 def test_a_delivery_waiting_for_the_orders_record_captures_the_reservation_made_meanwhile(
     postgres_url, client, shop, services
@@ -51,9 +34,9 @@ def test_a_delivery_waiting_for_the_orders_record_captures_the_reservation_made_
     """A delivery of a wallet order that waits for the order's record (another delivery of the order holds it)
     while the shop's checkout reserves the order's money must capture that reservation once it has the record, as
     it did when the reservations were read after the record's lock: the payment is the reservation's capture, the
-    wallet pays once, nothing stays held. (lock_order_record reads `reserved` with the snapshot its statement took
-    before waiting for the row lock: it sees no reservation, skips the lookup, and refuses the order for lack of
-    money the reservation holds.)"""
+    wallet pays once, nothing stays held. (d95c473 read whether the order had one in the record's own statement, with
+    the snapshot it took before waiting for the row lock: it saw none, skipped the lookup, and refused the order for
+    lack of the money the reservation held.)"""
     credit(client, shop, amount=4_148)
     shop_id = shop.shop.id
     with unit_of_work(services.sessions) as session:  # the order's record, as an earlier delivery left it
@@ -80,7 +63,7 @@ def test_a_delivery_waiting_for_the_orders_record_captures_the_reservation_made_
     worker = threading.Thread(target=deliver)
     worker.start()
     try:
-        _wait_for_lock_wait(services.engine)
+        wait_for_a_lock_waiter(postgres_url)
         assert reserve(client, shop).status_code == 201  # the checkout reserves meanwhile
     finally:
         holder.rollback()
@@ -101,9 +84,9 @@ def test_a_reservation_committed_after_the_orders_record_was_read_is_captured(
 ):
     """The checkout's reservation committed while the delivery is deciding, after it read the order's record and
     before it locks the wallet (here: while it checks the order's refunds), is captured by the payment, as when the
-    reservations were read just before the wallet's lock: one capture, nothing left held, the order paid. (The
-    `reserved` flag read with the record says none, so the rules never look again: the order is refused, the money
-    stays held.)"""
+    reservations were read just before the wallet's lock: one capture, nothing left held, the order paid. (In
+    d95c473 the flag read with the record said none, so the rules never looked again: the order was refused, the
+    money stayed held.)"""
     credit(client, shop, amount=4_148)
     shop_id = shop.shop.id
     real = order_rules._check_refunds_fit
