@@ -22,6 +22,8 @@ class LockedOrder(NamedTuple):
 
 
 def lock_order_record(session: Session, shop_id: int, order: OrderSnapshot) -> LockedOrder:
+    """The order's record, inserted as first seen or the existing one locked for this transaction, and the customer
+    the delivery names (on PostgreSQL found in the same statement when known)."""
     values = _new_record(shop_id, order)
     if session.get_bind().dialect.name != "postgresql" or not order.customer_external_id:
         customer = _named_customer(session, shop_id, order)

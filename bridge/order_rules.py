@@ -546,7 +546,8 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
         paid |= {"wallet_discount": discount, "paid_in_part": False}
         if due == 0:  # nothing to pay, nothing to say: the order just proceeds
             _void(ctx, reservation)
-            ChangesOfPosting(record, paid).write(ctx.session, 0)
+            for name, value in paid.items():
+                setattr(record, name, value)
             return _tell_shop(ctx, "order.mark_paid", "", transaction_id=None, discount=discount, amount=0, **replace)
         balance = wallet.balance - due  # the wallet is locked: what it has once paid
         note = payment_note(due, balance, order.currency, record.payment_attempt)
