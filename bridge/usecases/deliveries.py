@@ -134,7 +134,7 @@ class Arrival:
         )
 
     def store(self, *, wake: bool = False, **delivery) -> int:
-        """Store the delivery (the fields of `record_delivery`) if the shop still holds the keys that accepted it,
+        """Store the delivery (the fields of `_delivery_values`) if the shop still holds the keys that accepted it,
         else raise KeysChanged; `wake`: the workers are to apply it."""
         waking = wake and self.connection.dialect.name == "postgresql"  # on SQLite the workers poll
         store = _STORE_CHECKED_AND_WAKE if waking else _STORE_CHECKED
@@ -153,7 +153,6 @@ _SHOP_KEYS = select(
     _SHOPS.c.platform, _SHOPS.c.url, _SHOPS.c.webhook_secret_enc, _SHOPS.c.previous_webhook_secret_enc
 ).where(_SHOPS.c.id == bindparam("shop_id"))
 _SHOP_KEYS_LOCKED = _SHOP_KEYS.with_for_update(read=True)  # FOR SHARE: a rotation waits until the store commits
-_STORE = insert(_INBOX).values({name: bindparam(name) for name in _DELIVERY_FIELDS}).returning(_INBOX.c.id)
 _SHOP_HOLDS_THE_KEYS = exists().where(
     _SHOPS.c.id == bindparam("shop_id"),
     _SHOPS.c.platform == bindparam("platform"),
@@ -185,17 +184,6 @@ def arrival(
     cannot change in between, so this arrival never raises KeysChanged."""
     with single_write(sessions, atomic=not remembered) as connection:
         yield Arrival(connection, box, shop_id, platform, remembered=remembered)
-
-
-def record_delivery(sessions: sessionmaker[Session], **delivery) -> int:
-    """Store a delivery that needs no check (the fields of `_insert`)."""
-    with single_write(sessions) as connection:
-        return _insert(connection, **delivery)
-
-
-def _insert(connection: Connection, **delivery) -> int:
-    """One INSERT … RETURNING id: a delivery is written once here and read back only by whoever applies it."""
-    return connection.execute(_STORE, _delivery_values(**delivery)).scalar_one()
 
 
 def _delivery_values(

@@ -24,8 +24,8 @@ from bridge.usecases.deliveries import (
     apply_order_again,
     apply_received,
     reapply,
-    record_delivery,
 )
+from tests.inbox import record_delivery
 from tests.integration.test_inbox_recovery import new_customer
 from tests.integration.test_insert_or_lock import record
 from tests.integration.test_woocommerce_webhooks import count, fund

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from bridge.accounts import find_customer
 from bridge.db import unit_of_work
 from bridge.models import AuditEvent, InboxDelivery, OutboxMessage
-from bridge.usecases.deliveries import record_delivery
 from tests.console_support import form_post, text_of
+from tests.inbox import record_delivery
 from tests.woo import captured
 
 pytest_plugins = ("tests.console_fixtures",)  # fixtures: merchant, console

@@ -13,11 +13,11 @@ from sqlalchemy import select
 
 from bridge.db import unit_of_work
 from bridge.models import AuditEvent, Shop
-from bridge.usecases.deliveries import record_delivery
 from simulator.shopify import create_shopify_simulator
 from sync.shopify.connect import TOPICS
 from tests.conftest import make_shop
 from tests.console_support import csrf_token, form_post, make_user, text_of
+from tests.inbox import record_delivery
 
 pytest_plugins = ("tests.console_fixtures",)  # fixtures: console (signed in as `merchant`)
 

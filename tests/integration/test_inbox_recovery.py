@@ -14,8 +14,9 @@ from bridge.accounts import find_customer, find_points, find_wallet
 from bridge.db import unit_of_work
 from bridge.models import InboxDelivery, Shop, utcnow
 from bridge.surfaces.platforms import TOPICS
-from bridge.usecases.deliveries import apply_delivery, reapply, record_delivery, recover_stalled
+from bridge.usecases.deliveries import apply_delivery, reapply, recover_stalled
 from sync.worker import run_forever
+from tests.inbox import record_delivery
 from tests.integration.test_shopify import customer as shopify_customer
 from tests.integration.test_shopify import shopify  # noqa: F401 (fixture)
 from tests.woo import connect_for_tests, order_body, wp_json
