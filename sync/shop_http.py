@@ -29,6 +29,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -68,11 +69,14 @@ class ShopAnswerTooLarge(TemporaryFailure):
 
 
 class ShopTooSlow(TemporaryFailure):
-    """Temporary for the outbox: the shop may answer in time again (or the message is dead-lettered)."""
+    """Temporary for the outbox: the shop may answer in time again (or the message is dead-lettered). It names the
+    call by its method and path only: a query string may carry the shop's OAuth keys."""
 
-    def __init__(self) -> None:
+    def __init__(self, request: requests.PreparedRequest) -> None:
+        call = f"{request.method} {urlsplit(request.url).path}"
         super().__init__(
-            f"the shop did not finish its answer within {ANSWER_DEADLINE_SECONDS:.0f} seconds", code="answer_too_slow"
+            f"the shop did not finish its answer to {call} within {ANSWER_DEADLINE_SECONDS:.0f} seconds",
+            code="answer_too_slow",
         )
 
 
@@ -211,11 +215,11 @@ class _CheckedAdapter(HTTPAdapter):
                 body = self._read(response)
             except requests.RequestException:
                 if deadline.passed:
-                    raise ShopTooSlow() from None
+                    raise ShopTooSlow(request) from None
                 raise
         if deadline.passed:  # a cut read can also look like an answer that ended (headers or body cut short)
             response.close()
-            raise ShopTooSlow()
+            raise ShopTooSlow(request)
         response._content, response._content_consumed = body, True
         return response
 

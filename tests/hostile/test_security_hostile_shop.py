@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -128,5 +129,6 @@ def test_an_answer_sent_a_byte_at_a_time_is_cut_at_the_deadline(console, shop, m
         took = time.monotonic() - started
 
     assert answer.status_code == 422
-    assert "did not finish its answer within 1 seconds" in text_of(answer)
+    said = re.search(r"did not finish its answer to GET (/wp-json/wc/v3/\S+) within 1 seconds", text_of(answer))
+    assert said is not None and "?" not in said[1]  # the call by its path: a query string may carry the shop's keys
     assert took < DRIP_SECONDS / 2  # without the deadline: the whole drip, then the answer
