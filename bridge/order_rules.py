@@ -963,9 +963,18 @@ def _take_back_deleted_refunds(ctx: OrderContext) -> None:
         return
     listed = {refund.external_id for refund in ctx.order.refunds}
     deleted = [row for row in _active_refunds(ctx) if row.external_id not in listed]
+    # a cancelled order (or one failed once paid) owes the customer all it took from the wallet: a deleted refund's
+    # wallet part stays returned, with the rest of that payment
+    undone = ctx.record.payment_outcome == PaymentOutcome.REVERSED or undoes_payment(ctx.order, ctx.record)
     for row in deleted:
         row.deleted_at = utcnow()
-        credited = row.wallet_credit + row.bonus
+        wallet_part = 0 if undone else row.wallet_part
+        parts = {
+            SystemAccount.WALLET_PAYMENTS: wallet_part,
+            SystemAccount.REFUNDS_ISSUED: row.wallet_credit - row.wallet_part,  # card money the refund credited
+            SystemAccount.PROMOTIONS: row.bonus,
+        }
+        credited = sum(parts.values())
         if credited <= 0 or ctx.customer is None:
             continue
         wallet = wallet_account(ctx.session, ctx.customer, ctx.record.currency, lock=True)
@@ -978,8 +987,8 @@ def _take_back_deleted_refunds(ctx: OrderContext) -> None:
             )
             _tell_merchant(ctx, f"refund:{row.external_id}:deleted", note)
             continue
-        _post_refund_withdrawal(ctx, row, wallet, credited)
-        ctx.record.wallet_refunded -= row.wallet_part
+        _post_refund_withdrawal(ctx, row, wallet, parts)
+        ctx.record.wallet_refunded -= wallet_part
         _tell_shop_once(
             ctx,
             f"refund:{row.external_id}:deleted",
@@ -1032,14 +1041,11 @@ def _hold_again_what_a_full_refund_returned(ctx: OrderContext) -> None:
     _tell_shop_once(ctx, ctx.attempt_key(f"held-again:{times}"), note)
 
 
-def _post_refund_withdrawal(ctx: OrderContext, row: OrderRefund, wallet, credited: int) -> None:
+def _post_refund_withdrawal(ctx: OrderContext, row: OrderRefund, wallet, parts: dict[SystemAccount, int]) -> None:
+    """The deleted refund's credit taken back from the wallet, each part to the account it came from."""
     currency, shop_id = ctx.record.currency, ctx.shop.id
-    legs = [Leg(wallet, -credited)]
-    for account, part in (
-        (SystemAccount.WALLET_PAYMENTS, row.wallet_part),
-        (SystemAccount.REFUNDS_ISSUED, row.wallet_credit - row.wallet_part),
-        (SystemAccount.PROMOTIONS, row.bonus),
-    ):
+    legs = [Leg(wallet, -sum(parts.values()))]
+    for account, part in parts.items():
         if part:
             legs.append(Leg(system_account(ctx.session, shop_id, account, currency), part))
     post_transaction(

@@ -330,6 +330,26 @@ def test_a_refund_deleted_in_the_shop_is_taken_back_once(session, shop):
     assert verify(session) == []
 
 
+@pytest.mark.parametrize("undone", [(orders.CANCELLED, "cancelled"), (orders.FAILED, "failed")])
+def test_a_refund_deleted_after_the_order_was_undone_takes_nothing_back(session, shop, undone):
+    """A wallet order refunded 10.00, then cancelled (or, paid, set failed): all 41.48 it took is back in the wallet.
+    The refund deleted in the shop leaves an undone order that owes all of it back: nothing leaves the wallet (found on
+    the real store, tests/e2e/real_store/test_property_audit_session12.py)."""
+    phase, status = undone
+    shop = configure(session, shop)
+    fund(session, shop, 4_148)
+    apply_order(session, shop, order(), ACTOR)
+    refunded = paid(refunds=refunds((72, 1_000)), refunds_complete=True)
+    apply_order(session, shop, refunded, ACTOR)
+    apply_order(session, shop, replace(refunded, status=status, phase=phase), ACTOR)
+    assert balance(session, shop) == 4_148
+
+    apply_order(session, shop, replace(refunded, status=status, phase=phase, refunds=()), ACTOR)
+
+    assert balance(session, shop) == 4_148
+    assert verify(session) == []
+
+
 def test_a_deleted_refund_already_spent_is_flagged_to_the_merchant(session, shop):
     shop = configure(session, shop, refund_destination="wallet")
     card_order = paid(payment_method="stripe", refunds_complete=True)
