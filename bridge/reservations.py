@@ -152,11 +152,12 @@ def lock_order_funds(
     return reservations, wallet_account(session, customer, currency, lock=True)
 
 
-# Migration 0015's function: the wallet's columns as the model lists them (no input in this text), read after both
-# locks were taken.
+# Migration 0015's function: the wallet's columns as the model lists them (its own names: no input in this text),
+# read after both locks were taken.
+_WALLET_COLUMNS = ", ".join(f"(w.wallet).{column.name}" for column in Account.__table__.c)
 _WALLET_FOR_ORDER = select(Account, column("reserved")).from_statement(
     text(
-        f"SELECT {', '.join(f'(w.wallet).{c.name}' for c in Account.__table__.c)}, w.reserved "  # noqa: S608
+        f"SELECT {_WALLET_COLUMNS}, w.reserved "  # noqa: S608  # nosec B608
         "FROM wb_lock_wallet_for_order(:shop_id, :code, :order_ref, :key_pattern) AS w"
     ).columns(*Account.__table__.c, column("reserved", Boolean))
 )
