@@ -111,7 +111,9 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
         _collect_wallet_payment(ctx)
     elif same_second_retry(record, order) and _pays_by_wallet(ctx):
         _read_back(ctx)
-    if order.phase in (orders.CANCELLED, orders.FAILED):  # what checkout reserved and no payment took
+    # what checkout reserved and no payment will take: a cancelled or failed order's, or one refunded before the
+    # wallet paid any of it (an order with refunds is never charged)
+    if order.phase in (orders.CANCELLED, orders.FAILED) or (order.refunds and not record.wallet_paid):
         release_order_reservations(session, shop.id, order.external_id)
     if not stale and undoes_payment(order, record):
         if record.payment_outcome is None:  # an older pending state arriving later must not charge

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
-from sqlalchemy import Boolean, bindparam, column, select, text
+from sqlalchemy import Boolean, bindparam, column, func, select, text
 from sqlalchemy.orm import Session
 
 from bridge.accounts import wallet_account, wallet_code
@@ -41,9 +41,10 @@ def reserve_for_order(
     all the wallet has (the rest is paid another way). Returns (hold, replayed): the order's open reservation
     when it already holds that, whatever the key."""
     customer = require_customer(session, shop, customer_external_id)
-    _refuse_if_paid(session, shop.id, order_external_id)
     reservations = open_reservations(session, shop.id, order_external_id)  # holds are locked before the wallet
     wallet = wallet_account(session, customer, shop.currency, lock=True)
+    # read under the wallet's lock: an order delivery paying the order meanwhile held it until its commit
+    _refuse_if_paid(session, shop.id, order_external_id)
     raced = _made_meanwhile(session, shop.id, order_external_id, {hold.id for hold in reservations})
     if raced is not None:  # a parallel checkout of the order reserved while this one waited for the wallet
         return raced, True
@@ -53,10 +54,9 @@ def reserve_for_order(
     covered = _covered(shop, wallet.available + sum(hold.amount for hold in mine), amount)
     if len(reservations) == len(mine) == 1 and mine[0].amount == covered:
         return mine[0], True
+    hold_key = _hold_key(session, shop.id, order_external_id, idempotency_key)  # before this request voids any
     for hold in reservations:  # the checkout now asks for another amount (or another customer pays)
         void_hold(session, shop_id=shop.id, hold_id=hold.id)
-    # the key is hashed so that any Idempotency-Key fits the hold's key column beside the order id
-    hold_key = _key_prefix(order_external_id) + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
     return authorize_hold(
         session,
         account=wallet,
@@ -66,6 +66,23 @@ def reserve_for_order(
         expires_in=expires_in,
         order_ref=order_external_id,
     )
+
+
+def _hold_key(session: Session, shop_id: int, order_external_id: str, idempotency_key: str) -> str:
+    """The request's key, hashed so that any Idempotency-Key fits the hold's key column beside the order id; numbered
+    after each hold of that key voided or expired since: an order paid again (failed, then paid on its order-pay page)
+    is asked for with the same key, and the closed hold it would replay reserves nothing."""
+    key = _key_prefix(order_external_id) + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
+    closed = session.scalar(
+        select(func.count())
+        .select_from(Hold)
+        .where(
+            Hold.shop_id == shop_id,
+            Hold.idempotency_key.startswith(key, autoescape=True),
+            Hold.status.in_((HoldStatus.VOIDED, HoldStatus.EXPIRED)),
+        )
+    )
+    return f"{key}:{closed}" if closed else key
 
 
 def _made_meanwhile(session: Session, shop_id: int, order_external_id: str, seen: set[int]) -> Hold | None:

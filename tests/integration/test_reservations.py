@@ -112,6 +112,34 @@ def test_a_key_reused_for_another_reservation_conflicts(client, shop, services):
     assert holds(services) == [("open", 4_148, 0)]  # the refusal rolled the replacement back
 
 
+def test_an_order_released_and_paid_again_with_the_same_key_is_reserved_again(client, shop, services):
+    """The order failed and its reservation was released; the customer pays it again on its order-pay page, and the
+    plugin asks with the same key: the 41.48 is held again (the voided hold it would replay holds nothing), and a
+    retry of that request replays the new hold (found on the real store, test_checkout_audit_session12.py)."""
+    credit(client, shop)
+    reserve(client, shop)
+    assert client.delete("/api/v1/orders/7001/reservation", headers=auth(shop)).get_json() == {"released": 4_148}
+
+    again = reserve(client, shop)
+    retried = reserve(client, shop)
+
+    assert again.status_code == 201 and wallet(client, shop)["available"] == 10_000 - 4_148
+    assert retried.get_json()["hold_id"] == again.get_json()["hold_id"]
+    assert holds(services) == [("voided", 4_148, 0), ("open", 4_148, 0)]
+
+
+def test_an_order_refunded_before_the_wallet_paid_it_releases_its_reservation(client, shop, services):
+    """An order reserved at checkout and refunded in part by the merchant before its delivery is applied is never
+    charged (an order with refunds never is): what checkout reserved goes back at once, not at its expiry."""
+    credit(client, shop)
+    reserve(client, shop)
+
+    deliver(services, shop, refunds=(orders.RefundSnapshot("88", 500, "goodwill"),))
+
+    assert holds(services) == [("voided", 4_148, 0)]
+    assert wallet(client, shop)["available"] == 10_000
+
+
 def test_a_reservation_for_another_order_or_an_unknown_customer(client, shop):
     credit(client, shop)
     reserve(client, shop)
