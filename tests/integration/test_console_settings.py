@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from bridge.db import unit_of_work
 from bridge.models import AuditEvent, Shop
 from bridge.settings_schema import ShopSettingsSchema
-from bridge.usecases.deliveries import record_delivery
 from tests.console_support import form_post, text_of
+from tests.inbox import record_delivery
 
 pytest_plugins = ("tests.console_fixtures",)  # fixtures: merchant, console
 

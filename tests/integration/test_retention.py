@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from bridge.db import unit_of_work
 from bridge.models import InboxDelivery, LedgerTransaction, OutboxMessage, Shop, utcnow
 from bridge.outbox import enqueue
-from bridge.usecases.deliveries import record_delivery
 from bridge.usecases.retention import prune
+from tests.inbox import record_delivery
 from tests.integration.test_topups_withdrawals import paid_topup, wallet, woo  # noqa: F401 (fixture)
 from tests.woo import post_delivery
 
