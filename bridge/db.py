@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from select import POLLIN, poll
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -27,6 +28,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -42,7 +44,26 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         _make_sqlite_transactional(engine)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True)
+    _ping_when_the_server_spoke(engine)
+    return engine
+
+
+def _ping_when_the_server_spoke(engine: Engine) -> None:
+    """Check a pooled connection before use only when its socket has something to read while it idled: a server
+    that ended the session (restart, pg_terminate_backend, idle timeout) says so, or closes the socket, and either
+    makes it readable. The pool's own pre-ping would cost a round trip on every checkout, one more than a webhook's
+    answer needs. A connection found dead is replaced (the pool retries a DisconnectionError with a new one)."""
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_connection, _record, _proxy):
+        try:  # fileno() raises on a connection psycopg already knows closed
+            watch = poll()
+            watch.register(dbapi_connection.fileno(), POLLIN)
+            if watch.poll(0):
+                engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise DisconnectionError(str(error)) from error
 
 
 def _make_sqlite_transactional(engine: Engine) -> None:

@@ -278,7 +278,7 @@ def _guarded(
     try:
         try:
             return attempt()
-        except OperationalError:  # the pool's pre-ping hands the second try a fresh connection
+        except OperationalError:  # the pool hands the second try a fresh connection (bridge.db.make_engine)
             log.warning("delivery %s: database error, trying once more", delivery(), exc_info=True)
             return attempt()
     except ValidationFailed as exc:
