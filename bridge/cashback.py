@@ -1,7 +1,7 @@
 """Cashback: a share of what a customer paid for an order (a percentage or a fixed amount, from a minimum order,
 up to a cap), credited to their wallet as promotional credit (it may expire, like bonuses) once the order reaches
 the status the merchant picks. Refunds take it back pro rata, as they do loyalty points, and a cancelled order
-all of it; what the wallet no longer holds is not collected."""
+all of it, from what is left of it (bridge.promotions)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from bridge.lots import LotPolicy
 from bridge.models import Customer, Entry, LedgerTransaction, Shop
 from bridge.money import format_amount
 from bridge.orders import OrderSnapshot
+from bridge.promotions import lots_left, take_back
 from bridge.settings_schema import ShopSettings
 
 KINDS = ("cashback", "cashback_reversal")
@@ -74,22 +75,19 @@ def cashback_kept(session: Session, shop_id: int, customer: Customer, order_ref:
 def take_back_cashback(
     session: Session, shop: Shop, customer: Customer, order_ref: str, currency: str, due: int, key: str, actor: Actor
 ) -> int:
-    """Take back up to `due` of the order's cashback, once per key, never more than the wallet has free; returns
-    what was taken."""
+    """Take back up to `due` of the order's cashback, once per key, from what is left of its own lots; returns what
+    was taken."""
     wallet = wallet_account(session, customer, currency, lock=True)
-    taken = max(0, min(due, wallet.available, cashback_kept(session, shop.id, customer, order_ref, currency)))
-    if taken:
-        post_transaction(
-            session,
-            shop_id=shop.id,
-            kind="cashback_reversal",
-            reason=f"Cashback taken back: order #{order_ref} refunded or cancelled",
-            legs=[
-                Leg(wallet, -taken),
-                Leg(system_account(session, shop.id, SystemAccount.PROMOTIONS, currency), taken),
-            ],
-            idempotency_key=key,
-            actor=actor,
-            order_ref=order_ref,
-        )
-    return taken
+    wanted = min(due, wallet.available, cashback_kept(session, shop.id, customer, order_ref, currency))
+    return take_back(
+        session,
+        wallet,
+        lots_left(session, wallet, "cashback", order_ref),
+        wanted,
+        kind="cashback_reversal",
+        reason=f"Cashback taken back: order #{order_ref} refunded or cancelled",
+        counterpart=SystemAccount.PROMOTIONS,
+        key=key,
+        order_ref=order_ref,
+        actor=actor,
+    )

@@ -1,14 +1,17 @@
-"""A new customer of the shop gets a wallet, and the sign-up bonus when the shop gives one (once)."""
+"""A new customer of the shop gets a wallet, and the sign-up bonus when the shop gives one (once per e-mail address:
+WooCommerce gives a customer deleted and registered again a new id)."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.accounts import SystemAccount, customer_wallet, system_account
+from bridge.db import lowered
 from bridge.decisions import promotional_expiry
 from bridge.ledger import Actor, Leg, post_transaction
 from bridge.lots import LotPolicy
-from bridge.models import Customer, Shop
+from bridge.models import Account, Customer, Entry, LedgerTransaction, Shop
 from bridge.money import format_amount
 from bridge.orders import CustomerSnapshot
 from bridge.settings_schema import ShopSettings
@@ -26,7 +29,7 @@ def apply_customer(
     )
     settings = ShopSettings.load(shop.settings)
     bonus = settings.signup_bonus
-    if is_new and bonus > 0:
+    if is_new and bonus > 0 and not _bonus_given_to_the_address(session, shop.id, customer):
         post_transaction(
             session,
             shop_id=shop.id,
@@ -41,3 +44,25 @@ def apply_customer(
             lots=LotPolicy(promo_expires_at=promotional_expiry(settings)),
         )
     return customer
+
+
+def _bonus_given_to_the_address(session: Session, shop_id: int, customer: Customer) -> bool:
+    """Whether another customer of the shop with this e-mail address had the sign-up bonus."""
+    if not customer.email:
+        return False
+    same_address = select(Customer.id).where(
+        Customer.shop_id == shop_id,
+        Customer.id != customer.id,
+        lowered(session, Customer.email) == customer.email.lower(),
+    )
+    bonus = (
+        select(Entry.id)
+        .join(LedgerTransaction, LedgerTransaction.id == Entry.transaction_id)
+        .join(Account, Account.id == Entry.account_id)
+        .where(
+            LedgerTransaction.shop_id == shop_id,
+            LedgerTransaction.kind == "signup_bonus",
+            Account.customer_id.in_(same_address),
+        )
+    )
+    return session.execute(bonus.limit(1)).first() is not None

@@ -136,6 +136,12 @@ def single_write(factory: sessionmaker[Session], *, atomic: bool = False) -> Ite
             yield connection
 
 
+def lowered(session: Session, column):
+    """lower() for every alphabet: SQLite's own knows ASCII only, so its connections get Python's as
+    `unicode_lower` (`_make_sqlite_transactional`); PostgreSQL's follows the database's locale."""
+    return (func.unicode_lower if session.get_bind().dialect.name == "sqlite" else func.lower)(column)
+
+
 def total(column):
     """SUM as an integer on both databases (PostgreSQL sums BIGINT into NUMERIC, i.e. Decimal), 0 when empty."""
     return cast(func.coalesce(func.sum(column), 0), BigInteger)

@@ -20,6 +20,20 @@ PROMOTIONAL_COUNTERPARTS = frozenset({"promotions", "points_conversion"})
 # Money coming back from an order the wallet paid, or from a withdrawal the shop refused: it returns to
 # the lots it was taken from.
 RESTORING_COUNTERPARTS = frozenset({"wallet_payments", "withdrawals_paid"})
+# What such money restores: the lots the order's payments (or withdrawals) took, less what came back of them. A tip or
+# a cashback taken back on the same order took from lots of their own; a refund restoring those would move money
+# between lots (a bonus's refund into the customer's deposit, made withdrawable).
+PAYMENT_KINDS = frozenset(
+    {
+        "payment",
+        "capture",
+        "refund_to_wallet",
+        "payment_reversal",
+        "refund_reversal",
+        "withdrawal",
+        "withdrawal_reversal",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -118,6 +132,7 @@ def _restore(session: Session, transaction, account: Account, amount: int) -> in
     order_transactions = select(LedgerTransaction.id).where(
         LedgerTransaction.shop_id == account.shop_id,
         LedgerTransaction.order_ref == transaction.order_ref,
+        LedgerTransaction.kind.in_(PAYMENT_KINDS),
         LedgerTransaction.id != transaction.id,
     )
     still_taken = (  # per lot: taken by the order's payments, less what reversals and refunds gave back

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bridge import orders
@@ -51,14 +51,30 @@ from bridge.decisions import (
     wallet_part_cut,
 )
 from bridge.errors import InvalidState
-from bridge.ledger import SYSTEM, Actor, Along, Leg, capture_hold, post_transaction, release_expired_holds, void_hold
+from bridge.ledger import (
+    SYSTEM,
+    Actor,
+    Along,
+    Leg,
+    capture_hold,
+    find_transaction,
+    post_transaction,
+    release_expired_holds,
+    void_hold,
+)
 from bridge.lots import LotPolicy
-from bridge.models import Customer, OrderRefund, OutboxMessage, Shop, ShopOrder, utcnow
+from bridge.models import Customer, Entry, OrderRefund, OutboxMessage, Shop, ShopOrder, utcnow
 from bridge.money import POINTS, format_amount, percent_of
 from bridge.order_records import lock_order_record
 from bridge.orders import OrderSnapshot, TrashedOrder
 from bridge.outbox import MessageOfPosting, enqueue
-from bridge.points import claw_back_points, convert_points_automatically, earn_points
+from bridge.points import (
+    claw_back_points,
+    convert_points_automatically,
+    credit_points,
+    earn_points,
+    take_back_converted,
+)
 from bridge.refund_requests import match_request
 from bridge.reservations import lock_order_funds, release_order_reservations
 from bridge.settings_schema import ShopSettings
@@ -970,6 +986,7 @@ def _take_back_deleted_refunds(ctx: OrderContext) -> None:
     undone = ctx.record.payment_outcome == PaymentOutcome.REVERSED or undoes_payment(ctx.order, ctx.record)
     for row in deleted:
         row.deleted_at = utcnow()
+        _undo_deleted_refund_points(ctx, row, undone)
         wallet_part = 0 if undone else row.wallet_part
         parts = {
             SystemAccount.WALLET_PAYMENTS: wallet_part,
@@ -996,6 +1013,33 @@ def _take_back_deleted_refunds(ctx: OrderContext) -> None:
             f"refund:{row.external_id}:deleted",
             f"The refund of {amount} was cancelled by the shop: {amount} taken back from your wallet.",
         )
+
+
+def _undo_deleted_refund_points(ctx: OrderContext, row: OrderRefund, undone: bool) -> None:
+    """A deleted refund's points: those it clawed back are the order's again (unless the order was undone, which
+    takes them all), and those it gave as the refund's money leave again (as far as the customer still holds them)."""
+    if ctx.customer is None:
+        return
+    refund, order_ref = row.external_id, ctx.order.external_id
+    if row.points_clawed_back + row.points_shortfall and not undone:
+        ctx.record.points_clawed_back -= row.points_clawed_back + row.points_shortfall
+        if row.points_clawed_back:
+            reason = f"Points for order #{order_ref} again: refund #{refund} was deleted by the shop"
+            credit_points(
+                ctx.session,
+                ctx.shop,
+                ctx.customer,
+                row.points_clawed_back,
+                f"refund:{refund}:deleted:points",
+                order_ref,
+                reason,
+            )
+    given = find_transaction(ctx.session, ctx.shop.id, f"refund:{refund}:points-credit")
+    if given is not None:
+        points = ctx.session.scalar(select(func.max(Entry.amount)).where(Entry.transaction_id == given.id))
+        reason = f"Points taken back: refund #{refund} of order #{order_ref} was deleted by the shop"
+        key = f"refund:{refund}:deleted:points-credit"
+        claw_back_points(ctx.session, ctx.shop, ctx.customer, points, key, order_ref, reason)
 
 
 def _applied_refunds(ctx: OrderContext) -> list[OrderRefund]:
@@ -1151,7 +1195,9 @@ def _claw_back_refund_points(ctx: OrderContext, refund, applied: OrderRefund) ->
         ctx.session, ctx.shop, ctx.customer, due, f"refund:{refund.external_id}:points", ctx.order.external_id
     )
     applied.points_clawed_back, applied.points_shortfall = result.taken, due - result.taken
-    record.points_clawed_back += due  # the shortfall is recorded, never collected later
+    record.points_clawed_back += due  # the shortfall is recorded, never collected later: its money, if converted
+    key = f"refund:{refund.external_id}:points-converted"
+    take_back_converted(ctx.session, ctx.shop, ctx.settings, ctx.customer, result.shortfall, key, ctx.order.external_id)
 
 
 def _claw_back_refund_cashback(ctx: OrderContext, refund) -> None:

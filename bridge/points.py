@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bridge.accounts import SystemAccount, points_account, system_account, wallet_account
+from bridge.accounts import SystemAccount, find_wallet, points_account, system_account, wallet_account
 from bridge.db import total
 from bridge.decisions import conversion_value, points_for, promotional_expiry
 from bridge.errors import InsufficientFunds, ValidationFailed
@@ -16,6 +16,7 @@ from bridge.lots import LotPolicy
 from bridge.models import Customer, Entry, LedgerTransaction, Shop
 from bridge.money import POINTS
 from bridge.orders import OrderSnapshot
+from bridge.promotions import lots_left, take_back
 from bridge.settings_schema import ShopSettings
 
 
@@ -33,19 +34,24 @@ def earn_points(
     earned = points_for(settings, paid, order.currency) - already
     if earned <= 0:
         return 0
+    credit_points(session, shop, customer, earned, key, order.external_id, f"Points for order #{order.external_id}")
+    return earned
+
+
+def credit_points(session: Session, shop: Shop, customer: Customer, points: int, key: str, order_ref: str, reason: str):
+    """`points` the order earned (again), once per key."""
     post_transaction(
         session,
         shop_id=shop.id,
         kind="points_earned",
-        reason=f"Points for order #{order.external_id}",
+        reason=reason,
         legs=[
-            Leg(points_account(session, customer), earned),
-            Leg(system_account(session, shop.id, SystemAccount.POINTS_ISSUED, POINTS), -earned),
+            Leg(points_account(session, customer), points),
+            Leg(system_account(session, shop.id, SystemAccount.POINTS_ISSUED, POINTS), -points),
         ],
         idempotency_key=key,
-        order_ref=order.external_id,
+        order_ref=order_ref,
     )
-    return earned
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,7 @@ class Clawback:
 
 
 def claw_back_points(
-    session: Session, shop: Shop, customer: Customer, points: int, key: str, order_ref: str
+    session: Session, shop: Shop, customer: Customer, points: int, key: str, order_ref: str, reason: str | None = None
 ) -> Clawback:
     """Take back up to `points`; points already spent cannot be taken, and the shortfall is reported."""
     account = points_account(session, customer, lock=True)
@@ -65,7 +71,7 @@ def claw_back_points(
             session,
             shop_id=shop.id,
             kind="points_clawback",
-            reason=f"Points taken back: order #{order_ref} refunded or cancelled",
+            reason=reason or f"Points taken back: order #{order_ref} refunded or cancelled",
             legs=[
                 Leg(account, -taken),
                 Leg(system_account(session, shop.id, SystemAccount.POINTS_ISSUED, POINTS), taken),
@@ -74,6 +80,29 @@ def claw_back_points(
             order_ref=order_ref,
         )
     return Clawback(taken, points - taken)
+
+
+def take_back_converted(
+    session: Session, shop: Shop, settings: ShopSettings, customer: Customer, points: int, key: str, order_ref: str
+) -> int:
+    """Points a refund could not claw back because they were converted to money (by the customer, or at the shop's
+    threshold): that money at the shop's rate, from what is left of the conversions' lots; returns it. Else buying,
+    converting and refunding would pay the points out for nothing."""
+    value = conversion_value(settings, points)[1] if points > 0 else 0
+    if value <= 0 or find_wallet(session, customer, shop.currency) is None:
+        return 0
+    wallet = wallet_account(session, customer, shop.currency, lock=True)
+    return take_back(
+        session,
+        wallet,
+        lots_left(session, wallet, "points_conversion"),
+        min(value, wallet.available),
+        kind="points_clawback",
+        reason=f"Converted points taken back: order #{order_ref} refunded",
+        counterpart=SystemAccount.POINTS_CONVERSION,
+        key=key,
+        order_ref=order_ref,
+    )
 
 
 def convert_points(

@@ -278,6 +278,10 @@ def test_points_already_spent_are_reported_as_shortfall(session, shop):
     refund = session.execute(select(OrderRefund)).scalar_one()
     assert (refund.points_clawed_back, refund.points_shortfall) == (14, 400)
     assert points_account(session, customer).balance == 0
+    # the 400 points' money goes back too (found on the real store, session 13: a refund kept the points' value)
+    assert wallet_account(session, customer, "EUR").balance == 0
+    apply_order(session, shop, paid(payment_method="stripe", status="refunded", refunds=refunds((41, 4148))), ACTOR)
+    assert verify(session) == [] and wallet_account(session, customer, "EUR").balance == 0
 
 
 def test_points_convert_automatically_above_the_threshold(session, shop):
@@ -304,6 +308,16 @@ def test_signup_bonus_is_given_once(session, shop):
     assert balance(session, shop) == 500
 
 
+def test_a_customer_registered_again_with_the_same_address_gets_no_second_signup_bonus(session, shop):
+    """Found on the real store (session 13): WooCommerce gives a customer deleted and registered again a new id;
+    keyed by the id alone, the same person had the bonus twice. Another address still has its own."""
+    shop = configure(session, shop, signup_bonus=500)
+    apply_customer(session, shop, CustomerSnapshot("2", "Älice@Example.test", "Alice"), ACTOR, is_new=True)
+    apply_customer(session, shop, CustomerSnapshot("3", "älice@example.test", "Alice"), ACTOR, is_new=True)
+    apply_customer(session, shop, CustomerSnapshot("4", "bob@example.test", "Bob"), ACTOR, is_new=True)
+    assert [balance(session, shop, customer) for customer in ("2", "3", "4")] == [500, 0, 500]
+
+
 def test_overcharge_against_what_the_shop_applied_is_returned_once(session, live_shop):
     fund(session, live_shop, 1_000)
     apply_order(session, live_shop, order(total=800), ACTOR)
@@ -327,6 +341,20 @@ def test_a_refund_deleted_in_the_shop_is_taken_back_once(session, shop):
     for _ in range(2):
         apply_order(session, shop, card_order, ACTOR)  # the shop lists no refund any more
     assert balance(session, shop) == 0
+    assert verify(session) == []
+
+
+def test_points_a_deleted_refund_clawed_back_are_the_orders_again(session, shop):
+    """Found on the real store (session 13): a card order's 414 points, 207 clawed back by a refund the shop then
+    deleted, stayed at 207 though the order is paid in full again."""
+    shop = configure(session, shop, points_per_currency_unit=10, refund_destination="original")
+    card_order = paid(payment_method="stripe", refunds_complete=True)
+    apply_order(session, shop, replace(card_order, refunds=refunds((40, 2074))), ACTOR)
+    customer = ensure_customer(session, shop.id, "2")
+    assert points_account(session, customer).balance == 414 - 207
+    for _ in range(2):
+        apply_order(session, shop, card_order, ACTOR)  # the shop lists no refund any more
+    assert points_account(session, customer).balance == 414
     assert verify(session) == []
 
 

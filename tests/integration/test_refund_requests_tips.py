@@ -1,7 +1,7 @@
 """Refund requests with a destination, return windows by loyalty tier, and tips from the wallet."""
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import responses
@@ -94,6 +94,24 @@ def test_refund_to_points_credits_points_at_the_shop_rate(client, services, woo)
     with unit_of_work(services.sessions) as session:
         assert session.execute(select(OrderRefund.destination)).scalar_one() == "points"
         assert session.execute(select(RefundRequest.status)).scalar_one() == "applied"
+
+
+def test_points_a_deleted_refund_gave_as_its_money_leave_again(client, services, woo):
+    """Found on the real store (session 13): a refund paid as points, then deleted in the shop, left the points with
+    the customer though the shop refunded nothing."""
+    post_delivery(client, woo.shop.id, "order.created", card_order())
+    ask(client, woo, destination="points")
+    refunded = card_order(refunds=[{"id": 62, "reason": "", "total": "-10.00"}])
+    post_delivery(client, woo.shop.id, "order.updated", refunded)
+    assert wallet(client, woo)["points"] == 2_000
+    for _ in range(2):  # the shop lists the refund no more
+        post_delivery(client, woo.shop.id, "order.updated", card_order(date_modified=_later(refunded)))
+    assert wallet(client, woo)["points"] == 0
+
+
+def _later(order: dict) -> str:
+    moment = datetime.fromisoformat(order["date_modified"]) + timedelta(minutes=1)
+    return moment.isoformat(timespec="seconds")
 
 
 def test_card_refund_asks_the_shop_gateway_and_credits_nothing(client, services, woo):

@@ -1,0 +1,64 @@
+"""Promotional credit taken back from what is left of the lots that gave it (as a top-up's bonus): what was spent of it
+stays spent. Taken from any other lot, it would turn money the customer deposited into promotional credit."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge.accounts import SystemAccount, system_account
+from bridge.ledger import SYSTEM, Actor, Leg, post_transaction
+from bridge.lots import LotPolicy
+from bridge.models import Account, CreditLot, LedgerTransaction
+
+
+def lots_left(session: Session, wallet: Account, given_by: str, order_ref: str | None = None) -> list[CreditLot]:
+    """The wallet's lots that transactions of kind `given_by` (of the order, when named) made and that still hold some
+    of it, the newest first."""
+    query = (
+        select(CreditLot)
+        .join(LedgerTransaction, LedgerTransaction.id == CreditLot.transaction_id)
+        .where(CreditLot.account_id == wallet.id, CreditLot.remaining > 0, LedgerTransaction.kind == given_by)
+        .order_by(CreditLot.id.desc())
+        .execution_options(populate_existing=True)
+    )
+    if order_ref is not None:
+        query = query.where(LedgerTransaction.order_ref == order_ref)
+    return list(session.scalars(query))
+
+
+def take_back(
+    session: Session,
+    wallet: Account,
+    lots: list[CreditLot],
+    wanted: int,
+    *,
+    kind: str,
+    reason: str,
+    counterpart: SystemAccount,
+    key: str,
+    order_ref: str,
+    actor: Actor = SYSTEM,
+) -> int:
+    """Up to `wanted` from `lots`, one posting per lot (keyed by it); returns what was taken."""
+    taken = 0
+    for lot in lots if wanted > 0 else ():
+        amount = min(wanted - taken, lot.remaining)
+        post_transaction(
+            session,
+            shop_id=wallet.shop_id,
+            kind=kind,
+            reason=reason,
+            legs=[
+                Leg(wallet, -amount),
+                Leg(system_account(session, wallet.shop_id, counterpart, wallet.currency), amount),
+            ],
+            idempotency_key=f"{key}:lot-{lot.id}",
+            actor=actor,
+            order_ref=order_ref,
+            lots=LotPolicy(lot_id=lot.id),
+        )
+        taken += amount
+        if taken == wanted:
+            break
+    return taken
