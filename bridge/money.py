@@ -11,7 +11,8 @@ from iso4217 import Currency
 from bridge.errors import ValidationFailed
 
 POINTS = "PTS"  # loyalty points: a unit of their own, exponent 0, never mixed with money
-_AMOUNT_RE = re.compile(r"^-?\d+(\.\d+)?$")
+_AMOUNT_RE = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")  # ASCII digits: int() would read "٣" as 3
+_SIGNED = re.compile(r"(-?)([0-9]+)(\.?)([0-9]*)")
 GROUPED = re.compile(r"-?\d{1,3}(,\d{3})+")  # 1,234,567: commas between groups of three digits
 _DECIMAL_COMMA = re.compile(r"-?\d+,\d{1,2}")  # 12,5 or 12,50: a thousands separator is followed by three digits
 AMBIGUOUS_COMMA = "Write it without thousands separators (1,250 could be 1250.00 or 1.25)."
@@ -40,15 +41,24 @@ def parse_amount(text: str | int, currency: str, field: str = "amount") -> int:
     """Turn a shop's decimal string ("29.35", "-9.00") into minor units; floats are refused."""
     if isinstance(text, bool) or isinstance(text, float):
         raise ValidationFailed("amounts must be decimal strings, not floats", fields={field: "not a decimal string"})
-    if isinstance(text, int):
-        text = str(text)
+    return parse_scaled(str(text) if isinstance(text, int) else text, exponent(currency), field)
+
+
+MAX_WHOLE_DIGITS = 1_000  # read in microseconds, then refused by the field's own range; an int of more takes seconds
+
+
+def parse_scaled(text: str, places: int, field: str = "amount") -> int:
+    """A plain decimal string ("29.35": ASCII digits, no exponent) times 10**places, exactly: Decimal's 28 digits
+    would round 5.000…0001 to 5 before the fraction is seen. More decimals than `places` (but zeros) are refused."""
     if not isinstance(text, str) or not _AMOUNT_RE.match(text.strip()):
         raise ValidationFailed(f"{text!r} is not an amount", fields={field: "not a decimal amount"})
-    value = Decimal(text.strip())
-    scaled = value.scaleb(exponent(currency))
-    if scaled != scaled.to_integral_value():
-        raise ValidationFailed(f"{text} has more decimals than {currency} allows", fields={field: "too many decimals"})
-    return int(scaled)
+    sign, whole, _, fraction = _SIGNED.match(text.strip()).groups()
+    if fraction[places:].strip("0"):
+        raise ValidationFailed(f"{text} has more decimals than {places}", fields={field: "too many decimals"})
+    if len(whole.lstrip("0")) > MAX_WHOLE_DIGITS:
+        raise ValidationFailed(f"{field} is too large", fields={field: "too large"})
+    minor = int(whole + fraction[:places].ljust(places, "0"))
+    return -minor if sign else minor
 
 
 def with_decimal_point(typed: str, field: str = "amount") -> str:

@@ -99,3 +99,17 @@ def test_a_new_shop_is_told_the_next_steps_of_its_own_platform(client):
     assert "Admin API access token" in shopify and "REST API keys" not in shopify
     assert "REST API keys" in woocommerce and "Admin API access token" not in woocommerce
     assert "/webhooks/shopify/" in shopify and "/webhooks/woocommerce/" in woocommerce
+
+
+def test_a_new_shop_is_refused_on_a_field_too_long_never_cut(client, services):
+    """Cut to its 3 characters, "usdt" made a shop in US dollars."""
+    answer = form_post(
+        client,
+        "/setup",
+        {**ACCOUNT, "shop_name": "S" * 201, "platform": "woocommerce", "url": "https://s.example", "currency": "usdt"},
+        token_from="/setup",
+    )
+    page = text_of(answer)
+    assert answer.status_code == 422 and shop_count(services) == 0
+    assert '<p class="error" id="e-currency">Enter a three-letter currency code' in page
+    assert '<p class="error" id="e-shop_name">At most 200 characters.' in page

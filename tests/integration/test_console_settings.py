@@ -104,6 +104,11 @@ def test_saving_the_same_values_changes_nothing(console, shop, services):
     [
         ("funding", {"topup_minimum": "ten"}, "topup_minimum", "Enter an amount such as 12.50."),
         ("funding", {"topup_minimum": "1.005"}, "topup_minimum", "Too many decimals for EUR."),
+        # read whole, never cut to the field's length, and exactly (not to Decimal's 28 digits): not 7.00 / 12 %
+        ("funding", {"topup_minimum": "7." + "0" * 300 + "1"}, "topup_minimum", "Too many decimals for EUR."),
+        ("funding", {"topup_bonus_bp": "12." + "0" * 30 + "1"}, "topup_bonus_bp", "At most two decimals."),
+        ("funding", {"topup_bonus_bp": "1e-999999999"}, "topup_bonus_bp", "Enter a percentage"),
+        ("funding", {"signup_bonus": "0" * 1_000 + "1"}, "signup_bonus", "At most 1000 characters."),
         ("funding", {"signup_bonus": "-1.00"}, "signup_bonus", "Must be between 0.00 EUR and 100000000.00 EUR."),
         (
             "funding",

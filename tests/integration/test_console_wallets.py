@@ -221,6 +221,8 @@ def test_an_overdraft_is_refused_with_a_clear_message(console, shop, services):
         ({"amount": "ten"}, "amount", "Enter an amount such as 12.50."),
         ({"amount": "0"}, "amount", "Enter an amount between 0.01 and"),
         ({"amount": "1.999"}, "amount", "Too many decimals"),
+        ({"amount": "5.000000000000000000000000000001"}, "amount", "Too many decimals"),  # whole, never cut
+        ({"amount": "9" * 1_001}, "amount", "Too large."),  # refused before a slow conversion to an int
         ({"direction": "sideways"}, "direction", "Must be one of"),
     ],
 )

@@ -16,7 +16,7 @@ from bridge.surfaces.console.access import (
     sign_in_session,
     sign_out,
 )
-from bridge.surfaces.console.forms import Form, check_url, email_address, text
+from bridge.surfaces.console.forms import Form, check_url, email_address, typed
 from bridge.surfaces.platforms import PLATFORMS
 from bridge.surfaces.web.runtime import reading, services
 from bridge.usecases import merchants
@@ -84,15 +84,13 @@ _PLATFORM_CHOICES = [(name, platform.title) for name, platform in PLATFORMS.item
 
 
 def _shop_form(data) -> tuple[Form, dict]:
-    form = Form(
-        values={
-            "shop_name": text(data, "shop_name", 200),
-            "platform": text(data, "platform", 20) or "woocommerce",
-            "url": text(data, "url", 500),
-            "currency": text(data, "currency", 3).upper(),
-        }
-    )
+    """The name and address are bounded by their columns only; the platform and currency by their checks below."""
+    form = Form()
+    form.read(data, "shop_name", 200)
+    form.read(data, "url", 500)
     values = form.values
+    values["platform"] = typed(data, "platform") or "woocommerce"
+    values["currency"] = typed(data, "currency").upper()
     if not values["shop_name"]:
         form.errors["shop_name"] = "Enter the shop's name."
     if values["platform"] not in PLATFORMS:
@@ -160,7 +158,7 @@ def setup():
             form.errors["take_over"] = "Choose at least one shop. You can add a new one once signed in."
     else:
         form, values = _shop_form(request.form)
-    user_values = {"email": email_address(request.form), "name": text(request.form, "name", 200)}
+    user_values = {"email": email_address(request.form), "name": typed(request.form, "name")}  # checked whole
     form.values.update(user_values)
     password = request.form.get("password") or ""
     form.errors.update(check_new_user(user_values["email"], user_values["name"], password))

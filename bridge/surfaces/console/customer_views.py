@@ -18,7 +18,7 @@ from bridge.statement_links import NOTE_LINK_LIFETIME_SECONDS
 from bridge.surfaces.console import console
 from bridge.surfaces.console.access import shop_view, who
 from bridge.surfaces.console.filters import when
-from bridge.surfaces.console.forms import Form, Invalid, first_message, parse_money, query_number, show_money, text
+from bridge.surfaces.console.forms import Form, Invalid, first_message, parse_money, query_number, show_money, typed
 from bridge.surfaces.console.queries import SORTS, CustomerFilters, customer_page, statement_page
 from bridge.surfaces.platforms import PLATFORMS
 from bridge.surfaces.web.api import AdjustmentIn
@@ -49,10 +49,10 @@ def _customer_filters(args) -> tuple[Form, CustomerFilters]:
     """The list's search and filters; a number of days that is not one is said on the form and not applied."""
     form = Form(
         values={
-            "q": (args.get("q") or "").strip()[:200],
+            "q": (args.get("q") or "").strip()[:200],  # a search: cut, it only finds more, and writes nothing
             "locked": args.get("locked") == "1",
             "balance": args.get("balance") == "1",
-            "expiring": (args.get("expiring") or "").strip()[:10],
+            "expiring": (args.get("expiring") or "").strip(),  # whole: cut, 00000000010 days read as 1
         }
     )
     days = None
@@ -134,14 +134,11 @@ def _actor() -> Actor:
 
 
 def _adjustment_form() -> Form:
+    """Every field whole: the token's pattern, the amount's parser and the API's rules (AdjustmentIn) refuse what
+    is too long; cut, 5.000…001 was recorded as 5.00."""
     form = Form(
-        values={
-            "direction": text(request.form, "direction", 10),
-            "amount": text(request.form, "amount", 30),
-            "reason": text(request.form, "reason", 600),
-            "token": text(request.form, "token", 64),
-            "confirm": request.form.get("confirm") == "yes",
-        }
+        values={name: typed(request.form, name) for name in ("direction", "amount", "reason", "token")}
+        | {"confirm": request.form.get("confirm") == "yes"}
     )
     if not TOKEN_RE.match(form.values["token"]):
         form.errors["_form"] = "This form is incomplete. Reload the page and try again."

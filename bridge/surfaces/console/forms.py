@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 from marshmallow import ValidationError, validate
 
 from bridge.errors import ValidationFailed
-from bridge.money import GROUPED, parse_amount, to_decimal_string, with_decimal_point
+from bridge.money import GROUPED, exponent, parse_scaled, to_decimal_string, with_decimal_point
 from bridge.settings_schema import ShopSettingsSchema
 
 
@@ -33,14 +33,25 @@ class Form:
     def get(self, name: str, default: object = "") -> object:
         return self.values.get(name, default)
 
+    def read(self, data, name: str, max_length: int) -> str:
+        """The field whole, kept to show again; longer than `max_length` is refused on the field. For fields that
+        nothing else bounds (a name, an address, a list); a check of the value that fails says more, and replaces
+        this message."""
+        value = self.values[name] = typed(data, name)
+        if len(value) > max_length:
+            self.errors[name] = f"At most {max_length} characters."
+        return value
 
-def text(data, name: str, max_length: int = 500) -> str:
-    return (data.get(name) or "").strip()[:max_length]
+
+def typed(data, name: str) -> str:
+    """What was typed in a field, without the spaces around it. Never cut to a length: cut, "usdt" reads as USD
+    and 5.000…001 as 5.00; whoever checks the value refuses it whole."""
+    return (data.get(name) or "").strip()
 
 
 def email_address(data) -> str:
-    """Not cut to the longest address (320): cut, it would name another one; whoever checks it refuses it whole."""
-    return text(data, "email", 1_000)
+    """Whole: whoever checks it refuses one longer than an address may be (320)."""
+    return typed(data, "email")
 
 
 def first_message(messages) -> str:
@@ -68,29 +79,24 @@ def parse_money(raw: str, currency: str) -> int:
     raw = raw.strip()
     if not raw:
         raise Invalid("Enter an amount.")
-    try:
-        return parse_amount(_with_decimal_point(raw), currency)
-    except ValidationFailed as exc:
-        problem = (exc.fields or {}).get("amount", "")
-        if "decimals" in problem:
-            raise Invalid(f"Too many decimals for {currency}.") from exc
-        raise Invalid("Enter an amount such as 12.50.") from exc
+    decimals, other = f"Too many decimals for {currency}.", "Enter an amount such as 12.50."
+    return _scaled(raw, exponent(currency), decimals, other)
 
 
 def parse_percent(raw: str) -> int:
     """A percentage with up to two decimals, as basis points (12.5 or 12,5 → 1250): a decimal comma is read as in
-    money fields."""
-    raw = raw.replace("%", "").strip()
+    money fields; a plain decimal only (1e-999999999 would round to 0)."""
+    return _scaled(raw.replace("%", "").strip(), 2, "At most two decimals.", "Enter a percentage such as 15 or 12.5.")
+
+
+def _scaled(raw: str, places: int, too_many_decimals: str, not_a_number: str) -> int:
     try:
-        value = Decimal(_with_decimal_point(raw))
-    except InvalidOperation as exc:
-        raise Invalid("Enter a percentage such as 15 or 12.5.") from exc
-    if not value.is_finite():
-        raise Invalid("Enter a percentage such as 15 or 12.5.")
-    scaled = value * 100
-    if scaled != scaled.to_integral_value():
-        raise Invalid("At most two decimals.")
-    return int(scaled)
+        return parse_scaled(_with_decimal_point(raw), places)
+    except ValidationFailed as exc:
+        problem = (exc.fields or {}).get("amount", "")
+        raise Invalid(
+            {"too large": "Too large.", "too many decimals": too_many_decimals}.get(problem, not_a_number)
+        ) from exc
 
 
 def parse_integer(raw: str) -> int:
@@ -389,6 +395,7 @@ SECTIONS: dict[str, Section] = {
 }
 
 TIER_ROWS_EXTRA = 2  # empty rows offered under the existing tiers
+SETTING_LENGTH = 1_000  # a field's characters: room for any list the schema allows; longer is refused unread
 
 
 def settings_form(section: Section, settings: dict, currency: str) -> Form:
@@ -425,14 +432,15 @@ def settings_form(section: Section, settings: dict, currency: str) -> Form:
 
 
 def _tier_rows(data) -> list[dict]:
+    """Each row whole: the schema bounds a tier's name, the money and integer parsers its spend and days."""
     rows = []
     index = 0
     while f"tier_{index}_name" in data and index < 50:
         rows.append(
             {
-                "tier": text(data, f"tier_{index}_name", 40),
-                "min_lifetime_spend": text(data, f"tier_{index}_spend", 30),
-                "days": text(data, f"tier_{index}_days", 10),
+                "tier": typed(data, f"tier_{index}_name"),
+                "min_lifetime_spend": typed(data, f"tier_{index}_spend"),
+                "days": typed(data, f"tier_{index}_days"),
             }
         )
         index += 1
@@ -443,11 +451,11 @@ def parse_settings(section: Section, data, stored: dict, currency: str) -> tuple
     """The section's fields from the posted form over the stored settings, checked by ShopSettingsSchema.
     Returns the form (values and errors) and the complete new settings, or None when anything is wrong."""
     form = Form()
-    typed: dict = {}
+    parsed: dict = {}
     tier_positions: list[int] = []  # the form row of each tier passed to the schema
     for spec in section.fields:
         if spec.unit == "bool":
-            form.values[spec.name] = typed[spec.name] = data.get(spec.name) in ("on", "true", "1", "yes")
+            form.values[spec.name] = parsed[spec.name] = data.get(spec.name) in ("on", "true", "1", "yes")
             continue
         if spec.unit == "tiers":
             rows = _tier_rows(data)
@@ -470,18 +478,19 @@ def parse_settings(section: Section, data, stored: dict, currency: str) -> tuple
                     continue
                 windows.append({"tier": row["tier"], "min_lifetime_spend": spend, "days": days})
                 tier_positions.append(position)
-            typed[spec.name] = windows
+            parsed[spec.name] = windows
             continue
-        raw = text(data, spec.name, 300)
-        form.values[spec.name] = raw
+        raw = form.read(data, spec.name, SETTING_LENGTH)
+        if spec.name in form.errors:  # too long: not split into thousands of items to check one by one
+            continue
         try:
-            typed[spec.name] = _parse_value(spec, raw, data, currency)
+            parsed[spec.name] = _parse_value(spec, raw, data, currency)
         except Invalid as exc:
             form.errors[spec.name] = str(exc)
     # The schema checks whatever parsed even when something did not: every field's problem is shown at once
     # (a field that did not parse keeps its own message, and its stored value stands in for the rules).
     try:
-        loaded = ShopSettingsSchema().load({**stored, **typed})
+        loaded = ShopSettingsSchema().load({**stored, **parsed})
     except ValidationError as exc:
         for name, messages in exc.messages.items():
             _place_error(form, section, name, messages, currency, tier_positions)
@@ -497,7 +506,7 @@ def _parse_value(spec: SettingField, raw: str, data, currency: str):
     if spec.unit == "integer":
         return parse_integer(raw)
     if spec.unit == "discount":
-        kind = text(data, spec.kind_field, 20)
+        kind = typed(data, spec.kind_field)
         if kind == "fixed":
             return parse_money(raw or "0", currency)
         if kind == "percent":

@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from bridge import audit
+from bridge.db import lowered
 from bridge.models import (
     Account,
     CreditLot,
@@ -67,12 +68,6 @@ def _greatest(session: Session, a, b):
     return func.nullif(func.max(func.coalesce(a, 0), func.coalesce(b, 0)), 0)
 
 
-def _lowered(session: Session, column):
-    """lower() for every alphabet: SQLite's own knows ASCII only, so its connections get Python's as
-    `unicode_lower` (bridge/db.py); PostgreSQL's follows the database's locale."""
-    return (func.unicode_lower if session.get_bind().dialect.name == "sqlite" else func.lower)(column)
-
-
 def _conditions(session: Session, shop: Shop, wallet, filters: CustomerFilters, now: datetime) -> list:
     conditions = [Customer.shop_id == shop.id]
     q = filters.q.strip()
@@ -80,8 +75,8 @@ def _conditions(session: Session, shop: Shop, wallet, filters: CustomerFilters, 
         needle = q.lower()
         conditions.append(
             or_(
-                _lowered(session, Customer.email).contains(needle, autoescape=True),
-                _lowered(session, Customer.name).contains(needle, autoescape=True),
+                lowered(session, Customer.email).contains(needle, autoescape=True),
+                lowered(session, Customer.name).contains(needle, autoescape=True),
                 Customer.external_id == q,
             )
         )

@@ -11,12 +11,12 @@ from bridge import audit, usecases
 from bridge.errors import ValidationFailed
 from bridge.models import InboxDelivery, OutboxMessage
 from bridge.money import POINTS, exponent, format_amount
-from bridge.reports import SOURCE_KINDS, build_report, local_today, shop_timezone, stored_customer_total
+from bridge.reports import SOURCE_KINDS, Report, build_report, local_today, shop_timezone, stored_customer_total
 from bridge.states import InboxStatus
 from bridge.surfaces.console import console
 from bridge.surfaces.console.access import shop_view, who
 from bridge.surfaces.console.charts import NARROW, Series, line_chart
-from bridge.surfaces.console.forms import Form, email_address, query_number, text
+from bridge.surfaces.console.forms import Form, email_address, query_number, typed
 from bridge.surfaces.console.queries import customer_count, dead_letters, failure_counts, inbox_failures, webhook_health
 from bridge.surfaces.console.settings_views import FIELD_LABELS
 from bridge.surfaces.platforms import TOPICS
@@ -25,6 +25,18 @@ from bridge.usecases import merchants
 from bridge.usecases.deliveries import reapply
 from bridge.usecases.pushes import retry_dead
 from bridge.users import shop_members
+
+# The report's "Wallet payments" and "Refunds and reversals", split by what each movement undoes: a cancelled or
+# failed order's wallet payment going back undoes its payment, so "Wallet payments" is what stayed paid (as the
+# share of orders paid by wallet beside it, which leaves such orders out) and a reversed refund undoes a refund.
+PAYMENT_RETURNS = ("payment_reversal",)
+STAYED_PAID = SOURCE_KINDS["payments"] + PAYMENT_RETURNS
+REFUNDS = tuple(kind for kind in SOURCE_KINDS["refunds"] if kind not in PAYMENT_RETURNS)
+
+
+def _net(report: Report, kinds: tuple[str, ...]) -> int:
+    """Credited to wallets less debited from them, over the report's period."""
+    return sum(bucket.net("money", kinds) for bucket in report.buckets)
 
 
 @console.get("/shops/<int:shop_id>/")
@@ -53,9 +65,9 @@ def overview(shop_id: int):
     )
     totals = {
         "deposits": sum(b.deposits.amount for b in report.buckets),
-        # as the report's "Wallet payments" counts them (tips too, net of what went back the same way)
-        "payments": -sum(b.net("money", SOURCE_KINDS["payments"]) for b in report.buckets),
-        "refunds": sum(b.total("money", ("refund_to_wallet",), "credit").amount for b in report.buckets),
+        "payments": -_net(report, STAYED_PAID),
+        "returned": _net(report, PAYMENT_RETURNS),
+        "refunds": _net(report, REFUNDS),
         "usage": (report.total_wallet_orders / report.total_orders) if report.total_orders else None,
     }
     newest = max((h.last_received_at for h in health if h.last_received_at), default=None)
@@ -95,7 +107,7 @@ def team(shop_id: int):
     """Who may manage this shop; add someone (a new user, or an existing user of another shop)."""
     form = Form()
     if request.method == "POST":
-        email, name = email_address(request.form), text(request.form, "name", 200)
+        email, name = email_address(request.form), typed(request.form, "name")  # checked whole
         password = request.form.get("password") or ""
         form.values.update(email=email, name=name)
         try:

@@ -10,11 +10,12 @@ from bridge.money import format_amount
 from bridge.settings_schema import ShopSettings
 from bridge.surfaces.console import console
 from bridge.surfaces.console.access import shop_view, who
-from bridge.surfaces.console.forms import query_number, text
+from bridge.surfaces.console.forms import query_number, typed
 from bridge.surfaces.web.runtime import reading, services
 from bridge.usecases import wallets
 from bridge.withdrawals import waiting_requests, withdrawal_requests
 
+DECLINE_REASON_LENGTH = 300  # as the form's maxlength; the customer is told the reason whole, never cut
 RECENT = 20  # decided requests listed under the queue
 QUEUE_PAGE = 100  # waiting requests listed at a time, oldest first
 
@@ -52,9 +53,9 @@ def approve_withdrawal_request(shop_id: int, request_id: int):
 @console.post("/shops/<int:shop_id>/withdrawals/<int:request_id>/decline")
 @shop_view
 def decline_withdrawal_request(shop_id: int, request_id: int):
-    reason = text(request.form, "reason", 300)
-    if not reason:
-        flash("Say why you decline the request: the customer is told.", "error")
+    reason = typed(request.form, "reason")
+    if not reason or len(reason) > DECLINE_REASON_LENGTH:
+        flash(f"Say why you decline, in at most {DECLINE_REASON_LENGTH} characters: the customer is told.", "error")
         return redirect(url_for("console.withdrawals", shop_id=shop_id))
     reason = reason if reason.endswith((".", "!", "?")) else f"{reason}."
     return _decide(

@@ -80,16 +80,21 @@ class Wallet_Bridge_Account {
 	}
 
 	/**
-	 * Balance, available, points and credit about to expire.
+	 * Balance, held, available, points, what is held for and credit about to expire.
 	 *
 	 * @param array $account The account overview.
 	 */
 	private static function render_balances( $account ) {
+		$held = (int) $account['balance'] - (int) $account['available']; // the bridge's open holds.
 		echo '<table class="woocommerce-table shop_table wallet-bridge-balances"><tbody>';
 		self::row( __( 'Balance', 'wallet-bridge' ), $account['balance_formatted'], 'wallet-bridge-balance' );
+		if ( 0 !== $held ) {
+			self::row( __( 'Held', 'wallet-bridge' ), Wallet_Bridge_Money::show( $held ), 'wallet-bridge-held' );
+		}
 		self::row( __( 'Available to spend', 'wallet-bridge' ), $account['available_formatted'], 'wallet-bridge-available' );
 		self::row( __( 'Points', 'wallet-bridge' ), number_format_i18n( (int) $account['points'] ), 'wallet-bridge-points' );
 		echo '</tbody></table>';
+		self::render_holds( $account['open_holds'] ?? array() );
 		if ( $account['locked'] ) {
 			echo '<p class="woocommerce-info">' . esc_html__( 'Your wallet is locked: please contact the shop.', 'wallet-bridge' ) . '</p>';
 		}
@@ -101,11 +106,33 @@ class Wallet_Bridge_Account {
 						/* translators: 1: amount, 2: date */
 						__( '%1$s of your credit expires on %2$s.', 'wallet-bridge' ),
 						$lot['amount_formatted'],
-						date_i18n( get_option( 'date_format' ), strtotime( $lot['expires_at'] ) )
+						wp_date( get_option( 'date_format' ), strtotime( $lot['expires_at'] ) )
 					)
 				)
 			);
 		}
+	}
+
+	/**
+	 * What each open hold keeps aside, as the statement page says it: "€7.00: Reserved for a gift card".
+	 *
+	 * @param array $holds The wallet's open holds.
+	 */
+	private static function render_holds( $holds ) {
+		if ( empty( $holds ) ) {
+			return;
+		}
+		echo '<p>' . esc_html__( 'Held, not available to spend:', 'wallet-bridge' ) . '</p><ul class="wallet-bridge-holds">';
+		foreach ( $holds as $hold ) {
+			$text = sprintf(
+				/* translators: 1: amount, 2: what it is held for */
+				__( '%1$s: %2$s', 'wallet-bridge' ),
+				Wallet_Bridge_Money::show( (int) $hold['amount'] ),
+				$hold['reason']
+			);
+			echo '<li>' . esc_html( $text ) . '</li>';
+		}
+		echo '</ul>';
 	}
 
 	/**
@@ -142,7 +169,7 @@ class Wallet_Bridge_Account {
 				: $line['amount_formatted'];
 			printf(
 				'<tr><td>%1$s</td><td>%2$s</td><td>%3$s</td><td>%4$s</td></tr>',
-				esc_html( date_i18n( get_option( 'date_format' ), strtotime( $line['created_at'] ) ) ),
+				esc_html( wp_date( get_option( 'date_format' ), strtotime( $line['created_at'] ) ) ),
 				esc_html( $line['reason'] ),
 				self::order_link( $line['order_id'] ), // phpcs:ignore WordPress.Security.EscapeOutput -- escaped inside.
 				esc_html( $amount )
@@ -174,7 +201,7 @@ class Wallet_Bridge_Account {
 	 */
 	private static function render_forms( $account ) {
 		$rules    = $account['rules'];
-		$decimals = wc_get_price_decimals();
+		$decimals = Wallet_Bridge_Money::decimals();
 		echo '<h3>' . esc_html__( 'Top up', 'wallet-bridge' ) . '</h3>';
 		echo '<form method="post" class="wallet-bridge-topup">';
 		self::form_fields( 'topup' );
@@ -251,8 +278,12 @@ class Wallet_Bridge_Account {
 		$path   = '/customers/' . rawurlencode( (string) get_current_user_id() );
 		$back   = wc_get_account_endpoint_url( self::ENDPOINT );
 		$amount = isset( $_POST['wallet_bridge_amount'] ) ? sanitize_text_field( wp_unslash( $_POST['wallet_bridge_amount'] ) ) : '';
-		if ( 'topup' === $action ) {
-			$answer = Wallet_Bridge_Client::request( 'POST', $path . '/topups', array( 'amount' => Wallet_Bridge_Money::to_minor( $amount, wc_get_price_decimals() ) ), $key );
+		$minor  = Wallet_Bridge_Money::typed_minor( $amount, Wallet_Bridge_Money::decimals() );
+		if ( 'topup' === $action && null === $minor ) {
+			/* translators: %d: the currency's number of decimals */
+			$answer = new WP_Error( 'wallet_bridge_amount', sprintf( __( 'Enter an amount with at most %d decimals.', 'wallet-bridge' ), Wallet_Bridge_Money::decimals() ) );
+		} elseif ( 'topup' === $action ) {
+			$answer = Wallet_Bridge_Client::request( 'POST', $path . '/topups', array( 'amount' => $minor ), $key );
 		} else {
 			$answer = Wallet_Bridge_Client::request( 'POST', $path . '/points/conversions', array(), $key );
 		}

@@ -53,7 +53,7 @@ class Wallet_Bridge_Checkout {
 		if ( ! $customer_id ) {
 			return new WP_Error( 'wallet_bridge_guest', __( 'Please log in to pay with your wallet.', 'wallet-bridge' ) );
 		}
-		$total  = Wallet_Bridge_Money::to_minor( $order->get_total( 'edit' ), wc_get_price_decimals() );
+		$total  = Wallet_Bridge_Money::to_minor( $order->get_total( 'edit' ), Wallet_Bridge_Money::decimals( $order->get_currency() ) );
 		$answer = Wallet_Bridge_Client::request(
 			'POST',
 			'/orders/' . rawurlencode( (string) $order->get_id() ) . '/reservation',

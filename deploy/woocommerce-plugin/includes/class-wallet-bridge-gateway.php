@@ -102,7 +102,7 @@ class Wallet_Bridge_Gateway extends WC_Payment_Gateway {
 		if ( null === $account || ! function_exists( 'WC' ) || null === WC()->cart ) {
 			return '';
 		}
-		$total     = Wallet_Bridge_Money::to_minor( WC()->cart->get_total( 'edit' ), wc_get_price_decimals() );
+		$total     = Wallet_Bridge_Money::to_minor( WC()->cart->get_total( 'edit' ), Wallet_Bridge_Money::decimals() );
 		$available = (int) $account['available'];
 		if ( $available >= $total ) {
 			return __( 'Your wallet pays the whole order.', 'wallet-bridge' );
@@ -132,7 +132,7 @@ class Wallet_Bridge_Gateway extends WC_Payment_Gateway {
 			wc_add_notice( __( 'Your wallet cannot be used right now: please choose another payment method.', 'wallet-bridge' ), 'error' );
 			return false;
 		}
-		$total = Wallet_Bridge_Money::to_minor( WC()->cart->get_total( 'edit' ), wc_get_price_decimals() );
+		$total = Wallet_Bridge_Money::to_minor( WC()->cart->get_total( 'edit' ), Wallet_Bridge_Money::decimals() );
 		if ( $account['available'] < $total && empty( $account['rules']['partial_payments'] ) ) {
 			wc_add_notice( self::coverage_text( $account ) . ' ' . __( 'Please choose another payment method.', 'wallet-bridge' ), 'error' );
 			return false;
