@@ -91,3 +91,48 @@ def take_back_cashback(
         order_ref=order_ref,
         actor=actor,
     )
+
+
+def give_back_cashback(
+    session: Session,
+    shop: Shop,
+    settings: ShopSettings,
+    customer: Customer,
+    order_ref: str,
+    currency: str,
+    *,
+    taken_under: str,
+    key: str,
+    actor: Actor,
+) -> int:
+    """What the take-backs keyed under `taken_under` took, credited again (a refund the shop deleted: the order is paid
+    again and earns its cashback again), once per key; returns it."""
+    wallet = find_wallet(session, customer, currency)
+    if wallet is None:
+        return 0
+    taken = -session.scalar(
+        select(total(Entry.amount))
+        .join(LedgerTransaction, LedgerTransaction.id == Entry.transaction_id)
+        .where(
+            Entry.account_id == wallet.id,
+            LedgerTransaction.shop_id == shop.id,
+            LedgerTransaction.kind == "cashback_reversal",
+            LedgerTransaction.idempotency_key.startswith(f"{taken_under}:", autoescape=True),
+        )
+    )
+    if taken > 0:
+        post_transaction(
+            session,
+            shop_id=shop.id,
+            kind="cashback",
+            reason=f"Cashback on order #{order_ref} again: its refund was deleted by the shop",
+            legs=[
+                Leg(wallet, taken),
+                Leg(system_account(session, shop.id, SystemAccount.PROMOTIONS, currency), -taken),
+            ],
+            idempotency_key=key,
+            actor=actor,
+            order_ref=order_ref,
+            lots=LotPolicy(promo_expires_at=promotional_expiry(settings)),
+        )
+    return max(taken, 0)

@@ -3,7 +3,7 @@ WooCommerce gives a customer deleted and registered again a new id)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import literal, select
 from sqlalchemy.orm import Session
 
 from bridge.accounts import SystemAccount, customer_wallet, system_account
@@ -53,7 +53,7 @@ def _bonus_given_to_the_address(session: Session, shop_id: int, customer: Custom
     same_address = select(Customer.id).where(
         Customer.shop_id == shop_id,
         Customer.id != customer.id,
-        lowered(session, Customer.email) == customer.email.lower(),
+        lowered(session, Customer.email) == lowered(session, literal(customer.email)),  # one lower() for both
     )
     bonus = (
         select(Entry.id)

@@ -329,6 +329,11 @@ def points_base(settings: ShopSettings, order: OrderSnapshot, paid: int) -> int:
     return max(0, min(order.items_excluding_tax + shipping, paid))
 
 
+def points_money(settings: ShopSettings, points: int) -> int:
+    """What `points` are worth at the shop's conversion rate, pro rata (not in whole steps), rounded down."""
+    return max(points, 0) * settings.points_conversion_value // max(settings.points_conversion_points, 1)
+
+
 def conversion_value(settings: ShopSettings, points: int) -> tuple[int, int]:
     """(points used, money in minor units): whole conversion steps only, so no point is lost to rounding."""
     steps = points // settings.points_conversion_points

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from bridge import orders
 from bridge.accounts import SystemAccount, points_account, system_account, wallet_account
-from bridge.cashback import cashback_kept, credit_cashback, take_back_cashback
+from bridge.cashback import cashback_kept, credit_cashback, give_back_cashback, take_back_cashback
 from bridge.currencies import ensure_accepted_currency
-from bridge.db import ChangesOfPosting
+from bridge.db import ChangesOfPosting, total
 from bridge.decisions import (
     Recount,
     all_given_back,
@@ -35,6 +35,7 @@ from bridge.decisions import (
     payment_undecided,
     points_base,
     points_for,
+    points_money,
     points_to_claw_back,
     promotional_expiry,
     recount_refund,
@@ -63,7 +64,7 @@ from bridge.ledger import (
     void_hold,
 )
 from bridge.lots import LotPolicy
-from bridge.models import Customer, Entry, OrderRefund, OutboxMessage, Shop, ShopOrder, utcnow
+from bridge.models import Customer, Entry, LedgerTransaction, OrderRefund, OutboxMessage, Shop, ShopOrder, utcnow
 from bridge.money import POINTS, format_amount, percent_of
 from bridge.order_records import lock_order_record
 from bridge.orders import OrderSnapshot, TrashedOrder
@@ -73,8 +74,9 @@ from bridge.points import (
     convert_points_automatically,
     credit_points,
     earn_points,
-    take_back_converted,
+    settle_converted,
 )
+from bridge.promotions import lots_left, take_back
 from bridge.refund_requests import match_request
 from bridge.reservations import lock_order_funds, release_order_reservations
 from bridge.settings_schema import ShopSettings
@@ -164,6 +166,8 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
         _hold_again_what_a_full_refund_returned(ctx)
     for refund in sorted(order.refunds, key=refund_sort_key):
         _apply_refund(ctx, refund)
+    if record.points_earned and customer is not None:
+        _settle_converted_points(ctx)
     if fully_refunded(record, order):  # the shop cannot refund the wallet part of a partly paid order: it comes back
         # keyed by the refund completing it: the order may hold the wallet part again in between (a refund made
         # before the rest was paid counted as card money once it was, or the full refund deleted)
@@ -986,7 +990,7 @@ def _take_back_deleted_refunds(ctx: OrderContext) -> None:
     undone = ctx.record.payment_outcome == PaymentOutcome.REVERSED or undoes_payment(ctx.order, ctx.record)
     for row in deleted:
         row.deleted_at = utcnow()
-        _undo_deleted_refund_points(ctx, row, undone)
+        _undo_deleted_refund_rewards(ctx, row, undone)
         wallet_part = 0 if undone else row.wallet_part
         parts = {
             SystemAccount.WALLET_PAYMENTS: wallet_part,
@@ -1015,12 +1019,25 @@ def _take_back_deleted_refunds(ctx: OrderContext) -> None:
         )
 
 
-def _undo_deleted_refund_points(ctx: OrderContext, row: OrderRefund, undone: bool) -> None:
-    """A deleted refund's points: those it clawed back are the order's again (unless the order was undone, which
-    takes them all), and those it gave as the refund's money leave again (as far as the customer still holds them)."""
+def _undo_deleted_refund_rewards(ctx: OrderContext, row: OrderRefund, undone: bool) -> None:
+    """A deleted refund's cashback and points: what it took back is the order's again (unless the order was undone,
+    which takes all), and points it gave as the refund's money leave again (their money, when converted)."""
     if ctx.customer is None:
         return
     refund, order_ref = row.external_id, ctx.order.external_id
+    if not undone:
+        taken, key = f"refund:{refund}:cashback", f"refund:{refund}:deleted:cashback"
+        give_back_cashback(
+            ctx.session,
+            ctx.shop,
+            ctx.settings,
+            ctx.customer,
+            order_ref,
+            ctx.record.currency,
+            taken_under=taken,
+            key=key,
+            actor=ctx.actor,
+        )
     if row.points_clawed_back + row.points_shortfall and not undone:
         ctx.record.points_clawed_back -= row.points_clawed_back + row.points_shortfall
         if row.points_clawed_back:
@@ -1039,7 +1056,46 @@ def _undo_deleted_refund_points(ctx: OrderContext, row: OrderRefund, undone: boo
         points = ctx.session.scalar(select(func.max(Entry.amount)).where(Entry.transaction_id == given.id))
         reason = f"Points taken back: refund #{refund} of order #{order_ref} was deleted by the shop"
         key = f"refund:{refund}:deleted:points-credit"
-        claw_back_points(ctx.session, ctx.shop, ctx.customer, points, key, order_ref, reason)
+        converted = claw_back_points(ctx.session, ctx.shop, ctx.customer, points, key, order_ref, reason).shortfall
+        _take_back_converted_refund_points(ctx, refund, converted)
+
+
+def _take_back_converted_refund_points(ctx: OrderContext, refund: str, points: int) -> None:
+    """Points a deleted refund paid that the customer converted: their money, from what is left of the conversions."""
+    if points <= 0:
+        return
+    wallet = wallet_account(ctx.session, ctx.customer, ctx.shop.currency, lock=True)
+    take_back(
+        ctx.session,
+        wallet,
+        lots_left(ctx.session, wallet, "points_conversion"),
+        min(points_money(ctx.settings, points), wallet.available),
+        kind="refund_reversal",
+        reason=f"Refund #{refund} of order #{ctx.order.external_id} was deleted by the shop: the money of its points",
+        counterpart=SystemAccount.POINTS_CONVERSION,
+        key=f"refund:{refund}:deleted:points-converted",
+        order_ref=ctx.order.external_id,
+        actor=ctx.actor,
+    )
+
+
+def _settle_converted_points(ctx: OrderContext) -> None:
+    """The points the order owes back that the customer no longer holds (converted), to `settle_converted`: what its
+    earnings and clawbacks left with the customer, less what it may keep (nothing once cancelled)."""
+    record = ctx.record
+    owed = record.points_earned if undoes_payment(ctx.order, record) else record.points_clawed_back
+    held = ctx.session.scalar(
+        select(total(Entry.amount))
+        .join(LedgerTransaction, LedgerTransaction.id == Entry.transaction_id)
+        .where(
+            Entry.account_id == points_account(ctx.session, ctx.customer).id,
+            LedgerTransaction.shop_id == ctx.shop.id,
+            LedgerTransaction.order_ref == ctx.order.external_id,
+            LedgerTransaction.kind.in_(("points_earned", "points_clawback")),
+        )
+    )
+    shortfall = held - (record.points_earned - owed)
+    settle_converted(ctx.session, ctx.shop, ctx.settings, ctx.customer, ctx.order.external_id, shortfall)
 
 
 def _applied_refunds(ctx: OrderContext) -> list[OrderRefund]:
@@ -1195,9 +1251,7 @@ def _claw_back_refund_points(ctx: OrderContext, refund, applied: OrderRefund) ->
         ctx.session, ctx.shop, ctx.customer, due, f"refund:{refund.external_id}:points", ctx.order.external_id
     )
     applied.points_clawed_back, applied.points_shortfall = result.taken, due - result.taken
-    record.points_clawed_back += due  # the shortfall is recorded, never collected later: its money, if converted
-    key = f"refund:{refund.external_id}:points-converted"
-    take_back_converted(ctx.session, ctx.shop, ctx.settings, ctx.customer, result.shortfall, key, ctx.order.external_id)
+    record.points_clawed_back += due  # the shortfall is recorded, never collected later (its money: below)
 
 
 def _claw_back_refund_cashback(ctx: OrderContext, refund) -> None:

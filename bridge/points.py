@@ -9,11 +9,11 @@ from sqlalchemy.orm import Session
 
 from bridge.accounts import SystemAccount, find_wallet, points_account, system_account, wallet_account
 from bridge.db import total
-from bridge.decisions import conversion_value, points_for, promotional_expiry
+from bridge.decisions import conversion_value, points_for, points_money, promotional_expiry
 from bridge.errors import InsufficientFunds, ValidationFailed
 from bridge.ledger import SYSTEM, Actor, Leg, Posted, ensure_unlocked, find_transaction, post_transaction
 from bridge.lots import LotPolicy
-from bridge.models import Customer, Entry, LedgerTransaction, Shop
+from bridge.models import Account, Customer, Entry, LedgerTransaction, Shop
 from bridge.money import POINTS
 from bridge.orders import OrderSnapshot
 from bridge.promotions import lots_left, take_back
@@ -82,27 +82,63 @@ def claw_back_points(
     return Clawback(taken, points - taken)
 
 
-def take_back_converted(
-    session: Session, shop: Shop, settings: ShopSettings, customer: Customer, points: int, key: str, order_ref: str
-) -> int:
-    """Points a refund could not claw back because they were converted to money (by the customer, or at the shop's
-    threshold): that money at the shop's rate, from what is left of the conversions' lots; returns it. Else buying,
-    converting and refunding would pay the points out for nothing."""
-    value = conversion_value(settings, points)[1] if points > 0 else 0
-    if value <= 0 or find_wallet(session, customer, shop.currency) is None:
-        return 0
+def settle_converted(
+    session: Session, shop: Shop, settings: ShopSettings, customer: Customer, order_ref: str, shortfall: int
+) -> None:
+    """The money of points the order owes back and the customer converted before it did (`shortfall`), at the shop's
+    rate (by the customer, or at the shop's threshold): taken from what is left of the conversions' lots, or given
+    back when the order owes fewer (a refund deleted). Else buying, converting and refunding would pay the points
+    out. Counted for the whole order, so refunds in parts take what one full refund would."""
+    wallet = find_wallet(session, customer, shop.currency)
+    if wallet is None:
+        return
+    due = points_money(settings, shortfall)
+    taken = converted_money_taken(session, wallet, order_ref)
+    if due == taken:
+        return
     wallet = wallet_account(session, customer, shop.currency, lock=True)
-    return take_back(
+    key = f"order:{order_ref}:points-converted:{due}:after-{taken}"
+    if due > taken:
+        take_back(
+            session,
+            wallet,
+            lots_left(session, wallet, "points_conversion"),
+            min(due - taken, wallet.available),
+            kind="points_clawback",
+            reason=f"Converted points taken back: order #{order_ref} refunded or cancelled",
+            counterpart=SystemAccount.POINTS_CONVERSION,
+            key=key,
+            order_ref=order_ref,
+        )
+        return
+    post_transaction(
         session,
-        wallet,
-        lots_left(session, wallet, "points_conversion"),
-        min(value, wallet.available),
+        shop_id=shop.id,
         kind="points_clawback",
-        reason=f"Converted points taken back: order #{order_ref} refunded",
-        counterpart=SystemAccount.POINTS_CONVERSION,
-        key=key,
+        reason=f"Converted points' money given back: order #{order_ref} owes fewer points (a refund was deleted)",
+        legs=[
+            Leg(wallet, taken - due),
+            Leg(system_account(session, shop.id, SystemAccount.POINTS_CONVERSION, shop.currency), due - taken),
+        ],
+        idempotency_key=key,
         order_ref=order_ref,
+        lots=LotPolicy(promo_expires_at=promotional_expiry(settings)),
     )
+
+
+def converted_money_taken(session: Session, wallet: Account, order_ref: str) -> int:
+    """What `settle_converted` took from the wallet for the order, less what it gave back."""
+    moved = (
+        select(total(Entry.amount))
+        .join(LedgerTransaction, LedgerTransaction.id == Entry.transaction_id)
+        .where(
+            Entry.account_id == wallet.id,
+            LedgerTransaction.shop_id == wallet.shop_id,
+            LedgerTransaction.order_ref == order_ref,
+            LedgerTransaction.kind == "points_clawback",
+        )
+    )
+    return -session.scalar(moved)
 
 
 def convert_points(

@@ -40,7 +40,9 @@ def take_back(
     order_ref: str,
     actor: Actor = SYSTEM,
 ) -> int:
-    """Up to `wanted` from `lots`, one posting per lot (keyed by it); returns what was taken."""
+    """Up to `wanted` from `lots`, one posting per lot; returns what was taken. Each posting is keyed by all its
+    amount depends on (what is wanted, the lot and what it holds): a later delivery finding more free in the wallet, or
+    money come back into the lot, takes more under a key of its own, and a replay replays."""
     taken = 0
     for lot in lots if wanted > 0 else ():
         amount = min(wanted - taken, lot.remaining)
@@ -53,7 +55,7 @@ def take_back(
                 Leg(wallet, -amount),
                 Leg(system_account(session, wallet.shop_id, counterpart, wallet.currency), amount),
             ],
-            idempotency_key=f"{key}:lot-{lot.id}",
+            idempotency_key=f"{key}:{wanted}:lot-{lot.id}:{lot.remaining}",
             actor=actor,
             order_ref=order_ref,
             lots=LotPolicy(lot_id=lot.id),
