@@ -161,12 +161,14 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
             _ask_shop_for_checkout_spend(ctx)
         _earn_order_points(ctx)
         _credit_order_cashback(ctx)
+    refunds_deleted = False
     if not stale and order.refunds_complete:
-        _take_back_deleted_refunds(ctx)
+        refunds_deleted = _take_back_deleted_refunds(ctx)
         _hold_again_what_a_full_refund_returned(ctx)
     for refund in sorted(order.refunds, key=refund_sort_key):
         _apply_refund(ctx, refund)
-    if record.points_earned and customer is not None:
+    owes_points = record.points_clawed_back or refunds_deleted or undoes_payment(order, record)
+    if record.points_earned and customer is not None and owes_points:
         _settle_converted_points(ctx)
     if fully_refunded(record, order):  # the shop cannot refund the wallet part of a partly paid order: it comes back
         # keyed by the refund completing it: the order may hold the wallet part again in between (a refund made
@@ -978,11 +980,12 @@ def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
     session.add(applied)
 
 
-def _take_back_deleted_refunds(ctx: OrderContext) -> None:
+def _take_back_deleted_refunds(ctx: OrderContext) -> bool:
     """A refund the merchant deleted in the shop after it was credited: the credit leaves the wallet again, or,
-    when the wallet no longer holds it, the merchant is told (privately) to settle it; never kept silently."""
+    when the wallet no longer holds it, the merchant is told (privately) to settle it; never kept silently. Returns
+    whether the shop deleted any since the last delivery."""
     if ctx.new_record:
-        return
+        return False
     listed = {refund.external_id for refund in ctx.order.refunds}
     deleted = [row for row in _active_refunds(ctx) if row.external_id not in listed]
     # a cancelled order (or one failed once paid) owes the customer all it took from the wallet: a deleted refund's
@@ -1017,6 +1020,7 @@ def _take_back_deleted_refunds(ctx: OrderContext) -> None:
             f"refund:{row.external_id}:deleted",
             f"The refund of {amount} was cancelled by the shop: {amount} taken back from your wallet.",
         )
+    return bool(deleted)
 
 
 def _undo_deleted_refund_rewards(ctx: OrderContext, row: OrderRefund, undone: bool) -> None:
