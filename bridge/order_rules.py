@@ -82,7 +82,12 @@ from bridge.reservations import lock_order_funds, release_order_reservations
 from bridge.settings_schema import ShopSettings
 from bridge.states import OutboxStatus, PaymentOutcome
 from bridge.store_credit import native_key
-from bridge.topups import credit_paid_topup, requested_topup, take_back_card_refunds
+from bridge.topups import (
+    credit_paid_topup,
+    give_back_deleted_topup_refunds,
+    requested_topup,
+    take_back_card_refunds,
+)
 
 
 @dataclass
@@ -238,9 +243,23 @@ def _take_back_refunded_topup(ctx: OrderContext) -> None:
                     bonus=0,
                 )
             )
-    if ctx.customer is not None and ctx.order.refunds:
+    deleted = _deleted_topup_refunds(ctx)
+    if ctx.customer is not None and (ctx.order.refunds or deleted):
         wallet = wallet_account(ctx.session, ctx.customer, ctx.order.currency)
+        if deleted:
+            give_back_deleted_topup_refunds(ctx.session, ctx.shop.id, wallet, ctx.actor, ctx.order.external_id)
         take_back_card_refunds(ctx.session, ctx.shop.id, wallet, ctx.actor, ctx.order.external_id)
+
+
+def _deleted_topup_refunds(ctx: OrderContext) -> bool:
+    """Marks the top-up's refunds the shop no longer lists as deleted; whether there were any."""
+    if ctx.new_record or not ctx.order.refunds_complete or is_stale(ctx.record, ctx.order):
+        return False
+    listed = {refund.external_id for refund in ctx.order.refunds}
+    deleted = [row for row in _active_refunds(ctx) if row.external_id not in listed]
+    for row in deleted:
+        row.deleted_at = utcnow()
+    return bool(deleted)
 
 
 def _refund_applied(ctx: OrderContext, refund: orders.RefundSnapshot) -> bool:

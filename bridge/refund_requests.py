@@ -23,13 +23,16 @@ DESTINATIONS = ("card", "wallet", "points")
 
 
 def lifetime_spend(session: Session, shop_id: int, customer_id: int) -> int:
-    """What the customer paid on orders the shop counts as paid (wallet part of partly paid orders too)."""
+    """What the customer paid on orders the shop counts as paid (wallet part of partly paid orders too), less what
+    the shop refunded of them: money given back earns no loyalty tier."""
     paid = ShopOrder.total + case((ShopOrder.payment_outcome == PaymentOutcome.PARTIAL, ShopOrder.wallet_paid), else_=0)
-    return session.scalar(
-        select(total(paid)).where(
-            ShopOrder.shop_id == shop_id, ShopOrder.customer_id == customer_id, ShopOrder.status.in_(PAID_STATUSES)
-        )
+    orders = (ShopOrder.shop_id == shop_id, ShopOrder.customer_id == customer_id, ShopOrder.status.in_(PAID_STATUSES))
+    refunded = (
+        select(total(OrderRefund.amount))
+        .join(ShopOrder, ShopOrder.id == OrderRefund.shop_order_id)
+        .where(*orders, OrderRefund.deleted_at.is_(None))
     )
+    return session.scalar(select(total(paid)).where(*orders)) - session.scalar(refunded)
 
 
 def request_refund(
@@ -95,6 +98,10 @@ def _check(session: Session, shop: Shop, record: ShopOrder, amount: int, destina
     settings = ShopSettings.load(shop.settings)
     if record.status not in REFUNDABLE_STATUSES:
         raise ValidationFailed(f"order is {record.status}", fields={"order_id": f"order is {record.status}"})
+    if record.payment_outcome == PaymentOutcome.TOPUP:  # its money is in the wallet: it leaves as a withdrawal
+        raise ValidationFailed(
+            "a top-up is paid back as a withdrawal", fields={"order_id": "a top-up: ask for a withdrawal"}
+        )
     if destination != "card" and record.customer_id is None:
         raise ValidationFailed("guests have no wallet", fields={"destination": "a guest's refund goes to the card"})
     if destination == "card" and record.payment_outcome == PaymentOutcome.PAID:
@@ -121,7 +128,11 @@ def _check(session: Session, shop: Shop, record: ShopOrder, amount: int, destina
 
 
 def _refunded_or_requested(session: Session, record: ShopOrder) -> int:
-    refunded = session.scalar(select(total(OrderRefund.amount)).where(OrderRefund.shop_order_id == record.id))
+    refunded = session.scalar(
+        select(total(OrderRefund.amount)).where(
+            OrderRefund.shop_order_id == record.id, OrderRefund.deleted_at.is_(None)
+        )
+    )
     pending = session.scalar(
         select(total(RefundRequest.amount)).where(
             RefundRequest.shop_order_id == record.id, RefundRequest.status.in_(("requested", "created"))

@@ -241,10 +241,42 @@ def _refunded_topup_bonuses(session: Session, wallet: Account, only_order: str |
     return [row for row in _lots_of_refunded_topups(session, only_order, bonuses, deposit) if row[3]]
 
 
-def _lots_of_refunded_topups(session: Session, only_order: str | None, lots: tuple, *columns) -> list:
+def give_back_deleted_topup_refunds(
+    session: Session, shop_id: int, wallet: Account, actor: Actor, order_external_id: str
+) -> None:
+    """A top-up's refund the shop deleted: what it took from the top-up's lot, beyond what the refunds left now
+    took, comes back to the lot (the card got nothing)."""
+    wallet = lock_account(session, wallet)
+    for lot, _order, refunded in _lots_of_refunded_topups(session, order_external_id, deposited(wallet), every=True):
+        excess = _taken_from(session, lot, ("withdrawal", "withdrawal_reversal")) - min(refunded, lot.amount)
+        if excess <= 0:
+            continue
+        movements = session.scalar(select(func.count(LotMovement.id)).where(LotMovement.lot_id == lot.id))
+        post_transaction(
+            session,
+            shop_id=shop_id,
+            kind="withdrawal_reversal",
+            reason=f"Top-up #{order_external_id}: its refund was deleted by the shop, the money is back",
+            legs=[
+                Leg(wallet, excess),
+                Leg(system_account(session, shop_id, SystemAccount.WITHDRAWALS_PAID, wallet.currency), -excess),
+            ],
+            idempotency_key=f"order:{order_external_id}:refunds-deleted:{refunded}:lot-moved-{movements}",
+            actor=actor,
+            order_ref=order_external_id,
+        )
+
+
+def _lots_of_refunded_topups(
+    session: Session, only_order: str | None, lots: tuple, *columns, every: bool = False
+) -> list:
     """(lot, top-up order id, refunded to the card, *columns) for the `lots` with money left whose top-up order
-    has refunds."""
-    refunded = select(total(OrderRefund.amount)).where(OrderRefund.shop_order_id == ShopOrder.id).scalar_subquery()
+    has refunds (`every`: all the order's lots)."""
+    refunded = (
+        select(total(OrderRefund.amount))
+        .where(OrderRefund.shop_order_id == ShopOrder.id, OrderRefund.deleted_at.is_(None))
+        .scalar_subquery()
+    )
     query = (
         select(CreditLot, ShopOrder.external_id, refunded, *columns)
         .join(LedgerTransaction, LedgerTransaction.id == CreditLot.transaction_id)
@@ -252,9 +284,11 @@ def _lots_of_refunded_topups(session: Session, only_order: str | None, lots: tup
             ShopOrder,
             and_(ShopOrder.shop_id == LedgerTransaction.shop_id, ShopOrder.external_id == LedgerTransaction.order_ref),
         )
-        .where(*lots, CreditLot.remaining > 0, refunded > 0)
+        .where(*lots)
         .order_by(CreditLot.id)
     )
+    if not every:
+        query = query.where(CreditLot.remaining > 0, refunded > 0)
     if only_order is not None:
         query = query.where(ShopOrder.external_id == only_order)
     return session.execute(query.execution_options(populate_existing=True)).all()

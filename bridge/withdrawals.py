@@ -115,6 +115,10 @@ def decline_withdrawal(session: Session, shop: Shop, request_id: int, reason: st
     if request.status != "pending":
         raise InvalidState(f"this request was {request.status}", fields={"request_id": request.status})
     void_hold(session, shop_id=shop.id, hold_id=request.hold_id)
+    # what the card got back of a top-up while the request held the money was left in the wallet (it takes only what
+    # is free): free now, it goes
+    customer = session.get(Customer, request.customer_id)
+    take_back_card_refunds(session, shop.id, wallet_account(session, customer, request.currency), actor)
     _decided(request, "declined", actor)
     request.decline_reason = reason
     shown = format_amount(request.amount, request.currency)

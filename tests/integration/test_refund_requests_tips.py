@@ -114,6 +114,15 @@ def _later(order: dict) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+def test_a_refund_the_shop_deleted_leaves_its_amount_refundable_through_the_bridge(client, services, woo):
+    """Found on the real store (session 13): a deleted refund still counted against what a request may ask."""
+    post_delivery(client, woo.shop.id, "order.created", card_order())
+    refunded = card_order(refunds=[{"id": 63, "reason": "", "total": "-10.00"}])
+    post_delivery(client, woo.shop.id, "order.updated", refunded)
+    post_delivery(client, woo.shop.id, "order.updated", card_order(date_modified=_later(refunded)))
+    assert ask(client, woo, amount=4_000, destination="card").status_code == 202
+
+
 def test_card_refund_asks_the_shop_gateway_and_credits_nothing(client, services, woo):
     post_delivery(client, woo.shop.id, "order.created", card_order())
     ask(client, woo, destination="card")
