@@ -181,22 +181,9 @@ def take_back_card_refunds(
         due = min(min(refunded, lot.amount) - already, lot.remaining, max(wallet.available, 0))
         if due <= 0:
             continue
-        movements = session.scalar(select(func.count(LotMovement.id)).where(LotMovement.lot_id == lot.id))
-        post_transaction(
-            session,
-            shop_id=shop_id,
-            kind="withdrawal",
-            reason=f"Top-up #{order_external_id} refunded to the card by the shop",
-            legs=[
-                Leg(wallet, -due),
-                Leg(system_account(session, shop_id, SystemAccount.WITHDRAWALS_PAID, wallet.currency), due),
-            ],
-            # Keyed by the lot's state decided on: every later change to the lot is a new decision.
-            idempotency_key=f"order:{order_external_id}:card-refunds:{refunded}:lot-moved-{movements}",
-            actor=actor,
-            order_ref=order_external_id,
-            lots=LotPolicy(lot_id=lot.id),
-        )
+        reason = f"Top-up #{order_external_id} refunded to the card by the shop"
+        key = f"order:{order_external_id}:card-refunds:{refunded}"
+        _move_card_refund(session, wallet, lot, -due, reason, order_external_id, key, actor)
     _take_back_refunded_bonuses(session, shop_id, wallet, actor, only_order)
 
 
@@ -251,20 +238,32 @@ def give_back_deleted_topup_refunds(
         excess = _taken_from(session, lot, ("withdrawal", "withdrawal_reversal")) - min(refunded, lot.amount)
         if excess <= 0:
             continue
-        movements = session.scalar(select(func.count(LotMovement.id)).where(LotMovement.lot_id == lot.id))
-        post_transaction(
-            session,
-            shop_id=shop_id,
-            kind="withdrawal_reversal",
-            reason=f"Top-up #{order_external_id}: its refund was deleted by the shop, the money is back",
-            legs=[
-                Leg(wallet, excess),
-                Leg(system_account(session, shop_id, SystemAccount.WITHDRAWALS_PAID, wallet.currency), -excess),
-            ],
-            idempotency_key=f"order:{order_external_id}:refunds-deleted:{refunded}:lot-moved-{movements}",
-            actor=actor,
-            order_ref=order_external_id,
-        )
+        reason = f"Top-up #{order_external_id}: its refund was deleted by the shop, the money is back"
+        key = f"order:{order_external_id}:refunds-deleted:{refunded}"
+        _move_card_refund(session, wallet, lot, excess, reason, order_external_id, key, actor)
+
+
+def _move_card_refund(
+    session: Session, wallet: Account, lot: CreditLot, amount: int, reason: str, order_external_id: str, key: str, actor
+):
+    """Money the card got back for a top-up taken from its lot (`amount` < 0), or given back to it (a refund
+    deleted), against what the shop paid out. Keyed by the lot's state decided on: every later change to the lot is
+    a new decision."""
+    movements = session.scalar(select(func.count(LotMovement.id)).where(LotMovement.lot_id == lot.id))
+    post_transaction(
+        session,
+        shop_id=wallet.shop_id,
+        kind="withdrawal" if amount < 0 else "withdrawal_reversal",
+        reason=reason,
+        legs=[
+            Leg(wallet, amount),
+            Leg(system_account(session, wallet.shop_id, SystemAccount.WITHDRAWALS_PAID, wallet.currency), -amount),
+        ],
+        idempotency_key=f"{key}:lot-moved-{movements}",
+        actor=actor,
+        order_ref=order_external_id,
+        lots=LotPolicy(lot_id=lot.id) if amount < 0 else LotPolicy(),
+    )
 
 
 def _lots_of_refunded_topups(
