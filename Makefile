@@ -6,7 +6,7 @@ TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 PHP ?= php
 
-.PHONY: run test test-sqlite test-postgres lint php-lint audit pip-audit bank bench clean
+.PHONY: run test test-sqlite test-postgres test-real-store lint php-lint audit pip-audit bank bench clean
 
 # A new top-level package (e.g. simulator/) needs the editable install redone, hence the __init__ files.
 $(BIN)/.installed: pyproject.toml $(wildcard */__init__.py)
@@ -52,27 +52,37 @@ audit: $(BIN)/.installed
 pip-audit: $(BIN)/.installed
 	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
 
-# The two passes run side by side (two CPUs do twice the work), each in its own process with its own databases;
+# The passes run side by side, each in its own process with its own databases (PostgreSQL's are named per process);
 # each pass's output shows when it ends. The database-free tests (-m database_free: tests/unit and a few modules
-# that say so) are the same on either backend, so only the SQLite pass runs them.
+# that say so) are the same on either backend, so only the SQLite pass runs them. The real-store tests run on
+# PostgreSQL in a pass of their own, beside the rest: mostly waiting on PHP, they fill the core the SQLite pass frees.
 test: lint php-lint audit
 	@echo "== the suite on SQLite and, side by side, on PostgreSQL (each pass's output shows when it ends)"
-	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
+	@$(MAKE) --no-print-directory -j3 --output-sync=target test-sqlite test-postgres test-real-store
 
 test-sqlite: $(BIN)/.installed
 	@echo "== the suite on SQLite"
 	env -u TEST_DATABASE_URL $(BIN)/pytest -m "not postgres_only and not bank and not real_store" $(PYTEST_ARGS)
 
 test-postgres: $(BIN)/.installed
-	@if $(BIN)/python tests/pg_reachable.py "$(TEST_DATABASE_URL)"; then \
-		echo "== the same suite on PostgreSQL (less the database-free tests, which the SQLite pass runs)"; \
-		echo "TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest -m 'not database_free' $(PYTEST_ARGS)"; \
-		TEST_DATABASE_URL="$(TEST_DATABASE_URL)" $(BIN)/pytest -m "not database_free" $(PYTEST_ARGS); \
-	elif [ "$$CI" = "true" ]; then \
-		echo "PostgreSQL is required in CI (TEST_DATABASE_URL=$(TEST_DATABASE_URL))"; exit 1; \
-	else \
-		echo "== PostgreSQL not reachable: skipped the PostgreSQL pass (set TEST_DATABASE_URL)"; \
-	fi
+	@$(call on_postgres,the same suite on PostgreSQL (less the database-free and the real-store tests),not database_free and not real_store)
+
+test-real-store: $(BIN)/.installed
+	@$(call on_postgres,the tests against a real WooCommerce store (../shared/realstore) on PostgreSQL,real_store)
+
+# $(call on_postgres,what,markers): pytest -m markers on TEST_DATABASE_URL; without a reachable PostgreSQL skipped
+# with a message, except under CI=true, where it is a failure.
+define on_postgres
+if $(BIN)/python tests/pg_reachable.py "$(TEST_DATABASE_URL)"; then \
+	echo "== $(1)"; \
+	echo "TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest -m '$(2)' $(PYTEST_ARGS)"; \
+	TEST_DATABASE_URL="$(TEST_DATABASE_URL)" $(BIN)/pytest -m "$(2)" $(PYTEST_ARGS); \
+elif [ "$$CI" = "true" ]; then \
+	echo "PostgreSQL is required in CI (TEST_DATABASE_URL=$(TEST_DATABASE_URL))"; exit 1; \
+else \
+	echo "== PostgreSQL not reachable: skipped $(1) (set TEST_DATABASE_URL)"; \
+fi
+endef
 
 # The small bank test alone (real gunicorn + workers under SIGKILLs, an outage, a dropped connection); it also
 # runs in `make test`'s PostgreSQL pass.
