@@ -16,7 +16,7 @@ from bridge.lots import LotPolicy
 from bridge.models import Customer, Entry, LedgerTransaction, Shop
 from bridge.money import format_amount
 from bridge.orders import OrderSnapshot
-from bridge.promotions import lots_left, take_back
+from bridge.promotions import give_back, lots_left, take_back
 from bridge.settings_schema import ShopSettings
 
 KINDS = ("cashback", "cashback_reversal")
@@ -121,18 +121,16 @@ def give_back_cashback(
         )
     )
     if taken > 0:
-        post_transaction(
+        give_back(
             session,
-            shop_id=shop.id,
+            wallet,
+            taken,
             kind="cashback",
             reason=f"Cashback on order #{order_ref} again: its refund was deleted by the shop",
-            legs=[
-                Leg(wallet, taken),
-                Leg(system_account(session, shop.id, SystemAccount.PROMOTIONS, currency), -taken),
-            ],
-            idempotency_key=key,
-            actor=actor,
+            counterpart=SystemAccount.PROMOTIONS,
+            key=key,
             order_ref=order_ref,
-            lots=LotPolicy(promo_expires_at=promotional_expiry(settings)),
+            expires_at=promotional_expiry(settings),
+            actor=actor,
         )
     return max(taken, 0)

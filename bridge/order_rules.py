@@ -252,14 +252,19 @@ def _take_back_refunded_topup(ctx: OrderContext) -> None:
 
 
 def _deleted_topup_refunds(ctx: OrderContext) -> bool:
-    """Marks the top-up's refunds the shop no longer lists as deleted; whether there were any."""
-    if ctx.new_record or not ctx.order.refunds_complete or is_stale(ctx.record, ctx.order):
-        return False
+    """Whether the shop deleted refunds of the top-up since the last delivery (marked so)."""
+    return ctx.order.refunds_complete and not is_stale(ctx.record, ctx.order) and bool(_mark_deleted_refunds(ctx))
+
+
+def _mark_deleted_refunds(ctx: OrderContext) -> list[OrderRefund]:
+    """The order's refunds applied that the shop (whose refund lists are complete) no longer lists, marked deleted."""
+    if ctx.new_record:
+        return []
     listed = {refund.external_id for refund in ctx.order.refunds}
     deleted = [row for row in _active_refunds(ctx) if row.external_id not in listed]
     for row in deleted:
         row.deleted_at = utcnow()
-    return bool(deleted)
+    return deleted
 
 
 def _refund_applied(ctx: OrderContext, refund: orders.RefundSnapshot) -> bool:
@@ -1003,15 +1008,11 @@ def _take_back_deleted_refunds(ctx: OrderContext) -> bool:
     """A refund the merchant deleted in the shop after it was credited: the credit leaves the wallet again, or,
     when the wallet no longer holds it, the merchant is told (privately) to settle it; never kept silently. Returns
     whether the shop deleted any since the last delivery."""
-    if ctx.new_record:
-        return False
-    listed = {refund.external_id for refund in ctx.order.refunds}
-    deleted = [row for row in _active_refunds(ctx) if row.external_id not in listed]
+    deleted = _mark_deleted_refunds(ctx)
     # a cancelled order (or one failed once paid) owes the customer all it took from the wallet: a deleted refund's
     # wallet part stays returned, with the rest of that payment
     undone = ctx.record.payment_outcome == PaymentOutcome.REVERSED or undoes_payment(ctx.order, ctx.record)
     for row in deleted:
-        row.deleted_at = utcnow()
         _undo_deleted_refund_rewards(ctx, row, undone)
         wallet_part = 0 if undone else row.wallet_part
         parts = {
@@ -1061,7 +1062,6 @@ def _undo_deleted_refund_rewards(ctx: OrderContext, row: OrderRefund, undone: bo
             key=key,
             actor=ctx.actor,
         )
-    if row.points_clawed_back + row.points_shortfall and not undone:
         ctx.record.points_clawed_back -= row.points_clawed_back + row.points_shortfall
         if row.points_clawed_back:
             reason = f"Points for order #{order_ref} again: refund #{refund} was deleted by the shop"

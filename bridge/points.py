@@ -16,7 +16,7 @@ from bridge.lots import LotPolicy
 from bridge.models import Account, Customer, Entry, LedgerTransaction, Shop
 from bridge.money import POINTS
 from bridge.orders import OrderSnapshot
-from bridge.promotions import lots_left, take_back
+from bridge.promotions import give_back, lots_left, take_back
 from bridge.settings_schema import ShopSettings
 
 
@@ -111,18 +111,16 @@ def settle_converted(
             order_ref=order_ref,
         )
         return
-    post_transaction(
+    give_back(
         session,
-        shop_id=shop.id,
+        wallet,
+        taken - due,
         kind="points_clawback",
         reason=f"Converted points' money given back: order #{order_ref} owes fewer points (a refund was deleted)",
-        legs=[
-            Leg(wallet, taken - due),
-            Leg(system_account(session, shop.id, SystemAccount.POINTS_CONVERSION, shop.currency), due - taken),
-        ],
-        idempotency_key=key,
+        counterpart=SystemAccount.POINTS_CONVERSION,
+        key=key,
         order_ref=order_ref,
-        lots=LotPolicy(promo_expires_at=promotional_expiry(settings)),
+        expires_at=promotional_expiry(settings),
     )
 
 

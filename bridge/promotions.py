@@ -1,7 +1,10 @@
 """Promotional credit taken back from what is left of the lots that gave it (as a top-up's bonus): what was spent of it
-stays spent. Taken from any other lot, it would turn money the customer deposited into promotional credit."""
+stays spent. Taken from any other lot, it would turn money the customer deposited into promotional credit. And given
+back, as promotional credit again, when what took it is undone (a refund the shop deleted)."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -64,3 +67,33 @@ def take_back(
         if taken == wanted:
             break
     return taken
+
+
+def give_back(
+    session: Session,
+    wallet: Account,
+    amount: int,
+    *,
+    kind: str,
+    reason: str,
+    counterpart: SystemAccount,
+    key: str,
+    order_ref: str,
+    expires_at: datetime | None,
+    actor: Actor = SYSTEM,
+) -> None:
+    """`amount` credited again as promotional credit (a new lot, expiring as the shop's promotions do), once per key."""
+    post_transaction(
+        session,
+        shop_id=wallet.shop_id,
+        kind=kind,
+        reason=reason,
+        legs=[
+            Leg(wallet, amount),
+            Leg(system_account(session, wallet.shop_id, counterpart, wallet.currency), -amount),
+        ],
+        idempotency_key=key,
+        actor=actor,
+        order_ref=order_ref,
+        lots=LotPolicy(promo_expires_at=expires_at),
+    )
