@@ -3,6 +3,8 @@ waits in the queue, is declined with a reason and another approved; the queue fi
 
 from __future__ import annotations
 
+from playwright.sync_api import expect
+
 from bridge.db import unit_of_work
 from bridge.models import Shop
 from tests.browser.test_console_browser import sign_in
@@ -32,7 +34,7 @@ def test_the_merchant_declines_one_request_and_approves_another(page, services, 
         asked = client.post("/api/v1/customers/2/withdrawals", json={"amount": amount}, headers=auth(shop, key))
         assert asked.get_json()["status"] == "pending"
     page.click("nav.tabs a:has-text('Withdrawals')")
-    assert page.locator("#pending tbody tr").count() == 2
+    expect(page.locator("#pending tbody tr")).to_have_count(2)  # the click only starts the page's load
     first = page.locator("#pending tbody tr").first
     first.locator("input[name=reason]").fill("Please use your credit first")
     first.locator("button:has-text('Decline')").click()
