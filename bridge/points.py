@@ -163,21 +163,24 @@ def convert_points(
     used, money = conversion_value(settings, requested)
     if money <= 0:
         raise ValidationFailed("these points are worth nothing at the shop's rate", fields={"points": "worth 0"})
-    return post_transaction(
-        session,
-        shop_id=shop.id,
-        kind="points_conversion",
-        reason=f"{used} points converted to wallet money",
-        legs=[
-            Leg(account, -used),
-            Leg(system_account(session, shop.id, SystemAccount.POINTS_ISSUED, POINTS), used),
-            Leg(wallet, money),
-            Leg(system_account(session, shop.id, SystemAccount.POINTS_CONVERSION, shop.currency), -money),
-        ],
-        idempotency_key=key,
-        actor=actor,
-        lots=LotPolicy(promo_expires_at=promotional_expiry(settings)),
-    )
+    try:
+        return post_transaction(
+            session,
+            shop_id=shop.id,
+            kind="points_conversion",
+            reason=f"{used} points converted to wallet money",
+            legs=[
+                Leg(account, -used),
+                Leg(system_account(session, shop.id, SystemAccount.POINTS_ISSUED, POINTS), used),
+                Leg(wallet, money),
+                Leg(system_account(session, shop.id, SystemAccount.POINTS_CONVERSION, shop.currency), -money),
+            ],
+            idempotency_key=key,
+            actor=actor,
+            lots=LotPolicy(promo_expires_at=promotional_expiry(settings)),
+        )
+    except InsufficientFunds:  # another conversion spent these points since they were read
+        raise _not_enough_points() from None
 
 
 def convertible_from(settings: ShopSettings) -> int:
@@ -189,7 +192,11 @@ def _ensure_enough_points(settings: ShopSettings, requested: int, balance: int) 
     if requested < convertible_from(settings):
         raise ValidationFailed("not enough points to convert", fields={"points": "below the conversion minimum"})
     if requested > balance:
-        raise InsufficientFunds("not enough points", fields={"points": "exceeds the points balance"})
+        raise _not_enough_points()
+
+
+def _not_enough_points() -> InsufficientFunds:
+    return InsufficientFunds("not enough points", fields={"points": "exceeds the points balance"})
 
 
 def _points_used_by(session: Session, conversion: LedgerTransaction) -> int:

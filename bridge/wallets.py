@@ -255,6 +255,18 @@ def adjustment_doubts(session: Session, shop: Shop, external_id: str, signed: in
     return Doubts(repeated or None, signed <= -large_debit(shop.currency))
 
 
+# Holds the API made carry this prefix. The bridge's own holds (a checkout's reservation, a withdrawal request's)
+# are settled by the order or the request they serve: captured or voided through the API, an order would be paid
+# twice or a request left undecidable.
+API_HOLD_PREFIX = "hold:"
+
+
+def require_api_hold(session: Session, shop_id: int, hold_id: int) -> None:
+    key = session.scalar(select(Hold.idempotency_key).where(Hold.id == hold_id, Hold.shop_id == shop_id))
+    if key is None or not key.startswith(API_HOLD_PREFIX):
+        raise NotFound("hold not found")
+
+
 def hold_on_wallet(
     session: Session,
     shop: Shop,
@@ -273,7 +285,7 @@ def hold_on_wallet(
         account=wallet,
         amount=amount,
         reason=reason,
-        idempotency_key=f"hold:{idempotency_key}",
+        idempotency_key=f"{API_HOLD_PREFIX}{idempotency_key}",
         expires_in=timedelta(seconds=expires_in_seconds),
         order_ref=order_ref,
     )

@@ -31,6 +31,7 @@ from bridge.wallets import (
     adjust_wallet,
     adjustment_doubts,
     hold_on_wallet,
+    require_api_hold,
     require_customer,
     statement,
     storefront_rules,
@@ -151,12 +152,14 @@ def release(sessions: sessionmaker[Session], shop_id: int, order_id: str) -> int
 
 def capture(sessions: sessionmaker[Session], shop_id: int, hold_id: int, amount: int | None, actor: Actor) -> dict:
     with unit_of_work(sessions) as session:
+        require_api_hold(session, shop_id, hold_id)
         posted = capture_hold(session, shop_id=shop_id, hold_id=hold_id, amount=amount, actor=actor)
         return _hold_state(session.get(Hold, hold_id), posted.transaction.id)
 
 
 def void(sessions: sessionmaker[Session], shop_id: int, hold_id: int) -> dict:
     with unit_of_work(sessions) as session:
+        require_api_hold(session, shop_id, hold_id)
         return _hold_state(void_hold(session, shop_id=shop_id, hold_id=hold_id))
 
 
