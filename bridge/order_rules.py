@@ -960,7 +960,7 @@ def _apply_refund(ctx: OrderContext, refund: orders.RefundSnapshot) -> None:
     if _refund_applied(ctx, refund):
         return
     split = split_refund(ctx.order, refund, wallet_held(record), _paid_by_other_means(ctx))
-    request = match_request(session, record, refund.external_id, refund.amount)
+    request = match_request(session, record, refund)
     destination = request.destination if request else ctx.settings.refund_destination
     if request:
         request.status, request.refund_external_id = "applied", refund.external_id

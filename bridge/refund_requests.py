@@ -3,6 +3,7 @@ order is still inside the customer's return window, which depends on their loyal
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, select
@@ -13,6 +14,7 @@ from bridge.decisions import return_window
 from bridge.errors import IdempotencyConflict, NotFound, ValidationFailed
 from bridge.models import OrderRefund, RefundRequest, Shop, ShopOrder, utcnow
 from bridge.money import format_amount
+from bridge.orders import RefundSnapshot
 from bridge.outbox import enqueue
 from bridge.settings_schema import ShopSettings
 from bridge.states import PaymentOutcome
@@ -20,6 +22,10 @@ from bridge.states import PaymentOutcome
 PAID_STATUSES = ("processing", "completed")
 REFUNDABLE_STATUSES = (*PAID_STATUSES, "on-hold", "refunded")
 DESTINATIONS = ("card", "wallet", "points")
+
+# The refund the bridge makes for a request names it in its reason: an order's deliveries list its refunds with
+# their reason but not their meta, and a refund the merchant makes meanwhile may be of the same amount.
+_REQUEST_NAMED = re.compile(r"\(wallet request #(\d+)\)$")
 
 
 def lifetime_spend(session: Session, shop_id: int, customer_id: int) -> int:
@@ -141,21 +147,26 @@ def _refunded_or_requested(session: Session, record: ShopOrder) -> int:
     return refunded + pending
 
 
-def match_request(session: Session, record: ShopOrder, refund_external_id: str, amount: int) -> RefundRequest | None:
-    """The request a shop refund answers: by its id once the bridge saw it created, else the oldest open
-    request of that amount (the shop may deliver the refund before answering the bridge's POST)."""
-    requests = (
-        session.execute(
-            select(RefundRequest)
-            .where(RefundRequest.shop_order_id == record.id, RefundRequest.status != "refused")
-            .order_by(RefundRequest.id)
-        )
-        .scalars()
-        .all()
-    )
-    by_id = [r for r in requests if r.refund_external_id == refund_external_id]
-    open_of_amount = [r for r in requests if r.refund_external_id is None and r.amount == amount]
-    return (by_id or open_of_amount or [None])[0]
+def reason_naming_request(reason: str, request_id: int) -> str:
+    return f"{reason} (wallet request #{request_id})".lstrip()
+
+
+def match_request(session: Session, record: ShopOrder, refund: RefundSnapshot) -> RefundRequest | None:
+    """The request a shop refund answers: by its id once the bridge saw it created, else by the request its
+    reason names (the shop may deliver the refund before answering the bridge's POST). A refund naming
+    neither is the merchant's own, whatever its amount."""
+    named = _REQUEST_NAMED.search(refund.reason)
+    requests = session.execute(
+        select(RefundRequest)
+        .where(RefundRequest.shop_order_id == record.id, RefundRequest.status != "refused")
+        .order_by(RefundRequest.id)
+    ).scalars()
+    for request in requests:
+        if request.refund_external_id == refund.external_id:
+            return request
+        if named and request.refund_external_id is None and request.id == int(named.group(1)):
+            return request
+    return None
 
 
 def record_created(session: Session, request_id: int, refund_external_id: str | None, refused: str | None) -> None:

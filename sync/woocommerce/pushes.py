@@ -14,6 +14,7 @@ from bridge.errors import PermanentFailure, ShopCallFailed
 from bridge.models import OutboxMessage, Shop
 from bridge.money import parse_amount, to_decimal_string
 from bridge.order_rules import partial_payment_note, payment_note
+from bridge.refund_requests import reason_naming_request
 from bridge.security import SecretBox
 from bridge.statement_links import StatementLinks, without_link
 from bridge.usecases.pushes import (
@@ -273,7 +274,8 @@ def create_refund(api: WooShop, payload: dict, for_customer: CustomerNote) -> li
     refund_id, refused = (str(done[0]["id"]), None) if done else (None, None)
     if not done:
         try:
-            refund_id = str(_post_refund(api, payload, REQUEST_MARKER, marker)["id"])
+            named = {**payload, "reason": reason_naming_request(payload["reason"], payload["request_id"])}
+            refund_id = str(_post_refund(api, named, REQUEST_MARKER, marker)["id"])
         except ShopCallFailed as exc:
             if not _refused(exc):
                 raise

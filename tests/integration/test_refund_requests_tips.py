@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from bridge.db import unit_of_work
 from bridge.models import OrderRefund, OutboxMessage, RefundRequest, Shop, ShopOrder
+from bridge.refund_requests import reason_naming_request
 from bridge.surfaces.platforms import pushers_for
 from bridge.usecases.pushes import RetryPolicy
 from sync.worker import drain
@@ -62,6 +63,12 @@ def ask(client, shop, order_id=60, amount=1_000, destination="wallet", key="r1")
     )
 
 
+def made_for(asked, refund_id: int, total: str = "-10.00") -> dict:
+    """The refund the shop lists once it made the one the bridge asked for: its reason names the request."""
+    reason = reason_naming_request("too small", asked.get_json()["request_id"])
+    return {"id": refund_id, "reason": reason, "total": total}
+
+
 def wallet(client, shop):
     return client.get("/api/v1/customers/2/wallet", headers=auth(shop)).get_json()
 
@@ -76,19 +83,32 @@ def test_refund_to_wallet_asked_through_the_bridge_is_created_then_credited_once
     responses.add(responses.POST, f"{API}/orders/60/refunds", status=201, json={"id": 61, "amount": "10.00"})
     drain(services.sessions, pushers_for(services), FAST)
     [post] = [c for c in responses.calls if c.request.method == "POST"]
-    assert json.loads(post.request.body)["api_refund"] is False
-    refunded = card_order(refunds=[{"id": 61, "reason": "too small", "total": "-10.00"}])
+    asked = json.loads(post.request.body)
+    assert (asked["api_refund"], asked["reason"]) == (False, "too small (wallet request #1)")
+    refunded = card_order(refunds=[{"id": 61, "reason": "too small", "total": "-10.00"}])  # matched by its id
     for _ in range(2):
         post_delivery(client, woo.shop.id, "order.updated", refunded)
     assert wallet(client, woo)["balance"] == 1_100  # 10.00 and the 10 % bonus for choosing store credit
 
 
+def test_a_merchants_refund_of_the_asked_amount_is_not_taken_for_the_request(client, services, woo):
+    """Found on the real store (session 13): the customer asked for 10.00 to the wallet; before the worker made that
+    refund, the merchant refunded 10.00 in wp-admin, to the card (the shop's destination). Matched by amount, the
+    wallet got it too. Only a refund naming the request (or recorded by its id) answers it."""
+    configure(services, woo, refund_destination="original", refund_wallet_bonus_bp=1_000)
+    post_delivery(client, woo.shop.id, "order.created", card_order())
+    asked = ask(client, woo)
+    merchants = {"id": 64, "reason": "too small", "total": "-10.00"}
+    post_delivery(client, woo.shop.id, "order.updated", card_order(refunds=[merchants]))
+    assert wallet(client, woo)["balance"] == 0
+    post_delivery(client, woo.shop.id, "order.updated", card_order(refunds=[merchants, made_for(asked, 65)]))
+    assert wallet(client, woo)["balance"] == 1_100  # the bridge's own: to the wallet, with its 10 % bonus
+
+
 def test_refund_to_points_credits_points_at_the_shop_rate(client, services, woo):
     post_delivery(client, woo.shop.id, "order.created", card_order())
-    ask(client, woo, destination="points")
-    post_delivery(
-        client, woo.shop.id, "order.updated", card_order(refunds=[{"id": 62, "reason": "", "total": "-10.00"}])
-    )
+    asked = ask(client, woo, destination="points")
+    post_delivery(client, woo.shop.id, "order.updated", card_order(refunds=[made_for(asked, 62)]))
     state = wallet(client, woo)
     assert (state["balance"], state["points"]) == (0, 2_000)
     with unit_of_work(services.sessions) as session:
@@ -100,8 +120,8 @@ def test_points_a_deleted_refund_gave_as_its_money_leave_again(client, services,
     """Found on the real store (session 13): a refund paid as points, then deleted in the shop, left the points with
     the customer though the shop refunded nothing."""
     post_delivery(client, woo.shop.id, "order.created", card_order())
-    ask(client, woo, destination="points")
-    refunded = card_order(refunds=[{"id": 62, "reason": "", "total": "-10.00"}])
+    asked = ask(client, woo, destination="points")
+    refunded = card_order(refunds=[made_for(asked, 62)])
     post_delivery(client, woo.shop.id, "order.updated", refunded)
     assert wallet(client, woo)["points"] == 2_000
     for _ in range(2):  # the shop lists the refund no more
@@ -125,11 +145,11 @@ def test_a_refund_the_shop_deleted_leaves_its_amount_refundable_through_the_brid
 
 def test_card_refund_asks_the_shop_gateway_and_credits_nothing(client, services, woo):
     post_delivery(client, woo.shop.id, "order.created", card_order())
-    ask(client, woo, destination="card")
+    asked = ask(client, woo, destination="card")
     with unit_of_work(services.sessions) as session:
         [message] = session.execute(select(OutboxMessage)).scalars().all()
         assert message.payload["api_refund"] is True
-    refunded = card_order(refunds=[{"id": 63, "reason": "", "total": "-10.00"}])
+    refunded = card_order(refunds=[made_for(asked, 63)])
     post_delivery(client, woo.shop.id, "order.updated", refunded)
     assert wallet(client, woo)["balance"] == 0
 

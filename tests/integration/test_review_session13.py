@@ -29,7 +29,14 @@ from bridge.surfaces.console.forms import Invalid, parse_money, parse_percent
 from bridge.wallets import hold_on_wallet
 from tests.integration.test_api import auth
 from tests.integration.test_order_rules import ACTOR, balance, configure, fund, order, paid, refunds
-from tests.integration.test_refund_requests_tips import _later, ask, card_order, wallet, woo  # noqa: F401 - fixture
+from tests.integration.test_refund_requests_tips import (  # noqa: F401 - woo is a fixture
+    _later,
+    ask,
+    card_order,
+    made_for,
+    wallet,
+    woo,
+)
 from tests.integration.test_refund_requests_tips import configure as configure_shop
 from tests.woo import post_delivery
 
@@ -315,8 +322,8 @@ def test_points_a_deleted_refund_gave_and_the_customer_converted_leave_as_money(
     the €10.00 stays in the wallet, paid for nothing. A refund's shortfall is taken back as money
     (take_back_converted); the deleted refund's is not."""
     post_delivery(client, woo.shop.id, "order.created", card_order())
-    ask(client, woo, destination="points")
-    refunded = card_order(refunds=[{"id": 62, "reason": "", "total": "-10.00"}])
+    asked = ask(client, woo, destination="points")
+    refunded = card_order(refunds=[made_for(asked, 62)])
     post_delivery(client, woo.shop.id, "order.updated", refunded)
     converted = client.post("/api/v1/customers/2/points/conversions", json={}, headers=auth(woo, "convert-all"))
     assert converted.status_code == 201, converted.get_json()

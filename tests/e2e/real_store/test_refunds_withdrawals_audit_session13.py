@@ -151,12 +151,6 @@ def test_refund_requests_on_a_partly_paid_order_give_the_wallet_part_back_once(b
     statement_adds_up(bridge, customer)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding (open): a refund the merchant makes in wp-admin while the customer's request of the same amount "
-    "waits for the worker is matched to the request by amount (bridge.refund_requests.match_request) and credited to "
-    "the wallet with its bonus; the bridge's own refund is then refused by the store",
-)
 def test_a_merchants_refund_to_the_card_is_not_taken_for_the_customers_wallet_request(
     bridge, store, settings, customer, mug
 ):
