@@ -147,6 +147,14 @@ def total(column):
     return cast(func.coalesce(func.sum(column), 0), BigInteger)
 
 
+def assign_changed(row: Base, **values) -> None:
+    """Set the attributes whose value differs. Assigning an equal value still marks the row dirty, and the commit
+    then runs a flush that finds nothing to write: on the hot path, a twentieth of a wallet order's apply."""
+    for name, value in values.items():
+        if getattr(row, name) != value:
+            setattr(row, name, value)
+
+
 def insert_ignoring_conflict(session: Session, model: type[Base], values: dict, conflict_columns: list[str]):
     """INSERT … ON CONFLICT DO NOTHING RETURNING *, on either database, in one statement: the new row as
     an ORM object, or None when the key exists. On PostgreSQL a concurrent insert of the same key waits

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+from babel import Locale
 from babel.numbers import format_currency, get_currency_precision, list_currencies
 from iso4217 import Currency
 
@@ -81,13 +82,16 @@ def to_decimal_string(minor: int, currency: str) -> str:
     return f"{value:.{places}f}"
 
 
-def format_amount(minor: int, currency: str, locale: str = "en_US") -> str:
+_LOCALE = Locale.parse("en_US")  # parsed once: by name, each call would parse it again
+
+
+def format_amount(minor: int, currency: str) -> str:
     """Minor units for people: "€29.35", "1,250 points"."""
     if currency == POINTS:
         return f"{minor:,} points"
     # not rounded to CLDR's digits: 1061.02 HUF is shown whole ("HUF1,061.02"), 4990.00 as "HUF4,990"
     return format_currency(
-        Decimal(minor).scaleb(-exponent(currency)), currency, locale=locale, decimal_quantization=False
+        Decimal(minor).scaleb(-exponent(currency)), currency, locale=_LOCALE, decimal_quantization=False
     )
 
 

@@ -18,7 +18,7 @@ from bridge import orders
 from bridge.accounts import SystemAccount, points_account, system_account, wallet_account
 from bridge.cashback import cashback_kept, credit_cashback, give_back_cashback, take_back_cashback
 from bridge.currencies import ensure_accepted_currency
-from bridge.db import ChangesOfPosting, total
+from bridge.db import ChangesOfPosting, assign_changed, total
 from bridge.decisions import (
     Recount,
     all_given_back,
@@ -181,10 +181,9 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
         last = max(order.refunds, key=refund_sort_key).external_id if order.refunds else ""
         _return_held(ctx, "was refunded in full", f"refunded-in-full:{last}")
     if not stale:
-        record.status = order.status
-        if not edit_waits:
-            record.total = order.total
-        record.last_modified_at = order.modified_at or record.last_modified_at
+        modified_at = order.modified_at or record.last_modified_at
+        shown_total = record.total if edit_waits else order.total
+        assign_changed(record, status=order.status, total=shown_total, last_modified_at=modified_at)
     return record
 
 
