@@ -568,7 +568,8 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
     order, record = ctx.order, ctx.record
     if record.payment_outcome == PaymentOutcome.REVERSED:  # its money went back: a new attempt, with keys of its own
         record.payment_attempt += 1
-    if ctx.customer is None:
+    if ctx.customer is None:  # a logged-in customer may have reserved, paying a guest's order on its order-pay page
+        release_order_reservations(ctx.session, ctx.shop.id, order.external_id)
         return _refuse_payment(ctx, "guests have no wallet: please log in or choose another payment method")
     # Locked while deciding: a concurrent debit would otherwise make the decided amount fail to post.
     reservations, wallet = lock_order_funds(ctx.session, ctx.shop.id, order.external_id, ctx.customer, order.currency)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
-from sqlalchemy import Boolean, bindparam, column, func, select, text
+from sqlalchemy import Boolean, bindparam, column, select, text
 from sqlalchemy.orm import Session
 
 from bridge.accounts import wallet_account, wallet_code
-from bridge.errors import InsufficientFunds, InvalidState, NotFound
+from bridge.decisions import wallet_discount
+from bridge.errors import IdempotencyConflict, InsufficientFunds, InvalidState, NotFound
 from bridge.ledger import authorize_hold, ensure_unlocked, release_expired_holds, void_hold
 from bridge.models import Account, Customer, Hold, Shop, ShopOrder, utcnow
 from bridge.money import format_amount
@@ -54,7 +55,7 @@ def reserve_for_order(
     covered = _covered(shop, wallet.available + sum(hold.amount for hold in mine), amount)
     if len(reservations) == len(mine) == 1 and mine[0].amount == covered:
         return mine[0], True
-    hold_key = _hold_key(session, shop.id, order_external_id, idempotency_key)  # before this request voids any
+    hold_key = _hold_key(session, shop.id, order_external_id, idempotency_key, amount)  # before this voids any
     for hold in reservations:  # the checkout now asks for another amount (or another customer pays)
         void_hold(session, shop_id=shop.id, hold_id=hold.id)
     return authorize_hold(
@@ -68,21 +69,20 @@ def reserve_for_order(
     )
 
 
-def _hold_key(session: Session, shop_id: int, order_external_id: str, idempotency_key: str) -> str:
-    """The request's key, hashed so that any Idempotency-Key fits the hold's key column beside the order id; numbered
-    after each hold of that key voided or expired since: an order paid again (failed, then paid on its order-pay page)
-    is asked for with the same key, and the closed hold it would replay reserves nothing."""
-    key = _key_prefix(order_external_id) + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
-    closed = session.scalar(
-        select(func.count())
-        .select_from(Hold)
-        .where(
-            Hold.shop_id == shop_id,
-            Hold.idempotency_key.startswith(key, autoescape=True),
-            Hold.status.in_((HoldStatus.VOIDED, HoldStatus.EXPIRED)),
+def _hold_key(session: Session, shop_id: int, order_external_id: str, idempotency_key: str, amount: int) -> str:
+    """The request's key, hashed so that any Idempotency-Key fits the hold's key column beside the order id, with
+    the amount asked (the same key asking another amount is a conflict); numbered after each hold made with it
+    before: an order paid again (failed, then paid on its order-pay page) is asked for with the same key and amount,
+    and so is one whose wallet covers more since it was picked (topped up meanwhile)."""
+    key = _key_prefix(order_external_id) + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40] + "-"
+    asked = f"{key}{amount}"
+    made_with_key = Hold.idempotency_key.startswith(key, autoescape=True)
+    earlier = session.scalars(select(Hold.idempotency_key).where(Hold.shop_id == shop_id, made_with_key)).all()
+    if any(made != asked and not made.startswith(f"{asked}:") for made in earlier):
+        raise IdempotencyConflict(
+            "this idempotency key was used for another amount", fields={"idempotency_key": "used for another amount"}
         )
-    )
-    return f"{key}:{closed}" if closed else key
+    return f"{asked}:{len(earlier)}" if earlier else asked
 
 
 def _made_meanwhile(session: Session, shop_id: int, order_external_id: str, seen: set[int]) -> Hold | None:
@@ -103,11 +103,26 @@ def _made_meanwhile(session: Session, shop_id: int, order_external_id: str, seen
     ).first()
 
 
+def wallet_due(settings: ShopSettings, amount: int) -> int:
+    """What the wallet pays for an order of `amount` it pays whole: less the discount for paying by wallet."""
+    return amount - wallet_discount(settings, amount)
+
+
+def left_to_pay(shop: Shop, amount: int, reserved: int) -> int:
+    """What another payment method pays of an order of `amount` the wallet reserved `reserved` for: nothing when
+    the wallet pays it whole (its discount is taken off the order, not paid)."""
+    if reserved >= wallet_due(ShopSettings.load(shop.settings), amount):
+        return 0
+    return amount - reserved
+
+
 def _covered(shop: Shop, available: int, amount: int) -> int:
-    """What the wallet pays of `amount`: all of it, or what it has when the shop takes partial payments."""
-    if available >= amount:
-        return amount
-    if available > 0 and ShopSettings.load(shop.settings).partial_payments:
+    """What the wallet pays of `amount`: all of it (less its discount), or what it has when the shop takes partial
+    payments (as the order's delivery decides: bridge.order_rules._collect_wallet_payment)."""
+    settings = ShopSettings.load(shop.settings)
+    if available >= wallet_due(settings, amount):
+        return wallet_due(settings, amount)
+    if available > 0 and settings.partial_payments:
         return available
     raise InsufficientFunds(
         f"insufficient wallet balance ({format_amount(max(available, 0), shop.currency)} available)",
@@ -116,11 +131,14 @@ def _covered(shop: Shop, available: int, amount: int) -> int:
 
 
 def _refuse_if_paid(session: Session, shop_id: int, order_external_id: str) -> None:
-    """An order whose delivery already took wallet money (before any reservation) needs none."""
-    paid = session.scalar(
-        select(ShopOrder.wallet_paid).where(ShopOrder.shop_id == shop_id, ShopOrder.external_id == order_external_id)
+    """An order that holds wallet money its delivery took (before any reservation) needs none; one whose wallet
+    money went back (failed, then paid again on its order-pay page) does."""
+    held = session.scalar(
+        select(ShopOrder.wallet_paid - ShopOrder.wallet_refunded).where(
+            ShopOrder.shop_id == shop_id, ShopOrder.external_id == order_external_id
+        )
     )
-    if paid:
+    if held and held > 0:
         raise InvalidState(
             f"order #{order_external_id} is already paid from the wallet",
             fields={"order_id": "already paid"},

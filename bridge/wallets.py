@@ -83,6 +83,8 @@ def storefront_rules(shop: Shop) -> dict:
     settings = ShopSettings.load(shop.settings)
     names = (
         "partial_payments",
+        "wallet_discount_kind",
+        "wallet_discount_value",
         "topup_minimum",
         "topup_maximum",
         "points_conversion_points",

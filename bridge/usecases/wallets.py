@@ -20,7 +20,7 @@ from bridge.money import format_amount, parse_amount, with_decimal_point
 from bridge.points import convert_points
 from bridge.privacy import customer_data, erase_customer
 from bridge.refund_requests import request_refund
-from bridge.reservations import release_reservation, reserve_for_order
+from bridge.reservations import left_to_pay, release_reservation, reserve_for_order
 from bridge.settings_schema import ShopSettings
 from bridge.shops import get_shop
 from bridge.tips import tip_order
@@ -139,7 +139,7 @@ def reserve(
             "status": held.status,
             "amount": held.amount,
             "replayed": replayed,
-            "left_to_pay": max(amount - held.amount, 0),
+            "left_to_pay": left_to_pay(shop, amount, held.amount),
             "available": available,
         }
 

@@ -1,7 +1,7 @@
 """Reservations for orders (the WooCommerce plugin's checkout), their capture and release by the order's
 delivery, and the storefront's reads: the customer's account overview and the shop of the key."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -35,7 +35,8 @@ def deliver(services, shop, **changes):
     with unit_of_work(services.sessions) as session:
         stored = session.get(Shop, shop.shop.id)
         stored.settings = {**stored.settings, **changes.pop("settings", {})}
-        apply_order(session, stored, order(external_id="7001", customer_external_id=CUSTOMER, **changes), ACTOR)
+        delivered = order(**{"external_id": "7001", "customer_external_id": CUSTOMER, **changes})
+        apply_order(session, stored, delivered, ACTOR)
 
 
 def ledger_kinds(services) -> list[str]:
@@ -126,6 +127,60 @@ def test_an_order_released_and_paid_again_with_the_same_key_is_reserved_again(cl
     assert again.status_code == 201 and wallet(client, shop)["available"] == 10_000 - 4_148
     assert retried.get_json()["hold_id"] == again.get_json()["hold_id"]
     assert holds(services) == [("voided", 4_148, 0), ("open", 4_148, 0)]
+
+
+def test_a_wallet_topped_up_since_the_checkout_reserved_covers_more_with_the_same_key(client, shop, services):
+    """Found on the real store (session 14): partial payments on, 10.00 reserved of a 41.48 order when the customer
+    picked the wallet; 5.00 topped up meanwhile; placing the order asks again with the same key and amount. It
+    was an idempotency conflict (the open hold's key reused for another amount): the checkout could not be placed."""
+    credit(client, shop, amount=1_000)
+    reserve(client, shop)
+    credit(client, shop, amount=500, key="fund-2")
+    placed = reserve(client, shop)
+
+    assert placed.status_code == 201 and placed.get_json()["amount"] == 1_500, placed.get_json()
+    assert placed.get_json()["left_to_pay"] == 4_148 - 1_500
+    assert holds(services) == [("voided", 1_000, 0), ("open", 1_500, 0)]
+
+
+def test_a_wallet_covering_the_discounted_total_pays_the_whole_order(client, shop, services):
+    """Found on the real store (session 14): 1.48 off for paying by wallet, no partial payments, 40.00 in the wallet
+    for a 41.48 order. The checkout was refused (41.48 asked of 40.00), though the order's delivery takes 40.00."""
+    credit(client, shop, amount=4_000)
+    discount = {"wallet_discount_kind": "fixed", "wallet_discount_value": 148, "partial_payments": False}
+    deliver(services, shop, settings=discount, status="checkout-draft", phase=orders.OTHER)  # the rules saved
+    placed = reserve(client, shop)
+
+    assert placed.status_code == 201, placed.get_json()
+    assert (placed.get_json()["amount"], placed.get_json()["left_to_pay"]) == (4_000, 0)
+    deliver(services, shop)
+    assert holds(services) == [("captured", 4_000, 4_000)] and wallet(client, shop)["balance"] == 0
+
+
+def test_an_order_whose_wallet_payment_went_back_is_reserved_again(client, shop, services):
+    """Found on the real store (session 14): paid by the wallet, then failed in wp-admin (the bridge gave the 41.48
+    back), then paid again on its order-pay page: refused as "already paid from the wallet"."""
+    at = [datetime(2026, 12, 7, 10, minute, tzinfo=UTC) for minute in range(3)]
+    credit(client, shop)
+    reserve(client, shop)
+    deliver(services, shop, modified_at=at[0])
+    deliver(services, shop, status="failed", phase=orders.FAILED, modified_at=at[1])
+    assert wallet(client, shop)["balance"] == 10_000
+
+    again = reserve(client, shop)
+    assert again.status_code == 201 and again.get_json()["amount"] == 4_148, again.get_json()
+    deliver(services, shop, modified_at=at[2])
+    assert wallet(client, shop)["balance"] == 10_000 - 4_148
+
+
+def test_a_guest_order_a_customer_reserved_for_releases_the_reservation(client, shop, services):
+    """Found on the real store (session 14): a logged-in customer pays a guest's order on its order-pay page; the
+    bridge refuses the order (a guest has no wallet) and the customer's 41.48 stayed reserved for two hours."""
+    credit(client, shop)
+    reserve(client, shop)
+    deliver(services, shop, customer_external_id=None)
+
+    assert holds(services) == [("voided", 4_148, 0)] and wallet(client, shop)["available"] == 10_000
 
 
 def test_an_order_refunded_before_the_wallet_paid_it_releases_its_reservation(client, shop, services):
