@@ -29,6 +29,7 @@ class OrderRecord(Protocol):
     wallet_discount: int
     paid_in_part: bool
     card_paid: int | None
+    reopened_at: datetime | None
     points_earned: int
     points_clawed_back: int
     last_modified_at: datetime | None
@@ -179,12 +180,22 @@ def partial_total_changed(record: OrderRecord, order: OrderSnapshot) -> bool:
     )
 
 
+def paid_in_shop(record: OrderRecord, order: OrderSnapshot) -> bool:
+    """Whether the shop recorded the order paid by another method. WooCommerce dates an order paid once, for good:
+    an order the wallet paid whole and the bridge reopened for the rest of a raised total keeps the wallet's date,
+    so only a paid state newer than the one reopened says another method paid the rest."""
+    reopened = record.reopened_at
+    if reopened is not None and order.paid_at is not None and order.paid_at <= reopened:
+        return order.phase == orders.PAID and order.modified_at is not None and order.modified_at > reopened
+    return order.recorded_paid()
+
+
 def paid_by_other_means(record: OrderRecord, order: OrderSnapshot, pays_by_wallet: bool) -> int:
     """What the customer paid the shop another way (its refunds may go back that way): the shop's total of
     an order it recorded as paid (of one the wallet paid part of, or now labelled with the wallet's method, no more
     than when another method paid it: `card_paid`) — unless the wallet was to pay it all, or never paid the wallet
     order the merchant marked paid by hand."""
-    if not order.recorded_paid() or record.payment_outcome == PaymentOutcome.PAID:
+    if not paid_in_shop(record, order) or record.payment_outcome == PaymentOutcome.PAID:
         return 0
     if record.payment_outcome == PaymentOutcome.STORE_CREDIT:  # Shopify counts store credit in the order's total
         return max(order.total - record.wallet_paid, 0)

@@ -236,6 +236,9 @@ class ShopOrder(Base):
     paid_in_part: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # What another method paid: the shop's total when it first said paid an order the wallet paid part of, or none of.
     card_paid: Mapped[int | None] = mapped_column(BigInteger)
+    # The date of the state in which the bridge reopened the order the wallet had paid whole, for the rest of a
+    # raised total: the shop's payment date from before it is the wallet's (WooCommerce keeps it for good).
+    reopened_at: Mapped[datetime | None] = mapped_column(Timestamp)
     last_modified_at: Mapped[datetime | None] = mapped_column(Timestamp)  # newest shop state seen
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)

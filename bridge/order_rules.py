@@ -31,6 +31,7 @@ from bridge.decisions import (
     moved_money,
     net_cost,
     paid_by_other_means,
+    paid_in_shop,
     partial_total_changed,
     payment_undecided,
     points_base,
@@ -375,6 +376,7 @@ def _settle_edited_total(ctx: OrderContext, refunded_before: int) -> None:
         note = f"{changed}: {format_amount(difference, currency)} more paid from your wallet."
         return _tell_shop(ctx, "order.note", note, f":{edit}")
     record.payment_outcome, record.paid_in_part = PaymentOutcome.PARTIAL, True
+    record.reopened_at = order.modified_at
     _tell_shop(
         ctx,
         "order.add_wallet_fee",
@@ -446,7 +448,7 @@ def _record_card_payment(ctx: OrderContext) -> bool:
     method paid whole (relabelled with the wallet's method afterwards, its refunds are still of that money). True
     when a partly paid order was paid with its wallet fee line gone: another method paid the whole total."""
     record, order = ctx.record, ctx.order
-    if record.card_paid is not None or not order.recorded_paid() or is_stale(record, order):
+    if record.card_paid is not None or not paid_in_shop(record, order) or is_stale(record, order):
         return False
     if record.paid_in_part:
         if _payment_push_pending(ctx):  # the shop's total is not yet the one the wallet's fee line makes

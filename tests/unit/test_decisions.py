@@ -30,6 +30,7 @@ class Record:
     wallet_discount: int = 0
     paid_in_part: bool = False
     card_paid: int | None = None
+    reopened_at: datetime | None = None
     points_earned: int = 0
     points_clawed_back: int = 0
     last_modified_at: datetime | None = None
