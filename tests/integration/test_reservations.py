@@ -313,6 +313,7 @@ def test_the_account_overview_has_the_wallet_movements_and_rules(client, shop):
         ("adjustment", "goodwill", 10_000)
     ]
     assert body["rules"]["topup_minimum"] == 500 and body["rules"]["partial_payments"] is True
+    assert (body["rules"]["wallet_discount_kind"], body["rules"]["wallet_discount_value"]) == ("none", 0)
     assert client.get("/api/v1/customers/nobody/account", headers=auth(shop)).status_code == 404
 
 

@@ -166,6 +166,8 @@ class Wallet(MethodView):
 class RulesOut(Schema):
     currency = fields.String()
     partial_payments = fields.Boolean(metadata={"description": "a short wallet pays part of an order"})
+    wallet_discount_kind = fields.String(metadata={"description": "none, percent or fixed: off an order paid whole"})
+    wallet_discount_value = fields.Integer(metadata={"description": "basis points (percent) or minor units (fixed)"})
     topup_minimum = fields.Integer()
     topup_maximum = fields.Integer()
     points_conversion_points = fields.Integer()

@@ -1,6 +1,7 @@
 <?php
 /**
- * Reservations for orders: asked of the bridge before an order is placed, released when it is cancelled.
+ * Reservations for orders: asked of the bridge when an order is placed, released when it is not placed after all,
+ * is paid another way, or is cancelled.
  * What the wallet covers is the bridge's decision; the plugin only shows it.
  *
  * @package WalletBridge
@@ -16,29 +17,68 @@ class Wallet_Bridge_Checkout {
 	const GATEWAY_ID = 'wallet';
 
 	/**
+	 * Order meta: the bridge reserved for this order (and nothing released it since).
+	 */
+	const RESERVED_META = '_wallet_bridge_reserved';
+
+	/**
+	 * Orders the current Store API checkout request reserved for.
+	 *
+	 * @var WC_Order[]
+	 */
+	private static $reserved_now = array();
+
+	/**
 	 * Hook into the block checkout (Store API) and the order's life.
 	 */
 	public static function register() {
-		add_action( 'woocommerce_store_api_checkout_update_order_from_request', array( self::class, 'reserve_before_placing' ), 10, 1 );
+		add_action( 'woocommerce_store_api_checkout_update_order_from_request', array( self::class, 'reserve_before_placing' ), 10, 2 );
+		add_filter( 'rest_request_after_callbacks', array( self::class, 'release_if_not_placed' ) );
 		add_action( 'woocommerce_order_status_cancelled', array( self::class, 'release' ) );
 		add_action( 'woocommerce_order_status_failed', array( self::class, 'release' ) );
 	}
 
 	/**
-	 * Block checkout: reserve while the order is still a draft, so that a refusal leaves no order behind
-	 * (the Store API sets the order pending before it calls the gateway).
+	 * Block checkout: reserve when the order is placed (POST) while it is still a draft, so that a refusal leaves
+	 * no order behind (the Store API sets the order pending before it calls the gateway). The draft updates the
+	 * block checkout sends when a payment method is picked (PUT) reserve nothing; a draft no longer paid by the
+	 * wallet gives back what an earlier checkout of it reserved.
 	 *
-	 * @param WC_Order $order The draft order, its payment method set from the request.
+	 * @param WC_Order        $order   The draft order, its payment method set from the request.
+	 * @param WP_REST_Request $request The checkout request.
 	 * @throws \Automattic\WooCommerce\StoreApi\Exceptions\RouteException When the wallet cannot pay.
 	 */
-	public static function reserve_before_placing( $order ) {
+	public static function reserve_before_placing( $order, $request ) {
 		if ( self::GATEWAY_ID !== $order->get_payment_method() || ! $order->needs_payment() ) {
+			if ( $order->get_meta( self::RESERVED_META ) ) {
+				self::release_reservation( $order );
+			}
+			return;
+		}
+		if ( 'POST' !== $request->get_method() ) {
 			return;
 		}
 		$reserved = self::reserve( $order );
 		if ( is_wp_error( $reserved ) ) {
 			throw new \Automattic\WooCommerce\StoreApi\Exceptions\RouteException( 'wallet_bridge_refused', esc_html( $reserved->get_error_message() ), 400 );
 		}
+		self::$reserved_now[] = $order;
+	}
+
+	/**
+	 * The Store API's later checks (order validation, coupon and stock holds, the payment) can still refuse the
+	 * checkout after it reserved: no order was placed, so the reservation goes back now, not when it expires.
+	 *
+	 * @param WP_REST_Response|WP_Error|mixed $response The route's answer, returned unchanged.
+	 * @return WP_REST_Response|WP_Error|mixed
+	 */
+	public static function release_if_not_placed( $response ) {
+		$refused = is_wp_error( $response ) || ( $response instanceof WP_REST_Response && $response->is_error() );
+		foreach ( $refused ? self::$reserved_now : array() as $order ) {
+			self::release_reservation( $order );
+		}
+		self::$reserved_now = array();
+		return $response;
 	}
 
 	/**
@@ -70,6 +110,8 @@ class Wallet_Bridge_Checkout {
 		if ( 201 !== $answer['status'] ) {
 			return new WP_Error( 'wallet_bridge_refused', self::refusal_for_customer( $answer ) );
 		}
+		$order->update_meta_data( self::RESERVED_META, 'yes' );
+		$order->save_meta_data();
 		return $answer['body'];
 	}
 
@@ -102,7 +144,20 @@ class Wallet_Bridge_Checkout {
 	public static function release( $order_id ) {
 		$order = wc_get_order( $order_id );
 		if ( $order && self::GATEWAY_ID === $order->get_payment_method() ) {
-			Wallet_Bridge_Client::request( 'DELETE', '/orders/' . rawurlencode( (string) $order_id ) . '/reservation' );
+			self::release_reservation( $order );
+		}
+	}
+
+	/**
+	 * Ask the bridge to give back what it reserves for the order; forget the reservation once it answered.
+	 *
+	 * @param WC_Order $order The order.
+	 */
+	private static function release_reservation( $order ) {
+		$answer = Wallet_Bridge_Client::request( 'DELETE', '/orders/' . rawurlencode( (string) $order->get_id() ) . '/reservation' );
+		if ( ! is_wp_error( $answer ) && $order->get_meta( self::RESERVED_META ) ) {
+			$order->delete_meta_data( self::RESERVED_META );
+			$order->save_meta_data();
 		}
 	}
 }

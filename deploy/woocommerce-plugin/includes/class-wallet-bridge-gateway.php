@@ -102,9 +102,14 @@ class Wallet_Bridge_Gateway extends WC_Payment_Gateway {
 		if ( null === $account || ! function_exists( 'WC' ) || null === WC()->cart ) {
 			return '';
 		}
-		$total     = Wallet_Bridge_Money::to_minor( WC()->cart->get_total( 'edit' ), Wallet_Bridge_Money::decimals() );
+		$total     = self::cart_total();
+		$whole     = self::whole_order_by_wallet( $account, $total );
 		$available = (int) $account['available'];
-		if ( $available >= $total ) {
+		if ( $available >= $whole && $whole < $total ) {
+			/* translators: %s: what the wallet pays, the discount for paying by wallet deducted */
+			return sprintf( __( 'Your wallet pays the whole order: %s with the discount for paying by wallet.', 'wallet-bridge' ), Wallet_Bridge_Money::show( $whole ) );
+		}
+		if ( $available >= $whole ) {
 			return __( 'Your wallet pays the whole order.', 'wallet-bridge' );
 		}
 		if ( empty( $account['rules']['partial_payments'] ) ) {
@@ -120,8 +125,31 @@ class Wallet_Bridge_Gateway extends WC_Payment_Gateway {
 	}
 
 	/**
+	 * The cart's total in minor units.
+	 */
+	private static function cart_total() {
+		return Wallet_Bridge_Money::to_minor( WC()->cart->get_total( 'edit' ), Wallet_Bridge_Money::decimals() );
+	}
+
+	/**
+	 * What the wallet pays for a whole order: its total less the shop's discount for paying by wallet, as the
+	 * bridge counts it (the discount is given only when the wallet pays the order in full).
+	 *
+	 * @param array $account The customer's account overview.
+	 * @param int   $total   The order's total, in minor units.
+	 */
+	private static function whole_order_by_wallet( $account, $total ) {
+		$kind  = $account['rules']['wallet_discount_kind'] ?? 'none';
+		$value = (int) ( $account['rules']['wallet_discount_value'] ?? 0 );
+		if ( 'percent' === $kind ) {
+			return $total - intdiv( $total * $value, 10000 ); // basis points; the discount rounded down.
+		}
+		return 'fixed' === $kind ? $total - min( $total, $value ) : $total;
+	}
+
+	/**
 	 * Classic checkout: refuse a short wallet before the order is created. (The block checkout reserves
-	 * while the order is a draft: Wallet_Bridge_Checkout::reserve_before_placing.)
+	 * when the order is placed: Wallet_Bridge_Checkout::reserve_before_placing.)
 	 */
 	public function validate_fields() {
 		if ( WC()->is_rest_api_request() ) {
@@ -132,8 +160,8 @@ class Wallet_Bridge_Gateway extends WC_Payment_Gateway {
 			wc_add_notice( __( 'Your wallet cannot be used right now: please choose another payment method.', 'wallet-bridge' ), 'error' );
 			return false;
 		}
-		$total = Wallet_Bridge_Money::to_minor( WC()->cart->get_total( 'edit' ), Wallet_Bridge_Money::decimals() );
-		if ( $account['available'] < $total && empty( $account['rules']['partial_payments'] ) ) {
+		$whole = self::whole_order_by_wallet( $account, self::cart_total() );
+		if ( $account['available'] < $whole && empty( $account['rules']['partial_payments'] ) ) {
 			wc_add_notice( self::coverage_text( $account ) . ' ' . __( 'Please choose another payment method.', 'wallet-bridge' ), 'error' );
 			return false;
 		}

@@ -229,3 +229,25 @@ def test_in_a_browser_the_block_checkout_offers_the_balance_and_pays_with_it(bri
     assert order["status"] == "processing" and order["payment_method"] == GATEWAY
     assert [line["kind"] for line in bridge.statement(shopper)].count("capture") == 1
     assert bridge.balance(shopper) == 5000 - 1999
+
+
+def test_the_classic_checkout_counts_the_discount_for_paying_by_wallet(bridge, store, shopper, settings, plugin, ebook):
+    """2.00 off for paying the whole order by wallet, partial payments off: 18.00 covers the 19.99 order (17.99)."""
+    settings(
+        wallet_payment_methods=[WALLET_METHOD, GATEWAY],
+        partial_payments=False,
+        wallet_discount_kind="fixed",
+        wallet_discount_value=200,
+    )
+    page = classic_checkout_page(plugin)
+    bridge.credit(shopper, 1800)
+    visitor = customer_visitor(store, shopper)
+    visitor.add_to_cart(ebook)
+    assert "Your wallet pays the whole order: €17.99" in html.unescape(visitor.get(page).text)
+
+    paid = classic_checkout(visitor, page, GATEWAY, shopper["email"])
+    assert paid["result"] == "success", paid
+    deliver_queued(store, bridge)
+    [order] = store.get("orders", customer=shopper["id"])
+    assert order["status"] == "processing" and cents(order["total"]) == 1799
+    assert (bridge.balance(shopper), bridge.wallet(shopper)["open_holds"]) == (1, [])
