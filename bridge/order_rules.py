@@ -847,11 +847,13 @@ def _earn_order_points(ctx: OrderContext) -> None:
 
 
 def _credit_order_cashback(ctx: OrderContext) -> None:
-    """Cashback on what was paid for the goods (the points' base), once the order is where the shop says."""
+    """Cashback on what was paid for the goods (the points' base), once the order is where the shop says: less what
+    refunds applied before gave back (a refund in this state takes its share back when it is applied)."""
     undone = ctx.record.payment_outcome in (PaymentOutcome.REVERSED, PaymentOutcome.CANCELLED)
     if undone or not earns_cashback_now(ctx.settings, ctx.order):
         return
-    paid = points_base(ctx.settings, ctx.order, wallet_held(ctx.record) + _paid_by_other_means(ctx))
+    kept = wallet_held(ctx.record) + max(_paid_by_other_means(ctx) - _card_money_refunded(ctx), 0)
+    paid = points_base(ctx.settings, ctx.order, kept)
     if credit_cashback(
         ctx.session, ctx.shop, ctx.settings, ctx.customer, ctx.order, paid, ctx.key("cashback"), ctx.actor
     ):
@@ -861,6 +863,13 @@ def _credit_order_cashback(ctx: OrderContext) -> None:
             f"{format_amount(_cashback_kept(ctx), ctx.record.currency)} cashback added to your wallet.",
             ":cashback",
         )
+
+
+def _card_money_refunded(ctx: OrderContext) -> int:
+    """What the order's refunds still standing gave back of the money paid another way (their wallet money is off
+    what the order holds already)."""
+    standing = (OrderRefund.shop_order_id == ctx.record.id, OrderRefund.deleted_at.is_(None))
+    return ctx.session.scalar(select(total(OrderRefund.amount - OrderRefund.wallet_part)).where(*standing))
 
 
 def _cashback_kept(ctx: OrderContext) -> int:
