@@ -85,6 +85,8 @@ def add_wallet_fee(api: WooShop, payload: dict, for_customer: CustomerNote) -> l
     order = api.get(f"orders/{order_id}").body
     marker = str(payload["transaction_id"])
     added = _meta(order, FEE_MARKER) == marker
+    if not added and order.get("status") in UNDONE_STATUSES:
+        return []  # cancelled on the shop meanwhile (reopened, it would ask again): its delivery returns the wallet
     if not added and order.get("status") in PAID_STATUSES and not payload.get("reopen"):
         return [PaidOtherwise(order_id)]  # paid in full another way before the fee came
     if not added:
