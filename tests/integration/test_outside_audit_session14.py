@@ -1,8 +1,8 @@
 """Outside audit, session 14: internal holds reached through the public hold routes, parallel requests on one wallet
 (PostgreSQL), ids out of range in URLs, and the field a refusal names.
 
-Each test asserts the correct, secure behaviour; a failing test is a finding (left failing, not xfail): see its
-docstring for what happened and the suspected cause.
+Each test asserts the correct, secure behaviour; the three that failed when written (findings, fixed in session 14) say
+in their docstring what happened and why.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from bridge.ledger import verify
 from bridge.models import Hold, LedgerTransaction, Shop, WithdrawalRequest
 from tests.console_support import csrf_token, form_post, make_user, sign_in
 from tests.integration.test_api import auth, credit
+from tests.integration.test_api_idempotency_and_holds import earn_points
 from tests.integration.test_topups_withdrawals import paid_topup, wallet, woo  # noqa: F401 - the fixture
 from tests.woo import order_body, post_delivery
 
@@ -61,7 +62,7 @@ def manual_withdrawals(client, services, woo):  # noqa: F811
 def test_a_pending_withdrawals_hold_captured_through_the_api_leaves_the_request_decidable(
     client, services, manual_withdrawals
 ):
-    """FINDING (both databases): the hold a withdrawal request waiting for approval puts on the wallet is an
+    """Found by an outside audit (session 14, both databases): the hold a withdrawal request waiting for approval puts on the wallet is an
     ordinary hold to `POST /api/v1/holds/<id>/capture`: the shop's key captures it (200, €20.00 leaves the wallet
     as a `capture` to wallet payments), and the request is then stuck `pending` for ever: approving it (and
     declining it) fails with "the hold is captured" (`approve_withdrawal` / `decline_withdrawal` void the request's
@@ -97,7 +98,7 @@ def test_a_checkout_reservation_captured_through_the_api_is_not_paid_again_by_th
     services,
     woo,  # noqa: F811
 ):
-    """FINDING (both databases), money taken twice: a checkout reservation (`POST /orders/5005/reservation`, €41.48)
+    """Found by an outside audit (session 14, both databases), money taken twice: a checkout reservation (`POST /orders/5005/reservation`, €41.48)
     is captured through `POST /api/v1/holds/<id>/capture` (200, €41.48 taken), then the order's own delivery
     (pending, paid by the wallet gateway) finds no open reservation and posts the payment again from the wallet:
     €82.96 taken for a €41.48 order. Expected: either the API refuses to capture a reservation (only the order's
@@ -122,33 +123,16 @@ def test_a_checkout_reservation_captured_through_the_api_is_not_paid_again_by_th
 # 2. Parallel requests on one wallet (PostgreSQL) ------------------------------------------------------------------
 
 
-def _with_points(services, shop, points_customer="2"):
-    from bridge.accounts import ensure_customer
-    from bridge.order_rules import apply_order
-    from tests.integration.test_order_rules import ACTOR, paid
-
-    with unit_of_work(services.sessions) as session:
-        stored = session.get(Shop, shop.shop.id)
-        stored.settings = {
-            **stored.settings,
-            "points_per_currency_unit": 10,
-            "points_conversion_points": 100,
-            "points_conversion_value": 50,
-        }
-        ensure_customer(session, stored.id, points_customer)
-        apply_order(session, stored, paid(payment_method="stripe"), ACTOR)  # 414 points
-
-
 @pytest.mark.postgres_only
 def test_parallel_points_conversions_refuse_naming_points(app, client, services, shop, postgres_url):
-    """FINDING (PostgreSQL, low): six conversions of 300 of 414 points at once, each with its own key: one is made
+    """Found by an outside audit (session 14, PostgreSQL, low): six conversions of 300 of 414 points at once, each with its own key: one is made
     (right), the five refused answer 409 `insufficient_funds` with `fields: {"amount": "exceeds the available
     balance"}`, a field the request does not have; one at a time the same refusal names `points` ("exceeds the
     points balance"). Cause: `points.convert_points` reads the points balance without locking the points account
     (`points_account(session, customer)`, no `lock=True`), so each request passes `_ensure_enough_points` and the
     ledger's conditional UPDATE refuses the debit with its generic `ledger._insufficient()` error naming `amount`.
     (The money holds: one conversion, the ledger verifies.)"""
-    _with_points(services, shop)
+    earn_points(services, shop, "2", "12", 4_148)  # 414 points
 
     def convert(own, n):
         return own.post("/api/v1/customers/2/points/conversions", json={"points": 300}, headers=auth(shop, f"c{n}"))
@@ -268,7 +252,7 @@ def test_the_statement_pages_forms_refuse_a_cross_site_post_without_the_csrf_tok
     from bridge.statement_links import StatementLinks
 
     assert post_delivery(client, woo.shop.id, "order.updated", paid_topup()).status_code == 200
-    _with_points(services, woo)
+    earn_points(services, woo, "2", "12", 4_148)  # 414 points
     url = "/statement/" + StatementLinks(services.settings.secret_key, "").url(woo.shop.id, "2").rsplit("/", 1)[1]
     before = wallet(client, woo)
     attacker = client.application.test_client()  # another browser: no session, no token

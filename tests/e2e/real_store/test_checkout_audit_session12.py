@@ -368,7 +368,7 @@ def pay_for_order(visitor, order: dict) -> requests.Response:
     return answer if answer.status_code == 302 else _post_pay_form(visitor, order)
 
 
-def _post_pay_form(visitor, order: dict) -> requests.Response:
+def _post_pay_form(visitor, order: dict, method: str = GATEWAY) -> requests.Response:
     path = f"/checkout/order-pay/{order['id']}/?pay_for_order=true&key={order['order_key']}"
     page = visitor.get(path).text
     nonce = re.search(r'name="woocommerce-pay-nonce" value="([^"]+)"', page)
@@ -376,7 +376,7 @@ def _post_pay_form(visitor, order: dict) -> requests.Response:
     return visitor.post(
         path,
         data={
-            "payment_method": GATEWAY,
+            "payment_method": method,
             "woocommerce_pay": "1",
             "woocommerce-pay-nonce": nonce.group(1),
             "_wp_http_referer": path,
