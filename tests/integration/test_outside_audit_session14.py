@@ -62,15 +62,15 @@ def manual_withdrawals(client, services, woo):  # noqa: F811
 def test_a_pending_withdrawals_hold_captured_through_the_api_leaves_the_request_decidable(
     client, services, manual_withdrawals
 ):
-    """Found by an outside audit (session 14, both databases): the hold a withdrawal request waiting for approval puts on the wallet is an
-    ordinary hold to `POST /api/v1/holds/<id>/capture`: the shop's key captures it (200, €20.00 leaves the wallet
-    as a `capture` to wallet payments), and the request is then stuck `pending` for ever: approving it (and
-    declining it) fails with "the hold is captured" (`approve_withdrawal` / `decline_withdrawal` void the request's
-    hold first). Its €20.00 still counts as promised in `_ensure_withdrawable`, so the €30.00 left can only be
-    withdrawn down to €10.00. Expected: the generic hold routes refuse holds the bridge made for itself (404/409),
-    and the request stays decidable. Cause: `ledger.capture_hold` / `void_hold` (called by
-    bridge/usecases/wallets.py `capture`/`void`) look a hold up by id and shop only, not by its kind (API holds are
-    keyed `hold:…`, withdrawal holds `withdrawal-request:<id>`, reservations `reservation:<order>:…`)."""
+    """Found by an outside audit (session 14, both databases): the hold a withdrawal request waiting for approval puts
+    on the wallet is an ordinary hold to `POST /api/v1/holds/<id>/capture`: the shop's key captures it (200, €20.00
+    leaves the wallet as a `capture` to wallet payments), and the request is then stuck `pending` for ever: approving it
+    (and declining it) fails with "the hold is captured" (`approve_withdrawal` / `decline_withdrawal` void the request's
+    hold first). Its €20.00 still counts as promised in `_ensure_withdrawable`, so the €30.00 left can only be withdrawn
+    down to €10.00. Expected: the generic hold routes refuse holds the bridge made for itself (404/409), and the request
+    stays decidable. Cause: `ledger.capture_hold` / `void_hold` (called by bridge/usecases/wallets.py `capture`/`void`)
+    look a hold up by id and shop only, not by its kind (API holds are keyed `hold:…`, withdrawal holds `withdrawal-
+    request:<id>`, reservations `reservation:<order>:…`)."""
     shop = manual_withdrawals
     asked = client.post("/api/v1/customers/2/withdrawals", json={"amount": 2_000}, headers=auth(shop, "w1"))
     assert asked.status_code == 201 and asked.get_json()["status"] == "pending"
@@ -98,13 +98,13 @@ def test_a_checkout_reservation_captured_through_the_api_is_not_paid_again_by_th
     services,
     woo,  # noqa: F811
 ):
-    """Found by an outside audit (session 14, both databases), money taken twice: a checkout reservation (`POST /orders/5005/reservation`, €41.48)
-    is captured through `POST /api/v1/holds/<id>/capture` (200, €41.48 taken), then the order's own delivery
-    (pending, paid by the wallet gateway) finds no open reservation and posts the payment again from the wallet:
-    €82.96 taken for a €41.48 order. Expected: either the API refuses to capture a reservation (only the order's
-    delivery captures it, bridge/reservations.py says so), or the delivery counts the reservation already captured
-    for the order. Cause: `ledger.capture_hold` accepts any hold of the shop (no check of the `reservation:` key
-    prefix), and `order_rules._collect_wallet_payment` only looks at *open* reservations
+    """Found by an outside audit (session 14, both databases), money taken twice: a checkout reservation (`POST
+    /orders/5005/reservation`, €41.48) is captured through `POST /api/v1/holds/<id>/capture` (200, €41.48 taken), then
+    the order's own delivery (pending, paid by the wallet gateway) finds no open reservation and posts the payment again
+    from the wallet: €82.96 taken for a €41.48 order. Expected: either the API refuses to capture a reservation (only
+    the order's delivery captures it, bridge/reservations.py says so), or the delivery counts the reservation already
+    captured for the order. Cause: `ledger.capture_hold` accepts any hold of the shop (no check of the `reservation:`
+    key prefix), and `order_rules._collect_wallet_payment` only looks at *open* reservations
     (`reservations.lock_order_funds`), so a captured one is invisible to it."""
     assert credit(client, woo, customer="2", amount=10_000, key="fund").status_code == 201
     reserved = client.post(
@@ -125,13 +125,13 @@ def test_a_checkout_reservation_captured_through_the_api_is_not_paid_again_by_th
 
 @pytest.mark.postgres_only
 def test_parallel_points_conversions_refuse_naming_points(app, client, services, shop, postgres_url):
-    """Found by an outside audit (session 14, PostgreSQL, low): six conversions of 300 of 414 points at once, each with its own key: one is made
-    (right), the five refused answer 409 `insufficient_funds` with `fields: {"amount": "exceeds the available
-    balance"}`, a field the request does not have; one at a time the same refusal names `points` ("exceeds the
-    points balance"). Cause: `points.convert_points` reads the points balance without locking the points account
+    """Found by an outside audit (session 14, PostgreSQL, low): six conversions of 300 of 414 points at once, each with
+    its own key: one is made (right), the five refused answer 409 `insufficient_funds` with `fields: {"amount": "exceeds
+    the available balance"}`, a field the request does not have; one at a time the same refusal names `points` ("exceeds
+    the points balance"). Cause: `points.convert_points` reads the points balance without locking the points account
     (`points_account(session, customer)`, no `lock=True`), so each request passes `_ensure_enough_points` and the
-    ledger's conditional UPDATE refuses the debit with its generic `ledger._insufficient()` error naming `amount`.
-    (The money holds: one conversion, the ledger verifies.)"""
+    ledger's conditional UPDATE refuses the debit with its generic `ledger._insufficient()` error naming `amount`. (The
+    money holds: one conversion, the ledger verifies.)"""
     earn_points(services, shop, "2", "12", 4_148)  # 414 points
 
     def convert(own, n):

@@ -4,9 +4,9 @@ that earlier audits left out: an order raised beyond the wallet and refunded bef
 completion of orders refunded in part first (by card, and seen collapsed), refunds deleted and made again.
 
 Every expectation is written from the SHOP's figures (what the customer paid from the wallet and by card, what the shop
-refunded), never from the bridge's code. Findings when written: the raised order's refunds counted as card money, cashback
-on completion ignoring earlier refunds, a re-opening push undoing a cancellation (fixed); a refund and the completion
-collapsed, and a merchant's processing before a re-opening push (open, strict xfail)."""
+refunded), never from the bridge's code. Findings when written: the raised order's refunds counted as card money,
+cashback on completion ignoring earlier refunds, a re-opening push undoing a cancellation (fixed); a refund and the
+completion collapsed, and a merchant's processing before a re-opening push (open, strict xfail)."""
 
 from __future__ import annotations
 

@@ -6,12 +6,13 @@ Invariants checked, from the shop's side: the wallet is never debited more than 
 order, never negative; money the wallet reserves for an order is taken by that order or released once the order will
 not take it (nothing is left held for an order paid another way or never placed); the order shows what the ledger moved.
 
-Failing when written (findings, all fixed in session 14): a reservation made while the order is only a draft (the block checkout's PUT when the
-wallet is picked, or a checkout the shop refuses after the plugin's hook ran) is never released when the order is paid
-another way or never placed; a top-up between picking the wallet and placing the order makes the bridge answer an
-idempotency conflict; a wallet that covers the discounted total is refused at the checkout (the plugin asks for the full
-total); an order whose wallet payment went back (set failed) cannot be paid with the wallet again ("already paid"); a
-guest order paid by a logged-in customer with the wallet keeps its reservation held when the unpaid status is on-hold.
+Failing when written (findings, all fixed in session 14): a reservation made while the order is only a draft (the block
+checkout's PUT when the wallet is picked, or a checkout the shop refuses after the plugin's hook ran) is never released
+when the order is paid another way or never placed; a top-up between picking the wallet and placing the order makes the
+bridge answer an idempotency conflict; a wallet that covers the discounted total is refused at the checkout (the plugin
+asks for the full total); an order whose wallet payment went back (set failed) cannot be paid with the wallet again
+("already paid"); a guest order paid by a logged-in customer with the wallet keeps its reservation held when the unpaid
+status is on-hold.
 """
 
 from __future__ import annotations
