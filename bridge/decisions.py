@@ -183,9 +183,9 @@ def partial_total_changed(record: OrderRecord, order: OrderSnapshot) -> bool:
 def paid_in_shop(record: OrderRecord, order: OrderSnapshot) -> bool:
     """Whether the shop recorded the order paid by another method. WooCommerce dates an order paid once, for good:
     an order the wallet paid whole and the bridge reopened for the rest of a raised total keeps the wallet's date,
-    so only a paid state newer than the one reopened says another method paid the rest."""
+    so only a paid state newer than the one reopened says another method paid the rest (recorded then: `card_paid`)."""
     reopened = record.reopened_at
-    if reopened is not None and order.paid_at is not None and order.paid_at <= reopened:
+    if record.card_paid is None and reopened is not None and order.paid_at is not None and order.paid_at <= reopened:
         return order.phase == orders.PAID and order.modified_at is not None and order.modified_at > reopened
     return order.recorded_paid()
 

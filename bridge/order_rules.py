@@ -66,7 +66,7 @@ from bridge.ledger import (
 )
 from bridge.lots import LotPolicy
 from bridge.models import Customer, Entry, LedgerTransaction, OrderRefund, OutboxMessage, Shop, ShopOrder, utcnow
-from bridge.money import POINTS, format_amount, percent_of
+from bridge.money import POINTS, format_amount, percent_of, pro_rata
 from bridge.order_records import lock_order_record
 from bridge.orders import OrderSnapshot, TrashedOrder
 from bridge.outbox import MessageOfPosting, enqueue
@@ -847,15 +847,16 @@ def _earn_order_points(ctx: OrderContext) -> None:
 
 
 def _credit_order_cashback(ctx: OrderContext) -> None:
-    """Cashback on what was paid for the goods (the points' base), once the order is where the shop says: less what
-    refunds applied before gave back (a refund in this state takes its share back when it is applied)."""
+    """Cashback on what was paid for the goods (the points' base), once the order is where the shop says: the share
+    of it the refunds applied before left paid (a refund in this state takes its share back when it is applied)."""
     undone = ctx.record.payment_outcome in (PaymentOutcome.REVERSED, PaymentOutcome.CANCELLED)
     if undone or not earns_cashback_now(ctx.settings, ctx.order):
         return
-    kept = wallet_held(ctx.record) + max(_paid_by_other_means(ctx) - _card_money_refunded(ctx), 0)
-    paid = points_base(ctx.settings, ctx.order, kept)
+    refunded, wallet_part = _standing_refunds(ctx)
+    paid = wallet_held(ctx.record) + wallet_part + _paid_by_other_means(ctx)  # before the refunds
+    kept = pro_rata(max(paid - refunded, 0), paid, points_base(ctx.settings, ctx.order, paid))
     if credit_cashback(
-        ctx.session, ctx.shop, ctx.settings, ctx.customer, ctx.order, paid, ctx.key("cashback"), ctx.actor
+        ctx.session, ctx.shop, ctx.settings, ctx.customer, ctx.order, kept, ctx.key("cashback"), ctx.actor
     ):
         _tell_shop(
             ctx,
@@ -865,11 +866,12 @@ def _credit_order_cashback(ctx: OrderContext) -> None:
         )
 
 
-def _card_money_refunded(ctx: OrderContext) -> int:
-    """What the order's refunds still standing gave back of the money paid another way (their wallet money is off
-    what the order holds already)."""
+def _standing_refunds(ctx: OrderContext) -> tuple[int, int]:
+    """What the order's refunds the shop still lists gave back, and of it the wallet's money (already off what the
+    order holds)."""
     standing = (OrderRefund.shop_order_id == ctx.record.id, OrderRefund.deleted_at.is_(None))
-    return ctx.session.scalar(select(total(OrderRefund.amount - OrderRefund.wallet_part)).where(*standing))
+    sums = select(total(OrderRefund.amount), total(OrderRefund.wallet_part)).where(*standing)
+    return tuple(ctx.session.execute(sums).one())
 
 
 def _cashback_kept(ctx: OrderContext) -> int:

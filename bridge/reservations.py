@@ -37,10 +37,10 @@ def reserve_for_order(
     amount: int,
     idempotency_key: str,
     expires_in: timedelta,
-) -> tuple[Hold, bool]:
+) -> tuple[Hold | None, bool]:
     """Reserve the order's `amount` on the customer's wallet, or, short and the shop taking partial payments,
     all the wallet has (the rest is paid another way). Returns (hold, replayed): the order's open reservation
-    when it already holds that, whatever the key."""
+    when it already holds that, whatever the key; no hold when the wallet has nothing to pay."""
     customer = require_customer(session, shop, customer_external_id)
     reservations = open_reservations(session, shop.id, order_external_id)  # holds are locked before the wallet
     wallet = wallet_account(session, customer, shop.currency, lock=True)
@@ -58,6 +58,8 @@ def reserve_for_order(
     hold_key = _hold_key(session, shop.id, order_external_id, idempotency_key, amount)  # before this voids any
     for hold in reservations:  # the checkout now asks for another amount (or another customer pays)
         void_hold(session, shop_id=shop.id, hold_id=hold.id)
+    if covered == 0:  # the discount for paying by wallet takes the whole total off: nothing to hold
+        return None, False
     return authorize_hold(
         session,
         account=wallet,

@@ -134,12 +134,13 @@ def reserve(
             expires_in=timedelta(seconds=expires_in_seconds),
         )
         available = wallet_summary(session, shop, customer_id)["available"]
+        reserved = held.amount if held else 0
         return {
-            "hold_id": held.id,
-            "status": held.status,
-            "amount": held.amount,
+            "hold_id": held.id if held else None,
+            "status": held.status if held else "nothing_due",
+            "amount": reserved,
             "replayed": replayed,
-            "left_to_pay": left_to_pay(shop, amount, held.amount),
+            "left_to_pay": left_to_pay(shop, amount, reserved),
             "available": available,
         }
 
