@@ -76,4 +76,3 @@ def test_cashback_on_completion_after_a_refund_counts_the_refund_when_the_order_
 
     assert balance(session, shop) == 720
     assert verify(session) == []
-
