@@ -48,6 +48,17 @@ def money(amount: int) -> str:
     return f"{amount // 100}.{amount % 100:02d}"
 
 
+# In async mode the tests deliver queued webhooks when they run the queue (`ctl run-queue`). WP-Cron (at any request
+# once a minute has passed) and Action Scheduler's runner (at an admin request) would run it between a test's steps:
+# two full runs saw a checkout's delivery arrive before the test looked at what the checkout held.
+QUEUE_ON_DEMAND = """<?php
+if ( ! defined( 'DISABLE_WP_CRON' ) ) {
+\tdefine( 'DISABLE_WP_CRON', true );
+}
+add_filter( 'action_scheduler_allow_async_request_runner', '__return_false' );
+"""
+
+
 class RealStore:
     """One running realstore: REST calls that must succeed unless told otherwise, and `ctl` switches."""
 
@@ -78,7 +89,9 @@ class RealStore:
         out, err = launched.communicate(timeout=600)
         if launched.returncode != 0:
             raise RuntimeError(f"realstore up failed ({launched.returncode}): {err[-2000:]}")
-        return cls(json.loads(out.strip().splitlines()[-1]))
+        store = cls(json.loads(out.strip().splitlines()[-1]))
+        (Path(store.dir) / "wp/wp-content/mu-plugins/wallet-bridge-tests-queue.php").write_text(QUEUE_ON_DEMAND)
+        return store
 
     @staticmethod
     def down(directory: Path) -> None:
