@@ -78,18 +78,17 @@ def test_the_rest_paid_after_the_reopening_is_card_money_its_refunds_may_go_to_t
     assert verify(session) == []
 
 
+def cashback_on_completion(session, shop):
+    """10 % cashback once an order is completed; refunds to the card."""
+    settings = {"cashback_kind": "percent", "cashback_value": 1_000, "cashback_on": "completed"}
+    return configure(session, shop, **settings, refund_destination="original")
+
+
 def test_cashback_on_completion_is_on_what_the_refunds_before_it_left_paid(session, shop):
     """Found on the real store (session 14): 10 % cashback on completion; a 41.48 card order, 10.00 refunded to the
     card while it was processing, then completed: the cashback was 4.14, on the whole total, though the customer
     kept 31.48 (3.14)."""
-    shop = configure(
-        session,
-        shop,
-        cashback_kind="percent",
-        cashback_value=1_000,
-        cashback_on="completed",
-        refund_destination="original",
-    )
+    shop = cashback_on_completion(session, shop)
     card = order(status="processing", phase=orders.PAID, payment_method="stripe", refunds_complete=True)
     apply_order(session, shop, replace(card, refunds=refunds((1, 1_000)), modified_at=at(1)), ACTOR)
     assert balance(session, shop) == 0

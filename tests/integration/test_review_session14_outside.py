@@ -11,7 +11,7 @@ from bridge.order_rules import apply_order
 from tests.integration.test_api import credit
 from tests.integration.test_order_rules import ACTOR, balance, configure, order, refunds
 from tests.integration.test_reservations import deliver, reserve, wallet
-from tests.integration.test_review_session14 import PAID_AT, at, paid_whole_then_raised
+from tests.integration.test_review_session14 import PAID_AT, at, cashback_on_completion, paid_whole_then_raised
 
 
 def test_a_fixed_discount_covering_a_small_order_still_lets_the_wallet_check_out(client, shop, services):
@@ -54,14 +54,7 @@ def test_cashback_on_completion_after_a_refund_counts_the_refund_when_the_order_
     completion, the order keeps 7.20 of its 8.00 cashback (the refund's share is taken back). Refunded the same 10.00
     before completion, the new base (paid less card money refunded, 90.00) is capped by the untaxed items (80.00):
     the refund is not counted at all and the cashback is the whole 8.00."""
-    shop = configure(
-        session,
-        shop,
-        cashback_kind="percent",
-        cashback_value=1_000,
-        cashback_on="completed",
-        refund_destination="original",
-    )
+    shop = cashback_on_completion(session, shop)
     card = order(
         status="processing",
         phase=orders.PAID,
