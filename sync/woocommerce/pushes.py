@@ -252,13 +252,12 @@ REFUND_REFUSED = "woocommerce_rest_cannot_create_order_refund"
 def refund_order(api: WooShop, payload: dict, for_customer: CustomerNote) -> list[Outcome]:
     """Refund a top-up order to the card for a withdrawal; if the shop refuses, the wallet gets it back."""
     order_id, marker = payload["order_id"], str(payload["transaction_id"])
-    refunds = api.get(f"orders/{order_id}/refunds").body or []
-    if any(_meta(refund, WITHDRAWAL_MARKER) == marker for refund in refunds if isinstance(refund, dict)):
+    if _marked_refund(api, order_id, WITHDRAWAL_MARKER, marker) is not None:
         return []
     try:
         _post_refund(api, payload, WITHDRAWAL_MARKER, marker)
     except ShopCallFailed as exc:
-        if not _refused(exc):
+        if not _refused(exc) or _marked_refund(api, order_id, WITHDRAWAL_MARKER, marker) is not None:
             raise
         return [WithdrawalRefused(payload["transaction_id"], str(exc)[:200])]
     return []
@@ -271,18 +270,24 @@ def create_refund(api: WooShop, payload: dict, for_customer: CustomerNote) -> li
     """A refund the customer asked for: created once (marker), its id recorded so the shop's delivery of
     it is matched to the destination the customer chose. A refused refund moves no money."""
     order_id, marker = payload["order_id"], str(payload["request_id"])
-    refunds = api.get(f"orders/{order_id}/refunds").body or []
-    done = [r for r in refunds if isinstance(r, dict) and _meta(r, REQUEST_MARKER) == marker]
-    refund_id, refused = (str(done[0]["id"]), None) if done else (None, None)
-    if not done:
+    made = _marked_refund(api, order_id, REQUEST_MARKER, marker)
+    if made is None:
         try:
             named = {**payload, "reason": reason_naming_request(payload["reason"], payload["request_id"])}
-            refund_id = str(_post_refund(api, named, REQUEST_MARKER, marker)["id"])
+            made = _post_refund(api, named, REQUEST_MARKER, marker)
         except ShopCallFailed as exc:
-            if not _refused(exc):
+            if not _refused(exc) or _marked_refund(api, order_id, REQUEST_MARKER, marker) is not None:
                 raise
-            refused = str(exc)[:200]
-    return [RefundCreated(payload["request_id"], refund_id, refused)]
+            return [RefundCreated(payload["request_id"], None, str(exc)[:200])]
+    return [RefundCreated(payload["request_id"], str(made["id"]), None)]
+
+
+def _marked_refund(api: WooShop, order_id: str, marker_key: str, marker: str) -> dict | None:
+    """The order's refund carrying the bridge's marker, if an attempt made it. Also asked when the shop refuses
+    the refund: an earlier attempt whose answer was lost (its worker killed, the message leased again) may have
+    made it meanwhile, and the refusal is then the shop's "already refunded", retried to find it made."""
+    refunds = api.get(f"orders/{order_id}/refunds").body or []
+    return next((r for r in refunds if isinstance(r, dict) and _meta(r, marker_key) == marker), None)
 
 
 def _post_refund(api: WooShop, payload: dict, marker_key: str, marker: str) -> dict:

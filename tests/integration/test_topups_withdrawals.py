@@ -273,6 +273,23 @@ def test_withdrawal_refunds_the_topup_order_to_the_card_once(client, services, w
 
 
 @responses.activate
+def test_a_refusal_of_a_withdrawal_an_earlier_attempt_refunded_is_not_taken_for_a_refusal(client, services, woo):
+    """Found by the bank test (session 14): a worker killed after its refund reached the shop, the message leased
+    again, the next attempt's POST refused as "already refunded": the €20.00 came back to the wallet while the card
+    got it too. A refusal is looked at again: the attempt's own refund is there, so the withdrawal stands."""
+    post_delivery(client, woo.shop.id, "order.updated", paid_topup())
+    _mock_refunds(refund_status=500, refund_body=REFUSED_REFUND)
+    [transaction_id] = _withdraw(client, woo, 2_000).get_json()["transaction_ids"]
+    marker = [{"key": "_wallet_bridge_withdrawal", "value": str(transaction_id)}]
+    responses.add(responses.GET, f"{API}/orders/30/refunds", json=[{"id": 31, "amount": "20.00", "meta_data": marker}])
+    drain(services.sessions, pushers_for(services), FAST)
+
+    assert wallet(client, woo)["balance"] == 3_000
+    posted = [c for c in responses.calls if c.request.method == "POST" and c.request.url.endswith("/refunds")]
+    assert len(posted) == 1
+
+
+@responses.activate
 def test_withdrawal_the_shop_refuses_goes_back_to_the_wallet_with_a_note(client, services, woo):
     post_delivery(client, woo.shop.id, "order.updated", paid_topup())
     _mock_refunds(refund_status=500, refund_body=REFUSED_REFUND)
