@@ -243,12 +243,25 @@ def _take_back_refunded_topup(ctx: OrderContext) -> None:
                     bonus=0,
                 )
             )
+    _restore_relisted_topup_refunds(ctx)
     deleted = _deleted_topup_refunds(ctx)
     if ctx.customer is not None and (ctx.order.refunds or deleted):
         wallet = wallet_account(ctx.session, ctx.customer, ctx.order.currency)
         if deleted:
             give_back_deleted_topup_refunds(ctx.session, ctx.shop.id, wallet, ctx.actor, ctx.order.external_id)
         take_back_card_refunds(ctx.session, ctx.shop.id, wallet, ctx.actor, ctx.order.external_id)
+
+
+def _restore_relisted_topup_refunds(ctx: OrderContext) -> None:
+    """Refunds marked deleted that a state not older than the newest seen lists again: a delivery of an older state
+    of the same second (the shop dates changes to the second) did not list them yet. Their money leaves the top-up's
+    lot again (take_back_card_refunds counts the refunds standing)."""
+    if ctx.new_record or is_stale(ctx.record, ctx.order):
+        return
+    listed = {refund.external_id for refund in ctx.order.refunds}
+    for row in _applied_refunds(ctx):
+        if row.deleted_at is not None and row.external_id in listed:
+            row.deleted_at = None
 
 
 def _deleted_topup_refunds(ctx: OrderContext) -> bool:

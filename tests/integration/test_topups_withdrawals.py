@@ -400,3 +400,15 @@ def test_order_in_another_currency_never_touches_the_wallet(client, services, wo
     post_delivery(client, woo.shop.id, "order.created", order_body(id=50, currency="USD"))
     assert wallet(client, woo)["balance"] == 5_000
     assert count(services, LedgerTransaction, LedgerTransaction.kind == "payment") == 0
+
+
+def test_a_topup_refund_an_older_delivery_of_the_same_second_left_out_is_taken_when_listed_again(client, woo):
+    """Found by the bank test (session 14): the shop dates changes to the second, so the state before a refund,
+    delivered after it (reordered), is not older: it lists the refund no more and the bridge took it for deleted. The
+    next delivery listed it again, and the card kept the €20.00 while the wallet had it back."""
+    refunded = paid_topup(refunds=[{"id": 31, "reason": "", "total": "-20.00"}])
+    for body in (paid_topup(), refunded, paid_topup()):  # the same date_modified: the last one is the reordered one
+        post_delivery(client, woo.shop.id, "order.updated", body)
+    post_delivery(client, woo.shop.id, "order.updated", refunded)
+
+    assert wallet(client, woo)["balance"] == 3_000
