@@ -134,6 +134,11 @@ def wallet_discount(settings: ShopSettings, total: int) -> int:
     return 0
 
 
+def wallet_due(settings: ShopSettings, amount: int) -> int:
+    """What the wallet pays for an order of `amount` it pays whole: less the discount for paying by wallet."""
+    return amount - wallet_discount(settings, amount)
+
+
 def total_edited(record: OrderRecord, order: OrderSnapshot, refunded_before: int = 0) -> bool:
     """The merchant changed the total of an order the wallet paid in full: what it now costs, less the refunds
     already settled (`refunded_before`), is neither what the wallet holds for it (with the bridge's discount fee in

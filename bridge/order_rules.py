@@ -47,7 +47,7 @@ from bridge.decisions import (
     split_refund,
     total_edited,
     undoes_payment,
-    wallet_discount,
+    wallet_due,
     wallet_held,
     wallet_overcharge,
     wallet_part_cut,
@@ -600,8 +600,8 @@ def _collect_wallet_payment(ctx: OrderContext) -> None:
     # the order's whole total, and its push takes them off the order (`replace_fees`).
     stale_fees = order.wallet_fees or 0
     total = order.total + stale_fees
-    discount = wallet_discount(ctx.settings, total)
-    due = total - discount
+    due = wallet_due(ctx.settings, total)
+    discount = total - due
     available = wallet.available + (reservation.amount if reservation else 0)
     replace = {"replace_fees": True} if stale_fees else {}
     if available >= due:

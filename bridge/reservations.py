@@ -14,7 +14,7 @@ from sqlalchemy import Boolean, bindparam, column, select, text
 from sqlalchemy.orm import Session
 
 from bridge.accounts import wallet_account, wallet_code
-from bridge.decisions import wallet_discount
+from bridge.decisions import wallet_due, wallet_held
 from bridge.errors import IdempotencyConflict, InsufficientFunds, InvalidState, NotFound
 from bridge.ledger import authorize_hold, ensure_unlocked, release_expired_holds, void_hold
 from bridge.models import Account, Customer, Hold, Shop, ShopOrder, utcnow
@@ -105,11 +105,6 @@ def _made_meanwhile(session: Session, shop_id: int, order_external_id: str, seen
     ).first()
 
 
-def wallet_due(settings: ShopSettings, amount: int) -> int:
-    """What the wallet pays for an order of `amount` it pays whole: less the discount for paying by wallet."""
-    return amount - wallet_discount(settings, amount)
-
-
 def left_to_pay(shop: Shop, amount: int, reserved: int) -> int:
     """What another payment method pays of an order of `amount` the wallet reserved `reserved` for: nothing when
     the wallet pays it whole (its discount is taken off the order, not paid)."""
@@ -135,12 +130,10 @@ def _covered(shop: Shop, available: int, amount: int) -> int:
 def _refuse_if_paid(session: Session, shop_id: int, order_external_id: str) -> None:
     """An order that holds wallet money its delivery took (before any reservation) needs none; one whose wallet
     money went back (failed, then paid again on its order-pay page) does."""
-    held = session.scalar(
-        select(ShopOrder.wallet_paid - ShopOrder.wallet_refunded).where(
-            ShopOrder.shop_id == shop_id, ShopOrder.external_id == order_external_id
-        )
+    record = session.scalar(
+        select(ShopOrder).where(ShopOrder.shop_id == shop_id, ShopOrder.external_id == order_external_id)
     )
-    if held and held > 0:
+    if record is not None and wallet_held(record) > 0:
         raise InvalidState(
             f"order #{order_external_id} is already paid from the wallet",
             fields={"order_id": "already paid"},

@@ -34,6 +34,17 @@ def paid_whole_then_raised(session, shop, **raised) -> None:
     pushed(session)  # the shop reopened it: pending, the wallet's 19.99 a fee line
 
 
+def the_rest_paid_by_card_after_reopening(session, shop):
+    """Paid whole, raised, reopened (pending, the rest asked), then the rest paid by card: the shop and that state."""
+    shop = configure(session, shop, partial_payments=True, refund_destination="wallet")
+    paid_whole_then_raised(session, shop)
+    reopened = order(total=999, wallet_fees=1_999, paid_at=PAID_AT, modified_at=at(2))
+    apply_order(session, shop, reopened, ACTOR)
+    paid = replace(reopened, status="processing", phase=orders.PAID, modified_at=at(3))
+    apply_order(session, shop, paid, ACTOR)
+    return shop, paid
+
+
 @pytest.mark.parametrize("then", [("cancelled", orders.CANCELLED), ("refunded", orders.REFUNDED)])
 def test_a_raised_order_refunded_before_the_rest_is_paid_returns_what_the_wallet_paid(session, shop, then):
     shop = configure(session, shop, partial_payments=True, refund_destination="wallet")
@@ -66,12 +77,7 @@ def test_the_rest_paid_after_the_reopening_is_card_money_its_refunds_may_go_to_t
     """The other side of the rule: once a paid state newer than the reopened one shows the rest paid, a refund is
     the card's money first (the shop refunds it, to the wallet by the shop's destination) and the wallet part stays
     paid: 5.00 to the wallet, and the order keeps the 19.99."""
-    shop = configure(session, shop, partial_payments=True, refund_destination="wallet")
-    paid_whole_then_raised(session, shop)
-    reopened = order(total=999, wallet_fees=1_999, paid_at=PAID_AT, modified_at=at(2))
-    apply_order(session, shop, reopened, ACTOR)
-    paid = replace(reopened, status="processing", phase=orders.PAID, modified_at=at(3))
-    apply_order(session, shop, paid, ACTOR)
+    shop, paid = the_rest_paid_by_card_after_reopening(session, shop)
     apply_order(session, shop, replace(paid, refunds=refunds((1, 500)), modified_at=at(4)), ACTOR)
 
     assert balance(session, shop) == 500

@@ -9,9 +9,13 @@ from bridge import orders
 from bridge.ledger import verify
 from bridge.order_rules import apply_order
 from tests.integration.test_api import credit
-from tests.integration.test_order_rules import ACTOR, balance, configure, order, refunds
+from tests.integration.test_order_rules import ACTOR, balance, order, refunds
 from tests.integration.test_reservations import deliver, reserve, wallet
-from tests.integration.test_review_session14 import PAID_AT, at, cashback_on_completion, paid_whole_then_raised
+from tests.integration.test_review_session14 import (
+    at,
+    cashback_on_completion,
+    the_rest_paid_by_card_after_reopening,
+)
 
 
 def test_a_fixed_discount_covering_a_small_order_still_lets_the_wallet_check_out(client, shop, services):
@@ -35,12 +39,7 @@ def test_a_reopened_order_paid_by_card_then_refunded_in_full_gives_the_card_mone
     the shop's refund of its 9.99 total), to the wallet by the shop's destination: 9.99 card money and the 19.99 the
     wallet paid are the customer's. paid_in_shop only counts a PAID phase newer than the reopening, so in the
     refunded state the order no longer looks card-paid: the 9.99 is taken as wallet money."""
-    shop = configure(session, shop, partial_payments=True, refund_destination="wallet")
-    paid_whole_then_raised(session, shop)
-    reopened = order(total=999, wallet_fees=1_999, paid_at=PAID_AT, modified_at=at(2))
-    apply_order(session, shop, reopened, ACTOR)
-    paid = replace(reopened, status="processing", phase=orders.PAID, modified_at=at(3))
-    apply_order(session, shop, paid, ACTOR)
+    shop, paid = the_rest_paid_by_card_after_reopening(session, shop)
     assert balance(session, shop) == 0
     refunded = replace(paid, status="refunded", phase=orders.REFUNDED, refunds=refunds((1, 999)), modified_at=at(4))
     apply_order(session, shop, refunded, ACTOR)
