@@ -26,6 +26,7 @@ from bridge.usecases.pushes import (
     WithdrawalRefused,
 )
 from sync.woocommerce.client import WooShop
+from sync.woocommerce.connect import list_all
 from webhooks.payload_fields import PayloadInvalid
 from webhooks.woocommerce.payloads import BRIDGE_FEE_NAMES, DISCOUNT_FEE_NAME, WALLET_FEE_NAME, parse_order
 
@@ -285,8 +286,9 @@ def create_refund(api: WooShop, payload: dict, for_customer: CustomerNote) -> li
 def _marked_refund(api: WooShop, order_id: str, marker_key: str, marker: str) -> dict | None:
     """The order's refund carrying the bridge's marker, if an attempt made it. Also asked when the shop refuses
     the refund: an earlier attempt whose answer was lost (its worker killed, the message leased again) may have
-    made it meanwhile, and the refusal is then the shop's "already refunded", retried to find it made."""
-    refunds = api.get(f"orders/{order_id}/refunds").body or []
+    made it meanwhile, and the refusal is then the shop's "already refunded", retried to find it made. Every page:
+    the shop lists ten refunds a page, newest first, and a top-up order many withdrawals took from holds more."""
+    refunds = list_all(api, f"orders/{order_id}/refunds")
     return next((r for r in refunds if isinstance(r, dict) and _meta(r, marker_key) == marker), None)
 
 

@@ -7,6 +7,7 @@ import pytest
 import requests
 import responses
 from flask import request
+from responses import matchers
 from sqlalchemy import func, select
 
 from bridge.db import unit_of_work
@@ -229,6 +230,11 @@ def test_topup_above_the_threshold_earns_a_promotional_bonus(client, woo):
     assert (state["balance"], state["withdrawable"]) == (11_000, 10_000)
 
 
+def _first_page(request) -> tuple[bool, str]:
+    """A GET without `page` asks for the first one, as WordPress reads it."""
+    return request.params.get("page", "1") == "1", "not the first page"
+
+
 def _withdraw(client, shop, amount, key="w1"):
     return client.post("/api/v1/customers/2/withdrawals", json={"amount": amount}, headers=auth(shop, key))
 
@@ -287,6 +293,36 @@ def test_a_refusal_of_a_withdrawal_an_earlier_attempt_refunded_is_not_taken_for_
     assert wallet(client, woo)["balance"] == 3_000
     posted = [c for c in responses.calls if c.request.method == "POST" and c.request.url.endswith("/refunds")]
     assert len(posted) == 1
+
+
+@responses.activate
+def test_a_withdrawal_refund_an_earlier_attempt_made_is_found_beyond_the_first_page(client, services, woo):
+    """Found by the bank test (session 15): the shop lists an order's refunds ten a page, newest first. A top-up order
+    many withdrawals took from had the attempt's own refund on page 2, unseen: the POST was refused ("already
+    refunded") and the wallet got the €20.00 back while the card kept it."""
+    post_delivery(client, woo.shop.id, "order.updated", paid_topup())
+    _mock_refunds(refund_status=500, refund_body=REFUSED_REFUND)
+    [transaction_id] = _withdraw(client, woo, 2_000).get_json()["transaction_ids"]
+    marker = [{"key": "_wallet_bridge_withdrawal", "value": str(transaction_id)}]
+    newer = [{"id": 50 - n, "amount": "1.00", "meta_data": []} for n in range(10)]
+    responses.replace(
+        responses.GET,
+        f"{API}/orders/30/refunds",
+        json=newer,
+        headers={"X-WP-Total": "11", "X-WP-TotalPages": "2"},
+        match=[_first_page],
+    )
+    responses.add(
+        responses.GET,
+        f"{API}/orders/30/refunds",
+        json=[{"id": 31, "amount": "20.00", "meta_data": marker}],
+        headers={"X-WP-Total": "11", "X-WP-TotalPages": "2"},
+        match=[matchers.query_param_matcher({"page": "2"}, strict_match=False)],
+    )
+    drain(services.sessions, pushers_for(services), FAST)
+
+    assert wallet(client, woo)["balance"] == 3_000
+    assert not [c for c in responses.calls if c.request.method == "POST" and c.request.url.endswith("/refunds")]
 
 
 @responses.activate
