@@ -55,7 +55,8 @@ REASONS = {
 class RestCall:
     """One request to the REST API, as the journal `sim.requests` keeps it. `query` leaves out the
     authentication parameters; `json` is the parsed body (None without one). `injected` marks calls
-    answered by `fail_rest` (with `after_apply`, the change was made but the answer lost)."""
+    answered by `fail_rest` (with `after_apply`, the call was processed but the answer lost: `shop_status` is the
+    status the shop answered, 2xx when the change was made)."""
 
     method: str
     path: str
@@ -64,6 +65,7 @@ class RestCall:
     json: object
     status: int | None = None
     injected: bool = False
+    shop_status: int | None = None
 
 
 @dataclass
@@ -148,6 +150,7 @@ def _after(sim: ShopSimulator, response: Response) -> Response:
     call = g.get("call")
     pending = g.pop("outage", None)
     if pending is not None:
+        call.shop_status = response.status_code
         response = _outage_response(*pending)
         call.injected = True
     if call is not None:

@@ -478,7 +478,20 @@ def test_fail_after_apply_loses_the_answer_but_keeps_the_change(sim, api):
     assert len(sim.order(order["id"])["fee_lines"]) == 1
     put = sim.calls("PUT", f"orders/{order['id']}")
     assert len(put) == 1 and put[0].injected and put[0].json["fee_lines"][0]["total"] == "-1.00"
+    assert put[0].shop_status == 200
     assert "oauth_signature" not in put[0].query
+
+
+def test_a_call_the_shop_refused_then_lost_its_answer_is_journaled_as_refused(sim, api):
+    """The bank test counted such a refund as made: the shop refused it, a proxy answered 502 instead."""
+    order = new_order(api)
+    sim.fail_rest(502, after_apply=True, times=1)
+
+    response = api.post(f"orders/{order['id']}/refunds", {"amount": "1000.00", "api_refund": False})
+
+    assert response.status_code == 502 and sim.refunds(order["id"]) == []
+    [post] = sim.calls("POST", f"orders/{order['id']}/refunds")
+    assert post.injected and post.shop_status >= 400
 
 
 # --- fidelity to the captured store -----------------------------------------------------------------------------

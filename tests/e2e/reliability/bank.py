@@ -800,12 +800,12 @@ class ShopDriver:
 
 def summarise_journal(calls: list) -> dict:
     """What the shop applied, from its request journal: a call counts as applied when it was answered 2xx,
-    or when its answer was lost after it was applied (injected LOST_ANSWER_STATUS)."""
+    or when its answer was lost after the shop made it (injected LOST_ANSWER_STATUS over a 2xx the shop answered:
+    a refund the shop refused, its refusal lost, made nothing)."""
 
     def applied(call) -> bool:
-        return call.status is not None and (
-            200 <= call.status < 300 or (call.injected and call.status == LOST_ANSWER_STATUS)
-        )
+        answered = call.shop_status if call.injected and call.status == LOST_ANSWER_STATUS else call.status
+        return answered is not None and 200 <= answered < 300
 
     set_paid, fee_puts, refund_posts, note_posts, refused = Counter(), Counter(), Counter(), Counter(), Counter()
     counts = Counter()
