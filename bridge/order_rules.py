@@ -134,7 +134,7 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
     if not stale and order.phase == orders.AWAITING_PAYMENT and _may_charge(ctx):
         _collect_wallet_payment(ctx)
     elif same_second_retry(record, order) and _pays_by_wallet(ctx):
-        _read_back(ctx)
+        _read_back(ctx, "attempt")
     # what checkout reserved and no payment will take: a cancelled or failed order's, or one refunded before the
     # wallet paid any of it (an order with refunds is never charged)
     if order.phase in (orders.CANCELLED, orders.FAILED) or (order.refunds and not record.wallet_paid):
@@ -243,7 +243,6 @@ def _take_back_refunded_topup(ctx: OrderContext) -> None:
                     bonus=0,
                 )
             )
-    _restore_relisted_topup_refunds(ctx)
     deleted = _deleted_topup_refunds(ctx)
     if ctx.customer is not None and (ctx.order.refunds or deleted):
         wallet = wallet_account(ctx.session, ctx.customer, ctx.order.currency)
@@ -252,29 +251,22 @@ def _take_back_refunded_topup(ctx: OrderContext) -> None:
         take_back_card_refunds(ctx.session, ctx.shop.id, wallet, ctx.actor, ctx.order.external_id)
 
 
-def _restore_relisted_topup_refunds(ctx: OrderContext) -> None:
-    """Refunds marked deleted that a state not older than the newest seen lists again: a delivery of an older state
-    of the same second (the shop dates changes to the second) did not list them yet. Their money leaves the top-up's
-    lot again (take_back_card_refunds counts the refunds standing)."""
-    if ctx.new_record or is_stale(ctx.record, ctx.order):
-        return
-    listed = {refund.external_id for refund in ctx.order.refunds}
-    for row in _applied_refunds(ctx):
-        if row.deleted_at is not None and row.external_id in listed:
-            row.deleted_at = None
-
-
 def _deleted_topup_refunds(ctx: OrderContext) -> bool:
     """Whether the shop deleted refunds of the top-up since the last delivery (marked so)."""
     return ctx.order.refunds_complete and not is_stale(ctx.record, ctx.order) and bool(_mark_deleted_refunds(ctx))
 
 
 def _mark_deleted_refunds(ctx: OrderContext) -> list[OrderRefund]:
-    """The order's refunds applied that the shop (whose refund lists are complete) no longer lists, marked deleted."""
+    """The order's refunds applied that the shop (whose refund lists are complete) no longer lists, marked deleted.
+    A delivered state of the same second as the newest seen may be the older one, delivered late (the shop dates
+    changes to the second): only the order read back from the shop then says whether they were deleted."""
     if ctx.new_record:
         return []
     listed = {refund.external_id for refund in ctx.order.refunds}
     deleted = [row for row in _active_refunds(ctx) if row.external_id not in listed]
+    if deleted and _same_second_as_the_newest(ctx):
+        _read_back(ctx, "refunds-" + ",".join(sorted(row.external_id for row in deleted)))
+        return []
     for row in deleted:
         row.deleted_at = utcnow()
     return deleted
@@ -331,14 +323,21 @@ def _may_charge(ctx: OrderContext) -> bool:
     return bool(payment_undecided(ctx.record, ctx.order) and not has_refunds and _pays_by_wallet(ctx))
 
 
-def _read_back(ctx: OrderContext) -> None:
-    """Ask the shop for the order as it is now: the state it sends back settles whether this one is a new attempt."""
+def _same_second_as_the_newest(ctx: OrderContext) -> bool:
+    """A delivered state dated the second of the newest seen: either may be the newer."""
+    at = ctx.order.modified_at
+    return not ctx.order.read_back and at is not None and at == ctx.record.last_modified_at
+
+
+def _read_back(ctx: OrderContext, about: str) -> None:
+    """Ask the shop for the order as it is now: the state it sends back settles which of two states of one second is
+    the newer (whether this one is a new attempt; whether refunds it leaves out were deleted)."""
     enqueue(
         ctx.session,
         shop_id=ctx.shop.id,
         kind="order.read_back",
         payload={"order_id": ctx.order.external_id},
-        dedupe_key=ctx.attempt_key(f"read-back:{ctx.order.modified_at.isoformat()}"),
+        dedupe_key=ctx.attempt_key(f"read-back:{about}:{ctx.order.modified_at.isoformat()}"),
     )
 
 

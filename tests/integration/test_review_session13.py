@@ -329,7 +329,7 @@ def test_points_a_deleted_refund_gave_and_the_customer_converted_leave_as_money(
     assert converted.status_code == 201, converted.get_json()
     assert (wallet(client, woo)["points"], wallet(client, woo)["balance"]) == (0, 1_000)
     for _ in range(2):  # the shop lists the refund no more
-        response = post_delivery(client, woo.shop.id, "order.updated", card_order(date_modified=_later(refunded)))
+        response = post_delivery(client, woo.shop.id, "order.updated", card_order(**_later(refunded)))
         assert response.status_code < 300 and response.get_json()["status"] == "applied", response.get_json()
     assert (wallet(client, woo)["points"], wallet(client, woo)["balance"]) == (0, 0)
     with unit_of_work(services.sessions) as session:
@@ -362,6 +362,6 @@ def test_a_cancelled_order_delivered_again_after_a_hold_ended_is_applied(client,
     assert wallet(client, woo)["balance"] == 300
     voided = client.post(f"/api/v1/holds/{held.get_json()['hold_id']}/void", headers=auth(woo, "void-1"))
     assert voided.status_code == 200, voided.get_json()
-    again = card_order(status="cancelled", date_modified=_later(first))
+    again = card_order(status="cancelled", **_later(first))
     response = post_delivery(client, woo.shop.id, "order.updated", again)
     assert response.status_code < 300 and response.get_json()["status"] == "applied", response.get_json()

@@ -139,7 +139,9 @@ COLLAPSED_CASHBACK = pytest.mark.xfail(
     strict=True,
     reason="finding (open): a refund and the completion seen in one delivery: the cashback is credited on the whole "
     "total (capped, or checked against the minimum order, on it) before the refund takes its share back; one change "
-    "at a time it is on what was kept (bridge.order_rules.apply_order credits cashback before the state's refunds)",
+    "at a time it is on what was kept (bridge.order_rules.apply_order credits cashback before the state's refunds). "
+    "Open: one delivery hides whether the refund came before the completion; crediting after the refunds breaks the "
+    "case where it came after (fixed cashback on payment, then refunded: tests/integration/test_review_session13.py)",
 )
 
 
