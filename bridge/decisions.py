@@ -150,7 +150,16 @@ def total_edited(record: OrderRecord, order: OrderSnapshot, refunded_before: int
     held, net = wallet_held(record), net_cost(order, refunded_before)
     if order.phase == orders.REFUNDED and net >= held:  # lowered, then refunded in full: never charged more
         return False
-    return order.total != record.total and net not in (held, held + record.wallet_discount)
+    return order.total != record.total and net not in _unedited_costs(record, order)
+
+
+def _unedited_costs(record: OrderRecord, order: OrderSnapshot) -> tuple[int, ...]:
+    """What an order the wallet paid whole costs unedited: what the wallet holds, the discount's line in; and that
+    plus the discount while the line is not yet in (the body says which when it lists the fee lines)."""
+    held = wallet_held(record)
+    if order.wallet_fees is None:
+        return (held, held + record.wallet_discount)
+    return (held,) if order.discount_fees else (held + record.wallet_discount,)
 
 
 def net_cost(order: OrderSnapshot, refunded_before: int) -> int:
@@ -164,13 +173,13 @@ def wallet_part_cut(record: OrderRecord, order: OrderSnapshot) -> int:
     the wallet's part, the shop cut the wallet's fee line at a total of 0.00, and the rest was overpaid."""
     if (
         record.payment_outcome != PaymentOutcome.PARTIAL
-        or order.wallet_fees is None
+        or order.wallet_part_fees is None
         or order.total != 0
         or order.refunds
         or order.phase not in (orders.AWAITING_PAYMENT, orders.FAILED, orders.PAID)
     ):
         return 0
-    return max(wallet_held(record) - order.wallet_fees, 0)
+    return max(wallet_held(record) - order.wallet_part_fees, 0)  # the shop cuts fees in line order: the discount stays
 
 
 def partial_total_changed(record: OrderRecord, order: OrderSnapshot) -> bool:
@@ -179,8 +188,8 @@ def partial_total_changed(record: OrderRecord, order: OrderSnapshot) -> bool:
     return (
         record.payment_outcome == PaymentOutcome.PARTIAL
         and order.phase in (orders.AWAITING_PAYMENT, orders.FAILED)
-        and order.wallet_fees is not None
-        and order.wallet_fees == wallet_held(record)
+        and order.wallet_part_fees is not None
+        and order.wallet_part_fees == wallet_held(record)
         and 0 < order.total != record.total
     )
 

@@ -144,7 +144,7 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
             record.payment_outcome = PaymentOutcome.CANCELLED
         _reverse_order(ctx)
     if not stale and order.phase == orders.PAID and record.payment_outcome == PaymentOutcome.REVERSED:
-        if _pays_by_wallet(ctx) or order.wallet_fees != 0:  # else another method paid the whole total
+        if _pays_by_wallet(ctx) or order.wallet_part_fees != 0:  # else another method paid the whole total
             _flag_paid_after_reversal(ctx)
     # an edit met while the order's payment is still being written is settled at a later delivery: the total seen
     # is not recorded as settled until then
@@ -441,11 +441,11 @@ def _return_cut_wallet_part(ctx: OrderContext) -> None:
     if _payment_push_pending(ctx):
         return
     cut, held = wallet_part_cut(record, order), wallet_held(record)
-    edit = f"fee-cut:{held}:{order.wallet_fees}"
+    edit = f"fee-cut:{held}:{order.wallet_part_fees}"
     if not _return_held_part(ctx, cut, ctx.attempt_key(edit), "was changed"):
         return
     note = (
-        f"The order's total changed to {format_amount(order.wallet_fees, currency)}, all paid from your wallet: "
+        f"The order's total changed to {format_amount(order.wallet_part_fees, currency)}, all paid from your wallet: "
         f"{format_amount(cut, currency)} returned to your wallet."
     )
     if order.phase == orders.PAID:
@@ -465,7 +465,7 @@ def _record_card_payment(ctx: OrderContext) -> bool:
     if record.paid_in_part:
         if _payment_push_pending(ctx):  # the shop's total is not yet the one the wallet's fee line makes
             return False
-        paid_whole = order.phase == orders.PAID and order.wallet_fees == 0
+        paid_whole = order.phase == orders.PAID and order.wallet_part_fees == 0
         if paid_whole and changed_after_payment(order):  # the fee line may have left after it: the card paid the rest
             record.card_paid = order.total - wallet_held(record)
             return False
@@ -775,7 +775,8 @@ def _reverse_order(ctx: OrderContext) -> None:
     # it arrives), never by the cancellation itself.
     if record.payment_outcome != PaymentOutcome.STORE_CREDIT and _return_held(ctx, f"was {ctx.order.status}"):
         if record.paid_in_part or record.wallet_discount:  # its fee lines would still lower what the shop asks
-            _tell_shop(ctx, "order.remove_wallet_fees", "", attempt=record.payment_attempt)
+            paid_whole = not record.paid_in_part  # its fee line is the discount, the date paid the wallet's own
+            _tell_shop(ctx, "order.remove_wallet_fees", "", attempt=record.payment_attempt, paid_whole=paid_whole)
         record.payment_outcome = PaymentOutcome.REVERSED
     if ctx.customer is not None:
         remaining = record.points_earned - record.points_clawed_back
@@ -1164,7 +1165,7 @@ def _hold_again_what_a_full_refund_returned(ctx: OrderContext) -> None:
     if (
         record.payment_outcome != PaymentOutcome.PARTIAL  # a reversed payment holds nothing again
         or order.phase != orders.PAID
-        or (order.wallet_fees or 0) <= wallet_held(record)
+        or (order.wallet_part_fees or 0) <= wallet_held(record)
         or refunded_in_full(order)
         or ctx.customer is None
     ):
@@ -1174,7 +1175,7 @@ def _hold_again_what_a_full_refund_returned(ctx: OrderContext) -> None:
     if not times:
         return
     refunded_wallet_parts = sum(row.wallet_part for row in rows if row.deleted_at is None)
-    missing = min(order.wallet_fees - wallet_held(record), record.wallet_refunded) - refunded_wallet_parts
+    missing = min(order.wallet_part_fees - wallet_held(record), record.wallet_refunded) - refunded_wallet_parts
     if missing <= 0:
         return
     wallet = wallet_account(ctx.session, ctx.customer, record.currency, lock=True)

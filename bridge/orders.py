@@ -53,9 +53,15 @@ class OrderSnapshot:
     # What the bridge's own fee lines on the order (a wallet part, a wallet discount) take off `total` now, as
     # the shop applied them (it caps a fee at what is left, and taxes it); None when the body does not list them.
     wallet_fees: int | None = None
+    discount_fees: int = 0  # of `wallet_fees`, the discount's lines: no wallet money, a price the shop gives
     # Read from the shop by the bridge after it saw the order's newest state (`order.read_back`), not delivered:
     # the order's state at that moment, however its date compares.
     read_back: bool = False
+
+    @property
+    def wallet_part_fees(self) -> int | None:
+        """What the wallet's part lines ("Paid from wallet") take off `total`: the wallet money the shop applies."""
+        return None if self.wallet_fees is None else self.wallet_fees - self.discount_fees
 
     def recorded_paid(self) -> bool:
         """Whether the shop recorded the order as paid: its own word, else a paid or refunded state."""

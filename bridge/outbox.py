@@ -4,7 +4,8 @@ Kinds are platform-neutral; `sync/<platform>/` turns each into that shop's API c
 - order.mark_paid      {order_id, transaction_id, discount, note}       the wallet paid the whole order
 - order.add_wallet_fee {order_id, transaction_id, amount, note}         the wallet paid part of it
 - order.mark_unpaid    {order_id, status, note}                         the wallet could not pay
-- order.remove_wallet_fees {order_id, attempt}   the attempt's wallet money went back: its fee lines leave the order
+- order.remove_wallet_fees {order_id, attempt, paid_whole}   the attempt's wallet money went back: its fee lines
+                       (a wallet part, or the discount of an order the wallet paid whole) leave the order
 - order.note           {order_id, note}                                 tell the customer what moved
 - order.refund         {order_id, amount, reason, api_refund, transaction_id}   refund an order (withdrawals)
 - order.create_refund  {order_id, amount, reason, api_refund, request_id}       a refund the customer asked for

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge import orders
 from bridge.errors import PermanentFailure, ShopCallFailed
 from bridge.models import OutboxMessage, Shop
 from bridge.money import parse_amount, to_decimal_string
@@ -28,7 +29,7 @@ from bridge.usecases.pushes import (
 from sync.woocommerce.client import WooShop
 from sync.woocommerce.connect import list_all
 from webhooks.payload_fields import PayloadInvalid
-from webhooks.woocommerce.payloads import BRIDGE_FEE_NAMES, DISCOUNT_FEE_NAME, WALLET_FEE_NAME, parse_order
+from webhooks.woocommerce.payloads import BRIDGE_FEE_NAMES, DISCOUNT_FEE_NAME, PHASES, WALLET_FEE_NAME, parse_order
 
 PAYMENT_MARKER = "_wallet_bridge_payment"
 ATTEMPT_MARKER = "_wallet_bridge_attempt"  # the payment attempt whose fee lines the order carries
@@ -154,7 +155,12 @@ def remove_wallet_fees(api: WooShop, payload: dict, for_customer: CustomerNote) 
         raise
     if int(_meta(order, ATTEMPT_MARKER) or 1) > payload["attempt"]:
         return []
-    if order.get("date_paid_gmt") or order.get("date_paid"):
+    if payload.get("paid_whole"):
+        # the wallet's own payment dated the order paid, for good: only a paid status says another method paid
+        # it since, at the price it showed; otherwise the discount for paying by wallet leaves with the payment
+        if PHASES.get(order.get("status")) == orders.PAID:
+            return []
+    elif order.get("date_paid_gmt") or order.get("date_paid"):
         # the rest was paid another way: the order's total is what that payment was, and what the shop lets
         # the merchant refund of it (a fee taken off would let a refund return the wallet's part twice)
         return []

@@ -143,6 +143,22 @@ def test_a_discounted_wallet_order_cancelled_and_set_pending_again_gets_one_disc
     assert (sim.order(order_id)["status"], sim.order(order_id)["total"]) == ("processing", "18.00")
 
 
+def test_a_discounted_wallet_order_cancelled_loses_its_discount_with_the_wallets_payment(
+    client, services, shop, sim, clock, connected
+):
+    """Found on the real store (session 15): the wallet paid 18.00 of a 20.00 order (10 % off for paying by
+    wallet), the order was cancelled and the 18.00 came back; its discount line stayed, because the order had a date
+    paid (the wallet's own), and the card later paid 18.00 for it."""
+    configure(services, shop.shop.id, wallet_discount_kind="percent", wallet_discount_value=1_000)
+    alice, order_id = alices_wallet_order(client, services, shop, sim, clock, funded=4_500, total="20.00")
+    assert sim.order(order_id)["date_paid_gmt"] and fees(sim, order_id) == [("Wallet discount", "-2.00")]
+    clock.advance()
+    shop_sets(sim, services, order_id, "cancelled")
+
+    assert wallet(services, shop, alice) == 5_000
+    assert fees(sim, order_id) == [] and sim.order(order_id)["total"] == "20.00"
+
+
 def test_a_partly_paid_order_edited_below_the_wallet_part_returns_the_rest_and_is_paid(
     client, services, shop, sim, clock, connected
 ):

@@ -158,6 +158,16 @@ def test_an_edited_total_is_neither_what_the_wallet_holds_nor_a_settled_total():
     assert not decisions.total_edited(replace(paid, payment_outcome=PaymentOutcome.PARTIAL), snapshot(total=1200))
 
 
+def test_an_edit_worth_the_discount_is_an_edit_when_the_body_shows_the_discount_line_in():
+    """Found on the real store (session 15): a €3.00 sticker added to a €19.99 order the wallet paid €16.99 of (its
+    €3.00 discount line in) costs €19.99 = what the wallet holds + the discount, read as the line not yet in."""
+    paid = Record(total=1699, payment_outcome=PaymentOutcome.PAID, wallet_paid=1699, wallet_discount=300)
+    line_in = {"wallet_fees": 300, "discount_fees": 300}
+    assert decisions.total_edited(paid, snapshot(total=1999, **line_in))
+    assert not decisions.total_edited(paid, snapshot(total=1999, wallet_fees=0))  # the line not yet in
+    assert not decisions.total_edited(replace(paid, total=1999), snapshot(total=1699, **line_in))
+
+
 def test_an_edit_after_refunds_compares_what_the_order_now_costs_less_them_with_what_the_wallet_holds():
     refunded = Record(total=1000, payment_outcome=PaymentOutcome.PAID, wallet_paid=1000, wallet_refunded=100)
     refund = [RefundSnapshot("1", 100, "")]
@@ -182,6 +192,16 @@ def test_a_wallet_part_is_cut_only_when_the_shop_capped_the_fee_of_a_partly_paid
     assert decisions.wallet_part_cut(partial, replace(cut, refunds=(RefundSnapshot("9", 100, ""),))) == 0
     assert decisions.wallet_part_cut(replace(partial, payment_outcome=PaymentOutcome.PAID), cut) == 0
     assert decisions.wallet_part_cut(replace(partial, wallet_refunded=501), cut) == 0  # returned already
+
+
+def test_a_cut_wallet_part_is_counted_without_the_discount_line_the_shop_left():
+    """Found on the real store (session 15): a discounted order raised, then edited below the wallet's €18.00; the
+    shop cut its fees in line order: the €1.99 discount stays, the wallet's line is €8.00. €10.00 goes back, not
+    €8.01."""
+    partial = Record(payment_outcome=PaymentOutcome.PARTIAL, wallet_paid=1800, paid_in_part=True)
+    cut = snapshot(total=0, phase=orders.AWAITING_PAYMENT, wallet_fees=999, discount_fees=199)
+    assert cut.wallet_part_fees == 800
+    assert decisions.wallet_part_cut(partial, cut) == 1000
 
 
 def test_an_order_binds_no_customer_once_all_it_moved_went_back():

@@ -200,6 +200,20 @@ def test_minimal_order_uses_defaults():
     assert (order.payment_method, order.refunds, order.meta) == ("", (), {})
 
 
+def test_the_wallets_part_and_the_discount_are_read_apart_from_the_bridges_fee_lines():
+    """The discount's line lowers the total too, but it is no wallet money: a shop that cut the wallet's line or
+    dropped it must not have the discount counted as paid from the wallet (real store, session 15)."""
+    data = body_of("0005")
+    data["fee_lines"] = [
+        {"id": 1, "name": "Paid from wallet", "total": "-8.00", "total_tax": "0.00"},
+        {"id": 2, "name": "Wallet discount", "total": "-1.68", "total_tax": "-0.31"},
+        {"id": 3, "name": "Gift wrap", "total": "2.00", "total_tax": "0.00"},
+    ]
+    order = parse_order(data)
+    assert (order.wallet_fees, order.discount_fees, order.wallet_part_fees) == (999, 199, 800)
+    assert parse_order({"id": 5, "status": "pending", "currency": "EUR", "total": "1.00"}).wallet_part_fees is None
+
+
 def test_refund_reason_prefers_current_key_and_accepts_old_one():
     data = body_of("0009")
     data["refunds"] = [

@@ -85,7 +85,7 @@ class _LineItemSchema(Schema):
 
 
 class _FeeLineSchema(Schema):
-    # Other plugins' fee lines are none of the bridge's business: only its own are read (`_wallet_fees`).
+    # Other plugins' fee lines are none of the bridge's business: only its own are read (`_bridge_fees`).
     name = fields.Raw(allow_none=True, load_default=None)
     total = fields.Raw(allow_none=True, load_default="0")
     total_tax = fields.Raw(allow_none=True, load_default="0")
@@ -164,7 +164,8 @@ def parse_order(data: dict) -> OrderSnapshot:
         refunds_complete="refunds" in data,
         items_excluding_tax=_items_total(order["line_items"], currency),
         shipping_excluding_tax=minor_units(order["shipping_total"], currency, "shipping_total"),
-        wallet_fees=_wallet_fees(order["fee_lines"], currency) if "fee_lines" in data else None,
+        wallet_fees=_bridge_fees(order["fee_lines"], currency, BRIDGE_FEE_NAMES) if "fee_lines" in data else None,
+        discount_fees=_bridge_fees(order["fee_lines"] or [], currency, (DISCOUNT_FEE_NAME,)),
     )
 
 
@@ -216,11 +217,11 @@ def _paid_in_shop(date_paid, status: str, said: bool) -> bool | None:
     return False
 
 
-def _wallet_fees(fees: list[dict], currency: str) -> int:
-    """What the bridge's own fee lines take off the order's total now: their amounts and the tax on them."""
+def _bridge_fees(fees: list[dict], currency: str, names: tuple[str, ...]) -> int:
+    """What the bridge's own fee lines of these names take off the order's total now: their amounts and their tax."""
     taken = 0
     for index, fee in enumerate(fees):
-        if fee["name"] in BRIDGE_FEE_NAMES:
+        if fee["name"] in names:
             for key in ("total", "total_tax"):
                 path = f"fee_lines.{index}.{key}"
                 if not isinstance(fee[key], str):
