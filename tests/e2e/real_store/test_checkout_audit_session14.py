@@ -250,7 +250,10 @@ def test_two_sessions_checking_out_at_once_never_spend_more_than_the_wallet_has(
     deliver_queued(store, bridge)
     deliver_queued(store, bridge)
 
-    assert sorted(a.status_code for a in answers) == [200, 400], [a.text[:300] for a in answers]
+    # the refusal: the plugin's (400), or the shop's own 409 when the first checkout emptied the customer's persistent
+    # cart under the second (seen once under load)
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses in ([200, 400], [200, 409]), [a.text[:300] for a in answers]
     orders = [o for o in store.get("orders", customer=shopper["id"], status="any") if o["status"] != "checkout-draft"]
     assert [(o["status"], cents(o["total"])) for o in orders] == [("processing", 1999)]
     assert (bridge.balance(shopper), held(bridge, shopper)) == (2500 - 1999, [])
