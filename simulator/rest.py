@@ -338,7 +338,8 @@ def _order_routes(api: Blueprint, sim: ShopSimulator) -> None:
         def action():
             before = sim.order_json(order_id)
             order = store.trash_order(order_id, force)
-            return (before if force else sim.order_json(order.id)), [("order.deleted", order_id)]
+            # order.deleted listens to the trash only: an order deleted for good sends no webhook at all
+            return (before, []) if force else (sim.order_json(order.id), [("order.deleted", order_id)])
 
         return json_response(sim.change(action))
 

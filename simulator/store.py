@@ -153,6 +153,7 @@ class Order:
     meta: list[Meta] = field(default_factory=list)
     refunds: list[Refund] = field(default_factory=list)
     tax_line_id: int | None = None
+    status_before_trash: str | None = None  # WordPress's _wp_trash_meta_status: what restoring it sets again
     shipping_total: int = 0
     shipping_tax: int = 0
     cart_tax: int = 0
@@ -386,8 +387,18 @@ class Store:
         if force:
             del self.orders[order_id]
         else:
-            order.status = "trash"
+            order.status_before_trash, order.status = order.status, "trash"
             order.modified = self.now()
+        return order
+
+    def untrash_order(self, order_id: int) -> Order:
+        """Restored from the trash in wp-admin: its status before, dated now. WooCommerce fires no update hook for
+        it (OrdersTableDataStore::update): `order.restored` is delivered, not `order.updated`."""
+        order = self.order(order_id)
+        if order.status != "trash":
+            raise WooError(400, "woocommerce_rest_cannot_restore", "The order is not in the trash.")
+        order.status, order.status_before_trash = order.status_before_trash or "pending", None
+        order.modified = self.now()
         return order
 
     def find_orders(

@@ -245,6 +245,15 @@ class ShopSimulator:
 
         return self.change(action)
 
+    def restore_order(self, order_id: int) -> dict:
+        """The merchant restores the order from the trash in wp-admin (order.restored only)."""
+
+        def action():
+            self.store.untrash_order(order_id)
+            return self.order_json(order_id), [("order.restored", order_id)]
+
+        return self.change(action)
+
     def refund(
         self, order_id: int, amount: str, reason: str = "", api_refund: bool = False, line_items: list | None = None
     ) -> dict:

@@ -4,8 +4,9 @@ A wallet order paid partly (the wallet part taken, another method for the rest) 
 keeps the wallet part while the customer may still try again. WooCommerce never cancels a failed order, so
 a customer who walks away would lose it for good: after the shop's `failed_order_release_days` it goes back
 to the wallet, as a cancellation would return it (hourly, by `wallet-bridge expire`). A
-trashed order (`order.deleted`) gives it back at once. Both reuse the cancellation's reversal, keyed once
-per order: a later cancellation, or a second run, moves nothing more.
+trashed order (`order.deleted`) gives it back at once; one deleted for good (no webhook: a sync finds it gone) at
+the next sync. All reuse the cancellation's reversal, keyed once per order: a later cancellation, or a second run,
+moves nothing more.
 """
 
 from __future__ import annotations
@@ -54,6 +55,35 @@ def _abandoned(shop_id: int, cutoff: datetime):
         ShopOrder.wallet_paid > ShopOrder.wallet_refunded,
         ShopOrder.updated_at < cutoff,
         func.coalesce(ShopOrder.last_modified_at, ShopOrder.updated_at) < cutoff,
+    )
+
+
+def orders_holding_a_wallet_part(sessions: sessionmaker[Session], shop_id: int) -> list[str]:
+    """The shop's orders that hold a wallet part while the rest is still to pay: those a shop that deleted them for
+    good (WooCommerce sends no webhook for that) would leave holding the customer's money."""
+    with unit_of_work(sessions) as session:
+        return list(session.scalars(_holding_a_wallet_part(shop_id).with_only_columns(ShopOrder.external_id)))
+
+
+def release_deleted_orders(sessions: sessionmaker[Session], shop_id: int, external_ids: list[str], actor: Actor) -> int:
+    """Give back the wallet part of orders the shop no longer has (a sync found them gone), each in its own
+    transaction, decided again under its row lock. Returns how many."""
+    released = 0
+    for external_id in external_ids:
+        with unit_of_work(sessions) as session:
+            still = _holding_a_wallet_part(shop_id).where(ShopOrder.external_id == external_id).with_for_update()
+            if session.scalars(still.execution_options(populate_existing=True)).first() is not None:
+                reverse_recorded_order(session, session.get(Shop, shop_id), external_id, "deleted in the shop", actor)
+                released += 1
+    return released
+
+
+def _holding_a_wallet_part(shop_id: int):
+    return select(ShopOrder).where(
+        ShopOrder.shop_id == shop_id,
+        ShopOrder.payment_outcome == PaymentOutcome.PARTIAL,
+        ShopOrder.wallet_paid > ShopOrder.wallet_refunded,
+        ShopOrder.card_paid.is_(None),
     )
 
 

@@ -24,7 +24,14 @@ from sync.woocommerce.client import WooResponse, WooShop
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_TOPICS = ("customer.created", "customer.updated", "order.created", "order.updated", "order.deleted")
+WEBHOOK_TOPICS = (
+    "customer.created",
+    "customer.updated",
+    "order.created",
+    "order.updated",
+    "order.deleted",
+    "order.restored",
+)
 PAGE_SIZE = 100
 MAX_PAGES = 50  # 5,000 webhooks: a shop that lists more (or whose pages never end) is not read to the end
 

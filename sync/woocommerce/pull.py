@@ -32,6 +32,7 @@ from bridge.models import utcnow
 from bridge.order_rules import apply_order
 from bridge.security import SecretBox
 from bridge.usecases import shops
+from bridge.usecases.order_release import orders_holding_a_wallet_part, release_deleted_orders
 from sync.woocommerce.client import WooResponse, WooShop
 from sync.woocommerce.connect import (
     PAGE_SIZE,
@@ -69,6 +70,7 @@ class SyncResult:
     webhooks: WebhookResult | None = None  # None when not checked (no public_url, or the check failed)
     webhook_error: str | None = None
     last_synced_at: datetime | None = None
+    orders_released: int = 0  # held a wallet part and are gone from the shop: the wallet part went back
 
     @property
     def webhooks_reactivated(self) -> int:
@@ -87,6 +89,7 @@ class SyncResult:
             "webhooks_reactivated": self.webhooks_reactivated,
             "webhooks": self.webhooks.as_dict() if self.webhooks else None,
             "webhook_error": self.webhook_error,
+            "orders_released": self.orders_released,
             "last_synced_at": _iso(self.last_synced_at),
         }
 
@@ -99,7 +102,15 @@ class SyncResult:
         data = self.as_dict()
         lines = [
             f"{key}: {data[key]}"
-            for key in ("orders_seen", "applied", "skipped", "signups_seen", "webhooks_reactivated", "last_synced_at")
+            for key in (
+                "orders_seen",
+                "applied",
+                "skipped",
+                "signups_seen",
+                "webhooks_reactivated",
+                "orders_released",
+                "last_synced_at",
+            )
         ]
         lines += [f"  skipped order {skipped.id}: {skipped.error}" for skipped in self.skipped]
         lines += [f"  skipped customer {skipped.id}: {skipped.error}" for skipped in self.skipped_customers]
@@ -161,6 +172,7 @@ def sync_shop(
 
     _pull_signups(api, sessions, shop_id, signups_since, result)
     _pull_orders(api, sessions, shop_id, since, result, progress)
+    _release_deleted_orders(api, sessions, shop_id, result)
 
     # What changes from now on is read by the next sync; the overlap covers coarse and skewed shop clocks.
     watermark = started - OVERLAP if since is None else max(since, started - OVERLAP)
@@ -231,6 +243,21 @@ def _pull_orders(
         if page >= total_pages(response) or not orders:
             return
         page += 1
+
+
+def _release_deleted_orders(api: WooShop, sessions: sessionmaker[Session], shop_id: int, result: SyncResult) -> None:
+    """Orders holding a wallet part that the shop no longer lists (deleted for good, or trashed while its webhook
+    was lost): their wallet part goes back. An answer that is not a list releases nothing."""
+    holding = orders_holding_a_wallet_part(sessions, shop_id)
+    listed: set[str] = set()
+    for start in range(0, len(holding), PAGE_SIZE):
+        chunk = holding[start : start + PAGE_SIZE]
+        found = _read_page(api, "orders", include=",".join(chunk), status="any", per_page=PAGE_SIZE).body
+        if not isinstance(found, list):
+            return
+        listed |= {str(order.get("id")) for order in found if isinstance(order, dict)}
+    gone = [external_id for external_id in holding if external_id not in listed]
+    result.orders_released = release_deleted_orders(sessions, shop_id, gone, ACTOR)
 
 
 def _shop_busy(exc: BaseException) -> bool:

@@ -13,6 +13,7 @@ from bridge.db import unit_of_work
 from bridge.ledger import verify
 from bridge.models import utcnow
 from bridge.usecases.order_release import release_abandoned_failed_orders
+from sync.woocommerce.pull import sync_shop
 from tests.e2e.test_e2e_simulator import (  # noqa: F401 - fixtures
     KEY,
     SECRET,
@@ -257,18 +258,50 @@ def test_two_refunds_of_the_same_amount_are_two_notes(client, services, shop, si
     ]
 
 
-def test_a_partly_paid_order_deleted_for_good_gives_its_wallet_part_back_and_leaves_no_failed_push(
+def test_a_partly_paid_order_deleted_for_good_gives_its_wallet_part_back_at_the_next_sync(
     client, services, shop, sim, clock, connected
 ):
+    """Found on the real store (session 15): WooCommerce sends no webhook for an order deleted for good (order.deleted
+    listens to the trash), so the wallet part of a partly paid order stayed in it for ever. A sync finds it gone."""
     alice, order_id = alices_partly_paid_order(client, services, shop, sim, clock)
+    fund(client, shop, alice, 500, key="fund-again")
+    kept = sim.place_order(alice, total="39.98", payment_method="wallet")["id"]  # her second order stays in the shop
+    push(services)
     clock.advance()
 
     api = API(url=sim.base_url, consumer_key=KEY, consumer_secret=SECRET, version="wc/v3", timeout=5)
     assert api.delete(f"orders/{order_id}", params={"force": True}).status_code == 200
     push(services)
+    assert wallet(services, shop, alice) == 0  # no webhook: nothing known yet
 
-    assert wallet(services, shop, alice) == 1_000
+    for _ in range(2):
+        synced = sync_shop(services.sessions, services.secrets, shop.shop.id, timeout=5)
+        push(services)
+    assert synced.orders_released == 0  # the second sync finds nothing more to release
+    assert wallet(services, shop, alice) == 1_000 and sim.order(kept)["total"] == "34.98"
     assert [status for kind, status, *_ in outbox(services) if kind == "order.remove_wallet_fees"] == ["delivered"]
+
+
+def test_a_wallet_order_restored_from_the_trash_is_flagged_to_the_merchant_at_once(
+    client, services, shop, sim, clock, connected
+):
+    """Found on the real store (session 15): restoring an order from the trash sends `order.restored`, never
+    `order.updated`; the bridge did not listen, so a paid order whose 18.00 went back to the wallet when trashed came
+    back processing, unpaid, with no word to the merchant until its next change."""
+    alice, order_id = alices_wallet_order(client, services, shop, sim, clock, funded=4_500, total="18.00")
+    clock.advance()
+    api = API(url=sim.base_url, consumer_key=KEY, consumer_secret=SECRET, version="wc/v3", timeout=5)
+    assert api.delete(f"orders/{order_id}").status_code == 200  # to the trash
+    push(services)
+    assert wallet(services, shop, alice) == 5_000
+    clock.advance()
+
+    sim.restore_order(order_id)
+    push(services)
+
+    assert sim.order(order_id)["status"] == "processing" and wallet(services, shop, alice) == 5_000
+    private = [n["note"] for n in sim.notes(order_id) if not n["customer_note"]]
+    assert any("Collect it another way" in note for note in private), private
 
 
 def test_a_partly_paid_order_whose_rest_was_paid_keeps_its_wallet_fee_when_cancelled(

@@ -197,7 +197,7 @@ def test_connect_stores_encrypted_keys_and_registers_its_webhooks(services, shop
             "secret": shop.webhook_secret,
             "status": "active",
         }
-    assert result.webhooks.created == [1, 2, 3, 4, 5] and result.webhooks.unchanged == []
+    assert result.webhooks.created == [1, 2, 3, 4, 5, 6] and result.webhooks.unchanged == []
     assert result.warnings == []
     assert SECRET not in repr(result) and shop.webhook_secret not in repr(result)
 
@@ -228,6 +228,7 @@ def test_paused_or_disabled_webhooks_are_reactivated_with_our_secret(services, s
         "customer.updated",
         "order.created",
         "order.deleted",
+        "order.restored",
     ]
     assert next(w for w in woo.webhooks if w["id"] == foreign)["status"] == "disabled"
 
@@ -493,7 +494,7 @@ def test_cli_shop_connect_takes_keys_from_the_environment(app, services, shop, w
         )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["webhooks"]["created"] == [1, 2, 3, 4, 5] and data["delivery_url"] == delivery_url(shop.shop.id)
+    assert data["webhooks"]["created"] == [1, 2, 3, 4, 5, 6] and data["delivery_url"] == delivery_url(shop.shop.id)
     assert KEY not in result.output and SECRET not in result.output and shop.webhook_secret not in result.output
     assert services.secrets.open(load_shop(services, shop.shop.id).consumer_secret_enc) == SECRET
 

@@ -28,6 +28,8 @@ WOOCOMMERCE = Inbound(
         "order.created": Topic(parse_order, apply_order),
         "order.updated": Topic(parse_order, apply_order),
         "order.deleted": Topic(parse_trashed_order, release_trashed_order),  # to the trash: undone like a cancel
+        # out of the trash: the whole order, as an update (WooCommerce sends no order.updated for it)
+        "order.restored": Topic(parse_order, apply_order),
     },
     unsigned_answer=pong,
 )

@@ -49,7 +49,9 @@ WALLET_FEE_NAME = "Paid from wallet"
 DISCOUNT_FEE_NAME = "Wallet discount"
 BRIDGE_FEE_NAMES = (WALLET_FEE_NAME, DISCOUNT_FEE_NAME)
 
-TOPICS_HANDLED = frozenset({"customer.created", "customer.updated", "order.created", "order.updated", "order.deleted"})
+TOPICS_HANDLED = frozenset(
+    {"customer.created", "customer.updated", "order.created", "order.updated", "order.deleted", "order.restored"}
+)
 
 # WooCommerce status → what the rules care about. "on-hold" usually means an offline payment is awaited.
 # Anything else (checkout-draft, trash, statuses added by plugins) is OTHER: the rules leave it alone.
