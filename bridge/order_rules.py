@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from bridge import orders
@@ -65,7 +65,17 @@ from bridge.ledger import (
     void_hold,
 )
 from bridge.lots import LotPolicy
-from bridge.models import Customer, Entry, LedgerTransaction, OrderRefund, OutboxMessage, Shop, ShopOrder, utcnow
+from bridge.models import (
+    CreditLot,
+    Customer,
+    Entry,
+    LedgerTransaction,
+    OrderRefund,
+    OutboxMessage,
+    Shop,
+    ShopOrder,
+    utcnow,
+)
 from bridge.money import POINTS, format_amount, percent_of, pro_rata
 from bridge.order_records import lock_order_record
 from bridge.orders import OrderSnapshot, TrashedOrder
@@ -1040,16 +1050,21 @@ def _take_back_deleted_refunds(ctx: OrderContext) -> bool:
     undone = ctx.record.payment_outcome == PaymentOutcome.REVERSED or undoes_payment(ctx.order, ctx.record)
     for row in deleted:
         _undo_deleted_refund_rewards(ctx, row, undone)
+        if ctx.customer is None:
+            continue
+        wallet = wallet_account(ctx.session, ctx.customer, ctx.record.currency, lock=True)
         wallet_part = 0 if undone else row.wallet_part
         parts = {
             SystemAccount.WALLET_PAYMENTS: wallet_part,
             SystemAccount.REFUNDS_ISSUED: row.wallet_credit - row.wallet_part,  # card money the refund credited
-            SystemAccount.PROMOTIONS: row.bonus,
+            # a bonus expired (or spent) is gone from the wallet already: only what its own lot still holds
+            SystemAccount.PROMOTIONS: min(
+                row.bonus, sum(lot.remaining for lot in _refund_lots(ctx, row, wallet, "promotional"))
+            ),
         }
         credited = sum(parts.values())
-        if credited <= 0 or ctx.customer is None:
+        if credited <= 0:
             continue
-        wallet = wallet_account(ctx.session, ctx.customer, ctx.record.currency, lock=True)
         amount = format_amount(credited, ctx.record.currency)
         if wallet.available < credited:
             note = (
@@ -1193,23 +1208,43 @@ def _hold_again_what_a_full_refund_returned(ctx: OrderContext) -> None:
 
 
 def _post_refund_withdrawal(ctx: OrderContext, row: OrderRefund, wallet, parts: dict[SystemAccount, int]) -> None:
-    """The deleted refund's credit taken back from the wallet, each part to the account it came from."""
-    currency, shop_id = ctx.record.currency, ctx.shop.id
-    legs = [Leg(wallet, -sum(parts.values()))]
+    """The deleted refund's credit taken back from the wallet, each part to the account it came from: the card's
+    money and the bonus from the lots the refund made first (not from credit about to expire), the rest, and the
+    wallet's own part (which went back into the lots its payment took), in the wallet's spending order."""
+    reason = f"Refund #{row.external_id} of order #{ctx.order.external_id} was deleted by the shop"
     for account, part in parts.items():
-        if part:
-            legs.append(Leg(system_account(ctx.session, shop_id, account, currency), part))
-    post_transaction(
-        ctx.session,
-        shop_id=shop_id,
-        kind="refund_reversal",
-        reason=f"Refund #{row.external_id} of order #{ctx.order.external_id} was deleted by the shop",
-        legs=legs,
-        idempotency_key=f"refund:{row.external_id}:deleted",
-        actor=ctx.actor,
-        order_ref=ctx.order.external_id,
-        refund_ref=row.external_id,
+        key = f"refund:{row.external_id}:deleted:{account}"
+        own = [] if account == SystemAccount.WALLET_PAYMENTS else _refund_lots(ctx, row, wallet, _LOT_KINDS[account])
+        common = {"kind": "refund_reversal", "reason": reason, "order_ref": ctx.order.external_id}
+        common["refund_ref"] = row.external_id
+        taken = take_back(ctx.session, wallet, own, part, counterpart=account, key=key, actor=ctx.actor, **common)
+        if part > taken:
+            post_transaction(
+                ctx.session,
+                shop_id=ctx.shop.id,
+                legs=[
+                    Leg(wallet, taken - part),
+                    Leg(system_account(ctx.session, ctx.shop.id, account, ctx.record.currency), part - taken),
+                ],
+                idempotency_key=f"{key}:rest",
+                actor=ctx.actor,
+                **common,
+            )
+
+
+_LOT_KINDS = {SystemAccount.REFUNDS_ISSUED: "cash", SystemAccount.PROMOTIONS: "promotional"}
+
+
+def _refund_lots(ctx: OrderContext, row: OrderRefund, wallet, kind: str) -> list[CreditLot]:
+    """The lots of `kind` the refund's credit made that still hold some of it and have not expired, newest first."""
+    query = select(CreditLot).where(
+        CreditLot.transaction_id == row.transaction_id,
+        CreditLot.account_id == wallet.id,
+        CreditLot.kind == kind,
+        CreditLot.remaining > 0,
+        or_(CreditLot.expires_at.is_(None), CreditLot.expires_at > utcnow()),
     )
+    return list(ctx.session.scalars(query.order_by(CreditLot.id.desc()).execution_options(populate_existing=True)))
 
 
 def _refund_as_points(ctx: OrderContext, refund: orders.RefundSnapshot, amount: int) -> None:

@@ -42,6 +42,7 @@ def take_back(
     key: str,
     order_ref: str,
     actor: Actor = SYSTEM,
+    refund_ref: str | None = None,
 ) -> int:
     """Up to `wanted` from `lots`, one posting per lot; returns what was taken. Each posting is keyed by all its
     amount depends on (what is wanted, the lot and what it holds): a later delivery finding more free in the wallet, or
@@ -61,6 +62,7 @@ def take_back(
             idempotency_key=f"{key}:{wanted}:lot-{lot.id}:{lot.remaining}",
             actor=actor,
             order_ref=order_ref,
+            refund_ref=refund_ref,
             lots=LotPolicy(lot_id=lot.id),
         )
         taken += amount
