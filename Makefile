@@ -67,16 +67,18 @@ test-sqlite: $(BIN)/.installed
 test-postgres: $(BIN)/.installed
 	@$(call on_postgres,the same suite on PostgreSQL (less the database-free and the real-store tests),not database_free and not real_store)
 
+# Two stores and two bridges, a file's tests on one of them (pytest-xdist): the tests wait on PHP and on webhooks
+# more than they compute, so two side by side take little more than half the time of one.
 test-real-store: $(BIN)/.installed
-	@$(call on_postgres,the tests against a real WooCommerce store (../shared/realstore) on PostgreSQL,real_store)
+	@$(call on_postgres,the tests against a real WooCommerce store (../shared/realstore) on PostgreSQL,real_store,-n 2 --dist loadfile)
 
-# $(call on_postgres,what,markers): pytest -m markers on TEST_DATABASE_URL; without a reachable PostgreSQL skipped
-# with a message, except under CI=true, where it is a failure.
+# $(call on_postgres,what,markers[,options]): pytest -m markers on TEST_DATABASE_URL; without a reachable PostgreSQL
+# skipped with a message, except under CI=true, where it is a failure.
 define on_postgres
 if $(BIN)/python tests/pg_reachable.py "$(TEST_DATABASE_URL)"; then \
 	echo "== $(1)"; \
-	echo "TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest -m '$(2)' $(PYTEST_ARGS)"; \
-	TEST_DATABASE_URL="$(TEST_DATABASE_URL)" $(BIN)/pytest -m "$(2)" $(PYTEST_ARGS); \
+	echo "TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest -m '$(2)' $(3) $(PYTEST_ARGS)"; \
+	TEST_DATABASE_URL="$(TEST_DATABASE_URL)" $(BIN)/pytest -m "$(2)" $(3) $(PYTEST_ARGS); \
 elif [ "$$CI" = "true" ]; then \
 	echo "PostgreSQL is required in CI (TEST_DATABASE_URL=$(TEST_DATABASE_URL))"; exit 1; \
 else \
