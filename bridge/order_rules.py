@@ -70,6 +70,7 @@ from bridge.models import (
     Customer,
     Entry,
     LedgerTransaction,
+    LotMovement,
     OrderRefund,
     OutboxMessage,
     Shop,
@@ -215,7 +216,8 @@ def _apply_topup_order(ctx: OrderContext) -> ShopOrder:
             )
             _tell_shop_once(ctx, ctx.key("topup-note"), note)
     _take_back_refunded_topup(ctx)
-    record.status = order.status
+    if not is_stale(record, order):  # the newest state seen: a late one of its second is told apart by it
+        assign_changed(record, status=order.status, last_modified_at=order.modified_at or record.last_modified_at)
     return record
 
 
@@ -1057,10 +1059,7 @@ def _take_back_deleted_refunds(ctx: OrderContext) -> bool:
         parts = {
             SystemAccount.WALLET_PAYMENTS: wallet_part,
             SystemAccount.REFUNDS_ISSUED: row.wallet_credit - row.wallet_part,  # card money the refund credited
-            # a bonus expired (or spent) is gone from the wallet already: only what its own lot still holds
-            SystemAccount.PROMOTIONS: min(
-                row.bonus, sum(lot.remaining for lot in _refund_lots(ctx, row, wallet, "promotional"))
-            ),
+            SystemAccount.PROMOTIONS: _bonus_due(ctx, row, wallet),
         }
         credited = sum(parts.values())
         if credited <= 0:
@@ -1233,6 +1232,25 @@ def _post_refund_withdrawal(ctx: OrderContext, row: OrderRefund, wallet, parts: 
 
 
 _LOT_KINDS = {SystemAccount.REFUNDS_ISSUED: "cash", SystemAccount.PROMOTIONS: "promotional"}
+
+
+def _bonus_due(ctx: OrderContext, row: OrderRefund, wallet) -> int:
+    """The deleted refund's bonus to take back: all of it but what expired (the expiry took that from the wallet
+    already, or will); a bonus spent is taken like the refund's spent cash."""
+    if not row.bonus:
+        return 0
+    lots = select(CreditLot.id).where(
+        CreditLot.transaction_id == row.transaction_id,
+        CreditLot.account_id == wallet.id,
+        CreditLot.kind == "promotional",
+    )
+    expired = (
+        select(total(LotMovement.amount))
+        .join(LedgerTransaction, LedgerTransaction.id == LotMovement.transaction_id)
+        .where(LotMovement.lot_id.in_(lots), LedgerTransaction.kind == "expiry")
+    )
+    expiring = select(total(CreditLot.remaining)).where(CreditLot.id.in_(lots), CreditLot.expires_at <= utcnow())
+    return max(row.bonus - ctx.session.scalar(expired) - ctx.session.scalar(expiring), 0)
 
 
 def _refund_lots(ctx: OrderContext, row: OrderRefund, wallet, kind: str) -> list[CreditLot]:
