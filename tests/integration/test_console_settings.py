@@ -383,7 +383,7 @@ def test_test_connection_checks_the_keys_and_reads_webhook_states_but_stores_no_
             {"url": WOO, "consumer_key": KEY, "consumer_secret": SECRET},
         )
     page = text_of(response)
-    assert response.status_code == 200 and "The shop accepted the keys. Webhooks active: 0 of 5." in page
+    assert response.status_code == 200 and "The shop accepted the keys. Webhooks active: 0 of 6." in page
     assert re.search(r"<code>order.updated</code></td>\s*<td><span class=\"badge badge-bad\">disabled", page)
     with unit_of_work(services.sessions) as session:
         assert session.get(Shop, shop.shop.id).consumer_key_enc is None
@@ -428,6 +428,7 @@ def test_connect_installs_webhooks_stores_keys_encrypted_and_shows_them_masked(c
         "customer.updated",
         "order.created",
         "order.deleted",
+        "order.restored",
         "order.updated",
     ]
     with unit_of_work(services.sessions) as session:
@@ -455,7 +456,7 @@ def test_blank_key_fields_keep_the_stored_keys(console, shop, services):
             f"/shops/{shop.shop.id}/settings/connection/test",
             {"url": WOO, "consumer_key": "", "consumer_secret": ""},
         )
-    assert again.status_code == 200 and "Webhooks active: 5 of 5" in text_of(again)
+    assert again.status_code == 200 and "Webhooks active: 6 of 6" in text_of(again)
 
 
 def test_webhook_health_shows_the_last_delivery_per_topic(console, shop, services):
