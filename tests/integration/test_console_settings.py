@@ -435,7 +435,7 @@ def test_connect_installs_webhooks_stores_keys_encrypted_and_shows_them_masked(c
         stored = session.get(Shop, shop.shop.id)
         assert services.secrets.open(stored.consumer_key_enc) == KEY and KEY.encode() not in stored.consumer_key_enc
     page = text_of(console.get(f"/shops/{shop.shop.id}/settings"))
-    assert "Webhooks created: 5" in page
+    assert "Webhooks created: 6" in page
     assert KEY not in page and SECRET not in page
     assert "ck_…4567" in page  # masked: recognisable, not usable
     changes = {row[2]: (row[3], row[4]) for row in audit_rows(services) if row[1] == "connection.update"}
