@@ -17,6 +17,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from datetime import timedelta
 from pathlib import Path
 
 import requests
@@ -405,3 +406,15 @@ def paid_by_wallet(bridge: Bridge, store: RealStore, customer: dict, items: list
     bridge.settle()
     assert store.order(order["id"])["status"] == "processing"
     return order
+
+
+def run_later(bridge: Bridge, job, days: int) -> int:
+    """A job `wallet-bridge expire` runs (`job(sessions, now=…)`), as cron would run it `days` from now."""
+    from bridge.db import make_engine, make_session_factory
+    from bridge.models import utcnow
+
+    engine = make_engine(bridge.database_url)
+    try:
+        return job(make_session_factory(engine), now=utcnow() + timedelta(days=days))
+    finally:
+        engine.dispose()

@@ -26,7 +26,6 @@ import html
 import random
 import re
 import time
-from datetime import timedelta
 
 import pytest
 from hypothesis import given, note
@@ -34,7 +33,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from woocommerce import oauth
 
-from tests.e2e.real_store.harness import cents, money
+from tests.e2e.real_store.harness import cents, money, run_later
 from tests.e2e.real_store.storefront import Visitor
 from tests.e2e.real_store.test_audit_session10 import books_balance, pay_rest_by_card, refunded, wallet_fee
 from tests.e2e.real_store.test_points_and_bonuses_audit_session13 import audited, card_order, statement_adds_up, touch
@@ -206,15 +205,9 @@ def test_a_partly_paid_order_trashed_restored_paid_by_card_and_refunded_returns_
 
 def release_failed(bridge, days: int = 8) -> int:
     """`wallet-bridge expire`'s release of failed orders as cron would run it `days` from now."""
-    from bridge.db import make_engine, make_session_factory
-    from bridge.models import utcnow
     from bridge.usecases.order_release import release_abandoned_failed_orders
 
-    engine = make_engine(bridge.database_url)
-    try:
-        return release_abandoned_failed_orders(make_session_factory(engine), now=utcnow() + timedelta(days=days))
-    finally:
-        engine.dispose()
+    return run_later(bridge, release_abandoned_failed_orders, days)
 
 
 def deleted_for_good_while_awaiting_the_rest(bridge, store, customer, mug, status: str) -> dict:

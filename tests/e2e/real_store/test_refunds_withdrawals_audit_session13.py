@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import secrets
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 
 import pytest
 
-from tests.e2e.real_store.harness import CARD_METHOD, cents
+from tests.e2e.real_store.harness import CARD_METHOD, cents, run_later
 from tests.e2e.real_store.test_points_and_bonuses_audit_session13 import (
     card_order,
     statement_adds_up,
@@ -73,15 +72,9 @@ def delete_refund(store, order_id, refund_id) -> None:
 
 def expire(bridge, days: int = 2) -> int:
     """`wallet-bridge expire` as cron would run it `days` from now (the use case, with a later clock)."""
-    from bridge.db import make_engine, make_session_factory
-    from bridge.models import utcnow
     from bridge.usecases.expiry import expire_credit
 
-    engine = make_engine(bridge.database_url)
-    try:
-        return expire_credit(make_session_factory(engine), now=utcnow() + timedelta(days=days))
-    finally:
-        engine.dispose()
+    return run_later(bridge, expire_credit, days)
 
 
 @pytest.fixture
