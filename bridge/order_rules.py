@@ -9,7 +9,7 @@ row-locked for the whole decision.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -132,8 +132,10 @@ def apply_order(session: Session, shop: Shop, order: OrderSnapshot, actor: Actor
     locked = lock_order_record(session, shop.id, order)
     customer = _payer(session, locked.record, locked.customer)
     settings = ShopSettings.load(shop.settings)
-    ctx = OrderContext(session, shop, settings, order, locked.record, customer, actor, locked.created)
-    record = ctx.record
+    ctx = _without_refunds_deleted_since(
+        OrderContext(session, shop, settings, order, locked.record, customer, actor, locked.created)
+    )
+    order, record = ctx.order, ctx.record
     if requested_topup(order.meta) is not None:
         return _apply_topup_order(ctx)
     _check_refunds_fit(ctx)
@@ -266,6 +268,30 @@ def _take_back_refunded_topup(ctx: OrderContext) -> None:
 def _deleted_topup_refunds(ctx: OrderContext) -> bool:
     """Whether the shop deleted refunds of the top-up since the last delivery (marked so)."""
     return ctx.order.refunds_complete and not is_stale(ctx.record, ctx.order) and bool(_mark_deleted_refunds(ctx))
+
+
+def _without_refunds_deleted_since(ctx: OrderContext) -> OrderContext:
+    """A state older than the newest seen that lists refunds the bridge never recorded: the newest seen listed every
+    refund then standing (the shop's lists are complete), so they were deleted since — a refund made and deleted
+    between two deliveries, its state delivered late. The state is applied without them. (In the same second either
+    state may be the newer: such refunds are applied, as a refund new in that second is.)"""
+    order, newest = ctx.order, ctx.record.last_modified_at
+    if ctx.new_record or not order.refunds_complete or not order.refunds:
+        return ctx
+    if order.modified_at is None or newest is None or order.modified_at >= newest:
+        return ctx
+    recorded = set(
+        ctx.session.scalars(
+            select(OrderRefund.external_id).where(
+                OrderRefund.shop_id == ctx.shop.id,
+                OrderRefund.external_id.in_([refund.external_id for refund in order.refunds]),
+            )
+        )
+    )
+    kept = tuple(refund for refund in order.refunds if refund.external_id in recorded)
+    if len(kept) == len(order.refunds):
+        return ctx
+    return replace(ctx, order=replace(order, refunds=kept))
 
 
 def _mark_deleted_refunds(ctx: OrderContext) -> list[OrderRefund]:
