@@ -49,3 +49,18 @@ def test_a_refund_missing_from_a_newer_state_was_deleted_without_asking(session,
     shop = refunded_to_the_wallet(session, shop)
     apply_order(session, shop, card_paid_rest(3), ACTOR)
     assert balance(session, shop) == 0 and read_backs(session) == 0
+
+
+def test_a_refund_made_and_deleted_between_two_deliveries_listed_by_a_late_older_state_credits_nothing(session, shop):
+    """Found on the real store (session 15): the merchant refunds 15.00 at minute 2 and deletes it; the bridge sees
+    minute 3 (no refund), then minute 2's state late. The newest seen listed every refund standing: 15.00 was never
+    credited, and is not now."""
+    shop = configure(session, shop, refund_destination="wallet")
+    partly_paid(session, shop)
+    apply_order(session, shop, card_paid_rest(1), ACTOR)
+    apply_order(session, shop, card_paid_rest(3), ACTOR)
+    apply_order(session, shop, card_paid_rest(2, refunds=refunds((70, 1_500))), ACTOR)  # late, older
+    assert balance(session, shop) == 0 and read_backs(session) == 0
+    apply_order(session, shop, card_paid_rest(4, refunds=refunds((71, 800))), ACTOR)  # a refund made since counts
+    assert balance(session, shop) == 800
+    assert verify(session) == []
