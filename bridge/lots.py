@@ -39,7 +39,7 @@ PAYMENT_KINDS = frozenset(
 @dataclass(frozen=True)
 class LotPolicy:
     promo_expires_at: datetime | None = None  # expiry of promotional credits this transaction makes
-    lot_id: int | None = None  # debit exactly this lot (expiry)
+    lot_id: int | None = None  # debit exactly this lot (expiry), or credit back into it (a bonus given back)
 
 
 DEFAULT = LotPolicy()
@@ -62,7 +62,13 @@ def track(session: Session, transaction: LedgerTransaction, legs, policy: LotPol
 
 
 def _credit(session: Session, transaction, leg, legs, policy: LotPolicy) -> None:
-    """Split the credit over the accounts it came from: each source decides the kind of lot."""
+    """Split the credit over the accounts it came from: each source decides the kind of lot (or, `policy.lot_id`
+    named, it goes back into that lot)."""
+    if policy.lot_id is not None:
+        lot = session.get(CreditLot, policy.lot_id, populate_existing=True)
+        lot.remaining += leg.amount
+        session.add(LotMovement(lot_id=lot.id, transaction_id=transaction.id, amount=-leg.amount))
+        return
     left = leg.amount
     sources = [other for other in legs if other.amount < 0 and other.account.currency == leg.account.currency]
     for source in sources:

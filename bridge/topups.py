@@ -208,16 +208,22 @@ def _take_back_refunded_bonuses(
                 Leg(wallet, -amount),
                 Leg(system_account(session, shop_id, SystemAccount.PROMOTIONS, wallet.currency), amount),
             ],
-            idempotency_key=f"order:{order_external_id}:bonus-back:{due}:after-{taken}",  # each state decided once
+            idempotency_key=_bonus_key(session, bonus, f"order:{order_external_id}:bonus-back:{due}:after-{taken}"),
             actor=actor,
             order_ref=order_external_id,
             lots=LotPolicy(lot_id=bonus.id),
         )
 
 
-def _refunded_topup_bonuses(session: Session, wallet: Account, only_order: str | None):
+def _bonus_key(session: Session, bonus: CreditLot, decision: str) -> str:
+    """Each state of the bonus decided once: the same figures after a refund deleted and made again are a new one."""
+    moves = session.scalar(select(func.count(LotMovement.id)).where(LotMovement.lot_id == bonus.id))
+    return f"{decision}:moves-{moves}"
+
+
+def _refunded_topup_bonuses(session: Session, wallet: Account, only_order: str | None, every: bool = False):
     """(bonus lot, its top-up order, refunded to the card, the deposit it rewarded) for the wallet's top-up bonuses
-    with money left."""
+    with money left (`every`: all the order's)."""
     deposit_lot = aliased(CreditLot)
     deposit = (
         select(deposit_lot.amount)
@@ -225,7 +231,7 @@ def _refunded_topup_bonuses(session: Session, wallet: Account, only_order: str |
         .scalar_subquery()
     )
     bonuses = (CreditLot.account_id == wallet.id, CreditLot.kind == "promotional", LedgerTransaction.kind == "topup")
-    return [row for row in _lots_of_refunded_topups(session, only_order, bonuses, deposit) if row[3]]
+    return [row for row in _lots_of_refunded_topups(session, only_order, bonuses, deposit, every=every) if row[3]]
 
 
 def give_back_deleted_topup_refunds(
@@ -241,6 +247,33 @@ def give_back_deleted_topup_refunds(
         reason = f"Top-up #{order_external_id}: its refund was deleted by the shop, the money is back"
         key = f"order:{order_external_id}:refunds-deleted:{refunded}"
         _move_card_refund(session, wallet, lot, excess, reason, order_external_id, key, actor)
+    _give_back_refunded_bonuses(session, shop_id, wallet, actor, order_external_id)
+
+
+def _give_back_refunded_bonuses(
+    session: Session, shop_id: int, wallet: Account, actor: Actor, order_external_id: str
+) -> None:
+    """The bonus share a deleted refund took goes back into the bonus: what was taken beyond the share of the refunds
+    left now."""
+    for bonus, _order, refunded, deposit in _refunded_topup_bonuses(session, wallet, order_external_id, every=True):
+        due = share(min(refunded, deposit), deposit, bonus.amount)
+        taken = _taken_from(session, bonus, ("promotion",))
+        if taken <= due:
+            continue
+        post_transaction(
+            session,
+            shop_id=shop_id,
+            kind="promotion",
+            reason=f"Bonus of top-up #{order_external_id} given back: its refund was deleted by the shop",
+            legs=[
+                Leg(wallet, taken - due),
+                Leg(system_account(session, shop_id, SystemAccount.PROMOTIONS, wallet.currency), due - taken),
+            ],
+            idempotency_key=_bonus_key(session, bonus, f"order:{order_external_id}:bonus-given:{due}:after-{taken}"),
+            actor=actor,
+            order_ref=order_external_id,
+            lots=LotPolicy(lot_id=bonus.id),  # back into the bonus, with its expiry
+        )
 
 
 def _move_card_refund(

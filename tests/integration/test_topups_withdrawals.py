@@ -19,6 +19,7 @@ from bridge.usecases.pushes import RetryPolicy
 from simulator import create_simulator
 from sync.worker import drain
 from tests.integration.test_api import auth
+from tests.integration.test_refund_requests_tips import _later
 from tests.woo import API, connect_for_tests, order_body, post_delivery
 
 FAST = RetryPolicy(max_attempts=3, base_delay_seconds=0)
@@ -372,6 +373,27 @@ def test_a_topup_refunded_to_the_card_takes_its_bonus_back_by_the_refunded_share
     whole = [*first, {"id": 41, "reason": "", "total": "-60.00"}]
     post_delivery(client, woo.shop.id, "order.updated", paid_topup(total="100.00", requested=10_000, refunds=whole))
     assert wallet(client, woo)["balance"] == 0
+    with unit_of_work(services.sessions) as session:
+        assert verify(session) == []
+
+
+def test_a_topup_refund_the_shop_deleted_gives_back_its_bonus_share_too(client, services, woo):
+    """Found on the real store (session 15): a 100.00 top-up with its 10.00 bonus, 40.00 refunded to the card (4.00 of
+    the bonus with it), then the refund deleted: the shop refunded nothing, the wallet holds 110.00 again, not 106.00.
+    Refunded again afterwards, the bonus share goes once more."""
+    topup = paid_topup(total="100.00", requested=10_000)
+    post_delivery(client, woo.shop.id, "order.updated", topup)
+    refunded = {**topup, "refunds": [{"id": 40, "reason": "", "total": "-40.00"}]}
+    for _ in range(2):  # as in the test above: the bonus share goes by the second delivery
+        post_delivery(client, woo.shop.id, "order.updated", refunded)
+    assert wallet(client, woo)["balance"] == 11_000 - 4_400
+    deleted = {**topup, **_later(refunded)}
+    post_delivery(client, woo.shop.id, "order.updated", deleted)
+    assert wallet(client, woo)["balance"] == 11_000
+    again = {**deleted, **_later(deleted), "refunds": [{"id": 42, "reason": "", "total": "-40.00"}]}
+    for _ in range(2):
+        post_delivery(client, woo.shop.id, "order.updated", again)
+    assert wallet(client, woo)["balance"] == 11_000 - 4_400
     with unit_of_work(services.sessions) as session:
         assert verify(session) == []
 

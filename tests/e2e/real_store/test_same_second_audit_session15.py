@@ -20,8 +20,8 @@ refunds and deletions, sync or background, end at the shop's refunds; no outbox 
 Findings (each reproduced in three runs): an older state delivered late that lists a refund the shop has since
 deleted, unseen by the bridge, was applied (wallet order: +5.00; top-up: -5.00), and, a second older, not healed even
 when a newer refund is missing from it — fixed in session 15 for states a second or more older; open (strict xfail)
-for a state of the same second, and for a deleted top-up refund, which gives back the cash, not the bonus taken with
-it."""
+for a state of the same second. A deleted top-up refund gave back the cash, not the bonus taken with it (fixed in
+session 15)."""
 
 from __future__ import annotations
 
@@ -419,13 +419,6 @@ def test_a_late_older_topup_state_listing_a_deleted_refund_takes_nothing(bridge,
     statement_adds_up(bridge, customer)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: a top-up refund deleted in the shop gives back the cash (10.00) but not the bonus share taken "
-    "with it (1.00): wallet 21.00 for the shop's 20.00 paid, nothing refunded, 10 % bonus = 22.00 "
-    "(bridge.topups.give_back_deleted_topup_refunds moves only the deposit lot; _take_back_refunded_bonuses has no "
-    "counterpart)",
-)
 def test_a_topup_with_a_bonus_whose_refund_is_deleted_gives_the_bonus_back_too(bridge, store, settings, customer):
     """10 % top-up bonus: 20.00 paid by card gives 22.00. The merchant refunds 10.00 (10.00 and its 1.00 bonus
     leave: 11.00), then deletes the refund: the shop's figures are again 20.00 paid, nothing refunded: 22.00."""
