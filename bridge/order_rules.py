@@ -280,14 +280,7 @@ def _without_refunds_deleted_since(ctx: OrderContext) -> OrderContext:
         return ctx
     if order.modified_at is None or newest is None or order.modified_at >= newest:
         return ctx
-    recorded = set(
-        ctx.session.scalars(
-            select(OrderRefund.external_id).where(
-                OrderRefund.shop_id == ctx.shop.id,
-                OrderRefund.external_id.in_([refund.external_id for refund in order.refunds]),
-            )
-        )
-    )
+    recorded = {row.external_id for row in _applied_refunds(ctx)}
     kept = tuple(refund for refund in order.refunds if refund.external_id in recorded)
     if len(kept) == len(order.refunds):
         return ctx
@@ -1237,11 +1230,15 @@ def _post_refund_withdrawal(ctx: OrderContext, row: OrderRefund, wallet, parts: 
     money and the bonus from the lots the refund made first (not from credit about to expire), the rest, and the
     wallet's own part (which went back into the lots its payment took), in the wallet's spending order."""
     reason = f"Refund #{row.external_id} of order #{ctx.order.external_id} was deleted by the shop"
+    common = {
+        "kind": "refund_reversal",
+        "reason": reason,
+        "order_ref": ctx.order.external_id,
+        "refund_ref": row.external_id,
+    }
     for account, part in parts.items():
         key = f"refund:{row.external_id}:deleted:{account}"
         own = [] if account == SystemAccount.WALLET_PAYMENTS else _refund_lots(ctx, row, wallet, _LOT_KINDS[account])
-        common = {"kind": "refund_reversal", "reason": reason, "order_ref": ctx.order.external_id}
-        common["refund_ref"] = row.external_id
         taken = take_back(ctx.session, wallet, own, part, counterpart=account, key=key, actor=ctx.actor, **common)
         if part > taken:
             post_transaction(
@@ -1265,11 +1262,7 @@ def _bonus_due(ctx: OrderContext, row: OrderRefund, wallet) -> int:
     already, or will); a bonus spent is taken like the refund's spent cash."""
     if not row.bonus:
         return 0
-    lots = select(CreditLot.id).where(
-        CreditLot.transaction_id == row.transaction_id,
-        CreditLot.account_id == wallet.id,
-        CreditLot.kind == "promotional",
-    )
+    lots = select(CreditLot.id).where(*_made_by(row, wallet, "promotional"))
     expired = (
         select(total(LotMovement.amount))
         .join(LedgerTransaction, LedgerTransaction.id == LotMovement.transaction_id)
@@ -1282,13 +1275,16 @@ def _bonus_due(ctx: OrderContext, row: OrderRefund, wallet) -> int:
 def _refund_lots(ctx: OrderContext, row: OrderRefund, wallet, kind: str) -> list[CreditLot]:
     """The lots of `kind` the refund's credit made that still hold some of it and have not expired, newest first."""
     query = select(CreditLot).where(
-        CreditLot.transaction_id == row.transaction_id,
-        CreditLot.account_id == wallet.id,
-        CreditLot.kind == kind,
+        *_made_by(row, wallet, kind),
         CreditLot.remaining > 0,
         or_(CreditLot.expires_at.is_(None), CreditLot.expires_at > utcnow()),
     )
     return list(ctx.session.scalars(query.order_by(CreditLot.id.desc()).execution_options(populate_existing=True)))
+
+
+def _made_by(row: OrderRefund, wallet, kind: str) -> tuple:
+    """The wallet's lots of `kind` the refund's credit made."""
+    return (CreditLot.transaction_id == row.transaction_id, CreditLot.account_id == wallet.id, CreditLot.kind == kind)
 
 
 def _refund_as_points(ctx: OrderContext, refund: orders.RefundSnapshot, amount: int) -> None:

@@ -184,26 +184,32 @@ def take_back_card_refunds(
         reason = f"Top-up #{order_external_id} refunded to the card by the shop"
         key = f"order:{order_external_id}:card-refunds:{refunded}"
         _move_card_refund(session, wallet, lot, -due, reason, order_external_id, key, actor)
-    _take_back_refunded_bonuses(session, shop_id, wallet, actor, only_order)
+    _settle_refunded_bonuses(session, shop_id, wallet, actor, only_order)
 
 
-def _take_back_refunded_bonuses(
-    session: Session, shop_id: int, wallet: Account, actor: Actor, only_order: str | None
+def _settle_refunded_bonuses(
+    session: Session, shop_id: int, wallet: Account, actor: Actor, only_order: str | None, every: bool = False
 ) -> None:
     """A top-up's bonus rewarded the deposit: its share of what the card got back goes too (from what is left of
     the bonus: what was spent of it stays spent, until it comes back), else a refunded top-up would pay its bonus
-    out for nothing."""
-    for bonus, order_external_id, refunded, deposit in _refunded_topup_bonuses(session, wallet, only_order):
+    out for nothing; a share a refund the shop deleted took comes back into the bonus (`every`: bonuses spent or
+    without refunds left included)."""
+    for bonus, order_external_id, refunded, deposit in _refunded_topup_bonuses(session, wallet, only_order, every):
         due = share(min(refunded, deposit), deposit, bonus.amount)
         taken = _taken_from(session, bonus, ("promotion",))
-        amount = min(due - taken, bonus.remaining, max(wallet.available, 0))
-        if amount <= 0:
+        if taken > due:  # what leaves the wallet: negative, given back
+            amount = due - taken
+            reason = f"Bonus of top-up #{order_external_id} given back: its refund was deleted by the shop"
+        else:
+            amount = min(due - taken, bonus.remaining, max(wallet.available, 0))
+            reason = f"Bonus of top-up #{order_external_id} taken back: the top-up was refunded to the card"
+        if amount == 0:
             continue
         post_transaction(
             session,
             shop_id=shop_id,
             kind="promotion",
-            reason=f"Bonus of top-up #{order_external_id} taken back: the top-up was refunded to the card",
+            reason=reason,
             legs=[
                 Leg(wallet, -amount),
                 Leg(system_account(session, shop_id, SystemAccount.PROMOTIONS, wallet.currency), amount),
@@ -211,7 +217,7 @@ def _take_back_refunded_bonuses(
             idempotency_key=_bonus_key(session, bonus, f"order:{order_external_id}:bonus-back:{due}:after-{taken}"),
             actor=actor,
             order_ref=order_external_id,
-            lots=LotPolicy(lot_id=bonus.id),
+            lots=LotPolicy(lot_id=bonus.id),  # from the bonus, or back into it with its expiry
         )
 
 
@@ -247,33 +253,7 @@ def give_back_deleted_topup_refunds(
         reason = f"Top-up #{order_external_id}: its refund was deleted by the shop, the money is back"
         key = f"order:{order_external_id}:refunds-deleted:{refunded}"
         _move_card_refund(session, wallet, lot, excess, reason, order_external_id, key, actor)
-    _give_back_refunded_bonuses(session, shop_id, wallet, actor, order_external_id)
-
-
-def _give_back_refunded_bonuses(
-    session: Session, shop_id: int, wallet: Account, actor: Actor, order_external_id: str
-) -> None:
-    """The bonus share a deleted refund took goes back into the bonus: what was taken beyond the share of the refunds
-    left now."""
-    for bonus, _order, refunded, deposit in _refunded_topup_bonuses(session, wallet, order_external_id, every=True):
-        due = share(min(refunded, deposit), deposit, bonus.amount)
-        taken = _taken_from(session, bonus, ("promotion",))
-        if taken <= due:
-            continue
-        post_transaction(
-            session,
-            shop_id=shop_id,
-            kind="promotion",
-            reason=f"Bonus of top-up #{order_external_id} given back: its refund was deleted by the shop",
-            legs=[
-                Leg(wallet, taken - due),
-                Leg(system_account(session, shop_id, SystemAccount.PROMOTIONS, wallet.currency), due - taken),
-            ],
-            idempotency_key=_bonus_key(session, bonus, f"order:{order_external_id}:bonus-given:{due}:after-{taken}"),
-            actor=actor,
-            order_ref=order_external_id,
-            lots=LotPolicy(lot_id=bonus.id),  # back into the bonus, with its expiry
-        )
+    _settle_refunded_bonuses(session, shop_id, wallet, actor, order_external_id, every=True)
 
 
 def _move_card_refund(

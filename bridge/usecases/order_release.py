@@ -33,26 +33,30 @@ def release_abandoned_failed_orders(sessions: sessionmaker[Session], now: dateti
     own transaction under its row lock (safe to run from several hosts at once). Returns how many."""
     now = now or utcnow()
     with unit_of_work(sessions) as session:
-        cutoffs = {
-            shop.id: cutoff
-            for shop in session.scalars(select(Shop))
-            if (cutoff := release_cutoff(ShopSettings.load(shop.settings), now))
-        }
+        rules = {shop.id: ShopSettings.load(shop.settings) for shop in session.scalars(select(Shop))}
+        cutoffs = {shop_id: cutoff for shop_id, rule in rules.items() if (cutoff := release_cutoff(rule, now))}
         due = [
             (shop_id, order.external_id)
             for shop_id, cutoff in cutoffs.items()
             for order in session.scalars(_abandoned(shop_id, cutoff))
         ]
-    return sum(_release(sessions, shop_id, external_id, cutoffs[shop_id]) for shop_id, external_id in due)
+    return sum(
+        _release(
+            sessions,
+            _abandoned(shop_id, cutoffs[shop_id]),
+            shop_id,
+            external_id,
+            f"left unpaid for {rules[shop_id].failed_order_release_days} days",
+            JOB,
+        )
+        for shop_id, external_id in due
+    )
 
 
 def _abandoned(shop_id: int, cutoff: datetime):
     """The shop's failed orders still holding a wallet part, unchanged since `cutoff`."""
-    return select(ShopOrder).where(
-        ShopOrder.shop_id == shop_id,
+    return _with_a_wallet_part(shop_id).where(
         ShopOrder.status == FAILED,
-        ShopOrder.payment_outcome == PaymentOutcome.PARTIAL,
-        ShopOrder.wallet_paid > ShopOrder.wallet_refunded,
         ShopOrder.updated_at < cutoff,
         func.coalesce(ShopOrder.last_modified_at, ShopOrder.updated_at) < cutoff,
     )
@@ -68,32 +72,31 @@ def orders_holding_a_wallet_part(sessions: sessionmaker[Session], shop_id: int) 
 def release_deleted_orders(sessions: sessionmaker[Session], shop_id: int, external_ids: list[str], actor: Actor) -> int:
     """Give back the wallet part of orders the shop no longer has (a sync found them gone), each in its own
     transaction, decided again under its row lock. Returns how many."""
-    released = 0
-    for external_id in external_ids:
-        with unit_of_work(sessions) as session:
-            still = _holding_a_wallet_part(shop_id).where(ShopOrder.external_id == external_id).with_for_update()
-            if session.scalars(still.execution_options(populate_existing=True)).first() is not None:
-                reverse_recorded_order(session, session.get(Shop, shop_id), external_id, "deleted in the shop", actor)
-                released += 1
-    return released
+    due = _holding_a_wallet_part(shop_id)
+    return sum(
+        _release(sessions, due, shop_id, external_id, "deleted in the shop", actor) for external_id in external_ids
+    )
 
 
-def _holding_a_wallet_part(shop_id: int):
+def _with_a_wallet_part(shop_id: int):
     return select(ShopOrder).where(
         ShopOrder.shop_id == shop_id,
         ShopOrder.payment_outcome == PaymentOutcome.PARTIAL,
         ShopOrder.wallet_paid > ShopOrder.wallet_refunded,
-        ShopOrder.card_paid.is_(None),
     )
 
 
-def _release(sessions: sessionmaker[Session], shop_id: int, external_id: str, cutoff: datetime) -> int:
+def _holding_a_wallet_part(shop_id: int):
+    """Partly paid, the rest not paid by another method."""
+    return _with_a_wallet_part(shop_id).where(ShopOrder.card_paid.is_(None))
+
+
+def _release(sessions: sessionmaker[Session], due, shop_id: int, external_id: str, why: str, actor: Actor) -> int:
+    """Undo the order as a cancellation would, if it is still `due` (decided again under the row's lock: a delivery
+    may have paid or cancelled it meanwhile), in a transaction of its own. 1 when it was."""
     with unit_of_work(sessions) as session:
-        # Decided again under the row's lock: a delivery may have paid or cancelled the order meanwhile.
-        still = _abandoned(shop_id, cutoff).where(ShopOrder.external_id == external_id)
+        still = due.where(ShopOrder.external_id == external_id)
         if session.scalars(still.with_for_update().execution_options(populate_existing=True)).first() is None:
             return 0
-        shop = session.get(Shop, shop_id)
-        days = ShopSettings.load(shop.settings).failed_order_release_days
-        reverse_recorded_order(session, shop, external_id, f"left unpaid for {days} days", JOB)
+        reverse_recorded_order(session, session.get(Shop, shop_id), external_id, why, actor)
         return 1

@@ -166,8 +166,7 @@ def parse_order(data: dict) -> OrderSnapshot:
         refunds_complete="refunds" in data,
         items_excluding_tax=_items_total(order["line_items"], currency),
         shipping_excluding_tax=minor_units(order["shipping_total"], currency, "shipping_total"),
-        wallet_fees=_bridge_fees(order["fee_lines"], currency, BRIDGE_FEE_NAMES) if "fee_lines" in data else None,
-        discount_fees=_bridge_fees(order["fee_lines"] or [], currency, (DISCOUNT_FEE_NAME,)),
+        **_bridge_fees(order["fee_lines"] if "fee_lines" in data else None, currency),
     )
 
 
@@ -219,17 +218,21 @@ def _paid_in_shop(date_paid, status: str, said: bool) -> bool | None:
     return False
 
 
-def _bridge_fees(fees: list[dict], currency: str, names: tuple[str, ...]) -> int:
-    """What the bridge's own fee lines of these names take off the order's total now: their amounts and their tax."""
-    taken = 0
+def _bridge_fees(fees: list[dict] | None, currency: str) -> dict:
+    """What the bridge's own fee lines take off the order's total now (their amounts and their tax), all of them
+    (`wallet_fees`; None when the body does not list them) and the discount's alone (`discount_fees`)."""
+    if fees is None:
+        return {"wallet_fees": None}
+    taken = dict.fromkeys(BRIDGE_FEE_NAMES, 0)
     for index, fee in enumerate(fees):
-        if fee["name"] in names:
+        if fee["name"] in taken:
             for key in ("total", "total_tax"):
                 path = f"fee_lines.{index}.{key}"
                 if not isinstance(fee[key], str):
                     raise PayloadInvalid({path: "Not a decimal string (amounts are strings, never numbers)."})
-                taken -= minor_units(fee[key], currency, path)
-    return max(taken, 0)
+                taken[fee["name"]] -= minor_units(fee[key], currency, path)
+    discount = max(taken[DISCOUNT_FEE_NAME], 0)
+    return {"wallet_fees": max(taken[WALLET_FEE_NAME], 0) + discount, "discount_fees": discount}
 
 
 def _items_total(items: list[dict] | None, currency: str) -> int | None:
