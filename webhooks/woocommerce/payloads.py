@@ -225,7 +225,7 @@ def _bridge_fees(fees: list[dict] | None, currency: str) -> dict:
         return {"wallet_fees": None}
     taken = dict.fromkeys(BRIDGE_FEE_NAMES, 0)
     for index, fee in enumerate(fees):
-        if fee["name"] in taken:
+        if fee["name"] in BRIDGE_FEE_NAMES:  # a tuple: a name of any type (a list) is compared, not hashed
             for key in ("total", "total_tax"):
                 path = f"fee_lines.{index}.{key}"
                 if not isinstance(fee[key], str):
